@@ -1,0 +1,119 @@
+//! `cplane log` and `cplane checkpoints`.
+
+use super::{CmdResult, Ctx, output};
+use cplane::id::SnapshotId;
+use cplane::object::Snapshot;
+use cplane::timefmt::rfc3339;
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// List the plane's history: HEAD, then each parent, newest first
+///
+/// Each line: checkpoint name, snapshot id (12 hex digits), UTC time, kind
+/// (init, checkpoint, rescue, rollback), files, size and message.
+#[derive(clap::Args, Debug)]
+pub struct LogArgs {
+    /// Show at most N snapshots
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_count: Option<usize>,
+    /// Print a JSON array, newest first
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// List every named checkpoint of the plane, oldest first
+#[derive(clap::Args, Debug)]
+pub struct CheckpointsArgs {
+    /// Print a JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A snapshot as JSON.
+pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
+    let mut v = json!({
+        "snapshot": id.to_hex(),
+        "checkpoint": s.name,
+        "plane": s.plane,
+        "kind": s.kind.label(),
+        "time": rfc3339(s.time_unix_ns),
+        "time_unix_ns": s.time_unix_ns,
+        "root": s.root.to_hex(),
+        "parent": s.parent.map(|p| p.to_hex()),
+        "files": s.files,
+        "bytes": s.bytes,
+        "message": s.message,
+    });
+    if let cplane::object::SnapshotKind::Rollback { target } = &s.kind {
+        v["target"] = json!(target.to_hex());
+    }
+    v
+}
+
+fn line(id: &SnapshotId, s: &Snapshot) -> String {
+    let mut l = format!(
+        "{:<24} {}  {}  {:<10} {:>7} files {:>9}",
+        s.name,
+        id.short(12),
+        rfc3339(s.time_unix_ns),
+        s.kind.label(),
+        s.files,
+        output::size(s.bytes)
+    );
+    if !s.message.is_empty() {
+        l.push_str("  ");
+        l.push_str(&s.message);
+    }
+    l
+}
+
+pub fn cmd_log(ctx: &mut Ctx, args: LogArgs) -> CmdResult {
+    let (store, plane) = ctx.open()?;
+    let mut cur = store.head(&plane.name)?;
+    let mut rows = Vec::new();
+    while let Some(id) = cur {
+        if args.max_count.is_some_and(|n| rows.len() >= n) {
+            break;
+        }
+        let s = store.read_snapshot(&id)?;
+        cur = s.parent;
+        rows.push((id, s));
+    }
+    if args.json {
+        let list: Vec<Value> = rows.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+        writeln!(ctx.out, "{}", Value::Array(list))?;
+    } else {
+        for (id, s) in &rows {
+            writeln!(ctx.out, "{}", line(id, s))?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn cmd_checkpoints(ctx: &mut Ctx, args: CheckpointsArgs) -> CmdResult {
+    let (store, plane) = ctx.open()?;
+    let mut rows = Vec::new();
+    for (_, id) in store.checkpoints(&plane.name)? {
+        let s = store.read_snapshot(&id)?;
+        rows.push((id, s));
+    }
+    rows.sort_by(|a, b| (a.1.time_unix_ns, &a.1.name).cmp(&(b.1.time_unix_ns, &b.1.name)));
+    let head = store.head(&plane.name)?;
+    if args.json {
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|(id, s)| {
+                let mut v = snapshot_json(id, s);
+                v["head"] = json!(Some(*id) == head);
+                v
+            })
+            .collect();
+        writeln!(ctx.out, "{}", Value::Array(list))?;
+    } else {
+        for (id, s) in &rows {
+            let mark = if Some(*id) == head { "* " } else { "  " };
+            writeln!(ctx.out, "{mark}{}", line(id, s))?;
+        }
+    }
+    Ok(0)
+}

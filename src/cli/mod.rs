@@ -1,0 +1,260 @@
+//! Command-line interface: one file per command, each with a clap `Args`
+//! struct (its doc comment is the `--help` text) and one `cmd_*` function.
+//! Errors become exit codes in one place, [`report_error`].
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod demo;
+mod diff;
+mod fsck;
+mod init;
+mod log;
+mod output;
+mod plane;
+mod rollback;
+mod show;
+mod snapshot;
+mod status;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use cplane::error::exit;
+use cplane::plane::Plane;
+use cplane::store::Store;
+use cplane::store::lock::StoreLock;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Keep directory trees pristine: content-addressed snapshots, verify, diff, rollback.
+///
+/// cplane stores every file of a plane as a BLAKE3-addressed blob under `.cp/`
+/// and every state as a Merkle root. Start with `cplane init`, seal states with
+/// `cplane snapshot`, check them with `cplane status` (fast) or `cplane verify`
+/// (full re-hash), compare with `cplane diff`, and go back with `cplane rollback`.
+///
+/// Exit codes: 0 clean, 1 findings or differences, 2 usage or configuration
+/// error, 3 store damage.
+#[derive(Parser, Debug)]
+#[command(name = "cplane", version, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Plane to act on (default: the plane containing the current directory)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub plane: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Init(init::InitArgs),
+    Snapshot(snapshot::SnapshotArgs),
+    Log(log::LogArgs),
+    Checkpoints(log::CheckpointsArgs),
+    Show(show::ShowArgs),
+    Status(status::StatusArgs),
+    Verify(verify::VerifyArgs),
+    Diff(diff::DiffArgs),
+    Rollback(rollback::RollbackArgs),
+    Fsck(fsck::FsckArgs),
+    Plane(plane::PlaneArgs),
+    Demo(demo::DemoArgs),
+}
+
+/// An error a command can end with.
+pub enum CliError {
+    /// From the library.
+    Lib(cplane::Error),
+    /// Writing the output failed (a closed pipe ends quietly).
+    Output(io::Error),
+}
+
+impl From<cplane::Error> for CliError {
+    fn from(e: cplane::Error) -> Self {
+        CliError::Lib(e)
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(e: io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+/// What every command returns: an exit code, or an error.
+pub type CmdResult = Result<u8, CliError>;
+
+/// Shared state: where we run, which plane, where output goes.
+pub struct Ctx {
+    /// The directory the command runs in (after `-C`).
+    pub cwd: PathBuf,
+    /// `--plane`.
+    pub plane: Option<String>,
+    /// Standard output.
+    pub out: io::StdoutLock<'static>,
+}
+
+impl Ctx {
+    /// The store containing the working directory.
+    pub fn store(&self) -> cplane::Result<Store> {
+        Store::discover(&self.cwd)
+    }
+
+    /// The plane named by `--plane`, or the one containing the working directory.
+    pub fn plane(&self, store: &Store) -> cplane::Result<Plane> {
+        match &self.plane {
+            Some(name) => store.plane(name),
+            None => store.plane_containing(&self.cwd),
+        }
+    }
+
+    /// Opens the store and plane, finishing an interrupted rollback first.
+    pub fn open(&self) -> cplane::Result<(Store, Plane)> {
+        let store = self.store()?;
+        let plane = self.plane(&store)?;
+        self.recover(&store, &plane)?;
+        Ok((store, plane))
+    }
+
+    /// Completes an interrupted rollback of `plane`, if there is one.
+    pub fn recover(&self, store: &Store, plane: &Plane) -> cplane::Result<()> {
+        if cplane::rollback::has_journal(store, &plane.name) {
+            let lock = StoreLock::acquire(store.dir())?;
+            if let Some(r) = cplane::rollback::recover(store, &lock, plane, &cplane::progress::NoProgress)? {
+                eprintln!(
+                    "cplane: finished an interrupted rollback of plane {} to {} ({} written, {} removed); HEAD is {}; the state before is checkpoint {}",
+                    plane.name,
+                    r.journal.target.short(12),
+                    r.written,
+                    r.removed,
+                    r.journal.new_name,
+                    r.journal.rescue_name
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses arguments, runs the command, returns the exit code.
+pub fn main() -> u8 {
+    let cli = Cli::parse();
+    let cwd = match &cli.dir {
+        Some(d) => match std::env::current_dir() {
+            Ok(c) => c.join(d),
+            Err(e) => {
+                eprintln!("error: cannot read the current directory: {e}");
+                return exit::USAGE;
+            }
+        },
+        None => match std::env::current_dir() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot read the current directory: {e}");
+                return exit::USAGE;
+            }
+        },
+    };
+    if !cwd.is_dir() {
+        eprintln!("error: {}: not a directory (from -C)", cwd.display());
+        return exit::USAGE;
+    }
+    let mut ctx = Ctx {
+        cwd,
+        plane: cli.plane,
+        out: io::stdout().lock(),
+    };
+    let json = command_wants_json(&cli.command);
+    let r = match cli.command {
+        Command::Init(a) => init::cmd_init(&mut ctx, a),
+        Command::Snapshot(a) => snapshot::cmd_snapshot(&mut ctx, a),
+        Command::Log(a) => log::cmd_log(&mut ctx, a),
+        Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
+        Command::Show(a) => show::cmd_show(&mut ctx, a),
+        Command::Status(a) => status::cmd_status(&mut ctx, a),
+        Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
+        Command::Diff(a) => diff::cmd_diff(&mut ctx, a),
+        Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
+        Command::Fsck(a) => fsck::cmd_fsck(&mut ctx, a),
+        Command::Plane(a) => plane::cmd_plane(&mut ctx, a),
+        Command::Demo(a) => demo::cmd_demo(&mut ctx, a),
+    };
+    let code = match r {
+        Ok(code) => code,
+        Err(e) => report_error(&mut ctx, e, json),
+    };
+    let _ = ctx.out.flush();
+    code
+}
+
+fn command_wants_json(c: &Command) -> bool {
+    match c {
+        Command::Init(a) => a.json,
+        Command::Snapshot(a) => a.json,
+        Command::Log(a) => a.json,
+        Command::Checkpoints(a) => a.json,
+        Command::Show(a) => a.json,
+        Command::Status(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Diff(a) => a.json,
+        Command::Rollback(a) => a.json,
+        Command::Fsck(a) => a.json,
+        Command::Plane(_) | Command::Demo(_) => false,
+    }
+}
+
+/// Prints an error (and any findings behind it) and returns its exit code.
+/// The only place where errors become exit codes.
+fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
+    let e = match e {
+        CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => return exit::CLEAN,
+        CliError::Output(e) => {
+            eprintln!("error: writing output: {e}");
+            return exit::USAGE;
+        }
+        CliError::Lib(e) => e,
+    };
+    let code = e.exit_code();
+    if let cplane::Error::Refused { findings, .. } = &e {
+        if json {
+            let list: Vec<_> = findings.iter().map(finding_json).collect();
+            let _ = writeln!(
+                ctx.out,
+                "{}",
+                serde_json::json!({"error": e.to_string(), "exit_code": code, "findings": list})
+            );
+        }
+        for f in findings {
+            eprintln!("{} {}: {}", f.code, output::path(&f.path), f.message);
+        }
+    } else if json {
+        let _ = writeln!(
+            ctx.out,
+            "{}",
+            serde_json::json!({"error": e.to_string(), "exit_code": code})
+        );
+    }
+    eprintln!("error: {e}");
+    match &e {
+        cplane::Error::RefNotFound { .. } => eprintln!("hint: `cplane log` lists this plane's checkpoints"),
+        cplane::Error::NotInPlane { .. } => {
+            eprintln!("hint: `cplane plane list` shows the planes; use -C DIR or --plane NAME")
+        }
+        _ => {}
+    }
+    code
+}
+
+/// A finding as JSON: code, path (+path_bytes), message.
+pub fn finding_json(f: &cplane::finding::Finding) -> serde_json::Value {
+    let mut m = output::path_obj(&f.path);
+    m.insert("code".into(), f.code.into());
+    m.insert("message".into(), f.message.clone().into());
+    serde_json::Value::Object(m)
+}
+
+/// The exit code for a report: 0 when clean, 1 otherwise.
+pub fn findings_code(clean: bool) -> u8 {
+    if clean { exit::CLEAN } else { exit::FINDINGS }
+}

@@ -1,0 +1,116 @@
+//! Rendering helpers: path escaping, sizes, JSON path fields, progress bars.
+//!
+//! JSON conventions (README, "JSON output"): every path is a string field
+//! `path`, decoded as UTF-8 with invalid bytes replaced by U+FFFD; when the
+//! raw bytes are not valid UTF-8, a second field `path_bytes` holds them in
+//! standard base64, so scripts never lose a name.
+
+use base64::Engine;
+use cplane::progress::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value, json};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// A path for humans: UTF-8 as is, with control characters and invalid bytes as `\xNN`.
+pub fn path(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if out.is_empty() { "/".into() } else { out }
+}
+
+/// Adds `path` (and `path_bytes` when not UTF-8) to a JSON object.
+pub fn put_path(obj: &mut Map<String, Value>, bytes: &[u8]) {
+    obj.insert(
+        "path".into(),
+        Value::String(String::from_utf8_lossy(bytes).into_owned()),
+    );
+    if std::str::from_utf8(bytes).is_err() {
+        obj.insert(
+            "path_bytes".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        );
+    }
+}
+
+/// A JSON object with the path fields set.
+pub fn path_obj(bytes: &[u8]) -> Map<String, Value> {
+    let mut m = Map::new();
+    put_path(&mut m, bytes);
+    m
+}
+
+/// Human size: `512 B`, `1.5 kB`, `3.2 MB`, `1.1 GB` (SI units).
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// An entry side as JSON.
+pub fn side(s: &cplane::diff::Side) -> Value {
+    json!({"kind": s.kind.name(), "id": s.id.to_hex(), "size": s.size})
+}
+
+/// Progress on stderr when it is a terminal; silent otherwise.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl Bar {
+    /// A spinner counting files, labelled `what`.
+    pub fn new(what: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}: {human_pos} files, {elapsed}")
+                .expect("static progress template is valid"),
+        );
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar { bar: Some(bar) }
+    }
+}
+
+impl Progress for Bar {
+    fn inc(&self, files: u64, _bytes: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(files);
+        }
+    }
+    fn phase(&self, name: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(name.to_string());
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

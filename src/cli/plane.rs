@@ -1,0 +1,120 @@
+//! `cplane plane add|list`.
+
+use super::{CmdResult, Ctx, output};
+use cplane::object::SnapshotKind;
+use cplane::snapshot::{SealOptions, seal};
+use cplane::store::lock::StoreLock;
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Manage planes: named, non-overlapping trees in one store
+#[derive(clap::Args, Debug)]
+pub struct PlaneArgs {
+    #[command(subcommand)]
+    cmd: PlaneCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum PlaneCmd {
+    /// Add plane NAME rooted at PATH and seal its first checkpoint
+    ///
+    /// PATH (created if missing) must be under the store root. A plane nested
+    /// inside another is carved out of it: the outer plane stops covering PATH,
+    /// so its next `status` shows those files as deleted until it is snapshotted.
+    Add {
+        /// Plane name (letters, digits, `.`, `_`, `-`)
+        name: String,
+        /// Root directory of the plane
+        path: PathBuf,
+        /// Tier label, e.g. ho1, ho2
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// List planes with their roots, tiers and HEADs
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
+    match args.cmd {
+        PlaneCmd::Add { name, path, tier } => {
+            let mut store = ctx.store()?;
+            let lock = StoreLock::acquire(store.dir())?;
+            let before = store.config().clone();
+            let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
+            let opts = SealOptions {
+                message: "plane add".into(),
+                kind: SnapshotKind::Init,
+                ..SealOptions::default()
+            };
+            let r = match seal(&mut store, &lock, &plane, opts, &cplane::progress::NoProgress) {
+                Ok(r) => r,
+                Err(e) => {
+                    store.save_config(before)?;
+                    return Err(e.into());
+                }
+            };
+            writeln!(
+                ctx.out,
+                "added plane {} at {} (checkpoint {}, {} files, {})",
+                plane.name,
+                if plane.path.is_empty() { "." } else { &plane.path },
+                r.snapshot.name,
+                r.snapshot.files,
+                output::size(r.snapshot.bytes)
+            )?;
+            if let Ok(outer) = store.plane_containing(&plane.root.join(".."))
+                && plane.path.starts_with(&outer.path)
+                && outer.name != plane.name
+            {
+                writeln!(
+                    ctx.out,
+                    "plane {} no longer covers {}; run `cplane snapshot --plane {}` to record that",
+                    outer.name, plane.path, outer.name
+                )?;
+            }
+            Ok(0)
+        }
+        PlaneCmd::List { json } => {
+            let store = ctx.store()?;
+            let mut rows = Vec::new();
+            for p in store.planes() {
+                let head = store.head(&p.name)?;
+                let head_s = match head {
+                    Some(id) => Some((id, store.read_snapshot(&id)?)),
+                    None => None,
+                };
+                rows.push((p, head_s));
+            }
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(p, h)| {
+                        json!({
+                            "name": p.name, "path": p.path, "root": p.root.display().to_string(), "tier": p.tier,
+                            "head": h.as_ref().map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
+                        })
+                    })
+                    .collect();
+                writeln!(ctx.out, "{}", serde_json::Value::Array(list))?;
+            } else {
+                for (p, h) in &rows {
+                    writeln!(
+                        ctx.out,
+                        "{:<12} {:<24} tier {:<6} HEAD {}",
+                        p.name,
+                        if p.path.is_empty() { "." } else { &p.path },
+                        p.tier.as_deref().unwrap_or("-"),
+                        h.as_ref()
+                            .map_or("(none)".to_string(), |(id, s)| format!("{} ({})", s.name, id.short(12)))
+                    )?;
+                }
+            }
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `cplane show`.
+
+use super::log::snapshot_json;
+use super::{CmdResult, Ctx, output};
+use cplane::diff::{TreeSource, lookup_path};
+use cplane::id::{MIN_PREFIX_LEN_HEX, ObjectId, TreeId, is_hex};
+use cplane::object::{EntryKind, ObjectKind, Tree, TreeEntry};
+use cplane::store::Store;
+use cplane::timefmt::rfc3339;
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// Show a snapshot, a path inside it, or any object by id
+///
+/// REF is a checkpoint name, HEAD, HEAD~N, PLANE:REF, or an id prefix (8+ hex
+/// digits). For a snapshot: its metadata and file count. With PATH: that
+/// path's entry in the snapshot (a directory lists its entries). An id prefix
+/// of a tree or blob shows that object.
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// The snapshot or object to show
+    pub r#ref: String,
+    /// A path inside the snapshot, relative to the plane root
+    pub path: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn entry_json(e: &TreeEntry, path: &[u8]) -> Value {
+    let mut m = output::path_obj(path);
+    m.insert("kind".into(), e.kind.name().into());
+    m.insert("id".into(), e.id.to_hex().into());
+    m.insert("size".into(), e.size.into());
+    m.insert("owner".into(), e.owner.clone().into());
+    Value::Object(m)
+}
+
+fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a.is_empty() {
+        b.to_vec()
+    } else {
+        [a, b"/", b].concat()
+    }
+}
+
+fn print_tree(ctx: &mut Ctx, tree: &Tree, prefix: &[u8], json: bool) -> std::io::Result<()> {
+    if json {
+        let list: Vec<Value> = tree
+            .entries
+            .iter()
+            .map(|e| entry_json(e, &join(prefix, &e.name)))
+            .collect();
+        writeln!(ctx.out, "{}", json!({"kind": "tree", "entries": list}))
+    } else {
+        for e in &tree.entries {
+            let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
+            writeln!(
+                ctx.out,
+                "{:<10} {}  {:>9}  {}{slash}",
+                e.kind.name(),
+                e.id.short(12),
+                output::size(e.size),
+                output::path(&e.name)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn show_object(ctx: &mut Ctx, store: &Store, id: ObjectId, kind: ObjectKind, json: bool) -> super::CmdResult {
+    match kind {
+        ObjectKind::Tree => {
+            let t = store.read_tree(&TreeId(id))?;
+            print_tree(ctx, &t, b"", json)?;
+        }
+        ObjectKind::Blob => {
+            let mut sink = std::io::sink();
+            let size = store.read_blob_to(&id, &mut sink, store.dir())?;
+            if json {
+                writeln!(ctx.out, "{}", json!({"kind": "blob", "id": id.to_hex(), "size": size}))?;
+            } else {
+                writeln!(ctx.out, "blob {id}\nsize {size} bytes")?;
+            }
+        }
+        ObjectKind::Snapshot => unreachable!("snapshots resolve through revision::resolve"),
+    }
+    Ok(0)
+}
+
+pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
+    let (store, plane) = ctx.open()?;
+    let resolved = match cplane::revision::resolve(&store, &plane, &args.r#ref) {
+        Ok(r) => r,
+        Err(e @ cplane::Error::RefNotFound { .. }) => {
+            // Perhaps an id prefix of a tree or blob.
+            if args.path.is_none() && is_hex(&args.r#ref) && args.r#ref.len() >= MIN_PREFIX_LEN_HEX {
+                let found = store.find_prefix(&args.r#ref, None);
+                match found.as_slice() {
+                    [(id, kind)] => return show_object(ctx, &store, *id, *kind, args.json),
+                    [] => {}
+                    many => {
+                        return Err(cplane::Error::AmbiguousRef {
+                            spec: args.r#ref.clone(),
+                            candidates: many.iter().map(|(id, k)| format!("{} {id}", k.name())).collect(),
+                        }
+                        .into());
+                    }
+                }
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let s = &resolved.snapshot;
+    if let Some(p) = &args.path {
+        let rel = p.trim_matches('/').as_bytes();
+        let src = TreeSource::store(&store);
+        let entry = if rel.is_empty() {
+            None
+        } else {
+            lookup_path(&src, &s.root, rel)?
+        };
+        let tree = match &entry {
+            None if rel.is_empty() => Some(store.read_tree(&s.root)?),
+            Some(e) if e.kind == EntryKind::Dir => Some(store.read_tree(&e.tree_id())?),
+            _ => None,
+        };
+        if entry.is_none() && tree.is_none() {
+            return Err(cplane::Error::RefNotFound {
+                spec: format!("{}:{p}", args.r#ref),
+                why: format!("no path `{p}` in snapshot {} ({})", s.name, resolved.id.short(12)),
+            }
+            .into());
+        }
+        match (entry, tree) {
+            (Some(e), None) => {
+                if args.json {
+                    writeln!(ctx.out, "{}", entry_json(&e, rel))?;
+                } else {
+                    writeln!(ctx.out, "path   {}", output::path(rel))?;
+                    writeln!(ctx.out, "kind   {}", e.kind.name())?;
+                    writeln!(ctx.out, "blob   {}", e.id)?;
+                    writeln!(ctx.out, "size   {} bytes", e.size)?;
+                    writeln!(
+                        ctx.out,
+                        "owner  {}",
+                        if e.owner.is_empty() { "(none)" } else { &e.owner }
+                    )?;
+                }
+            }
+            (_, Some(t)) => print_tree(ctx, &t, rel, args.json)?,
+            (None, None) => unreachable!("handled above"),
+        }
+        return Ok(0);
+    }
+    if args.json {
+        writeln!(ctx.out, "{}", snapshot_json(&resolved.id, s))?;
+    } else {
+        writeln!(ctx.out, "snapshot   {}", resolved.id)?;
+        writeln!(ctx.out, "checkpoint {}", s.name)?;
+        writeln!(ctx.out, "plane      {}", s.plane)?;
+        writeln!(ctx.out, "kind       {}", s.kind.label())?;
+        if let cplane::object::SnapshotKind::Rollback { target } = &s.kind {
+            writeln!(ctx.out, "target     {target}")?;
+        }
+        writeln!(ctx.out, "time       {}", rfc3339(s.time_unix_ns))?;
+        writeln!(ctx.out, "root       {}", s.root)?;
+        match s.parent {
+            Some(p) => writeln!(ctx.out, "parent     {p}")?,
+            None => writeln!(ctx.out, "parent     (none)")?,
+        }
+        writeln!(ctx.out, "files      {}", s.files)?;
+        writeln!(ctx.out, "bytes      {} ({})", s.bytes, output::size(s.bytes))?;
+        if !s.message.is_empty() {
+            writeln!(ctx.out, "message    {}", s.message)?;
+        }
+    }
+    Ok(0)
+}

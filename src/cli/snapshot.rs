@@ -1,0 +1,79 @@
+//! `cplane snapshot`.
+
+use super::{CmdResult, Ctx, output};
+use cplane::snapshot::{SealOptions, seal};
+use cplane::store::lock::StoreLock;
+use std::io::Write;
+use std::time::Instant;
+
+/// Seal the plane's current files as a new checkpoint and move HEAD to it
+///
+/// Only files whose stat changed since the last scan are read; new content is
+/// stored once (content-addressed), in one pack per worker thread. The default
+/// name is VER-YYYYMMDDHHMMSS (UTC), made unique. A snapshot with nothing
+/// changed still records a checkpoint (with the same root). Refuses, writing
+/// nothing, if a file is unreadable, special (FIFO, socket, device) or keeps
+/// changing while hashed.
+#[derive(clap::Args, Debug)]
+pub struct SnapshotArgs {
+    /// Message stored in the snapshot
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+    /// Checkpoint name (letters, digits, `.`, `_`, `-`); must not exist yet
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
+    let t0 = Instant::now();
+    let (mut store, plane) = ctx.open()?;
+    let lock = StoreLock::acquire(store.dir())?;
+    let bar = output::Bar::new("snapshot");
+    let opts = SealOptions {
+        name: args.name,
+        message: args.message,
+        ..SealOptions::default()
+    };
+    let r = seal(&mut store, &lock, &plane, opts, &bar)?;
+    drop(bar);
+    let secs = t0.elapsed().as_secs_f64();
+    let s = &r.snapshot;
+    if args.json {
+        writeln!(
+            ctx.out,
+            "{}",
+            serde_json::json!({
+                "plane": plane.name,
+                "checkpoint": s.name,
+                "snapshot": r.id.to_hex(),
+                "root": s.root.to_hex(),
+                "parent": s.parent.map(|p| p.to_hex()),
+                "files": s.files,
+                "bytes": s.bytes,
+                "hashed_files": r.hashed_files,
+                "hashed_bytes": r.hashed_bytes,
+                "new_objects": r.write.new_objects,
+                "new_bytes": r.write.new_bytes,
+                "seconds": secs,
+            })
+        )?;
+    } else {
+        writeln!(ctx.out, "checkpoint {}", s.name)?;
+        writeln!(ctx.out, "snapshot   {}", r.id)?;
+        writeln!(ctx.out, "root       {}", s.root)?;
+        writeln!(
+            ctx.out,
+            "{} files ({}); hashed {} ({}); stored {} new objects ({}) in {secs:.2} s",
+            s.files,
+            output::size(s.bytes),
+            r.hashed_files,
+            output::size(r.hashed_bytes),
+            r.write.new_objects,
+            output::size(r.write.new_bytes)
+        )?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,62 @@
+//! `cplane status`.
+
+use super::diff::{change_json, change_line, summary};
+use super::{CmdResult, Ctx, finding_json, findings_code, output};
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// Report drift from HEAD quickly, using the stat cache
+///
+/// Files whose size, mtime, ctime, inode and mode match the cache are not
+/// read; others are hashed. Files changed within 2 s of the last scan are
+/// always hashed (the "racy" case), so a same-second edit is never missed.
+/// Letters as in `cplane diff`. Exit 1 when anything drifted. For a full
+/// re-hash that trusts nothing, use `cplane verify`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
+    let (store, plane) = ctx.open()?;
+    let bar = output::Bar::new("status");
+    let r = cplane::worktree::status(&store, &plane, &bar)?;
+    drop(bar);
+    let head = r.head.as_ref();
+    if args.json {
+        let list: Vec<Value> = r.changes.iter().map(change_json).collect();
+        let f: Vec<Value> = r.findings.iter().map(finding_json).collect();
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "head": head.map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
+                "clean": r.is_clean(),
+                "changes": list,
+                "findings": f,
+                "files": r.scan.files,
+                "hashed_files": r.scan.hashed_files,
+            })
+        )?;
+    } else {
+        match head {
+            Some((id, s)) => writeln!(ctx.out, "plane {} at {} ({})", plane.name, s.name, id.short(12))?,
+            None => writeln!(ctx.out, "plane {} has no snapshot yet", plane.name)?,
+        }
+        for c in &r.changes {
+            writeln!(ctx.out, "{}", change_line(c))?;
+        }
+        for f in &r.findings {
+            writeln!(ctx.out, "!  {}  {} {}", output::path(&f.path), f.code, f.message)?;
+        }
+        if r.is_clean() {
+            writeln!(ctx.out, "clean: {} files match HEAD", r.scan.files)?;
+        } else if !r.changes.is_empty() {
+            writeln!(ctx.out, "{}", summary(&r.changes))?;
+        }
+    }
+    Ok(findings_code(r.is_clean()))
+}

@@ -1,0 +1,40 @@
+//! Small filesystem helpers with stated crash guarantees.
+
+use crate::error::{IoResultExt, Result};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+/// Flushes a directory's entries (new names, renames) to disk.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming `dir`.
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}
+
+/// Replaces `path` with `bytes` atomically and durably.
+///
+/// Writes a temporary file in the same directory, fsyncs it, renames it over
+/// `path` and fsyncs the directory. After a crash, `path` holds either the old
+/// or the new bytes, never a mix (the rename is atomic on POSIX filesystems;
+/// the fsyncs make it durable, see LWN "Ensuring data reaches disk").
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file or directory that failed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".cp-tmp-").tempfile_in(dir).at(dir)?;
+    tmp.write_all(bytes).at(tmp.path())?;
+    tmp.as_file().sync_all().at(tmp.path())?;
+    tmp.persist(path).map_err(|e| e.error).at(path)?;
+    fsync_dir(dir)
+}
+
+/// Creates `dir` and its parents if missing.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming `dir`.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).at(dir)
+}

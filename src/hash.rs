@@ -1,0 +1,172 @@
+//! Hashing files into blob ids, safely against concurrent writers.
+//!
+//! Small files are read whole into a per-thread buffer and hashed with
+//! `blake3::hash`; large ones are memory-mapped and hashed with BLAKE3's
+//! rayon-parallel `update_rayon`. Every read is bracketed by two `fstat`s: if
+//! size, mtime or ctime moved, the bytes may be torn, so the hash is retried
+//! (up to [`HASH_ATTEMPTS`] times) and never recorded.
+
+use crate::error::Result;
+use crate::id::ObjectId;
+use crate::object::ObjectKind;
+use crate::store::index::Stat;
+use crate::store::pack::ObjectWriter;
+use std::cell::RefCell;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Files at least this large (bytes) are hashed through a memory map with BLAKE3's multithreaded update.
+pub const MMAP_MIN_BYTES: u64 = 4 << 20;
+/// Files at least this large (bytes) are stored by streaming rather than read whole.
+pub const STREAM_MIN_BYTES: u64 = 8 << 20;
+/// How many times a file that changes while being hashed is retried.
+pub const HASH_ATTEMPTS: usize = 3;
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Why a file could not be hashed.
+#[derive(Debug)]
+pub enum HashProblem {
+    /// Open or read failed.
+    Unreadable(io::Error),
+    /// The file changed during every attempt.
+    Changed,
+    /// It is no longer a regular file (replaced while scanning).
+    NotRegular,
+    /// Writing to the store failed: a real error, not a finding.
+    Store(crate::Error),
+}
+
+fn same_content_stat(a: &Metadata, b: &Metadata) -> bool {
+    let (sa, sb) = (Stat::from_metadata(a), Stat::from_metadata(b));
+    sa.size == sb.size && sa.mtime_ns == sb.mtime_ns && sa.ctime_ns == sb.ctime_ns && sa.ino == sb.ino
+}
+
+enum Attempt {
+    Done(ObjectId, Stat),
+    Changed,
+}
+
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashProblem> {
+    let mut f = open_nofollow(path).map_err(HashProblem::Unreadable)?;
+    let m0 = f.metadata().map_err(HashProblem::Unreadable)?;
+    if !m0.is_file() {
+        return Err(HashProblem::NotRegular);
+    }
+    let size = m0.len();
+    let stream = writer.is_some() && size >= STREAM_MIN_BYTES;
+    let id = if size < MMAP_MIN_BYTES || (writer.is_some() && !stream) {
+        let r = BUF.with(|buf| -> Result<Option<ObjectId>, HashProblem> {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            (&mut f)
+                .take(size + 1)
+                .read_to_end(&mut buf)
+                .map_err(HashProblem::Unreadable)?;
+            if buf.len() as u64 != size {
+                return Ok(None);
+            }
+            let id = ObjectId(*blake3::hash(&buf).as_bytes());
+            let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
+            if !same_content_stat(&m0, &m1) {
+                return Ok(None);
+            }
+            if let Some(w) = writer {
+                w.add(ObjectKind::Blob, id, &buf).map_err(HashProblem::Store)?;
+            }
+            if buf.capacity() > (STREAM_MIN_BYTES as usize) * 2 {
+                *buf = Vec::new();
+            }
+            Ok(Some(id))
+        })?;
+        match r {
+            Some(id) => id,
+            None => return Ok(Attempt::Changed),
+        }
+    } else {
+        // SAFETY: the map is read-only and dropped before return. A concurrent truncation by
+        // another process could raise SIGBUS; the fstat bracket detects other concurrent writes.
+        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(HashProblem::Unreadable)?;
+        if map.len() as u64 != size {
+            return Ok(Attempt::Changed);
+        }
+        let mut h = blake3::Hasher::new();
+        h.update_rayon(&map);
+        drop(map);
+        let id = ObjectId(*h.finalize().as_bytes());
+        let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
+        if !same_content_stat(&m0, &m1) {
+            return Ok(Attempt::Changed);
+        }
+        if let Some(w) = writer {
+            f.seek(SeekFrom::Start(0)).map_err(HashProblem::Unreadable)?;
+            // Re-hashes while compressing; a mismatch means the file changed in between.
+            if w.add_blob_stream(id, size, &mut f, path)
+                .map_err(HashProblem::Store)?
+                .is_none()
+            {
+                return Ok(Attempt::Changed);
+            }
+        }
+        id
+    };
+    Ok(Attempt::Done(id, Stat::from_metadata(&m0)))
+}
+
+/// Hashes the regular file at `path` (not following a final symlink) and,
+/// with a writer, stores its bytes as a blob.
+///
+/// Returns the blob id and the stat the bytes belong to.
+///
+/// # Errors
+/// A [`HashProblem`]; only [`HashProblem::Store`] is a store error, the
+/// others are findings about the file.
+pub fn hash_file(path: &Path, writer: Option<&ObjectWriter>) -> Result<(ObjectId, Stat), HashProblem> {
+    for _ in 0..HASH_ATTEMPTS {
+        match attempt(path, writer)? {
+            Attempt::Done(id, stat) => return Ok((id, stat)),
+            Attempt::Changed => continue,
+        }
+    }
+    Err(HashProblem::Changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_files_hash_like_b3sum() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0usize, 1, 1000, MMAP_MIN_BYTES as usize + 17] {
+            let p = dir.path().join(format!("f{size}"));
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let (id, stat) = hash_file(&p, None).unwrap();
+            assert_eq!(id.0, *blake3::hash(&data).as_bytes());
+            assert_eq!(stat.size, size as u64);
+        }
+    }
+
+    #[test]
+    fn symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), b"x").unwrap();
+        std::os::unix::fs::symlink("t", dir.path().join("l")).unwrap();
+        assert!(matches!(
+            hash_file(&dir.path().join("l"), None),
+            Err(HashProblem::Unreadable(_))
+        ));
+    }
+}

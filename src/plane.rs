@@ -1,0 +1,214 @@
+//! Planes: named, non-overlapping directory trees in one store.
+//!
+//! A plane covers its root directory minus the roots of planes nested inside
+//! it ("carve-outs") and minus `.cp` itself. Every file therefore belongs to
+//! exactly one plane: the one with the deepest root above it.
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::store::{PlaneConfig, STORE_DIR, Store, refs};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// A plane resolved against its store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plane {
+    /// Plane name.
+    pub name: String,
+    /// Root relative to the control-plane root, `/`-separated; `""` for the root itself.
+    pub path: String,
+    /// Optional tier label.
+    pub tier: Option<String>,
+    /// Absolute root directory.
+    pub root: PathBuf,
+    /// Plane-relative paths (`/`-separated bytes) of directories this plane does
+    /// not cover: nested planes' roots and, at the store root, `.cp`. Sorted.
+    pub carve_outs: Vec<Vec<u8>>,
+}
+
+fn is_inside(inner: &str, outer: &str) -> bool {
+    outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+}
+
+impl Store {
+    fn resolve_plane(&self, pc: &PlaneConfig) -> Plane {
+        let mut carve_outs: Vec<Vec<u8>> = self
+            .config()
+            .planes
+            .iter()
+            .filter(|o| o.path != pc.path && is_inside(&o.path, &pc.path))
+            .map(|o| {
+                let rel = if pc.path.is_empty() {
+                    o.path.as_str()
+                } else {
+                    &o.path[pc.path.len() + 1..]
+                };
+                rel.as_bytes().to_vec()
+            })
+            .collect();
+        if pc.path.is_empty() {
+            carve_outs.push(STORE_DIR.as_bytes().to_vec());
+        }
+        carve_outs.sort();
+        Plane {
+            name: pc.name.clone(),
+            path: pc.path.clone(),
+            tier: pc.tier.clone(),
+            root: if pc.path.is_empty() {
+                self.root().to_path_buf()
+            } else {
+                self.root().join(&pc.path)
+            },
+            carve_outs,
+        }
+    }
+
+    /// Every plane, in configuration order.
+    pub fn planes(&self) -> Vec<Plane> {
+        self.config().planes.iter().map(|p| self.resolve_plane(p)).collect()
+    }
+
+    /// The plane called `name`.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPlane`] listing the known planes.
+    pub fn plane(&self, name: &str) -> Result<Plane> {
+        self.config()
+            .planes
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| self.resolve_plane(p))
+            .ok_or_else(|| Error::NoSuchPlane {
+                name: name.to_string(),
+                known: self.config().planes.iter().map(|p| p.name.clone()).collect(),
+            })
+    }
+
+    /// `path` relative to the control-plane root, `/`-separated; `None` when outside it.
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        let abs = normalize(path);
+        let rel = abs.strip_prefix(self.root()).ok()?;
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| String::from_utf8_lossy(c.as_os_str().as_bytes()).into_owned())
+            .collect();
+        Some(parts.join("/"))
+    }
+
+    /// The plane whose root is the deepest ancestor of `path` (which need not exist).
+    ///
+    /// # Errors
+    /// [`Error::NotInPlane`] when `path` is outside the store root, inside `.cp`, or under no plane.
+    pub fn plane_containing(&self, path: &Path) -> Result<Plane> {
+        let not_in = || Error::NotInPlane {
+            path: path.to_path_buf(),
+            store: self.root().to_path_buf(),
+        };
+        let rel = self.relative(path).ok_or_else(not_in)?;
+        if rel == STORE_DIR || rel.starts_with(&format!("{STORE_DIR}/")) {
+            return Err(not_in());
+        }
+        self.config()
+            .planes
+            .iter()
+            .filter(|p| is_inside(&rel, &p.path))
+            .max_by_key(|p| p.path.len())
+            .map(|p| self.resolve_plane(p))
+            .ok_or_else(not_in)
+    }
+
+    /// Adds a plane rooted at `dir` (created if missing), carved out of any plane that contains it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad or duplicate name, a path outside the store root, inside
+    /// `.cp`, or equal to another plane's root.
+    pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>) -> Result<Plane> {
+        if !refs::valid_name(name) {
+            return Err(Error::invalid(format!(
+                "invalid plane name `{name}`: use letters, digits, `.`, `_` and `-`"
+            )));
+        }
+        if let Some(t) = &tier
+            && !refs::valid_name(t)
+        {
+            return Err(Error::invalid(format!(
+                "invalid tier `{t}`: use letters, digits, `.`, `_` and `-`"
+            )));
+        }
+        let mut config = self.config().clone();
+        if config.planes.iter().any(|p| p.name == name) {
+            return Err(Error::invalid(format!("a plane named `{name}` already exists")));
+        }
+        let rel = self.relative(dir).ok_or_else(|| {
+            Error::invalid(format!(
+                "{} is outside the store root {}; planes must live under it",
+                dir.display(),
+                self.root().display()
+            ))
+        })?;
+        if rel.split('/').next() == Some(STORE_DIR) {
+            return Err(Error::invalid(format!(
+                "{} is inside the store directory {STORE_DIR}",
+                dir.display()
+            )));
+        }
+        if let Some(other) = config.planes.iter().find(|p| p.path == rel) {
+            return Err(Error::invalid(format!(
+                "{} is already the root of plane `{}`; planes never overlap",
+                dir.display(),
+                other.name
+            )));
+        }
+        let abs = self.root().join(&rel);
+        if abs.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::invalid(format!(
+                "{} exists and is not a directory",
+                abs.display()
+            )));
+        }
+        std::fs::create_dir_all(&abs).at(&abs)?;
+        config.planes.push(PlaneConfig {
+            name: name.to_string(),
+            path: rel,
+            tier,
+        });
+        self.save_config(config)?;
+        self.plane(name)
+    }
+}
+
+/// Makes `path` absolute and removes `.` and `..` lexically, resolving symlinks
+/// in the longest existing prefix (so `/tmp` vs `/private/tmp` style aliases match).
+pub fn normalize(path: &Path) -> PathBuf {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    // Canonicalize the longest existing ancestor, then re-append the rest.
+    let mut existing = out.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match existing.file_name() {
+            Some(n) => rest.push(n.to_os_string()),
+            None => break,
+        }
+        if !existing.pop() {
+            break;
+        }
+    }
+    let mut base = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for n in rest.into_iter().rev() {
+        base.push(n);
+    }
+    base
+}

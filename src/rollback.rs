@@ -1,0 +1,500 @@
+//! Rollback: make a plane's files exactly a snapshot's, losing nothing.
+//!
+//! 1. Seal the current state as a rescue checkpoint (`RESCUE-…`), so the
+//!    rollback can itself be undone.
+//! 2. Diff the rescue root against the target root (only differing subtrees).
+//! 3. Stage every file to write under `.cp/tmp/`, each verified against its
+//!    BLAKE3 id: a corrupt object stops the rollback before anything changes.
+//! 4. Store the new HEAD snapshot (root = target root, parent = rescue), then
+//!    write the journal (`.cp/planes/<plane>/journal`).
+//! 5. Apply: remove what the target lacks, rename staged files into place,
+//!    prune emptied directories; `syncfs`; move refs; delete the journal.
+//!
+//! If the process dies after step 4, the next cplane command in that plane
+//! finds the journal and finishes the same steps ([`recover`]); every step is
+//! idempotent. History is never rewritten: HEAD becomes a new checkpoint.
+
+use crate::diff::{Change, TreeSource, diff_trees};
+use crate::error::{Error, IoResultExt, Result};
+use crate::fsutil::write_atomic;
+use crate::id::{ObjectId, SnapshotId};
+use crate::object::{EntryKind, ObjectKind, Snapshot, SnapshotKind};
+use crate::plane::Plane;
+use crate::progress::Progress;
+use crate::revision::Resolved;
+use crate::snapshot::{RESCUE_PREFIX, SealOptions, index_path, seal, unique_name};
+use crate::store::Store;
+use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
+use crate::store::lock::StoreLock;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Magic at the start of a journal file.
+const JOURNAL_MAGIC: &[u8; 4] = b"CPRJ";
+/// Journal format version.
+const JOURNAL_VERSION: u8 = 1;
+/// Test hook: pause (sleep) after this many applied operations, after creating
+/// `.cp/planes/<plane>/paused`, so a test can kill the process mid-rollback.
+pub const PAUSE_ENV: &str = "CPLANE_TEST_PAUSE_ROLLBACK_AFTER";
+
+/// One step of a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Remove the file or symlink at `path`.
+    Remove {
+        /// Plane-relative path.
+        path: Vec<u8>,
+    },
+    /// Put blob `id` at `path` as `kind`; it is staged as `staging/<staged>`.
+    Write {
+        /// Plane-relative path.
+        path: Vec<u8>,
+        /// File, executable or symlink.
+        kind: EntryKind,
+        /// Blob id.
+        id: ObjectId,
+        /// Staged file number.
+        staged: u64,
+    },
+}
+
+/// The rollback journal: everything needed to finish an interrupted rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Plane being rolled back.
+    pub plane: String,
+    /// The snapshot rolled back to.
+    pub target: SnapshotId,
+    /// The rescue checkpoint of the state before.
+    pub rescue: SnapshotId,
+    /// Name of the rescue checkpoint.
+    pub rescue_name: String,
+    /// The new HEAD (already stored).
+    pub new_head: SnapshotId,
+    /// Checkpoint name of the new HEAD.
+    pub new_name: String,
+    /// Staging directory, relative to `.cp`.
+    pub staging: String,
+    /// Removals first, then writes.
+    pub ops: Vec<Op>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone)]
+pub struct RollbackReport {
+    /// The journal that was carried out.
+    pub journal: Journal,
+    /// The differences applied (from the rescue state to the target).
+    pub changes: Vec<Change>,
+    /// Files and symlinks written.
+    pub written: u64,
+    /// Files and symlinks removed.
+    pub removed: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+fn journal_path(store: &Store, plane: &str) -> PathBuf {
+    store.plane_dir(plane).join("journal")
+}
+
+/// True when `plane` has an unfinished rollback.
+pub fn has_journal(store: &Store, plane: &str) -> bool {
+    journal_path(store, plane).exists()
+}
+
+fn save_journal(path: &Path, j: &Journal) -> Result<()> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(JOURNAL_MAGIC);
+    bytes.extend_from_slice(&[JOURNAL_VERSION, 0, 0, 0]);
+    bytes = postcard::to_extend(j, bytes).expect("postcard encoding into a Vec cannot fail");
+    let trailer = blake3::hash(&bytes);
+    bytes.extend_from_slice(trailer.as_bytes());
+    write_atomic(path, &bytes)
+}
+
+fn load_journal(path: &Path) -> Result<Journal> {
+    let bytes = fs::read(path).at(path)?;
+    let damaged = |reason: &str| Error::DamagedFile {
+        path: path.to_path_buf(),
+        reason: format!("rollback journal {reason}"),
+    };
+    if bytes.len() < 40 || &bytes[..4] != JOURNAL_MAGIC {
+        return Err(damaged("has the wrong magic or is truncated"));
+    }
+    if bytes[4] > JOURNAL_VERSION {
+        return Err(damaged("was written by a newer cplane"));
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - 32);
+    if blake3::hash(body).as_bytes() != trailer {
+        return Err(damaged("fails its BLAKE3 checksum"));
+    }
+    postcard::from_bytes(&body[8..]).map_err(|_| damaged("does not decode"))
+}
+
+fn abs_path(plane: &Plane, rel: &[u8]) -> PathBuf {
+    plane.root.join(OsStr::from_bytes(rel))
+}
+
+/// Extracts blob `id` to `dest` as `kind` (file created with 0666/0777 minus umask).
+fn extract(store: &Store, id: &ObjectId, kind: EntryKind, dest: &Path) -> Result<()> {
+    match kind {
+        EntryKind::Symlink => {
+            let mut target = Vec::new();
+            store.read_blob_to(id, &mut target, dest)?;
+            std::os::unix::fs::symlink(OsStr::from_bytes(&target), dest).at(dest)
+        }
+        _ => {
+            let mode = if kind == EntryKind::Executable { 0o777 } else { 0o666 };
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(dest)
+                .at(dest)?;
+            let mut w = io::BufWriter::with_capacity(256 * 1024, &mut f);
+            store.read_blob_to(id, &mut w, dest)?;
+            w.flush().at(dest)?;
+            drop(w);
+            // Make the exec bit exact even if the file's mode was changed elsewhere.
+            let m = f.metadata().at(dest)?.permissions().mode();
+            let want = if kind == EntryKind::Executable {
+                m | ((m & 0o444) >> 2)
+            } else {
+                m & !0o111
+            };
+            if want != m {
+                f.set_permissions(fs::Permissions::from_mode(want)).at(dest)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// True when `dest` already is blob `id` of `kind`.
+fn already_there(dest: &Path, kind: EntryKind, id: &ObjectId) -> bool {
+    let Ok(m) = fs::symlink_metadata(dest) else {
+        return false;
+    };
+    match kind {
+        EntryKind::Symlink => {
+            m.file_type().is_symlink()
+                && fs::read_link(dest).is_ok_and(|t| blake3::hash(t.as_os_str().as_bytes()).as_bytes() == &id.0)
+        }
+        _ => {
+            let exec = m.permissions().mode() & 0o100 != 0;
+            m.is_file()
+                && exec == (kind == EntryKind::Executable)
+                && crate::hash::hash_file(dest, None).is_ok_and(|(h, _)| h == *id)
+        }
+    }
+}
+
+/// Removes `dir` if it holds nothing but empty directories.
+fn remove_empty_tree(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_empty_tree(&entry.path())?;
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not part of the target and not empty", entry.path().display()),
+            ));
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+fn maybe_pause(done: usize, plane_dir: &Path) {
+    if let Some(n) = std::env::var(PAUSE_ENV).ok().and_then(|v| v.parse::<usize>().ok())
+        && done == n
+    {
+        let _ = fs::write(plane_dir.join("paused"), b"");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+}
+
+/// Carries out a journal's operations. Idempotent.
+fn apply(store: &Store, plane: &Plane, j: &Journal, progress: &dyn Progress) -> Result<(u64, u64)> {
+    let staging = store.dir().join(&j.staging);
+    let plane_dir = store.plane_dir(&plane.name);
+    let (mut written, mut removed, mut done) = (0u64, 0u64, 0usize);
+    let mut emptied: Vec<PathBuf> = Vec::new();
+    for op in &j.ops {
+        if let Op::Remove { path } = op {
+            let abs = abs_path(plane, path);
+            match fs::remove_file(&abs) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at(&abs),
+            }
+            if let Some(p) = abs.parent() {
+                emptied.push(p.to_path_buf());
+            }
+            done += 1;
+            maybe_pause(done, &plane_dir);
+        }
+    }
+    for op in &j.ops {
+        if let Op::Write { path, kind, id, staged } = op {
+            let abs = abs_path(plane, path);
+            let staged_path = staging.join(staged.to_string());
+            if let Ok(m) = fs::symlink_metadata(&abs)
+                && m.is_dir()
+            {
+                remove_empty_tree(&abs).at(&abs)?;
+            }
+            if let Some(parent) = abs.parent() {
+                fs::create_dir_all(parent).at(parent)?;
+            }
+            if fs::symlink_metadata(&staged_path).is_ok() {
+                if let Err(e) = fs::rename(&staged_path, &abs) {
+                    if e.raw_os_error() != Some(libc::EXDEV) {
+                        return Err(e).at(&abs);
+                    }
+                    // Staging is on another filesystem: extract beside the target, then rename.
+                    let tmp = abs.with_file_name(format!(".cp-rollback-{}", std::process::id()));
+                    let _ = fs::remove_file(&tmp);
+                    extract(store, id, *kind, &tmp)?;
+                    fs::rename(&tmp, &abs).at(&abs)?;
+                }
+            } else if !already_there(&abs, *kind, id) {
+                let tmp = abs.with_file_name(format!(".cp-rollback-{}", std::process::id()));
+                let _ = fs::remove_file(&tmp);
+                extract(store, id, *kind, &tmp)?;
+                fs::rename(&tmp, &abs).at(&abs)?;
+            }
+            written += 1;
+            done += 1;
+            progress.inc(1, 0);
+            maybe_pause(done, &plane_dir);
+        }
+    }
+    // Prune directories the removals emptied, deepest first, never the plane root or a nested plane.
+    emptied.sort();
+    emptied.dedup();
+    emptied.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for dir in emptied {
+        let mut cur = dir.as_path();
+        while cur.starts_with(&plane.root) && cur != plane.root {
+            let rel = cur
+                .strip_prefix(&plane.root)
+                .map(|r| r.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default();
+            if plane.carve_outs.binary_search(&rel).is_ok() || fs::remove_dir(cur).is_err() {
+                break;
+            }
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+    }
+    Ok((written, removed))
+}
+
+/// Flushes the plane's filesystem (one `syncfs`, not one fsync per file).
+fn sync_plane(plane: &Plane) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let d = fs::File::open(&plane.root).at(&plane.root)?;
+        // SAFETY: `d` is an open descriptor for the duration of the call.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error()).at(&plane.root);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: sync(2) has no preconditions.
+        unsafe { libc::sync() };
+    }
+    Ok(())
+}
+
+/// After apply: refresh the stat cache, move refs, delete journal and staging.
+fn finish(store: &Store, plane: &Plane, j: &Journal) -> Result<()> {
+    sync_plane(plane)?;
+    let cache_path = index_path(store, plane);
+    if let Some(mut cache) = StatCache::load(&cache_path) {
+        let mut entries: std::collections::BTreeMap<Vec<u8>, IndexEntry> =
+            cache.entries.drain(..).map(|e| (e.path.clone(), e)).collect();
+        for op in &j.ops {
+            match op {
+                Op::Remove { path } => {
+                    entries.remove(path);
+                }
+                Op::Write { path, kind, id, .. } => {
+                    entries.remove(path);
+                    if let Ok(m) = fs::symlink_metadata(abs_path(plane, path)) {
+                        entries.insert(
+                            path.clone(),
+                            IndexEntry {
+                                path: path.clone(),
+                                kind: *kind,
+                                id: *id,
+                                stat: Stat::from_metadata(&m),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        cache.entries = entries.into_values().collect();
+        cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
+        let _ = cache.save(&cache_path);
+    } else {
+        let _ = fs::remove_file(&cache_path);
+    }
+    store.set_checkpoint(&plane.name, &j.new_name, &j.new_head)?;
+    store.set_head(&plane.name, &j.new_head)?;
+    let jp = journal_path(store, &plane.name);
+    fs::remove_file(&jp).at(&jp)?;
+    let _ = fs::remove_dir_all(store.dir().join(&j.staging));
+    let _ = fs::remove_file(store.plane_dir(&plane.name).join("paused"));
+    Ok(())
+}
+
+/// Finishes an interrupted rollback of `plane`, if its journal exists.
+///
+/// # Errors
+/// [`Error::DamagedFile`] for a damaged journal; I/O or store errors while applying.
+pub fn recover(
+    store: &Store,
+    _lock: &StoreLock,
+    plane: &Plane,
+    progress: &dyn Progress,
+) -> Result<Option<RollbackReport>> {
+    let jp = journal_path(store, &plane.name);
+    if !jp.exists() {
+        return Ok(None);
+    }
+    let t0 = Instant::now();
+    let j = load_journal(&jp)?;
+    let (written, removed) = apply(store, plane, &j, progress)?;
+    finish(store, plane, &j)?;
+    Ok(Some(RollbackReport {
+        journal: j,
+        changes: Vec::new(),
+        written,
+        removed,
+        seconds: t0.elapsed().as_secs_f64(),
+    }))
+}
+
+/// Rolls `plane` back to `target`. See the module documentation for the steps.
+///
+/// # Errors
+/// [`Error::Invalid`] when `target` belongs to another plane; [`Error::Refused`]
+/// when the current state cannot be sealed (unreadable or special files);
+/// store damage when a needed object is corrupt (nothing in the plane is changed).
+pub fn rollback(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    target: &Resolved,
+    progress: &dyn Progress,
+) -> Result<RollbackReport> {
+    let t0 = Instant::now();
+    if target.plane.name != plane.name {
+        return Err(Error::invalid(format!(
+            "snapshot {} belongs to plane `{}`, not `{}`; pass `--plane {}` to roll that plane back",
+            target.id.short(12),
+            target.plane.name,
+            plane.name,
+            target.plane.name
+        )));
+    }
+    let rescue = seal(
+        store,
+        lock,
+        plane,
+        SealOptions {
+            name: None,
+            prefix: RESCUE_PREFIX,
+            message: format!("state before rollback to {}", target.snapshot.name),
+            kind: SnapshotKind::Rescue,
+        },
+        progress,
+    )
+    .map_err(|e| match e {
+        Error::Refused { findings, .. } => Error::Refused {
+            action: "rollback",
+            findings,
+        },
+        other => other,
+    })?;
+    let changes = diff_trees(&TreeSource::store(store), &rescue.snapshot.root, &target.snapshot.root)?;
+    // Stage and verify every file first: a corrupt object aborts before the plane changes.
+    let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
+    let staging = store.dir().join(&staging_rel);
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).at(&staging)?;
+    let mut ops = Vec::new();
+    let mut writes = Vec::new();
+    for c in &changes {
+        match c.new {
+            Some(n) => {
+                let staged = writes.len() as u64;
+                if let Err(e) = extract(store, &n.id, n.kind, &staging.join(staged.to_string())) {
+                    let _ = fs::remove_dir_all(&staging);
+                    return Err(e);
+                }
+                writes.push(Op::Write {
+                    path: c.path.clone(),
+                    kind: n.kind,
+                    id: n.id,
+                    staged,
+                });
+            }
+            None => ops.push(Op::Remove { path: c.path.clone() }),
+        }
+    }
+    // A path whose kind changes from file to symlink (or back) is overwritten by the rename.
+    ops.extend(writes);
+    let now = now_ns();
+    let new_name = unique_name(store, &plane.name, None, crate::snapshot::DEFAULT_PREFIX, now)?;
+    let new_snapshot = Snapshot {
+        plane: plane.name.clone(),
+        name: new_name.clone(),
+        root: target.snapshot.root,
+        parent: Some(rescue.id),
+        kind: SnapshotKind::Rollback { target: target.id },
+        time_unix_ns: now,
+        message: format!("rollback to {} ({})", target.snapshot.name, target.id.short(12)),
+        files: target.snapshot.files,
+        bytes: target.snapshot.bytes,
+    };
+    let (new_head, body) = new_snapshot.encode_with_id();
+    let writer = store.writer();
+    writer.add(ObjectKind::Snapshot, new_head.0, &body)?;
+    let (packs, _) = writer.finish()?;
+    store.add_packs(&packs)?;
+    let journal = Journal {
+        plane: plane.name.clone(),
+        target: target.id,
+        rescue: rescue.id,
+        rescue_name: rescue.snapshot.name.clone(),
+        new_head,
+        new_name,
+        staging: staging_rel,
+        ops,
+    };
+    save_journal(&journal_path(store, &plane.name), &journal)?;
+    let (written, removed) = apply(store, plane, &journal, progress)?;
+    finish(store, plane, &journal)?;
+    Ok(RollbackReport {
+        journal,
+        changes,
+        written,
+        removed,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,356 @@
+//! Scanning a plane's working tree into trees: a parallel walk, parallel
+//! hashing, trees built bottom-up.
+//!
+//! Each directory is read, its entries sorted by name bytes, then processed in
+//! parallel with rayon (files hashed, subdirectories recursed). The resulting
+//! [`Tree`]s are hashed bottom-up, so the root id commits to every byte. With a
+//! stat cache, files whose stat matches (and is not racy) are not read; with an
+//! [`ObjectWriter`], every new blob and tree is stored as it is found.
+//! Empty directories are not recorded (as in git).
+
+use crate::error::{IoResultExt, Result};
+use crate::finding::{Finding, code};
+use crate::hash::{HashProblem, hash_file};
+use crate::id::{ObjectId, TreeId};
+use crate::object::{EntryKind, ObjectKind, Tree, TreeEntry};
+use crate::plane::Plane;
+use crate::progress::Progress;
+use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
+use crate::store::pack::ObjectWriter;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a scan may use and produce.
+#[derive(Clone, Copy)]
+pub struct ScanOptions<'a> {
+    /// Trust matching, non-racy stat-cache entries instead of reading files.
+    pub cache: Option<&'a StatCache>,
+    /// Store every new blob and tree here.
+    pub writer: Option<&'a ObjectWriter<'a>>,
+    /// Receives a tick per file.
+    pub progress: &'a dyn Progress,
+}
+
+/// The scanned state of a plane.
+#[derive(Debug)]
+pub struct ScanResult {
+    /// Merkle root of the scanned tree.
+    pub root: TreeId,
+    /// Every tree of the scanned state, by id (the root included).
+    pub trees: HashMap<TreeId, Tree>,
+    /// A fresh stat cache describing every file seen (sorted by path).
+    pub cache: StatCache,
+    /// Unreadable, special and unstable files; they are left out of `root`.
+    pub findings: Vec<Finding>,
+    /// Files and symlinks recorded.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Files actually read and hashed (the rest came from the stat cache).
+    pub hashed_files: u64,
+    /// Bytes actually read and hashed.
+    pub hashed_bytes: u64,
+}
+
+struct Ctx<'a> {
+    opts: ScanOptions<'a>,
+    carve_outs: &'a [Vec<u8>],
+    trees: Mutex<HashMap<TreeId, Tree>>,
+    index: Mutex<Vec<Vec<IndexEntry>>>,
+    findings: Mutex<Vec<Finding>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    hashed_files: AtomicU64,
+    hashed_bytes: AtomicU64,
+}
+
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(rel.len() + 1 + name.len());
+    if !rel.is_empty() {
+        p.extend_from_slice(rel);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Scans `plane`'s working tree.
+///
+/// # Errors
+/// [`crate::Error::Io`] when the plane root cannot be read, or any store
+/// error from the writer. Problems with individual files are findings.
+pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
+    let started = now_ns();
+    fs::read_dir(&plane.root).at(&plane.root)?;
+    let ctx = Ctx {
+        opts,
+        carve_outs: &plane.carve_outs,
+        trees: Mutex::new(HashMap::new()),
+        index: Mutex::new(Vec::new()),
+        findings: Mutex::new(Vec::new()),
+        files: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        hashed_files: AtomicU64::new(0),
+        hashed_bytes: AtomicU64::new(0),
+    };
+    let root = match scan_dir(&ctx, &plane.root, &[])? {
+        Some((id, _)) => id,
+        None => {
+            let (id, body) = Tree::default().encode_with_id();
+            if let Some(w) = opts.writer {
+                w.add(ObjectKind::Tree, id.0, &body)?;
+            }
+            ctx.trees.lock().expect("tree map lock").insert(id, Tree::default());
+            id
+        }
+    };
+    let mut entries: Vec<IndexEntry> = ctx
+        .index
+        .into_inner()
+        .expect("index lock")
+        .into_iter()
+        .flatten()
+        .collect();
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let mut findings = ctx.findings.into_inner().expect("findings lock");
+    findings.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ScanResult {
+        root,
+        trees: ctx.trees.into_inner().expect("tree map lock"),
+        cache: StatCache {
+            scan_started_ns: started,
+            entries,
+        },
+        findings,
+        files: ctx.files.into_inner(),
+        bytes: ctx.bytes.into_inner(),
+        hashed_files: ctx.hashed_files.into_inner(),
+        hashed_bytes: ctx.hashed_bytes.into_inner(),
+    })
+}
+
+enum Child {
+    Entry(TreeEntry, Option<IndexEntry>),
+    Skip,
+}
+
+/// Scans one directory; `None` when it holds no files (not recorded).
+fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> {
+    let rd = match fs::read_dir(abs) {
+        Ok(rd) => rd,
+        Err(e) => {
+            finding(
+                ctx,
+                code::UNREADABLE,
+                rel.to_vec(),
+                format!("directory cannot be read: {e}"),
+            );
+            return Ok(None);
+        }
+    };
+    let mut names: Vec<(Vec<u8>, fs::FileType)> = Vec::new();
+    for entry in rd {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                finding(
+                    ctx,
+                    code::UNREADABLE,
+                    rel.to_vec(),
+                    format!("directory listing failed: {e}"),
+                );
+                return Ok(None);
+            }
+        };
+        let name = entry.file_name().as_bytes().to_vec();
+        match entry.file_type() {
+            Ok(t) => names.push((name, t)),
+            Err(e) => finding(
+                ctx,
+                code::UNREADABLE,
+                join_rel(rel, &name),
+                format!("cannot be inspected: {e}"),
+            ),
+        }
+    }
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let children: Vec<Child> = names
+        .into_par_iter()
+        .map(|(name, ft)| scan_child(ctx, abs, rel, name, ft))
+        .collect::<Result<_>>()?;
+    let mut tree = Tree::default();
+    let mut dir_bytes = 0u64;
+    let mut index = Vec::new();
+    for c in children {
+        if let Child::Entry(e, ie) = c {
+            dir_bytes += e.size;
+            tree.entries.push(e);
+            index.extend(ie);
+        }
+    }
+    if !index.is_empty() {
+        ctx.index.lock().expect("index lock").push(index);
+    }
+    if tree.entries.is_empty() {
+        return Ok(None);
+    }
+    let (id, body) = tree.encode_with_id();
+    if let Some(w) = ctx.opts.writer {
+        w.add(ObjectKind::Tree, id.0, &body)?;
+    }
+    ctx.trees.lock().expect("tree map lock").insert(id, tree);
+    Ok(Some((id, dir_bytes)))
+}
+
+fn finding(ctx: &Ctx, code: &'static str, path: Vec<u8>, message: String) {
+    ctx.findings
+        .lock()
+        .expect("findings lock")
+        .push(Finding::new(code, path, message));
+}
+
+fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::FileType) -> Result<Child> {
+    let rel = join_rel(dir_rel, &name);
+    let abs: PathBuf = dir_abs.join(std::ffi::OsStr::from_bytes(&name));
+    if ft.is_dir() {
+        if ctx.carve_outs.binary_search(&rel).is_ok() {
+            return Ok(Child::Skip);
+        }
+        return Ok(match scan_dir(ctx, &abs, &rel)? {
+            Some((id, size)) => Child::Entry(
+                TreeEntry {
+                    name,
+                    kind: EntryKind::Dir,
+                    id: id.0,
+                    size,
+                    owner: String::new(),
+                },
+                None,
+            ),
+            None => Child::Skip,
+        });
+    }
+    if ft.is_symlink() {
+        let (target, meta) = match fs::read_link(&abs).and_then(|t| Ok((t, fs::symlink_metadata(&abs)?))) {
+            Ok(x) => x,
+            Err(e) => {
+                finding(ctx, code::UNREADABLE, rel, format!("symlink cannot be read: {e}"));
+                return Ok(Child::Skip);
+            }
+        };
+        let bytes = target.as_os_str().as_bytes();
+        let id = ObjectId(*blake3::hash(bytes).as_bytes());
+        if let Some(w) = ctx.opts.writer {
+            w.add(ObjectKind::Blob, id, bytes)?;
+        }
+        ctx.files.fetch_add(1, Ordering::Relaxed);
+        ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        ctx.opts.progress.inc(1, 0);
+        let entry = TreeEntry {
+            name,
+            kind: EntryKind::Symlink,
+            id,
+            size: bytes.len() as u64,
+            owner: String::new(),
+        };
+        let ie = IndexEntry {
+            path: rel,
+            kind: EntryKind::Symlink,
+            id,
+            stat: Stat::from_metadata(&meta),
+        };
+        return Ok(Child::Entry(entry, Some(ie)));
+    }
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else {
+            "not a regular file, directory or symlink"
+        };
+        finding(
+            ctx,
+            code::SPECIAL_FILE,
+            rel,
+            format!("is {what}; cplane stores only files, directories and symlinks: move it out of the plane"),
+        );
+        return Ok(Child::Skip);
+    }
+    // Regular file: the stat cache first, then a read.
+    let cached = match ctx.opts.cache {
+        Some(cache) => match fs::symlink_metadata(&abs) {
+            Ok(m) => cache
+                .lookup(&rel, &Stat::from_metadata(&m))
+                .map(|(id, _)| (id, Stat::from_metadata(&m))),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let (id, stat) = match cached {
+        Some(hit) => hit,
+        None => match hash_file(&abs, ctx.opts.writer) {
+            Ok((id, stat)) => {
+                ctx.hashed_files.fetch_add(1, Ordering::Relaxed);
+                ctx.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
+                (id, stat)
+            }
+            Err(HashProblem::Store(e)) => return Err(e),
+            Err(HashProblem::Unreadable(e)) => {
+                finding(ctx, code::UNREADABLE, rel, format!("cannot be read: {e}"));
+                return Ok(Child::Skip);
+            }
+            Err(HashProblem::Changed) => {
+                finding(
+                    ctx,
+                    code::CHANGED_WHILE_HASHING,
+                    rel,
+                    "kept changing while it was hashed; stop the writer and try again".into(),
+                );
+                return Ok(Child::Skip);
+            }
+            Err(HashProblem::NotRegular) => {
+                finding(
+                    ctx,
+                    code::UNREADABLE,
+                    rel,
+                    "was replaced by a non-file while it was scanned; try again".into(),
+                );
+                return Ok(Child::Skip);
+            }
+        },
+    };
+    let kind = if stat.mode & 0o100 != 0 {
+        EntryKind::Executable
+    } else {
+        EntryKind::File
+    };
+    ctx.files.fetch_add(1, Ordering::Relaxed);
+    ctx.bytes.fetch_add(stat.size, Ordering::Relaxed);
+    ctx.opts.progress.inc(1, stat.size);
+    Ok(Child::Entry(
+        TreeEntry {
+            name,
+            kind,
+            id,
+            size: stat.size,
+            owner: String::new(),
+        },
+        Some(IndexEntry {
+            path: rel,
+            kind,
+            id,
+            stat,
+        }),
+    ))
+}

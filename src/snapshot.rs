@@ -1,0 +1,179 @@
+//! Sealing a plane's working tree as a snapshot and checkpoint.
+//!
+//! Order of durability: every new blob and tree goes into per-thread packs,
+//! the snapshot object follows, the packs and their indexes are fsynced, and
+//! only then do the checkpoint ref and HEAD move. A crash at any point leaves
+//! the previous HEAD intact (at worst, unreferenced packs that `fsck` lists).
+
+use crate::error::{Error, Result};
+use crate::id::SnapshotId;
+use crate::object::{ObjectKind, Snapshot, SnapshotKind};
+use crate::plane::Plane;
+use crate::progress::Progress;
+use crate::scan::{ScanOptions, scan};
+use crate::store::Store;
+use crate::store::index::{StatCache, now_ns};
+use crate::store::lock::StoreLock;
+use crate::store::pack::WriteStats;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Prefix of default checkpoint names.
+pub const DEFAULT_PREFIX: &str = "VER";
+/// Prefix of rescue checkpoints sealed by rollback.
+pub const RESCUE_PREFIX: &str = "RESCUE";
+
+/// How to seal.
+#[derive(Debug, Clone)]
+pub struct SealOptions {
+    /// Checkpoint name; `None` for `PREFIX-YYYYMMDDHHMMSS` (UTC), made unique.
+    pub name: Option<String>,
+    /// Prefix of the default name.
+    pub prefix: &'static str,
+    /// Message stored in the snapshot.
+    pub message: String,
+    /// Why the snapshot is sealed.
+    pub kind: SnapshotKind,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            name: None,
+            prefix: DEFAULT_PREFIX,
+            message: String::new(),
+            kind: SnapshotKind::Checkpoint,
+        }
+    }
+}
+
+/// What sealing did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SealReport {
+    /// The new snapshot's id.
+    pub id: SnapshotId,
+    /// The snapshot itself.
+    #[serde(skip)]
+    pub snapshot: Snapshot,
+    /// Objects and bytes added to the store.
+    pub write: WriteStats,
+    /// Files read and hashed (the rest were unchanged per the stat cache).
+    pub hashed_files: u64,
+    /// Bytes read and hashed.
+    pub hashed_bytes: u64,
+}
+
+/// `.cp/planes/<plane>/index`.
+pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
+    store.plane_dir(&plane.name).join("index")
+}
+
+/// A checkpoint name not yet used in `plane`: `name` itself (error if taken), or
+/// `PREFIX-YYYYMMDDHHMMSS` with `-2`, `-3`, ... appended until unique.
+///
+/// # Errors
+/// [`Error::Invalid`] when an explicit `name` is invalid or already taken.
+pub fn unique_name(store: &Store, plane: &str, name: Option<&str>, prefix: &str, time_ns: i64) -> Result<String> {
+    if let Some(n) = name {
+        if !crate::store::refs::valid_name(n) {
+            return Err(Error::invalid(format!(
+                "invalid checkpoint name `{n}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`)"
+            )));
+        }
+        if store.checkpoint(plane, n)?.is_some() {
+            return Err(Error::invalid(format!(
+                "checkpoint `{n}` already exists in plane `{plane}`; choose another --name"
+            )));
+        }
+        return Ok(n.to_string());
+    }
+    let base = format!("{prefix}-{}", crate::timefmt::stamp(time_ns));
+    let mut candidate = base.clone();
+    let mut i = 2;
+    while store.checkpoint(plane, &candidate)?.is_some() {
+        candidate = format!("{base}-{i}");
+        i += 1;
+    }
+    Ok(candidate)
+}
+
+/// Writes a snapshot object durably, then its checkpoint ref, then HEAD.
+///
+/// # Errors
+/// [`Error::Io`] from the store.
+pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Result<SnapshotId> {
+    let (id, body) = snapshot.encode_with_id();
+    let writer = store.writer();
+    writer.add(ObjectKind::Snapshot, id.0, &body)?;
+    let (packs, _) = writer.finish()?;
+    store.add_packs(&packs)?;
+    store.set_checkpoint(&snapshot.plane, &snapshot.name, &id)?;
+    store.set_head(&snapshot.plane, &id)?;
+    Ok(id)
+}
+
+/// Seals `plane` as a new snapshot and checkpoint and moves HEAD to it.
+///
+/// Uses and refreshes the plane's stat cache, so unchanged files are not re-read.
+///
+/// # Errors
+/// [`Error::Refused`] (nothing written) when the tree has findings — an
+/// unreadable or special file, or one that kept changing while hashed;
+/// [`Error::Invalid`] for a taken or bad `--name`; I/O and store errors.
+pub fn seal(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    opts: SealOptions,
+    progress: &dyn Progress,
+) -> Result<SealReport> {
+    let started = now_ns();
+    let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
+    let parent = store.head(&plane.name)?;
+    let cache_path = index_path(store, plane);
+    let cache = StatCache::load(&cache_path);
+    let writer = store.writer();
+    progress.phase("hashing");
+    let scanned = scan(
+        plane,
+        ScanOptions {
+            cache: cache.as_ref(),
+            writer: Some(&writer),
+            progress,
+        },
+    )?;
+    if !scanned.findings.is_empty() {
+        return Err(Error::Refused {
+            action: "snapshot",
+            findings: scanned.findings,
+        });
+    }
+    let snapshot = Snapshot {
+        plane: plane.name.clone(),
+        name,
+        root: scanned.root,
+        parent,
+        kind: opts.kind,
+        time_unix_ns: started,
+        message: opts.message,
+        files: scanned.files,
+        bytes: scanned.bytes,
+    };
+    let (id, body) = snapshot.encode_with_id();
+    writer.add(ObjectKind::Snapshot, id.0, &body)?;
+    progress.phase("writing");
+    let (packs, write) = writer.finish()?;
+    store.add_packs(&packs)?;
+    store.set_checkpoint(&plane.name, &snapshot.name, &id)?;
+    store.set_head(&plane.name, &id)?;
+    let _ = lock;
+    // The cache is an accelerator: failing to save it loses speed, not data.
+    let _ = scanned.cache.save(&cache_path);
+    Ok(SealReport {
+        id,
+        snapshot,
+        write,
+        hashed_files: scanned.hashed_files,
+        hashed_bytes: scanned.hashed_bytes,
+    })
+}

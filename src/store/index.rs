@@ -1,0 +1,192 @@
+//! The stat cache ("index"): per plane, the last known (stat → blob id) of
+//! every file, so `status` and re-`snapshot` hash only what changed.
+//!
+//! Modelled on git's index and `gix_index::entry::Stat`: an entry is trusted
+//! when size, mtime, ctime, inode and mode all match *and* the entry is not
+//! racy. An entry is racy when the file's mtime or ctime is within
+//! [`RACY_MARGIN_NS`] of the moment the scan that recorded it started: a write
+//! in the same timestamp tick could leave the stat unchanged, so racy entries
+//! are always re-hashed (and become trusted once a later scan sees them old).
+//! The cache is only ever an accelerator: a damaged or missing file means
+//! "hash everything", never a wrong answer. Bytes: `store-format.md`, "Index".
+
+use crate::error::{IoResultExt, Result};
+use crate::id::ObjectId;
+use crate::object::EntryKind;
+use serde::{Deserialize, Serialize};
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Magic at the start of an index file.
+pub const INDEX_MAGIC: &[u8; 4] = b"CPSC";
+/// Index format version.
+pub const INDEX_VERSION: u8 = 1;
+/// Safety margin for racy entries, in nanoseconds (2 s covers coarse kernel
+/// clocks and FAT's 2-second mtime granularity).
+pub const RACY_MARGIN_NS: i64 = 2_000_000_000;
+
+/// The stat fields cplane compares. Times are nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    /// Length in bytes.
+    pub size: u64,
+    /// Modification time, ns since epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, ns since epoch (changes on chmod, rename, write).
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub ino: u64,
+    /// Full `st_mode` (type and permission bits).
+    pub mode: u32,
+}
+
+impl Stat {
+    /// Reads the compared fields from `lstat`/`fstat` metadata.
+    pub fn from_metadata(m: &Metadata) -> Self {
+        Stat {
+            size: m.len(),
+            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
+            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
+            ino: m.ino(),
+            mode: m.mode(),
+        }
+    }
+
+    /// True when every compared field is equal.
+    pub fn matches(&self, other: &Stat) -> bool {
+        self == other
+    }
+}
+
+/// One cached file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Plane-relative path, `/`-separated bytes.
+    pub path: Vec<u8>,
+    /// File, executable or symlink.
+    pub kind: EntryKind,
+    /// Blob id of the content seen with `stat`.
+    pub id: ObjectId,
+    /// Stat at the time of hashing.
+    pub stat: Stat,
+}
+
+/// A plane's stat cache: entries sorted by `path` bytes, unique.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatCache {
+    /// Wall-clock time the recording scan started, ns since epoch.
+    pub scan_started_ns: i64,
+    /// Must be and remain sorted by `path`.
+    pub entries: Vec<IndexEntry>,
+}
+
+impl StatCache {
+    /// Loads the cache; `None` when missing, damaged or of another version.
+    pub fn load(path: &Path) -> Option<StatCache> {
+        let bytes = std::fs::read(path).ok()?;
+        if bytes.len() < 8 + 32 || &bytes[..4] != INDEX_MAGIC || bytes[4] != INDEX_VERSION {
+            return None;
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - 32);
+        if blake3::hash(body).as_bytes() != trailer {
+            return None;
+        }
+        let cache: StatCache = postcard::from_bytes(&body[8..]).ok()?;
+        let sorted = cache.entries.windows(2).all(|w| w[0].path < w[1].path);
+        sorted.then_some(cache)
+    }
+
+    /// Writes the cache atomically.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut bytes = Vec::with_capacity(64 + self.entries.len() * 96);
+        bytes.extend_from_slice(INDEX_MAGIC);
+        bytes.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
+        bytes = postcard::to_extend(self, bytes).expect("postcard encoding into a Vec cannot fail");
+        let trailer = blake3::hash(&bytes);
+        bytes.extend_from_slice(trailer.as_bytes());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        crate::fsutil::write_atomic(path, &bytes)
+    }
+
+    /// The entry for `path`, by binary search.
+    pub fn get(&self, path: &[u8]) -> Option<&IndexEntry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_slice().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// True when `stat` was recorded too close to the recording scan to be trusted.
+    pub fn is_racy(&self, stat: &Stat) -> bool {
+        stat.mtime_ns.max(stat.ctime_ns).saturating_add(RACY_MARGIN_NS) >= self.scan_started_ns
+    }
+
+    /// The cached blob id for `path` when `stat` matches and the entry is not racy.
+    pub fn lookup(&self, path: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        let e = self.get(path)?;
+        (e.stat.matches(stat) && !self.is_racy(&e.stat)).then_some((e.id, e.kind))
+    }
+}
+
+/// Current wall-clock time in ns since the Unix epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &[u8], mtime_ns: i64) -> IndexEntry {
+        IndexEntry {
+            path: path.to_vec(),
+            kind: EntryKind::File,
+            id: ObjectId([7; 32]),
+            stat: Stat {
+                size: 3,
+                mtime_ns,
+                ctime_ns: mtime_ns,
+                ino: 9,
+                mode: 0o100644,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index");
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"a", 0), entry(b"b/c", RACY_MARGIN_NS * 9)],
+        };
+        c.save(&p).unwrap();
+        assert_eq!(StatCache::load(&p), Some(c.clone()));
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[10] ^= 1;
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(StatCache::load(&p), None);
+    }
+
+    #[test]
+    fn racy_entries_are_not_trusted() {
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"old", 0), entry(b"racy", 10 * RACY_MARGIN_NS - 1)],
+        };
+        assert!(c.lookup(b"old", &c.entries[0].stat).is_some());
+        assert!(c.lookup(b"racy", &c.entries[1].stat).is_none());
+        let mut changed = c.entries[0].stat;
+        changed.size += 1;
+        assert!(c.lookup(b"old", &changed).is_none());
+    }
+}

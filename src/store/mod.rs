@@ -1,0 +1,308 @@
+//! The object store under `.cp/`: format file, configuration, packs, refs,
+//! stat caches and the writer lock. Layout and bytes: `store-format.md`.
+
+pub mod index;
+pub mod lock;
+pub mod pack;
+pub mod refs;
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::fsutil::{ensure_dir, write_atomic};
+use crate::id::{ObjectId, SnapshotId, TreeId};
+use crate::object::{ObjectKind, Snapshot, Tree};
+use pack::{IdxEntry, ObjectWriter, PackIndex};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Name of the store directory at the control-plane root.
+pub const STORE_DIR: &str = ".cp";
+/// Store format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// First word of the `FORMAT` file.
+const FORMAT_MAGIC: &str = "cplane-store";
+
+/// One plane as recorded in `.cp/config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaneConfig {
+    /// Plane name: `[A-Za-z0-9._-]+`, unique in the store.
+    pub name: String,
+    /// Root directory relative to the control-plane root, `/`-separated; `""` is the root itself.
+    pub path: String,
+    /// Optional tier label (`ho1`, `ho2`, ...).
+    #[serde(default)]
+    pub tier: Option<String>,
+}
+
+/// `.cp/config.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Planes, in the order they were added.
+    pub planes: Vec<PlaneConfig>,
+}
+
+/// An opened store.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    dir: PathBuf,
+    config: Config,
+    packs: Vec<PackIndex>,
+}
+
+impl Store {
+    /// Creates a store in `root/.cp` with one plane, `main`, covering `root`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInitialized`] when `root/.cp` exists; [`Error::Io`] otherwise.
+    pub fn init(root: &Path) -> Result<Store> {
+        let root = fs::canonicalize(root).at(root)?;
+        let dir = root.join(STORE_DIR);
+        if dir.exists() {
+            return Err(Error::AlreadyInitialized { path: dir });
+        }
+        // Build in a temporary directory, then rename: a crash leaves no half store.
+        let staging = root.join(format!("{STORE_DIR}.init-{}", std::process::id()));
+        ensure_dir(&staging.join("packs"))?;
+        ensure_dir(&staging.join("tmp"))?;
+        ensure_dir(&staging.join("planes"))?;
+        let config = Config {
+            planes: vec![PlaneConfig {
+                name: "main".into(),
+                path: String::new(),
+                tier: None,
+            }],
+        };
+        write_atomic(&staging.join("config.json"), &config_bytes(&config))?;
+        write_atomic(
+            &staging.join("FORMAT"),
+            format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n").as_bytes(),
+        )?;
+        fs::rename(&staging, &dir).at(&dir)?;
+        crate::fsutil::fsync_dir(&root)?;
+        Store::open(&root)
+    }
+
+    /// Finds the store in `start` or its nearest ancestor and opens it.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] when no ancestor has `.cp/FORMAT`.
+    pub fn discover(start: &Path) -> Result<Store> {
+        let abs = fs::canonicalize(start).at(start)?;
+        let mut cur = Some(abs.as_path());
+        while let Some(dir) = cur {
+            if dir.join(STORE_DIR).join("FORMAT").is_file() {
+                return Store::open(dir);
+            }
+            cur = dir.parent();
+        }
+        Err(Error::NoStore { start: abs })
+    }
+
+    /// Opens the store at `root/.cp`: checks the format, reads the config, maps the pack indexes.
+    ///
+    /// # Errors
+    /// [`Error::NewerFormat`] for a store written by a newer cplane; [`Error::Invalid`] for a
+    /// malformed `FORMAT` or `config.json`; [`Error::DamagedFile`] for a malformed pack index.
+    pub fn open(root: &Path) -> Result<Store> {
+        let root = fs::canonicalize(root).at(root)?;
+        let dir = root.join(STORE_DIR);
+        let format_path = dir.join("FORMAT");
+        let text = fs::read_to_string(&format_path).at(&format_path)?;
+        let version = text
+            .trim()
+            .strip_prefix(FORMAT_MAGIC)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{}: expected `{FORMAT_MAGIC} <version>`, found {:?}",
+                    format_path.display(),
+                    text.trim()
+                ))
+            })?;
+        if version > FORMAT_VERSION {
+            return Err(Error::NewerFormat {
+                path: format_path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let config_path = dir.join("config.json");
+        let raw = fs::read(&config_path).at(&config_path)?;
+        let config: Config = serde_json::from_slice(&raw).map_err(|e| {
+            Error::invalid(format!(
+                "{}: line {}, column {}: {e}",
+                config_path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let mut store = Store {
+            root,
+            dir,
+            config,
+            packs: Vec::new(),
+        };
+        store.load_packs()?;
+        Ok(store)
+    }
+
+    fn load_packs(&mut self) -> Result<()> {
+        let packs_dir = self.packs_dir();
+        let mut paths = Vec::new();
+        for entry in fs::read_dir(&packs_dir).at(&packs_dir)? {
+            let entry = entry.at(&packs_dir)?;
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "idx") {
+                paths.push(p);
+            }
+        }
+        paths.sort();
+        self.packs = paths.iter().map(|p| PackIndex::open(p)).collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    /// The control-plane root (the directory holding `.cp`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The `.cp` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `.cp/packs`.
+    pub fn packs_dir(&self) -> PathBuf {
+        self.dir.join("packs")
+    }
+
+    /// `.cp/tmp`, where packs are written before they are renamed into place.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    /// The store configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces `.cp/config.json` atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file.
+    pub fn save_config(&mut self, config: Config) -> Result<()> {
+        write_atomic(&self.dir.join("config.json"), &config_bytes(&config))?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The opened packs, oldest name first.
+    pub fn packs(&self) -> &[PackIndex] {
+        &self.packs
+    }
+
+    /// Starts a write transaction.
+    pub fn writer(&self) -> ObjectWriter<'_> {
+        ObjectWriter::new(self)
+    }
+
+    /// Maps packs that a finished [`ObjectWriter`] produced.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when a new index cannot be opened.
+    pub fn add_packs(&mut self, idx_paths: &[PathBuf]) -> Result<()> {
+        for p in idx_paths {
+            self.packs.push(PackIndex::open(p)?);
+        }
+        Ok(())
+    }
+
+    /// Where `id` is stored: pack position and index entry.
+    pub fn locate(&self, id: &ObjectId) -> Option<(&PackIndex, IdxEntry)> {
+        // Newest packs first: recent objects are the likeliest to be asked for.
+        self.packs
+            .iter()
+            .rev()
+            .find_map(|p| p.find(id).and_then(|i| p.entry(i)).map(|e| (p, e)))
+    }
+
+    /// True when the store holds `id`.
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.packs.iter().rev().any(|p| p.find(id).is_some())
+    }
+
+    /// Reads and verifies an object of the expected kind.
+    ///
+    /// # Errors
+    /// [`Error::MissingObject`] when absent; [`Error::CorruptObject`] when it does not hash to
+    /// its id or is of another kind.
+    pub fn read(&self, id: &ObjectId, kind: ObjectKind) -> Result<Vec<u8>> {
+        let (pack, e) = self.locate(id).ok_or_else(|| Error::MissingObject {
+            id: id.to_hex(),
+            kind: kind.name(),
+        })?;
+        if e.kind != kind {
+            return Err(Error::CorruptObject {
+                id: id.to_hex(),
+                location: pack.pack_path.display().to_string(),
+                reason: format!("expected a {} but the store holds a {}", kind.name(), e.kind.name()),
+            });
+        }
+        pack.read(&e)
+    }
+
+    /// Reads and decodes a tree.
+    ///
+    /// # Errors
+    /// As [`Store::read`], plus [`Error::CorruptObject`] when the body breaks tree invariants.
+    pub fn read_tree(&self, id: &TreeId) -> Result<Tree> {
+        Tree::decode(id.0, &self.read(&id.0, ObjectKind::Tree)?)
+    }
+
+    /// Reads and decodes a snapshot.
+    ///
+    /// # Errors
+    /// As [`Store::read`].
+    pub fn read_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        Snapshot::decode(id.0, &self.read(&id.0, ObjectKind::Snapshot)?)
+    }
+
+    /// Streams a verified blob into `out`. See [`PackIndex::read_blob_to`].
+    ///
+    /// # Errors
+    /// [`Error::MissingObject`], [`Error::CorruptObject`] or [`Error::Io`].
+    pub fn read_blob_to(&self, id: &ObjectId, out: &mut dyn Write, out_path: &Path) -> Result<u64> {
+        let (pack, e) = self.locate(id).ok_or_else(|| Error::MissingObject {
+            id: id.to_hex(),
+            kind: "blob",
+        })?;
+        pack.read_blob_to(&e, out, out_path)
+    }
+
+    /// Ids of stored objects whose hex form starts with `prefix`, optionally of one kind.
+    pub fn find_prefix(&self, prefix: &str, kind: Option<ObjectKind>) -> Vec<(ObjectId, ObjectKind)> {
+        let prefix = prefix.to_ascii_lowercase();
+        let mut out: Vec<(ObjectId, ObjectKind)> = Vec::new();
+        for p in &self.packs {
+            for i in p.find_prefix(&prefix) {
+                if let Some(e) = p.entry(i)
+                    && kind.is_none_or(|k| k == e.kind)
+                {
+                    out.push((e.id, e.kind));
+                }
+            }
+        }
+        out.sort_by_key(|a| a.0);
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+}
+
+fn config_bytes(config: &Config) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(config).expect("config serialises");
+    v.push(b'\n');
+    v
+}

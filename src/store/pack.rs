@@ -1,0 +1,703 @@
+//! Pack files and their indexes: how objects are laid out on disk.
+//!
+//! A pack is a header followed by object records back to back; its index is
+//! a sorted table of (id, offset, length, kind) with a 256-entry fanout and a
+//! BLAKE3 trailer. Every byte is described in `store-format.md`, "Packs".
+//! A write transaction ([`ObjectWriter`]) gives each rayon worker thread its
+//! own pack, so parallel hashing never contends on a shared writer; the whole
+//! transaction costs one fsync per pack and index, not one per object.
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::id::ObjectId;
+use crate::object::{ObjectKind, object_id};
+use memmap2::Mmap;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Magic at the start of every object record.
+pub const RECORD_MAGIC: &[u8; 4] = b"CPOB";
+/// Magic at the start of a pack file.
+pub const PACK_MAGIC: &[u8; 4] = b"CPPK";
+/// Magic at the start of a pack index.
+pub const IDX_MAGIC: &[u8; 4] = b"CPIX";
+/// Version byte written in record, pack and index headers.
+pub const PACK_VERSION: u8 = 1;
+/// Bytes in a record header: magic 4, version 1, kind 1, compression 1, reserved 1, body length 8.
+pub const RECORD_HEADER_LEN: usize = 16;
+/// Bytes in a pack header: magic 4, version 1, reserved 3.
+pub const PACK_HEADER_LEN: u64 = 8;
+/// Bytes in an index header: magic 4, version 1, reserved 3, count 8.
+const IDX_HEADER_LEN: usize = 16;
+/// Bytes of the fanout table: 256 little-endian u32.
+const FANOUT_LEN: usize = 256 * 4;
+/// Bytes per index entry: id 32, offset 8, record length 4, kind 1, reserved 3.
+const IDX_ENTRY_LEN: usize = 48;
+/// Bytes of the BLAKE3 trailer of an index.
+const IDX_TRAILER_LEN: usize = 32;
+/// Compression byte: body stored as is.
+pub const COMPRESSION_NONE: u8 = 0;
+/// Compression byte: body is one zstd frame.
+pub const COMPRESSION_ZSTD: u8 = 1;
+/// zstd level for object bodies: level 1 keeps snapshotting near disk speed.
+pub const ZSTD_LEVEL: i32 = 1;
+/// Largest record (header + stored body) a pack index can address, in bytes.
+pub const MAX_RECORD_LEN: u64 = u32::MAX as u64;
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Compresses `body` with this thread's reusable zstd context.
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("initialised above").compress(body)
+    })
+}
+
+fn decompress(data: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("initialised above").decompress(data, len)
+    })
+}
+
+/// One row of a pack index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdxEntry {
+    /// The object's id.
+    pub id: ObjectId,
+    /// Byte offset of the record in the pack.
+    pub offset: u64,
+    /// Record length in bytes (header + stored body).
+    pub len: u32,
+    /// The object's kind.
+    pub kind: ObjectKind,
+}
+
+/// Encodes a record header.
+fn record_header(kind: ObjectKind, compression: u8, body_len: u64) -> [u8; RECORD_HEADER_LEN] {
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    h[..4].copy_from_slice(RECORD_MAGIC);
+    h[4] = PACK_VERSION;
+    h[5] = kind as u8;
+    h[6] = compression;
+    h[8..16].copy_from_slice(&body_len.to_le_bytes());
+    h
+}
+
+/// An opened pack and its memory-mapped index.
+#[derive(Debug)]
+pub struct PackIndex {
+    /// Path of the `.pack` file.
+    pub pack_path: PathBuf,
+    /// Path of the `.idx` file.
+    pub idx_path: PathBuf,
+    pack: File,
+    map: Mmap,
+    count: usize,
+}
+
+impl PackIndex {
+    /// Opens `idx_path` and the `.pack` beside it, checking header and size.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the index is malformed, [`Error::Io`] when unreadable.
+    pub fn open(idx_path: &Path) -> Result<Self> {
+        let damaged = |reason: String| Error::DamagedFile {
+            path: idx_path.to_path_buf(),
+            reason,
+        };
+        let f = File::open(idx_path).at(idx_path)?;
+        // SAFETY: index files are written once, fsynced and renamed into place, and never
+        // modified afterwards; cplane holds no mutable alias to them.
+        let map = unsafe { Mmap::map(&f) }.at(idx_path)?;
+        if map.len() < IDX_HEADER_LEN + FANOUT_LEN + IDX_TRAILER_LEN || &map[..4] != IDX_MAGIC {
+            return Err(damaged("not a cplane pack index".into()));
+        }
+        if map[4] > PACK_VERSION {
+            return Err(damaged(format!(
+                "pack index version {} is newer than {PACK_VERSION}",
+                map[4]
+            )));
+        }
+        let count = u64::from_le_bytes(map[8..16].try_into().expect("8 bytes")) as usize;
+        let expected =
+            IDX_HEADER_LEN as u64 + FANOUT_LEN as u64 + count as u64 * IDX_ENTRY_LEN as u64 + IDX_TRAILER_LEN as u64;
+        if map.len() as u64 != expected {
+            return Err(damaged(format!(
+                "should have been {expected} bytes long for {count} entries, but was {}",
+                map.len()
+            )));
+        }
+        let pack_path = idx_path.with_extension("pack");
+        let pack = File::open(&pack_path).at(&pack_path)?;
+        Ok(PackIndex {
+            pack_path,
+            idx_path: idx_path.to_path_buf(),
+            pack,
+            map,
+            count,
+        })
+    }
+
+    /// Number of objects in the pack.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the pack holds no objects.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn fanout(&self, byte: usize) -> usize {
+        let o = IDX_HEADER_LEN + byte * 4;
+        u32::from_le_bytes(self.map[o..o + 4].try_into().expect("4 bytes")) as usize
+    }
+
+    fn entry_id(&self, i: usize) -> &[u8] {
+        let o = IDX_HEADER_LEN + FANOUT_LEN + i * IDX_ENTRY_LEN;
+        &self.map[o..o + 32]
+    }
+
+    /// The `i`-th entry in id order; `None` when the kind byte is unknown.
+    pub fn entry(&self, i: usize) -> Option<IdxEntry> {
+        let o = IDX_HEADER_LEN + FANOUT_LEN + i * IDX_ENTRY_LEN;
+        let e = &self.map[o..o + IDX_ENTRY_LEN];
+        Some(IdxEntry {
+            id: ObjectId(e[..32].try_into().expect("32 bytes")),
+            offset: u64::from_le_bytes(e[32..40].try_into().expect("8 bytes")),
+            len: u32::from_le_bytes(e[40..44].try_into().expect("4 bytes")),
+            kind: ObjectKind::from_byte(e[44])?,
+        })
+    }
+
+    /// Range of entry positions whose id starts with byte `b`.
+    fn bucket(&self, b: u8) -> (usize, usize) {
+        let lo = if b == 0 { 0 } else { self.fanout(b as usize - 1) };
+        let hi = self.fanout(b as usize);
+        (lo.min(self.count), hi.min(self.count))
+    }
+
+    /// Binary search for `id`; returns its position.
+    pub fn find(&self, id: &ObjectId) -> Option<usize> {
+        let (mut lo, mut hi) = self.bucket(id.0[0]);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.entry_id(mid).cmp(&id.0[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// Positions of entries whose hex id starts with `prefix` (lower-case hex, ≥ 2 digits).
+    pub fn find_prefix(&self, prefix: &str) -> Vec<usize> {
+        let first = u8::from_str_radix(&prefix[..2], 16).unwrap_or(0);
+        let (lo, hi) = self.bucket(first);
+        (lo..hi)
+            .filter(|&i| crate::id::to_hex(self.entry_id(i)).starts_with(prefix))
+            .collect()
+    }
+
+    /// Checks the index's BLAKE3 trailer and that entries are sorted and fanout consistent.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] naming the index file and the first inconsistency.
+    pub fn check(&self) -> Result<()> {
+        let damaged = |reason: String| Error::DamagedFile {
+            path: self.idx_path.clone(),
+            reason,
+        };
+        let body_end = self.map.len() - IDX_TRAILER_LEN;
+        if blake3::hash(&self.map[..body_end]).as_bytes()[..] != self.map[body_end..] {
+            return Err(damaged("BLAKE3 trailer does not match the index contents".into()));
+        }
+        for i in 1..self.count {
+            if self.entry_id(i - 1) >= self.entry_id(i) {
+                return Err(damaged(format!("entry {i} is out of order")));
+            }
+        }
+        let mut counts = [0usize; 256];
+        for i in 0..self.count {
+            counts[self.entry_id(i)[0] as usize] += 1;
+        }
+        let mut n = 0usize;
+        for (b, c) in counts.iter().enumerate() {
+            n += c;
+            if self.fanout(b) != n {
+                return Err(damaged(format!(
+                    "fanout entry {b} is {} but should be {n}",
+                    self.fanout(b)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn location(&self, e: &IdxEntry) -> String {
+        format!("{} offset {}", self.pack_path.display(), e.offset)
+    }
+
+    fn read_header(&self, e: &IdxEntry) -> Result<(u8, u64)> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: e.id.to_hex(),
+            location: self.location(e),
+            reason,
+        };
+        let mut h = [0u8; RECORD_HEADER_LEN];
+        if (e.len as usize) < RECORD_HEADER_LEN {
+            return Err(corrupt(format!("record length {} is shorter than its header", e.len)));
+        }
+        self.pack
+            .read_exact_at(&mut h, e.offset)
+            .map_err(|err| corrupt(format!("cannot read header: {err}")))?;
+        if &h[..4] != RECORD_MAGIC {
+            return Err(corrupt("record header has the wrong magic".into()));
+        }
+        if h[4] > PACK_VERSION {
+            return Err(corrupt(format!("record version {} is newer than {PACK_VERSION}", h[4])));
+        }
+        if h[5] != e.kind as u8 {
+            return Err(corrupt(format!(
+                "record kind byte {} but the index says {}",
+                h[5],
+                e.kind.name()
+            )));
+        }
+        let body_len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+        Ok((h[6], body_len))
+    }
+
+    /// Reads, decompresses and verifies one object; the body is returned only if it hashes to `e.id`.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] naming the id, pack and offset.
+    pub fn read(&self, e: &IdxEntry) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: e.id.to_hex(),
+            location: self.location(e),
+            reason,
+        };
+        let (compression, body_len) = self.read_header(e)?;
+        let stored_len = e.len as usize - RECORD_HEADER_LEN;
+        let mut stored = vec![0u8; stored_len];
+        self.pack
+            .read_exact_at(&mut stored, e.offset + RECORD_HEADER_LEN as u64)
+            .map_err(|err| corrupt(format!("cannot read {stored_len} stored bytes: {err}")))?;
+        let body = match compression {
+            COMPRESSION_NONE => stored,
+            COMPRESSION_ZSTD => {
+                decompress(&stored, body_len as usize).map_err(|err| corrupt(format!("zstd: {err}")))?
+            }
+            c => return Err(corrupt(format!("unknown compression byte {c}"))),
+        };
+        if body.len() as u64 != body_len {
+            return Err(corrupt(format!(
+                "body should have been {body_len} bytes long, but was {}",
+                body.len()
+            )));
+        }
+        let actual = object_id(e.kind, &body);
+        if actual != e.id {
+            return Err(corrupt(format!("content hashes to {actual}")));
+        }
+        Ok(body)
+    }
+
+    /// Streams a blob's bytes into `out`, verifying the BLAKE3 id at the end.
+    ///
+    /// Memory stays bounded for any blob size. The caller must discard what
+    /// was written if this returns an error.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] when the bytes do not hash to the id; [`Error::Io`] from `out`
+    /// is reported against `out_path`.
+    pub fn read_blob_to(&self, e: &IdxEntry, out: &mut dyn Write, out_path: &Path) -> Result<u64> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: e.id.to_hex(),
+            location: self.location(e),
+            reason,
+        };
+        let (compression, body_len) = self.read_header(e)?;
+        let region = RegionReader {
+            file: &self.pack,
+            pos: e.offset + RECORD_HEADER_LEN as u64,
+            end: e.offset + e.len as u64,
+        };
+        let mut hasher = blake3::Hasher::new();
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut reader: Box<dyn Read> = match compression {
+            COMPRESSION_NONE => Box::new(region),
+            COMPRESSION_ZSTD => {
+                Box::new(zstd::stream::read::Decoder::new(region).map_err(|err| corrupt(format!("zstd: {err}")))?)
+            }
+            c => return Err(corrupt(format!("unknown compression byte {c}"))),
+        };
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|err| corrupt(format!("cannot decode body: {err}")))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).at(out_path)?;
+            written += n as u64;
+            if written > body_len {
+                return Err(corrupt(format!(
+                    "body is longer than the {body_len} bytes its header says"
+                )));
+            }
+        }
+        if written != body_len {
+            return Err(corrupt(format!(
+                "body should have been {body_len} bytes long, but was {written}"
+            )));
+        }
+        let actual = ObjectId(*hasher.finalize().as_bytes());
+        if actual != e.id {
+            return Err(corrupt(format!("content hashes to {actual}")));
+        }
+        Ok(written)
+    }
+}
+
+/// `Read` over a byte range of a file using positioned reads.
+struct RegionReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RegionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A pack being written by one thread.
+struct PackWriter {
+    tmp: tempfile::NamedTempFile,
+    out: BufWriter<File>,
+    pos: u64,
+    entries: Vec<IdxEntry>,
+}
+
+impl PackWriter {
+    fn new(tmp_dir: &Path) -> Result<Self> {
+        let tmp = tempfile::Builder::new()
+            .prefix("pack-")
+            .suffix(".tmp")
+            .tempfile_in(tmp_dir)
+            .at(tmp_dir)?;
+        let file = tmp.reopen().at(tmp.path())?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut header = [0u8; PACK_HEADER_LEN as usize];
+        header[..4].copy_from_slice(PACK_MAGIC);
+        header[4] = PACK_VERSION;
+        out.write_all(&header).at(tmp.path())?;
+        Ok(PackWriter {
+            tmp,
+            out,
+            pos: PACK_HEADER_LEN,
+            entries: Vec::new(),
+        })
+    }
+
+    fn append(&mut self, kind: ObjectKind, id: ObjectId, compression: u8, body_len: u64, stored: &[u8]) -> Result<u64> {
+        let len = RECORD_HEADER_LEN as u64 + stored.len() as u64;
+        if len > MAX_RECORD_LEN {
+            return Err(Error::invalid(format!(
+                "object {id} compresses to {len} bytes; the pack format addresses at most {MAX_RECORD_LEN} bytes per object"
+            )));
+        }
+        let path = self.tmp.path().to_path_buf();
+        self.out
+            .write_all(&record_header(kind, compression, body_len))
+            .at(&path)?;
+        self.out.write_all(stored).at(&path)?;
+        self.entries.push(IdxEntry {
+            id,
+            offset: self.pos,
+            len: len as u32,
+            kind,
+        });
+        self.pos += len;
+        Ok(len)
+    }
+
+    /// Streams `reader` through zstd into a new record, hashing the raw bytes.
+    /// On a hash mismatch (the source changed) the record is cut off again.
+    fn append_stream(&mut self, id: ObjectId, body_len: u64, reader: &mut dyn Read, src: &Path) -> Result<Option<u64>> {
+        let path = self.tmp.path().to_path_buf();
+        let start = self.pos;
+        self.out
+            .write_all(&record_header(ObjectKind::Blob, COMPRESSION_ZSTD, body_len))
+            .at(&path)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut read = 0u64;
+        {
+            let mut enc = zstd::stream::write::Encoder::new(&mut self.out, ZSTD_LEVEL).at(&path)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = reader.read(&mut buf).at(src)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                enc.write_all(&buf[..n]).at(&path)?;
+                read += n as u64;
+            }
+            enc.finish().at(&path)?;
+        }
+        self.out.flush().at(&path)?;
+        let end = self.out.get_ref().metadata().at(&path)?.len();
+        if read != body_len || ObjectId(*hasher.finalize().as_bytes()) != id || end - start > MAX_RECORD_LEN {
+            let f = self.out.get_mut();
+            f.set_len(start).at(&path)?;
+            f.seek(SeekFrom::Start(start)).at(&path)?;
+            return Ok(None);
+        }
+        self.entries.push(IdxEntry {
+            id,
+            offset: start,
+            len: (end - start) as u32,
+            kind: ObjectKind::Blob,
+        });
+        self.pos = end;
+        Ok(Some(end - start))
+    }
+
+    /// Makes the pack and its index durable under `packs_dir`. Returns the index path.
+    fn finish(mut self, packs_dir: &Path) -> Result<Option<PathBuf>> {
+        if self.entries.is_empty() {
+            return Ok(None);
+        }
+        let path = self.tmp.path().to_path_buf();
+        self.out.flush().at(&path)?;
+        self.out.get_ref().sync_all().at(&path)?;
+        self.entries.sort_by_key(|a| a.id);
+        self.entries.dedup_by(|a, b| a.id == b.id);
+        let idx = encode_index(&self.entries);
+        let name = blake3::hash(&idx).to_hex();
+        let pack_path = packs_dir.join(format!("pack-{name}.pack"));
+        let idx_path = packs_dir.join(format!("pack-{name}.idx"));
+        self.tmp.persist(&pack_path).map_err(|e| e.error).at(&pack_path)?;
+        // The pack is in place before its index: readers only see packs that have an index.
+        let mut itmp = tempfile::Builder::new()
+            .prefix("idx-")
+            .tempfile_in(packs_dir)
+            .at(packs_dir)?;
+        itmp.write_all(&idx).at(itmp.path())?;
+        itmp.as_file().sync_all().at(itmp.path())?;
+        itmp.persist(&idx_path).map_err(|e| e.error).at(&idx_path)?;
+        Ok(Some(idx_path))
+    }
+}
+
+/// Serialises a sorted entry list as a pack index (header, fanout, entries, BLAKE3 trailer).
+fn encode_index(entries: &[IdxEntry]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(IDX_HEADER_LEN + FANOUT_LEN + entries.len() * IDX_ENTRY_LEN + IDX_TRAILER_LEN);
+    v.extend_from_slice(IDX_MAGIC);
+    v.extend_from_slice(&[PACK_VERSION, 0, 0, 0]);
+    v.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    let mut counts = [0u32; 256];
+    for e in entries {
+        counts[e.id.0[0] as usize] += 1;
+    }
+    let mut acc = 0u32;
+    for c in counts {
+        acc += c;
+        v.extend_from_slice(&acc.to_le_bytes());
+    }
+    for e in entries {
+        v.extend_from_slice(&e.id.0);
+        v.extend_from_slice(&e.offset.to_le_bytes());
+        v.extend_from_slice(&e.len.to_le_bytes());
+        v.extend_from_slice(&[e.kind as u8, 0, 0, 0]);
+    }
+    let trailer = blake3::hash(&v);
+    v.extend_from_slice(trailer.as_bytes());
+    v
+}
+
+const PENDING_SHARDS: usize = 64;
+
+/// A write transaction: objects added from any thread land in per-thread packs.
+///
+/// Objects become visible to readers only after [`ObjectWriter::finish`]
+/// (which fsyncs every pack and index). Dropping a writer without finishing
+/// discards everything it wrote.
+pub struct ObjectWriter<'s> {
+    store: &'s super::Store,
+    slots: Vec<Mutex<Option<PackWriter>>>,
+    pending: Vec<Mutex<HashSet<ObjectId>>>,
+    new_objects: AtomicU64,
+    new_bytes: AtomicU64,
+}
+
+/// Counters of what a write transaction added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteStats {
+    /// Objects written (objects already in the store are not counted).
+    pub new_objects: u64,
+    /// Record bytes written to packs (headers + compressed bodies).
+    pub new_bytes: u64,
+}
+
+impl<'s> ObjectWriter<'s> {
+    pub(super) fn new(store: &'s super::Store) -> Self {
+        let n = rayon::current_num_threads() + 1;
+        ObjectWriter {
+            store,
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            pending: (0..PENDING_SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            new_objects: AtomicU64::new(0),
+            new_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Reserves `id` for this transaction: false when the store or this transaction already has it.
+    fn claim(&self, id: ObjectId) -> bool {
+        if self.store.contains(&id) {
+            return false;
+        }
+        let shard = &self.pending[id.0[1] as usize % PENDING_SHARDS];
+        shard.lock().expect("pending set lock poisoned").insert(id)
+    }
+
+    fn unclaim(&self, id: ObjectId) {
+        let shard = &self.pending[id.0[1] as usize % PENDING_SHARDS];
+        shard.lock().expect("pending set lock poisoned").remove(&id);
+    }
+
+    /// True when the store or this transaction holds `id`.
+    pub fn has(&self, id: &ObjectId) -> bool {
+        self.store.contains(id)
+            || self.pending[id.0[1] as usize % PENDING_SHARDS]
+                .lock()
+                .expect("pending set lock poisoned")
+                .contains(id)
+    }
+
+    fn with_slot<T>(&self, f: impl FnOnce(&mut PackWriter) -> Result<T>) -> Result<T> {
+        let i = rayon::current_thread_index().map_or(self.slots.len() - 1, |i| i.min(self.slots.len() - 2));
+        let mut slot = self.slots[i].lock().expect("pack slot lock poisoned");
+        if slot.is_none() {
+            *slot = Some(PackWriter::new(&self.store.tmp_dir())?);
+        }
+        f(slot.as_mut().expect("initialised above"))
+    }
+
+    /// Adds an object whose canonical body is `body` and whose id is `id`.
+    /// Returns false (writing nothing) when the object is already stored.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the pack being written.
+    pub fn add(&self, kind: ObjectKind, id: ObjectId, body: &[u8]) -> Result<bool> {
+        if !self.claim(id) {
+            return Ok(false);
+        }
+        let compressed = compress(body).at(self.store.tmp_dir())?;
+        let (compression, stored) = if compressed.len() < body.len() {
+            (COMPRESSION_ZSTD, &compressed[..])
+        } else {
+            (COMPRESSION_NONE, body)
+        };
+        let r = self.with_slot(|w| w.append(kind, id, compression, body.len() as u64, stored));
+        match r {
+            Ok(n) => {
+                self.new_objects.fetch_add(1, Ordering::Relaxed);
+                self.new_bytes.fetch_add(n, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) => {
+                self.unclaim(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds a blob by streaming `reader` (e.g. a large file) through zstd.
+    ///
+    /// `id` and `len` are what an earlier hashing pass found; if the streamed
+    /// bytes hash differently (the file changed), nothing is recorded and
+    /// `Ok(None)` is returned. `Ok(Some(false))` means already stored.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `src` or the pack.
+    pub fn add_blob_stream(&self, id: ObjectId, len: u64, reader: &mut dyn Read, src: &Path) -> Result<Option<bool>> {
+        if !self.claim(id) {
+            return Ok(Some(false));
+        }
+        match self.with_slot(|w| w.append_stream(id, len, reader, src)) {
+            Ok(Some(n)) => {
+                self.new_objects.fetch_add(1, Ordering::Relaxed);
+                self.new_bytes.fetch_add(n, Ordering::Relaxed);
+                Ok(Some(true))
+            }
+            Ok(None) => {
+                self.unclaim(id);
+                Ok(None)
+            }
+            Err(e) => {
+                self.unclaim(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// What this transaction has written so far.
+    pub fn stats(&self) -> WriteStats {
+        WriteStats {
+            new_objects: self.new_objects.load(Ordering::Relaxed),
+            new_bytes: self.new_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes every pack durable and returns the new index paths, for
+    /// [`super::Store::add_packs`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the pack or index that failed.
+    pub fn finish(self) -> Result<(Vec<PathBuf>, WriteStats)> {
+        let stats = self.stats();
+        let packs_dir = self.store.packs_dir();
+        let mut out = Vec::new();
+        for slot in self.slots {
+            if let Some(w) = slot.into_inner().expect("pack slot lock poisoned")
+                && let Some(p) = w.finish(&packs_dir)?
+            {
+                out.push(p);
+            }
+        }
+        if !out.is_empty() {
+            crate::fsutil::fsync_dir(&packs_dir)?;
+        }
+        Ok((out, stats))
+    }
+}

@@ -1,0 +1,127 @@
+//! Refs: each plane's HEAD and named checkpoints, one small file each.
+//!
+//! `.cp/planes/<plane>/HEAD` and `.cp/planes/<plane>/checkpoints/<NAME>` hold
+//! 64 lower-case hex digits of a snapshot id and a newline. They are replaced
+//! atomically ([`crate::fsutil::write_atomic`]) and only after the objects they
+//! name are durable.
+
+use super::Store;
+use crate::error::{Error, IoResultExt, Result};
+use crate::fsutil::{ensure_dir, write_atomic};
+use crate::id::SnapshotId;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Longest checkpoint or plane name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// True for names made of `[A-Za-z0-9._-]`, 1..=200 bytes, not starting with `.` or `-`,
+/// and not `HEAD` (which always means the plane's head).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && !name.starts_with('-')
+        && name != "HEAD"
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+fn read_ref(path: &Path) -> Result<Option<SnapshotId>> {
+    match fs::read_to_string(path) {
+        Ok(text) => SnapshotId::from_hex(text.trim_end_matches('\n'))
+            .map(Some)
+            .ok_or_else(|| Error::DamagedFile {
+                path: path.to_path_buf(),
+                reason: "expected 64 hex digits and a newline".into(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+fn write_ref(path: &Path, id: &SnapshotId) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir)?;
+    }
+    write_atomic(path, format!("{}\n", id.to_hex()).as_bytes())
+}
+
+impl Store {
+    /// `.cp/planes/<plane>`: HEAD, checkpoints, index and journal of one plane.
+    pub fn plane_dir(&self, plane: &str) -> PathBuf {
+        self.dir().join("planes").join(plane)
+    }
+
+    fn checkpoint_path(&self, plane: &str, name: &str) -> PathBuf {
+        self.plane_dir(plane).join("checkpoints").join(name)
+    }
+
+    /// The plane's HEAD, `None` before its first snapshot.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the ref is malformed.
+    pub fn head(&self, plane: &str) -> Result<Option<SnapshotId>> {
+        read_ref(&self.plane_dir(plane).join("HEAD"))
+    }
+
+    /// Moves the plane's HEAD. Call only after the snapshot is durable.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the ref.
+    pub fn set_head(&self, plane: &str, id: &SnapshotId) -> Result<()> {
+        write_ref(&self.plane_dir(plane).join("HEAD"), id)
+    }
+
+    /// A named checkpoint of the plane.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the ref is malformed.
+    pub fn checkpoint(&self, plane: &str, name: &str) -> Result<Option<SnapshotId>> {
+        if !valid_name(name) {
+            return Ok(None);
+        }
+        read_ref(&self.checkpoint_path(plane, name))
+    }
+
+    /// Creates or replaces a named checkpoint.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name; [`Error::Io`] naming the ref.
+    pub fn set_checkpoint(&self, plane: &str, name: &str, id: &SnapshotId) -> Result<()> {
+        if !valid_name(name) {
+            return Err(Error::invalid(format!(
+                "invalid checkpoint name `{name}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`), at most {MAX_NAME_LEN} bytes"
+            )));
+        }
+        write_ref(&self.checkpoint_path(plane, name), id)
+    }
+
+    /// Every checkpoint of the plane as (name, id), sorted by name.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] for a malformed ref; [`Error::Io`] when unreadable.
+    pub fn checkpoints(&self, plane: &str) -> Result<Vec<(String, SnapshotId)>> {
+        let dir = self.plane_dir(plane).join("checkpoints");
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).at(&dir),
+        };
+        for entry in rd {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_name(&name) {
+                continue; // temporary files of an interrupted write
+            }
+            if let Some(id) = read_ref(&entry.path())? {
+                out.push((name, id));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,162 @@
+//! Comparing a plane's working tree with its HEAD: `status` (stat cache) and
+//! `verify` (full re-hash).
+
+use crate::diff::{Change, ChangeKind, TreeSource, diff_trees};
+use crate::error::Result;
+use crate::finding::{Finding, code};
+use crate::id::SnapshotId;
+use crate::object::{Snapshot, Tree};
+use crate::plane::Plane;
+use crate::progress::Progress;
+use crate::scan::{ScanOptions, ScanResult, scan};
+use crate::snapshot::index_path;
+use crate::store::Store;
+use crate::store::index::StatCache;
+use crate::store::lock::StoreLock;
+use std::time::Instant;
+
+/// The working tree against HEAD.
+#[derive(Debug)]
+pub struct WorktreeReport {
+    /// HEAD, if the plane has one.
+    pub head: Option<(SnapshotId, Snapshot)>,
+    /// Differences from HEAD to the working tree, in tree order.
+    pub changes: Vec<Change>,
+    /// Files that could not be scanned (unreadable, special, unstable).
+    pub findings: Vec<Finding>,
+    /// The scan itself (root, trees, fresh stat cache, counters).
+    pub scan: ScanResult,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+impl WorktreeReport {
+    /// True when there is nothing to report.
+    pub fn is_clean(&self) -> bool {
+        self.changes.is_empty() && self.findings.is_empty()
+    }
+
+    /// Every change and finding as findings with content-pass codes, sorted by path.
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self.changes.iter().map(change_finding).collect();
+        out.extend(self.findings.iter().cloned());
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
+    }
+}
+
+/// The content-pass finding for one change.
+pub fn change_finding(c: &Change) -> Finding {
+    let (code, message) = match c.kind {
+        ChangeKind::Modified => (
+            code::MODIFIED,
+            match (c.old, c.new) {
+                (Some(o), Some(n)) if o.kind != n.kind => format!(
+                    "bytes and kind differ from HEAD ({} {} -> {} {})",
+                    o.kind.name(),
+                    o.id.short(12),
+                    n.kind.name(),
+                    n.id.short(12)
+                ),
+                (Some(o), Some(n)) => format!(
+                    "bytes differ from HEAD (blake3 {} -> {})",
+                    o.id.short(12),
+                    n.id.short(12)
+                ),
+                _ => "bytes differ from HEAD".into(),
+            },
+        ),
+        ChangeKind::Added => (code::ADDED, "not in HEAD: snapshot it or remove it".into()),
+        ChangeKind::Deleted => (
+            code::DELETED,
+            "in HEAD but missing: restore it with `cplane rollback HEAD`".into(),
+        ),
+        ChangeKind::KindChanged => (
+            code::KIND_CHANGED,
+            match (c.old, c.new) {
+                (Some(o), Some(n)) => format!("kind changed from {} to {} (same bytes)", o.kind.name(), n.kind.name()),
+                _ => "kind changed".into(),
+            },
+        ),
+    };
+    Finding::new(code, c.path.clone(), message)
+}
+
+fn under(path: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty() || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
+}
+
+/// Scans and compares; `use_cache` trusts the stat cache.
+fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progress) -> Result<WorktreeReport> {
+    let t0 = Instant::now();
+    let cache = if use_cache {
+        StatCache::load(&index_path(store, plane))
+    } else {
+        None
+    };
+    let head = match store.head(&plane.name)? {
+        Some(id) => Some((id, store.read_snapshot(&id)?)),
+        None => None,
+    };
+    let mut scanned = scan(
+        plane,
+        ScanOptions {
+            cache: cache.as_ref(),
+            writer: None,
+            progress,
+        },
+    )?;
+    let empty = Tree::default().encode_with_id().0;
+    scanned.trees.entry(empty).or_default();
+    let head_root = head.as_ref().map_or(empty, |(_, s)| s.root);
+    let src = TreeSource::with_overlay(store, &scanned.trees);
+    let mut changes = diff_trees(&src, &head_root, &scanned.root)?;
+    // A path that could not be scanned is reported once, as its finding.
+    changes.retain(|c| !scanned.findings.iter().any(|f| under(&c.path, &f.path)));
+    Ok(WorktreeReport {
+        head,
+        changes,
+        findings: scanned.findings.clone(),
+        scan: scanned,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Fast drift report: files whose stat matches the cache are not read.
+///
+/// When the store lock is free, the stat cache is refreshed afterwards (like
+/// `git status`), keeping only ids already in the store, so later runs skip
+/// files that were touched but not changed.
+///
+/// # Errors
+/// I/O errors on the plane root; store damage while reading HEAD's trees.
+pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
+    let report = compare(store, plane, true, progress)?;
+    if report.scan.hashed_files > 0
+        && let Ok(_lock) = StoreLock::try_acquire(store.dir())
+    {
+        let mut fresh = report.scan.cache.clone();
+        let old = StatCache::load(&index_path(store, plane));
+        fresh.entries.retain(|e| {
+            old.as_ref().and_then(|o| o.get(&e.path)).is_some_and(|o| o.id == e.id) || store.contains(&e.id)
+        });
+        let _ = fresh.save(&index_path(store, plane));
+    }
+    Ok(report)
+}
+
+/// Full integrity check: every file is re-read and re-hashed; the cache is ignored.
+///
+/// # Errors
+/// As [`status`].
+pub fn verify(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
+    compare(store, plane, false, progress)
+}
+
+/// Scans the working tree without storing anything (for `diff REF`).
+///
+/// # Errors
+/// As [`status`].
+pub fn working_tree(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
+    compare(store, plane, true, progress)
+}
