@@ -31,6 +31,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(dir)
 }
 
+/// Replaces `path` with `bytes` atomically but without fsync, for caches.
+///
+/// Readers see the old or the new file, never a mix. After a power failure
+/// the new file may be empty or garbage, so use this only for data whose
+/// damage is detected (checksums) and harmless (the stat cache).
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file or directory that failed.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".cp-tmp-").tempfile_in(dir).at(dir)?;
+    tmp.write_all(bytes).at(tmp.path())?;
+    tmp.persist(path).map_err(|e| e.error).at(path)?;
+    Ok(())
+}
+
 /// Creates `dir` and its parents if missing.
 ///
 /// # Errors

@@ -300,8 +300,40 @@ fn apply(store: &Store, plane: &Plane, j: &Journal, progress: &dyn Progress) -> 
     Ok((written, removed))
 }
 
-/// Flushes the plane's filesystem (one `syncfs`, not one fsync per file).
-fn sync_plane(plane: &Plane) -> Result<()> {
+/// Below this many written files, each is fsynced; above, one `syncfs` flushes them all.
+const SYNCFS_MIN_FILES: usize = 64;
+
+/// Makes the written files durable: one fsync per file (and per directory) for small
+/// rollbacks, one `syncfs` of the plane's filesystem for large ones.
+fn sync_plane(plane: &Plane, j: &Journal) -> Result<()> {
+    let writes: Vec<&Vec<u8>> = j
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Write { path, kind, .. } if *kind != EntryKind::Symlink => Some(path),
+            _ => None,
+        })
+        .collect();
+    if writes.len() < SYNCFS_MIN_FILES {
+        let mut dirs = std::collections::BTreeSet::new();
+        for op in &j.ops {
+            let (Op::Write { path, .. } | Op::Remove { path }) = op;
+            let abs = abs_path(plane, path);
+            if let Some(d) = abs.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        for p in writes {
+            let abs = abs_path(plane, p);
+            fs::File::open(&abs).and_then(|f| f.sync_all()).at(&abs)?;
+        }
+        for d in dirs {
+            if d.exists() {
+                crate::fsutil::fsync_dir(&d)?;
+            }
+        }
+        return Ok(());
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
@@ -320,10 +352,10 @@ fn sync_plane(plane: &Plane) -> Result<()> {
 }
 
 /// After apply: refresh the stat cache, move refs, delete journal and staging.
-fn finish(store: &Store, plane: &Plane, j: &Journal) -> Result<()> {
-    sync_plane(plane)?;
+fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -> Result<()> {
+    sync_plane(plane, j)?;
     let cache_path = index_path(store, plane);
-    if let Some(mut cache) = StatCache::load(&cache_path) {
+    if let Some(mut cache) = cache.or_else(|| StatCache::load(&cache_path)) {
         let mut entries: std::collections::BTreeMap<Vec<u8>, IndexEntry> =
             cache.entries.drain(..).map(|e| (e.path.clone(), e)).collect();
         for op in &j.ops {
@@ -379,7 +411,7 @@ pub fn recover(
     let t0 = Instant::now();
     let j = load_journal(&jp)?;
     let (written, removed) = apply(store, plane, &j, progress)?;
-    finish(store, plane, &j)?;
+    finish(store, plane, &j, None)?;
     Ok(Some(RollbackReport {
         journal: j,
         changes: Vec::new(),
@@ -412,7 +444,7 @@ pub fn rollback(
             target.plane.name
         )));
     }
-    let rescue = seal(
+    let mut rescue = seal(
         store,
         lock,
         plane,
@@ -431,6 +463,7 @@ pub fn rollback(
         },
         other => other,
     })?;
+    let rescue_cache = std::mem::take(&mut rescue.cache);
     let changes = diff_trees(&TreeSource::store(store), &rescue.snapshot.root, &target.snapshot.root)?;
     // Stage and verify every file first: a corrupt object aborts before the plane changes.
     let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
@@ -489,7 +522,7 @@ pub fn rollback(
     };
     save_journal(&journal_path(store, &plane.name), &journal)?;
     let (written, removed) = apply(store, plane, &journal, progress)?;
-    finish(store, plane, &journal)?;
+    finish(store, plane, &journal, Some(rescue_cache))?;
     Ok(RollbackReport {
         journal,
         changes,

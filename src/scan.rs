@@ -33,8 +33,21 @@ pub struct ScanOptions<'a> {
     pub cache: Option<&'a StatCache>,
     /// Store every new blob and tree here.
     pub writer: Option<&'a ObjectWriter<'a>>,
+    /// Which stat-cache entries to return in [`ScanResult::cache`].
+    pub record: Record,
     /// Receives a tick per file.
     pub progress: &'a dyn Progress,
+}
+
+/// Which files a scan describes in its returned stat cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// Every file: a complete new cache (snapshot).
+    All,
+    /// Only files that were read and hashed: a patch for the old cache (status).
+    Hashed,
+    /// None (verify).
+    Nothing,
 }
 
 /// The scanned state of a plane.
@@ -44,7 +57,7 @@ pub struct ScanResult {
     pub root: TreeId,
     /// Every tree of the scanned state, by id (the root included).
     pub trees: HashMap<TreeId, Tree>,
-    /// A fresh stat cache describing every file seen (sorted by path).
+    /// Stat-cache entries (sorted by path) for the files [`ScanOptions::record`] asked for.
     pub cache: StatCache,
     /// Unreadable, special and unstable files; they are left out of `root`.
     pub findings: Vec<Finding>,
@@ -135,8 +148,12 @@ pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
     })
 }
 
+// Boxing the large variant would cost one allocation per file; the Vec holding
+// these lives for one directory only.
+#[allow(clippy::large_enum_variant)]
 enum Child {
-    Entry(TreeEntry, Option<IndexEntry>),
+    /// The entry, its stat-cache row, and whether the file was read and hashed.
+    Entry(TreeEntry, Option<IndexEntry>, bool),
     Skip,
 }
 
@@ -154,7 +171,7 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
             return Ok(None);
         }
     };
-    let mut names: Vec<(Vec<u8>, fs::FileType)> = Vec::new();
+    let mut names: Vec<(Vec<u8>, fs::FileType, fs::DirEntry)> = Vec::new();
     for entry in rd {
         let entry = match entry {
             Ok(e) => e,
@@ -168,9 +185,9 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
                 return Ok(None);
             }
         };
-        let name = entry.file_name().as_bytes().to_vec();
+        let name = std::os::unix::ffi::OsStringExt::into_vec(entry.file_name());
         match entry.file_type() {
-            Ok(t) => names.push((name, t)),
+            Ok(t) => names.push((name, t, entry)),
             Err(e) => finding(
                 ctx,
                 code::UNREADABLE,
@@ -180,18 +197,24 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
         }
     }
     names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // The cache entries under this directory form one contiguous run of the sorted cache.
+    let cached: &[IndexEntry] = ctx.opts.cache.map_or(&[], |c| c.under(rel));
     let children: Vec<Child> = names
         .into_par_iter()
-        .map(|(name, ft)| scan_child(ctx, abs, rel, name, ft))
+        .map(|(name, ft, entry)| scan_child(ctx, abs, rel, cached, name, ft, entry))
         .collect::<Result<_>>()?;
     let mut tree = Tree::default();
     let mut dir_bytes = 0u64;
     let mut index = Vec::new();
     for c in children {
-        if let Child::Entry(e, ie) = c {
+        if let Child::Entry(e, ie, hashed) = c {
             dir_bytes += e.size;
             tree.entries.push(e);
-            index.extend(ie);
+            match ctx.opts.record {
+                Record::All => index.extend(ie),
+                Record::Hashed if hashed => index.extend(ie),
+                _ => {}
+            }
         }
     }
     if !index.is_empty() {
@@ -215,7 +238,15 @@ fn finding(ctx: &Ctx, code: &'static str, path: Vec<u8>, message: String) {
         .push(Finding::new(code, path, message));
 }
 
-fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::FileType) -> Result<Child> {
+fn scan_child(
+    ctx: &Ctx,
+    dir_abs: &Path,
+    dir_rel: &[u8],
+    cached: &[IndexEntry],
+    name: Vec<u8>,
+    ft: fs::FileType,
+    entry: fs::DirEntry,
+) -> Result<Child> {
     let rel = join_rel(dir_rel, &name);
     let abs: PathBuf = dir_abs.join(std::ffi::OsStr::from_bytes(&name));
     if ft.is_dir() {
@@ -232,12 +263,13 @@ fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::
                     owner: String::new(),
                 },
                 None,
+                false,
             ),
             None => Child::Skip,
         });
     }
     if ft.is_symlink() {
-        let (target, meta) = match fs::read_link(&abs).and_then(|t| Ok((t, fs::symlink_metadata(&abs)?))) {
+        let (target, meta) = match fs::read_link(&abs).and_then(|t| Ok((t, entry.metadata()?))) {
             Ok(x) => x,
             Err(e) => {
                 finding(ctx, code::UNREADABLE, rel, format!("symlink cannot be read: {e}"));
@@ -265,7 +297,7 @@ fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::
             id,
             stat: Stat::from_metadata(&meta),
         };
-        return Ok(Child::Entry(entry, Some(ie)));
+        return Ok(Child::Entry(entry, Some(ie), false));
     }
     if !ft.is_file() {
         let what = if ft.is_fifo() {
@@ -288,16 +320,24 @@ fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::
         return Ok(Child::Skip);
     }
     // Regular file: the stat cache first, then a read.
-    let cached = match ctx.opts.cache {
-        Some(cache) => match fs::symlink_metadata(&abs) {
-            Ok(m) => cache
-                .lookup(&rel, &Stat::from_metadata(&m))
-                .map(|(id, _)| (id, Stat::from_metadata(&m))),
+    // `DirEntry::metadata` is an fstatat on the open directory: no path walk.
+    let hit = match ctx.opts.cache {
+        Some(cache) => match entry.metadata() {
+            Ok(m) => {
+                let stat = Stat::from_metadata(&m);
+                cached
+                    .binary_search_by(|e| e.path.as_slice().cmp(&rel))
+                    .ok()
+                    .filter(|&i| cached[i].stat.matches(&stat) && !cache.is_racy(&cached[i].stat))
+                    .map(|i| (cached[i].id, stat))
+            }
             Err(_) => None,
         },
         None => None,
     };
-    let (id, stat) = match cached {
+    drop(entry);
+    let hashed = hit.is_none();
+    let (id, stat) = match hit {
         Some(hit) => hit,
         None => match hash_file(&abs, ctx.opts.writer) {
             Ok((id, stat)) => {
@@ -352,5 +392,6 @@ fn scan_child(ctx: &Ctx, dir_abs: &Path, dir_rel: &[u8], name: Vec<u8>, ft: fs::
             id,
             stat,
         }),
+        hashed,
     ))
 }

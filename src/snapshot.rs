@@ -61,6 +61,9 @@ pub struct SealReport {
     pub hashed_files: u64,
     /// Bytes read and hashed.
     pub hashed_bytes: u64,
+    /// The plane's stat cache as it stands after sealing (every file of the new snapshot).
+    #[serde(skip)]
+    pub cache: StatCache,
 }
 
 /// `.cp/planes/<plane>/index`.
@@ -139,6 +142,7 @@ pub fn seal(
         ScanOptions {
             cache: cache.as_ref(),
             writer: Some(&writer),
+            record: crate::scan::Record::All,
             progress,
         },
     )?;
@@ -167,13 +171,17 @@ pub fn seal(
     store.set_checkpoint(&plane.name, &snapshot.name, &id)?;
     store.set_head(&plane.name, &id)?;
     let _ = lock;
-    // The cache is an accelerator: failing to save it loses speed, not data.
-    let _ = scanned.cache.save(&cache_path);
+    // The cache is an accelerator: failing to save it loses speed, not data. When
+    // nothing was read, the old cache still holds (deleted paths are harmless).
+    if scanned.hashed_files > 0 || cache.is_none() {
+        let _ = scanned.cache.save(&cache_path);
+    }
     Ok(SealReport {
         id,
         snapshot,
         write,
         hashed_files: scanned.hashed_files,
         hashed_bytes: scanned.hashed_bytes,
+        cache: scanned.cache,
     })
 }

@@ -8,7 +8,7 @@ use crate::id::SnapshotId;
 use crate::object::{Snapshot, Tree};
 use crate::plane::Plane;
 use crate::progress::Progress;
-use crate::scan::{ScanOptions, ScanResult, scan};
+use crate::scan::{Record, ScanOptions, ScanResult, scan};
 use crate::snapshot::index_path;
 use crate::store::Store;
 use crate::store::index::StatCache;
@@ -88,6 +88,7 @@ fn under(path: &[u8], dir: &[u8]) -> bool {
 
 /// Scans and compares; `use_cache` trusts the stat cache.
 fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progress) -> Result<WorktreeReport> {
+    let record = if use_cache { Record::Hashed } else { Record::Nothing };
     let t0 = Instant::now();
     let cache = if use_cache {
         StatCache::load(&index_path(store, plane))
@@ -103,6 +104,7 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progres
         ScanOptions {
             cache: cache.as_ref(),
             writer: None,
+            record,
             progress,
         },
     )?;
@@ -135,12 +137,22 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
     if report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
-        let mut fresh = report.scan.cache.clone();
-        let old = StatCache::load(&index_path(store, plane));
-        fresh.entries.retain(|e| {
-            old.as_ref().and_then(|o| o.get(&e.path)).is_some_and(|o| o.id == e.id) || store.contains(&e.id)
-        });
-        let _ = fresh.save(&index_path(store, plane));
+        // Patch the old cache with the files just hashed, keeping the invariant that
+        // every id in a stat cache is in the store (snapshot trusts cache hits).
+        let path = index_path(store, plane);
+        let mut merged: std::collections::BTreeMap<Vec<u8>, crate::store::index::IndexEntry> = StatCache::load(&path)
+            .map(|c| c.entries.into_iter().map(|e| (e.path.clone(), e)).collect())
+            .unwrap_or_default();
+        for e in &report.scan.cache.entries {
+            if store.contains(&e.id) {
+                merged.insert(e.path.clone(), e.clone());
+            }
+        }
+        let fresh = StatCache {
+            scan_started_ns: report.scan.cache.scan_started_ns,
+            entries: merged.into_values().collect(),
+        };
+        let _ = fresh.save(&path);
     }
     Ok(report)
 }

@@ -58,5 +58,8 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             writeln!(ctx.out, "{}", summary(&r.changes))?;
         }
     }
-    Ok(findings_code(r.is_clean()))
+    let code = findings_code(r.is_clean());
+    // Freeing 100,000 tree entries one by one costs more than the exit does.
+    std::mem::forget(r);
+    Ok(code)
 }

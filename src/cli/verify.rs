@@ -77,5 +77,8 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
             )?;
         }
     }
-    Ok(findings_code(findings.is_empty()))
+    let code = findings_code(findings.is_empty());
+    // Freeing 100,000 tree entries one by one costs more than the exit does.
+    std::mem::forget(r);
+    Ok(code)
 }

@@ -97,7 +97,7 @@ impl StatCache {
         sorted.then_some(cache)
     }
 
-    /// Writes the cache atomically.
+    /// Writes the cache atomically (no fsync: a cache lost in a crash is only re-hashed).
     ///
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
@@ -111,7 +111,7 @@ impl StatCache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
         }
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::fsutil::write_replace(path, &bytes)
     }
 
     /// The entry for `path`, by binary search.
@@ -120,6 +120,19 @@ impl StatCache {
             .binary_search_by(|e| e.path.as_slice().cmp(path))
             .ok()
             .map(|i| &self.entries[i])
+    }
+
+    /// The entries under directory `dir` (plane-relative, `""` for the root): one
+    /// contiguous run, since every path in it starts with `dir/`.
+    pub fn under(&self, dir: &[u8]) -> &[IndexEntry] {
+        if dir.is_empty() {
+            return &self.entries;
+        }
+        let mut prefix = dir.to_vec();
+        prefix.push(b'/');
+        let lo = self.entries.partition_point(|e| e.path.as_slice() < prefix.as_slice());
+        let hi = lo + self.entries[lo..].partition_point(|e| e.path.starts_with(&prefix));
+        &self.entries[lo..hi]
     }
 
     /// True when `stat` was recorded too close to the recording scan to be trusted.
