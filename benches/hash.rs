@@ -1,0 +1,62 @@
+//! Hashing a generated 10,000-file tree: `hash_file` over every file, one
+//! thread and rayon-parallel, and the verify-style scan (walk + hash, no store
+//! writes, no stat cache). Throughput is the tree's bytes.
+
+use cplane::hash::hash_file;
+use cplane::progress::NoProgress;
+use cplane::scan::{Record, ScanOptions, scan};
+use cplane::store::Store;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rayon::prelude::*;
+use std::hint::black_box;
+use std::time::Duration;
+
+#[path = "common/mod.rs"]
+mod common;
+
+fn bench_hash(c: &mut Criterion) {
+    let tree = common::generate(common::FILES);
+    let mut g = c.benchmark_group("hash");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Bytes(tree.bytes));
+
+    g.bench_function("hash_file/sequential", |b| {
+        b.iter(|| {
+            for p in &tree.files {
+                black_box(hash_file(p, None).expect("hash"));
+            }
+        })
+    });
+    g.bench_function("hash_file/parallel", |b| {
+        b.iter(|| {
+            tree.files.par_iter().for_each(|p| {
+                black_box(hash_file(p, None).expect("hash"));
+            })
+        })
+    });
+
+    let store = Store::init(&tree.root).expect("init store");
+    let plane = store.plane("main").expect("plane main");
+    g.bench_function("scan/verify", |b| {
+        b.iter(|| {
+            let r = scan(
+                &plane,
+                ScanOptions {
+                    cache: None,
+                    writer: None,
+                    record: Record::Nothing,
+                    progress: &NoProgress,
+                },
+            )
+            .expect("scan");
+            assert!(r.findings.is_empty());
+            black_box(r.root)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_hash);
+criterion_main!(benches);
