@@ -1,10 +1,14 @@
 //! Hashing files into blob ids, safely against concurrent writers.
 //!
 //! Small files are read whole into a per-thread buffer and hashed with
-//! `blake3::hash`; large ones are memory-mapped and hashed with BLAKE3's
-//! rayon-parallel `update_rayon`. Every read is bracketed by two `fstat`s: if
+//! `blake3::hash`; large ones are read in 4 MiB chunks, each hashed with
+//! BLAKE3's rayon-parallel `update_rayon` (not memory-mapped: a concurrent
+//! truncation of a mapped file raises SIGBUS). Every read is bracketed by two `fstat`s: if
 //! size, mtime or ctime moved, the bytes may be torn, so the hash is retried
-//! (up to [`HASH_ATTEMPTS`] times) and never recorded.
+//! (up to [`HASH_ATTEMPTS`] times) and never recorded. Because the kernel
+//! stamps file times from a coarse clock (4 ms ticks here), a same-size
+//! rewrite within one tick is invisible to that bracket; so a file whose
+//! times are within two ticks of the read is also re-read once they are older.
 
 use crate::error::Result;
 use crate::id::ObjectId;
@@ -17,12 +21,34 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Files at least this large (bytes) are hashed through a memory map with BLAKE3's multithreaded update.
-pub const MMAP_MIN_BYTES: u64 = 4 << 20;
+/// Files at least this large (bytes) are hashed in [`CHUNK_BYTES`] chunks with BLAKE3's multithreaded update.
+pub const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+/// Read size for large files, in bytes.
+pub const CHUNK_BYTES: usize = 4 << 20;
 /// Files at least this large (bytes) are stored by streaming rather than read whole.
 pub const STREAM_MIN_BYTES: u64 = 8 << 20;
 /// How many times a file that changes while being hashed is retried.
 pub const HASH_ATTEMPTS: usize = 3;
+
+/// How recent (ns) a file's mtime/ctime may be, relative to the start of its
+/// read, before the hash is distrusted: two ticks of the kernel's coarse
+/// clock (which stamps file times) plus 1 ms. Within one tick, a rewrite of
+/// the same size leaves size, mtime and ctime unchanged, so the fstat bracket
+/// alone cannot see it; such a file is re-read once its times are older.
+fn fresh_margin_ns() -> i64 {
+    static MARGIN: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MARGIN.get_or_init(|| {
+        let mut res = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `res` is a valid out-pointer for the duration of the call.
+        let ok = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut res) } == 0;
+        let tick = if ok {
+            res.tv_sec * 1_000_000_000 + res.tv_nsec
+        } else {
+            10_000_000
+        };
+        2 * tick.clamp(1_000_000, 1_000_000_000) + 1_000_000
+    })
+}
 
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -58,7 +84,38 @@ fn open_nofollow(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// True (after waiting until it no longer is) when `m` was stamped so close to
+/// `read_start_ns` that a same-tick rewrite could hide in it.
+fn too_fresh(m: &Metadata, read_start_ns: i64) -> bool {
+    let s = Stat::from_metadata(m);
+    let latest = s.mtime_ns.max(s.ctime_ns);
+    let margin = fresh_margin_ns();
+    if latest + margin <= read_start_ns {
+        return false;
+    }
+    let wait = latest + margin - crate::store::index::now_ns();
+    if wait > 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(wait.min(1_000_000_000) as u64));
+    }
+    true
+}
+
 fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashProblem> {
+    let read_start = crate::store::index::now_ns();
     let mut f = open_nofollow(path).map_err(HashProblem::Unreadable)?;
     let m0 = f.metadata().map_err(HashProblem::Unreadable)?;
     if !m0.is_file() {
@@ -66,7 +123,7 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
     }
     let size = m0.len();
     let stream = writer.is_some() && size >= STREAM_MIN_BYTES;
-    let id = if size < MMAP_MIN_BYTES || (writer.is_some() && !stream) {
+    let id = if size < PARALLEL_MIN_BYTES || (writer.is_some() && !stream) {
         let r = BUF.with(|buf| -> Result<Option<ObjectId>, HashProblem> {
             let mut buf = buf.borrow_mut();
             buf.clear();
@@ -79,7 +136,7 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
             }
             let id = ObjectId(*blake3::hash(&buf).as_bytes());
             let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
-            if !same_content_stat(&m0, &m1) {
+            if !same_content_stat(&m0, &m1) || too_fresh(&m1, read_start) {
                 return Ok(None);
             }
             if let Some(w) = writer {
@@ -95,18 +152,29 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
             None => return Ok(Attempt::Changed),
         }
     } else {
-        // SAFETY: the map is read-only and dropped before return. A concurrent truncation by
-        // another process could raise SIGBUS; the fstat bracket detects other concurrent writes.
-        let map = unsafe { memmap2::Mmap::map(&f) }.map_err(HashProblem::Unreadable)?;
-        if map.len() as u64 != size {
+        // Large file: read in big chunks, each hashed by BLAKE3's rayon-parallel update.
+        // Not mmap: a concurrent truncation turns a mapped read into SIGBUS (a crash),
+        // where a read(2) just returns fewer bytes (measured cost of the copy: see README).
+        let mut h = blake3::Hasher::new();
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        let mut total = 0u64;
+        loop {
+            let n = read_full(&mut f, &mut chunk).map_err(HashProblem::Unreadable)?;
+            if n == 0 {
+                break;
+            }
+            h.update_rayon(&chunk[..n]);
+            total += n as u64;
+            if total > size {
+                return Ok(Attempt::Changed);
+            }
+        }
+        if total != size {
             return Ok(Attempt::Changed);
         }
-        let mut h = blake3::Hasher::new();
-        h.update_rayon(&map);
-        drop(map);
         let id = ObjectId(*h.finalize().as_bytes());
         let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
-        if !same_content_stat(&m0, &m1) {
+        if !same_content_stat(&m0, &m1) || too_fresh(&m1, read_start) {
             return Ok(Attempt::Changed);
         }
         if let Some(w) = writer {
@@ -149,7 +217,7 @@ mod tests {
     #[test]
     fn small_and_large_files_hash_like_b3sum() {
         let dir = tempfile::tempdir().unwrap();
-        for size in [0usize, 1, 1000, MMAP_MIN_BYTES as usize + 17] {
+        for size in [0usize, 1, 1000, PARALLEL_MIN_BYTES as usize + 17] {
             let p = dir.path().join(format!("f{size}"));
             let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
             std::fs::write(&p, &data).unwrap();

@@ -158,11 +158,37 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
 }
 
 /// Full integrity check: every file is re-read and re-hashed; the cache is ignored.
+/// HEAD itself is checked too: every tree of it must read back and hash to its
+/// id, and every blob it names must be in the store (fail closed: a plane whose
+/// HEAD cannot be restored does not verify).
 ///
 /// # Errors
-/// As [`status`].
+/// As [`status`], plus [`crate::Error::CorruptObject`] / [`crate::Error::MissingObject`]
+/// for a damaged HEAD.
 pub fn verify(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
-    compare(store, plane, false, progress)
+    let report = compare(store, plane, false, progress)?;
+    if let Some((_, head)) = &report.head {
+        check_tree(store, &head.root)?;
+    }
+    Ok(report)
+}
+
+/// Reads every tree under `root` from the store (verifying each) and checks that every blob is present.
+fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
+    use rayon::prelude::*;
+    let tree = store.read_tree(root)?;
+    tree.entries.par_iter().try_for_each(|e| {
+        if e.kind == crate::object::EntryKind::Dir {
+            check_tree(store, &e.tree_id())
+        } else if store.contains(&e.id) {
+            Ok(())
+        } else {
+            Err(crate::Error::MissingObject {
+                id: e.id.to_hex(),
+                kind: "blob",
+            })
+        }
+    })
 }
 
 /// Scans the working tree without storing anything (for `diff REF`).
