@@ -135,7 +135,7 @@ pub enum Error {
         reason: String,
     },
     /// The command refused to proceed because the tree has findings.
-    #[error("{action} refused: {} finding(s); nothing was written", findings.len())]
+    #[error("{action} refused: {} finding{}; nothing was written", findings.len(), if findings.len() == 1 { "" } else { "s" })]
     Refused {
         /// What was refused ("snapshot", "rollback").
         action: &'static str,

@@ -77,7 +77,8 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
     for step in 0..steps {
         id = snapshot.parent.ok_or_else(|| {
             not_found(format!(
-                "`{base}` has only {step} snapshot(s) before it in plane `{}`",
+                "`{base}` has only {step} earlier snapshot{} in plane `{}`",
+                if step == 1 { "" } else { "s" },
                 plane.name
             ))
         })?;

@@ -1,8 +1,11 @@
 //! Rollback: make a plane's files exactly a snapshot's, losing nothing.
 //!
 //! 1. Seal the current state as a rescue checkpoint (`RESCUE-…`), so the
-//!    rollback can itself be undone.
-//! 2. Diff the rescue root against the target root (only differing subtrees).
+//!    rollback can itself be undone. HEAD does not move yet; if anything fails
+//!    before step 4, the rescue checkpoint is dropped again.
+//! 2. Prune from the target the roots of planes nested in this one (their
+//!    files are not this plane's to write), then diff the rescue root against
+//!    it (only differing subtrees).
 //! 3. Stage every file to write under `.cp/tmp/`, each verified against its
 //!    BLAKE3 id: a corrupt object stops the rollback before anything changes.
 //! 4. Store the new HEAD snapshot (root = target root, parent = rescue), then
@@ -421,6 +424,153 @@ pub fn recover(
     }))
 }
 
+/// Everything before the journal: prune the target, diff, stage and verify every
+/// file, store the new HEAD snapshot. Changes nothing in the plane.
+fn prepare(
+    store: &mut Store,
+    plane: &Plane,
+    target: &Resolved,
+    rescue: &crate::snapshot::SealReport,
+) -> Result<(Journal, Vec<Change>)> {
+    // Parts of the target that now belong to nested planes are not this plane's to write.
+    let writer = store.writer();
+    let root = prune_carve_outs(store, &writer, target.snapshot.root, &plane.carve_outs)?;
+    let (packs, _) = writer.finish()?;
+    store.add_packs(&packs)?;
+    let (files, bytes) = if root == target.snapshot.root {
+        (target.snapshot.files, target.snapshot.bytes)
+    } else {
+        let all = crate::diff::flatten(&TreeSource::store(store), &root)?;
+        (all.len() as u64, all.iter().map(|(_, s)| s.size).sum())
+    };
+    let changes = diff_trees(&TreeSource::store(store), &rescue.snapshot.root, &root)?;
+    // Stage and verify every file first: a corrupt object aborts before the plane changes.
+    let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
+    let staging = store.dir().join(&staging_rel);
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).at(&staging)?;
+    let mut ops = Vec::new();
+    let mut writes = Vec::new();
+    for c in &changes {
+        match c.new {
+            Some(n) => {
+                let staged = writes.len() as u64;
+                extract(store, &n.id, n.kind, &staging.join(staged.to_string()))?;
+                writes.push(Op::Write {
+                    path: c.path.clone(),
+                    kind: n.kind,
+                    id: n.id,
+                    staged,
+                });
+            }
+            None => ops.push(Op::Remove { path: c.path.clone() }),
+        }
+    }
+    // A path whose kind changes from file to symlink (or back) is overwritten by the rename.
+    ops.extend(writes);
+    let now = now_ns();
+    let new_name = unique_name(store, &plane.name, None, crate::snapshot::DEFAULT_PREFIX, now)?;
+    let new_snapshot = Snapshot {
+        plane: plane.name.clone(),
+        name: new_name.clone(),
+        root,
+        parent: Some(rescue.id),
+        kind: SnapshotKind::Rollback { target: target.id },
+        time_unix_ns: now,
+        message: format!("rollback to {} ({})", target.snapshot.name, target.id.short(12)),
+        files,
+        bytes,
+    };
+    let (new_head, body) = new_snapshot.encode_with_id();
+    let writer = store.writer();
+    writer.add(ObjectKind::Snapshot, new_head.0, &body)?;
+    let (packs, _) = writer.finish()?;
+    store.add_packs(&packs)?;
+    let journal = Journal {
+        plane: plane.name.clone(),
+        target: target.id,
+        rescue: rescue.id,
+        rescue_name: rescue.snapshot.name.clone(),
+        new_head,
+        new_name,
+        staging: staging_rel,
+        ops,
+    };
+    Ok((journal, changes))
+}
+
+/// `root` without the entries at the plane-relative paths `carve_outs` (the roots
+/// of planes nested in this one). New trees go to `writer`; `root` itself when
+/// nothing is carved out of it.
+///
+/// # Errors
+/// Store damage while reading trees; I/O errors while writing.
+pub fn prune_carve_outs(
+    store: &Store,
+    writer: &crate::store::pack::ObjectWriter<'_>,
+    root: crate::id::TreeId,
+    carve_outs: &[Vec<u8>],
+) -> Result<crate::id::TreeId> {
+    let paths: Vec<Vec<&[u8]>> = carve_outs.iter().map(|p| p.split(|&c| c == b'/').collect()).collect();
+    if paths.is_empty() {
+        return Ok(root);
+    }
+    match prune(store, writer, root, &paths)? {
+        Some((id, _)) => Ok(id),
+        None => {
+            let (id, body) = crate::object::Tree::default().encode_with_id();
+            writer.add(ObjectKind::Tree, id.0, &body)?;
+            Ok(id)
+        }
+    }
+}
+
+/// Prunes one tree; `None` when nothing is left in it.
+fn prune(
+    store: &Store,
+    writer: &crate::store::pack::ObjectWriter<'_>,
+    id: crate::id::TreeId,
+    paths: &[Vec<&[u8]>],
+) -> Result<Option<(crate::id::TreeId, u64)>> {
+    let mut tree = store.read_tree(&id)?;
+    let mut changed = false;
+    let mut kept = Vec::with_capacity(tree.entries.len());
+    for mut e in tree.entries.drain(..) {
+        let here: Vec<&Vec<&[u8]>> = paths.iter().filter(|p| p[0] == e.name.as_slice()).collect();
+        if here.iter().any(|p| p.len() == 1) {
+            changed = true;
+            continue;
+        }
+        if e.kind == EntryKind::Dir && !here.is_empty() {
+            let sub: Vec<Vec<&[u8]>> = here.iter().map(|p| p[1..].to_vec()).collect();
+            match prune(store, writer, e.tree_id(), &sub)? {
+                None => {
+                    changed = true;
+                    continue;
+                }
+                Some((nid, size)) if nid != e.tree_id() => {
+                    e.id = nid.0;
+                    e.size = size;
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        kept.push(e);
+    }
+    tree.entries = kept;
+    let size = tree.entries.iter().map(|e| e.size).sum();
+    if tree.entries.is_empty() {
+        return Ok(None);
+    }
+    if !changed {
+        return Ok(Some((id, size)));
+    }
+    let (nid, body) = tree.encode_with_id();
+    writer.add(ObjectKind::Tree, nid.0, &body)?;
+    Ok(Some((nid, size)))
+}
+
 /// Rolls `plane` back to `target`. See the module documentation for the steps.
 ///
 /// # Errors
@@ -453,6 +603,7 @@ pub fn rollback(
             prefix: RESCUE_PREFIX,
             message: format!("state before rollback to {}", target.snapshot.name),
             kind: SnapshotKind::Rescue,
+            move_head: false,
         },
         progress,
     )
@@ -464,61 +615,16 @@ pub fn rollback(
         other => other,
     })?;
     let rescue_cache = std::mem::take(&mut rescue.cache);
-    let changes = diff_trees(&TreeSource::store(store), &rescue.snapshot.root, &target.snapshot.root)?;
-    // Stage and verify every file first: a corrupt object aborts before the plane changes.
-    let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
-    let staging = store.dir().join(&staging_rel);
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).at(&staging)?;
-    let mut ops = Vec::new();
-    let mut writes = Vec::new();
-    for c in &changes {
-        match c.new {
-            Some(n) => {
-                let staged = writes.len() as u64;
-                if let Err(e) = extract(store, &n.id, n.kind, &staging.join(staged.to_string())) {
-                    let _ = fs::remove_dir_all(&staging);
-                    return Err(e);
-                }
-                writes.push(Op::Write {
-                    path: c.path.clone(),
-                    kind: n.kind,
-                    id: n.id,
-                    staged,
-                });
-            }
-            None => ops.push(Op::Remove { path: c.path.clone() }),
+    // Until the journal exists nothing in the plane has changed: on failure, drop the
+    // rescue checkpoint again and leave HEAD where it was.
+    let prepared = prepare(store, plane, target, &rescue);
+    let (journal, changes) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
+            let _ = fs::remove_dir_all(store.dir().join(format!("tmp/rollback-{}", rescue.id.short(16))));
+            return Err(e);
         }
-    }
-    // A path whose kind changes from file to symlink (or back) is overwritten by the rename.
-    ops.extend(writes);
-    let now = now_ns();
-    let new_name = unique_name(store, &plane.name, None, crate::snapshot::DEFAULT_PREFIX, now)?;
-    let new_snapshot = Snapshot {
-        plane: plane.name.clone(),
-        name: new_name.clone(),
-        root: target.snapshot.root,
-        parent: Some(rescue.id),
-        kind: SnapshotKind::Rollback { target: target.id },
-        time_unix_ns: now,
-        message: format!("rollback to {} ({})", target.snapshot.name, target.id.short(12)),
-        files: target.snapshot.files,
-        bytes: target.snapshot.bytes,
-    };
-    let (new_head, body) = new_snapshot.encode_with_id();
-    let writer = store.writer();
-    writer.add(ObjectKind::Snapshot, new_head.0, &body)?;
-    let (packs, _) = writer.finish()?;
-    store.add_packs(&packs)?;
-    let journal = Journal {
-        plane: plane.name.clone(),
-        target: target.id,
-        rescue: rescue.id,
-        rescue_name: rescue.snapshot.name.clone(),
-        new_head,
-        new_name,
-        staging: staging_rel,
-        ops,
     };
     save_journal(&journal_path(store, &plane.name), &journal)?;
     let (written, removed) = apply(store, plane, &journal, progress)?;

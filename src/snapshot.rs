@@ -34,6 +34,8 @@ pub struct SealOptions {
     pub message: String,
     /// Why the snapshot is sealed.
     pub kind: SnapshotKind,
+    /// Move HEAD to the new snapshot (a rescue checkpoint only gets its checkpoint ref).
+    pub move_head: bool,
 }
 
 impl Default for SealOptions {
@@ -43,6 +45,7 @@ impl Default for SealOptions {
             prefix: DEFAULT_PREFIX,
             message: String::new(),
             kind: SnapshotKind::Checkpoint,
+            move_head: true,
         }
     }
 }
@@ -115,7 +118,7 @@ pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Resu
     Ok(id)
 }
 
-/// Seals `plane` as a new snapshot and checkpoint and moves HEAD to it.
+/// Seals `plane` as a new snapshot and checkpoint and (unless told not to) moves HEAD to it.
 ///
 /// Uses and refreshes the plane's stat cache, so unchanged files are not re-read.
 ///
@@ -169,7 +172,9 @@ pub fn seal(
     let (packs, write) = writer.finish()?;
     store.add_packs(&packs)?;
     store.set_checkpoint(&plane.name, &snapshot.name, &id)?;
-    store.set_head(&plane.name, &id)?;
+    if opts.move_head {
+        store.set_head(&plane.name, &id)?;
+    }
     let _ = lock;
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).

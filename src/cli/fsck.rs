@@ -50,7 +50,7 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
             if r.is_clean() {
                 "no damage".to_string()
             } else {
-                format!("{} problem(s)", r.damage.len())
+                output::count(r.damage.len() as u64, "problem")
             }
         )?;
     }

@@ -18,14 +18,15 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Directory to govern (default: the current directory)
-    pub dir: Option<PathBuf>,
+    #[arg(value_name = "DIR")]
+    pub directory: Option<PathBuf>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
-    let dir = match &args.dir {
+    let dir = match &args.directory {
         Some(d) => ctx.cwd.join(d),
         None => ctx.cwd.clone(),
     };

@@ -51,6 +51,15 @@ pub fn path_obj(bytes: &[u8]) -> Map<String, Value> {
     m
 }
 
+/// `1 file`, `2 files`: a count with its noun, plural when needed.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Human size: `512 B`, `1.5 kB`, `3.2 MB`, `1.1 GB` (SI units).
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

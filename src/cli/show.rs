@@ -127,10 +127,12 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
             _ => None,
         };
         if entry.is_none() && tree.is_none() {
-            return Err(cplane::Error::RefNotFound {
-                spec: format!("{}:{p}", args.r#ref),
-                why: format!("no path `{p}` in snapshot {} ({})", s.name, resolved.id.short(12)),
-            }
+            return Err(cplane::Error::invalid(format!(
+                "no path `{p}` in snapshot {} ({}); `cplane show {} /` lists its top directory",
+                s.name,
+                resolved.id.short(12),
+                args.r#ref
+            ))
             .into());
         }
         match (entry, tree) {

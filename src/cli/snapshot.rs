@@ -66,12 +66,12 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         writeln!(ctx.out, "root       {}", s.root)?;
         writeln!(
             ctx.out,
-            "{} files ({}); hashed {} ({}); stored {} new objects ({}) in {secs:.2} s",
-            s.files,
+            "{} ({}); hashed {} ({}); stored {} ({}) in {secs:.2} s",
+            output::count(s.files, "file"),
             output::size(s.bytes),
             r.hashed_files,
             output::size(r.hashed_bytes),
-            r.write.new_objects,
+            output::count(r.write.new_objects, "new object"),
             output::size(r.write.new_bytes)
         )?;
     }

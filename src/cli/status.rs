@@ -53,7 +53,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             writeln!(ctx.out, "!  {}  {} {}", output::path(&f.path), f.code, f.message)?;
         }
         if r.is_clean() {
-            writeln!(ctx.out, "clean: {} files match HEAD", r.scan.files)?;
+            writeln!(ctx.out, "clean: {} match HEAD", output::count(r.scan.files, "file"))?;
         } else if !r.changes.is_empty() {
             writeln!(ctx.out, "{}", summary(&r.changes))?;
         }

@@ -57,8 +57,9 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         if findings.is_empty() {
             writeln!(
                 ctx.out,
-                "verify ok: {} files of plane {} match HEAD {at}",
-                r.scan.files, plane.name
+                "verify ok: {} of plane {} match HEAD {at}",
+                output::count(r.scan.files, "file"),
+                plane.name
             )?;
         } else {
             writeln!(

@@ -99,6 +99,19 @@ impl Store {
         write_ref(&self.checkpoint_path(plane, name), id)
     }
 
+    /// Deletes a named checkpoint (used only to undo a rescue checkpoint of an aborted rollback).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the ref.
+    pub fn remove_checkpoint(&self, plane: &str, name: &str) -> Result<()> {
+        let p = self.checkpoint_path(plane, name);
+        match fs::remove_file(&p) {
+            Ok(()) => crate::fsutil::fsync_dir(p.parent().expect("a ref has a parent")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).at(&p),
+        }
+    }
+
     /// Every checkpoint of the plane as (name, id), sorted by name.
     ///
     /// # Errors
