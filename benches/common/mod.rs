@@ -1,8 +1,8 @@
 //! Shared by the criterion benches: a deterministic benchmark tree.
 //!
 //! `generate` writes `n` files of mixed sizes (mostly small source-like text,
-//! some tens of KB, a few hundred KB, and one file in 2,000 above
-//! `cplane::hash::MMAP_MIN_BYTES` so the memory-mapped path is measured too)
+//! some tens of KB, a few hundred KB, and one file in 2,000 of about 5 MB so
+//! the large-file hashing path, above 4 MiB, is measured too)
 //! in nested directories (`dNN/sNN/tNN/fNNNNNN.rs`, as `scripts/gen-tree.py`
 //! lays them out), with exec bits, empty files and a few symlinks. The same
 //! `n` always yields the same bytes.
@@ -74,7 +74,7 @@ fn text_pool(rng: &mut Rng, size: usize) -> Vec<u8> {
 
 fn file_size(rng: &mut Rng, i: usize) -> usize {
     if i % 2000 == 1999 {
-        return rng.range(4_500_000, 5_500_000); // above MMAP_MIN_BYTES
+        return rng.range(4_500_000, 5_500_000); // large-file path
     }
     if i % 500 == 7 {
         return 0;
