@@ -431,7 +431,7 @@ proptest! {
             }
         }
         // Whatever was damaged, a rollback either fails or restores the exact bytes.
-        for (k, _) in &model {
+        for k in model.keys() {
             let p = abs(dir.path(), k);
             if std::fs::symlink_metadata(&p).is_ok() {
                 std::fs::remove_file(&p).unwrap();
@@ -439,11 +439,10 @@ proptest! {
         }
         if let Ok(mut store) = Store::open(dir.path()) {
             let lock = StoreLock::acquire(store.dir()).unwrap();
-            if let Ok(target) = resolve(&store, &plane, "base") {
-                if cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoProgress).is_ok() {
+            if let Ok(target) = resolve(&store, &plane, "base")
+                && cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoProgress).is_ok() {
                     prop_assert_eq!(read_disk(dir.path()).0, model);
                 }
-            }
         }
     }
 }
