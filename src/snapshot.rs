@@ -175,12 +175,13 @@ pub fn seal(
     if opts.move_head {
         store.set_head(&plane.name, &id)?;
     }
-    let _ = lock;
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
     if scanned.hashed_files > 0 || cache.is_none() {
         let _ = scanned.cache.save(&cache_path);
     }
+    // Maintenance, not part of the snapshot: a failure here loses nothing.
+    let _ = store.maybe_repack(lock);
     Ok(SealReport {
         id,
         snapshot,

@@ -613,3 +613,25 @@ fn kind_byte_mismatch_in_index_is_store_damage() {
         Err(cplane::Error::CorruptObject { .. })
     ));
 }
+
+#[test]
+fn small_packs_are_merged_and_nothing_is_lost() {
+    let d = plane_with_base();
+    for i in 0..40 {
+        write(d.path(), &format!("f{i}.txt"), &format!("{i}\n"));
+        cplane(d.path()).arg("snapshot").assert().success();
+    }
+    let packs = fs::read_dir(d.path().join(".cp/packs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "idx"))
+        .count();
+    assert!(
+        packs < cplane::store::REPACK_AT_SMALL_PACKS,
+        "{packs} packs after 40 snapshots"
+    );
+    cplane(d.path()).arg("fsck").assert().success();
+    let before = tree_bytes(d.path());
+    cplane(d.path()).args(["rollback", "base"]).assert().success();
+    cplane(d.path()).args(["rollback", "HEAD~2"]).assert().success();
+    assert_eq!(tree_bytes(d.path()), before, "every snapshot still restores");
+}

@@ -20,6 +20,12 @@ use std::path::{Path, PathBuf};
 pub const STORE_DIR: &str = ".cp";
 /// Store format version this build writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// A pack with fewer objects than this (and fewer than [`SMALL_PACK_BYTES`]) is small.
+pub const SMALL_PACK_OBJECTS: usize = 1024;
+/// A pack smaller than this many bytes (and with fewer than [`SMALL_PACK_OBJECTS`] objects) is small.
+pub const SMALL_PACK_BYTES: u64 = 8 << 20;
+/// Small packs are merged into one when there are this many.
+pub const REPACK_AT_SMALL_PACKS: usize = 16;
 /// First word of the `FORMAT` file.
 const FORMAT_MAGIC: &str = "cplane-store";
 
@@ -150,6 +156,21 @@ impl Store {
     }
 
     fn load_packs(&mut self) -> Result<()> {
+        // A concurrent repack may delete packs between listing and opening them; its new
+        // pack is in place before any old one goes, so listing again finds everything.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_load_packs() {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_load_packs(&mut self) -> Result<()> {
         let packs_dir = self.packs_dir();
         let mut paths = Vec::new();
         for entry in fs::read_dir(&packs_dir).at(&packs_dir)? {
@@ -162,6 +183,63 @@ impl Store {
         paths.sort();
         self.packs = paths.iter().map(|p| PackIndex::open(p)).collect::<Result<_>>()?;
         Ok(())
+    }
+
+    /// Merges small packs into one when there are [`REPACK_AT_SMALL_PACKS`] or more.
+    ///
+    /// Every snapshot writes at least one pack; without merging, a store with
+    /// hourly snapshots would open thousands of pack indexes on every command. A
+    /// pack is small when it holds fewer than [`SMALL_PACK_OBJECTS`] objects and
+    /// fewer than [`SMALL_PACK_BYTES`] bytes. Each object is verified before it is
+    /// copied; if any is damaged, nothing is merged (`fsck` will report it). The
+    /// merged pack is durable before the old ones are deleted (index first, so
+    /// readers never see a pack without its index). Returns the number of packs merged.
+    ///
+    /// # Errors
+    /// [`Error::Io`] while writing the new pack or deleting old ones.
+    pub fn maybe_repack(&mut self, _lock: &lock::StoreLock) -> Result<usize> {
+        let small: Vec<usize> = (0..self.packs.len())
+            .filter(|&i| {
+                let p = &self.packs[i];
+                p.len() < SMALL_PACK_OBJECTS && fs::metadata(&p.pack_path).is_ok_and(|m| m.len() < SMALL_PACK_BYTES)
+            })
+            .collect();
+        if small.len() < REPACK_AT_SMALL_PACKS {
+            return Ok(0);
+        }
+        let writer = self.writer();
+        for &i in &small {
+            let p = &self.packs[i];
+            for j in 0..p.len() {
+                let Some(e) = p.entry(j) else { return Ok(0) };
+                if p.verify_entry(&e).is_err() {
+                    return Ok(0);
+                }
+                let Ok(record) = p.raw_record(&e) else { return Ok(0) };
+                writer.copy_record(&e, &record)?;
+            }
+        }
+        let (new, _) = writer.finish()?;
+        let old: Vec<(PathBuf, PathBuf)> = small
+            .iter()
+            .map(|&i| (self.packs[i].idx_path.clone(), self.packs[i].pack_path.clone()))
+            .collect();
+        let mut keep = Vec::with_capacity(self.packs.len());
+        for (i, p) in std::mem::take(&mut self.packs).into_iter().enumerate() {
+            if !small.contains(&i) {
+                keep.push(p);
+            }
+        }
+        self.packs = keep;
+        self.add_packs(&new)?;
+        for (idx, _) in &old {
+            fs::remove_file(idx).at(idx)?;
+        }
+        for (_, pack) in &old {
+            fs::remove_file(pack).at(pack)?;
+        }
+        crate::fsutil::fsync_dir(&self.packs_dir())?;
+        Ok(old.len())
     }
 
     /// The control-plane root (the directory holding `.cp`).

@@ -378,6 +378,43 @@ impl PackIndex {
         Ok(body)
     }
 
+    /// The raw record bytes (header and stored body) of `e`, for copying into another pack.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] when the record cannot be read.
+    pub fn raw_record(&self, e: &IdxEntry) -> Result<Vec<u8>> {
+        let mut rec = vec![0u8; e.len as usize];
+        self.pack
+            .read_exact_at(&mut rec, e.offset)
+            .map_err(|err| Error::CorruptObject {
+                id: e.id.to_hex(),
+                location: self.location(e),
+                reason: format!("cannot read {} record bytes: {err}", e.len),
+            })?;
+        Ok(rec)
+    }
+
+    /// Fully checks one object: decodes it and re-hashes it against its id
+    /// (blobs are streamed, never held in memory). Returns the body length.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] naming the id, pack and offset.
+    pub fn verify_entry(&self, e: &IdxEntry) -> Result<u64> {
+        match e.kind {
+            ObjectKind::Blob => self.read_blob_to(e, &mut std::io::sink(), &self.pack_path),
+            ObjectKind::Tree => {
+                let body = self.read(e)?;
+                crate::object::Tree::decode(e.id, &body)?;
+                Ok(body.len() as u64)
+            }
+            ObjectKind::Snapshot => {
+                let body = self.read(e)?;
+                crate::object::Snapshot::decode(e.id, &body)?;
+                Ok(body.len() as u64)
+            }
+        }
+    }
+
     /// Streams a blob's bytes into `out`, verifying the BLAKE3 id at the end.
     ///
     /// Memory stays bounded for any blob size. The caller must discard what
@@ -505,6 +542,20 @@ impl PackWriter {
         });
         self.pos += len;
         Ok(len)
+    }
+
+    /// Appends a record copied verbatim from another pack.
+    fn append_record(&mut self, e: &IdxEntry, record: &[u8]) -> Result<()> {
+        let path = self.tmp.path().to_path_buf();
+        self.out.write_all(record).at(&path)?;
+        self.entries.push(IdxEntry {
+            id: e.id,
+            offset: self.pos,
+            len: record.len() as u32,
+            kind: e.kind,
+        });
+        self.pos += record.len() as u64;
+        Ok(())
     }
 
     /// Streams `reader` through zstd into a new record, hashing the raw bytes.
@@ -726,6 +777,22 @@ impl<'s> ObjectWriter<'s> {
                 Err(e)
             }
         }
+    }
+
+    /// Copies a verified record from another pack (repacking). Unlike [`ObjectWriter::add`],
+    /// it skips the "already in the store" check: the object is being moved.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the pack being written.
+    pub fn copy_record(&self, e: &IdxEntry, record: &[u8]) -> Result<()> {
+        let shard = &self.pending[e.id.0[1] as usize % PENDING_SHARDS];
+        if !shard.lock().expect("pending set lock poisoned").insert(e.id) {
+            return Ok(());
+        }
+        self.with_slot(|w| w.append_record(e, record))?;
+        self.new_objects.fetch_add(1, Ordering::Relaxed);
+        self.new_bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// What this transaction has written so far.
