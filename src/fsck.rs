@@ -74,7 +74,7 @@ impl Walker<'_> {
             return p.clone();
         }
         let mut out = Vec::new();
-        if self.bad.contains_key(&id.0) || !self.store.contains(&id.0) {
+        if self.bad.contains_key(&id.0) || self.store.locate(&id.0).is_none() {
             out.push((Vec::new(), id.0, "tree"));
         } else if let Ok(tree) = self.store.read_tree(&id) {
             out.extend(self.entries(&tree));
@@ -98,7 +98,7 @@ impl Walker<'_> {
                     }
                     out.push((p, *id, *kind));
                 }
-            } else if self.bad.contains_key(&e.id) || !self.store.contains(&e.id) {
+            } else if self.bad.contains_key(&e.id) || self.store.locate(&e.id).is_none() {
                 out.push((e.name.clone(), e.id, "blob"));
             }
         }
@@ -183,7 +183,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         .packs()
         .iter()
         .flat_map(|p| (0..p.len()).filter_map(move |i| p.entry(i)))
-        .map(|e| e.len as u64)
+        .map(|e| e.len)
         .sum();
     let mut bad: HashMap<ObjectId, usize> = HashMap::new();
     for d in results.into_iter().flatten() {
@@ -295,7 +295,7 @@ fn note(
     } else if let Some(&i) = missing.get(&id) {
         i
     } else {
-        let present = store.contains(&id);
+        let present = store.locate(&id).is_some();
         damage.push(Damage {
             id: id.to_hex(),
             kind: kind.into(),

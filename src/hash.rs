@@ -100,14 +100,19 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 /// True (after waiting until it no longer is) when `m` was stamped so close to
 /// `read_start_ns` that a same-tick rewrite could hide in it.
+///
+/// Judged on ctime, which the kernel stamps on every write and no user can set
+/// (mtime can be set to anything, even the future). A ctime more than a second
+/// ahead of the clock is clock skew (e.g. a network filesystem), not a write in
+/// progress, and is not waited for.
 fn too_fresh(m: &Metadata, read_start_ns: i64) -> bool {
-    let s = Stat::from_metadata(m);
-    let latest = s.mtime_ns.max(s.ctime_ns);
+    let ctime = Stat::from_metadata(m).ctime_ns;
     let margin = fresh_margin_ns();
-    if latest + margin <= read_start_ns {
+    let now = crate::store::index::now_ns();
+    if ctime.saturating_add(margin) <= read_start_ns || ctime > now.saturating_add(1_000_000_000) {
         return false;
     }
-    let wait = latest + margin - crate::store::index::now_ns();
+    let wait = ctime.saturating_add(margin).saturating_sub(now);
     if wait > 0 {
         std::thread::sleep(std::time::Duration::from_nanos(wait.min(1_000_000_000) as u64));
     }

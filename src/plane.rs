@@ -23,6 +23,43 @@ pub struct Plane {
     /// Plane-relative paths (`/`-separated bytes) of directories this plane does
     /// not cover: nested planes' roots and, at the store root, `.cp`. Sorted.
     pub carve_outs: Vec<Vec<u8>>,
+    /// The control-plane root (the directory holding `.cp`).
+    pub store_root: PathBuf,
+}
+
+impl Plane {
+    /// Checks that the plane root and every directory between it and the store
+    /// root are real directories, not symlinks: a plane never reaches outside the
+    /// store root.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the offending path.
+    pub fn check_root(&self) -> Result<()> {
+        let mut cur = self.store_root.clone();
+        for part in self.path.split('/').filter(|p| !p.is_empty()) {
+            cur.push(part);
+            match std::fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::invalid(format!(
+                        "{} is a symlink; the root of plane `{}` must be a real directory under {}",
+                        cur.display(),
+                        self.name,
+                        self.store_root.display()
+                    )));
+                }
+                Ok(m) if !m.is_dir() => {
+                    return Err(Error::invalid(format!(
+                        "{} is not a directory, so plane `{}` has no root",
+                        cur.display(),
+                        self.name
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e).at(&cur),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn is_inside(inner: &str, outer: &str) -> bool {
@@ -59,6 +96,7 @@ impl Store {
                 self.root().join(&pc.path)
             },
             carve_outs,
+            store_root: self.root().to_path_buf(),
         }
     }
 
@@ -138,6 +176,12 @@ impl Store {
         if config.planes.iter().any(|p| p.name == name) {
             return Err(Error::invalid(format!("a plane named `{name}` already exists")));
         }
+        if std::str::from_utf8(dir.as_os_str().as_encoded_bytes()).is_err() {
+            return Err(Error::invalid(format!(
+                "{}: plane roots must have UTF-8 names (they are stored in config.json)",
+                dir.display()
+            )));
+        }
         let rel = self.relative(dir).ok_or_else(|| {
             Error::invalid(format!(
                 "{} is outside the store root {}; planes must live under it",
@@ -150,6 +194,9 @@ impl Store {
                 "{} is inside the store directory {STORE_DIR}",
                 dir.display()
             )));
+        }
+        if !crate::store::valid_plane_path(&rel) {
+            return Err(Error::invalid(format!("{}: not a usable plane root", dir.display())));
         }
         if let Some(other) = config.planes.iter().find(|p| p.path == rel) {
             return Err(Error::invalid(format!(

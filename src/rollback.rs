@@ -30,6 +30,7 @@ use crate::store::Store;
 use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
 use crate::store::lock::StoreLock;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -224,54 +225,105 @@ fn maybe_pause(done: usize, plane_dir: &Path) {
     }
 }
 
-/// Carries out a journal's operations. Idempotent.
-fn apply(store: &Store, plane: &Plane, j: &Journal, progress: &dyn Progress) -> Result<(u64, u64)> {
+/// Makes sure every directory above `rel` (plane-relative) is a real directory,
+/// creating missing ones when `create`. Returns false when some ancestor is
+/// missing (and not created) or is not a real directory: nothing of this plane
+/// can be there, and nothing may be written or removed through it.
+///
+/// # Errors
+/// With `create`, an ancestor that is a symlink or a file ([`Error::Invalid`]), or an I/O error.
+fn real_parents(plane: &Plane, rel: &[u8], create: bool, checked: &mut HashSet<Vec<u8>>) -> Result<bool> {
+    let parts: Vec<&[u8]> = rel.split(|&c| c == b'/').collect();
+    let mut prefix: Vec<u8> = Vec::new();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(part);
+        if checked.contains(&prefix) {
+            continue;
+        }
+        let abs = abs_path(plane, &prefix);
+        match fs::symlink_metadata(&abs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) if create => {
+                return Err(Error::invalid(format!(
+                    "refusing to write {} through {}, which is not a real directory",
+                    abs_path(plane, rel).display(),
+                    abs.display()
+                )));
+            }
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                fs::create_dir(&abs).at(&abs)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).at(&abs),
+        }
+        checked.insert(prefix.clone());
+    }
+    Ok(true)
+}
+
+/// Carries out a journal's operations. Idempotent: a replay after a crash at any
+/// point (`recovering`) converges to the same tree, and re-checks staged files.
+fn apply(store: &Store, plane: &Plane, j: &Journal, recovering: bool, progress: &dyn Progress) -> Result<(u64, u64)> {
     let staging = store.dir().join(&j.staging);
     let plane_dir = store.plane_dir(&plane.name);
     let (mut written, mut removed, mut done) = (0u64, 0u64, 0usize);
     let mut emptied: Vec<PathBuf> = Vec::new();
+    let mut checked: HashSet<Vec<u8>> = HashSet::new();
     for op in &j.ops {
         if let Op::Remove { path } = op {
-            let abs = abs_path(plane, path);
-            match fs::remove_file(&abs) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).at(&abs),
-            }
-            if let Some(p) = abs.parent() {
-                emptied.push(p.to_path_buf());
+            // Never remove through a symlinked or missing directory: nothing of ours is there.
+            if real_parents(plane, path, false, &mut checked)? {
+                let abs = abs_path(plane, path);
+                match fs::symlink_metadata(&abs) {
+                    // Replay: the path already became a directory (a later write put one there).
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        fs::remove_file(&abs).at(&abs)?;
+                        removed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+                    Err(e) => return Err(e).at(&abs),
+                }
+                if let Some(p) = abs.parent() {
+                    emptied.push(p.to_path_buf());
+                }
             }
             done += 1;
             maybe_pause(done, &plane_dir);
         }
     }
+    checked.clear();
     for op in &j.ops {
         if let Op::Write { path, kind, id, staged } = op {
             let abs = abs_path(plane, path);
             let staged_path = staging.join(staged.to_string());
+            real_parents(plane, path, true, &mut checked)?;
             if let Ok(m) = fs::symlink_metadata(&abs)
                 && m.is_dir()
             {
                 remove_empty_tree(&abs).at(&abs)?;
             }
-            if let Some(parent) = abs.parent() {
-                fs::create_dir_all(parent).at(parent)?;
-            }
-            if fs::symlink_metadata(&staged_path).is_ok() {
-                if let Err(e) = fs::rename(&staged_path, &abs) {
-                    if e.raw_os_error() != Some(libc::EXDEV) {
-                        return Err(e).at(&abs);
-                    }
-                    // Staging is on another filesystem: extract beside the target, then rename.
-                    let tmp = abs.with_file_name(format!(".cp-rollback-{}", std::process::id()));
-                    let _ = fs::remove_file(&tmp);
-                    extract(store, id, *kind, &tmp)?;
-                    fs::rename(&tmp, &abs).at(&abs)?;
+            // After a crash the staged copy may be damaged: use it only if it still matches.
+            let staged_ok =
+                fs::symlink_metadata(&staged_path).is_ok() && (!recovering || already_there(&staged_path, *kind, id));
+            let mut placed = false;
+            if staged_ok {
+                match fs::rename(&staged_path, &abs) {
+                    Ok(()) => placed = true,
+                    // Staging is on another filesystem: extract beside the target below.
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+                    Err(e) => return Err(e).at(&abs),
                 }
-            } else if !already_there(&abs, *kind, id) {
+            }
+            if !placed && !already_there(&abs, *kind, id) {
                 let tmp = abs.with_file_name(format!(".cp-rollback-{}", std::process::id()));
                 let _ = fs::remove_file(&tmp);
                 extract(store, id, *kind, &tmp)?;
+                sync_file(&tmp, *kind)?;
                 fs::rename(&tmp, &abs).at(&abs)?;
             }
             written += 1;
@@ -303,55 +355,59 @@ fn apply(store: &Store, plane: &Plane, j: &Journal, progress: &dyn Progress) -> 
     Ok((written, removed))
 }
 
-/// Below this many written files, each is fsynced; above, one `syncfs` flushes them all.
-const SYNCFS_MIN_FILES: usize = 64;
-
-/// Makes the written files durable: one fsync per file (and per directory) for small
-/// rollbacks, one `syncfs` of the plane's filesystem for large ones.
-fn sync_plane(plane: &Plane, j: &Journal) -> Result<()> {
-    let writes: Vec<&Vec<u8>> = j
-        .ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Write { path, kind, .. } if *kind != EntryKind::Symlink => Some(path),
-            _ => None,
-        })
-        .collect();
-    if writes.len() < SYNCFS_MIN_FILES {
-        let mut dirs = std::collections::BTreeSet::new();
-        for op in &j.ops {
-            let (Op::Write { path, .. } | Op::Remove { path }) = op;
-            let abs = abs_path(plane, path);
-            if let Some(d) = abs.parent() {
-                dirs.insert(d.to_path_buf());
-            }
-        }
-        for p in writes {
-            let abs = abs_path(plane, p);
-            fs::File::open(&abs).and_then(|f| f.sync_all()).at(&abs)?;
-        }
-        for d in dirs {
-            if d.exists() {
-                crate::fsutil::fsync_dir(&d)?;
-            }
-        }
+/// Flushes one written file's data (symlinks have none to flush).
+fn sync_file(path: &Path, kind: EntryKind) -> Result<()> {
+    if kind == EntryKind::Symlink {
         return Ok(());
     }
+    fs::File::open(path).and_then(|f| f.sync_data()).at(path)
+}
+
+/// Below this many files or directories to flush, each gets its own fsync (in
+/// parallel); from this many on, one `syncfs` flushes the whole filesystem.
+const SYNCFS_MIN_FILES: usize = 64;
+
+/// `syncfs(2)` on the filesystem holding `dir` (`sync(2)` off Linux).
+fn syncfs(dir: &Path) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let d = fs::File::open(&plane.root).at(&plane.root)?;
+        let d = fs::File::open(dir).at(dir)?;
         // SAFETY: `d` is an open descriptor for the duration of the call.
         if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error()).at(&plane.root);
+            return Err(io::Error::last_os_error()).at(dir);
         }
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = dir;
         // SAFETY: sync(2) has no preconditions.
         unsafe { libc::sync() };
     }
     Ok(())
+}
+
+/// Makes the renames and removals durable: the file data itself was flushed
+/// when it was staged, so only the directories that changed need an fsync.
+fn sync_plane(plane: &Plane, j: &Journal) -> Result<()> {
+    use rayon::prelude::*;
+    let mut dirs = std::collections::BTreeSet::new();
+    for op in &j.ops {
+        let (Op::Write { path, .. } | Op::Remove { path }) = op;
+        let mut abs = abs_path(plane, path);
+        // Every ancestor up to the plane root may have been created or emptied.
+        while abs.pop() && abs.starts_with(&plane.root) {
+            if !dirs.insert(abs.clone()) {
+                break;
+            }
+        }
+    }
+    if dirs.len() >= SYNCFS_MIN_FILES {
+        return syncfs(&plane.root);
+    }
+    dirs.par_iter()
+        .filter(|d| d.is_dir())
+        .try_for_each(|d| crate::fsutil::fsync_dir(d))
 }
 
 /// After apply: refresh the stat cache, move refs, delete journal and staging.
@@ -392,6 +448,8 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -
     store.set_head(&plane.name, &j.new_head)?;
     let jp = journal_path(store, &plane.name);
     fs::remove_file(&jp).at(&jp)?;
+    // A journal that came back after a crash would be replayed over later edits.
+    crate::fsutil::fsync_dir(&store.plane_dir(&plane.name))?;
     let _ = fs::remove_dir_all(store.dir().join(&j.staging));
     let _ = fs::remove_file(store.plane_dir(&plane.name).join("paused"));
     Ok(())
@@ -413,7 +471,7 @@ pub fn recover(
     }
     let t0 = Instant::now();
     let j = load_journal(&jp)?;
-    let (written, removed) = apply(store, plane, &j, progress)?;
+    let (written, removed) = apply(store, plane, &j, true, progress)?;
     finish(store, plane, &j, None)?;
     Ok(Some(RollbackReport {
         journal: j,
@@ -444,6 +502,25 @@ fn prepare(
         (all.len() as u64, all.iter().map(|(_, s)| s.size).sum())
     };
     let changes = diff_trees(&TreeSource::store(store), &rescue.snapshot.root, &root)?;
+    // Every file about to be removed or overwritten must be safely in the store. The
+    // rescue seal stores nothing it thinks the store already has, so a damaged stored
+    // copy would leave the file on disk as the only good one: check, and stop if so.
+    {
+        use rayon::prelude::*;
+        changes.par_iter().filter_map(|c| c.old.map(|o| (c, o))).try_for_each(|(c, o)| {
+            store.read_blob_to(&o.id, &mut io::sink(), store.dir()).map(|_| ()).map_err(|e| match e {
+                Error::CorruptObject { id, location, reason } => Error::CorruptObject {
+                    id,
+                    location,
+                    reason: format!(
+                        "{reason}; it is the stored copy of {}, whose only good copy is now the file on disk, so the rollback stops here",
+                        String::from_utf8_lossy(&c.path)
+                    ),
+                },
+                other => other,
+            })
+        })?;
+    }
     // Stage and verify every file first: a corrupt object aborts before the plane changes.
     let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
     let staging = store.dir().join(&staging_rel);
@@ -464,6 +541,19 @@ fn prepare(
                 });
             }
             None => ops.push(Op::Remove { path: c.path.clone() }),
+        }
+    }
+    // Staged bytes must be durable before the journal points at them.
+    {
+        use rayon::prelude::*;
+        if writes.len() >= SYNCFS_MIN_FILES {
+            syncfs(&staging)?;
+        } else {
+            writes.par_iter().try_for_each(|w| match w {
+                Op::Write { kind, staged, .. } => sync_file(&staging.join(staged.to_string()), *kind),
+                Op::Remove { .. } => Ok(()),
+            })?;
+            crate::fsutil::fsync_dir(&staging)?;
         }
     }
     // A path whose kind changes from file to symlink (or back) is overwritten by the rename.
@@ -537,7 +627,8 @@ fn prune(
     let mut kept = Vec::with_capacity(tree.entries.len());
     for mut e in tree.entries.drain(..) {
         let here: Vec<&Vec<&[u8]>> = paths.iter().filter(|p| p[0] == e.name.as_slice()).collect();
-        if here.iter().any(|p| p.len() == 1) {
+        // The carve-out itself, or a file/symlink standing where its ancestor directory is.
+        if here.iter().any(|p| p.len() == 1) || (e.kind != EntryKind::Dir && !here.is_empty()) {
             changed = true;
             continue;
         }
@@ -627,7 +718,7 @@ pub fn rollback(
         }
     };
     save_journal(&journal_path(store, &plane.name), &journal)?;
-    let (written, removed) = apply(store, plane, &journal, progress)?;
+    let (written, removed) = apply(store, plane, &journal, false, progress)?;
     finish(store, plane, &journal, Some(rescue_cache))?;
     Ok(RollbackReport {
         journal,

@@ -100,6 +100,7 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
 /// error from the writer. Problems with individual files are findings.
 pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
+    plane.check_root()?;
     fs::read_dir(&plane.root).at(&plane.root)?;
     let ctx = Ctx {
         opts,
@@ -197,6 +198,13 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
         }
     }
     names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // A directory holding another store (`.cp/FORMAT`) belongs to that store.
+    if !rel.is_empty()
+        && names.iter().any(|(n, t, _)| n == b".cp" && t.is_dir())
+        && abs.join(".cp").join("FORMAT").is_file()
+    {
+        return Ok(None);
+    }
     // The cache entries under this directory form one contiguous run of the sorted cache.
     let cached: &[IndexEntry] = ctx.opts.cache.map_or(&[], |c| c.under(rel));
     let children: Vec<Child> = names
@@ -249,10 +257,11 @@ fn scan_child(
 ) -> Result<Child> {
     let rel = join_rel(dir_rel, &name);
     let abs: PathBuf = dir_abs.join(std::ffi::OsStr::from_bytes(&name));
+    // Another plane's root (whatever it is now, even a symlink) is not this plane's.
+    if ctx.carve_outs.binary_search(&rel).is_ok() {
+        return Ok(Child::Skip);
+    }
     if ft.is_dir() {
-        if ctx.carve_outs.binary_search(&rel).is_ok() {
-            return Ok(Child::Skip);
-        }
         return Ok(match scan_dir(ctx, &abs, &rel)? {
             Some((id, size)) => Child::Entry(
                 TreeEntry {

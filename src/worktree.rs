@@ -146,6 +146,10 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
         for e in &report.scan.cache.entries {
             if store.contains(&e.id) {
                 merged.insert(e.path.clone(), e.clone());
+            } else {
+                // Re-hashed to content the store lacks: the old entry must go too, or the
+                // later scan time would make it look trustworthy.
+                merged.remove(&e.path);
             }
         }
         let fresh = StatCache {
@@ -180,7 +184,7 @@ fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
     tree.entries.par_iter().try_for_each(|e| {
         if e.kind == crate::object::EntryKind::Dir {
             check_tree(store, &e.tree_id())
-        } else if store.contains(&e.id) {
+        } else if store.locate(&e.id).is_some() {
             Ok(())
         } else {
             Err(crate::Error::MissingObject {

@@ -155,7 +155,7 @@ fn corrupt(root: &Path, id: &ObjectId) {
         .write(true)
         .open(&pack.pack_path)
         .unwrap();
-    let at = e.offset + e.len as u64 - 1;
+    let at = e.offset + e.len - 1;
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at).unwrap();
     b[0] ^= 0x5a;

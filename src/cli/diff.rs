@@ -72,7 +72,7 @@ pub fn summary(changes: &[Change]) -> String {
 }
 
 pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
-    let (store, plane) = ctx.open()?;
+    let (mut store, plane) = ctx.open()?;
     let a = resolve(&store, &plane, &args.a)?;
     let (changes, findings, b_label) = match &args.b {
         Some(b) => {
@@ -82,7 +82,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         }
         None => {
             let wt_plane = a.plane.clone();
-            ctx.recover(&store, &wt_plane)?;
+            ctx.recover(&mut store, &wt_plane)?;
             let bar = output::Bar::new("scanning");
             let mut wt = cplane::worktree::working_tree(&store, &wt_plane, &bar)?;
             drop(bar);

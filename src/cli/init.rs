@@ -5,7 +5,6 @@ use cplane::object::SnapshotKind;
 use cplane::progress::Progress;
 use cplane::snapshot::{SealOptions, seal};
 use cplane::store::Store;
-use cplane::store::lock::StoreLock;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -36,7 +35,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
     let mut store = Store::init(&dir)?;
     let store_dir = store.dir().to_path_buf();
     let result = (|| {
-        let lock = StoreLock::acquire(store.dir())?;
+        let lock = store.lock()?;
         let plane = store.plane("main")?;
         let bar = output::Bar::new("init");
         let opts = SealOptions {

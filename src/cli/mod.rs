@@ -20,7 +20,6 @@ use clap::{Parser, Subcommand};
 use cplane::error::exit;
 use cplane::plane::Plane;
 use cplane::store::Store;
-use cplane::store::lock::StoreLock;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -111,17 +110,29 @@ impl Ctx {
 
     /// Opens the store and plane, finishing an interrupted rollback first.
     pub fn open(&self) -> cplane::Result<(Store, Plane)> {
-        let store = self.store()?;
+        let mut store = self.store()?;
         let plane = self.plane(&store)?;
-        self.recover(&store, &plane)?;
+        self.recover(&mut store, &plane)?;
         Ok((store, plane))
     }
 
     /// Completes an interrupted rollback of `plane`, if there is one.
-    pub fn recover(&self, store: &Store, plane: &Plane) -> cplane::Result<()> {
+    pub fn recover(&self, store: &mut Store, plane: &Plane) -> cplane::Result<()> {
         if cplane::rollback::has_journal(store, &plane.name) {
-            let lock = StoreLock::acquire(store.dir())?;
-            if let Some(r) = cplane::rollback::recover(store, &lock, plane, &cplane::progress::NoProgress)? {
+            let lock = store.lock()?;
+            let done = match cplane::rollback::recover(store, &lock, plane, &cplane::progress::NoProgress) {
+                Ok(done) => done,
+                // Store damage keeps its own message and exit code.
+                Err(e) if e.exit_code() == exit::DAMAGE => return Err(e),
+                Err(e) => {
+                    return Err(cplane::Error::invalid(format!(
+                        "plane `{}` has an interrupted rollback (journal {}) that cannot be finished: {e}. Fix the cause and run any cplane command in the plane again; the state before the rollback is safe in its RESCUE checkpoint",
+                        plane.name,
+                        store.plane_dir(&plane.name).join("journal").display()
+                    )));
+                }
+            };
+            if let Some(r) = done {
                 eprintln!(
                     "cplane: finished an interrupted rollback of plane {} to {} ({} written, {} removed); HEAD is {}; the state before is checkpoint {}",
                     plane.name,

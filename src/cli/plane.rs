@@ -3,7 +3,6 @@
 use super::{CmdResult, Ctx, output};
 use cplane::object::SnapshotKind;
 use cplane::snapshot::{SealOptions, seal};
-use cplane::store::lock::StoreLock;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,7 +42,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
     match args.cmd {
         PlaneCmd::Add { name, path, tier } => {
             let mut store = ctx.store()?;
-            let lock = StoreLock::acquire(store.dir())?;
+            let lock = store.lock()?;
             let before = store.config().clone();
             let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
             let opts = SealOptions {

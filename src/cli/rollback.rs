@@ -2,7 +2,6 @@
 
 use super::diff::change_json;
 use super::{CmdResult, Ctx, output};
-use cplane::store::lock::StoreLock;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -26,7 +25,7 @@ pub struct RollbackArgs {
 
 pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
-    let lock = StoreLock::acquire(store.dir())?;
+    let lock = store.lock()?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
     let bar = output::Bar::new("rollback");
     let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &bar)?;

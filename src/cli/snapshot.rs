@@ -2,7 +2,6 @@
 
 use super::{CmdResult, Ctx, output};
 use cplane::snapshot::{SealOptions, seal};
-use cplane::store::lock::StoreLock;
 use std::io::Write;
 use std::time::Instant;
 
@@ -30,7 +29,7 @@ pub struct SnapshotArgs {
 pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     let t0 = Instant::now();
     let (mut store, plane) = ctx.open()?;
-    let lock = StoreLock::acquire(store.dir())?;
+    let lock = store.lock()?;
     let bar = output::Bar::new("snapshot");
     let opts = SealOptions {
         name: args.name,

@@ -3,7 +3,8 @@
 //!
 //! Modelled on git's index and `gix_index::entry::Stat`: an entry is trusted
 //! when size, mtime, ctime, inode and mode all match *and* the entry is not
-//! racy. An entry is racy when the file's mtime or ctime is within
+//! racy. An entry is racy when the file's ctime (stamped by the kernel on
+//! every write or chmod; unlike mtime, it cannot be set back) is within
 //! [`RACY_MARGIN_NS`] of the moment the scan that recorded it started: a write
 //! in the same timestamp tick could leave the stat unchanged, so racy entries
 //! are always re-hashed (and become trusted once a later scan sees them old).
@@ -135,9 +136,10 @@ impl StatCache {
         &self.entries[lo..hi]
     }
 
-    /// True when `stat` was recorded too close to the recording scan to be trusted.
+    /// True when `stat` was recorded too close to the recording scan to be trusted:
+    /// its ctime is within [`RACY_MARGIN_NS`] of `scan_started_ns` (or after it).
     pub fn is_racy(&self, stat: &Stat) -> bool {
-        stat.mtime_ns.max(stat.ctime_ns).saturating_add(RACY_MARGIN_NS) >= self.scan_started_ns
+        stat.ctime_ns.saturating_add(RACY_MARGIN_NS) >= self.scan_started_ns
     }
 
     /// The cached blob id for `path` when `stat` matches and the entry is not racy.

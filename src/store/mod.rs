@@ -31,6 +31,7 @@ const FORMAT_MAGIC: &str = "cplane-store";
 
 /// One plane as recorded in `.cp/config.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlaneConfig {
     /// Plane name: `[A-Za-z0-9._-]+`, unique in the store.
     pub name: String,
@@ -56,18 +57,55 @@ pub struct Store {
     dir: PathBuf,
     config: Config,
     packs: Vec<PackIndex>,
+    /// Packs that appeared after `packs` was loaded (a concurrent writer's), opened
+    /// on demand when an object that must exist is not found in `packs`.
+    late: std::sync::Mutex<Vec<std::sync::Arc<PackIndex>>>,
+}
+
+/// A pack found by [`Store::locate`]: one loaded at open, or one opened later.
+#[derive(Debug)]
+pub enum PackRef<'a> {
+    /// Loaded when the store was opened.
+    Loaded(&'a PackIndex),
+    /// Written by another process since, and opened on demand.
+    Late(std::sync::Arc<PackIndex>),
+}
+
+impl std::ops::Deref for PackRef<'_> {
+    type Target = PackIndex;
+    fn deref(&self) -> &PackIndex {
+        match self {
+            PackRef::Loaded(p) => p,
+            PackRef::Late(p) => p,
+        }
+    }
 }
 
 impl Store {
     /// Creates a store in `root/.cp` with one plane, `main`, covering `root`.
     ///
     /// # Errors
-    /// [`Error::AlreadyInitialized`] when `root/.cp` exists; [`Error::Io`] otherwise.
+    /// [`Error::AlreadyInitialized`] when `root/.cp` exists; [`Error::Invalid`] when `root`
+    /// is inside a plane of another store; [`Error::Io`] otherwise.
     pub fn init(root: &Path) -> Result<Store> {
         let root = fs::canonicalize(root).at(root)?;
         let dir = root.join(STORE_DIR);
         if dir.exists() {
             return Err(Error::AlreadyInitialized { path: dir });
+        }
+        // A store inside another store's plane would have its files owned twice.
+        if let Some(parent) = root.parent()
+            && let Ok(outer) = Store::discover(parent)
+            && let Ok(plane) = outer.plane_containing(&root)
+        {
+            return Err(Error::invalid(format!(
+                "{} is inside plane `{}` of the store at {}; planes never overlap: make it a plane of that store with `cplane -C {} plane add NAME {}`",
+                root.display(),
+                plane.name,
+                outer.root().display(),
+                outer.root().display(),
+                root.display()
+            )));
         }
         // Build in a temporary directory, then rename: a crash leaves no half store.
         let staging = root.join(format!("{STORE_DIR}.init-{}", std::process::id()));
@@ -145,11 +183,13 @@ impl Store {
                 e.column()
             ))
         })?;
+        validate_config(&config).map_err(|why| Error::invalid(format!("{}: {why}", config_path.display())))?;
         let mut store = Store {
             root,
             dir,
             config,
             packs: Vec::new(),
+            late: std::sync::Mutex::new(Vec::new()),
         };
         store.load_packs()?;
         Ok(store)
@@ -298,13 +338,71 @@ impl Store {
         Ok(())
     }
 
-    /// Where `id` is stored: pack position and index entry.
-    pub fn locate(&self, id: &ObjectId) -> Option<(&PackIndex, IdxEntry)> {
+    /// Where `id` is stored: its pack and index entry.
+    ///
+    /// When the object is not in the packs loaded at open, packs written since by
+    /// another process are opened and searched too: a ref read after this store
+    /// was opened may name objects in them (refs move only after their packs exist).
+    pub fn locate(&self, id: &ObjectId) -> Option<(PackRef<'_>, IdxEntry)> {
         // Newest packs first: recent objects are the likeliest to be asked for.
-        self.packs
+        if let Some(found) = self
+            .packs
             .iter()
             .rev()
-            .find_map(|p| p.find(id).and_then(|i| p.entry(i)).map(|e| (p, e)))
+            .find_map(|p| p.find(id).and_then(|i| p.entry(i)).map(|e| (PackRef::Loaded(p), e)))
+        {
+            return Some(found);
+        }
+        let mut late = self.late.lock().expect("late pack list lock poisoned");
+        let search = |late: &[std::sync::Arc<PackIndex>]| {
+            late.iter().find_map(|p| {
+                p.find(id)
+                    .and_then(|i| p.entry(i))
+                    .map(|e| (PackRef::Late(p.clone()), e))
+            })
+        };
+        if let Some(found) = search(&late) {
+            return Some(found);
+        }
+        let known: std::collections::HashSet<PathBuf> = self
+            .packs
+            .iter()
+            .map(|p| p.idx_path.clone())
+            .chain(late.iter().map(|p| p.idx_path.clone()))
+            .collect();
+        let Ok(rd) = fs::read_dir(self.packs_dir()) else {
+            return None;
+        };
+        for entry in rd.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "idx")
+                && !known.contains(&p)
+                && let Ok(idx) = PackIndex::open(&p)
+            {
+                late.push(std::sync::Arc::new(idx));
+            }
+        }
+        search(&late)
+    }
+
+    /// Re-reads the list of packs (after taking the lock, to see every other writer's packs).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn reload_packs(&mut self) -> Result<()> {
+        self.late.lock().expect("late pack list lock poisoned").clear();
+        self.load_packs()
+    }
+
+    /// Takes the writer lock (waiting up to the timeout) and reloads the pack list,
+    /// so this process sees everything the previous writer wrote.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload_packs`].
+    pub fn lock(&mut self) -> Result<lock::StoreLock> {
+        let l = lock::StoreLock::acquire(&self.dir)?;
+        self.reload_packs()?;
+        Ok(l)
     }
 
     /// True when the store holds `id`.
@@ -377,6 +475,40 @@ impl Store {
         out.dedup_by(|a, b| a.0 == b.0);
         out
     }
+}
+
+/// Checks names, paths and uniqueness of the planes in a configuration.
+fn validate_config(config: &Config) -> std::result::Result<(), String> {
+    if config.planes.is_empty() {
+        return Err("no planes are defined".into());
+    }
+    for (i, p) in config.planes.iter().enumerate() {
+        if !refs::valid_name(&p.name) {
+            return Err(format!("plane {i} has an invalid name {:?}", p.name));
+        }
+        if !valid_plane_path(&p.path) {
+            return Err(format!(
+                "plane `{}` has path {:?}: use a relative path of plain `/`-separated names, not `.`, `..` or `{STORE_DIR}`",
+                p.name, p.path
+            ));
+        }
+        if config.planes[..i].iter().any(|o| o.name == p.name) {
+            return Err(format!("plane name `{}` appears twice", p.name));
+        }
+        if config.planes[..i].iter().any(|o| o.path == p.path) {
+            return Err(format!("two planes share the root {:?}", p.path));
+        }
+    }
+    Ok(())
+}
+
+/// True for `""` or `/`-separated plain names (no empty, `.`, `..` parts; not under `.cp`).
+pub fn valid_plane_path(path: &str) -> bool {
+    path.is_empty()
+        || (path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\0'))
+            && path.split('/').next() != Some(STORE_DIR))
 }
 
 fn config_bytes(config: &Config) -> Vec<u8> {

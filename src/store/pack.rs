@@ -36,8 +36,8 @@ pub const PACK_HEADER_LEN: u64 = 8;
 const IDX_HEADER_LEN: usize = 16;
 /// Bytes of the fanout table: 256 little-endian u32.
 const FANOUT_LEN: usize = 256 * 4;
-/// Bytes per index entry: id 32, offset 8, record length 4, kind 1, reserved 3.
-const IDX_ENTRY_LEN: usize = 48;
+/// Bytes per index entry: id 32, offset 8, record length 8, kind 1, reserved 7.
+const IDX_ENTRY_LEN: usize = 56;
 /// Bytes of the BLAKE3 trailer of an index.
 const IDX_TRAILER_LEN: usize = 32;
 /// Compression byte: body stored as is.
@@ -49,8 +49,6 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// Largest body, in bytes, that is ever decoded in memory (trees and snapshots;
 /// blobs are streamed). A larger header value is store damage.
 pub const MAX_IN_MEMORY_BODY: u64 = 1 << 30;
-/// Largest record (header + stored body) a pack index can address, in bytes.
-pub const MAX_RECORD_LEN: u64 = u32::MAX as u64;
 
 thread_local! {
     static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
@@ -86,7 +84,7 @@ pub struct IdxEntry {
     /// Byte offset of the record in the pack.
     pub offset: u64,
     /// Record length in bytes (header + stored body).
-    pub len: u32,
+    pub len: u64,
     /// The object's kind.
     pub kind: ObjectKind,
 }
@@ -132,17 +130,21 @@ impl PackIndex {
             return Err(damaged("not a cplane pack index".into()));
         }
         if map[4] > PACK_VERSION {
-            return Err(damaged(format!(
-                "pack index version {} is newer than {PACK_VERSION}",
-                map[4]
-            )));
+            return Err(Error::NewerFormat {
+                path: idx_path.to_path_buf(),
+                found: map[4] as u32,
+                supported: PACK_VERSION as u32,
+            });
         }
-        let count = u64::from_le_bytes(map[8..16].try_into().expect("8 bytes")) as usize;
-        let expected =
-            IDX_HEADER_LEN as u64 + FANOUT_LEN as u64 + count as u64 * IDX_ENTRY_LEN as u64 + IDX_TRAILER_LEN as u64;
-        if map.len() as u64 != expected {
+        let count64 = u64::from_le_bytes(map[8..16].try_into().expect("8 bytes"));
+        let fixed = (IDX_HEADER_LEN + FANOUT_LEN + IDX_TRAILER_LEN) as u64;
+        let expected = count64
+            .checked_mul(IDX_ENTRY_LEN as u64)
+            .and_then(|n| n.checked_add(fixed));
+        let count = count64 as usize;
+        if expected != Some(map.len() as u64) {
             return Err(damaged(format!(
-                "should have been {expected} bytes long for {count} entries, but was {}",
+                "should have been {expected:?} bytes long for {count64} entries, but was {}",
                 map.len()
             )));
         }
@@ -184,8 +186,8 @@ impl PackIndex {
         Some(IdxEntry {
             id: ObjectId(e[..32].try_into().expect("32 bytes")),
             offset: u64::from_le_bytes(e[32..40].try_into().expect("8 bytes")),
-            len: u32::from_le_bytes(e[40..44].try_into().expect("4 bytes")),
-            kind: ObjectKind::from_byte(e[44])?,
+            len: u64::from_le_bytes(e[40..48].try_into().expect("8 bytes")),
+            kind: ObjectKind::from_byte(e[48])?,
         })
     }
 
@@ -255,7 +257,11 @@ impl PackIndex {
             let e = self
                 .entry(i)
                 .ok_or_else(|| damaged(format!("entry {i} has an unknown kind byte")))?;
-            spans.push((e.offset, e.offset + e.len as u64));
+            let end = e
+                .offset
+                .checked_add(e.len)
+                .ok_or_else(|| damaged(format!("entry {i} overflows: offset {} + length {}", e.offset, e.len)))?;
+            spans.push((e.offset, end));
         }
         // Records must tile the pack exactly: no gaps (unchecked bytes) and no overlaps.
         spans.sort_unstable();
@@ -301,7 +307,7 @@ impl PackIndex {
             reason,
         };
         let mut h = [0u8; RECORD_HEADER_LEN];
-        if (e.len as usize) < RECORD_HEADER_LEN {
+        if e.len < RECORD_HEADER_LEN as u64 {
             return Err(corrupt(format!("record length {} is shorter than its header", e.len)));
         }
         self.pack
@@ -338,13 +344,13 @@ impl PackIndex {
             reason,
         };
         let (compression, body_len) = self.read_header(e)?;
-        let stored_len = e.len as usize - RECORD_HEADER_LEN;
-        if body_len > MAX_IN_MEMORY_BODY {
+        if body_len > MAX_IN_MEMORY_BODY || e.len > MAX_IN_MEMORY_BODY + RECORD_HEADER_LEN as u64 {
             return Err(corrupt(format!(
                 "header says the body is {body_len} bytes, more than the {MAX_IN_MEMORY_BODY} a {} may have",
                 e.kind.name()
             )));
         }
+        let stored_len = (e.len - RECORD_HEADER_LEN as u64) as usize;
         let mut stored = vec![0u8; stored_len];
         self.pack
             .read_exact_at(&mut stored, e.offset + RECORD_HEADER_LEN as u64)
@@ -383,6 +389,13 @@ impl PackIndex {
     /// # Errors
     /// [`Error::CorruptObject`] when the record cannot be read.
     pub fn raw_record(&self, e: &IdxEntry) -> Result<Vec<u8>> {
+        if e.len > MAX_IN_MEMORY_BODY {
+            return Err(Error::CorruptObject {
+                id: e.id.to_hex(),
+                location: self.location(e),
+                reason: format!("record length {} is too large to copy in memory", e.len),
+            });
+        }
         let mut rec = vec![0u8; e.len as usize];
         self.pack
             .read_exact_at(&mut rec, e.offset)
@@ -433,7 +446,7 @@ impl PackIndex {
         let region = RegionReader {
             file: &self.pack,
             pos: e.offset + RECORD_HEADER_LEN as u64,
-            end: e.offset + e.len as u64,
+            end: e.offset.saturating_add(e.len),
         };
         let mut hasher = blake3::Hasher::new();
         let mut written = 0u64;
@@ -524,11 +537,6 @@ impl PackWriter {
 
     fn append(&mut self, kind: ObjectKind, id: ObjectId, compression: u8, body_len: u64, stored: &[u8]) -> Result<u64> {
         let len = RECORD_HEADER_LEN as u64 + stored.len() as u64;
-        if len > MAX_RECORD_LEN {
-            return Err(Error::invalid(format!(
-                "object {id} compresses to {len} bytes; the pack format addresses at most {MAX_RECORD_LEN} bytes per object"
-            )));
-        }
         let path = self.tmp.path().to_path_buf();
         self.out
             .write_all(&record_header(kind, compression, body_len))
@@ -537,7 +545,7 @@ impl PackWriter {
         self.entries.push(IdxEntry {
             id,
             offset: self.pos,
-            len: len as u32,
+            len,
             kind,
         });
         self.pos += len;
@@ -551,7 +559,7 @@ impl PackWriter {
         self.entries.push(IdxEntry {
             id: e.id,
             offset: self.pos,
-            len: record.len() as u32,
+            len: record.len() as u64,
             kind: e.kind,
         });
         self.pos += record.len() as u64;
@@ -584,7 +592,7 @@ impl PackWriter {
         }
         self.out.flush().at(&path)?;
         let end = self.out.get_ref().metadata().at(&path)?.len();
-        if read != body_len || ObjectId(*hasher.finalize().as_bytes()) != id || end - start > MAX_RECORD_LEN {
+        if read != body_len || ObjectId(*hasher.finalize().as_bytes()) != id {
             let f = self.out.get_mut();
             f.set_len(start).at(&path)?;
             f.seek(SeekFrom::Start(start)).at(&path)?;
@@ -593,7 +601,7 @@ impl PackWriter {
         self.entries.push(IdxEntry {
             id,
             offset: start,
-            len: (end - start) as u32,
+            len: end - start,
             kind: ObjectKind::Blob,
         });
         self.pos = end;
@@ -646,7 +654,7 @@ fn encode_index(entries: &[IdxEntry]) -> Vec<u8> {
         v.extend_from_slice(&e.id.0);
         v.extend_from_slice(&e.offset.to_le_bytes());
         v.extend_from_slice(&e.len.to_le_bytes());
-        v.extend_from_slice(&[e.kind as u8, 0, 0, 0]);
+        v.extend_from_slice(&[e.kind as u8, 0, 0, 0, 0, 0, 0, 0]);
     }
     let trailer = blake3::hash(&v);
     v.extend_from_slice(trailer.as_bytes());

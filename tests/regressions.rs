@@ -1,0 +1,323 @@
+//! Regression tests for bugs found in review, one per finding (named `review_N_…`).
+
+use assert_cmd::Command;
+use cplane::id::ObjectId;
+use cplane::store::Store;
+use predicates::prelude::*;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn cplane(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("cplane").unwrap();
+    c.current_dir(dir).env("CPLANE_LOCK_TIMEOUT_MS", "300");
+    c
+}
+
+fn write(dir: &Path, rel: &str, body: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, body).unwrap();
+}
+
+fn corrupt(root: &Path, id: &ObjectId) {
+    let store = Store::open(root).unwrap();
+    let (pack, e) = store.locate(id).expect("object is stored");
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pack.pack_path)
+        .unwrap();
+    let at = e.offset + e.len - 1;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, at).unwrap();
+}
+
+/// Runs `cplane rollback REF` paused after `after` operations, then SIGKILLs it.
+fn kill_rollback_after(dir: &Path, r#ref: &str, after: usize) {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
+        .args(["rollback", r#ref])
+        .current_dir(dir)
+        .env(cplane::rollback::PAUSE_ENV, after.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.join(".cp/planes/main/paused");
+    let t0 = Instant::now();
+    while !marker.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("rollback ended ({status}) before the pause point");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn review_1_rollback_refuses_to_drop_the_only_good_copy() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "precious\n");
+    write(d.path(), "b", "other\n");
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_file(d.path().join("a")).unwrap();
+    cplane(d.path())
+        .args(["snapshot", "--name", "without-a"])
+        .assert()
+        .success();
+    write(d.path(), "a", "precious\n");
+    corrupt(d.path(), &ObjectId(*blake3::hash(b"precious\n").as_bytes()));
+    cplane(d.path())
+        .args(["rollback", "without-a"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("only good copy"));
+    assert_eq!(fs::read(d.path().join("a")).unwrap(), b"precious\n");
+}
+
+#[test]
+fn review_2_symlinked_plane_root_and_bad_config_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "precious", "keep me\n");
+    write(d.path(), "docs/readme", "docs\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path())
+        .args(["plane", "add", "docs", "docs"])
+        .assert()
+        .success();
+    fs::remove_dir_all(d.path().join("docs")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), d.path().join("docs")).unwrap();
+    cplane(d.path())
+        .args(["--plane", "docs", "rollback", "HEAD"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a symlink"));
+    assert_eq!(fs::read(outside.path().join("precious")).unwrap(), b"keep me\n");
+    assert!(!outside.path().join("readme").exists());
+    // main does not record the other plane's root, whatever it is now.
+    cplane(d.path())
+        .args(["--plane", "main", "snapshot"])
+        .assert()
+        .success();
+    cplane(d.path())
+        .args(["--plane", "main", "show", "HEAD", "docs"])
+        .assert()
+        .code(2);
+
+    let cfg = d.path().join(".cp/config.json");
+    let good = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        good.replace("\"docs\",\n      \"tier\"", "\"../escape\",\n      \"tier\""),
+    )
+    .unwrap();
+    cplane(d.path())
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("config.json"));
+    fs::write(&cfg, good.replacen("\"tier\": null", "\"tier\": null, \"bogus\": 1", 1)).unwrap();
+    cplane(d.path())
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bogus"));
+}
+
+#[test]
+fn review_3_replay_survives_file_and_directory_swaps() {
+    for (old_is_dir, after) in [(true, 1), (true, 2), (false, 1), (false, 2)] {
+        let d = tempfile::tempdir().unwrap();
+        let a_as_dir = |d: &Path| {
+            let _ = fs::remove_file(d.join("a"));
+            write(d, "a/x", "inside\n");
+        };
+        let a_as_file = |d: &Path| {
+            let _ = fs::remove_dir_all(d.join("a"));
+            write(d, "a", "a file\n");
+        };
+        write(d.path(), "z", "anchor\n");
+        if old_is_dir {
+            a_as_dir(d.path())
+        } else {
+            a_as_file(d.path())
+        }
+        cplane(d.path()).arg("init").assert().success();
+        cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+        if old_is_dir {
+            a_as_file(d.path())
+        } else {
+            a_as_dir(d.path())
+        }
+        cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
+        kill_rollback_after(d.path(), "s1", after);
+        cplane(d.path()).arg("status").assert().success();
+        cplane(d.path()).arg("verify").assert().success();
+        cplane(d.path()).args(["diff", "s1", "HEAD"]).assert().success();
+    }
+}
+
+#[test]
+fn review_4_parent_rollback_leaves_a_nested_plane_where_a_file_was() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "was a file\n");
+    write(d.path(), "z", "anchor\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    fs::remove_file(d.path().join("a")).unwrap();
+    write(d.path(), "a/b/inner", "nested plane file\n");
+    cplane(d.path())
+        .args(["plane", "add", "nested", "a/b"])
+        .assert()
+        .success();
+    cplane(d.path())
+        .args(["--plane", "main", "snapshot"])
+        .assert()
+        .success();
+    cplane(d.path())
+        .args(["--plane", "main", "rollback", "s1"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(d.path().join("a/b/inner")).unwrap(), b"nested plane file\n");
+    cplane(d.path()).args(["--plane", "main", "status"]).assert().success();
+    cplane(d.path())
+        .args(["--plane", "nested", "verify"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn review_5_damaged_staged_file_is_not_trusted_on_replay() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..6 {
+        write(d.path(), &format!("w{i}"), &format!("base {i}\n"));
+    }
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "base"]).assert().success();
+    for i in 0..6 {
+        write(d.path(), &format!("w{i}"), &format!("changed {i}\n"));
+    }
+    cplane(d.path())
+        .args(["snapshot", "--name", "changed"])
+        .assert()
+        .success();
+    kill_rollback_after(d.path(), "base", 1);
+    for e in fs::read_dir(d.path().join(".cp/tmp")).unwrap() {
+        let dir = e.unwrap().path();
+        if dir.is_dir() {
+            for f in fs::read_dir(&dir).unwrap() {
+                fs::write(f.unwrap().path(), b"").unwrap(); // as a power loss could leave them
+            }
+        }
+    }
+    cplane(d.path()).arg("status").assert().success();
+    cplane(d.path()).arg("verify").assert().success();
+    for i in 0..6 {
+        assert_eq!(
+            fs::read_to_string(d.path().join(format!("w{i}"))).unwrap(),
+            format!("base {i}\n")
+        );
+    }
+}
+
+#[test]
+fn review_7_future_mtime_is_not_a_file_in_flux() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "future", "from the future\n");
+    write(d.path(), "far", "far future\n");
+    let soon = std::time::SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(d.path().join("future"))
+        .unwrap()
+        .set_modified(soon)
+        .unwrap();
+    let far = std::time::UNIX_EPOCH + Duration::from_secs(99_999_999_999);
+    fs::File::options()
+        .write(true)
+        .open(d.path().join("far"))
+        .unwrap()
+        .set_modified(far)
+        .unwrap();
+    let t0 = Instant::now();
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).arg("verify").assert().success();
+    assert!(t0.elapsed() < Duration::from_secs(5), "no per-file waiting");
+}
+
+#[test]
+fn review_10_stores_do_not_nest() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "sub/f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path())
+        .args(["init", "sub"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("plane add"));
+    assert!(!d.path().join("sub/.cp").exists());
+    // A store that got there anyway (moved in) belongs to itself, not to the outer plane.
+    let inner = tempfile::tempdir().unwrap();
+    write(inner.path(), "g", "inner\n");
+    cplane(inner.path()).arg("init").assert().success();
+    let moved = d.path().join("moved");
+    fs::rename(inner.path(), &moved).unwrap_or_else(|_| {
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(inner.path())
+            .arg(&moved)
+            .status()
+            .unwrap();
+    });
+    cplane(d.path()).arg("snapshot").assert().success();
+    cplane(d.path()).args(["show", "HEAD", "moved"]).assert().code(2);
+    cplane(&moved).arg("verify").assert().success();
+}
+
+#[test]
+fn review_12_corrupt_index_count_is_damage_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    let idx = fs::read_dir(d.path().join(".cp/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "idx"))
+        .unwrap();
+    let mut bytes = fs::read(&idx).unwrap();
+    bytes[15] ^= 0x10; // the high byte of the entry count
+    fs::write(&idx, bytes).unwrap();
+    for args in [&["status"][..], &["fsck"], &["log"]] {
+        cplane(d.path())
+            .args(args)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("store damage"));
+    }
+}
+
+#[test]
+fn review_13_non_utf8_plane_roots_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    let name = std::ffi::OsStr::new("n").to_os_string();
+    let mut bytes = std::os::unix::ffi::OsStringExt::into_vec(name);
+    bytes.push(0xff);
+    let odd = <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes);
+    fs::create_dir(d.path().join(&odd)).unwrap();
+    cplane(d.path())
+        .arg("plane")
+        .arg("add")
+        .arg("np")
+        .arg(&odd)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("UTF-8"));
+}
