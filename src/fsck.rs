@@ -48,6 +48,8 @@ pub struct FsckReport {
     pub refs: u64,
     /// Everything wrong, in discovery order.
     pub damage: Vec<Damage>,
+    /// Harmless leftovers of interrupted writers (removed by the next writer).
+    pub leftovers: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -262,6 +264,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         bytes,
         refs: refs.len() as u64,
         damage,
+        leftovers: store.leftovers().iter().map(|p| p.display().to_string()).collect(),
         seconds: t0.elapsed().as_secs_f64(),
     })
 }

@@ -163,8 +163,8 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
 
 /// Full integrity check: every file is re-read and re-hashed; the cache is ignored.
 /// HEAD itself is checked too: every tree of it must read back and hash to its
-/// id, and every blob it names must be in the store (fail closed: a plane whose
-/// HEAD cannot be restored does not verify).
+/// id, and every blob it names must be in the store. Stored blob bytes are not
+/// re-hashed here (that would double the cost); `fsck` does that.
 ///
 /// # Errors
 /// As [`status`], plus [`crate::Error::CorruptObject`] / [`crate::Error::MissingObject`]

@@ -39,6 +39,12 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
                 writeln!(ctx.out, "  reached by {by}")?;
             }
         }
+        for l in &r.leftovers {
+            writeln!(
+                ctx.out,
+                "note: leftover of an interrupted write (the next writer removes it): {l}"
+            )?;
+        }
         writeln!(
             ctx.out,
             "checked {} objects ({} stored) in {} packs and {} refs in {:.2} s: {}",

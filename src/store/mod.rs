@@ -402,7 +402,47 @@ impl Store {
     pub fn lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::acquire(&self.dir)?;
         self.reload_packs()?;
+        // Only the lock holder writes packs, so what a crashed writer left is garbage now.
+        for path in self.leftovers() {
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
         Ok(l)
+    }
+
+    /// Files a crashed writer left behind: temporary packs and indexes, packs
+    /// without an index (never visible to readers), and rollback staging
+    /// directories when no plane has a rollback journal.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let journal_pending = self
+            .config
+            .planes
+            .iter()
+            .any(|p| self.plane_dir(&p.name).join("journal").exists());
+        if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("pack-") || (name.starts_with("rollback-") && !journal_pending) {
+                    out.push(e.path());
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(self.packs_dir()) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let orphan_pack = p.extension().is_some_and(|x| x == "pack") && !p.with_extension("idx").exists();
+                if orphan_pack || name.starts_with("idx-") {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// True when the store holds `id`.
