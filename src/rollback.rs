@@ -415,30 +415,46 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -
     sync_plane(plane, j)?;
     let cache_path = index_path(store, plane);
     if let Some(mut cache) = cache.or_else(|| StatCache::load(&cache_path)) {
-        let mut entries: std::collections::BTreeMap<Vec<u8>, IndexEntry> =
-            cache.entries.drain(..).map(|e| (e.path.clone(), e)).collect();
-        for op in &j.ops {
-            match op {
-                Op::Remove { path } => {
-                    entries.remove(path);
-                }
+        // Merge the changed paths into the sorted cache in one pass.
+        let mut patch: Vec<(Vec<u8>, Option<IndexEntry>)> = j
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Remove { path } => (path.clone(), None),
                 Op::Write { path, kind, id, .. } => {
-                    entries.remove(path);
-                    if let Ok(m) = fs::symlink_metadata(abs_path(plane, path)) {
-                        entries.insert(
-                            path.clone(),
-                            IndexEntry {
-                                path: path.clone(),
-                                kind: *kind,
-                                id: *id,
-                                stat: Stat::from_metadata(&m),
-                            },
-                        );
-                    }
+                    let entry = fs::symlink_metadata(abs_path(plane, path)).ok().map(|m| IndexEntry {
+                        path: path.clone(),
+                        kind: *kind,
+                        id: *id,
+                        stat: Stat::from_metadata(&m),
+                    });
+                    (path.clone(), entry)
                 }
+            })
+            .collect();
+        patch.sort_by(|a, b| a.0.cmp(&b.0));
+        patch.dedup_by(|later, earlier| {
+            later.0 == earlier.0 && {
+                std::mem::swap(later, earlier);
+                true
+            }
+        });
+        let old = std::mem::take(&mut cache.entries);
+        let mut merged = Vec::with_capacity(old.len() + patch.len());
+        let mut p = patch.into_iter().peekable();
+        for e in old {
+            while let Some((path, _)) = p.peek()
+                && path.as_slice() < e.path.as_slice()
+            {
+                merged.extend(p.next().and_then(|(_, n)| n));
+            }
+            match p.peek() {
+                Some((path, _)) if *path == e.path => merged.extend(p.next().and_then(|(_, n)| n)),
+                _ => merged.push(e),
             }
         }
-        cache.entries = entries.into_values().collect();
+        merged.extend(p.filter_map(|(_, n)| n));
+        cache.entries = merged;
         cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
         let _ = cache.save(&cache_path);
     } else {
@@ -695,6 +711,7 @@ pub fn rollback(
             message: format!("state before rollback to {}", target.snapshot.name),
             kind: SnapshotKind::Rescue,
             move_head: false,
+            save_cache: false,
         },
         progress,
     )

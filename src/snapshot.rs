@@ -36,6 +36,8 @@ pub struct SealOptions {
     pub kind: SnapshotKind,
     /// Move HEAD to the new snapshot (a rescue checkpoint only gets its checkpoint ref).
     pub move_head: bool,
+    /// Write the refreshed stat cache (rollback writes it once, at its end, instead).
+    pub save_cache: bool,
 }
 
 impl Default for SealOptions {
@@ -46,6 +48,7 @@ impl Default for SealOptions {
             message: String::new(),
             kind: SnapshotKind::Checkpoint,
             move_head: true,
+            save_cache: true,
         }
     }
 }
@@ -177,7 +180,7 @@ pub fn seal(
     }
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
-    if scanned.hashed_files > 0 || cache.is_none() {
+    if opts.save_cache && (scanned.hashed_files > 0 || cache.is_none()) {
         let _ = scanned.cache.save(&cache_path);
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.

@@ -335,6 +335,9 @@ proptest! {
         prop_assert_eq!(head.root, base.snapshot.root);
         let v = cplane::worktree::verify(&store, &plane, &NoProgress).unwrap();
         prop_assert!(v.is_clean(), "after rollback: {:?}", v.changes);
+        // The stat cache the rollback left behind agrees.
+        let s = cplane::worktree::status(&store, &plane, &NoProgress).unwrap();
+        prop_assert!(s.is_clean(), "status after rollback: {:?}", s.changes);
 
         // ...and the rescue checkpoint undoes it.
         let lock = StoreLock::acquire(store.dir()).unwrap();
