@@ -19,6 +19,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Store damage: a corrupt or missing object, a damaged ref or pack index.
     pub const DAMAGE: u8 = 3;
+    /// Interrupted by a signal (128 + SIGINT) before anything was committed.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Result alias for the library.
@@ -134,6 +136,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A signal stopped the operation at a safe point; nothing was committed.
+    #[error("interrupted; nothing was committed")]
+    Interrupted,
     /// The command refused to proceed because the tree has findings.
     #[error("{action} refused: {} finding{}; nothing was written", findings.len(), if findings.len() == 1 { "" } else { "s" })]
     Refused {
@@ -146,10 +151,11 @@ pub enum Error {
 
 impl Error {
     /// The process exit code for this error: 1 refused because of findings,
-    /// 3 store damage, 2 everything else (usage, configuration, I/O).
+    /// 3 store damage, 130 interrupted, 2 everything else (usage, configuration, I/O).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Refused { .. } => exit::FINDINGS,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::CorruptObject { .. } | Error::MissingObject { .. } | Error::DamagedFile { .. } => exit::DAMAGE,
             _ => exit::USAGE,
         }

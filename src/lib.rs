@@ -22,6 +22,7 @@ pub mod fsck;
 pub mod fsutil;
 pub mod hash;
 pub mod id;
+pub mod interrupt;
 pub mod object;
 pub mod plane;
 pub mod progress;

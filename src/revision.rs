@@ -1,8 +1,9 @@
 //! Resolving user-typed refs to snapshots.
 //!
-//! Grammar: `[PLANE:]REV[~N]`, where `REV` is `HEAD`, a checkpoint name, or a
-//! snapshot id prefix of at least 8 hex digits; `~N` follows first parents N
-//! times (`~` alone means `~1`). Without `PLANE:`, names resolve in the
+//! Grammar: `[PLANE:]REV[~N]...`, where `REV` is `HEAD`, a checkpoint name, or a
+//! snapshot id prefix of at least 8 hex digits; each `~N` follows parents N
+//! times (`~` alone means `~1`; `base~1~2` is `base~3`). An empty `REV` is an
+//! error, never an implicit HEAD. Without `PLANE:`, names resolve in the
 //! current plane; id prefixes match snapshots of any plane.
 
 use crate::error::{Error, Result};
@@ -35,24 +36,40 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
         Some((p, r)) => (store.plane(p)?, r),
         None => (current.clone(), spec),
     };
-    let (base, steps) = match rest.find('~') {
-        Some(i) => {
-            let n = &rest[i + 1..];
-            let steps = if n.is_empty() {
-                1
+    // `REV~N~M...`: the steps add up; `~` alone is `~1`.
+    let mut parts = rest.split('~');
+    let base = parts.next().unwrap_or("");
+    let mut steps = 0usize;
+    for n in parts {
+        steps += if n.is_empty() {
+            1
+        } else {
+            n.parse::<usize>()
+                .map_err(|_| not_found(format!("`~{n}` is not a number of steps back")))?
+        };
+    }
+    if base.is_empty() {
+        return Err(not_found(
+            "a ref needs a name: HEAD, a checkpoint name or a snapshot id prefix".into(),
+        ));
+    }
+    if base.contains('^') || base == "@" {
+        return Err(not_found(format!(
+            "cplane has no `^` or `@` syntax; write `{}`",
+            if base == "@" {
+                "HEAD".to_string()
             } else {
-                n.parse::<usize>()
-                    .map_err(|_| not_found(format!("`~{n}` is not a number of steps back")))?
-            };
-            (&rest[..i], steps)
-        }
-        None => (rest, 0),
-    };
-    let base = if base.is_empty() { "HEAD" } else { base };
+                format!("{}~{}", base.trim_end_matches('^'), base.matches('^').count())
+            }
+        )));
+    }
     let mut id = if base == "HEAD" {
-        store
-            .head(&plane.name)?
-            .ok_or_else(|| not_found(format!("plane `{}` has no snapshot yet", plane.name)))?
+        store.head(&plane.name)?.ok_or_else(|| {
+            not_found(format!(
+                "plane `{}` has no snapshot yet; seal one with `cplane snapshot`",
+                plane.name
+            ))
+        })?
     } else if let Some(id) = store.checkpoint(&plane.name, base)? {
         id
     } else if is_hex(base) && base.len() >= MIN_PREFIX_LEN_HEX {
@@ -68,8 +85,13 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
             }
         }
     } else {
+        let names: Vec<String> = store.checkpoints(&plane.name)?.into_iter().map(|(n, _)| n).collect();
+        let hint = match closest(base, &names) {
+            Some(n) => format!("; did you mean `{n}`?"),
+            None => " (`cplane checkpoints` lists them)".into(),
+        };
         return Err(not_found(format!(
-            "no checkpoint `{base}` in plane `{}`, and it is not a snapshot id prefix of {MIN_PREFIX_LEN_HEX}+ hex digits (see `cplane log`)",
+            "no checkpoint `{base}` in plane `{}`, and it is not a snapshot id prefix of {MIN_PREFIX_LEN_HEX}+ hex digits{hint}",
             plane.name
         )));
     };
@@ -90,4 +112,26 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
         store.plane(&snapshot.plane)?
     };
     Ok(Resolved { plane, id, snapshot })
+}
+
+/// The name in `names` closest to `typo` by edit distance, if it is close (≤ 2 edits).
+fn closest<'a>(typo: &str, names: &'a [String]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    names
+        .iter()
+        .map(|n| (distance(typo, n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n.as_str())
 }

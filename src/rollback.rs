@@ -545,6 +545,7 @@ fn prepare(
     let mut ops = Vec::new();
     let mut writes = Vec::new();
     for c in &changes {
+        crate::interrupt::check()?;
         match c.new {
             Some(n) => {
                 let staged = writes.len() as u64;
@@ -734,6 +735,12 @@ pub fn rollback(
             return Err(e);
         }
     };
+    if let Err(e) = crate::interrupt::check() {
+        let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
+        let _ = fs::remove_dir_all(store.dir().join(&journal.staging));
+        return Err(e);
+    }
+    // Past this point the rollback runs to the end, even if interrupted.
     save_journal(&journal_path(store, &plane.name), &journal)?;
     let (written, removed) = apply(store, plane, &journal, false, progress)?;
     finish(store, plane, &journal, Some(rescue_cache))?;

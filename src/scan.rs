@@ -160,6 +160,7 @@ enum Child {
 
 /// Scans one directory; `None` when it holds no files (not recorded).
 fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> {
+    crate::interrupt::check()?;
     let rd = match fs::read_dir(abs) {
         Ok(rd) => rd,
         Err(e) => {

@@ -84,9 +84,24 @@ pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
 /// [`Error::Invalid`] when an explicit `name` is invalid or already taken.
 pub fn unique_name(store: &Store, plane: &str, name: Option<&str>, prefix: &str, time_ns: i64) -> Result<String> {
     if let Some(n) = name {
+        if n == "HEAD" {
+            return Err(Error::invalid(
+                "`HEAD` always means the plane's head; choose another --name",
+            ));
+        }
+        if n.starts_with(&format!("{RESCUE_PREFIX}-")) {
+            return Err(Error::invalid(format!(
+                "names starting with `{RESCUE_PREFIX}-` are reserved for rollback's rescue checkpoints; choose another --name"
+            )));
+        }
+        if crate::id::is_hex(n) && n.len() >= crate::id::MIN_PREFIX_LEN_HEX {
+            return Err(Error::invalid(format!(
+                "`{n}` looks like a snapshot id prefix and would hide one; choose a name that is not only hex digits"
+            )));
+        }
         if !crate::store::refs::valid_name(n) {
             return Err(Error::invalid(format!(
-                "invalid checkpoint name `{n}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`)"
+                "invalid checkpoint name `{n}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`, at most 200 bytes)"
             )));
         }
         if store.checkpoint(plane, n)?.is_some() {
@@ -119,6 +134,47 @@ pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Resu
     store.set_checkpoint(&snapshot.plane, &snapshot.name, &id)?;
     store.set_head(&snapshot.plane, &id)?;
     Ok(id)
+}
+
+/// After a plane was carved out of `outer`, records that in `outer`'s history:
+/// a new checkpoint whose root is HEAD's root without the carved-out subtrees.
+/// Nothing is scanned, so other drift in `outer` stays drift. Returns the new
+/// snapshot, or `None` when HEAD had nothing under the carve-outs.
+///
+/// # Errors
+/// Store damage while reading HEAD; I/O errors while writing.
+pub fn seal_carve_out(
+    store: &mut Store,
+    lock: &StoreLock,
+    outer: &Plane,
+    carved: &str,
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    let Some(head_id) = store.head(&outer.name)? else {
+        return Ok(None);
+    };
+    let head = store.read_snapshot(&head_id)?;
+    let writer = store.writer();
+    let root = crate::rollback::prune_carve_outs(store, &writer, head.root, &outer.carve_outs)?;
+    let (packs, _) = writer.finish()?;
+    store.add_packs(&packs)?;
+    if root == head.root {
+        return Ok(None);
+    }
+    let all = crate::diff::flatten(&crate::diff::TreeSource::store(store), &root)?;
+    let now = now_ns();
+    let snapshot = Snapshot {
+        plane: outer.name.clone(),
+        name: unique_name(store, &outer.name, None, DEFAULT_PREFIX, now)?,
+        root,
+        parent: Some(head_id),
+        kind: SnapshotKind::Checkpoint,
+        time_unix_ns: now,
+        message: format!("carve out plane {carved}"),
+        files: all.len() as u64,
+        bytes: all.iter().map(|(_, s)| s.size).sum(),
+    };
+    let id = commit(store, lock, &snapshot)?;
+    Ok(Some((id, snapshot)))
 }
 
 /// Seals `plane` as a new snapshot and checkpoint and (unless told not to) moves HEAD to it.
@@ -171,6 +227,7 @@ pub fn seal(
     };
     let (id, body) = snapshot.encode_with_id();
     writer.add(ObjectKind::Snapshot, id.0, &body)?;
+    crate::interrupt::check()?;
     progress.phase("writing");
     let (packs, write) = writer.finish()?;
     store.add_packs(&packs)?;

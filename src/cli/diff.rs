@@ -72,7 +72,11 @@ pub fn summary(changes: &[Change]) -> String {
 }
 
 pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
-    let (mut store, plane) = ctx.open()?;
+    let (mut store, plane) = if args.b.is_some() {
+        ctx.open_store_only()?
+    } else {
+        ctx.open()?
+    };
     let a = resolve(&store, &plane, &args.a)?;
     let (changes, findings, b_label) = match &args.b {
         Some(b) => {

@@ -68,7 +68,7 @@ fn line(id: &SnapshotId, s: &Snapshot) -> String {
 }
 
 pub fn cmd_log(ctx: &mut Ctx, args: LogArgs) -> CmdResult {
-    let (store, plane) = ctx.open()?;
+    let (store, plane) = ctx.open_store_only()?;
     let mut cur = store.head(&plane.name)?;
     let mut rows = Vec::new();
     while let Some(id) = cur {
@@ -91,7 +91,7 @@ pub fn cmd_log(ctx: &mut Ctx, args: LogArgs) -> CmdResult {
 }
 
 pub fn cmd_checkpoints(ctx: &mut Ctx, args: CheckpointsArgs) -> CmdResult {
-    let (store, plane) = ctx.open()?;
+    let (store, plane) = ctx.open_store_only()?;
     let mut rows = Vec::new();
     for (_, id) in store.checkpoints(&plane.name)? {
         let s = store.read_snapshot(&id)?;

@@ -108,7 +108,9 @@ impl Ctx {
         }
     }
 
-    /// Opens the store and plane, finishing an interrupted rollback first.
+    /// Opens the store and plane for a command that reads or writes the working
+    /// tree: an interrupted rollback is finished first, and one in progress is
+    /// waited for.
     pub fn open(&self) -> cplane::Result<(Store, Plane)> {
         let mut store = self.store()?;
         let plane = self.plane(&store)?;
@@ -116,10 +118,37 @@ impl Ctx {
         Ok((store, plane))
     }
 
+    /// Opens the store and plane for a command that only reads the store (log,
+    /// show, diff of two refs): it never waits for a rollback in progress.
+    pub fn open_store_only(&self) -> cplane::Result<(Store, Plane)> {
+        let mut store = self.store()?;
+        let plane = self.plane(&store)?;
+        if cplane::rollback::has_journal(&store, &plane.name) {
+            match store.try_lock() {
+                Ok(lock) => {
+                    drop(lock);
+                    self.recover(&mut store, &plane)?;
+                }
+                Err(cplane::Error::Locked { .. }) => {} // a live rollback: its refs move atomically
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((store, plane))
+    }
+
     /// Completes an interrupted rollback of `plane`, if there is one.
     pub fn recover(&self, store: &mut Store, plane: &Plane) -> cplane::Result<()> {
         if cplane::rollback::has_journal(store, &plane.name) {
-            let lock = store.lock()?;
+            let lock = match store.lock() {
+                Ok(l) => l,
+                Err(cplane::Error::Locked { holder, .. }) => {
+                    return Err(cplane::Error::invalid(format!(
+                        "a rollback of plane `{}` is in progress ({holder}); try again when it has finished",
+                        plane.name
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
             let done = match cplane::rollback::recover(store, &lock, plane, &cplane::progress::NoProgress) {
                 Ok(done) => done,
                 // Store damage keeps its own message and exit code.
@@ -150,7 +179,20 @@ impl Ctx {
 
 /// Parses arguments, runs the command, returns the exit code.
 pub fn main() -> u8 {
-    let cli = Cli::parse();
+    cplane::interrupt::install_handler();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Usage errors keep clap's text; with --json, stdout also gets a JSON error.
+            let code = if e.use_stderr() { exit::USAGE } else { exit::CLEAN };
+            if code != exit::CLEAN && std::env::args().any(|a| a == "--json") {
+                let msg = e.kind().to_string();
+                println!("{}", serde_json::json!({"error": msg, "exit_code": code}));
+            }
+            let _ = e.print();
+            return code;
+        }
+    };
     let cwd = match &cli.dir {
         Some(d) => match std::env::current_dir() {
             Ok(c) => c.join(d),
@@ -248,7 +290,6 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
     }
     eprintln!("error: {e}");
     match &e {
-        cplane::Error::RefNotFound { .. } => eprintln!("hint: `cplane log` lists this plane's checkpoints"),
         cplane::Error::NotInPlane { .. } => {
             eprintln!("hint: `cplane plane list` shows the planes; use -C DIR or --plane NAME")
         }

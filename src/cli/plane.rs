@@ -2,7 +2,7 @@
 
 use super::{CmdResult, Ctx, output};
 use cplane::object::SnapshotKind;
-use cplane::snapshot::{SealOptions, seal};
+use cplane::snapshot::{SealOptions, seal, seal_carve_out};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,14 +66,16 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                 r.snapshot.files,
                 output::size(r.snapshot.bytes)
             )?;
-            if let Ok(outer) = store.plane_containing(&plane.root.join(".."))
-                && plane.path.starts_with(&outer.path)
+            // The plane it was carved out of records that, from its HEAD (nothing rescanned).
+            if let Some(parent) = plane.root.parent()
+                && let Ok(outer) = store.plane_containing(parent)
                 && outer.name != plane.name
+                && let Some((_, s)) = seal_carve_out(&mut store, &lock, &outer, &plane.name)?
             {
                 writeln!(
                     ctx.out,
-                    "plane {} no longer covers {}; run `cplane snapshot --plane {}` to record that",
-                    outer.name, plane.path, outer.name
+                    "plane {} no longer covers {}: recorded as its checkpoint {} ({} files)",
+                    outer.name, plane.path, s.name, s.files
                 )?;
             }
             Ok(0)

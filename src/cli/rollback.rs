@@ -40,7 +40,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
                 "plane": plane.name,
                 "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
                 "rescue": {"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name},
-                "head": {"snapshot": j.new_head.to_hex(), "checkpoint": j.new_name, "root": target.snapshot.root.to_hex()},
+                "head": {"snapshot": j.new_head.to_hex(), "checkpoint": j.new_name, "root": store.read_snapshot(&j.new_head)?.root.to_hex()},
                 "written": r.written,
                 "removed": r.removed,
                 "changes": list,
@@ -64,12 +64,20 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             r.written,
             r.removed
         )?;
+        let head = store.read_snapshot(&j.new_head)?;
         writeln!(
             ctx.out,
             "HEAD is now checkpoint {} (root {})",
             j.new_name,
-            target.snapshot.root.short(12)
+            head.root.short(12)
         )?;
+        if head.root != target.snapshot.root {
+            writeln!(
+                ctx.out,
+                "(parts of {} that now belong to nested planes were left to those planes)",
+                target.snapshot.name
+            )?;
+        }
     }
     Ok(0)
 }

@@ -89,7 +89,7 @@ fn show_object(ctx: &mut Ctx, store: &Store, id: ObjectId, kind: ObjectKind, jso
 }
 
 pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
-    let (store, plane) = ctx.open()?;
+    let (store, plane) = ctx.open_store_only()?;
     let resolved = match cplane::revision::resolve(&store, &plane, &args.r#ref) {
         Ok(r) => r,
         Err(e @ cplane::Error::RefNotFound { .. }) => {

@@ -91,6 +91,16 @@ impl Store {
         let root = fs::canonicalize(root).at(root)?;
         let dir = root.join(STORE_DIR);
         if dir.exists() {
+            if let Ok(existing) = Store::open(&root)
+                && existing.head("main").ok().flatten().is_none()
+                && existing.checkpoints("main").is_ok_and(|c| c.is_empty())
+            {
+                return Err(Error::invalid(format!(
+                    "{} holds a cplane store whose first checkpoint was never sealed (an interrupted init); run `cplane snapshot` there to seal it, or remove {} and init again",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
             return Err(Error::AlreadyInitialized { path: dir });
         }
         // A store inside another store's plane would have its files owned twice.
@@ -383,6 +393,16 @@ impl Store {
             }
         }
         search(&late)
+    }
+
+    /// Takes the writer lock only if it is free right now, and reloads the pack list.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another writer holds it.
+    pub fn try_lock(&mut self) -> Result<lock::StoreLock> {
+        let l = lock::StoreLock::try_acquire(&self.dir)?;
+        self.reload_packs()?;
+        Ok(l)
     }
 
     /// Re-reads the list of packs (after taking the lock, to see every other writer's packs).
