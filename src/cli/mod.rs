@@ -289,11 +289,8 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
         );
     }
     eprintln!("error: {e}");
-    match &e {
-        cplane::Error::NotInPlane { .. } => {
-            eprintln!("hint: `cplane plane list` shows the planes; use -C DIR or --plane NAME")
-        }
-        _ => {}
+    if let cplane::Error::NotInPlane { .. } = &e {
+        eprintln!("hint: `cplane plane list` shows the planes; use -C DIR or --plane NAME")
     }
     code
 }
