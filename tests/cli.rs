@@ -562,7 +562,7 @@ fn json_outputs_parse() {
             .get_output()
             .stdout,
     );
-    assert_eq!(v["ok"], true);
+    assert_eq!(v["clean"], true);
     assert_eq!(v["stats"]["files"], 4);
 }
 

@@ -32,7 +32,16 @@ pub struct DiffArgs {
 pub fn change_json(c: &Change) -> Value {
     let mut m = output::path_obj(&c.path);
     m.insert("status".into(), c.kind.letter().to_string().into());
-    m.insert("change".into(), format!("{:?}", c.kind).to_lowercase().into());
+    m.insert(
+        "change".into(),
+        match c.kind {
+            cplane::diff::ChangeKind::Added => "added",
+            cplane::diff::ChangeKind::Deleted => "deleted",
+            cplane::diff::ChangeKind::Modified => "modified",
+            cplane::diff::ChangeKind::KindChanged => "kind_changed",
+        }
+        .into(),
+    );
     m.insert("old".into(), c.old.as_ref().map_or(Value::Null, output::side));
     m.insert("new".into(), c.new.as_ref().map_or(Value::Null, output::side));
     Value::Object(m)
@@ -82,7 +91,8 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         Some(b) => {
             let b = resolve(&store, &plane, b)?;
             let changes = diff_trees(&TreeSource::store(&store), &a.snapshot.root, &b.snapshot.root)?;
-            (changes, Vec::new(), format!("{} ({})", b.snapshot.name, b.id.short(12)))
+            let side = json!({"snapshot": b.id.to_hex(), "checkpoint": b.snapshot.name, "plane": b.plane.name, "root": b.snapshot.root.to_hex()});
+            (changes, Vec::new(), side)
         }
         None => {
             let wt_plane = a.plane.clone();
@@ -93,7 +103,8 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             let src = TreeSource::with_overlay(&store, &wt.scan.trees);
             let changes = diff_trees(&src, &a.snapshot.root, &wt.scan.root)?;
             let findings = std::mem::take(&mut wt.findings);
-            (changes, findings, format!("working tree of plane {}", wt_plane.name))
+            let side = json!({"working_tree": true, "plane": wt_plane.name, "root": wt.scan.root.to_hex()});
+            (changes, findings, side)
         }
     };
     let clean = changes.is_empty() && findings.is_empty();
@@ -104,7 +115,8 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             ctx.out,
             "{}",
             json!({
-                "a": {"snapshot": a.id.to_hex(), "checkpoint": a.snapshot.name, "root": a.snapshot.root.to_hex()},
+                "a": {"snapshot": a.id.to_hex(), "checkpoint": a.snapshot.name, "plane": a.plane.name, "root": a.snapshot.root.to_hex()},
+                "clean": clean,
                 "b": b_label,
                 "changes": list,
                 "findings": f,

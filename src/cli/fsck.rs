@@ -23,7 +23,9 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
     let r = cplane::fsck::fsck(&store, &bar)?;
     drop(bar);
     if args.json {
-        writeln!(ctx.out, "{}", serde_json::to_string(&r).expect("report serialises"))?;
+        let mut v = serde_json::to_value(&r).expect("report serialises");
+        v["clean"] = r.is_clean().into();
+        writeln!(ctx.out, "{v}")?;
     } else {
         for d in &r.damage {
             let what = if d.id.is_empty() {

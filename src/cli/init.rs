@@ -29,8 +29,11 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         Some(d) => ctx.cwd.join(d),
         None => ctx.cwd.clone(),
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(cplane::Error::invalid(format!("{}: is a file, not a directory", dir.display())).into());
+    }
     if !dir.is_dir() {
-        return Err(cplane::Error::invalid(format!("{}: not a directory; create it first", dir.display())).into());
+        return Err(cplane::Error::invalid(format!("{}: no such directory; create it first", dir.display())).into());
     }
     let mut store = Store::init(&dir)?;
     let store_dir = store.dir().to_path_buf();
@@ -51,7 +54,14 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         Err(e) => {
             // Nothing half-made stays behind.
             let _ = std::fs::remove_dir_all(&store_dir);
-            return Err(e.into());
+            return Err(match e {
+                cplane::Error::Refused { findings, .. } => cplane::Error::Refused {
+                    action: "init",
+                    findings,
+                },
+                other => other,
+            }
+            .into());
         }
     };
     if args.json {
@@ -72,10 +82,10 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         writeln!(ctx.out, "initialized cplane store {}", store.dir().display())?;
         writeln!(
             ctx.out,
-            "plane main: checkpoint {} (root {}, {} files, {})",
+            "plane main: checkpoint {} (root {}, {}, {})",
             r.snapshot.name,
             r.snapshot.root.short(12),
-            r.snapshot.files,
+            output::count(r.snapshot.files, "file"),
             output::size(r.snapshot.bytes)
         )?;
     }

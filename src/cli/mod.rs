@@ -218,6 +218,12 @@ pub fn main() -> u8 {
         plane: cli.plane,
         out: io::stdout().lock(),
     };
+    if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_)) {
+        eprintln!(
+            "error: --plane does not apply here: init always creates plane `main` (add more with `cplane plane add`)"
+        );
+        return exit::USAGE;
+    }
     let json = command_wants_json(&cli.command);
     let r = match cli.command {
         Command::Init(a) => init::cmd_init(&mut ctx, a),

@@ -12,13 +12,16 @@ use serde_json::{Map, Value, json};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-/// A path for humans: UTF-8 as is, with control characters and invalid bytes as `\xNN`.
+/// A path for humans: UTF-8 as is, with control characters and invalid bytes as
+/// `\xNN` and a backslash doubled, so every name prints distinctly.
 pub fn path(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_control() {
                 out.push_str(&format!("\\x{:02x}", c as u32));
+            } else if c == '\\' {
+                out.push_str("\\\\");
             } else {
                 out.push(c);
             }

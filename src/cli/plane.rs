@@ -59,11 +59,11 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
             };
             writeln!(
                 ctx.out,
-                "added plane {} at {} (checkpoint {}, {} files, {})",
+                "added plane {} at {} (checkpoint {}, {}, {})",
                 plane.name,
                 if plane.path.is_empty() { "." } else { &plane.path },
                 r.snapshot.name,
-                r.snapshot.files,
+                output::count(r.snapshot.files, "file"),
                 output::size(r.snapshot.bytes)
             )?;
             // The plane it was carved out of records that, from its HEAD (nothing rescanned).

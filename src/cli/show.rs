@@ -114,7 +114,26 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
     };
     let s = &resolved.snapshot;
     if let Some(p) = &args.path {
-        let rel = p.trim_matches('/').as_bytes();
+        // `./x` and `../x` are relative to the current directory (as in git); other
+        // paths are relative to the plane root.
+        let owned: String = if p.starts_with("./") || p.starts_with("../") || p == "." || p == ".." {
+            let abs = cplane::plane::normalize(&ctx.cwd.join(p));
+            let from_root = store.relative(&abs).unwrap_or_default();
+            let plane_path = &resolved.plane.path;
+            if plane_path.is_empty() {
+                from_root
+            } else if from_root == *plane_path {
+                String::new()
+            } else {
+                from_root
+                    .strip_prefix(&format!("{plane_path}/"))
+                    .map(str::to_string)
+                    .ok_or_else(|| cplane::Error::invalid(format!("{p} is outside plane `{}`", resolved.plane.name)))?
+            }
+        } else {
+            p.trim_matches('/').to_string()
+        };
+        let rel = owned.as_bytes();
         let src = TreeSource::store(&store);
         let entry = if rel.is_empty() {
             None
@@ -144,6 +163,11 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
                     writeln!(ctx.out, "kind   {}", e.kind.name())?;
                     writeln!(ctx.out, "blob   {}", e.id)?;
                     writeln!(ctx.out, "size   {} bytes", e.size)?;
+                    if e.kind == EntryKind::Symlink {
+                        let mut target = Vec::new();
+                        store.read_blob_to(&e.id, &mut target, store.dir())?;
+                        writeln!(ctx.out, "target {}", output::path(&target))?;
+                    }
                     writeln!(
                         ctx.out,
                         "owner  {}",

@@ -27,7 +27,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     drop(bar);
     let findings = r.all_findings();
     let mbps = if r.seconds > 0.0 {
-        r.scan.hashed_bytes as f64 / 1e6 / r.seconds
+        r.scan.bytes as f64 / 1e6 / r.seconds
     } else {
         0.0
     };
@@ -41,10 +41,10 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
             json!({
                 "plane": plane.name,
                 "head": head.map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
-                "ok": findings.is_empty(),
+                "clean": findings.is_empty(),
                 "findings": list,
                 "changes": changes,
-                "stats": {"files": r.scan.files, "bytes": r.scan.hashed_bytes, "seconds": r.seconds, "mb_per_s": mbps},
+                "stats": {"files": r.scan.files, "bytes": r.scan.bytes, "seconds": r.seconds, "mb_per_s": mbps},
             })
         )?;
     } else {
@@ -74,7 +74,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
             writeln!(
                 ctx.out,
                 "stats: {} files, {} bytes, {:.3} s, {mbps:.1} MB/s",
-                r.scan.files, r.scan.hashed_bytes, r.seconds
+                r.scan.files, r.scan.bytes, r.seconds
             )?;
         }
     }

@@ -19,12 +19,15 @@ pub struct StoreLock {
     pub path: PathBuf,
 }
 
-fn timeout() -> Duration {
-    let ms = std::env::var("CPLANE_LOCK_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_LOCK_TIMEOUT_MS);
-    Duration::from_millis(ms)
+fn timeout() -> Result<Duration> {
+    match std::env::var("CPLANE_LOCK_TIMEOUT_MS") {
+        Err(_) => Ok(Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS)),
+        Ok(v) => v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
+            Error::invalid(format!(
+                "CPLANE_LOCK_TIMEOUT_MS={v:?} is not a whole number of milliseconds"
+            ))
+        }),
+    }
 }
 
 impl StoreLock {
@@ -33,7 +36,7 @@ impl StoreLock {
     /// # Errors
     /// [`Error::Locked`] when another process keeps it past the timeout.
     pub fn acquire(store_dir: &Path) -> Result<StoreLock> {
-        Self::acquire_within(store_dir, timeout())
+        Self::acquire_within(store_dir, timeout()?)
     }
 
     /// Takes the lock only if it is free right now.

@@ -451,6 +451,21 @@ impl Store {
                 }
             }
         }
+        // Temporary files of interrupted atomic writes (refs, config, index, journal).
+        let mut dirs = vec![self.dir.clone()];
+        for p in &self.config.planes {
+            dirs.push(self.plane_dir(&p.name));
+            dirs.push(self.plane_dir(&p.name).join("checkpoints"));
+        }
+        for d in dirs {
+            if let Ok(rd) = fs::read_dir(&d) {
+                out.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_name().to_string_lossy().starts_with(".cp-tmp-"))
+                        .map(|e| e.path()),
+                );
+            }
+        }
         if let Ok(rd) = fs::read_dir(self.packs_dir()) {
             for e in rd.flatten() {
                 let p = e.path();
