@@ -457,6 +457,8 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -
         cache.entries = merged;
         cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
         let _ = cache.save(&cache_path);
+        // Freeing 100,000 entries one by one is slow; it needs no waiting for.
+        std::thread::spawn(move || drop(cache));
     } else {
         let _ = fs::remove_file(&cache_path);
     }

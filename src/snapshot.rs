@@ -199,7 +199,7 @@ pub fn seal(
     let cache = StatCache::load(&cache_path);
     let writer = store.writer();
     progress.phase("hashing");
-    let scanned = scan(
+    let mut scanned = scan(
         plane,
         ScanOptions {
             cache: cache.as_ref(),
@@ -227,6 +227,11 @@ pub fn seal(
     };
     let (id, body) = snapshot.encode_with_id();
     writer.add(ObjectKind::Snapshot, id.0, &body)?;
+    // The in-memory trees are not needed any more; freeing 100,000 entries one by
+    // one takes longer than the rest of an unchanged snapshot, so do it aside.
+    let trees = std::mem::take(&mut scanned.trees);
+    let had_cache = cache.is_some();
+    std::thread::spawn(move || drop((trees, cache)));
     crate::interrupt::check()?;
     progress.phase("writing");
     let (packs, write) = writer.finish()?;
@@ -237,7 +242,7 @@ pub fn seal(
     }
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
-    if opts.save_cache && (scanned.hashed_files > 0 || cache.is_none()) {
+    if opts.save_cache && (scanned.hashed_files > 0 || !had_cache) {
         let _ = scanned.cache.save(&cache_path);
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.
