@@ -217,16 +217,12 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     for (name, head) in &refs {
         let mut cur = Some(*head);
         let mut seen = HashSet::new();
-        let mut depth = 0usize;
         while let Some(id) = cur {
             if !seen.insert(id) {
                 break;
             }
-            let label = if depth == 0 {
-                name.clone()
-            } else {
-                format!("{name}~{depth}")
-            };
+            // Name the ref, not every ancestor it passes through on the way.
+            let label = name.clone();
             let snap = snapshots
                 .entry(id)
                 .or_insert_with(|| {
@@ -251,7 +247,6 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
                 note(&mut damage, &bad, &mut missing, store, *oid, kind, at);
             }
             cur = snap.parent;
-            depth += 1;
         }
     }
     for d in &mut damage {

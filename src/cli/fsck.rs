@@ -37,8 +37,16 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
             if !d.id.is_empty() && !d.location.is_empty() {
                 writeln!(ctx.out, "  at {}", d.location)?;
             }
-            for by in &d.reached_by {
+            const SHOWN: usize = 5;
+            for by in d.reached_by.iter().take(SHOWN) {
                 writeln!(ctx.out, "  reached by {by}")?;
+            }
+            if d.reached_by.len() > SHOWN {
+                writeln!(
+                    ctx.out,
+                    "  ... and {} more (all in `cplane fsck --json`)",
+                    d.reached_by.len() - SHOWN
+                )?;
             }
         }
         for l in &r.leftovers {
