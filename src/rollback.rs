@@ -411,11 +411,41 @@ fn sync_plane(plane: &Plane, j: &Journal) -> Result<()> {
 }
 
 /// After apply: refresh the stat cache, move refs, delete journal and staging.
-fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -> Result<()> {
+/// From this many operations on, a rollback rewrites the stat cache; below, it
+/// leaves the old one, whose entries for the rewritten files no longer match
+/// their stat (new inodes), so the next scan simply re-reads those few files.
+const CACHE_REWRITE_MIN_OPS: usize = 1024;
+
+/// Merges `patch` (sorted by path, `None` = remove) into the sorted `entries`.
+fn merge_sorted(entries: Vec<IndexEntry>, patch: Vec<(Vec<u8>, Option<IndexEntry>)>) -> Vec<IndexEntry> {
+    let mut merged = Vec::with_capacity(entries.len() + patch.len());
+    let mut p = patch.into_iter().peekable();
+    for e in entries {
+        while let Some((path, _)) = p.peek()
+            && path.as_slice() < e.path.as_slice()
+        {
+            merged.extend(p.next().and_then(|(_, n)| n));
+        }
+        match p.peek() {
+            Some((path, _)) if *path == e.path => merged.extend(p.next().and_then(|(_, n)| n)),
+            _ => merged.push(e),
+        }
+    }
+    merged.extend(p.filter_map(|(_, n)| n));
+    merged
+}
+
+fn finish(store: &Store, plane: &Plane, j: &Journal, rescue_hashed: Option<StatCache>) -> Result<()> {
     sync_plane(plane, j)?;
     let cache_path = index_path(store, plane);
-    if let Some(mut cache) = cache.or_else(|| StatCache::load(&cache_path)) {
-        // Merge the changed paths into the sorted cache in one pass.
+    let rewrite = j.ops.len() >= CACHE_REWRITE_MIN_OPS;
+    if let Some(mut cache) = StatCache::load(&cache_path).filter(|_| rewrite) {
+        // What the rescue seal read (now stored), then the rollback's own changes.
+        if let Some(h) = rescue_hashed {
+            let patch = h.entries.into_iter().map(|e| (e.path.clone(), Some(e))).collect();
+            cache.entries = merge_sorted(std::mem::take(&mut cache.entries), patch);
+            cache.scan_started_ns = h.scan_started_ns;
+        }
         let mut patch: Vec<(Vec<u8>, Option<IndexEntry>)> = j
             .ops
             .iter()
@@ -439,28 +469,11 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, cache: Option<StatCache>) -
                 true
             }
         });
-        let old = std::mem::take(&mut cache.entries);
-        let mut merged = Vec::with_capacity(old.len() + patch.len());
-        let mut p = patch.into_iter().peekable();
-        for e in old {
-            while let Some((path, _)) = p.peek()
-                && path.as_slice() < e.path.as_slice()
-            {
-                merged.extend(p.next().and_then(|(_, n)| n));
-            }
-            match p.peek() {
-                Some((path, _)) if *path == e.path => merged.extend(p.next().and_then(|(_, n)| n)),
-                _ => merged.push(e),
-            }
-        }
-        merged.extend(p.filter_map(|(_, n)| n));
-        cache.entries = merged;
+        cache.entries = merge_sorted(std::mem::take(&mut cache.entries), patch);
         cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
         let _ = cache.save(&cache_path);
         // Freeing 100,000 entries one by one is slow; it needs no waiting for.
         std::thread::spawn(move || drop(cache));
-    } else {
-        let _ = fs::remove_file(&cache_path);
     }
     store.set_checkpoint(&plane.name, &j.new_name, &j.new_head)?;
     store.set_head(&plane.name, &j.new_head)?;

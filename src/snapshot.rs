@@ -67,7 +67,8 @@ pub struct SealReport {
     pub hashed_files: u64,
     /// Bytes read and hashed.
     pub hashed_bytes: u64,
-    /// The plane's stat cache as it stands after sealing (every file of the new snapshot).
+    /// Stat-cache entries from the scan: every file of the new snapshot when the
+    /// cache was saved, only the files read and hashed when it was not.
     #[serde(skip)]
     pub cache: StatCache,
 }
@@ -204,7 +205,12 @@ pub fn seal(
         ScanOptions {
             cache: cache.as_ref(),
             writer: Some(&writer),
-            record: crate::scan::Record::All,
+            // Without saving, only the files actually read are worth returning.
+            record: if opts.save_cache {
+                crate::scan::Record::All
+            } else {
+                crate::scan::Record::Hashed
+            },
             progress,
         },
     )?;
