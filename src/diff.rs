@@ -118,15 +118,7 @@ pub fn diff_trees(src: &TreeSource<'_>, old: &TreeId, new: &TreeId) -> Result<Ve
     Ok(out)
 }
 
-fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(prefix.len() + 1 + name.len());
-    if !prefix.is_empty() {
-        p.extend_from_slice(prefix);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
+use crate::object::join_path as join;
 
 fn diff_dir(src: &TreeSource<'_>, a: &Tree, b: &Tree, prefix: &[u8], out: &mut Vec<Change>) -> Result<()> {
     let (mut i, mut j) = (0, 0);

@@ -182,6 +182,17 @@ pub fn object_id(kind: ObjectKind, body: &[u8]) -> ObjectId {
     }
 }
 
+/// `dir/name` as plane-relative path bytes (`name` alone when `dir` is the root, `""`).
+pub fn join_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        p.extend_from_slice(dir);
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
 /// Checks that `name` is a valid entry name.
 pub fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)

@@ -83,15 +83,7 @@ struct Ctx<'a> {
     hashed_bytes: AtomicU64,
 }
 
-fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(rel.len() + 1 + name.len());
-    if !rel.is_empty() {
-        p.extend_from_slice(rel);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
+use crate::object::join_path as join_rel;
 
 /// Scans `plane`'s working tree.
 ///

@@ -2,27 +2,17 @@
 //! store's internals to set up: killed rollbacks, corrupted objects of each
 //! kind, format versions, the lock, special and unreadable files.
 
-use assert_cmd::Command;
+mod common;
+use common::{corrupt, cplane, write};
+
 use cplane::id::ObjectId;
 use cplane::object::ObjectKind;
 use cplane::store::Store;
 use predicates::prelude::*;
 use std::fs;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn cplane(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("cplane").unwrap();
-    c.current_dir(dir).env("CPLANE_LOCK_TIMEOUT_MS", "300");
-    c
-}
-
-fn write(dir: &Path, rel: &str, body: &str) {
-    let p = dir.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, body).unwrap();
-}
 
 /// A plane with a few files, initialised and sealed as `base`.
 fn plane_with_base() -> tempfile::TempDir {
@@ -144,22 +134,6 @@ fn interrupted_rollback_is_completed_by_the_next_command() {
     assert_eq!(log[0]["kind"], "rollback");
     assert_eq!(log[1]["kind"], "rescue");
     cplane(d.path()).arg("fsck").assert().success();
-}
-
-/// Flips one byte in the middle of the stored record of `id`.
-fn corrupt(root: &Path, id: &ObjectId) {
-    let store = Store::open(root).unwrap();
-    let (pack, e) = store.locate(id).expect("object is stored");
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&pack.pack_path)
-        .unwrap();
-    let at = e.offset + e.len - 1;
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
 }
 
 fn head_json(dir: &Path) -> serde_json::Value {

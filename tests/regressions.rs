@@ -1,40 +1,13 @@
 //! Regression tests for bugs found in review, one per finding (named `review_N_…`).
 
-use assert_cmd::Command;
+mod common;
+use common::{corrupt, cplane, write};
+
 use cplane::id::ObjectId;
-use cplane::store::Store;
 use predicates::prelude::*;
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn cplane(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("cplane").unwrap();
-    c.current_dir(dir).env("CPLANE_LOCK_TIMEOUT_MS", "300");
-    c
-}
-
-fn write(dir: &Path, rel: &str, body: &str) {
-    let p = dir.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, body).unwrap();
-}
-
-fn corrupt(root: &Path, id: &ObjectId) {
-    let store = Store::open(root).unwrap();
-    let (pack, e) = store.locate(id).expect("object is stored");
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&pack.pack_path)
-        .unwrap();
-    let at = e.offset + e.len - 1;
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
-}
 
 /// Runs `cplane rollback REF` paused after `after` operations, then SIGKILLs it.
 fn kill_rollback_after(dir: &Path, r#ref: &str, after: usize) {
