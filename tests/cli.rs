@@ -610,3 +610,49 @@ fn small_packs_are_merged_and_nothing_is_lost() {
     cplane(d.path()).args(["rollback", "HEAD~2"]).assert().success();
     assert_eq!(tree_bytes(d.path()), before, "every snapshot still restores");
 }
+
+#[test]
+fn sigint_during_snapshot_leaves_refs_consistent() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..1500 {
+        write(d.path(), &format!("d{}/f{i}.txt", i % 30), &format!("{i}\n").repeat(50));
+    }
+    cplane(d.path()).arg("init").assert().success();
+    let bin = assert_cmd::cargo::cargo_bin("cplane");
+    for (k, delay_ms) in [1u64, 3, 5, 8, 12, 20].into_iter().enumerate() {
+        write(d.path(), &format!("d0/new{k}.txt"), "changed\n");
+        let before = cplane::store::Store::open(d.path())
+            .unwrap()
+            .checkpoints("main")
+            .unwrap()
+            .len();
+        let child = std::process::Command::new(&bin)
+            .args(["snapshot", "--name", &format!("s{k}")])
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let store = cplane::store::Store::open(d.path()).unwrap();
+        let after = store.checkpoints("main").unwrap();
+        let named = store.checkpoint("main", &format!("s{k}")).unwrap();
+        // Before the handler is installed the default action kills the process: also fine.
+        let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGINT);
+        match out.status.code() {
+            Some(130) | None if killed || out.status.code() == Some(130) => {
+                if !killed {
+                    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+                }
+                assert_eq!(after.len(), before, "an interrupted snapshot adds no checkpoint");
+                assert!(named.is_none());
+            }
+            Some(0) => assert_eq!(store.head("main").unwrap(), named, "a finished snapshot moved HEAD"),
+            other => panic!("unexpected exit {other:?}"),
+        }
+    }
+    cplane(d.path()).arg("fsck").assert().success();
+}

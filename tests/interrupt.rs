@@ -1,0 +1,45 @@
+//! Ctrl-C stops a snapshot and a rollback at a safe point with nothing committed.
+//! (Its own test binary: the interrupt flag is process-wide.)
+
+use cplane::progress::NoProgress;
+use cplane::snapshot::{SealOptions, seal};
+use cplane::store::Store;
+
+#[test]
+fn interrupted_snapshot_and_rollback_commit_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a"), b"one").unwrap();
+    let mut store = Store::init(d.path()).unwrap();
+    let plane = store.plane("main").unwrap();
+    let lock = store.lock().unwrap();
+    seal(&mut store, &lock, &plane, SealOptions::default(), &NoProgress).unwrap();
+    let head = store.head("main").unwrap();
+    let checkpoints = store.checkpoints("main").unwrap();
+    std::fs::write(d.path().join("a"), b"two").unwrap();
+
+    cplane::interrupt::set();
+    let r = seal(&mut store, &lock, &plane, SealOptions::default(), &NoProgress);
+    assert!(matches!(r, Err(cplane::Error::Interrupted)), "{r:?}");
+    assert_eq!(r.unwrap_err().exit_code(), 130);
+    assert_eq!(store.head("main").unwrap(), head);
+    assert_eq!(store.checkpoints("main").unwrap(), checkpoints);
+    assert!(
+        std::fs::read_dir(store.tmp_dir()).unwrap().next().is_none(),
+        "no temporary packs left"
+    );
+
+    let target = cplane::revision::resolve(&store, &plane, "HEAD").unwrap();
+    let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoProgress);
+    assert!(matches!(r, Err(cplane::Error::Interrupted)), "{r:?}");
+    assert_eq!(store.head("main").unwrap(), head);
+    assert_eq!(
+        store.checkpoints("main").unwrap(),
+        checkpoints,
+        "no rescue checkpoint left behind"
+    );
+    assert_eq!(
+        std::fs::read(d.path().join("a")).unwrap(),
+        b"two",
+        "the plane is untouched"
+    );
+}
