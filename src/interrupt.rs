@@ -6,15 +6,21 @@
 //! written — and stop with [`crate::Error::Interrupted`], having changed
 //! nothing visible. Once a commit point is passed (refs moving, a journal
 //! being applied), the operation runs to the end and the signal is honoured
-//! after it.
+//! after it. A second signal kills the process (the default action is
+//! restored by the first), which is safe: every write is atomic or journalled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+extern "C" fn on_signal(sig: libc::c_int) {
+    // An atomic store and signal(2), both async-signal-safe. Restoring the
+    // default action means a second signal ends the process at once.
     INTERRUPTED.store(true, Ordering::SeqCst);
+    // SAFETY: signal(2) is async-signal-safe; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
 }
 
 /// Routes SIGINT, SIGTERM and SIGHUP to the flag instead of killing the process.

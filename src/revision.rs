@@ -41,12 +41,15 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
     let base = parts.next().unwrap_or("");
     let mut steps = 0usize;
     for n in parts {
-        steps += if n.is_empty() {
+        let step = if n.is_empty() {
             1
         } else {
             n.parse::<usize>()
                 .map_err(|_| not_found(format!("`~{n}` is not a number of steps back")))?
         };
+        steps = steps
+            .checked_add(step)
+            .ok_or_else(|| not_found("too many steps back".into()))?;
     }
     if base.is_empty() {
         return Err(not_found(

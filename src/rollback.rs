@@ -102,6 +102,9 @@ pub struct RollbackReport {
     pub removed: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// When finishing an interrupted rollback: the checkpoint holding what was
+    /// found in the plane before the replay.
+    pub found_rescue: Option<String>,
 }
 
 fn journal_path(store: &Store, plane: &str) -> PathBuf {
@@ -273,8 +276,17 @@ fn apply(store: &Store, plane: &Plane, j: &Journal, recovering: bool, progress: 
     let (mut written, mut removed, mut done) = (0u64, 0u64, 0usize);
     let mut emptied: Vec<PathBuf> = Vec::new();
     let mut checked: HashSet<Vec<u8>> = HashSet::new();
+    // A plane carved out since the journal was written is not this plane's to touch.
+    let carved = |path: &[u8]| {
+        plane
+            .carve_outs
+            .iter()
+            .any(|c| path == c.as_slice() || (path.starts_with(c) && path.get(c.len()) == Some(&b'/')))
+    };
     for op in &j.ops {
-        if let Op::Remove { path } = op {
+        if let Op::Remove { path } = op
+            && !carved(path)
+        {
             // Never remove through a symlinked or missing directory: nothing of ours is there.
             if real_parents(plane, path, false, &mut checked)? {
                 let abs = abs_path(plane, path);
@@ -298,7 +310,9 @@ fn apply(store: &Store, plane: &Plane, j: &Journal, recovering: bool, progress: 
     }
     checked.clear();
     for op in &j.ops {
-        if let Op::Write { path, kind, id, staged } = op {
+        if let Op::Write { path, kind, id, staged } = op
+            && !carved(path)
+        {
             let abs = abs_path(plane, path);
             let staged_path = staging.join(staged.to_string());
             real_parents(plane, path, true, &mut checked)?;
@@ -491,8 +505,8 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, rescue_hashed: Option<StatC
 /// # Errors
 /// [`Error::DamagedFile`] for a damaged journal; I/O or store errors while applying.
 pub fn recover(
-    store: &Store,
-    _lock: &StoreLock,
+    store: &mut Store,
+    lock: &StoreLock,
     plane: &Plane,
     progress: &dyn Progress,
 ) -> Result<Option<RollbackReport>> {
@@ -502,6 +516,29 @@ pub fn recover(
     }
     let t0 = Instant::now();
     let j = load_journal(&jp)?;
+    // Someone may have edited the plane since the crash: seal what is there now
+    // (as another rescue checkpoint) before the replay overwrites anything.
+    let found = seal(
+        store,
+        lock,
+        plane,
+        SealOptions {
+            name: None,
+            prefix: RESCUE_PREFIX,
+            message: format!("state found when finishing the interrupted rollback to {}", j.new_name),
+            kind: SnapshotKind::Rescue,
+            move_head: false,
+            save_cache: false,
+        },
+        progress,
+    )
+    .map_err(|e| match e {
+        Error::Refused { findings, .. } => Error::Refused {
+            action: "finishing the interrupted rollback",
+            findings,
+        },
+        other => other,
+    })?;
     let (written, removed) = apply(store, plane, &j, true, progress)?;
     finish(store, plane, &j, None)?;
     Ok(Some(RollbackReport {
@@ -510,6 +547,7 @@ pub fn recover(
         written,
         removed,
         seconds: t0.elapsed().as_secs_f64(),
+        found_rescue: Some(found.snapshot.name),
     }))
 }
 
@@ -523,7 +561,9 @@ fn prepare(
 ) -> Result<(Journal, Vec<Change>)> {
     // Parts of the target that now belong to nested planes are not this plane's to write.
     let writer = store.writer();
-    let root = prune_carve_outs(store, &writer, target.snapshot.root, &plane.carve_outs)?;
+    let mut carve_outs = plane.carve_outs.clone();
+    carve_outs.extend(rescue.nested_stores.iter().cloned());
+    let root = prune_carve_outs(store, &writer, target.snapshot.root, &carve_outs)?;
     let (packs, _) = writer.finish()?;
     store.add_packs(&packs)?;
     let (files, bytes) = if root == target.snapshot.root {
@@ -765,5 +805,6 @@ pub fn rollback(
         written,
         removed,
         seconds: t0.elapsed().as_secs_f64(),
+        found_rescue: None,
     })
 }

@@ -69,6 +69,8 @@ pub struct ScanResult {
     pub hashed_files: u64,
     /// Bytes actually read and hashed.
     pub hashed_bytes: u64,
+    /// Plane-relative directories skipped because they hold another store (`.cp/FORMAT`).
+    pub nested_stores: Vec<Vec<u8>>,
 }
 
 struct Ctx<'a> {
@@ -77,6 +79,7 @@ struct Ctx<'a> {
     trees: Mutex<HashMap<TreeId, Tree>>,
     index: Mutex<Vec<Vec<IndexEntry>>>,
     findings: Mutex<Vec<Finding>>,
+    nested_stores: Mutex<Vec<Vec<u8>>>,
     files: AtomicU64,
     bytes: AtomicU64,
     hashed_files: AtomicU64,
@@ -100,6 +103,7 @@ pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
         trees: Mutex::new(HashMap::new()),
         index: Mutex::new(Vec::new()),
         findings: Mutex::new(Vec::new()),
+        nested_stores: Mutex::new(Vec::new()),
         files: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         hashed_files: AtomicU64::new(0),
@@ -138,6 +142,11 @@ pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
         bytes: ctx.bytes.into_inner(),
         hashed_files: ctx.hashed_files.into_inner(),
         hashed_bytes: ctx.hashed_bytes.into_inner(),
+        nested_stores: {
+            let mut v = ctx.nested_stores.into_inner().expect("nested store list lock");
+            v.sort();
+            v
+        },
     })
 }
 
@@ -196,6 +205,10 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
         && names.iter().any(|(n, t, _)| n == b".cp" && t.is_dir())
         && abs.join(".cp").join("FORMAT").is_file()
     {
+        ctx.nested_stores
+            .lock()
+            .expect("nested store list lock")
+            .push(rel.to_vec());
         return Ok(None);
     }
     // The cache entries under this directory form one contiguous run of the sorted cache.

@@ -67,6 +67,9 @@ pub struct SealReport {
     pub hashed_files: u64,
     /// Bytes read and hashed.
     pub hashed_bytes: u64,
+    /// Plane-relative directories skipped because they hold another store.
+    #[serde(skip)]
+    pub nested_stores: Vec<Vec<u8>>,
     /// Stat-cache entries from the scan: every file of the new snapshot when the
     /// cache was saved, only the files read and hashed when it was not.
     #[serde(skip)]
@@ -259,6 +262,7 @@ pub fn seal(
         write,
         hashed_files: scanned.hashed_files,
         hashed_bytes: scanned.hashed_bytes,
+        nested_stores: scanned.nested_stores,
         cache: scanned.cache,
     })
 }

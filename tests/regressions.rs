@@ -294,3 +294,155 @@ fn review_13_non_utf8_plane_roots_are_refused() {
         .code(2)
         .stderr(predicate::str::contains("UTF-8"));
 }
+
+/// Starts `cplane ARGS` in `dir` in the background (it will wait for the lock).
+fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
+        .args(args)
+        .current_dir(dir)
+        .env("CPLANE_LOCK_TIMEOUT_MS", "20000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "top", "top v1\n");
+    write(d.path(), "sub/s", "sub v1\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    write(d.path(), "top", "top v2\n");
+    write(d.path(), "sub/s", "sub v2\n");
+    let held = cplane::store::lock::StoreLock::acquire(&d.path().join(".cp")).unwrap();
+    let rollback = spawn(d.path(), &["rollback", "s1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // While the rollback waits, another writer carves out `sub`.
+    let mut store = cplane::store::Store::open(d.path()).unwrap();
+    let sub = store.add_plane("sub", &d.path().join("sub"), None).unwrap();
+    cplane::snapshot::seal(
+        &mut store,
+        &held,
+        &sub,
+        Default::default(),
+        &cplane::progress::NoProgress,
+    )
+    .unwrap();
+    drop(held);
+    let out = rollback.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read_to_string(d.path().join("top")).unwrap(), "top v1\n");
+    assert_eq!(
+        fs::read_to_string(d.path().join("sub/s")).unwrap(),
+        "sub v2\n",
+        "sub belongs to plane sub now"
+    );
+}
+
+#[test]
+fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edits() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write(d.path(), &format!("f{i}"), &format!("base {i}\n"));
+        write(d.path(), &format!("sub/s{i}"), &format!("sbase {i}\n"));
+    }
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    for i in 0..5 {
+        write(d.path(), &format!("f{i}"), &format!("changed {i}\n"));
+        write(d.path(), &format!("sub/s{i}"), &format!("schanged {i}\n"));
+    }
+    cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
+    kill_rollback_after(d.path(), "s1", 2);
+    // After the crash: a plane is carved out (finishing the rollback first), then edits.
+    cplane(d.path()).args(["plane", "add", "sub", "sub"]).assert().success();
+    write(d.path(), "sub/s3", "user work in sub\n");
+    cplane(d.path()).arg("status").assert().success();
+    assert_eq!(
+        fs::read_to_string(d.path().join("sub/s3")).unwrap(),
+        "user work in sub\n"
+    );
+
+    // A crash, then an edit, then the replay: the edit is kept in a rescue checkpoint.
+    cplane(d.path()).args(["snapshot", "--name", "s3"]).assert().success();
+    write(d.path(), "f4", "changed again\n");
+    cplane(d.path()).args(["snapshot", "--name", "s4"]).assert().success();
+    kill_rollback_after(d.path(), "s1", 1);
+    write(d.path(), "f4", "user edit after crash\n");
+    let out = cplane(d.path())
+        .arg("status")
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let msg = String::from_utf8_lossy(&out);
+    let found = msg
+        .split("what was found just before finishing it is checkpoint ")
+        .nth(1)
+        .expect("the replay names the checkpoint holding what it found")
+        .trim()
+        .to_string();
+    cplane(d.path())
+        .args(["show", &found, "f4", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            blake3::hash(b"user edit after crash\n").to_hex().as_str(),
+        ));
+}
+
+#[test]
+fn review2_4_rollback_leaves_a_nested_store_alone() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "top", "v1\n");
+    write(d.path(), "sub/a.txt", "v1\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "x", "x\n");
+    cplane(other.path()).arg("init").assert().success();
+    std::process::Command::new("cp")
+        .arg("-a")
+        .arg(other.path().join(".cp"))
+        .arg(d.path().join("sub/.cp"))
+        .status()
+        .unwrap();
+    write(d.path(), "sub/a.txt", "precious unsaved\n");
+    write(d.path(), "top", "v2\n");
+    cplane(d.path()).args(["rollback", "s1"]).assert().success();
+    assert_eq!(fs::read_to_string(d.path().join("top")).unwrap(), "v1\n");
+    assert_eq!(
+        fs::read_to_string(d.path().join("sub/a.txt")).unwrap(),
+        "precious unsaved\n"
+    );
+}
+
+#[test]
+fn review2_5_ctrl_c_while_waiting_for_the_lock_exits_130() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    let _held = cplane::store::lock::StoreLock::acquire(&d.path().join(".cp")).unwrap();
+    let child = spawn(d.path(), &["snapshot"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn review2_6_huge_step_counts_are_an_error_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path())
+        .args(["show", "HEAD~18446744073709551615~1"])
+        .assert()
+        .code(2);
+}

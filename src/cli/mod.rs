@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand};
 use cplane::error::exit;
 use cplane::plane::Plane;
 use cplane::store::Store;
+use cplane::store::lock::StoreLock;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -139,47 +140,63 @@ impl Ctx {
     /// Completes an interrupted rollback of `plane`, if there is one.
     pub fn recover(&self, store: &mut Store, plane: &Plane) -> cplane::Result<()> {
         if cplane::rollback::has_journal(store, &plane.name) {
-            let lock = match store.lock() {
-                Ok(l) => l,
-                Err(cplane::Error::Locked { holder, .. }) => {
-                    return Err(cplane::Error::invalid(format!(
-                        "a rollback of plane `{}` is in progress ({holder}); try again when it has finished",
-                        plane.name
-                    )));
-                }
-                Err(e) => return Err(e),
-            };
-            let done = match cplane::rollback::recover(store, &lock, plane, &cplane::progress::NoProgress) {
-                Ok(done) => done,
-                // Store damage keeps its own message and exit code.
-                Err(e) if e.exit_code() == exit::DAMAGE => return Err(e),
-                Err(e) => {
-                    return Err(cplane::Error::invalid(format!(
-                        "plane `{}` has an interrupted rollback (journal {}) that cannot be finished: {e}. Fix the cause and run any cplane command in the plane again; the state before the rollback is safe in its RESCUE checkpoint",
-                        plane.name,
-                        store.plane_dir(&plane.name).join("journal").display()
-                    )));
-                }
-            };
-            if let Some(r) = done {
-                eprintln!(
-                    "cplane: finished an interrupted rollback of plane {} to {} ({} written, {} removed); HEAD is {}; the state before is checkpoint {}",
-                    plane.name,
-                    r.journal.target.short(12),
-                    r.written,
-                    r.removed,
-                    r.journal.new_name,
-                    r.journal.rescue_name
-                );
-            }
+            self.lock_plane(store, plane)?;
         }
         Ok(())
     }
+
+    /// Takes the writer lock, re-resolves `plane` against the configuration as
+    /// it is now, and finishes an interrupted rollback of it first if there is one.
+    pub fn lock_plane(&self, store: &mut Store, plane: &Plane) -> cplane::Result<(StoreLock, Plane)> {
+        let lock = match store.lock() {
+            Ok(l) => l,
+            Err(cplane::Error::Locked { holder, .. }) if cplane::rollback::has_journal(store, &plane.name) => {
+                return Err(cplane::Error::invalid(format!(
+                    "a rollback of plane `{}` is in progress ({holder}); try again when it has finished",
+                    plane.name
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let plane = store.plane(&plane.name)?;
+        finish_journal(store, &lock, &plane)?;
+        Ok((lock, plane))
+    }
+}
+
+/// Replays the rollback journal of `plane`, if any, under `lock`, and says so on stderr.
+pub fn finish_journal(store: &mut Store, lock: &StoreLock, plane: &Plane) -> cplane::Result<()> {
+    let done = match cplane::rollback::recover(store, lock, plane, &cplane::progress::NoProgress) {
+        Ok(done) => done,
+        // Store damage and interruption keep their own message and exit code.
+        Err(e) if e.exit_code() != exit::USAGE => return Err(e),
+        Err(e) => {
+            return Err(cplane::Error::invalid(format!(
+                "plane `{}` has an interrupted rollback (journal {}) that cannot be finished: {e}. Fix the cause and run any cplane command in the plane again; the state before the rollback is safe in its RESCUE checkpoint",
+                plane.name,
+                store.plane_dir(&plane.name).join("journal").display()
+            )));
+        }
+    };
+    if let Some(r) = done {
+        eprintln!(
+            "cplane: finished an interrupted rollback of plane {} to {} ({} written, {} removed); HEAD is {}; the state before the rollback is checkpoint {}{}",
+            plane.name,
+            r.journal.target.short(12),
+            r.written,
+            r.removed,
+            r.journal.new_name,
+            r.journal.rescue_name,
+            r.found_rescue
+                .map(|n| format!(", and what was found just before finishing it is checkpoint {n}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// Parses arguments, runs the command, returns the exit code.
 pub fn main() -> u8 {
-    cplane::interrupt::install_handler();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -223,6 +240,13 @@ pub fn main() -> u8 {
             "error: --plane does not apply here: init always creates plane `main` (add more with `cplane plane add`)"
         );
         return exit::USAGE;
+    }
+    // Writers stop at safe points on Ctrl-C; readers keep the default (die at once).
+    if matches!(
+        cli.command,
+        Command::Init(_) | Command::Snapshot(_) | Command::Rollback(_) | Command::Plane(_)
+    ) {
+        cplane::interrupt::install_handler();
     }
     let json = command_wants_json(&cli.command);
     let r = match cli.command {

@@ -43,6 +43,10 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
         PlaneCmd::Add { name, path, tier } => {
             let mut store = ctx.store()?;
             let lock = store.lock()?;
+            // A pending rollback was planned with the old planes: finish it first.
+            for p in store.planes() {
+                super::finish_journal(&mut store, &lock, &p)?;
+            }
             let before = store.config().clone();
             let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
             let opts = SealOptions {

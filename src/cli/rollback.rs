@@ -25,7 +25,7 @@ pub struct RollbackArgs {
 
 pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
-    let lock = store.lock()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
     let bar = output::Bar::new("rollback");
     let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &bar)?;

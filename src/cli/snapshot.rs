@@ -29,7 +29,7 @@ pub struct SnapshotArgs {
 pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     let t0 = Instant::now();
     let (mut store, plane) = ctx.open()?;
-    let lock = store.lock()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let bar = output::Bar::new("snapshot");
     let opts = SealOptions {
         name: args.name,

@@ -61,6 +61,7 @@ impl StoreLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
+                    crate::interrupt::check()?;
                     if start.elapsed() >= wait {
                         let mut holder = String::new();
                         let _ = file.read_to_string(&mut holder);

@@ -401,8 +401,21 @@ impl Store {
     /// [`Error::Locked`] when another writer holds it.
     pub fn try_lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::try_acquire(&self.dir)?;
-        self.reload_packs()?;
+        self.reload()?;
         Ok(l)
+    }
+
+    /// Re-reads `config.json` and the pack list: what the previous lock holder wrote.
+    /// Callers must re-resolve any [`crate::plane::Plane`] they hold afterwards.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn reload(&mut self) -> Result<()> {
+        let fresh = Store::open(&self.root)?;
+        self.config = fresh.config;
+        self.packs = fresh.packs;
+        self.late.lock().expect("late pack list lock poisoned").clear();
+        Ok(())
     }
 
     /// Re-reads the list of packs (after taking the lock, to see every other writer's packs).
@@ -414,14 +427,15 @@ impl Store {
         self.load_packs()
     }
 
-    /// Takes the writer lock (waiting up to the timeout) and reloads the pack list,
-    /// so this process sees everything the previous writer wrote.
+    /// Takes the writer lock (waiting up to the timeout) and reloads the
+    /// configuration and pack list, so this process sees everything the previous
+    /// writer wrote (re-resolve planes after this).
     ///
     /// # Errors
     /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload_packs`].
     pub fn lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::acquire(&self.dir)?;
-        self.reload_packs()?;
+        self.reload()?;
         // Only the lock holder writes packs, so what a crashed writer left is garbage now.
         for path in self.leftovers() {
             let _ = if path.is_dir() {
