@@ -161,6 +161,15 @@ impl Error {
         }
     }
 
+    /// The same error, but a [`Error::Refused`] now names `action` as what was refused
+    /// (a snapshot refused inside `init` or `rollback` is that command's refusal).
+    pub fn refused_as(self, action: &'static str) -> Self {
+        match self {
+            Error::Refused { findings, .. } => Error::Refused { action, findings },
+            other => other,
+        }
+    }
+
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(what: impl Into<String>) -> Self {
         Error::Invalid { what: what.into() }

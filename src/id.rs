@@ -68,11 +68,6 @@ impl ObjectId {
         h.truncate(len_in_hex.min(ID_LEN_BYTES * 2));
         h
     }
-
-    /// True when this id's hex form starts with `prefix` (case-insensitive).
-    pub fn has_hex_prefix(&self, prefix: &str) -> bool {
-        self.to_hex().starts_with(&prefix.to_ascii_lowercase())
-    }
 }
 
 impl fmt::Display for ObjectId {
@@ -148,7 +143,6 @@ mod tests {
         let id = ObjectId(*blake3::hash(b"abc").as_bytes());
         assert_eq!(ObjectId::from_hex(&id.to_hex()), Some(id));
         assert_eq!(id.to_hex(), blake3::hash(b"abc").to_hex().as_str());
-        assert!(id.has_hex_prefix(&id.short(8).to_uppercase()));
         assert_eq!(ObjectId::from_hex("zz"), None);
         assert_eq!(ObjectId::from_hex(&"g".repeat(64)), None);
     }

@@ -63,6 +63,16 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The kind of a regular file with `st_mode` `mode`: executable when the
+    /// owner-execute bit (0o100) is set.
+    pub fn for_file_mode(mode: u32) -> Self {
+        if mode & 0o100 != 0 {
+            EntryKind::Executable
+        } else {
+            EntryKind::File
+        }
+    }
+
     /// Lower-case name used in output.
     pub fn name(self) -> &'static str {
         match self {
@@ -191,6 +201,11 @@ pub fn join_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(name);
     p
+}
+
+/// True when plane-relative `path` is `dir` or inside it (`dir` = `""` is the root).
+pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    dir.is_empty() || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
 }
 
 /// Checks that `name` is a valid entry name.

@@ -259,3 +259,75 @@ pub fn normalize(path: &Path) -> PathBuf {
     }
     base
 }
+
+/// `root` without the entries at the plane-relative paths `carve_outs` (the roots
+/// of planes nested in this one). New trees go to `writer`; `root` itself when
+/// nothing is carved out of it. A file or symlink standing where a carve-out's
+/// ancestor directory would be is dropped too.
+///
+/// # Errors
+/// Store damage while reading trees; I/O errors while writing.
+pub fn prune_carve_outs(
+    writer: &crate::store::pack::ObjectWriter<'_>,
+    root: crate::id::TreeId,
+    carve_outs: &[Vec<u8>],
+) -> Result<crate::id::TreeId> {
+    let paths: Vec<Vec<&[u8]>> = carve_outs.iter().map(|p| p.split(|&c| c == b'/').collect()).collect();
+    if paths.is_empty() {
+        return Ok(root);
+    }
+    match prune(writer, root, &paths)? {
+        Some((id, _)) => Ok(id),
+        None => {
+            let (id, body) = crate::object::Tree::default().encode_with_id();
+            writer.add(crate::object::ObjectKind::Tree, id.0, &body)?;
+            Ok(id)
+        }
+    }
+}
+
+/// Prunes one tree; `None` when nothing is left in it.
+fn prune(
+    writer: &crate::store::pack::ObjectWriter<'_>,
+    id: crate::id::TreeId,
+    paths: &[Vec<&[u8]>],
+) -> Result<Option<(crate::id::TreeId, u64)>> {
+    let mut tree = writer.store().read_tree(&id)?;
+    let mut changed = false;
+    let mut kept = Vec::with_capacity(tree.entries.len());
+    for mut e in tree.entries.drain(..) {
+        let here: Vec<&Vec<&[u8]>> = paths.iter().filter(|p| p[0] == e.name.as_slice()).collect();
+        // The carve-out itself, or a file/symlink standing where its ancestor directory is.
+        if here.iter().any(|p| p.len() == 1) || (e.kind != crate::object::EntryKind::Dir && !here.is_empty()) {
+            changed = true;
+            continue;
+        }
+        if e.kind == crate::object::EntryKind::Dir && !here.is_empty() {
+            let sub: Vec<Vec<&[u8]>> = here.iter().map(|p| p[1..].to_vec()).collect();
+            match prune(writer, e.tree_id(), &sub)? {
+                None => {
+                    changed = true;
+                    continue;
+                }
+                Some((nid, size)) if nid != e.tree_id() => {
+                    e.id = nid.0;
+                    e.size = size;
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        kept.push(e);
+    }
+    tree.entries = kept;
+    let size = tree.entries.iter().map(|e| e.size).sum();
+    if tree.entries.is_empty() {
+        return Ok(None);
+    }
+    if !changed {
+        return Ok(Some((id, size)));
+    }
+    let (nid, body) = tree.encode_with_id();
+    writer.add(crate::object::ObjectKind::Tree, nid.0, &body)?;
+    Ok(Some((nid, size)))
+}

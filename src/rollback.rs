@@ -22,11 +22,12 @@ use crate::error::{Error, IoResultExt, Result};
 use crate::fsutil::write_atomic;
 use crate::id::{ObjectId, SnapshotId};
 use crate::object::{EntryKind, ObjectKind, Snapshot, SnapshotKind};
-use crate::plane::Plane;
+use crate::plane::{Plane, prune_carve_outs};
 use crate::progress::Progress;
 use crate::revision::Resolved;
 use crate::snapshot::{RESCUE_PREFIX, SealOptions, index_path, seal, unique_name};
 use crate::store::Store;
+use crate::store::frame;
 use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
 use crate::store::lock::StoreLock;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,32 @@ pub struct RollbackReport {
     pub found_rescue: Option<String>,
 }
 
+/// Where a rollback stages its files, relative to `.cp`, named after its rescue checkpoint.
+fn staging_dir(rescue: &SnapshotId) -> String {
+    format!("tmp/rollback-{}", rescue.short(16))
+}
+
+/// Seals the plane as it is now into a `RESCUE-…` checkpoint without moving HEAD
+/// or rewriting the stat cache; a refusal is reported as `action`'s.
+fn seal_rescue(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    message: String,
+    action: &'static str,
+    progress: &dyn Progress,
+) -> Result<crate::snapshot::SealReport> {
+    let opts = SealOptions {
+        name: None,
+        prefix: RESCUE_PREFIX,
+        message,
+        kind: SnapshotKind::Rescue,
+        move_head: false,
+        save_cache: false,
+    };
+    seal(store, lock, plane, opts, progress).map_err(|e| e.refused_as(action))
+}
+
 fn journal_path(store: &Store, plane: &str) -> PathBuf {
     store.plane_dir(plane).join("journal")
 }
@@ -117,32 +144,15 @@ pub fn has_journal(store: &Store, plane: &str) -> bool {
 }
 
 fn save_journal(path: &Path, j: &Journal) -> Result<()> {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(JOURNAL_MAGIC);
-    bytes.extend_from_slice(&[JOURNAL_VERSION, 0, 0, 0]);
-    bytes = postcard::to_extend(j, bytes).expect("postcard encoding into a Vec cannot fail");
-    let trailer = blake3::hash(&bytes);
-    bytes.extend_from_slice(trailer.as_bytes());
-    write_atomic(path, &bytes)
+    write_atomic(path, &frame::encode(JOURNAL_MAGIC, JOURNAL_VERSION, j))
 }
 
 fn load_journal(path: &Path) -> Result<Journal> {
     let bytes = fs::read(path).at(path)?;
-    let damaged = |reason: &str| Error::DamagedFile {
+    frame::decode(&bytes, JOURNAL_MAGIC, JOURNAL_VERSION).map_err(|e| Error::DamagedFile {
         path: path.to_path_buf(),
-        reason: format!("rollback journal {reason}"),
-    };
-    if bytes.len() < 40 || &bytes[..4] != JOURNAL_MAGIC {
-        return Err(damaged("has the wrong magic or is truncated"));
-    }
-    if bytes[4] > JOURNAL_VERSION {
-        return Err(damaged("was written by a newer cplane"));
-    }
-    let (body, trailer) = bytes.split_at(bytes.len() - 32);
-    if blake3::hash(body).as_bytes() != trailer {
-        return Err(damaged("fails its BLAKE3 checksum"));
-    }
-    postcard::from_bytes(&body[8..]).map_err(|_| damaged("does not decode"))
+        reason: format!("rollback journal {}", e.describe()),
+    })
 }
 
 fn abs_path(plane: &Plane, rel: &[u8]) -> PathBuf {
@@ -195,9 +205,8 @@ fn already_there(dest: &Path, kind: EntryKind, id: &ObjectId) -> bool {
                 && fs::read_link(dest).is_ok_and(|t| blake3::hash(t.as_os_str().as_bytes()).as_bytes() == &id.0)
         }
         _ => {
-            let exec = m.permissions().mode() & 0o100 != 0;
             m.is_file()
-                && exec == (kind == EntryKind::Executable)
+                && EntryKind::for_file_mode(m.permissions().mode()) == kind
                 && crate::hash::hash_file(dest, None).is_ok_and(|(h, _)| h == *id)
         }
     }
@@ -277,12 +286,7 @@ fn apply(store: &Store, plane: &Plane, j: &Journal, recovering: bool, progress: 
     let mut emptied: Vec<PathBuf> = Vec::new();
     let mut checked: HashSet<Vec<u8>> = HashSet::new();
     // A plane carved out since the journal was written is not this plane's to touch.
-    let carved = |path: &[u8]| {
-        plane
-            .carve_outs
-            .iter()
-            .any(|c| path == c.as_slice() || (path.starts_with(c) && path.get(c.len()) == Some(&b'/')))
-    };
+    let carved = |path: &[u8]| plane.carve_outs.iter().any(|c| crate::object::is_under(path, c));
     for op in &j.ops {
         if let Op::Remove { path } = op
             && !carved(path)
@@ -424,66 +428,36 @@ fn sync_plane(plane: &Plane, j: &Journal) -> Result<()> {
         .try_for_each(|d| crate::fsutil::fsync_dir(d))
 }
 
-/// After apply: refresh the stat cache, move refs, delete journal and staging.
 /// From this many operations on, a rollback rewrites the stat cache; below, it
 /// leaves the old one, whose entries for the rewritten files no longer match
 /// their stat (new inodes), so the next scan simply re-reads those few files.
 const CACHE_REWRITE_MIN_OPS: usize = 1024;
 
-/// Merges `patch` (sorted by path, `None` = remove) into the sorted `entries`.
-fn merge_sorted(entries: Vec<IndexEntry>, patch: Vec<(Vec<u8>, Option<IndexEntry>)>) -> Vec<IndexEntry> {
-    let mut merged = Vec::with_capacity(entries.len() + patch.len());
-    let mut p = patch.into_iter().peekable();
-    for e in entries {
-        while let Some((path, _)) = p.peek()
-            && path.as_slice() < e.path.as_slice()
-        {
-            merged.extend(p.next().and_then(|(_, n)| n));
-        }
-        match p.peek() {
-            Some((path, _)) if *path == e.path => merged.extend(p.next().and_then(|(_, n)| n)),
-            _ => merged.push(e),
-        }
-    }
-    merged.extend(p.filter_map(|(_, n)| n));
-    merged
-}
-
+/// After apply: make it durable, refresh the stat cache, move refs, delete journal and staging.
 fn finish(store: &Store, plane: &Plane, j: &Journal, rescue_hashed: Option<StatCache>) -> Result<()> {
     sync_plane(plane, j)?;
     let cache_path = index_path(store, plane);
     let rewrite = j.ops.len() >= CACHE_REWRITE_MIN_OPS;
     if let Some(mut cache) = StatCache::load(&cache_path).filter(|_| rewrite) {
         // What the rescue seal read (now stored), then the rollback's own changes.
+        let mut patch: Vec<(Vec<u8>, Option<IndexEntry>)> = Vec::new();
         if let Some(h) = rescue_hashed {
-            let patch = h.entries.into_iter().map(|e| (e.path.clone(), Some(e))).collect();
-            cache.entries = merge_sorted(std::mem::take(&mut cache.entries), patch);
+            patch.extend(h.entries.into_iter().map(|e| (e.path.clone(), Some(e))));
             cache.scan_started_ns = h.scan_started_ns;
         }
-        let mut patch: Vec<(Vec<u8>, Option<IndexEntry>)> = j
-            .ops
-            .iter()
-            .map(|op| match op {
-                Op::Remove { path } => (path.clone(), None),
-                Op::Write { path, kind, id, .. } => {
-                    let entry = fs::symlink_metadata(abs_path(plane, path)).ok().map(|m| IndexEntry {
-                        path: path.clone(),
-                        kind: *kind,
-                        id: *id,
-                        stat: Stat::from_metadata(&m),
-                    });
-                    (path.clone(), entry)
-                }
-            })
-            .collect();
-        patch.sort_by(|a, b| a.0.cmp(&b.0));
-        patch.dedup_by(|later, earlier| {
-            later.0 == earlier.0 && {
-                std::mem::swap(later, earlier);
-                true
+        patch.extend(j.ops.iter().map(|op| match op {
+            Op::Remove { path } => (path.clone(), None),
+            Op::Write { path, kind, id, .. } => {
+                let entry = fs::symlink_metadata(abs_path(plane, path)).ok().map(|m| IndexEntry {
+                    path: path.clone(),
+                    kind: *kind,
+                    id: *id,
+                    stat: Stat::from_metadata(&m),
+                });
+                (path.clone(), entry)
             }
-        });
-        cache.entries = merge_sorted(std::mem::take(&mut cache.entries), patch);
+        }));
+        cache.patch(patch);
         cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
         let _ = cache.save(&cache_path);
         // Freeing 100,000 entries one by one is slow; it needs no waiting for.
@@ -518,27 +492,14 @@ pub fn recover(
     let j = load_journal(&jp)?;
     // Someone may have edited the plane since the crash: seal what is there now
     // (as another rescue checkpoint) before the replay overwrites anything.
-    let found = seal(
+    let found = seal_rescue(
         store,
         lock,
         plane,
-        SealOptions {
-            name: None,
-            prefix: RESCUE_PREFIX,
-            message: format!("state found when finishing the interrupted rollback to {}", j.new_name),
-            kind: SnapshotKind::Rescue,
-            move_head: false,
-            save_cache: false,
-        },
+        format!("state found when finishing the interrupted rollback to {}", j.new_name),
+        "finishing the interrupted rollback",
         progress,
-    )
-    .map_err(|e| match e {
-        Error::Refused { findings, .. } => Error::Refused {
-            action: "finishing the interrupted rollback",
-            findings,
-        },
-        other => other,
-    })?;
+    )?;
     let (written, removed) = apply(store, plane, &j, true, progress)?;
     finish(store, plane, &j, None)?;
     Ok(Some(RollbackReport {
@@ -559,13 +520,10 @@ fn prepare(
     target: &Resolved,
     rescue: &crate::snapshot::SealReport,
 ) -> Result<(Journal, Vec<Change>)> {
-    // Parts of the target that now belong to nested planes are not this plane's to write.
-    let writer = store.writer();
+    // Parts of the target that now belong to nested planes or stores are not this plane's to write.
     let mut carve_outs = plane.carve_outs.clone();
     carve_outs.extend(rescue.nested_stores.iter().cloned());
-    let root = prune_carve_outs(store, &writer, target.snapshot.root, &carve_outs)?;
-    let (packs, _) = writer.finish()?;
-    store.add_packs(&packs)?;
+    let (root, _) = store.transaction(|w| prune_carve_outs(w, target.snapshot.root, &carve_outs))?;
     let (files, bytes) = if root == target.snapshot.root {
         (target.snapshot.files, target.snapshot.bytes)
     } else {
@@ -593,7 +551,7 @@ fn prepare(
         })?;
     }
     // Stage and verify every file first: a corrupt object aborts before the plane changes.
-    let staging_rel = format!("tmp/rollback-{}", rescue.id.short(16));
+    let staging_rel = staging_dir(&rescue.id);
     let staging = store.dir().join(&staging_rel);
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir_all(&staging).at(&staging)?;
@@ -644,10 +602,7 @@ fn prepare(
         bytes,
     };
     let (new_head, body) = new_snapshot.encode_with_id();
-    let writer = store.writer();
-    writer.add(ObjectKind::Snapshot, new_head.0, &body)?;
-    let (packs, _) = writer.finish()?;
-    store.add_packs(&packs)?;
+    store.transaction(|w| w.add(ObjectKind::Snapshot, new_head.0, &body))?;
     let journal = Journal {
         plane: plane.name.clone(),
         target: target.id,
@@ -659,79 +614,6 @@ fn prepare(
         ops,
     };
     Ok((journal, changes))
-}
-
-/// `root` without the entries at the plane-relative paths `carve_outs` (the roots
-/// of planes nested in this one). New trees go to `writer`; `root` itself when
-/// nothing is carved out of it.
-///
-/// # Errors
-/// Store damage while reading trees; I/O errors while writing.
-pub fn prune_carve_outs(
-    store: &Store,
-    writer: &crate::store::pack::ObjectWriter<'_>,
-    root: crate::id::TreeId,
-    carve_outs: &[Vec<u8>],
-) -> Result<crate::id::TreeId> {
-    let paths: Vec<Vec<&[u8]>> = carve_outs.iter().map(|p| p.split(|&c| c == b'/').collect()).collect();
-    if paths.is_empty() {
-        return Ok(root);
-    }
-    match prune(store, writer, root, &paths)? {
-        Some((id, _)) => Ok(id),
-        None => {
-            let (id, body) = crate::object::Tree::default().encode_with_id();
-            writer.add(ObjectKind::Tree, id.0, &body)?;
-            Ok(id)
-        }
-    }
-}
-
-/// Prunes one tree; `None` when nothing is left in it.
-fn prune(
-    store: &Store,
-    writer: &crate::store::pack::ObjectWriter<'_>,
-    id: crate::id::TreeId,
-    paths: &[Vec<&[u8]>],
-) -> Result<Option<(crate::id::TreeId, u64)>> {
-    let mut tree = store.read_tree(&id)?;
-    let mut changed = false;
-    let mut kept = Vec::with_capacity(tree.entries.len());
-    for mut e in tree.entries.drain(..) {
-        let here: Vec<&Vec<&[u8]>> = paths.iter().filter(|p| p[0] == e.name.as_slice()).collect();
-        // The carve-out itself, or a file/symlink standing where its ancestor directory is.
-        if here.iter().any(|p| p.len() == 1) || (e.kind != EntryKind::Dir && !here.is_empty()) {
-            changed = true;
-            continue;
-        }
-        if e.kind == EntryKind::Dir && !here.is_empty() {
-            let sub: Vec<Vec<&[u8]>> = here.iter().map(|p| p[1..].to_vec()).collect();
-            match prune(store, writer, e.tree_id(), &sub)? {
-                None => {
-                    changed = true;
-                    continue;
-                }
-                Some((nid, size)) if nid != e.tree_id() => {
-                    e.id = nid.0;
-                    e.size = size;
-                    changed = true;
-                }
-                Some(_) => {}
-            }
-        }
-        kept.push(e);
-    }
-    tree.entries = kept;
-    let size = tree.entries.iter().map(|e| e.size).sum();
-    if tree.entries.is_empty() {
-        return Ok(None);
-    }
-    if !changed {
-        return Ok(Some((id, size)));
-    }
-    let (nid, body) = tree.encode_with_id();
-    writer.add(ObjectKind::Tree, nid.0, &body)?;
-    Ok(Some((nid, size)))
 }
 
 /// Rolls `plane` back to `target`. See the module documentation for the steps.
@@ -757,46 +639,31 @@ pub fn rollback(
             target.plane.name
         )));
     }
-    let mut rescue = seal(
+    let mut rescue = seal_rescue(
         store,
         lock,
         plane,
-        SealOptions {
-            name: None,
-            prefix: RESCUE_PREFIX,
-            message: format!("state before rollback to {}", target.snapshot.name),
-            kind: SnapshotKind::Rescue,
-            move_head: false,
-            save_cache: false,
-        },
+        format!("state before rollback to {}", target.snapshot.name),
+        "rollback",
         progress,
-    )
-    .map_err(|e| match e {
-        Error::Refused { findings, .. } => Error::Refused {
-            action: "rollback",
-            findings,
-        },
-        other => other,
-    })?;
+    )?;
     let rescue_cache = std::mem::take(&mut rescue.cache);
-    // Until the journal exists nothing in the plane has changed: on failure, drop the
-    // rescue checkpoint again and leave HEAD where it was.
-    let prepared = prepare(store, plane, target, &rescue);
-    let (journal, changes) = match prepared {
+    // Until the journal exists nothing in the plane has changed: on any failure up to
+    // and including writing it, drop the rescue checkpoint and leave HEAD where it was.
+    let planned = prepare(store, plane, target, &rescue).and_then(|(journal, changes)| {
+        crate::interrupt::check()?;
+        save_journal(&journal_path(store, &plane.name), &journal)?;
+        Ok((journal, changes))
+    });
+    let (journal, changes) = match planned {
         Ok(x) => x,
         Err(e) => {
             let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
-            let _ = fs::remove_dir_all(store.dir().join(format!("tmp/rollback-{}", rescue.id.short(16))));
+            let _ = fs::remove_dir_all(store.dir().join(staging_dir(&rescue.id)));
             return Err(e);
         }
     };
-    if let Err(e) = crate::interrupt::check() {
-        let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
-        let _ = fs::remove_dir_all(store.dir().join(&journal.staging));
-        return Err(e);
-    }
     // Past this point the rollback runs to the end, even if interrupted.
-    save_journal(&journal_path(store, &plane.name), &journal)?;
     let (written, removed) = apply(store, plane, &journal, false, progress)?;
     finish(store, plane, &journal, Some(rescue_cache))?;
     Ok(RollbackReport {

@@ -340,11 +340,7 @@ fn scan_child(
         Some(cache) => match entry.metadata() {
             Ok(m) => {
                 let stat = Stat::from_metadata(&m);
-                cached
-                    .binary_search_by(|e| e.path.as_slice().cmp(&rel))
-                    .ok()
-                    .filter(|&i| cached[i].stat.matches(&stat) && !cache.is_racy(&cached[i].stat))
-                    .map(|i| (cached[i].id, stat))
+                cache.lookup_in(cached, &rel, &stat).map(|(id, _)| (id, stat))
             }
             Err(_) => None,
         },
@@ -385,11 +381,7 @@ fn scan_child(
             }
         },
     };
-    let kind = if stat.mode & 0o100 != 0 {
-        EntryKind::Executable
-    } else {
-        EntryKind::File
-    };
+    let kind = EntryKind::for_file_mode(stat.mode);
     ctx.files.fetch_add(1, Ordering::Relaxed);
     ctx.bytes.fetch_add(stat.size, Ordering::Relaxed);
     ctx.opts.progress.inc(1, stat.size);

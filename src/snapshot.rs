@@ -131,10 +131,7 @@ pub fn unique_name(store: &Store, plane: &str, name: Option<&str>, prefix: &str,
 /// [`Error::Io`] from the store.
 pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Result<SnapshotId> {
     let (id, body) = snapshot.encode_with_id();
-    let writer = store.writer();
-    writer.add(ObjectKind::Snapshot, id.0, &body)?;
-    let (packs, _) = writer.finish()?;
-    store.add_packs(&packs)?;
+    store.transaction(|w| w.add(ObjectKind::Snapshot, id.0, &body))?;
     store.set_checkpoint(&snapshot.plane, &snapshot.name, &id)?;
     store.set_head(&snapshot.plane, &id)?;
     Ok(id)
@@ -157,10 +154,7 @@ pub fn seal_carve_out(
         return Ok(None);
     };
     let head = store.read_snapshot(&head_id)?;
-    let writer = store.writer();
-    let root = crate::rollback::prune_carve_outs(store, &writer, head.root, &outer.carve_outs)?;
-    let (packs, _) = writer.finish()?;
-    store.add_packs(&packs)?;
+    let (root, _) = store.transaction(|w| crate::plane::prune_carve_outs(w, head.root, &outer.carve_outs))?;
     if root == head.root {
         return Ok(None);
     }
@@ -201,50 +195,49 @@ pub fn seal(
     let parent = store.head(&plane.name)?;
     let cache_path = index_path(store, plane);
     let cache = StatCache::load(&cache_path);
-    let writer = store.writer();
     progress.phase("hashing");
-    let mut scanned = scan(
-        plane,
-        ScanOptions {
-            cache: cache.as_ref(),
-            writer: Some(&writer),
-            // Without saving, only the files actually read are worth returning.
-            record: if opts.save_cache {
-                crate::scan::Record::All
-            } else {
-                crate::scan::Record::Hashed
+    let ((snapshot, id, scanned), write) = store.transaction(|w| {
+        let mut scanned = scan(
+            plane,
+            ScanOptions {
+                cache: cache.as_ref(),
+                writer: Some(w),
+                // Without saving, only the files actually read are worth returning.
+                record: if opts.save_cache {
+                    crate::scan::Record::All
+                } else {
+                    crate::scan::Record::Hashed
+                },
+                progress,
             },
-            progress,
-        },
-    )?;
-    if !scanned.findings.is_empty() {
-        return Err(Error::Refused {
-            action: "snapshot",
-            findings: scanned.findings,
-        });
-    }
-    let snapshot = Snapshot {
-        plane: plane.name.clone(),
-        name,
-        root: scanned.root,
-        parent,
-        kind: opts.kind,
-        time_unix_ns: started,
-        message: opts.message,
-        files: scanned.files,
-        bytes: scanned.bytes,
-    };
-    let (id, body) = snapshot.encode_with_id();
-    writer.add(ObjectKind::Snapshot, id.0, &body)?;
-    // The in-memory trees are not needed any more; freeing 100,000 entries one by
-    // one takes longer than the rest of an unchanged snapshot, so do it aside.
-    let trees = std::mem::take(&mut scanned.trees);
+        )?;
+        if !scanned.findings.is_empty() {
+            return Err(Error::Refused {
+                action: "snapshot",
+                findings: std::mem::take(&mut scanned.findings),
+            });
+        }
+        let snapshot = Snapshot {
+            plane: plane.name.clone(),
+            name,
+            root: scanned.root,
+            parent,
+            kind: opts.kind,
+            time_unix_ns: started,
+            message: opts.message,
+            files: scanned.files,
+            bytes: scanned.bytes,
+        };
+        let (id, body) = snapshot.encode_with_id();
+        w.add(ObjectKind::Snapshot, id.0, &body)?;
+        crate::interrupt::check()?;
+        progress.phase("writing");
+        Ok((snapshot, id, scanned))
+    })?;
+    // The old cache is not needed any more; freeing 100,000 entries one by one
+    // takes longer than the rest of an unchanged snapshot, so do it aside.
     let had_cache = cache.is_some();
-    std::thread::spawn(move || drop((trees, cache)));
-    crate::interrupt::check()?;
-    progress.phase("writing");
-    let (packs, write) = writer.finish()?;
-    store.add_packs(&packs)?;
+    std::thread::spawn(move || drop(cache));
     store.set_checkpoint(&plane.name, &snapshot.name, &id)?;
     if opts.move_head {
         store.set_head(&plane.name, &id)?;

@@ -22,9 +22,8 @@ pub struct WorktreeReport {
     pub head: Option<(SnapshotId, Snapshot)>,
     /// Differences from HEAD to the working tree, in tree order.
     pub changes: Vec<Change>,
-    /// Files that could not be scanned (unreadable, special, unstable).
-    pub findings: Vec<Finding>,
-    /// The scan itself (root, trees, fresh stat cache, counters).
+    /// The scan itself: root, trees, findings (files that could not be scanned —
+    /// unreadable, special, unstable), stat-cache rows, counters.
     pub scan: ScanResult,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -33,13 +32,13 @@ pub struct WorktreeReport {
 impl WorktreeReport {
     /// True when there is nothing to report.
     pub fn is_clean(&self) -> bool {
-        self.changes.is_empty() && self.findings.is_empty()
+        self.changes.is_empty() && self.scan.findings.is_empty()
     }
 
     /// Every change and finding as findings with content-pass codes, sorted by path.
     pub fn all_findings(&self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self.changes.iter().map(change_finding).collect();
-        out.extend(self.findings.iter().cloned());
+        out.extend(self.scan.findings.iter().cloned());
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
@@ -82,10 +81,6 @@ pub fn change_finding(c: &Change) -> Finding {
     Finding::new(code, c.path.clone(), message)
 }
 
-fn under(path: &[u8], dir: &[u8]) -> bool {
-    dir.is_empty() || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
-}
-
 /// Scans and compares; `use_cache` trusts the stat cache.
 fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progress) -> Result<WorktreeReport> {
     let record = if use_cache { Record::Hashed } else { Record::Nothing };
@@ -114,11 +109,15 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progres
     let src = TreeSource::with_overlay(store, &scanned.trees);
     let mut changes = diff_trees(&src, &head_root, &scanned.root)?;
     // A path that could not be scanned is reported once, as its finding.
-    changes.retain(|c| !scanned.findings.iter().any(|f| under(&c.path, &f.path)));
+    changes.retain(|c| {
+        !scanned
+            .findings
+            .iter()
+            .any(|f| crate::object::is_under(&c.path, &f.path))
+    });
     Ok(WorktreeReport {
         head,
         changes,
-        findings: scanned.findings.clone(),
         scan: scanned,
         seconds: t0.elapsed().as_secs_f64(),
     })
@@ -139,24 +138,21 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
     {
         // Patch the old cache with the files just hashed, keeping the invariant that
         // every id in a stat cache is in the store (snapshot trusts cache hits).
+        // Content the store lacks drops its entry: the later scan time would otherwise
+        // make the old entry look trustworthy.
         let path = index_path(store, plane);
-        let mut merged: std::collections::BTreeMap<Vec<u8>, crate::store::index::IndexEntry> = StatCache::load(&path)
-            .map(|c| c.entries.into_iter().map(|e| (e.path.clone(), e)).collect())
-            .unwrap_or_default();
-        for e in &report.scan.cache.entries {
-            if store.contains(&e.id) {
-                merged.insert(e.path.clone(), e.clone());
-            } else {
-                // Re-hashed to content the store lacks: the old entry must go too, or the
-                // later scan time would make it look trustworthy.
-                merged.remove(&e.path);
-            }
-        }
-        let fresh = StatCache {
-            scan_started_ns: report.scan.cache.scan_started_ns,
-            entries: merged.into_values().collect(),
-        };
-        let _ = fresh.save(&path);
+        let mut cache = StatCache::load(&path).unwrap_or_default();
+        cache.patch(
+            report
+                .scan
+                .cache
+                .entries
+                .iter()
+                .map(|e| (e.path.clone(), store.contains(&e.id).then(|| e.clone())))
+                .collect(),
+        );
+        cache.scan_started_ns = report.scan.cache.scan_started_ns;
+        let _ = cache.save(&path);
     }
     Ok(report)
 }

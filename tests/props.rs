@@ -312,7 +312,7 @@ proptest! {
 
         // verify (full re-hash) and status (stat cache) report exactly the mutations.
         let v = cplane::worktree::verify(&store, &plane, &NoProgress).unwrap();
-        prop_assert!(v.findings.is_empty());
+        prop_assert!(v.scan.findings.is_empty());
         prop_assert_eq!(as_set(&v.changes), expected.clone());
         let s = cplane::worktree::status(&store, &plane, &NoProgress).unwrap();
         prop_assert_eq!(as_set(&s.changes), expected.clone());

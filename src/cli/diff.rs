@@ -102,7 +102,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             drop(bar);
             let src = TreeSource::with_overlay(&store, &wt.scan.trees);
             let changes = diff_trees(&src, &a.snapshot.root, &wt.scan.root)?;
-            let findings = std::mem::take(&mut wt.findings);
+            let findings = std::mem::take(&mut wt.scan.findings);
             let side = json!({"working_tree": true, "plane": wt_plane.name, "root": wt.scan.root.to_hex()});
             (changes, findings, side)
         }

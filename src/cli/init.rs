@@ -54,14 +54,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         Err(e) => {
             // Nothing half-made stays behind.
             let _ = std::fs::remove_dir_all(&store_dir);
-            return Err(match e {
-                cplane::Error::Refused { findings, .. } => cplane::Error::Refused {
-                    action: "init",
-                    findings,
-                },
-                other => other,
-            }
-            .into());
+            return Err(e.refused_as("init").into());
         }
     };
     if args.json {

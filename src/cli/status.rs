@@ -27,7 +27,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let head = r.head.as_ref();
     if args.json {
         let list: Vec<Value> = r.changes.iter().map(change_json).collect();
-        let f: Vec<Value> = r.findings.iter().map(finding_json).collect();
+        let f: Vec<Value> = r.scan.findings.iter().map(finding_json).collect();
         writeln!(
             ctx.out,
             "{}",
@@ -49,7 +49,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
         for c in &r.changes {
             writeln!(ctx.out, "{}", change_line(c))?;
         }
-        for f in &r.findings {
+        for f in &r.scan.findings {
             writeln!(ctx.out, "!  {}  {} {}", output::path(&f.path), f.code, f.message)?;
         }
         if r.is_clean() {

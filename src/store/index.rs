@@ -86,14 +86,10 @@ impl StatCache {
     /// Loads the cache; `None` when missing, damaged or of another version.
     pub fn load(path: &Path) -> Option<StatCache> {
         let bytes = std::fs::read(path).ok()?;
-        if bytes.len() < 8 + 32 || &bytes[..4] != INDEX_MAGIC || bytes[4] != INDEX_VERSION {
-            return None;
+        if bytes.get(4) != Some(&INDEX_VERSION) {
+            return None; // another version is simply not this cache
         }
-        let (body, trailer) = bytes.split_at(bytes.len() - 32);
-        if blake3::hash(body).as_bytes() != trailer {
-            return None;
-        }
-        let cache: StatCache = postcard::from_bytes(&body[8..]).ok()?;
+        let cache: StatCache = super::frame::decode(&bytes, INDEX_MAGIC, INDEX_VERSION).ok()?;
         let sorted = cache.entries.windows(2).all(|w| w[0].path < w[1].path);
         sorted.then_some(cache)
     }
@@ -103,12 +99,7 @@ impl StatCache {
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut bytes = Vec::with_capacity(64 + self.entries.len() * 96);
-        bytes.extend_from_slice(INDEX_MAGIC);
-        bytes.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
-        bytes = postcard::to_extend(self, bytes).expect("postcard encoding into a Vec cannot fail");
-        let trailer = blake3::hash(&bytes);
-        bytes.extend_from_slice(trailer.as_bytes());
+        let bytes = super::frame::encode(INDEX_MAGIC, INDEX_VERSION, self);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
         }
@@ -144,8 +135,38 @@ impl StatCache {
 
     /// The cached blob id for `path` when `stat` matches and the entry is not racy.
     pub fn lookup(&self, path: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        let e = self.get(path)?;
+        self.lookup_in(&self.entries, path, stat)
+    }
+
+    /// [`StatCache::lookup`] within `run`, a sorted slice of this cache (such as
+    /// [`StatCache::under`] returns), so a scan searches one directory's run.
+    pub fn lookup_in(&self, run: &[IndexEntry], path: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        let e = &run[run.binary_search_by(|e| e.path.as_slice().cmp(path)).ok()?];
         (e.stat.matches(stat) && !self.is_racy(&e.stat)).then_some((e.id, e.kind))
+    }
+
+    /// Applies `patch` in one merge pass: each path gets its new entry, or is
+    /// dropped for `None`; when a path appears twice, the later item wins.
+    pub fn patch(&mut self, mut patch: Vec<(Vec<u8>, Option<IndexEntry>)>) {
+        patch.reverse();
+        patch.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the later item now comes first
+        patch.dedup_by(|a, b| a.0 == b.0);
+        let old = std::mem::take(&mut self.entries);
+        let mut merged = Vec::with_capacity(old.len() + patch.len());
+        let mut p = patch.into_iter().peekable();
+        for e in old {
+            while let Some((path, _)) = p.peek()
+                && path.as_slice() < e.path.as_slice()
+            {
+                merged.extend(p.next().and_then(|(_, n)| n));
+            }
+            match p.peek() {
+                Some((path, _)) if *path == e.path => merged.extend(p.next().and_then(|(_, n)| n)),
+                _ => merged.push(e),
+            }
+        }
+        merged.extend(p.filter_map(|(_, n)| n));
+        self.entries = merged;
     }
 }
 
@@ -190,6 +211,23 @@ mod tests {
         bytes[10] ^= 1;
         std::fs::write(&p, bytes).unwrap();
         assert_eq!(StatCache::load(&p), None);
+    }
+
+    #[test]
+    fn patch_replaces_inserts_and_drops_in_order() {
+        let mut c = StatCache {
+            scan_started_ns: 0,
+            entries: vec![entry(b"a", 1), entry(b"c", 1), entry(b"e", 1)],
+        };
+        c.patch(vec![
+            (b"d".to_vec(), Some(entry(b"d", 2))),
+            (b"a".to_vec(), None),
+            (b"c".to_vec(), Some(entry(b"c", 2))),
+            (b"c".to_vec(), Some(entry(b"c", 3))),
+            (b"z".to_vec(), None),
+        ]);
+        let got: Vec<(&[u8], i64)> = c.entries.iter().map(|e| (e.path.as_slice(), e.stat.mtime_ns)).collect();
+        assert_eq!(got, vec![(&b"c"[..], 3), (&b"d"[..], 2), (&b"e"[..], 1)]);
     }
 
     #[test]

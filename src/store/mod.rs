@@ -1,6 +1,7 @@
 //! The object store under `.cp/`: format file, configuration, packs, refs,
 //! stat caches and the writer lock. Layout and bytes: `store-format.md`.
 
+pub mod frame;
 pub mod index;
 pub mod lock;
 pub mod pack;
@@ -337,6 +338,23 @@ impl Store {
         ObjectWriter::new(self)
     }
 
+    /// Runs `f` in a write transaction, then makes everything it wrote durable and
+    /// visible (packs fsynced, renamed, mapped). If `f` fails, nothing it wrote is
+    /// kept. `f` reads the store through [`ObjectWriter::store`].
+    ///
+    /// # Errors
+    /// The error of `f`, or I/O errors while finishing the packs.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&ObjectWriter<'_>) -> Result<T>) -> Result<(T, pack::WriteStats)> {
+        let (value, packs, stats) = {
+            let writer = ObjectWriter::new(self);
+            let value = f(&writer)?;
+            let (packs, stats) = writer.finish()?;
+            (value, packs, stats)
+        };
+        self.add_packs(&packs)?;
+        Ok((value, stats))
+    }
+
     /// Maps packs that a finished [`ObjectWriter`] produced.
     ///
     /// # Errors
@@ -418,21 +436,12 @@ impl Store {
         Ok(())
     }
 
-    /// Re-reads the list of packs (after taking the lock, to see every other writer's packs).
-    ///
-    /// # Errors
-    /// As [`Store::open`].
-    pub fn reload_packs(&mut self) -> Result<()> {
-        self.late.lock().expect("late pack list lock poisoned").clear();
-        self.load_packs()
-    }
-
     /// Takes the writer lock (waiting up to the timeout) and reloads the
     /// configuration and pack list, so this process sees everything the previous
     /// writer wrote (re-resolve planes after this).
     ///
     /// # Errors
-    /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload_packs`].
+    /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload`].
     pub fn lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::acquire(&self.dir)?;
         self.reload()?;

@@ -697,6 +697,11 @@ impl<'s> ObjectWriter<'s> {
         }
     }
 
+    /// The store this transaction writes to (for reads during the transaction).
+    pub fn store(&self) -> &'s super::Store {
+        self.store
+    }
+
     /// Reserves `id` for this transaction: false when the store or this transaction already has it.
     fn claim(&self, id: ObjectId) -> bool {
         if self.store.contains(&id) {
@@ -709,15 +714,6 @@ impl<'s> ObjectWriter<'s> {
     fn unclaim(&self, id: ObjectId) {
         let shard = &self.pending[id.0[1] as usize % PENDING_SHARDS];
         shard.lock().expect("pending set lock poisoned").remove(&id);
-    }
-
-    /// True when the store or this transaction holds `id`.
-    pub fn has(&self, id: &ObjectId) -> bool {
-        self.store.contains(id)
-            || self.pending[id.0[1] as usize % PENDING_SHARDS]
-                .lock()
-                .expect("pending set lock poisoned")
-                .contains(id)
     }
 
     fn with_slot<T>(&self, f: impl FnOnce(&mut PackWriter) -> Result<T>) -> Result<T> {
