@@ -15,23 +15,39 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `path` with `bytes` atomically and durably.
 ///
-/// Writes a temporary file in the same directory, fsyncs it, renames it over
-/// `path` and fsyncs the directory. After a crash, `path` holds either the old
-/// or the new bytes, never a mix (the rename is atomic on POSIX filesystems;
-/// the fsyncs make it durable, see LWN "Ensuring data reaches disk").
+/// Writes a temporary file in `tmp_dir` (which must be on the same filesystem,
+/// so a crash leaves leftovers in one known place), fsyncs it, renames it over
+/// `path` and fsyncs `path`'s directory. After a crash, `path` holds either the
+/// old or the new bytes, never a mix (the rename is atomic on POSIX
+/// filesystems; the fsyncs make it durable, see LWN "Ensuring data reaches disk").
 ///
 /// # Errors
 /// [`crate::Error::Io`] naming the file or directory that failed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".cp-tmp-").tempfile_in(dir).at(dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
+pub fn write_atomic(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
+    let tmp = write_temp(bytes, tmp_dir, true)?;
     tmp.persist(path).map_err(|e| e.error).at(path)?;
-    fsync_dir(dir)
+    fsync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Replaces `path` with `bytes` atomically but without fsync, for caches.
+/// Writes `bytes` to a new temporary file in `tmp_dir` (fsynced when `durable`),
+/// ready to be persisted (renamed) by the caller.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the temporary file or directory.
+pub fn write_temp(bytes: &[u8], tmp_dir: &Path, durable: bool) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix("write-")
+        .tempfile_in(tmp_dir)
+        .at(tmp_dir)?;
+    tmp.write_all(bytes).at(tmp.path())?;
+    if durable {
+        tmp.as_file().sync_all().at(tmp.path())?;
+    }
+    Ok(tmp)
+}
+
+/// Replaces `path` with `bytes` atomically (temporary file in `tmp_dir`) but
+/// without fsync, for caches.
 ///
 /// Readers see the old or the new file, never a mix. After a power failure
 /// the new file may be empty or garbage, so use this only for data whose
@@ -39,11 +55,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 ///
 /// # Errors
 /// [`crate::Error::Io`] naming the file or directory that failed.
-pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".cp-tmp-").tempfile_in(dir).at(dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.persist(path).map_err(|e| e.error).at(path)?;
+pub fn write_replace(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<()> {
+    write_temp(bytes, tmp_dir, false)?
+        .persist(path)
+        .map_err(|e| e.error)
+        .at(path)?;
     Ok(())
 }
 

@@ -143,8 +143,8 @@ pub fn has_journal(store: &Store, plane: &str) -> bool {
     journal_path(store, plane).exists()
 }
 
-fn save_journal(path: &Path, j: &Journal) -> Result<()> {
-    write_atomic(path, &frame::encode(JOURNAL_MAGIC, JOURNAL_VERSION, j))
+fn save_journal(path: &Path, j: &Journal, tmp_dir: &Path) -> Result<()> {
+    write_atomic(path, &frame::encode(JOURNAL_MAGIC, JOURNAL_VERSION, j), tmp_dir)
 }
 
 fn load_journal(path: &Path) -> Result<Journal> {
@@ -459,7 +459,7 @@ fn finish(store: &Store, plane: &Plane, j: &Journal, rescue_hashed: Option<StatC
         }));
         cache.patch(patch);
         cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
-        let _ = cache.save(&cache_path);
+        let _ = cache.save(&cache_path, &store.tmp_dir());
         // Freeing 100,000 entries one by one is slow; it needs no waiting for.
         std::thread::spawn(move || drop(cache));
     }
@@ -652,7 +652,7 @@ pub fn rollback(
     // and including writing it, drop the rescue checkpoint and leave HEAD where it was.
     let planned = prepare(store, plane, target, &rescue).and_then(|(journal, changes)| {
         crate::interrupt::check()?;
-        save_journal(&journal_path(store, &plane.name), &journal)?;
+        save_journal(&journal_path(store, &plane.name), &journal, &store.tmp_dir())?;
         Ok((journal, changes))
     });
     let (journal, changes) = match planned {

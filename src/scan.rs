@@ -55,7 +55,8 @@ pub enum Record {
 pub struct ScanResult {
     /// Merkle root of the scanned tree.
     pub root: TreeId,
-    /// Every tree of the scanned state, by id (the root included).
+    /// Every tree of the scanned state, by id (the root included) — only when
+    /// nothing was stored; with a writer, the trees are read back from the store.
     pub trees: HashMap<TreeId, Tree>,
     /// Stat-cache entries (sorted by path) for the files [`ScanOptions::record`] asked for.
     pub cache: StatCache,
@@ -96,7 +97,6 @@ use crate::object::join_path as join_rel;
 pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
     plane.check_root()?;
-    fs::read_dir(&plane.root).at(&plane.root)?;
     let ctx = Ctx {
         opts,
         carve_outs: &plane.carve_outs,
@@ -113,10 +113,14 @@ pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
         Some((id, _)) => id,
         None => {
             let (id, body) = Tree::default().encode_with_id();
-            if let Some(w) = opts.writer {
-                w.add(ObjectKind::Tree, id.0, &body)?;
+            match opts.writer {
+                Some(w) => {
+                    w.add(ObjectKind::Tree, id.0, &body)?;
+                }
+                None => {
+                    ctx.trees.lock().expect("tree map lock").insert(id, Tree::default());
+                }
             }
-            ctx.trees.lock().expect("tree map lock").insert(id, Tree::default());
             id
         }
     };
@@ -164,6 +168,8 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
     crate::interrupt::check()?;
     let rd = match fs::read_dir(abs) {
         Ok(rd) => rd,
+        // The plane root itself must be readable: that is an error, not a finding.
+        Err(e) if rel.is_empty() => return Err(e).at(abs),
         Err(e) => {
             finding(
                 ctx,
@@ -238,10 +244,15 @@ fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> 
         return Ok(None);
     }
     let (id, body) = tree.encode_with_id();
-    if let Some(w) = ctx.opts.writer {
-        w.add(ObjectKind::Tree, id.0, &body)?;
+    // With a writer the trees are in the store; only a scan that stores nothing keeps them.
+    match ctx.opts.writer {
+        Some(w) => {
+            w.add(ObjectKind::Tree, id.0, &body)?;
+        }
+        None => {
+            ctx.trees.lock().expect("tree map lock").insert(id, tree);
+        }
     }
-    ctx.trees.lock().expect("tree map lock").insert(id, tree);
     Ok(Some((id, dir_bytes)))
 }
 

@@ -245,7 +245,7 @@ pub fn seal(
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
     if opts.save_cache && (scanned.hashed_files > 0 || !had_cache) {
-        let _ = scanned.cache.save(&cache_path);
+        let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.
     let _ = store.maybe_repack(lock);

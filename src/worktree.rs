@@ -152,7 +152,7 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
                 .collect(),
         );
         cache.scan_started_ns = report.scan.cache.scan_started_ns;
-        let _ = cache.save(&path);
+        let _ = cache.save(&path, &store.tmp_dir());
     }
     Ok(report)
 }

@@ -446,3 +446,35 @@ fn review2_6_huge_step_counts_are_an_error_not_a_panic() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn maint_leftovers_of_crashed_writers_live_in_tmp_and_are_cleared() {
+    let d = tempfile::tempdir().unwrap();
+    // A crashed init's staging directory is removed by the next init.
+    write(d.path(), ".cp.init-999/FORMAT", "cplane-store 1\n");
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    assert!(!d.path().join(".cp.init-999").exists());
+    // A crashed writer's temporary files and an index-less pack.
+    write(d.path(), ".cp/tmp/write-abc", "half a ref");
+    write(d.path(), ".cp/tmp/pack-xyz.tmp", "half a pack");
+    write(d.path(), ".cp/packs/pack-0000.pack", "CPPK");
+    cplane(d.path())
+        .arg("fsck")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("note: leftover").count(3));
+    cplane(d.path()).arg("snapshot").assert().success();
+    assert_eq!(fs::read_dir(d.path().join(".cp/tmp")).unwrap().count(), 0);
+    assert!(!d.path().join(".cp/packs/pack-0000.pack").exists());
+    // Refs and caches never leave temporary files beside themselves.
+    for dir in [".cp", ".cp/planes/main", ".cp/planes/main/checkpoints"] {
+        for e in fs::read_dir(d.path().join(dir)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".cp-tmp") && !name.starts_with("write-"),
+                "{dir}/{name}"
+            );
+        }
+    }
+}

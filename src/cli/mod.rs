@@ -127,8 +127,8 @@ impl Ctx {
         if cplane::rollback::has_journal(&store, &plane.name) {
             match store.try_lock() {
                 Ok(lock) => {
-                    drop(lock);
-                    self.recover(&mut store, &plane)?;
+                    let plane = store.plane(&plane.name)?;
+                    finish_journal(&mut store, &lock, &plane)?;
                 }
                 Err(cplane::Error::Locked { .. }) => {} // a live rollback: its refs move atomically
                 Err(e) => return Err(e),

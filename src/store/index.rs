@@ -94,16 +94,17 @@ impl StatCache {
         sorted.then_some(cache)
     }
 
-    /// Writes the cache atomically (no fsync: a cache lost in a crash is only re-hashed).
+    /// Writes the cache atomically via a temporary file in `tmp_dir` (no fsync: a
+    /// cache lost in a crash is only re-hashed).
     ///
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: &Path, tmp_dir: &Path) -> Result<()> {
         let bytes = super::frame::encode(INDEX_MAGIC, INDEX_VERSION, self);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
         }
-        crate::fsutil::write_replace(path, &bytes)
+        crate::fsutil::write_replace(path, &bytes, tmp_dir)
     }
 
     /// The entry for `path`, by binary search.
@@ -205,7 +206,7 @@ mod tests {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"a", 0), entry(b"b/c", RACY_MARGIN_NS * 9)],
         };
-        c.save(&p).unwrap();
+        c.save(&p, dir.path()).unwrap();
         assert_eq!(StatCache::load(&p), Some(c.clone()));
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[10] ^= 1;

@@ -119,7 +119,16 @@ impl Store {
             )));
         }
         // Build in a temporary directory, then rename: a crash leaves no half store.
-        let staging = root.join(format!("{STORE_DIR}.init-{}", std::process::id()));
+        // A staging directory a crashed init left behind (it holds our FORMAT) goes first.
+        let staging_prefix = format!("{STORE_DIR}.init-");
+        for e in fs::read_dir(&root).at(&root)?.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&staging_prefix)
+                && fs::read_to_string(e.path().join("FORMAT")).is_ok_and(|t| t.starts_with(FORMAT_MAGIC))
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let staging = root.join(format!("{staging_prefix}{}", std::process::id()));
         ensure_dir(&staging.join("packs"))?;
         ensure_dir(&staging.join("tmp"))?;
         ensure_dir(&staging.join("planes"))?;
@@ -130,10 +139,12 @@ impl Store {
                 tier: None,
             }],
         };
-        write_atomic(&staging.join("config.json"), &config_bytes(&config))?;
+        let staging_tmp = staging.join("tmp");
+        write_atomic(&staging.join("config.json"), &config_bytes(&config), &staging_tmp)?;
         write_atomic(
             &staging.join("FORMAT"),
             format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n").as_bytes(),
+            &staging_tmp,
         )?;
         fs::rename(&staging, &dir).at(&dir)?;
         crate::fsutil::fsync_dir(&root)?;
@@ -323,7 +334,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] naming the file.
     pub fn save_config(&mut self, config: Config) -> Result<()> {
-        write_atomic(&self.dir.join("config.json"), &config_bytes(&config))?;
+        write_atomic(&self.dir.join("config.json"), &config_bytes(&config), &self.tmp_dir())?;
         self.config = config;
         Ok(())
     }
@@ -413,14 +424,28 @@ impl Store {
         search(&late)
     }
 
-    /// Takes the writer lock only if it is free right now, and reloads the pack list.
+    /// Takes the writer lock only if it is free right now; otherwise as [`Store::lock`].
     ///
     /// # Errors
     /// [`Error::Locked`] when another writer holds it.
     pub fn try_lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::try_acquire(&self.dir)?;
-        self.reload()?;
+        self.took_lock()?;
         Ok(l)
+    }
+
+    /// What every new lock holder does first: see the previous writer's config and
+    /// packs, and clear what a crashed writer left (only lock holders write there).
+    fn took_lock(&mut self) -> Result<()> {
+        self.reload()?;
+        for path in self.leftovers() {
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+        Ok(())
     }
 
     /// Re-reads `config.json` and the pack list: what the previous lock holder wrote.
@@ -444,61 +469,35 @@ impl Store {
     /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload`].
     pub fn lock(&mut self) -> Result<lock::StoreLock> {
         let l = lock::StoreLock::acquire(&self.dir)?;
-        self.reload()?;
-        // Only the lock holder writes packs, so what a crashed writer left is garbage now.
-        for path in self.leftovers() {
-            let _ = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-        }
+        self.took_lock()?;
         Ok(l)
     }
 
-    /// Files a crashed writer left behind: temporary packs and indexes, packs
-    /// without an index (never visible to readers), and rollback staging
-    /// directories when no plane has a rollback journal.
+    /// Files a crashed writer left behind: everything in `.cp/tmp` (temporary
+    /// packs, indexes, refs, caches, journals; rollback staging directories only
+    /// when no plane has a pending journal) and packs without an index (never
+    /// visible to readers).
     pub fn leftovers(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
         let journal_pending = self
             .config
             .planes
             .iter()
             .any(|p| self.plane_dir(&p.name).join("journal").exists());
-        if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("pack-") || (name.starts_with("rollback-") && !journal_pending) {
-                    out.push(e.path());
-                }
-            }
-        }
-        // Temporary files of interrupted atomic writes (refs, config, index, journal).
-        let mut dirs = vec![self.dir.clone()];
-        for p in &self.config.planes {
-            dirs.push(self.plane_dir(&p.name));
-            dirs.push(self.plane_dir(&p.name).join("checkpoints"));
-        }
-        for d in dirs {
-            if let Ok(rd) = fs::read_dir(&d) {
-                out.extend(
-                    rd.flatten()
-                        .filter(|e| e.file_name().to_string_lossy().starts_with(".cp-tmp-"))
-                        .map(|e| e.path()),
-                );
-            }
-        }
-        if let Ok(rd) = fs::read_dir(self.packs_dir()) {
-            for e in rd.flatten() {
-                let p = e.path();
-                let name = e.file_name().to_string_lossy().into_owned();
-                let orphan_pack = p.extension().is_some_and(|x| x == "pack") && !p.with_extension("idx").exists();
-                if orphan_pack || name.starts_with("idx-") {
-                    out.push(p);
-                }
-            }
-        }
+        let mut out: Vec<PathBuf> = fs::read_dir(self.tmp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !(journal_pending && e.file_name().to_string_lossy().starts_with("rollback-")))
+            .map(|e| e.path())
+            .collect();
+        out.extend(
+            fs::read_dir(self.packs_dir())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pack") && !p.with_extension("idx").exists()),
+        );
         out.sort();
         out
     }

@@ -622,14 +622,11 @@ impl PackWriter {
         let name = blake3::hash(&idx).to_hex();
         let pack_path = packs_dir.join(format!("pack-{name}.pack"));
         let idx_path = packs_dir.join(format!("pack-{name}.idx"));
+        let tmp_dir = self.tmp.path().parent().unwrap_or(packs_dir).to_path_buf();
         self.tmp.persist(&pack_path).map_err(|e| e.error).at(&pack_path)?;
         // The pack is in place before its index: readers only see packs that have an index.
-        let mut itmp = tempfile::Builder::new()
-            .prefix("idx-")
-            .tempfile_in(packs_dir)
-            .at(packs_dir)?;
-        itmp.write_all(&idx).at(itmp.path())?;
-        itmp.as_file().sync_all().at(itmp.path())?;
+        // The caller fsyncs `packs_dir` once for all packs of the transaction.
+        let itmp = crate::fsutil::write_temp(&idx, &tmp_dir, true)?;
         itmp.persist(&idx_path).map_err(|e| e.error).at(&idx_path)?;
         Ok(Some(idx_path))
     }

@@ -42,14 +42,14 @@ fn read_ref(path: &Path) -> Result<Option<SnapshotId>> {
     }
 }
 
-fn write_ref(path: &Path, id: &SnapshotId) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        ensure_dir(dir)?;
-    }
-    write_atomic(path, format!("{}\n", id.to_hex()).as_bytes())
-}
-
 impl Store {
+    fn write_ref(&self, path: &Path, id: &SnapshotId) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            ensure_dir(dir)?;
+        }
+        write_atomic(path, format!("{}\n", id.to_hex()).as_bytes(), &self.tmp_dir())
+    }
+
     /// `.cp/planes/<plane>`: HEAD, checkpoints, index and journal of one plane.
     pub fn plane_dir(&self, plane: &str) -> PathBuf {
         self.dir().join("planes").join(plane)
@@ -72,7 +72,7 @@ impl Store {
     /// # Errors
     /// [`Error::Io`] naming the ref.
     pub fn set_head(&self, plane: &str, id: &SnapshotId) -> Result<()> {
-        write_ref(&self.plane_dir(plane).join("HEAD"), id)
+        self.write_ref(&self.plane_dir(plane).join("HEAD"), id)
     }
 
     /// A named checkpoint of the plane.
@@ -96,7 +96,7 @@ impl Store {
                 "invalid checkpoint name `{name}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`), at most {MAX_NAME_LEN} bytes"
             )));
         }
-        write_ref(&self.checkpoint_path(plane, name), id)
+        self.write_ref(&self.checkpoint_path(plane, name), id)
     }
 
     /// Deletes a named checkpoint (used only to undo a rescue checkpoint of an aborted rollback).
