@@ -151,7 +151,10 @@ fn load_journal(path: &Path) -> Result<Journal> {
     let bytes = fs::read(path).at(path)?;
     frame::decode(&bytes, JOURNAL_MAGIC, JOURNAL_VERSION).map_err(|e| Error::DamagedFile {
         path: path.to_path_buf(),
-        reason: format!("rollback journal {}", e.describe()),
+        reason: format!(
+            "rollback journal {}, so the interrupted rollback cannot be finished. The state before it is the newest RESCUE- checkpoint (`cplane checkpoints`); delete this file to stop trying, then `cplane rollback` to the state you want",
+            e.describe()
+        ),
     })
 }
 

@@ -79,6 +79,14 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// A plane's HEAD as JSON: `{"snapshot", "checkpoint", "root"}`, or `null`.
+pub fn head(head: Option<&(cplane::SnapshotId, cplane::object::Snapshot)>) -> Value {
+    head.map_or(
+        Value::Null,
+        |(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()}),
+    )
+}
+
 /// An entry side as JSON.
 pub fn side(s: &cplane::diff::Side) -> Value {
     json!({"kind": s.kind.name(), "id": s.id.to_hex(), "size": s.size})

@@ -101,7 +101,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                     .map(|(p, h)| {
                         json!({
                             "name": p.name, "path": p.path, "root": p.root.display().to_string(), "tier": p.tier,
-                            "head": h.as_ref().map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
+                            "head": output::head(h.as_ref()),
                         })
                     })
                     .collect();

@@ -118,7 +118,8 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
         // paths are relative to the plane root.
         let owned: String = if p.starts_with("./") || p.starts_with("../") || p == "." || p == ".." {
             let abs = cplane::plane::normalize(&ctx.cwd.join(p));
-            let from_root = store.relative(&abs).unwrap_or_default();
+            let outside = || cplane::Error::invalid(format!("{p} is outside plane `{}`", resolved.plane.name));
+            let from_root = store.relative(&abs).ok_or_else(outside)?;
             let plane_path = &resolved.plane.path;
             if plane_path.is_empty() {
                 from_root
@@ -128,7 +129,7 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
                 from_root
                     .strip_prefix(&format!("{plane_path}/"))
                     .map(str::to_string)
-                    .ok_or_else(|| cplane::Error::invalid(format!("{p} is outside plane `{}`", resolved.plane.name)))?
+                    .ok_or_else(outside)?
             }
         } else {
             p.trim_matches('/').to_string()

@@ -33,7 +33,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             "{}",
             json!({
                 "plane": plane.name,
-                "head": head.map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
+                "head": output::head(head),
                 "clean": r.is_clean(),
                 "changes": list,
                 "findings": f,
@@ -53,7 +53,12 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             writeln!(ctx.out, "!  {}  {} {}", output::path(&f.path), f.code, f.message)?;
         }
         if r.is_clean() {
-            writeln!(ctx.out, "clean: {} match HEAD", output::count(r.scan.files, "file"))?;
+            writeln!(
+                ctx.out,
+                "clean: {} {} HEAD",
+                output::count(r.scan.files, "file"),
+                if r.scan.files == 1 { "matches" } else { "match" }
+            )?;
         } else if !r.changes.is_empty() {
             writeln!(ctx.out, "{}", summary(&r.changes))?;
         }

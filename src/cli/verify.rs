@@ -40,7 +40,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
             "{}",
             json!({
                 "plane": plane.name,
-                "head": head.map(|(id, s)| json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})),
+                "head": output::head(head),
                 "clean": findings.is_empty(),
                 "findings": list,
                 "changes": changes,
