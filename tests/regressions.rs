@@ -478,3 +478,31 @@ fn maint_leftovers_of_crashed_writers_live_in_tmp_and_are_cleared() {
         }
     }
 }
+
+#[test]
+fn maint_show_path_outside_the_store_is_an_error_not_the_root() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path())
+        .args(["show", "HEAD", "../../etc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("outside plane"));
+    cplane(d.path()).args(["show", "HEAD", "./a"]).assert().success();
+}
+
+#[test]
+fn maint_damaged_journal_says_how_to_get_unstuck() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    write(d.path(), ".cp/planes/main/journal", "garbage");
+    cplane(d.path())
+        .arg("status")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("delete this file"));
+    fs::remove_file(d.path().join(".cp/planes/main/journal")).unwrap();
+    cplane(d.path()).arg("status").assert().success();
+}
