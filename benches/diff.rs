@@ -3,9 +3,9 @@
 //! The walk descends only where tree ids differ, so this should cost
 //! microseconds, not a pass over the tree.
 
+use cplane::Control;
 use cplane::diff::{TreeSource, diff_trees};
 use cplane::id::TreeId;
-use cplane::progress::NoProgress;
 use cplane::snapshot::{SealOptions, seal};
 use cplane::store::Store;
 use cplane::store::lock::StoreLock;
@@ -19,7 +19,7 @@ mod common;
 fn seal_root(store: &mut Store) -> TreeId {
     let lock = StoreLock::acquire(store.dir()).expect("lock");
     let plane = store.plane("main").expect("plane main");
-    seal(store, &lock, &plane, SealOptions::default(), &NoProgress)
+    seal(store, &lock, &plane, SealOptions::default(), Control::quiet())
         .expect("seal")
         .snapshot
         .root

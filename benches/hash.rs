@@ -2,9 +2,11 @@
 //! thread and rayon-parallel, and the verify-style scan (walk + hash, no store
 //! writes, no stat cache). Throughput is the tree's bytes.
 
+use cplane::Control;
+use cplane::fsys::Dir;
 use cplane::hash::hash_file;
-use cplane::progress::NoProgress;
 use cplane::scan::{Record, ScanOptions, scan};
+use cplane::scope::Scope;
 use cplane::store::Store;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rayon::prelude::*;
@@ -22,19 +24,20 @@ fn bench_hash(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Bytes(tree.bytes));
 
+    let hash = |p: &std::path::PathBuf| {
+        let dir = Dir::open(p.parent().expect("a file has a parent")).expect("open dir");
+        let name = p.file_name().expect("a file has a name").as_encoded_bytes();
+        black_box(hash_file(&dir, name, p, None).expect("hash"));
+    };
     g.bench_function("hash_file/sequential", |b| {
         b.iter(|| {
             for p in &tree.files {
-                black_box(hash_file(p, None).expect("hash"));
+                hash(p);
             }
         })
     });
     g.bench_function("hash_file/parallel", |b| {
-        b.iter(|| {
-            tree.files.par_iter().for_each(|p| {
-                black_box(hash_file(p, None).expect("hash"));
-            })
-        })
+        b.iter(|| tree.files.par_iter().for_each(hash))
     });
 
     let store = Store::init(&tree.root).expect("init store");
@@ -42,12 +45,12 @@ fn bench_hash(c: &mut Criterion) {
     g.bench_function("scan/verify", |b| {
         b.iter(|| {
             let r = scan(
-                &plane,
+                &Scope::open(&plane).expect("scope"),
                 ScanOptions {
                     cache: None,
                     writer: None,
                     record: Record::Nothing,
-                    progress: &NoProgress,
+                    ctl: Control::quiet(),
                 },
             )
             .expect("scan");

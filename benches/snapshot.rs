@@ -3,7 +3,7 @@
 //! an unchanged re-snapshot (stat cache hits only), a re-snapshot after 10
 //! files changed, and `status` of the unchanged tree.
 
-use cplane::progress::NoProgress;
+use cplane::Control;
 use cplane::snapshot::{SealOptions, SealReport, seal};
 use cplane::store::Store;
 use cplane::store::lock::StoreLock;
@@ -24,7 +24,7 @@ fn open_and_seal(root: &Path) -> SealReport {
 fn seal_in(store: &mut Store) -> SealReport {
     let lock = StoreLock::acquire(store.dir()).expect("lock");
     let plane = store.plane("main").expect("plane main");
-    seal(store, &lock, &plane, SealOptions::default(), &NoProgress).expect("seal")
+    seal(store, &lock, &plane, SealOptions::default(), Control::quiet()).expect("seal")
 }
 
 fn bench_snapshot(c: &mut Criterion) {
@@ -82,7 +82,7 @@ fn bench_snapshot(c: &mut Criterion) {
         b.iter(|| {
             let store = Store::open(&tree.root).expect("open store");
             let plane = store.plane("main").expect("plane main");
-            let r = status(&store, &plane, &NoProgress).expect("status");
+            let r = status(&store, &plane, Control::quiet()).expect("status");
             assert!(r.is_clean());
             black_box(r)
         })

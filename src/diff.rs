@@ -1,52 +1,85 @@
 //! Differences between two trees, descending only where ids differ.
 //!
 //! Two equal subtree ids mean equal contents (Merkle property), so the walk
-//! skips them: the cost grows with the change, not with the tree. Output is
-//! one [`Change`] per file or symlink path, in tree order (depth first, names
-//! in byte order).
+//! skips them: the cost grows with the change, not with the tree. The walk
+//! keeps its own stack (no recursion), so trees of any depth compare.
+//!
+//! Output: one [`Change`] per path whose presence, kind, bytes, mode or owner
+//! differs, in tree order (depth first, names in byte order, a directory
+//! before its contents). Directories are paths too: an empty directory that
+//! appears is `Added`, a directory whose mode changed is `ModeChanged`. A
+//! directory added or deleted together with its contents is also listed
+//! (the checkout engine needs it), but [`Change::is_reported`] is false for
+//! it: its files say everything, so `status`, `verify` and `diff` print only
+//! the files, as git does.
 
 use crate::error::Result;
 use crate::id::{ObjectId, TreeId};
-use crate::object::{EntryKind, Tree, TreeEntry};
+use crate::object::{EntryKind, LinkGroup, Meta, MetaDiff, Tree, TreeEntry};
+use crate::path::RelPath;
 use crate::store::Store;
-use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What happened to a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ChangeKind {
     /// Present only on the new side.
     Added,
     /// Present only on the old side.
     Deleted,
-    /// Different bytes (the kind may also differ).
+    /// Different bytes (the kind, mode or owner may also differ).
     Modified,
-    /// Same bytes, different kind (file, executable, symlink).
+    /// Same bytes, different kind (file ↔ symlink).
     KindChanged,
+    /// Same bytes and kind, different permission bits (the owner may also differ).
+    ModeChanged,
+    /// Only the owner or group differs.
+    OwnerChanged,
+    /// Same everything, but the path is hard-linked to a different set of paths.
+    LinksChanged,
 }
 
 impl ChangeKind {
-    /// One-letter status, as `git diff --name-status` prints: A, D, M, T.
+    /// One-letter status: A, D, M, T as `git diff --name-status` prints them;
+    /// P for a permission (mode) change, O for an owner change, L for hard links.
     pub fn letter(self) -> char {
         match self {
             ChangeKind::Added => 'A',
             ChangeKind::Deleted => 'D',
             ChangeKind::Modified => 'M',
             ChangeKind::KindChanged => 'T',
+            ChangeKind::ModeChanged => 'P',
+            ChangeKind::OwnerChanged => 'O',
+            ChangeKind::LinksChanged => 'L',
+        }
+    }
+
+    /// snake_case name used in `--json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Modified => "modified",
+            ChangeKind::KindChanged => "kind_changed",
+            ChangeKind::ModeChanged => "mode_changed",
+            ChangeKind::OwnerChanged => "owner_changed",
+            ChangeKind::LinksChanged => "links_changed",
         }
     }
 }
 
 /// One side of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Side {
-    /// File, executable or symlink.
+    /// File, symlink or directory.
     pub kind: EntryKind,
-    /// Blob id.
+    /// Blob id, or tree id for a directory.
     pub id: ObjectId,
     /// Size in bytes.
     pub size: u64,
+    /// Permission bits and owner.
+    pub meta: Meta,
 }
 
 impl From<&TreeEntry> for Side {
@@ -55,21 +88,58 @@ impl From<&TreeEntry> for Side {
             kind: e.kind,
             id: e.id,
             size: e.size,
+            meta: e.meta,
         }
+    }
+}
+
+impl Side {
+    /// `file`, `executable`, `symlink` or `directory`.
+    pub fn kind_label(&self) -> &'static str {
+        if self.kind == EntryKind::File && self.meta.is_executable() {
+            "executable"
+        } else {
+            self.kind.name()
+        }
+    }
+
+    /// True for a directory with no entries.
+    pub fn is_empty_dir(&self) -> bool {
+        self.kind == EntryKind::Dir && self.id == Tree::empty_id().0
     }
 }
 
 /// One changed path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Change {
-    /// Plane-relative path, `/`-separated bytes.
-    pub path: Vec<u8>,
-    /// What happened.
+    /// Plane-relative path.
+    pub path: RelPath,
+    /// What happened (the most significant difference).
     pub kind: ChangeKind,
     /// The entry on the old side.
     pub old: Option<Side>,
     /// The entry on the new side.
     pub new: Option<Side>,
+}
+
+impl Change {
+    /// Which parts of the meta differ (both sides present).
+    pub fn meta_diff(&self) -> MetaDiff {
+        match (&self.old, &self.new) {
+            (Some(o), Some(n)) => o.meta.diff(&n.meta),
+            _ => MetaDiff::default(),
+        }
+    }
+
+    /// False for a directory added or deleted together with its contents
+    /// (the contents are reported); true for everything else.
+    pub fn is_reported(&self) -> bool {
+        match (self.kind, &self.old, &self.new) {
+            (ChangeKind::Added, _, Some(n)) if n.kind == EntryKind::Dir => n.is_empty_dir(),
+            (ChangeKind::Deleted, Some(o), _) if o.kind == EntryKind::Dir => o.is_empty_dir(),
+            _ => true,
+        }
+    }
 }
 
 /// Where trees come from: the store, optionally overlaid with in-memory trees
@@ -93,6 +163,11 @@ impl<'a> TreeSource<'a> {
         }
     }
 
+    /// The store behind the overlay.
+    pub fn store_ref(&self) -> &'a Store {
+        self.store
+    }
+
     /// Loads one tree.
     ///
     /// # Errors
@@ -105,131 +180,322 @@ impl<'a> TreeSource<'a> {
     }
 }
 
-/// Differences from tree `old` to tree `new`.
+/// A pending piece of the walk.
+enum Frame<'a> {
+    /// Merge-walk two trees at `prefix`.
+    Pair {
+        a: Cow<'a, Tree>,
+        b: Cow<'a, Tree>,
+        prefix: RelPath,
+        i: usize,
+        j: usize,
+    },
+    /// Everything under a tree present on one side only.
+    One {
+        t: Cow<'a, Tree>,
+        prefix: RelPath,
+        i: usize,
+        kind: ChangeKind,
+    },
+}
+
+/// What one step of a [`Frame::Pair`] found.
+enum Step<'e> {
+    Done,
+    OnlyA(&'e TreeEntry),
+    OnlyB(&'e TreeEntry),
+    Both(&'e TreeEntry, &'e TreeEntry),
+}
+
+fn side_change(e: &TreeEntry, path: RelPath, kind: ChangeKind) -> Change {
+    let side = Some(Side::from(e));
+    Change {
+        path,
+        kind,
+        old: if kind == ChangeKind::Deleted { side } else { None },
+        new: if kind == ChangeKind::Added { side } else { None },
+    }
+}
+
+/// Differences from tree `old` to tree `new`, in tree order.
 ///
 /// # Errors
 /// Store damage while loading a tree that differs.
 pub fn diff_trees(src: &TreeSource<'_>, old: &TreeId, new: &TreeId) -> Result<Vec<Change>> {
     let mut out = Vec::new();
-    if old != new {
-        let (a, b) = (src.tree(old)?, src.tree(new)?);
-        diff_dir(src, &a, &b, &[], &mut out)?;
+    if old == new {
+        return Ok(out);
+    }
+    let mut stack = vec![Frame::Pair {
+        a: src.tree(old)?,
+        b: src.tree(new)?,
+        prefix: RelPath::root(),
+        i: 0,
+        j: 0,
+    }];
+    while let Some(top) = stack.last_mut() {
+        let push: Option<Frame<'_>> = match top {
+            Frame::One { t, prefix, i, kind } => {
+                let Some(e) = t.entries.get(*i) else {
+                    stack.pop();
+                    continue;
+                };
+                *i += 1;
+                let path = prefix.join(&e.name);
+                out.push(side_change(e, path.clone(), *kind));
+                if e.kind == EntryKind::Dir {
+                    Some(Frame::One {
+                        t: src.tree(&e.tree_id())?,
+                        prefix: path,
+                        i: 0,
+                        kind: *kind,
+                    })
+                } else {
+                    None
+                }
+            }
+            Frame::Pair { a, b, prefix, i, j } => {
+                let step = match (a.entries.get(*i), b.entries.get(*j)) {
+                    (None, None) => Step::Done,
+                    (Some(x), None) => Step::OnlyA(x),
+                    (None, Some(y)) => Step::OnlyB(y),
+                    (Some(x), Some(y)) => match x.name.cmp(&y.name) {
+                        std::cmp::Ordering::Less => Step::OnlyA(x),
+                        std::cmp::Ordering::Greater => Step::OnlyB(y),
+                        std::cmp::Ordering::Equal => Step::Both(x, y),
+                    },
+                };
+                match step {
+                    Step::Done => {
+                        stack.pop();
+                        continue;
+                    }
+                    Step::OnlyA(x) => {
+                        *i += 1;
+                        one_side(src, x, prefix, ChangeKind::Deleted, &mut out)?
+                    }
+                    Step::OnlyB(y) => {
+                        *j += 1;
+                        one_side(src, y, prefix, ChangeKind::Added, &mut out)?
+                    }
+                    Step::Both(x, y) => {
+                        *i += 1;
+                        *j += 1;
+                        let md = x.meta.diff(&y.meta);
+                        if x.id == y.id && x.kind == y.kind && !md.mode && !md.owner {
+                            None
+                        } else {
+                            let path = prefix.join(&x.name);
+                            match (x.kind == EntryKind::Dir, y.kind == EntryKind::Dir) {
+                                (true, true) => {
+                                    if md.mode || md.owner {
+                                        out.push(Change {
+                                            path: path.clone(),
+                                            kind: if md.mode {
+                                                ChangeKind::ModeChanged
+                                            } else {
+                                                ChangeKind::OwnerChanged
+                                            },
+                                            old: Some(x.into()),
+                                            new: Some(y.into()),
+                                        });
+                                    }
+                                    if x.id != y.id {
+                                        Some(Frame::Pair {
+                                            a: src.tree(&x.tree_id())?,
+                                            b: src.tree(&y.tree_id())?,
+                                            prefix: path,
+                                            i: 0,
+                                            j: 0,
+                                        })
+                                    } else {
+                                        None
+                                    }
+                                }
+                                (false, false) => {
+                                    let kind = if x.id != y.id {
+                                        ChangeKind::Modified
+                                    } else if x.kind != y.kind {
+                                        ChangeKind::KindChanged
+                                    } else if md.mode {
+                                        ChangeKind::ModeChanged
+                                    } else {
+                                        ChangeKind::OwnerChanged
+                                    };
+                                    out.push(Change {
+                                        path,
+                                        kind,
+                                        old: Some(x.into()),
+                                        new: Some(y.into()),
+                                    });
+                                    None
+                                }
+                                // A file became a directory or back: the old goes, the new comes.
+                                _ => {
+                                    let first = one_side(src, x, prefix, ChangeKind::Deleted, &mut out)?;
+                                    if let Some(f) = first {
+                                        // Emit the deleted subtree fully before the added side.
+                                        drain_one(src, f, &mut out)?;
+                                    }
+                                    one_side(src, y, prefix, ChangeKind::Added, &mut out)?
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(f) = push {
+            stack.push(f);
+        }
     }
     Ok(out)
 }
 
-use crate::object::join_path as join;
-
-fn diff_dir(src: &TreeSource<'_>, a: &Tree, b: &Tree, prefix: &[u8], out: &mut Vec<Change>) -> Result<()> {
-    let (mut i, mut j) = (0, 0);
-    while i < a.entries.len() || j < b.entries.len() {
-        let ord = match (a.entries.get(i), b.entries.get(j)) {
-            (Some(x), Some(y)) => x.name.cmp(&y.name),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        match ord {
-            std::cmp::Ordering::Less => {
-                side_only(src, &a.entries[i], prefix, ChangeKind::Deleted, out)?;
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                side_only(src, &b.entries[j], prefix, ChangeKind::Added, out)?;
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let (x, y) = (&a.entries[i], &b.entries[j]);
-                i += 1;
-                j += 1;
-                if x.id == y.id && x.kind == y.kind {
-                    continue;
-                }
-                let path = join(prefix, &x.name);
-                match (x.kind == EntryKind::Dir, y.kind == EntryKind::Dir) {
-                    (true, true) => {
-                        let (ta, tb) = (src.tree(&x.tree_id())?, src.tree(&y.tree_id())?);
-                        diff_dir(src, &ta, &tb, &path, out)?;
-                    }
-                    (true, false) => {
-                        side_only(src, x, prefix, ChangeKind::Deleted, out)?;
-                        side_only(src, y, prefix, ChangeKind::Added, out)?;
-                    }
-                    (false, true) => {
-                        side_only(src, x, prefix, ChangeKind::Deleted, out)?;
-                        side_only(src, y, prefix, ChangeKind::Added, out)?;
-                    }
-                    (false, false) => out.push(Change {
-                        path,
-                        kind: if x.id != y.id {
-                            ChangeKind::Modified
-                        } else {
-                            ChangeKind::KindChanged
-                        },
-                        old: Some(x.into()),
-                        new: Some(y.into()),
-                    }),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Emits every file under an entry present on one side only.
-fn side_only(
-    src: &TreeSource<'_>,
+/// Emits the change for an entry present on one side; returns the frame that
+/// lists its contents when it is a directory.
+fn one_side<'a>(
+    src: &TreeSource<'a>,
     e: &TreeEntry,
-    prefix: &[u8],
+    prefix: &RelPath,
     kind: ChangeKind,
     out: &mut Vec<Change>,
-) -> Result<()> {
-    let path = join(prefix, &e.name);
-    if e.kind == EntryKind::Dir {
-        let t = src.tree(&e.tree_id())?;
-        for child in &t.entries {
-            side_only(src, child, &path, kind, out)?;
+) -> Result<Option<Frame<'a>>> {
+    let path = prefix.join(&e.name);
+    out.push(side_change(e, path.clone(), kind));
+    Ok(if e.kind == EntryKind::Dir {
+        Some(Frame::One {
+            t: src.tree(&e.tree_id())?,
+            prefix: path,
+            i: 0,
+            kind,
+        })
+    } else {
+        None
+    })
+}
+
+/// Runs a one-sided frame to completion (its own stack; no recursion).
+fn drain_one<'a>(src: &TreeSource<'a>, first: Frame<'a>, out: &mut Vec<Change>) -> Result<()> {
+    let mut stack = vec![first];
+    while let Some(Frame::One { t, prefix, i, kind }) = stack.last_mut() {
+        let Some(e) = t.entries.get(*i) else {
+            stack.pop();
+            continue;
+        };
+        *i += 1;
+        let path = prefix.join(&e.name);
+        out.push(side_change(e, path.clone(), *kind));
+        if e.kind == EntryKind::Dir {
+            let f = Frame::One {
+                t: src.tree(&e.tree_id())?,
+                prefix: path,
+                i: 0,
+                kind: *kind,
+            };
+            stack.push(f);
         }
-        return Ok(());
     }
-    let side = Some(Side::from(e));
-    out.push(Change {
-        path,
-        kind,
-        old: if kind == ChangeKind::Deleted { side } else { None },
-        new: if kind == ChangeKind::Added { side } else { None },
-    });
     Ok(())
 }
 
-/// Every file and symlink under `root` as (path, side), in tree order.
+/// Adds a [`ChangeKind::LinksChanged`] change for every path present on both
+/// sides, otherwise unchanged, whose set of hard-link partners differs
+/// between `old` and `new` link groups. Keeps tree order.
+///
+/// `old_entries`/`new_entries` say which paths exist on each side (only
+/// paths in a link group on either side are looked up).
+pub fn add_link_changes(
+    changes: &mut Vec<Change>,
+    old: &[LinkGroup],
+    new: &[LinkGroup],
+    lookup_old: &dyn Fn(&RelPath) -> Result<Option<TreeEntry>>,
+    lookup_new: &dyn Fn(&RelPath) -> Result<Option<TreeEntry>>,
+) -> Result<()> {
+    if old == new {
+        return Ok(());
+    }
+    let partners = |groups: &[LinkGroup]| -> BTreeMap<RelPath, Vec<RelPath>> {
+        let mut m = BTreeMap::new();
+        for g in groups {
+            for p in g {
+                m.insert(p.clone(), g.iter().filter(|q| *q != p).cloned().collect());
+            }
+        }
+        m
+    };
+    let (po, pn) = (partners(old), partners(new));
+    let changed: HashSet<RelPath> = changes.iter().map(|c| c.path.clone()).collect();
+    let mut extra = Vec::new();
+    let none: Vec<RelPath> = Vec::new();
+    let all: std::collections::BTreeSet<&RelPath> = po.keys().chain(pn.keys()).collect();
+    for p in all {
+        if changed.contains(p) || po.get(p).unwrap_or(&none) == pn.get(p).unwrap_or(&none) {
+            continue;
+        }
+        if let (Some(o), Some(n)) = (lookup_old(p)?, lookup_new(p)?) {
+            extra.push(Change {
+                path: p.clone(),
+                kind: ChangeKind::LinksChanged,
+                old: Some((&o).into()),
+                new: Some((&n).into()),
+            });
+        }
+    }
+    if !extra.is_empty() {
+        changes.extend(extra);
+        changes.sort_by(|a, b| tree_order(&a.path, &b.path));
+    }
+    Ok(())
+}
+
+/// Tree order of two paths: compared name by name, so a directory's contents
+/// come right after it and before its next sibling (`a`, `a/b`, `a.b`).
+pub fn tree_order(a: &RelPath, b: &RelPath) -> std::cmp::Ordering {
+    a.components().cmp(b.components())
+}
+
+/// Every entry under `root` as (path, side), in tree order (directories included,
+/// before their contents).
 ///
 /// # Errors
 /// Store damage while loading a tree.
-pub fn flatten(src: &TreeSource<'_>, root: &TreeId) -> Result<Vec<(Vec<u8>, Side)>> {
+pub fn flatten(src: &TreeSource<'_>, root: &TreeId) -> Result<Vec<(RelPath, Side)>> {
     let mut out = Vec::new();
-    fn walk(src: &TreeSource<'_>, id: &TreeId, prefix: &[u8], out: &mut Vec<(Vec<u8>, Side)>) -> Result<()> {
-        let t = src.tree(id)?;
-        for e in &t.entries {
-            let path = join(prefix, &e.name);
-            if e.kind == EntryKind::Dir {
-                walk(src, &e.tree_id(), &path, out)?;
-            } else {
-                out.push((path, Side::from(e)));
-            }
+    let mut stack = vec![Frame::One {
+        t: src.tree(root)?,
+        prefix: RelPath::root(),
+        i: 0,
+        kind: ChangeKind::Added,
+    }];
+    while let Some(Frame::One { t, prefix, i, .. }) = stack.last_mut() {
+        let Some(e) = t.entries.get(*i) else {
+            stack.pop();
+            continue;
+        };
+        *i += 1;
+        let path = prefix.join(&e.name);
+        out.push((path.clone(), Side::from(e)));
+        if e.kind == EntryKind::Dir {
+            let f = Frame::One {
+                t: src.tree(&e.tree_id())?,
+                prefix: path,
+                i: 0,
+                kind: ChangeKind::Added,
+            };
+            stack.push(f);
         }
-        Ok(())
     }
-    walk(src, root, &[], &mut out)?;
     Ok(out)
 }
 
-/// The entry at `path` (`/`-separated) under `root`, if any.
+/// The entry at `path` under `root`, if any (`None` for the root itself).
 ///
 /// # Errors
 /// Store damage while loading a tree.
-pub fn lookup_path(src: &TreeSource<'_>, root: &TreeId, path: &[u8]) -> Result<Option<TreeEntry>> {
+pub fn lookup_path(src: &TreeSource<'_>, root: &TreeId, path: &RelPath) -> Result<Option<TreeEntry>> {
     let mut tree = src.tree(root)?;
-    let parts: Vec<&[u8]> = path.split(|&c| c == b'/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&[u8]> = path.components().collect();
     for (i, part) in parts.iter().enumerate() {
         let Some(e) = tree.get(part).cloned() else {
             return Ok(None);

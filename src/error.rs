@@ -1,9 +1,14 @@
 //! The library's error type and the one place that maps errors to exit codes.
 //!
-//! Rules: every variant that touches disk carries the path; store-damage
-//! variants name the object id; findings (problems in the user's tree) are
-//! data ([`crate::finding::Finding`]), not errors, except when a command
-//! refuses to proceed because of them ([`Error::Refused`]).
+//! Rules (after rustic_core's `error.rs`): public functions return this one
+//! [`Error`]; each variant is a class of failure with the values a caller
+//! needs (paths, ids, names, what was expected and found), never a
+//! preformatted sentence; variants that touch disk carry the path;
+//! store-damage variants name the object id. Messages state the problem only:
+//! what to do about it ("run `cplane fsck`") is added by the CLI. Findings
+//! (problems in the user's tree) are data ([`crate::finding::Finding`]), not
+//! errors, except when a command refuses to proceed because of them
+//! ([`Error::Refused`]).
 
 use crate::finding::Finding;
 use std::io;
@@ -26,10 +31,96 @@ pub mod exit {
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of name was rejected ([`Error::BadName`], [`Error::NameTaken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A checkpoint name (`--name`).
+    Checkpoint,
+    /// A plane name.
+    Plane,
+    /// A tier label.
+    Tier,
+}
+
+impl NameKind {
+    /// Lower-case noun for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            NameKind::Checkpoint => "checkpoint",
+            NameKind::Plane => "plane",
+            NameKind::Tier => "tier",
+        }
+    }
+}
+
+/// Why a name was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Not `[A-Za-z0-9._-]{1,200}`, or starts with `.` or `-`.
+    Syntax,
+    /// `HEAD` always means the plane's head.
+    Head,
+    /// Starts with `RESCUE-`, reserved for rescue checkpoints.
+    ReservedRescue,
+    /// Only hex digits (8+): it would hide a snapshot id prefix.
+    LooksLikeId,
+}
+
+impl std::fmt::Display for NameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameProblem::Syntax => {
+                "use letters, digits, `.`, `_` and `-`, not starting with `.` or `-`, at most 200 bytes"
+            }
+            NameProblem::Head => "`HEAD` always means the plane's head",
+            NameProblem::ReservedRescue => "names starting with `RESCUE-` are reserved for rescue checkpoints",
+            NameProblem::LooksLikeId => "a name of only hex digits would hide a snapshot id prefix",
+        })
+    }
+}
+
+/// Why a directory cannot be (or no longer is) a plane root ([`Error::BadPlaneRoot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootProblem {
+    /// It, or a directory between it and the store root, is a symlink.
+    Symlink,
+    /// It exists and is not a directory.
+    NotADirectory,
+    /// It is outside the store root.
+    OutsideStore,
+    /// It is inside `.cp`.
+    InsideStoreDir,
+    /// Another plane already has this root.
+    Taken {
+        /// The plane whose root it is.
+        plane: String,
+    },
+    /// Its name is not UTF-8 (plane roots are stored in `config.json`).
+    NotUtf8,
+    /// It does not exist (and `plane add` does not create it).
+    Missing,
+}
+
+impl std::fmt::Display for RootProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootProblem::Symlink => {
+                f.write_str("is, or is reached through, a symlink; a plane root must be a real directory")
+            }
+            RootProblem::NotADirectory => f.write_str("is not a directory"),
+            RootProblem::OutsideStore => f.write_str("is outside the store root; planes live under it"),
+            RootProblem::InsideStoreDir => f.write_str("is inside the store directory .cp"),
+            RootProblem::Taken { plane } => write!(f, "is already the root of plane `{plane}`; planes never overlap"),
+            RootProblem::NotUtf8 => f.write_str("has a name that is not UTF-8 (plane roots are stored in config.json)"),
+            RootProblem::Missing => f.write_str("does not exist"),
+        }
+    }
+}
+
 /// Everything that can stop a cplane operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O error on a named path.
+    /// An I/O error on a named path (absolute, or plane-relative for working-tree paths).
     #[error("{path}: {source}")]
     Io {
         /// The file or directory the operation touched.
@@ -39,7 +130,7 @@ pub enum Error {
         source: io::Error,
     },
     /// No `.cp` directory in the start directory or any parent.
-    #[error("no cplane store in {start} or any parent directory (run `cplane init` first)")]
+    #[error("no cplane store in {start} or any parent directory")]
     NoStore {
         /// Where the search started.
         start: PathBuf,
@@ -50,8 +141,24 @@ pub enum Error {
         /// The existing `.cp` directory.
         path: PathBuf,
     },
+    /// `cplane init` found a store whose first checkpoint was never sealed.
+    #[error("{path} holds a cplane store whose first checkpoint was never sealed (an interrupted init)")]
+    UnfinishedInit {
+        /// The `.cp` directory.
+        path: PathBuf,
+    },
+    /// `cplane init` inside a plane of another store.
+    #[error("{root} is inside plane `{plane}` of the store at {store}; planes never overlap")]
+    InsideOtherStore {
+        /// The directory init was asked to govern.
+        root: PathBuf,
+        /// The plane that already covers it.
+        plane: String,
+        /// That store's root.
+        store: PathBuf,
+    },
     /// The store was written by a newer cplane.
-    #[error("{path} is store format {found}, but this cplane reads format {supported} and older; upgrade cplane")]
+    #[error("{path} is store format {found}, but this cplane reads format {supported} and older")]
     NewerFormat {
         /// The `FORMAT` file.
         path: PathBuf,
@@ -60,11 +167,51 @@ pub enum Error {
         /// Newest version this build reads.
         supported: u32,
     },
-    /// A configuration file or argument is malformed.
-    #[error("{what}")]
-    Invalid {
-        /// A full sentence naming the file, line or argument and what to do.
-        what: String,
+    /// The store is of an older format that must be upgraded first.
+    #[error("{path} is store format {found}; this cplane works on format {current} stores")]
+    OlderFormat {
+        /// The `FORMAT` file.
+        path: PathBuf,
+        /// Version found on disk.
+        found: u32,
+        /// The version this build writes.
+        current: u32,
+    },
+    /// `FORMAT` or `config.json` is malformed.
+    #[error("{path}: {reason}")]
+    BadConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column when known.
+        reason: String,
+    },
+    /// A name (checkpoint, plane, tier) is not acceptable.
+    #[error("invalid {} name `{name}`: {problem}", kind.noun())]
+    BadName {
+        /// What the name is for.
+        kind: NameKind,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+    /// A checkpoint or plane name is already in use.
+    #[error("{} `{name}` already exists{}", kind.noun(), plane.as_ref().map(|p| format!(" in plane `{p}`")).unwrap_or_default())]
+    NameTaken {
+        /// What the name is for.
+        kind: NameKind,
+        /// The name given.
+        name: String,
+        /// The plane it is taken in (checkpoints).
+        plane: Option<String>,
+    },
+    /// A directory cannot be a plane root.
+    #[error("{path}: {problem}")]
+    BadPlaneRoot {
+        /// The directory.
+        path: PathBuf,
+        /// Why not.
+        problem: RootProblem,
     },
     /// A ref that names nothing.
     #[error("unknown ref `{spec}`: {why}")]
@@ -82,6 +229,16 @@ pub enum Error {
         /// The full ids it matches.
         candidates: Vec<String>,
     },
+    /// A snapshot of another plane where one of this plane was needed.
+    #[error("snapshot {snapshot} belongs to plane `{belongs_to}`, not `{asked}`")]
+    WrongPlane {
+        /// The snapshot id (short hex).
+        snapshot: String,
+        /// Its plane.
+        belongs_to: String,
+        /// The plane the command acts on.
+        asked: String,
+    },
     /// A path that no plane covers.
     #[error("{path} is not inside any plane of the store at {store}")]
     NotInPlane {
@@ -89,6 +246,22 @@ pub enum Error {
         path: PathBuf,
         /// The store root.
         store: PathBuf,
+    },
+    /// A path that is not in a snapshot (and, for `restore`, not in the working tree either).
+    #[error("no path `{path}` in {what}")]
+    NoSuchPath {
+        /// The plane-relative path.
+        path: String,
+        /// Where it was looked for ("snapshot VER-… (id)").
+        what: String,
+    },
+    /// A path argument that is not a plane-relative path (`..`, NUL, outside the plane).
+    #[error("`{path}` is not a path inside plane `{plane}`")]
+    BadPath {
+        /// The path as given.
+        path: String,
+        /// The plane.
+        plane: String,
     },
     /// `--plane NAME` for a plane that does not exist.
     #[error("no plane named `{name}` (planes: {})", known.join(", "))]
@@ -99,9 +272,7 @@ pub enum Error {
         known: Vec<String>,
     },
     /// Another process holds the store lock.
-    #[error(
-        "another cplane command holds the store lock {path} ({holder}); waited {waited_ms} ms. Try again when it has finished"
-    )]
+    #[error("another cplane command holds the store lock {path} ({holder}); waited {waited_ms} ms")]
     Locked {
         /// The lock file.
         path: PathBuf,
@@ -110,8 +281,43 @@ pub enum Error {
         /// How long this process waited, in milliseconds.
         waited_ms: u64,
     },
+    /// A checkout (rollback, restore) of the plane is running in another process.
+    #[error("a rollback or restore of plane `{plane}` is in progress ({holder})")]
+    CheckoutInProgress {
+        /// The plane.
+        plane: String,
+        /// What the lock file says about the other process.
+        holder: String,
+    },
+    /// An interrupted checkout whose journal cannot be replayed.
+    #[error("plane `{plane}` has an interrupted rollback or restore (journal {}) that cannot be finished: {source}", journal.display())]
+    UnfinishedCheckout {
+        /// The plane.
+        plane: String,
+        /// The journal file.
+        journal: PathBuf,
+        /// Why the replay failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The upgrade cannot run while a format-1 rollback journal is pending.
+    #[error("plane `{plane}` has an unfinished format-1 rollback (journal {})", journal.display())]
+    LegacyJournal {
+        /// The plane.
+        plane: String,
+        /// The journal file.
+        journal: PathBuf,
+    },
+    /// A write would go through something that is not a real directory of the plane.
+    #[error("refusing to write {path}: {through} is not a real directory (a symlink or a file)")]
+    UnsafePath {
+        /// The plane-relative path that was to be written.
+        path: String,
+        /// The component that is not a directory.
+        through: String,
+    },
     /// A stored object does not hash to its id or does not decode.
-    #[error("store damage: object {id} ({location}) is corrupt: {reason}; run `cplane fsck`")]
+    #[error("store damage: object {id} ({location}) is corrupt: {reason}")]
     CorruptObject {
         /// The object's id (hex).
         id: String,
@@ -121,15 +327,23 @@ pub enum Error {
         reason: String,
     },
     /// An object a ref or tree names is not in the store.
-    #[error("store damage: {kind} object {id} is missing from the store; run `cplane fsck`")]
+    #[error("store damage: {kind} object {id} is missing from the store")]
     MissingObject {
         /// The object's id (hex).
         id: String,
         /// Expected kind (blob, tree, snapshot).
         kind: &'static str,
     },
-    /// A ref file or pack index is damaged.
-    #[error("store damage: {path}: {reason}; run `cplane fsck`")]
+    /// A format-1 object where a format-2 one was expected (left over from `cplane upgrade`).
+    #[error("store damage: {kind} object {id} is in store format 1, which this cplane reads only to upgrade")]
+    LegacyObject {
+        /// The object's id (hex).
+        id: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// A ref file, pack index or journal is damaged.
+    #[error("store damage: {path}: {reason}")]
     DamagedFile {
         /// The damaged file.
         path: PathBuf,
@@ -156,9 +370,18 @@ impl Error {
         match self {
             Error::Refused { .. } => exit::FINDINGS,
             Error::Interrupted => exit::INTERRUPTED,
-            Error::CorruptObject { .. } | Error::MissingObject { .. } | Error::DamagedFile { .. } => exit::DAMAGE,
+            Error::CorruptObject { .. }
+            | Error::MissingObject { .. }
+            | Error::LegacyObject { .. }
+            | Error::DamagedFile { .. } => exit::DAMAGE,
+            Error::UnfinishedCheckout { source, .. } if source.exit_code() == exit::DAMAGE => exit::DAMAGE,
             _ => exit::USAGE,
         }
+    }
+
+    /// True for store damage (exit 3).
+    pub fn is_damage(&self) -> bool {
+        self.exit_code() == exit::DAMAGE
     }
 
     /// The same error, but a [`Error::Refused`] now names `action` as what was refused
@@ -168,11 +391,6 @@ impl Error {
             Error::Refused { findings, .. } => Error::Refused { action, findings },
             other => other,
         }
-    }
-
-    /// Shorthand for [`Error::Invalid`].
-    pub fn invalid(what: impl Into<String>) -> Self {
-        Error::Invalid { what: what.into() }
     }
 }
 
@@ -189,4 +407,14 @@ impl<T> IoResultExt<T> for io::Result<T> {
             source,
         })
     }
+}
+
+/// Names a working-tree path in an I/O error: `<plane root>/<rel>` as the user sees it.
+pub(crate) fn tree_io(root: &Path, rel: &crate::path::RelPath, source: io::Error) -> Error {
+    let path = if rel.is_root() {
+        root.to_path_buf()
+    } else {
+        root.join(rel.as_os_str())
+    };
+    Error::Io { path, source }
 }

@@ -50,6 +50,9 @@ pub struct FsckReport {
     pub damage: Vec<Damage>,
     /// Harmless leftovers of interrupted writers (removed by the next writer).
     pub leftovers: Vec<String>,
+    /// Other harmless observations (format-1 objects left by `cplane upgrade`,
+    /// a damaged stat cache that the next scan rebuilds).
+    pub notes: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -70,41 +73,60 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Problems (path, id, kind) at or under tree `id`.
-    fn tree(&mut self, id: TreeId) -> Problems {
-        if let Some(p) = self.memo.get(&id) {
-            return p.clone();
-        }
-        let mut out = Vec::new();
-        if self.bad.contains_key(&id.0) || self.store.locate(&id.0).is_none() {
-            out.push((Vec::new(), id.0, "tree"));
-        } else if let Ok(tree) = self.store.read_tree(&id) {
-            out.extend(self.entries(&tree));
-        } else {
-            out.push((Vec::new(), id.0, "tree"));
-        }
-        let p = Arc::new(out);
-        self.memo.insert(id, p.clone());
-        p
-    }
-
-    fn entries(&mut self, tree: &Tree) -> Vec<(Vec<u8>, ObjectId, &'static str)> {
-        let mut out = Vec::new();
-        for e in &tree.entries {
-            if e.kind == EntryKind::Dir {
-                for (sub, id, kind) in self.tree(e.tree_id()).iter() {
-                    let mut p = e.name.clone();
-                    if !sub.is_empty() {
-                        p.push(b'/');
-                        p.extend_from_slice(sub);
-                    }
-                    out.push((p, *id, *kind));
-                }
-            } else if self.bad.contains_key(&e.id) || self.store.locate(&e.id).is_none() {
-                out.push((e.name.clone(), e.id, "blob"));
+    /// Problems (path, id, kind) at or under tree `root`. Post-order over an
+    /// explicit stack, memoised by tree id: no recursion, any depth.
+    fn tree(&mut self, root: TreeId) -> Problems {
+        let mut stack: Vec<(TreeId, Option<Tree>)> = vec![(root, None)];
+        while let Some((id, decoded)) = stack.pop() {
+            if self.memo.contains_key(&id) {
+                continue;
             }
+            let tree = match decoded {
+                Some(t) => t,
+                None => {
+                    let loaded = if self.bad.contains_key(&id.0) || self.store.locate(&id.0).is_none() {
+                        None
+                    } else {
+                        self.store.read_tree(&id).ok()
+                    };
+                    match loaded {
+                        Some(t) => t,
+                        None => {
+                            self.memo.insert(id, Arc::new(vec![(Vec::new(), id.0, "tree")]));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let pending: Vec<TreeId> = tree
+                .entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Dir && !self.memo.contains_key(&e.tree_id()))
+                .map(|e| e.tree_id())
+                .collect();
+            if !pending.is_empty() {
+                stack.push((id, Some(tree)));
+                stack.extend(pending.into_iter().map(|p| (p, None)));
+                continue;
+            }
+            let mut out = Vec::new();
+            for e in &tree.entries {
+                if e.kind == EntryKind::Dir {
+                    for (sub, oid, kind) in self.memo[&e.tree_id()].iter() {
+                        let mut p = e.name.clone();
+                        if !sub.is_empty() {
+                            p.push(b'/');
+                            p.extend_from_slice(sub);
+                        }
+                        out.push((p, *oid, *kind));
+                    }
+                } else if self.bad.contains_key(&e.id) || self.store.locate(&e.id).is_none() {
+                    out.push((e.name.clone(), e.id, "blob"));
+                }
+            }
+            self.memo.insert(id, Arc::new(out));
         }
-        out
+        self.memo[&root].clone()
     }
 }
 
@@ -128,7 +150,10 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             });
         }
     }
+    // Pass 0: the files every command relies on, besides objects and refs.
+    damage.extend(check_files(store));
     // Pass 1: re-hash every record.
+    let legacy = std::sync::atomic::AtomicU64::new(0);
     let jobs: Vec<(usize, usize)> = store
         .packs()
         .iter()
@@ -153,12 +178,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
                 p.read_blob_to(&e, &mut std::io::sink(), &p.pack_path)
                     .map(|n| n as usize)
             } else {
-                p.read(&e).and_then(|body| {
-                    match e.kind {
-                        ObjectKind::Tree => Tree::decode(e.id, &body).map(|_| ()),
-                        _ => Snapshot::decode(e.id, &body).map(|_| ()),
+                p.read(&e).and_then(|(body, version)| {
+                    if version == 1 {
+                        legacy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    .map(|_| body.len())
+                    crate::upgrade::decode_any(e.kind, version, e.id, &body).map(|_| body.len())
                 })
             };
             match r {
@@ -260,6 +284,19 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         refs: refs.len() as u64,
         damage,
         leftovers: store.leftovers().iter().map(|p| p.display().to_string()).collect(),
+        notes: {
+            let mut notes = cache_notes(store);
+            let n = legacy.into_inner();
+            if n > 0 {
+                notes.insert(
+                    0,
+                    format!(
+                        "{n} tree and snapshot objects of store format 1 remain from the upgrade; no ref reaches them"
+                    ),
+                );
+            }
+            notes
+        },
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
@@ -310,4 +347,59 @@ fn note(
         damage.len() - 1
     };
     damage[i].reached_by.push(reached);
+}
+
+/// Checks what the commands rely on besides objects and refs: the store's
+/// directories (`packs`, `tmp`, `planes`) and every pending checkout journal.
+fn check_files(store: &Store) -> Vec<Damage> {
+    let mut out = Vec::new();
+    let file = |location: String, reason: String| Damage {
+        id: String::new(),
+        kind: "file".into(),
+        problem: "damaged",
+        location,
+        reason,
+        reached_by: Vec::new(),
+    };
+    for (dir, what) in [
+        (store.packs_dir(), "pack directory"),
+        (store.tmp_dir(), "temporary directory every write goes through"),
+        (store.dir().join("planes"), "plane directory"),
+    ] {
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => out.push(file(
+                dir.display().to_string(),
+                format!("the {what} is not a directory; every write fails until it is one"),
+            )),
+            Err(e) => out.push(file(
+                dir.display().to_string(),
+                format!("the {what} is missing ({e}); every write fails until it is recreated (mkdir)"),
+            )),
+        }
+    }
+    for plane in store.planes() {
+        let jp = crate::checkout::journal_path(store, &plane.name);
+        if jp.exists()
+            && let Err(e) = crate::checkout::journal::load(&jp)
+        {
+            out.push(file(jp.display().to_string(), e.to_string()));
+        }
+    }
+    out
+}
+
+/// Notes about stat caches that do not check out (harmless: rebuilt by the next scan).
+fn cache_notes(store: &Store) -> Vec<String> {
+    let mut out = Vec::new();
+    for plane in store.planes() {
+        let p = crate::snapshot::index_path(store, &plane);
+        if p.exists() && crate::store::index::StatCache::load(&p).is_none() {
+            out.push(format!(
+                "{}: stat cache is damaged or of another version; the next scan re-reads every file and rewrites it",
+                p.display()
+            ));
+        }
+    }
+    out
 }

@@ -11,14 +11,14 @@
 //! times are within two ticks of the read is also re-read once they are older.
 
 use crate::error::Result;
+use crate::fsys::{self, Dir};
 use crate::id::ObjectId;
 use crate::object::ObjectKind;
 use crate::store::index::Stat;
 use crate::store::pack::ObjectWriter;
 use std::cell::RefCell;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Files at least this large (bytes) are hashed in [`CHUNK_BYTES`] chunks with BLAKE3's multithreaded update.
@@ -37,17 +37,7 @@ pub const HASH_ATTEMPTS: usize = 3;
 /// alone cannot see it; such a file is re-read once its times are older.
 fn fresh_margin_ns() -> i64 {
     static MARGIN: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *MARGIN.get_or_init(|| {
-        let mut res = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: `res` is a valid out-pointer for the duration of the call.
-        let ok = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut res) } == 0;
-        let tick = if ok {
-            res.tv_sec * 1_000_000_000 + res.tv_nsec
-        } else {
-            10_000_000
-        };
-        2 * tick.clamp(1_000_000, 1_000_000_000) + 1_000_000
-    })
+    *MARGIN.get_or_init(|| 2 * fsys::coarse_clock_tick_ns().clamp(1_000_000, 1_000_000_000) + 1_000_000)
 }
 
 thread_local! {
@@ -67,21 +57,14 @@ pub enum HashProblem {
     Store(crate::Error),
 }
 
-fn same_content_stat(a: &Metadata, b: &Metadata) -> bool {
-    let (sa, sb) = (Stat::from_metadata(a), Stat::from_metadata(b));
+fn same_content_stat(a: &fsys::Stat, b: &fsys::Stat) -> bool {
+    let (sa, sb) = (Stat::from_raw(a), Stat::from_raw(b));
     sa.size == sb.size && sa.mtime_ns == sb.mtime_ns && sa.ctime_ns == sb.ctime_ns && sa.ino == sb.ino
 }
 
 enum Attempt {
-    Done(ObjectId, Stat),
+    Done(ObjectId, fsys::Stat),
     Changed,
-}
-
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.
@@ -105,8 +88,8 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// (mtime can be set to anything, even the future). A ctime more than a second
 /// ahead of the clock is clock skew (e.g. a network filesystem), not a write in
 /// progress, and is not waited for.
-fn too_fresh(m: &Metadata, read_start_ns: i64) -> bool {
-    let ctime = Stat::from_metadata(m).ctime_ns;
+fn too_fresh(m: &fsys::Stat, read_start_ns: i64) -> bool {
+    let ctime = Stat::from_raw(m).ctime_ns;
     let margin = fresh_margin_ns();
     let now = crate::store::index::now_ns();
     if ctime.saturating_add(margin) <= read_start_ns || ctime > now.saturating_add(1_000_000_000) {
@@ -119,14 +102,14 @@ fn too_fresh(m: &Metadata, read_start_ns: i64) -> bool {
     true
 }
 
-fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashProblem> {
+fn attempt(dir: &Dir, name: &[u8], path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashProblem> {
     let read_start = crate::store::index::now_ns();
-    let mut f = open_nofollow(path).map_err(HashProblem::Unreadable)?;
-    let m0 = f.metadata().map_err(HashProblem::Unreadable)?;
-    if !m0.is_file() {
+    let mut f = dir.open_file(name).map_err(HashProblem::Unreadable)?;
+    let m0 = fsys::fstat(&f).map_err(HashProblem::Unreadable)?;
+    if fsys::EntryType::from_mode(m0.st_mode) != fsys::EntryType::File {
         return Err(HashProblem::NotRegular);
     }
-    let size = m0.len();
+    let size = m0.st_size as u64;
     let stream = writer.is_some() && size >= STREAM_MIN_BYTES;
     let id = if size < PARALLEL_MIN_BYTES || (writer.is_some() && !stream) {
         let r = BUF.with(|buf| -> Result<Option<ObjectId>, HashProblem> {
@@ -140,7 +123,7 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
                 return Ok(None);
             }
             let id = ObjectId(*blake3::hash(&buf).as_bytes());
-            let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
+            let m1 = fsys::fstat(&f).map_err(HashProblem::Unreadable)?;
             if !same_content_stat(&m0, &m1) || too_fresh(&m1, read_start) {
                 return Ok(None);
             }
@@ -178,7 +161,7 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
             return Ok(Attempt::Changed);
         }
         let id = ObjectId(*h.finalize().as_bytes());
-        let m1 = f.metadata().map_err(HashProblem::Unreadable)?;
+        let m1 = fsys::fstat(&f).map_err(HashProblem::Unreadable)?;
         if !same_content_stat(&m0, &m1) || too_fresh(&m1, read_start) {
             return Ok(Attempt::Changed);
         }
@@ -194,20 +177,26 @@ fn attempt(path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashPr
         }
         id
     };
-    Ok(Attempt::Done(id, Stat::from_metadata(&m0)))
+    Ok(Attempt::Done(id, m0))
 }
 
-/// Hashes the regular file at `path` (not following a final symlink) and,
-/// with a writer, stores its bytes as a blob.
+/// Hashes the regular file `name` of `dir` (never through a symlink) and,
+/// with a writer, stores its bytes as a blob. `path` names the file in
+/// messages only.
 ///
-/// Returns the blob id and the stat the bytes belong to.
+/// Returns the blob id and the `fstat` the bytes belong to.
 ///
 /// # Errors
 /// A [`HashProblem`]; only [`HashProblem::Store`] is a store error, the
 /// others are findings about the file.
-pub fn hash_file(path: &Path, writer: Option<&ObjectWriter>) -> Result<(ObjectId, Stat), HashProblem> {
+pub fn hash_file(
+    dir: &Dir,
+    name: &[u8],
+    path: &Path,
+    writer: Option<&ObjectWriter>,
+) -> Result<(ObjectId, fsys::Stat), HashProblem> {
     for _ in 0..HASH_ATTEMPTS {
-        match attempt(path, writer)? {
+        match attempt(dir, name, path, writer)? {
             Attempt::Done(id, stat) => return Ok((id, stat)),
             Attempt::Changed => continue,
         }
@@ -222,13 +211,15 @@ mod tests {
     #[test]
     fn small_and_large_files_hash_like_b3sum() {
         let dir = tempfile::tempdir().unwrap();
+        let d = Dir::open(dir.path()).unwrap();
         for size in [0usize, 1, 1000, PARALLEL_MIN_BYTES as usize + 17] {
-            let p = dir.path().join(format!("f{size}"));
+            let name = format!("f{size}");
+            let p = dir.path().join(&name);
             let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
             std::fs::write(&p, &data).unwrap();
-            let (id, stat) = hash_file(&p, None).unwrap();
+            let (id, stat) = hash_file(&d, name.as_bytes(), &p, None).unwrap();
             assert_eq!(id.0, *blake3::hash(&data).as_bytes());
-            assert_eq!(stat.size, size as u64);
+            assert_eq!(stat.st_size as u64, size as u64);
         }
     }
 
@@ -237,8 +228,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t"), b"x").unwrap();
         std::os::unix::fs::symlink("t", dir.path().join("l")).unwrap();
+        let d = Dir::open(dir.path()).unwrap();
         assert!(matches!(
-            hash_file(&dir.path().join("l"), None),
+            hash_file(&d, b"l", &dir.path().join("l"), None),
             Err(HashProblem::Unreadable(_))
         ));
     }

@@ -40,7 +40,7 @@ pub fn is_hex(s: &str) -> bool {
 }
 
 /// A store key: the 32-byte id of a blob, tree or snapshot object.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectId(pub [u8; ID_LEN_BYTES]);
 
 impl ObjectId {
@@ -85,7 +85,7 @@ impl fmt::Debug for ObjectId {
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub struct $name(pub ObjectId);
 
         impl $name {

@@ -1,20 +1,27 @@
-//! The three object kinds — blob, tree, snapshot — and their canonical encoding.
+//! The three object kinds — blob, tree, snapshot — and their canonical
+//! encoding (store format 2).
 //!
 //! Bodies are encoded with postcard 1.x (serde; its wire format is specified
 //! at <https://postcard.jamesmunns.com/wire-format>): integers as LEB128
 //! varints, byte strings and strings as varint length + bytes, enums as a
-//! varint variant index, `Option` as a 0/1 byte. Ids:
+//! varint variant index, `Option` as a 0/1 byte, structs as their fields in
+//! order. Ids:
 //!
 //! * blob: `BLAKE3(bytes)` — the same digest `b3sum` prints;
-//! * tree: `BLAKE3("tree " || decimal(len(body)) || 0x00 || body)`;
-//! * snapshot: `BLAKE3("snapshot " || decimal(len(body)) || 0x00 || body)`.
+//! * tree: `BLAKE3("tree2 " || decimal(len(body)) || 0x00 || body)`;
+//! * snapshot: `BLAKE3("snapshot2 " || decimal(len(body)) || 0x00 || body)`.
 //!
 //! The tag follows git's object header so a tree can never collide with a
-//! blob of the same bytes. See `store-format.md`, "Objects".
+//! blob of the same bytes; the `2` is the encoding version, so an id also
+//! says how its body decodes (format 1 used `tree`/`snapshot`; see
+//! [`crate::upgrade`]). See `store-format.md`, "Objects".
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, ObjectId, SnapshotId, TreeId};
+use crate::path::RelPath;
 use serde::{Deserialize, Serialize};
+
+pub use crate::path::valid_name;
 
 /// What a stored object is. The discriminant is the kind byte on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,13 +56,12 @@ impl ObjectKind {
     }
 }
 
-/// The kind of a tree entry. Postcard encodes it as its variant index (0..=3).
+/// The kind of a tree entry. Postcard encodes it as its variant index (0..=2).
+/// Whether a file is executable is in its mode ([`Meta::mode`]), not its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum EntryKind {
-    /// A regular file without the owner-execute bit.
+    /// A regular file.
     File,
-    /// A regular file with the owner-execute bit (mode & 0o100).
-    Executable,
     /// A symbolic link; its blob is the raw target bytes.
     Symlink,
     /// A directory; its id is a [`TreeId`].
@@ -63,23 +69,117 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    /// The kind of a regular file with `st_mode` `mode`: executable when the
-    /// owner-execute bit (0o100) is set.
-    pub fn for_file_mode(mode: u32) -> Self {
-        if mode & 0o100 != 0 {
-            EntryKind::Executable
-        } else {
-            EntryKind::File
-        }
-    }
-
-    /// Lower-case name used in output.
+    /// Lower-case name used in output and `--json`: `file`, `symlink`, `directory`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::File => "file",
-            EntryKind::Executable => "executable",
             EntryKind::Symlink => "symlink",
             EntryKind::Dir => "directory",
+        }
+    }
+}
+
+/// Permission bits and numeric owner of an entry.
+///
+/// `mode` is `st_mode & 0o7777` (rwx for user, group and other, setuid,
+/// setgid, sticky) for files and directories, and 0 for symlinks (Linux
+/// ignores a symlink's mode). `uid`/`gid` are numeric, never names.
+/// Entries converted from store format 1 by `cplane upgrade` did not record
+/// these: their mode has [`Meta::LEGACY_MODE`] set (only the owner-execute
+/// bit is known) and their owner is [`Meta::UNKNOWN_ID`]; unknown parts are
+/// neither compared nor restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Meta {
+    /// Permission bits, `st_mode & 0o7777`, possibly with [`Meta::LEGACY_MODE`].
+    pub mode: u32,
+    /// Numeric owner, or [`Meta::UNKNOWN_ID`].
+    pub uid: u32,
+    /// Numeric group, or [`Meta::UNKNOWN_ID`].
+    pub gid: u32,
+}
+
+/// Which parts of two entries' [`Meta`] differ (unknown parts never do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaDiff {
+    /// The permission bits differ.
+    pub mode: bool,
+    /// The owner or group differs.
+    pub owner: bool,
+}
+
+impl Meta {
+    /// Mode flag: the entry came from store format 1, where only the
+    /// owner-execute bit (0o100) was recorded; the other bits are unknown.
+    pub const LEGACY_MODE: u32 = 1 << 31;
+    /// uid/gid value meaning "not recorded" (format 1); as `chown`'s -1, it means "leave as is".
+    pub const UNKNOWN_ID: u32 = u32::MAX;
+    /// The permission bits that are recorded.
+    pub const PERM_MASK: u32 = 0o7777;
+
+    /// Builds the meta of an `lstat`: mode bits (0 for a symlink), uid, gid.
+    pub fn from_stat(st_mode: u32, uid: u32, gid: u32, kind: EntryKind) -> Self {
+        Meta {
+            mode: if kind == EntryKind::Symlink {
+                0
+            } else {
+                st_mode & Self::PERM_MASK
+            },
+            uid,
+            gid,
+        }
+    }
+
+    /// The recorded permission bits (without the legacy flag).
+    pub fn perm(&self) -> u32 {
+        self.mode & Self::PERM_MASK
+    }
+
+    /// True when only the owner-execute bit of the mode is known.
+    pub fn is_legacy_mode(&self) -> bool {
+        self.mode & Self::LEGACY_MODE != 0
+    }
+
+    /// True when uid and gid were recorded.
+    pub fn owner_known(&self) -> bool {
+        self.uid != Self::UNKNOWN_ID && self.gid != Self::UNKNOWN_ID
+    }
+
+    /// True when the owner-execute bit is set.
+    pub fn is_executable(&self) -> bool {
+        self.mode & 0o100 != 0
+    }
+
+    /// What differs between `self` and `other`, ignoring what either does not know.
+    pub fn diff(&self, other: &Meta) -> MetaDiff {
+        let mode = if self.is_legacy_mode() || other.is_legacy_mode() {
+            (self.mode & 0o100) != (other.mode & 0o100)
+        } else {
+            self.mode != other.mode
+        };
+        let owner = self.owner_known() && other.owner_known() && (self.uid != other.uid || self.gid != other.gid);
+        MetaDiff { mode, owner }
+    }
+
+    /// The mode as four octal digits (`0644`), or `?..x`/`?..-` for a legacy
+    /// mode that only knows the execute bit.
+    pub fn mode_string(&self) -> String {
+        if self.is_legacy_mode() {
+            if self.is_executable() {
+                "?exec".into()
+            } else {
+                "?noexec".into()
+            }
+        } else {
+            format!("{:04o}", self.perm())
+        }
+    }
+
+    /// `uid:gid`, or `?` when unknown.
+    pub fn owner_string(&self) -> String {
+        if self.owner_known() {
+            format!("{}:{}", self.uid, self.gid)
+        } else {
+            "?".into()
         }
     }
 }
@@ -91,13 +191,13 @@ pub struct TreeEntry {
     pub name: Vec<u8>,
     /// What the entry is.
     pub kind: EntryKind,
+    /// Permission bits and owner.
+    pub meta: Meta,
     /// Blob id for files and symlinks, tree id for directories.
     pub id: ObjectId,
     /// Bytes: file length, symlink target length, or for a directory the
     /// total bytes of the files beneath it.
     pub size: u64,
-    /// Owning spec or package id; empty until governance assigns one.
-    pub owner: String,
 }
 
 impl TreeEntry {
@@ -109,9 +209,18 @@ impl TreeEntry {
     pub fn tree_id(&self) -> TreeId {
         TreeId(self.id)
     }
+    /// `file`, `executable` (a file with the owner-execute bit), `symlink` or `directory`.
+    pub fn kind_label(&self) -> &'static str {
+        if self.kind == EntryKind::File && self.meta.is_executable() {
+            "executable"
+        } else {
+            self.kind.name()
+        }
+    }
 }
 
-/// A directory: entries sorted by `name` bytes, names unique.
+/// A directory: entries sorted by `name` bytes, names unique. An empty tree
+/// is an empty directory.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Tree {
     /// Must be and remain sorted by `name` (byte order) with no duplicates.
@@ -125,7 +234,7 @@ pub enum SnapshotKind {
     Init,
     /// `cplane snapshot`.
     Checkpoint,
-    /// The state sealed by `cplane rollback` before it changed anything.
+    /// The state sealed by `cplane rollback` or `restore` before it changed anything.
     Rescue,
     /// The state after `cplane rollback`; its root equals the target's root.
     Rollback {
@@ -146,6 +255,11 @@ impl SnapshotKind {
     }
 }
 
+/// A group of paths that are hard links to one inode: at least two
+/// plane-relative paths, sorted; the first is the one written from the blob,
+/// the others are linked to it.
+pub type LinkGroup = Vec<RelPath>;
+
 /// A sealed state of one plane.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -163,10 +277,16 @@ pub struct Snapshot {
     pub time_unix_ns: i64,
     /// Free-form message (`-m`).
     pub message: String,
-    /// Number of files and symlinks in the tree.
+    /// Number of files and symlinks in the tree (directories not counted).
     pub files: u64,
     /// Total bytes of those files.
     pub bytes: u64,
+    /// Hard-link groups among the plane's regular files, sorted by first path.
+    pub links: Vec<LinkGroup>,
+    /// Reserved for governance: the object recording every file's owner
+    /// (spec or package). `None` in planes without registries. See
+    /// `store-format.md`, "Where owners live".
+    pub ownership: Option<ObjectId>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -184,33 +304,32 @@ pub fn tagged_id(tag: &str, body: &[u8]) -> ObjectId {
     ObjectId(*h.finalize().as_bytes())
 }
 
-/// Id of an object of `kind` whose canonical body is `body`.
+/// Record version of objects written in this format (the byte after a record's magic).
+pub const ENCODING_VERSION: u8 = 2;
+
+/// Id of an object of `kind` whose body, in encoding `version` (1 or 2), is `body`.
+/// Blob ids do not depend on the version.
+pub fn object_id_v(kind: ObjectKind, version: u8, body: &[u8]) -> ObjectId {
+    match (kind, version) {
+        (ObjectKind::Blob, _) => ObjectId(*blake3::hash(body).as_bytes()),
+        (ObjectKind::Tree, 1) => tagged_id("tree", body),
+        (ObjectKind::Snapshot, 1) => tagged_id("snapshot", body),
+        (ObjectKind::Tree, _) => tagged_id("tree2", body),
+        (ObjectKind::Snapshot, _) => tagged_id("snapshot2", body),
+    }
+}
+
+/// Id of an object of `kind` whose canonical (format 2) body is `body`.
 pub fn object_id(kind: ObjectKind, body: &[u8]) -> ObjectId {
-    match kind {
-        ObjectKind::Blob => ObjectId(*blake3::hash(body).as_bytes()),
-        ObjectKind::Tree | ObjectKind::Snapshot => tagged_id(kind.name(), body),
+    object_id_v(kind, ENCODING_VERSION, body)
+}
+
+fn corrupt(id: ObjectId, what: &str, reason: String) -> Error {
+    Error::CorruptObject {
+        id: id.to_hex(),
+        location: format!("{what} body"),
+        reason,
     }
-}
-
-/// `dir/name` as plane-relative path bytes (`name` alone when `dir` is the root, `""`).
-pub fn join_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    if !dir.is_empty() {
-        p.extend_from_slice(dir);
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
-}
-
-/// True when plane-relative `path` is `dir` or inside it (`dir` = `""` is the root).
-pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
-    dir.is_empty() || path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
-}
-
-/// Checks that `name` is a valid entry name.
-pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
 }
 
 impl Tree {
@@ -225,26 +344,41 @@ impl Tree {
         (TreeId(object_id(ObjectKind::Tree, &body)), body)
     }
 
-    /// Decodes a body and checks the tree invariants (sorted, unique, valid names).
+    /// The id of the empty tree (an empty directory).
+    pub fn empty_id() -> TreeId {
+        Tree::default().encode_with_id().0
+    }
+
+    /// Decodes a body and checks the tree invariants (sorted, unique, valid
+    /// names, mode bits within `0o7777` plus the legacy flag).
     ///
     /// # Errors
     /// [`Error::CorruptObject`] naming `id` when the body does not decode or breaks an invariant.
     pub fn decode(id: ObjectId, body: &[u8]) -> Result<Self> {
-        let corrupt = |reason: String| Error::CorruptObject {
-            id: id.to_hex(),
-            location: "tree body".into(),
-            reason,
-        };
-        let tree: Tree = postcard::from_bytes(body).map_err(|e| corrupt(format!("does not decode: {e}")))?;
-        for (i, e) in tree.entries.iter().enumerate() {
+        let tree: Tree =
+            postcard::from_bytes(body).map_err(|e| corrupt(id, "tree", format!("does not decode: {e}")))?;
+        tree.check(id)?;
+        Ok(tree)
+    }
+
+    /// Checks the invariants [`Tree::decode`] promises.
+    pub(crate) fn check(&self, id: ObjectId) -> Result<()> {
+        for (i, e) in self.entries.iter().enumerate() {
             if !valid_name(&e.name) {
-                return Err(corrupt(format!("entry {i} has an invalid name")));
+                return Err(corrupt(id, "tree", format!("entry {i} has an invalid name")));
             }
-            if i > 0 && tree.entries[i - 1].name >= e.name {
-                return Err(corrupt(format!("entry {i} is out of order or duplicated")));
+            if i > 0 && self.entries[i - 1].name >= e.name {
+                return Err(corrupt(id, "tree", format!("entry {i} is out of order or duplicated")));
+            }
+            if e.meta.mode & !(Meta::PERM_MASK | Meta::LEGACY_MODE) != 0 {
+                return Err(corrupt(
+                    id,
+                    "tree",
+                    format!("entry {i} has mode {:#o}, outside 0o7777", e.meta.mode),
+                ));
             }
         }
-        Ok(tree)
+        Ok(())
     }
 
     /// The entry called `name`, by binary search.
@@ -273,11 +407,7 @@ impl Snapshot {
     /// # Errors
     /// [`Error::CorruptObject`] naming `id` when the body does not decode.
     pub fn decode(id: ObjectId, body: &[u8]) -> Result<Self> {
-        postcard::from_bytes(body).map_err(|e| Error::CorruptObject {
-            id: id.to_hex(),
-            location: "snapshot body".into(),
-            reason: format!("does not decode: {e}"),
-        })
+        postcard::from_bytes(body).map_err(|e| corrupt(id, "snapshot", format!("does not decode: {e}")))
     }
 }
 
@@ -287,21 +417,16 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_kind() -> impl Strategy<Value = EntryKind> {
-        prop_oneof![
-            Just(EntryKind::File),
-            Just(EntryKind::Executable),
-            Just(EntryKind::Symlink),
-            Just(EntryKind::Dir)
-        ]
+        prop_oneof![Just(EntryKind::File), Just(EntryKind::Symlink), Just(EntryKind::Dir)]
     }
 
     proptest! {
         #[test]
         fn tree_round_trip(entries in proptest::collection::btree_map(
             proptest::collection::vec(1u8..=255, 1..12).prop_filter("valid", |n| valid_name(n)),
-            (arb_kind(), any::<[u8; 32]>(), any::<u64>(), "[A-Z0-9-]{0,12}"), 0..20)) {
-            let tree = Tree { entries: entries.into_iter().map(|(name, (kind, id, size, owner))|
-                TreeEntry { name, kind, id: ObjectId(id), size, owner }).collect() };
+            (arb_kind(), any::<[u8; 32]>(), any::<u64>(), 0u32..0o10000, any::<u32>(), any::<u32>()), 0..20)) {
+            let tree = Tree { entries: entries.into_iter().map(|(name, (kind, id, size, mode, uid, gid))|
+                TreeEntry { name, kind, meta: Meta { mode, uid, gid }, id: ObjectId(id), size }).collect() };
             let (id, body) = tree.encode_with_id();
             prop_assert_eq!(Tree::decode(id.0, &body).unwrap(), tree);
             prop_assert_eq!(object_id(ObjectKind::Tree, &body), id.0);
@@ -312,31 +437,79 @@ mod tests {
                                files in any::<u64>(), parent in any::<Option<[u8; 32]>>(), root in any::<[u8; 32]>()) {
             let s = Snapshot { plane: "main".into(), name, root: TreeId(ObjectId(root)),
                 parent: parent.map(|p| SnapshotId(ObjectId(p))), kind: SnapshotKind::Checkpoint,
-                time_unix_ns: t, message: msg, files, bytes: files / 2 };
+                time_unix_ns: t, message: msg, files, bytes: files / 2,
+                links: vec![vec![RelPath::parse(b"a").unwrap(), RelPath::parse(b"b/c").unwrap()]], ownership: None };
             let (id, body) = s.encode_with_id();
             prop_assert_eq!(Snapshot::decode(id.0, &body).unwrap(), s);
         }
     }
 
-    #[test]
-    fn unsorted_tree_is_corrupt() {
-        let e = |n: &[u8]| TreeEntry {
+    fn entry(n: &[u8]) -> TreeEntry {
+        TreeEntry {
             name: n.to_vec(),
             kind: EntryKind::File,
+            meta: Meta {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
             id: ObjectId([0; 32]),
             size: 0,
-            owner: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn unsorted_tree_and_bad_modes_are_corrupt() {
         let bad = Tree {
-            entries: vec![e(b"b"), e(b"a")],
+            entries: vec![entry(b"b"), entry(b"a")],
         };
+        let (id, body) = bad.encode_with_id();
+        assert!(matches!(Tree::decode(id.0, &body), Err(Error::CorruptObject { .. })));
+        let mut e = entry(b"a");
+        e.meta.mode = 0o170644;
+        let bad = Tree { entries: vec![e] };
         let (id, body) = bad.encode_with_id();
         assert!(matches!(Tree::decode(id.0, &body), Err(Error::CorruptObject { .. })));
     }
 
     #[test]
-    fn tree_and_blob_ids_differ_for_same_bytes() {
+    fn ids_depend_on_kind_and_encoding_version() {
         let body = Tree::default().encode();
         assert_ne!(object_id(ObjectKind::Tree, &body), object_id(ObjectKind::Blob, &body));
+        assert_ne!(
+            object_id_v(ObjectKind::Tree, 1, &body),
+            object_id_v(ObjectKind::Tree, 2, &body),
+            "the empty tree of format 1 and format 2 are different objects"
+        );
+    }
+
+    #[test]
+    fn legacy_meta_compares_only_what_it_knows() {
+        let legacy = Meta {
+            mode: Meta::LEGACY_MODE | 0o100,
+            uid: Meta::UNKNOWN_ID,
+            gid: Meta::UNKNOWN_ID,
+        };
+        let full = Meta {
+            mode: 0o750,
+            uid: 7,
+            gid: 8,
+        };
+        assert_eq!(legacy.diff(&full), MetaDiff::default());
+        let noexec = Meta { mode: 0o640, ..full };
+        assert_eq!(
+            legacy.diff(&noexec),
+            MetaDiff {
+                mode: true,
+                owner: false
+            }
+        );
+        assert_eq!(
+            full.diff(&Meta { uid: 9, ..full }),
+            MetaDiff {
+                mode: false,
+                owner: true
+            }
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! it ("carve-outs") and minus `.cp` itself. Every file therefore belongs to
 //! exactly one plane: the one with the deepest root above it.
 
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, IoResultExt, NameKind, NameProblem, Result, RootProblem};
+use crate::path::RelPath;
 use crate::store::{PlaneConfig, STORE_DIR, Store, refs};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -20,46 +21,11 @@ pub struct Plane {
     pub tier: Option<String>,
     /// Absolute root directory.
     pub root: PathBuf,
-    /// Plane-relative paths (`/`-separated bytes) of directories this plane does
-    /// not cover: nested planes' roots and, at the store root, `.cp`. Sorted.
-    pub carve_outs: Vec<Vec<u8>>,
+    /// Plane-relative paths of directories this plane does not cover: nested
+    /// planes' roots and, at the store root, `.cp`. Sorted.
+    pub carve_outs: Vec<RelPath>,
     /// The control-plane root (the directory holding `.cp`).
     pub store_root: PathBuf,
-}
-
-impl Plane {
-    /// Checks that the plane root and every directory between it and the store
-    /// root are real directories, not symlinks: a plane never reaches outside the
-    /// store root.
-    ///
-    /// # Errors
-    /// [`Error::Invalid`] naming the offending path.
-    pub fn check_root(&self) -> Result<()> {
-        let mut cur = self.store_root.clone();
-        for part in self.path.split('/').filter(|p| !p.is_empty()) {
-            cur.push(part);
-            match std::fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(Error::invalid(format!(
-                        "{} is a symlink; the root of plane `{}` must be a real directory under {}",
-                        cur.display(),
-                        self.name,
-                        self.store_root.display()
-                    )));
-                }
-                Ok(m) if !m.is_dir() => {
-                    return Err(Error::invalid(format!(
-                        "{} is not a directory, so plane `{}` has no root",
-                        cur.display(),
-                        self.name
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e).at(&cur),
-            }
-        }
-        Ok(())
-    }
 }
 
 fn is_inside(inner: &str, outer: &str) -> bool {
@@ -68,22 +34,28 @@ fn is_inside(inner: &str, outer: &str) -> bool {
 
 impl Store {
     fn resolve_plane(&self, pc: &PlaneConfig) -> Plane {
-        let mut carve_outs: Vec<Vec<u8>> = self
+        let mut carve_outs: Vec<RelPath> = self
             .config()
             .planes
             .iter()
             .filter(|o| o.path != pc.path && is_inside(&o.path, &pc.path))
-            .map(|o| {
+            .filter_map(|o| {
                 let rel = if pc.path.is_empty() {
                     o.path.as_str()
                 } else {
                     &o.path[pc.path.len() + 1..]
                 };
-                rel.as_bytes().to_vec()
+                RelPath::parse(rel.as_bytes())
             })
             .collect();
         if pc.path.is_empty() {
-            carve_outs.push(STORE_DIR.as_bytes().to_vec());
+            carve_outs.push(RelPath::root().join(STORE_DIR.as_bytes()));
+            // While `init` builds the store under another name, that name is not the plane's either.
+            if let Some(name) = self.dir().file_name()
+                && name != STORE_DIR
+            {
+                carve_outs.push(RelPath::root().join(std::os::unix::ffi::OsStrExt::as_bytes(name)));
+            }
         }
         carve_outs.sort();
         Plane {
@@ -160,57 +132,63 @@ impl Store {
     /// [`Error::Invalid`] for a bad or duplicate name, a path outside the store root, inside
     /// `.cp`, or equal to another plane's root.
     pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>) -> Result<Plane> {
+        let bad_root = |problem| Error::BadPlaneRoot {
+            path: dir.to_path_buf(),
+            problem,
+        };
         if !refs::valid_name(name) {
-            return Err(Error::invalid(format!(
-                "invalid plane name `{name}`: use letters, digits, `.`, `_` and `-`"
-            )));
+            return Err(Error::BadName {
+                kind: NameKind::Plane,
+                name: name.to_string(),
+                problem: NameProblem::Syntax,
+            });
         }
         if let Some(t) = &tier
             && !refs::valid_name(t)
         {
-            return Err(Error::invalid(format!(
-                "invalid tier `{t}`: use letters, digits, `.`, `_` and `-`"
-            )));
+            return Err(Error::BadName {
+                kind: NameKind::Tier,
+                name: t.clone(),
+                problem: NameProblem::Syntax,
+            });
         }
         let mut config = self.config().clone();
         if config.planes.iter().any(|p| p.name == name) {
-            return Err(Error::invalid(format!("a plane named `{name}` already exists")));
+            return Err(Error::NameTaken {
+                kind: NameKind::Plane,
+                name: name.to_string(),
+                plane: None,
+            });
         }
         if std::str::from_utf8(dir.as_os_str().as_encoded_bytes()).is_err() {
-            return Err(Error::invalid(format!(
-                "{}: plane roots must have UTF-8 names (they are stored in config.json)",
-                dir.display()
-            )));
+            return Err(bad_root(RootProblem::NotUtf8));
         }
-        let rel = self.relative(dir).ok_or_else(|| {
-            Error::invalid(format!(
-                "{} is outside the store root {}; planes must live under it",
-                dir.display(),
-                self.root().display()
-            ))
-        })?;
+        let rel = self.relative(dir).ok_or_else(|| bad_root(RootProblem::OutsideStore))?;
         if rel.split('/').next() == Some(STORE_DIR) {
-            return Err(Error::invalid(format!(
-                "{} is inside the store directory {STORE_DIR}",
-                dir.display()
-            )));
+            return Err(bad_root(RootProblem::InsideStoreDir));
         }
-        if !crate::store::valid_plane_path(&rel) {
-            return Err(Error::invalid(format!("{}: not a usable plane root", dir.display())));
+        if !crate::store::valid_plane_path(&rel) || rel.is_empty() {
+            return Err(match config.planes.iter().find(|p| p.path == rel) {
+                Some(other) => bad_root(RootProblem::Taken {
+                    plane: other.name.clone(),
+                }),
+                None => bad_root(RootProblem::OutsideStore),
+            });
         }
         if let Some(other) = config.planes.iter().find(|p| p.path == rel) {
-            return Err(Error::invalid(format!(
-                "{} is already the root of plane `{}`; planes never overlap",
-                dir.display(),
-                other.name
-            )));
+            return Err(bad_root(RootProblem::Taken {
+                plane: other.name.clone(),
+            }));
         }
         let abs = self.root().join(&rel);
         if abs.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            return Err(Error::invalid(format!(
-                "{} exists and is not a directory",
-                abs.display()
-            )));
+            return Err(bad_root(
+                if abs.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                    RootProblem::Symlink
+                } else {
+                    RootProblem::NotADirectory
+                },
+            ));
         }
         std::fs::create_dir_all(&abs).at(&abs)?;
         config.planes.push(PlaneConfig {
@@ -270,23 +248,27 @@ pub fn normalize(path: &Path) -> PathBuf {
 pub fn prune_carve_outs(
     writer: &crate::store::pack::ObjectWriter<'_>,
     root: crate::id::TreeId,
-    carve_outs: &[Vec<u8>],
+    carve_outs: &[RelPath],
 ) -> Result<crate::id::TreeId> {
-    let paths: Vec<Vec<&[u8]>> = carve_outs.iter().map(|p| p.split(|&c| c == b'/').collect()).collect();
+    let paths: Vec<Vec<&[u8]>> = carve_outs.iter().map(|p| p.components().collect()).collect();
     if paths.is_empty() {
         return Ok(root);
     }
-    match prune(writer, root, &paths)? {
-        Some((id, _)) => Ok(id),
+    Ok(match prune(writer, root, &paths)? {
+        Some((id, _)) => id,
         None => {
             let (id, body) = crate::object::Tree::default().encode_with_id();
             writer.add(crate::object::ObjectKind::Tree, id.0, &body)?;
-            Ok(id)
+            id
         }
-    }
+    })
 }
 
-/// Prunes one tree; `None` when nothing is left in it.
+/// Prunes one tree; `None` when pruning left it empty (it only led to
+/// carve-outs, and the scan of the outer plane does not record such a
+/// directory either; a directory that was empty to begin with stays).
+/// Recursion is bounded by the depth of the carve-out paths (plane roots in
+/// `config.json`), not the tree.
 fn prune(
     writer: &crate::store::pack::ObjectWriter<'_>,
     id: crate::id::TreeId,
@@ -321,11 +303,11 @@ fn prune(
     }
     tree.entries = kept;
     let size = tree.entries.iter().map(|e| e.size).sum();
-    if tree.entries.is_empty() {
-        return Ok(None);
-    }
     if !changed {
         return Ok(Some((id, size)));
+    }
+    if tree.entries.is_empty() {
+        return Ok(None);
     }
     let (nid, body) = tree.encode_with_id();
     writer.add(crate::object::ObjectKind::Tree, nid.0, &body)?;

@@ -1,30 +1,44 @@
-//! Scanning a plane's working tree into trees: a parallel walk, parallel
-//! hashing, trees built bottom-up.
+//! Scanning a plane's working tree into trees: a parallel walk over open
+//! directory descriptors, parallel hashing, trees built bottom-up — with no
+//! recursion on the call stack, so a tree of any depth scans.
 //!
-//! Each directory is read, its entries sorted by name bytes, then processed in
-//! parallel with rayon (files hashed, subdirectories recursed). The resulting
-//! [`Tree`]s are hashed bottom-up, so the root id commits to every byte. With a
-//! stat cache, files whose stat matches (and is not racy) are not read; with an
-//! [`ObjectWriter`], every new blob and tree is stored as it is found.
-//! Empty directories are not recorded (as in git).
+//! Every directory is one job on rayon's pool ([`rayon::scope`]): the job
+//! opens its directory relative to its parent's descriptor (`openat`,
+//! `O_NOFOLLOW`), lists it (`getdents`), `fstatat`s each entry, spawns one
+//! job per subdirectory and hashes its files (large directories split their
+//! files into chunks of [`FILES_PER_JOB`], each a job of its own). Spawned
+//! jobs wait in rayon's queues, not on a stack. A directory's tree can only
+//! be built when all of its children are done, so each directory node counts
+//! its outstanding work; whoever finishes the last piece builds the tree,
+//! hashes it, stores it, and hands the entry to the parent — in a loop that
+//! climbs towards the root, never recursing. Entries are sorted by name when
+//! the directory is listed, so tree bytes do not depend on timing.
+//!
+//! With a stat cache, files whose stat matches (and is not racy) are not
+//! read; with an [`ObjectWriter`], every new blob and tree is stored as it is
+//! found. Empty directories are recorded (as empty trees). Paths that vanish
+//! between the listing and the open (a build removing its temporaries) are
+//! simply absent from the result and counted in [`ScanResult::vanished`].
 
-use crate::error::{IoResultExt, Result};
-use crate::finding::{Finding, code};
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
+use crate::fsys::{self, Dir, EntryType};
 use crate::hash::{HashProblem, hash_file};
 use crate::id::{ObjectId, TreeId};
-use crate::object::{EntryKind, ObjectKind, Tree, TreeEntry};
-use crate::plane::Plane;
-use crate::progress::Progress;
+use crate::object::{EntryKind, LinkGroup, Meta, ObjectKind, Tree, TreeEntry};
+use crate::path::RelPath;
+use crate::scope::Scope;
 use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
 use crate::store::pack::ObjectWriter;
-use rayon::prelude::*;
 use std::collections::HashMap;
-use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Files handled per job: a directory with more regular files than this
+/// splits them into several jobs so both cores hash one large directory.
+pub const FILES_PER_JOB: usize = 64;
 
 /// What a scan may use and produce.
 #[derive(Clone, Copy)]
@@ -35,8 +49,8 @@ pub struct ScanOptions<'a> {
     pub writer: Option<&'a ObjectWriter<'a>>,
     /// Which stat-cache entries to return in [`ScanResult::cache`].
     pub record: Record,
-    /// Receives a tick per file.
-    pub progress: &'a dyn Progress,
+    /// Progress (a tick per file) and cancellation.
+    pub ctl: Control<'a>,
 }
 
 /// Which files a scan describes in its returned stat cache.
@@ -50,11 +64,13 @@ pub enum Record {
     Nothing,
 }
 
-/// The scanned state of a plane.
-#[derive(Debug)]
+/// The scanned state of a plane (or of one directory in it).
+#[derive(Debug, Default)]
 pub struct ScanResult {
     /// Merkle root of the scanned tree.
     pub root: TreeId,
+    /// Permission bits and owner of the scanned directory itself.
+    pub root_meta: Option<Meta>,
     /// Every tree of the scanned state, by id (the root included) — only when
     /// nothing was stored; with a writer, the trees are read back from the store.
     pub trees: HashMap<TreeId, Tree>,
@@ -64,67 +80,144 @@ pub struct ScanResult {
     pub findings: Vec<Finding>,
     /// Files and symlinks recorded.
     pub files: u64,
+    /// Directories recorded (the scanned directory itself not counted).
+    pub dirs: u64,
     /// Their total size in bytes.
     pub bytes: u64,
     /// Files actually read and hashed (the rest came from the stat cache).
     pub hashed_files: u64,
     /// Bytes actually read and hashed.
     pub hashed_bytes: u64,
-    /// Plane-relative directories skipped because they hold another store (`.cp/FORMAT`).
-    pub nested_stores: Vec<Vec<u8>>,
+    /// Paths that disappeared while the scan ran (left out, not findings).
+    pub vanished: u64,
+    /// Directories skipped because they hold another store (`.cp/FORMAT`).
+    pub nested_stores: Vec<RelPath>,
+    /// Hard-link groups among the scanned regular files (two or more paths
+    /// inside the scan to one inode), sorted.
+    pub links: Vec<LinkGroup>,
 }
 
-struct Ctx<'a> {
+struct Shared<'a> {
+    scope: &'a Scope,
     opts: ScanOptions<'a>,
-    carve_outs: &'a [Vec<u8>],
     trees: Mutex<HashMap<TreeId, Tree>>,
     index: Mutex<Vec<Vec<IndexEntry>>>,
     findings: Mutex<Vec<Finding>>,
-    nested_stores: Mutex<Vec<Vec<u8>>>,
+    nested: Mutex<Vec<RelPath>>,
+    inodes: Mutex<Vec<(u64, u64, RelPath)>>,
     files: AtomicU64,
+    dirs: AtomicU64,
     bytes: AtomicU64,
     hashed_files: AtomicU64,
     hashed_bytes: AtomicU64,
+    vanished: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    result: Mutex<Option<(TreeId, u64, Meta)>>,
 }
 
-use crate::object::join_path as join_rel;
+impl Shared<'_> {
+    fn fail(&self, e: Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        let mut slot = self.error.lock().expect("error slot lock");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
 
-/// Scans `plane`'s working tree.
+    fn finding(&self, code: Code, path: RelPath, message: String) {
+        self.findings
+            .lock()
+            .expect("findings lock")
+            .push(Finding::new(code, path, message));
+    }
+
+    fn vanished(&self) {
+        self.vanished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A directory being scanned: its sorted slots fill in as children finish.
+struct Node {
+    rel: RelPath,
+    name: Vec<u8>,
+    meta: Meta,
+    parent: Option<(Arc<Node>, usize)>,
+    state: Mutex<NodeState>,
+}
+
+struct NodeState {
+    slots: Vec<Option<TreeEntry>>,
+    index: Vec<IndexEntry>,
+    /// Outstanding pieces of work: subdirectories, file chunks, and the
+    /// listing job itself; the one that brings it to 0 builds the tree.
+    pending: usize,
+    /// Entries left out because they are carve-outs, or directories that only
+    /// lead to carve-outs: a directory with nothing else is not recorded.
+    carved: usize,
+}
+
+/// A regular file or symlink to examine: its slot, name and listed type.
+struct FileJob {
+    slot: usize,
+    name: Vec<u8>,
+    listed: EntryType,
+}
+
+/// Scans the plane `scope` covers.
 ///
 /// # Errors
-/// [`crate::Error::Io`] when the plane root cannot be read, or any store
-/// error from the writer. Problems with individual files are findings.
-pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
+/// [`Error::Io`] when the plane root cannot be read, [`Error::Interrupted`],
+/// or any store error from the writer. Problems with individual files are findings.
+pub fn scan(scope: &Scope, opts: ScanOptions<'_>) -> Result<ScanResult> {
+    let root = scope
+        .root()
+        .try_clone()
+        .map_err(|e| scope.io_error(&RelPath::root(), e))?;
+    scan_dir_at(scope, RelPath::root(), root, opts)
+}
+
+/// Scans the directory at `rel`, already opened as `dir`, into a tree.
+///
+/// # Errors
+/// As [`scan`]; the directory itself must be readable.
+pub fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
-    plane.check_root()?;
-    let ctx = Ctx {
+    let sh = Shared {
+        scope,
         opts,
-        carve_outs: &plane.carve_outs,
         trees: Mutex::new(HashMap::new()),
         index: Mutex::new(Vec::new()),
         findings: Mutex::new(Vec::new()),
-        nested_stores: Mutex::new(Vec::new()),
+        nested: Mutex::new(Vec::new()),
+        inodes: Mutex::new(Vec::new()),
         files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         hashed_files: AtomicU64::new(0),
         hashed_bytes: AtomicU64::new(0),
+        vanished: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+        result: Mutex::new(None),
     };
-    let root = match scan_dir(&ctx, &plane.root, &[])? {
-        Some((id, _)) => id,
-        None => {
-            let (id, body) = Tree::default().encode_with_id();
-            match opts.writer {
-                Some(w) => {
-                    w.add(ObjectKind::Tree, id.0, &body)?;
-                }
-                None => {
-                    ctx.trees.lock().expect("tree map lock").insert(id, Tree::default());
-                }
-            }
-            id
-        }
-    };
-    let mut entries: Vec<IndexEntry> = ctx
+    let name = rel.file_name().map(<[u8]>::to_vec).unwrap_or_default();
+    // The scanned directory itself must be readable: that is an error, not a finding.
+    let listing = dir.list().map_err(|e| scope.io_error(&rel, e))?;
+    let st = dir.stat_self().map_err(|e| scope.io_error(&rel, e))?;
+    let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir);
+    rayon::scope(|s| {
+        run_dir(s, &sh, rel, name, meta, None, Arc::new(dir), listing);
+    });
+    if let Some(e) = sh.error.into_inner().expect("error slot lock") {
+        return Err(e);
+    }
+    let (root, _, root_meta) = sh
+        .result
+        .into_inner()
+        .expect("result lock")
+        .expect("a scan that did not fail produced a root");
+    let mut entries: Vec<IndexEntry> = sh
         .index
         .into_inner()
         .expect("index lock")
@@ -132,284 +225,566 @@ pub fn scan(plane: &Plane, opts: ScanOptions<'_>) -> Result<ScanResult> {
         .flatten()
         .collect();
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    let mut findings = ctx.findings.into_inner().expect("findings lock");
+    let mut findings = sh.findings.into_inner().expect("findings lock");
     findings.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut nested_stores = sh.nested.into_inner().expect("nested store list lock");
+    nested_stores.sort();
     Ok(ScanResult {
         root,
-        trees: ctx.trees.into_inner().expect("tree map lock"),
+        root_meta: Some(root_meta),
+        trees: sh.trees.into_inner().expect("tree map lock"),
         cache: StatCache {
             scan_started_ns: started,
             entries,
         },
         findings,
-        files: ctx.files.into_inner(),
-        bytes: ctx.bytes.into_inner(),
-        hashed_files: ctx.hashed_files.into_inner(),
-        hashed_bytes: ctx.hashed_bytes.into_inner(),
-        nested_stores: {
-            let mut v = ctx.nested_stores.into_inner().expect("nested store list lock");
-            v.sort();
-            v
-        },
+        files: sh.files.into_inner(),
+        dirs: sh.dirs.into_inner(),
+        bytes: sh.bytes.into_inner(),
+        hashed_files: sh.hashed_files.into_inner(),
+        hashed_bytes: sh.hashed_bytes.into_inner(),
+        vanished: sh.vanished.into_inner(),
+        nested_stores,
+        links: link_groups(sh.inodes.into_inner().expect("inode list lock")),
     })
 }
 
-// Boxing the large variant would cost one allocation per file; the Vec holding
-// these lives for one directory only.
-#[allow(clippy::large_enum_variant)]
-enum Child {
-    /// The entry, its stat-cache row, and whether the file was read and hashed.
-    Entry(TreeEntry, Option<IndexEntry>, bool),
-    Skip,
+/// Groups (device, inode, path) rows into hard-link groups of two or more paths.
+fn link_groups(mut rows: Vec<(u64, u64, RelPath)>) -> Vec<LinkGroup> {
+    rows.sort();
+    let mut groups: Vec<LinkGroup> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i + 1;
+        while j < rows.len() && rows[j].0 == rows[i].0 && rows[j].1 == rows[i].1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            let mut g: LinkGroup = rows[i..j].iter().map(|r| r.2.clone()).collect();
+            g.sort();
+            groups.push(g);
+        }
+        i = j;
+    }
+    groups.sort();
+    groups
 }
 
-/// Scans one directory; `None` when it holds no files (not recorded).
-fn scan_dir(ctx: &Ctx, abs: &Path, rel: &[u8]) -> Result<Option<(TreeId, u64)>> {
-    crate::interrupt::check()?;
-    let rd = match fs::read_dir(abs) {
-        Ok(rd) => rd,
-        // The plane root itself must be readable: that is an error, not a finding.
-        Err(e) if rel.is_empty() => return Err(e).at(abs),
+/// A subdirectory job: opens `name` in `parent_dir`, lists it, and runs it.
+fn open_subdir<'s>(
+    s: &rayon::Scope<'s>,
+    sh: &'s Shared<'s>,
+    parent: Arc<Node>,
+    slot: usize,
+    parent_dir: Arc<Dir>,
+    name: Vec<u8>,
+) {
+    let rel = parent.rel.join(&name);
+    if sh.failed.load(Ordering::Relaxed) {
+        return;
+    }
+    let opened = parent_dir.open_dir(&name);
+    drop(parent_dir);
+    let dir = match opened {
+        Ok(d) => d,
+        Err(e) if fsys::is_vanished(&e) => {
+            sh.vanished();
+            return complete(sh, parent, slot, None);
+        }
+        Err(e) if fsys::is_symlink_refusal(&e) => {
+            // Replaced by a symlink since the listing: it is one now; let the next scan see it.
+            sh.vanished();
+            return complete(sh, parent, slot, None);
+        }
         Err(e) => {
-            finding(
-                ctx,
-                code::UNREADABLE,
-                rel.to_vec(),
-                format!("directory cannot be read: {e}"),
-            );
+            sh.finding(Code::Unreadable, rel, format!("directory cannot be opened: {e}"));
+            return complete(sh, parent, slot, None);
+        }
+    };
+    let listing = match dir.list() {
+        Ok(l) => l,
+        Err(e) => {
+            sh.finding(Code::Unreadable, rel, format!("directory cannot be read: {e}"));
+            return complete(sh, parent, slot, None);
+        }
+    };
+    // A directory holding another store (`.cp/FORMAT`) belongs to that store.
+    if listing
+        .iter()
+        .any(|(n, t)| n == crate::store::STORE_DIR.as_bytes() && matches!(t, EntryType::Dir | EntryType::Unknown))
+        && dir
+            .open_dir(crate::store::STORE_DIR.as_bytes())
+            .and_then(|d| d.stat(b"FORMAT"))
+            .is_ok_and(|st| EntryType::from_mode(st.st_mode as u32) == EntryType::File)
+    {
+        sh.nested.lock().expect("nested store list lock").push(rel);
+        return complete(sh, parent, slot, None);
+    }
+    let meta = match dir.stat_self() {
+        Ok(st) => Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir),
+        Err(e) => {
+            sh.finding(Code::Unreadable, rel, format!("directory cannot be inspected: {e}"));
+            return complete(sh, parent, slot, None);
+        }
+    };
+    run_dir(s, sh, rel, name, meta, Some((parent, slot)), Arc::new(dir), listing);
+}
+
+/// Runs one listed directory: spawns its subdirectories, examines its files.
+#[allow(clippy::too_many_arguments)]
+fn run_dir<'s>(
+    s: &rayon::Scope<'s>,
+    sh: &'s Shared<'s>,
+    rel: RelPath,
+    name: Vec<u8>,
+    meta: Meta,
+    parent: Option<(Arc<Node>, usize)>,
+    dir: Arc<Dir>,
+    mut listing: Vec<(Vec<u8>, EntryType)>,
+) {
+    if let Err(e) = sh.opts.ctl.check() {
+        return sh.fail(e);
+    }
+    listing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let before = listing.len();
+    listing.retain(|(n, _)| !sh.scope.skips(&rel, n));
+    let carved = before - listing.len();
+    let mut subdirs = Vec::new();
+    let mut files = Vec::new();
+    for (slot, (n, t)) in listing.into_iter().enumerate() {
+        let t = if t == EntryType::Unknown {
+            match dir.stat(&n) {
+                Ok(st) => EntryType::from_mode(st.st_mode as u32),
+                Err(_) => EntryType::Unknown, // examined (and reported) with the files
+            }
+        } else {
+            t
+        };
+        if t == EntryType::Dir {
+            subdirs.push((slot, n));
+        } else {
+            files.push(FileJob {
+                slot,
+                name: n,
+                listed: t,
+            });
+        }
+    }
+    let chunks: Vec<Vec<FileJob>> = if files.len() > FILES_PER_JOB {
+        let mut out = Vec::new();
+        let mut it = files.into_iter().peekable();
+        while it.peek().is_some() {
+            out.push(it.by_ref().take(FILES_PER_JOB).collect());
+        }
+        out
+    } else {
+        vec![files]
+    };
+    let slots = subdirs.len() + chunks.iter().map(Vec::len).sum::<usize>();
+    let node = Arc::new(Node {
+        rel,
+        name,
+        meta,
+        parent,
+        state: Mutex::new(NodeState {
+            slots: vec![None; slots],
+            index: Vec::new(),
+            // Every subdirectory, every chunk after the first, and this job.
+            pending: subdirs.len() + chunks.len().max(1),
+            carved,
+        }),
+    });
+    for (slot, n) in subdirs {
+        let (node, dir) = (node.clone(), dir.clone());
+        s.spawn(move |s| open_subdir(s, sh, node, slot, dir, n));
+    }
+    let mut chunks = chunks.into_iter();
+    let first = chunks.next().unwrap_or_default();
+    for chunk in chunks {
+        let (node, dir) = (node.clone(), dir.clone());
+        s.spawn(move |_| {
+            let done = examine_files(sh, &node, &dir, chunk);
+            finish_chunk(sh, node, done);
+        });
+    }
+    let done = examine_files(sh, &node, &dir, first);
+    drop(dir);
+    finish_chunk(sh, node, done);
+}
+
+/// What one chunk of files produced: (slot, entry) pairs and cache rows.
+type ChunkResult = (Vec<(usize, TreeEntry)>, Vec<IndexEntry>);
+
+fn finish_chunk(sh: &Shared<'_>, node: Arc<Node>, (entries, index): ChunkResult) {
+    {
+        let mut st = node.state.lock().expect("node lock");
+        for (slot, e) in entries {
+            st.slots[slot] = Some(e);
+        }
+        st.index.extend(index);
+    }
+    complete_one(sh, node);
+}
+
+/// Records a finished child directory (or its absence) in `parent` and completes it.
+fn complete(sh: &Shared<'_>, parent: Arc<Node>, slot: usize, entry: Option<TreeEntry>) {
+    if let Some(e) = entry {
+        parent.state.lock().expect("node lock").slots[slot] = Some(e);
+    }
+    complete_one(sh, parent);
+}
+
+/// One piece of `node`'s work is done; when it was the last, build its tree
+/// and climb: each finished directory completes its parent, in a loop.
+fn complete_one(sh: &Shared<'_>, mut node: Arc<Node>) {
+    loop {
+        let (entries, index, carved) = {
+            let mut st = node.state.lock().expect("node lock");
+            st.pending -= 1;
+            if st.pending > 0 {
+                return;
+            }
+            (std::mem::take(&mut st.slots), std::mem::take(&mut st.index), st.carved)
+        };
+        if sh.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let tree = Tree {
+            entries: entries.into_iter().flatten().collect(),
+        };
+        // A directory that only leads to carve-outs (another plane's root) is not
+        // this plane's: it is left out, as pruning a carve-out from a tree does.
+        if tree.entries.is_empty()
+            && carved > 0
+            && let Some((parent, _)) = &node.parent
+        {
+            let parent = parent.clone();
+            parent.state.lock().expect("node lock").carved += 1;
+            node = parent;
+            continue;
+        }
+        let size: u64 = tree.entries.iter().map(|e| e.size).sum();
+        if !index.is_empty() && sh.opts.record != Record::Nothing {
+            sh.index.lock().expect("index lock").push(index);
+        }
+        let (id, body) = tree.encode_with_id();
+        // With a writer the trees are in the store; only a scan that stores nothing keeps them.
+        match sh.opts.writer {
+            Some(w) => {
+                if let Err(e) = w.add(ObjectKind::Tree, id.0, &body) {
+                    return sh.fail(e);
+                }
+            }
+            None => {
+                sh.trees.lock().expect("tree map lock").insert(id, tree);
+            }
+        }
+        match &node.parent {
+            None => {
+                *sh.result.lock().expect("result lock") = Some((id, size, node.meta));
+                return;
+            }
+            Some((parent, slot)) => {
+                sh.dirs.fetch_add(1, Ordering::Relaxed);
+                let entry = TreeEntry {
+                    name: node.name.clone(),
+                    kind: EntryKind::Dir,
+                    meta: node.meta,
+                    id: id.0,
+                    size,
+                };
+                let (parent, slot) = (parent.clone(), *slot);
+                parent.state.lock().expect("node lock").slots[slot] = Some(entry);
+                node = parent;
+            }
+        }
+    }
+}
+
+/// Examines files and symlinks of one directory: stat, cache, hash.
+fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -> ChunkResult {
+    let cached: &[IndexEntry] = sh.opts.cache.map_or(&[], |c| c.under(&node.rel));
+    let mut entries = Vec::with_capacity(files.len());
+    let mut index = Vec::new();
+    for f in files {
+        if sh.failed.load(Ordering::Relaxed) {
+            break;
+        }
+        let rel = node.rel.join(&f.name);
+        match examine(sh, dir, &rel, &f.name, f.listed, cached) {
+            Ok(Some((entry, ie, hashed))) => {
+                let keep = match sh.opts.record {
+                    Record::All => true,
+                    Record::Hashed => hashed,
+                    Record::Nothing => false,
+                };
+                if keep {
+                    index.push(ie);
+                }
+                entries.push((f.slot, entry));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                sh.fail(e);
+                break;
+            }
+        }
+    }
+    (entries, index)
+}
+
+/// One file or symlink: `Some((entry, cache row, was it read))`, or `None` when
+/// it is left out (vanished, unreadable, special — the latter two as findings).
+fn examine(
+    sh: &Shared<'_>,
+    dir: &Dir,
+    rel: &RelPath,
+    name: &[u8],
+    listed: EntryType,
+    cached: &[IndexEntry],
+) -> Result<Option<(TreeEntry, IndexEntry, bool)>> {
+    let st = match dir.stat(name) {
+        Ok(st) => st,
+        Err(e) if fsys::is_vanished(&e) => {
+            sh.vanished();
+            return Ok(None);
+        }
+        Err(e) => {
+            sh.finding(Code::Unreadable, rel.clone(), format!("cannot be inspected: {e}"));
             return Ok(None);
         }
     };
-    let mut names: Vec<(Vec<u8>, fs::FileType, fs::DirEntry)> = Vec::new();
-    for entry in rd {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                finding(
-                    ctx,
-                    code::UNREADABLE,
-                    rel.to_vec(),
-                    format!("directory listing failed: {e}"),
-                );
-                return Ok(None);
+    // The stat is authoritative: an entry replaced since the listing is examined as what it is now.
+    let _ = listed;
+    match EntryType::from_mode(st.st_mode as u32) {
+        EntryType::Symlink => {
+            let target = match dir.read_link(name) {
+                Ok(t) => t,
+                Err(e) if fsys::is_vanished(&e) || e.raw_os_error() == Some(22) => {
+                    sh.vanished();
+                    return Ok(None);
+                }
+                Err(e) => {
+                    sh.finding(Code::Unreadable, rel.clone(), format!("symlink cannot be read: {e}"));
+                    return Ok(None);
+                }
+            };
+            let id = ObjectId(*blake3::hash(&target).as_bytes());
+            if let Some(w) = sh.opts.writer {
+                w.add(ObjectKind::Blob, id, &target)?;
             }
-        };
-        let name = std::os::unix::ffi::OsStringExt::into_vec(entry.file_name());
-        match entry.file_type() {
-            Ok(t) => names.push((name, t, entry)),
-            Err(e) => finding(
-                ctx,
-                code::UNREADABLE,
-                join_rel(rel, &name),
-                format!("cannot be inspected: {e}"),
-            ),
+            let size = target.len() as u64;
+            sh.files.fetch_add(1, Ordering::Relaxed);
+            sh.bytes.fetch_add(size, Ordering::Relaxed);
+            sh.opts.ctl.progress.inc(1, 0);
+            let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Symlink);
+            let entry = TreeEntry {
+                name: name.to_vec(),
+                kind: EntryKind::Symlink,
+                meta,
+                id,
+                size,
+            };
+            let ie = IndexEntry {
+                path: rel.clone(),
+                kind: EntryKind::Symlink,
+                id,
+                stat: Stat::from_raw(&st),
+            };
+            Ok(Some((entry, ie, false)))
         }
-    }
-    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    // A directory holding another store (`.cp/FORMAT`) belongs to that store.
-    if !rel.is_empty()
-        && names.iter().any(|(n, t, _)| n == b".cp" && t.is_dir())
-        && abs.join(".cp").join("FORMAT").is_file()
-    {
-        ctx.nested_stores
-            .lock()
-            .expect("nested store list lock")
-            .push(rel.to_vec());
-        return Ok(None);
-    }
-    // The cache entries under this directory form one contiguous run of the sorted cache.
-    let cached: &[IndexEntry] = ctx.opts.cache.map_or(&[], |c| c.under(rel));
-    let children: Vec<Child> = names
-        .into_par_iter()
-        .map(|(name, ft, entry)| scan_child(ctx, abs, rel, cached, name, ft, entry))
-        .collect::<Result<_>>()?;
-    let mut tree = Tree::default();
-    let mut dir_bytes = 0u64;
-    let mut index = Vec::new();
-    for c in children {
-        if let Child::Entry(e, ie, hashed) = c {
-            dir_bytes += e.size;
-            tree.entries.push(e);
-            match ctx.opts.record {
-                Record::All => index.extend(ie),
-                Record::Hashed if hashed => index.extend(ie),
-                _ => {}
+        EntryType::File => {
+            let stat = Stat::from_raw(&st);
+            let hit = sh
+                .opts
+                .cache
+                .and_then(|c| c.lookup_in(cached, rel, &stat))
+                .map(|(id, _)| (id, st));
+            let hashed = hit.is_none();
+            let (id, st) = match hit {
+                Some(hit) => hit,
+                None => {
+                    let path = sh.scope.root_path().join(std::ffi::OsStr::from_bytes(rel.as_bytes()));
+                    match hash_file(dir, name, &path, sh.opts.writer) {
+                        Ok((id, st)) => {
+                            sh.hashed_files.fetch_add(1, Ordering::Relaxed);
+                            sh.hashed_bytes.fetch_add(st.st_size as u64, Ordering::Relaxed);
+                            (id, st)
+                        }
+                        Err(HashProblem::Store(e)) => return Err(e),
+                        Err(HashProblem::Unreadable(e)) if fsys::is_vanished(&e) => {
+                            sh.vanished();
+                            return Ok(None);
+                        }
+                        Err(HashProblem::Unreadable(e)) if fsys::is_symlink_refusal(&e) => {
+                            // Became a symlink since the stat: the next scan records it.
+                            sh.vanished();
+                            return Ok(None);
+                        }
+                        Err(HashProblem::Unreadable(e)) => {
+                            sh.finding(Code::Unreadable, rel.clone(), format!("cannot be read: {e}"));
+                            return Ok(None);
+                        }
+                        Err(HashProblem::Changed) => {
+                            sh.finding(
+                                Code::ChangedWhileHashing,
+                                rel.clone(),
+                                "kept changing while it was hashed; stop the writer and try again".into(),
+                            );
+                            return Ok(None);
+                        }
+                        Err(HashProblem::NotRegular) => {
+                            sh.vanished();
+                            return Ok(None);
+                        }
+                    }
+                }
+            };
+            if st.st_nlink > 1 {
+                sh.inodes
+                    .lock()
+                    .expect("inode list lock")
+                    .push((st.st_dev as u64, st.st_ino as u64, rel.clone()));
             }
+            let size = st.st_size as u64;
+            sh.files.fetch_add(1, Ordering::Relaxed);
+            sh.bytes.fetch_add(size, Ordering::Relaxed);
+            sh.opts.ctl.progress.inc(1, size);
+            let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::File);
+            let entry = TreeEntry {
+                name: name.to_vec(),
+                kind: EntryKind::File,
+                meta,
+                id,
+                size,
+            };
+            let ie = IndexEntry {
+                path: rel.clone(),
+                kind: EntryKind::File,
+                id,
+                stat: Stat::from_raw(&st),
+            };
+            Ok(Some((entry, ie, hashed)))
+        }
+        EntryType::Dir => {
+            // A file replaced by a directory since the listing: the next scan records it.
+            sh.vanished();
+            Ok(None)
+        }
+        other => {
+            let what = match other {
+                EntryType::Fifo => "a FIFO",
+                EntryType::Socket => "a socket",
+                EntryType::BlockDevice => "a block device",
+                EntryType::CharDevice => "a character device",
+                _ => "not a regular file, directory or symlink",
+            };
+            sh.finding(
+                Code::SpecialFile,
+                rel.clone(),
+                format!("is {what}; cplane stores only files, directories and symlinks"),
+            );
+            Ok(None)
         }
     }
-    if !index.is_empty() {
-        ctx.index.lock().expect("index lock").push(index);
-    }
-    if tree.entries.is_empty() {
-        return Ok(None);
-    }
-    let (id, body) = tree.encode_with_id();
-    // With a writer the trees are in the store; only a scan that stores nothing keeps them.
-    match ctx.opts.writer {
-        Some(w) => {
-            w.add(ObjectKind::Tree, id.0, &body)?;
-        }
-        None => {
-            ctx.trees.lock().expect("tree map lock").insert(id, tree);
-        }
-    }
-    Ok(Some((id, dir_bytes)))
 }
 
-fn finding(ctx: &Ctx, code: &'static str, path: Vec<u8>, message: String) {
-    ctx.findings
-        .lock()
-        .expect("findings lock")
-        .push(Finding::new(code, path, message));
-}
-
-fn scan_child(
-    ctx: &Ctx,
-    dir_abs: &Path,
-    dir_rel: &[u8],
-    cached: &[IndexEntry],
-    name: Vec<u8>,
-    ft: fs::FileType,
-    entry: fs::DirEntry,
-) -> Result<Child> {
-    let rel = join_rel(dir_rel, &name);
-    let abs: PathBuf = dir_abs.join(std::ffi::OsStr::from_bytes(&name));
-    // Another plane's root (whatever it is now, even a symlink) is not this plane's.
-    if ctx.carve_outs.binary_search(&rel).is_ok() {
-        return Ok(Child::Skip);
-    }
-    if ft.is_dir() {
-        return Ok(match scan_dir(ctx, &abs, &rel)? {
-            Some((id, size)) => Child::Entry(
-                TreeEntry {
-                    name,
-                    kind: EntryKind::Dir,
-                    id: id.0,
-                    size,
-                    owner: String::new(),
-                },
-                None,
-                false,
-            ),
-            None => Child::Skip,
+/// Scans one path of the plane (a file, symlink or directory) for `restore`:
+/// its entry as it is on disk now, `None` when nothing is there.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<Option<(TreeEntry, ScanResult)>> {
+    let Some(name) = rel.file_name() else {
+        let r = scan(scope, opts)?;
+        let meta = r.root_meta.unwrap_or(Meta {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
         });
-    }
-    if ft.is_symlink() {
-        let (target, meta) = match fs::read_link(&abs).and_then(|t| Ok((t, entry.metadata()?))) {
-            Ok(x) => x,
-            Err(e) => {
-                finding(ctx, code::UNREADABLE, rel, format!("symlink cannot be read: {e}"));
-                return Ok(Child::Skip);
-            }
-        };
-        let bytes = target.as_os_str().as_bytes();
-        let id = ObjectId(*blake3::hash(bytes).as_bytes());
-        if let Some(w) = ctx.opts.writer {
-            w.add(ObjectKind::Blob, id, bytes)?;
-        }
-        ctx.files.fetch_add(1, Ordering::Relaxed);
-        ctx.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        ctx.opts.progress.inc(1, 0);
         let entry = TreeEntry {
-            name,
-            kind: EntryKind::Symlink,
-            id,
-            size: bytes.len() as u64,
-            owner: String::new(),
+            name: Vec::new(),
+            kind: EntryKind::Dir,
+            meta,
+            id: r.root.0,
+            size: r.bytes,
         };
-        let ie = IndexEntry {
-            path: rel,
-            kind: EntryKind::Symlink,
-            id,
-            stat: Stat::from_metadata(&meta),
-        };
-        return Ok(Child::Entry(entry, Some(ie), false));
-    }
-    if !ft.is_file() {
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else {
-            "not a regular file, directory or symlink"
-        };
-        finding(
-            ctx,
-            code::SPECIAL_FILE,
-            rel,
-            format!("is {what}; cplane stores only files, directories and symlinks: move it out of the plane"),
-        );
-        return Ok(Child::Skip);
-    }
-    // Regular file: the stat cache first, then a read.
-    // `DirEntry::metadata` is an fstatat on the open directory: no path walk.
-    let hit = match ctx.opts.cache {
-        Some(cache) => match entry.metadata() {
-            Ok(m) => {
-                let stat = Stat::from_metadata(&m);
-                cache.lookup_in(cached, &rel, &stat).map(|(id, _)| (id, stat))
-            }
-            Err(_) => None,
-        },
-        None => None,
+        return Ok(Some((entry, r)));
     };
-    drop(entry);
-    let hashed = hit.is_none();
-    let (id, stat) = match hit {
-        Some(hit) => hit,
-        None => match hash_file(&abs, ctx.opts.writer) {
-            Ok((id, stat)) => {
-                ctx.hashed_files.fetch_add(1, Ordering::Relaxed);
-                ctx.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
-                (id, stat)
-            }
-            Err(HashProblem::Store(e)) => return Err(e),
-            Err(HashProblem::Unreadable(e)) => {
-                finding(ctx, code::UNREADABLE, rel, format!("cannot be read: {e}"));
-                return Ok(Child::Skip);
-            }
-            Err(HashProblem::Changed) => {
-                finding(
-                    ctx,
-                    code::CHANGED_WHILE_HASHING,
-                    rel,
-                    "kept changing while it was hashed; stop the writer and try again".into(),
-                );
-                return Ok(Child::Skip);
-            }
-            Err(HashProblem::NotRegular) => {
-                finding(
-                    ctx,
-                    code::UNREADABLE,
-                    rel,
-                    "was replaced by a non-file while it was scanned; try again".into(),
-                );
-                return Ok(Child::Skip);
-            }
-        },
+    if scope.is_excluded(rel) {
+        return Ok(None);
+    }
+    let parent_rel = rel.parent().unwrap_or_default();
+    let parent = match scope.open_dir(&parent_rel) {
+        Ok(d) => d,
+        Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok(None),
+        Err(e) => return Err(scope.io_error(&parent_rel, e)),
     };
-    let kind = EntryKind::for_file_mode(stat.mode);
-    ctx.files.fetch_add(1, Ordering::Relaxed);
-    ctx.bytes.fetch_add(stat.size, Ordering::Relaxed);
-    ctx.opts.progress.inc(1, stat.size);
-    Ok(Child::Entry(
-        TreeEntry {
-            name,
-            kind,
-            id,
-            size: stat.size,
-            owner: String::new(),
-        },
-        Some(IndexEntry {
-            path: rel,
-            kind,
-            id,
-            stat,
-        }),
-        hashed,
-    ))
+    let st = match parent.stat(name) {
+        Ok(st) => st,
+        Err(e) if fsys::is_vanished(&e) => return Ok(None),
+        Err(e) => return Err(scope.io_error(rel, e)),
+    };
+    if EntryType::from_mode(st.st_mode as u32) == EntryType::Dir {
+        let dir = match parent.open_dir(name) {
+            Ok(d) => d,
+            Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok(None),
+            Err(e) => return Err(scope.io_error(rel, e)),
+        };
+        let r = scan_dir_at(scope, rel.clone(), dir, opts)?;
+        let entry = TreeEntry {
+            name: name.to_vec(),
+            kind: EntryKind::Dir,
+            meta: r.root_meta.expect("a directory scan records its meta"),
+            id: r.root.0,
+            size: r.bytes,
+        };
+        return Ok(Some((entry, r)));
+    }
+    let sh = Shared {
+        scope,
+        opts,
+        trees: Mutex::new(HashMap::new()),
+        index: Mutex::new(Vec::new()),
+        findings: Mutex::new(Vec::new()),
+        nested: Mutex::new(Vec::new()),
+        inodes: Mutex::new(Vec::new()),
+        files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        hashed_files: AtomicU64::new(0),
+        hashed_bytes: AtomicU64::new(0),
+        vanished: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        error: Mutex::new(None),
+        result: Mutex::new(None),
+    };
+    let cached: &[IndexEntry] = opts.cache.map_or(&[], |c| c.under(&parent_rel));
+    let found = examine(&sh, &parent, rel, name, EntryType::Unknown, cached)?;
+    let findings = sh.findings.into_inner().expect("findings lock");
+    Ok(found.map(|(entry, ie, _)| {
+        let r = ScanResult {
+            files: 1,
+            bytes: entry.size,
+            cache: StatCache {
+                scan_started_ns: now_ns(),
+                entries: vec![ie],
+            },
+            findings,
+            ..ScanResult::default()
+        };
+        (entry, r)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_groups_need_two_paths() {
+        let p = |s: &[u8]| RelPath::parse(s).unwrap();
+        let groups = link_groups(vec![(1, 5, p(b"b")), (1, 5, p(b"a")), (1, 6, p(b"c")), (2, 5, p(b"d"))]);
+        assert_eq!(groups, vec![vec![p(b"a"), p(b"b")]]);
+    }
 }

@@ -5,12 +5,14 @@
 //! only then do the checkpoint ref and HEAD move. A crash at any point leaves
 //! the previous HEAD intact (at worst, unreferenced packs that `fsck` lists).
 
-use crate::error::{Error, Result};
+use crate::control::Control;
+use crate::error::{Error, NameKind, NameProblem, Result};
 use crate::id::SnapshotId;
-use crate::object::{ObjectKind, Snapshot, SnapshotKind};
+use crate::object::{EntryKind, ObjectKind, Snapshot, SnapshotKind};
+use crate::path::RelPath;
 use crate::plane::Plane;
-use crate::progress::Progress;
 use crate::scan::{ScanOptions, scan};
+use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::index::{StatCache, now_ns};
 use crate::store::lock::StoreLock;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 
 /// Prefix of default checkpoint names.
 pub const DEFAULT_PREFIX: &str = "VER";
-/// Prefix of rescue checkpoints sealed by rollback.
+/// Prefix of rescue checkpoints sealed by rollback and restore.
 pub const RESCUE_PREFIX: &str = "RESCUE";
 
 /// How to seal.
@@ -67,9 +69,13 @@ pub struct SealReport {
     pub hashed_files: u64,
     /// Bytes read and hashed.
     pub hashed_bytes: u64,
+    /// Directories recorded.
+    pub dirs: u64,
+    /// Paths that disappeared while the plane was read (not recorded).
+    pub vanished: u64,
     /// Plane-relative directories skipped because they hold another store.
     #[serde(skip)]
-    pub nested_stores: Vec<Vec<u8>>,
+    pub nested_stores: Vec<RelPath>,
     /// Stat-cache entries from the scan: every file of the new snapshot when the
     /// cache was saved, only the files read and hashed when it was not.
     #[serde(skip)]
@@ -85,33 +91,33 @@ pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
 /// `PREFIX-YYYYMMDDHHMMSS` with `-2`, `-3`, ... appended until unique.
 ///
 /// # Errors
-/// [`Error::Invalid`] when an explicit `name` is invalid or already taken.
+/// [`Error::BadName`] when an explicit `name` is not acceptable,
+/// [`Error::NameTaken`] when it is taken.
 pub fn unique_name(store: &Store, plane: &str, name: Option<&str>, prefix: &str, time_ns: i64) -> Result<String> {
     if let Some(n) = name {
+        let bad = |problem| Error::BadName {
+            kind: NameKind::Checkpoint,
+            name: n.to_string(),
+            problem,
+        };
         if n == "HEAD" {
-            return Err(Error::invalid(
-                "`HEAD` always means the plane's head; choose another --name",
-            ));
+            return Err(bad(NameProblem::Head));
         }
         if n.starts_with(&format!("{RESCUE_PREFIX}-")) {
-            return Err(Error::invalid(format!(
-                "names starting with `{RESCUE_PREFIX}-` are reserved for rollback's rescue checkpoints; choose another --name"
-            )));
+            return Err(bad(NameProblem::ReservedRescue));
         }
         if crate::id::is_hex(n) && n.len() >= crate::id::MIN_PREFIX_LEN_HEX {
-            return Err(Error::invalid(format!(
-                "`{n}` looks like a snapshot id prefix and would hide one; choose a name that is not only hex digits"
-            )));
+            return Err(bad(NameProblem::LooksLikeId));
         }
         if !crate::store::refs::valid_name(n) {
-            return Err(Error::invalid(format!(
-                "invalid checkpoint name `{n}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`, at most 200 bytes)"
-            )));
+            return Err(bad(NameProblem::Syntax));
         }
         if store.checkpoint(plane, n)?.is_some() {
-            return Err(Error::invalid(format!(
-                "checkpoint `{n}` already exists in plane `{plane}`; choose another --name"
-            )));
+            return Err(Error::NameTaken {
+                kind: NameKind::Checkpoint,
+                name: n.to_string(),
+                plane: Some(plane.to_string()),
+            });
         }
         return Ok(n.to_string());
     }
@@ -137,6 +143,31 @@ pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Resu
     Ok(id)
 }
 
+/// Counts files (and symlinks) and their bytes under `root`.
+///
+/// # Errors
+/// Store damage while reading trees.
+pub fn count_files(store: &Store, root: &crate::id::TreeId) -> Result<(u64, u64)> {
+    let all = crate::diff::flatten(&crate::diff::TreeSource::store(store), root)?;
+    let files = all.iter().filter(|(_, s)| s.kind != EntryKind::Dir);
+    Ok(files.fold((0, 0), |(n, b), (_, s)| (n + 1, b + s.size)))
+}
+
+/// Hard-link groups of `links` with the paths under `carve_outs` removed
+/// (groups left with fewer than two paths dropped).
+pub fn prune_links(links: &[Vec<RelPath>], carve_outs: &[RelPath]) -> Vec<Vec<RelPath>> {
+    links
+        .iter()
+        .map(|g| {
+            g.iter()
+                .filter(|p| !carve_outs.iter().any(|c| p.starts_with(c)))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| g.len() >= 2)
+        .collect()
+}
+
 /// After a plane was carved out of `outer`, records that in `outer`'s history:
 /// a new checkpoint whose root is HEAD's root without the carved-out subtrees.
 /// Nothing is scanned, so other drift in `outer` stays drift. Returns the new
@@ -158,7 +189,7 @@ pub fn seal_carve_out(
     if root == head.root {
         return Ok(None);
     }
-    let all = crate::diff::flatten(&crate::diff::TreeSource::store(store), &root)?;
+    let (files, bytes) = count_files(store, &root)?;
     let now = now_ns();
     let snapshot = Snapshot {
         plane: outer.name.clone(),
@@ -168,8 +199,10 @@ pub fn seal_carve_out(
         kind: SnapshotKind::Checkpoint,
         time_unix_ns: now,
         message: format!("carve out plane {carved}"),
-        files: all.len() as u64,
-        bytes: all.iter().map(|(_, s)| s.size).sum(),
+        files,
+        bytes,
+        links: prune_links(&head.links, &outer.carve_outs),
+        ownership: head.ownership,
     };
     let id = commit(store, lock, &snapshot)?;
     Ok(Some((id, snapshot)))
@@ -182,23 +215,24 @@ pub fn seal_carve_out(
 /// # Errors
 /// [`Error::Refused`] (nothing written) when the tree has findings — an
 /// unreadable or special file, or one that kept changing while hashed;
-/// [`Error::Invalid`] for a taken or bad `--name`; I/O and store errors.
+/// [`Error::BadName`]/[`Error::NameTaken`] for `--name`; I/O and store errors.
 pub fn seal(
     store: &mut Store,
     lock: &StoreLock,
     plane: &Plane,
     opts: SealOptions,
-    progress: &dyn Progress,
+    ctl: Control<'_>,
 ) -> Result<SealReport> {
     let started = now_ns();
     let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
     let parent = store.head(&plane.name)?;
     let cache_path = index_path(store, plane);
     let cache = StatCache::load(&cache_path);
-    progress.phase("hashing");
+    let scope = Scope::open(plane)?;
+    ctl.progress.phase("hashing");
     let ((snapshot, id, scanned), write) = store.transaction(|w| {
         let mut scanned = scan(
-            plane,
+            &scope,
             ScanOptions {
                 cache: cache.as_ref(),
                 writer: Some(w),
@@ -208,7 +242,7 @@ pub fn seal(
                 } else {
                     crate::scan::Record::Hashed
                 },
-                progress,
+                ctl,
             },
         )?;
         if !scanned.findings.is_empty() {
@@ -227,11 +261,13 @@ pub fn seal(
             message: opts.message,
             files: scanned.files,
             bytes: scanned.bytes,
+            links: std::mem::take(&mut scanned.links),
+            ownership: None,
         };
         let (id, body) = snapshot.encode_with_id();
         w.add(ObjectKind::Snapshot, id.0, &body)?;
-        crate::interrupt::check()?;
-        progress.phase("writing");
+        ctl.check()?;
+        ctl.progress.phase("writing");
         Ok((snapshot, id, scanned))
     })?;
     // The old cache is not needed any more; freeing 100,000 entries one by one
@@ -255,7 +291,44 @@ pub fn seal(
         write,
         hashed_files: scanned.hashed_files,
         hashed_bytes: scanned.hashed_bytes,
+        dirs: scanned.dirs,
+        vanished: scanned.vanished,
         nested_stores: scanned.nested_stores,
         cache: scanned.cache,
     })
+}
+
+/// `cplane init`: creates the store for `dir` (plane `main` covering it) and
+/// seals its first checkpoint, both under a temporary name that becomes
+/// `.cp` only when the checkpoint is durable: a failed or crashed init leaves
+/// no store behind (and the next init removes the temporary directory).
+///
+/// # Errors
+/// As [`Store::create_staged`]; [`Error::Refused`] (as `init`) when a file
+/// cannot be stored; I/O errors.
+pub fn init(dir: &std::path::Path, ctl: Control<'_>) -> Result<(Store, Plane, SealReport)> {
+    let mut staged = Store::create_staged(dir)?;
+    let sealed = (|| {
+        let lock = staged.try_lock()?;
+        let plane = staged.plane("main")?;
+        let opts = SealOptions {
+            message: "init".into(),
+            kind: SnapshotKind::Init,
+            ..SealOptions::default()
+        };
+        let r = seal(&mut staged, &lock, &plane, opts, ctl)?;
+        drop(lock);
+        Ok::<_, Error>(r)
+    })();
+    match sealed {
+        Ok(report) => {
+            let store = staged.publish_init()?;
+            let plane = store.plane("main")?;
+            Ok((store, plane, report))
+        }
+        Err(e) => {
+            staged.discard_init();
+            Err(e.refused_as("init"))
+        }
+    }
 }

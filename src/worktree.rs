@@ -1,18 +1,24 @@
 //! Comparing a plane's working tree with its HEAD: `status` (stat cache) and
 //! `verify` (full re-hash).
+//!
+//! Both hold the plane's [`WorktreeLock`] shared while they read, so a
+//! rollback or restore of the same plane (which holds it exclusively while it
+//! applies) is seen entirely or not at all: a report is of the state before
+//! or after a concurrent checkout, never a mixture.
 
-use crate::diff::{Change, ChangeKind, TreeSource, diff_trees};
-use crate::error::Result;
-use crate::finding::{Finding, code};
+use crate::control::Control;
+use crate::diff::{Change, ChangeKind, TreeSource, add_link_changes, diff_trees, lookup_path};
+use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
 use crate::id::SnapshotId;
-use crate::object::{Snapshot, Tree};
+use crate::object::{EntryKind, Snapshot, Tree};
 use crate::plane::Plane;
-use crate::progress::Progress;
 use crate::scan::{Record, ScanOptions, ScanResult, scan};
+use crate::scope::Scope;
 use crate::snapshot::index_path;
 use crate::store::Store;
 use crate::store::index::StatCache;
-use crate::store::lock::StoreLock;
+use crate::store::lock::{StoreLock, WorktreeLock};
 use std::time::Instant;
 
 /// The working tree against HEAD.
@@ -20,7 +26,8 @@ use std::time::Instant;
 pub struct WorktreeReport {
     /// HEAD, if the plane has one.
     pub head: Option<(SnapshotId, Snapshot)>,
-    /// Differences from HEAD to the working tree, in tree order.
+    /// Differences from HEAD to the working tree, in tree order (including
+    /// directories implied by their contents; see [`Change::is_reported`]).
     pub changes: Vec<Change>,
     /// The scan itself: root, trees, findings (files that could not be scanned —
     /// unreadable, special, unstable), stat-cache rows, counters.
@@ -30,6 +37,11 @@ pub struct WorktreeReport {
 }
 
 impl WorktreeReport {
+    /// The changes worth printing: every change but directories implied by their contents.
+    pub fn reported(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.is_reported())
+    }
+
     /// True when there is nothing to report.
     pub fn is_clean(&self) -> bool {
         self.changes.is_empty() && self.scan.findings.is_empty()
@@ -37,54 +49,96 @@ impl WorktreeReport {
 
     /// Every change and finding as findings with content-pass codes, sorted by path.
     pub fn all_findings(&self) -> Vec<Finding> {
-        let mut out: Vec<Finding> = self.changes.iter().map(change_finding).collect();
+        let mut out: Vec<Finding> = self.reported().flat_map(change_findings).collect();
         out.extend(self.scan.findings.iter().cloned());
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.sort_by(|a, b| a.path.cmp(&b.path).then(a.code.cmp(&b.code)));
         out
     }
 }
 
-/// The content-pass finding for one change.
-pub fn change_finding(c: &Change) -> Finding {
-    let (code, message) = match c.kind {
-        ChangeKind::Modified => (
-            code::MODIFIED,
-            match (c.old, c.new) {
-                (Some(o), Some(n)) if o.kind != n.kind => format!(
-                    "bytes and kind differ from HEAD ({} {} -> {} {})",
-                    o.kind.name(),
-                    o.id.short(12),
-                    n.kind.name(),
-                    n.id.short(12)
-                ),
-                (Some(o), Some(n)) => format!(
-                    "bytes differ from HEAD (blake3 {} -> {})",
-                    o.id.short(12),
-                    n.id.short(12)
-                ),
-                _ => "bytes differ from HEAD".into(),
-            },
-        ),
-        ChangeKind::Added => (code::ADDED, "not in HEAD: snapshot it or remove it".into()),
-        ChangeKind::Deleted => (
-            code::DELETED,
-            "in HEAD but missing: restore it with `cplane rollback HEAD`".into(),
-        ),
-        ChangeKind::KindChanged => (
-            code::KIND_CHANGED,
-            match (c.old, c.new) {
-                (Some(o), Some(n)) => format!("kind changed from {} to {} (same bytes)", o.kind.name(), n.kind.name()),
-                _ => "kind changed".into(),
-            },
-        ),
-    };
-    Finding::new(code, c.path.clone(), message)
+/// The content-pass findings for one change: one per aspect that differs
+/// (bytes or presence, kind, mode, owner, hard links).
+pub fn change_findings(c: &Change) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let what = |s: &crate::diff::Side| if s.kind == EntryKind::Dir { "directory" } else { "file" };
+    match (c.kind, &c.old, &c.new) {
+        (ChangeKind::Added, _, Some(n)) => out.push(Finding::new(
+            Code::Added,
+            c.path.clone(),
+            format!("{} not in HEAD", what(n)),
+        )),
+        (ChangeKind::Deleted, Some(o), _) => out.push(Finding::new(
+            Code::Deleted,
+            c.path.clone(),
+            format!("{} in HEAD but missing", what(o)),
+        )),
+        (_, Some(o), Some(n)) => {
+            let md = o.meta.diff(&n.meta);
+            match c.kind {
+                ChangeKind::Modified if o.kind != n.kind => out.push(Finding::new(
+                    Code::Modified,
+                    c.path.clone(),
+                    format!(
+                        "bytes and kind differ from HEAD ({} {} -> {} {})",
+                        o.kind.name(),
+                        o.id.short(12),
+                        n.kind.name(),
+                        n.id.short(12)
+                    ),
+                )),
+                ChangeKind::Modified => out.push(Finding::new(
+                    Code::Modified,
+                    c.path.clone(),
+                    format!(
+                        "bytes differ from HEAD (blake3 {} -> {})",
+                        o.id.short(12),
+                        n.id.short(12)
+                    ),
+                )),
+                ChangeKind::KindChanged => out.push(Finding::new(
+                    Code::KindChanged,
+                    c.path.clone(),
+                    format!("kind changed from {} to {} (same bytes)", o.kind.name(), n.kind.name()),
+                )),
+                ChangeKind::LinksChanged => out.push(Finding::new(
+                    Code::LinksChanged,
+                    c.path.clone(),
+                    "hard links differ from HEAD (linked to other paths, or no longer linked)",
+                )),
+                _ => {}
+            }
+            if md.mode {
+                out.push(Finding::new(
+                    Code::ModeChanged,
+                    c.path.clone(),
+                    format!("mode changed {} -> {}", o.meta.mode_string(), n.meta.mode_string()),
+                ));
+            }
+            if md.owner {
+                out.push(Finding::new(
+                    Code::OwnerChanged,
+                    c.path.clone(),
+                    format!("owner changed {} -> {}", o.meta.owner_string(), n.meta.owner_string()),
+                ));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Scans and compares; `use_cache` trusts the stat cache.
-fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progress) -> Result<WorktreeReport> {
+fn compare(store: &Store, plane: &Plane, use_cache: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
     let record = if use_cache { Record::Hashed } else { Record::Nothing };
     let t0 = Instant::now();
+    let scope = Scope::open(plane)?;
+    let _reading = WorktreeLock::shared(&store.plane_dir(&plane.name))?;
+    if crate::checkout::has_journal(store, &plane.name) {
+        return Err(Error::CheckoutInProgress {
+            plane: plane.name.clone(),
+            holder: "interrupted; any writing cplane command in the plane finishes it".into(),
+        });
+    }
     let cache = if use_cache {
         StatCache::load(&index_path(store, plane))
     } else {
@@ -95,26 +149,32 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progres
         None => None,
     };
     let mut scanned = scan(
-        plane,
+        &scope,
         ScanOptions {
             cache: cache.as_ref(),
             writer: None,
             record,
-            progress,
+            ctl,
         },
     )?;
-    let empty = Tree::default().encode_with_id().0;
+    let empty = Tree::empty_id();
     scanned.trees.entry(empty).or_default();
     let head_root = head.as_ref().map_or(empty, |(_, s)| s.root);
     let src = TreeSource::with_overlay(store, &scanned.trees);
     let mut changes = diff_trees(&src, &head_root, &scanned.root)?;
+    let no_links = Vec::new();
+    let head_links = head.as_ref().map_or(&no_links, |(_, s)| &s.links);
+    add_link_changes(
+        &mut changes,
+        head_links,
+        &scanned.links,
+        &|p| lookup_path(&src, &head_root, p),
+        &|p| lookup_path(&src, &scanned.root, p),
+    )?;
     // A path that could not be scanned is reported once, as its finding.
-    changes.retain(|c| {
-        !scanned
-            .findings
-            .iter()
-            .any(|f| crate::object::is_under(&c.path, &f.path))
-    });
+    if !scanned.findings.is_empty() {
+        changes.retain(|c| !scanned.findings.iter().any(|f| c.path.starts_with(&f.path)));
+    }
     Ok(WorktreeReport {
         head,
         changes,
@@ -130,9 +190,10 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, progress: &dyn Progres
 /// files that were touched but not changed.
 ///
 /// # Errors
-/// I/O errors on the plane root; store damage while reading HEAD's trees.
-pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
-    let report = compare(store, plane, true, progress)?;
+/// I/O errors on the plane root; [`Error::CheckoutInProgress`] when an
+/// interrupted checkout must be finished first; store damage while reading HEAD's trees.
+pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
+    let report = compare(store, plane, true, ctl)?;
     if report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
@@ -163,38 +224,50 @@ pub fn status(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<W
 /// re-hashed here (that would double the cost); `fsck` does that.
 ///
 /// # Errors
-/// As [`status`], plus [`crate::Error::CorruptObject`] / [`crate::Error::MissingObject`]
+/// As [`status`], plus [`Error::CorruptObject`] / [`Error::MissingObject`]
 /// for a damaged HEAD.
-pub fn verify(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
-    let report = compare(store, plane, false, progress)?;
+pub fn verify(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
+    let report = compare(store, plane, false, ctl)?;
     if let Some((_, head)) = &report.head {
         check_tree(store, &head.root)?;
     }
     Ok(report)
 }
 
-/// Reads every tree under `root` from the store (verifying each) and checks that every blob is present.
+/// Reads every tree under `root` from the store (verifying each) and checks
+/// that every blob is present. Breadth-first over levels, each level in parallel.
 fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
     use rayon::prelude::*;
-    let tree = store.read_tree(root)?;
-    tree.entries.par_iter().try_for_each(|e| {
-        if e.kind == crate::object::EntryKind::Dir {
-            check_tree(store, &e.tree_id())
-        } else if store.locate(&e.id).is_some() {
-            Ok(())
-        } else {
-            Err(crate::Error::MissingObject {
-                id: e.id.to_hex(),
-                kind: "blob",
+    let mut level = vec![*root];
+    let mut seen = std::collections::HashSet::new();
+    while !level.is_empty() {
+        let next: Vec<Vec<crate::id::TreeId>> = level
+            .par_iter()
+            .map(|id| {
+                let tree = store.read_tree(id)?;
+                let mut subdirs = Vec::new();
+                for e in &tree.entries {
+                    if e.kind == EntryKind::Dir {
+                        subdirs.push(e.tree_id());
+                    } else if store.locate(&e.id).is_none() {
+                        return Err(Error::MissingObject {
+                            id: e.id.to_hex(),
+                            kind: "blob",
+                        });
+                    }
+                }
+                Ok(subdirs)
             })
-        }
-    })
+            .collect::<Result<_>>()?;
+        level = next.into_iter().flatten().filter(|id| seen.insert(*id)).collect();
+    }
+    Ok(())
 }
 
 /// Scans the working tree without storing anything (for `diff REF`).
 ///
 /// # Errors
 /// As [`status`].
-pub fn working_tree(store: &Store, plane: &Plane, progress: &dyn Progress) -> Result<WorktreeReport> {
-    compare(store, plane, true, progress)
+pub fn working_tree(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
+    compare(store, plane, true, ctl)
 }

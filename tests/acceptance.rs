@@ -358,7 +358,7 @@ fn mutate(root: &Path) {
     set_exec(root, "run.sh", false);
 }
 
-const MUTATIONS: &[&str] = &["M\ta.txt", "A\tnew.txt", "D\td/e.txt", "T\trun.sh"];
+const MUTATIONS: &[&str] = &["M\ta.txt", "A\tnew.txt", "D\td/e.txt", "P\trun.sh"];
 
 // ---------------------------------------------------------------- init
 
@@ -583,15 +583,20 @@ fn show_snapshot_json_has_metadata_and_file_count() {
 }
 
 #[test]
-fn show_path_json_gives_entry_kind_id_size_owner() {
+fn show_path_json_gives_entry_kind_id_size_mode_and_owner() {
     let t = inited();
     let f = json(t.path(), &["show", "HEAD", "a.txt", "--json"], 0);
     assert_eq!(s(&f, "kind"), "file");
     assert_eq!(n(&f, "size"), 6);
     assert!(is_hex64(s(&f, "id")));
-    assert_eq!(s(&f, "owner"), "", "owner must stay empty until governance lands");
+    let meta = std::fs::metadata(t.path().join("a.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(s(&f, "mode"), format!("{:04o}", meta.mode() & 0o7777));
+    assert_eq!(n(&f, "uid"), u64::from(meta.uid()));
+    assert_eq!(n(&f, "gid"), u64::from(meta.gid()));
     let x = json(t.path(), &["show", "HEAD", "run.sh", "--json"], 0);
-    assert_eq!(s(&x, "kind"), "executable");
+    assert_eq!(s(&x, "kind"), "file");
+    assert_eq!(x["executable"], serde_json::Value::Bool(true));
     let l = json(t.path(), &["show", "HEAD", "link", "--json"], 0);
     assert_eq!(s(&l, "kind"), "symlink");
     let nested = json(t.path(), &["show", "HEAD", "d/sub/c.txt", "--json"], 0);
@@ -624,7 +629,7 @@ fn status_reports_modified_added_deleted_and_exec_bit_exit_1() {
     let t = inited();
     mutate(t.path());
     let out = run(t.path(), &["status"], 1);
-    for (letter, path) in [("M", "a.txt"), ("A", "new.txt"), ("D", "d/e.txt"), ("T", "run.sh")] {
+    for (letter, path) in [("M", "a.txt"), ("A", "new.txt"), ("D", "d/e.txt"), ("P", "run.sh")] {
         assert!(
             out.stdout.lines().any(|l| {
                 let mut w = l.split_whitespace();
@@ -707,7 +712,7 @@ fn verify_reports_each_change_exit_1() {
         ("CP101", "a.txt"),
         ("CP102", "new.txt"),
         ("CP103", "d/e.txt"),
-        ("CP104", "run.sh"),
+        ("CP108", "run.sh"),
     ] {
         assert!(
             out.stdout.lines().any(|l| l.contains(code) && l.contains(path)),
@@ -724,7 +729,7 @@ fn verify_reports_each_change_exit_1() {
         .collect();
     assert_eq!(
         got,
-        set(&["CP101 a.txt", "CP102 new.txt", "CP103 d/e.txt", "CP104 run.sh"])
+        set(&["CP101 a.txt", "CP102 new.txt", "CP103 d/e.txt", "CP108 run.sh"])
     );
 }
 
@@ -789,7 +794,7 @@ fn diff_two_refs_name_status() {
     let rev = run(t.path(), &["diff", "--name-status", "after", "before"], 1);
     assert_eq!(
         name_status(&rev.stdout),
-        set(&["M\ta.txt", "D\tnew.txt", "A\td/e.txt", "T\trun.sh"])
+        set(&["M\ta.txt", "D\tnew.txt", "A\td/e.txt", "P\trun.sh"])
     );
     // identical refs: no difference, exit 0
     let same = run(t.path(), &["diff", "--name-status", "after", "HEAD"], 0);

@@ -91,7 +91,7 @@ fn interrupted_rollback_is_completed_by_the_next_command() {
     let mut child = std::process::Command::new(bin)
         .args(["rollback", "base"])
         .current_dir(d.path())
-        .env(cplane::rollback::PAUSE_ENV, "10")
+        .env(common::PAUSE_AFTER_OPS, "10")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -354,9 +354,10 @@ fn file_rewritten_during_hashing_never_yields_a_torn_hash() {
     // Every state the file passes through is `a`'s or `b`'s bytes, or a prefix of them
     // (a rewrite truncates, then appends). A torn read would mix the two.
     for _ in 0..50 {
-        match cplane::hash::hash_file(&p, None) {
+        let dir = cplane::fsys::Dir::open(p.parent().unwrap()).unwrap();
+        match cplane::hash::hash_file(&dir, p.file_name().unwrap().as_encoded_bytes(), &p, None) {
             Ok((id, st)) => {
-                let n = st.size as usize;
+                let n = st.st_size as usize;
                 let ok = [b'a', b'b']
                     .iter()
                     .any(|&c| blake3::hash(&vec![c; n]).as_bytes() == &id.0);

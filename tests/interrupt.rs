@@ -1,9 +1,12 @@
 //! Ctrl-C stops a snapshot and a rollback at a safe point with nothing committed.
-//! (Its own test binary: the interrupt flag is process-wide.)
+//! The cancellation token is passed in (no process-wide state).
 
+use cplane::Control;
+use cplane::checkout::NoHooks;
 use cplane::progress::NoProgress;
 use cplane::snapshot::{SealOptions, seal};
 use cplane::store::Store;
+use std::sync::atomic::AtomicBool;
 
 #[test]
 fn interrupted_snapshot_and_rollback_commit_nothing() {
@@ -11,14 +14,16 @@ fn interrupted_snapshot_and_rollback_commit_nothing() {
     std::fs::write(d.path().join("a"), b"one").unwrap();
     let mut store = Store::init(d.path()).unwrap();
     let plane = store.plane("main").unwrap();
-    let lock = store.lock().unwrap();
-    seal(&mut store, &lock, &plane, SealOptions::default(), &NoProgress).unwrap();
+    let never = AtomicBool::new(false);
+    let lock = store.lock(&never).unwrap();
+    seal(&mut store, &lock, &plane, SealOptions::default(), Control::quiet()).unwrap();
     let head = store.head("main").unwrap();
     let checkpoints = store.checkpoints("main").unwrap();
     std::fs::write(d.path().join("a"), b"two").unwrap();
 
-    cplane::interrupt::set();
-    let r = seal(&mut store, &lock, &plane, SealOptions::default(), &NoProgress);
+    let stop = AtomicBool::new(true);
+    let ctl = Control::new(&NoProgress, &stop);
+    let r = seal(&mut store, &lock, &plane, SealOptions::default(), ctl);
     assert!(matches!(r, Err(cplane::Error::Interrupted)), "{r:?}");
     assert_eq!(r.unwrap_err().exit_code(), 130);
     assert_eq!(store.head("main").unwrap(), head);
@@ -29,7 +34,7 @@ fn interrupted_snapshot_and_rollback_commit_nothing() {
     );
 
     let target = cplane::revision::resolve(&store, &plane, "HEAD").unwrap();
-    let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoProgress);
+    let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoHooks, ctl);
     assert!(matches!(r, Err(cplane::Error::Interrupted)), "{r:?}");
     assert_eq!(store.head("main").unwrap(), head);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! `cplane diff`, and change rendering shared with `status`.
 
 use super::{CmdResult, Ctx, finding_json, findings_code, output};
-use cplane::diff::{Change, TreeSource, diff_trees};
+use cplane::diff::{Change, ChangeKind, TreeSource, add_link_changes, diff_trees, lookup_path};
+use cplane::object::EntryKind;
 use cplane::revision::resolve;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -13,7 +14,10 @@ use std::io::Write;
 /// prefix of 8+ hex digits. With only A, B is the plane's working tree. Only
 /// subtrees whose ids differ are read, so the cost follows the change, not the
 /// tree. Letters: A added, D deleted, M modified (bytes), T kind changed
-/// (file/executable/symlink, same bytes). Exit 1 when anything differs.
+/// (file/symlink, same bytes), P permission bits changed, O owner or group
+/// changed, L hard links changed; a directory is listed (with a trailing
+/// `/`) when it is empty or its mode or owner changed. Exit 1 when anything
+/// differs.
 #[derive(clap::Args, Debug)]
 pub struct DiffArgs {
     /// Old side
@@ -30,43 +34,59 @@ pub struct DiffArgs {
 
 /// One change as JSON: status letter, change kind, path, old and new sides.
 pub fn change_json(c: &Change) -> Value {
-    let mut m = output::path_obj(&c.path);
+    let mut m = output::path_obj(c.path.as_bytes());
     m.insert("status".into(), c.kind.letter().to_string().into());
-    m.insert(
-        "change".into(),
-        match c.kind {
-            cplane::diff::ChangeKind::Added => "added",
-            cplane::diff::ChangeKind::Deleted => "deleted",
-            cplane::diff::ChangeKind::Modified => "modified",
-            cplane::diff::ChangeKind::KindChanged => "kind_changed",
-        }
-        .into(),
-    );
+    m.insert("change".into(), c.kind.name().into());
     m.insert("old".into(), c.old.as_ref().map_or(Value::Null, output::side));
     m.insert("new".into(), c.new.as_ref().map_or(Value::Null, output::side));
     Value::Object(m)
 }
 
-/// One change for humans: `M  path` plus a note for kind changes.
+/// One change for humans: `M  path` (a directory ends in `/`), with a note
+/// for kind, mode and owner changes.
 pub fn change_line(c: &Change) -> String {
-    let mut l = format!("{}  {}", c.kind.letter(), output::path(&c.path));
-    if let (Some(o), Some(n)) = (c.old, c.new)
-        && o.kind != n.kind
-    {
-        l.push_str(&format!("  ({} -> {})", o.kind.name(), n.kind.name()));
+    let is_dir = c.old.or(c.new).is_some_and(|s| s.kind == EntryKind::Dir);
+    let mut l = format!(
+        "{}  {}{}",
+        c.kind.letter(),
+        output::path(c.path.as_bytes()),
+        if is_dir { "/" } else { "" }
+    );
+    if let (Some(o), Some(n)) = (c.old, c.new) {
+        let mut notes = Vec::new();
+        if o.kind != n.kind {
+            notes.push(format!("{} -> {}", o.kind.name(), n.kind.name()));
+        }
+        let md = o.meta.diff(&n.meta);
+        if md.mode {
+            notes.push(format!("mode {} -> {}", o.meta.mode_string(), n.meta.mode_string()));
+        }
+        if md.owner {
+            notes.push(format!("owner {} -> {}", o.meta.owner_string(), n.meta.owner_string()));
+        }
+        if c.kind == ChangeKind::LinksChanged {
+            notes.push("hard links".into());
+        }
+        if !notes.is_empty() {
+            l.push_str(&format!("  ({})", notes.join(", ")));
+        }
     }
     l
 }
 
 /// "3 changes: 1 modified, 1 added, 1 deleted".
-pub fn summary(changes: &[Change]) -> String {
-    use cplane::diff::ChangeKind::*;
+pub fn summary<'a>(changes: impl Iterator<Item = &'a Change>) -> String {
+    use ChangeKind::*;
+    let changes: Vec<&Change> = changes.collect();
     let count = |k| changes.iter().filter(|c| c.kind == k).count();
     let parts: Vec<String> = [
         (Modified, "modified"),
         (Added, "added"),
         (Deleted, "deleted"),
         (KindChanged, "kind changed"),
+        (ModeChanged, "mode changed"),
+        (OwnerChanged, "owner changed"),
+        (LinksChanged, "links changed"),
     ]
     .into_iter()
     .filter(|(k, _)| count(*k) > 0)
@@ -87,10 +107,18 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         ctx.open()?
     };
     let a = resolve(&store, &plane, &args.a)?;
-    let (changes, findings, b_label) = match &args.b {
+    let (mut changes, findings, b_label) = match &args.b {
         Some(b) => {
             let b = resolve(&store, &plane, b)?;
-            let changes = diff_trees(&TreeSource::store(&store), &a.snapshot.root, &b.snapshot.root)?;
+            let src = TreeSource::store(&store);
+            let mut changes = diff_trees(&src, &a.snapshot.root, &b.snapshot.root)?;
+            add_link_changes(
+                &mut changes,
+                &a.snapshot.links,
+                &b.snapshot.links,
+                &|p| lookup_path(&src, &a.snapshot.root, p),
+                &|p| lookup_path(&src, &b.snapshot.root, p),
+            )?;
             let side = json!({"snapshot": b.id.to_hex(), "checkpoint": b.snapshot.name, "plane": b.plane.name, "root": b.snapshot.root.to_hex()});
             (changes, Vec::new(), side)
         }
@@ -98,15 +126,23 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             let wt_plane = a.plane.clone();
             ctx.recover(&mut store, &wt_plane)?;
             let bar = output::Bar::new("scanning");
-            let mut wt = cplane::worktree::working_tree(&store, &wt_plane, &bar)?;
+            let mut wt = cplane::worktree::working_tree(&store, &wt_plane, ctx.control(&bar))?;
             drop(bar);
             let src = TreeSource::with_overlay(&store, &wt.scan.trees);
-            let changes = diff_trees(&src, &a.snapshot.root, &wt.scan.root)?;
+            let mut changes = diff_trees(&src, &a.snapshot.root, &wt.scan.root)?;
+            add_link_changes(
+                &mut changes,
+                &a.snapshot.links,
+                &wt.scan.links,
+                &|p| lookup_path(&src, &a.snapshot.root, p),
+                &|p| lookup_path(&src, &wt.scan.root, p),
+            )?;
             let findings = std::mem::take(&mut wt.scan.findings);
             let side = json!({"working_tree": true, "plane": wt_plane.name, "root": wt.scan.root.to_hex()});
             (changes, findings, side)
         }
     };
+    changes.retain(|c| c.is_reported());
     let clean = changes.is_empty() && findings.is_empty();
     if args.json {
         let list: Vec<Value> = changes.iter().map(change_json).collect();
@@ -124,19 +160,19 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         )?;
     } else if args.name_status {
         for c in &changes {
-            writeln!(ctx.out, "{}\t{}", c.kind.letter(), output::path(&c.path))?;
+            writeln!(ctx.out, "{}\t{}", c.kind.letter(), output::path(c.path.as_bytes()))?;
         }
     } else {
         for c in &changes {
             writeln!(ctx.out, "{}", change_line(c))?;
         }
         if !changes.is_empty() {
-            writeln!(ctx.out, "{}", summary(&changes))?;
+            writeln!(ctx.out, "{}", summary(changes.iter()))?;
         }
     }
     if !args.json {
         for f in &findings {
-            eprintln!("{} {}: {}", f.code, output::path(&f.path), f.message);
+            eprintln!("{} {}: {}", f.code, output::path(f.path.as_bytes()), f.message);
         }
     }
     Ok(findings_code(clean))

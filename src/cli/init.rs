@@ -1,19 +1,17 @@
 //! `cplane init`.
 
-use super::{CmdResult, Ctx, output};
-use cplane::object::SnapshotKind;
-use cplane::progress::Progress;
-use cplane::snapshot::{SealOptions, seal};
-use cplane::store::Store;
+use super::{CliError, CmdResult, Ctx, output};
 use std::io::Write;
 use std::path::PathBuf;
 
 /// Create a store in DIR and seal plane `main` as its first checkpoint
 ///
 /// Creates `DIR/.cp` (objects, refs, stat cache, lock), defines plane `main`
-/// covering DIR, and snapshots every file below it. If some file cannot be
-/// stored (unreadable, a FIFO, socket or device), init reports it and leaves
-/// no store behind.
+/// covering DIR, and snapshots everything below it: bytes, modes, owners,
+/// symlinks, empty directories and hard links. The store is built under a
+/// temporary name and becomes `.cp` only once the first checkpoint is
+/// durable: if some file cannot be stored (unreadable, a FIFO, socket or
+/// device), or the disk fills up, init reports it and leaves no store behind.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Directory to govern (default: the current directory)
@@ -30,33 +28,20 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         None => ctx.cwd.clone(),
     };
     if dir.exists() && !dir.is_dir() {
-        return Err(cplane::Error::invalid(format!("{}: is a file, not a directory", dir.display())).into());
+        return Err(CliError::Usage(
+            format!("{}: is a file, not a directory", dir.display()),
+            None,
+        ));
     }
     if !dir.is_dir() {
-        return Err(cplane::Error::invalid(format!("{}: no such directory; create it first", dir.display())).into());
+        return Err(CliError::Usage(
+            format!("{}: no such directory", dir.display()),
+            Some("create it first (mkdir -p)".into()),
+        ));
     }
-    let mut store = Store::init(&dir)?;
-    let store_dir = store.dir().to_path_buf();
-    let result = (|| {
-        let lock = store.lock()?;
-        let plane = store.plane("main")?;
-        let bar = output::Bar::new("init");
-        let opts = SealOptions {
-            message: "init".into(),
-            kind: SnapshotKind::Init,
-            ..SealOptions::default()
-        };
-        let r = seal(&mut store, &lock, &plane, opts, &bar as &dyn Progress)?;
-        Ok::<_, cplane::Error>((plane, r))
-    })();
-    let (plane, r) = match result {
-        Ok(x) => x,
-        Err(e) => {
-            // Nothing half-made stays behind.
-            let _ = std::fs::remove_dir_all(&store_dir);
-            return Err(e.refused_as("init").into());
-        }
-    };
+    let bar = output::Bar::new("init");
+    let (store, plane, r) = cplane::snapshot::init(&dir, ctx.control(&bar))?;
+    drop(bar);
     if args.json {
         writeln!(
             ctx.out,
@@ -68,6 +53,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
                 "snapshot": r.id.to_hex(),
                 "root": r.snapshot.root.to_hex(),
                 "files": r.snapshot.files,
+                "dirs": r.dirs,
                 "bytes": r.snapshot.bytes,
             })
         )?;

@@ -1,38 +1,48 @@
 //! Command-line interface: one file per command, each with a clap `Args`
 //! struct (its doc comment is the `--help` text) and one `cmd_*` function.
-//! Errors become exit codes in one place, [`report_error`].
+//! Errors become exit codes and hints in one place, [`report_error`].
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cat;
 mod demo;
 mod diff;
 mod fsck;
+mod hooks;
 mod init;
 mod log;
 mod output;
 mod plane;
+mod restore;
 mod rollback;
 mod show;
 mod snapshot;
 mod status;
+mod upgrade;
 mod verify;
 
 use clap::{Parser, Subcommand};
+use cplane::Control;
 use cplane::error::exit;
 use cplane::plane::Plane;
+use cplane::progress::Progress;
 use cplane::store::Store;
 use cplane::store::lock::StoreLock;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 /// Keep directory trees pristine: content-addressed snapshots, verify, diff, rollback.
 ///
 /// cplane stores every file of a plane as a BLAKE3-addressed blob under `.cp/`
-/// and every state as a Merkle root. Start with `cplane init`, seal states with
+/// and every state as a Merkle root (bytes, modes, owners, empty directories,
+/// symlinks, hard links). Start with `cplane init`, seal states with
 /// `cplane snapshot`, check them with `cplane status` (fast) or `cplane verify`
-/// (full re-hash), compare with `cplane diff`, and go back with `cplane rollback`.
+/// (full re-hash), compare with `cplane diff`, go back with `cplane rollback`
+/// (everything) or `cplane restore` (some paths), and read old versions with
+/// `cplane cat`.
 ///
 /// Exit codes: 0 clean, 1 findings or differences, 2 usage or configuration
-/// error, 3 store damage.
+/// error, 3 store damage, 130 interrupted.
 #[derive(Parser, Debug)]
 #[command(name = "cplane", version, max_term_width = 100)]
 pub struct Cli {
@@ -53,12 +63,15 @@ enum Command {
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
+    Cat(cat::CatArgs),
     Status(status::StatusArgs),
     Verify(verify::VerifyArgs),
     Diff(diff::DiffArgs),
     Rollback(rollback::RollbackArgs),
+    Restore(restore::RestoreArgs),
     Fsck(fsck::FsckArgs),
     Plane(plane::PlaneArgs),
+    Upgrade(upgrade::UpgradeArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -66,6 +79,8 @@ enum Command {
 pub enum CliError {
     /// From the library.
     Lib(cplane::Error),
+    /// A problem with the arguments themselves (exit 2), with an optional hint.
+    Usage(String, Option<String>),
     /// Writing the output failed (a closed pipe ends quietly).
     Output(io::Error),
 }
@@ -85,6 +100,27 @@ impl From<io::Error> for CliError {
 /// What every command returns: an exit code, or an error.
 pub type CmdResult = Result<u8, CliError>;
 
+/// Set by SIGINT, SIGTERM and SIGHUP (for writers); polled by the library.
+static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// The process's interrupt flag, for library calls that take one directly.
+pub fn interrupt_flag() -> &'static AtomicBool {
+    &INTERRUPT
+}
+
+/// Routes SIGINT, SIGTERM and SIGHUP to [`INTERRUPT`]; a second signal ends
+/// the process at once (safe: every write is atomic or journalled).
+fn install_signal_handlers() {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, &INTERRUPT);
+        let _ = signal_hook::flag::register(sig, &INTERRUPT);
+    }
+}
+
 /// Shared state: where we run, which plane, where output goes.
 pub struct Ctx {
     /// The directory the command runs in (after `-C`).
@@ -93,12 +129,26 @@ pub struct Ctx {
     pub plane: Option<String>,
     /// Standard output.
     pub out: io::StdoutLock<'static>,
+    /// How long writers wait for the store lock (`CPLANE_LOCK_TIMEOUT_MS`).
+    pub lock_wait: std::time::Duration,
 }
 
 impl Ctx {
+    /// Progress to `progress`, interrupted by the signal flag.
+    pub fn control<'a>(&self, progress: &'a dyn Progress) -> Control<'a> {
+        Control::new(progress, &INTERRUPT)
+    }
+
+    /// The checkout hooks: none in release builds; test pauses in debug builds.
+    pub fn hooks(&self, store: &Store, plane: &Plane) -> Box<dyn cplane::checkout::CheckoutHooks> {
+        hooks::for_plane(store, plane)
+    }
+
     /// The store containing the working directory.
     pub fn store(&self) -> cplane::Result<Store> {
-        Store::discover(&self.cwd)
+        let mut s = Store::discover(&self.cwd)?;
+        s.set_lock_wait(self.lock_wait);
+        Ok(s)
     }
 
     /// The plane named by `--plane`, or the one containing the working directory.
@@ -110,8 +160,7 @@ impl Ctx {
     }
 
     /// Opens the store and plane for a command that reads or writes the working
-    /// tree: an interrupted rollback is finished first, and one in progress is
-    /// waited for.
+    /// tree: an interrupted checkout is finished first.
     pub fn open(&self) -> cplane::Result<(Store, Plane)> {
         let mut store = self.store()?;
         let plane = self.plane(&store)?;
@@ -120,79 +169,97 @@ impl Ctx {
     }
 
     /// Opens the store and plane for a command that only reads the store (log,
-    /// show, diff of two refs): it never waits for a rollback in progress.
+    /// show, cat, diff of two refs): it never waits for a checkout in progress.
     pub fn open_store_only(&self) -> cplane::Result<(Store, Plane)> {
         let mut store = self.store()?;
         let plane = self.plane(&store)?;
-        if cplane::rollback::has_journal(&store, &plane.name) {
+        if cplane::checkout::has_journal(&store, &plane.name) {
             match store.try_lock() {
                 Ok(lock) => {
                     let plane = store.plane(&plane.name)?;
-                    finish_journal(&mut store, &lock, &plane)?;
+                    self.finish_journal(&mut store, &lock, &plane)?;
                 }
-                Err(cplane::Error::Locked { .. }) => {} // a live rollback: its refs move atomically
+                Err(cplane::Error::Locked { .. }) => {} // a live checkout: its refs move atomically
                 Err(e) => return Err(e),
             }
         }
         Ok((store, plane))
     }
 
-    /// Completes an interrupted rollback of `plane`, if there is one.
+    /// Completes an interrupted checkout of `plane`, if there is one.
     pub fn recover(&self, store: &mut Store, plane: &Plane) -> cplane::Result<()> {
-        if cplane::rollback::has_journal(store, &plane.name) {
+        if cplane::checkout::has_journal(store, &plane.name) {
             self.lock_plane(store, plane)?;
         }
         Ok(())
     }
 
     /// Takes the writer lock, re-resolves `plane` against the configuration as
-    /// it is now, and finishes an interrupted rollback of it first if there is one.
+    /// it is now, and finishes an interrupted checkout of it first if there is one.
     pub fn lock_plane(&self, store: &mut Store, plane: &Plane) -> cplane::Result<(StoreLock, Plane)> {
-        let lock = match store.lock() {
+        let lock = match store.lock(&INTERRUPT) {
             Ok(l) => l,
-            Err(cplane::Error::Locked { holder, .. }) if cplane::rollback::has_journal(store, &plane.name) => {
-                return Err(cplane::Error::invalid(format!(
-                    "a rollback of plane `{}` is in progress ({holder}); try again when it has finished",
-                    plane.name
-                )));
+            Err(cplane::Error::Locked { holder, .. }) if cplane::checkout::has_journal(store, &plane.name) => {
+                return Err(cplane::Error::CheckoutInProgress {
+                    plane: plane.name.clone(),
+                    holder,
+                });
             }
             Err(e) => return Err(e),
         };
         let plane = store.plane(&plane.name)?;
-        finish_journal(store, &lock, &plane)?;
+        self.finish_journal(store, &lock, &plane)?;
         Ok((lock, plane))
     }
-}
 
-/// Replays the rollback journal of `plane`, if any, under `lock`, and says so on stderr.
-pub fn finish_journal(store: &mut Store, lock: &StoreLock, plane: &Plane) -> cplane::Result<()> {
-    let done = match cplane::rollback::recover(store, lock, plane, &cplane::progress::NoProgress) {
-        Ok(done) => done,
-        // Store damage and interruption keep their own message and exit code.
-        Err(e) if e.exit_code() != exit::USAGE => return Err(e),
-        Err(e) => {
-            return Err(cplane::Error::invalid(format!(
-                "plane `{}` has an interrupted rollback (journal {}) that cannot be finished: {e}. Fix the cause and run any cplane command in the plane again; the state before the rollback is safe in its RESCUE checkpoint",
+    /// Replays the checkout journal of `plane`, if any, under `lock`, and says so on stderr.
+    pub fn finish_journal(&self, store: &mut Store, lock: &StoreLock, plane: &Plane) -> cplane::Result<()> {
+        let hooks = self.hooks(store, plane);
+        let ctl = self.control(&cplane::progress::NoProgress);
+        let done = match cplane::rollback::recover(store, lock, plane, hooks.as_ref(), ctl) {
+            Ok(done) => done,
+            // Store damage and interruption keep their own message and exit code.
+            Err(e) if e.exit_code() != exit::USAGE && !matches!(e, cplane::Error::Refused { .. }) => {
+                return Err(e);
+            }
+            Err(e) => {
+                return Err(cplane::Error::UnfinishedCheckout {
+                    plane: plane.name.clone(),
+                    journal: cplane::checkout::journal_path(store, &plane.name),
+                    source: Box::new(e),
+                });
+            }
+        };
+        if let Some(f) = done {
+            let j = &f.recovered.journal;
+            eprintln!(
+                "cplane: finished an interrupted {} of plane {} to {} ({} written, {} removed){}; the state before it is checkpoint {}, and what was found just before finishing it is checkpoint {}",
+                match j.kind {
+                    cplane::checkout::CheckoutKind::Rollback => "rollback",
+                    cplane::checkout::CheckoutKind::Restore => "restore",
+                },
                 plane.name,
-                store.plane_dir(&plane.name).join("journal").display()
-            )));
+                j.target.short(12),
+                f.recovered.written,
+                f.recovered.removed,
+                j.new_head
+                    .as_ref()
+                    .map(|(_, n)| format!("; HEAD is {n}"))
+                    .unwrap_or_default(),
+                j.rescue_name,
+                f.found_rescue
+            );
+            for p in &f.recovered.problems {
+                eprintln!(
+                    "CP111 {}: could not set {}: {}",
+                    output::path(p.path.as_bytes()),
+                    p.what,
+                    p.error
+                );
+            }
         }
-    };
-    if let Some(r) = done {
-        eprintln!(
-            "cplane: finished an interrupted rollback of plane {} to {} ({} written, {} removed); HEAD is {}; the state before the rollback is checkpoint {}{}",
-            plane.name,
-            r.journal.target.short(12),
-            r.written,
-            r.removed,
-            r.journal.new_name,
-            r.journal.rescue_name,
-            r.found_rescue
-                .map(|n| format!(", and what was found just before finishing it is checkpoint {n}"))
-                .unwrap_or_default()
-        );
+        Ok(())
     }
-    Ok(())
 }
 
 /// Parses arguments, runs the command, returns the exit code.
@@ -210,43 +277,53 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let cwd = match &cli.dir {
-        Some(d) => match std::env::current_dir() {
-            Ok(c) => c.join(d),
-            Err(e) => {
-                eprintln!("error: cannot read the current directory: {e}");
-                return exit::USAGE;
-            }
+    let cwd = match std::env::current_dir() {
+        Ok(c) => match &cli.dir {
+            Some(d) => c.join(d),
+            None => c,
         },
-        None => match std::env::current_dir() {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: cannot read the current directory: {e}");
-                return exit::USAGE;
-            }
-        },
+        Err(e) => {
+            eprintln!("error: cannot read the current directory: {e}");
+            return exit::USAGE;
+        }
     };
     if !cwd.is_dir() {
         eprintln!("error: {}: not a directory (from -C)", cwd.display());
         return exit::USAGE;
     }
+    let lock_wait = match std::env::var("CPLANE_LOCK_TIMEOUT_MS") {
+        Err(_) => std::time::Duration::from_millis(cplane::store::lock::DEFAULT_LOCK_TIMEOUT_MS),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) => std::time::Duration::from_millis(ms),
+            Err(_) => {
+                eprintln!("error: CPLANE_LOCK_TIMEOUT_MS={v:?} is not a whole number of milliseconds");
+                return exit::USAGE;
+            }
+        },
+    };
     let mut ctx = Ctx {
         cwd,
         plane: cli.plane,
         out: io::stdout().lock(),
+        lock_wait,
     };
-    if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_)) {
+    if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_) | Command::Upgrade(_)) {
         eprintln!(
-            "error: --plane does not apply here: init always creates plane `main` (add more with `cplane plane add`)"
+            "error: --plane does not apply here: init creates plane `main` (add more with `cplane plane add`), upgrade converts the whole store"
         );
         return exit::USAGE;
     }
     // Writers stop at safe points on Ctrl-C; readers keep the default (die at once).
     if matches!(
         cli.command,
-        Command::Init(_) | Command::Snapshot(_) | Command::Rollback(_) | Command::Plane(_)
+        Command::Init(_)
+            | Command::Snapshot(_)
+            | Command::Rollback(_)
+            | Command::Restore(_)
+            | Command::Plane(_)
+            | Command::Upgrade(_)
     ) {
-        cplane::interrupt::install_handler();
+        install_signal_handlers();
     }
     let json = command_wants_json(&cli.command);
     let r = match cli.command {
@@ -255,12 +332,15 @@ pub fn main() -> u8 {
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
+        Command::Cat(a) => cat::cmd_cat(&mut ctx, a),
         Command::Status(a) => status::cmd_status(&mut ctx, a),
         Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
         Command::Diff(a) => diff::cmd_diff(&mut ctx, a),
         Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
+        Command::Restore(a) => restore::cmd_restore(&mut ctx, a),
         Command::Fsck(a) => fsck::cmd_fsck(&mut ctx, a),
         Command::Plane(a) => plane::cmd_plane(&mut ctx, a),
+        Command::Upgrade(a) => upgrade::cmd_upgrade(&mut ctx, a),
         Command::Demo(a) => demo::cmd_demo(&mut ctx, a),
     };
     let code = match r {
@@ -282,9 +362,62 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Verify(a) => a.json,
         Command::Diff(a) => a.json,
         Command::Rollback(a) => a.json,
+        Command::Restore(a) => a.json,
         Command::Fsck(a) => a.json,
-        Command::Plane(_) | Command::Demo(_) => false,
+        Command::Upgrade(a) => a.json,
+        Command::Cat(_) | Command::Plane(_) | Command::Demo(_) => false,
     }
+}
+
+/// What to do about an error, for the `hint:` line.
+fn hint(e: &cplane::Error) -> Option<String> {
+    use cplane::Error as E;
+    Some(match e {
+        E::NoStore { .. } => "run `cplane init` first".into(),
+        E::UnfinishedInit { path } => format!(
+            "run `cplane snapshot` there to seal it, or remove {} and init again",
+            path.display()
+        ),
+        E::InsideOtherStore { root, store, .. } => format!(
+            "make it a plane of that store: `cplane -C {} plane add NAME {}`",
+            store.display(),
+            root.display()
+        ),
+        E::NewerFormat { .. } => "upgrade cplane".into(),
+        E::OlderFormat { .. } => {
+            "run `cplane upgrade`: it converts the store in place (the old refs stay valid until the new ones are durable)"
+                .into()
+        }
+        E::BadName { kind, .. } | E::NameTaken { kind, .. } if *kind == cplane::error::NameKind::Checkpoint => {
+            "choose another --name".into()
+        }
+        E::WrongPlane { belongs_to, .. } => format!("pass `--plane {belongs_to}` to act on that plane"),
+        E::NotInPlane { .. } => "`cplane plane list` shows the planes; use -C DIR or --plane NAME".into(),
+        E::Locked { .. } | E::CheckoutInProgress { .. } => "try again when it has finished".into(),
+        E::UnfinishedCheckout { .. } => {
+            "fix the cause and run any cplane command in the plane again; the state before it is safe in its RESCUE- checkpoint (`cplane checkpoints`)".into()
+        }
+        E::LegacyJournal { journal, .. } => format!(
+            "finish it with the cplane that started it (store format 1), or delete {} to abandon it (the state before it is the newest RESCUE- checkpoint), then run `cplane upgrade`",
+            journal.display()
+        ),
+        E::DamagedFile { path, .. } if path.file_name().is_some_and(|n| n == "journal") => format!(
+            "the state before the interrupted checkout is the newest RESCUE- checkpoint (`cplane checkpoints`); delete {} to stop trying, then `cplane rollback` to the state you want",
+            path.display()
+        ),
+        E::CorruptObject { .. } | E::MissingObject { .. } | E::LegacyObject { .. } | E::DamagedFile { .. } => {
+            "run `cplane fsck` to see all damage and the refs that reach it".into()
+        }
+        E::Refused { .. } => {
+            "move special files (FIFOs, sockets, devices) out of the plane, make unreadable ones readable, or stop the process that keeps writing, then try again".into()
+        }
+        E::UnsafePath { through, .. } => format!(
+            "{through} was replaced by a symlink or a file; put the real directory back (or remove it) and run the command again"
+        ),
+        E::NoSuchPath { .. } => "`cplane show REF DIR` lists what a directory holds".into(),
+        E::BadPlaneRoot { .. } => "a plane root must be a real directory under the store root".into(),
+        _ => return None,
+    })
 }
 
 /// Prints an error (and any findings behind it) and returns its exit code.
@@ -296,39 +429,54 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
             eprintln!("error: writing output: {e}");
             return exit::USAGE;
         }
+        CliError::Usage(msg, hint) => {
+            if json {
+                let _ = writeln!(
+                    ctx.out,
+                    "{}",
+                    serde_json::json!({"error": msg, "exit_code": exit::USAGE})
+                );
+            }
+            eprintln!("error: {msg}");
+            if let Some(h) = hint {
+                eprintln!("hint: {h}");
+            }
+            return exit::USAGE;
+        }
         CliError::Lib(e) => e,
     };
     let code = e.exit_code();
+    let hint = hint(&e);
     if let cplane::Error::Refused { findings, .. } = &e {
         if json {
             let list: Vec<_> = findings.iter().map(finding_json).collect();
             let _ = writeln!(
                 ctx.out,
                 "{}",
-                serde_json::json!({"error": e.to_string(), "exit_code": code, "findings": list})
+                serde_json::json!({"error": e.to_string(), "exit_code": code, "findings": list, "hint": hint})
             );
         }
         for f in findings {
-            eprintln!("{} {}: {}", f.code, output::path(&f.path), f.message);
+            eprintln!("{} {}: {}", f.code, output::path(f.path.as_bytes()), f.message);
         }
     } else if json {
         let _ = writeln!(
             ctx.out,
             "{}",
-            serde_json::json!({"error": e.to_string(), "exit_code": code})
+            serde_json::json!({"error": e.to_string(), "exit_code": code, "hint": hint})
         );
     }
     eprintln!("error: {e}");
-    if let cplane::Error::NotInPlane { .. } = &e {
-        eprintln!("hint: `cplane plane list` shows the planes; use -C DIR or --plane NAME")
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
     }
     code
 }
 
 /// A finding as JSON: code, path (+path_bytes), message.
 pub fn finding_json(f: &cplane::finding::Finding) -> serde_json::Value {
-    let mut m = output::path_obj(&f.path);
-    m.insert("code".into(), f.code.into());
+    let mut m = output::path_obj(f.path.as_bytes());
+    m.insert("code".into(), f.code.as_str().into());
     m.insert("message".into(), f.message.clone().into());
     serde_json::Value::Object(m)
 }
@@ -336,4 +484,28 @@ pub fn finding_json(f: &cplane::finding::Finding) -> serde_json::Value {
 /// The exit code for a report: 0 when clean, 1 otherwise.
 pub fn findings_code(clean: bool) -> u8 {
     if clean { exit::CLEAN } else { exit::FINDINGS }
+}
+
+/// Parses a path argument into a plane-relative path of `plane`: `./x` and
+/// `../x` (and `.`/`..`) are relative to the current directory, as in git;
+/// other paths are relative to the plane root.
+pub fn plane_path(ctx: &Ctx, store: &Store, plane: &Plane, arg: &str) -> Result<cplane::RelPath, CliError> {
+    use std::os::unix::ffi::OsStrExt;
+    let outside = || {
+        CliError::Lib(cplane::Error::BadPath {
+            path: arg.to_string(),
+            plane: plane.name.clone(),
+        })
+    };
+    let bytes: Vec<u8> = if arg.starts_with("./") || arg.starts_with("../") || arg == "." || arg == ".." {
+        let abs = cplane::plane::normalize(&ctx.cwd.join(arg));
+        let Ok(rel) = abs.strip_prefix(&plane.root) else {
+            return Err(outside());
+        };
+        let _ = store;
+        rel.as_os_str().as_bytes().to_vec()
+    } else {
+        arg.as_bytes().to_vec()
+    };
+    cplane::RelPath::parse(&bytes).ok_or_else(outside)
 }

@@ -58,6 +58,8 @@ pub fn path_obj(bytes: &[u8]) -> Map<String, Value> {
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{n} {stem}ies")
     } else {
         format!("{n} {noun}s")
     }
@@ -87,9 +89,28 @@ pub fn head(head: Option<&(cplane::SnapshotId, cplane::object::Snapshot)>) -> Va
     )
 }
 
-/// An entry side as JSON.
+/// An entry side as JSON: kind (`file`, `symlink`, `directory`), id, size,
+/// mode (four octal digits, or `null` when unknown — format 1), uid and gid
+/// (`null` when unknown), executable.
 pub fn side(s: &cplane::diff::Side) -> Value {
-    json!({"kind": s.kind.name(), "id": s.id.to_hex(), "size": s.size})
+    json!({
+        "kind": s.kind.name(),
+        "id": s.id.to_hex(),
+        "size": s.size,
+        "mode": mode_json(&s.meta, s.kind),
+        "uid": s.meta.owner_known().then_some(s.meta.uid),
+        "gid": s.meta.owner_known().then_some(s.meta.gid),
+        "executable": s.kind == cplane::object::EntryKind::File && s.meta.is_executable(),
+    })
+}
+
+/// A mode as JSON: `"0644"`, or `null` for a symlink or an unknown (format-1) mode.
+pub fn mode_json(m: &cplane::object::Meta, kind: cplane::object::EntryKind) -> Value {
+    if kind == cplane::object::EntryKind::Symlink || m.is_legacy_mode() {
+        Value::Null
+    } else {
+        Value::String(format!("{:04o}", m.perm()))
+    }
 }
 
 /// Progress on stderr when it is a terminal; silent otherwise.

@@ -42,10 +42,10 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
     match args.cmd {
         PlaneCmd::Add { name, path, tier } => {
             let mut store = ctx.store()?;
-            let lock = store.lock()?;
-            // A pending rollback was planned with the old planes: finish it first.
+            let lock = store.lock(super::interrupt_flag())?;
+            // A pending checkout was planned with the old planes: finish it first.
             for p in store.planes() {
-                super::finish_journal(&mut store, &lock, &p)?;
+                ctx.finish_journal(&mut store, &lock, &p)?;
             }
             let before = store.config().clone();
             let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
@@ -54,7 +54,13 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                 kind: SnapshotKind::Init,
                 ..SealOptions::default()
             };
-            let r = match seal(&mut store, &lock, &plane, opts, &cplane::progress::NoProgress) {
+            let r = match seal(
+                &mut store,
+                &lock,
+                &plane,
+                opts,
+                ctx.control(&cplane::progress::NoProgress),
+            ) {
                 Ok(r) => r,
                 Err(e) => {
                     store.save_config(before)?;

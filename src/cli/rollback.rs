@@ -2,6 +2,7 @@
 
 use super::diff::change_json;
 use super::{CmdResult, Ctx, output};
+use cplane::checkout::CheckoutReport;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -9,11 +10,15 @@ use std::io::Write;
 ///
 /// First seals the current state as a rescue checkpoint (RESCUE-…), so the
 /// rollback can itself be undone with `cplane rollback RESCUE-…`. Then
-/// rewrites only what differs — bytes, exec bits, symlinks — removes files
-/// REF does not have and prunes directories left empty. Every object is
-/// verified before anything changes; a journal lets an interrupted rollback be
-/// finished by the next cplane command. HEAD becomes a new checkpoint whose
-/// root equals REF's root; history is never rewritten.
+/// rewrites only what differs — bytes, modes, owners, symlinks, hard links —
+/// creates missing directories (empty ones too), removes files and
+/// directories REF does not have, and sets directory modes after their
+/// contents. Every object is verified and every file staged (unnamed, beside
+/// its destination) before anything changes; a journal lets an interrupted
+/// rollback be finished by the next cplane command. HEAD becomes a new
+/// checkpoint whose root equals REF's root; history is never rewritten.
+/// Owners can only be put back by root (or with CAP_CHOWN); each one that
+/// could not be is reported (CP111) and the exit code is 1.
 #[derive(clap::Args, Debug)]
 pub struct RollbackArgs {
     /// Snapshot to restore: checkpoint name, HEAD~N, id prefix, ...
@@ -23,16 +28,59 @@ pub struct RollbackArgs {
     pub json: bool,
 }
 
+/// The problems a checkout reports: owners and modes it could not set, directories it left.
+pub fn problems_json(r: &CheckoutReport) -> Value {
+    let list: Vec<Value> = r
+        .problems
+        .iter()
+        .map(|p| {
+            let mut m = output::path_obj(p.path.as_bytes());
+            m.insert("code".into(), "CP111".into());
+            m.insert(
+                "message".into(),
+                format!("could not set {}: {}", p.what, p.error).into(),
+            );
+            Value::Object(m)
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// Prints what a checkout could not do; returns the exit code (1 when anything).
+pub fn print_problems(ctx: &mut Ctx, r: &CheckoutReport) -> std::io::Result<u8> {
+    for p in &r.problems {
+        writeln!(
+            ctx.out,
+            "CP111 {}: could not set {}: {}",
+            output::path(p.path.as_bytes()),
+            p.what,
+            p.error
+        )?;
+    }
+    for d in &r.left_in_place {
+        writeln!(
+            ctx.out,
+            "note: {}/ is not in the target but was left in place: something not in the plane's state is inside",
+            output::path(d.as_bytes())
+        )?;
+    }
+    Ok(super::findings_code(r.problems.is_empty()))
+}
+
 pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
     let bar = output::Bar::new("rollback");
-    let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &bar)?;
+    let hooks = ctx.hooks(&store, &plane);
+    let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, hooks.as_ref(), ctx.control(&bar))?;
     drop(bar);
     let j = &r.journal;
+    let (new_head, new_name) = j.new_head.clone().expect("a rollback moves HEAD");
+    let head = store.read_snapshot(&new_head)?;
+    let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();
     if args.json {
-        let list: Vec<Value> = r.changes.iter().map(change_json).collect();
+        let list: Vec<Value> = reported.iter().map(|c| change_json(c)).collect();
         writeln!(
             ctx.out,
             "{}",
@@ -40,44 +88,46 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
                 "plane": plane.name,
                 "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
                 "rescue": {"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name},
-                "head": {"snapshot": j.new_head.to_hex(), "checkpoint": j.new_name, "root": store.read_snapshot(&j.new_head)?.root.to_hex()},
+                "head": {"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()},
                 "written": r.written,
                 "removed": r.removed,
+                "created_dirs": r.created_dirs,
                 "changes": list,
+                "problems": problems_json(&r),
+                "clean": r.problems.is_empty(),
                 "seconds": r.seconds,
             })
         )?;
-    } else {
-        writeln!(
-            ctx.out,
-            "rescue checkpoint {} ({}) holds the state before; undo with `cplane rollback {}`",
-            j.rescue_name,
-            j.rescue.short(12),
-            j.rescue_name
-        )?;
-        writeln!(
-            ctx.out,
-            "rolled back plane {} to {} ({}): {} written, {} removed",
-            plane.name,
-            target.snapshot.name,
-            target.id.short(12),
-            r.written,
-            r.removed
-        )?;
-        let head = store.read_snapshot(&j.new_head)?;
-        writeln!(
-            ctx.out,
-            "HEAD is now checkpoint {} (root {})",
-            j.new_name,
-            head.root.short(12)
-        )?;
-        if head.root != target.snapshot.root {
-            writeln!(
-                ctx.out,
-                "(parts of {} that now belong to nested planes were left to those planes)",
-                target.snapshot.name
-            )?;
-        }
+        return Ok(super::findings_code(r.problems.is_empty()));
     }
-    Ok(0)
+    writeln!(
+        ctx.out,
+        "rescue checkpoint {} ({}) holds the state before; undo with `cplane rollback {}`",
+        j.rescue_name,
+        j.rescue.short(12),
+        j.rescue_name
+    )?;
+    writeln!(
+        ctx.out,
+        "rolled back plane {} to {} ({}): {} written, {} removed, {} created",
+        plane.name,
+        target.snapshot.name,
+        target.id.short(12),
+        r.written,
+        r.removed,
+        output::count(r.created_dirs, "directory")
+    )?;
+    writeln!(
+        ctx.out,
+        "HEAD is now checkpoint {new_name} (root {})",
+        head.root.short(12)
+    )?;
+    if head.root != target.snapshot.root {
+        writeln!(
+            ctx.out,
+            "(parts of {} that now belong to nested planes were left to those planes)",
+            target.snapshot.name
+        )?;
+    }
+    Ok(print_problems(ctx, &r)?)
 }

@@ -29,10 +29,10 @@ pub struct ShowArgs {
 
 fn entry_json(e: &TreeEntry, path: &[u8]) -> Value {
     let mut m = output::path_obj(path);
-    m.insert("kind".into(), e.kind.name().into());
-    m.insert("id".into(), e.id.to_hex().into());
-    m.insert("size".into(), e.size.into());
-    m.insert("owner".into(), e.owner.clone().into());
+    let side = output::side(&(e.into()));
+    if let Value::Object(side) = side {
+        m.extend(side);
+    }
     Value::Object(m)
 }
 
@@ -55,10 +55,18 @@ fn print_tree(ctx: &mut Ctx, tree: &Tree, prefix: &[u8], json: bool) -> std::io:
     } else {
         for e in &tree.entries {
             let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
+            let mode = if e.kind == EntryKind::Symlink {
+                "    ".to_string()
+            } else if e.meta.is_legacy_mode() {
+                "?".repeat(4)
+            } else {
+                format!("{:04o}", e.meta.perm())
+            };
             writeln!(
                 ctx.out,
-                "{:<10} {}  {:>9}  {}{slash}",
+                "{:<9} {mode} {:>11}  {}  {:>9}  {}{slash}",
                 e.kind.name(),
+                e.meta.owner_string(),
                 e.id.short(12),
                 output::size(e.size),
                 output::path(&e.name)
@@ -114,70 +122,45 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
     };
     let s = &resolved.snapshot;
     if let Some(p) = &args.path {
-        // `./x` and `../x` are relative to the current directory (as in git); other
-        // paths are relative to the plane root.
-        let owned: String = if p.starts_with("./") || p.starts_with("../") || p == "." || p == ".." {
-            let abs = cplane::plane::normalize(&ctx.cwd.join(p));
-            let outside = || cplane::Error::invalid(format!("{p} is outside plane `{}`", resolved.plane.name));
-            let from_root = store.relative(&abs).ok_or_else(outside)?;
-            let plane_path = &resolved.plane.path;
-            if plane_path.is_empty() {
-                from_root
-            } else if from_root == *plane_path {
-                String::new()
-            } else {
-                from_root
-                    .strip_prefix(&format!("{plane_path}/"))
-                    .map(str::to_string)
-                    .ok_or_else(outside)?
-            }
-        } else {
-            p.trim_matches('/').to_string()
-        };
-        let rel = owned.as_bytes();
+        let rel = super::plane_path(ctx, &store, &resolved.plane, p)?;
         let src = TreeSource::store(&store);
-        let entry = if rel.is_empty() {
+        let entry = if rel.is_root() {
             None
         } else {
-            lookup_path(&src, &s.root, rel)?
+            lookup_path(&src, &s.root, &rel)?
         };
         let tree = match &entry {
-            None if rel.is_empty() => Some(store.read_tree(&s.root)?),
+            None if rel.is_root() => Some(store.read_tree(&s.root)?),
             Some(e) if e.kind == EntryKind::Dir => Some(store.read_tree(&e.tree_id())?),
             _ => None,
         };
-        if entry.is_none() && tree.is_none() {
-            return Err(cplane::Error::invalid(format!(
-                "no path `{p}` in snapshot {} ({}); `cplane show {} /` lists its top directory",
-                s.name,
-                resolved.id.short(12),
-                args.r#ref
-            ))
-            .into());
-        }
         match (entry, tree) {
+            (_, Some(t)) => print_tree(ctx, &t, rel.as_bytes(), args.json)?,
             (Some(e), None) => {
                 if args.json {
-                    writeln!(ctx.out, "{}", entry_json(&e, rel))?;
+                    writeln!(ctx.out, "{}", entry_json(&e, rel.as_bytes()))?;
                 } else {
-                    writeln!(ctx.out, "path   {}", output::path(rel))?;
-                    writeln!(ctx.out, "kind   {}", e.kind.name())?;
+                    writeln!(ctx.out, "path   {}", output::path(rel.as_bytes()))?;
+                    writeln!(ctx.out, "kind   {}", e.kind_label())?;
                     writeln!(ctx.out, "blob   {}", e.id)?;
                     writeln!(ctx.out, "size   {} bytes", e.size)?;
                     if e.kind == EntryKind::Symlink {
                         let mut target = Vec::new();
                         store.read_blob_to(&e.id, &mut target, store.dir())?;
                         writeln!(ctx.out, "target {}", output::path(&target))?;
+                    } else {
+                        writeln!(ctx.out, "mode   {}", e.meta.mode_string())?;
                     }
-                    writeln!(
-                        ctx.out,
-                        "owner  {}",
-                        if e.owner.is_empty() { "(none)" } else { &e.owner }
-                    )?;
+                    writeln!(ctx.out, "owner  {}", e.meta.owner_string())?;
                 }
             }
-            (_, Some(t)) => print_tree(ctx, &t, rel, args.json)?,
-            (None, None) => unreachable!("handled above"),
+            (None, None) => {
+                return Err(cplane::Error::NoSuchPath {
+                    path: rel.display(),
+                    what: format!("snapshot {} ({})", s.name, resolved.id.short(12)),
+                }
+                .into());
+            }
         }
         return Ok(0);
     }

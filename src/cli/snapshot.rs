@@ -7,8 +7,11 @@ use std::time::Instant;
 
 /// Seal the plane's current files as a new checkpoint and move HEAD to it
 ///
-/// Only files whose stat changed since the last scan are read; new content is
-/// stored once (content-addressed), in one pack per worker thread. The default
+/// Records every file's bytes, mode and owner, symlinks, empty directories
+/// and hard links. Only files whose stat changed since the last scan are
+/// read; new content is stored once (content-addressed), in one pack per
+/// worker thread. Paths deleted by another process while the plane is read
+/// are simply not recorded (a note says how many). The default
 /// name is VER-YYYYMMDDHHMMSS (UTC), made unique. A snapshot with nothing
 /// changed still records a checkpoint (with the same root). Refuses, writing
 /// nothing, if a file is unreadable, special (FIFO, socket, device) or keeps
@@ -36,7 +39,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         message: args.message,
         ..SealOptions::default()
     };
-    let r = seal(&mut store, &lock, &plane, opts, &bar)?;
+    let r = seal(&mut store, &lock, &plane, opts, ctx.control(&bar))?;
     drop(bar);
     let secs = t0.elapsed().as_secs_f64();
     let s = &r.snapshot;
@@ -52,6 +55,8 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
                 "parent": s.parent.map(|p| p.to_hex()),
                 "files": s.files,
                 "bytes": s.bytes,
+                "dirs": r.dirs,
+                "vanished": r.vanished,
                 "hashed_files": r.hashed_files,
                 "hashed_bytes": r.hashed_bytes,
                 "new_objects": r.write.new_objects,
@@ -73,6 +78,14 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
             output::count(r.write.new_objects, "new object"),
             output::size(r.write.new_bytes)
         )?;
+        if r.vanished > 0 {
+            writeln!(
+                ctx.out,
+                "note: {} disappeared while the plane was read and {} not recorded",
+                output::count(r.vanished, "path"),
+                if r.vanished == 1 { "is" } else { "are" }
+            )?;
+        }
     }
     // Freeing the 100,000-entry stat cache one by one costs more than the exit does.
     std::mem::forget(r);

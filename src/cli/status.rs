@@ -7,11 +7,13 @@ use std::io::Write;
 
 /// Report drift from HEAD quickly, using the stat cache
 ///
-/// Files whose size, mtime, ctime, inode and mode match the cache are not
-/// read; others are hashed. Files changed within 2 s of the last scan are
-/// always hashed (the "racy" case), so a same-second edit is never missed.
-/// Letters as in `cplane diff`. Exit 1 when anything drifted. For a full
-/// re-hash that trusts nothing, use `cplane verify`.
+/// Every file and directory is stat'ed; files whose size, mtime, ctime,
+/// inode and mode match the cache are not read, others are hashed. Files
+/// changed within 2 s of the last scan are always hashed (the "racy" case),
+/// so a same-second edit is never missed. Letters as in `cplane diff` (M
+/// bytes, A added, D deleted, T kind, P mode, O owner, L hard links). Exit 1
+/// when anything drifted. For a full re-hash that trusts nothing, use
+/// `cplane verify`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// Print JSON
@@ -22,11 +24,11 @@ pub struct StatusArgs {
 pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("status");
-    let r = cplane::worktree::status(&store, &plane, &bar)?;
+    let r = cplane::worktree::status(&store, &plane, ctx.control(&bar))?;
     drop(bar);
     let head = r.head.as_ref();
     if args.json {
-        let list: Vec<Value> = r.changes.iter().map(change_json).collect();
+        let list: Vec<Value> = r.reported().map(change_json).collect();
         let f: Vec<Value> = r.scan.findings.iter().map(finding_json).collect();
         writeln!(
             ctx.out,
@@ -46,11 +48,17 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             Some((id, s)) => writeln!(ctx.out, "plane {} at {} ({})", plane.name, s.name, id.short(12))?,
             None => writeln!(ctx.out, "plane {} has no snapshot yet", plane.name)?,
         }
-        for c in &r.changes {
+        for c in r.reported() {
             writeln!(ctx.out, "{}", change_line(c))?;
         }
         for f in &r.scan.findings {
-            writeln!(ctx.out, "!  {}  {} {}", output::path(&f.path), f.code, f.message)?;
+            writeln!(
+                ctx.out,
+                "!  {}  {} {}",
+                output::path(f.path.as_bytes()),
+                f.code,
+                f.message
+            )?;
         }
         if r.is_clean() {
             writeln!(
@@ -60,7 +68,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 if r.scan.files == 1 { "matches" } else { "match" }
             )?;
         } else if !r.changes.is_empty() {
-            writeln!(ctx.out, "{}", summary(&r.changes))?;
+            writeln!(ctx.out, "{}", summary(r.reported()))?;
         }
     }
     let code = findings_code(r.is_clean());

@@ -7,9 +7,10 @@ use std::io::Write;
 /// Re-hash every file of the plane and compare with HEAD, trusting nothing
 ///
 /// Reads every byte (in parallel) and reports each modified (CP101), added
-/// (CP102), deleted (CP103) and kind-changed (CP104) path, and each file that
-/// cannot be read (CP105), is special (CP106) or keeps changing (CP107).
-/// Exit 1 on any finding.
+/// (CP102), deleted (CP103) and kind-changed (CP104) path, each mode (CP108),
+/// owner (CP109) and hard-link (CP110) change, and each file that cannot be
+/// read (CP105), is special (CP106) or keeps changing (CP107). Exit 1 on any
+/// finding.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Print JSON: one object with `findings` and `stats`
@@ -23,7 +24,7 @@ pub struct VerifyArgs {
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
-    let r = cplane::worktree::verify(&store, &plane, &bar)?;
+    let r = cplane::worktree::verify(&store, &plane, ctx.control(&bar))?;
     drop(bar);
     let findings = r.all_findings();
     let mbps = if r.seconds > 0.0 {
@@ -34,7 +35,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let head = r.head.as_ref();
     if args.json {
         let list: Vec<Value> = findings.iter().map(finding_json).collect();
-        let changes: Vec<Value> = r.changes.iter().map(super::diff::change_json).collect();
+        let changes: Vec<Value> = r.reported().map(super::diff::change_json).collect();
         writeln!(
             ctx.out,
             "{}",
@@ -49,7 +50,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         )?;
     } else {
         for f in &findings {
-            writeln!(ctx.out, "{} {}: {}", f.code, output::path(&f.path), f.message)?;
+            writeln!(ctx.out, "{} {}: {}", f.code, output::path(f.path.as_bytes()), f.message)?;
         }
         let at = head.map_or("no snapshot".to_string(), |(id, s)| {
             format!("{} ({})", s.name, id.short(12))

@@ -14,15 +14,14 @@
 use crate::error::{IoResultExt, Result};
 use crate::id::ObjectId;
 use crate::object::EntryKind;
+use crate::path::RelPath;
 use serde::{Deserialize, Serialize};
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Magic at the start of an index file.
 pub const INDEX_MAGIC: &[u8; 4] = b"CPSC";
 /// Index format version.
-pub const INDEX_VERSION: u8 = 1;
+pub const INDEX_VERSION: u8 = 2;
 /// Safety margin for racy entries, in nanoseconds (2 s covers coarse kernel
 /// clocks and FAT's 2-second mtime granularity).
 pub const RACY_MARGIN_NS: i64 = 2_000_000_000;
@@ -43,14 +42,15 @@ pub struct Stat {
 }
 
 impl Stat {
-    /// Reads the compared fields from `lstat`/`fstat` metadata.
-    pub fn from_metadata(m: &Metadata) -> Self {
+    /// Reads the compared fields from an `lstat`/`fstat` result.
+    pub fn from_raw(st: &crate::fsys::Stat) -> Self {
+        let (mtime_ns, ctime_ns) = crate::fsys::times_ns(st);
         Stat {
-            size: m.len(),
-            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
-            ino: m.ino(),
-            mode: m.mode(),
+            size: st.st_size as u64,
+            mtime_ns,
+            ctime_ns,
+            ino: st.st_ino as u64,
+            mode: st.st_mode as u32,
         }
     }
 
@@ -63,9 +63,9 @@ impl Stat {
 /// One cached file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
-    /// Plane-relative path, `/`-separated bytes.
-    pub path: Vec<u8>,
-    /// File, executable or symlink.
+    /// Plane-relative path.
+    pub path: RelPath,
+    /// File or symlink.
     pub kind: EntryKind,
     /// Blob id of the content seen with `stat`.
     pub id: ObjectId,
@@ -108,23 +108,23 @@ impl StatCache {
     }
 
     /// The entry for `path`, by binary search.
-    pub fn get(&self, path: &[u8]) -> Option<&IndexEntry> {
+    pub fn get(&self, path: &RelPath) -> Option<&IndexEntry> {
         self.entries
-            .binary_search_by(|e| e.path.as_slice().cmp(path))
+            .binary_search_by(|e| e.path.cmp(path))
             .ok()
             .map(|i| &self.entries[i])
     }
 
     /// The entries under directory `dir` (plane-relative, `""` for the root): one
     /// contiguous run, since every path in it starts with `dir/`.
-    pub fn under(&self, dir: &[u8]) -> &[IndexEntry] {
-        if dir.is_empty() {
+    pub fn under(&self, dir: &RelPath) -> &[IndexEntry] {
+        if dir.is_root() {
             return &self.entries;
         }
-        let mut prefix = dir.to_vec();
+        let mut prefix = dir.as_bytes().to_vec();
         prefix.push(b'/');
-        let lo = self.entries.partition_point(|e| e.path.as_slice() < prefix.as_slice());
-        let hi = lo + self.entries[lo..].partition_point(|e| e.path.starts_with(&prefix));
+        let lo = self.entries.partition_point(|e| e.path.as_bytes() < prefix.as_slice());
+        let hi = lo + self.entries[lo..].partition_point(|e| e.path.as_bytes().starts_with(&prefix));
         &self.entries[lo..hi]
     }
 
@@ -135,20 +135,20 @@ impl StatCache {
     }
 
     /// The cached blob id for `path` when `stat` matches and the entry is not racy.
-    pub fn lookup(&self, path: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+    pub fn lookup(&self, path: &RelPath, stat: &Stat) -> Option<(ObjectId, EntryKind)> {
         self.lookup_in(&self.entries, path, stat)
     }
 
     /// [`StatCache::lookup`] within `run`, a sorted slice of this cache (such as
     /// [`StatCache::under`] returns), so a scan searches one directory's run.
-    pub fn lookup_in(&self, run: &[IndexEntry], path: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        let e = &run[run.binary_search_by(|e| e.path.as_slice().cmp(path)).ok()?];
+    pub fn lookup_in(&self, run: &[IndexEntry], path: &RelPath, stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        let e = &run[run.binary_search_by(|e| e.path.cmp(path)).ok()?];
         (e.stat.matches(stat) && !self.is_racy(&e.stat)).then_some((e.id, e.kind))
     }
 
     /// Applies `patch` in one merge pass: each path gets its new entry, or is
     /// dropped for `None`; when a path appears twice, the later item wins.
-    pub fn patch(&mut self, mut patch: Vec<(Vec<u8>, Option<IndexEntry>)>) {
+    pub fn patch(&mut self, mut patch: Vec<(RelPath, Option<IndexEntry>)>) {
         patch.reverse();
         patch.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the later item now comes first
         patch.dedup_by(|a, b| a.0 == b.0);
@@ -157,7 +157,7 @@ impl StatCache {
         let mut p = patch.into_iter().peekable();
         for e in old {
             while let Some((path, _)) = p.peek()
-                && path.as_slice() < e.path.as_slice()
+                && *path < e.path
             {
                 merged.extend(p.next().and_then(|(_, n)| n));
             }
@@ -183,9 +183,13 @@ pub fn now_ns() -> i64 {
 mod tests {
     use super::*;
 
+    fn p(s: &[u8]) -> RelPath {
+        RelPath::parse(s).unwrap()
+    }
+
     fn entry(path: &[u8], mtime_ns: i64) -> IndexEntry {
         IndexEntry {
-            path: path.to_vec(),
+            path: p(path),
             kind: EntryKind::File,
             id: ObjectId([7; 32]),
             stat: Stat {
@@ -221,13 +225,13 @@ mod tests {
             entries: vec![entry(b"a", 1), entry(b"c", 1), entry(b"e", 1)],
         };
         c.patch(vec![
-            (b"d".to_vec(), Some(entry(b"d", 2))),
-            (b"a".to_vec(), None),
-            (b"c".to_vec(), Some(entry(b"c", 2))),
-            (b"c".to_vec(), Some(entry(b"c", 3))),
-            (b"z".to_vec(), None),
+            (p(b"d"), Some(entry(b"d", 2))),
+            (p(b"a"), None),
+            (p(b"c"), Some(entry(b"c", 2))),
+            (p(b"c"), Some(entry(b"c", 3))),
+            (p(b"z"), None),
         ]);
-        let got: Vec<(&[u8], i64)> = c.entries.iter().map(|e| (e.path.as_slice(), e.stat.mtime_ns)).collect();
+        let got: Vec<(&[u8], i64)> = c.entries.iter().map(|e| (e.path.as_bytes(), e.stat.mtime_ns)).collect();
         assert_eq!(got, vec![(&b"c"[..], 3), (&b"d"[..], 2), (&b"e"[..], 1)]);
     }
 
@@ -237,10 +241,10 @@ mod tests {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"old", 0), entry(b"racy", 10 * RACY_MARGIN_NS - 1)],
         };
-        assert!(c.lookup(b"old", &c.entries[0].stat).is_some());
-        assert!(c.lookup(b"racy", &c.entries[1].stat).is_none());
+        assert!(c.lookup(&p(b"old"), &c.entries[0].stat).is_some());
+        assert!(c.lookup(&p(b"racy"), &c.entries[1].stat).is_none());
         let mut changed = c.entries[0].stat;
         changed.size += 1;
-        assert!(c.lookup(b"old", &changed).is_none());
+        assert!(c.lookup(&p(b"old"), &changed).is_none());
     }
 }

@@ -1,14 +1,17 @@
 //! The store's writer lock: `.cp/lock`, an advisory `flock` held for the
 //! lifetime of a [`StoreLock`]. Two writers never interleave; a second one
-//! waits up to a timeout and then fails with [`Error::Locked`].
+//! waits up to a timeout and then fails with [`Error::Locked`]. Also the
+//! per-plane [`WorktreeLock`] that keeps readers of a working tree and a
+//! checkout applying to it apart.
 
 use crate::error::{Error, IoResultExt, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Default wait for the lock, in milliseconds; `CPLANE_LOCK_TIMEOUT_MS` overrides it.
+/// Default wait for the lock, in milliseconds (the CLI's `CPLANE_LOCK_TIMEOUT_MS` overrides it).
 pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 3000;
 
 /// A held store lock; released on drop (the kernel releases it if the process dies).
@@ -19,24 +22,14 @@ pub struct StoreLock {
     pub path: PathBuf,
 }
 
-fn timeout() -> Result<Duration> {
-    match std::env::var("CPLANE_LOCK_TIMEOUT_MS") {
-        Err(_) => Ok(Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS)),
-        Ok(v) => v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
-            Error::invalid(format!(
-                "CPLANE_LOCK_TIMEOUT_MS={v:?} is not a whole number of milliseconds"
-            ))
-        }),
-    }
-}
-
 impl StoreLock {
-    /// Takes the lock in `store_dir`, waiting up to the timeout.
+    /// Takes the lock in `store_dir`, waiting up to the default timeout.
     ///
     /// # Errors
     /// [`Error::Locked`] when another process keeps it past the timeout.
     pub fn acquire(store_dir: &Path) -> Result<StoreLock> {
-        Self::acquire_within(store_dir, timeout()?)
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Self::acquire_within(store_dir, Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS), &NEVER)
     }
 
     /// Takes the lock only if it is free right now.
@@ -44,10 +37,16 @@ impl StoreLock {
     /// # Errors
     /// [`Error::Locked`] when it is held; [`Error::Io`] otherwise.
     pub fn try_acquire(store_dir: &Path) -> Result<StoreLock> {
-        Self::acquire_within(store_dir, Duration::ZERO)
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Self::acquire_within(store_dir, Duration::ZERO, &NEVER)
     }
 
-    fn acquire_within(store_dir: &Path, wait: Duration) -> Result<StoreLock> {
+    /// Takes the lock, waiting up to `wait`; gives up with [`Error::Interrupted`]
+    /// as soon as `interrupt` is set.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] after `wait`; [`Error::Interrupted`]; [`Error::Io`].
+    pub fn acquire_within(store_dir: &Path, wait: Duration, interrupt: &AtomicBool) -> Result<StoreLock> {
         let path = store_dir.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -61,7 +60,9 @@ impl StoreLock {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
-                    crate::interrupt::check()?;
+                    if interrupt.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
                     if start.elapsed() >= wait {
                         let mut holder = String::new();
                         let _ = file.read_to_string(&mut holder);
@@ -86,5 +87,61 @@ impl StoreLock {
         let _ = file.seek(SeekFrom::Start(0));
         let _ = write!(file, "pid {}", std::process::id());
         Ok(StoreLock { _file: file, path })
+    }
+}
+
+/// A per-plane read/write lock on the working tree:
+/// `.cp/planes/<plane>/worktree.lock`, `flock`ed shared by commands that read
+/// the working tree (`status`, `verify`, `diff REF`) and exclusive by a
+/// checkout (rollback, restore) while it applies its journal. A reader
+/// therefore sees the tree before or after a checkout, never half of one;
+/// a checkout waits for running readers to finish. Released on drop.
+#[derive(Debug)]
+pub struct WorktreeLock {
+    _file: Option<File>,
+}
+
+impl WorktreeLock {
+    fn take(plane_dir: &Path, exclusive: bool) -> Result<WorktreeLock> {
+        let path = plane_dir.join("worktree.lock");
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(f) => f,
+            // A reader without write access to the store cannot take the lock; it
+            // reads unlocked (the journal check still catches an interrupted checkout).
+            Err(e)
+                if !exclusive
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                return Ok(WorktreeLock { _file: None });
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        if exclusive { file.lock() } else { file.lock_shared() }.at(&path)?;
+        Ok(WorktreeLock { _file: Some(file) })
+    }
+
+    /// Waits until no checkout is applying, then holds readers' access.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the lock file.
+    pub fn shared(plane_dir: &Path) -> Result<WorktreeLock> {
+        Self::take(plane_dir, false)
+    }
+
+    /// Waits until no reader is reading, then holds the tree for a checkout.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the lock file.
+    pub fn exclusive(plane_dir: &Path) -> Result<WorktreeLock> {
+        Self::take(plane_dir, true)
     }
 }

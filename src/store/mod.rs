@@ -1,7 +1,7 @@
 //! The object store under `.cp/`: format file, configuration, packs, refs,
 //! stat caches and the writer lock. Layout and bytes: `store-format.md`.
 
-pub mod frame;
+pub(crate) mod frame;
 pub mod index;
 pub mod lock;
 pub mod pack;
@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 
 /// Name of the store directory at the control-plane root.
 pub const STORE_DIR: &str = ".cp";
-/// Store format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Store format version this build writes and the newest it reads. Format 1
+/// stores are read only by `cplane upgrade`.
+pub const FORMAT_VERSION: u32 = 2;
+/// Name prefix of the directory `init` builds the store in before naming it `.cp`.
+pub const INIT_PREFIX: &str = ".cp.init-";
 /// A pack with fewer objects than this (and fewer than [`SMALL_PACK_BYTES`]) is small.
 pub const SMALL_PACK_OBJECTS: usize = 1024;
 /// A pack smaller than this many bytes (and with fewer than [`SMALL_PACK_OBJECTS`] objects) is small.
@@ -61,6 +64,36 @@ pub struct Store {
     /// Packs that appeared after `packs` was loaded (a concurrent writer's), opened
     /// on demand when an object that must exist is not found in `packs`.
     late: std::sync::Mutex<Vec<std::sync::Arc<PackIndex>>>,
+    /// How long [`Store::lock`] waits for another writer.
+    lock_wait: std::time::Duration,
+}
+
+/// Reads the version from a `FORMAT` file (`cplane-store <N>`).
+fn read_format(format_path: &Path) -> Result<u32> {
+    let text = fs::read_to_string(format_path).at(format_path)?;
+    text.trim()
+        .strip_prefix(FORMAT_MAGIC)
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| Error::BadConfig {
+            path: format_path.to_path_buf(),
+            reason: format!("expected `{FORMAT_MAGIC} <version>`, found {:?}", text.trim()),
+        })
+}
+
+/// Removes `.cp.init-<pid>` directories of inits that are no longer running
+/// (a crash, or a failure that could not clean up, such as a full disk).
+fn remove_stale_init_dirs(root: &Path) -> Result<()> {
+    for e in fs::read_dir(root).at(root)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(INIT_PREFIX)
+            && let Ok(pid) = pid.parse::<i32>()
+            && (pid as u32 == std::process::id() || !crate::fsys::process_alive(pid))
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(())
 }
 
 /// A pack found by [`Store::locate`]: one loaded at open, or one opened later.
@@ -83,12 +116,17 @@ impl std::ops::Deref for PackRef<'_> {
 }
 
 impl Store {
-    /// Creates a store in `root/.cp` with one plane, `main`, covering `root`.
+    /// Creates a store for `root` under the temporary name `.cp.init-<pid>`,
+    /// with one plane, `main`, covering `root`. The caller seals the first
+    /// snapshot into it and then calls [`Store::publish_init`]; a crash before
+    /// that leaves no `.cp`, only the temporary directory, which the next
+    /// `init` removes. Also removes such leftovers of crashed inits.
     ///
     /// # Errors
-    /// [`Error::AlreadyInitialized`] when `root/.cp` exists; [`Error::Invalid`] when `root`
-    /// is inside a plane of another store; [`Error::Io`] otherwise.
-    pub fn init(root: &Path) -> Result<Store> {
+    /// [`Error::AlreadyInitialized`] / [`Error::UnfinishedInit`] when `root/.cp`
+    /// exists; [`Error::InsideOtherStore`] when `root` is inside a plane of
+    /// another store; [`Error::Io`] otherwise (the temporary directory is removed).
+    pub fn create_staged(root: &Path) -> Result<Store> {
         let root = fs::canonicalize(root).at(root)?;
         let dir = root.join(STORE_DIR);
         if dir.exists() {
@@ -96,11 +134,7 @@ impl Store {
                 && existing.head("main").ok().flatten().is_none()
                 && existing.checkpoints("main").is_ok_and(|c| c.is_empty())
             {
-                return Err(Error::invalid(format!(
-                    "{} holds a cplane store whose first checkpoint was never sealed (an interrupted init); run `cplane snapshot` there to seal it, or remove {} and init again",
-                    dir.display(),
-                    dir.display()
-                )));
+                return Err(Error::UnfinishedInit { path: dir });
             }
             return Err(Error::AlreadyInitialized { path: dir });
         }
@@ -109,85 +143,129 @@ impl Store {
             && let Ok(outer) = Store::discover(parent)
             && let Ok(plane) = outer.plane_containing(&root)
         {
-            return Err(Error::invalid(format!(
-                "{} is inside plane `{}` of the store at {}; planes never overlap: make it a plane of that store with `cplane -C {} plane add NAME {}`",
-                root.display(),
-                plane.name,
-                outer.root().display(),
-                outer.root().display(),
-                root.display()
-            )));
+            return Err(Error::InsideOtherStore {
+                root: root.clone(),
+                plane: plane.name,
+                store: outer.root().to_path_buf(),
+            });
         }
-        // Build in a temporary directory, then rename: a crash leaves no half store.
-        // A staging directory a crashed init left behind (it holds our FORMAT) goes first.
-        let staging_prefix = format!("{STORE_DIR}.init-");
-        for e in fs::read_dir(&root).at(&root)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&staging_prefix)
-                && fs::read_to_string(e.path().join("FORMAT")).is_ok_and(|t| t.starts_with(FORMAT_MAGIC))
-            {
-                let _ = fs::remove_dir_all(e.path());
-            }
+        remove_stale_init_dirs(&root)?;
+        let staging = root.join(format!("{INIT_PREFIX}{}", std::process::id()));
+        let built = (|| {
+            fs::create_dir(&staging).at(&staging)?;
+            ensure_dir(&staging.join("packs"))?;
+            ensure_dir(&staging.join("tmp"))?;
+            ensure_dir(&staging.join("planes"))?;
+            let config = Config {
+                planes: vec![PlaneConfig {
+                    name: "main".into(),
+                    path: String::new(),
+                    tier: None,
+                }],
+            };
+            let staging_tmp = staging.join("tmp");
+            write_atomic(&staging.join("config.json"), &config_bytes(&config), &staging_tmp)?;
+            write_atomic(
+                &staging.join("FORMAT"),
+                format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n").as_bytes(),
+                &staging_tmp,
+            )?;
+            Store::open_dir(&root, &staging, false)
+        })();
+        if built.is_err() {
+            let _ = fs::remove_dir_all(&staging);
         }
-        let staging = root.join(format!("{staging_prefix}{}", std::process::id()));
-        ensure_dir(&staging.join("packs"))?;
-        ensure_dir(&staging.join("tmp"))?;
-        ensure_dir(&staging.join("planes"))?;
-        let config = Config {
-            planes: vec![PlaneConfig {
-                name: "main".into(),
-                path: String::new(),
-                tier: None,
-            }],
-        };
-        let staging_tmp = staging.join("tmp");
-        write_atomic(&staging.join("config.json"), &config_bytes(&config), &staging_tmp)?;
-        write_atomic(
-            &staging.join("FORMAT"),
-            format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n").as_bytes(),
-            &staging_tmp,
-        )?;
-        fs::rename(&staging, &dir).at(&dir)?;
+        built
+    }
+
+    /// Gives a store made by [`Store::create_staged`] its real name, `.cp`,
+    /// durably, and reopens it.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; the temporary directory is removed on failure.
+    pub fn publish_init(self) -> Result<Store> {
+        let dir = self.root.join(STORE_DIR);
+        let staging = self.dir.clone();
+        let root = self.root.clone();
+        drop(self);
+        if let Err(e) = fs::rename(&staging, &dir).at(&dir) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
+        }
         crate::fsutil::fsync_dir(&root)?;
         Store::open(&root)
     }
 
-    /// Finds the store in `start` or its nearest ancestor and opens it.
+    /// Creates an empty store (no snapshot yet) in `root/.cp`, for library
+    /// users that seal the first snapshot themselves (the CLI's `init` uses
+    /// [`crate::snapshot::init`], which seals before the store gets its name).
     ///
     /// # Errors
-    /// [`Error::NoStore`] when no ancestor has `.cp/FORMAT`.
-    pub fn discover(start: &Path) -> Result<Store> {
+    /// As [`Store::create_staged`] and [`Store::publish_init`].
+    pub fn init(root: &Path) -> Result<Store> {
+        Store::create_staged(root)?.publish_init()
+    }
+
+    /// Removes a store made by [`Store::create_staged`] that will not be published.
+    pub fn discard_init(self) {
+        let staging = self.dir.clone();
+        drop(self);
+        let _ = fs::remove_dir_all(staging);
+    }
+
+    /// The control-plane root (the directory holding `.cp`) of the store in
+    /// `start` or its nearest ancestor, without opening it (any format).
+    ///
+    /// # Errors
+    /// [`Error::NoStore`].
+    pub fn find_root(start: &Path) -> Result<PathBuf> {
         let abs = fs::canonicalize(start).at(start)?;
         let mut cur = Some(abs.as_path());
         while let Some(dir) = cur {
             if dir.join(STORE_DIR).join("FORMAT").is_file() {
-                return Store::open(dir);
+                return Ok(dir.to_path_buf());
             }
             cur = dir.parent();
         }
         Err(Error::NoStore { start: abs })
     }
 
+    /// Finds the store in `start` or its nearest ancestor and opens it.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] when no ancestor has `.cp/FORMAT`; as [`Store::open`].
+    pub fn discover(start: &Path) -> Result<Store> {
+        Store::open(&Store::find_root(start)?)
+    }
+
     /// Opens the store at `root/.cp`: checks the format, reads the config, maps the pack indexes.
     ///
     /// # Errors
-    /// [`Error::NewerFormat`] for a store written by a newer cplane; [`Error::Invalid`] for a
-    /// malformed `FORMAT` or `config.json`; [`Error::DamagedFile`] for a malformed pack index.
+    /// [`Error::NewerFormat`] for a store written by a newer cplane;
+    /// [`Error::OlderFormat`] for a format-1 store (`cplane upgrade` converts it);
+    /// [`Error::BadConfig`] for a malformed `FORMAT` or `config.json`;
+    /// [`Error::DamagedFile`] for a malformed pack index.
     pub fn open(root: &Path) -> Result<Store> {
         let root = fs::canonicalize(root).at(root)?;
         let dir = root.join(STORE_DIR);
+        Store::open_dir(&root, &dir, false)
+    }
+
+    /// Opens a store of format 1 or 2 for `cplane upgrade`; returns it and its format version.
+    ///
+    /// # Errors
+    /// As [`Store::open`], without the format-1 refusal.
+    pub fn open_any_format(root: &Path) -> Result<(Store, u32)> {
+        let root = fs::canonicalize(root).at(root)?;
+        let dir = root.join(STORE_DIR);
+        let store = Store::open_dir(&root, &dir, true)?;
+        let version = read_format(&dir.join("FORMAT"))?;
+        Ok((store, version))
+    }
+
+    fn open_dir(root: &Path, dir: &Path, any_format: bool) -> Result<Store> {
         let format_path = dir.join("FORMAT");
-        let text = fs::read_to_string(&format_path).at(&format_path)?;
-        let version = text
-            .trim()
-            .strip_prefix(FORMAT_MAGIC)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "{}: expected `{FORMAT_MAGIC} <version>`, found {:?}",
-                    format_path.display(),
-                    text.trim()
-                ))
-            })?;
+        let version = read_format(&format_path)?;
         if version > FORMAT_VERSION {
             return Err(Error::NewerFormat {
                 path: format_path,
@@ -195,26 +273,38 @@ impl Store {
                 supported: FORMAT_VERSION,
             });
         }
+        if version < FORMAT_VERSION && !any_format {
+            return Err(Error::OlderFormat {
+                path: format_path,
+                found: version,
+                current: FORMAT_VERSION,
+            });
+        }
         let config_path = dir.join("config.json");
         let raw = fs::read(&config_path).at(&config_path)?;
-        let config: Config = serde_json::from_slice(&raw).map_err(|e| {
-            Error::invalid(format!(
-                "{}: line {}, column {}: {e}",
-                config_path.display(),
-                e.line(),
-                e.column()
-            ))
+        let config: Config = serde_json::from_slice(&raw).map_err(|e| Error::BadConfig {
+            path: config_path.clone(),
+            reason: format!("line {}, column {}: {e}", e.line(), e.column()),
         })?;
-        validate_config(&config).map_err(|why| Error::invalid(format!("{}: {why}", config_path.display())))?;
+        validate_config(&config).map_err(|reason| Error::BadConfig {
+            path: config_path.clone(),
+            reason,
+        })?;
         let mut store = Store {
-            root,
-            dir,
+            root: root.to_path_buf(),
+            dir: dir.to_path_buf(),
             config,
             packs: Vec::new(),
             late: std::sync::Mutex::new(Vec::new()),
+            lock_wait: std::time::Duration::from_millis(lock::DEFAULT_LOCK_TIMEOUT_MS),
         };
         store.load_packs()?;
         Ok(store)
+    }
+
+    /// How long [`Store::lock`] waits for another writer.
+    pub fn set_lock_wait(&mut self, wait: std::time::Duration) {
+        self.lock_wait = wait;
     }
 
     fn load_packs(&mut self) -> Result<()> {
@@ -454,40 +544,34 @@ impl Store {
     /// # Errors
     /// As [`Store::open`].
     pub fn reload(&mut self) -> Result<()> {
-        let fresh = Store::open(&self.root)?;
+        let fresh = Store::open_dir(&self.root, &self.dir, true)?;
         self.config = fresh.config;
         self.packs = fresh.packs;
         self.late.lock().expect("late pack list lock poisoned").clear();
         Ok(())
     }
 
-    /// Takes the writer lock (waiting up to the timeout) and reloads the
+    /// Takes the writer lock (waiting up to [`Store::set_lock_wait`]; giving up
+    /// when `interrupt` is set) and reloads the
     /// configuration and pack list, so this process sees everything the previous
     /// writer wrote (re-resolve planes after this).
     ///
     /// # Errors
     /// [`Error::Locked`] when another writer keeps the lock; errors of [`Store::reload`].
-    pub fn lock(&mut self) -> Result<lock::StoreLock> {
-        let l = lock::StoreLock::acquire(&self.dir)?;
+    pub fn lock(&mut self, interrupt: &std::sync::atomic::AtomicBool) -> Result<lock::StoreLock> {
+        let l = lock::StoreLock::acquire_within(&self.dir, self.lock_wait, interrupt)?;
         self.took_lock()?;
         Ok(l)
     }
 
     /// Files a crashed writer left behind: everything in `.cp/tmp` (temporary
-    /// packs, indexes, refs, caches, journals; rollback staging directories only
-    /// when no plane has a pending journal) and packs without an index (never
-    /// visible to readers).
+    /// packs, indexes, refs, caches, journals) and packs without an index
+    /// (never visible to readers).
     pub fn leftovers(&self) -> Vec<PathBuf> {
-        let journal_pending = self
-            .config
-            .planes
-            .iter()
-            .any(|p| self.plane_dir(&p.name).join("journal").exists());
         let mut out: Vec<PathBuf> = fs::read_dir(self.tmp_dir())
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| !(journal_pending && e.file_name().to_string_lossy().starts_with("rollback-")))
             .map(|e| e.path())
             .collect();
         out.extend(
@@ -513,6 +597,22 @@ impl Store {
     /// [`Error::MissingObject`] when absent; [`Error::CorruptObject`] when it does not hash to
     /// its id or is of another kind.
     pub fn read(&self, id: &ObjectId, kind: ObjectKind) -> Result<Vec<u8>> {
+        let (body, version) = self.read_versioned(id, kind)?;
+        if version != crate::object::ENCODING_VERSION && kind != ObjectKind::Blob {
+            return Err(Error::LegacyObject {
+                id: id.to_hex(),
+                kind: kind.name(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// Reads and verifies an object of the expected kind in whichever encoding
+    /// it was stored (1 or 2); returns the body and the encoding version.
+    ///
+    /// # Errors
+    /// As [`Store::read`], without the format-1 refusal.
+    pub fn read_versioned(&self, id: &ObjectId, kind: ObjectKind) -> Result<(Vec<u8>, u8)> {
         let (pack, e) = self.locate(id).ok_or_else(|| Error::MissingObject {
             id: id.to_hex(),
             kind: kind.name(),
@@ -556,8 +656,12 @@ impl Store {
     }
 
     /// Ids of stored objects whose hex form starts with `prefix`, optionally of one kind.
+    /// A prefix that is not hex, or shorter than two digits, matches nothing.
     pub fn find_prefix(&self, prefix: &str, kind: Option<ObjectKind>) -> Vec<(ObjectId, ObjectKind)> {
         let prefix = prefix.to_ascii_lowercase();
+        if prefix.len() < 2 || !crate::id::is_hex(&prefix) {
+            return Vec::new();
+        }
         let mut out: Vec<(ObjectId, ObjectKind)> = Vec::new();
         for p in &self.packs {
             for i in p.find_prefix(&prefix) {

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::id::ObjectId;
-use crate::object::{ObjectKind, object_id};
+use crate::object::{ENCODING_VERSION, ObjectKind, object_id_v};
 use memmap2::Mmap;
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -26,8 +26,12 @@ pub const RECORD_MAGIC: &[u8; 4] = b"CPOB";
 pub const PACK_MAGIC: &[u8; 4] = b"CPPK";
 /// Magic at the start of a pack index.
 pub const IDX_MAGIC: &[u8; 4] = b"CPIX";
-/// Version byte written in record, pack and index headers.
+/// Version byte of pack and index headers (their layout is unchanged since format 1).
 pub const PACK_VERSION: u8 = 1;
+/// Record version byte: the encoding of the object's body. Records written
+/// now carry [`ENCODING_VERSION`] (2); records of format 1 (version 1) are
+/// read by `cplane upgrade` and fsck.
+pub const RECORD_VERSIONS: [u8; 2] = [1, ENCODING_VERSION];
 /// Bytes in a record header: magic 4, version 1, kind 1, compression 1, reserved 1, body length 8.
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Bytes in a pack header: magic 4, version 1, reserved 3.
@@ -93,7 +97,7 @@ pub struct IdxEntry {
 fn record_header(kind: ObjectKind, compression: u8, body_len: u64) -> [u8; RECORD_HEADER_LEN] {
     let mut h = [0u8; RECORD_HEADER_LEN];
     h[..4].copy_from_slice(RECORD_MAGIC);
-    h[4] = PACK_VERSION;
+    h[4] = ENCODING_VERSION;
     h[5] = kind as u8;
     h[6] = compression;
     h[8..16].copy_from_slice(&body_len.to_le_bytes());
@@ -214,7 +218,9 @@ impl PackIndex {
 
     /// Positions of entries whose hex id starts with `prefix` (lower-case hex, ≥ 2 digits).
     pub fn find_prefix(&self, prefix: &str) -> Vec<usize> {
-        let first = u8::from_str_radix(&prefix[..2], 16).unwrap_or(0);
+        let Some(first) = prefix.get(..2).and_then(|p| u8::from_str_radix(p, 16).ok()) else {
+            return Vec::new();
+        };
         let (lo, hi) = self.bucket(first);
         (lo..hi)
             .filter(|&i| crate::id::to_hex(self.entry_id(i)).starts_with(prefix))
@@ -300,7 +306,8 @@ impl PackIndex {
         format!("{} offset {}", self.pack_path.display(), e.offset)
     }
 
-    fn read_header(&self, e: &IdxEntry) -> Result<(u8, u64)> {
+    /// Reads and checks a record header: (compression byte, body length, record version).
+    fn read_header(&self, e: &IdxEntry) -> Result<(u8, u64, u8)> {
         let corrupt = |reason: String| Error::CorruptObject {
             id: e.id.to_hex(),
             location: self.location(e),
@@ -316,9 +323,9 @@ impl PackIndex {
         if &h[..4] != RECORD_MAGIC {
             return Err(corrupt("record header has the wrong magic".into()));
         }
-        if h[4] != PACK_VERSION || h[7] != 0 {
+        if !RECORD_VERSIONS.contains(&h[4]) || h[7] != 0 {
             return Err(corrupt(format!(
-                "record header version/reserved bytes are {}/{}, expected {PACK_VERSION}/0",
+                "record header version/reserved bytes are {}/{}, expected 1 or {ENCODING_VERSION}/0",
                 h[4], h[7]
             )));
         }
@@ -330,20 +337,21 @@ impl PackIndex {
             )));
         }
         let body_len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-        Ok((h[6], body_len))
+        Ok((h[6], body_len, h[4]))
     }
 
-    /// Reads, decompresses and verifies one object; the body is returned only if it hashes to `e.id`.
+    /// Reads, decompresses and verifies one object; the body is returned only
+    /// if it hashes to `e.id` (by the id rule of its record version), with that version.
     ///
     /// # Errors
     /// [`Error::CorruptObject`] naming the id, pack and offset.
-    pub fn read(&self, e: &IdxEntry) -> Result<Vec<u8>> {
+    pub fn read(&self, e: &IdxEntry) -> Result<(Vec<u8>, u8)> {
         let corrupt = |reason: String| Error::CorruptObject {
             id: e.id.to_hex(),
             location: self.location(e),
             reason,
         };
-        let (compression, body_len) = self.read_header(e)?;
+        let (compression, body_len, version) = self.read_header(e)?;
         if body_len > MAX_IN_MEMORY_BODY || e.len > MAX_IN_MEMORY_BODY + RECORD_HEADER_LEN as u64 {
             return Err(corrupt(format!(
                 "header says the body is {body_len} bytes, more than the {MAX_IN_MEMORY_BODY} a {} may have",
@@ -377,11 +385,11 @@ impl PackIndex {
                 body.len()
             )));
         }
-        let actual = object_id(e.kind, &body);
+        let actual = object_id_v(e.kind, version, &body);
         if actual != e.id {
             return Err(corrupt(format!("content hashes to {actual}")));
         }
-        Ok(body)
+        Ok((body, version))
     }
 
     /// The raw record bytes (header and stored body) of `e`, for copying into another pack.
@@ -415,14 +423,9 @@ impl PackIndex {
     pub fn verify_entry(&self, e: &IdxEntry) -> Result<u64> {
         match e.kind {
             ObjectKind::Blob => self.read_blob_to(e, &mut std::io::sink(), &self.pack_path),
-            ObjectKind::Tree => {
-                let body = self.read(e)?;
-                crate::object::Tree::decode(e.id, &body)?;
-                Ok(body.len() as u64)
-            }
-            ObjectKind::Snapshot => {
-                let body = self.read(e)?;
-                crate::object::Snapshot::decode(e.id, &body)?;
+            ObjectKind::Tree | ObjectKind::Snapshot => {
+                let (body, version) = self.read(e)?;
+                crate::upgrade::decode_any(e.kind, version, e.id, &body)?;
                 Ok(body.len() as u64)
             }
         }
@@ -442,7 +445,7 @@ impl PackIndex {
             location: self.location(e),
             reason,
         };
-        let (compression, body_len) = self.read_header(e)?;
+        let (compression, body_len, _) = self.read_header(e)?;
         let region = RegionReader {
             file: &self.pack,
             pos: e.offset + RECORD_HEADER_LEN as u64,
@@ -829,7 +832,7 @@ impl<'s> ObjectWriter<'s> {
 
 #[cfg(test)]
 mod tests {
-    use crate::object::{EntryKind, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry, object_id};
+    use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry, object_id};
     use crate::store::Store;
 
     #[test]
@@ -844,7 +847,11 @@ mod tests {
                 kind: EntryKind::File,
                 id: blob_id,
                 size: blob.len() as u64,
-                owner: String::new(),
+                meta: Meta {
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
             }],
         };
         let (tree_id, tree_body) = tree.encode_with_id();
@@ -858,6 +865,8 @@ mod tests {
             message: "m".into(),
             files: 1,
             bytes: blob.len() as u64,
+            links: Vec::new(),
+            ownership: None,
         };
         let (snap_id, snap_body) = snap.encode_with_id();
         let incompressible: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();

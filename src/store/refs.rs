@@ -92,9 +92,11 @@ impl Store {
     /// [`Error::Invalid`] for a bad name; [`Error::Io`] naming the ref.
     pub fn set_checkpoint(&self, plane: &str, name: &str, id: &SnapshotId) -> Result<()> {
         if !valid_name(name) {
-            return Err(Error::invalid(format!(
-                "invalid checkpoint name `{name}`: use letters, digits, `.`, `_` and `-` (not starting with `.` or `-`), at most {MAX_NAME_LEN} bytes"
-            )));
+            return Err(Error::BadName {
+                kind: crate::error::NameKind::Checkpoint,
+                name: name.to_string(),
+                problem: crate::error::NameProblem::Syntax,
+            });
         }
         self.write_ref(&self.checkpoint_path(plane, name), id)
     }

@@ -8,6 +8,14 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+/// Debug builds of the binary pause a checkout after this many journal
+/// operations (after creating `.cp/planes/<plane>/paused`), so a test can kill it.
+pub const PAUSE_AFTER_OPS: &str = "CPLANE_TEST_PAUSE_AFTER_OPS";
+
+/// Debug builds of the binary pause a checkout once everything is staged
+/// (after creating `.cp/planes/<plane>/staged`) until the test deletes that file.
+pub const PAUSE_STAGED: &str = "CPLANE_TEST_PAUSE_STAGED";
+
 /// The real binary, run in `dir`, with a short lock timeout.
 pub fn cplane(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("cplane").unwrap();

@@ -1,0 +1,428 @@
+//! Applying a journal's operations to the working tree through the
+//! filesystem seam. Every step is idempotent, so replaying a journal after a
+//! crash at any point converges to the same tree.
+//!
+//! Nothing is written or removed through a path component that is not a real
+//! directory: parents are opened one component at a time without following
+//! symlinks ([`crate::scope::Scope::open_dir`]). A file reaches its name in
+//! one `renameat` from the reserved staging name, so no reader ever sees it
+//! half written, and an error always names the user's path.
+
+use super::CheckoutHooks;
+use super::journal::Op;
+use super::stage::{self, MetaProblem, Staged};
+use crate::control::Control;
+use crate::error::{Error, Result, tree_io};
+use crate::fsys::{self, Dir, EntryType};
+use crate::id::ObjectId;
+use crate::object::{EntryKind, Meta};
+use crate::path::RelPath;
+use crate::scope::{STAGING_NAME, Scope};
+use crate::store::Store;
+use std::collections::{BTreeSet, HashMap};
+
+/// What applying did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Files, symlinks and links put in place.
+    pub written: u64,
+    /// Files, symlinks and directories removed.
+    pub removed: u64,
+    /// Directories created.
+    pub created_dirs: u64,
+    /// Owner or mode changes the process was not allowed to make.
+    pub problems: Vec<MetaProblem>,
+    /// Directories the target lacks that were left because something not in
+    /// the plane's state (a carve-out, a file created meanwhile) is inside.
+    pub left_in_place: Vec<RelPath>,
+    /// Directories whose entries changed (for the final flush).
+    pub touched_dirs: BTreeSet<RelPath>,
+}
+
+pub(super) struct Applier<'a> {
+    pub store: &'a Store,
+    pub scope: &'a Scope,
+    pub staged: HashMap<RelPath, Staged>,
+    pub recovering: bool,
+    pub hooks: &'a dyn CheckoutHooks,
+    pub ctl: Control<'a>,
+    pub out: Applied,
+    cache: Option<(RelPath, Dir)>,
+}
+
+fn err(scope: &Scope, rel: &RelPath, e: std::io::Error) -> Error {
+    tree_io(scope.root_path(), rel, e)
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(
+        store: &'a Store,
+        scope: &'a Scope,
+        staged: HashMap<RelPath, Staged>,
+        recovering: bool,
+        hooks: &'a dyn CheckoutHooks,
+        ctl: Control<'a>,
+    ) -> Self {
+        Applier {
+            store,
+            scope,
+            staged,
+            recovering,
+            hooks,
+            ctl,
+            out: Applied::default(),
+            cache: None,
+        }
+    }
+
+    /// Opens the directory `rel` (cached: operations come in tree order).
+    /// `Ok(None)` when it is missing or not a directory and `create` is false.
+    fn dir(&mut self, rel: &RelPath, create: bool) -> Result<Option<&Dir>> {
+        if self.cache.as_ref().is_some_and(|(p, _)| p == rel) {
+            return Ok(self.cache.as_ref().map(|(_, d)| d));
+        }
+        self.cache = None;
+        let opened = match self.scope.open_dir(rel) {
+            Ok(d) => d,
+            Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+                if !create {
+                    return Ok(None);
+                }
+                let through = first_non_dir(self.scope, rel);
+                return Err(Error::UnsafePath {
+                    path: rel.display(),
+                    through: through.display(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !create {
+                    return Ok(None);
+                }
+                self.make_dirs(rel)?
+            }
+            Err(e) => return Err(err(self.scope, rel, e)),
+        };
+        self.cache = Some((rel.clone(), opened));
+        Ok(self.cache.as_ref().map(|(_, d)| d))
+    }
+
+    /// Creates `rel` and any missing ancestors (mode 0755 minus umask): only
+    /// when replaying a journal after someone removed a directory meanwhile.
+    fn make_dirs(&mut self, rel: &RelPath) -> Result<Dir> {
+        let mut cur = self.scope.root().try_clone().map_err(|e| err(self.scope, rel, e))?;
+        let mut at = RelPath::root();
+        for part in rel.components() {
+            at = at.join(part);
+            cur = match cur.open_dir(part) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    cur.mkdir(part, 0o755).map_err(|e| err(self.scope, &at, e))?;
+                    self.out.created_dirs += 1;
+                    cur.open_dir(part).map_err(|e| err(self.scope, &at, e))?
+                }
+                Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+                    return Err(Error::UnsafePath {
+                        path: rel.display(),
+                        through: at.display(),
+                    });
+                }
+                Err(e) => return Err(err(self.scope, &at, e)),
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Carries out `ops` in order.
+    pub fn run(&mut self, ops: &[Op]) -> Result<()> {
+        for (i, op) in ops.iter().enumerate() {
+            if self.scope.is_excluded(op.path()) {
+                continue; // carved out since the journal was written: not this plane's
+            }
+            match op {
+                Op::Remove { path } => self.remove(path)?,
+                Op::RemoveDir { path } => self.remove_dir(path)?,
+                Op::MakeDir { path, meta } => self.make_dir(path, meta)?,
+                Op::Write {
+                    path, kind, id, meta, ..
+                } => self.write(path, *kind, id, meta)?,
+                Op::Link { path, to } => self.link(path, to)?,
+                Op::SetMeta { path, kind, meta } => self.set_meta(path, *kind, meta)?,
+            }
+            if let Some(parent) = op.path().parent() {
+                self.out.touched_dirs.insert(parent);
+            }
+            self.hooks.applied(i + 1);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &RelPath) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let scope = self.scope;
+        let Some(dir) = self.dir(&path.parent().unwrap_or_default(), false)? else {
+            return Ok(()); // nothing of ours can be there
+        };
+        match dir.unlink(name) {
+            Ok(()) => self.out.removed += 1,
+            Err(e) if fsys::is_vanished(&e) => {}
+            // A directory stands there now (a replay after a later op): leave it to later ops.
+            Err(e) if e.raw_os_error() == Some(21) => {}
+            Err(e) => return Err(err(scope, path, e)),
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&mut self, path: &RelPath) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let scope = self.scope;
+        let Some(dir) = self.dir(&path.parent().unwrap_or_default(), false)? else {
+            return Ok(());
+        };
+        if let Ok(sub) = dir.open_dir(name) {
+            let _ = sub.unlink(STAGING_NAME);
+        }
+        match dir.rmdir(name) {
+            Ok(()) => self.out.removed += 1,
+            Err(e) if fsys::is_vanished(&e) => {}
+            Err(e) if e.raw_os_error() == Some(39) /* ENOTEMPTY */ || e.raw_os_error() == Some(17) => {
+                self.out.left_in_place.push(path.clone());
+            }
+            Err(e) => return Err(err(scope, path, e)),
+        }
+        Ok(())
+    }
+
+    fn make_dir(&mut self, path: &RelPath, meta: &Meta) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let scope = self.scope;
+        let mode = stage::create_mode(meta, 0o700, 0o777);
+        let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
+        match dir.mkdir(name, mode) {
+            Ok(()) => {
+                self.out.created_dirs += 1;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match dir.stat(name) {
+                    Ok(st) if EntryType::from_mode(st.st_mode as u32) == EntryType::Dir => Ok(()),
+                    // A file or symlink stands there (a replay): it goes, the directory comes.
+                    Ok(_) => {
+                        dir.unlink(name).map_err(|e| err(scope, path, e))?;
+                        dir.mkdir(name, mode).map_err(|e| err(scope, path, e))?;
+                        self.out.created_dirs += 1;
+                        Ok(())
+                    }
+                    Err(e) => Err(err(scope, path, e)),
+                }
+            }
+            Err(e) => Err(err(scope, path, e)),
+        }
+    }
+
+    fn write(&mut self, path: &RelPath, kind: EntryKind, id: &ObjectId, meta: &Meta) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let parent = path.parent().unwrap_or_default();
+        let (store, scope) = (self.store, self.scope);
+        let staged = self.staged.remove(path);
+        let recovering = self.recovering;
+        let mut problems = Vec::new();
+        let dir = self.dir(&parent, true)?.expect("created");
+        if recovering && already_there(store, scope, dir, path, name, kind, id, meta) {
+            self.out.written += 1;
+            return Ok(());
+        }
+        let _ = dir.unlink(STAGING_NAME);
+        let placed: Result<()> = (|| {
+            match kind {
+                EntryKind::Symlink => {
+                    let target = stage::read_small(store, id)?;
+                    dir.symlink(&target, STAGING_NAME).map_err(|e| err(scope, path, e))?;
+                    if meta.owner_known()
+                        && let Err(e) = dir.chown(STAGING_NAME, meta.uid, meta.gid)
+                    {
+                        problems.push(MetaProblem {
+                            path: path.clone(),
+                            what: format!("owner {}", meta.owner_string()),
+                            error: e.to_string(),
+                        });
+                    }
+                }
+                _ => {
+                    let linked = match &staged {
+                        Some(s) => match dir.link_tmpfile(&s.file, STAGING_NAME) {
+                            Ok(()) => true,
+                            // Another filesystem now (a mount appeared): extract here instead.
+                            Err(e) if e.raw_os_error() == Some(18) => false,
+                            Err(e) => return Err(err(scope, path, e)),
+                        },
+                        None => false,
+                    };
+                    if !linked {
+                        let f = dir
+                            .create_new(STAGING_NAME, stage::create_mode(meta, 0o600, 0o666))
+                            .map_err(|e| err(scope, path, e))?;
+                        stage::extract_into(store, scope, path, id, &f)?;
+                        stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| err(scope, path, e))?;
+                    }
+                }
+            }
+            match dir.rename(STAGING_NAME, dir, name) {
+                Ok(()) => Ok(()),
+                // A directory stands where the file goes: it goes if it is empty.
+                Err(e) if matches!(e.raw_os_error(), Some(21) | Some(39) | Some(17)) => {
+                    dir.rmdir(name).map_err(|_| err(scope, path, e))?;
+                    dir.rename(STAGING_NAME, dir, name).map_err(|e| err(scope, path, e))
+                }
+                Err(e) => Err(err(scope, path, e)),
+            }
+        })();
+        if let Err(e) = placed {
+            let _ = dir.unlink(STAGING_NAME);
+            return Err(e);
+        }
+        self.out.problems.extend(problems);
+        self.out.written += 1;
+        self.ctl.progress.inc(1, 0);
+        Ok(())
+    }
+
+    fn link(&mut self, path: &RelPath, to: &RelPath) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let to_name = to.file_name().expect("ops never name the root");
+        let scope = self.scope;
+        let to_dir = match scope.open_dir(&to.parent().unwrap_or_default()) {
+            Ok(d) => d,
+            Err(e) => return Err(err(scope, to, e)),
+        };
+        let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
+        if let (Ok(a), Ok(b)) = (dir.stat(name), to_dir.stat(to_name))
+            && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        {
+            self.out.written += 1;
+            return Ok(());
+        }
+        let _ = dir.unlink(STAGING_NAME);
+        dir.hard_link(&to_dir, to_name, STAGING_NAME)
+            .map_err(|e| err(scope, path, e))?;
+        if let Err(e) = dir.rename(STAGING_NAME, dir, name) {
+            let _ = dir.unlink(STAGING_NAME);
+            return Err(err(scope, path, e));
+        }
+        self.out.written += 1;
+        Ok(())
+    }
+
+    fn set_meta(&mut self, path: &RelPath, kind: EntryKind, meta: &Meta) -> Result<()> {
+        let name = path.file_name().expect("ops never name the root");
+        let scope = self.scope;
+        let mut problems = Vec::new();
+        let Some(dir) = self.dir(&path.parent().unwrap_or_default(), false)? else {
+            return Ok(());
+        };
+        let st = match dir.stat(name) {
+            Ok(st) => st,
+            Err(e) if fsys::is_vanished(&e) => return Ok(()),
+            Err(e) => return Err(err(scope, path, e)),
+        };
+        if meta.owner_known()
+            && (st.st_uid, st.st_gid) != (meta.uid, meta.gid)
+            && let Err(e) = dir.chown(name, meta.uid, meta.gid)
+        {
+            problems.push(MetaProblem {
+                path: path.clone(),
+                what: format!("owner {}", meta.owner_string()),
+                error: e.to_string(),
+            });
+        }
+        if kind != EntryKind::Symlink {
+            // chown may have cleared setuid/setgid: read the mode again.
+            let cur = dir.stat(name).map_err(|e| err(scope, path, e))?.st_mode as u32;
+            let want = stage::want_mode(cur, meta);
+            if want != cur & Meta::PERM_MASK
+                && let Err(e) = dir.chmod(name, want)
+            {
+                problems.push(MetaProblem {
+                    path: path.clone(),
+                    what: format!("mode {}", meta.mode_string()),
+                    error: e.to_string(),
+                });
+            }
+        }
+        self.out.problems.extend(problems);
+        Ok(())
+    }
+}
+
+/// The first component of `rel` that is not a real directory (for messages).
+fn first_non_dir(scope: &Scope, rel: &RelPath) -> RelPath {
+    let mut at = RelPath::root();
+    for part in rel.components() {
+        at = at.join(part);
+        if scope.open_dir(&at).is_err() {
+            return at;
+        }
+    }
+    at
+}
+
+/// True when `name` in `dir` already is blob `id` as `kind` with `meta` (replay).
+#[allow(clippy::too_many_arguments)]
+fn already_there(
+    store: &Store,
+    scope: &Scope,
+    dir: &Dir,
+    path: &RelPath,
+    name: &[u8],
+    kind: EntryKind,
+    id: &ObjectId,
+    meta: &Meta,
+) -> bool {
+    let _ = store;
+    let Ok(st) = dir.stat(name) else {
+        return false;
+    };
+    let have = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, kind);
+    let md = meta.diff(&have);
+    if md.mode || md.owner {
+        return false;
+    }
+    match (kind, EntryType::from_mode(st.st_mode as u32)) {
+        (EntryKind::Symlink, EntryType::Symlink) => {
+            dir.read_link(name).is_ok_and(|t| blake3::hash(&t).as_bytes() == &id.0)
+        }
+        (EntryKind::File, EntryType::File) => {
+            let shown = scope.root_path().join(path.as_os_str());
+            crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(h, _)| h == *id)
+        }
+        _ => false,
+    }
+}
+
+/// Makes the applied changes durable: the file data was flushed when it was
+/// written, so only the directories whose entries changed need an fsync —
+/// one `syncfs` per filesystem when there are many.
+///
+/// # Errors
+/// [`Error::Io`] naming the directory.
+pub(super) fn sync_dirs(scope: &Scope, dirs: &BTreeSet<RelPath>) -> Result<()> {
+    use rayon::prelude::*;
+    const SYNCFS_MIN_DIRS: usize = 64;
+    if dirs.len() >= SYNCFS_MIN_DIRS {
+        let mut by_dev: HashMap<u64, Dir> = HashMap::new();
+        for d in dirs {
+            if let Ok(dir) = scope.open_dir(d)
+                && let Ok(st) = dir.stat_self()
+            {
+                by_dev.entry(st.st_dev as u64).or_insert(dir);
+            }
+        }
+        for dir in by_dev.values() {
+            dir.syncfs().map_err(|e| err(scope, &RelPath::root(), e))?;
+        }
+        return Ok(());
+    }
+    dirs.par_iter().try_for_each(|d| match scope.open_dir(d) {
+        Ok(dir) => dir.sync().map_err(|e| err(scope, d, e)),
+        Err(_) => Ok(()), // removed since: nothing of it to flush
+    })
+}

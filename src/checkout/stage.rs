@@ -1,0 +1,254 @@
+//! Staging: every file a checkout will write is extracted from the store and
+//! verified before the journal is written, so a corrupt object stops the
+//! checkout before anything in the plane changes.
+//!
+//! A file is staged as an unnamed `O_TMPFILE` in the directory it will land
+//! in (or the nearest existing ancestor: same filesystem, so it can be linked
+//! there even when that directory is another mount). It has no name until
+//! the apply step links it in, so a crash leaves nothing to clean up and no
+//! scan ever sees a half-written file. When the filesystem has no
+//! `O_TMPFILE`, or more files are to be written than descriptors may be
+//! held open ([`fd_budget`]), the blob is only verified here and extracted at
+//! apply time under the reserved name [`crate::scope::STAGING_NAME`].
+//!
+//! Runs of zeros are written as holes ([`SparseWriter`]), so a sparse disk
+//! image comes back sparse.
+
+use crate::error::{Result, tree_io};
+use crate::fsys::{self, Dir};
+use crate::id::ObjectId;
+use crate::object::Meta;
+use crate::path::RelPath;
+use crate::scope::Scope;
+use crate::store::Store;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+/// Blocks of this many bytes that are all zero become holes.
+pub const HOLE_BLOCK: usize = 4096;
+
+/// A writer that turns whole zero blocks into holes (seeks instead of writes).
+/// Call [`SparseWriter::finish`] to set the final length.
+pub struct SparseWriter<'f> {
+    file: &'f File,
+    pos: u64,
+}
+
+impl<'f> SparseWriter<'f> {
+    /// Writes `file` from offset 0; it must be empty.
+    pub fn new(file: &'f File) -> Self {
+        SparseWriter { file, pos: 0 }
+    }
+
+    /// Sets the file's length to what was written (trailing holes included).
+    ///
+    /// # Errors
+    /// The `ftruncate` error.
+    pub fn finish(self) -> io::Result<u64> {
+        self.file.set_len(self.pos)?;
+        Ok(self.pos)
+    }
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    words.all(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) == 0) && words.remainder().iter().all(|&x| x == 0)
+}
+
+impl Write for SparseWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut off = 0usize;
+        while off < buf.len() {
+            // Up to the next block boundary of the file offset.
+            let in_block = (self.pos % HOLE_BLOCK as u64) as usize;
+            let n = (HOLE_BLOCK - in_block).min(buf.len() - off);
+            let piece = &buf[off..off + n];
+            if !(n == HOLE_BLOCK && all_zero(piece)) {
+                self.file.write_all_at(piece, self.pos)?;
+            }
+            self.pos += n as u64;
+            off += n;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many staged files may hold a descriptor at once: the soft limit
+/// (raised to the hard limit first) minus a reserve for everything else.
+pub fn fd_budget() -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+        && cur < max
+    {
+        lim.current = Some(max.min(1 << 20));
+        let _ = setrlimit(Resource::Nofile, lim);
+        lim = getrlimit(Resource::Nofile);
+    }
+    let cur = lim.current.unwrap_or(1 << 20);
+    (cur.saturating_sub(256) as usize).min(1 << 16)
+}
+
+/// A problem putting back a path's owner or mode that does not stop the checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProblem {
+    /// The path.
+    pub path: RelPath,
+    /// "owner 0:42" or "mode 4755".
+    pub what: String,
+    /// The error, e.g. "Operation not permitted".
+    pub error: String,
+}
+
+/// Extracts blob `id` (verified) into `file` from offset 0, sparse, and
+/// flushes its data.
+///
+/// # Errors
+/// Store damage when the blob is corrupt; [`crate::Error::Io`] naming `path` (plane root + rel).
+pub fn extract_into(store: &Store, scope: &Scope, rel: &RelPath, id: &ObjectId, file: &File) -> Result<()> {
+    let shown = scope.root_path().join(rel.as_os_str());
+    let mut w = SparseWriter::new(file);
+    store.read_blob_to(id, &mut w, &shown)?;
+    w.finish().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    file.sync_data().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    Ok(())
+}
+
+/// Gives an open file the owner, then the mode, of `meta` (chown first: it
+/// clears setuid/setgid). Returns the parts that could not be set.
+pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec<MetaProblem>) -> io::Result<()> {
+    if meta.owner_known() {
+        let st = fsys::fstat(file)?;
+        if (st.st_uid, st.st_gid) != (meta.uid, meta.gid)
+            && let Err(e) = fsys::fchown(file, meta.uid, meta.gid)
+        {
+            problems.push(MetaProblem {
+                path: rel.clone(),
+                what: format!("owner {}", meta.owner_string()),
+                error: e.to_string(),
+            });
+        }
+    }
+    let st = fsys::fstat(file)?;
+    let want = want_mode(st.st_mode as u32, meta);
+    if want != st.st_mode as u32 & Meta::PERM_MASK
+        && let Err(e) = fsys::fchmod(file, want)
+    {
+        problems.push(MetaProblem {
+            path: rel.clone(),
+            what: format!("mode {}", meta.mode_string()),
+            error: e.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The permission bits to set on something whose current `st_mode` is `cur`:
+/// the recorded bits, or for a format-1 entry (only the execute bit known)
+/// the current bits with execute added where read is set, or removed.
+pub fn want_mode(cur: u32, meta: &Meta) -> u32 {
+    let cur = cur & Meta::PERM_MASK;
+    if meta.is_legacy_mode() {
+        if meta.is_executable() {
+            cur | ((cur & 0o444) >> 2) | 0o100
+        } else {
+            cur & !0o111
+        }
+    } else {
+        meta.perm()
+    }
+}
+
+/// The mode to create something with: `private` until its recorded mode is
+/// set; for a format-1 entry (mode unknown) `legacy` minus the umask, as
+/// format 1 created files (0666) and directories (0777).
+pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
+    if meta.is_legacy_mode() { legacy } else { private }
+}
+
+/// A file staged for one write: unnamed, complete, flushed, owner and mode set.
+pub struct Staged {
+    /// The unnamed file.
+    pub file: File,
+}
+
+/// Stages blob `id` for `rel` as an unnamed file in the nearest existing
+/// ancestor directory. `Ok(None)` when that filesystem has no `O_TMPFILE`.
+///
+/// # Errors
+/// Store damage; [`crate::Error::Io`] naming `rel` (disk full, ...).
+pub fn stage_file(
+    store: &Store,
+    scope: &Scope,
+    rel: &RelPath,
+    id: &ObjectId,
+    meta: &Meta,
+    problems: &mut Vec<MetaProblem>,
+) -> Result<Option<Staged>> {
+    let dir = nearest_dir(scope, rel)?;
+    let file = match dir.tmpfile(create_mode(meta, 0o600, 0o666)) {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(95) /* EOPNOTSUPP */ | Some(21) /* EISDIR */ | Some(22) /* EINVAL */
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(tree_io(scope.root_path(), rel, e)),
+    };
+    extract_into(store, scope, rel, id, &file)?;
+    set_file_meta(&file, rel, meta, problems).map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    Ok(Some(Staged { file }))
+}
+
+/// The deepest existing directory on the way to `rel`'s parent (never through a symlink).
+fn nearest_dir(scope: &Scope, rel: &RelPath) -> Result<Dir> {
+    let parent = rel.parent().unwrap_or_default();
+    let mut cur = scope
+        .root()
+        .try_clone()
+        .map_err(|e| tree_io(scope.root_path(), &RelPath::root(), e))?;
+    let mut at = RelPath::root();
+    for part in parent.components() {
+        match cur.open_dir(part) {
+            Ok(d) => {
+                cur = d;
+                at = at.join(part);
+            }
+            Err(e) if fsys::is_vanished(&e) => break,
+            Err(e) if fsys::is_symlink_refusal(&e) => {
+                return Err(crate::Error::UnsafePath {
+                    path: rel.display(),
+                    through: at.join(part).display(),
+                });
+            }
+            Err(e) => return Err(tree_io(scope.root_path(), &at.join(part), e)),
+        }
+    }
+    Ok(cur)
+}
+
+/// Reads a blob (verified) into memory: symlink targets.
+///
+/// # Errors
+/// Store damage.
+pub fn read_small(store: &Store, id: &ObjectId) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    store.read_blob_to(id, &mut v, store.dir())?;
+    Ok(v)
+}
+
+/// Verifies blob `id` without keeping its bytes.
+///
+/// # Errors
+/// Store damage.
+pub fn verify_blob(store: &Store, id: &ObjectId) -> Result<()> {
+    store.read_blob_to(id, &mut io::sink(), store.dir()).map(|_| ())
+}

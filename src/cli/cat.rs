@@ -1,0 +1,96 @@
+//! `cplane cat`.
+
+use super::{CliError, CmdResult, Ctx, output};
+use cplane::diff::{TreeSource, lookup_path};
+use cplane::object::EntryKind;
+use std::io::Write;
+
+/// Write one file's bytes at REF to stdout
+///
+/// Like `git show REF:path` and `restic dump`: `cplane cat HEAD~2:etc/hosts`.
+/// The bytes are streamed from the store and verified against their BLAKE3
+/// id as they go (a corrupt object stops with exit 3). A symlink prints its
+/// target; a directory lists its entries (`cplane show REF PATH` says more).
+/// REF may name another plane: `docs:HEAD:index.md`. PATH is relative to the
+/// plane root; `REF:` alone lists the root.
+#[derive(clap::Args, Debug)]
+pub struct CatArgs {
+    /// REF:PATH, e.g. HEAD:README, VER-20261130120000:src/main.rs, docs:HEAD:index.md
+    #[arg(value_name = "REF:PATH")]
+    pub spec: String,
+}
+
+/// Splits `[PLANE:]REF:PATH`. With two or more colons and a first part that
+/// is a plane name, the first part is the plane.
+fn split(store: &cplane::store::Store, spec: &str) -> Option<(String, String)> {
+    let (first, rest) = spec.split_once(':')?;
+    if let Some((rev, path)) = rest.split_once(':')
+        && store.plane(first).is_ok()
+    {
+        return Some((format!("{first}:{rev}"), path.to_string()));
+    }
+    Some((first.to_string(), rest.to_string()))
+}
+
+pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
+    let (store, plane) = ctx.open_store_only()?;
+    let Some((rev, path)) = split(&store, &args.spec) else {
+        return Err(CliError::Usage(
+            format!("`{}` is not REF:PATH", args.spec),
+            Some("write e.g. `cplane cat HEAD:README` (REF:PATH, as `git show` takes it)".into()),
+        ));
+    };
+    let resolved = cplane::revision::resolve(&store, &plane, &rev)?;
+    let rel = cplane::RelPath::parse(path.as_bytes()).ok_or_else(|| cplane::Error::BadPath {
+        path: path.clone(),
+        plane: resolved.plane.name.clone(),
+    })?;
+    let src = TreeSource::store(&store);
+    let tree_id = if rel.is_root() {
+        Some(resolved.snapshot.root)
+    } else {
+        let entry = lookup_path(&src, &resolved.snapshot.root, &rel)?.ok_or_else(|| cplane::Error::NoSuchPath {
+            path: rel.display(),
+            what: format!("snapshot {} ({})", resolved.snapshot.name, resolved.id.short(12)),
+        })?;
+        match entry.kind {
+            EntryKind::Dir => Some(entry.tree_id()),
+            EntryKind::Symlink => {
+                let mut target = Vec::new();
+                store.read_blob_to(&entry.id, &mut target, store.dir())?;
+                ctx.out.write_all(&target)?;
+                ctx.out.write_all(b"\n")?;
+                None
+            }
+            EntryKind::File => {
+                struct Out<'a>(&'a mut std::io::StdoutLock<'static>);
+                impl Write for Out<'_> {
+                    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                        self.0.write(b)
+                    }
+                    fn flush(&mut self) -> std::io::Result<()> {
+                        self.0.flush()
+                    }
+                }
+                let mut out = Out(&mut ctx.out);
+                match store.read_blob_to(&entry.id, &mut out, std::path::Path::new("stdout")) {
+                    Ok(_) => {}
+                    // A closed pipe (`| head`) ends quietly, as it does for cat.
+                    Err(cplane::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                None
+            }
+        }
+    };
+    if let Some(id) = tree_id {
+        let t = store.read_tree(&id)?;
+        for e in &t.entries {
+            let slash = if e.kind == EntryKind::Dir { "/" } else { "" };
+            writeln!(ctx.out, "{}{slash}", output::path(&e.name))?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,65 @@
+//! Checkout hooks for the integration tests, in debug builds only (release
+//! builds always get [`cplane::checkout::NoHooks`]). Environment:
+//!
+//! * `CPLANE_TEST_PAUSE_AFTER_OPS=N`: after the N-th applied journal
+//!   operation, create `.cp/planes/<plane>/paused` and sleep (the test kills
+//!   the process there);
+//! * `CPLANE_TEST_PAUSE_STAGED=1`: when everything is staged (nothing in the
+//!   plane changed yet), create `.cp/planes/<plane>/staged` and wait until the
+//!   test deletes it (at most 60 s).
+
+use cplane::checkout::CheckoutHooks;
+use cplane::plane::Plane;
+use cplane::store::Store;
+
+#[cfg(debug_assertions)]
+struct EnvHooks {
+    dir: std::path::PathBuf,
+    pause_after: Option<usize>,
+    pause_staged: bool,
+}
+
+#[cfg(debug_assertions)]
+impl CheckoutHooks for EnvHooks {
+    fn staged(&self) {
+        if self.pause_staged {
+            let marker = self.dir.join("staged");
+            let _ = std::fs::write(&marker, b"");
+            let t0 = std::time::Instant::now();
+            while marker.exists() && t0.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn applied(&self, done: usize) {
+        if self.pause_after == Some(done) {
+            let _ = std::fs::write(self.dir.join("paused"), b"");
+            std::thread::sleep(std::time::Duration::from_secs(300));
+        }
+    }
+}
+
+/// The hooks for a checkout of `plane`.
+pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
+    #[cfg(debug_assertions)]
+    {
+        let pause_after = std::env::var("CPLANE_TEST_PAUSE_AFTER_OPS")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let pause_staged = std::env::var_os("CPLANE_TEST_PAUSE_STAGED").is_some();
+        if pause_after.is_some() || pause_staged {
+            // Markers of an earlier (killed) run would wake the test too early.
+            let dir = store.plane_dir(&plane.name);
+            let _ = std::fs::remove_file(dir.join("paused"));
+            let _ = std::fs::remove_file(dir.join("staged"));
+            return Box::new(EnvHooks {
+                dir: store.plane_dir(&plane.name),
+                pause_after,
+                pause_staged,
+            });
+        }
+    }
+    let _ = (store, plane);
+    Box::new(cplane::checkout::NoHooks)
+}

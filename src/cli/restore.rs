@@ -1,0 +1,100 @@
+//! `cplane restore`.
+
+use super::diff::change_json;
+use super::rollback::{print_problems, problems_json};
+use super::{CmdResult, Ctx, output, plane_path};
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// Make some paths exactly as REF has them, without moving HEAD
+///
+/// Like `git restore --source=REF PATH`: each PATH (a file, symlink or
+/// directory) gets REF's bytes, mode, owner, symlink target and hard links; a
+/// directory also loses the entries REF does not have; a path REF lacks is
+/// removed. Only the named paths are read and written, through the same
+/// staged, journalled checkout as `rollback`. What is overwritten is kept
+/// first in a rescue checkpoint (RESCUE-…: HEAD with these paths as they
+/// were), so `cplane restore RESCUE-… PATH` undoes it. HEAD does not move:
+/// `cplane status` then shows the restored paths as differences from HEAD
+/// wherever HEAD differs from REF.
+///
+/// PATH is relative to the plane root, or to the current directory when it
+/// starts with `./` or `../`.
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot to take the paths from: checkpoint name, HEAD, HEAD~N, id prefix
+    pub r#ref: String,
+    /// Paths to restore
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| plane_path(ctx, &store, &plane, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bar = output::Bar::new("restore");
+    let hooks = ctx.hooks(&store, &plane);
+    let r = cplane::restore::restore(
+        &mut store,
+        &lock,
+        &plane,
+        &target,
+        &paths,
+        hooks.as_ref(),
+        ctx.control(&bar),
+    )?;
+    drop(bar);
+    let j = &r.journal;
+    let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();
+    if args.json {
+        let list: Vec<Value> = reported.iter().map(|c| change_json(c)).collect();
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
+                "rescue": {"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name},
+                "paths": paths.iter().map(|p| p.display()).collect::<Vec<_>>(),
+                "written": r.written,
+                "removed": r.removed,
+                "created_dirs": r.created_dirs,
+                "changes": list,
+                "problems": problems_json(&r),
+                "clean": r.problems.is_empty(),
+                "seconds": r.seconds,
+            })
+        )?;
+        return Ok(super::findings_code(r.problems.is_empty()));
+    }
+    for c in &reported {
+        writeln!(ctx.out, "{}", super::diff::change_line(c))?;
+    }
+    writeln!(
+        ctx.out,
+        "restored {} from {} ({}): {} written, {} removed, {} created; HEAD unchanged",
+        output::count(paths.len() as u64, "path"),
+        target.snapshot.name,
+        target.id.short(12),
+        r.written,
+        r.removed,
+        output::count(r.created_dirs, "directory")
+    )?;
+    writeln!(
+        ctx.out,
+        "rescue checkpoint {} holds what was overwritten; undo with `cplane restore {} {}`",
+        j.rescue_name,
+        j.rescue_name,
+        args.paths.join(" ")
+    )?;
+    Ok(print_problems(ctx, &r)?)
+}

@@ -1,0 +1,483 @@
+//! The filesystem seam: every read and write of a plane's working tree goes
+//! through open directory descriptors, never through path strings.
+//!
+//! A [`Dir`] is a directory opened with `O_DIRECTORY | O_NOFOLLOW`; every
+//! operation on a name is relative to it (`openat`, `fstatat`, `readlinkat`,
+//! `renameat`, `unlinkat`, `mkdirat`, `fchmodat`, `fchownat`, `linkat`), with
+//! `AT_SYMLINK_NOFOLLOW` or `O_NOFOLLOW` so that no symlink is ever followed
+//! — not in the last component, and not in an intermediate one, because
+//! multi-component paths are opened one directory at a time
+//! ([`Dir::open_beneath`]; `openat2` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS` in one call where the kernel has it). Two
+//! consequences: paths of any length work (no call ever sees more than one
+//! 255-byte name, so `PATH_MAX` does not apply), and a directory swapped for
+//! a symlink while a command runs cannot redirect a read or a write outside
+//! the plane: the open fails with `ELOOP`/`ENOTDIR` instead.
+//!
+//! System calls go through `rustix` (no `libc` in the library). Errors are
+//! plain [`std::io::Error`]s; callers attach the plane-relative path.
+
+use crate::path::RelPath;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use rustix::fs::Stat;
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// What a directory entry is, from `getdents` (or `fstatat` when the
+/// filesystem does not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A FIFO.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A block device.
+    BlockDevice,
+    /// A character device.
+    CharDevice,
+    /// The filesystem did not say (`DT_UNKNOWN`); stat it.
+    Unknown,
+}
+
+impl EntryType {
+    fn from_file_type(t: FileType) -> Self {
+        match t {
+            FileType::RegularFile => EntryType::File,
+            FileType::Directory => EntryType::Dir,
+            FileType::Symlink => EntryType::Symlink,
+            FileType::Fifo => EntryType::Fifo,
+            FileType::Socket => EntryType::Socket,
+            FileType::BlockDevice => EntryType::BlockDevice,
+            FileType::CharacterDevice => EntryType::CharDevice,
+            _ => EntryType::Unknown,
+        }
+    }
+
+    /// The type recorded in an `st_mode`.
+    pub fn from_mode(st_mode: u32) -> Self {
+        Self::from_file_type(FileType::from_raw_mode(st_mode as _))
+    }
+}
+
+/// An open directory; every operation is relative to it and follows no symlink.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+}
+
+fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// True for the errors that mean "this name is gone" (deleted, or a parent
+/// directory replaced) — a path that vanished while a command ran.
+pub fn is_vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}
+
+/// True for the error an `O_NOFOLLOW` open returns on a symlink.
+pub fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+thread_local! {
+    static DIRENT_BUF: RefCell<Vec<MaybeUninit<u8>>> = RefCell::new(vec![MaybeUninit::uninit(); 64 * 1024]);
+}
+
+/// Whether `openat2` works here; cleared after the first `ENOSYS`.
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+impl Dir {
+    /// Opens the directory at an absolute `path` (the store root). Symlinks in
+    /// `path` itself are followed, except in its last component; everything
+    /// below is opened relative to the result.
+    ///
+    /// # Errors
+    /// The `openat` error (`ENOTDIR`, `ELOOP` for a final symlink, ...).
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        rustix::fs::openat(rustix::fs::CWD, path, DIR_FLAGS, Mode::empty())
+            .map(|fd| Dir { fd })
+            .map_err(errno)
+    }
+
+    /// The descriptor, for calls this module does not wrap.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Another descriptor for the same directory.
+    ///
+    /// # Errors
+    /// `EMFILE` and friends.
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+            .map(|fd| Dir { fd })
+            .map_err(errno)
+    }
+
+    /// Opens the subdirectory `name` (never through a symlink).
+    ///
+    /// # Errors
+    /// `ENOENT`, `ENOTDIR` (not a directory), `ELOOP` (a symlink), `EACCES`, ...
+    pub fn open_dir(&self, name: &[u8]) -> io::Result<Dir> {
+        rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
+            .map(|fd| Dir { fd })
+            .map_err(errno)
+    }
+
+    /// Opens the directory at `rel` below this one, following no symlink in
+    /// any component and never leaving this directory: `openat2` with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where the kernel has it (and
+    /// the path fits in one call), otherwise one `openat(O_NOFOLLOW)` per component.
+    ///
+    /// # Errors
+    /// As [`Dir::open_dir`] for the first component that fails.
+    pub fn open_beneath(&self, rel: &RelPath) -> io::Result<Dir> {
+        if rel.is_root() {
+            return self.try_clone();
+        }
+        if rel.depth() > 1 && rel.as_bytes().len() < 4000 && OPENAT2.load(Ordering::Relaxed) {
+            match rustix::fs::openat2(
+                &self.fd,
+                rel.as_bytes(),
+                DIR_FLAGS,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Ok(fd) => return Ok(Dir { fd }),
+                Err(rustix::io::Errno::NOSYS) | Err(rustix::io::Errno::PERM) => {
+                    // No openat2 (old kernel, or a seccomp filter that refuses it).
+                    OPENAT2.store(false, Ordering::Relaxed);
+                }
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::XDEV) => {}
+                Err(e) => return Err(errno(e)),
+            }
+        }
+        let mut parts = rel.components();
+        let first = parts.next().expect("a non-root path has a component");
+        let mut cur = self.open_dir(first)?;
+        for part in parts {
+            cur = cur.open_dir(part)?;
+        }
+        Ok(cur)
+    }
+
+    /// `fstat` of this directory.
+    ///
+    /// # Errors
+    /// Rare (`EIO`).
+    pub fn stat_self(&self) -> io::Result<Stat> {
+        rustix::fs::fstat(&self.fd).map_err(errno)
+    }
+
+    /// `lstat` of `name`: a symlink is described, not followed.
+    ///
+    /// # Errors
+    /// `ENOENT`, `EACCES`, ...
+    pub fn stat(&self, name: &[u8]) -> io::Result<Stat> {
+        rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+    }
+
+    /// Opens the regular file `name` for reading: `O_NOFOLLOW` (a symlink is
+    /// refused with `ELOOP`) and `O_NONBLOCK` (a FIFO swapped in does not hang
+    /// the open; the caller checks the type with `fstat`).
+    ///
+    /// # Errors
+    /// `ENOENT`, `ELOOP`, `EACCES`, ...
+    pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        rustix::fs::openat(&self.fd, name, flags, Mode::empty())
+            .map(File::from)
+            .map_err(errno)
+    }
+
+    /// The target of the symlink `name`, as raw bytes.
+    ///
+    /// # Errors
+    /// `EINVAL` when `name` is not a symlink, `ENOENT`, ...
+    pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+        rustix::fs::readlinkat(&self.fd, name, Vec::new())
+            .map(|c| c.into_bytes())
+            .map_err(errno)
+    }
+
+    /// Every entry except `.` and `..`, in directory order, with the type
+    /// `getdents` reports ([`EntryType::Unknown`] when the filesystem does not say).
+    ///
+    /// # Errors
+    /// The `getdents` error.
+    pub fn list(&self) -> io::Result<Vec<(Vec<u8>, EntryType)>> {
+        // getdents reads from the descriptor's offset: rewind in case it was read before.
+        rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(errno)?;
+        DIRENT_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut out = Vec::new();
+            let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf[..]);
+            while let Some(entry) = raw.next() {
+                let entry = entry.map_err(errno)?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                out.push((name.to_vec(), EntryType::from_file_type(entry.file_type())));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Creates the directory `name` with `mode` (minus the umask).
+    ///
+    /// # Errors
+    /// `EEXIST`, `ENOSPC`, ...
+    pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode as _)).map_err(errno)
+    }
+
+    /// Removes the file or symlink `name`.
+    ///
+    /// # Errors
+    /// `ENOENT`, `EISDIR`, ...
+    pub fn unlink(&self, name: &[u8]) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(errno)
+    }
+
+    /// Removes the empty directory `name`.
+    ///
+    /// # Errors
+    /// `ENOTEMPTY`, `ENOENT`, ...
+    pub fn rmdir(&self, name: &[u8]) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR).map_err(errno)
+    }
+
+    /// Renames `from` (in this directory) to `to` in `to_dir`, replacing a
+    /// file or an empty directory there atomically.
+    ///
+    /// # Errors
+    /// `EXDEV`, `EISDIR`, `ENOTEMPTY`, ...
+    pub fn rename(&self, from: &[u8], to_dir: &Dir, to: &[u8]) -> io::Result<()> {
+        rustix::fs::renameat(&self.fd, from, &to_dir.fd, to).map_err(errno)
+    }
+
+    /// Creates the symlink `name` pointing at `target` (raw bytes, not checked).
+    ///
+    /// # Errors
+    /// `EEXIST`, ...
+    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+        rustix::fs::symlinkat(target, &self.fd, name).map_err(errno)
+    }
+
+    /// Creates `name` as another hard link to the existing file `existing` of `from_dir`.
+    ///
+    /// # Errors
+    /// `EEXIST`, `EXDEV`, `EMLINK`, ...
+    pub fn hard_link(&self, from_dir: &Dir, existing: &[u8], name: &[u8]) -> io::Result<()> {
+        rustix::fs::linkat(&from_dir.fd, existing, &self.fd, name, AtFlags::empty()).map_err(errno)
+    }
+
+    /// An unnamed regular file on this directory's filesystem (`O_TMPFILE`),
+    /// open for reading and writing; nothing is left behind if the process
+    /// dies before [`Dir::link_tmpfile`] names it.
+    ///
+    /// # Errors
+    /// `EOPNOTSUPP`/`EISDIR`/`EINVAL` when the filesystem has no `O_TMPFILE`, `ENOSPC`, ...
+    pub fn tmpfile(&self, mode: u32) -> io::Result<File> {
+        rustix::fs::openat(
+            &self.fd,
+            c".",
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode as _),
+        )
+        .map(File::from)
+        .map_err(errno)
+    }
+
+    /// Gives the unnamed file `file` (from [`Dir::tmpfile`]) the name `name`
+    /// here: `linkat(AT_EMPTY_PATH)`, or through `/proc/self/fd` when the
+    /// process lacks `CAP_DAC_READ_SEARCH`.
+    ///
+    /// # Errors
+    /// `EEXIST` when `name` exists, ...
+    pub fn link_tmpfile(&self, file: &File, name: &[u8]) -> io::Result<()> {
+        match rustix::fs::linkat(file, c"", &self.fd, name, AtFlags::EMPTY_PATH) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::PERM) | Err(rustix::io::Errno::ACCESS) => {
+                use std::os::fd::AsRawFd;
+                let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    proc_path.as_str(),
+                    &self.fd,
+                    name,
+                    AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(errno)
+            }
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    /// Creates the regular file `name`, which must not exist (`O_EXCL`, and
+    /// `O_NOFOLLOW` so a symlink planted there is refused).
+    ///
+    /// # Errors
+    /// `EEXIST`, `ENOSPC`, ...
+    pub fn create_new(&self, name: &[u8], mode: u32) -> io::Result<File> {
+        rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode as _),
+        )
+        .map(File::from)
+        .map_err(errno)
+    }
+
+    /// Sets the permission bits of `name` (a file or directory; never through a symlink).
+    ///
+    /// # Errors
+    /// `EPERM`, `ENOENT`, ...
+    pub fn chmod(&self, name: &[u8], mode: u32) -> io::Result<()> {
+        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(mode as _), AtFlags::empty()).map_err(errno)
+    }
+
+    /// Sets the owner and group of `name` without following a symlink (a
+    /// symlink's own owner is changed).
+    ///
+    /// # Errors
+    /// `EPERM` when the process may not, `ENOENT`, ...
+    pub fn chown(&self, name: &[u8], uid: u32, gid: u32) -> io::Result<()> {
+        // u32::MAX (-1) means "unchanged" to the kernel.
+        let (u, g) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+        rustix::fs::chownat(&self.fd, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
+    }
+
+    /// Flushes this directory's entries (new names, renames, removals) to disk.
+    ///
+    /// # Errors
+    /// `EIO`, ...
+    pub fn sync(&self) -> io::Result<()> {
+        rustix::fs::fsync(&self.fd).map_err(errno)
+    }
+
+    /// `syncfs(2)`: flushes the whole filesystem holding this directory.
+    ///
+    /// # Errors
+    /// `EIO`, ...
+    pub fn syncfs(&self) -> io::Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(errno)
+    }
+}
+
+/// Sets owner and group of an open file.
+///
+/// # Errors
+/// `EPERM` when the process may not.
+pub fn fchown(file: &File, uid: u32, gid: u32) -> io::Result<()> {
+    let (u, g) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+    rustix::fs::fchown(file, Some(u), Some(g)).map_err(errno)
+}
+
+/// Sets the permission bits of an open file.
+///
+/// # Errors
+/// `EPERM`, ...
+pub fn fchmod(file: &File, mode: u32) -> io::Result<()> {
+    rustix::fs::fchmod(file, Mode::from_raw_mode(mode as _)).map_err(errno)
+}
+
+/// `fstat` of an open file.
+///
+/// # Errors
+/// Rare (`EIO`).
+pub fn fstat(file: &File) -> io::Result<Stat> {
+    rustix::fs::fstat(file).map_err(errno)
+}
+
+/// Modification and status-change times of `st`, in nanoseconds since the epoch.
+pub fn times_ns(st: &Stat) -> (i64, i64) {
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    (
+        ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+    )
+}
+
+/// The coarse clock's resolution in nanoseconds (the tick the kernel stamps file times with).
+pub fn coarse_clock_tick_ns() -> i64 {
+    let ts = rustix::time::clock_getres(rustix::time::ClockId::RealtimeCoarse);
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// True when a process with this pid exists (for telling a live writer's
+/// leftovers from a dead one's).
+pub fn process_alive(pid: i32) -> bool {
+    match rustix::process::Pid::from_raw(pid) {
+        Some(p) => !matches!(rustix::process::test_kill_process(p), Err(rustix::io::Errno::SRCH)),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_work_and_symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open(dir.path()).unwrap();
+        // 24 components of 200 bytes: 4.8 KB, past PATH_MAX.
+        let name = vec![b'n'; 200];
+        let mut cur = root.try_clone().unwrap();
+        let mut rel = RelPath::root();
+        for _ in 0..24 {
+            cur.mkdir(&name, 0o755).unwrap();
+            cur = cur.open_dir(&name).unwrap();
+            rel = rel.join(&name);
+        }
+        cur.create_new(b"f", 0o644).unwrap();
+        let deep = root.open_beneath(&rel).unwrap();
+        assert!(deep.stat(b"f").is_ok());
+        assert!(rel.as_bytes().len() > 4096);
+
+        std::os::unix::fs::symlink("/", dir.path().join("out")).unwrap();
+        let e = root.open_dir(b"out").unwrap_err();
+        assert!(is_symlink_refusal(&e) || e.raw_os_error() == Some(20), "{e}");
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("a/b")).unwrap();
+        assert!(root.open_beneath(&RelPath::parse(b"a/b").unwrap()).is_err());
+        let e = root.open_file(b"out").unwrap_err();
+        assert!(is_symlink_refusal(&e), "{e}");
+    }
+
+    #[test]
+    fn tmpfile_is_invisible_until_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open(dir.path()).unwrap();
+        let f = match root.tmpfile(0o600) {
+            Ok(f) => f,
+            Err(e) => panic!("O_TMPFILE unsupported on the test filesystem: {e}"),
+        };
+        use std::io::Write;
+        (&f).write_all(b"hi").unwrap();
+        assert_eq!(root.list().unwrap().len(), 0);
+        root.link_tmpfile(&f, b"named").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("named")).unwrap(), b"hi");
+    }
+}

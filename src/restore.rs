@@ -1,0 +1,267 @@
+//! Restore: make some paths of a plane exactly as a snapshot has them, like
+//! `git restore --source=REF PATH`, without moving HEAD.
+//!
+//! 1. Read each path as it is on disk now (only those paths are scanned) and
+//!    seal a rescue checkpoint: HEAD's tree with those paths replaced by what
+//!    is on disk. `cplane restore RESCUE-… PATH` undoes the restore.
+//! 2. Hand the rescue root and the target root to the checkout engine,
+//!    restricted to the paths: a file gets its bytes, mode, owner and links;
+//!    a directory gets exactly the target's entries (extra files removed); a
+//!    path the target lacks is removed.
+//!
+//! HEAD does not move, so `status` afterwards shows the restored paths as
+//! differences from HEAD whenever HEAD differs from the target.
+
+use crate::checkout::{self, CheckoutHooks, CheckoutKind, CheckoutReport, Request};
+use crate::control::Control;
+use crate::diff::{TreeSource, lookup_path};
+use crate::error::{Error, Result};
+use crate::id::TreeId;
+use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry};
+use crate::path::RelPath;
+use crate::plane::Plane;
+use crate::revision::Resolved;
+use crate::scan::{Record, ScanOptions, scan_path};
+use crate::scope::Scope;
+use crate::snapshot::{RESCUE_PREFIX, count_files, unique_name};
+use crate::store::Store;
+use crate::store::index::now_ns;
+use crate::store::lock::StoreLock;
+use crate::store::pack::ObjectWriter;
+
+/// Restores `paths` of `plane` to `target`'s state. See the module documentation.
+///
+/// # Errors
+/// [`Error::WrongPlane`]; [`Error::BadPath`] for a path outside the plane
+/// (a nested plane's); [`Error::NoSuchPath`] for a path neither `target` nor
+/// the working tree has; [`Error::Refused`] when a path to overwrite cannot
+/// be read; store damage (nothing changed); I/O errors naming the path.
+pub fn restore(
+    store: &mut Store,
+    _lock: &StoreLock,
+    plane: &Plane,
+    target: &Resolved,
+    paths: &[RelPath],
+    hooks: &dyn CheckoutHooks,
+    ctl: Control<'_>,
+) -> Result<CheckoutReport> {
+    if target.plane.name != plane.name {
+        return Err(Error::WrongPlane {
+            snapshot: target.id.short(12),
+            belongs_to: target.plane.name.clone(),
+            asked: plane.name.clone(),
+        });
+    }
+    let scope = Scope::open(plane)?;
+    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
+        spec: "HEAD".into(),
+        why: format!("plane `{}` has no snapshot yet", plane.name),
+    })?;
+    let head = store.read_snapshot(&head_id)?;
+    // Whole-plane restores and nested paths collapse to the outermost path.
+    let mut paths: Vec<RelPath> = paths.to_vec();
+    paths.sort();
+    paths.dedup();
+    let mut outer: Vec<RelPath> = Vec::new();
+    for p in paths {
+        if scope.is_excluded(&p) {
+            return Err(Error::BadPath {
+                path: p.display(),
+                plane: plane.name.clone(),
+            });
+        }
+        if !outer.iter().any(|o| p.starts_with(o)) {
+            outer.push(p);
+        }
+    }
+    // 1. The rescue checkpoint: HEAD with the paths as they are on disk now.
+    let now = now_ns();
+    let rescue_name = unique_name(store, &plane.name, None, RESCUE_PREFIX, now)?;
+    let mut missing = Vec::new();
+    let ((root, files, bytes), _) = store.transaction(|w| {
+        let src = TreeSource::store(w.store());
+        let mut root = head.root;
+        let (mut files, mut bytes) = (head.files, head.bytes);
+        for p in &outer {
+            let scanned = scan_path(
+                &scope,
+                p,
+                ScanOptions {
+                    cache: None,
+                    writer: Some(w),
+                    record: Record::Nothing,
+                    ctl,
+                },
+            )?;
+            if let Some((_, r)) = &scanned
+                && !r.findings.is_empty()
+            {
+                return Err(Error::Refused {
+                    action: "restore",
+                    findings: r.findings.clone(),
+                });
+            }
+            let in_target = lookup_path(&src, &target.snapshot.root, p)?.is_some() || p.is_root();
+            if scanned.is_none() && !in_target {
+                missing.push(p.clone());
+                continue;
+            }
+            let before = lookup_path(&src, &root, p)?;
+            let (of, ob) = entry_counts(w.store(), before.as_ref())?;
+            let now_entry = scanned.as_ref().map(|(e, r)| (e.clone(), r.files, r.bytes));
+            let (nf, nb) = now_entry.as_ref().map_or((0, 0), |(_, f, b)| (*f, *b));
+            files = files.saturating_sub(of) + nf;
+            bytes = bytes.saturating_sub(ob) + nb;
+            root = if p.is_root() {
+                match &now_entry {
+                    Some((e, _, _)) => e.tree_id(),
+                    None => root,
+                }
+            } else {
+                graft(w, &scope, root, p, now_entry.map(|(e, _, _)| e))?
+            };
+        }
+        Ok((root, files, bytes))
+    })?;
+    if let Some(p) = missing.first() {
+        return Err(Error::NoSuchPath {
+            path: p.display(),
+            what: format!(
+                "snapshot {} ({}) or the working tree",
+                target.snapshot.name,
+                target.id.short(12)
+            ),
+        });
+    }
+    let rescue = Snapshot {
+        plane: plane.name.clone(),
+        name: rescue_name.clone(),
+        root,
+        parent: Some(head_id),
+        kind: SnapshotKind::Rescue,
+        time_unix_ns: now,
+        message: format!(
+            "state before restoring {} from {}",
+            outer.iter().map(RelPath::display).collect::<Vec<_>>().join(", "),
+            target.snapshot.name
+        ),
+        files,
+        bytes,
+        links: crate::snapshot::prune_links(&head.links, &outer),
+        ownership: head.ownership,
+    };
+    let (rescue_id, body) = rescue.encode_with_id();
+    store.transaction(|w| w.add(ObjectKind::Snapshot, rescue_id.0, &body))?;
+    store.set_checkpoint(&plane.name, &rescue_name, &rescue_id)?;
+    // 2. The checkout, restricted to the paths.
+    let req = Request {
+        kind: CheckoutKind::Restore,
+        target: target.id,
+        target_root: target.snapshot.root,
+        target_links: target.snapshot.links.clone(),
+        rescue: rescue_id,
+        rescue_name: rescue_name.clone(),
+        rescue_root: root,
+        rescue_links: rescue.links.clone(),
+        paths: outer,
+        new_head: None,
+    };
+    match checkout::checkout(store, &scope, req, hooks, ctl) {
+        Ok(report) => {
+            crate::rollback::refresh_cache(store, plane, &report, None);
+            Ok(report)
+        }
+        Err(e) => {
+            if !checkout::has_journal(store, &plane.name) {
+                let _ = store.remove_checkpoint(&plane.name, &rescue_name);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Files and bytes at and under an entry.
+fn entry_counts(store: &Store, e: Option<&TreeEntry>) -> Result<(u64, u64)> {
+    match e {
+        None => Ok((0, 0)),
+        Some(e) if e.kind == EntryKind::Dir => count_files(store, &e.tree_id()),
+        Some(e) => Ok((1, e.size)),
+    }
+}
+
+/// `root` with the entry at `path` replaced by `entry` (`None` removes it).
+/// Directories on the way that `root` lacks are added with the mode and owner
+/// they have on disk. Rebuilds only the trees on the path (no recursion).
+///
+/// # Errors
+/// Store damage; I/O errors while writing trees.
+fn graft(
+    w: &ObjectWriter<'_>,
+    scope: &Scope,
+    root: TreeId,
+    path: &RelPath,
+    entry: Option<TreeEntry>,
+) -> Result<TreeId> {
+    let store = w.store();
+    let parts: Vec<&[u8]> = path.components().collect();
+    // Trees from the root down to the path's parent (empty where missing).
+    let mut trees: Vec<Tree> = Vec::with_capacity(parts.len());
+    let mut metas: Vec<Meta> = Vec::with_capacity(parts.len());
+    let mut cur = Some(store.read_tree(&root)?);
+    let mut at = RelPath::root();
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+        let t = cur.take().unwrap_or_default();
+        at = at.join(part);
+        let next = t.get(part).filter(|e| e.kind == EntryKind::Dir).cloned();
+        let meta = match &next {
+            Some(e) => e.meta,
+            None => match scope.open_dir(&at).and_then(|d| d.stat_self()) {
+                Ok(st) => Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir),
+                Err(_) => Meta {
+                    mode: 0o755,
+                    uid: Meta::UNKNOWN_ID,
+                    gid: Meta::UNKNOWN_ID,
+                },
+            },
+        };
+        trees.push(t);
+        metas.push(meta);
+        cur = match next {
+            Some(e) => Some(store.read_tree(&e.tree_id())?),
+            None => None,
+        };
+        let _ = i;
+    }
+    trees.push(cur.unwrap_or_default());
+    // Replace bottom-up.
+    let mut replacement: Option<TreeEntry> = entry.map(|mut e| {
+        e.name = parts[parts.len() - 1].to_vec();
+        e
+    });
+    for depth in (0..parts.len()).rev() {
+        let mut t = trees.pop().expect("one tree per level");
+        let name = parts[depth];
+        let pos = t.entries.binary_search_by(|e| e.name.as_slice().cmp(name));
+        match (pos, replacement.take()) {
+            (Ok(i), Some(e)) => t.entries[i] = e,
+            (Ok(i), None) => {
+                t.entries.remove(i);
+            }
+            (Err(i), Some(e)) => t.entries.insert(i, e),
+            (Err(_), None) => {}
+        }
+        let (id, body) = t.encode_with_id();
+        w.add(ObjectKind::Tree, id.0, &body)?;
+        if depth == 0 {
+            return Ok(id);
+        }
+        replacement = Some(TreeEntry {
+            name: parts[depth - 1].to_vec(),
+            kind: EntryKind::Dir,
+            meta: metas[depth - 1],
+            id: id.0,
+            size: t.entries.iter().map(|e| e.size).sum(),
+        });
+    }
+    unreachable!("a non-root path has at least one component")
+}

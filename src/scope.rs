@@ -1,0 +1,128 @@
+//! What a command may touch: one plane root, minus what is not the plane's.
+//!
+//! A [`Scope`] is opened once per command. It holds the plane root as an
+//! open directory (reached from the store root one component at a time,
+//! never through a symlink), the carved-out paths that belong to nested
+//! planes (and, at the store root, `.cp` itself), and the reserved staging
+//! name. Scans skip what the scope excludes and checkouts refuse to write
+//! there, so the rule lives here and nowhere else. (Exclusion rules —
+//! `.cpignore` — will join the carve-outs here.)
+
+use crate::error::{Error, IoResultExt, Result, RootProblem, tree_io};
+use crate::fsys::{self, Dir};
+use crate::path::RelPath;
+use crate::plane::Plane;
+use std::path::{Path, PathBuf};
+
+/// The one name cplane itself ever creates inside a plane: the intermediate
+/// name of a file being put in place by a checkout when it cannot be staged
+/// unnamed (`O_TMPFILE`). Scans skip it; recovery removes it.
+pub const STAGING_NAME: &[u8] = b".cp-staging";
+
+/// What a command may touch (see the module documentation).
+#[derive(Debug)]
+pub struct Scope {
+    root: Dir,
+    root_path: PathBuf,
+    plane: String,
+    /// Sorted plane-relative paths of directories this plane does not cover.
+    carve_outs: Vec<RelPath>,
+}
+
+impl Scope {
+    /// Opens `plane`'s root: the store root, then each component of the
+    /// plane's path without following symlinks.
+    ///
+    /// # Errors
+    /// [`Error::BadPlaneRoot`] when the root (or a directory on the way) is a
+    /// symlink, not a directory, or missing; [`Error::Io`] otherwise.
+    pub fn open(plane: &Plane) -> Result<Scope> {
+        let store_root = Dir::open(&plane.store_root).at(&plane.store_root)?;
+        let mut cur = store_root;
+        let mut at = plane.store_root.clone();
+        for part in plane.path.split('/').filter(|p| !p.is_empty()) {
+            at.push(part);
+            cur = match cur.open_dir(part.as_bytes()) {
+                Ok(d) => d,
+                Err(e) => {
+                    let problem = if fsys::is_symlink_refusal(&e) {
+                        RootProblem::Symlink
+                    } else if e.raw_os_error() == Some(20) {
+                        // ENOTDIR: a file, or a symlink to one.
+                        match std::fs::symlink_metadata(&at) {
+                            Ok(m) if m.file_type().is_symlink() => RootProblem::Symlink,
+                            _ => RootProblem::NotADirectory,
+                        }
+                    } else if e.kind() == std::io::ErrorKind::NotFound {
+                        RootProblem::Missing
+                    } else {
+                        return Err(e).at(&at);
+                    };
+                    return Err(Error::BadPlaneRoot { path: at, problem });
+                }
+            };
+        }
+        Ok(Scope {
+            root: cur,
+            root_path: plane.root.clone(),
+            plane: plane.name.clone(),
+            carve_outs: plane.carve_outs.clone(),
+        })
+    }
+
+    /// The plane root, opened.
+    pub fn root(&self) -> &Dir {
+        &self.root
+    }
+
+    /// The plane root's absolute path, for messages.
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The plane's name.
+    pub fn plane(&self) -> &str {
+        &self.plane
+    }
+
+    /// The carved-out paths, sorted.
+    pub fn carve_outs(&self) -> &[RelPath] {
+        &self.carve_outs
+    }
+
+    /// Adds carve-outs (nested stores found by a scan).
+    pub(crate) fn carve_out_more(&mut self, more: impl IntoIterator<Item = RelPath>) {
+        self.carve_outs.extend(more);
+        self.carve_outs.sort();
+        self.carve_outs.dedup();
+    }
+
+    /// True when `rel` is a carve-out itself.
+    pub fn is_carve_out(&self, rel: &RelPath) -> bool {
+        self.carve_outs.binary_search(rel).is_ok()
+    }
+
+    /// True when `rel` is a carve-out or inside one: not this plane's.
+    pub fn is_excluded(&self, rel: &RelPath) -> bool {
+        self.carve_outs.iter().any(|c| rel.starts_with(c))
+    }
+
+    /// True when the scan must not record the entry `name` of directory `dir`:
+    /// a carve-out, or the reserved staging name.
+    pub fn skips(&self, dir: &RelPath, name: &[u8]) -> bool {
+        name == STAGING_NAME || (!self.carve_outs.is_empty() && self.is_carve_out(&dir.join(name)))
+    }
+
+    /// Opens the directory at `rel` (plane-relative) without following symlinks.
+    ///
+    /// # Errors
+    /// The `openat` error of the first component that fails.
+    pub fn open_dir(&self, rel: &RelPath) -> std::io::Result<Dir> {
+        self.root.open_beneath(rel)
+    }
+
+    /// An [`Error::Io`] naming `<plane root>/<rel>`.
+    pub fn io_error(&self, rel: &RelPath, source: std::io::Error) -> Error {
+        tree_io(&self.root_path, rel, source)
+    }
+}
