@@ -374,7 +374,7 @@ fn check_files(store: &Store) -> Vec<Damage> {
             )),
             Err(e) => out.push(file(
                 dir.display().to_string(),
-                format!("the {what} is missing ({e}); every write fails until it is recreated (mkdir)"),
+                format!("the {what} is missing ({e}); the next writer recreates it"),
             )),
         }
     }

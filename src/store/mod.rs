@@ -528,6 +528,12 @@ impl Store {
     /// packs, and clear what a crashed writer left (only lock holders write there).
     fn took_lock(&mut self) -> Result<()> {
         self.reload()?;
+        // Every write goes through `.cp/tmp`; a missing one (removed by hand) is
+        // recreated rather than failing every write (`fsck` reports it meanwhile).
+        let tmp = self.tmp_dir();
+        if !tmp.is_dir() {
+            fs::create_dir_all(&tmp).at(&tmp)?;
+        }
         for path in self.leftovers() {
             let _ = if path.is_dir() {
                 fs::remove_dir_all(&path)
