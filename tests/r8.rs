@@ -296,7 +296,7 @@ fn r8_owner_that_cannot_be_restored_is_reported() {
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     chown(&root);
     rustix::fs::chown(
-        &root.join("roots.txt"),
+        root.join("roots.txt"),
         Some(rustix::fs::Uid::ROOT),
         Some(rustix::fs::Gid::ROOT),
     )
@@ -356,7 +356,7 @@ fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
                 let _ = fs::create_dir_all(&dir);
                 let _ = fs::write(dir.join(format!("t{i}.o")), b"x");
                 let _ = fs::remove_file(dir.join(format!("t{}.o", i.saturating_sub(3))));
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     let _ = fs::remove_dir_all(&dir);
                 }
                 i += 1;
