@@ -209,7 +209,7 @@ fn graft(
     let mut metas: Vec<Meta> = Vec::with_capacity(parts.len());
     let mut cur = Some(store.read_tree(&root)?);
     let mut at = RelPath::root();
-    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+    for part in &parts[..parts.len() - 1] {
         let t = cur.take().unwrap_or_default();
         at = at.join(part);
         let next = t.get(part).filter(|e| e.kind == EntryKind::Dir).cloned();
@@ -230,7 +230,6 @@ fn graft(
             Some(e) => Some(store.read_tree(&e.tree_id())?),
             None => None,
         };
-        let _ = i;
     }
     trees.push(cur.unwrap_or_default());
     // Replace bottom-up.

@@ -30,6 +30,8 @@ pub struct Applied {
     pub removed: u64,
     /// Directories created.
     pub created_dirs: u64,
+    /// Paths whose mode or owner was set (without rewriting them).
+    pub meta_set: u64,
     /// Owner or mode changes the process was not allowed to make.
     pub problems: Vec<MetaProblem>,
     /// Directories the target lacks that were left because something not in
@@ -324,31 +326,34 @@ impl<'a> Applier<'a> {
             Err(e) if fsys::is_vanished(&e) => return Ok(()),
             Err(e) => return Err(err(scope, path, e)),
         };
-        if meta.owner_known()
-            && (st.st_uid, st.st_gid) != (meta.uid, meta.gid)
-            && let Err(e) = dir.chown(name, meta.uid, meta.gid)
-        {
-            problems.push(MetaProblem {
-                path: path.clone(),
-                what: format!("owner {}", meta.owner_string()),
-                error: e.to_string(),
-            });
+        let mut changed = false;
+        if meta.owner_known() && (st.st_uid, st.st_gid) != (meta.uid, meta.gid) {
+            match dir.chown(name, meta.uid, meta.gid) {
+                Ok(()) => changed = true,
+                Err(e) => problems.push(MetaProblem {
+                    path: path.clone(),
+                    what: format!("owner {}", meta.owner_string()),
+                    error: e.to_string(),
+                }),
+            }
         }
         if kind != EntryKind::Symlink {
             // chown may have cleared setuid/setgid: read the mode again.
             let cur = dir.stat(name).map_err(|e| err(scope, path, e))?.st_mode as u32;
             let want = stage::want_mode(cur, meta);
-            if want != cur & Meta::PERM_MASK
-                && let Err(e) = dir.chmod(name, want)
-            {
-                problems.push(MetaProblem {
-                    path: path.clone(),
-                    what: format!("mode {}", meta.mode_string()),
-                    error: e.to_string(),
-                });
+            if want != cur & Meta::PERM_MASK {
+                match dir.chmod(name, want) {
+                    Ok(()) => changed = true,
+                    Err(e) => problems.push(MetaProblem {
+                        path: path.clone(),
+                        what: format!("mode {}", meta.mode_string()),
+                        error: e.to_string(),
+                    }),
+                }
             }
         }
         self.out.problems.extend(problems);
+        self.out.meta_set += u64::from(changed);
         Ok(())
     }
 }

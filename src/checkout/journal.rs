@@ -148,8 +148,19 @@ pub fn load(path: &Path) -> Result<Journal> {
             journal: path.to_path_buf(),
         });
     }
-    frame::decode(&bytes, JOURNAL_MAGIC, JOURNAL_VERSION).map_err(|e| Error::DamagedFile {
+    let j: Journal = frame::decode(&bytes, JOURNAL_MAGIC, JOURNAL_VERSION).map_err(|e| Error::DamagedFile {
         path: path.to_path_buf(),
         reason: format!("checkout journal {}", e.describe()),
-    })
+    })?;
+    // Every operation names a path inside the plane, never the root itself.
+    for (i, op) in j.ops.iter().enumerate() {
+        let to_root = matches!(op, Op::Link { to, .. } if to.is_root());
+        if op.path().is_root() || to_root {
+            return Err(Error::DamagedFile {
+                path: path.to_path_buf(),
+                reason: format!("checkout journal operation {i} names the plane root"),
+            });
+        }
+    }
+    Ok(j)
 }

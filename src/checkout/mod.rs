@@ -94,6 +94,8 @@ pub struct CheckoutReport {
     pub removed: u64,
     /// Directories created.
     pub created_dirs: u64,
+    /// Paths whose mode or owner was set without rewriting them.
+    pub meta_set: u64,
     /// Owners or modes that could not be put back (the process was not allowed).
     pub problems: Vec<MetaProblem>,
     /// Directories the target lacks, left because something else is inside.
@@ -372,6 +374,7 @@ pub fn checkout(
         written: applied.written,
         removed: applied.removed,
         created_dirs: applied.created_dirs,
+        meta_set: applied.meta_set,
         problems,
         left_in_place: applied.left_in_place,
         seconds: t0.elapsed().as_secs_f64(),

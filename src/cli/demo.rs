@@ -6,11 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Run init → snapshot → edit → verify → diff → rollback → verify on an example tree
+/// Run init → snapshot → edit → verify → diff → restore → rollback → verify on an example tree
 ///
 /// Builds a small example plane in a temporary directory and runs the real
-/// `cplane` binary on it, printing each command and its output. Exits 0 when
-/// every step behaved as expected.
+/// `cplane` binary on it, printing each command and its output: edits,
+/// a chmod, an empty directory, one file restored with `restore`, an old
+/// version read with `cat`, then everything put back with `rollback`. Exits
+/// 0 when every step behaved as expected.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Keep the example directory instead of deleting it
@@ -43,6 +45,9 @@ fn write_example(root: &Path) -> std::io::Result<()> {
         }
     }
     std::os::unix::fs::symlink("guide.md", root.join("docs/latest.md"))?;
+    std::fs::create_dir(root.join("cache"))?;
+    std::fs::write(root.join("config/secrets.env"), "TOKEN=redacted\n")?;
+    std::fs::set_permissions(root.join("config/secrets.env"), std::fs::Permissions::from_mode(0o600))?;
     Ok(())
 }
 
@@ -81,12 +86,20 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
     edit(ctx, "delete lib/policy.py", &|| {
         std::fs::remove_file(root.join("lib/policy.py"))
     })?;
-    edit(ctx, "chmod -x scripts/deploy.sh", &|| {
-        std::fs::set_permissions(root.join("scripts/deploy.sh"), std::fs::Permissions::from_mode(0o644))
+    edit(ctx, "chmod -x scripts/deploy.sh; chmod 644 config/secrets.env", &|| {
+        std::fs::set_permissions(root.join("scripts/deploy.sh"), std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(root.join("config/secrets.env"), std::fs::Permissions::from_mode(0o644))
+    })?;
+    edit(ctx, "rmdir cache (an empty directory); mkdir logs", &|| {
+        std::fs::remove_dir(root.join("cache"))?;
+        std::fs::create_dir(root.join("logs"))
     })?;
     run(ctx, &["status"], 1)?;
     run(ctx, &["verify", "--stats"], 1)?;
     run(ctx, &["diff", "baseline"], 1)?;
+    run(ctx, &["cat", "baseline:config/app.toml"], 0)?;
+    run(ctx, &["restore", "baseline", "config/secrets.env"], 0)?;
+    run(ctx, &["status"], 1)?;
     run(ctx, &["rollback", "baseline"], 0)?;
     run(ctx, &["verify"], 0)?;
     run(ctx, &["diff", "baseline", "HEAD"], 0)?;

@@ -68,6 +68,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
                 "written": r.written,
                 "removed": r.removed,
                 "created_dirs": r.created_dirs,
+                "meta_set": r.meta_set,
                 "changes": list,
                 "problems": problems_json(&r),
                 "clean": r.problems.is_empty(),
@@ -81,13 +82,14 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     }
     writeln!(
         ctx.out,
-        "restored {} from {} ({}): {} written, {} removed, {} created; HEAD unchanged",
+        "restored {} from {} ({}): {} written, {} removed, {} created, {} set (mode or owner); HEAD unchanged",
         output::count(paths.len() as u64, "path"),
         target.snapshot.name,
         target.id.short(12),
         r.written,
         r.removed,
-        output::count(r.created_dirs, "directory")
+        output::count(r.created_dirs, "directory"),
+        output::count(r.meta_set, "path")
     )?;
     writeln!(
         ctx.out,

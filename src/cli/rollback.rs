@@ -92,6 +92,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
                 "written": r.written,
                 "removed": r.removed,
                 "created_dirs": r.created_dirs,
+                "meta_set": r.meta_set,
                 "changes": list,
                 "problems": problems_json(&r),
                 "clean": r.problems.is_empty(),
@@ -109,13 +110,14 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     )?;
     writeln!(
         ctx.out,
-        "rolled back plane {} to {} ({}): {} written, {} removed, {} created",
+        "rolled back plane {} to {} ({}): {} written, {} removed, {} created, {} set (mode or owner)",
         plane.name,
         target.snapshot.name,
         target.id.short(12),
         r.written,
         r.removed,
-        output::count(r.created_dirs, "directory")
+        output::count(r.created_dirs, "directory"),
+        output::count(r.meta_set, "path")
     )?;
     writeln!(
         ctx.out,
