@@ -14,18 +14,18 @@ use crate::finding::Finding;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Process exit codes, documented in the README ("Exit codes").
-pub mod exit {
-    /// Clean: no findings, no differences.
-    pub const CLEAN: u8 = 0;
-    /// Findings or differences were reported.
-    pub const FINDINGS: u8 = 1;
-    /// Usage or configuration error (bad ref, no store, lock held, ...).
-    pub const USAGE: u8 = 2;
-    /// Store damage: a corrupt or missing object, a damaged ref or pack index.
-    pub const DAMAGE: u8 = 3;
-    /// Interrupted by a signal (128 + SIGINT) before anything was committed.
-    pub const INTERRUPTED: u8 = 130;
+/// The class of an error, from which the CLI picks its exit code (README,
+/// "Exit codes": 1 findings, 2 usage, 3 damage, 130 interrupted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The command refused because of findings in the tree.
+    Findings,
+    /// A usage, configuration or environment problem (bad ref, lock held, I/O error, ...).
+    Usage,
+    /// Store damage: a corrupt, missing or unreadable object, ref, index or journal.
+    Damage,
+    /// Stopped at a safe point by the caller's cancellation token.
+    Interrupted,
 }
 
 /// Result alias for the library.
@@ -364,24 +364,24 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 1 refused because of findings,
-    /// 3 store damage, 130 interrupted, 2 everything else (usage, configuration, I/O).
-    pub fn exit_code(&self) -> u8 {
+    /// What kind of failure this is: refused because of findings, store
+    /// damage, interrupted, or everything else (usage, configuration, I/O).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Refused { .. } => exit::FINDINGS,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Refused { .. } => ErrorClass::Findings,
+            Error::Interrupted => ErrorClass::Interrupted,
             Error::CorruptObject { .. }
             | Error::MissingObject { .. }
             | Error::LegacyObject { .. }
-            | Error::DamagedFile { .. } => exit::DAMAGE,
-            Error::UnfinishedCheckout { source, .. } if source.exit_code() == exit::DAMAGE => exit::DAMAGE,
-            _ => exit::USAGE,
+            | Error::DamagedFile { .. } => ErrorClass::Damage,
+            Error::UnfinishedCheckout { source, .. } if source.class() == ErrorClass::Damage => ErrorClass::Damage,
+            _ => ErrorClass::Usage,
         }
     }
 
-    /// True for store damage (exit 3).
+    /// True for store damage.
     pub fn is_damage(&self) -> bool {
-        self.exit_code() == exit::DAMAGE
+        self.class() == ErrorClass::Damage
     }
 
     /// The same error, but a [`Error::Refused`] now names `action` as what was refused

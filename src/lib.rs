@@ -4,7 +4,7 @@
 //!
 //! The library owns every decision and every byte on disk; the `cplane`
 //! binary parses arguments, calls one library function, renders the result
-//! and picks the exit code ([`error::exit`]). On-disk formats are specified in
+//! and picks the exit code from the error's class ([`error::ErrorClass`]). On-disk formats are specified in
 //! `store-format.md` at the repository root.
 //!
 //! Entry points: [`store::Store`] (open/init, objects, refs), [`scope::Scope`]

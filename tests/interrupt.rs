@@ -25,7 +25,7 @@ fn interrupted_snapshot_and_rollback_commit_nothing() {
     let ctl = Control::new(&NoProgress, &stop);
     let r = seal(&mut store, &lock, &plane, SealOptions::default(), ctl);
     assert!(matches!(r, Err(cplane::Error::Interrupted)), "{r:?}");
-    assert_eq!(r.unwrap_err().exit_code(), 130);
+    assert_eq!(r.unwrap_err().class(), cplane::error::ErrorClass::Interrupted);
     assert_eq!(store.head("main").unwrap(), head);
     assert_eq!(store.checkpoints("main").unwrap(), checkpoints);
     assert!(

@@ -371,3 +371,55 @@ fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+/// Without `O_TMPFILE` (as on some filesystems) files reach their name through
+/// the reserved `.cp-staging`: scans never record it, a killed checkout's
+/// replay removes it, and the result is the same.
+#[test]
+fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        write(d.path(), &format!("dir{}/f{i}", i % 3), &format!("one {i}\n"));
+    }
+    cplane(d.path()).arg("init").assert().success();
+    for i in 0..30 {
+        write(d.path(), &format!("dir{}/f{i}", i % 3), &format!("two {i}\n"));
+    }
+    // A stale staging file (as a crash would leave): never recorded.
+    write(d.path(), "dir0/.cp-staging", "torn");
+    cplane(d.path()).args(["snapshot", "--name", "two"]).assert().success();
+    cplane(d.path())
+        .args(["show", "two", "dir0/.cp-staging"])
+        .assert()
+        .code(2);
+    let mut child = spawn(
+        d.path(),
+        &["rollback", "HEAD~1"],
+        &[("CPLANE_TEST_NO_TMPFILE", "1"), (PAUSE_AFTER_OPS, "12")],
+    );
+    wait_for(&d.path().join(".cp/planes/main/paused"), &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    cplane(d.path())
+        .env("CPLANE_TEST_NO_TMPFILE", "1")
+        .arg("status")
+        .assert()
+        .success();
+    for i in 0..30 {
+        assert_eq!(
+            fs::read_to_string(d.path().join(format!("dir{}/f{i}", i % 3))).unwrap(),
+            format!("one {i}\n")
+        );
+    }
+    let names = all_names(d.path());
+    assert!(!names.iter().any(|n| n == ".cp-staging"), "{names:?}");
+    // And an uninterrupted one.
+    cplane(d.path())
+        .env("CPLANE_TEST_NO_TMPFILE", "1")
+        .args(["rollback", "two"])
+        .assert()
+        .success();
+    assert_eq!(fs::read_to_string(d.path().join("dir1/f1")).unwrap(), "two 1\n");
+    assert!(!all_names(d.path()).iter().any(|n| n == ".cp-staging"));
+    cplane(d.path()).arg("verify").assert().success();
+}

@@ -48,6 +48,11 @@ pub trait CheckoutHooks: Sync {
     fn staged(&self) {}
     /// `done` operations of the journal have been applied (1-based).
     fn applied(&self, _done: usize) {}
+    /// Whether files may be staged unnamed (`O_TMPFILE`); tests turn it off to
+    /// exercise the fallback that filesystems without `O_TMPFILE` take.
+    fn stage_unnamed(&self) -> bool {
+        true
+    }
 }
 
 /// Hooks that do nothing.
@@ -314,7 +319,7 @@ pub fn checkout(
             })
         })?;
     // Stage (or at least verify) everything to write.
-    let budget = stage::fd_budget();
+    let budget = if hooks.stage_unnamed() { stage::fd_budget() } else { 0 };
     let writes: Vec<&Op> = ops.iter().filter(|o| matches!(o, Op::Write { .. })).collect();
     let staged: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = writes
         .par_iter()

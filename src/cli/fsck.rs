@@ -1,7 +1,7 @@
 //! `cplane fsck`.
 
+use super::exit;
 use super::{CmdResult, Ctx, output};
-use cplane::error::exit;
 use std::io::Write;
 
 /// Check the store: every object re-hashes to its id, everything refs reach is present

@@ -6,7 +6,9 @@
 //!   the process there);
 //! * `CPLANE_TEST_PAUSE_STAGED=1`: when everything is staged (nothing in the
 //!   plane changed yet), create `.cp/planes/<plane>/staged` and wait until the
-//!   test deletes it (at most 60 s).
+//!   test deletes it (at most 60 s);
+//! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
+//!   filesystem without it: files are written under `.cp-staging` at apply time.
 
 use cplane::checkout::CheckoutHooks;
 use cplane::plane::Plane;
@@ -17,6 +19,7 @@ struct EnvHooks {
     dir: std::path::PathBuf,
     pause_after: Option<usize>,
     pause_staged: bool,
+    no_tmpfile: bool,
 }
 
 #[cfg(debug_assertions)]
@@ -30,6 +33,10 @@ impl CheckoutHooks for EnvHooks {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+    }
+
+    fn stage_unnamed(&self) -> bool {
+        !self.no_tmpfile
     }
 
     fn applied(&self, done: usize) {
@@ -48,7 +55,8 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
             .ok()
             .and_then(|v| v.parse().ok());
         let pause_staged = std::env::var_os("CPLANE_TEST_PAUSE_STAGED").is_some();
-        if pause_after.is_some() || pause_staged {
+        let no_tmpfile = std::env::var_os("CPLANE_TEST_NO_TMPFILE").is_some();
+        if pause_after.is_some() || pause_staged || no_tmpfile {
             // Markers of an earlier (killed) run would wake the test too early.
             let dir = store.plane_dir(&plane.name);
             let _ = std::fs::remove_file(dir.join("paused"));
@@ -57,6 +65,7 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
                 dir: store.plane_dir(&plane.name),
                 pause_after,
                 pause_staged,
+                no_tmpfile,
             });
         }
     }

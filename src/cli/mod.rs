@@ -22,7 +22,7 @@ mod verify;
 
 use clap::{Parser, Subcommand};
 use cplane::Control;
-use cplane::error::exit;
+use cplane::error::ErrorClass;
 use cplane::plane::Plane;
 use cplane::progress::Progress;
 use cplane::store::Store;
@@ -73,6 +73,30 @@ enum Command {
     Plane(plane::PlaneArgs),
     Upgrade(upgrade::UpgradeArgs),
     Demo(demo::DemoArgs),
+}
+
+/// Process exit codes, documented in the README ("Exit codes").
+pub mod exit {
+    /// Clean: no findings, no differences.
+    pub const CLEAN: u8 = 0;
+    /// Findings or differences were reported.
+    pub const FINDINGS: u8 = 1;
+    /// Usage or configuration error (bad ref, no store, lock held, ...).
+    pub const USAGE: u8 = 2;
+    /// Store damage: a corrupt or missing object, a damaged ref, pack index or journal.
+    pub const DAMAGE: u8 = 3;
+    /// Interrupted by a signal (128 + SIGINT) before anything was committed.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// The exit code for a library error, from its class.
+pub fn exit_code(e: &cplane::Error) -> u8 {
+    match e.class() {
+        ErrorClass::Findings => exit::FINDINGS,
+        ErrorClass::Usage => exit::USAGE,
+        ErrorClass::Damage => exit::DAMAGE,
+        ErrorClass::Interrupted => exit::INTERRUPTED,
+    }
 }
 
 /// An error a command can end with.
@@ -219,7 +243,7 @@ impl Ctx {
         let done = match cplane::rollback::recover(store, lock, plane, hooks.as_ref(), ctl) {
             Ok(done) => done,
             // Store damage and interruption keep their own message and exit code.
-            Err(e) if e.exit_code() != exit::USAGE && !matches!(e, cplane::Error::Refused { .. }) => {
+            Err(e) if matches!(e.class(), ErrorClass::Damage | ErrorClass::Interrupted) => {
                 return Err(e);
             }
             Err(e) => {
@@ -445,7 +469,7 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
         }
         CliError::Lib(e) => e,
     };
-    let code = e.exit_code();
+    let code = exit_code(&e);
     let hint = hint(&e);
     if let cplane::Error::Refused { findings, .. } = &e {
         if json {
