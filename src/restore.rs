@@ -28,6 +28,7 @@ use crate::store::Store;
 use crate::store::index::now_ns;
 use crate::store::lock::StoreLock;
 use crate::store::pack::ObjectWriter;
+use std::collections::HashMap;
 
 /// Restores `paths` of `plane` to `target`'s state. See the module documentation.
 ///
@@ -79,7 +80,9 @@ pub fn restore(
     let rescue_name = unique_name(store, &plane.name, None, RESCUE_PREFIX, now)?;
     let mut missing = Vec::new();
     let ((root, files, bytes), _) = store.transaction(|w| {
-        let src = TreeSource::store(w.store());
+        // Trees written by this transaction are not readable from the store until it
+        // ends: the ones the grafts make are kept here for the next path's lookups.
+        let mut made: HashMap<TreeId, Tree> = HashMap::new();
         let mut root = head.root;
         let (mut files, mut bytes) = (head.files, head.bytes);
         for p in &outer {
@@ -101,6 +104,7 @@ pub fn restore(
                     findings: r.findings.clone(),
                 });
             }
+            let src = TreeSource::with_overlay(w.store(), &made);
             let in_target = lookup_path(&src, &target.snapshot.root, p)?.is_some() || p.is_root();
             if scanned.is_none() && !in_target {
                 missing.push(p.clone());
@@ -118,7 +122,7 @@ pub fn restore(
                     None => root,
                 }
             } else {
-                graft(w, &scope, root, p, now_entry.map(|(e, _, _)| e))?
+                graft(w, &mut made, &scope, root, p, now_entry.map(|(e, _, _)| e))?
             };
         }
         Ok((root, files, bytes))
@@ -197,17 +201,22 @@ fn entry_counts(store: &Store, e: Option<&TreeEntry>) -> Result<(u64, u64)> {
 /// Store damage; I/O errors while writing trees.
 fn graft(
     w: &ObjectWriter<'_>,
+    made: &mut HashMap<TreeId, Tree>,
     scope: &Scope,
     root: TreeId,
     path: &RelPath,
     entry: Option<TreeEntry>,
 ) -> Result<TreeId> {
     let store = w.store();
+    let read = |made: &HashMap<TreeId, Tree>, id: &TreeId| match made.get(id) {
+        Some(t) => Ok(t.clone()),
+        None => store.read_tree(id),
+    };
     let parts: Vec<&[u8]> = path.components().collect();
     // Trees from the root down to the path's parent (empty where missing).
     let mut trees: Vec<Tree> = Vec::with_capacity(parts.len());
     let mut metas: Vec<Meta> = Vec::with_capacity(parts.len());
-    let mut cur = Some(store.read_tree(&root)?);
+    let mut cur = Some(read(made, &root)?);
     let mut at = RelPath::root();
     for part in &parts[..parts.len() - 1] {
         let t = cur.take().unwrap_or_default();
@@ -227,7 +236,7 @@ fn graft(
         trees.push(t);
         metas.push(meta);
         cur = match next {
-            Some(e) => Some(store.read_tree(&e.tree_id())?),
+            Some(e) => Some(read(made, &e.tree_id())?),
             None => None,
         };
     }
@@ -251,6 +260,8 @@ fn graft(
         }
         let (id, body) = t.encode_with_id();
         w.add(ObjectKind::Tree, id.0, &body)?;
+        let size = t.entries.iter().map(|e| e.size).sum();
+        made.insert(id, t);
         if depth == 0 {
             return Ok(id);
         }
@@ -259,7 +270,7 @@ fn graft(
             kind: EntryKind::Dir,
             meta: metas[depth - 1],
             id: id.0,
-            size: t.entries.iter().map(|e| e.size).sum(),
+            size,
         });
     }
     unreachable!("a non-root path has at least one component")

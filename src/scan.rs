@@ -303,6 +303,11 @@ fn open_subdir<'s>(
     };
     let listing = match dir.list() {
         Ok(l) => l,
+        // Deleted after it was opened (getdents on a removed directory says ENOENT).
+        Err(e) if fsys::is_vanished(&e) => {
+            sh.vanished();
+            return complete(sh, parent, slot, None);
+        }
         Err(e) => {
             sh.finding(Code::Unreadable, rel, format!("directory cannot be read: {e}"));
             return complete(sh, parent, slot, None);
@@ -322,6 +327,10 @@ fn open_subdir<'s>(
     }
     let meta = match dir.stat_self() {
         Ok(st) => Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir),
+        Err(e) if fsys::is_vanished(&e) => {
+            sh.vanished();
+            return complete(sh, parent, slot, None);
+        }
         Err(e) => {
             sh.finding(Code::Unreadable, rel, format!("directory cannot be inspected: {e}"));
             return complete(sh, parent, slot, None);

@@ -532,7 +532,7 @@ proptest! {
     fn diff_verify_status_rollback_and_restore_agree_with_the_model(
         model in tree(),
         muts in proptest::collection::vec(mutation(), 1..8),
-        restore_pick in any::<usize>(),
+        restore_picks in proptest::collection::vec(any::<usize>(), 1..4),
     ) {
         let (dir, root, mut store, plane) = setup(&model);
         let base = seal_named(&mut store, &plane, "base");
@@ -555,38 +555,48 @@ proptest! {
         prop_assert_eq!(as_set(&d), expected.clone());
         prop_assert_eq!(d.len(), expected.len(), "one change per path and kind");
 
-        // restore of one path (from the union of both states) makes that subtree
-        // exactly base's and leaves everything else as it is.
+        // restore of one to three paths (from the union of both states) makes those
+        // subtrees exactly base's and leaves everything else as it is.
         let keys: Vec<K> = model.keys().chain(mutated.keys()).cloned().collect::<BTreeSet<_>>().into_iter().collect();
         if !keys.is_empty() {
-            let p = keys[restore_pick % keys.len()].0.clone();
+            let mut picked: Vec<Vec<u8>> = restore_picks.iter().map(|i| keys[i % keys.len()].0.clone()).collect();
+            picked.sort();
+            picked.dedup();
+            // A path inside another picked path is restored with it.
+            let all = picked.clone();
+            picked.retain(|p| !all.iter().any(|o| o != p && p.starts_with(o) && p.get(o.len()) == Some(&b'/')));
             let lock = StoreLock::acquire(store.dir()).unwrap();
             let target = resolve(&store, &plane, "base").unwrap();
-            let r = cplane::restore::restore(&mut store, &lock, &plane, &target, &[rel(&p)], &NoHooks, Control::quiet());
+            let rels: Vec<RelPath> = picked.iter().map(|p| rel(p)).collect();
+            let r = cplane::restore::restore(&mut store, &lock, &plane, &target, &rels, &NoHooks, Control::quiet());
             drop(lock);
             r.unwrap();
             let disk = read_disk(&root);
             let mut want = mutated.clone();
-            let mut under = p.clone();
-            under.push(b'/');
-            want.retain(|k, _| k.0 != p && !k.starts_with(&under));
-            want.extend(subtree(&model, &p));
-            // Directories on the way that base has and the working tree lacked are created.
             let mut created = Model::new();
-            for (i, &c) in p.iter().enumerate() {
-                if c == b'/' && let Some(n) = model.get(&K(p[..i].to_vec())) && !mutated.contains_key(&K(p[..i].to_vec())) {
-                    created.insert(K(p[..i].to_vec()), n.clone());
+            for p in &picked {
+                let mut under = p.clone();
+                under.push(b'/');
+                want.retain(|k, _| k.0 != *p && !k.starts_with(&under));
+            }
+            for p in &picked {
+                want.extend(subtree(&model, p));
+                // Directories on the way that base has and the working tree lacked are created.
+                for (i, &c) in p.iter().enumerate() {
+                    if c == b'/' && let Some(n) = model.get(&K(p[..i].to_vec())) && !mutated.contains_key(&K(p[..i].to_vec())) {
+                        created.insert(K(p[..i].to_vec()), n.clone());
+                    }
                 }
             }
             want.extend(created.clone());
-            prop_assert_eq!(&disk, &want, "restore of {:?}", K(p.clone()));
-            // Undo it: the rescue checkpoint has the path as it was.
+            prop_assert_eq!(&disk, &want, "restore of {:?}", picked.iter().map(|p| K(p.clone())).collect::<Vec<_>>());
+            // Undo it: the rescue checkpoint has the paths as they were.
             let lock = StoreLock::acquire(store.dir()).unwrap();
             let rescue = store.checkpoints("main").unwrap().into_iter().map(|(n, _)| n).filter(|n| n.starts_with("RESCUE-")).max().unwrap();
             let rescue = resolve(&store, &plane, &rescue).unwrap();
-            cplane::restore::restore(&mut store, &lock, &plane, &rescue, &[rel(&p)], &NoHooks, Control::quiet()).unwrap();
+            cplane::restore::restore(&mut store, &lock, &plane, &rescue, &rels, &NoHooks, Control::quiet()).unwrap();
             drop(lock);
-            // (directories it had to create on the way stay: they are not under the path)
+            // (directories it had to create on the way stay: they are not under the paths)
             let mut undone = mutated.clone();
             undone.extend(created);
             prop_assert_eq!(read_disk(&root), undone, "restore from the rescue undoes it");
