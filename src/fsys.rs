@@ -86,6 +86,19 @@ fn errno(e: rustix::io::Errno) -> io::Error {
     io::Error::from(e)
 }
 
+/// Refuses a name that is not one plain component (`..`, `.`, empty, a `/`
+/// or NUL inside): defence in depth, since every caller passes validated names.
+fn check(name: &[u8]) -> io::Result<()> {
+    if crate::path::valid_name(name) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{:?} is not a plain file name", String::from_utf8_lossy(name)),
+        ))
+    }
+}
+
 /// True for the errors that mean "this name is gone" (deleted, or a parent
 /// directory replaced) — a path that vanished while a command ran.
 pub fn is_vanished(e: &io::Error) -> bool {
@@ -137,6 +150,7 @@ impl Dir {
     /// # Errors
     /// `ENOENT`, `ENOTDIR` (not a directory), `ELOOP` (a symlink), `EACCES`, ...
     pub fn open_dir(&self, name: &[u8]) -> io::Result<Dir> {
+        check(name)?;
         rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())
             .map(|fd| Dir { fd })
             .map_err(errno)
@@ -166,7 +180,8 @@ impl Dir {
                     // No openat2 (old kernel, or a seccomp filter that refuses it).
                     OPENAT2.store(false, Ordering::Relaxed);
                 }
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::XDEV) => {}
+                // A concurrent rename made the kernel give up: resolve one component at a time.
+                Err(rustix::io::Errno::AGAIN) => {}
                 Err(e) => return Err(errno(e)),
             }
         }
@@ -192,6 +207,7 @@ impl Dir {
     /// # Errors
     /// `ENOENT`, `EACCES`, ...
     pub fn stat(&self, name: &[u8]) -> io::Result<Stat> {
+        check(name)?;
         rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
     }
 
@@ -202,6 +218,7 @@ impl Dir {
     /// # Errors
     /// `ENOENT`, `ELOOP`, `EACCES`, ...
     pub fn open_file(&self, name: &[u8]) -> io::Result<File> {
+        check(name)?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
         rustix::fs::openat(&self.fd, name, flags, Mode::empty())
             .map(File::from)
@@ -213,6 +230,7 @@ impl Dir {
     /// # Errors
     /// `EINVAL` when `name` is not a symlink, `ENOENT`, ...
     pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+        check(name)?;
         rustix::fs::readlinkat(&self.fd, name, Vec::new())
             .map(|c| c.into_bytes())
             .map_err(errno)
@@ -247,6 +265,7 @@ impl Dir {
     /// # Errors
     /// `EEXIST`, `ENOSPC`, ...
     pub fn mkdir(&self, name: &[u8], mode: u32) -> io::Result<()> {
+        check(name)?;
         rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode as _)).map_err(errno)
     }
 
@@ -255,6 +274,7 @@ impl Dir {
     /// # Errors
     /// `ENOENT`, `EISDIR`, ...
     pub fn unlink(&self, name: &[u8]) -> io::Result<()> {
+        check(name)?;
         rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(errno)
     }
 
@@ -263,6 +283,7 @@ impl Dir {
     /// # Errors
     /// `ENOTEMPTY`, `ENOENT`, ...
     pub fn rmdir(&self, name: &[u8]) -> io::Result<()> {
+        check(name)?;
         rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR).map_err(errno)
     }
 
@@ -272,6 +293,8 @@ impl Dir {
     /// # Errors
     /// `EXDEV`, `EISDIR`, `ENOTEMPTY`, ...
     pub fn rename(&self, from: &[u8], to_dir: &Dir, to: &[u8]) -> io::Result<()> {
+        check(from)?;
+        check(to)?;
         rustix::fs::renameat(&self.fd, from, &to_dir.fd, to).map_err(errno)
     }
 
@@ -280,6 +303,7 @@ impl Dir {
     /// # Errors
     /// `EEXIST`, ...
     pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+        check(name)?;
         rustix::fs::symlinkat(target, &self.fd, name).map_err(errno)
     }
 
@@ -288,6 +312,8 @@ impl Dir {
     /// # Errors
     /// `EEXIST`, `EXDEV`, `EMLINK`, ...
     pub fn hard_link(&self, from_dir: &Dir, existing: &[u8], name: &[u8]) -> io::Result<()> {
+        check(existing)?;
+        check(name)?;
         rustix::fs::linkat(&from_dir.fd, existing, &self.fd, name, AtFlags::empty()).map_err(errno)
     }
 
@@ -315,6 +341,7 @@ impl Dir {
     /// # Errors
     /// `EEXIST` when `name` exists, ...
     pub fn link_tmpfile(&self, file: &File, name: &[u8]) -> io::Result<()> {
+        check(name)?;
         match rustix::fs::linkat(file, c"", &self.fd, name, AtFlags::EMPTY_PATH) {
             Ok(()) => Ok(()),
             Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::PERM) | Err(rustix::io::Errno::ACCESS) => {
@@ -339,6 +366,7 @@ impl Dir {
     /// # Errors
     /// `EEXIST`, `ENOSPC`, ...
     pub fn create_new(&self, name: &[u8], mode: u32) -> io::Result<File> {
+        check(name)?;
         rustix::fs::openat(
             &self.fd,
             name,
@@ -349,12 +377,70 @@ impl Dir {
         .map_err(errno)
     }
 
-    /// Sets the permission bits of `name` (a file or directory; never through a symlink).
+    /// Sets the permission bits of `name`, a file or directory, never through
+    /// a symlink: `name` is opened `O_PATH | O_NOFOLLOW`, its type checked to be
+    /// `expect` (a symlink or anything else swapped in is refused with
+    /// `ELOOP`/`EINVAL`), and the mode set on that very inode through
+    /// `/proc/self/fd` (an `O_PATH` descriptor cannot be `fchmod`ed; the
+    /// magic link names the opened inode, not a path). Without `/proc`, a
+    /// read-only `O_NOFOLLOW` descriptor and `fchmod`.
     ///
     /// # Errors
-    /// `EPERM`, `ENOENT`, ...
-    pub fn chmod(&self, name: &[u8], mode: u32) -> io::Result<()> {
-        rustix::fs::chmodat(&self.fd, name, Mode::from_raw_mode(mode as _), AtFlags::empty()).map_err(errno)
+    /// `ELOOP` for a symlink, `EINVAL` for another type than `expect`, `EPERM`, `ENOENT`, ...
+    pub fn chmod(&self, name: &[u8], mode: u32, expect: EntryType) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        check(name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        let st = rustix::fs::fstat(&fd).map_err(errno)?;
+        match EntryType::from_mode(st.st_mode as u32) {
+            EntryType::Symlink => return Err(errno(rustix::io::Errno::LOOP)),
+            t if t != expect => return Err(errno(rustix::io::Errno::INVAL)),
+            _ => {}
+        }
+        let mode = Mode::from_raw_mode(mode as _);
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        match rustix::fs::chmodat(rustix::fs::CWD, proc_path.as_str(), mode, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => {
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+                let f = rustix::fs::openat(&self.fd, name, flags, Mode::empty()).map_err(errno)?;
+                let again = rustix::fs::fstat(&f).map_err(errno)?;
+                if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+                    return Err(errno(rustix::io::Errno::INVAL));
+                }
+                rustix::fs::fchmod(&f, mode).map_err(errno)
+            }
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    /// True when the process may create and remove entries in this directory
+    /// (`faccessat(".", W_OK | X_OK)` with the effective ids).
+    pub fn writable(&self) -> bool {
+        rustix::fs::accessat(
+            &self.fd,
+            c".",
+            rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+            AtFlags::EACCESS,
+        )
+        .is_ok()
+    }
+
+    /// A new descriptor for this same directory with its own file offset
+    /// (`openat(fd, ".")`), so listing it never races another lister.
+    ///
+    /// # Errors
+    /// `EMFILE`, `EACCES`, ...
+    pub fn reopen(&self) -> io::Result<Dir> {
+        rustix::fs::openat(&self.fd, c".", DIR_FLAGS, Mode::empty())
+            .map(|fd| Dir { fd })
+            .map_err(errno)
     }
 
     /// Sets the owner and group of `name` without following a symlink (a
@@ -363,6 +449,7 @@ impl Dir {
     /// # Errors
     /// `EPERM` when the process may not, `ENOENT`, ...
     pub fn chown(&self, name: &[u8], uid: u32, gid: u32) -> io::Result<()> {
+        check(name)?;
         // u32::MAX (-1) means "unchanged" to the kernel.
         let (u, g) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
         rustix::fs::chownat(&self.fd, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW).map_err(errno)
@@ -423,6 +510,29 @@ pub fn times_ns(st: &Stat) -> (i64, i64) {
 pub fn coarse_clock_tick_ns() -> i64 {
     let ts = rustix::time::clock_getres(rustix::time::ClockId::RealtimeCoarse);
     ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// Raises the soft limit on open descriptors to the hard limit (a deep scan
+/// or a large checkout holds many), once; returns the soft limit now.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    static RAISED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RAISED.get_or_init(|| {
+        let mut lim = getrlimit(Resource::Nofile);
+        if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+            && cur < max
+        {
+            lim.current = Some(max.min(1 << 20));
+            let _ = setrlimit(Resource::Nofile, lim);
+            lim = getrlimit(Resource::Nofile);
+        }
+        lim.current.unwrap_or(1 << 20)
+    })
+}
+
+/// True for "too many open files" (the process or the system ran out of descriptors).
+pub fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23) | Some(24))
 }
 
 /// True when a process with this pid exists (for telling a live writer's

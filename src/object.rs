@@ -407,7 +407,26 @@ impl Snapshot {
     /// # Errors
     /// [`Error::CorruptObject`] naming `id` when the body does not decode.
     pub fn decode(id: ObjectId, body: &[u8]) -> Result<Self> {
-        postcard::from_bytes(body).map_err(|e| corrupt(id, "snapshot", format!("does not decode: {e}")))
+        let s: Snapshot =
+            postcard::from_bytes(body).map_err(|e| corrupt(id, "snapshot", format!("does not decode: {e}")))?;
+        // Link groups: two or more paths each (paths are validated as they decode), sorted.
+        for (i, g) in s.links.iter().enumerate() {
+            if g.len() < 2 || g.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(corrupt(
+                    id,
+                    "snapshot",
+                    format!("hard-link group {i} has fewer than two paths or is not sorted"),
+                ));
+            }
+            if g.iter().any(RelPath::is_root) {
+                return Err(corrupt(
+                    id,
+                    "snapshot",
+                    format!("hard-link group {i} names the plane root"),
+                ));
+            }
+        }
+        Ok(s)
     }
 }
 

@@ -16,8 +16,31 @@ use std::fmt;
 
 /// A validated plane-relative path (see the module documentation).
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(into = "Vec<u8>", try_from = "Vec<u8>")]
 pub struct RelPath(Vec<u8>);
+
+impl From<RelPath> for Vec<u8> {
+    fn from(p: RelPath) -> Vec<u8> {
+        p.0
+    }
+}
+
+/// Decoding (journals, caches, snapshots' link groups) accepts only the
+/// canonical form: names joined by single `/`, none `.`, `..` or empty, no
+/// NUL — a crafted file can never name a path outside the plane.
+impl TryFrom<Vec<u8>> for RelPath {
+    type Error = String;
+    fn try_from(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.is_empty() || bytes.split(|&c| c == b'/').all(valid_name) {
+            Ok(RelPath(bytes))
+        } else {
+            Err(format!(
+                "{:?} is not a plane-relative path",
+                String::from_utf8_lossy(&bytes)
+            ))
+        }
+    }
+}
 
 /// True when `name` can be one component of a [`RelPath`] (and a tree entry's name).
 pub fn valid_name(name: &[u8]) -> bool {

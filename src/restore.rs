@@ -53,7 +53,7 @@ pub fn restore(
             asked: plane.name.clone(),
         });
     }
-    let scope = Scope::open(plane)?;
+    let mut scope = Scope::open(plane)?;
     let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
         spec: "HEAD".into(),
         why: format!("plane `{}` has no snapshot yet", plane.name),
@@ -79,6 +79,9 @@ pub fn restore(
     let now = now_ns();
     let rescue_name = unique_name(store, &plane.name, None, RESCUE_PREFIX, now)?;
     let mut missing = Vec::new();
+    let mut stats = Vec::new();
+    let mut nested = Vec::new();
+    let mut found_links = Vec::new();
     let ((root, files, bytes), _) = store.transaction(|w| {
         // Trees written by this transaction are not readable from the store until it
         // ends: the ones the grafts make are kept here for the next path's lookups.
@@ -92,17 +95,20 @@ pub fn restore(
                 ScanOptions {
                     cache: None,
                     writer: Some(w),
-                    record: Record::Nothing,
+                    record: Record::All,
                     ctl,
                 },
             )?;
-            if let Some((_, r)) = &scanned
-                && !r.findings.is_empty()
-            {
-                return Err(Error::Refused {
-                    action: "restore",
-                    findings: r.findings.clone(),
-                });
+            if let Some((_, r)) = &scanned {
+                if !r.findings.is_empty() {
+                    return Err(Error::Refused {
+                        action: "restore",
+                        findings: r.findings.clone(),
+                    });
+                }
+                stats.extend(r.cache.entries.iter().cloned());
+                nested.extend(r.nested_stores.iter().cloned());
+                found_links.extend(r.links.iter().cloned());
             }
             let src = TreeSource::with_overlay(w.store(), &made);
             let in_target = lookup_path(&src, &target.snapshot.root, p)?.is_some() || p.is_root();
@@ -110,7 +116,14 @@ pub fn restore(
                 missing.push(p.clone());
                 continue;
             }
-            let before = lookup_path(&src, &root, p)?;
+            // What is on disk at `p` replaces what HEAD has; when `p` is gone together with
+            // some of its parents, the topmost missing parent is what is gone.
+            let at = if scanned.is_none() {
+                topmost_missing(&scope, p)?
+            } else {
+                p.clone()
+            };
+            let before = lookup_path(&src, &root, &at)?;
             let (of, ob) = entry_counts(w.store(), before.as_ref())?;
             let now_entry = scanned.as_ref().map(|(e, r)| (e.clone(), r.files, r.bytes));
             let (nf, nb) = now_entry.as_ref().map_or((0, 0), |(_, f, b)| (*f, *b));
@@ -121,8 +134,10 @@ pub fn restore(
                     Some((e, _, _)) => e.tree_id(),
                     None => root,
                 }
+            } else if before.is_none() && now_entry.is_none() {
+                root // neither HEAD nor the disk has it: nothing to record
             } else {
-                graft(w, &mut made, &scope, root, p, now_entry.map(|(e, _, _)| e))?
+                graft(w, &mut made, &scope, root, &at, now_entry.map(|(e, _, _)| e))?
             };
         }
         Ok((root, files, bytes))
@@ -151,13 +166,20 @@ pub fn restore(
         ),
         files,
         bytes,
-        links: crate::snapshot::prune_links(&head.links, &outer),
+        links: {
+            let mut l = crate::snapshot::prune_links(&head.links, &outer);
+            l.extend(found_links);
+            l.sort();
+            l
+        },
         ownership: head.ownership,
     };
     let (rescue_id, body) = rescue.encode_with_id();
     store.transaction(|w| w.add(ObjectKind::Snapshot, rescue_id.0, &body))?;
     store.set_checkpoint(&plane.name, &rescue_name, &rescue_id)?;
-    // 2. The checkout, restricted to the paths.
+    // 2. The checkout, restricted to the paths (and never into another store).
+    scope.carve_out_more(nested);
+    stats.sort_by(|a, b| a.path.cmp(&b.path));
     let req = Request {
         kind: CheckoutKind::Restore,
         target: target.id,
@@ -169,6 +191,7 @@ pub fn restore(
         rescue_links: rescue.links.clone(),
         paths: outer,
         new_head: None,
+        rescue_stats: stats,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(report) => {
@@ -176,12 +199,34 @@ pub fn restore(
             Ok(report)
         }
         Err(e) => {
-            if !checkout::has_journal(store, &plane.name) {
+            if !matches!(e, Error::UnfinishedCheckout { .. }) && !checkout::has_journal(store, &plane.name) {
                 let _ = store.remove_checkpoint(&plane.name, &rescue_name);
             }
             Err(e)
         }
     }
+}
+
+/// The shallowest path on the way to `p` (or `p` itself) that is missing on disk.
+///
+/// # Errors
+/// [`Error::UnsafePath`] when a directory on the way is a symlink or a file
+/// (a restore never writes through one, nor silently replaces it).
+fn topmost_missing(scope: &Scope, p: &RelPath) -> Result<RelPath> {
+    for a in p.ancestors() {
+        match scope.open_dir(&a) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(a),
+            Err(e) if crate::fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+                return Err(Error::UnsafePath {
+                    path: p.display(),
+                    through: a.display(),
+                });
+            }
+            Err(e) => return Err(scope.io_error(&a, e)),
+        }
+    }
+    Ok(p.clone())
 }
 
 /// Files and bytes at and under an entry.

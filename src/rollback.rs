@@ -126,15 +126,16 @@ pub fn rollback(
             rescue_links: rescue.snapshot.links.clone(),
             paths: Vec::new(),
             new_head: Some((new_head, new_name)),
+            rescue_stats: rescue_cache.entries.clone(),
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();
     let report = match run {
         Ok(r) => r,
         Err(e) => {
-            // Nothing in the plane changed unless the journal exists: then the next
-            // command finishes the rollback and the rescue checkpoint must stay.
-            if !checkout::has_journal(store, &plane.name) {
+            // Nothing in the plane changed unless the journal was written: then the
+            // next command finishes the rollback and the rescue checkpoint must stay.
+            if !matches!(e, Error::UnfinishedCheckout { .. }) && !checkout::has_journal(store, &plane.name) {
                 let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
             }
             return Err(e);
@@ -144,9 +145,10 @@ pub fn rollback(
     Ok(report)
 }
 
-/// After a large checkout, merges what the rescue seal read and what was
-/// written into the stat cache, so the next status does not re-read them.
-pub(crate) fn refresh_cache(store: &Store, plane: &Plane, report: &CheckoutReport, rescue_hashed: Option<StatCache>) {
+/// After a large checkout, merges the rescue scan's rows into the stat cache
+/// (everything it read is stored now) and drops the rows of every path the
+/// checkout changed: those files are new inodes, re-read once by the next scan.
+pub(crate) fn refresh_cache(store: &Store, plane: &Plane, report: &CheckoutReport, rescue: Option<StatCache>) {
     if report.journal.ops.len() < CACHE_REWRITE_MIN_OPS {
         return;
     }
@@ -154,30 +156,12 @@ pub(crate) fn refresh_cache(store: &Store, plane: &Plane, report: &CheckoutRepor
     let Some(mut cache) = StatCache::load(&cache_path) else {
         return;
     };
-    let Ok(scope) = Scope::open(plane) else { return };
-    let mut patch = Vec::new();
-    if let Some(h) = rescue_hashed {
-        patch.extend(h.entries.into_iter().map(|e| (e.path.clone(), Some(e))));
-        cache.scan_started_ns = h.scan_started_ns;
+    let mut patch: Vec<(crate::path::RelPath, Option<IndexEntry>)> = Vec::new();
+    if let Some(r) = rescue {
+        patch.extend(r.entries.into_iter().map(|e| (e.path.clone(), Some(e))));
+        cache.scan_started_ns = cache.scan_started_ns.min(r.scan_started_ns);
     }
-    for op in &report.journal.ops {
-        match op {
-            checkout::Op::Write { path, kind, id, .. } => {
-                let entry = path.file_name().and_then(|name| {
-                    let dir = scope.open_dir(&path.parent().unwrap_or_default()).ok()?;
-                    let st = dir.stat(name).ok()?;
-                    Some(IndexEntry {
-                        path: path.clone(),
-                        kind: *kind,
-                        id: *id,
-                        stat: crate::store::index::Stat::from_raw(&st),
-                    })
-                });
-                patch.push((path.clone(), entry));
-            }
-            other => patch.push((other.path().clone(), None)),
-        }
-    }
+    patch.extend(report.journal.ops.iter().map(|op| (op.path().clone(), None)));
     cache.patch(patch);
     cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
     let _ = cache.save(&cache_path, &store.tmp_dir());
@@ -227,12 +211,27 @@ pub fn recover(
         "finishing the interrupted checkout",
         ctl,
     )?;
+    // A replay that failed before sealed the same state: keep one checkpoint of it.
+    let marker = store.plane_dir(&plane.name).join("journal.found");
+    let mut found_name = found.snapshot.name.clone();
+    if let Ok(prev) = std::fs::read_to_string(&marker)
+        && let Ok(Some(prev_id)) = store.checkpoint(&plane.name, prev.trim())
+        && let Ok(prev_snap) = store.read_snapshot(&prev_id)
+        && prev_snap.root == found.snapshot.root
+        && prev_snap.links == found.snapshot.links
+    {
+        let _ = store.remove_checkpoint(&plane.name, &found.snapshot.name);
+        found_name = prev.trim().to_string();
+    } else {
+        let _ = crate::fsutil::write_atomic(&marker, format!("{found_name}\n").as_bytes(), &store.tmp_dir());
+    }
     let mut scope = Scope::open(plane)?;
     scope.carve_out_more(found.nested_stores.iter().cloned());
     let recovered = checkout::recover(store, &scope, hooks, ctl)?.expect("the journal exists");
+    let _ = std::fs::remove_file(&marker);
     Ok(Some(Finished {
         recovered,
-        found_rescue: found.snapshot.name,
+        found_rescue: found_name,
     }))
 }
 

@@ -183,6 +183,8 @@ pub fn scan(scope: &Scope, opts: ScanOptions<'_>) -> Result<ScanResult> {
 /// As [`scan`]; the directory itself must be readable.
 pub fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
+    // A deep tree holds one descriptor per level while siblings wait: allow many.
+    fsys::raise_fd_limit();
     let sh = Shared {
         scope,
         opts,
@@ -296,6 +298,8 @@ fn open_subdir<'s>(
             sh.vanished();
             return complete(sh, parent, slot, None);
         }
+        // Out of descriptors is this process's problem, not the user's directory.
+        Err(e) if fsys::is_fd_exhaustion(&e) => return sh.fail(sh.scope.io_error(&rel, e)),
         Err(e) => {
             sh.finding(Code::Unreadable, rel, format!("directory cannot be opened: {e}"));
             return complete(sh, parent, slot, None);
@@ -355,8 +359,10 @@ fn run_dir<'s>(
         return sh.fail(e);
     }
     listing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // The staging name is cplane's own, for an instant; never recorded.
+    listing.retain(|(n, _)| n != crate::scope::STAGING_NAME);
     let before = listing.len();
-    listing.retain(|(n, _)| !sh.scope.skips(&rel, n));
+    listing.retain(|(n, _)| !sh.scope.is_carved_entry(&rel, n));
     let carved = before - listing.len();
     let mut subdirs = Vec::new();
     let mut files = Vec::new();
@@ -629,6 +635,9 @@ fn examine(
                             // Became a symlink since the stat: the next scan records it.
                             sh.vanished();
                             return Ok(None);
+                        }
+                        Err(HashProblem::Unreadable(e)) if fsys::is_fd_exhaustion(&e) => {
+                            return Err(sh.scope.io_error(rel, e));
                         }
                         Err(HashProblem::Unreadable(e)) => {
                             sh.finding(Code::Unreadable, rel.clone(), format!("cannot be read: {e}"));

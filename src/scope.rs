@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// The one name cplane itself ever creates inside a plane: the intermediate
 /// name of a file being put in place by a checkout when it cannot be staged
 /// unnamed (`O_TMPFILE`). Scans skip it; recovery removes it.
-pub const STAGING_NAME: &[u8] = b".cp-staging";
+pub const STAGING_NAME: &[u8] = b".cplane-staging~";
 
 /// What a command may touch (see the module documentation).
 #[derive(Debug)]
@@ -107,10 +107,9 @@ impl Scope {
         self.carve_outs.iter().any(|c| rel.starts_with(c))
     }
 
-    /// True when the scan must not record the entry `name` of directory `dir`:
-    /// a carve-out, or the reserved staging name.
-    pub fn skips(&self, dir: &RelPath, name: &[u8]) -> bool {
-        name == STAGING_NAME || (!self.carve_outs.is_empty() && self.is_carve_out(&dir.join(name)))
+    /// True when the entry `name` of directory `dir` is a carve-out.
+    pub fn is_carved_entry(&self, dir: &RelPath, name: &[u8]) -> bool {
+        !self.carve_outs.is_empty() && self.is_carve_out(&dir.join(name))
     }
 
     /// Opens the directory at `rel` (plane-relative) without following symlinks.

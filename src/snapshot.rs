@@ -76,8 +76,7 @@ pub struct SealReport {
     /// Plane-relative directories skipped because they hold another store.
     #[serde(skip)]
     pub nested_stores: Vec<RelPath>,
-    /// Stat-cache entries from the scan: every file of the new snapshot when the
-    /// cache was saved, only the files read and hashed when it was not.
+    /// Stat-cache entries from the scan: every file of the new snapshot, sorted by path.
     #[serde(skip)]
     pub cache: StatCache,
 }
@@ -236,12 +235,9 @@ pub fn seal(
             ScanOptions {
                 cache: cache.as_ref(),
                 writer: Some(w),
-                // Without saving, only the files actually read are worth returning.
-                record: if opts.save_cache {
-                    crate::scan::Record::All
-                } else {
-                    crate::scan::Record::Hashed
-                },
+                // Every file's row: saved as the new cache, or (a rescue seal) kept by
+                // the checkout to see whether anything changes before it overwrites it.
+                record: crate::scan::Record::All,
                 ctl,
             },
         )?;

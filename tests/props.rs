@@ -240,7 +240,7 @@ fn write_node(root: &Dir, p: &[u8], n: &Node) {
             if is_root_user() {
                 dir.chown(&name, *owner, *owner).unwrap();
             }
-            dir.chmod(&name, *mode).unwrap();
+            dir.chmod(&name, *mode, EntryType::File).unwrap();
         }
         Node::Symlink { target, owner } => {
             dir.symlink(target, &name).unwrap();
@@ -261,7 +261,7 @@ fn fix_dir_modes(root: &Dir, m: &Model) {
     for (p, n) in m.iter().rev() {
         if let Node::Dir { mode, .. } = n {
             let (dir, name) = parent(root, p);
-            dir.chmod(&name, *mode).unwrap();
+            dir.chmod(&name, *mode, EntryType::Dir).unwrap();
         }
     }
 }
@@ -280,7 +280,7 @@ fn mutate(root: &Dir, model: &Model, muts: &[Mutation]) -> Model {
     for (p, n) in m.iter() {
         if matches!(n, Node::Dir { .. }) {
             let (dir, name) = parent(root, p);
-            dir.chmod(&name, 0o700).unwrap();
+            dir.chmod(&name, 0o700, EntryType::Dir).unwrap();
         }
     }
     for mu in muts {
@@ -314,7 +314,7 @@ fn mutate(root: &Dir, model: &Model, muts: &[Mutation]) -> Model {
                         Some(Node::File { mode: fm, .. }) => {
                             *fm = *mode & 0o7777;
                             let (dir, name) = parent(root, &k);
-                            dir.chmod(&name, *fm).unwrap();
+                            dir.chmod(&name, *fm, EntryType::File).unwrap();
                         }
                         Some(Node::Dir { mode: dm, .. }) => *dm = *mode & 0o7777,
                         _ => {}
@@ -331,7 +331,7 @@ fn mutate(root: &Dir, model: &Model, muts: &[Mutation]) -> Model {
                             *owner = *o;
                             dir.chown(&name, *o, *o).unwrap();
                             // chown clears setuid/setgid: put the model's mode back.
-                            dir.chmod(&name, *mode).unwrap();
+                            dir.chmod(&name, *mode, EntryType::File).unwrap();
                         }
                         Some(Node::Symlink { owner, .. }) | Some(Node::Dir { owner, .. }) => {
                             *owner = *o;
@@ -349,7 +349,7 @@ fn mutate(root: &Dir, model: &Model, muts: &[Mutation]) -> Model {
                             write_node(root, p, node);
                             if matches!(node, Node::Dir { .. }) {
                                 let (dir, name) = parent(root, p);
-                                dir.chmod(&name, 0o700).unwrap();
+                                dir.chmod(&name, 0o700, EntryType::Dir).unwrap();
                             }
                         }
                     }
@@ -627,7 +627,7 @@ proptest! {
         for (p, n) in read_disk(&root) {
             if matches!(n, Node::Dir { .. }) {
                 let (d, name) = parent(&root, &p);
-                d.chmod(&name, 0o700).unwrap();
+                d.chmod(&name, 0o700, EntryType::Dir).unwrap();
             }
         }
         drop(dir);

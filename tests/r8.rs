@@ -137,7 +137,9 @@ fn r8_mount_inside_plane_disk_full_rollback_leaves_nothing() {
     );
     let names = all_names(d.path());
     assert!(
-        !names.iter().any(|n| n.starts_with(".cp-") || n.contains("rollback")),
+        !names
+            .iter()
+            .any(|n| n.starts_with(".cp-") || n.starts_with(".cplane") || n.contains("rollback")),
         "leftovers in the tree: {names:?}"
     );
     // Free the space: the rollback now works, and nothing torn was ever recorded.
@@ -373,7 +375,7 @@ fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
 }
 
 /// Without `O_TMPFILE` (as on some filesystems) files reach their name through
-/// the reserved `.cp-staging`: scans never record it, a killed checkout's
+/// the reserved `.cplane-staging~`: scans never record it, a killed checkout's
 /// replay removes it, and the result is the same.
 #[test]
 fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
@@ -386,10 +388,10 @@ fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
         write(d.path(), &format!("dir{}/f{i}", i % 3), &format!("two {i}\n"));
     }
     // A stale staging file (as a crash would leave): never recorded.
-    write(d.path(), "dir0/.cp-staging", "torn");
+    write(d.path(), "dir0/.cplane-staging~", "torn");
     cplane(d.path()).args(["snapshot", "--name", "two"]).assert().success();
     cplane(d.path())
-        .args(["show", "two", "dir0/.cp-staging"])
+        .args(["show", "two", "dir0/.cplane-staging~"])
         .assert()
         .code(2);
     let mut child = spawn(
@@ -412,7 +414,7 @@ fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
         );
     }
     let names = all_names(d.path());
-    assert!(!names.iter().any(|n| n == ".cp-staging"), "{names:?}");
+    assert!(!names.iter().any(|n| n == ".cplane-staging~"), "{names:?}");
     // And an uninterrupted one.
     cplane(d.path())
         .env("CPLANE_TEST_NO_TMPFILE", "1")
@@ -420,6 +422,6 @@ fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
         .assert()
         .success();
     assert_eq!(fs::read_to_string(d.path().join("dir1/f1")).unwrap(), "two 1\n");
-    assert!(!all_names(d.path()).iter().any(|n| n == ".cp-staging"));
+    assert!(!all_names(d.path()).iter().any(|n| n == ".cplane-staging~"));
     cplane(d.path()).arg("verify").assert().success();
 }

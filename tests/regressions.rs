@@ -500,3 +500,303 @@ fn maint_damaged_journal_says_how_to_get_unstuck() {
     fs::remove_file(d.path().join(".cp/planes/main/journal")).unwrap();
     cplane(d.path()).arg("status").assert().success();
 }
+
+// ---- third review (store format 2, checkout engine) ----------------------------
+
+/// Runs `args` with the checkout paused once everything is staged; calls
+/// `meanwhile` there, then lets it finish. Returns (exit code, stdout, stderr).
+fn paused_after_staging(dir: &Path, args: &[&str], meanwhile: impl FnOnce()) -> (i32, String, String) {
+    let marker = dir.join(".cp/planes/main/staged");
+    let _ = fs::remove_file(&marker);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
+        .args(args)
+        .current_dir(dir)
+        .env(common::PAUSE_STAGED, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never paused");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    meanwhile();
+    fs::remove_file(&marker).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn review3_1_mode_fix_never_follows_a_symlink_swapped_in() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret", "outside\n");
+    chmod(&outside.path().join("secret"), 0o600);
+    write(d.path(), "f", "same bytes\n");
+    chmod(&d.path().join("f"), 0o644);
+    cplane(d.path()).arg("init").assert().success();
+    chmod(&d.path().join("f"), 0o600); // rollback will only fix the mode (SetMeta)
+    let (code, out, err) = paused_after_staging(d.path(), &["rollback", "HEAD"], || {
+        fs::remove_file(d.path().join("f")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), d.path().join("f")).unwrap();
+    });
+    assert_eq!(
+        mode(&outside.path().join("secret")),
+        0o600,
+        "chmod went through the symlink: {out}{err}"
+    );
+    assert!(code == 0 || code == 1, "{out}{err}");
+    assert!(
+        fs::symlink_metadata(d.path().join("f"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the swapped-in symlink is left as it is (and reported): {out}"
+    );
+}
+
+#[test]
+fn review3_2_a_crafted_journal_never_reaches_outside_the_plane() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("plane");
+    write(&root, "a", "a\n");
+    write(d.path(), "victim", "outside the store root\n");
+    cplane(&root).arg("init").assert().success();
+    // A well-framed journal (valid BLAKE3 trailer) whose paths climb out with `..`.
+    let j = cplane::checkout::Journal {
+        plane: "main".into(),
+        kind: cplane::checkout::CheckoutKind::Rollback,
+        target: cplane::SnapshotId::default(),
+        rescue: cplane::SnapshotId::default(),
+        rescue_name: "RESCUE-x".into(),
+        new_head: None,
+        ops: vec![cplane::checkout::Op::Remove {
+            path: cplane::RelPath::parse(b"zz/victim").unwrap(),
+        }],
+    };
+    let mut body = postcard::to_allocvec(&j).unwrap();
+    let at = body.windows(9).position(|w| w == b"zz/victim").unwrap();
+    body[at..at + 2].copy_from_slice(b"..");
+    let mut bytes = b"CPRJ\x02\0\0\0".to_vec();
+    bytes.extend_from_slice(&body);
+    let trailer = blake3::hash(&bytes);
+    bytes.extend_from_slice(trailer.as_bytes());
+    fs::write(root.join(".cp/planes/main/journal"), &bytes).unwrap();
+    cplane(&root)
+        .arg("status")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("journal"));
+    assert!(
+        d.path().join("victim").exists(),
+        "a crafted journal deleted a file outside the plane"
+    );
+    cplane(&root).arg("fsck").assert().code(3);
+    // Reading history still works while the journal cannot be finished.
+    cplane(&root).arg("log").assert().success();
+}
+
+#[test]
+fn review3_3_an_edit_made_while_a_rollback_stages_is_never_lost() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "v1\n");
+    write(d.path(), "g", "g1\n");
+    cplane(d.path()).arg("init").assert().success();
+    write(d.path(), "f", "v2\n");
+    write(d.path(), "g", "g2\n");
+    cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
+    let (code, out, err) = paused_after_staging(d.path(), &["rollback", "HEAD~1"], || {
+        write(d.path(), "f", "IMPORTANT USER EDIT\n");
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(fs::read_to_string(d.path().join("f")).unwrap(), "IMPORTANT USER EDIT\n");
+    assert!(out.contains("note: f was left as it is"), "{out}");
+    assert_eq!(
+        fs::read_to_string(d.path().join("g")).unwrap(),
+        "g1\n",
+        "the rest is rolled back"
+    );
+}
+
+#[test]
+fn review3_4_restore_leaves_a_nested_store_alone() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "vendor/x/lib.c", "v1\n");
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_dir_all(d.path().join("vendor/x")).unwrap();
+    // Another store, made elsewhere and moved in (init refuses inside a plane).
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "x/lib.c", "precious work of another store\n");
+    cplane(&other.path().join("x")).arg("init").assert().success();
+    fs::rename(other.path().join("x"), d.path().join("vendor/x")).unwrap();
+    cplane(d.path()).args(["restore", "HEAD", "vendor"]).assert().success();
+    assert_eq!(
+        fs::read_to_string(d.path().join("vendor/x/lib.c")).unwrap(),
+        "precious work of another store\n"
+    );
+}
+
+#[test]
+fn review3_6_rollback_splits_hard_links_the_target_does_not_have() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "same\n");
+    write(d.path(), "b", "same\n");
+    cplane(d.path()).args(["init"]).assert().success();
+    fs::remove_file(d.path().join("b")).unwrap();
+    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    cplane(d.path())
+        .arg("status")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("L  a"));
+    cplane(d.path())
+        .args(["snapshot", "--name", "linked"])
+        .assert()
+        .success();
+    cplane(d.path()).args(["rollback", "HEAD~1"]).assert().success();
+    let ino = |p: &str| fs::metadata(d.path().join(p)).unwrap().ino();
+    assert_ne!(
+        ino("a"),
+        ino("b"),
+        "still one inode after rolling back to separate files"
+    );
+    cplane(d.path()).arg("status").assert().success();
+    cplane(d.path()).args(["rollback", "linked"]).assert().success();
+    assert_eq!(ino("a"), ino("b"));
+}
+
+#[test]
+fn review3_8_restore_into_deleted_directories_gives_them_their_modes() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "d/e/f", "f\n");
+    write(d.path(), "other", "o\n");
+    chmod(&d.path().join("d/e"), 0o750);
+    chmod(&d.path().join("d"), 0o700);
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_dir_all(d.path().join("d")).unwrap();
+    cplane(d.path()).args(["restore", "HEAD", "d/e/f"]).assert().success();
+    assert_eq!(mode(&d.path().join("d")), 0o700);
+    assert_eq!(mode(&d.path().join("d/e")), 0o750);
+    assert_eq!(fs::read_to_string(d.path().join("d/e/f")).unwrap(), "f\n");
+    cplane(d.path()).arg("status").assert().success();
+    // The rescue holds what was on disk: no `d` at all.
+    let rescue = String::from_utf8(
+        cplane(d.path())
+            .arg("checkpoints")
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let name = rescue
+        .split_whitespace()
+        .find(|w| w.starts_with("RESCUE-"))
+        .unwrap()
+        .to_string();
+    cplane(d.path()).args(["show", &name, "d"]).assert().code(2);
+}
+
+/// Runs cplane as uid/gid 4321 (CI is root; elsewhere this test says why it did not run).
+fn as_user(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=4321", "--regid=4321", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("cplane"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn can_drop_privileges() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to drop privileges with setpriv (CI runs as root)");
+        return false;
+    }
+    if std::process::Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file() {
+    if !can_drop_privileges() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o755);
+    let root = d.path().join("plane");
+    write(&root, "ro/keep", "k\n");
+    write(&root, "tool", "#!/bin/sh\n");
+    chmod(&root.join("tool"), 0o4755);
+    cplane(&root).arg("init").assert().success(); // tool: root-owned, setuid
+    assert!(
+        std::process::Command::new("chown")
+            .args(["-R", "4321:4321"])
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    rustix::fs::chown(
+        root.join("tool"),
+        Some(rustix::fs::Uid::ROOT),
+        Some(rustix::fs::Gid::ROOT),
+    )
+    .unwrap();
+    chmod(&root.join("tool"), 0o4755);
+    // A read-only directory with an extra file, which a rollback must remove.
+    write(&root, "ro/extra", "e\n");
+    rustix::fs::chown(
+        root.join("ro/extra"),
+        Some(rustix::fs::Uid::from_raw(4321)),
+        Some(rustix::fs::Gid::from_raw(4321)),
+    )
+    .unwrap();
+    chmod(&root.join("ro"), 0o555);
+    let out = as_user(&root, &["rollback", "HEAD"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("ro") && err.contains("Permission denied"), "{err}");
+    assert!(
+        !root.join(".cp/planes/main/journal").exists(),
+        "a journal was left: the plane is wedged"
+    );
+    assert!(as_user(&root, &["log"]).status.success());
+    // Set-id bits are never given to a file the user could not give back to its owner.
+    chmod(&root.join("ro"), 0o755);
+    fs::remove_file(root.join("tool")).unwrap();
+    let out = as_user(&root, &["restore", "HEAD", "tool"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("CP111 tool"), "{stdout}");
+    assert_eq!(
+        mode(&root.join("tool")) & 0o6000,
+        0,
+        "a setuid file owned by the restoring user"
+    );
+}

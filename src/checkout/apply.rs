@@ -19,7 +19,43 @@ use crate::object::{EntryKind, Meta};
 use crate::path::RelPath;
 use crate::scope::{STAGING_NAME, Scope};
 use crate::store::Store;
+use crate::store::index::Stat;
 use std::collections::{BTreeSet, HashMap};
+
+/// What the rescue checkpoint saw at the paths a checkout clobbers, so that
+/// nothing changed since (by a process other than cplane) is overwritten or
+/// removed unseen: for the path of each `Write`/`Link`, the stat of the file
+/// or symlink it replaces (`None`: nothing was there); for each `Remove`,
+/// the stat of what it removes. Paths without an entry are not checked. A
+/// path that changed is left as it is and reported — the same end state as
+/// if the other process had written it just after the checkout.
+#[derive(Debug, Default, Clone)]
+pub struct Expected {
+    /// Before a `Write` or `Link` of the path.
+    pub write: HashMap<RelPath, Option<Stat>>,
+    /// Before a `Remove` of the path.
+    pub remove: HashMap<RelPath, Stat>,
+}
+
+/// True when clobbering `name` in `dir` loses nothing the rescue does not
+/// hold: it is gone (nothing to lose), or it is the file the rescue saw —
+/// same inode, type, size and mtime. (Not ctime: this checkout's own renames
+/// change a hard-linked inode's link count, hence its ctime; and a mode or
+/// owner change loses no bytes.) False when something stands there that the
+/// rescue did not see, or whose bytes may have changed since.
+fn unchanged(dir: &Dir, name: &[u8], want: &Option<Stat>) -> bool {
+    match (dir.stat(name), want) {
+        (Err(e), _) => fsys::is_vanished(&e),
+        (Ok(st), Some(w)) => {
+            let now = Stat::from_raw(&st);
+            now.ino == w.ino
+                && now.size == w.size
+                && now.mtime_ns == w.mtime_ns
+                && now.mode & 0o170000 == w.mode & 0o170000
+        }
+        (Ok(_), None) => false,
+    }
+}
 
 /// What applying did.
 #[derive(Debug, Default)]
@@ -39,6 +75,9 @@ pub struct Applied {
     pub left_in_place: Vec<RelPath>,
     /// Directories whose entries changed (for the final flush).
     pub touched_dirs: BTreeSet<RelPath>,
+    /// Paths left alone because they changed after the rescue checkpoint was
+    /// sealed (another process wrote them meanwhile): never overwritten unseen.
+    pub changed_meanwhile: Vec<RelPath>,
 }
 
 pub(super) struct Applier<'a> {
@@ -49,6 +88,8 @@ pub(super) struct Applier<'a> {
     pub hooks: &'a dyn CheckoutHooks,
     pub ctl: Control<'a>,
     pub out: Applied,
+    /// What the rescue saw (not when replaying a journal).
+    pub expected: Option<Expected>,
     cache: Option<(RelPath, Dir)>,
 }
 
@@ -73,6 +114,7 @@ impl<'a> Applier<'a> {
             hooks,
             ctl,
             out: Applied::default(),
+            expected: None,
             cache: None,
         }
     }
@@ -120,6 +162,7 @@ impl<'a> Applier<'a> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     cur.mkdir(part, 0o755).map_err(|e| err(self.scope, &at, e))?;
                     self.out.created_dirs += 1;
+                    self.out.touched_dirs.insert(at.parent().unwrap_or_default());
                     cur.open_dir(part).map_err(|e| err(self.scope, &at, e))?
                 }
                 Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
@@ -161,9 +204,16 @@ impl<'a> Applier<'a> {
     fn remove(&mut self, path: &RelPath) -> Result<()> {
         let name = path.file_name().expect("ops never name the root");
         let scope = self.scope;
+        let want = self.expected.as_ref().and_then(|e| e.remove.get(path).copied());
         let Some(dir) = self.dir(&path.parent().unwrap_or_default(), false)? else {
             return Ok(()); // nothing of ours can be there
         };
+        if let Some(w) = want
+            && !unchanged(dir, name, &Some(w))
+        {
+            self.out.changed_meanwhile.push(path.clone());
+            return Ok(());
+        }
         match dir.unlink(name) {
             Ok(()) => self.out.removed += 1,
             Err(e) if fsys::is_vanished(&e) => {}
@@ -227,10 +277,17 @@ impl<'a> Applier<'a> {
         let (store, scope) = (self.store, self.scope);
         let staged = self.staged.remove(path);
         let recovering = self.recovering;
+        let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let mut problems = Vec::new();
         let dir = self.dir(&parent, true)?.expect("created");
         if recovering && already_there(store, scope, dir, path, name, kind, id, meta) {
             self.out.written += 1;
+            return Ok(());
+        }
+        if let Some(w) = want
+            && !unchanged(dir, name, &w)
+        {
+            self.out.changed_meanwhile.push(path.clone());
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
@@ -263,7 +320,7 @@ impl<'a> Applier<'a> {
                         let f = dir
                             .create_new(STAGING_NAME, stage::create_mode(meta, 0o600, 0o666))
                             .map_err(|e| err(scope, path, e))?;
-                        stage::extract_into(store, scope, path, id, &f)?;
+                        stage::extract_into(store, scope, path, id, &f, true)?;
                         stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| err(scope, path, e))?;
                     }
                 }
@@ -296,11 +353,18 @@ impl<'a> Applier<'a> {
             Ok(d) => d,
             Err(e) => return Err(err(scope, to, e)),
         };
+        let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
         if let (Ok(a), Ok(b)) = (dir.stat(name), to_dir.stat(to_name))
             && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
         {
             self.out.written += 1;
+            return Ok(());
+        }
+        if let Some(w) = want
+            && !unchanged(dir, name, &w)
+        {
+            self.out.changed_meanwhile.push(path.clone());
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
@@ -326,6 +390,16 @@ impl<'a> Applier<'a> {
             Err(e) if fsys::is_vanished(&e) => return Ok(()),
             Err(e) => return Err(err(scope, path, e)),
         };
+        let expect = match kind {
+            EntryKind::File => EntryType::File,
+            EntryKind::Symlink => EntryType::Symlink,
+            EntryKind::Dir => EntryType::Dir,
+        };
+        if EntryType::from_mode(st.st_mode as u32) != expect {
+            // Something else stands there now: not ours to change.
+            self.out.changed_meanwhile.push(path.clone());
+            return Ok(());
+        }
         let mut changed = false;
         if meta.owner_known() && (st.st_uid, st.st_gid) != (meta.uid, meta.gid) {
             match dir.chown(name, meta.uid, meta.gid) {
@@ -339,10 +413,24 @@ impl<'a> Applier<'a> {
         }
         if kind != EntryKind::Symlink {
             // chown may have cleared setuid/setgid: read the mode again.
-            let cur = dir.stat(name).map_err(|e| err(scope, path, e))?.st_mode as u32;
-            let want = stage::want_mode(cur, meta);
+            let now = dir.stat(name).map_err(|e| err(scope, path, e))?;
+            let cur = now.st_mode as u32;
+            let mut want = stage::want_mode(cur, meta);
+            if kind == EntryKind::File && want & 0o6000 != 0 && !stage::owner_is(meta, now.st_uid, now.st_gid) {
+                // A set-id file of the wrong owner would hand its privileges to whoever ran this.
+                want &= !0o6000;
+                problems.push(MetaProblem {
+                    path: path.clone(),
+                    what: format!(
+                        "mode {} (setuid/setgid left off: the owner is not {})",
+                        meta.mode_string(),
+                        meta.owner_string()
+                    ),
+                    error: "owner not restored".into(),
+                });
+            }
             if want != cur & Meta::PERM_MASK {
-                match dir.chmod(name, want) {
+                match dir.chmod(name, want, expect) {
                     Ok(()) => changed = true,
                     Err(e) => problems.push(MetaProblem {
                         path: path.clone(),

@@ -152,6 +152,16 @@ pub fn load(path: &Path) -> Result<Journal> {
         path: path.to_path_buf(),
         reason: format!("checkout journal {}", e.describe()),
     })?;
+    let plane_dir = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    if plane_dir.as_deref() != Some(j.plane.as_str()) {
+        return Err(Error::DamagedFile {
+            path: path.to_path_buf(),
+            reason: format!("checkout journal is for plane `{}`, not this one", j.plane),
+        });
+    }
     // Every operation names a path inside the plane, never the root itself.
     for (i, op) in j.ops.iter().enumerate() {
         let to_root = matches!(op, Op::Link { to, .. } if to.is_root());

@@ -84,6 +84,9 @@ pub struct Request {
     pub paths: Vec<RelPath>,
     /// For a rollback: the new HEAD (already stored) and its checkpoint name.
     pub new_head: Option<(SnapshotId, String)>,
+    /// Stat-cache rows of the rescue scan (sorted by path): what each file
+    /// the checkout may clobber looked like when the rescue was sealed.
+    pub rescue_stats: Vec<crate::store::index::IndexEntry>,
 }
 
 /// What a checkout did.
@@ -105,6 +108,9 @@ pub struct CheckoutReport {
     pub problems: Vec<MetaProblem>,
     /// Directories the target lacks, left because something else is inside.
     pub left_in_place: Vec<RelPath>,
+    /// Paths left alone because another process changed them while the
+    /// checkout was applying (they were not overwritten unseen).
+    pub changed_meanwhile: Vec<RelPath>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -153,8 +159,60 @@ pub fn plan_changes(store: &Store, scope: &Scope, req: &Request) -> Result<Vec<C
         }
         out
     };
+    // Hard links: paths whose set of link partners differs (to be relinked or split).
+    let in_scope = |p: &RelPath| req.kind == CheckoutKind::Rollback || req.paths.iter().any(|r| p.starts_with(r));
+    let mut links = Vec::new();
+    crate::diff::add_link_changes(
+        &mut links,
+        &req.rescue_links,
+        &req.target_links,
+        &|p| lookup_path(&src, &req.rescue_root, p),
+        &|p| lookup_path(&src, &req.target_root, p),
+    )?;
+    let have: HashSet<RelPath> = changes.iter().map(|c| c.path.clone()).collect();
+    let extra: Vec<Change> = links
+        .into_iter()
+        .filter(|c| in_scope(&c.path) && !have.contains(&c.path))
+        .collect();
+    if !extra.is_empty() {
+        changes.extend(extra);
+        changes.sort_by(|a, b| tree_order(&a.path, &b.path));
+    }
     changes.retain(|c| !scope.is_excluded(&c.path));
     Ok(changes)
+}
+
+/// What the rescue saw at the paths the ops clobber (see [`apply::Expected`]).
+fn expectations(changes: &[Change], rescue_stats: &[crate::store::index::IndexEntry]) -> apply::Expected {
+    let stat_of = |p: &RelPath| {
+        rescue_stats
+            .binary_search_by(|e| e.path.cmp(p))
+            .ok()
+            .map(|i| rescue_stats[i].stat)
+    };
+    let mut exp = apply::Expected::default();
+    for c in changes {
+        let old_file = c.old.filter(|o| o.kind != EntryKind::Dir);
+        match (&old_file, &c.new) {
+            (_, Some(n)) if n.kind != EntryKind::Dir => match old_file {
+                None => {
+                    exp.write.insert(c.path.clone(), None);
+                }
+                Some(_) => {
+                    if let Some(st) = stat_of(&c.path) {
+                        exp.write.insert(c.path.clone(), Some(st));
+                    }
+                }
+            },
+            (Some(_), None) | (Some(_), Some(_)) => {
+                if let Some(st) = stat_of(&c.path) {
+                    exp.remove.insert(c.path.clone(), st);
+                }
+            }
+            _ => {}
+        }
+    }
+    exp
 }
 
 /// The changes at and under `path` from entry `old` to entry `new`.
@@ -190,6 +248,13 @@ fn diff_entry(
 /// Journal operations for `changes` (see [`journal::Op`] for the order),
 /// with hard links per the target's groups.
 pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
+    plan_ops_for(changes, req, false)
+}
+
+/// [`plan_ops`]; `target_legacy` says the target was converted from store
+/// format 1, which did not record empty directories: one that is empty on
+/// disk is then left in place rather than removed.
+fn plan_ops_for(changes: &[Change], req: &Request, target_legacy: bool) -> Vec<Op> {
     let mut removes = Vec::new();
     let mut rmdirs = Vec::new();
     let mut mkdirs = Vec::new();
@@ -198,7 +263,11 @@ pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
     let mut dir_meta = Vec::new();
     for c in changes {
         match (&c.old, &c.new) {
-            (Some(o), None) if o.kind == EntryKind::Dir => rmdirs.push(Op::RemoveDir { path: c.path.clone() }),
+            (Some(o), None) if o.kind == EntryKind::Dir => {
+                if !(target_legacy && o.is_empty_dir()) {
+                    rmdirs.push(Op::RemoveDir { path: c.path.clone() });
+                }
+            }
             (Some(_), None) => removes.push(Op::Remove { path: c.path.clone() }),
             (None, Some(n)) if n.kind == EntryKind::Dir => {
                 mkdirs.push(Op::MakeDir {
@@ -229,12 +298,21 @@ pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
                     kind: n.kind,
                     id: n.id,
                     size: n.size,
-                    meta: n.meta,
+                    meta: merge_legacy(&n.meta, c.old.as_ref().map(|o| &o.meta)),
                 }),
             },
             (None, None) => {}
         }
     }
+    // A group's first path whose only change is its partners keeps its inode:
+    // the others are linked to it.
+    let firsts: HashSet<&RelPath> = req.target_links.iter().filter_map(|g| g.first()).collect();
+    let links_only: HashSet<&RelPath> = changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::LinksChanged)
+        .map(|c| &c.path)
+        .collect();
+    writes.retain(|w| !(firsts.contains(w.path()) && links_only.contains(w.path())));
     // Hard links: a member of a target group is linked to the group's first
     // path when that path is rewritten or the group is new.
     let in_scope = |p: &RelPath| req.kind == CheckoutKind::Rollback || req.paths.iter().any(|r| p.starts_with(r));
@@ -280,6 +358,41 @@ pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
     ops
 }
 
+/// The meta to write a target entry with: the target's, except that what a
+/// format-1 target did not record (the permission bits other than execute,
+/// the owner) is taken from what is replaced, when that is known.
+fn merge_legacy(new: &crate::object::Meta, old: Option<&crate::object::Meta>) -> crate::object::Meta {
+    use crate::object::Meta;
+    let Some(old) = old.filter(|o| !o.is_legacy_mode() && o.owner_known()) else {
+        return *new;
+    };
+    let mut m = *new;
+    if new.is_legacy_mode() {
+        let exec = if new.is_executable() {
+            (old.perm() & 0o444) >> 2 | 0o100
+        } else {
+            0
+        };
+        m.mode = (old.perm() & !0o111) | exec;
+    }
+    if !new.owner_known() {
+        m.uid = old.uid;
+        m.gid = old.gid;
+    }
+    if m.mode & Meta::LEGACY_MODE == 0 && m.owner_known() {
+        m
+    } else {
+        *new
+    }
+}
+
+/// True when the tree `root` was converted from store format 1 (its entries
+/// carry the legacy mode flag).
+fn is_legacy_tree(store: &Store, root: &TreeId) -> Result<bool> {
+    let t = store.read_tree(root)?;
+    Ok(t.entries.iter().any(|e| e.meta.is_legacy_mode()))
+}
+
 /// Runs a checkout (see the module documentation). The rescue checkpoint in
 /// `req` must already be sealed; on an error before the journal is written
 /// nothing in the plane has changed and the caller may drop it.
@@ -298,7 +411,12 @@ pub fn checkout(
     use rayon::prelude::*;
     let t0 = Instant::now();
     let changes = plan_changes(store, scope, &req)?;
-    let ops = plan_ops(&changes, &req);
+    let target_legacy = is_legacy_tree(store, &req.target_root)?;
+    let ops = plan_ops_for(&changes, &req, target_legacy);
+    let expected = expectations(&changes, &req.rescue_stats);
+    // Fail now, not half-way: every directory to write or remove in must be a
+    // real, writable directory.
+    check_parents(scope, &ops)?;
     // Every file about to be removed or overwritten must be safely in the store. The
     // rescue seal stores nothing it thinks the store already has, so a damaged stored
     // copy would leave the file on disk as the only good one: check, and stop if so.
@@ -353,6 +471,7 @@ pub fn checkout(
             staged_map.insert(p, s);
         }
     }
+    sync_staged(scope, &staged_map)?;
     hooks.staged();
     ctl.check()?;
     let journal = Journal {
@@ -365,14 +484,22 @@ pub fn checkout(
         ops,
     };
     // Readers of the working tree finish first; new ones wait until we are done.
-    let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()))?;
+    let _writing = WorktreeLock::exclusive_interruptible(&store.plane_dir(scope.plane()), ctl.interrupt)?;
+    ctl.check()?;
     journal::save(&journal_path(store, scope.plane()), &journal, &store.tmp_dir())?;
-    // Past this point the checkout runs to the end, even if interrupted.
+    // Past this point the checkout runs to the end, even if interrupted; a failure
+    // leaves the journal for the next command (the rescue checkpoint must stay).
+    let after_journal = |e: Error| Error::UnfinishedCheckout {
+        plane: scope.plane().to_string(),
+        journal: journal_path(store, scope.plane()),
+        source: Box::new(e),
+    };
     let mut applier = apply::Applier::new(store, scope, staged_map, false, hooks, ctl);
-    applier.run(&journal.ops)?;
+    applier.expected = Some(expected);
+    applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
-    finish(store, scope, &journal, &applied.touched_dirs)?;
+    finish(store, scope, &journal, &applied.touched_dirs).map_err(after_journal)?;
     Ok(CheckoutReport {
         journal,
         changes,
@@ -382,8 +509,65 @@ pub fn checkout(
         meta_set: applied.meta_set,
         problems,
         left_in_place: applied.left_in_place,
+        changed_meanwhile: applied.changed_meanwhile,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Every existing directory an operation writes or removes in must be a real
+/// directory the process may write: checked before the journal, so a checkout
+/// that cannot succeed fails with nothing changed instead of half-way.
+fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
+    // Directories the checkout creates (perhaps where a file is now) need no check;
+    // the directory above the shallowest of them does.
+    let made: HashSet<&RelPath> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::MakeDir { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    let parents: BTreeSet<RelPath> = ops
+        .iter()
+        .filter(|op| !matches!(op, Op::SetMeta { .. }))
+        .filter_map(|op| op.path().parent())
+        .map(|p| {
+            let mut chain = p.ancestors();
+            chain.push(p.clone());
+            match chain.into_iter().find(|a| made.contains(a)) {
+                Some(first_made) => first_made.parent().unwrap_or_default(),
+                None => p,
+            }
+        })
+        .collect();
+    for p in parents {
+        match stage::nearest_dir(scope, &p.join(b"x"), true) {
+            Ok(dir) => {
+                if !dir.writable() {
+                    return Err(crate::error::tree_io(
+                        scope.root_path(),
+                        &p,
+                        std::io::Error::from_raw_os_error(13), // EACCES: not writable by this user
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Flushes the staged files' data: one `syncfs` per filesystem they are on.
+fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
+    let mut done = HashSet::new();
+    for (p, s) in staged {
+        let st = crate::fsys::fstat(&s.file).map_err(|e| crate::error::tree_io(scope.root_path(), p, e))?;
+        if done.insert(st.st_dev) {
+            rustix::fs::syncfs(&s.file)
+                .map_err(|e| crate::error::tree_io(scope.root_path(), p, std::io::Error::from(e)))?;
+        }
+    }
+    Ok(())
 }
 
 /// After apply: flush, move refs (rollback), delete the journal.

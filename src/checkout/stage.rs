@@ -28,24 +28,46 @@ use std::os::unix::fs::FileExt;
 /// Blocks of this many bytes that are all zero become holes.
 pub const HOLE_BLOCK: usize = 4096;
 
-/// A writer that turns whole zero blocks into holes (seeks instead of writes).
-/// Call [`SparseWriter::finish`] to set the final length.
+/// A writer that turns whole zero blocks into holes (seeks instead of
+/// writes) and writes runs of other blocks in one `pwrite`. Call
+/// [`SparseWriter::finish`] to write what is pending and set the final length.
 pub struct SparseWriter<'f> {
     file: &'f File,
+    /// Offset of the next byte handed to `write`.
     pos: u64,
+    /// Bytes not yet written, starting at `pos - pending.len()`.
+    pending: Vec<u8>,
 }
+
+/// Pending bytes are written once this many have gathered.
+const WRITE_CHUNK: usize = 1 << 20;
 
 impl<'f> SparseWriter<'f> {
     /// Writes `file` from offset 0; it must be empty.
     pub fn new(file: &'f File) -> Self {
-        SparseWriter { file, pos: 0 }
+        SparseWriter {
+            file,
+            pos: 0,
+            pending: Vec::new(),
+        }
     }
 
-    /// Sets the file's length to what was written (trailing holes included).
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let at = self.pos - self.pending.len() as u64;
+            self.file.write_all_at(&self.pending, at)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending and sets the file's length to what was written
+    /// (trailing holes included). Returns the length.
     ///
     /// # Errors
-    /// The `ftruncate` error.
-    pub fn finish(self) -> io::Result<u64> {
+    /// The `pwrite` or `ftruncate` error.
+    pub fn finish(mut self) -> io::Result<u64> {
+        self.flush_pending()?;
         self.file.set_len(self.pos)?;
         Ok(self.pos)
     }
@@ -64,34 +86,30 @@ impl Write for SparseWriter<'_> {
             let in_block = (self.pos % HOLE_BLOCK as u64) as usize;
             let n = (HOLE_BLOCK - in_block).min(buf.len() - off);
             let piece = &buf[off..off + n];
-            if !(n == HOLE_BLOCK && all_zero(piece)) {
-                self.file.write_all_at(piece, self.pos)?;
+            if n == HOLE_BLOCK && all_zero(piece) {
+                // A hole: write what came before it, then skip.
+                self.flush_pending()?;
+            } else {
+                self.pending.extend_from_slice(piece);
             }
             self.pos += n as u64;
             off += n;
+            if self.pending.len() >= WRITE_CHUNK {
+                self.flush_pending()?;
+            }
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.flush_pending()
     }
 }
 
 /// How many staged files may hold a descriptor at once: the soft limit
 /// (raised to the hard limit first) minus a reserve for everything else.
 pub fn fd_budget() -> usize {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
-        && cur < max
-    {
-        lim.current = Some(max.min(1 << 20));
-        let _ = setrlimit(Resource::Nofile, lim);
-        lim = getrlimit(Resource::Nofile);
-    }
-    let cur = lim.current.unwrap_or(1 << 20);
-    (cur.saturating_sub(256) as usize).min(1 << 16)
+    (fsys::raise_fd_limit().saturating_sub(256) as usize).min(1 << 16)
 }
 
 /// A problem putting back a path's owner or mode that does not stop the checkout.
@@ -105,22 +123,27 @@ pub struct MetaProblem {
     pub error: String,
 }
 
-/// Extracts blob `id` (verified) into `file` from offset 0, sparse, and
-/// flushes its data.
+/// Extracts blob `id` (verified) into `file` from offset 0, sparse; flushes
+/// its data when `sync` (staged files are flushed together, by `syncfs`).
 ///
 /// # Errors
 /// Store damage when the blob is corrupt; [`crate::Error::Io`] naming `path` (plane root + rel).
-pub fn extract_into(store: &Store, scope: &Scope, rel: &RelPath, id: &ObjectId, file: &File) -> Result<()> {
+pub fn extract_into(store: &Store, scope: &Scope, rel: &RelPath, id: &ObjectId, file: &File, sync: bool) -> Result<()> {
     let shown = scope.root_path().join(rel.as_os_str());
     let mut w = SparseWriter::new(file);
     store.read_blob_to(id, &mut w, &shown)?;
     w.finish().map_err(|e| tree_io(scope.root_path(), rel, e))?;
-    file.sync_data().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    if sync {
+        file.sync_data().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    }
     Ok(())
 }
 
 /// Gives an open file the owner, then the mode, of `meta` (chown first: it
-/// clears setuid/setgid). Returns the parts that could not be set.
+/// clears setuid/setgid). Returns the parts that could not be set. When the
+/// owner is not the recorded one (chown not permitted), setuid and setgid
+/// are left off, as `tar` and `rsync` do: a set-id file of the wrong owner
+/// would hand its privileges to whoever ran the checkout.
 pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec<MetaProblem>) -> io::Result<()> {
     if meta.owner_known() {
         let st = fsys::fstat(file)?;
@@ -135,7 +158,19 @@ pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec
         }
     }
     let st = fsys::fstat(file)?;
-    let want = want_mode(st.st_mode as u32, meta);
+    let mut want = want_mode(st.st_mode as u32, meta);
+    if want & 0o6000 != 0 && !owner_is(meta, st.st_uid, st.st_gid) {
+        want &= !0o6000;
+        problems.push(MetaProblem {
+            path: rel.clone(),
+            what: format!(
+                "mode {} (setuid/setgid left off: the owner is not {})",
+                meta.mode_string(),
+                meta.owner_string()
+            ),
+            error: "owner not restored".into(),
+        });
+    }
     if want != st.st_mode as u32 & Meta::PERM_MASK
         && let Err(e) = fsys::fchmod(file, want)
     {
@@ -146,6 +181,11 @@ pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec
         });
     }
     Ok(())
+}
+
+/// True when the recorded owner is known and is `uid:gid`.
+pub fn owner_is(meta: &Meta, uid: u32, gid: u32) -> bool {
+    meta.owner_known() && (meta.uid, meta.gid) == (uid, gid)
 }
 
 /// The permission bits to set on something whose current `st_mode` is `cur`:
@@ -190,7 +230,7 @@ pub fn stage_file(
     meta: &Meta,
     problems: &mut Vec<MetaProblem>,
 ) -> Result<Option<Staged>> {
-    let dir = nearest_dir(scope, rel)?;
+    let dir = nearest_dir(scope, rel, false)?;
     let file = match dir.tmpfile(create_mode(meta, 0o600, 0o666)) {
         Ok(f) => f,
         Err(e)
@@ -203,14 +243,24 @@ pub fn stage_file(
         }
         Err(e) => return Err(tree_io(scope.root_path(), rel, e)),
     };
-    extract_into(store, scope, rel, id, &file)?;
+    extract_into(store, scope, rel, id, &file, false)?;
     set_file_meta(&file, rel, meta, problems).map_err(|e| tree_io(scope.root_path(), rel, e))?;
     Ok(Some(Staged { file }))
 }
 
-/// The deepest existing directory on the way to `rel`'s parent (never through a symlink).
-fn nearest_dir(scope: &Scope, rel: &RelPath) -> Result<Dir> {
+/// The deepest existing directory on the way to `rel`'s parent (never
+/// through a symlink). With `strict`, a symlink or a file on the way is an
+/// error; without, the walk stops there (staging: the checkout may be about
+/// to replace it with a directory).
+///
+/// # Errors
+/// [`crate::Error::UnsafePath`] (strict) when a component is a symlink or a file.
+pub fn nearest_dir(scope: &Scope, rel: &RelPath, strict: bool) -> Result<Dir> {
     let parent = rel.parent().unwrap_or_default();
+    // Usually the parent exists: one openat2.
+    if let Ok(d) = scope.open_dir(&parent) {
+        return Ok(d);
+    }
     let mut cur = scope
         .root()
         .try_clone()
@@ -222,8 +272,9 @@ fn nearest_dir(scope: &Scope, rel: &RelPath) -> Result<Dir> {
                 cur = d;
                 at = at.join(part);
             }
-            Err(e) if fsys::is_vanished(&e) => break,
-            Err(e) if fsys::is_symlink_refusal(&e) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+            Err(e) if !strict && (fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20)) => break,
+            Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
                 return Err(crate::Error::UnsafePath {
                     path: rel.display(),
                     through: at.join(part).display(),

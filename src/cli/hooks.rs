@@ -8,7 +8,7 @@
 //!   plane changed yet), create `.cp/planes/<plane>/staged` and wait until the
 //!   test deletes it (at most 60 s);
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
-//!   filesystem without it: files are written under `.cp-staging` at apply time.
+//!   filesystem without it: files are written under `.cplane-staging~` at apply time.
 
 use cplane::checkout::CheckoutHooks;
 use cplane::plane::Plane;

@@ -201,7 +201,10 @@ impl Ctx {
             match store.try_lock() {
                 Ok(lock) => {
                     let plane = store.plane(&plane.name)?;
-                    self.finish_journal(&mut store, &lock, &plane)?;
+                    // Reading history must work even when the checkout cannot be finished.
+                    if let Err(e) = self.finish_journal(&mut store, &lock, &plane) {
+                        eprintln!("warning: {e}");
+                    }
                 }
                 Err(cplane::Error::Locked { .. }) => {} // a live checkout: its refs move atomically
                 Err(e) => return Err(e),

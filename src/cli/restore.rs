@@ -71,6 +71,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
                 "meta_set": r.meta_set,
                 "changes": list,
                 "problems": problems_json(&r),
+                "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
                 "clean": r.problems.is_empty(),
                 "seconds": r.seconds,
             })

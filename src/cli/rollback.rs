@@ -57,6 +57,13 @@ pub fn print_problems(ctx: &mut Ctx, r: &CheckoutReport) -> std::io::Result<u8> 
             p.error
         )?;
     }
+    for p in &r.changed_meanwhile {
+        writeln!(
+            ctx.out,
+            "note: {} was left as it is: another process changed it while the checkout ran (it is not in any checkpoint; snapshot it, or run the command again)",
+            output::path(p.as_bytes())
+        )?;
+    }
     for d in &r.left_in_place {
         writeln!(
             ctx.out,
@@ -95,6 +102,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
                 "meta_set": r.meta_set,
                 "changes": list,
                 "problems": problems_json(&r),
+                "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
                 "clean": r.problems.is_empty(),
                 "seconds": r.seconds,
             })

@@ -144,4 +144,32 @@ impl WorktreeLock {
     pub fn exclusive(plane_dir: &Path) -> Result<WorktreeLock> {
         Self::take(plane_dir, true)
     }
+
+    /// As [`WorktreeLock::exclusive`], but gives up with [`Error::Interrupted`]
+    /// as soon as `interrupt` is set while waiting for readers.
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`]; [`Error::Io`] naming the lock file.
+    pub fn exclusive_interruptible(plane_dir: &Path, interrupt: &AtomicBool) -> Result<WorktreeLock> {
+        let path = plane_dir.join("worktree.lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WorktreeLock { _file: Some(file) }),
+                Err(TryLockError::WouldBlock) => {
+                    if interrupt.load(Ordering::Relaxed) {
+                        return Err(Error::Interrupted);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TryLockError::Error(e)) => return Err(e).at(&path),
+            }
+        }
+    }
 }

@@ -663,6 +663,17 @@ fn encode_index(entries: &[IdxEntry]) -> Vec<u8> {
 
 const PENDING_SHARDS: usize = 64;
 
+/// What [`ObjectWriter::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// The store already has it.
+    Stored,
+    /// Another thread of this transaction is writing it.
+    Pending,
+    /// This caller writes it.
+    Mine,
+}
+
 /// A write transaction: objects added from any thread land in per-thread packs.
 ///
 /// Objects become visible to readers only after [`ObjectWriter::finish`]
@@ -702,13 +713,17 @@ impl<'s> ObjectWriter<'s> {
         self.store
     }
 
-    /// Reserves `id` for this transaction: false when the store or this transaction already has it.
-    fn claim(&self, id: ObjectId) -> bool {
+    /// Reserves `id` for this transaction.
+    fn claim(&self, id: ObjectId) -> Claim {
         if self.store.contains(&id) {
-            return false;
+            return Claim::Stored;
         }
         let shard = &self.pending[id.0[1] as usize % PENDING_SHARDS];
-        shard.lock().expect("pending set lock poisoned").insert(id)
+        if shard.lock().expect("pending set lock poisoned").insert(id) {
+            Claim::Mine
+        } else {
+            Claim::Pending
+        }
     }
 
     fn unclaim(&self, id: ObjectId) {
@@ -731,7 +746,9 @@ impl<'s> ObjectWriter<'s> {
     /// # Errors
     /// [`Error::Io`] naming the pack being written.
     pub fn add(&self, kind: ObjectKind, id: ObjectId, body: &[u8]) -> Result<bool> {
-        if !self.claim(id) {
+        // Another thread's in-memory add of the same bytes cannot be abandoned, and a
+        // streamed one has the same (large) length, so never races an in-memory add.
+        if self.claim(id) != Claim::Mine {
             return Ok(false);
         }
         let compressed = compress(body).at(self.store.tmp_dir())?;
@@ -763,9 +780,14 @@ impl<'s> ObjectWriter<'s> {
     /// # Errors
     /// [`Error::Io`] naming `src` or the pack.
     pub fn add_blob_stream(&self, id: ObjectId, len: u64, reader: &mut dyn Read, src: &Path) -> Result<Option<bool>> {
-        if !self.claim(id) {
+        let claim = self.claim(id);
+        if claim == Claim::Stored {
             return Ok(Some(false));
         }
+        // When another thread is streaming the same id it may still give up (its
+        // file changed): write our own copy rather than trust it (a duplicate
+        // record is harmless; a missing one would be store damage).
+        let mine = claim == Claim::Mine;
         match self.with_slot(|w| w.append_stream(id, len, reader, src)) {
             Ok(Some(n)) => {
                 self.new_objects.fetch_add(1, Ordering::Relaxed);
@@ -773,11 +795,15 @@ impl<'s> ObjectWriter<'s> {
                 Ok(Some(true))
             }
             Ok(None) => {
-                self.unclaim(id);
+                if mine {
+                    self.unclaim(id);
+                }
                 Ok(None)
             }
             Err(e) => {
-                self.unclaim(id);
+                if mine {
+                    self.unclaim(id);
+                }
                 Err(e)
             }
         }
