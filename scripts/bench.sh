@@ -2,11 +2,15 @@
 # Times the release cplane binary against git and b3sum on one generated tree.
 #
 # usage: scripts/bench.sh [N]          (N files, default 100000: about 1 GB)
+#        BENCH_TREE=/path scripts/bench.sh   (an existing tree instead, e.g. an
+#                                            unpacked Debian linux-source-6.1)
 #
 # Environment:
 #   BENCH_DIR   work directory (default ./bench-work at the repository root; gitignored)
 #   RUNS        timed runs of the slow operations (default 5)
 #   FAST_RUNS   timed runs of the fast ones: status, re-snapshot, diff (default 20)
+#   CPLANE_BIN  the cplane binary to time (default: build target/release/cplane);
+#               e.g. an older release, to compare two versions on one machine
 #
 # Every measurement is hyperfine with a warm page cache (--warmup 1 or more);
 # JSON exports, peak RSS figures and the final Markdown table go to
@@ -23,9 +27,9 @@ BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 RUNS=${RUNS:-5}
 FAST_RUNS=${FAST_RUNS:-20}
 GEN="$REPO/scripts/gen-tree.py"
-BIN="$REPO/target/release/cplane"
+BIN="${CPLANE_BIN:-$REPO/target/release/cplane}"
 RES="$BENCH_DIR/results"
-BASE="$BENCH_DIR/tree-$N"  # pristine generated tree, reused across runs
+BASE="${BENCH_TREE:-$BENCH_DIR/tree-$N}"  # pristine tree (generated, reused across runs)
 CPT="$BENCH_DIR/cp"        # cplane's copy
 GT="$BENCH_DIR/git"        # git's copy
 
@@ -47,16 +51,30 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # A reproducible git: no user or system config, fixed identity, no auto gc.
+# `add -f`: a tree's own .gitignore (Debian's linux-source ignores `/*`) must
+# not leave git comparing fewer files than cplane.
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
 G="git -c gc.auto=0 -c advice.detachedHead=false -C $GT"
 
 # --- build and tree -----------------------------------------------------------
-say "cargo build --release"
-(cd "$REPO" && cargo build --release --quiet)
+if [ -z "${CPLANE_BIN:-}" ]; then
+    say "cargo build --release"
+    (cd "$REPO" && cargo build --release --quiet)
+fi
 
-if [ ! -f "$BASE.done" ]; then
+# mutcmd DIR K SEED: the command that appends a line to K files of DIR.
+mutcmd() {
+    if [ -n "${BENCH_TREE:-}" ]; then
+        echo "python3 $GEN --mutate-any $1 $2 $3"
+    else
+        echo "python3 $GEN $N $1 --mutate $2 $3"
+    fi
+}
+mut() { $(mutcmd "$@"); }
+
+if [ -z "${BENCH_TREE:-}" ] && [ ! -f "$BASE.done" ]; then
     say "generating $N files in $BASE"
     rm -rf "$BASE"
     python3 "$GEN" "$N" "$BASE"
@@ -95,8 +113,8 @@ CP="$BIN -C $CPT"
 # --- 1. first snapshot: cplane init (seals the first checkpoint) vs git add + commit
 hf first-snapshot "$RUNS" 1 \
     -n "cplane init" --prepare "rm -rf $CPT/.cp" "$BIN init $CPT" \
-    -n "git add -A && git commit" --prepare "rm -rf $GT/.git && $G init -q -b main" \
-    "$G add -A && $G commit -q -m first"
+    -n "git add -A -f && git commit" --prepare "rm -rf $GT/.git && $G init -q -b main" \
+    "$G add -A -f && $G commit -q -m first"
 rm -rf "$CPT/.cp"
 rss init "$BIN" init "$CPT"
 
@@ -121,8 +139,8 @@ rss verify $CP verify
 # --- 5. diff of two snapshots differing in 10 files vs git diff --stat
 $CP snapshot --name bench-a >/dev/null
 $G tag bench-a
-python3 "$GEN" "$N" "$CPT" --mutate 10 1
-python3 "$GEN" "$N" "$GT" --mutate 10 1
+mut "$CPT" 10 1
+mut "$GT" 10 1
 $CP snapshot --name bench-b >/dev/null
 $G commit -q -a -m b
 $G tag bench-b
@@ -137,12 +155,12 @@ rss diff $CP diff bench-a bench-b
 # files are changed and sealed/committed, so each run rewrites 10 files.
 hf rollback "$RUNS" 1 \
     -n "cplane rollback" \
-    --prepare "python3 $GEN $N $CPT --mutate 10 2 && $CP snapshot -m prep >/dev/null" \
+    --prepare "$(mutcmd "$CPT" 10 2) && $CP snapshot -m prep >/dev/null" \
     "$CP rollback bench-b" \
     -n "git reset --hard" \
-    --prepare "python3 $GEN $N $GT --mutate 10 2 && $G commit -q -a -m prep" \
+    --prepare "$(mutcmd "$GT" 10 2) && $G commit -q -a -m prep" \
     "$G reset -q --hard bench-b"
-python3 "$GEN" "$N" "$CPT" --mutate 10 2
+mut "$CPT" 10 2
 $CP snapshot -m prep >/dev/null
 rss rollback $CP rollback --json bench-b
 python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); sys.exit(r["written"] != 10 or r["removed"] != 0)' \
@@ -180,7 +198,7 @@ def t(s):
 
 # operation, json, competitor label, target text, check(cplane, competitor), rss key
 rows = [
-    ("first snapshot (`init`)", "first-snapshot", "git add -A && git commit", "≤ 0.20× (5× faster)",
+    ("first snapshot (`init`)", "first-snapshot", "git add -A -f && git commit", "≤ 0.20× (5× faster)",
      lambda c, g: c * 5 <= g, "init"),
     ("unchanged re-snapshot", "resnapshot", "git status", "≤ 2×", lambda c, g: c <= 2 * g, "snapshot"),
     ("status", "status", "git status", "≤ 1.5×", lambda c, g: c <= 1.5 * g, "status"),
@@ -189,7 +207,8 @@ rows = [
     ("rollback of 10 files", "rollback", "git reset --hard", "≤ 1×", lambda c, g: c <= g, "rollback"),
     ("fsck", "fsck", "git fsck --full", "< 1×", lambda c, g: c < g, "fsck"),
 ]
-print(f"{n} generated files ({files} files, {nbytes / 1e6:.0f} MB); medians of hyperfine runs, warm cache.\n")
+label = os.environ.get("BENCH_TREE") or f"{n} generated files"
+print(f"{label} ({files} files, {nbytes / 1e6:.0f} MB); medians of hyperfine runs, warm cache.\n")
 print("| operation | cplane median | competitor median | ratio | target | met | cplane peak RSS |")
 print("|---|---|---|---|---|---|---|")
 worst = 0

@@ -4,6 +4,7 @@ about 1 GB at N=100,000) in nested directories, with source-like text that
 compresses the way real trees do.
 
 usage: gen-tree.py N DIR [--mutate K SEED]
+       gen-tree.py --mutate-any DIR K SEED
 
 With --mutate K SEED, modify K existing files in place instead (for diff and
 rollback benchmarks): each gets a changed line appended.
@@ -65,6 +66,23 @@ def generate(n, root):
     print(f"generated {n} files, {total / 1e6:.1f} MB in {root}")
 
 
+def mutate_any(root, k, seed):
+    """Appends a line to K regular files of an existing tree (any layout; `.cp`
+    and `.git` skipped), chosen by SEED from the sorted file list."""
+    files = []
+    for d, dirs, names in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if x not in (".cp", ".git"))
+        for name in names:
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and not os.path.islink(p):
+                files.append(p)
+    files.sort()
+    rng = random.Random(seed)
+    for p in rng.sample(files, k):
+        with open(p, "ab") as f:
+            f.write(f"// changed by mutation seed {seed}\n".encode())
+
+
 def mutate(n, root, k, seed):
     rng = random.Random(seed)
     for i in rng.sample(range(n), k):
@@ -74,7 +92,9 @@ def mutate(n, root, k, seed):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 5 and sys.argv[3] == "--mutate":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--mutate-any":
+        mutate_any(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    elif len(sys.argv) >= 5 and sys.argv[3] == "--mutate":
         mutate(int(sys.argv[1]), sys.argv[2], int(sys.argv[4]), int(sys.argv[5]) if len(sys.argv) > 5 else 1)
     elif len(sys.argv) == 3:
         generate(int(sys.argv[1]), sys.argv[2])
