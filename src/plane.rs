@@ -129,7 +129,8 @@ impl Store {
     /// Adds a plane rooted at `dir` (created if missing), carved out of any plane that contains it.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad or duplicate name, a path outside the store root, inside
+    /// [`Error::BadName`] / [`Error::NameTaken`] for a bad or duplicate name;
+    /// [`Error::BadPlaneRoot`] for a path outside the store root, inside
     /// `.cp`, or equal to another plane's root.
     pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>) -> Result<Plane> {
         let bad_root = |problem| Error::BadPlaneRoot {

@@ -1,7 +1,7 @@
 //! The checkout journal: `.cp/planes/<plane>/journal`, present only while a
 //! rollback or restore is being applied. It lists every operation in the
 //! order it is carried out, so a checkout killed at any point is finished by
-//! the next command ([`super::recover`]). Framing and bytes: `store-format.md`,
+//! the next command ([`super::recover()`]). Framing and bytes: `store-format.md`,
 //! "Checkout journal".
 
 use crate::error::{Error, IoResultExt, Result};

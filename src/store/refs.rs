@@ -2,7 +2,7 @@
 //!
 //! `.cp/planes/<plane>/HEAD` and `.cp/planes/<plane>/checkpoints/<NAME>` hold
 //! 64 lower-case hex digits of a snapshot id and a newline. They are replaced
-//! atomically ([`crate::fsutil::write_atomic`]) and only after the objects they
+//! atomically (temporary file, fsync, rename, fsync of the directory) and only after the objects they
 //! name are durable.
 
 use super::Store;
@@ -89,7 +89,7 @@ impl Store {
     /// Creates or replaces a named checkpoint.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad name; [`Error::Io`] naming the ref.
+    /// [`Error::BadName`] for a bad name; [`Error::Io`] naming the ref.
     pub fn set_checkpoint(&self, plane: &str, name: &str, id: &SnapshotId) -> Result<()> {
         if !valid_name(name) {
             return Err(Error::BadName {

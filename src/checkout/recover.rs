@@ -1,0 +1,51 @@
+//! Finishing an interrupted checkout: replaying its journal from the start
+//! (every operation is idempotent; staged files, being gone, are extracted
+//! again from the store).
+
+use super::journal::{self, Journal, journal_path};
+use super::stage::MetaProblem;
+use super::{CheckoutHooks, apply, finish};
+use crate::control::Control;
+use crate::error::Result;
+use crate::scope::Scope;
+use crate::store::Store;
+use crate::store::lock::WorktreeLock;
+use std::collections::HashMap;
+
+/// What finishing an interrupted checkout did.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The journal that was finished.
+    pub journal: Journal,
+    /// Files, symlinks and links written (or found already in place).
+    pub written: u64,
+    /// Paths removed.
+    pub removed: u64,
+    /// Owners or modes that could not be put back.
+    pub problems: Vec<MetaProblem>,
+}
+
+/// Replays the journal of an interrupted checkout of `scope`'s plane. The
+/// caller holds the store lock and has sealed what it found in the plane
+/// (edits made since the crash are kept in that checkpoint).
+///
+/// # Errors
+/// [`crate::Error::DamagedFile`] for a damaged journal; I/O or store errors while applying.
+pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Control<'_>) -> Result<Option<Recovered>> {
+    let jp = journal_path(store, scope.plane());
+    if !jp.exists() {
+        return Ok(None);
+    }
+    let j = journal::load(&jp)?;
+    let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()))?;
+    let mut applier = apply::Applier::new(store, scope, HashMap::new(), true, hooks, ctl);
+    applier.run(&j.ops)?;
+    let applied = applier.out;
+    finish(store, scope, &j, &applied.touched_dirs)?;
+    Ok(Some(Recovered {
+        journal: j,
+        written: applied.written,
+        removed: applied.removed,
+        problems: applied.problems,
+    }))
+}
