@@ -152,6 +152,16 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
     // Pass 0: the files every command relies on, besides objects and refs.
     damage.extend(check_files(store));
+    for (path, reason) in store.broken_packs() {
+        damage.push(Damage {
+            id: String::new(),
+            kind: "file".into(),
+            problem: "damaged",
+            location: path.display().to_string(),
+            reason: reason.clone(),
+            reached_by: Vec::new(),
+        });
+    }
     // Pass 1: re-hash every record.
     let legacy = std::sync::atomic::AtomicU64::new(0);
     let jobs: Vec<(usize, usize)> = store

@@ -164,6 +164,9 @@ impl Store {
         if std::str::from_utf8(dir.as_os_str().as_encoded_bytes()).is_err() {
             return Err(bad_root(RootProblem::NotUtf8));
         }
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(bad_root(RootProblem::Symlink));
+        }
         let rel = self.relative(dir).ok_or_else(|| bad_root(RootProblem::OutsideStore))?;
         if rel.split('/').next() == Some(STORE_DIR) {
             return Err(bad_root(RootProblem::InsideStoreDir));

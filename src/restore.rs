@@ -166,12 +166,7 @@ pub fn restore(
         ),
         files,
         bytes,
-        links: {
-            let mut l = crate::snapshot::prune_links(&head.links, &outer);
-            l.extend(found_links);
-            l.sort();
-            l
-        },
+        links: rescue_links(&scope, &head.links, &outer, found_links),
         ownership: head.ownership,
     };
     let (rescue_id, body) = rescue.encode_with_id();
@@ -195,6 +190,10 @@ pub fn restore(
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(report) => {
+            if report.journal.ops.is_empty() {
+                // Nothing was overwritten: no rescue is needed.
+                let _ = store.remove_checkpoint(&plane.name, &rescue_name);
+            }
             crate::rollback::refresh_cache(store, plane, &report, None);
             Ok(report)
         }
@@ -205,6 +204,63 @@ pub fn restore(
             Err(e)
         }
     }
+}
+
+/// The hard-link groups of the rescue: HEAD's, except that a restored path
+/// stays in its group only if on disk it still is one inode with another
+/// member (outside the restored paths the rescue is HEAD, so those members
+/// stay); plus the groups the scans of the restored paths found among
+/// themselves. Groups left with fewer than two paths are dropped.
+fn rescue_links(
+    scope: &Scope,
+    head: &[crate::object::LinkGroup],
+    outer: &[RelPath],
+    found: Vec<crate::object::LinkGroup>,
+) -> Vec<crate::object::LinkGroup> {
+    let restored = |p: &RelPath| outer.iter().any(|o| p.starts_with(o));
+    let inode = |p: &RelPath| -> Option<(u64, u64)> {
+        let dir = scope.open_dir(&p.parent()?).ok()?;
+        let st = dir.stat(p.file_name()?).ok()?;
+        Some((st.st_dev as u64, st.st_ino as u64))
+    };
+    let mut out: Vec<crate::object::LinkGroup> = Vec::new();
+    for g in head {
+        if !g.iter().any(&restored) {
+            out.push(g.clone());
+            continue;
+        }
+        let inodes: Vec<Option<(u64, u64)>> = g.iter().map(&inode).collect();
+        let kept: Vec<RelPath> = g
+            .iter()
+            .zip(&inodes)
+            .enumerate()
+            .filter(|(i, (p, ino))| {
+                !restored(p)
+                    || ino.is_some_and(|ino| {
+                        inodes
+                            .iter()
+                            .enumerate()
+                            .any(|(j, other)| j != *i && *other == Some(ino))
+                    })
+            })
+            .map(|(_, (p, _))| p.clone())
+            .collect();
+        out.push(kept);
+    }
+    // Groups found among the restored paths join a group they overlap, or stand alone.
+    for f in found {
+        match out.iter_mut().find(|g| g.iter().any(|p| f.contains(p))) {
+            Some(g) => g.extend(f),
+            None => out.push(f),
+        }
+    }
+    for g in &mut out {
+        g.sort();
+        g.dedup();
+    }
+    out.retain(|g| g.len() >= 2);
+    out.sort();
+    out
 }
 
 /// The shallowest path on the way to `p` (or `p` itself) that is missing on disk.

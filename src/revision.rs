@@ -56,6 +56,11 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
             "a ref needs a name: HEAD, a checkpoint name or a snapshot id prefix".into(),
         ));
     }
+    if base.contains("@{") {
+        return Err(not_found(
+            "cplane has no reflog syntax (`@{N}`); `cplane log` lists the history, `HEAD~N` walks it".into(),
+        ));
+    }
     if base.contains('^') || base == "@" {
         return Err(not_found(format!(
             "cplane has no `^` or `@` syntax; write `{}`",
@@ -76,9 +81,29 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
     } else if let Some(id) = store.checkpoint(&plane.name, base)? {
         id
     } else if is_hex(base) && base.len() >= MIN_PREFIX_LEN_HEX {
-        let matches = store.find_prefix(base, Some(ObjectKind::Snapshot));
+        let all = store.find_prefix(base, Some(ObjectKind::Snapshot));
+        // Snapshots of store format 1, left in the packs by `cplane upgrade`, are not refs.
+        let matches: Vec<_> = all
+            .iter()
+            .filter(|(id, _)| !matches!(store.read_snapshot(&SnapshotId(*id)), Err(Error::LegacyObject { .. })))
+            .cloned()
+            .collect();
         match matches.as_slice() {
-            [] => return Err(not_found(format!("no snapshot id starts with `{base}`"))),
+            [] if !all.is_empty() => {
+                return Err(not_found(format!(
+                    "`{base}` is a snapshot id from before `cplane upgrade` (store format 1); ids changed, checkpoint names did not: `cplane checkpoints` lists them"
+                )));
+            }
+            [] => {
+                let other = store.find_prefix(base, None);
+                return Err(not_found(match other.first() {
+                    Some((_, kind)) => format!(
+                        "`{base}` is a {} id, not a snapshot id (`cplane show {base}` shows it)",
+                        kind.name()
+                    ),
+                    None => format!("no snapshot id starts with `{base}`"),
+                }));
+            }
             [(one, _)] => SnapshotId(*one),
             many => {
                 return Err(Error::AmbiguousRef {

@@ -60,7 +60,7 @@ impl WorktreeReport {
 /// (bytes or presence, kind, mode, owner, hard links).
 pub fn change_findings(c: &Change) -> Vec<Finding> {
     let mut out = Vec::new();
-    let what = |s: &crate::diff::Side| if s.kind == EntryKind::Dir { "directory" } else { "file" };
+    let what = |s: &crate::diff::Side| s.kind.name();
     match (c.kind, &c.old, &c.new) {
         (ChangeKind::Added, _, Some(n)) => out.push(Finding::new(
             Code::Added,
@@ -107,7 +107,8 @@ pub fn change_findings(c: &Change) -> Vec<Finding> {
                 )),
                 _ => {}
             }
-            if md.mode {
+            // A symlink has no mode of its own: a file <-> symlink change is its kind.
+            if md.mode && o.kind != EntryKind::Symlink && n.kind != EntryKind::Symlink {
                 out.push(Finding::new(
                     Code::ModeChanged,
                     c.path.clone(),

@@ -570,7 +570,7 @@ proptest! {
             let rels: Vec<RelPath> = picked.iter().map(|p| rel(p)).collect();
             let r = cplane::restore::restore(&mut store, &lock, &plane, &target, &rels, &NoHooks, Control::quiet());
             drop(lock);
-            r.unwrap();
+            let r = r.unwrap();
             let disk = read_disk(&root);
             let mut want = mutated.clone();
             let mut created = Model::new();
@@ -590,12 +590,17 @@ proptest! {
             }
             want.extend(created.clone());
             prop_assert_eq!(&disk, &want, "restore of {:?}", picked.iter().map(|p| K(p.clone())).collect::<Vec<_>>());
-            // Undo it: the rescue checkpoint has the paths as they were.
-            let lock = StoreLock::acquire(store.dir()).unwrap();
-            let rescue = store.checkpoints("main").unwrap().into_iter().map(|(n, _)| n).filter(|n| n.starts_with("RESCUE-")).max().unwrap();
-            let rescue = resolve(&store, &plane, &rescue).unwrap();
-            cplane::restore::restore(&mut store, &lock, &plane, &rescue, &rels, &NoHooks, Control::quiet()).unwrap();
-            drop(lock);
+            // Undo it: the rescue checkpoint has the paths as they were (a restore
+            // that changed nothing keeps no rescue).
+            if r.journal.ops.is_empty() {
+                prop_assert_eq!(&disk, &mutated, "a restore without operations changed the tree");
+                prop_assert!(store.checkpoint("main", &r.journal.rescue_name).unwrap().is_none());
+            } else {
+                let lock = StoreLock::acquire(store.dir()).unwrap();
+                let rescue = resolve(&store, &plane, &r.journal.rescue_name).unwrap();
+                cplane::restore::restore(&mut store, &lock, &plane, &rescue, &rels, &NoHooks, Control::quiet()).unwrap();
+                drop(lock);
+            }
             // (directories it had to create on the way stay: they are not under the paths)
             let mut undone = mutated.clone();
             undone.extend(created);

@@ -267,13 +267,19 @@ fn review_12_corrupt_index_count_is_damage_not_a_panic() {
     let mut bytes = fs::read(&idx).unwrap();
     bytes[15] ^= 0x10; // the high byte of the entry count
     fs::write(&idx, bytes).unwrap();
-    for args in [&["status"][..], &["fsck"], &["log"]] {
+    for args in [&["status"][..], &["log"]] {
         cplane(d.path())
             .args(args)
             .assert()
             .code(3)
             .stderr(predicate::str::contains("store damage"));
     }
+    // fsck still runs, and names the index.
+    cplane(d.path())
+        .arg("fsck")
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("damaged").and(predicate::str::contains(".idx")));
 }
 
 #[test]
@@ -799,4 +805,215 @@ fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_fil
         0,
         "a setuid file owned by the restoring user"
     );
+}
+
+// ---- a new user's trial (store format 2) -------------------------------------
+
+#[test]
+fn user_1_restore_keeps_and_puts_back_hard_links() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "data/a", "linked\n");
+    fs::create_dir_all(d.path().join("src")).unwrap();
+    fs::hard_link(d.path().join("data/a"), d.path().join("data/b")).unwrap();
+    fs::hard_link(d.path().join("data/a"), d.path().join("src/c")).unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    let ino = |p: &str| fs::metadata(d.path().join(p)).unwrap().ino();
+    let a = ino("data/a");
+    // A restore on a clean tree changes nothing.
+    cplane(d.path()).args(["restore", "HEAD", "src"]).assert().success();
+    assert_eq!(
+        (ino("src/c"), ino("data/b")),
+        (a, a),
+        "restore split a hard link on a clean tree"
+    );
+    cplane(d.path()).arg("status").assert().success();
+    // A member replaced by a copy is linked back to the others.
+    fs::remove_file(d.path().join("data/b")).unwrap();
+    fs::copy(d.path().join("data/a"), d.path().join("data/b")).unwrap();
+    cplane(d.path()).arg("status").assert().code(1);
+    cplane(d.path()).args(["restore", "HEAD", "data/b"]).assert().success();
+    assert_eq!(ino("data/b"), a, "restore did not link data/b back");
+    cplane(d.path()).arg("status").assert().success();
+}
+
+#[test]
+fn user_2_cat_of_a_corrupt_blob_writes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(d.path().join("big"), &body).unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    corrupt(d.path(), &ObjectId(*blake3::hash(&body).as_bytes()));
+    let out = cplane(d.path())
+        .args(["cat", "HEAD:big"])
+        .assert()
+        .code(3)
+        .get_output()
+        .clone();
+    assert!(
+        out.stdout.is_empty(),
+        "{} bytes of a corrupt blob reached stdout",
+        out.stdout.len()
+    );
+}
+
+#[test]
+fn user_3_non_utf8_path_arguments_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.txt");
+    fs::write(d.path().join(name), "latin-1\n").unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    fs::write(d.path().join(name), "changed\n").unwrap();
+    let mut spec = b"HEAD:".to_vec();
+    spec.extend_from_slice(name.as_bytes());
+    cplane(d.path())
+        .arg("cat")
+        .arg(std::ffi::OsStr::from_bytes(&spec))
+        .assert()
+        .success()
+        .stdout("latin-1\n");
+    cplane(d.path()).args(["restore", "HEAD"]).arg(name).assert().success();
+    assert_eq!(fs::read(d.path().join(name)).unwrap(), b"latin-1\n");
+    cplane(d.path()).arg("show").arg("HEAD").arg(name).assert().success();
+    // --json detection never panics on a non-UTF-8 argument either.
+    cplane(d.path()).arg("status").arg(name).arg("--json").assert().code(2);
+}
+
+#[test]
+fn user_4_a_missing_pack_is_damage_and_fsck_still_runs() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    let pack = fs::read_dir(d.path().join(".cp/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .unwrap();
+    fs::remove_file(&pack).unwrap();
+    cplane(d.path()).arg("verify").assert().code(3);
+    cplane(d.path())
+        .arg("fsck")
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("pack file is missing"));
+}
+
+#[test]
+fn user_5_init_inside_the_store_directory_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(&d.path().join(".cp"))
+        .arg("init")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("inside the store directory"));
+    assert!(!d.path().join(".cp/.cp").exists());
+}
+
+#[test]
+fn user_6_path_arguments_are_resolved_like_git() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "hostname", "h1\n");
+    write(d.path(), "src/main.rs", "m1\n");
+    write(d.path(), "sub/s.txt", "s1\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path()).args(["plane", "add", "sub", "sub"]).assert().success();
+    write(d.path(), "hostname", "h2\n");
+    write(d.path(), "src/main.rs", "m2\n");
+    // An absolute path must lie inside the plane; `/hostname` is not the plane's.
+    cplane(d.path()).args(["restore", "HEAD", "/hostname"]).assert().code(2);
+    let abs = d.path().canonicalize().unwrap().join("hostname");
+    cplane(d.path()).args(["restore", "HEAD"]).arg(&abs).assert().success();
+    assert_eq!(fs::read_to_string(d.path().join("hostname")).unwrap(), "h1\n");
+    // `..` inside a path is resolved; `./` in `cat` is relative to the current directory.
+    cplane(d.path())
+        .args(["restore", "HEAD", "src/../src/main.rs"])
+        .assert()
+        .success();
+    cplane(&d.path().join("src"))
+        .args(["cat", "HEAD:./main.rs"])
+        .assert()
+        .success()
+        .stdout("m1\n");
+    cplane(d.path()).args(["restore", "HEAD", "../x"]).assert().code(2);
+    // A path of a nested plane names that plane.
+    cplane(d.path())
+        .args(["restore", "HEAD", "sub/s.txt"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--plane sub"));
+    // A restore that changes nothing keeps no rescue checkpoint.
+    let before = fs::read_dir(d.path().join(".cp/planes/main/checkpoints"))
+        .unwrap()
+        .count();
+    cplane(d.path())
+        .args(["restore", "HEAD", "hostname", "hostname"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to restore"));
+    assert_eq!(
+        fs::read_dir(d.path().join(".cp/planes/main/checkpoints"))
+            .unwrap()
+            .count(),
+        before
+    );
+}
+
+#[test]
+fn user_7_pre_upgrade_ids_and_other_objects_are_not_called_damage() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "f", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    let tree = String::from_utf8(
+        cplane(d.path())
+            .args(["show", "HEAD", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let root = tree.split("\"root\":\"").nth(1).unwrap()[..12].to_string();
+    cplane(d.path())
+        .args(["diff", &root])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a tree id, not a snapshot id"));
+    cplane(d.path())
+        .args(["diff", "HEAD@{1}"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no reflog syntax"));
+}
+
+#[test]
+fn user_10_a_symlink_is_not_a_plane_root() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "bin/x", "x\n");
+    cplane(d.path()).arg("init").assert().success();
+    std::os::unix::fs::symlink("bin", d.path().join("binlink")).unwrap();
+    cplane(d.path())
+        .args(["plane", "add", "y", "binlink"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("symlink"));
+}
+
+#[test]
+fn user_17_json_usage_errors_name_the_argument() {
+    let d = tempfile::tempdir().unwrap();
+    let out = cplane(d.path())
+        .args(["status", "--json", "--bogus"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("--bogus"), "{v}");
+    assert!(v.get("hint").is_some(), "{v}");
 }

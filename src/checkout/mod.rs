@@ -137,8 +137,37 @@ pub fn checkout(
     let t0 = Instant::now();
     let changes = plan_changes(store, scope, &req)?;
     let target_legacy = plan::is_legacy_tree(store, &req.target_root)?;
-    let ops = plan::plan_ops_for(&changes, &req, target_legacy);
+    let anchors = plan::link_anchors(store, scope, &req)?;
+    let ops = plan::plan_ops_for(&changes, &req, target_legacy, &anchors);
     let expected = plan::expectations(&changes, &req.rescue_stats);
+    if ops.is_empty() {
+        // Already as the target has it: no journal, nothing written (a rollback
+        // still records its new HEAD).
+        if let Some((id, name)) = &req.new_head {
+            store.set_checkpoint(scope.plane(), name, id)?;
+            store.set_head(scope.plane(), id)?;
+        }
+        return Ok(CheckoutReport {
+            journal: Journal {
+                plane: scope.plane().to_string(),
+                kind: req.kind,
+                target: req.target,
+                rescue: req.rescue,
+                rescue_name: req.rescue_name.clone(),
+                new_head: req.new_head.clone(),
+                ops,
+            },
+            changes,
+            written: 0,
+            removed: 0,
+            created_dirs: 0,
+            meta_set: 0,
+            problems: Vec::new(),
+            left_in_place: Vec::new(),
+            changed_meanwhile: Vec::new(),
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+    }
     // Fail now, not half-way: every directory to write or remove in must be a
     // real, writable directory.
     check_parents(scope, &ops)?;

@@ -148,13 +148,22 @@ fn diff_entry(
 /// Journal operations for `changes` (see [`Op`] for the order),
 /// with hard links per the target's groups.
 pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
-    plan_ops_for(changes, req, false)
+    plan_ops_for(changes, req, false, &HashMap::new())
 }
 
 /// [`plan_ops`]; `target_legacy` says the target was converted from store
 /// format 1, which did not record empty directories: one that is empty on
 /// disk is then left in place rather than removed.
-pub(super) fn plan_ops_for(changes: &[Change], req: &Request, target_legacy: bool) -> Vec<Op> {
+///
+/// `anchors` (a restore): for a target link group (by index) with members both
+/// inside and outside the restored paths, an outside member that already holds
+/// the group's bytes, mode and owner on disk; the restored members are linked to it.
+pub(super) fn plan_ops_for(
+    changes: &[Change],
+    req: &Request,
+    target_legacy: bool,
+    anchors: &HashMap<usize, RelPath>,
+) -> Vec<Op> {
     let mut removes = Vec::new();
     let mut rmdirs = Vec::new();
     let mut mkdirs = Vec::new();
@@ -220,8 +229,20 @@ pub(super) fn plan_ops_for(changes: &[Change], req: &Request, target_legacy: boo
     let old_groups: HashSet<&LinkGroup> = req.rescue_links.iter().collect();
     let mut links = Vec::new();
     let mut linked = HashSet::new();
-    for g in &req.target_links {
+    for (gi, g) in req.target_links.iter().enumerate() {
         let members: Vec<&RelPath> = g.iter().filter(|p| in_scope(p)).collect();
+        if let Some(anchor) = anchors.get(&gi) {
+            // Link every restored member to the outside member that is already right
+            // (apply skips a member that already is that inode).
+            for m in &members {
+                links.push(Op::Link {
+                    path: (*m).clone(),
+                    to: anchor.clone(),
+                });
+                linked.insert((*m).clone());
+            }
+            continue;
+        }
         if members.len() < 2 {
             continue;
         }
@@ -291,4 +312,49 @@ fn merge_legacy(new: &crate::object::Meta, old: Option<&crate::object::Meta>) ->
 pub(super) fn is_legacy_tree(store: &Store, root: &TreeId) -> Result<bool> {
     let t = store.read_tree(root)?;
     Ok(t.entries.iter().any(|e| e.meta.is_legacy_mode()))
+}
+
+/// For a restore: per target link group with members on both sides of the
+/// restored paths, the first outside member whose file on disk already is the
+/// target's (bytes, mode, owner) — what the restored members are linked to.
+///
+/// # Errors
+/// Store damage while reading the target's trees.
+pub(super) fn link_anchors(store: &Store, scope: &Scope, req: &Request) -> Result<HashMap<usize, RelPath>> {
+    let mut out = HashMap::new();
+    if req.kind != CheckoutKind::Restore {
+        return Ok(out);
+    }
+    let src = TreeSource::store(store);
+    let in_scope = |p: &RelPath| req.paths.iter().any(|r| p.starts_with(r));
+    for (gi, g) in req.target_links.iter().enumerate() {
+        if !g.iter().any(&in_scope) {
+            continue;
+        }
+        for o in g.iter().filter(|p| !in_scope(p) && !scope.is_excluded(p)) {
+            let Some(want) = lookup_path(&src, &req.target_root, o)? else {
+                continue;
+            };
+            let (Some(parent), Some(name)) = (o.parent(), o.file_name()) else {
+                continue;
+            };
+            let Ok(dir) = scope.open_dir(&parent) else { continue };
+            let Ok(st) = dir.stat(name) else { continue };
+            let meta = crate::object::Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::File);
+            let md = want.meta.diff(&meta);
+            if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::File
+                || st.st_size as u64 != want.size
+                || md.mode
+                || md.owner
+            {
+                continue;
+            }
+            let shown = scope.root_path().join(o.as_os_str());
+            if crate::hash::hash_file(&dir, name, &shown, None).is_ok_and(|(id, _)| id == want.id) {
+                out.insert(gi, o.clone());
+                break;
+            }
+        }
+    }
+    Ok(out)
 }

@@ -8,43 +8,45 @@ use std::io::Write;
 /// Write one file's bytes at REF to stdout
 ///
 /// Like `git show REF:path` and `restic dump`: `cplane cat HEAD~2:etc/hosts`.
-/// The bytes are streamed from the store and verified against their BLAKE3
-/// id as they go (a corrupt object stops with exit 3). A symlink prints its
-/// target; a directory lists its entries (`cplane show REF PATH` says more).
-/// REF may name another plane: `docs:HEAD:index.md`. PATH is relative to the
-/// plane root; `REF:` alone lists the root.
+/// The bytes are verified against their BLAKE3 id before any is written (a
+/// corrupt object writes nothing and exits 3), then streamed from the store.
+/// A symlink prints its target; a directory lists its entries (`cplane show
+/// REF PATH` says more). PATH is relative to the plane root, or to the
+/// current directory when it starts with `./` or `../`; `REF:` alone lists
+/// the root. REF may name another plane: `docs:HEAD:index.md`.
 #[derive(clap::Args, Debug)]
 pub struct CatArgs {
     /// REF:PATH, e.g. HEAD:README, VER-20261130120000:src/main.rs, docs:HEAD:index.md
     #[arg(value_name = "REF:PATH")]
-    pub spec: String,
+    pub spec: std::ffi::OsString,
 }
 
-/// Splits `[PLANE:]REF:PATH`. With two or more colons and a first part that
-/// is a plane name, the first part is the plane.
-fn split(store: &cplane::store::Store, spec: &str) -> Option<(String, String)> {
-    let (first, rest) = spec.split_once(':')?;
-    if let Some((rev, path)) = rest.split_once(':')
+/// Splits `[PLANE:]REF:PATH` (the path may be any bytes). With two or more
+/// colons and a first part that is a plane name, the first part is the plane.
+fn split(store: &cplane::store::Store, spec: &[u8]) -> Option<(String, Vec<u8>)> {
+    let colon = |b: &[u8]| b.iter().position(|&c| c == b':');
+    let i = colon(spec)?;
+    let (first, rest) = (std::str::from_utf8(&spec[..i]).ok()?, &spec[i + 1..]);
+    if let Some(j) = colon(rest)
         && store.plane(first).is_ok()
     {
-        return Some((format!("{first}:{rev}"), path.to_string()));
+        let rev = std::str::from_utf8(&rest[..j]).ok()?;
+        return Some((format!("{first}:{rev}"), rest[j + 1..].to_vec()));
     }
-    Some((first.to_string(), rest.to_string()))
+    Some((first.to_string(), rest.to_vec()))
 }
 
 pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
+    use std::os::unix::ffi::OsStrExt;
     let (store, plane) = ctx.open_store_only()?;
-    let Some((rev, path)) = split(&store, &args.spec) else {
+    let Some((rev, path)) = split(&store, args.spec.as_bytes()) else {
         return Err(CliError::Usage(
-            format!("`{}` is not REF:PATH", args.spec),
+            format!("`{}` is not REF:PATH", args.spec.to_string_lossy()),
             Some("write e.g. `cplane cat HEAD:README` (REF:PATH, as `git show` takes it)".into()),
         ));
     };
     let resolved = cplane::revision::resolve(&store, &plane, &rev)?;
-    let rel = cplane::RelPath::parse(path.as_bytes()).ok_or_else(|| cplane::Error::BadPath {
-        path: path.clone(),
-        plane: resolved.plane.name.clone(),
-    })?;
+    let rel = super::plane_path(ctx, &store, &resolved.plane, std::ffi::OsStr::from_bytes(&path))?;
     let src = TreeSource::store(&store);
     let tree_id = if rel.is_root() {
         Some(resolved.snapshot.root)
@@ -63,6 +65,9 @@ pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
                 None
             }
             EntryKind::File => {
+                // Verify the whole blob first: a damaged object never reaches stdout
+                // (`cplane cat REF:f > f` must not leave a damaged copy behind).
+                store.read_blob_to(&entry.id, &mut std::io::sink(), std::path::Path::new("stdout"))?;
                 struct Out<'a>(&'a mut std::io::StdoutLock<'static>);
                 impl Write for Out<'_> {
                     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

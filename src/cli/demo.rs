@@ -6,13 +6,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Run init → snapshot → edit → verify → diff → restore → rollback → verify on an example tree
+/// Run the main job end to end on an example tree: init, edit, status, restore, rollback, fsck
 ///
 /// Builds a small example plane in a temporary directory and runs the real
-/// `cplane` binary on it, printing each command and its output: edits,
-/// a chmod, an empty directory, one file restored with `restore`, an old
-/// version read with `cat`, then everything put back with `rollback`. Exits
-/// 0 when every step behaved as expected.
+/// `cplane` binary on it, printing each command and its output: init,
+/// snapshot, then edits, a chmod and an empty directory; status, verify and
+/// diff report them; `cat` reads an old version, `restore` puts one file
+/// back, `rollback` puts back everything; verify, diff, log and fsck
+/// confirm. Exits 0 when every step behaved as expected.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Keep the example directory instead of deleting it

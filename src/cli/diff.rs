@@ -58,7 +58,9 @@ pub fn change_line(c: &Change) -> String {
             notes.push(format!("{} -> {}", o.kind.name(), n.kind.name()));
         }
         let md = o.meta.diff(&n.meta);
-        if md.mode {
+        // A symlink has no mode of its own: a file <-> symlink change is its kind.
+        let no_symlink = o.kind != EntryKind::Symlink && n.kind != EntryKind::Symlink;
+        if md.mode && no_symlink {
             notes.push(format!("mode {} -> {}", o.meta.mode_string(), n.meta.mode_string()));
         }
         if md.owner {
@@ -160,7 +162,14 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         )?;
     } else if args.name_status {
         for c in &changes {
-            writeln!(ctx.out, "{}\t{}", c.kind.letter(), output::path(c.path.as_bytes()))?;
+            let is_dir = c.old.or(c.new).is_some_and(|s| s.kind == EntryKind::Dir);
+            writeln!(
+                ctx.out,
+                "{}\t{}{}",
+                c.kind.letter(),
+                output::path(c.path.as_bytes()),
+                if is_dir { "/" } else { "" }
+            )?;
         }
     } else {
         for c in &changes {

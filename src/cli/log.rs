@@ -22,6 +22,12 @@ pub struct LogArgs {
 }
 
 /// List every named checkpoint of the plane, oldest first
+///
+/// Every snapshot is a checkpoint: the ones `snapshot` sealed (VER-… or your
+/// --name), the RESCUE-… ones `rollback` and `restore` sealed before changing
+/// anything, and the one each `rollback` made its HEAD. HEAD is marked `*`.
+/// Any of these names is a ref for `diff`, `show`, `cat`, `restore` and
+/// `rollback`.
 #[derive(clap::Args, Debug)]
 pub struct CheckpointsArgs {
     /// Print a JSON array
@@ -52,12 +58,13 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
 
 fn line(id: &SnapshotId, s: &Snapshot) -> String {
     let mut l = format!(
-        "{:<24} {}  {}  {:<10} {:>7} files {:>9}",
+        "{:<24} {}  {}  {:<10} {:>7} {:<5} {:>9}",
         s.name,
         id.short(12),
         rfc3339(s.time_unix_ns),
         s.kind.label(),
         s.files,
+        if s.files == 1 { "file" } else { "files" },
         output::size(s.bytes)
     );
     if !s.message.is_empty() {

@@ -296,9 +296,15 @@ pub fn main() -> u8 {
         Err(e) => {
             // Usage errors keep clap's text; with --json, stdout also gets a JSON error.
             let code = if e.use_stderr() { exit::USAGE } else { exit::CLEAN };
-            if code != exit::CLEAN && std::env::args().any(|a| a == "--json") {
-                let msg = e.kind().to_string();
-                println!("{}", serde_json::json!({"error": msg, "exit_code": code}));
+            if code != exit::CLEAN && std::env::args_os().any(|a| a == "--json") {
+                // clap's first line, without its "error: " prefix, names the argument.
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                let msg = first.strip_prefix("error: ").unwrap_or(first);
+                println!(
+                    "{}",
+                    serde_json::json!({"error": msg, "exit_code": code, "hint": "run with --help"})
+                );
             }
             let _ = e.print();
             return code;
@@ -461,7 +467,7 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
                 let _ = writeln!(
                     ctx.out,
                     "{}",
-                    serde_json::json!({"error": msg, "exit_code": exit::USAGE})
+                    serde_json::json!({"error": msg, "exit_code": exit::USAGE, "hint": hint})
                 );
             }
             eprintln!("error: {msg}");
@@ -513,26 +519,55 @@ pub fn findings_code(clean: bool) -> u8 {
     if clean { exit::CLEAN } else { exit::FINDINGS }
 }
 
-/// Parses a path argument into a plane-relative path of `plane`: `./x` and
-/// `../x` (and `.`/`..`) are relative to the current directory, as in git;
-/// other paths are relative to the plane root.
-pub fn plane_path(ctx: &Ctx, store: &Store, plane: &Plane, arg: &str) -> Result<cplane::RelPath, CliError> {
+/// Parses a path argument into a plane-relative path of `plane`, as git
+/// does: `./x`, `../x`, `.` and `..` are relative to the current directory;
+/// an absolute path must lie inside the plane; any other path is relative
+/// to the plane root. `.` and `..` components are resolved lexically (never
+/// above the plane root). Non-UTF-8 bytes are kept as they are.
+pub fn plane_path(ctx: &Ctx, store: &Store, plane: &Plane, arg: &std::ffi::OsStr) -> Result<cplane::RelPath, CliError> {
     use std::os::unix::ffi::OsStrExt;
+    let shown = arg.to_string_lossy().into_owned();
     let outside = || {
         CliError::Lib(cplane::Error::BadPath {
-            path: arg.to_string(),
+            path: shown.clone(),
             plane: plane.name.clone(),
         })
     };
-    let bytes: Vec<u8> = if arg.starts_with("./") || arg.starts_with("../") || arg == "." || arg == ".." {
+    let raw = arg.as_bytes();
+    let from_cwd = raw.starts_with(b"./") || raw.starts_with(b"../") || raw == b"." || raw == b"..";
+    let bytes: Vec<u8> = if raw.starts_with(b"/") || from_cwd {
         let abs = cplane::plane::normalize(&ctx.cwd.join(arg));
         let Ok(rel) = abs.strip_prefix(&plane.root) else {
             return Err(outside());
         };
-        let _ = store;
         rel.as_os_str().as_bytes().to_vec()
     } else {
-        arg.as_bytes().to_vec()
+        raw.to_vec()
     };
-    cplane::RelPath::parse(&bytes).ok_or_else(outside)
+    // Lexical `.` and `..`, never above the plane root.
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in bytes.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                if parts.pop().is_none() {
+                    return Err(outside());
+                }
+            }
+            name => parts.push(name),
+        }
+    }
+    let rel = cplane::RelPath::parse(&parts.join(&b'/')).ok_or_else(outside)?;
+    // A path that belongs to a nested plane: say which.
+    if let Some(c) = plane.carve_outs.iter().find(|c| rel.starts_with(c))
+        && let Ok(other) = store.plane_containing(&plane.root.join(rel.as_os_str()))
+        && other.name != plane.name
+    {
+        let _ = c;
+        return Err(CliError::Usage(
+            format!("`{shown}` belongs to plane `{}`, not `{}`", other.name, plane.name),
+            Some(format!("add `--plane {}`", other.name)),
+        ));
+    }
+    Ok(rel)
 }

@@ -19,8 +19,10 @@ enum PlaneCmd {
     /// Add plane NAME rooted at PATH and seal its first checkpoint
     ///
     /// PATH (created if missing) must be under the store root. A plane nested
-    /// inside another is carved out of it: the outer plane stops covering PATH,
-    /// so its next `status` shows those files as deleted until it is snapshotted.
+    /// inside another is carved out of it: the outer plane stops covering PATH
+    /// and records that at once as a new checkpoint made from its HEAD (nothing
+    /// else is rescanned), so its `status` stays as it was. PATH must not be
+    /// a symlink.
     Add {
         /// Plane name (letters, digits, `.`, `_`, `-`)
         name: String,
@@ -31,6 +33,9 @@ enum PlaneCmd {
         tier: Option<String>,
     },
     /// List planes with their roots, tiers and HEADs
+    ///
+    /// One line per plane: name, root (relative to the store root), tier and
+    /// HEAD checkpoint. A plane nested in another is not part of it.
     List {
         /// Print JSON
         #[arg(long)]

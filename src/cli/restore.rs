@@ -26,7 +26,7 @@ pub struct RestoreArgs {
     pub r#ref: String,
     /// Paths to restore
     #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<String>,
+    pub paths: Vec<std::ffi::OsString>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -36,11 +36,13 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
-    let paths = args
+    let mut paths = args
         .paths
         .iter()
         .map(|p| plane_path(ctx, &store, &plane, p))
         .collect::<Result<Vec<_>, _>>()?;
+    paths.sort();
+    paths.dedup();
     let bar = output::Bar::new("restore");
     let hooks = ctx.hooks(&store, &plane);
     let r = cplane::restore::restore(
@@ -63,7 +65,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             json!({
                 "plane": plane.name,
                 "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
-                "rescue": {"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name},
+                "rescue": if j.ops.is_empty() { Value::Null } else { json!({"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name}) },
                 "paths": paths.iter().map(|p| p.display()).collect::<Vec<_>>(),
                 "written": r.written,
                 "removed": r.removed,
@@ -77,6 +79,21 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             })
         )?;
         return Ok(super::findings_code(r.problems.is_empty()));
+    }
+    if j.ops.is_empty() {
+        writeln!(
+            ctx.out,
+            "nothing to restore: {} already as {} ({}) has {}",
+            if paths.len() == 1 {
+                "the path is"
+            } else {
+                "the paths are"
+            },
+            target.snapshot.name,
+            target.id.short(12),
+            if paths.len() == 1 { "it" } else { "them" }
+        )?;
+        return Ok(0);
     }
     for c in &reported {
         writeln!(ctx.out, "{}", super::diff::change_line(c))?;
@@ -97,7 +114,11 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
         "rescue checkpoint {} holds what was overwritten; undo with `cplane restore {} {}`",
         j.rescue_name,
         j.rescue_name,
-        args.paths.join(" ")
+        args.paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     )?;
     Ok(print_problems(ctx, &r)?)
 }

@@ -20,8 +20,8 @@ use std::io::Write;
 pub struct ShowArgs {
     /// The snapshot or object to show
     pub r#ref: String,
-    /// A path inside the snapshot, relative to the plane root
-    pub path: Option<String>,
+    /// A path inside the snapshot, relative to the plane root (or `./…` to the current directory)
+    pub path: Option<std::ffi::OsString>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -51,7 +51,7 @@ fn print_tree(ctx: &mut Ctx, tree: &Tree, prefix: &[u8], json: bool) -> std::io:
             .iter()
             .map(|e| entry_json(e, &join(prefix, &e.name)))
             .collect();
-        writeln!(ctx.out, "{}", json!({"kind": "tree", "entries": list}))
+        writeln!(ctx.out, "{}", json!({"kind": "directory", "entries": list}))
     } else {
         for e in &tree.entries {
             let slash = if e.kind == EntryKind::Dir { "/" } else { "" };

@@ -78,6 +78,13 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
             output::count(r.write.new_objects, "new object"),
             output::size(r.write.new_bytes)
         )?;
+        for n in &r.nested_stores {
+            writeln!(
+                ctx.out,
+                "note: {}/ holds another cplane store and is not part of this plane",
+                output::path(n.as_bytes())
+            )?;
+        }
         if r.vanished > 0 {
             writeln!(
                 ctx.out,

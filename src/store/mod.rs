@@ -66,6 +66,8 @@ pub struct Store {
     late: std::sync::Mutex<Vec<std::sync::Arc<PackIndex>>>,
     /// How long [`Store::lock`] waits for another writer.
     lock_wait: std::time::Duration,
+    /// Packs that could not be opened, with why (see [`Store::broken_packs`]).
+    broken: Vec<(PathBuf, String)>,
 }
 
 /// Reads the version from a `FORMAT` file (`cplane-store <N>`).
@@ -148,6 +150,15 @@ impl Store {
                 plane: plane.name,
                 store: outer.root().to_path_buf(),
             });
+        }
+        // Not inside a store directory (a store of the store's own packs).
+        for a in root.ancestors() {
+            if a.file_name().is_some_and(|n| n == STORE_DIR) && a.join("FORMAT").is_file() {
+                return Err(Error::BadPlaneRoot {
+                    path: root.clone(),
+                    problem: crate::error::RootProblem::InsideStoreDir,
+                });
+            }
         }
         remove_stale_init_dirs(&root)?;
         let staging = root.join(format!("{INIT_PREFIX}{}", std::process::id()));
@@ -297,6 +308,7 @@ impl Store {
             packs: Vec::new(),
             late: std::sync::Mutex::new(Vec::new()),
             lock_wait: std::time::Duration::from_millis(lock::DEFAULT_LOCK_TIMEOUT_MS),
+            broken: Vec::new(),
         };
         store.load_packs()?;
         Ok(store)
@@ -310,11 +322,14 @@ impl Store {
     fn load_packs(&mut self) -> Result<()> {
         // A concurrent repack may delete packs between listing and opening them; its new
         // pack is in place before any old one goes, so listing again finds everything.
-        let mut attempts = 0;
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
         loop {
-            attempts += 1;
-            match self.try_load_packs() {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && attempts < 5 => {
+            attempt += 1;
+            match self.try_load_packs(attempt == ATTEMPTS) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < ATTEMPTS =>
+                {
                     continue;
                 }
                 other => return other,
@@ -322,7 +337,11 @@ impl Store {
         }
     }
 
-    fn try_load_packs(&mut self) -> Result<()> {
+    /// Opens every pack index. A damaged index, or one whose pack is gone (on
+    /// the `last` attempt: not a concurrent repack), does not stop the store
+    /// from opening: it is listed in [`Store::broken_packs`] (fsck reports it;
+    /// a command that needs one of its objects finds it missing, exit 3).
+    fn try_load_packs(&mut self, last: bool) -> Result<()> {
         let packs_dir = self.packs_dir();
         let mut paths = Vec::new();
         for entry in fs::read_dir(&packs_dir).at(&packs_dir)? {
@@ -333,8 +352,30 @@ impl Store {
             }
         }
         paths.sort();
-        self.packs = paths.iter().map(|p| PackIndex::open(p)).collect::<Result<_>>()?;
+        let mut packs = Vec::with_capacity(paths.len());
+        let mut broken = Vec::new();
+        for p in &paths {
+            match PackIndex::open(p) {
+                Ok(idx) => packs.push(idx),
+                Err(e @ Error::NewerFormat { .. }) => return Err(e),
+                Err(Error::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    if !last || path == *p {
+                        return Err(Error::Io { path, source });
+                    }
+                    broken.push((path, "the pack file is missing, but its index is present".to_string()));
+                }
+                Err(Error::DamagedFile { path, reason }) => broken.push((path, reason)),
+                Err(other) => broken.push((p.clone(), other.to_string())),
+            }
+        }
+        self.packs = packs;
+        self.broken = broken;
         Ok(())
+    }
+
+    /// Pack files that could not be opened (damaged index, missing pack), with why.
+    pub fn broken_packs(&self) -> &[(PathBuf, String)] {
+        &self.broken
     }
 
     /// Merges small packs into one when there are [`REPACK_AT_SMALL_PACKS`] or more.
@@ -553,6 +594,7 @@ impl Store {
         let fresh = Store::open_dir(&self.root, &self.dir, true)?;
         self.config = fresh.config;
         self.packs = fresh.packs;
+        self.broken = fresh.broken;
         self.late.lock().expect("late pack list lock poisoned").clear();
         Ok(())
     }

@@ -147,10 +147,13 @@ impl PackIndex {
             .and_then(|n| n.checked_add(fixed));
         let count = count64 as usize;
         if expected != Some(map.len() as u64) {
-            return Err(damaged(format!(
-                "should have been {expected:?} bytes long for {count64} entries, but was {}",
-                map.len()
-            )));
+            return Err(damaged(match expected {
+                Some(n) => format!(
+                    "should have been {n} bytes long for {count64} entries, but was {}",
+                    map.len()
+                ),
+                None => format!("entry count {count64} is impossible for a {}-byte index", map.len()),
+            }));
         }
         let pack_path = idx_path.with_extension("pack");
         let pack = File::open(&pack_path).at(&pack_path)?;
