@@ -46,13 +46,7 @@ pub fn restore(
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<CheckoutReport> {
-    if target.plane.name != plane.name {
-        return Err(Error::WrongPlane {
-            snapshot: target.id.short(12),
-            belongs_to: target.plane.name.clone(),
-            asked: plane.name.clone(),
-        });
-    }
+    crate::rollback::same_plane(target, plane)?;
     let mut scope = Scope::open(plane)?;
     let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
         spec: "HEAD".into(),

@@ -51,6 +51,18 @@ pub fn seal_rescue(
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }
 
+/// [`Error::WrongPlane`] unless `target` is a snapshot of `plane`.
+pub(crate) fn same_plane(target: &Resolved, plane: &Plane) -> Result<()> {
+    if target.plane.name != plane.name {
+        return Err(Error::WrongPlane {
+            snapshot: target.id.short(12),
+            belongs_to: target.plane.name.clone(),
+            asked: plane.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// From this many operations on, a checkout rewrites the stat cache; below, it
 /// leaves the old one, whose entries for the rewritten files no longer match
 /// their stat (new inodes), so the next scan simply re-reads those few files.
@@ -70,13 +82,7 @@ pub fn rollback(
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<CheckoutReport> {
-    if target.plane.name != plane.name {
-        return Err(Error::WrongPlane {
-            snapshot: target.id.short(12),
-            belongs_to: target.plane.name.clone(),
-            asked: plane.name.clone(),
-        });
-    }
+    same_plane(target, plane)?;
     let mut rescue = seal_rescue(
         store,
         lock,

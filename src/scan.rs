@@ -548,6 +548,36 @@ fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -
     (entries, index)
 }
 
+/// Counts a recorded file or symlink and builds its tree entry and stat-cache row.
+#[allow(clippy::too_many_arguments)]
+fn recorded(
+    sh: &Shared<'_>,
+    rel: &RelPath,
+    name: &[u8],
+    kind: EntryKind,
+    id: ObjectId,
+    size: u64,
+    st: &fsys::Stat,
+    hashed: bool,
+) -> (TreeEntry, IndexEntry, bool) {
+    sh.files.fetch_add(1, Ordering::Relaxed);
+    sh.bytes.fetch_add(size, Ordering::Relaxed);
+    let entry = TreeEntry {
+        name: name.to_vec(),
+        kind,
+        meta: Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, kind),
+        id,
+        size,
+    };
+    let ie = IndexEntry {
+        path: rel.clone(),
+        kind,
+        id,
+        stat: Stat::from_raw(st),
+    };
+    (entry, ie, hashed)
+}
+
 /// One file or symlink: `Some((entry, cache row, was it read))`, or `None` when
 /// it is left out (vanished, unreadable, special — the latter two as findings).
 fn examine(
@@ -588,25 +618,17 @@ fn examine(
             if let Some(w) = sh.opts.writer {
                 w.add(ObjectKind::Blob, id, &target)?;
             }
-            let size = target.len() as u64;
-            sh.files.fetch_add(1, Ordering::Relaxed);
-            sh.bytes.fetch_add(size, Ordering::Relaxed);
             sh.opts.ctl.progress.inc(1, 0);
-            let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Symlink);
-            let entry = TreeEntry {
-                name: name.to_vec(),
-                kind: EntryKind::Symlink,
-                meta,
+            Ok(Some(recorded(
+                sh,
+                rel,
+                name,
+                EntryKind::Symlink,
                 id,
-                size,
-            };
-            let ie = IndexEntry {
-                path: rel.clone(),
-                kind: EntryKind::Symlink,
-                id,
-                stat: Stat::from_raw(&st),
-            };
-            Ok(Some((entry, ie, false)))
+                target.len() as u64,
+                &st,
+                false,
+            )))
         }
         EntryType::File => {
             let stat = Stat::from_raw(&st);
@@ -664,25 +686,17 @@ fn examine(
                     .expect("inode list lock")
                     .push((st.st_dev as u64, st.st_ino as u64, rel.clone()));
             }
-            let size = st.st_size as u64;
-            sh.files.fetch_add(1, Ordering::Relaxed);
-            sh.bytes.fetch_add(size, Ordering::Relaxed);
-            sh.opts.ctl.progress.inc(1, size);
-            let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::File);
-            let entry = TreeEntry {
-                name: name.to_vec(),
-                kind: EntryKind::File,
-                meta,
+            sh.opts.ctl.progress.inc(1, st.st_size as u64);
+            Ok(Some(recorded(
+                sh,
+                rel,
+                name,
+                EntryKind::File,
                 id,
-                size,
-            };
-            let ie = IndexEntry {
-                path: rel.clone(),
-                kind: EntryKind::File,
-                id,
-                stat: Stat::from_raw(&st),
-            };
-            Ok(Some((entry, ie, hashed)))
+                st.st_size as u64,
+                &st,
+                hashed,
+            )))
         }
         EntryType::Dir => {
             // A file replaced by a directory since the listing: the next scan records it.

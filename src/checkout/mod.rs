@@ -147,26 +147,14 @@ pub fn checkout(
             store.set_checkpoint(scope.plane(), name, id)?;
             store.set_head(scope.plane(), id)?;
         }
-        return Ok(CheckoutReport {
-            journal: Journal {
-                plane: scope.plane().to_string(),
-                kind: req.kind,
-                target: req.target,
-                rescue: req.rescue,
-                rescue_name: req.rescue_name.clone(),
-                new_head: req.new_head.clone(),
-                ops,
-            },
+        let journal = journal_for(scope, &req, ops);
+        return Ok(CheckoutReport::new(
+            journal,
             changes,
-            written: 0,
-            removed: 0,
-            created_dirs: 0,
-            meta_set: 0,
-            problems: Vec::new(),
-            left_in_place: Vec::new(),
-            changed_meanwhile: Vec::new(),
-            seconds: t0.elapsed().as_secs_f64(),
-        });
+            apply::Applied::default(),
+            Vec::new(),
+            t0,
+        ));
     }
     // Fail now, not half-way: every directory to write or remove in must be a
     // real, writable directory.
@@ -228,15 +216,7 @@ pub fn checkout(
     sync_staged(scope, &staged_map)?;
     hooks.staged();
     ctl.check()?;
-    let journal = Journal {
-        plane: scope.plane().to_string(),
-        kind: req.kind,
-        target: req.target,
-        rescue: req.rescue,
-        rescue_name: req.rescue_name.clone(),
-        new_head: req.new_head.clone(),
-        ops,
-    };
+    let journal = journal_for(scope, &req, ops);
     // Readers of the working tree finish first; new ones wait until we are done.
     let _writing = WorktreeLock::exclusive_interruptible(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     ctl.check()?;
@@ -254,18 +234,42 @@ pub fn checkout(
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     finish(store, scope, &journal, &applied.touched_dirs).map_err(after_journal)?;
-    Ok(CheckoutReport {
-        journal,
-        changes,
-        written: applied.written,
-        removed: applied.removed,
-        created_dirs: applied.created_dirs,
-        meta_set: applied.meta_set,
-        problems,
-        left_in_place: applied.left_in_place,
-        changed_meanwhile: applied.changed_meanwhile,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok(CheckoutReport::new(journal, changes, applied, problems, t0))
+}
+
+fn journal_for(scope: &Scope, req: &Request, ops: Vec<Op>) -> Journal {
+    Journal {
+        plane: scope.plane().to_string(),
+        kind: req.kind,
+        target: req.target,
+        rescue: req.rescue,
+        rescue_name: req.rescue_name.clone(),
+        new_head: req.new_head.clone(),
+        ops,
+    }
+}
+
+impl CheckoutReport {
+    fn new(
+        journal: Journal,
+        changes: Vec<Change>,
+        applied: apply::Applied,
+        problems: Vec<MetaProblem>,
+        t0: Instant,
+    ) -> Self {
+        CheckoutReport {
+            journal,
+            changes,
+            written: applied.written,
+            removed: applied.removed,
+            created_dirs: applied.created_dirs,
+            meta_set: applied.meta_set,
+            problems,
+            left_in_place: applied.left_in_place,
+            changed_meanwhile: applied.changed_meanwhile,
+            seconds: t0.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 /// Every existing directory an operation writes or removes in must be a real

@@ -67,13 +67,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
             output::count(r.snapshot.files, "file"),
             output::size(r.snapshot.bytes)
         )?;
-        for n in &r.nested_stores {
-            writeln!(
-                ctx.out,
-                "note: {}/ holds another cplane store and is not part of this plane",
-                output::path(n.as_bytes())
-            )?;
-        }
+        output::nested_store_notes(&mut ctx.out, &r.nested_stores)?;
     }
     Ok(0)
 }

@@ -155,3 +155,15 @@ impl Drop for Bar {
         }
     }
 }
+
+/// One note per directory skipped because it holds another store.
+pub fn nested_store_notes(out: &mut dyn std::io::Write, nested: &[cplane::RelPath]) -> std::io::Result<()> {
+    for n in nested {
+        writeln!(
+            out,
+            "note: {}/ holds another cplane store and is not part of this plane",
+            path(n.as_bytes())
+        )?;
+    }
+    Ok(())
+}

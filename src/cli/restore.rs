@@ -1,7 +1,6 @@
 //! `cplane restore`.
 
-use super::diff::change_json;
-use super::rollback::{print_problems, problems_json};
+use super::rollback::{checkout_json, print_problems};
 use super::{CmdResult, Ctx, output, plane_path};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -58,26 +57,20 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     let j = &r.journal;
     let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();
     if args.json {
-        let list: Vec<Value> = reported.iter().map(|c| change_json(c)).collect();
-        writeln!(
-            ctx.out,
-            "{}",
-            json!({
-                "plane": plane.name,
-                "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
-                "rescue": if j.ops.is_empty() { Value::Null } else { json!({"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name}) },
-                "paths": paths.iter().map(|p| p.display()).collect::<Vec<_>>(),
-                "written": r.written,
-                "removed": r.removed,
-                "created_dirs": r.created_dirs,
-                "meta_set": r.meta_set,
-                "changes": list,
-                "problems": problems_json(&r),
-                "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
-                "clean": r.problems.is_empty(),
-                "seconds": r.seconds,
-            })
-        )?;
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "rescue".into(),
+            if j.ops.is_empty() {
+                Value::Null
+            } else {
+                json!({"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name})
+            },
+        );
+        extra.insert(
+            "paths".into(),
+            json!(paths.iter().map(|p| p.display()).collect::<Vec<_>>()),
+        );
+        writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
         return Ok(super::findings_code(r.problems.is_empty()));
     }
     if j.ops.is_empty() {

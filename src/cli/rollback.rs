@@ -46,6 +46,34 @@ pub fn problems_json(r: &CheckoutReport) -> Value {
     Value::Array(list)
 }
 
+/// The JSON of a finished checkout: plane, target, what was done, changes,
+/// problems, `clean`; `extra` adds the command's own fields (rescue, head, paths).
+pub fn checkout_json(
+    plane: &str,
+    target: &cplane::revision::Resolved,
+    r: &CheckoutReport,
+    extra: serde_json::Map<String, Value>,
+) -> Value {
+    let list: Vec<Value> = r.changes.iter().filter(|c| c.is_reported()).map(change_json).collect();
+    let mut v = json!({
+        "plane": plane,
+        "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
+        "written": r.written,
+        "removed": r.removed,
+        "created_dirs": r.created_dirs,
+        "meta_set": r.meta_set,
+        "changes": list,
+        "problems": problems_json(r),
+        "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
+        "clean": r.problems.is_empty(),
+        "seconds": r.seconds,
+    });
+    if let Value::Object(m) = &mut v {
+        m.extend(extra);
+    }
+    v
+}
+
 /// Prints what a checkout could not do; returns the exit code (1 when anything).
 pub fn print_problems(ctx: &mut Ctx, r: &CheckoutReport) -> std::io::Result<u8> {
     for p in &r.problems {
@@ -85,28 +113,17 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let j = &r.journal;
     let (new_head, new_name) = j.new_head.clone().expect("a rollback moves HEAD");
     let head = store.read_snapshot(&new_head)?;
-    let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();
     if args.json {
-        let list: Vec<Value> = reported.iter().map(|c| change_json(c)).collect();
-        writeln!(
-            ctx.out,
-            "{}",
-            json!({
-                "plane": plane.name,
-                "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
-                "rescue": {"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name},
-                "head": {"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()},
-                "written": r.written,
-                "removed": r.removed,
-                "created_dirs": r.created_dirs,
-                "meta_set": r.meta_set,
-                "changes": list,
-                "problems": problems_json(&r),
-                "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
-                "clean": r.problems.is_empty(),
-                "seconds": r.seconds,
-            })
-        )?;
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "rescue".into(),
+            json!({"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name}),
+        );
+        extra.insert(
+            "head".into(),
+            json!({"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()}),
+        );
+        writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
         return Ok(super::findings_code(r.problems.is_empty()));
     }
     writeln!(

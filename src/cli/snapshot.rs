@@ -78,13 +78,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
             output::count(r.write.new_objects, "new object"),
             output::size(r.write.new_bytes)
         )?;
-        for n in &r.nested_stores {
-            writeln!(
-                ctx.out,
-                "note: {}/ holds another cplane store and is not part of this plane",
-                output::path(n.as_bytes())
-            )?;
-        }
+        output::nested_store_notes(&mut ctx.out, &r.nested_stores)?;
         if r.vanished > 0 {
             writeln!(
                 ctx.out,
