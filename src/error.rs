@@ -300,6 +300,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A checkout applied everything and deleted its journal, but a final
+    /// flush failed: the tree is right, its durability is not certain.
+    #[error("plane `{plane}`: the checkout was applied, but making it durable failed: {source}")]
+    CheckoutFlush {
+        /// The plane.
+        plane: String,
+        /// What failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// The upgrade cannot run while a format-1 rollback journal is pending.
     #[error("plane `{plane}` has an unfinished format-1 rollback (journal {})", journal.display())]
     LegacyJournal {

@@ -59,7 +59,7 @@ pub fn restore(
     paths.dedup();
     let mut outer: Vec<RelPath> = Vec::new();
     for p in paths {
-        if scope.is_excluded(&p) {
+        if scope.is_excluded(&p) || inside_nested_store(&scope, &p) {
             return Err(Error::BadPath {
                 path: p.display(),
                 plane: plane.name.clone(),
@@ -160,7 +160,7 @@ pub fn restore(
         ),
         files,
         bytes,
-        links: rescue_links(&scope, &head.links, &outer, found_links),
+        links: rescue_links(store, &scope, &head, &outer, found_links)?,
         ownership: head.ownership,
     };
     let (rescue_id, body) = rescue.encode_with_id();
@@ -181,6 +181,7 @@ pub fn restore(
         paths: outer,
         new_head: None,
         rescue_stats: stats,
+        rescue_scan_started_ns: now,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(report) => {
@@ -192,7 +193,9 @@ pub fn restore(
             Ok(report)
         }
         Err(e) => {
-            if !matches!(e, Error::UnfinishedCheckout { .. }) && !checkout::has_journal(store, &plane.name) {
+            if !matches!(e, Error::UnfinishedCheckout { .. } | Error::CheckoutFlush { .. })
+                && !checkout::has_journal(store, &plane.name)
+            {
                 let _ = store.remove_checkpoint(&plane.name, &rescue_name);
             }
             Err(e)
@@ -200,17 +203,59 @@ pub fn restore(
     }
 }
 
+/// True when `p`, or a directory on the way to it, holds another store
+/// (`.cp/FORMAT`): its files are that store's, never restored over.
+fn inside_nested_store(scope: &Scope, p: &RelPath) -> bool {
+    let mut chain = p.ancestors();
+    chain.push(p.clone());
+    chain.iter().filter(|a| !a.is_root()).any(|a| {
+        scope
+            .open_dir(a)
+            .and_then(|d| d.open_dir(crate::store::STORE_DIR.as_bytes()))
+            .and_then(|d| d.stat(b"FORMAT"))
+            .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
+    })
+}
+
 /// The hard-link groups of the rescue: HEAD's, except that a restored path
 /// stays in its group only if on disk it still is one inode with another
-/// member (outside the restored paths the rescue is HEAD, so those members
-/// stay); plus the groups the scans of the restored paths found among
-/// themselves. Groups left with fewer than two paths are dropped.
+/// member that is also restored, or with a member outside the restored paths
+/// whose file on disk still is what HEAD (and so the rescue) says it is —
+/// a group never joins files of different contents; plus the groups the
+/// scans of the restored paths found among themselves. Groups left with
+/// fewer than two paths are dropped.
 fn rescue_links(
+    store: &Store,
     scope: &Scope,
-    head: &[crate::object::LinkGroup],
+    head: &Snapshot,
     outer: &[RelPath],
     found: Vec<crate::object::LinkGroup>,
-) -> Vec<crate::object::LinkGroup> {
+) -> Result<Vec<crate::object::LinkGroup>> {
+    let src = TreeSource::store(store);
+    // An outside member's file on disk is what HEAD says (bytes, mode, owner).
+    let as_in_head = |p: &RelPath| -> Result<bool> {
+        let Some(want) = lookup_path(&src, &head.root, p)? else {
+            return Ok(false);
+        };
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Ok(false);
+        };
+        let Ok(dir) = scope.open_dir(&parent) else {
+            return Ok(false);
+        };
+        let Ok(st) = dir.stat(name) else { return Ok(false) };
+        let md = want.meta.diff(&Meta::from_stat(
+            st.st_mode as u32,
+            st.st_uid,
+            st.st_gid,
+            EntryKind::File,
+        ));
+        if md.mode || md.owner || st.st_size as u64 != want.size {
+            return Ok(false);
+        }
+        let shown = scope.root_path().join(p.as_os_str());
+        Ok(crate::hash::hash_file(&dir, name, &shown, None).is_ok_and(|(id, _)| id == want.id))
+    };
     let restored = |p: &RelPath| outer.iter().any(|o| p.starts_with(o));
     let inode = |p: &RelPath| -> Option<(u64, u64)> {
         let dir = scope.open_dir(&p.parent()?).ok()?;
@@ -218,27 +263,30 @@ fn rescue_links(
         Some((st.st_dev as u64, st.st_ino as u64))
     };
     let mut out: Vec<crate::object::LinkGroup> = Vec::new();
-    for g in head {
+    for g in &head.links {
         if !g.iter().any(&restored) {
             out.push(g.clone());
             continue;
         }
         let inodes: Vec<Option<(u64, u64)>> = g.iter().map(&inode).collect();
-        let kept: Vec<RelPath> = g
-            .iter()
-            .zip(&inodes)
-            .enumerate()
-            .filter(|(i, (p, ino))| {
-                !restored(p)
-                    || ino.is_some_and(|ino| {
-                        inodes
-                            .iter()
-                            .enumerate()
-                            .any(|(j, other)| j != *i && *other == Some(ino))
-                    })
-            })
-            .map(|(_, (p, _))| p.clone())
-            .collect();
+        let mut kept = Vec::new();
+        for (i, p) in g.iter().enumerate() {
+            if !restored(p) {
+                kept.push(p.clone());
+                continue;
+            }
+            let Some(ino) = inodes[i] else { continue };
+            let mut partner = false;
+            for (j, q) in g.iter().enumerate() {
+                if j != i && inodes[j] == Some(ino) && (restored(q) || as_in_head(q)?) {
+                    partner = true;
+                    break;
+                }
+            }
+            if partner {
+                kept.push(p.clone());
+            }
+        }
         out.push(kept);
     }
     // Groups found among the restored paths join a group they overlap, or stand alone.
@@ -254,7 +302,7 @@ fn rescue_links(
     }
     out.retain(|g| g.len() >= 2);
     out.sort();
-    out
+    Ok(out)
 }
 
 /// The shallowest path on the way to `p` (or `p` itself) that is missing on disk.

@@ -133,6 +133,7 @@ pub fn rollback(
             paths: Vec::new(),
             new_head: Some((new_head, new_name)),
             rescue_stats: rescue_cache.entries.clone(),
+            rescue_scan_started_ns: rescue_cache.scan_started_ns,
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();
@@ -141,7 +142,9 @@ pub fn rollback(
         Err(e) => {
             // Nothing in the plane changed unless the journal was written: then the
             // next command finishes the rollback and the rescue checkpoint must stay.
-            if !matches!(e, Error::UnfinishedCheckout { .. }) && !checkout::has_journal(store, &plane.name) {
+            if !matches!(e, Error::UnfinishedCheckout { .. } | Error::CheckoutFlush { .. })
+                && !checkout::has_journal(store, &plane.name)
+            {
                 let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
             }
             return Err(e);

@@ -1019,3 +1019,157 @@ fn user_17_json_usage_errors_name_the_argument() {
     assert!(v["error"].as_str().unwrap().contains("--bogus"), "{v}");
     assert!(v.get("hint").is_some(), "{v}");
 }
+
+// ---- second review of the fixes ---------------------------------------------------
+
+#[test]
+fn review4_1_a_directory_is_never_made_over_a_file_written_meanwhile() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "d/inner", "i\n");
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_dir_all(d.path().join("d")).unwrap();
+    write(d.path(), "d", "file v2\n");
+    cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
+    let (code, out, err) = paused_after_staging(d.path(), &["rollback", "HEAD~1"], || {
+        write(d.path(), "d", "IMPORTANT USER EDIT\n");
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(fs::read_to_string(d.path().join("d")).unwrap(), "IMPORTANT USER EDIT\n");
+    assert!(out.contains("note: d was left as it is"), "{out}");
+    // A file that appears where a directory is to be made is left too.
+    let e = tempfile::tempdir().unwrap();
+    write(e.path(), "keep", "k\n");
+    write(e.path(), "newdir/x", "x\n");
+    cplane(e.path()).arg("init").assert().success();
+    fs::remove_dir_all(e.path().join("newdir")).unwrap();
+    let (code, out, err) = paused_after_staging(e.path(), &["rollback", "HEAD"], || {
+        write(e.path(), "newdir", "created meanwhile\n");
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        fs::read_to_string(e.path().join("newdir")).unwrap(),
+        "created meanwhile\n"
+    );
+}
+
+#[test]
+fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "content\n");
+    fs::create_dir(d.path().join("d")).unwrap();
+    fs::hard_link(d.path().join("a"), d.path().join("d/b")).unwrap();
+    fs::hard_link(d.path().join("a"), d.path().join("d/c")).unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    // `a` becomes a separate copy (same bytes): the anchor for d/b and d/c.
+    fs::remove_file(d.path().join("a")).unwrap();
+    write(d.path(), "a", "content\n");
+    let (code, out, err) = paused_after_staging(d.path(), &["restore", "HEAD", "d"], || {
+        let mut f = fs::OpenOptions::new().append(true).open(d.path().join("d/b")).unwrap();
+        std::io::Write::write_all(&mut f, b"IMPORTANT EDIT\n").unwrap();
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        fs::read_to_string(d.path().join("d/b")).unwrap(),
+        "content\nIMPORTANT EDIT\n",
+        "{out}"
+    );
+    // The anchor itself edited meanwhile: nothing is linked to the user's new file.
+    let e = tempfile::tempdir().unwrap();
+    write(e.path(), "a", "content\n");
+    fs::create_dir(e.path().join("d")).unwrap();
+    fs::hard_link(e.path().join("a"), e.path().join("d/b")).unwrap();
+    cplane(e.path()).arg("init").assert().success();
+    fs::remove_file(e.path().join("a")).unwrap();
+    write(e.path(), "a", "content\n");
+    fs::remove_file(e.path().join("d/b")).unwrap();
+    let (code, out, err) = paused_after_staging(e.path(), &["restore", "HEAD", "d/b"], || {
+        write(e.path(), "a", "USER EDIT OF a\n");
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_ne!(
+        fs::read_to_string(e.path().join("d/b")).ok().as_deref(),
+        Some("USER EDIT OF a\n"),
+        "d/b was linked to a file edited meanwhile"
+    );
+}
+
+#[test]
+fn review4_4_restore_never_writes_into_another_store() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "vendor/x/lib.c", "v1\n");
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_dir_all(d.path().join("vendor/x")).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "x/lib.c", "the other store's\n");
+    cplane(&other.path().join("x")).arg("init").assert().success();
+    fs::rename(other.path().join("x"), d.path().join("vendor/x")).unwrap();
+    for p in ["vendor/x", "vendor/x/lib.c"] {
+        cplane(d.path()).args(["restore", "HEAD", p]).assert().code(2);
+    }
+    assert_eq!(
+        fs::read_to_string(d.path().join("vendor/x/lib.c")).unwrap(),
+        "the other store's\n"
+    );
+    assert!(d.path().join("vendor/x/.cp/FORMAT").exists());
+}
+
+#[test]
+fn review4_5_a_restores_rescue_is_what_was_on_disk() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "orig\n");
+    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    let mut f = fs::OpenOptions::new().append(true).open(d.path().join("a")).unwrap();
+    std::io::Write::write_all(&mut f, b"zz\n").unwrap();
+    let out = String::from_utf8(
+        cplane(d.path())
+            .args(["restore", "HEAD", "b"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    let rescue = out
+        .split_whitespace()
+        .find(|w| w.starts_with("RESCUE-"))
+        .unwrap()
+        .to_string();
+    cplane(d.path()).args(["rollback", &rescue]).assert().success();
+    assert_eq!(fs::read_to_string(d.path().join("b")).unwrap(), "orig\nzz\n");
+    cplane(d.path()).arg("status").assert().success();
+}
+
+#[test]
+fn review4_6_a_hard_link_split_survives_a_crash() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a", "same\n");
+    write(d.path(), "b", "same\n");
+    cplane(d.path()).arg("init").assert().success();
+    fs::remove_file(d.path().join("b")).unwrap();
+    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    write(d.path(), "extra", "x\n");
+    cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
+    kill_rollback_after(d.path(), "HEAD~1", 1);
+    cplane(d.path()).arg("status").assert().success();
+    let ino = |p: &str| fs::metadata(d.path().join(p)).unwrap().ino();
+    assert_ne!(ino("a"), ino("b"));
+}
+
+#[test]
+fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "src/c", "code\n");
+    write(d.path(), "top", "t\n");
+    cplane(d.path()).args(["init"]).assert().success();
+    cplane(d.path()).args(["snapshot", "--name", "old"]).assert().success();
+    cplane(d.path()).args(["plane", "add", "sub", "src"]).assert().success();
+    cplane(d.path())
+        .args(["cat", "old:src/c"])
+        .assert()
+        .success()
+        .stdout("code\n");
+    cplane(d.path()).args(["show", "old", "src"]).assert().success();
+}

@@ -32,26 +32,55 @@ use std::collections::{BTreeSet, HashMap};
 #[derive(Debug, Default, Clone)]
 pub struct Expected {
     /// Before a `Write` or `Link` of the path.
-    pub write: HashMap<RelPath, Option<Stat>>,
+    pub write: HashMap<RelPath, Option<Seen>>,
     /// Before a `Remove` of the path.
-    pub remove: HashMap<RelPath, Stat>,
+    pub remove: HashMap<RelPath, Seen>,
+    /// The `to` of a restore's `Link` to a path outside the restored ones
+    /// (hashed when planned): it must still be that file.
+    pub link_to: HashMap<RelPath, Seen>,
+}
+
+/// What the rescue (or the planning) saw of a file or symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Its stat then.
+    pub stat: Stat,
+    /// Its blob id then.
+    pub id: ObjectId,
+    /// Stamped too close to when it was read for the stat to vouch for the
+    /// bytes (a same-size rewrite in the same clock tick keeps size and
+    /// mtime): re-hash before clobbering.
+    pub racy: bool,
 }
 
 /// True when clobbering `name` in `dir` loses nothing the rescue does not
 /// hold: it is gone (nothing to lose), or it is the file the rescue saw —
-/// same inode, type, size and mtime. (Not ctime: this checkout's own renames
-/// change a hard-linked inode's link count, hence its ctime; and a mode or
-/// owner change loses no bytes.) False when something stands there that the
-/// rescue did not see, or whose bytes may have changed since.
-fn unchanged(dir: &Dir, name: &[u8], want: &Option<Stat>) -> bool {
+/// same inode, type, size and mtime, and for a racy row the same bytes.
+/// (Not ctime: this checkout's own renames change a hard-linked inode's link
+/// count, hence its ctime; and a mode or owner change loses no bytes.) False
+/// when something stands there that the rescue did not see, or whose bytes
+/// may have changed since.
+fn unchanged(scope: &Scope, dir: &Dir, rel: &RelPath, name: &[u8], want: &Option<Seen>) -> bool {
     match (dir.stat(name), want) {
         (Err(e), _) => fsys::is_vanished(&e),
         (Ok(st), Some(w)) => {
             let now = Stat::from_raw(&st);
-            now.ino == w.ino
-                && now.size == w.size
-                && now.mtime_ns == w.mtime_ns
-                && now.mode & 0o170000 == w.mode & 0o170000
+            let same = now.ino == w.stat.ino
+                && now.size == w.stat.size
+                && now.mtime_ns == w.stat.mtime_ns
+                && now.mode & 0o170000 == w.stat.mode & 0o170000;
+            if !same || !w.racy {
+                return same;
+            }
+            match EntryType::from_mode(st.st_mode as u32) {
+                EntryType::Symlink => dir
+                    .read_link(name)
+                    .is_ok_and(|t| blake3::hash(&t).as_bytes() == &w.id.0),
+                _ => {
+                    let shown = scope.root_path().join(rel.as_os_str());
+                    crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(id, _)| id == w.id)
+                }
+            }
         }
         (Ok(_), None) => false,
     }
@@ -77,6 +106,7 @@ pub struct Applied {
     pub touched_dirs: BTreeSet<RelPath>,
     /// Paths left alone because they changed after the rescue checkpoint was
     /// sealed (another process wrote them meanwhile): never overwritten unseen.
+    /// Operations under such a path are skipped too.
     pub changed_meanwhile: Vec<RelPath>,
 }
 
@@ -90,6 +120,8 @@ pub(super) struct Applier<'a> {
     pub out: Applied,
     /// What the rescue saw (not when replaying a journal).
     pub expected: Option<Expected>,
+    /// Paths left alone (changed meanwhile): later operations at or under them are skipped.
+    skipped: Vec<RelPath>,
     cache: Option<(RelPath, Dir)>,
 }
 
@@ -115,6 +147,7 @@ impl<'a> Applier<'a> {
             ctl,
             out: Applied::default(),
             expected: None,
+            skipped: Vec::new(),
             cache: None,
         }
     }
@@ -177,11 +210,22 @@ impl<'a> Applier<'a> {
         Ok(cur)
     }
 
+    /// Leaves `path` as it is (another process changed it) and reports it.
+    fn leave(&mut self, path: &RelPath) {
+        self.out.changed_meanwhile.push(path.clone());
+        self.skipped.push(path.clone());
+    }
+
     /// Carries out `ops` in order.
     pub fn run(&mut self, ops: &[Op]) -> Result<()> {
         for (i, op) in ops.iter().enumerate() {
             if self.scope.is_excluded(op.path()) {
                 continue; // carved out since the journal was written: not this plane's
+            }
+            // Under a path left alone, or linking to one: not ours to change now.
+            let under_skipped = |p: &RelPath| self.skipped.iter().any(|s| p.starts_with(s));
+            if under_skipped(op.path()) || matches!(op, Op::Link { to, .. } if under_skipped(to)) {
+                continue;
             }
             match op {
                 Op::Remove { path } => self.remove(path)?,
@@ -209,9 +253,9 @@ impl<'a> Applier<'a> {
             return Ok(()); // nothing of ours can be there
         };
         if let Some(w) = want
-            && !unchanged(dir, name, &Some(w))
+            && !unchanged(scope, dir, path, name, &Some(w))
         {
-            self.out.changed_meanwhile.push(path.clone());
+            self.leave(path);
             return Ok(());
         }
         match dir.unlink(name) {
@@ -247,6 +291,7 @@ impl<'a> Applier<'a> {
     fn make_dir(&mut self, path: &RelPath, meta: &Meta) -> Result<()> {
         let name = path.file_name().expect("ops never name the root");
         let scope = self.scope;
+        let recovering = self.recovering;
         let mode = stage::create_mode(meta, 0o700, 0o777);
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
         match dir.mkdir(name, mode) {
@@ -257,6 +302,12 @@ impl<'a> Applier<'a> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match dir.stat(name) {
                     Ok(st) if EntryType::from_mode(st.st_mode as u32) == EntryType::Dir => Ok(()),
+                    // A file or symlink the plan did not remove (it changed, or appeared,
+                    // after the rescue): left as it is, with everything under it.
+                    Ok(_) if !recovering => {
+                        self.leave(path);
+                        Ok(())
+                    }
                     // A file or symlink stands there (a replay): it goes, the directory comes.
                     Ok(_) => {
                         dir.unlink(name).map_err(|e| err(scope, path, e))?;
@@ -285,9 +336,9 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         if let Some(w) = want
-            && !unchanged(dir, name, &w)
+            && !unchanged(scope, dir, path, name, &w)
         {
-            self.out.changed_meanwhile.push(path.clone());
+            self.leave(path);
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
@@ -354,6 +405,7 @@ impl<'a> Applier<'a> {
             Err(e) => return Err(err(scope, to, e)),
         };
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
+        let to_want = self.expected.as_ref().and_then(|e| e.link_to.get(to).copied());
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
         if let (Ok(a), Ok(b)) = (dir.stat(name), to_dir.stat(to_name))
             && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
@@ -362,9 +414,16 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         if let Some(w) = want
-            && !unchanged(dir, name, &w)
+            && !unchanged(scope, dir, path, name, &w)
         {
-            self.out.changed_meanwhile.push(path.clone());
+            self.leave(path);
+            return Ok(());
+        }
+        if let Some(w) = to_want
+            && !unchanged(scope, &to_dir, to, to_name, &Some(w))
+        {
+            // The file to link to changed since it was found right: leave this path.
+            self.leave(path);
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
@@ -397,7 +456,7 @@ impl<'a> Applier<'a> {
         };
         if EntryType::from_mode(st.st_mode as u32) != expect {
             // Something else stands there now: not ours to change.
-            self.out.changed_meanwhile.push(path.clone());
+            self.leave(path);
             return Ok(());
         }
         let mut changed = false;
@@ -474,6 +533,10 @@ fn already_there(
     let Ok(st) = dir.stat(name) else {
         return false;
     };
+    // Still a hard link of something else: the write is what splits it.
+    if kind == EntryKind::File && st.st_nlink > 1 {
+        return false;
+    }
     let have = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, kind);
     let md = meta.diff(&have);
     if md.mode || md.owner {

@@ -91,6 +91,9 @@ pub struct Request {
     /// Stat-cache rows of the rescue scan (sorted by path): what each file
     /// the checkout may clobber looked like when the rescue was sealed.
     pub rescue_stats: Vec<crate::store::index::IndexEntry>,
+    /// When the rescue scan started (ns since the epoch): rows stamped within
+    /// the racy margin of it are re-hashed before being clobbered.
+    pub rescue_scan_started_ns: i64,
 }
 
 /// What a checkout did.
@@ -137,9 +140,10 @@ pub fn checkout(
     let t0 = Instant::now();
     let changes = plan_changes(store, scope, &req)?;
     let target_legacy = plan::is_legacy_tree(store, &req.target_root)?;
+    plan::check_links(store, &req)?;
     let anchors = plan::link_anchors(store, scope, &req)?;
     let ops = plan::plan_ops_for(&changes, &req, target_legacy, &anchors);
-    let expected = plan::expectations(&changes, &req.rescue_stats);
+    let expected = plan::expectations(&changes, &ops, &req, &anchors);
     if ops.is_empty() {
         // Already as the target has it: no journal, nothing written (a rollback
         // still records its new HEAD).
@@ -223,10 +227,20 @@ pub fn checkout(
     journal::save(&journal_path(store, scope.plane()), &journal, &store.tmp_dir())?;
     // Past this point the checkout runs to the end, even if interrupted; a failure
     // leaves the journal for the next command (the rescue checkpoint must stay).
-    let after_journal = |e: Error| Error::UnfinishedCheckout {
-        plane: scope.plane().to_string(),
-        journal: journal_path(store, scope.plane()),
-        source: Box::new(e),
+    let after_journal = |e: Error| {
+        let journal = journal_path(store, scope.plane());
+        if journal.exists() {
+            Error::UnfinishedCheckout {
+                plane: scope.plane().to_string(),
+                journal,
+                source: Box::new(e),
+            }
+        } else {
+            Error::CheckoutFlush {
+                plane: scope.plane().to_string(),
+                source: Box::new(e),
+            }
+        }
     };
     let mut applier = apply::Applier::new(store, scope, staged_map, false, hooks, ctl);
     applier.expected = Some(expected);

@@ -83,12 +83,22 @@ pub fn plan_changes(store: &Store, scope: &Scope, req: &Request) -> Result<Vec<C
 }
 
 /// What the rescue saw at the paths the ops clobber (see [`apply::Expected`]).
-pub(super) fn expectations(changes: &[Change], rescue_stats: &[crate::store::index::IndexEntry]) -> apply::Expected {
+pub(super) fn expectations(
+    changes: &[Change],
+    ops: &[Op],
+    req: &Request,
+    anchors: &HashMap<usize, (RelPath, apply::Seen)>,
+) -> apply::Expected {
+    let rows = &req.rescue_stats;
     let stat_of = |p: &RelPath| {
-        rescue_stats
-            .binary_search_by(|e| e.path.cmp(p))
-            .ok()
-            .map(|i| rescue_stats[i].stat)
+        rows.binary_search_by(|e| e.path.cmp(p)).ok().map(|i| {
+            let e = &rows[i];
+            apply::Seen {
+                stat: e.stat,
+                id: e.id,
+                racy: e.stat.ctime_ns.saturating_add(crate::store::index::RACY_MARGIN_NS) >= req.rescue_scan_started_ns,
+            }
+        })
     };
     let mut exp = apply::Expected::default();
     for c in changes {
@@ -111,6 +121,18 @@ pub(super) fn expectations(changes: &[Change], rescue_stats: &[crate::store::ind
             }
             _ => {}
         }
+    }
+    // A restored hard-link member relinked without a change of its own.
+    for op in ops {
+        if let Op::Link { path, .. } = op
+            && !exp.write.contains_key(path)
+            && let Some(st) = stat_of(path)
+        {
+            exp.write.insert(path.clone(), Some(st));
+        }
+    }
+    for (path, seen) in anchors.values() {
+        exp.link_to.insert(path.clone(), *seen);
     }
     exp
 }
@@ -162,7 +184,7 @@ pub(super) fn plan_ops_for(
     changes: &[Change],
     req: &Request,
     target_legacy: bool,
-    anchors: &HashMap<usize, RelPath>,
+    anchors: &HashMap<usize, (RelPath, apply::Seen)>,
 ) -> Vec<Op> {
     let mut removes = Vec::new();
     let mut rmdirs = Vec::new();
@@ -231,7 +253,7 @@ pub(super) fn plan_ops_for(
     let mut linked = HashSet::new();
     for (gi, g) in req.target_links.iter().enumerate() {
         let members: Vec<&RelPath> = g.iter().filter(|p| in_scope(p)).collect();
-        if let Some(anchor) = anchors.get(&gi) {
+        if let Some((anchor, _)) = anchors.get(&gi) {
             // Link every restored member to the outside member that is already right
             // (apply skips a member that already is that inode).
             for m in &members {
@@ -320,7 +342,11 @@ pub(super) fn is_legacy_tree(store: &Store, root: &TreeId) -> Result<bool> {
 ///
 /// # Errors
 /// Store damage while reading the target's trees.
-pub(super) fn link_anchors(store: &Store, scope: &Scope, req: &Request) -> Result<HashMap<usize, RelPath>> {
+pub(super) fn link_anchors(
+    store: &Store,
+    scope: &Scope,
+    req: &Request,
+) -> Result<HashMap<usize, (RelPath, apply::Seen)>> {
     let mut out = HashMap::new();
     if req.kind != CheckoutKind::Restore {
         return Ok(out);
@@ -350,11 +376,52 @@ pub(super) fn link_anchors(store: &Store, scope: &Scope, req: &Request) -> Resul
                 continue;
             }
             let shown = scope.root_path().join(o.as_os_str());
-            if crate::hash::hash_file(&dir, name, &shown, None).is_ok_and(|(id, _)| id == want.id) {
-                out.insert(gi, o.clone());
+            if let Ok((id, st)) = crate::hash::hash_file(&dir, name, &shown, None)
+                && id == want.id
+            {
+                let stat = crate::store::index::Stat::from_raw(&st);
+                let racy =
+                    stat.ctime_ns.saturating_add(crate::store::index::RACY_MARGIN_NS) >= crate::store::index::now_ns();
+                out.insert(gi, (o.clone(), apply::Seen { stat, id, racy }));
                 break;
             }
         }
     }
     Ok(out)
+}
+
+/// Checks the target's hard-link groups against its tree: every member a
+/// regular file, all members of a group the same bytes, mode and owner (they
+/// are one inode). A snapshot whose groups say otherwise is damaged; found
+/// before anything is written.
+///
+/// # Errors
+/// [`crate::Error::CorruptObject`] naming the target snapshot.
+pub(super) fn check_links(store: &Store, req: &Request) -> Result<()> {
+    let src = TreeSource::store(store);
+    for (i, g) in req.target_links.iter().enumerate() {
+        let mut first: Option<TreeEntry> = None;
+        for p in g {
+            let e = lookup_path(&src, &req.target_root, p)?;
+            let ok = match (&e, &first) {
+                (Some(e), _) if e.kind != EntryKind::File => false,
+                (Some(e), Some(f)) => e.id == f.id && e.meta == f.meta,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if !ok {
+                return Err(crate::Error::CorruptObject {
+                    id: req.target.to_hex(),
+                    location: "snapshot body".into(),
+                    reason: format!(
+                        "hard-link group {i} names {p}, which is not a file of the same bytes, mode and owner as the group's others"
+                    ),
+                });
+            }
+            if first.is_none() {
+                first = e;
+            }
+        }
+    }
+    Ok(())
 }

@@ -46,7 +46,7 @@ pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
         ));
     };
     let resolved = cplane::revision::resolve(&store, &plane, &rev)?;
-    let rel = super::plane_path(ctx, &store, &resolved.plane, std::ffi::OsStr::from_bytes(&path))?;
+    let rel = super::plane_path(ctx, &store, &resolved.plane, std::ffi::OsStr::from_bytes(&path), false)?;
     let src = TreeSource::store(&store);
     let tree_id = if rel.is_root() {
         Some(resolved.snapshot.root)

@@ -523,8 +523,17 @@ pub fn findings_code(clean: bool) -> u8 {
 /// does: `./x`, `../x`, `.` and `..` are relative to the current directory;
 /// an absolute path must lie inside the plane; any other path is relative
 /// to the plane root. `.` and `..` components are resolved lexically (never
-/// above the plane root). Non-UTF-8 bytes are kept as they are.
-pub fn plane_path(ctx: &Ctx, store: &Store, plane: &Plane, arg: &std::ffi::OsStr) -> Result<cplane::RelPath, CliError> {
+/// above the plane root). Non-UTF-8 bytes are kept as they are. With
+/// `working_tree` (a command that writes there), a path that now belongs to a
+/// nested plane is refused, naming that plane; reading an old snapshot may
+/// name such a path.
+pub fn plane_path(
+    ctx: &Ctx,
+    store: &Store,
+    plane: &Plane,
+    arg: &std::ffi::OsStr,
+    working_tree: bool,
+) -> Result<cplane::RelPath, CliError> {
     use std::os::unix::ffi::OsStrExt;
     let shown = arg.to_string_lossy().into_owned();
     let outside = || {
@@ -559,7 +568,8 @@ pub fn plane_path(ctx: &Ctx, store: &Store, plane: &Plane, arg: &std::ffi::OsStr
     }
     let rel = cplane::RelPath::parse(&parts.join(&b'/')).ok_or_else(outside)?;
     // A path that belongs to a nested plane: say which.
-    if let Some(c) = plane.carve_outs.iter().find(|c| rel.starts_with(c))
+    if working_tree
+        && let Some(c) = plane.carve_outs.iter().find(|c| rel.starts_with(c))
         && let Ok(other) = store.plane_containing(&plane.root.join(rel.as_os_str()))
         && other.name != plane.name
     {

@@ -38,7 +38,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     let mut paths = args
         .paths
         .iter()
-        .map(|p| plane_path(ctx, &store, &plane, p))
+        .map(|p| plane_path(ctx, &store, &plane, p, true))
         .collect::<Result<Vec<_>, _>>()?;
     paths.sort();
     paths.dedup();
@@ -71,7 +71,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             json!(paths.iter().map(|p| p.display()).collect::<Vec<_>>()),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(r.problems.is_empty()));
+        return Ok(super::findings_code(super::rollback::complete(&r)));
     }
     if j.ops.is_empty() {
         writeln!(

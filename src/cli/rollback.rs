@@ -65,13 +65,22 @@ pub fn checkout_json(
         "changes": list,
         "problems": problems_json(r),
         "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
-        "clean": r.problems.is_empty(),
+        "clean": complete(r),
         "seconds": r.seconds,
     });
     if let Value::Object(m) = &mut v {
         m.extend(extra);
     }
     v
+}
+
+/// True when the checkout did everything it may: no owner or mode it was not
+/// allowed to set (exit 1 otherwise). Paths another process changed while it
+/// ran are left as they are and listed, but do not make it incomplete: the
+/// result is the same as if that process had written just after the
+/// checkout, which a concurrent writer could always have done.
+pub fn complete(r: &CheckoutReport) -> bool {
+    r.problems.is_empty()
 }
 
 /// Prints what a checkout could not do; returns the exit code (1 when anything).
@@ -99,7 +108,7 @@ pub fn print_problems(ctx: &mut Ctx, r: &CheckoutReport) -> std::io::Result<u8> 
             output::path(d.as_bytes())
         )?;
     }
-    Ok(super::findings_code(r.problems.is_empty()))
+    Ok(super::findings_code(complete(r)))
 }
 
 pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
@@ -124,7 +133,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             json!({"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()}),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(r.problems.is_empty()));
+        return Ok(super::findings_code(complete(&r)));
     }
     writeln!(
         ctx.out,

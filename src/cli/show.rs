@@ -122,7 +122,7 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
     };
     let s = &resolved.snapshot;
     if let Some(p) = &args.path {
-        let rel = super::plane_path(ctx, &store, &resolved.plane, p)?;
+        let rel = super::plane_path(ctx, &store, &resolved.plane, p, false)?;
         let src = TreeSource::store(&store);
         let entry = if rel.is_root() {
             None
