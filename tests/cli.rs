@@ -635,14 +635,19 @@ fn sigint_during_snapshot_leaves_refs_consistent() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        // The child may already have exited (then there is nothing to interrupt).
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+            rustix::process::Signal::INT,
+        )
+        .ok();
         let out = child.wait_with_output().unwrap();
         let store = cplane::store::Store::open(d.path()).unwrap();
         let after = store.checkpoints("main").unwrap();
         let named = store.checkpoint("main", &format!("s{k}")).unwrap();
         // Before the handler is installed the default action kills the process: also fine.
-        let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGINT);
+        let killed =
+            std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(rustix::process::Signal::INT.as_raw());
         match out.status.code() {
             Some(130) | None if killed || out.status.code() == Some(130) => {
                 if !killed {
