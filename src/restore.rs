@@ -83,7 +83,7 @@ pub fn restore(
         let mut root = head.root;
         let (mut files, mut bytes) = (head.files, head.bytes);
         for p in &outer {
-            let scanned = scan_path(
+            let (scanned, r) = scan_path(
                 &scope,
                 p,
                 ScanOptions {
@@ -93,17 +93,16 @@ pub fn restore(
                     ctl,
                 },
             )?;
-            if let Some((_, r)) = &scanned {
-                if !r.findings.is_empty() {
-                    return Err(Error::Refused {
-                        action: "restore",
-                        findings: r.findings.clone(),
-                    });
-                }
-                stats.extend(r.cache.entries.iter().cloned());
-                nested.extend(r.nested_stores.iter().cloned());
-                found_links.extend(r.links.iter().cloned());
+            // What cannot be read cannot be rescued: never overwrite it.
+            if !r.findings.is_empty() {
+                return Err(Error::Refused {
+                    action: "restore",
+                    findings: r.findings,
+                });
             }
+            stats.extend(r.cache.entries);
+            nested.extend(r.nested_stores);
+            found_links.extend(r.links);
             let src = TreeSource::with_overlay(w.store(), &made);
             let in_target = lookup_path(&src, &target.snapshot.root, p)?.is_some() || p.is_root();
             if scanned.is_none() && !in_target {
@@ -119,7 +118,7 @@ pub fn restore(
             };
             let before = lookup_path(&src, &root, &at)?;
             let (of, ob) = entry_counts(w.store(), before.as_ref())?;
-            let now_entry = scanned.as_ref().map(|(e, r)| (e.clone(), r.files, r.bytes));
+            let now_entry = scanned.map(|e| (e, r.files, r.bytes));
             let (nf, nb) = now_entry.as_ref().map_or((0, 0), |(_, f, b)| (*f, *b));
             files = files.saturating_sub(of) + nf;
             bytes = bytes.saturating_sub(ob) + nb;

@@ -116,7 +116,28 @@ struct Shared<'a> {
     result: Mutex<Option<(TreeId, u64, Meta)>>,
 }
 
-impl Shared<'_> {
+impl<'a> Shared<'a> {
+    fn new(scope: &'a Scope, opts: ScanOptions<'a>) -> Self {
+        Shared {
+            scope,
+            opts,
+            trees: Mutex::new(HashMap::new()),
+            index: Mutex::new(Vec::new()),
+            findings: Mutex::new(Vec::new()),
+            nested: Mutex::new(Vec::new()),
+            inodes: Mutex::new(Vec::new()),
+            files: AtomicU64::new(0),
+            dirs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            hashed_files: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
+            vanished: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            result: Mutex::new(None),
+        }
+    }
+
     fn fail(&self, e: Error) {
         self.failed.store(true, Ordering::SeqCst);
         let mut slot = self.error.lock().expect("error slot lock");
@@ -157,11 +178,10 @@ struct NodeState {
     carved: usize,
 }
 
-/// A regular file or symlink to examine: its slot, name and listed type.
+/// A regular file or symlink to examine: its slot and name.
 struct FileJob {
     slot: usize,
     name: Vec<u8>,
-    listed: EntryType,
 }
 
 /// Scans the plane `scope` covers.
@@ -181,28 +201,11 @@ pub fn scan(scope: &Scope, opts: ScanOptions<'_>) -> Result<ScanResult> {
 ///
 /// # Errors
 /// As [`scan`]; the directory itself must be readable.
-pub fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> Result<ScanResult> {
+fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
     // A deep tree holds one descriptor per level while siblings wait: allow many.
     fsys::raise_fd_limit();
-    let sh = Shared {
-        scope,
-        opts,
-        trees: Mutex::new(HashMap::new()),
-        index: Mutex::new(Vec::new()),
-        findings: Mutex::new(Vec::new()),
-        nested: Mutex::new(Vec::new()),
-        inodes: Mutex::new(Vec::new()),
-        files: AtomicU64::new(0),
-        dirs: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        hashed_files: AtomicU64::new(0),
-        hashed_bytes: AtomicU64::new(0),
-        vanished: AtomicU64::new(0),
-        failed: AtomicBool::new(false),
-        error: Mutex::new(None),
-        result: Mutex::new(None),
-    };
+    let sh = Shared::new(scope, opts);
     let name = rel.file_name().map(<[u8]>::to_vec).unwrap_or_default();
     // The scanned directory itself must be readable: that is an error, not a finding.
     let listing = dir.list().map_err(|e| scope.io_error(&rel, e))?;
@@ -378,11 +381,7 @@ fn run_dir<'s>(
         if t == EntryType::Dir {
             subdirs.push((slot, n));
         } else {
-            files.push(FileJob {
-                slot,
-                name: n,
-                listed: t,
-            });
+            files.push(FileJob { slot, name: n });
         }
     }
     let chunks: Vec<Vec<FileJob>> = if files.len() > FILES_PER_JOB {
@@ -526,7 +525,7 @@ fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -
             break;
         }
         let rel = node.rel.join(&f.name);
-        match examine(sh, dir, &rel, &f.name, f.listed, cached) {
+        match examine(sh, dir, &rel, &f.name, cached) {
             Ok(Some((entry, ie, hashed))) => {
                 let keep = match sh.opts.record {
                     Record::All => true,
@@ -585,7 +584,6 @@ fn examine(
     dir: &Dir,
     rel: &RelPath,
     name: &[u8],
-    listed: EntryType,
     cached: &[IndexEntry],
 ) -> Result<Option<(TreeEntry, IndexEntry, bool)>> {
     let st = match dir.stat(name) {
@@ -600,7 +598,6 @@ fn examine(
         }
     };
     // The stat is authoritative: an entry replaced since the listing is examined as what it is now.
-    let _ = listed;
     match EntryType::from_mode(st.st_mode as u32) {
         EntryType::Symlink => {
             let target = match dir.read_link(name) {
@@ -722,91 +719,67 @@ fn examine(
 }
 
 /// Scans one path of the plane (a file, symlink or directory) for `restore`:
-/// its entry as it is on disk now, `None` when nothing is there.
+/// its entry as it is on disk now — `None` when nothing is there, or when
+/// the path is left out (then [`ScanResult::findings`] says why: unreadable,
+/// special, changing) — and the scan's counts, cache rows and findings.
 ///
 /// # Errors
 /// As [`scan`].
-pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<Option<(TreeEntry, ScanResult)>> {
+pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<(Option<TreeEntry>, ScanResult)> {
+    let dir_entry = |name: &[u8], r: &ScanResult| TreeEntry {
+        name: name.to_vec(),
+        kind: EntryKind::Dir,
+        meta: r.root_meta.expect("a directory scan records its meta"),
+        id: r.root.0,
+        size: r.bytes,
+    };
     let Some(name) = rel.file_name() else {
         let r = scan(scope, opts)?;
-        let meta = r.root_meta.unwrap_or(Meta {
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        });
-        let entry = TreeEntry {
-            name: Vec::new(),
-            kind: EntryKind::Dir,
-            meta,
-            id: r.root.0,
-            size: r.bytes,
-        };
-        return Ok(Some((entry, r)));
+        return Ok((Some(dir_entry(b"", &r)), r));
     };
     if scope.is_excluded(rel) {
-        return Ok(None);
+        return Ok((None, ScanResult::default()));
     }
     let parent_rel = rel.parent().unwrap_or_default();
     let parent = match scope.open_dir(&parent_rel) {
         Ok(d) => d,
-        Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok(None),
+        Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok((None, ScanResult::default())),
         Err(e) => return Err(scope.io_error(&parent_rel, e)),
     };
     let st = match parent.stat(name) {
         Ok(st) => st,
-        Err(e) if fsys::is_vanished(&e) => return Ok(None),
+        Err(e) if fsys::is_vanished(&e) => return Ok((None, ScanResult::default())),
         Err(e) => return Err(scope.io_error(rel, e)),
     };
     if EntryType::from_mode(st.st_mode as u32) == EntryType::Dir {
         let dir = match parent.open_dir(name) {
             Ok(d) => d,
-            Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok(None),
+            Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => {
+                return Ok((None, ScanResult::default()));
+            }
             Err(e) => return Err(scope.io_error(rel, e)),
         };
         let r = scan_dir_at(scope, rel.clone(), dir, opts)?;
-        let entry = TreeEntry {
-            name: name.to_vec(),
-            kind: EntryKind::Dir,
-            meta: r.root_meta.expect("a directory scan records its meta"),
-            id: r.root.0,
-            size: r.bytes,
-        };
-        return Ok(Some((entry, r)));
+        return Ok((Some(dir_entry(name, &r)), r));
     }
-    let sh = Shared {
-        scope,
-        opts,
-        trees: Mutex::new(HashMap::new()),
-        index: Mutex::new(Vec::new()),
-        findings: Mutex::new(Vec::new()),
-        nested: Mutex::new(Vec::new()),
-        inodes: Mutex::new(Vec::new()),
-        files: AtomicU64::new(0),
-        dirs: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        hashed_files: AtomicU64::new(0),
-        hashed_bytes: AtomicU64::new(0),
-        vanished: AtomicU64::new(0),
-        failed: AtomicBool::new(false),
-        error: Mutex::new(None),
-        result: Mutex::new(None),
-    };
+    let sh = Shared::new(scope, opts);
     let cached: &[IndexEntry] = opts.cache.map_or(&[], |c| c.under(&parent_rel));
-    let found = examine(&sh, &parent, rel, name, EntryType::Unknown, cached)?;
-    let findings = sh.findings.into_inner().expect("findings lock");
-    Ok(found.map(|(entry, ie, _)| {
-        let r = ScanResult {
-            files: 1,
-            bytes: entry.size,
-            cache: StatCache {
-                scan_started_ns: now_ns(),
-                entries: vec![ie],
-            },
-            findings,
-            ..ScanResult::default()
-        };
-        (entry, r)
-    }))
+    let found = examine(&sh, &parent, rel, name, cached)?;
+    let mut r = ScanResult {
+        findings: sh.findings.into_inner().expect("findings lock"),
+        vanished: sh.vanished.into_inner(),
+        ..ScanResult::default()
+    };
+    let Some((entry, ie, _)) = found else {
+        return Ok((None, r));
+    };
+    r.files = 1;
+    r.bytes = entry.size;
+    r.cache = StatCache {
+        scan_started_ns: now_ns(),
+        entries: vec![ie],
+    };
+    Ok((Some(entry), r))
 }
 
 #[cfg(test)]

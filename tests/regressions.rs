@@ -1177,3 +1177,64 @@ fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
         .stdout("code\n");
     cplane(d.path()).args(["show", "old", "src"]).assert().success();
 }
+
+/// `restore` reads what it overwrites into the rescue checkpoint first; a
+/// path it cannot read (a FIFO, a file the user may not read) is refused by
+/// name, never recorded as absent and overwritten.
+#[test]
+fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
+    let d = tempfile::tempdir().unwrap();
+    chmod(d.path(), 0o755);
+    let root = d.path().join("plane");
+    write(&root, "a.txt", "old\n");
+    write(&root, "pipe", "was a file\n");
+    cplane(&root).arg("init").assert().success();
+    let checkpoints = |root: &Path| fs::read_dir(root.join(".cp/planes/main/checkpoints")).map_or(0, |r| r.count());
+    let before = checkpoints(&root);
+    // A FIFO where HEAD has a file.
+    fs::remove_file(root.join("pipe")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("pipe").as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    cplane(&root)
+        .args(["restore", "HEAD", "pipe"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("CP106 pipe").and(predicate::str::contains("restore refused")));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(root.join("pipe")).unwrap().file_type().is_fifo());
+    assert_eq!(
+        checkpoints(&root),
+        before,
+        "a refused restore keeps no rescue checkpoint"
+    );
+    // A file this user may not read.
+    if !can_drop_privileges() {
+        return;
+    }
+    fs::write(root.join("a.txt"), "mine, unsaved\n").unwrap();
+    chmod(&root.join("a.txt"), 0o000);
+    assert!(
+        std::process::Command::new("chown")
+            .args(["-R", "4321:4321"])
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = as_user(&root, &["restore", "HEAD", "a.txt"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("CP105 a.txt") && stderr.contains("restore refused"),
+        "{stderr}"
+    );
+    chmod(&root.join("a.txt"), 0o644);
+    assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "mine, unsaved\n");
+    assert_eq!(checkpoints(&root), before);
+}
