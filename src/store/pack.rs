@@ -80,6 +80,25 @@ fn decompress(data: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Length of a zstd frame's start that [`check_frame_start`] reads: the
+/// magic number and the frame header descriptor.
+const ZSTD_FRAME_START: usize = 5;
+
+/// Checks the start of a stored zstd frame (RFC 8878 §3.1.1): the magic
+/// number, and the frame header descriptor's unused (bit 4) and reserved
+/// (bit 3) bits, which every encoder writes as 0. A decoder ignores the
+/// unused bit, so a flip there would otherwise decode to the same bytes
+/// and go unseen; the stored bytes must be exactly what was written.
+fn check_frame_start(start: &[u8]) -> std::result::Result<(), String> {
+    match start {
+        [0x28, 0xb5, 0x2f, 0xfd, fhd, ..] if fhd & 0b0001_1000 == 0 => Ok(()),
+        [0x28, 0xb5, 0x2f, 0xfd, fhd, ..] => Err(format!(
+            "zstd frame header descriptor {fhd:#04x} has its unused or reserved bit set"
+        )),
+        _ => Err("stored body does not start with a zstd frame".into()),
+    }
+}
+
 /// One row of a pack index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdxEntry {
@@ -369,6 +388,7 @@ impl PackIndex {
         let body = match compression {
             COMPRESSION_NONE => stored,
             COMPRESSION_ZSTD => {
+                check_frame_start(&stored).map_err(corrupt)?;
                 // Compare the frame's own size field before allocating for it.
                 match zstd::zstd_safe::get_frame_content_size(&stored) {
                     Ok(Some(n)) if n == body_len => {}
@@ -449,7 +469,7 @@ impl PackIndex {
             reason,
         };
         let (compression, body_len, _) = self.read_header(e)?;
-        let region = RegionReader {
+        let mut region = RegionReader {
             file: &self.pack,
             pos: e.offset + RECORD_HEADER_LEN as u64,
             end: e.offset.saturating_add(e.len),
@@ -460,7 +480,13 @@ impl PackIndex {
         let mut reader: Box<dyn Read> = match compression {
             COMPRESSION_NONE => Box::new(region),
             COMPRESSION_ZSTD => {
-                Box::new(zstd::stream::read::Decoder::new(region).map_err(|err| corrupt(format!("zstd: {err}")))?)
+                let mut start = [0u8; ZSTD_FRAME_START];
+                region
+                    .read_exact(&mut start)
+                    .map_err(|err| corrupt(format!("cannot read the zstd frame: {err}")))?;
+                check_frame_start(&start).map_err(corrupt)?;
+                let frame = std::io::Cursor::new(start).chain(region);
+                Box::new(zstd::stream::read::Decoder::new(frame).map_err(|err| corrupt(format!("zstd: {err}")))?)
             }
             c => return Err(corrupt(format!("unknown compression byte {c}"))),
         };
@@ -863,6 +889,22 @@ impl<'s> ObjectWriter<'s> {
 mod tests {
     use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry, object_id};
     use crate::store::Store;
+
+    #[test]
+    fn a_flip_in_an_ignored_zstd_header_bit_is_refused() {
+        let frame = compress(&b"compressible ".repeat(40)).unwrap();
+        assert_eq!(check_frame_start(&frame), Ok(()));
+        for bit in [3, 4] {
+            let mut bad = frame.clone();
+            bad[4] ^= 1 << bit;
+            assert!(check_frame_start(&bad).is_err(), "bit {bit}");
+            // zstd itself ignores the unused bit: only the check sees it.
+            if bit == 4 {
+                assert_eq!(decompress(&bad, 520).unwrap(), b"compressible ".repeat(40));
+            }
+        }
+        assert!(check_frame_start(b"CPOB\0").is_err());
+    }
 
     #[test]
     fn every_kind_round_trips_through_a_pack() {
