@@ -15,7 +15,7 @@
 
 use crate::error::Result;
 use crate::id::{ObjectId, TreeId};
-use crate::object::{EntryKind, LinkGroup, Meta, MetaDiff, Tree, TreeEntry};
+use crate::object::{EntryKind, LinkGroup, Meta, Tree, TreeEntry};
 use crate::path::RelPath;
 use crate::store::Store;
 use std::borrow::Cow;
@@ -123,14 +123,6 @@ pub struct Change {
 }
 
 impl Change {
-    /// Which parts of the meta differ (both sides present).
-    pub fn meta_diff(&self) -> MetaDiff {
-        match (&self.old, &self.new) {
-            (Some(o), Some(n)) => o.meta.diff(&n.meta),
-            _ => MetaDiff::default(),
-        }
-    }
-
     /// False for a directory added or deleted together with its contents
     /// (the contents are reported); true for everything else.
     pub fn is_reported(&self) -> bool {

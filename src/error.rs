@@ -389,11 +389,6 @@ impl Error {
         }
     }
 
-    /// True for store damage.
-    pub fn is_damage(&self) -> bool {
-        self.class() == ErrorClass::Damage
-    }
-
     /// The same error, but a [`Error::Refused`] now names `action` as what was refused
     /// (a snapshot refused inside `init` or `rollback` is that command's refusal).
     pub fn refused_as(self, action: &'static str) -> Self {

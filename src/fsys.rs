@@ -18,7 +18,7 @@
 //! plain [`std::io::Error`]s; callers attach the plane-relative path.
 
 use crate::path::RelPath;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::cell::RefCell;
 use std::fs::File;
@@ -102,12 +102,23 @@ fn check(name: &[u8]) -> io::Result<()> {
 /// True for the errors that mean "this name is gone" (deleted, or a parent
 /// directory replaced) — a path that vanished while a command ran.
 pub fn is_vanished(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+    e.kind() == io::ErrorKind::NotFound || is_errno(e, rustix::io::Errno::NOTDIR)
+}
+
+/// True when `e` is the OS error `errno`.
+pub fn is_errno(e: &io::Error, errno: rustix::io::Errno) -> bool {
+    e.raw_os_error() == Some(errno.raw_os_error())
 }
 
 /// True for the error an `O_NOFOLLOW` open returns on a symlink.
 pub fn is_symlink_refusal(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    is_errno(e, rustix::io::Errno::LOOP)
+}
+
+/// True when a component on the way is not a real directory: a symlink
+/// (refused, `ELOOP`) or a file (`ENOTDIR`).
+pub fn is_not_a_directory(e: &io::Error) -> bool {
+    is_symlink_refusal(e) || is_errno(e, rustix::io::Errno::NOTDIR)
 }
 
 thread_local! {
@@ -128,11 +139,6 @@ impl Dir {
         rustix::fs::openat(rustix::fs::CWD, path, DIR_FLAGS, Mode::empty())
             .map(|fd| Dir { fd })
             .map_err(errno)
-    }
-
-    /// The descriptor, for calls this module does not wrap.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 
     /// Another descriptor for the same directory.
@@ -432,17 +438,6 @@ impl Dir {
         .is_ok()
     }
 
-    /// A new descriptor for this same directory with its own file offset
-    /// (`openat(fd, ".")`), so listing it never races another lister.
-    ///
-    /// # Errors
-    /// `EMFILE`, `EACCES`, ...
-    pub fn reopen(&self) -> io::Result<Dir> {
-        rustix::fs::openat(&self.fd, c".", DIR_FLAGS, Mode::empty())
-            .map(|fd| Dir { fd })
-            .map_err(errno)
-    }
-
     /// Sets the owner and group of `name` without following a symlink (a
     /// symlink's own owner is changed).
     ///
@@ -532,7 +527,7 @@ pub fn raise_fd_limit() -> u64 {
 
 /// True for "too many open files" (the process or the system ran out of descriptors).
 pub fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23) | Some(24))
+    is_errno(e, rustix::io::Errno::NFILE) || is_errno(e, rustix::io::Errno::MFILE)
 }
 
 /// True when a process with this pid exists (for telling a live writer's
@@ -568,7 +563,7 @@ mod tests {
 
         std::os::unix::fs::symlink("/", dir.path().join("out")).unwrap();
         let e = root.open_dir(b"out").unwrap_err();
-        assert!(is_symlink_refusal(&e) || e.raw_os_error() == Some(20), "{e}");
+        assert!(is_not_a_directory(&e), "{e}");
         std::fs::create_dir(dir.path().join("a")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.path().join("a/b")).unwrap();
         assert!(root.open_beneath(&RelPath::parse(b"a/b").unwrap()).is_err());

@@ -314,7 +314,7 @@ fn topmost_missing(scope: &Scope, p: &RelPath) -> Result<RelPath> {
         match scope.open_dir(&a) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(a),
-            Err(e) if crate::fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+            Err(e) if crate::fsys::is_not_a_directory(&e) => {
                 return Err(Error::UnsafePath {
                     path: p.display(),
                     through: a.display(),

@@ -15,7 +15,6 @@
 use crate::checkout::{self, CheckoutHooks, CheckoutKind, CheckoutReport, Request};
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::id::SnapshotId;
 use crate::object::{ObjectKind, Snapshot, SnapshotKind};
 use crate::plane::{Plane, prune_carve_outs};
 use crate::revision::Resolved;
@@ -242,9 +241,4 @@ pub fn recover(
         recovered,
         found_rescue: found_name,
     }))
-}
-
-/// The id of the snapshot a finished rollback made HEAD.
-pub fn new_head_of(report: &CheckoutReport) -> Option<SnapshotId> {
-    report.journal.new_head.as_ref().map(|(id, _)| *id)
 }

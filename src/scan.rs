@@ -602,7 +602,7 @@ fn examine(
         EntryType::Symlink => {
             let target = match dir.read_link(name) {
                 Ok(t) => t,
-                Err(e) if fsys::is_vanished(&e) || e.raw_os_error() == Some(22) => {
+                Err(e) if fsys::is_vanished(&e) || fsys::is_errno(&e, rustix::io::Errno::INVAL) => {
                     sh.vanished();
                     return Ok(None);
                 }

@@ -47,7 +47,7 @@ impl Scope {
                 Err(e) => {
                     let problem = if fsys::is_symlink_refusal(&e) {
                         RootProblem::Symlink
-                    } else if e.raw_os_error() == Some(20) {
+                    } else if fsys::is_errno(&e, rustix::io::Errno::NOTDIR) {
                         // ENOTDIR: a file, or a symlink to one.
                         match std::fs::symlink_metadata(&at) {
                             Ok(m) if m.file_type().is_symlink() => RootProblem::Symlink,

@@ -20,6 +20,7 @@ use crate::path::RelPath;
 use crate::scope::{STAGING_NAME, Scope};
 use crate::store::Store;
 use crate::store::index::Stat;
+use rustix::io::Errno;
 use std::collections::{BTreeSet, HashMap};
 
 /// What the rescue checkpoint saw at the paths a checkout clobbers, so that
@@ -161,7 +162,7 @@ impl<'a> Applier<'a> {
         self.cache = None;
         let opened = match self.scope.open_dir(rel) {
             Ok(d) => d,
-            Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+            Err(e) if fsys::is_not_a_directory(&e) => {
                 if !create {
                     return Ok(None);
                 }
@@ -198,7 +199,7 @@ impl<'a> Applier<'a> {
                     self.out.touched_dirs.insert(at.parent().unwrap_or_default());
                     cur.open_dir(part).map_err(|e| err(self.scope, &at, e))?
                 }
-                Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+                Err(e) if fsys::is_not_a_directory(&e) => {
                     return Err(Error::UnsafePath {
                         path: rel.display(),
                         through: at.display(),
@@ -262,7 +263,7 @@ impl<'a> Applier<'a> {
             Ok(()) => self.out.removed += 1,
             Err(e) if fsys::is_vanished(&e) => {}
             // A directory stands there now (a replay after a later op): leave it to later ops.
-            Err(e) if e.raw_os_error() == Some(21) => {}
+            Err(e) if fsys::is_errno(&e, Errno::ISDIR) => {}
             Err(e) => return Err(err(scope, path, e)),
         }
         Ok(())
@@ -280,7 +281,7 @@ impl<'a> Applier<'a> {
         match dir.rmdir(name) {
             Ok(()) => self.out.removed += 1,
             Err(e) if fsys::is_vanished(&e) => {}
-            Err(e) if e.raw_os_error() == Some(39) /* ENOTEMPTY */ || e.raw_os_error() == Some(17) => {
+            Err(e) if fsys::is_errno(&e, Errno::NOTEMPTY) || fsys::is_errno(&e, Errno::EXIST) => {
                 self.out.left_in_place.push(path.clone());
             }
             Err(e) => return Err(err(scope, path, e)),
@@ -362,7 +363,7 @@ impl<'a> Applier<'a> {
                         Some(s) => match dir.link_tmpfile(&s.file, STAGING_NAME) {
                             Ok(()) => true,
                             // Another filesystem now (a mount appeared): extract here instead.
-                            Err(e) if e.raw_os_error() == Some(18) => false,
+                            Err(e) if fsys::is_errno(&e, Errno::XDEV) => false,
                             Err(e) => return Err(err(scope, path, e)),
                         },
                         None => false,
@@ -379,7 +380,11 @@ impl<'a> Applier<'a> {
             match dir.rename(STAGING_NAME, dir, name) {
                 Ok(()) => Ok(()),
                 // A directory stands where the file goes: it goes if it is empty.
-                Err(e) if matches!(e.raw_os_error(), Some(21) | Some(39) | Some(17)) => {
+                Err(e)
+                    if [Errno::ISDIR, Errno::NOTEMPTY, Errno::EXIST]
+                        .iter()
+                        .any(|&n| fsys::is_errno(&e, n)) =>
+                {
                     dir.rmdir(name).map_err(|_| err(scope, path, e))?;
                     dir.rename(STAGING_NAME, dir, name).map_err(|e| err(scope, path, e))
                 }

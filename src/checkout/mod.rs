@@ -22,11 +22,11 @@
 //! A failure before step 4 changes nothing in the plane. A crash after it is
 //! finished by the next command ([`recover()`]), which replays the journal.
 
-pub mod apply;
+mod apply;
 pub mod journal;
-pub mod plan;
-pub mod recover;
-pub mod stage;
+mod plan;
+mod recover;
+mod stage;
 
 use crate::control::Control;
 use crate::diff::Change;
@@ -38,9 +38,8 @@ use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::lock::WorktreeLock;
 pub use journal::{CheckoutKind, Journal, Op, has_journal, journal_path};
-pub use plan::{plan_changes, plan_ops};
 pub use recover::{Recovered, recover};
-use stage::MetaProblem;
+pub use stage::MetaProblem;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
@@ -138,11 +137,11 @@ pub fn checkout(
 ) -> Result<CheckoutReport> {
     use rayon::prelude::*;
     let t0 = Instant::now();
-    let changes = plan_changes(store, scope, &req)?;
+    let changes = plan::plan_changes(store, scope, &req)?;
     let target_legacy = plan::is_legacy_tree(store, &req.target_root)?;
     plan::check_links(store, &req)?;
     let anchors = plan::link_anchors(store, scope, &req)?;
-    let ops = plan::plan_ops_for(&changes, &req, target_legacy, &anchors);
+    let ops = plan::plan_ops(&changes, &req, target_legacy, &anchors);
     let expected = plan::expectations(&changes, &ops, &req, &anchors);
     if ops.is_empty() {
         // Already as the target has it: no journal, nothing written (a rollback
@@ -313,17 +312,9 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
         })
         .collect();
     for p in parents {
-        match stage::nearest_dir(scope, &p.join(b"x"), true) {
-            Ok(dir) => {
-                if !dir.writable() {
-                    return Err(crate::error::tree_io(
-                        scope.root_path(),
-                        &p,
-                        std::io::Error::from_raw_os_error(13), // EACCES: not writable by this user
-                    ));
-                }
-            }
-            Err(e) => return Err(e),
+        if !stage::nearest_dir(scope, &p.join(b"x"), true)?.writable() {
+            let denied = std::io::Error::from(rustix::io::Errno::ACCESS);
+            return Err(crate::error::tree_io(scope.root_path(), &p, denied));
         }
     }
     Ok(())

@@ -167,20 +167,15 @@ fn diff_entry(
     Ok(changes)
 }
 
-/// Journal operations for `changes` (see [`Op`] for the order),
-/// with hard links per the target's groups.
-pub fn plan_ops(changes: &[Change], req: &Request) -> Vec<Op> {
-    plan_ops_for(changes, req, false, &HashMap::new())
-}
-
-/// [`plan_ops`]; `target_legacy` says the target was converted from store
+/// Journal operations for `changes` (see [`Op`] for the order), with hard
+/// links per the target's groups. `target_legacy` says the target was converted from store
 /// format 1, which did not record empty directories: one that is empty on
 /// disk is then left in place rather than removed.
 ///
 /// `anchors` (a restore): for a target link group (by index) with members both
 /// inside and outside the restored paths, an outside member that already holds
 /// the group's bytes, mode and owner on disk; the restored members are linked to it.
-pub(super) fn plan_ops_for(
+pub(super) fn plan_ops(
     changes: &[Change],
     req: &Request,
     target_legacy: bool,

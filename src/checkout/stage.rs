@@ -21,6 +21,7 @@ use crate::object::Meta;
 use crate::path::RelPath;
 use crate::scope::Scope;
 use crate::store::Store;
+use rustix::io::Errno;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -233,11 +234,11 @@ pub fn stage_file(
     let dir = nearest_dir(scope, rel, false)?;
     let file = match dir.tmpfile(create_mode(meta, 0o600, 0o666)) {
         Ok(f) => f,
+        // No O_TMPFILE on this filesystem (each kernel says so its own way).
         Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(95) /* EOPNOTSUPP */ | Some(21) /* EISDIR */ | Some(22) /* EINVAL */
-            ) =>
+            if [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL]
+                .iter()
+                .any(|&n| fsys::is_errno(&e, n)) =>
         {
             return Ok(None);
         }
@@ -273,8 +274,8 @@ pub fn nearest_dir(scope: &Scope, rel: &RelPath, strict: bool) -> Result<Dir> {
                 at = at.join(part);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-            Err(e) if !strict && (fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20)) => break,
-            Err(e) if fsys::is_symlink_refusal(&e) || e.raw_os_error() == Some(20) => {
+            Err(e) if !strict && fsys::is_not_a_directory(&e) => break,
+            Err(e) if fsys::is_not_a_directory(&e) => {
                 return Err(crate::Error::UnsafePath {
                     path: rel.display(),
                     through: at.join(part).display(),
