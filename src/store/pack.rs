@@ -887,6 +887,7 @@ impl<'s> ObjectWriter<'s> {
 
 #[cfg(test)]
 mod tests {
+    use super::{check_frame_start, compress, decompress};
     use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry, object_id};
     use crate::store::Store;
 
