@@ -10,7 +10,7 @@
 
 use super::CheckoutHooks;
 use super::journal::Op;
-use super::stage::{self, MetaProblem, Staged};
+use super::stage::{self, MetaProblem, MetaTarget, Staged};
 use crate::control::Control;
 use crate::error::{Error, Result, tree_io};
 use crate::fsys::{self, Dir, EntryType};
@@ -332,7 +332,7 @@ impl<'a> Applier<'a> {
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let mut problems = Vec::new();
         let dir = self.dir(&parent, true)?.expect("created");
-        if recovering && already_there(store, scope, dir, path, name, kind, id, meta) {
+        if recovering && already_there(scope, dir, path, name, kind, id, meta) {
             self.out.written += 1;
             return Ok(());
         }
@@ -348,15 +348,13 @@ impl<'a> Applier<'a> {
                 EntryKind::Symlink => {
                     let target = stage::read_small(store, id)?;
                     dir.symlink(&target, STAGING_NAME).map_err(|e| err(scope, path, e))?;
-                    if meta.owner_known()
-                        && let Err(e) = dir.chown(STAGING_NAME, meta.uid, meta.gid)
-                    {
-                        problems.push(MetaProblem {
-                            path: path.clone(),
-                            what: format!("owner {}", meta.owner_string()),
-                            error: e.to_string(),
-                        });
-                    }
+                    let link = MetaTarget::Name {
+                        dir,
+                        name: STAGING_NAME,
+                        kind: EntryType::Symlink,
+                    };
+                    let st = dir.stat(STAGING_NAME).map_err(|e| err(scope, path, e))?;
+                    stage::put_meta(&link, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
                 }
                 _ => {
                     let linked = match &staged {
@@ -464,46 +462,13 @@ impl<'a> Applier<'a> {
             self.leave(path);
             return Ok(());
         }
-        let mut changed = false;
-        if meta.owner_known() && (st.st_uid, st.st_gid) != (meta.uid, meta.gid) {
-            match dir.chown(name, meta.uid, meta.gid) {
-                Ok(()) => changed = true,
-                Err(e) => problems.push(MetaProblem {
-                    path: path.clone(),
-                    what: format!("owner {}", meta.owner_string()),
-                    error: e.to_string(),
-                }),
-            }
-        }
-        if kind != EntryKind::Symlink {
-            // chown may have cleared setuid/setgid: read the mode again.
-            let now = dir.stat(name).map_err(|e| err(scope, path, e))?;
-            let cur = now.st_mode as u32;
-            let mut want = stage::want_mode(cur, meta);
-            if kind == EntryKind::File && want & 0o6000 != 0 && !stage::owner_is(meta, now.st_uid, now.st_gid) {
-                // A set-id file of the wrong owner would hand its privileges to whoever ran this.
-                want &= !0o6000;
-                problems.push(MetaProblem {
-                    path: path.clone(),
-                    what: format!(
-                        "mode {} (setuid/setgid left off: the owner is not {})",
-                        meta.mode_string(),
-                        meta.owner_string()
-                    ),
-                    error: "owner not restored".into(),
-                });
-            }
-            if want != cur & Meta::PERM_MASK {
-                match dir.chmod(name, want, expect) {
-                    Ok(()) => changed = true,
-                    Err(e) => problems.push(MetaProblem {
-                        path: path.clone(),
-                        what: format!("mode {}", meta.mode_string()),
-                        error: e.to_string(),
-                    }),
-                }
-            }
-        }
+        let target = MetaTarget::Name {
+            dir,
+            name,
+            kind: expect,
+        };
+        let changed =
+            stage::put_meta(&target, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
         self.out.problems.extend(problems);
         self.out.meta_set += u64::from(changed);
         Ok(())
@@ -523,9 +488,7 @@ fn first_non_dir(scope: &Scope, rel: &RelPath) -> RelPath {
 }
 
 /// True when `name` in `dir` already is blob `id` as `kind` with `meta` (replay).
-#[allow(clippy::too_many_arguments)]
 fn already_there(
-    store: &Store,
     scope: &Scope,
     dir: &Dir,
     path: &RelPath,
@@ -534,7 +497,6 @@ fn already_there(
     id: &ObjectId,
     meta: &Meta,
 ) -> bool {
-    let _ = store;
     let Ok(st) = dir.stat(name) else {
         return false;
     };

@@ -15,9 +15,9 @@
 //! image comes back sparse.
 
 use crate::error::{Result, tree_io};
-use crate::fsys::{self, Dir};
+use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
-use crate::object::Meta;
+use crate::object::{EntryKind, Meta};
 use crate::path::RelPath;
 use crate::scope::Scope;
 use crate::store::Store;
@@ -140,59 +140,122 @@ pub fn extract_into(store: &Store, scope: &Scope, rel: &RelPath, id: &ObjectId, 
     Ok(())
 }
 
-/// Gives an open file the owner, then the mode, of `meta` (chown first: it
-/// clears setuid/setgid). Returns the parts that could not be set. When the
-/// owner is not the recorded one (chown not permitted), setuid and setgid
-/// are left off, as `tar` and `rsync` do: a set-id file of the wrong owner
-/// would hand its privileges to whoever ran the checkout.
-pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec<MetaProblem>) -> io::Result<()> {
-    if meta.owner_known() {
-        let st = fsys::fstat(file)?;
-        if (st.st_uid, st.st_gid) != (meta.uid, meta.gid)
-            && let Err(e) = fsys::fchown(file, meta.uid, meta.gid)
-        {
-            problems.push(MetaProblem {
-                path: rel.clone(),
-                what: format!("owner {}", meta.owner_string()),
-                error: e.to_string(),
-            });
+impl MetaProblem {
+    fn new(path: &RelPath, what: String, error: impl ToString) -> Self {
+        MetaProblem {
+            path: path.clone(),
+            what,
+            error: error.to_string(),
         }
     }
-    let st = fsys::fstat(file)?;
-    let mut want = want_mode(st.st_mode as u32, meta);
-    if want & 0o6000 != 0 && !owner_is(meta, st.st_uid, st.st_gid) {
+}
+
+/// What [`put_meta`] sets the owner and mode of: an open file, or a name in
+/// a directory of the given type (never followed).
+pub(super) enum MetaTarget<'a> {
+    /// An open regular file.
+    File(&'a File),
+    /// `name` in `dir`, which must still be of type `kind`.
+    Name {
+        dir: &'a Dir,
+        name: &'a [u8],
+        kind: EntryType,
+    },
+}
+
+impl MetaTarget<'_> {
+    fn stat(&self) -> io::Result<fsys::Stat> {
+        match self {
+            MetaTarget::File(f) => fsys::fstat(f),
+            MetaTarget::Name { dir, name, .. } => dir.stat(name),
+        }
+    }
+
+    fn chown(&self, uid: u32, gid: u32) -> io::Result<()> {
+        match self {
+            MetaTarget::File(f) => fsys::fchown(f, uid, gid),
+            MetaTarget::Name { dir, name, .. } => dir.chown(name, uid, gid),
+        }
+    }
+
+    fn chmod(&self, mode: u32) -> io::Result<()> {
+        match self {
+            MetaTarget::File(f) => fsys::fchmod(f, mode),
+            MetaTarget::Name { dir, name, kind } => dir.chmod(name, mode, *kind),
+        }
+    }
+}
+
+/// Gives `target` (whose stat is `st` now) the owner, then the mode, of
+/// `meta` — chown first, since it clears setuid/setgid; a symlink gets only
+/// its owner. What could not be set is added to `problems`. When a file's
+/// owner is not the recorded one (chown not permitted), setuid and setgid
+/// are left off, as `tar` and `rsync` do: a set-id file of the wrong owner
+/// would hand its privileges to whoever ran the checkout. Returns whether
+/// anything was changed.
+///
+/// # Errors
+/// The `stat` error when the target cannot be inspected again after a chown.
+pub(super) fn put_meta(
+    target: &MetaTarget<'_>,
+    st: &fsys::Stat,
+    rel: &RelPath,
+    kind: EntryKind,
+    meta: &Meta,
+    problems: &mut Vec<MetaProblem>,
+) -> io::Result<bool> {
+    let mut changed = false;
+    let mut st = *st;
+    if meta.owner_known() && (st.st_uid, st.st_gid) != (meta.uid, meta.gid) {
+        match target.chown(meta.uid, meta.gid) {
+            Ok(()) => {
+                changed = true;
+                st = target.stat()?; // chown may have cleared setuid/setgid
+            }
+            Err(e) => problems.push(MetaProblem::new(rel, format!("owner {}", meta.owner_string()), e)),
+        }
+    }
+    if kind == EntryKind::Symlink {
+        return Ok(changed);
+    }
+    let cur = st.st_mode as u32;
+    let mut want = want_mode(cur, meta);
+    if kind == EntryKind::File && want & 0o6000 != 0 && !owner_is(meta, st.st_uid, st.st_gid) {
         want &= !0o6000;
-        problems.push(MetaProblem {
-            path: rel.clone(),
-            what: format!(
-                "mode {} (setuid/setgid left off: the owner is not {})",
-                meta.mode_string(),
-                meta.owner_string()
-            ),
-            error: "owner not restored".into(),
-        });
+        let what = format!(
+            "mode {} (setuid/setgid left off: the owner is not {})",
+            meta.mode_string(),
+            meta.owner_string()
+        );
+        problems.push(MetaProblem::new(rel, what, "owner not restored"));
     }
-    if want != st.st_mode as u32 & Meta::PERM_MASK
-        && let Err(e) = fsys::fchmod(file, want)
-    {
-        problems.push(MetaProblem {
-            path: rel.clone(),
-            what: format!("mode {}", meta.mode_string()),
-            error: e.to_string(),
-        });
+    if want != cur & Meta::PERM_MASK {
+        match target.chmod(want) {
+            Ok(()) => changed = true,
+            Err(e) => problems.push(MetaProblem::new(rel, format!("mode {}", meta.mode_string()), e)),
+        }
     }
-    Ok(())
+    Ok(changed)
+}
+
+/// [`put_meta`] for an open regular file (staged or being extracted).
+///
+/// # Errors
+/// The `fstat` error.
+pub fn set_file_meta(file: &File, rel: &RelPath, meta: &Meta, problems: &mut Vec<MetaProblem>) -> io::Result<()> {
+    let st = fsys::fstat(file)?;
+    put_meta(&MetaTarget::File(file), &st, rel, EntryKind::File, meta, problems).map(|_| ())
 }
 
 /// True when the recorded owner is known and is `uid:gid`.
-pub fn owner_is(meta: &Meta, uid: u32, gid: u32) -> bool {
+fn owner_is(meta: &Meta, uid: u32, gid: u32) -> bool {
     meta.owner_known() && (meta.uid, meta.gid) == (uid, gid)
 }
 
 /// The permission bits to set on something whose current `st_mode` is `cur`:
 /// the recorded bits, or for a format-1 entry (only the execute bit known)
 /// the current bits with execute added where read is set, or removed.
-pub fn want_mode(cur: u32, meta: &Meta) -> u32 {
+fn want_mode(cur: u32, meta: &Meta) -> u32 {
     let cur = cur & Meta::PERM_MASK;
     if meta.is_legacy_mode() {
         if meta.is_executable() {
