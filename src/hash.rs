@@ -122,7 +122,7 @@ fn attempt(dir: &Dir, name: &[u8], path: &Path, writer: Option<&ObjectWriter>) -
             if buf.len() as u64 != size {
                 return Ok(None);
             }
-            let id = ObjectId(*blake3::hash(&buf).as_bytes());
+            let id = crate::object::blob_id(&buf);
             let m1 = fsys::fstat(&f).map_err(HashProblem::Unreadable)?;
             if !same_content_stat(&m0, &m1) || too_fresh(&m1, read_start) {
                 return Ok(None);

@@ -25,7 +25,7 @@ use crate::scan::{Record, ScanOptions, scan_path};
 use crate::scope::Scope;
 use crate::snapshot::{RESCUE_PREFIX, count_files, unique_name};
 use crate::store::Store;
-use crate::store::index::now_ns;
+use crate::store::index::{StatCache, now_ns};
 use crate::store::lock::StoreLock;
 use crate::store::pack::ObjectWriter;
 use std::collections::HashMap;
@@ -168,6 +168,10 @@ pub fn restore(
     // 2. The checkout, restricted to the paths (and never into another store).
     scope.carve_out_more(nested);
     stats.sort_by(|a, b| a.path.cmp(&b.path));
+    let rescue_cache = StatCache {
+        scan_started_ns: now,
+        entries: stats,
+    };
     let req = Request {
         kind: CheckoutKind::Restore,
         target: target.id,
@@ -179,8 +183,7 @@ pub fn restore(
         rescue_links: rescue.links.clone(),
         paths: outer,
         new_head: None,
-        rescue_stats: stats,
-        rescue_scan_started_ns: now,
+        rescue_cache: &rescue_cache,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(report) => {
@@ -233,27 +236,7 @@ fn rescue_links(
     let src = TreeSource::store(store);
     // An outside member's file on disk is what HEAD says (bytes, mode, owner).
     let as_in_head = |p: &RelPath| -> Result<bool> {
-        let Some(want) = lookup_path(&src, &head.root, p)? else {
-            return Ok(false);
-        };
-        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            return Ok(false);
-        };
-        let Ok(dir) = scope.open_dir(&parent) else {
-            return Ok(false);
-        };
-        let Ok(st) = dir.stat(name) else { return Ok(false) };
-        let md = want.meta.diff(&Meta::from_stat(
-            st.st_mode as u32,
-            st.st_uid,
-            st.st_gid,
-            EntryKind::File,
-        ));
-        if md.mode || md.owner || st.st_size as u64 != want.size {
-            return Ok(false);
-        }
-        let shown = scope.root_path().join(p.as_os_str());
-        Ok(crate::hash::hash_file(&dir, name, &shown, None).is_ok_and(|(id, _)| id == want.id))
+        Ok(lookup_path(&src, &head.root, p)?.is_some_and(|want| checkout::file_as_recorded(scope, p, &want).is_some()))
     };
     let restored = |p: &RelPath| outer.iter().any(|o| p.starts_with(o));
     let inode = |p: &RelPath| -> Option<(u64, u64)> {

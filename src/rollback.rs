@@ -131,8 +131,7 @@ pub fn rollback(
             rescue_links: rescue.snapshot.links.clone(),
             paths: Vec::new(),
             new_head: Some((new_head, new_name)),
-            rescue_stats: rescue_cache.entries.clone(),
-            rescue_scan_started_ns: rescue_cache.scan_started_ns,
+            rescue_cache: &rescue_cache,
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();

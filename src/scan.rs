@@ -611,7 +611,7 @@ fn examine(
                     return Ok(None);
                 }
             };
-            let id = ObjectId(*blake3::hash(&target).as_bytes());
+            let id = crate::object::blob_id(&target);
             if let Some(w) = sh.opts.writer {
                 w.add(ObjectKind::Blob, id, &target)?;
             }

@@ -36,8 +36,10 @@ use crate::object::{EntryKind, LinkGroup};
 use crate::path::RelPath;
 use crate::scope::Scope;
 use crate::store::Store;
+use crate::store::index::StatCache;
 use crate::store::lock::WorktreeLock;
 pub use journal::{CheckoutKind, Journal, Op, has_journal, journal_path};
+pub(crate) use plan::file_as_recorded;
 pub use recover::{Recovered, recover};
 pub use stage::MetaProblem;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -66,7 +68,7 @@ impl CheckoutHooks for NoHooks {}
 
 /// What to check out.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Request<'a> {
     /// Rollback (whole plane, HEAD moves) or restore (some paths).
     pub kind: CheckoutKind,
     /// The snapshot whose state is wanted.
@@ -87,12 +89,18 @@ pub struct Request {
     pub paths: Vec<RelPath>,
     /// For a rollback: the new HEAD (already stored) and its checkpoint name.
     pub new_head: Option<(SnapshotId, String)>,
-    /// Stat-cache rows of the rescue scan (sorted by path): what each file
-    /// the checkout may clobber looked like when the rescue was sealed.
-    pub rescue_stats: Vec<crate::store::index::IndexEntry>,
-    /// When the rescue scan started (ns since the epoch): rows stamped within
-    /// the racy margin of it are re-hashed before being clobbered.
-    pub rescue_scan_started_ns: i64,
+    /// The rescue scan's stat-cache rows: what each file the checkout may
+    /// clobber looked like when the rescue was sealed (racy rows are
+    /// re-hashed before being clobbered).
+    pub rescue_cache: &'a StatCache,
+}
+
+impl Request<'_> {
+    /// True when the checkout makes `p` as the target has it: every path for
+    /// a rollback, the paths at and under [`Request::paths`] for a restore.
+    pub fn covers(&self, p: &RelPath) -> bool {
+        self.kind == CheckoutKind::Rollback || self.paths.iter().any(|r| p.starts_with(r))
+    }
 }
 
 /// What a checkout did.
@@ -131,7 +139,7 @@ pub struct CheckoutReport {
 pub fn checkout(
     store: &Store,
     scope: &Scope,
-    req: Request,
+    req: Request<'_>,
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<CheckoutReport> {

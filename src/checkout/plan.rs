@@ -60,7 +60,6 @@ pub fn plan_changes(store: &Store, scope: &Scope, req: &Request) -> Result<Vec<C
         out
     };
     // Hard links: paths whose set of link partners differs (to be relinked or split).
-    let in_scope = |p: &RelPath| req.kind == CheckoutKind::Rollback || req.paths.iter().any(|r| p.starts_with(r));
     let mut links = Vec::new();
     crate::diff::add_link_changes(
         &mut links,
@@ -72,7 +71,7 @@ pub fn plan_changes(store: &Store, scope: &Scope, req: &Request) -> Result<Vec<C
     let have: HashSet<RelPath> = changes.iter().map(|c| c.path.clone()).collect();
     let extra: Vec<Change> = links
         .into_iter()
-        .filter(|c| in_scope(&c.path) && !have.contains(&c.path))
+        .filter(|c| req.covers(&c.path) && !have.contains(&c.path))
         .collect();
     if !extra.is_empty() {
         changes.extend(extra);
@@ -89,15 +88,11 @@ pub(super) fn expectations(
     req: &Request,
     anchors: &HashMap<usize, (RelPath, apply::Seen)>,
 ) -> apply::Expected {
-    let rows = &req.rescue_stats;
     let stat_of = |p: &RelPath| {
-        rows.binary_search_by(|e| e.path.cmp(p)).ok().map(|i| {
-            let e = &rows[i];
-            apply::Seen {
-                stat: e.stat,
-                id: e.id,
-                racy: e.stat.ctime_ns.saturating_add(crate::store::index::RACY_MARGIN_NS) >= req.rescue_scan_started_ns,
-            }
+        req.rescue_cache.get(p).map(|e| apply::Seen {
+            stat: e.stat,
+            id: e.id,
+            racy: req.rescue_cache.is_racy(&e.stat),
         })
     };
     let mut exp = apply::Expected::default();
@@ -241,13 +236,12 @@ pub(super) fn plan_ops(
     writes.retain(|w| !(firsts.contains(w.path()) && links_only.contains(w.path())));
     // Hard links: a member of a target group is linked to the group's first
     // path when that path is rewritten or the group is new.
-    let in_scope = |p: &RelPath| req.kind == CheckoutKind::Rollback || req.paths.iter().any(|r| p.starts_with(r));
     let written: HashSet<RelPath> = writes.iter().map(|w| w.path().clone()).collect();
     let old_groups: HashSet<&LinkGroup> = req.rescue_links.iter().collect();
     let mut links = Vec::new();
     let mut linked = HashSet::new();
     for (gi, g) in req.target_links.iter().enumerate() {
-        let members: Vec<&RelPath> = g.iter().filter(|p| in_scope(p)).collect();
+        let members: Vec<&RelPath> = g.iter().filter(|p| req.covers(p)).collect();
         if let Some((anchor, _)) = anchors.get(&gi) {
             // Link every restored member to the outside member that is already right
             // (apply skips a member that already is that inode).
@@ -347,42 +341,55 @@ pub(super) fn link_anchors(
         return Ok(out);
     }
     let src = TreeSource::store(store);
-    let in_scope = |p: &RelPath| req.paths.iter().any(|r| p.starts_with(r));
     for (gi, g) in req.target_links.iter().enumerate() {
-        if !g.iter().any(&in_scope) {
+        if !g.iter().any(|p| req.covers(p)) {
             continue;
         }
-        for o in g.iter().filter(|p| !in_scope(p) && !scope.is_excluded(p)) {
+        for o in g.iter().filter(|p| !req.covers(p) && !scope.is_excluded(p)) {
             let Some(want) = lookup_path(&src, &req.target_root, o)? else {
                 continue;
             };
-            let (Some(parent), Some(name)) = (o.parent(), o.file_name()) else {
-                continue;
-            };
-            let Ok(dir) = scope.open_dir(&parent) else { continue };
-            let Ok(st) = dir.stat(name) else { continue };
-            let meta = crate::object::Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::File);
-            let md = want.meta.diff(&meta);
-            if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::File
-                || st.st_size as u64 != want.size
-                || md.mode
-                || md.owner
-            {
-                continue;
-            }
-            let shown = scope.root_path().join(o.as_os_str());
-            if let Ok((id, st)) = crate::hash::hash_file(&dir, name, &shown, None)
-                && id == want.id
-            {
+            let read_ns = crate::store::index::now_ns();
+            if let Some(st) = file_as_recorded(scope, o, &want) {
                 let stat = crate::store::index::Stat::from_raw(&st);
-                let racy =
-                    stat.ctime_ns.saturating_add(crate::store::index::RACY_MARGIN_NS) >= crate::store::index::now_ns();
-                out.insert(gi, (o.clone(), apply::Seen { stat, id, racy }));
+                let seen = apply::Seen {
+                    stat,
+                    id: want.id,
+                    racy: stat.is_racy(read_ns),
+                };
+                out.insert(gi, (o.clone(), seen));
                 break;
             }
         }
     }
     Ok(out)
+}
+
+/// The stat of the file at `p` when on disk it is exactly `want`: a regular
+/// file of its size, mode, owner and bytes (re-hashed). `None` otherwise, or
+/// when it cannot be read.
+pub(crate) fn file_as_recorded(scope: &Scope, p: &RelPath, want: &TreeEntry) -> Option<crate::fsys::Stat> {
+    let dir = scope.open_dir(&p.parent()?).ok()?;
+    let name = p.file_name()?;
+    let st = dir.stat(name).ok()?;
+    let md = want.meta.diff(&crate::object::Meta::from_stat(
+        st.st_mode as u32,
+        st.st_uid,
+        st.st_gid,
+        EntryKind::File,
+    ));
+    if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::File
+        || st.st_size as u64 != want.size
+        || md.mode
+        || md.owner
+    {
+        return None;
+    }
+    let shown = scope.root_path().join(p.as_os_str());
+    match crate::hash::hash_file(&dir, name, &shown, None) {
+        Ok((id, st)) if id == want.id => Some(st),
+        _ => None,
+    }
 }
 
 /// Checks the target's hard-link groups against its tree: every member a

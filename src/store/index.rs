@@ -58,6 +58,13 @@ impl Stat {
     pub fn matches(&self, other: &Stat) -> bool {
         self == other
     }
+
+    /// True when this stat was taken too close to `read_ns` (when its file
+    /// was read) to vouch for the bytes: its ctime is within
+    /// [`RACY_MARGIN_NS`] of that moment, or after it.
+    pub fn is_racy(&self, read_ns: i64) -> bool {
+        self.ctime_ns.saturating_add(RACY_MARGIN_NS) >= read_ns
+    }
 }
 
 /// One cached file.
@@ -131,7 +138,7 @@ impl StatCache {
     /// True when `stat` was recorded too close to the recording scan to be trusted:
     /// its ctime is within [`RACY_MARGIN_NS`] of `scan_started_ns` (or after it).
     pub fn is_racy(&self, stat: &Stat) -> bool {
-        stat.ctime_ns.saturating_add(RACY_MARGIN_NS) >= self.scan_started_ns
+        stat.is_racy(self.scan_started_ns)
     }
 
     /// The cached blob id for `path` when `stat` matches and the entry is not racy.
