@@ -209,10 +209,7 @@ pub fn recover(
         plane,
         format!(
             "state found when finishing the interrupted {} to {}",
-            match j.kind {
-                CheckoutKind::Rollback => "rollback",
-                CheckoutKind::Restore => "restore",
-            },
+            j.kind.name(),
             j.target.short(12)
         ),
         "finishing the interrupted checkout",

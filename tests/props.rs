@@ -613,7 +613,7 @@ proptest! {
         let target = resolve(&store, &plane, "base").unwrap();
         let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, &NoHooks, Control::quiet()).unwrap();
         drop(lock);
-        prop_assert!(r.problems.is_empty(), "{:?}", r.problems);
+        prop_assert!(r.applied.problems.is_empty(), "{:?}", r.applied.problems);
         prop_assert_eq!(read_disk(&root), model.clone());
         let head = store.read_snapshot(&store.head("main").unwrap().unwrap()).unwrap();
         prop_assert_eq!(head.root, base.snapshot.root);

@@ -1238,3 +1238,59 @@ fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
     assert_eq!(fs::read_to_string(root.join("a.txt")).unwrap(), "mine, unsaved\n");
     assert_eq!(checkpoints(&root), before);
 }
+
+/// A hard link whose source another process removes while a restore is
+/// staged is left (and reported), never an error after the journal that
+/// every later command would hit again.
+#[test]
+fn review5_2_a_hard_link_whose_source_vanished_never_wedges_the_plane() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    write(root, "b/y", "same\n");
+    fs::create_dir_all(root.join("a")).unwrap();
+    fs::hard_link(root.join("b/y"), root.join("a/x")).unwrap();
+    cplane(root).arg("init").assert().success();
+    fs::remove_file(root.join("a/x")).unwrap();
+    fs::write(root.join("a/x"), "different\n").unwrap();
+    let (code, out, err) = paused_after_staging(root, &["restore", "HEAD", "a"], || {
+        fs::remove_file(root.join("b/y")).unwrap()
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a/x was left as it is"), "{out}");
+    assert!(!root.join(".cp/planes/main/journal").exists());
+    assert_eq!(fs::read_to_string(root.join("a/x")).unwrap(), "different\n");
+    // Drift, reported: not an unfinished checkout (exit 2).
+    cplane(root)
+        .arg("status")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("M  a/x"));
+}
+
+/// A journal replay that meets a non-empty directory where it must write a
+/// file leaves that path (the found-state checkpoint holds the directory)
+/// and finishes, instead of failing the same way on every later command.
+#[test]
+fn review5_3_a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    for f in ["f1", "f2", "f3"] {
+        write(root, f, &format!("{f}\n"));
+    }
+    cplane(root).arg("init").assert().success();
+    for f in ["f1", "f2", "f3"] {
+        fs::remove_file(root.join(f)).unwrap();
+    }
+    kill_rollback_after(root, "HEAD", 1);
+    assert!(root.join(".cp/planes/main/journal").exists());
+    write(root, "f3/inner", "made meanwhile\n");
+    cplane(root)
+        .args(["snapshot", "--name", "after"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("finished an interrupted rollback"))
+        .stderr(predicate::str::contains("f3 was left as it is"));
+    assert!(!root.join(".cp/planes/main/journal").exists());
+    assert_eq!(fs::read_to_string(root.join("f2")).unwrap(), "f2\n");
+    assert_eq!(fs::read_to_string(root.join("f3/inner")).unwrap(), "made meanwhile\n");
+}

@@ -15,7 +15,7 @@ use crate::control::Control;
 use crate::error::{Error, Result, tree_io};
 use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
-use crate::object::{EntryKind, Meta};
+use crate::object::{EntryKind, Meta, blob_id};
 use crate::path::RelPath;
 use crate::scope::{STAGING_NAME, Scope};
 use crate::store::Store;
@@ -73,21 +73,13 @@ fn unchanged(scope: &Scope, dir: &Dir, rel: &RelPath, name: &[u8], want: &Option
             if !same || !w.racy {
                 return same;
             }
-            match EntryType::from_mode(st.st_mode as u32) {
-                EntryType::Symlink => dir
-                    .read_link(name)
-                    .is_ok_and(|t| blake3::hash(&t).as_bytes() == &w.id.0),
-                _ => {
-                    let shown = scope.root_path().join(rel.as_os_str());
-                    crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(id, _)| id == w.id)
-                }
-            }
+            holds_blob(scope, dir, rel, name, EntryType::from_mode(st.st_mode as u32), &w.id)
         }
         (Ok(_), None) => false,
     }
 }
 
-/// What applying did.
+/// What applying a journal did: a checkout's, or the replay of an interrupted one.
 #[derive(Debug, Default)]
 pub struct Applied {
     /// Files, symlinks and links put in place.
@@ -104,7 +96,7 @@ pub struct Applied {
     /// the plane's state (a carve-out, a file created meanwhile) is inside.
     pub left_in_place: Vec<RelPath>,
     /// Directories whose entries changed (for the final flush).
-    pub touched_dirs: BTreeSet<RelPath>,
+    pub(super) touched_dirs: BTreeSet<RelPath>,
     /// Paths left alone because they changed after the rescue checkpoint was
     /// sealed (another process wrote them meanwhile): never overwritten unseen.
     /// Operations under such a path are skipped too.
@@ -115,12 +107,11 @@ pub(super) struct Applier<'a> {
     pub store: &'a Store,
     pub scope: &'a Scope,
     pub staged: HashMap<RelPath, Staged>,
-    pub recovering: bool,
     pub hooks: &'a dyn CheckoutHooks,
     pub ctl: Control<'a>,
     pub out: Applied,
-    /// What the rescue saw (not when replaying a journal).
-    pub expected: Option<Expected>,
+    /// What the rescue saw; `None` when replaying a journal after a crash.
+    expected: Option<Expected>,
     /// Paths left alone (changed meanwhile): later operations at or under them are skipped.
     skipped: Vec<RelPath>,
     cache: Option<(RelPath, Dir)>,
@@ -135,7 +126,7 @@ impl<'a> Applier<'a> {
         store: &'a Store,
         scope: &'a Scope,
         staged: HashMap<RelPath, Staged>,
-        recovering: bool,
+        expected: Option<Expected>,
         hooks: &'a dyn CheckoutHooks,
         ctl: Control<'a>,
     ) -> Self {
@@ -143,11 +134,10 @@ impl<'a> Applier<'a> {
             store,
             scope,
             staged,
-            recovering,
             hooks,
             ctl,
             out: Applied::default(),
-            expected: None,
+            expected,
             skipped: Vec::new(),
             cache: None,
         }
@@ -209,6 +199,11 @@ impl<'a> Applier<'a> {
             };
         }
         Ok(cur)
+    }
+
+    /// True when replaying a journal after a crash (nothing known of what the rescue saw).
+    fn recovering(&self) -> bool {
+        self.expected.is_none()
     }
 
     /// Leaves `path` as it is (another process changed it) and reports it.
@@ -292,7 +287,7 @@ impl<'a> Applier<'a> {
     fn make_dir(&mut self, path: &RelPath, meta: &Meta) -> Result<()> {
         let name = path.file_name().expect("ops never name the root");
         let scope = self.scope;
-        let recovering = self.recovering;
+        let recovering = self.recovering();
         let mode = stage::create_mode(meta, 0o700, 0o777);
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
         match dir.mkdir(name, mode) {
@@ -328,7 +323,7 @@ impl<'a> Applier<'a> {
         let parent = path.parent().unwrap_or_default();
         let (store, scope) = (self.store, self.scope);
         let staged = self.staged.remove(path);
-        let recovering = self.recovering;
+        let recovering = self.recovering();
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let mut problems = Vec::new();
         let dir = self.dir(&parent, true)?.expect("created");
@@ -343,55 +338,44 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
-        let placed: Result<()> = (|| {
-            match kind {
-                EntryKind::Symlink => {
-                    let target = stage::read_small(store, id)?;
-                    dir.symlink(&target, STAGING_NAME).map_err(|e| err(scope, path, e))?;
-                    let link = MetaTarget::Name {
-                        dir,
-                        name: STAGING_NAME,
-                        kind: EntryType::Symlink,
-                    };
-                    let st = dir.stat(STAGING_NAME).map_err(|e| err(scope, path, e))?;
-                    stage::put_meta(&link, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
-                }
-                _ => {
-                    let linked = match &staged {
-                        Some(s) => match dir.link_tmpfile(&s.file, STAGING_NAME) {
-                            Ok(()) => true,
-                            // Another filesystem now (a mount appeared): extract here instead.
-                            Err(e) if fsys::is_errno(&e, Errno::XDEV) => false,
-                            Err(e) => return Err(err(scope, path, e)),
-                        },
-                        None => false,
-                    };
-                    if !linked {
-                        let f = dir
-                            .create_new(STAGING_NAME, stage::create_mode(meta, 0o600, 0o666))
-                            .map_err(|e| err(scope, path, e))?;
-                        stage::extract_into(store, scope, path, id, &f, true)?;
-                        stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| err(scope, path, e))?;
-                    }
+        let staged_here: Result<()> = (|| {
+            if kind == EntryKind::Symlink {
+                let target = stage::read_small(store, id)?;
+                dir.symlink(&target, STAGING_NAME).map_err(|e| err(scope, path, e))?;
+                let link = MetaTarget::Name {
+                    dir,
+                    name: STAGING_NAME,
+                    kind: EntryType::Symlink,
+                };
+                let st = dir.stat(STAGING_NAME).map_err(|e| err(scope, path, e))?;
+                stage::put_meta(&link, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
+                return Ok(());
+            }
+            if let Some(s) = &staged {
+                match dir.link_tmpfile(&s.file, STAGING_NAME) {
+                    Ok(()) => return Ok(()),
+                    // Another filesystem now (a mount appeared): extract here instead.
+                    Err(e) if fsys::is_errno(&e, Errno::XDEV) => {}
+                    Err(e) => return Err(err(scope, path, e)),
                 }
             }
-            match dir.rename(STAGING_NAME, dir, name) {
-                Ok(()) => Ok(()),
-                // A directory stands where the file goes: it goes if it is empty.
-                Err(e)
-                    if [Errno::ISDIR, Errno::NOTEMPTY, Errno::EXIST]
-                        .iter()
-                        .any(|&n| fsys::is_errno(&e, n)) =>
-                {
-                    dir.rmdir(name).map_err(|_| err(scope, path, e))?;
-                    dir.rename(STAGING_NAME, dir, name).map_err(|e| err(scope, path, e))
-                }
-                Err(e) => Err(err(scope, path, e)),
-            }
+            let f = dir
+                .create_new(STAGING_NAME, stage::create_mode(meta, 0o600, 0o666))
+                .map_err(|e| err(scope, path, e))?;
+            stage::extract_into(store, scope, path, id, &f, true)?;
+            stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| err(scope, path, e))
         })();
-        if let Err(e) = placed {
-            let _ = dir.unlink(STAGING_NAME);
-            return Err(e);
+        let placed = staged_here.and_then(|()| place(scope, dir, path, name));
+        match placed {
+            Ok(true) => {}
+            Ok(false) => {
+                self.leave(path);
+                return Ok(());
+            }
+            Err(e) => {
+                let _ = dir.unlink(STAGING_NAME);
+                return Err(e);
+            }
         }
         self.out.problems.extend(problems);
         self.out.written += 1;
@@ -403,15 +387,40 @@ impl<'a> Applier<'a> {
         let name = path.file_name().expect("ops never name the root");
         let to_name = to.file_name().expect("ops never name the root");
         let scope = self.scope;
-        let to_dir = match scope.open_dir(&to.parent().unwrap_or_default()) {
-            Ok(d) => d,
-            Err(e) => return Err(err(scope, to, e)),
-        };
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let to_want = self.expected.as_ref().and_then(|e| e.link_to.get(to).copied());
+        // The file to link to must still be a regular file (and, when it was found
+        // right at planning, still that file): another process may have removed or
+        // replaced it since, and a journal replay must never stop at it for good.
+        let to_dir = match scope.open_dir(&to.parent().unwrap_or_default()) {
+            Ok(d) => d,
+            Err(e) if fsys::is_vanished(&e) || fsys::is_not_a_directory(&e) => {
+                self.leave(path);
+                return Ok(());
+            }
+            Err(e) => return Err(err(scope, to, e)),
+        };
+        let to_st = match to_dir.stat(to_name) {
+            Ok(st) if EntryType::from_mode(st.st_mode as u32) == EntryType::File => st,
+            Ok(_) => {
+                self.leave(path);
+                return Ok(());
+            }
+            Err(e) if fsys::is_vanished(&e) => {
+                self.leave(path);
+                return Ok(());
+            }
+            Err(e) => return Err(err(scope, to, e)),
+        };
+        if let Some(w) = to_want
+            && !unchanged(scope, &to_dir, to, to_name, &Some(w))
+        {
+            self.leave(path);
+            return Ok(());
+        }
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
-        if let (Ok(a), Ok(b)) = (dir.stat(name), to_dir.stat(to_name))
-            && (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        if let Ok(a) = dir.stat(name)
+            && (a.st_dev, a.st_ino) == (to_st.st_dev, to_st.st_ino)
         {
             self.out.written += 1;
             return Ok(());
@@ -422,22 +431,27 @@ impl<'a> Applier<'a> {
             self.leave(path);
             return Ok(());
         }
-        if let Some(w) = to_want
-            && !unchanged(scope, &to_dir, to, to_name, &Some(w))
-        {
-            // The file to link to changed since it was found right: leave this path.
-            self.leave(path);
-            return Ok(());
-        }
         let _ = dir.unlink(STAGING_NAME);
-        dir.hard_link(&to_dir, to_name, STAGING_NAME)
-            .map_err(|e| err(scope, path, e))?;
-        if let Err(e) = dir.rename(STAGING_NAME, dir, name) {
-            let _ = dir.unlink(STAGING_NAME);
-            return Err(err(scope, path, e));
+        let placed = match dir.hard_link(&to_dir, to_name, STAGING_NAME) {
+            Ok(()) => place(scope, dir, path, name),
+            // Gone since the stat: as if it had been gone before.
+            Err(e) if fsys::is_vanished(&e) => Ok(false),
+            Err(e) => Err(err(scope, path, e)),
+        };
+        match placed {
+            Ok(true) => {
+                self.out.written += 1;
+                Ok(())
+            }
+            Ok(false) => {
+                self.leave(path);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = dir.unlink(STAGING_NAME);
+                Err(e)
+            }
         }
-        self.out.written += 1;
-        Ok(())
     }
 
     fn set_meta(&mut self, path: &RelPath, kind: EntryKind, meta: &Meta) -> Result<()> {
@@ -472,6 +486,50 @@ impl<'a> Applier<'a> {
         self.out.problems.extend(problems);
         self.out.meta_set += u64::from(changed);
         Ok(())
+    }
+}
+
+/// Renames the staged [`STAGING_NAME`] onto `name` in `dir`. An empty
+/// directory standing there is removed first; a non-empty one holds
+/// something not in the plane's state (created meanwhile), so the path is
+/// left as it is: `Ok(false)`, with the staged name removed.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+fn place(scope: &Scope, dir: &Dir, path: &RelPath, name: &[u8]) -> Result<bool> {
+    match dir.rename(STAGING_NAME, dir, name) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if [Errno::ISDIR, Errno::NOTEMPTY, Errno::EXIST]
+                .iter()
+                .any(|&n| fsys::is_errno(&e, n)) =>
+        {
+            match dir.rmdir(name) {
+                Ok(()) => dir
+                    .rename(STAGING_NAME, dir, name)
+                    .map(|()| true)
+                    .map_err(|e| err(scope, path, e)),
+                Err(r) if fsys::is_errno(&r, Errno::NOTEMPTY) || fsys::is_errno(&r, Errno::EXIST) => {
+                    let _ = dir.unlink(STAGING_NAME);
+                    Ok(false)
+                }
+                Err(_) => Err(err(scope, path, e)),
+            }
+        }
+        Err(e) => Err(err(scope, path, e)),
+    }
+}
+
+/// True when `name` in `dir`, of type `t` on disk, holds blob `id`: a
+/// symlink's target bytes, or a regular file's bytes (re-hashed).
+fn holds_blob(scope: &Scope, dir: &Dir, rel: &RelPath, name: &[u8], t: EntryType, id: &ObjectId) -> bool {
+    match t {
+        EntryType::Symlink => dir.read_link(name).is_ok_and(|target| blob_id(&target) == *id),
+        EntryType::File => {
+            let shown = scope.root_path().join(rel.as_os_str());
+            crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(h, _)| h == *id)
+        }
+        _ => false,
     }
 }
 
@@ -510,12 +568,8 @@ fn already_there(
         return false;
     }
     match (kind, EntryType::from_mode(st.st_mode as u32)) {
-        (EntryKind::Symlink, EntryType::Symlink) => {
-            dir.read_link(name).is_ok_and(|t| blake3::hash(&t).as_bytes() == &id.0)
-        }
-        (EntryKind::File, EntryType::File) => {
-            let shown = scope.root_path().join(path.as_os_str());
-            crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(h, _)| h == *id)
+        (EntryKind::Symlink, t @ EntryType::Symlink) | (EntryKind::File, t @ EntryType::File) => {
+            holds_blob(scope, dir, path, name, t, id)
         }
         _ => false,
     }

@@ -98,6 +98,16 @@ pub enum CheckoutKind {
     Restore,
 }
 
+impl CheckoutKind {
+    /// The command's name: `rollback` or `restore`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckoutKind::Rollback => "rollback",
+            CheckoutKind::Restore => "restore",
+        }
+    }
+}
+
 /// Everything needed to finish an interrupted checkout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {

@@ -38,6 +38,7 @@ use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::index::StatCache;
 use crate::store::lock::WorktreeLock;
+pub use apply::Applied;
 pub use journal::{CheckoutKind, Journal, Op, has_journal, journal_path};
 pub(crate) use plan::file_as_recorded;
 pub use recover::{Recovered, recover};
@@ -110,21 +111,8 @@ pub struct CheckoutReport {
     pub journal: Journal,
     /// The differences applied (from the rescue state to the target).
     pub changes: Vec<Change>,
-    /// Files, symlinks and hard links written.
-    pub written: u64,
-    /// Files, symlinks and directories removed.
-    pub removed: u64,
-    /// Directories created.
-    pub created_dirs: u64,
-    /// Paths whose mode or owner was set without rewriting them.
-    pub meta_set: u64,
-    /// Owners or modes that could not be put back (the process was not allowed).
-    pub problems: Vec<MetaProblem>,
-    /// Directories the target lacks, left because something else is inside.
-    pub left_in_place: Vec<RelPath>,
-    /// Paths left alone because another process changed them while the
-    /// checkout was applying (they were not overwritten unseen).
-    pub changed_meanwhile: Vec<RelPath>,
+    /// What was written, removed and set, and what could not be.
+    pub applied: Applied,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -158,14 +146,12 @@ pub fn checkout(
             store.set_checkpoint(scope.plane(), name, id)?;
             store.set_head(scope.plane(), id)?;
         }
-        let journal = journal_for(scope, &req, ops);
-        return Ok(CheckoutReport::new(
-            journal,
+        return Ok(CheckoutReport {
+            journal: journal_for(scope, &req, ops),
             changes,
-            apply::Applied::default(),
-            Vec::new(),
-            t0,
-        ));
+            applied: Applied::default(),
+            seconds: t0.elapsed().as_secs_f64(),
+        });
     }
     // Fail now, not half-way: every directory to write or remove in must be a
     // real, writable directory.
@@ -249,13 +235,18 @@ pub fn checkout(
             }
         }
     };
-    let mut applier = apply::Applier::new(store, scope, staged_map, false, hooks, ctl);
-    applier.expected = Some(expected);
+    let mut applier = apply::Applier::new(store, scope, staged_map, Some(expected), hooks, ctl);
     applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
+    applied.problems = problems;
     finish(store, scope, &journal, &applied.touched_dirs).map_err(after_journal)?;
-    Ok(CheckoutReport::new(journal, changes, applied, problems, t0))
+    Ok(CheckoutReport {
+        journal,
+        changes,
+        applied,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 fn journal_for(scope: &Scope, req: &Request, ops: Vec<Op>) -> Journal {
@@ -267,29 +258,6 @@ fn journal_for(scope: &Scope, req: &Request, ops: Vec<Op>) -> Journal {
         rescue_name: req.rescue_name.clone(),
         new_head: req.new_head.clone(),
         ops,
-    }
-}
-
-impl CheckoutReport {
-    fn new(
-        journal: Journal,
-        changes: Vec<Change>,
-        applied: apply::Applied,
-        problems: Vec<MetaProblem>,
-        t0: Instant,
-    ) -> Self {
-        CheckoutReport {
-            journal,
-            changes,
-            written: applied.written,
-            removed: applied.removed,
-            created_dirs: applied.created_dirs,
-            meta_set: applied.meta_set,
-            problems,
-            left_in_place: applied.left_in_place,
-            changed_meanwhile: applied.changed_meanwhile,
-            seconds: t0.elapsed().as_secs_f64(),
-        }
     }
 }
 

@@ -3,8 +3,7 @@
 //! again from the store).
 
 use super::journal::{self, Journal, journal_path};
-use super::stage::MetaProblem;
-use super::{CheckoutHooks, apply, finish};
+use super::{Applied, CheckoutHooks, apply, finish};
 use crate::control::Control;
 use crate::error::Result;
 use crate::scope::Scope;
@@ -17,12 +16,9 @@ use std::collections::HashMap;
 pub struct Recovered {
     /// The journal that was finished.
     pub journal: Journal,
-    /// Files, symlinks and links written (or found already in place).
-    pub written: u64,
-    /// Paths removed.
-    pub removed: u64,
-    /// Owners or modes that could not be put back.
-    pub problems: Vec<MetaProblem>,
+    /// What the replay wrote (or found already in place), removed and set,
+    /// and what it could not.
+    pub applied: Applied,
 }
 
 /// Replays the journal of an interrupted checkout of `scope`'s plane. The
@@ -38,14 +34,9 @@ pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Con
     }
     let j = journal::load(&jp)?;
     let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()))?;
-    let mut applier = apply::Applier::new(store, scope, HashMap::new(), true, hooks, ctl);
+    let mut applier = apply::Applier::new(store, scope, HashMap::new(), None, hooks, ctl);
     applier.run(&j.ops)?;
     let applied = applier.out;
     finish(store, scope, &j, &applied.touched_dirs)?;
-    Ok(Some(Recovered {
-        journal: j,
-        written: applied.written,
-        removed: applied.removed,
-        problems: applied.problems,
-    }))
+    Ok(Some(Recovered { journal: j, applied }))
 }

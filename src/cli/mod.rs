@@ -260,15 +260,11 @@ impl Ctx {
         if let Some(f) = done {
             let j = &f.recovered.journal;
             eprintln!(
-                "cplane: finished an interrupted {} of plane {} to {} ({} written, {} removed){}; the state before it is checkpoint {}, and what was found just before finishing it is checkpoint {}",
-                match j.kind {
-                    cplane::checkout::CheckoutKind::Rollback => "rollback",
-                    cplane::checkout::CheckoutKind::Restore => "restore",
-                },
+                "cplane: finished an interrupted {} of plane {} to {} ({}){}; the state before it is checkpoint {}, and what was found just before finishing it is checkpoint {}",
+                j.kind.name(),
                 plane.name,
                 j.target.short(12),
-                f.recovered.written,
-                f.recovered.removed,
+                rollback::counts(&f.recovered.applied),
                 j.new_head
                     .as_ref()
                     .map(|(_, n)| format!("; HEAD is {n}"))
@@ -276,14 +272,8 @@ impl Ctx {
                 j.rescue_name,
                 f.found_rescue
             );
-            for p in &f.recovered.problems {
-                eprintln!(
-                    "CP111 {}: could not set {}: {}",
-                    output::path(p.path.as_bytes()),
-                    p.what,
-                    p.error
-                );
-            }
+            // Best effort, as the line above: stderr going away loses no state.
+            let _ = rollback::print_problems(&mut std::io::stderr(), &f.recovered.applied);
         }
         Ok(())
     }

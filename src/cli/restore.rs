@@ -1,6 +1,6 @@
 //! `cplane restore`.
 
-use super::rollback::{checkout_json, print_problems};
+use super::rollback::{checkout_json, complete, counts, print_problems};
 use super::{CmdResult, Ctx, output, plane_path};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -71,7 +71,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             json!(paths.iter().map(|p| p.display()).collect::<Vec<_>>()),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(super::rollback::complete(&r)));
+        return Ok(super::findings_code(complete(&r.applied)));
     }
     if j.ops.is_empty() {
         writeln!(
@@ -93,14 +93,11 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     }
     writeln!(
         ctx.out,
-        "restored {} from {} ({}): {} written, {} removed, {} created, {} set (mode or owner); HEAD unchanged",
+        "restored {} from {} ({}): {}; HEAD unchanged",
         output::count(paths.len() as u64, "path"),
         target.snapshot.name,
         target.id.short(12),
-        r.written,
-        r.removed,
-        output::count(r.created_dirs, "directory"),
-        output::count(r.meta_set, "path")
+        counts(&r.applied)
     )?;
     writeln!(
         ctx.out,
@@ -113,5 +110,5 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             .collect::<Vec<_>>()
             .join(" ")
     )?;
-    Ok(print_problems(ctx, &r)?)
+    Ok(print_problems(&mut ctx.out, &r.applied)?)
 }

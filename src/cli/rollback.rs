@@ -2,7 +2,7 @@
 
 use super::diff::change_json;
 use super::{CmdResult, Ctx, output};
-use cplane::checkout::CheckoutReport;
+use cplane::checkout::{Applied, CheckoutReport};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -28,9 +28,9 @@ pub struct RollbackArgs {
     pub json: bool,
 }
 
-/// The problems a checkout reports: owners and modes it could not set, directories it left.
-pub fn problems_json(r: &CheckoutReport) -> Value {
-    let list: Vec<Value> = r
+/// The problems a checkout reports: owners and modes it could not set.
+fn problems_json(a: &Applied) -> Value {
+    let list: Vec<Value> = a
         .problems
         .iter()
         .map(|p| {
@@ -46,6 +46,17 @@ pub fn problems_json(r: &CheckoutReport) -> Value {
     Value::Array(list)
 }
 
+/// "N written, N removed, N directories created, N paths set (mode or owner)".
+pub fn counts(a: &Applied) -> String {
+    format!(
+        "{} written, {} removed, {} created, {} set (mode or owner)",
+        a.written,
+        a.removed,
+        output::count(a.created_dirs, "directory"),
+        output::count(a.meta_set, "path")
+    )
+}
+
 /// The JSON of a finished checkout: plane, target, what was done, changes,
 /// problems, `clean`; `extra` adds the command's own fields (rescue, head, paths).
 pub fn checkout_json(
@@ -55,17 +66,18 @@ pub fn checkout_json(
     extra: serde_json::Map<String, Value>,
 ) -> Value {
     let list: Vec<Value> = r.changes.iter().filter(|c| c.is_reported()).map(change_json).collect();
+    let a = &r.applied;
     let mut v = json!({
         "plane": plane,
         "target": {"snapshot": target.id.to_hex(), "checkpoint": target.snapshot.name},
-        "written": r.written,
-        "removed": r.removed,
-        "created_dirs": r.created_dirs,
-        "meta_set": r.meta_set,
+        "written": a.written,
+        "removed": a.removed,
+        "created_dirs": a.created_dirs,
+        "meta_set": a.meta_set,
         "changes": list,
-        "problems": problems_json(r),
-        "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
-        "clean": complete(r),
+        "problems": problems_json(a),
+        "changed_meanwhile": a.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
+        "clean": complete(a),
         "seconds": r.seconds,
     });
     if let Value::Object(m) = &mut v {
@@ -79,36 +91,37 @@ pub fn checkout_json(
 /// ran are left as they are and listed, but do not make it incomplete: the
 /// result is the same as if that process had written just after the
 /// checkout, which a concurrent writer could always have done.
-pub fn complete(r: &CheckoutReport) -> bool {
-    r.problems.is_empty()
+pub fn complete(a: &Applied) -> bool {
+    a.problems.is_empty()
 }
 
-/// Prints what a checkout could not do; returns the exit code (1 when anything).
-pub fn print_problems(ctx: &mut Ctx, r: &CheckoutReport) -> std::io::Result<u8> {
-    for p in &r.problems {
+/// Writes what a checkout could not do (CP111 lines) and what it left alone
+/// (notes) to `out`; returns the exit code (1 when anything could not be done).
+pub fn print_problems(out: &mut dyn Write, a: &Applied) -> std::io::Result<u8> {
+    for p in &a.problems {
         writeln!(
-            ctx.out,
+            out,
             "CP111 {}: could not set {}: {}",
             output::path(p.path.as_bytes()),
             p.what,
             p.error
         )?;
     }
-    for p in &r.changed_meanwhile {
+    for p in &a.changed_meanwhile {
         writeln!(
-            ctx.out,
+            out,
             "note: {} was left as it is: another process changed it while the checkout ran (it is not in any checkpoint; snapshot it, or run the command again)",
             output::path(p.as_bytes())
         )?;
     }
-    for d in &r.left_in_place {
+    for d in &a.left_in_place {
         writeln!(
-            ctx.out,
+            out,
             "note: {}/ is not in the target but was left in place: something not in the plane's state is inside",
             output::path(d.as_bytes())
         )?;
     }
-    Ok(super::findings_code(complete(r)))
+    Ok(super::findings_code(complete(a)))
 }
 
 pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
@@ -133,7 +146,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             json!({"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()}),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(complete(&r)));
+        return Ok(super::findings_code(complete(&r.applied)));
     }
     writeln!(
         ctx.out,
@@ -144,14 +157,11 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     )?;
     writeln!(
         ctx.out,
-        "rolled back plane {} to {} ({}): {} written, {} removed, {} created, {} set (mode or owner)",
+        "rolled back plane {} to {} ({}): {}",
         plane.name,
         target.snapshot.name,
         target.id.short(12),
-        r.written,
-        r.removed,
-        output::count(r.created_dirs, "directory"),
-        output::count(r.meta_set, "path")
+        counts(&r.applied)
     )?;
     writeln!(
         ctx.out,
@@ -165,5 +175,5 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             target.snapshot.name
         )?;
     }
-    Ok(print_problems(ctx, &r)?)
+    Ok(print_problems(&mut ctx.out, &r.applied)?)
 }
