@@ -209,6 +209,29 @@ fn side_change(e: &TreeEntry, path: RelPath, kind: ChangeKind) -> Change {
     }
 }
 
+/// Differences from one recorded state to another — tree `old` with its
+/// hard-link groups `old_links`, to `new` with `new_links` — in tree order:
+/// [`diff_trees`], plus a `LinksChanged` change for every path whose link
+/// partners differ ([`add_link_changes`]).
+///
+/// # Errors
+/// Store damage while loading a tree that differs.
+pub fn diff_states(
+    src: &TreeSource<'_>,
+    (old, old_links): (&TreeId, &[LinkGroup]),
+    (new, new_links): (&TreeId, &[LinkGroup]),
+) -> Result<Vec<Change>> {
+    let mut changes = diff_trees(src, old, new)?;
+    add_link_changes(
+        &mut changes,
+        old_links,
+        new_links,
+        &|p| lookup_path(src, old, p),
+        &|p| lookup_path(src, new, p),
+    )?;
+    Ok(changes)
+}
+
 /// Differences from tree `old` to tree `new`, in tree order.
 ///
 /// # Errors

@@ -76,6 +76,8 @@ pub fn restore(
     let mut stats = Vec::new();
     let mut nested = Vec::new();
     let mut found_links = Vec::new();
+    // Files whose stat matches the cache are not re-read: their content is stored.
+    let cache = StatCache::load(&crate::snapshot::index_path(store, plane));
     let ((root, files, bytes), _) = store.transaction(|w| {
         // Trees written by this transaction are not readable from the store until it
         // ends: the ones the grafts make are kept here for the next path's lookups.
@@ -87,7 +89,7 @@ pub fn restore(
                 &scope,
                 p,
                 ScanOptions {
-                    cache: None,
+                    cache: cache.as_ref(),
                     writer: Some(w),
                     record: Record::All,
                     ctl,
@@ -191,7 +193,6 @@ pub fn restore(
                 // Nothing was overwritten: no rescue is needed.
                 let _ = store.remove_checkpoint(&plane.name, &rescue_name);
             }
-            crate::rollback::refresh_cache(store, plane, &report, None);
             Ok(report)
         }
         Err(e) => {

@@ -23,7 +23,7 @@ use crate::snapshot::{
     RESCUE_PREFIX, SealOptions, SealReport, count_files, index_path, prune_links, seal, unique_name,
 };
 use crate::store::Store;
-use crate::store::index::{IndexEntry, StatCache, now_ns};
+use crate::store::index::{StatCache, now_ns};
 use crate::store::lock::StoreLock;
 
 /// Seals the plane as it is now into a `RESCUE-…` checkpoint without moving HEAD
@@ -62,10 +62,11 @@ pub(crate) fn same_plane(target: &Resolved, plane: &Plane) -> Result<()> {
     Ok(())
 }
 
-/// From this many operations on, a checkout rewrites the stat cache; below, it
-/// leaves the old one, whose entries for the rewritten files no longer match
-/// their stat (new inodes), so the next scan simply re-reads those few files.
-const CACHE_REWRITE_MIN_OPS: usize = 1024;
+/// From this many files hashed by the rescue scan plus operations applied, a
+/// rollback rewrites the stat cache; below, it leaves the old one, whose rows
+/// for the rewritten files no longer match their stat (new inodes, new
+/// ctimes), so the next scan simply re-reads those few files.
+const CACHE_REWRITE_MIN: u64 = 1024;
 
 /// Rolls `plane` back to `target`. See the module documentation for the steps.
 ///
@@ -148,32 +149,20 @@ pub fn rollback(
             return Err(e);
         }
     };
-    refresh_cache(store, plane, &report, Some(rescue_cache));
+    refresh_cache(store, plane, &report, rescue_cache, rescue.hashed_files);
     Ok(report)
 }
 
-/// After a large checkout, merges the rescue scan's rows into the stat cache
-/// (everything it read is stored now) and drops the rows of every path the
-/// checkout changed: those files are new inodes, re-read once by the next scan.
-pub(crate) fn refresh_cache(store: &Store, plane: &Plane, report: &CheckoutReport, rescue: Option<StatCache>) {
-    if report.journal.ops.len() < CACHE_REWRITE_MIN_OPS {
-        return;
+/// After a rollback that read or changed many files: the rescue scan's rows
+/// (every file of the plane, all stored now) without the paths the checkout
+/// changed become the stat cache, so the next scan re-reads only those.
+fn refresh_cache(store: &Store, plane: &Plane, report: &CheckoutReport, mut rescue: StatCache, hashed: u64) {
+    if hashed + report.journal.ops.len() as u64 >= CACHE_REWRITE_MIN {
+        rescue.patch(report.journal.ops.iter().map(|op| (op.path().clone(), None)).collect());
+        let _ = rescue.save(&index_path(store, plane), &store.tmp_dir());
     }
-    let cache_path = index_path(store, plane);
-    let Some(mut cache) = StatCache::load(&cache_path) else {
-        return;
-    };
-    let mut patch: Vec<(crate::path::RelPath, Option<IndexEntry>)> = Vec::new();
-    if let Some(r) = rescue {
-        patch.extend(r.entries.into_iter().map(|e| (e.path.clone(), Some(e))));
-        cache.scan_started_ns = cache.scan_started_ns.min(r.scan_started_ns);
-    }
-    patch.extend(report.journal.ops.iter().map(|op| (op.path().clone(), None)));
-    cache.patch(patch);
-    cache.scan_started_ns = cache.scan_started_ns.min(now_ns());
-    let _ = cache.save(&cache_path, &store.tmp_dir());
     // Freeing 100,000 entries one by one is slow; it needs no waiting for.
-    std::thread::spawn(move || drop(cache));
+    std::thread::spawn(move || drop(rescue));
 }
 
 /// What finishing an interrupted checkout did.

@@ -7,7 +7,7 @@
 //! or after a concurrent checkout, never a mixture.
 
 use crate::control::Control;
-use crate::diff::{Change, ChangeKind, TreeSource, add_link_changes, diff_trees, lookup_path};
+use crate::diff::{Change, ChangeKind, TreeSource, diff_states};
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::id::SnapshotId;
@@ -26,7 +26,7 @@ use std::time::Instant;
 pub struct WorktreeReport {
     /// HEAD, if the plane has one.
     pub head: Option<(SnapshotId, Snapshot)>,
-    /// Differences from HEAD to the working tree, in tree order (including
+    /// Differences from HEAD (or the base asked for) to the working tree, in tree order (including
     /// directories implied by their contents; see [`Change::is_reported`]).
     pub changes: Vec<Change>,
     /// The scan itself: root, trees, findings (files that could not be scanned —
@@ -128,8 +128,15 @@ pub fn change_findings(c: &Change) -> Vec<Finding> {
     out
 }
 
-/// Scans and compares; `use_cache` trusts the stat cache.
-fn compare(store: &Store, plane: &Plane, use_cache: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
+/// Scans and compares with `base` (HEAD when `None`); `use_cache` trusts the
+/// stat cache, which is returned with the report (as loaded).
+fn compare(
+    store: &Store,
+    plane: &Plane,
+    use_cache: bool,
+    base: Option<&Snapshot>,
+    ctl: Control<'_>,
+) -> Result<(WorktreeReport, Option<StatCache>)> {
     let record = if use_cache { Record::Hashed } else { Record::Nothing };
     let t0 = Instant::now();
     let scope = Scope::open(plane)?;
@@ -160,28 +167,21 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, ctl: Control<'_>) -> R
     )?;
     let empty = Tree::empty_id();
     scanned.trees.entry(empty).or_default();
-    let head_root = head.as_ref().map_or(empty, |(_, s)| s.root);
+    let base = base.or(head.as_ref().map(|(_, s)| s));
+    let (base_root, base_links) = base.map_or((empty, &[][..]), |s| (s.root, &s.links[..]));
     let src = TreeSource::with_overlay(store, &scanned.trees);
-    let mut changes = diff_trees(&src, &head_root, &scanned.root)?;
-    let no_links = Vec::new();
-    let head_links = head.as_ref().map_or(&no_links, |(_, s)| &s.links);
-    add_link_changes(
-        &mut changes,
-        head_links,
-        &scanned.links,
-        &|p| lookup_path(&src, &head_root, p),
-        &|p| lookup_path(&src, &scanned.root, p),
-    )?;
+    let mut changes = diff_states(&src, (&base_root, base_links), (&scanned.root, &scanned.links))?;
     // A path that could not be scanned is reported once, as its finding.
     if !scanned.findings.is_empty() {
         changes.retain(|c| !scanned.findings.iter().any(|f| c.path.starts_with(&f.path)));
     }
-    Ok(WorktreeReport {
+    let report = WorktreeReport {
         head,
         changes,
         scan: scanned,
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, cache))
 }
 
 /// Fast drift report: files whose stat matches the cache are not read.
@@ -194,7 +194,7 @@ fn compare(store: &Store, plane: &Plane, use_cache: bool, ctl: Control<'_>) -> R
 /// I/O errors on the plane root; [`Error::CheckoutInProgress`] when an
 /// interrupted checkout must be finished first; store damage while reading HEAD's trees.
 pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
-    let report = compare(store, plane, true, ctl)?;
+    let (report, cache) = compare(store, plane, true, None, ctl)?;
     if report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
@@ -203,7 +203,7 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
         // Content the store lacks drops its entry: the later scan time would otherwise
         // make the old entry look trustworthy.
         let path = index_path(store, plane);
-        let mut cache = StatCache::load(&path).unwrap_or_default();
+        let mut cache = cache.unwrap_or_default();
         cache.patch(
             report
                 .scan
@@ -228,7 +228,7 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
 /// As [`status`], plus [`Error::CorruptObject`] / [`Error::MissingObject`]
 /// for a damaged HEAD.
 pub fn verify(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
-    let report = compare(store, plane, false, ctl)?;
+    let (report, _) = compare(store, plane, false, None, ctl)?;
     if let Some((_, head)) = &report.head {
         check_tree(store, &head.root)?;
     }
@@ -265,10 +265,11 @@ fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
     Ok(())
 }
 
-/// Scans the working tree without storing anything (for `diff REF`).
+/// The working tree against `base` instead of HEAD (for `diff REF`): its
+/// changes go from `base` to the working tree. Nothing is stored.
 ///
 /// # Errors
 /// As [`status`].
-pub fn working_tree(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
-    compare(store, plane, true, ctl)
+pub fn against(store: &Store, plane: &Plane, base: &Snapshot, ctl: Control<'_>) -> Result<WorktreeReport> {
+    compare(store, plane, true, Some(base), ctl).map(|(report, _)| report)
 }

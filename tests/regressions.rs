@@ -1294,3 +1294,56 @@ fn review5_3_a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
     assert_eq!(fs::read_to_string(root.join("f2")).unwrap(), "f2\n");
     assert_eq!(fs::read_to_string(root.join("f3/inner")).unwrap(), "made meanwhile\n");
 }
+
+/// `diff REF` against the working tree reports a path it cannot read once,
+/// as its finding (as `status` does), not also as deleted.
+#[test]
+fn review5_4_diff_reports_an_unreadable_path_once() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    write(root, "f", "hi\n");
+    write(root, "g", "x\n");
+    cplane(root).arg("init").assert().success();
+    fs::remove_file(root.join("g")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("g").as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let out = cplane(root).args(["diff", "HEAD"]).assert().code(1).get_output().clone();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("CP106 g"), "{all}");
+    assert!(!all.contains("D  g"), "{all}");
+}
+
+/// A rollback whose rescue scan read many files leaves them in the stat
+/// cache: the next `status` reads none of them again.
+#[test]
+fn review5_5_a_rollback_keeps_what_its_rescue_scan_read_in_the_stat_cache() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    for i in 0..1100 {
+        write(root, &format!("d{}/f{i}", i % 20), &format!("{i}\n"));
+    }
+    cplane(root).arg("init").assert().success();
+    // Touch every file (same bytes, new times), outside the racy window.
+    std::thread::sleep(Duration::from_millis(2200));
+    for i in 0..1100 {
+        let p = root.join(format!("d{}/f{i}", i % 20));
+        fs::write(&p, format!("{i}\n")).unwrap();
+    }
+    write(root, "extra", "n\n");
+    std::thread::sleep(Duration::from_millis(2200));
+    cplane(root).args(["rollback", "HEAD"]).assert().success();
+    std::thread::sleep(Duration::from_millis(2200));
+    let out = cplane(root).args(["status", "--json"]).assert().success().get_output().clone();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hashed_files"], 0, "{v}");
+}

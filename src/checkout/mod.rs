@@ -31,7 +31,7 @@ mod stage;
 use crate::control::Control;
 use crate::diff::Change;
 use crate::error::{Error, IoResultExt, Result};
-use crate::id::{SnapshotId, TreeId};
+use crate::id::{ObjectId, SnapshotId, TreeId};
 use crate::object::{EntryKind, LinkGroup};
 use crate::path::RelPath;
 use crate::scope::Scope;
@@ -159,17 +159,29 @@ pub fn checkout(
     // Every file about to be removed or overwritten must be safely in the store. The
     // rescue seal stores nothing it thinks the store already has, so a damaged stored
     // copy would leave the file on disk as the only good one: check, and stop if so.
-    changes
+    // (Each stored copy once; a mode or owner change overwrites no bytes.)
+    let clobbered: HashSet<&RelPath> = ops
+        .iter()
+        .filter(|op| matches!(op, Op::Remove { .. } | Op::Write { .. } | Op::Link { .. }))
+        .map(Op::path)
+        .collect();
+    let mut old_copies: HashMap<ObjectId, &RelPath> = HashMap::new();
+    for c in &changes {
+        if let Some(o) = c.old.filter(|o| o.kind != EntryKind::Dir)
+            && clobbered.contains(&c.path)
+        {
+            old_copies.entry(o.id).or_insert(&c.path);
+        }
+    }
+    old_copies
         .par_iter()
-        .filter_map(|c| c.old.filter(|o| o.kind != EntryKind::Dir).map(|o| (c, o)))
-        .try_for_each(|(c, o)| {
-            stage::verify_blob(store, &o.id).map_err(|e| match e {
+        .try_for_each(|(id, path)| {
+            stage::verify_blob(store, id).map_err(|e| match e {
                 Error::CorruptObject { id, location, reason } => Error::CorruptObject {
                     id,
                     location,
                     reason: format!(
-                        "{reason}; it is the stored copy of {}, whose only good copy is now the file on disk, so nothing was changed",
-                        c.path
+                        "{reason}; it is the stored copy of {path}, whose only good copy is now the file on disk, so nothing was changed"
                     ),
                 },
                 other => other,

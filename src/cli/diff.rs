@@ -1,7 +1,7 @@
 //! `cplane diff`, and change rendering shared with `status`.
 
 use super::{CmdResult, Ctx, finding_json, findings_code, output};
-use cplane::diff::{Change, ChangeKind, TreeSource, add_link_changes, diff_trees, lookup_path};
+use cplane::diff::{Change, ChangeKind, TreeSource, diff_states};
 use cplane::object::EntryKind;
 use cplane::revision::resolve;
 use serde_json::{Value, json};
@@ -112,14 +112,10 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
     let (mut changes, findings, b_label) = match &args.b {
         Some(b) => {
             let b = resolve(&store, &plane, b)?;
-            let src = TreeSource::store(&store);
-            let mut changes = diff_trees(&src, &a.snapshot.root, &b.snapshot.root)?;
-            add_link_changes(
-                &mut changes,
-                &a.snapshot.links,
-                &b.snapshot.links,
-                &|p| lookup_path(&src, &a.snapshot.root, p),
-                &|p| lookup_path(&src, &b.snapshot.root, p),
+            let changes = diff_states(
+                &TreeSource::store(&store),
+                (&a.snapshot.root, &a.snapshot.links),
+                (&b.snapshot.root, &b.snapshot.links),
             )?;
             let side = json!({"snapshot": b.id.to_hex(), "checkpoint": b.snapshot.name, "plane": b.plane.name, "root": b.snapshot.root.to_hex()});
             (changes, Vec::new(), side)
@@ -128,20 +124,10 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             let wt_plane = a.plane.clone();
             ctx.recover(&mut store, &wt_plane)?;
             let bar = output::Bar::new("scanning");
-            let mut wt = cplane::worktree::working_tree(&store, &wt_plane, ctx.control(&bar))?;
+            let wt = cplane::worktree::against(&store, &wt_plane, &a.snapshot, ctx.control(&bar))?;
             drop(bar);
-            let src = TreeSource::with_overlay(&store, &wt.scan.trees);
-            let mut changes = diff_trees(&src, &a.snapshot.root, &wt.scan.root)?;
-            add_link_changes(
-                &mut changes,
-                &a.snapshot.links,
-                &wt.scan.links,
-                &|p| lookup_path(&src, &a.snapshot.root, p),
-                &|p| lookup_path(&src, &wt.scan.root, p),
-            )?;
-            let findings = std::mem::take(&mut wt.scan.findings);
             let side = json!({"working_tree": true, "plane": wt_plane.name, "root": wt.scan.root.to_hex()});
-            (changes, findings, side)
+            (wt.changes, wt.scan.findings, side)
         }
     };
     changes.retain(|c| c.is_reported());
