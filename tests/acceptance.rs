@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
+mod common;
+
 // ---------------------------------------------------------------- helpers
 
 #[allow(deprecated)]
@@ -34,9 +36,9 @@ impl Out {
     }
 }
 
-/// Run `cplane ARGS` in `dir` and return its output, whatever the exit code.
-fn run_any(dir: &Path, args: &[&str]) -> Out {
-    let o = cplane(dir).args(args).output().expect("spawn cplane");
+/// Runs `c` and returns its output, whatever the exit code.
+fn out_of(c: &mut Command) -> Out {
+    let o = c.output().expect("spawn cplane");
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -44,9 +46,24 @@ fn run_any(dir: &Path, args: &[&str]) -> Out {
     }
 }
 
+/// Run `cplane ARGS` in `dir` and return its output, whatever the exit code.
+fn run_any(dir: &Path, args: &[&str]) -> Out {
+    out_of(cplane(dir).args(args))
+}
+
 /// Run `cplane ARGS` in `dir`, insisting on exit code `code`.
 fn run(dir: &Path, args: &[&str], code: i32) -> Out {
-    let out = run_any(dir, args);
+    expect_code(dir, args, code, run_any(dir, args))
+}
+
+/// As [`run`], as an ordinary user: as root, user nobody through `setpriv`
+/// (hand `dir` over with `common::hand_over` first).
+fn run_unprivileged(dir: &Path, args: &[&str], code: i32) -> Out {
+    let out = out_of(common::cplane_unprivileged(dir).env("NO_COLOR", "1").args(args));
+    expect_code(dir, args, code, out)
+}
+
+fn expect_code(dir: &Path, args: &[&str], code: i32, out: Out) -> Out {
     assert_eq!(
         out.code,
         code,
@@ -289,14 +306,6 @@ fn corrupt_non_blobs(root: &Path) {
             fs::write(&p, b).unwrap();
         }
     }
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 fn have(cmd: &str) -> bool {
@@ -1306,17 +1315,15 @@ fn unreadable_file_refused_by_snapshot_and_reported_by_verify() {
     let p = t.path().join("secret.txt");
     fs::write(&p, "secret\n").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
-    if is_root() || fs::read(&p).is_ok() {
-        eprintln!("skipping unreadable-file test: running as root, chmod 000 is still readable");
-        return;
-    }
+    // root reads a mode-000 file: as root, the commands run as user nobody
+    common::hand_over(t.path(), common::NOBODY);
     let store = store_state(t.path());
-    let out = run(t.path(), &["snapshot"], 1);
+    let out = run_unprivileged(t.path(), &["snapshot"], 1);
     assert!(out.all().contains("secret.txt"), "{}", out.all());
     assert_eq!(store, store_state(t.path()), "refused snapshot wrote to the store");
     // an unreadable file already in HEAD is a verify finding
     fs::set_permissions(t.path().join("a.txt"), fs::Permissions::from_mode(0o000)).unwrap();
-    let v = run(t.path(), &["verify"], 1);
+    let v = run_unprivileged(t.path(), &["verify"], 1);
     assert!(v.stdout.contains("CP105") && v.stdout.contains("a.txt"), "{}", v.stdout);
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(t.path().join("a.txt"), fs::Permissions::from_mode(0o644)).unwrap();

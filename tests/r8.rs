@@ -4,7 +4,7 @@
 //! they print why they did not run.
 
 mod common;
-use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, cplane, write};
+use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, chown_tree, cplane, cplane_as, hand_over, is_root, write};
 
 use predicates::prelude::*;
 use std::fs;
@@ -12,10 +12,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
 
 /// `n` bytes that no compressor can shrink (xorshift64).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -275,28 +271,14 @@ fn r8_owner_that_cannot_be_restored_is_reported() {
         eprintln!("skipped: needs root to set up files of two owners (CI runs as root)");
         return;
     }
-    if Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("skipped: setpriv (util-linux) is not installed");
-        return;
-    }
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("plane");
     write(&root, "mine.txt", "mine\n");
     write(&root, "roots.txt", "root's\n");
     cplane(&root).arg("init").assert().success();
     // Everything but roots.txt belongs to uid 4321; roots.txt stays root's (0644).
-    let chown = |p: &Path| {
-        assert!(
-            Command::new("chown")
-                .args(["-R", "4321:4321"])
-                .arg(p)
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    chown(&root);
+    hand_over(&root, 4321);
     rustix::fs::chown(
         root.join("roots.txt"),
         Some(rustix::fs::Uid::ROOT),
@@ -304,15 +286,9 @@ fn r8_owner_that_cannot_be_restored_is_reported() {
     )
     .unwrap();
     cplane(&root).args(["snapshot", "--name", "mixed"]).assert().success();
-    chown(&root.join(".cp"));
+    chown_tree(&root.join(".cp"), 4321);
     fs::remove_file(root.join("roots.txt")).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=4321", "--regid=4321", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(["rollback", "mixed"])
-        .current_dir(&root)
-        .output()
-        .unwrap();
+    let out = cplane_as(4321, &root).args(["rollback", "mixed"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

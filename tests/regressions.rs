@@ -1,7 +1,7 @@
 //! Regression tests for bugs found in review, one per finding (named `review_N_…`).
 
 mod common;
-use common::{corrupt, cplane, write};
+use common::{corrupt, cplane, cplane_as, hand_over, is_root, write};
 
 use cplane::id::ObjectId;
 use predicates::prelude::*;
@@ -726,32 +726,15 @@ fn review3_8_restore_into_deleted_directories_gives_them_their_modes() {
     cplane(d.path()).args(["show", &name, "d"]).assert().code(2);
 }
 
-/// Runs cplane as uid/gid 4321 (CI is root; elsewhere this test says why it did not run).
+/// Runs cplane as uid/gid 4321 (needs root).
 fn as_user(dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=4321", "--regid=4321", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn can_drop_privileges() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop privileges with setpriv (CI runs as root)");
-        return false;
-    }
-    if std::process::Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("skipped: setpriv (util-linux) is not installed");
-        return false;
-    }
-    true
+    cplane_as(4321, dir).args(args).output().unwrap()
 }
 
 #[test]
 fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file() {
-    if !can_drop_privileges() {
+    if !is_root() {
+        eprintln!("skipped: needs root to set up files of two owners (CI runs as root)");
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -761,14 +744,7 @@ fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_fil
     write(&root, "tool", "#!/bin/sh\n");
     chmod(&root.join("tool"), 0o4755);
     cplane(&root).arg("init").assert().success(); // tool: root-owned, setuid
-    assert!(
-        std::process::Command::new("chown")
-            .args(["-R", "4321:4321"])
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success()
-    );
+    hand_over(&root, 4321);
     rustix::fs::chown(
         root.join("tool"),
         Some(rustix::fs::Uid::ROOT),

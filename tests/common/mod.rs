@@ -7,6 +7,7 @@ use cplane::store::Store;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::process::Command as StdCommand;
 
 /// Debug builds of the binary pause a checkout after this many journal
 /// operations (after creating `.cp/planes/<plane>/paused`), so a test can kill it.
@@ -44,4 +45,73 @@ pub fn corrupt(root: &Path, id: &ObjectId) {
     f.read_exact_at(&mut b, at).unwrap();
     b[0] ^= 0x5a;
     f.write_all_at(&b, at).unwrap();
+}
+
+/// User and group id of `nobody`, the ordinary user tests drop to as root.
+pub const NOBODY: u32 = 65534;
+
+/// Whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The real binary run in `dir` as uid `uid` (gid `uid`, no supplementary
+/// groups) through `setpriv`; needs root. Panics when setpriv is missing: a
+/// test that must drop privileges never skips as root.
+pub fn cplane_as(uid: u32, dir: &Path) -> Command {
+    assert!(is_root(), "dropping privileges with setpriv needs root");
+    let found = StdCommand::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "setpriv is not installed (needed to run cplane as an ordinary user): apt-get install util-linux"
+    );
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(env!("CARGO_BIN_EXE_cplane"))
+        .current_dir(dir)
+        .env("CPLANE_LOCK_TIMEOUT_MS", "300");
+    c
+}
+
+/// `chown -R uid:uid root` (symlinks themselves, not their targets).
+pub fn chown_tree(root: &Path, uid: u32) {
+    std::os::unix::fs::lchown(root, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {uid}:{uid} {}: {e}", root.display()));
+    if fs::symlink_metadata(root).unwrap().is_dir() {
+        for e in fs::read_dir(root).unwrap() {
+            chown_tree(&e.unwrap().path(), uid);
+        }
+    }
+}
+
+/// Lets user `uid` work in `plane` (its files and store): as root, hands the
+/// whole tree to `uid` and checks that every directory above it can be
+/// traversed (a `tempfile` directory is 0700, so keep the plane *as* or *in*
+/// a directory given away here, or make its parent 0755). Does nothing when not root.
+pub fn hand_over(plane: &Path, uid: u32) {
+    if !is_root() {
+        return;
+    }
+    chown_tree(plane, uid);
+    for dir in plane.ancestors().skip(1) {
+        use std::os::unix::fs::MetadataExt;
+        let mode = fs::metadata(dir).unwrap().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "{} (mode {:o}) is not traversable by uid {uid}: chmod it 0755",
+            dir.display(),
+            mode & 0o7777
+        );
+    }
+}
+
+/// The real binary in `dir` as an ordinary user: as `nobody` through
+/// `setpriv` when root (after [`hand_over`]), else directly as the current user.
+pub fn cplane_unprivileged(dir: &Path) -> Command {
+    if is_root() { cplane_as(NOBODY, dir) } else { cplane(dir) }
 }
