@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 mod common;
@@ -1433,12 +1433,74 @@ fn concurrent_writers_never_interleave() {
     );
 }
 
+/// `CPLANE_LOCK_TIMEOUT_MS` (README, Environment) bounds how long a writer
+/// waits for another writer's lock; then it fails with exit 2, writing nothing.
 #[test]
 fn lock_wait_timeout() {
-    eprintln!(
-        "skipping lock_wait_timeout: the CLI documents no lock-timeout setting; \
-         see concurrent_writers_never_interleave"
+    let t = inited();
+    write(t.path(), "new.txt", "new\n");
+    let store = store_state(t.path());
+    let h0 = head(t.path());
+    let held = cplane::store::lock::StoreLock::acquire(&t.path().join(".cp")).expect("take the lock");
+    let t0 = Instant::now();
+    let out = out_of(cplane(t.path()).env("CPLANE_LOCK_TIMEOUT_MS", "300").arg("snapshot"));
+    let took = t0.elapsed();
+    assert_eq!(out.code, 2, "snapshot while the lock is held:\n{}", out.all());
+    assert!(
+        out.stderr.contains("holds the store lock") && out.stderr.contains(".cp/lock"),
+        "the message does not name the lock:\n{}",
+        out.stderr
     );
+    assert!(
+        out.stderr.contains(&format!("pid {}", std::process::id())),
+        "the message does not name the holder:\n{}",
+        out.stderr
+    );
+    let waited: u64 = out
+        .stderr
+        .split("waited ")
+        .nth(1)
+        .and_then(|w| w.split(" ms").next())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no `waited N ms` in:\n{}", out.stderr));
+    // the default wait is 3000 ms: well under it means the setting was honoured
+    assert!(
+        (300..2000).contains(&waited),
+        "CPLANE_LOCK_TIMEOUT_MS=300 but snapshot waited {waited} ms"
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "CPLANE_LOCK_TIMEOUT_MS=300 but snapshot returned after {took:?}"
+    );
+    assert_eq!(store, store_state(t.path()), "a locked-out snapshot wrote to the store");
+    assert_eq!(head(t.path()), h0, "a locked-out snapshot moved HEAD");
+    // a value that is not a whole number of milliseconds is a usage error, not a panic
+    for bad in ["soon", "-1", "1.5", ""] {
+        let out = out_of(
+            cplane(t.path())
+                .env("CPLANE_LOCK_TIMEOUT_MS", bad)
+                .env("RUST_BACKTRACE", "1")
+                .arg("snapshot"),
+        );
+        assert_eq!(out.code, 2, "CPLANE_LOCK_TIMEOUT_MS={bad:?}:\n{}", out.all());
+        assert!(
+            out.stderr.contains("CPLANE_LOCK_TIMEOUT_MS") && out.stderr.contains("not a whole number"),
+            "CPLANE_LOCK_TIMEOUT_MS={bad:?} gave no clear message:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
+            "CPLANE_LOCK_TIMEOUT_MS={bad:?} panicked:\n{}",
+            out.stderr
+        );
+    }
+    assert_eq!(store, store_state(t.path()));
+    // once the lock is free, the same command succeeds
+    drop(held);
+    let out = out_of(cplane(t.path()).env("CPLANE_LOCK_TIMEOUT_MS", "300").arg("snapshot"));
+    assert_eq!(out.code, 0, "snapshot after the lock was released:\n{}", out.all());
+    assert_ne!(head(t.path()), h0);
+    run(t.path(), &["show", "HEAD", "new.txt"], 0);
 }
 
 // ---------------------------------------------------------------- planes
