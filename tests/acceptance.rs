@@ -529,10 +529,7 @@ fn unchanged_snapshot_records_checkpoint_with_same_root() {
 
 #[test]
 fn blob_id_equals_b3sum() {
-    if !have("b3sum") {
-        eprintln!("skipping blob_id_equals_b3sum: b3sum not on PATH");
-        return;
-    }
+    assert!(have("b3sum"), "b3sum is not installed: apt-get install b3sum");
     let t = new_dir();
     write(t.path(), "small.txt", "hello world\n");
     write(t.path(), "empty", "");
@@ -545,7 +542,9 @@ fn blob_id_equals_b3sum() {
             .current_dir(t.path())
             .output()
             .unwrap();
+        assert!(o.status.success(), "b3sum {f}: {}", String::from_utf8_lossy(&o.stderr));
         let want = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(is_hex64(&want), "b3sum {f} printed {want:?}");
         let e = json(t.path(), &["show", "HEAD", f, "--json"], 0);
         assert_eq!(s(&e, "id"), want, "blob id of {f} differs from b3sum");
     }

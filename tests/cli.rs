@@ -542,33 +542,6 @@ fn demo_runs_end_to_end() {
 }
 
 #[test]
-fn blob_ids_match_b3sum() {
-    let Ok(out) = std::process::Command::new("b3sum").arg("--version").output() else {
-        eprintln!("skipped: b3sum is not installed");
-        return;
-    };
-    assert!(out.status.success());
-    let d = plane_with_base();
-    let entry = json(
-        &cplane(d.path())
-            .args(["show", "HEAD", "src/lib.rs", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
-    let b3 = std::process::Command::new("b3sum")
-        .arg("--no-names")
-        .arg(d.path().join("src/lib.rs"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        entry["id"].as_str().unwrap(),
-        String::from_utf8_lossy(&b3.stdout).trim()
-    );
-}
-
-#[test]
 fn kind_byte_mismatch_in_index_is_store_damage() {
     // An object asked for as the wrong kind is refused, never reinterpreted.
     let d = plane_with_base();
