@@ -30,21 +30,26 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
+    /// `None` (the test says why it did not run) only when not root; as root
+    /// (CI) a mount that fails fails the test.
     fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
         if !is_root() {
             eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
             return None;
         }
         fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: `mount -t tmpfs` failed here (no CAP_SYS_ADMIN in this container)");
-            return None;
-        }
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `mount` (util-linux): {e}"));
+        assert!(
+            out.status.success(),
+            "`mount -t tmpfs -o size={size} tmpfs {}` failed as root ({}): {}",
+            at.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         Some(Tmpfs(at.to_path_buf()))
     }
 }
