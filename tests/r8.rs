@@ -4,12 +4,12 @@
 //! they print why they did not run.
 
 mod common;
-use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, chown_tree, cplane, cplane_as, hand_over, is_root, write};
+use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, Tmpfs, chown_tree, cplane, cplane_as, hand_over, is_root, write};
 
 use predicates::prelude::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,40 +24,6 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// A tmpfs of `size` mounted at `at` (created), unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// `None` (the test says why it did not run) only when not root; as root
-    /// (CI) a mount that fails fails the test.
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
-            return None;
-        }
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `mount` (util-linux): {e}"));
-        assert!(
-            out.status.success(),
-            "`mount -t tmpfs -o size={size} tmpfs {}` failed as root ({}): {}",
-            at.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Some(Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {

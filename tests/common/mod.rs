@@ -6,7 +6,7 @@ use cplane::id::ObjectId;
 use cplane::store::Store;
 use std::fs;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 /// Debug builds of the binary pause a checkout after this many journal
@@ -114,4 +114,38 @@ pub fn hand_over(plane: &Path, uid: u32) {
 /// `setpriv` when root (after [`hand_over`]), else directly as the current user.
 pub fn cplane_unprivileged(dir: &Path) -> Command {
     if is_root() { cplane_as(NOBODY, dir) } else { cplane(dir) }
+}
+
+/// A tmpfs of `size` mounted at `at` (created), unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (the test says why it did not run) only when not root; as root
+    /// (CI) a mount that fails fails the test.
+    pub fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
+            return None;
+        }
+        fs::create_dir_all(at).unwrap();
+        let out = StdCommand::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `mount` (util-linux): {e}"));
+        assert!(
+            out.status.success(),
+            "`mount -t tmpfs -o size={size} tmpfs {}` failed as root ({}): {}",
+            at.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Some(Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("umount").arg("-l").arg(&self.0).status();
+    }
 }
