@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 mod common;
+use common::rescue_name;
 
 // ---------------------------------------------------------------- helpers
 
@@ -988,14 +989,6 @@ fn diff_two_planes_heads_relative_paths() {
 
 // ---------------------------------------------------------------- rollback
 
-fn rescue_name(stdout: &str) -> String {
-    stdout
-        .split(|c: char| c.is_whitespace() || "`'\"(),;:".contains(c))
-        .find(|w| w.starts_with("RESCUE-"))
-        .unwrap_or_else(|| panic!("no RESCUE-… checkpoint named in:\n{stdout}"))
-        .to_string()
-}
-
 #[test]
 fn rollback_restores_bytes_exec_bits_symlinks_and_prunes() {
     let t = inited();
@@ -1440,9 +1433,17 @@ fn lock_wait_timeout() {
     write(t.path(), "new.txt", "new\n");
     let store = store_state(t.path());
     let h0 = head(t.path());
+    let snapshot_waiting = |ms: &str| {
+        out_of(
+            cplane(t.path())
+                .env("CPLANE_LOCK_TIMEOUT_MS", ms)
+                .env("RUST_BACKTRACE", "1")
+                .arg("snapshot"),
+        )
+    };
     let held = cplane::store::lock::StoreLock::acquire(&t.path().join(".cp")).expect("take the lock");
     let t0 = Instant::now();
-    let out = out_of(cplane(t.path()).env("CPLANE_LOCK_TIMEOUT_MS", "300").arg("snapshot"));
+    let out = snapshot_waiting("300");
     let took = t0.elapsed();
     assert_eq!(out.code, 2, "snapshot while the lock is held:\n{}", out.all());
     assert!(
@@ -1475,12 +1476,7 @@ fn lock_wait_timeout() {
     assert_eq!(head(t.path()), h0, "a locked-out snapshot moved HEAD");
     // a value that is not a whole number of milliseconds is a usage error, not a panic
     for bad in ["soon", "-1", "1.5", ""] {
-        let out = out_of(
-            cplane(t.path())
-                .env("CPLANE_LOCK_TIMEOUT_MS", bad)
-                .env("RUST_BACKTRACE", "1")
-                .arg("snapshot"),
-        );
+        let out = snapshot_waiting(bad);
         assert_eq!(out.code, 2, "CPLANE_LOCK_TIMEOUT_MS={bad:?}:\n{}", out.all());
         assert!(
             out.stderr.contains("CPLANE_LOCK_TIMEOUT_MS") && out.stderr.contains("not a whole number"),
@@ -1496,7 +1492,7 @@ fn lock_wait_timeout() {
     assert_eq!(store, store_state(t.path()));
     // once the lock is free, the same command succeeds
     drop(held);
-    let out = out_of(cplane(t.path()).env("CPLANE_LOCK_TIMEOUT_MS", "300").arg("snapshot"));
+    let out = snapshot_waiting("300");
     assert_eq!(out.code, 0, "snapshot after the lock was released:\n{}", out.all());
     assert_ne!(head(t.path()), h0);
     run(t.path(), &["show", "HEAD", "new.txt"], 0);

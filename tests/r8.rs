@@ -4,14 +4,16 @@
 //! they print why they did not run.
 
 mod common;
-use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, Tmpfs, chown_tree, cplane, cplane_as, hand_over, is_root, write};
+use common::{
+    Tmpfs, chown_tree, cplane, cplane_as, hand_over, kill_after_ops, paused_after_ops, paused_after_staging,
+    plane_others_can_reach, skip_unless_root, spawn, write,
+};
 
 use predicates::prelude::*;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `n` bytes that no compressor can shrink (xorshift64).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -24,38 +26,6 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("cplane"));
-    c.args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
-
-fn wait_for(marker: &Path, child: &mut Child) {
-    use std::io::Read;
-    let t0 = Instant::now();
-    while !marker.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("the command ended ({status}) before its pause point: {err}");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "never reached {}",
-            marker.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Names of every entry under `dir`, recursively (to look for leftovers).
@@ -163,16 +133,12 @@ fn r8_symlink_swapped_in_mid_checkout_touches_nothing_outside() {
         } else {
             vec!["restore", "HEAD", "conf"]
         };
-        let mut child = spawn(d.path(), &args, &[(PAUSE_STAGED, "1")]);
-        let marker = d.path().join(".cp/planes/main/staged");
-        wait_for(&marker, &mut child);
-        // Everything is staged: swap the directory for a symlink to outside.
-        fs::rename(d.path().join("conf"), d.path().join("conf.moved")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), d.path().join("conf")).unwrap();
-        fs::remove_file(&marker).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        let (code, _, err) = paused_after_staging(d.path(), &args, || {
+            // Everything is staged: swap the directory for a symlink to outside.
+            fs::rename(d.path().join("conf"), d.path().join("conf.moved")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), d.path().join("conf")).unwrap();
+        });
+        assert_eq!(code, 2, "{cmd}: {err}");
         assert!(err.contains("refusing to write"), "{cmd}: {err}");
         assert_eq!(
             fs::read_to_string(outside.path().join("victim.txt")).unwrap(),
@@ -206,9 +172,7 @@ fn r8_verify_during_rollback_sees_before_or_after() {
         write(d.path(), &format!("f{i:02}"), &format!("two {i}\n"));
     }
     cplane(d.path()).args(["snapshot", "--name", "two"]).assert().success();
-    let mut rollback = spawn(d.path(), &["rollback", "HEAD~1"], &[(PAUSE_AFTER_OPS, "20")]);
-    let marker = d.path().join(".cp/planes/main/paused");
-    wait_for(&marker, &mut rollback);
+    let mut rollback = paused_after_ops(d.path(), &["rollback", "HEAD~1"], 20, &[]);
     // Half the files are rolled back now. A verify must not report that state.
     let mut verify = spawn(d.path(), &["verify", "--json"], &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -238,24 +202,16 @@ fn r8_verify_during_rollback_sees_before_or_after() {
 /// each path (CP111, exit 1) instead of silently leaving the wrong owner.
 #[test]
 fn r8_owner_that_cannot_be_restored_is_reported() {
-    if !is_root() {
-        eprintln!("skipped: needs root to set up files of two owners (CI runs as root)");
+    if skip_unless_root("r8_owner_that_cannot_be_restored_is_reported") {
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("plane");
+    let (_d, root) = plane_others_can_reach();
     write(&root, "mine.txt", "mine\n");
     write(&root, "roots.txt", "root's\n");
     cplane(&root).arg("init").assert().success();
     // Everything but roots.txt belongs to uid 4321; roots.txt stays root's (0644).
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     hand_over(&root, 4321);
-    rustix::fs::chown(
-        root.join("roots.txt"),
-        Some(rustix::fs::Uid::ROOT),
-        Some(rustix::fs::Gid::ROOT),
-    )
-    .unwrap();
+    chown_tree(&root.join("roots.txt"), 0);
     cplane(&root).args(["snapshot", "--name", "mixed"]).assert().success();
     chown_tree(&root.join(".cp"), 4321);
     fs::remove_file(root.join("roots.txt")).unwrap();
@@ -341,14 +297,12 @@ fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
         .args(["show", "two", "dir0/.cplane-staging~"])
         .assert()
         .code(2);
-    let mut child = spawn(
+    kill_after_ops(
         d.path(),
         &["rollback", "HEAD~1"],
-        &[("CPLANE_TEST_NO_TMPFILE", "1"), (PAUSE_AFTER_OPS, "12")],
+        12,
+        &[("CPLANE_TEST_NO_TMPFILE", "1")],
     );
-    wait_for(&d.path().join(".cp/planes/main/paused"), &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
     cplane(d.path())
         .env("CPLANE_TEST_NO_TMPFILE", "1")
         .arg("status")
