@@ -10,8 +10,11 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
+
+mod common;
+use common::rescue_name;
 
 // ---------------------------------------------------------------- helpers
 
@@ -34,9 +37,9 @@ impl Out {
     }
 }
 
-/// Run `cplane ARGS` in `dir` and return its output, whatever the exit code.
-fn run_any(dir: &Path, args: &[&str]) -> Out {
-    let o = cplane(dir).args(args).output().expect("spawn cplane");
+/// Runs `c` and returns its output, whatever the exit code.
+fn out_of(c: &mut Command) -> Out {
+    let o = c.output().expect("spawn cplane");
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -44,9 +47,24 @@ fn run_any(dir: &Path, args: &[&str]) -> Out {
     }
 }
 
+/// Run `cplane ARGS` in `dir` and return its output, whatever the exit code.
+fn run_any(dir: &Path, args: &[&str]) -> Out {
+    out_of(cplane(dir).args(args))
+}
+
 /// Run `cplane ARGS` in `dir`, insisting on exit code `code`.
 fn run(dir: &Path, args: &[&str], code: i32) -> Out {
-    let out = run_any(dir, args);
+    expect_code(dir, args, code, run_any(dir, args))
+}
+
+/// As [`run`], as an ordinary user: as root, user nobody through `setpriv`
+/// (hand `dir` over with `common::hand_over` first).
+fn run_unprivileged(dir: &Path, args: &[&str], code: i32) -> Out {
+    let out = out_of(common::cplane_unprivileged(dir).env("NO_COLOR", "1").args(args));
+    expect_code(dir, args, code, out)
+}
+
+fn expect_code(dir: &Path, args: &[&str], code: i32, out: Out) -> Out {
     assert_eq!(
         out.code,
         code,
@@ -291,14 +309,6 @@ fn corrupt_non_blobs(root: &Path) {
     }
 }
 
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 fn have(cmd: &str) -> bool {
     std::process::Command::new(cmd)
         .arg("--version")
@@ -520,10 +530,7 @@ fn unchanged_snapshot_records_checkpoint_with_same_root() {
 
 #[test]
 fn blob_id_equals_b3sum() {
-    if !have("b3sum") {
-        eprintln!("skipping blob_id_equals_b3sum: b3sum not on PATH");
-        return;
-    }
+    assert!(have("b3sum"), "b3sum is not installed: apt-get install b3sum");
     let t = new_dir();
     write(t.path(), "small.txt", "hello world\n");
     write(t.path(), "empty", "");
@@ -536,7 +543,9 @@ fn blob_id_equals_b3sum() {
             .current_dir(t.path())
             .output()
             .unwrap();
+        assert!(o.status.success(), "b3sum {f}: {}", String::from_utf8_lossy(&o.stderr));
         let want = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        assert!(is_hex64(&want), "b3sum {f} printed {want:?}");
         let e = json(t.path(), &["show", "HEAD", f, "--json"], 0);
         assert_eq!(s(&e, "id"), want, "blob id of {f} differs from b3sum");
     }
@@ -980,14 +989,6 @@ fn diff_two_planes_heads_relative_paths() {
 
 // ---------------------------------------------------------------- rollback
 
-fn rescue_name(stdout: &str) -> String {
-    stdout
-        .split(|c: char| c.is_whitespace() || "`'\"(),;:".contains(c))
-        .find(|w| w.starts_with("RESCUE-"))
-        .unwrap_or_else(|| panic!("no RESCUE-… checkpoint named in:\n{stdout}"))
-        .to_string()
-}
-
 #[test]
 fn rollback_restores_bytes_exec_bits_symlinks_and_prunes() {
     let t = inited();
@@ -1306,17 +1307,15 @@ fn unreadable_file_refused_by_snapshot_and_reported_by_verify() {
     let p = t.path().join("secret.txt");
     fs::write(&p, "secret\n").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
-    if is_root() || fs::read(&p).is_ok() {
-        eprintln!("skipping unreadable-file test: running as root, chmod 000 is still readable");
-        return;
-    }
+    // root reads a mode-000 file: as root, the commands run as user nobody
+    common::hand_over(t.path(), common::NOBODY);
     let store = store_state(t.path());
-    let out = run(t.path(), &["snapshot"], 1);
+    let out = run_unprivileged(t.path(), &["snapshot"], 1);
     assert!(out.all().contains("secret.txt"), "{}", out.all());
     assert_eq!(store, store_state(t.path()), "refused snapshot wrote to the store");
     // an unreadable file already in HEAD is a verify finding
     fs::set_permissions(t.path().join("a.txt"), fs::Permissions::from_mode(0o000)).unwrap();
-    let v = run(t.path(), &["verify"], 1);
+    let v = run_unprivileged(t.path(), &["verify"], 1);
     assert!(v.stdout.contains("CP105") && v.stdout.contains("a.txt"), "{}", v.stdout);
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(t.path().join("a.txt"), fs::Permissions::from_mode(0o644)).unwrap();
@@ -1426,12 +1425,77 @@ fn concurrent_writers_never_interleave() {
     );
 }
 
+/// `CPLANE_LOCK_TIMEOUT_MS` (README, Environment) bounds how long a writer
+/// waits for another writer's lock; then it fails with exit 2, writing nothing.
 #[test]
 fn lock_wait_timeout() {
-    eprintln!(
-        "skipping lock_wait_timeout: the CLI documents no lock-timeout setting; \
-         see concurrent_writers_never_interleave"
+    let t = inited();
+    write(t.path(), "new.txt", "new\n");
+    let store = store_state(t.path());
+    let h0 = head(t.path());
+    let snapshot_waiting = |ms: &str| {
+        out_of(
+            cplane(t.path())
+                .env("CPLANE_LOCK_TIMEOUT_MS", ms)
+                .env("RUST_BACKTRACE", "1")
+                .arg("snapshot"),
+        )
+    };
+    let held = cplane::store::lock::StoreLock::acquire(&t.path().join(".cp")).expect("take the lock");
+    let t0 = Instant::now();
+    let out = snapshot_waiting("300");
+    let took = t0.elapsed();
+    assert_eq!(out.code, 2, "snapshot while the lock is held:\n{}", out.all());
+    assert!(
+        out.stderr.contains("holds the store lock") && out.stderr.contains(".cp/lock"),
+        "the message does not name the lock:\n{}",
+        out.stderr
     );
+    assert!(
+        out.stderr.contains(&format!("pid {}", std::process::id())),
+        "the message does not name the holder:\n{}",
+        out.stderr
+    );
+    let waited: u64 = out
+        .stderr
+        .split("waited ")
+        .nth(1)
+        .and_then(|w| w.split(" ms").next())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no `waited N ms` in:\n{}", out.stderr));
+    // the default wait is 3000 ms: well under it means the setting was honoured
+    assert!(
+        (300..2000).contains(&waited),
+        "CPLANE_LOCK_TIMEOUT_MS=300 but snapshot waited {waited} ms"
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "CPLANE_LOCK_TIMEOUT_MS=300 but snapshot returned after {took:?}"
+    );
+    assert_eq!(store, store_state(t.path()), "a locked-out snapshot wrote to the store");
+    assert_eq!(head(t.path()), h0, "a locked-out snapshot moved HEAD");
+    // a value that is not a whole number of milliseconds is a usage error, not a panic
+    for bad in ["soon", "-1", "1.5", ""] {
+        let out = snapshot_waiting(bad);
+        assert_eq!(out.code, 2, "CPLANE_LOCK_TIMEOUT_MS={bad:?}:\n{}", out.all());
+        assert!(
+            out.stderr.contains("CPLANE_LOCK_TIMEOUT_MS") && out.stderr.contains("not a whole number"),
+            "CPLANE_LOCK_TIMEOUT_MS={bad:?} gave no clear message:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
+            "CPLANE_LOCK_TIMEOUT_MS={bad:?} panicked:\n{}",
+            out.stderr
+        );
+    }
+    assert_eq!(store, store_state(t.path()));
+    // once the lock is free, the same command succeeds
+    drop(held);
+    let out = snapshot_waiting("300");
+    assert_eq!(out.code, 0, "snapshot after the lock was released:\n{}", out.all());
+    assert_ne!(head(t.path()), h0);
+    run(t.path(), &["show", "HEAD", "new.txt"], 0);
 }
 
 // ---------------------------------------------------------------- planes

@@ -7,7 +7,7 @@
 //! sparse files, and init leaving no `.cp.init-*` behind.
 
 mod common;
-use common::{cplane, write};
+use common::{NOBODY, Tmpfs, cplane, cplane_as, hard_link, is_root, plane_others_can_reach, skip_unless_root, write};
 
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, mkdirat, openat, unlinkat};
 use serde_json::Value;
@@ -16,7 +16,6 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt, symlink};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,20 +120,6 @@ fn chmod(p: &Path, mode: u32) {
 fn chown(p: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {uid}:{gid} {}: {e}", p.display()));
-}
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// Skips (returns true) when not root: owner tests need CAP_CHOWN.
-fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        false
-    } else {
-        eprintln!("{test}: skipped, needs root (CI runs the suite as root)");
-        true
-    }
 }
 
 fn init_leftovers(dir: &Path) -> Vec<String> {
@@ -623,9 +608,8 @@ fn hard_links_restored_as_links_after_delete_or_copy() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     write(d, "a", "linked content\n");
-    fs::create_dir(d.join("sub")).unwrap();
-    fs::hard_link(d.join("a"), d.join("b")).unwrap();
-    fs::hard_link(d.join("a"), d.join("sub/c")).unwrap();
+    hard_link(d, "a", "b");
+    hard_link(d, "a", "sub/c");
     write(d, "unrelated", "u\n");
     ok(d, &["init"]);
     let ino = |p: &str| fs::metadata(d.join(p)).unwrap().ino();
@@ -848,6 +832,70 @@ fn has_change(changes: &[(String, String)], letter: &str, path: &str) -> bool {
     changes.iter().any(|(s, p)| s == letter && p == path)
 }
 
+/// `status` exits 1 and lists every (letter, path) of `shown` and none of `untouched`.
+fn assert_status_shows(d: &Path, shown: &[(&str, &str)], untouched: &[&str]) {
+    let (c, changes, v) = status_changes(d);
+    assert_eq!(c, 1, "{v}");
+    for (s, p) in shown {
+        assert!(
+            has_change(&changes, s, p),
+            "status must show `{s} {p}` (a difference from HEAD): {changes:?}"
+        );
+    }
+    assert!(
+        !changes.iter().any(|(_, p)| untouched.contains(&p.as_str())),
+        "none of {untouched:?} may differ: {changes:?}"
+    );
+}
+
+/// After `restore A etc/app.conf conf.d …` on `restore_fixture`: those paths are as A has them.
+fn assert_restored_from_a(d: &Path) {
+    assert_eq!(
+        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
+        "v1\n",
+        "app.conf bytes from A"
+    );
+    assert_eq!(mode_of(&d.join("etc/app.conf")), 0o644, "app.conf mode from A");
+    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a1\n");
+    assert!(
+        !d.join("conf.d/extra").exists(),
+        "restore of a directory removes entries REF lacks"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("top.txt")).unwrap(),
+        "top edited\n",
+        "top.txt untouched"
+    );
+}
+
+/// After undoing that restore from its rescue: etc/app.conf and conf.d are as before it.
+fn assert_restore_undone(d: &Path) {
+    assert_eq!(
+        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
+        "v3 unsaved\n",
+        "the unsaved edit comes back"
+    );
+    assert_eq!(
+        mode_of(&d.join("etc/app.conf")),
+        0o600,
+        "app.conf's mode before the restore comes back"
+    );
+    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a2\n");
+    assert_eq!(fs::read_to_string(d.join("conf.d/extra")).unwrap(), "extra\n");
+}
+
+/// The one RESCUE-… checkpoint `cplane checkpoints` lists that `before` lacks.
+fn new_rescue(d: &Path, before: &BTreeSet<String>) -> String {
+    let after = rescue_names(d);
+    let new: Vec<_> = after.difference(before).cloned().collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "restore creates exactly one RESCUE-… checkpoint listed by `checkpoints`: before {before:?}, after {after:?}"
+    );
+    new[0].clone()
+}
+
 // Regression (found by this file, fixed): `cplane restore A etc/app.conf conf.d newfile` (with an unsaved
 // edit to etc/app.conf and `newfile` absent from A) exits 3 with
 // "store damage: tree object … is missing from the store"; nothing is
@@ -863,26 +911,10 @@ fn restore_puts_back_only_the_named_paths_and_keeps_head() {
 
     ok(d, &["restore", "A", "etc/app.conf", "conf.d", "newfile"]);
 
-    // the named paths are exactly as A has them
-    assert_eq!(
-        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
-        "v1\n",
-        "app.conf bytes from A"
-    );
-    assert_eq!(mode_of(&d.join("etc/app.conf")), 0o644, "app.conf mode from A");
-    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a1\n");
+    // the named paths are exactly as A has them, other paths untouched
+    assert_restored_from_a(d);
     assert_eq!(fs::read_to_string(d.join("conf.d/b")).unwrap(), "b1\n");
-    assert!(
-        !d.join("conf.d/extra").exists(),
-        "restore of a directory removes entries REF lacks"
-    );
     assert!(!d.join("newfile").exists(), "a path REF lacks is removed");
-    // other paths untouched
-    assert_eq!(
-        fs::read_to_string(d.join("top.txt")).unwrap(),
-        "top edited\n",
-        "top.txt untouched"
-    );
     assert_eq!(
         fs::read_to_string(d.join("etc/other.conf")).unwrap(),
         "other v2\n",
@@ -892,45 +924,24 @@ fn restore_puts_back_only_the_named_paths_and_keeps_head() {
     assert_eq!(head_id(d), head_before, "restore must not move HEAD");
 
     // status: the restored paths now differ from HEAD (= B)
-    let (c, changes, v) = status_changes(d);
-    assert_eq!(c, 1, "{v}");
-    for (s, p) in [
-        ("M", "etc/app.conf"),
-        ("M", "conf.d/a"),
-        ("D", "conf.d/extra"),
-        ("D", "newfile"),
-        ("M", "top.txt"),
-    ] {
-        assert!(
-            has_change(&changes, s, p),
-            "status must show `{s} {p}` (a difference from HEAD): {changes:?}"
-        );
-    }
-    assert!(
-        !changes.iter().any(|(_, p)| p == "etc/other.conf" || p == "conf.d/b"),
-        "{changes:?}"
+    assert_status_shows(
+        d,
+        &[
+            ("M", "etc/app.conf"),
+            ("M", "conf.d/a"),
+            ("D", "conf.d/extra"),
+            ("D", "newfile"),
+            ("M", "top.txt"),
+        ],
+        &["etc/other.conf", "conf.d/b"],
     );
 
     // a rescue checkpoint was created and is listed
-    let rescues_after = rescue_names(d);
-    let new: Vec<_> = rescues_after.difference(&rescues_before).cloned().collect();
-    assert_eq!(
-        new.len(),
-        1,
-        "restore creates exactly one RESCUE-… checkpoint: before {rescues_before:?}, after {rescues_after:?}"
-    );
-    let rescue = &new[0];
+    let rescue = new_rescue(d, &rescues_before);
 
     // and restoring from it undoes the restore, unsaved edits included
-    ok(d, &["restore", rescue, "etc/app.conf", "conf.d", "newfile"]);
-    assert_eq!(
-        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
-        "v3 unsaved\n",
-        "the unsaved edit comes back"
-    );
-    assert_eq!(mode_of(&d.join("etc/app.conf")), 0o600);
-    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a2\n");
-    assert_eq!(fs::read_to_string(d.join("conf.d/extra")).unwrap(), "extra\n");
+    ok(d, &["restore", &rescue, "etc/app.conf", "conf.d", "newfile"]);
+    assert_restore_undone(d);
     assert_eq!(fs::read_to_string(d.join("newfile")).unwrap(), "new\n");
     assert_eq!(fs::read_to_string(d.join("top.txt")).unwrap(), "top edited\n");
     assert_eq!(head_id(d), head_before, "HEAD still did not move");
@@ -979,68 +990,28 @@ fn restore_rescue_checkpoint_undoes_a_restore() {
     let rescues_before = rescue_names(d);
 
     ok(d, &["restore", "A", "etc/app.conf", "conf.d"]);
-    assert_eq!(
-        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
-        "v1\n",
-        "app.conf bytes from A"
-    );
-    assert_eq!(mode_of(&d.join("etc/app.conf")), 0o644, "app.conf mode from A");
-    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a1\n");
-    assert!(
-        !d.join("conf.d/extra").exists(),
-        "restore of a directory removes entries REF lacks"
-    );
+    assert_restored_from_a(d);
     assert_eq!(
         fs::read_to_string(d.join("newfile")).unwrap(),
         "new\n",
         "newfile not named: untouched"
     );
-    assert_eq!(
-        fs::read_to_string(d.join("top.txt")).unwrap(),
-        "top edited\n",
-        "top.txt untouched"
-    );
     assert_eq!(head_id(d), head_before, "restore must not move HEAD");
 
-    let (c, changes, v) = status_changes(d);
-    assert_eq!(c, 1, "{v}");
-    for (s, p) in [
-        ("M", "etc/app.conf"),
-        ("M", "conf.d/a"),
-        ("D", "conf.d/extra"),
-        ("M", "top.txt"),
-    ] {
-        assert!(has_change(&changes, s, p), "status must show `{s} {p}`: {changes:?}");
-    }
-    assert!(
-        !changes
-            .iter()
-            .any(|(_, p)| p == "etc/other.conf" || p == "conf.d/b" || p == "newfile"),
-        "{changes:?}"
+    assert_status_shows(
+        d,
+        &[
+            ("M", "etc/app.conf"),
+            ("M", "conf.d/a"),
+            ("D", "conf.d/extra"),
+            ("M", "top.txt"),
+        ],
+        &["etc/other.conf", "conf.d/b", "newfile"],
     );
 
-    let rescues_after = rescue_names(d);
-    let new: Vec<_> = rescues_after.difference(&rescues_before).cloned().collect();
-    assert_eq!(
-        new.len(),
-        1,
-        "restore creates one RESCUE-… checkpoint listed by `checkpoints`: {rescues_after:?}"
-    );
-    let rescue = &new[0];
-
-    ok(d, &["restore", rescue, "etc/app.conf", "conf.d"]);
-    assert_eq!(
-        fs::read_to_string(d.join("etc/app.conf")).unwrap(),
-        "v3 unsaved\n",
-        "the unsaved edit comes back"
-    );
-    assert_eq!(
-        mode_of(&d.join("etc/app.conf")),
-        0o600,
-        "app.conf's mode before the restore comes back"
-    );
-    assert_eq!(fs::read_to_string(d.join("conf.d/a")).unwrap(), "a2\n");
-    assert_eq!(fs::read_to_string(d.join("conf.d/extra")).unwrap(), "extra\n");
+    let rescue = new_rescue(d, &rescues_before);
+    ok(d, &["restore", &rescue, "etc/app.conf", "conf.d"]);
+    assert_restore_undone(d);
     assert_eq!(head_id(d), head_before, "HEAD still did not move");
     let (_, changes, _) = status_changes(d);
     assert_eq!(
@@ -1227,7 +1198,15 @@ fn sparse_file_comes_back_sparse_after_rollback() {
     const AT: u64 = 128 << 20;
     const DATA: usize = 64 << 10;
     let t = tempfile::tempdir().unwrap();
-    let d = t.path();
+    // As root (CI), a tmpfs: it always makes sparse files, whatever /tmp is.
+    let (d, _mnt) = if is_root() {
+        let at = t.path().join("fs");
+        let mnt = Tmpfs::mount(&at, "512m");
+        (at, mnt)
+    } else {
+        (t.path().to_path_buf(), None)
+    };
+    let d = d.as_path();
     let p = d.join("disk.img");
     let data: Vec<u8> = (0..DATA).map(|i| (i % 251) as u8 | 1).collect();
     {
@@ -1237,6 +1216,7 @@ fn sparse_file_comes_back_sparse_after_rollback() {
     }
     let before = fs::metadata(&p).unwrap();
     if before.blocks() * 512 >= 4 << 20 {
+        assert!(!is_root(), "the tmpfs at {} made no sparse file", d.display());
         eprintln!("filesystem of {} does not make sparse files; skipped", d.display());
         return;
     }
@@ -1335,13 +1315,10 @@ fn failed_init_when_dot_cp_is_a_file_leaves_no_init_dir() {
 
 /// `cplane init` run as user nobody (65534).
 fn init_as_nobody(dir: &Path) -> std::process::Output {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cplane"));
-    c.current_dir(dir)
+    cplane_as(NOBODY, dir)
         .arg("init")
-        .env("CPLANE_LOCK_TIMEOUT_MS", "300")
-        .uid(65534)
-        .gid(65534);
-    c.output().expect("spawn cplane as nobody")
+        .output()
+        .expect("spawn cplane as nobody")
 }
 
 #[test]
@@ -1349,9 +1326,7 @@ fn init_in_unwritable_directory_fails_and_leaves_nothing() {
     if skip_unless_root("init_in_unwritable_directory_fails_and_leaves_nothing") {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    chmod(t.path(), 0o755);
-    let d = t.path().join("plane");
+    let (_t, d) = plane_others_can_reach();
     write(&d, "a.txt", "a\n");
     chmod(&d, 0o755); // owned by root: not writable for nobody
     let out = init_as_nobody(&d);
@@ -1376,14 +1351,12 @@ fn init_failing_on_unreadable_file_leaves_no_init_dir() {
     if skip_unless_root("init_failing_on_unreadable_file_leaves_no_init_dir") {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    chmod(t.path(), 0o755);
-    let d = t.path().join("plane");
+    let (_t, d) = plane_others_can_reach();
     write(&d, "a.txt", "a\n");
     write(&d, "secret", "root only\n");
     chmod(&d.join("secret"), 0o600); // root-owned, unreadable for nobody
-    chown(&d, 65534, 65534); // the directory itself is writable for nobody
-    chown(&d.join("a.txt"), 65534, 65534);
+    chown(&d, NOBODY, NOBODY); // the directory itself is writable for nobody
+    chown(&d.join("a.txt"), NOBODY, NOBODY);
     let out = init_as_nobody(&d);
     assert_eq!(
         out.status.code(),

@@ -3,7 +3,7 @@
 //! kind, format versions, the lock, special and unreadable files.
 
 mod common;
-use common::{corrupt, cplane, write};
+use common::{NOBODY, corrupt, cplane, cplane_unprivileged, hand_over, kill_after_ops, stdout_code, write};
 
 use cplane::id::ObjectId;
 use cplane::object::ObjectKind;
@@ -12,7 +12,7 @@ use predicates::prelude::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A plane with a few files, initialised and sealed as `base`.
 fn plane_with_base() -> tempfile::TempDir {
@@ -26,8 +26,10 @@ fn plane_with_base() -> tempfile::TempDir {
     d
 }
 
-fn json(out: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+/// The JSON that `cplane ARGS` in `dir` prints, exiting `code`.
+fn json(dir: &Path, args: &[&str], code: i32) -> serde_json::Value {
+    let out = stdout_code(dir, args, code);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("`cplane {}` printed no JSON ({e}): {out}", args.join(" ")))
 }
 
 fn tree_bytes(root: &Path) -> Vec<(String, Vec<u8>, u32)> {
@@ -87,26 +89,7 @@ fn interrupted_rollback_is_completed_by_the_next_command() {
         .success();
 
     // Start a rollback that pauses after 10 operations, then kill it (SIGKILL).
-    let bin = assert_cmd::cargo::cargo_bin("cplane");
-    let mut child = std::process::Command::new(bin)
-        .args(["rollback", "base"])
-        .current_dir(d.path())
-        .env(common::PAUSE_AFTER_OPS, "10")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let marker = d.path().join(".cp/planes/main/paused");
-    let t0 = Instant::now();
-    while !marker.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "rollback never reached the pause point"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_ops(d.path(), &["rollback", "base"], 10, &[]);
     assert!(
         d.path().join(".cp/planes/main/journal").exists(),
         "the journal survives the kill"
@@ -123,28 +106,14 @@ fn interrupted_rollback_is_completed_by_the_next_command() {
     assert_eq!(tree_bytes(d.path()), base);
     assert!(!d.path().join(".cp/planes/main/journal").exists());
     cplane(d.path()).arg("verify").assert().success();
-    let log = cplane(d.path())
-        .args(["log", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let log = json(&log);
+    let log = json(d.path(), &["log", "--json"], 0);
     assert_eq!(log[0]["kind"], "rollback");
     assert_eq!(log[1]["kind"], "rescue");
     cplane(d.path()).arg("fsck").assert().success();
 }
 
 fn head_json(dir: &Path) -> serde_json::Value {
-    json(
-        &cplane(dir)
-            .args(["show", "HEAD", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    )
+    json(dir, &["show", "HEAD", "--json"], 0)
 }
 
 #[test]
@@ -170,14 +139,7 @@ fn corrupt_blob_is_caught_by_fsck_and_never_trusted_by_rollback() {
         .code(3)
         .stderr(predicate::str::contains(blob.to_hex().as_str()));
     assert_eq!(tree_bytes(d.path()), before, "nothing in the plane changed");
-    let fsck = json(
-        &cplane(d.path())
-            .args(["fsck", "--json"])
-            .assert()
-            .code(3)
-            .get_output()
-            .stdout,
-    );
+    let fsck = json(d.path(), &["fsck", "--json"], 3);
     assert_eq!(fsck["damage"][0]["kind"], "blob");
 }
 
@@ -289,32 +251,22 @@ fn fifo_is_refused_by_name_and_nothing_is_sealed() {
 
 #[test]
 fn unreadable_file_is_a_finding_for_verify_and_blocks_snapshot() {
-    if unsafe_is_root() {
-        eprintln!("skipped: root can read a mode-000 file");
-        return;
-    }
     let d = plane_with_base();
     let p = d.path().join("a.txt");
     fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
-    cplane(d.path())
+    // Root reads a mode-000 file: as root, cplane runs as user nobody.
+    hand_over(d.path(), NOBODY);
+    cplane_unprivileged(d.path())
         .arg("verify")
         .assert()
         .code(1)
         .stdout(predicate::str::contains("CP105 a.txt"));
-    cplane(d.path())
+    cplane_unprivileged(d.path())
         .arg("snapshot")
         .assert()
         .code(1)
         .stderr(predicate::str::contains("CP105"));
     fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-}
-
-fn unsafe_is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
 }
 
 #[test]
@@ -382,14 +334,7 @@ fn dangling_symlink_and_non_utf8_name_round_trip() {
     let expected = tree_bytes(d.path());
     cplane(d.path()).args(["rollback", "base"]).assert().success();
     assert!(fs::symlink_metadata(d.path().join("dangling")).is_err());
-    let st = json(
-        &cplane(d.path())
-            .args(["diff", "base", "odd", "--json"])
-            .assert()
-            .code(1)
-            .get_output()
-            .stdout,
-    );
+    let st = json(d.path(), &["diff", "base", "odd", "--json"], 1);
     let names: Vec<&str> = st["changes"]
         .as_array()
         .unwrap()
@@ -481,14 +426,7 @@ fn nested_plane_is_carved_out_and_diffable_against_its_parent() {
         .args(["plane", "add", "docs", "docs", "--tier", "ho2"])
         .assert()
         .success();
-    let list = json(
-        &cplane(d.path())
-            .args(["plane", "list", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let list = json(d.path(), &["plane", "list", "--json"], 0);
     assert_eq!(list[1]["name"], "docs");
     assert_eq!(list[1]["tier"], "ho2");
     // main no longer covers docs/, and its history records that.
@@ -527,16 +465,9 @@ fn json_outputs_parse() {
         &["fsck", "--json"],
         &["plane", "list", "--json"],
     ] {
-        json(&cplane(d.path()).args(args).assert().success().get_output().stdout);
+        json(d.path(), args, 0);
     }
-    let v = json(
-        &cplane(d.path())
-            .args(["verify", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let v = json(d.path(), &["verify", "--json"], 0);
     assert_eq!(v["clean"], true);
     assert_eq!(v["stats"]["files"], 4);
 }
@@ -549,33 +480,6 @@ fn demo_runs_end_to_end() {
         .assert()
         .success()
         .stdout(predicate::str::contains("demo ok"));
-}
-
-#[test]
-fn blob_ids_match_b3sum() {
-    let Ok(out) = std::process::Command::new("b3sum").arg("--version").output() else {
-        eprintln!("skipped: b3sum is not installed");
-        return;
-    };
-    assert!(out.status.success());
-    let d = plane_with_base();
-    let entry = json(
-        &cplane(d.path())
-            .args(["show", "HEAD", "src/lib.rs", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
-    let b3 = std::process::Command::new("b3sum")
-        .arg("--no-names")
-        .arg(d.path().join("src/lib.rs"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        entry["id"].as_str().unwrap(),
-        String::from_utf8_lossy(&b3.stdout).trim()
-    );
 }
 
 #[test]

@@ -4,18 +4,16 @@
 //! they print why they did not run.
 
 mod common;
-use common::{PAUSE_AFTER_OPS, PAUSE_STAGED, cplane, write};
+use common::{
+    Tmpfs, chown_tree, cplane, cplane_as, hand_over, kill_after_ops, paused_after_ops, paused_after_staging,
+    plane_others_can_reach, skip_unless_root, spawn, write,
+};
 
 use predicates::prelude::*;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
 
 /// `n` bytes that no compressor can shrink (xorshift64).
 fn noise(n: usize, seed: u64) -> Vec<u8> {
@@ -28,67 +26,6 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
-}
-
-/// A tmpfs of `size` mounted at `at` (created), unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
-            return None;
-        }
-        fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: `mount -t tmpfs` failed here (no CAP_SYS_ADMIN in this container)");
-            return None;
-        }
-        Some(Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("cplane"));
-    c.args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
-
-fn wait_for(marker: &Path, child: &mut Child) {
-    use std::io::Read;
-    let t0 = Instant::now();
-    while !marker.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("the command ended ({status}) before its pause point: {err}");
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "never reached {}",
-            marker.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Names of every entry under `dir`, recursively (to look for leftovers).
@@ -196,16 +133,12 @@ fn r8_symlink_swapped_in_mid_checkout_touches_nothing_outside() {
         } else {
             vec!["restore", "HEAD", "conf"]
         };
-        let mut child = spawn(d.path(), &args, &[(PAUSE_STAGED, "1")]);
-        let marker = d.path().join(".cp/planes/main/staged");
-        wait_for(&marker, &mut child);
-        // Everything is staged: swap the directory for a symlink to outside.
-        fs::rename(d.path().join("conf"), d.path().join("conf.moved")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), d.path().join("conf")).unwrap();
-        fs::remove_file(&marker).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        let (code, _, err) = paused_after_staging(d.path(), &args, || {
+            // Everything is staged: swap the directory for a symlink to outside.
+            fs::rename(d.path().join("conf"), d.path().join("conf.moved")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), d.path().join("conf")).unwrap();
+        });
+        assert_eq!(code, 2, "{cmd}: {err}");
         assert!(err.contains("refusing to write"), "{cmd}: {err}");
         assert_eq!(
             fs::read_to_string(outside.path().join("victim.txt")).unwrap(),
@@ -239,9 +172,7 @@ fn r8_verify_during_rollback_sees_before_or_after() {
         write(d.path(), &format!("f{i:02}"), &format!("two {i}\n"));
     }
     cplane(d.path()).args(["snapshot", "--name", "two"]).assert().success();
-    let mut rollback = spawn(d.path(), &["rollback", "HEAD~1"], &[(PAUSE_AFTER_OPS, "20")]);
-    let marker = d.path().join(".cp/planes/main/paused");
-    wait_for(&marker, &mut rollback);
+    let mut rollback = paused_after_ops(d.path(), &["rollback", "HEAD~1"], 20, &[]);
     // Half the files are rolled back now. A verify must not report that state.
     let mut verify = spawn(d.path(), &["verify", "--json"], &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -271,48 +202,20 @@ fn r8_verify_during_rollback_sees_before_or_after() {
 /// each path (CP111, exit 1) instead of silently leaving the wrong owner.
 #[test]
 fn r8_owner_that_cannot_be_restored_is_reported() {
-    if !is_root() {
-        eprintln!("skipped: needs root to set up files of two owners (CI runs as root)");
+    if skip_unless_root("r8_owner_that_cannot_be_restored_is_reported") {
         return;
     }
-    if Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("skipped: setpriv (util-linux) is not installed");
-        return;
-    }
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("plane");
+    let (_d, root) = plane_others_can_reach();
     write(&root, "mine.txt", "mine\n");
     write(&root, "roots.txt", "root's\n");
     cplane(&root).arg("init").assert().success();
     // Everything but roots.txt belongs to uid 4321; roots.txt stays root's (0644).
-    let chown = |p: &Path| {
-        assert!(
-            Command::new("chown")
-                .args(["-R", "4321:4321"])
-                .arg(p)
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    chown(&root);
-    rustix::fs::chown(
-        root.join("roots.txt"),
-        Some(rustix::fs::Uid::ROOT),
-        Some(rustix::fs::Gid::ROOT),
-    )
-    .unwrap();
+    hand_over(&root, 4321);
+    chown_tree(&root.join("roots.txt"), 0);
     cplane(&root).args(["snapshot", "--name", "mixed"]).assert().success();
-    chown(&root.join(".cp"));
+    chown_tree(&root.join(".cp"), 4321);
     fs::remove_file(root.join("roots.txt")).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=4321", "--regid=4321", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(["rollback", "mixed"])
-        .current_dir(&root)
-        .output()
-        .unwrap();
+    let out = cplane_as(4321, &root).args(["rollback", "mixed"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -394,14 +297,12 @@ fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
         .args(["show", "two", "dir0/.cplane-staging~"])
         .assert()
         .code(2);
-    let mut child = spawn(
+    kill_after_ops(
         d.path(),
         &["rollback", "HEAD~1"],
-        &[("CPLANE_TEST_NO_TMPFILE", "1"), (PAUSE_AFTER_OPS, "12")],
+        12,
+        &[("CPLANE_TEST_NO_TMPFILE", "1")],
     );
-    wait_for(&d.path().join(".cp/planes/main/paused"), &mut child);
-    child.kill().unwrap();
-    child.wait().unwrap();
     cplane(d.path())
         .env("CPLANE_TEST_NO_TMPFILE", "1")
         .arg("status")

@@ -1,37 +1,16 @@
 //! Regression tests for bugs found in review, one per finding (named `review_N_…`).
 
 mod common;
-use common::{corrupt, cplane, write};
+use common::{
+    append, chown_tree, corrupt, cplane, cplane_as, hand_over, hard_link, kill_after_ops, paused_after_staging,
+    plane_others_can_reach, rescue_name, skip_unless_root, spawn, stdout, write,
+};
 
 use cplane::id::ObjectId;
 use predicates::prelude::*;
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Runs `cplane rollback REF` paused after `after` operations, then SIGKILLs it.
-fn kill_rollback_after(dir: &Path, r#ref: &str, after: usize) {
-    let marker = dir.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(["rollback", r#ref])
-        .current_dir(dir)
-        .env(common::PAUSE_AFTER_OPS, after.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !marker.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("rollback ended ({status}) before the pause point");
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
 
 #[test]
 fn review_1_rollback_refuses_to_drop_the_only_good_copy() {
@@ -130,7 +109,7 @@ fn review_3_replay_survives_file_and_directory_swaps() {
             a_as_dir(d.path())
         }
         cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
-        kill_rollback_after(d.path(), "s1", after);
+        kill_after_ops(d.path(), &["rollback", "s1"], after, &[]);
         cplane(d.path()).arg("status").assert().success();
         cplane(d.path()).arg("verify").assert().success();
         cplane(d.path()).args(["diff", "s1", "HEAD"]).assert().success();
@@ -181,7 +160,7 @@ fn review_5_damaged_staged_file_is_not_trusted_on_replay() {
         .args(["snapshot", "--name", "changed"])
         .assert()
         .success();
-    kill_rollback_after(d.path(), "base", 1);
+    kill_after_ops(d.path(), &["rollback", "base"], 1, &[]);
     for e in fs::read_dir(d.path().join(".cp/tmp")).unwrap() {
         let dir = e.unwrap().path();
         if dir.is_dir() {
@@ -305,15 +284,8 @@ fn review_13_non_utf8_plane_roots_are_refused() {
 }
 
 /// Starts `cplane ARGS` in `dir` in the background (it will wait for the lock).
-fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(args)
-        .current_dir(dir)
-        .env("CPLANE_LOCK_TIMEOUT_MS", "20000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_waiting_for_lock(dir: &Path, args: &[&str]) -> std::process::Child {
+    spawn(dir, args, &[("CPLANE_LOCK_TIMEOUT_MS", "20000")])
 }
 
 #[test]
@@ -326,7 +298,7 @@ fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
     write(d.path(), "top", "top v2\n");
     write(d.path(), "sub/s", "sub v2\n");
     let held = cplane::store::lock::StoreLock::acquire(&d.path().join(".cp")).unwrap();
-    let rollback = spawn(d.path(), &["rollback", "s1"]);
+    let rollback = spawn_waiting_for_lock(d.path(), &["rollback", "s1"]);
     std::thread::sleep(Duration::from_millis(300));
     // While the rollback waits, another writer carves out `sub`.
     let mut store = cplane::store::Store::open(d.path()).unwrap();
@@ -357,7 +329,7 @@ fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edit
         write(d.path(), &format!("sub/s{i}"), &format!("schanged {i}\n"));
     }
     cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
-    kill_rollback_after(d.path(), "s1", 2);
+    kill_after_ops(d.path(), &["rollback", "s1"], 2, &[]);
     // After the crash: a plane is carved out (finishing the rollback first), then edits.
     cplane(d.path()).args(["plane", "add", "sub", "sub"]).assert().success();
     write(d.path(), "sub/s3", "user work in sub\n");
@@ -371,7 +343,7 @@ fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edit
     cplane(d.path()).args(["snapshot", "--name", "s3"]).assert().success();
     write(d.path(), "f4", "changed again\n");
     cplane(d.path()).args(["snapshot", "--name", "s4"]).assert().success();
-    kill_rollback_after(d.path(), "s1", 1);
+    kill_after_ops(d.path(), &["rollback", "s1"], 1, &[]);
     write(d.path(), "f4", "user edit after crash\n");
     let out = cplane(d.path())
         .arg("status")
@@ -428,7 +400,7 @@ fn review2_5_ctrl_c_while_waiting_for_the_lock_exits_130() {
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
     let _held = cplane::store::lock::StoreLock::acquire(&d.path().join(".cp")).unwrap();
-    let child = spawn(d.path(), &["snapshot"]);
+    let child = spawn_waiting_for_lock(d.path(), &["snapshot"]);
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     // The child may already have exited (then there is nothing to interrupt).
@@ -517,32 +489,6 @@ fn maint_damaged_journal_says_how_to_get_unstuck() {
 
 /// Runs `args` with the checkout paused once everything is staged; calls
 /// `meanwhile` there, then lets it finish. Returns (exit code, stdout, stderr).
-fn paused_after_staging(dir: &Path, args: &[&str], meanwhile: impl FnOnce()) -> (i32, String, String) {
-    let marker = dir.join(".cp/planes/main/staged");
-    let _ = fs::remove_file(&marker);
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(args)
-        .current_dir(dir)
-        .env(common::PAUSE_STAGED, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !marker.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "never paused");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    meanwhile();
-    fs::remove_file(&marker).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
@@ -645,17 +591,24 @@ fn review3_3_an_edit_made_while_a_rollback_stages_is_never_lost() {
     );
 }
 
-#[test]
-fn review3_4_restore_leaves_a_nested_store_alone() {
+/// A plane whose HEAD has `vendor/x/lib.c`, where another store holding
+/// `lib.c` = `body` now stands instead: made elsewhere and moved in (init
+/// refuses inside a plane).
+fn plane_with_a_store_moved_into_vendor_x(body: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "vendor/x/lib.c", "v1\n");
     cplane(d.path()).arg("init").assert().success();
     fs::remove_dir_all(d.path().join("vendor/x")).unwrap();
-    // Another store, made elsewhere and moved in (init refuses inside a plane).
     let other = tempfile::tempdir().unwrap();
-    write(other.path(), "x/lib.c", "precious work of another store\n");
+    write(other.path(), "x/lib.c", body);
     cplane(&other.path().join("x")).arg("init").assert().success();
     fs::rename(other.path().join("x"), d.path().join("vendor/x")).unwrap();
+    d
+}
+
+#[test]
+fn review3_4_restore_leaves_a_nested_store_alone() {
+    let d = plane_with_a_store_moved_into_vendor_x("precious work of another store\n");
     cplane(d.path()).args(["restore", "HEAD", "vendor"]).assert().success();
     assert_eq!(
         fs::read_to_string(d.path().join("vendor/x/lib.c")).unwrap(),
@@ -671,7 +624,7 @@ fn review3_6_rollback_splits_hard_links_the_target_does_not_have() {
     write(d.path(), "b", "same\n");
     cplane(d.path()).args(["init"]).assert().success();
     fs::remove_file(d.path().join("b")).unwrap();
-    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    hard_link(d.path(), "a", "b");
     cplane(d.path())
         .arg("status")
         .assert()
@@ -708,82 +661,31 @@ fn review3_8_restore_into_deleted_directories_gives_them_their_modes() {
     assert_eq!(fs::read_to_string(d.path().join("d/e/f")).unwrap(), "f\n");
     cplane(d.path()).arg("status").assert().success();
     // The rescue holds what was on disk: no `d` at all.
-    let rescue = String::from_utf8(
-        cplane(d.path())
-            .arg("checkpoints")
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone(),
-    )
-    .unwrap();
-    let name = rescue
-        .split_whitespace()
-        .find(|w| w.starts_with("RESCUE-"))
-        .unwrap()
-        .to_string();
+    let name = rescue_name(&stdout(d.path(), &["checkpoints"]));
     cplane(d.path()).args(["show", &name, "d"]).assert().code(2);
 }
 
-/// Runs cplane as uid/gid 4321 (CI is root; elsewhere this test says why it did not run).
+/// Runs cplane as uid/gid 4321 (needs root).
 fn as_user(dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=4321", "--regid=4321", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin("cplane"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn can_drop_privileges() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to drop privileges with setpriv (CI runs as root)");
-        return false;
-    }
-    if std::process::Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("skipped: setpriv (util-linux) is not installed");
-        return false;
-    }
-    true
+    cplane_as(4321, dir).args(args).output().unwrap()
 }
 
 #[test]
 fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file() {
-    if !can_drop_privileges() {
+    if skip_unless_root("review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file") {
         return;
     }
-    let d = tempfile::tempdir().unwrap();
-    chmod(d.path(), 0o755);
-    let root = d.path().join("plane");
+    let (_d, root) = plane_others_can_reach();
     write(&root, "ro/keep", "k\n");
     write(&root, "tool", "#!/bin/sh\n");
     chmod(&root.join("tool"), 0o4755);
     cplane(&root).arg("init").assert().success(); // tool: root-owned, setuid
-    assert!(
-        std::process::Command::new("chown")
-            .args(["-R", "4321:4321"])
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success()
-    );
-    rustix::fs::chown(
-        root.join("tool"),
-        Some(rustix::fs::Uid::ROOT),
-        Some(rustix::fs::Gid::ROOT),
-    )
-    .unwrap();
+    hand_over(&root, 4321);
+    chown_tree(&root.join("tool"), 0);
     chmod(&root.join("tool"), 0o4755);
     // A read-only directory with an extra file, which a rollback must remove.
     write(&root, "ro/extra", "e\n");
-    rustix::fs::chown(
-        root.join("ro/extra"),
-        Some(rustix::fs::Uid::from_raw(4321)),
-        Some(rustix::fs::Gid::from_raw(4321)),
-    )
-    .unwrap();
+    chown_tree(&root.join("ro/extra"), 4321);
     chmod(&root.join("ro"), 0o555);
     let out = as_user(&root, &["rollback", "HEAD"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -820,9 +722,8 @@ fn user_1_restore_keeps_and_puts_back_hard_links() {
     use std::os::unix::fs::MetadataExt;
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "data/a", "linked\n");
-    fs::create_dir_all(d.path().join("src")).unwrap();
-    fs::hard_link(d.path().join("data/a"), d.path().join("data/b")).unwrap();
-    fs::hard_link(d.path().join("data/a"), d.path().join("src/c")).unwrap();
+    hard_link(d.path(), "data/a", "data/b");
+    hard_link(d.path(), "data/a", "src/c");
     cplane(d.path()).arg("init").assert().success();
     let ino = |p: &str| fs::metadata(d.path().join(p)).unwrap().ino();
     let a = ino("data/a");
@@ -974,16 +875,7 @@ fn user_7_pre_upgrade_ids_and_other_objects_are_not_called_damage() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
-    let tree = String::from_utf8(
-        cplane(d.path())
-            .args(["show", "HEAD", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone(),
-    )
-    .unwrap();
+    let tree = stdout(d.path(), &["show", "HEAD", "--json"]);
     let root = tree.split("\"root\":\"").nth(1).unwrap()[..12].to_string();
     cplane(d.path())
         .args(["diff", &root])
@@ -1056,20 +948,25 @@ fn review4_1_a_directory_is_never_made_over_a_file_written_meanwhile() {
     );
 }
 
-#[test]
-fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
+/// A plane whose HEAD has `a` hard-linked to each of `links`; `a` is now a
+/// separate copy (same bytes): the anchor a restore links them to.
+fn links_with_a_copied_anchor(links: &[&str]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "content\n");
-    fs::create_dir(d.path().join("d")).unwrap();
-    fs::hard_link(d.path().join("a"), d.path().join("d/b")).unwrap();
-    fs::hard_link(d.path().join("a"), d.path().join("d/c")).unwrap();
+    for l in links {
+        hard_link(d.path(), "a", l);
+    }
     cplane(d.path()).arg("init").assert().success();
-    // `a` becomes a separate copy (same bytes): the anchor for d/b and d/c.
     fs::remove_file(d.path().join("a")).unwrap();
     write(d.path(), "a", "content\n");
+    d
+}
+
+#[test]
+fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
+    let d = links_with_a_copied_anchor(&["d/b", "d/c"]);
     let (code, out, err) = paused_after_staging(d.path(), &["restore", "HEAD", "d"], || {
-        let mut f = fs::OpenOptions::new().append(true).open(d.path().join("d/b")).unwrap();
-        std::io::Write::write_all(&mut f, b"IMPORTANT EDIT\n").unwrap();
+        append(d.path(), "d/b", b"IMPORTANT EDIT\n");
     });
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
@@ -1078,13 +975,7 @@ fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
         "{out}"
     );
     // The anchor itself edited meanwhile: nothing is linked to the user's new file.
-    let e = tempfile::tempdir().unwrap();
-    write(e.path(), "a", "content\n");
-    fs::create_dir(e.path().join("d")).unwrap();
-    fs::hard_link(e.path().join("a"), e.path().join("d/b")).unwrap();
-    cplane(e.path()).arg("init").assert().success();
-    fs::remove_file(e.path().join("a")).unwrap();
-    write(e.path(), "a", "content\n");
+    let e = links_with_a_copied_anchor(&["d/b"]);
     fs::remove_file(e.path().join("d/b")).unwrap();
     let (code, out, err) = paused_after_staging(e.path(), &["restore", "HEAD", "d/b"], || {
         write(e.path(), "a", "USER EDIT OF a\n");
@@ -1099,14 +990,7 @@ fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
 
 #[test]
 fn review4_4_restore_never_writes_into_another_store() {
-    let d = tempfile::tempdir().unwrap();
-    write(d.path(), "vendor/x/lib.c", "v1\n");
-    cplane(d.path()).arg("init").assert().success();
-    fs::remove_dir_all(d.path().join("vendor/x")).unwrap();
-    let other = tempfile::tempdir().unwrap();
-    write(other.path(), "x/lib.c", "the other store's\n");
-    cplane(&other.path().join("x")).arg("init").assert().success();
-    fs::rename(other.path().join("x"), d.path().join("vendor/x")).unwrap();
+    let d = plane_with_a_store_moved_into_vendor_x("the other store's\n");
     for p in ["vendor/x", "vendor/x/lib.c"] {
         cplane(d.path()).args(["restore", "HEAD", p]).assert().code(2);
     }
@@ -1121,25 +1005,10 @@ fn review4_4_restore_never_writes_into_another_store() {
 fn review4_5_a_restores_rescue_is_what_was_on_disk() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "orig\n");
-    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    hard_link(d.path(), "a", "b");
     cplane(d.path()).arg("init").assert().success();
-    let mut f = fs::OpenOptions::new().append(true).open(d.path().join("a")).unwrap();
-    std::io::Write::write_all(&mut f, b"zz\n").unwrap();
-    let out = String::from_utf8(
-        cplane(d.path())
-            .args(["restore", "HEAD", "b"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone(),
-    )
-    .unwrap();
-    let rescue = out
-        .split_whitespace()
-        .find(|w| w.starts_with("RESCUE-"))
-        .unwrap()
-        .to_string();
+    append(d.path(), "a", b"zz\n");
+    let rescue = rescue_name(&stdout(d.path(), &["restore", "HEAD", "b"]));
     cplane(d.path()).args(["rollback", &rescue]).assert().success();
     assert_eq!(fs::read_to_string(d.path().join("b")).unwrap(), "orig\nzz\n");
     cplane(d.path()).arg("status").assert().success();
@@ -1153,10 +1022,10 @@ fn review4_6_a_hard_link_split_survives_a_crash() {
     write(d.path(), "b", "same\n");
     cplane(d.path()).arg("init").assert().success();
     fs::remove_file(d.path().join("b")).unwrap();
-    fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
+    hard_link(d.path(), "a", "b");
     write(d.path(), "extra", "x\n");
     cplane(d.path()).args(["snapshot", "--name", "s2"]).assert().success();
-    kill_rollback_after(d.path(), "HEAD~1", 1);
+    kill_after_ops(d.path(), &["rollback", "HEAD~1"], 1, &[]);
     cplane(d.path()).arg("status").assert().success();
     let ino = |p: &str| fs::metadata(d.path().join(p)).unwrap().ino();
     assert_ne!(ino("a"), ino("b"));

@@ -4,7 +4,7 @@
 //! to v1; plane `docs` nested in it with checkpoint d2.
 
 mod common;
-use common::cplane;
+use common::{cplane, stdout, stdout_code};
 
 use predicates::prelude::*;
 use serde_json::Value;
@@ -24,11 +24,6 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
     assert!(st.success());
     let root = d.path().join("tree");
     (d, root)
-}
-
-fn stdout(root: &Path, args: &[&str]) -> String {
-    let out = cplane(root).args(args).assert().success().get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
 }
 
 #[test]
@@ -99,11 +94,6 @@ fn upgrade_converts_history_and_everything_works_after() {
     assert!(show.contains("\"mode\":\"0644\""), "{show}");
     let fsck = stdout(&root, &["fsck"]);
     assert!(fsck.contains("no damage"), "{fsck}");
-}
-
-fn stdout_code(root: &Path, args: &[&str], code: i32) -> String {
-    let out = cplane(root).args(args).assert().code(code).get_output().stdout.clone();
-    String::from_utf8(out).unwrap()
 }
 
 /// A crash after some refs moved leaves every ref valid; running it again finishes the job
