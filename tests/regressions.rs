@@ -1052,9 +1052,7 @@ fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
 /// name, never recorded as absent and overwritten.
 #[test]
 fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
-    let d = tempfile::tempdir().unwrap();
-    chmod(d.path(), 0o755);
-    let root = d.path().join("plane");
+    let (_d, root) = plane_others_can_reach();
     write(&root, "a.txt", "old\n");
     write(&root, "pipe", "was a file\n");
     cplane(&root).arg("init").assert().success();
@@ -1082,21 +1080,14 @@ fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
         before,
         "a refused restore keeps no rescue checkpoint"
     );
-    // A file this user may not read.
-    if !can_drop_privileges() {
-        return;
-    }
+    // A file this user may not read (as root: run as nobody).
     fs::write(root.join("a.txt"), "mine, unsaved\n").unwrap();
     chmod(&root.join("a.txt"), 0o000);
-    assert!(
-        std::process::Command::new("chown")
-            .args(["-R", "4321:4321"])
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = as_user(&root, &["restore", "HEAD", "a.txt"]);
+    hand_over(&root, common::NOBODY);
+    let out = common::cplane_unprivileged(&root)
+        .args(["restore", "HEAD", "a.txt"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -1150,7 +1141,7 @@ fn review5_3_a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
     for f in ["f1", "f2", "f3"] {
         fs::remove_file(root.join(f)).unwrap();
     }
-    kill_rollback_after(root, "HEAD", 1);
+    kill_after_ops(root, &["rollback", "HEAD"], 1, &[]);
     assert!(root.join(".cp/planes/main/journal").exists());
     write(root, "f3/inner", "made meanwhile\n");
     cplane(root)
@@ -1182,7 +1173,12 @@ fn review5_4_diff_reports_an_unreadable_path_once() {
         0,
     )
     .unwrap();
-    let out = cplane(root).args(["diff", "HEAD"]).assert().code(1).get_output().clone();
+    let out = cplane(root)
+        .args(["diff", "HEAD"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -1212,7 +1208,12 @@ fn review5_5_a_rollback_keeps_what_its_rescue_scan_read_in_the_stat_cache() {
     std::thread::sleep(Duration::from_millis(2200));
     cplane(root).args(["rollback", "HEAD"]).assert().success();
     std::thread::sleep(Duration::from_millis(2200));
-    let out = cplane(root).args(["status", "--json"]).assert().success().get_output().clone();
+    let out = cplane(root)
+        .args(["status", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["hashed_files"], 0, "{v}");
 }
