@@ -570,6 +570,20 @@ proptest! {
             let rels: Vec<RelPath> = picked.iter().map(|p| rel(p)).collect();
             let r = cplane::restore::restore(&mut store, &lock, &plane, &target, &rels, &NoHooks, Control::quiet());
             drop(lock);
+            // A path under something that is now a file or symlink is refused as a
+            // whole (that file is not the restore's to replace), and nothing changes.
+            let blocked = picked.iter().find(|p| {
+                p.iter().enumerate().any(|(i, &c)| {
+                    c == b'/' && mutated.get(&K(p[..i].to_vec())).is_some_and(|n| !matches!(n, Node::Dir { .. }))
+                })
+            });
+            if let Some(p) = blocked {
+                prop_assert!(
+                    matches!(r, Err(cplane::Error::UnsafePath { .. })),
+                    "restore of {:?} through a file: {:?}", K(p.clone()), r.as_ref().map(|r| &r.journal.ops)
+                );
+                prop_assert_eq!(read_disk(&root), mutated.clone(), "a refused restore changed the tree");
+            } else {
             let r = r.unwrap();
             let disk = read_disk(&root);
             let mut want = mutated.clone();
@@ -605,6 +619,7 @@ proptest! {
             let mut undone = mutated.clone();
             undone.extend(created);
             prop_assert_eq!(read_disk(&root), undone, "restore from the rescue undoes it");
+        }
         }
 
         // rollback restores every byte, kind, mode and owner, and leaves nothing else.
