@@ -23,7 +23,8 @@ pub struct Control<'a> {
     pub interrupt: &'a AtomicBool,
 }
 
-static NEVER: AtomicBool = AtomicBool::new(false);
+/// Never set: the interrupt flag of operations that cannot be interrupted.
+pub(crate) static NEVER: AtomicBool = AtomicBool::new(false);
 
 impl<'a> Control<'a> {
     /// Progress to `progress`, stopping when `interrupt` becomes true.

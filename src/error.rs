@@ -272,7 +272,7 @@ pub enum Error {
         known: Vec<String>,
     },
     /// Another process holds the store lock.
-    #[error("another cplane command holds the store lock {path} ({holder}); waited {waited_ms} ms")]
+    #[error("another process holds the store lock {path} ({holder}); waited {waited_ms} ms")]
     Locked {
         /// The lock file.
         path: PathBuf,

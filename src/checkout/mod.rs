@@ -227,7 +227,7 @@ pub fn checkout(
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
     // Readers of the working tree finish first; new ones wait until we are done.
-    let _writing = WorktreeLock::exclusive_interruptible(&store.plane_dir(scope.plane()), ctl.interrupt)?;
+    let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     ctl.check()?;
     journal::save(&journal_path(store, scope.plane()), &journal, &store.tmp_dir())?;
     // Past this point the checkout runs to the end, even if interrupted; a failure

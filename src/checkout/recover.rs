@@ -33,7 +33,7 @@ pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Con
         return Ok(None);
     }
     let j = journal::load(&jp)?;
-    let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()))?;
+    let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     let mut applier = apply::Applier::new(store, scope, HashMap::new(), None, hooks, ctl);
     applier.run(&j.ops)?;
     let applied = applier.out;

@@ -300,27 +300,27 @@ pub fn main() -> u8 {
             return code;
         }
     };
+    let json = command_wants_json(&cli.command);
+    let early = |msg: String, hint: Option<String>| usage_error(&mut io::stdout().lock(), json, &msg, hint.as_deref());
     let cwd = match std::env::current_dir() {
         Ok(c) => match &cli.dir {
             Some(d) => c.join(d),
             None => c,
         },
-        Err(e) => {
-            eprintln!("error: cannot read the current directory: {e}");
-            return exit::USAGE;
-        }
+        Err(e) => return early(format!("cannot read the current directory: {e}"), None),
     };
     if !cwd.is_dir() {
-        eprintln!("error: {}: not a directory (from -C)", cwd.display());
-        return exit::USAGE;
+        return early(format!("{}: not a directory (from -C)", cwd.display()), None);
     }
     let lock_wait = match std::env::var("CPLANE_LOCK_TIMEOUT_MS") {
         Err(_) => std::time::Duration::from_millis(cplane::store::lock::DEFAULT_LOCK_TIMEOUT_MS),
         Ok(v) => match v.trim().parse::<u64>() {
             Ok(ms) => std::time::Duration::from_millis(ms),
             Err(_) => {
-                eprintln!("error: CPLANE_LOCK_TIMEOUT_MS={v:?} is not a whole number of milliseconds");
-                return exit::USAGE;
+                return early(
+                    format!("CPLANE_LOCK_TIMEOUT_MS={v:?} is not a whole number of milliseconds"),
+                    Some("unset it, or give the wait for the store lock in milliseconds".into()),
+                );
             }
         },
     };
@@ -331,10 +331,12 @@ pub fn main() -> u8 {
         lock_wait,
     };
     if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_) | Command::Upgrade(_)) {
-        eprintln!(
-            "error: --plane does not apply here: init creates plane `main` (add more with `cplane plane add`), upgrade converts the whole store"
+        return usage_error(
+            &mut ctx.out,
+            json,
+            "--plane does not apply here: init creates plane `main` (add more with `cplane plane add`), upgrade converts the whole store",
+            None,
         );
-        return exit::USAGE;
     }
     // Writers stop at safe points on Ctrl-C; readers keep the default (die at once).
     if matches!(
@@ -348,7 +350,6 @@ pub fn main() -> u8 {
     ) {
         install_signal_handlers();
     }
-    let json = command_wants_json(&cli.command);
     let r = match cli.command {
         Command::Init(a) => init::cmd_init(&mut ctx, a),
         Command::Snapshot(a) => snapshot::cmd_snapshot(&mut ctx, a),
@@ -445,6 +446,23 @@ fn hint(e: &cplane::Error) -> Option<String> {
 
 /// Prints an error (and any findings behind it) and returns its exit code.
 /// The only place where errors become exit codes.
+/// Reports a usage error: `error:` and `hint:` lines on stderr and, with
+/// `--json`, the same as a JSON object on `out`. Returns the usage exit code.
+fn usage_error(out: &mut dyn Write, json: bool, msg: &str, hint: Option<&str>) -> u8 {
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"error": msg, "exit_code": exit::USAGE, "hint": hint})
+        );
+    }
+    eprintln!("error: {msg}");
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
+    }
+    exit::USAGE
+}
+
 fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
     let e = match e {
         CliError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => return exit::CLEAN,
@@ -452,20 +470,7 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
             eprintln!("error: writing output: {e}");
             return exit::USAGE;
         }
-        CliError::Usage(msg, hint) => {
-            if json {
-                let _ = writeln!(
-                    ctx.out,
-                    "{}",
-                    serde_json::json!({"error": msg, "exit_code": exit::USAGE, "hint": hint})
-                );
-            }
-            eprintln!("error: {msg}");
-            if let Some(h) = hint {
-                eprintln!("hint: {h}");
-            }
-            return exit::USAGE;
-        }
+        CliError::Usage(msg, hint) => return usage_error(&mut ctx.out, json, &msg, hint.as_deref()),
         CliError::Lib(e) => e,
     };
     let code = exit_code(&e);

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::control::NEVER;
+
 /// Default wait for the lock, in milliseconds (the CLI's `CPLANE_LOCK_TIMEOUT_MS` overrides it).
 pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 3000;
 
@@ -22,13 +24,46 @@ pub struct StoreLock {
     pub path: PathBuf,
 }
 
+/// Opens (creating) a lock file for reading and writing.
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// Polls for an exclusive `flock` on `file` every 10 ms: `Ok(true)` once
+/// held, `Ok(false)` when `wait` (`None`: forever) passed first.
+///
+/// # Errors
+/// [`Error::Interrupted`] as soon as `interrupt` is set; [`Error::Io`] naming `path`.
+fn poll_exclusive(file: &File, path: &Path, wait: Option<Duration>, interrupt: &AtomicBool) -> Result<bool> {
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(TryLockError::WouldBlock) => {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted);
+                }
+                if wait.is_some_and(|w| start.elapsed() >= w) {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::Error(e)) => return Err(e).at(path),
+        }
+    }
+}
+
 impl StoreLock {
     /// Takes the lock in `store_dir`, waiting up to the default timeout.
     ///
     /// # Errors
     /// [`Error::Locked`] when another process keeps it past the timeout.
     pub fn acquire(store_dir: &Path) -> Result<StoreLock> {
-        static NEVER: AtomicBool = AtomicBool::new(false);
         Self::acquire_within(store_dir, Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS), &NEVER)
     }
 
@@ -37,7 +72,6 @@ impl StoreLock {
     /// # Errors
     /// [`Error::Locked`] when it is held; [`Error::Io`] otherwise.
     pub fn try_acquire(store_dir: &Path) -> Result<StoreLock> {
-        static NEVER: AtomicBool = AtomicBool::new(false);
         Self::acquire_within(store_dir, Duration::ZERO, &NEVER)
     }
 
@@ -48,45 +82,35 @@ impl StoreLock {
     /// [`Error::Locked`] after `wait`; [`Error::Interrupted`]; [`Error::Io`].
     pub fn acquire_within(store_dir: &Path, wait: Duration, interrupt: &AtomicBool) -> Result<StoreLock> {
         let path = store_dir.join("lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
+        let mut file = open_lock(&path).at(&path)?;
         let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) => {
-                    if interrupt.load(Ordering::Relaxed) {
-                        return Err(Error::Interrupted);
-                    }
-                    if start.elapsed() >= wait {
-                        let mut holder = String::new();
-                        let _ = file.read_to_string(&mut holder);
-                        let holder = holder.trim();
-                        return Err(Error::Locked {
-                            path,
-                            holder: if holder.is_empty() {
-                                "holder unknown".into()
-                            } else {
-                                holder.to_string()
-                            },
-                            waited_ms: start.elapsed().as_millis() as u64,
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(TryLockError::Error(e)) => return Err(e).at(&path),
-            }
+        if !poll_exclusive(&file, &path, Some(wait), interrupt)? {
+            return Err(Error::Locked {
+                holder: holder(&mut file),
+                path,
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
         }
         // Informational only: who holds it, for the next waiter's message.
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));
         let _ = write!(file, "pid {}", std::process::id());
         Ok(StoreLock { _file: file, path })
+    }
+}
+
+/// Who holds the store lock, as far as the lock file says: `pid N` as the
+/// last cplane to take it wrote, unless that process is gone (then another
+/// program holds the lock).
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let text = text.trim();
+    match text.strip_prefix("pid ").and_then(|p| p.parse::<i32>().ok()) {
+        Some(pid) if crate::fsys::process_alive(pid) => text.to_string(),
+        Some(pid) => format!("not cplane pid {pid}, which has exited: another program"),
+        None if text.is_empty() => "holder unknown".into(),
+        None => text.to_string(),
     }
 }
 
@@ -102,74 +126,39 @@ pub struct WorktreeLock {
 }
 
 impl WorktreeLock {
-    fn take(plane_dir: &Path, exclusive: bool) -> Result<WorktreeLock> {
-        let path = plane_dir.join("worktree.lock");
-        let file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-        {
-            Ok(f) => f,
-            // A reader without write access to the store cannot take the lock; it
-            // reads unlocked (the journal check still catches an interrupted checkout).
-            Err(e)
-                if !exclusive
-                    && matches!(
-                        e.kind(),
-                        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                    ) =>
-            {
-                return Ok(WorktreeLock { _file: None });
-            }
-            Err(e) => return Err(e).at(&path),
-        };
-        if exclusive { file.lock() } else { file.lock_shared() }.at(&path)?;
-        Ok(WorktreeLock { _file: Some(file) })
-    }
-
     /// Waits until no checkout is applying, then holds readers' access.
     ///
     /// # Errors
     /// [`Error::Io`] naming the lock file.
     pub fn shared(plane_dir: &Path) -> Result<WorktreeLock> {
-        Self::take(plane_dir, false)
+        let path = plane_dir.join("worktree.lock");
+        let file = match open_lock(&path) {
+            Ok(f) => f,
+            // A reader without write access to the store cannot take the lock; it
+            // reads unlocked (the journal check still catches an interrupted checkout).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Ok(WorktreeLock { _file: None });
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        file.lock_shared().at(&path)?;
+        Ok(WorktreeLock { _file: Some(file) })
     }
 
-    /// Waits until no reader is reading, then holds the tree for a checkout.
-    ///
-    /// # Errors
-    /// [`Error::Io`] naming the lock file.
-    pub fn exclusive(plane_dir: &Path) -> Result<WorktreeLock> {
-        Self::take(plane_dir, true)
-    }
-
-    /// As [`WorktreeLock::exclusive`], but gives up with [`Error::Interrupted`]
-    /// as soon as `interrupt` is set while waiting for readers.
+    /// Waits until no reader is reading, then holds the tree for a checkout;
+    /// gives up with [`Error::Interrupted`] as soon as `interrupt` is set.
     ///
     /// # Errors
     /// [`Error::Interrupted`]; [`Error::Io`] naming the lock file.
-    pub fn exclusive_interruptible(plane_dir: &Path, interrupt: &AtomicBool) -> Result<WorktreeLock> {
+    pub fn exclusive(plane_dir: &Path, interrupt: &AtomicBool) -> Result<WorktreeLock> {
         let path = plane_dir.join("worktree.lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(WorktreeLock { _file: Some(file) }),
-                Err(TryLockError::WouldBlock) => {
-                    if interrupt.load(Ordering::Relaxed) {
-                        return Err(Error::Interrupted);
-                    }
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TryLockError::Error(e)) => return Err(e).at(&path),
-            }
-        }
+        let file = open_lock(&path).at(&path)?;
+        poll_exclusive(&file, &path, None, interrupt)?;
+        Ok(WorktreeLock { _file: Some(file) })
     }
 }
