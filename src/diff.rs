@@ -172,26 +172,17 @@ impl<'a> TreeSource<'a> {
     }
 }
 
-/// A pending piece of the walk.
-enum Frame<'a> {
-    /// Merge-walk two trees at `prefix`.
-    Pair {
-        a: Cow<'a, Tree>,
-        b: Cow<'a, Tree>,
-        prefix: RelPath,
-        i: usize,
-        j: usize,
-    },
-    /// Everything under a tree present on one side only.
-    One {
-        t: Cow<'a, Tree>,
-        prefix: RelPath,
-        i: usize,
-        kind: ChangeKind,
-    },
+/// Two trees being merge-walked at `prefix`: `i` and `j` are the next
+/// entries of `a` and `b`.
+struct Pair<'a> {
+    a: Cow<'a, Tree>,
+    b: Cow<'a, Tree>,
+    prefix: RelPath,
+    i: usize,
+    j: usize,
 }
 
-/// What one step of a [`Frame::Pair`] found.
+/// What one step of a [`Pair`] found.
 enum Step<'e> {
     Done,
     OnlyA(&'e TreeEntry),
@@ -241,177 +232,161 @@ pub fn diff_trees(src: &TreeSource<'_>, old: &TreeId, new: &TreeId) -> Result<Ve
     if old == new {
         return Ok(out);
     }
-    let mut stack = vec![Frame::Pair {
+    let mut stack = vec![Pair {
         a: src.tree(old)?,
         b: src.tree(new)?,
         prefix: RelPath::root(),
         i: 0,
         j: 0,
     }];
-    while let Some(top) = stack.last_mut() {
-        let push: Option<Frame<'_>> = match top {
-            Frame::One { t, prefix, i, kind } => {
-                let Some(e) = t.entries.get(*i) else {
-                    stack.pop();
-                    continue;
-                };
-                *i += 1;
-                let path = prefix.join(&e.name);
-                out.push(side_change(e, path.clone(), *kind));
-                if e.kind == EntryKind::Dir {
-                    Some(Frame::One {
-                        t: src.tree(&e.tree_id())?,
-                        prefix: path,
-                        i: 0,
-                        kind: *kind,
-                    })
-                } else {
-                    None
-                }
+    while let Some(Pair { a, b, prefix, i, j }) = stack.last_mut() {
+        let step = match (a.entries.get(*i), b.entries.get(*j)) {
+            (None, None) => Step::Done,
+            (Some(x), None) => Step::OnlyA(x),
+            (None, Some(y)) => Step::OnlyB(y),
+            (Some(x), Some(y)) => match x.name.cmp(&y.name) {
+                std::cmp::Ordering::Less => Step::OnlyA(x),
+                std::cmp::Ordering::Greater => Step::OnlyB(y),
+                std::cmp::Ordering::Equal => Step::Both(x, y),
+            },
+        };
+        let push = match step {
+            Step::Done => {
+                stack.pop();
+                continue;
             }
-            Frame::Pair { a, b, prefix, i, j } => {
-                let step = match (a.entries.get(*i), b.entries.get(*j)) {
-                    (None, None) => Step::Done,
-                    (Some(x), None) => Step::OnlyA(x),
-                    (None, Some(y)) => Step::OnlyB(y),
-                    (Some(x), Some(y)) => match x.name.cmp(&y.name) {
-                        std::cmp::Ordering::Less => Step::OnlyA(x),
-                        std::cmp::Ordering::Greater => Step::OnlyB(y),
-                        std::cmp::Ordering::Equal => Step::Both(x, y),
-                    },
-                };
-                match step {
-                    Step::Done => {
-                        stack.pop();
-                        continue;
-                    }
-                    Step::OnlyA(x) => {
-                        *i += 1;
-                        one_side(src, x, prefix, ChangeKind::Deleted, &mut out)?
-                    }
-                    Step::OnlyB(y) => {
-                        *j += 1;
-                        one_side(src, y, prefix, ChangeKind::Added, &mut out)?
-                    }
-                    Step::Both(x, y) => {
-                        *i += 1;
-                        *j += 1;
-                        let md = x.meta.diff(&y.meta);
-                        if x.id == y.id && x.kind == y.kind && !md.mode && !md.owner {
-                            None
-                        } else {
-                            let path = prefix.join(&x.name);
-                            match (x.kind == EntryKind::Dir, y.kind == EntryKind::Dir) {
-                                (true, true) => {
-                                    if md.mode || md.owner {
-                                        out.push(Change {
-                                            path: path.clone(),
-                                            kind: if md.mode {
-                                                ChangeKind::ModeChanged
-                                            } else {
-                                                ChangeKind::OwnerChanged
-                                            },
-                                            old: Some(x.into()),
-                                            new: Some(y.into()),
-                                        });
-                                    }
-                                    if x.id != y.id {
-                                        Some(Frame::Pair {
-                                            a: src.tree(&x.tree_id())?,
-                                            b: src.tree(&y.tree_id())?,
-                                            prefix: path,
-                                            i: 0,
-                                            j: 0,
-                                        })
-                                    } else {
-                                        None
-                                    }
-                                }
-                                (false, false) => {
-                                    let kind = if x.id != y.id {
-                                        ChangeKind::Modified
-                                    } else if x.kind != y.kind {
-                                        ChangeKind::KindChanged
-                                    } else if md.mode {
-                                        ChangeKind::ModeChanged
-                                    } else {
-                                        ChangeKind::OwnerChanged
-                                    };
-                                    out.push(Change {
-                                        path,
-                                        kind,
-                                        old: Some(x.into()),
-                                        new: Some(y.into()),
-                                    });
-                                    None
-                                }
-                                // A file became a directory or back: the old goes, the new comes.
-                                _ => {
-                                    let first = one_side(src, x, prefix, ChangeKind::Deleted, &mut out)?;
-                                    if let Some(f) = first {
-                                        // Emit the deleted subtree fully before the added side.
-                                        drain_one(src, f, &mut out)?;
-                                    }
-                                    one_side(src, y, prefix, ChangeKind::Added, &mut out)?
-                                }
-                            }
-                        }
-                    }
-                }
+            Step::OnlyA(x) => {
+                *i += 1;
+                one_side(src, x, prefix, ChangeKind::Deleted, &mut out)?;
+                None
+            }
+            Step::OnlyB(y) => {
+                *j += 1;
+                one_side(src, y, prefix, ChangeKind::Added, &mut out)?;
+                None
+            }
+            Step::Both(x, y) => {
+                *i += 1;
+                *j += 1;
+                both_sides(src, x, y, prefix, &mut out)?
             }
         };
-        if let Some(f) = push {
-            stack.push(f);
+        if let Some(p) = push {
+            stack.push(p);
         }
     }
     Ok(out)
 }
 
-/// Emits the change for an entry present on one side; returns the frame that
-/// lists its contents when it is a directory.
-fn one_side<'a>(
+/// The changes for an entry present on both sides (`x` old, `y` new) at
+/// `prefix`; returns the pair to walk next when both are directories whose
+/// contents differ.
+fn both_sides<'a>(
     src: &TreeSource<'a>,
+    x: &TreeEntry,
+    y: &TreeEntry,
+    prefix: &RelPath,
+    out: &mut Vec<Change>,
+) -> Result<Option<Pair<'a>>> {
+    let md = x.meta.diff(&y.meta);
+    if x.id == y.id && x.kind == y.kind && !md.mode && !md.owner {
+        return Ok(None);
+    }
+    let path = prefix.join(&x.name);
+    let change = |kind| Change {
+        path: path.clone(),
+        kind,
+        old: Some(x.into()),
+        new: Some(y.into()),
+    };
+    match (x.kind == EntryKind::Dir, y.kind == EntryKind::Dir) {
+        (true, true) => {
+            if md.mode || md.owner {
+                out.push(change(if md.mode {
+                    ChangeKind::ModeChanged
+                } else {
+                    ChangeKind::OwnerChanged
+                }));
+            }
+            if x.id == y.id {
+                return Ok(None);
+            }
+            Ok(Some(Pair {
+                a: src.tree(&x.tree_id())?,
+                b: src.tree(&y.tree_id())?,
+                prefix: path,
+                i: 0,
+                j: 0,
+            }))
+        }
+        (false, false) => {
+            out.push(change(if x.id != y.id {
+                ChangeKind::Modified
+            } else if x.kind != y.kind {
+                ChangeKind::KindChanged
+            } else if md.mode {
+                ChangeKind::ModeChanged
+            } else {
+                ChangeKind::OwnerChanged
+            }));
+            Ok(None)
+        }
+        // A file became a directory or back: the old goes (all of it), the new comes.
+        _ => {
+            one_side(src, x, prefix, ChangeKind::Deleted, out)?;
+            one_side(src, y, prefix, ChangeKind::Added, out)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Emits the change for an entry present on one side only, then one for
+/// everything under it when it is a directory.
+fn one_side(
+    src: &TreeSource<'_>,
     e: &TreeEntry,
     prefix: &RelPath,
     kind: ChangeKind,
     out: &mut Vec<Change>,
-) -> Result<Option<Frame<'a>>> {
+) -> Result<()> {
     let path = prefix.join(&e.name);
     out.push(side_change(e, path.clone(), kind));
-    Ok(if e.kind == EntryKind::Dir {
-        Some(Frame::One {
-            t: src.tree(&e.tree_id())?,
-            prefix: path,
-            i: 0,
-            kind,
-        })
-    } else {
-        None
-    })
+    if e.kind == EntryKind::Dir {
+        walk(src, src.tree(&e.tree_id())?, path, &mut |parent, e| {
+            out.push(side_change(e, parent.join(&e.name), kind))
+        })?;
+    }
+    Ok(())
 }
 
-/// Runs a one-sided frame to completion (its own stack; no recursion).
-fn drain_one<'a>(src: &TreeSource<'a>, first: Frame<'a>, out: &mut Vec<Change>) -> Result<()> {
-    let mut stack = vec![first];
-    while let Some(Frame::One { t, prefix, i, kind }) = stack.last_mut() {
+/// Visits every entry under `tree` (the directory at `prefix`) in tree
+/// order, a directory before its contents, as `(its parent's path, entry)`;
+/// an explicit stack, no recursion.
+///
+/// # Errors
+/// Store damage while loading a tree.
+pub fn walk<'a>(
+    src: &TreeSource<'a>,
+    tree: Cow<'a, Tree>,
+    prefix: RelPath,
+    visit: &mut dyn FnMut(&RelPath, &TreeEntry),
+) -> Result<()> {
+    let mut stack = vec![(tree, prefix, 0usize)];
+    loop {
+        let Some((t, prefix, i)) = stack.last_mut() else {
+            return Ok(());
+        };
         let Some(e) = t.entries.get(*i) else {
             stack.pop();
             continue;
         };
         *i += 1;
-        let path = prefix.join(&e.name);
-        out.push(side_change(e, path.clone(), *kind));
+        visit(prefix, e);
         if e.kind == EntryKind::Dir {
-            let f = Frame::One {
-                t: src.tree(&e.tree_id())?,
-                prefix: path,
-                i: 0,
-                kind: *kind,
-            };
-            stack.push(f);
+            let (id, path) = (e.tree_id(), prefix.join(&e.name));
+            stack.push((src.tree(&id)?, path, 0));
         }
     }
-    Ok(())
 }
 
 /// Adds a [`ChangeKind::LinksChanged`] change for every path present on both
@@ -477,30 +452,9 @@ pub fn tree_order(a: &RelPath, b: &RelPath) -> std::cmp::Ordering {
 /// Store damage while loading a tree.
 pub fn flatten(src: &TreeSource<'_>, root: &TreeId) -> Result<Vec<(RelPath, Side)>> {
     let mut out = Vec::new();
-    let mut stack = vec![Frame::One {
-        t: src.tree(root)?,
-        prefix: RelPath::root(),
-        i: 0,
-        kind: ChangeKind::Added,
-    }];
-    while let Some(Frame::One { t, prefix, i, .. }) = stack.last_mut() {
-        let Some(e) = t.entries.get(*i) else {
-            stack.pop();
-            continue;
-        };
-        *i += 1;
-        let path = prefix.join(&e.name);
-        out.push((path.clone(), Side::from(e)));
-        if e.kind == EntryKind::Dir {
-            let f = Frame::One {
-                t: src.tree(&e.tree_id())?,
-                prefix: path,
-                i: 0,
-                kind: ChangeKind::Added,
-            };
-            stack.push(f);
-        }
-    }
+    walk(src, src.tree(root)?, RelPath::root(), &mut |parent, e| {
+        out.push((parent.join(&e.name), Side::from(e)))
+    })?;
     Ok(out)
 }
 

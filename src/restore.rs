@@ -196,11 +196,7 @@ pub fn restore(
             Ok(report)
         }
         Err(e) => {
-            if !matches!(e, Error::UnfinishedCheckout { .. } | Error::CheckoutFlush { .. })
-                && !checkout::has_journal(store, &plane.name)
-            {
-                let _ = store.remove_checkpoint(&plane.name, &rescue_name);
-            }
+            checkout::drop_rescue_after(store, &plane.name, &rescue_name, &e);
             Err(e)
         }
     }

@@ -139,13 +139,7 @@ pub fn rollback(
     let report = match run {
         Ok(r) => r,
         Err(e) => {
-            // Nothing in the plane changed unless the journal was written: then the
-            // next command finishes the rollback and the rescue checkpoint must stay.
-            if !matches!(e, Error::UnfinishedCheckout { .. } | Error::CheckoutFlush { .. })
-                && !checkout::has_journal(store, &plane.name)
-            {
-                let _ = store.remove_checkpoint(&plane.name, &rescue.snapshot.name);
-            }
+            checkout::drop_rescue_after(store, &plane.name, &rescue.snapshot.name, &e);
             return Err(e);
         }
     };

@@ -147,9 +147,15 @@ pub fn commit(store: &mut Store, _lock: &StoreLock, snapshot: &Snapshot) -> Resu
 /// # Errors
 /// Store damage while reading trees.
 pub fn count_files(store: &Store, root: &crate::id::TreeId) -> Result<(u64, u64)> {
-    let all = crate::diff::flatten(&crate::diff::TreeSource::store(store), root)?;
-    let files = all.iter().filter(|(_, s)| s.kind != EntryKind::Dir);
-    Ok(files.fold((0, 0), |(n, b), (_, s)| (n + 1, b + s.size)))
+    let src = crate::diff::TreeSource::store(store);
+    let (mut files, mut bytes) = (0, 0);
+    crate::diff::walk(&src, src.tree(root)?, RelPath::root(), &mut |_, e| {
+        if e.kind != EntryKind::Dir {
+            files += 1;
+            bytes += e.size;
+        }
+    })?;
+    Ok((files, bytes))
 }
 
 /// Hard-link groups of `links` with the paths under `carve_outs` removed

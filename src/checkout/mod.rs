@@ -142,10 +142,7 @@ pub fn checkout(
     if ops.is_empty() {
         // Already as the target has it: no journal, nothing written (a rollback
         // still records its new HEAD).
-        if let Some((id, name)) = &req.new_head {
-            store.set_checkpoint(scope.plane(), name, id)?;
-            store.set_head(scope.plane(), id)?;
-        }
+        move_head(store, scope.plane(), &req.new_head)?;
         return Ok(CheckoutReport {
             journal: journal_for(scope, &req, ops),
             changes,
@@ -261,6 +258,25 @@ pub fn checkout(
     })
 }
 
+/// After a checkout (or the work before it) failed with `e`: drops the rescue
+/// checkpoint `rescue_name` of `plane` — nothing in the plane changed —
+/// unless the checkout got as far as its journal. Then the next command
+/// finishes it, and the rescue checkpoint must stay.
+pub(crate) fn drop_rescue_after(store: &Store, plane: &str, rescue_name: &str, e: &Error) {
+    if !matches!(e, Error::UnfinishedCheckout { .. } | Error::CheckoutFlush { .. }) && !has_journal(store, plane) {
+        let _ = store.remove_checkpoint(plane, rescue_name);
+    }
+}
+
+/// Moves a rollback's refs: its new checkpoint, then HEAD (a restore has none).
+fn move_head(store: &Store, plane: &str, new_head: &Option<(SnapshotId, String)>) -> Result<()> {
+    if let Some((id, name)) = new_head {
+        store.set_checkpoint(plane, name, id)?;
+        store.set_head(plane, id)?;
+    }
+    Ok(())
+}
+
 fn journal_for(scope: &Scope, req: &Request, ops: Vec<Op>) -> Journal {
     Journal {
         plane: scope.plane().to_string(),
@@ -324,10 +340,7 @@ fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Resul
 /// After apply: flush, move refs (rollback), delete the journal.
 pub(super) fn finish(store: &Store, scope: &Scope, j: &Journal, touched: &BTreeSet<RelPath>) -> Result<()> {
     apply::sync_dirs(scope, touched)?;
-    if let Some((id, name)) = &j.new_head {
-        store.set_checkpoint(&j.plane, name, id)?;
-        store.set_head(&j.plane, id)?;
-    }
+    move_head(store, &j.plane, &j.new_head)?;
     let jp = journal_path(store, &j.plane);
     std::fs::remove_file(&jp).at(&jp)?;
     // A journal that came back after a crash would be replayed over later edits.
