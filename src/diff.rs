@@ -94,15 +94,6 @@ impl From<&TreeEntry> for Side {
 }
 
 impl Side {
-    /// `file`, `executable`, `symlink` or `directory`.
-    pub fn kind_label(&self) -> &'static str {
-        if self.kind == EntryKind::File && self.meta.is_executable() {
-            "executable"
-        } else {
-            self.kind.name()
-        }
-    }
-
     /// True for a directory with no entries.
     pub fn is_empty_dir(&self) -> bool {
         self.kind == EntryKind::Dir && self.id == Tree::empty_id().0

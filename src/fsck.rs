@@ -57,6 +57,20 @@ pub struct FsckReport {
     pub seconds: f64,
 }
 
+impl Damage {
+    /// A damaged file (ref, pack index, journal, store directory) at `location`.
+    fn file(location: String, reason: String) -> Self {
+        Damage {
+            id: String::new(),
+            kind: "file".into(),
+            problem: "damaged",
+            location,
+            reason,
+            reached_by: Vec::new(),
+        }
+    }
+}
+
 impl FsckReport {
     /// True when the store is sound.
     pub fn is_clean(&self) -> bool {
@@ -140,27 +154,13 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     let mut damage = Vec::new();
     for p in store.packs() {
         if let Err(e) = p.check() {
-            damage.push(Damage {
-                id: String::new(),
-                kind: "file".into(),
-                problem: "damaged",
-                location: p.idx_path.display().to_string(),
-                reason: e.to_string(),
-                reached_by: Vec::new(),
-            });
+            damage.push(Damage::file(p.idx_path.display().to_string(), e.to_string()));
         }
     }
     // Pass 0: the files every command relies on, besides objects and refs.
     damage.extend(check_files(store));
     for (path, reason) in store.broken_packs() {
-        damage.push(Damage {
-            id: String::new(),
-            kind: "file".into(),
-            problem: "damaged",
-            location: path.display().to_string(),
-            reason: reason.clone(),
-            reached_by: Vec::new(),
-        });
+        damage.push(Damage::file(path.display().to_string(), reason.clone()));
     }
     // Pass 1: re-hash every record.
     let legacy = std::sync::atomic::AtomicU64::new(0);
@@ -175,14 +175,10 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         .map(|&(pi, i)| {
             let p = &store.packs()[pi];
             let Some(e) = p.entry(i) else {
-                return Some(Damage {
-                    id: String::new(),
-                    kind: "file".into(),
-                    problem: "damaged",
-                    location: format!("{} entry {i}", p.idx_path.display()),
-                    reason: "unknown object kind byte".into(),
-                    reached_by: Vec::new(),
-                });
+                return Some(Damage::file(
+                    format!("{} entry {i}", p.idx_path.display()),
+                    "unknown object kind byte".into(),
+                ));
             };
             let r = if e.kind == ObjectKind::Blob {
                 p.read_blob_to(&e, &mut std::io::sink(), &p.pack_path)
@@ -312,17 +308,9 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
 }
 
 fn file_damage(e: Error) -> Damage {
-    let (location, reason) = match &e {
-        Error::DamagedFile { path, reason } => (path.display().to_string(), reason.clone()),
-        other => (String::new(), other.to_string()),
-    };
-    Damage {
-        id: String::new(),
-        kind: "file".into(),
-        problem: "damaged",
-        location,
-        reason,
-        reached_by: Vec::new(),
+    match &e {
+        Error::DamagedFile { path, reason } => Damage::file(path.display().to_string(), reason.clone()),
+        other => Damage::file(String::new(), other.to_string()),
     }
 }
 
@@ -363,14 +351,6 @@ fn note(
 /// directories (`packs`, `tmp`, `planes`) and every pending checkout journal.
 fn check_files(store: &Store) -> Vec<Damage> {
     let mut out = Vec::new();
-    let file = |location: String, reason: String| Damage {
-        id: String::new(),
-        kind: "file".into(),
-        problem: "damaged",
-        location,
-        reason,
-        reached_by: Vec::new(),
-    };
     for (dir, what) in [
         (store.packs_dir(), "pack directory"),
         (store.tmp_dir(), "temporary directory every write goes through"),
@@ -378,11 +358,11 @@ fn check_files(store: &Store) -> Vec<Damage> {
     ] {
         match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => out.push(file(
+            Ok(_) => out.push(Damage::file(
                 dir.display().to_string(),
                 format!("the {what} is not a directory; every write fails until it is one"),
             )),
-            Err(e) => out.push(file(
+            Err(e) => out.push(Damage::file(
                 dir.display().to_string(),
                 format!("the {what} is missing ({e}); the next writer recreates it"),
             )),
@@ -393,7 +373,7 @@ fn check_files(store: &Store) -> Vec<Damage> {
         if jp.exists()
             && let Err(e) = crate::checkout::journal::load(&jp)
         {
-            out.push(file(jp.display().to_string(), e.to_string()));
+            out.push(Damage::file(jp.display().to_string(), e.to_string()));
         }
     }
     out

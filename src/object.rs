@@ -350,9 +350,10 @@ impl Tree {
         (TreeId(object_id(ObjectKind::Tree, &body)), body)
     }
 
-    /// The id of the empty tree (an empty directory).
+    /// The id of the empty tree (an empty directory), computed once.
     pub fn empty_id() -> TreeId {
-        Tree::default().encode_with_id().0
+        static EMPTY: std::sync::OnceLock<TreeId> = std::sync::OnceLock::new();
+        *EMPTY.get_or_init(|| Tree::default().encode_with_id().0)
     }
 
     /// Decodes a body and checks the tree invariants (sorted, unique, valid

@@ -207,13 +207,10 @@ pub fn restore(
 fn inside_nested_store(scope: &Scope, p: &RelPath) -> bool {
     let mut chain = p.ancestors();
     chain.push(p.clone());
-    chain.iter().filter(|a| !a.is_root()).any(|a| {
-        scope
-            .open_dir(a)
-            .and_then(|d| d.open_dir(crate::store::STORE_DIR.as_bytes()))
-            .and_then(|d| d.stat(b"FORMAT"))
-            .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
-    })
+    chain
+        .iter()
+        .filter(|a| !a.is_root())
+        .any(|a| scope.open_dir(a).is_ok_and(|d| crate::store::holds_store(&d)))
 }
 
 /// The hard-link groups of the rescue: HEAD's, except that a restored path
@@ -248,6 +245,8 @@ fn rescue_links(
             continue;
         }
         let inodes: Vec<Option<(u64, u64)>> = g.iter().map(&inode).collect();
+        // Whether each outside member is as HEAD has it: hashed once per member.
+        let mut in_head: HashMap<usize, bool> = HashMap::new();
         let mut kept = Vec::new();
         for (i, p) in g.iter().enumerate() {
             if !restored(p) {
@@ -257,7 +256,15 @@ fn rescue_links(
             let Some(ino) = inodes[i] else { continue };
             let mut partner = false;
             for (j, q) in g.iter().enumerate() {
-                if j != i && inodes[j] == Some(ino) && (restored(q) || as_in_head(q)?) {
+                if j == i || inodes[j] != Some(ino) {
+                    continue;
+                }
+                let ok = match in_head.get(&j) {
+                    _ if restored(q) => true,
+                    Some(&ok) => ok,
+                    None => *in_head.entry(j).or_insert(as_in_head(q)?),
+                };
+                if ok {
                     partner = true;
                     break;
                 }

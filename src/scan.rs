@@ -32,7 +32,6 @@ use crate::scope::Scope;
 use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
 use crate::store::pack::ObjectWriter;
 use std::collections::HashMap;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -324,10 +323,7 @@ fn open_subdir<'s>(
     if listing
         .iter()
         .any(|(n, t)| n == crate::store::STORE_DIR.as_bytes() && matches!(t, EntryType::Dir | EntryType::Unknown))
-        && dir
-            .open_dir(crate::store::STORE_DIR.as_bytes())
-            .and_then(|d| d.stat(b"FORMAT"))
-            .is_ok_and(|st| EntryType::from_mode(st.st_mode as u32) == EntryType::File)
+        && crate::store::holds_store(&dir)
     {
         sh.nested.lock().expect("nested store list lock").push(rel);
         return complete(sh, parent, slot, None);
@@ -638,7 +634,7 @@ fn examine(
             let (id, st) = match hit {
                 Some(hit) => hit,
                 None => {
-                    let path = sh.scope.root_path().join(std::ffi::OsStr::from_bytes(rel.as_bytes()));
+                    let path = sh.scope.shown(rel);
                     match hash_file(dir, name, &path, sh.opts.writer) {
                         Ok((id, st)) => {
                             sh.hashed_files.fetch_add(1, Ordering::Relaxed);

@@ -107,9 +107,15 @@ impl Scope {
         self.carve_outs.iter().any(|c| rel.starts_with(c))
     }
 
-    /// True when the entry `name` of directory `dir` is a carve-out.
+    /// True when the entry `name` of directory `dir` is a carve-out (called
+    /// for every scanned entry: compares bytes, builds no path).
     pub fn is_carved_entry(&self, dir: &RelPath, name: &[u8]) -> bool {
-        !self.carve_outs.is_empty() && self.is_carve_out(&dir.join(name))
+        let d = dir.as_bytes();
+        self.carve_outs.iter().any(|c| match c.as_bytes().strip_prefix(d) {
+            Some(rest) if d.is_empty() => rest == name,
+            Some([b'/', rest @ ..]) => rest == name,
+            _ => false,
+        })
     }
 
     /// Opens the directory at `rel` (plane-relative) without following symlinks.
@@ -118,6 +124,11 @@ impl Scope {
     /// The `openat` error of the first component that fails.
     pub fn open_dir(&self, rel: &RelPath) -> std::io::Result<Dir> {
         self.root.open_beneath(rel)
+    }
+
+    /// `<plane root>/<rel>`: how `rel` is named in messages.
+    pub fn shown(&self, rel: &RelPath) -> std::path::PathBuf {
+        self.root_path.join(rel.as_os_str())
     }
 
     /// An [`Error::Io`] naming `<plane root>/<rel>`.

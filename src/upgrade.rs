@@ -279,7 +279,7 @@ pub fn upgrade(root: &Path, interrupt: &AtomicBool) -> Result<UpgradeReport> {
     let planes: Vec<String> = store.config().planes.iter().map(|p| p.name.clone()).collect();
     let mut refs: Vec<(String, String, SnapshotId)> = Vec::new();
     for p in &planes {
-        let jp = store.plane_dir(p).join("journal");
+        let jp = crate::checkout::journal_path(&store, p);
         if jp.exists() {
             return Err(Error::LegacyJournal {
                 plane: p.clone(),

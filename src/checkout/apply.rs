@@ -12,7 +12,7 @@ use super::CheckoutHooks;
 use super::journal::Op;
 use super::stage::{self, MetaProblem, MetaTarget, Staged};
 use crate::control::Control;
-use crate::error::{Error, Result, tree_io};
+use crate::error::{Error, Result};
 use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
 use crate::object::{EntryKind, Meta, blob_id};
@@ -117,10 +117,6 @@ pub(super) struct Applier<'a> {
     cache: Option<(RelPath, Dir)>,
 }
 
-fn err(scope: &Scope, rel: &RelPath, e: std::io::Error) -> Error {
-    tree_io(scope.root_path(), rel, e)
-}
-
 impl<'a> Applier<'a> {
     pub fn new(
         store: &'a Store,
@@ -168,7 +164,7 @@ impl<'a> Applier<'a> {
                 }
                 self.make_dirs(rel)?
             }
-            Err(e) => return Err(err(self.scope, rel, e)),
+            Err(e) => return Err(self.scope.io_error(rel, e)),
         };
         self.cache = Some((rel.clone(), opened));
         Ok(self.cache.as_ref().map(|(_, d)| d))
@@ -177,17 +173,17 @@ impl<'a> Applier<'a> {
     /// Creates `rel` and any missing ancestors (mode 0755 minus umask): only
     /// when replaying a journal after someone removed a directory meanwhile.
     fn make_dirs(&mut self, rel: &RelPath) -> Result<Dir> {
-        let mut cur = self.scope.root().try_clone().map_err(|e| err(self.scope, rel, e))?;
+        let mut cur = self.scope.root().try_clone().map_err(|e| self.scope.io_error(rel, e))?;
         let mut at = RelPath::root();
         for part in rel.components() {
             at = at.join(part);
             cur = match cur.open_dir(part) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    cur.mkdir(part, 0o755).map_err(|e| err(self.scope, &at, e))?;
+                    cur.mkdir(part, 0o755).map_err(|e| self.scope.io_error(&at, e))?;
                     self.out.created_dirs += 1;
                     self.out.touched_dirs.insert(at.parent().unwrap_or_default());
-                    cur.open_dir(part).map_err(|e| err(self.scope, &at, e))?
+                    cur.open_dir(part).map_err(|e| self.scope.io_error(&at, e))?
                 }
                 Err(e) if fsys::is_not_a_directory(&e) => {
                     return Err(Error::UnsafePath {
@@ -195,7 +191,7 @@ impl<'a> Applier<'a> {
                         through: at.display(),
                     });
                 }
-                Err(e) => return Err(err(self.scope, &at, e)),
+                Err(e) => return Err(self.scope.io_error(&at, e)),
             };
         }
         Ok(cur)
@@ -259,7 +255,7 @@ impl<'a> Applier<'a> {
             Err(e) if fsys::is_vanished(&e) => {}
             // A directory stands there now (a replay after a later op): leave it to later ops.
             Err(e) if fsys::is_errno(&e, Errno::ISDIR) => {}
-            Err(e) => return Err(err(scope, path, e)),
+            Err(e) => return Err(scope.io_error(path, e)),
         }
         Ok(())
     }
@@ -279,7 +275,7 @@ impl<'a> Applier<'a> {
             Err(e) if fsys::is_errno(&e, Errno::NOTEMPTY) || fsys::is_errno(&e, Errno::EXIST) => {
                 self.out.left_in_place.push(path.clone());
             }
-            Err(e) => return Err(err(scope, path, e)),
+            Err(e) => return Err(scope.io_error(path, e)),
         }
         Ok(())
     }
@@ -306,15 +302,15 @@ impl<'a> Applier<'a> {
                     }
                     // A file or symlink stands there (a replay): it goes, the directory comes.
                     Ok(_) => {
-                        dir.unlink(name).map_err(|e| err(scope, path, e))?;
-                        dir.mkdir(name, mode).map_err(|e| err(scope, path, e))?;
+                        dir.unlink(name).map_err(|e| scope.io_error(path, e))?;
+                        dir.mkdir(name, mode).map_err(|e| scope.io_error(path, e))?;
                         self.out.created_dirs += 1;
                         Ok(())
                     }
-                    Err(e) => Err(err(scope, path, e)),
+                    Err(e) => Err(scope.io_error(path, e)),
                 }
             }
-            Err(e) => Err(err(scope, path, e)),
+            Err(e) => Err(scope.io_error(path, e)),
         }
     }
 
@@ -341,14 +337,15 @@ impl<'a> Applier<'a> {
         let staged_here: Result<()> = (|| {
             if kind == EntryKind::Symlink {
                 let target = stage::read_small(store, id)?;
-                dir.symlink(&target, STAGING_NAME).map_err(|e| err(scope, path, e))?;
+                dir.symlink(&target, STAGING_NAME)
+                    .map_err(|e| scope.io_error(path, e))?;
                 let link = MetaTarget::Name {
                     dir,
                     name: STAGING_NAME,
                     kind: EntryType::Symlink,
                 };
-                let st = dir.stat(STAGING_NAME).map_err(|e| err(scope, path, e))?;
-                stage::put_meta(&link, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
+                let st = dir.stat(STAGING_NAME).map_err(|e| scope.io_error(path, e))?;
+                stage::put_meta(&link, &st, path, kind, meta, &mut problems).map_err(|e| scope.io_error(path, e))?;
                 return Ok(());
             }
             if let Some(s) = &staged {
@@ -356,14 +353,14 @@ impl<'a> Applier<'a> {
                     Ok(()) => return Ok(()),
                     // Another filesystem now (a mount appeared): extract here instead.
                     Err(e) if fsys::is_errno(&e, Errno::XDEV) => {}
-                    Err(e) => return Err(err(scope, path, e)),
+                    Err(e) => return Err(scope.io_error(path, e)),
                 }
             }
             let f = dir
                 .create_new(STAGING_NAME, stage::create_mode(meta, 0o600, 0o666))
-                .map_err(|e| err(scope, path, e))?;
+                .map_err(|e| scope.io_error(path, e))?;
             stage::extract_into(store, scope, path, id, &f, true)?;
-            stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| err(scope, path, e))
+            stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| scope.io_error(path, e))
         })();
         let placed = staged_here.and_then(|()| place(scope, dir, path, name));
         match placed {
@@ -398,7 +395,7 @@ impl<'a> Applier<'a> {
                 self.leave(path);
                 return Ok(());
             }
-            Err(e) => return Err(err(scope, to, e)),
+            Err(e) => return Err(scope.io_error(to, e)),
         };
         let to_st = match to_dir.stat(to_name) {
             Ok(st) if EntryType::from_mode(st.st_mode as u32) == EntryType::File => st,
@@ -410,7 +407,7 @@ impl<'a> Applier<'a> {
                 self.leave(path);
                 return Ok(());
             }
-            Err(e) => return Err(err(scope, to, e)),
+            Err(e) => return Err(scope.io_error(to, e)),
         };
         if let Some(w) = to_want
             && !unchanged(scope, &to_dir, to, to_name, &Some(w))
@@ -436,7 +433,7 @@ impl<'a> Applier<'a> {
             Ok(()) => place(scope, dir, path, name),
             // Gone since the stat: as if it had been gone before.
             Err(e) if fsys::is_vanished(&e) => Ok(false),
-            Err(e) => Err(err(scope, path, e)),
+            Err(e) => Err(scope.io_error(path, e)),
         };
         match placed {
             Ok(true) => {
@@ -464,7 +461,7 @@ impl<'a> Applier<'a> {
         let st = match dir.stat(name) {
             Ok(st) => st,
             Err(e) if fsys::is_vanished(&e) => return Ok(()),
-            Err(e) => return Err(err(scope, path, e)),
+            Err(e) => return Err(scope.io_error(path, e)),
         };
         let expect = match kind {
             EntryKind::File => EntryType::File,
@@ -482,7 +479,7 @@ impl<'a> Applier<'a> {
             kind: expect,
         };
         let changed =
-            stage::put_meta(&target, &st, path, kind, meta, &mut problems).map_err(|e| err(scope, path, e))?;
+            stage::put_meta(&target, &st, path, kind, meta, &mut problems).map_err(|e| scope.io_error(path, e))?;
         self.out.problems.extend(problems);
         self.out.meta_set += u64::from(changed);
         Ok(())
@@ -508,15 +505,15 @@ fn place(scope: &Scope, dir: &Dir, path: &RelPath, name: &[u8]) -> Result<bool> 
                 Ok(()) => dir
                     .rename(STAGING_NAME, dir, name)
                     .map(|()| true)
-                    .map_err(|e| err(scope, path, e)),
+                    .map_err(|e| scope.io_error(path, e)),
                 Err(r) if fsys::is_errno(&r, Errno::NOTEMPTY) || fsys::is_errno(&r, Errno::EXIST) => {
                     let _ = dir.unlink(STAGING_NAME);
                     Ok(false)
                 }
-                Err(_) => Err(err(scope, path, e)),
+                Err(_) => Err(scope.io_error(path, e)),
             }
         }
-        Err(e) => Err(err(scope, path, e)),
+        Err(e) => Err(scope.io_error(path, e)),
     }
 }
 
@@ -526,7 +523,7 @@ fn holds_blob(scope: &Scope, dir: &Dir, rel: &RelPath, name: &[u8], t: EntryType
     match t {
         EntryType::Symlink => dir.read_link(name).is_ok_and(|target| blob_id(&target) == *id),
         EntryType::File => {
-            let shown = scope.root_path().join(rel.as_os_str());
+            let shown = scope.shown(rel);
             crate::hash::hash_file(dir, name, &shown, None).is_ok_and(|(h, _)| h == *id)
         }
         _ => false,
@@ -594,12 +591,12 @@ pub(super) fn sync_dirs(scope: &Scope, dirs: &BTreeSet<RelPath>) -> Result<()> {
             }
         }
         for dir in by_dev.values() {
-            dir.syncfs().map_err(|e| err(scope, &RelPath::root(), e))?;
+            dir.syncfs().map_err(|e| scope.io_error(&RelPath::root(), e))?;
         }
         return Ok(());
     }
     dirs.par_iter().try_for_each(|d| match scope.open_dir(d) {
-        Ok(dir) => dir.sync().map_err(|e| err(scope, d, e)),
+        Ok(dir) => dir.sync().map_err(|e| scope.io_error(d, e)),
         Err(_) => Ok(()), // removed since: nothing of it to flush
     })
 }

@@ -318,7 +318,7 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
     for p in parents {
         if !stage::nearest_dir(scope, &p.join(b"x"), true)?.writable() {
             let denied = std::io::Error::from(rustix::io::Errno::ACCESS);
-            return Err(crate::error::tree_io(scope.root_path(), &p, denied));
+            return Err(scope.io_error(&p, denied));
         }
     }
     Ok(())
@@ -328,10 +328,9 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
 fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
     let mut done = HashSet::new();
     for (p, s) in staged {
-        let st = crate::fsys::fstat(&s.file).map_err(|e| crate::error::tree_io(scope.root_path(), p, e))?;
+        let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
         if done.insert(st.st_dev) {
-            rustix::fs::syncfs(&s.file)
-                .map_err(|e| crate::error::tree_io(scope.root_path(), p, std::io::Error::from(e)))?;
+            rustix::fs::syncfs(&s.file).map_err(|e| scope.io_error(p, std::io::Error::from(e)))?;
         }
     }
     Ok(())

@@ -300,12 +300,8 @@ fn merge_legacy(new: &crate::object::Meta, old: Option<&crate::object::Meta>) ->
     };
     let mut m = *new;
     if new.is_legacy_mode() {
-        let exec = if new.is_executable() {
-            (old.perm() & 0o444) >> 2 | 0o100
-        } else {
-            0
-        };
-        m.mode = (old.perm() & !0o111) | exec;
+        // The execute bit as recorded, the other bits as they were.
+        m.mode = super::stage::want_mode(old.perm(), new);
     }
     if !new.owner_known() {
         m.uid = old.uid;
@@ -385,7 +381,7 @@ pub(crate) fn file_as_recorded(scope: &Scope, p: &RelPath, want: &TreeEntry) -> 
     {
         return None;
     }
-    let shown = scope.root_path().join(p.as_os_str());
+    let shown = scope.shown(p);
     match crate::hash::hash_file(&dir, name, &shown, None) {
         Ok((id, st)) if id == want.id => Some(st),
         _ => None,

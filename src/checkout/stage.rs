@@ -14,7 +14,7 @@
 //! Runs of zeros are written as holes ([`SparseWriter`]), so a sparse disk
 //! image comes back sparse.
 
-use crate::error::{Result, tree_io};
+use crate::error::Result;
 use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
 use crate::object::{EntryKind, Meta};
@@ -130,12 +130,12 @@ pub struct MetaProblem {
 /// # Errors
 /// Store damage when the blob is corrupt; [`crate::Error::Io`] naming `path` (plane root + rel).
 pub fn extract_into(store: &Store, scope: &Scope, rel: &RelPath, id: &ObjectId, file: &File, sync: bool) -> Result<()> {
-    let shown = scope.root_path().join(rel.as_os_str());
+    let shown = scope.shown(rel);
     let mut w = SparseWriter::new(file);
     store.read_blob_to(id, &mut w, &shown)?;
-    w.finish().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    w.finish().map_err(|e| scope.io_error(rel, e))?;
     if sync {
-        file.sync_data().map_err(|e| tree_io(scope.root_path(), rel, e))?;
+        file.sync_data().map_err(|e| scope.io_error(rel, e))?;
     }
     Ok(())
 }
@@ -255,7 +255,7 @@ fn owner_is(meta: &Meta, uid: u32, gid: u32) -> bool {
 /// The permission bits to set on something whose current `st_mode` is `cur`:
 /// the recorded bits, or for a format-1 entry (only the execute bit known)
 /// the current bits with execute added where read is set, or removed.
-fn want_mode(cur: u32, meta: &Meta) -> u32 {
+pub(super) fn want_mode(cur: u32, meta: &Meta) -> u32 {
     let cur = cur & Meta::PERM_MASK;
     if meta.is_legacy_mode() {
         if meta.is_executable() {
@@ -305,10 +305,10 @@ pub fn stage_file(
         {
             return Ok(None);
         }
-        Err(e) => return Err(tree_io(scope.root_path(), rel, e)),
+        Err(e) => return Err(scope.io_error(rel, e)),
     };
     extract_into(store, scope, rel, id, &file, false)?;
-    set_file_meta(&file, rel, meta, problems).map_err(|e| tree_io(scope.root_path(), rel, e))?;
+    set_file_meta(&file, rel, meta, problems).map_err(|e| scope.io_error(rel, e))?;
     Ok(Some(Staged { file }))
 }
 
@@ -328,7 +328,7 @@ pub fn nearest_dir(scope: &Scope, rel: &RelPath, strict: bool) -> Result<Dir> {
     let mut cur = scope
         .root()
         .try_clone()
-        .map_err(|e| tree_io(scope.root_path(), &RelPath::root(), e))?;
+        .map_err(|e| scope.io_error(&RelPath::root(), e))?;
     let mut at = RelPath::root();
     for part in parent.components() {
         match cur.open_dir(part) {
@@ -344,7 +344,7 @@ pub fn nearest_dir(scope: &Scope, rel: &RelPath, strict: bool) -> Result<Dir> {
                     through: at.join(part).display(),
                 });
             }
-            Err(e) => return Err(tree_io(scope.root_path(), &at.join(part), e)),
+            Err(e) => return Err(scope.io_error(&at.join(part), e)),
         }
     }
     Ok(cur)

@@ -19,6 +19,14 @@ use std::path::{Path, PathBuf};
 
 /// Name of the store directory at the control-plane root.
 pub const STORE_DIR: &str = ".cp";
+
+/// True when the directory `dir` holds a store (`.cp/FORMAT`, a regular
+/// file), looked up through descriptors without following symlinks.
+pub(crate) fn holds_store(dir: &crate::fsys::Dir) -> bool {
+    dir.open_dir(STORE_DIR.as_bytes())
+        .and_then(|d| d.stat(b"FORMAT"))
+        .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
+}
 /// Store format version this build writes and the newest it reads. Format 1
 /// stores are read only by `cplane upgrade`.
 pub const FORMAT_VERSION: u32 = 2;
