@@ -22,7 +22,7 @@ use crate::path::RelPath;
 use crate::plane::Plane;
 use crate::revision::Resolved;
 use crate::scan::{Record, ScanOptions, scan_path};
-use crate::scope::Scope;
+use crate::scope::{Scope, WalkStop};
 use crate::snapshot::{RESCUE_PREFIX, count_files, unique_name};
 use crate::store::Store;
 use crate::store::index::{StatCache, now_ns};
@@ -297,20 +297,14 @@ fn rescue_links(
 /// [`Error::UnsafePath`] when a directory on the way is a symlink or a file
 /// (a restore never writes through one, nor silently replaces it).
 fn topmost_missing(scope: &Scope, p: &RelPath) -> Result<RelPath> {
-    for a in p.ancestors() {
-        match scope.open_dir(&a) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(a),
-            Err(e) if crate::fsys::is_not_a_directory(&e) => {
-                return Err(Error::UnsafePath {
-                    path: p.display(),
-                    through: a.display(),
-                });
-            }
-            Err(e) => return Err(scope.io_error(&a, e)),
-        }
+    match scope.walk(&p.parent().unwrap_or_default())?.2 {
+        Some(WalkStop::Missing(a)) => Ok(a),
+        Some(WalkStop::NotADirectory(a)) => Err(Error::UnsafePath {
+            path: p.display(),
+            through: a.display(),
+        }),
+        None => Ok(p.clone()),
     }
-    Ok(p.clone())
 }
 
 /// Files and bytes at and under an entry.

@@ -29,6 +29,15 @@ pub struct Scope {
     carve_outs: Vec<RelPath>,
 }
 
+/// Why [`Scope::walk`] stopped before the path it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalkStop {
+    /// This path, the shallowest on the way, does not exist.
+    Missing(RelPath),
+    /// This path is a symlink or something else that is not a directory.
+    NotADirectory(RelPath),
+}
+
 impl Scope {
     /// Opens `plane`'s root: the store root, then each component of the
     /// plane's path without following symlinks.
@@ -124,6 +133,35 @@ impl Scope {
     /// The `openat` error of the first component that fails.
     pub fn open_dir(&self, rel: &RelPath) -> std::io::Result<Dir> {
         self.root.open_beneath(rel)
+    }
+
+    /// Opens the directories from the plane root down to `rel`, one at a
+    /// time and never through a symlink: the deepest directory reached, its
+    /// path, and why the walk stopped short of `rel` (`None`: `rel` itself
+    /// was opened). For callers that must know where a path breaks; a plain
+    /// open is [`Scope::open_dir`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the component whose open failed any other way
+    /// (`EACCES`, `EMFILE`, ...).
+    pub fn walk(&self, rel: &RelPath) -> Result<(Dir, RelPath, Option<WalkStop>)> {
+        let mut cur = self.root.try_clone().map_err(|e| self.io_error(&RelPath::root(), e))?;
+        let mut at = RelPath::root();
+        for part in rel.components() {
+            let next = at.join(part);
+            match cur.open_dir(part) {
+                Ok(d) => {
+                    cur = d;
+                    at = next;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok((cur, at, Some(WalkStop::Missing(next))));
+                }
+                Err(e) if fsys::is_not_a_directory(&e) => return Ok((cur, at, Some(WalkStop::NotADirectory(next)))),
+                Err(e) => return Err(self.io_error(&next, e)),
+            }
+        }
+        Ok((cur, at, None))
     }
 
     /// `<plane root>/<rel>`: how `rel` is named in messages.

@@ -17,7 +17,7 @@ use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
 use crate::object::{EntryKind, Meta, blob_id};
 use crate::path::RelPath;
-use crate::scope::{STAGING_NAME, Scope};
+use crate::scope::{STAGING_NAME, Scope, WalkStop};
 use crate::store::Store;
 use crate::store::index::Stat;
 use rustix::io::Errno;
@@ -152,7 +152,10 @@ impl<'a> Applier<'a> {
                 if !create {
                     return Ok(None);
                 }
-                let through = first_non_dir(self.scope, rel);
+                let through = match self.scope.walk(rel)?.2 {
+                    Some(WalkStop::NotADirectory(a) | WalkStop::Missing(a)) => a,
+                    None => rel.clone(),
+                };
                 return Err(Error::UnsafePath {
                     path: rel.display(),
                     through: through.display(),
@@ -173,26 +176,24 @@ impl<'a> Applier<'a> {
     /// Creates `rel` and any missing ancestors (mode 0755 minus umask): only
     /// when replaying a journal after someone removed a directory meanwhile.
     fn make_dirs(&mut self, rel: &RelPath) -> Result<Dir> {
-        let mut cur = self.scope.root().try_clone().map_err(|e| self.scope.io_error(rel, e))?;
-        let mut at = RelPath::root();
-        for part in rel.components() {
+        let (mut cur, mut at, stop) = self.scope.walk(rel)?;
+        match stop {
+            None => return Ok(cur),
+            Some(WalkStop::NotADirectory(through)) => {
+                return Err(Error::UnsafePath {
+                    path: rel.display(),
+                    through: through.display(),
+                });
+            }
+            Some(WalkStop::Missing(_)) => {}
+        }
+        for part in rel.components().skip(at.depth()) {
+            cur.mkdir(part, 0o755)
+                .map_err(|e| self.scope.io_error(&at.join(part), e))?;
+            self.out.created_dirs += 1;
+            self.out.touched_dirs.insert(at.clone());
             at = at.join(part);
-            cur = match cur.open_dir(part) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    cur.mkdir(part, 0o755).map_err(|e| self.scope.io_error(&at, e))?;
-                    self.out.created_dirs += 1;
-                    self.out.touched_dirs.insert(at.parent().unwrap_or_default());
-                    cur.open_dir(part).map_err(|e| self.scope.io_error(&at, e))?
-                }
-                Err(e) if fsys::is_not_a_directory(&e) => {
-                    return Err(Error::UnsafePath {
-                        path: rel.display(),
-                        through: at.display(),
-                    });
-                }
-                Err(e) => return Err(self.scope.io_error(&at, e)),
-            };
+            cur = cur.open_dir(part).map_err(|e| self.scope.io_error(&at, e))?;
         }
         Ok(cur)
     }
@@ -336,7 +337,7 @@ impl<'a> Applier<'a> {
         let _ = dir.unlink(STAGING_NAME);
         let staged_here: Result<()> = (|| {
             if kind == EntryKind::Symlink {
-                let target = stage::read_small(store, id)?;
+                let target = store.read(id, crate::object::ObjectKind::Blob)?;
                 dir.symlink(&target, STAGING_NAME)
                     .map_err(|e| scope.io_error(path, e))?;
                 let link = MetaTarget::Name {
@@ -528,18 +529,6 @@ fn holds_blob(scope: &Scope, dir: &Dir, rel: &RelPath, name: &[u8], t: EntryType
         }
         _ => false,
     }
-}
-
-/// The first component of `rel` that is not a real directory (for messages).
-fn first_non_dir(scope: &Scope, rel: &RelPath) -> RelPath {
-    let mut at = RelPath::root();
-    for part in rel.components() {
-        at = at.join(part);
-        if scope.open_dir(&at).is_err() {
-            return at;
-        }
-    }
-    at
 }
 
 /// True when `name` in `dir` already is blob `id` as `kind` with `meta` (replay).

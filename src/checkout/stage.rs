@@ -19,7 +19,7 @@ use crate::fsys::{self, Dir, EntryType};
 use crate::id::ObjectId;
 use crate::object::{EntryKind, Meta};
 use crate::path::RelPath;
-use crate::scope::Scope;
+use crate::scope::{Scope, WalkStop};
 use crate::store::Store;
 use rustix::io::Errno;
 use std::fs::File;
@@ -325,39 +325,13 @@ pub fn nearest_dir(scope: &Scope, rel: &RelPath, strict: bool) -> Result<Dir> {
     if let Ok(d) = scope.open_dir(&parent) {
         return Ok(d);
     }
-    let mut cur = scope
-        .root()
-        .try_clone()
-        .map_err(|e| scope.io_error(&RelPath::root(), e))?;
-    let mut at = RelPath::root();
-    for part in parent.components() {
-        match cur.open_dir(part) {
-            Ok(d) => {
-                cur = d;
-                at = at.join(part);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-            Err(e) if !strict && fsys::is_not_a_directory(&e) => break,
-            Err(e) if fsys::is_not_a_directory(&e) => {
-                return Err(crate::Error::UnsafePath {
-                    path: rel.display(),
-                    through: at.join(part).display(),
-                });
-            }
-            Err(e) => return Err(scope.io_error(&at.join(part), e)),
-        }
+    match scope.walk(&parent)? {
+        (_, _, Some(WalkStop::NotADirectory(through))) if strict => Err(crate::Error::UnsafePath {
+            path: rel.display(),
+            through: through.display(),
+        }),
+        (dir, _, _) => Ok(dir),
     }
-    Ok(cur)
-}
-
-/// Reads a blob (verified) into memory: symlink targets.
-///
-/// # Errors
-/// Store damage.
-pub fn read_small(store: &Store, id: &ObjectId) -> Result<Vec<u8>> {
-    let mut v = Vec::new();
-    store.read_blob_to(id, &mut v, store.dir())?;
-    Ok(v)
 }
 
 /// Verifies blob `id` without keeping its bytes.

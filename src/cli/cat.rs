@@ -58,8 +58,7 @@ pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
         match entry.kind {
             EntryKind::Dir => Some(entry.tree_id()),
             EntryKind::Symlink => {
-                let mut target = Vec::new();
-                store.read_blob_to(&entry.id, &mut target, store.dir())?;
+                let target = store.read(&entry.id, cplane::object::ObjectKind::Blob)?;
                 ctx.out.write_all(&target)?;
                 ctx.out.write_all(b"\n")?;
                 None
@@ -68,17 +67,7 @@ pub fn cmd_cat(ctx: &mut Ctx, args: CatArgs) -> CmdResult {
                 // Verify the whole blob first: a damaged object never reaches stdout
                 // (`cplane cat REF:f > f` must not leave a damaged copy behind).
                 store.read_blob_to(&entry.id, &mut std::io::sink(), std::path::Path::new("stdout"))?;
-                struct Out<'a>(&'a mut std::io::StdoutLock<'static>);
-                impl Write for Out<'_> {
-                    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                        self.0.write(b)
-                    }
-                    fn flush(&mut self) -> std::io::Result<()> {
-                        self.0.flush()
-                    }
-                }
-                let mut out = Out(&mut ctx.out);
-                match store.read_blob_to(&entry.id, &mut out, std::path::Path::new("stdout")) {
+                match store.read_blob_to(&entry.id, &mut ctx.out, std::path::Path::new("stdout")) {
                     Ok(_) => {}
                     // A closed pipe (`| head`) ends quietly, as it does for cat.
                     Err(cplane::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -145,8 +145,7 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
                     writeln!(ctx.out, "blob   {}", e.id)?;
                     writeln!(ctx.out, "size   {} bytes", e.size)?;
                     if e.kind == EntryKind::Symlink {
-                        let mut target = Vec::new();
-                        store.read_blob_to(&e.id, &mut target, store.dir())?;
+                        let target = store.read(&e.id, cplane::object::ObjectKind::Blob)?;
                         writeln!(ctx.out, "target {}", output::path(&target))?;
                     } else {
                         writeln!(ctx.out, "mode   {}", e.meta.mode_string())?;
