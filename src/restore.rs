@@ -76,8 +76,11 @@ pub fn restore(
     let mut stats = Vec::new();
     let mut nested = Vec::new();
     let mut found_links = Vec::new();
-    // Files whose stat matches the cache are not re-read: their content is stored.
-    let cache = StatCache::load(&crate::snapshot::index_path(store, plane));
+    // Under a directory, files whose stat matches the cache are not re-read (their
+    // content is stored); a single file is read anyway, and loading the cache of a
+    // large plane would cost more than that.
+    let cache_path = crate::snapshot::index_path(store, plane);
+    let cache: std::cell::OnceCell<Option<StatCache>> = std::cell::OnceCell::new();
     let ((root, files, bytes), _) = store.transaction(|w| {
         // Trees written by this transaction are not readable from the store until it
         // ends: the ones the grafts make are kept here for the next path's lookups.
@@ -85,11 +88,16 @@ pub fn restore(
         let mut root = head.root;
         let (mut files, mut bytes) = (head.files, head.bytes);
         for p in &outer {
+            let is_dir = p.is_root() || scope.open_dir(p).is_ok();
             let (scanned, r) = scan_path(
                 &scope,
                 p,
                 ScanOptions {
-                    cache: cache.as_ref(),
+                    cache: if is_dir {
+                        cache.get_or_init(|| StatCache::load(&cache_path)).as_ref()
+                    } else {
+                        None
+                    },
                     writer: Some(w),
                     record: Record::All,
                     ctl,

@@ -324,7 +324,7 @@ pub fn upgrade(root: &Path, interrupt: &AtomicBool) -> Result<UpgradeReport> {
     }
     write_atomic(
         &store.dir().join("FORMAT"),
-        format!("cplane-store {FORMAT_VERSION}\n").as_bytes(),
+        crate::store::format_text().as_bytes(),
         &store.tmp_dir(),
     )?;
     Ok(report)

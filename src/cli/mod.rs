@@ -564,11 +564,10 @@ pub fn plane_path(
     let rel = cplane::RelPath::parse(&parts.join(&b'/')).ok_or_else(outside)?;
     // A path that belongs to a nested plane: say which.
     if working_tree
-        && let Some(c) = plane.carve_outs.iter().find(|c| rel.starts_with(c))
+        && plane.carve_outs.iter().any(|c| rel.starts_with(c))
         && let Ok(other) = store.plane_containing(&plane.root.join(rel.as_os_str()))
         && other.name != plane.name
     {
-        let _ = c;
         return Err(CliError::Usage(
             format!("`{shown}` belongs to plane `{}`, not `{}`", other.name, plane.name),
             Some(format!("add `--plane {}`", other.name)),

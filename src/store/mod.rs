@@ -78,6 +78,11 @@ pub struct Store {
     broken: Vec<(PathBuf, String)>,
 }
 
+/// The text of the `FORMAT` file this build writes: `cplane-store <N>`.
+pub(crate) fn format_text() -> String {
+    format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n")
+}
+
 /// Reads the version from a `FORMAT` file (`cplane-store <N>`).
 fn read_format(format_path: &Path) -> Result<u32> {
     let text = fs::read_to_string(format_path).at(format_path)?;
@@ -184,11 +189,7 @@ impl Store {
             };
             let staging_tmp = staging.join("tmp");
             write_atomic(&staging.join("config.json"), &config_bytes(&config), &staging_tmp)?;
-            write_atomic(
-                &staging.join("FORMAT"),
-                format!("{FORMAT_MAGIC} {FORMAT_VERSION}\n").as_bytes(),
-                &staging_tmp,
-            )?;
+            write_atomic(&staging.join("FORMAT"), format_text().as_bytes(), &staging_tmp)?;
             Store::open_dir(&root, &staging, false)
         })();
         if built.is_err() {

@@ -14,7 +14,7 @@ use memmap2::Mmap;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -79,10 +79,6 @@ fn decompress(data: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
         d.as_mut().expect("initialised above").decompress(data, len)
     })
 }
-
-/// Length of a zstd frame's start that [`check_frame_start`] reads: the
-/// magic number and the frame header descriptor.
-const ZSTD_FRAME_START: usize = 5;
 
 /// Checks the start of a stored zstd frame (RFC 8878 §3.1.1): the magic
 /// number, and the frame header descriptor's unused (bit 4) and reserved
@@ -469,7 +465,7 @@ impl PackIndex {
             reason,
         };
         let (compression, body_len, _) = self.read_header(e)?;
-        let mut region = RegionReader {
+        let region = RegionReader {
             file: &self.pack,
             pos: e.offset + RECORD_HEADER_LEN as u64,
             end: e.offset.saturating_add(e.len),
@@ -480,13 +476,16 @@ impl PackIndex {
         let mut reader: Box<dyn Read> = match compression {
             COMPRESSION_NONE => Box::new(region),
             COMPRESSION_ZSTD => {
-                let mut start = [0u8; ZSTD_FRAME_START];
-                region
-                    .read_exact(&mut start)
+                // The decoder's own input buffer, filled once here to check the
+                // frame's start: no extra read.
+                let mut frame = std::io::BufReader::with_capacity(zstd::zstd_safe::DCtx::in_size(), region);
+                let start = frame
+                    .fill_buf()
                     .map_err(|err| corrupt(format!("cannot read the zstd frame: {err}")))?;
-                check_frame_start(&start).map_err(corrupt)?;
-                let frame = std::io::Cursor::new(start).chain(region);
-                Box::new(zstd::stream::read::Decoder::new(frame).map_err(|err| corrupt(format!("zstd: {err}")))?)
+                check_frame_start(start).map_err(corrupt)?;
+                Box::new(
+                    zstd::stream::read::Decoder::with_buffer(frame).map_err(|err| corrupt(format!("zstd: {err}")))?,
+                )
             }
             c => return Err(corrupt(format!("unknown compression byte {c}"))),
         };
