@@ -1,14 +1,28 @@
 //! Findings: problems in the user's tree, reported as data.
 //!
-//! Each finding has a stable [`Code`] (`CP1xx` for the content pass; the
-//! table is in the README), a plane-relative path and one plain sentence.
+//! Each finding has a stable [`Code`] (`CP0xx` ownership, `CP1xx` content,
+//! `CP2xx` chain, `CP3xx` gates — the pass numbers of `governance.md`; the
+//! table is in the README), a plane-relative path, the owner when there is
+//! one, and one plain sentence. [`Code::remedy`] says what to do.
 
 use crate::path::RelPath;
 use serde::Serialize;
 
-/// Stable finding codes of the content pass (README, "Finding codes").
+/// Stable finding codes (README, "Finding codes"). Declaration order is pass order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
+    /// CP001: a file no registry row owns.
+    Unmapped,
+    /// CP002: a registry row names a path that is not a file of the plane.
+    DeclaredMissing,
+    /// CP003: a path is declared by more than one row.
+    TwoOwners,
+    /// CP004: a row names an owner that is not in the specs or packages registry.
+    UnknownOwner,
+    /// CP005: a registry file cannot be read as the strict CSV `governance.md` describes.
+    BadRegistry,
+    /// CP006: the compiled ownership registry is missing or does not match its sources.
+    StaleCompiled,
     /// CP101: a file's bytes differ from HEAD.
     Modified,
     /// CP102: a path exists that HEAD does not record.
@@ -31,12 +45,50 @@ pub enum Code {
     LinksChanged,
     /// CP111: a checkout could not put back a path's owner or mode (not permitted).
     NotRestored,
+    /// CP201: a spec names a framework that does not exist.
+    UnknownFramework,
+    /// CP202: a spec's entity type is not one its framework allows.
+    EntityTypeNotAllowed,
+    /// CP203: a spec lacks metadata its framework requires.
+    MetadataMissing,
+    /// CP204: no glob of the owning framework authorizes the path.
+    NotAuthorized,
+    /// CP205: a package's spec is missing or bound to another framework than the package says.
+    PackageChain,
+    /// CP206: a package that owns files is not installed.
+    PackageNotInstalled,
+    /// CP207: a framework's or spec's artifact (its document) is missing.
+    ArtifactMissing,
+    /// CP208: a spec's required asset is missing.
+    RequiredAssetMissing,
+    /// CP209: a framework's rules file is missing or invalid.
+    BadRules,
+    /// CP210: a framework or spec names a gate its rules file does not define.
+    UnknownGate,
+    /// CP301: a file contains forbidden content (a secret, or a framework's pattern).
+    ForbiddenContent,
+    /// CP302: a file is larger than its gate allows.
+    TooLarge,
+    /// CP303: a file has more lines than its gate allows.
+    TooManyLines,
+    /// CP304: a README lacks a required section.
+    SectionMissing,
+    /// CP305: a file a spec must have is missing.
+    RequiredFileMissing,
+    /// CP306: a governed file lies outside the paths its framework allows.
+    PathNotAllowed,
 }
 
 impl Code {
     /// `CP` + three digits.
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::Unmapped => "CP001",
+            Code::DeclaredMissing => "CP002",
+            Code::TwoOwners => "CP003",
+            Code::UnknownOwner => "CP004",
+            Code::BadRegistry => "CP005",
+            Code::StaleCompiled => "CP006",
             Code::Modified => "CP101",
             Code::Added => "CP102",
             Code::Deleted => "CP103",
@@ -48,6 +100,81 @@ impl Code {
             Code::OwnerChanged => "CP109",
             Code::LinksChanged => "CP110",
             Code::NotRestored => "CP111",
+            Code::UnknownFramework => "CP201",
+            Code::EntityTypeNotAllowed => "CP202",
+            Code::MetadataMissing => "CP203",
+            Code::NotAuthorized => "CP204",
+            Code::PackageChain => "CP205",
+            Code::PackageNotInstalled => "CP206",
+            Code::ArtifactMissing => "CP207",
+            Code::RequiredAssetMissing => "CP208",
+            Code::BadRules => "CP209",
+            Code::UnknownGate => "CP210",
+            Code::ForbiddenContent => "CP301",
+            Code::TooLarge => "CP302",
+            Code::TooManyLines => "CP303",
+            Code::SectionMissing => "CP304",
+            Code::RequiredFileMissing => "CP305",
+            Code::PathNotAllowed => "CP306",
+        }
+    }
+
+    /// The pass that reports this code: 0 ownership, 1 content, 2 chain, 3 gates.
+    pub fn pass(self) -> u8 {
+        match self.as_str().as_bytes()[2] {
+            b'0' => 0,
+            b'1' => 1,
+            b'2' => 2,
+            _ => 3,
+        }
+    }
+
+    /// What to do about a finding with this code, in one sentence.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            Code::Unmapped => {
+                "give it an owner (cplane own PATH --by SPEC-ID), move it out (cplane quarantine), or delete it"
+            }
+            Code::DeclaredMissing => {
+                "restore the file (cplane restore HEAD PATH) or remove its row from the .file_registry.csv and run cplane compile"
+            }
+            Code::TwoOwners => "keep exactly one row for the path across the .file_registry.csv files",
+            Code::UnknownOwner => {
+                "add the owner to registries/specs_registry.csv or packages_registry.csv, or fix the owner_id"
+            }
+            Code::BadRegistry => "fix the named line (governance.md gives the exact CSV rules)",
+            Code::StaleCompiled => "run cplane compile",
+            Code::Modified | Code::Added | Code::Deleted | Code::KindChanged | Code::ModeChanged => {
+                "seal the change (cplane snapshot) or put HEAD back (cplane restore HEAD PATH)"
+            }
+            Code::OwnerChanged | Code::LinksChanged => {
+                "seal the change (cplane snapshot) or put HEAD back (cplane restore HEAD PATH)"
+            }
+            Code::Unreadable => "make it readable for this user, or run as a user that can read it",
+            Code::SpecialFile => "remove the FIFO, socket or device, or move it out of the plane",
+            Code::ChangedWhileHashing => "stop the process writing it, then run the command again",
+            Code::NotRestored => "run the command as root (or with CAP_CHOWN/CAP_FOWNER) to put it back",
+            Code::UnknownFramework => {
+                "add the framework to registries/frameworks_registry.csv or fix the spec's framework_id"
+            }
+            Code::EntityTypeNotAllowed => {
+                "change the spec's entity_type or add it to the framework's allowed_spec_types"
+            }
+            Code::MetadataMissing => "add the key to the spec's metadata cell (key=value;...)",
+            Code::NotAuthorized => {
+                "own the file by a spec whose framework authorizes it, or add a glob to the framework's authorizes"
+            }
+            Code::PackageChain => "fix the package's spec_id or framework_id in registries/packages_registry.csv",
+            Code::PackageNotInstalled => "install the package, or give its files another owner",
+            Code::ArtifactMissing => "create the document or fix artifact_path",
+            Code::RequiredAssetMissing => "create the asset or remove it from required_assets",
+            Code::BadRules => "fix the rules file at the named line and column (the README shows its shape)",
+            Code::UnknownGate => "define the gate in the framework's rules file or remove its id",
+            Code::ForbiddenContent => "remove the secret (rotate it if it was real) and snapshot again",
+            Code::TooLarge | Code::TooManyLines => "split the file, or raise the limit in the framework's rules",
+            Code::SectionMissing => "add the section as a Markdown heading",
+            Code::RequiredFileMissing => "create the file next to the spec's document",
+            Code::PathNotAllowed => "move the file under an allowed path, or extend the gate's globs",
         }
     }
 }
@@ -72,6 +199,8 @@ pub struct Finding {
     /// Plane-relative path (may be non-UTF-8).
     #[serde(skip)]
     pub path: RelPath,
+    /// The path's owner (spec or package id), when governance knows it.
+    pub owner: Option<String>,
     /// One plain sentence: what is wrong.
     pub message: String,
 }
@@ -82,7 +211,14 @@ impl Finding {
         Finding {
             code,
             path,
+            owner: None,
             message: message.into(),
         }
+    }
+
+    /// The same finding, naming the path's owner.
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
     }
 }

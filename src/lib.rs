@@ -29,6 +29,7 @@ pub mod finding;
 pub mod fsck;
 mod fsutil;
 pub mod fsys;
+pub mod gate;
 pub mod hash;
 pub mod id;
 pub mod object;

@@ -505,7 +505,10 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
 pub fn finding_json(f: &cplane::finding::Finding) -> serde_json::Value {
     let mut m = output::path_obj(f.path.as_bytes());
     m.insert("code".into(), f.code.as_str().into());
+    m.insert("pass".into(), f.code.pass().into());
+    m.insert("owner".into(), f.owner.clone().into());
     m.insert("message".into(), f.message.clone().into());
+    m.insert("remedy".into(), f.code.remedy().into());
     serde_json::Value::Object(m)
 }
 
