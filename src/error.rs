@@ -360,6 +360,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A governance command on a plane without registries.
+    #[error("plane `{plane}` is not governed (it has no registries/frameworks_registry.csv)")]
+    NotGoverned {
+        /// The plane.
+        plane: String,
+    },
     /// A signal stopped the operation at a safe point; nothing was committed.
     #[error("interrupted; nothing was committed")]
     Interrupted,

@@ -30,6 +30,7 @@ pub mod fsck;
 mod fsutil;
 pub mod fsys;
 pub mod gate;
+pub mod governance;
 pub mod hash;
 pub mod id;
 pub mod object;

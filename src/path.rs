@@ -78,6 +78,21 @@ impl RelPath {
         RelPath(p)
     }
 
+    /// `self/other`: `other`'s components below this path.
+    pub fn join_path(&self, other: &RelPath) -> Self {
+        if self.0.is_empty() {
+            return other.clone();
+        }
+        if other.0.is_empty() {
+            return self.clone();
+        }
+        let mut p = Vec::with_capacity(self.0.len() + 1 + other.0.len());
+        p.extend_from_slice(&self.0);
+        p.push(b'/');
+        p.extend_from_slice(&other.0);
+        RelPath(p)
+    }
+
     /// The raw bytes (`""` for the root).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

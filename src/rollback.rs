@@ -46,6 +46,7 @@ pub fn seal_rescue(
         kind: SnapshotKind::Rescue,
         move_head: false,
         save_cache: false,
+        ownership: None,
     };
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }

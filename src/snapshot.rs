@@ -7,7 +7,7 @@
 
 use crate::control::Control;
 use crate::error::{Error, NameKind, NameProblem, Result};
-use crate::id::SnapshotId;
+use crate::id::{ObjectId, SnapshotId};
 use crate::object::{EntryKind, ObjectKind, Snapshot, SnapshotKind};
 use crate::path::RelPath;
 use crate::plane::Plane;
@@ -40,6 +40,10 @@ pub struct SealOptions {
     pub move_head: bool,
     /// Write the refreshed stat cache (rollback writes it once, at its end, instead).
     pub save_cache: bool,
+    /// The snapshot's ownership reference: the blob id of the compiled
+    /// ownership registry in the sealed tree (governed planes), see
+    /// `store-format.md`, "Where owners live".
+    pub ownership: Option<ObjectId>,
 }
 
 impl Default for SealOptions {
@@ -51,6 +55,7 @@ impl Default for SealOptions {
             kind: SnapshotKind::Checkpoint,
             move_head: true,
             save_cache: true,
+            ownership: None,
         }
     }
 }
@@ -228,6 +233,30 @@ pub fn seal(
     opts: SealOptions,
     ctl: Control<'_>,
 ) -> Result<SealReport> {
+    seal_checked(store, lock, plane, opts, None, ctl)
+}
+
+/// A check of the tree a seal stored, run after its objects are durable and
+/// before any ref moves; it returns the ownership reference the tree
+/// implies (which must equal [`SealOptions::ownership`]) or refuses.
+pub type SealCheck<'a> = &'a dyn Fn(&Store, &crate::id::TreeId) -> Result<Option<ObjectId>>;
+
+/// [`seal`], with a check of exactly the tree that was stored: when it
+/// refuses (or implies another ownership reference than the one sealed),
+/// no ref moves and nothing is sealed (the unreferenced objects stay until
+/// a gc).
+///
+/// # Errors
+/// As [`seal`], and the check's error.
+pub fn seal_checked(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    opts: SealOptions,
+    check: Option<SealCheck<'_>>,
+    ctl: Control<'_>,
+) -> Result<SealReport> {
+    let ownership = opts.ownership;
     let started = now_ns();
     let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
     let parent = store.head(&plane.name)?;
@@ -264,7 +293,7 @@ pub fn seal(
             files: scanned.files,
             bytes: scanned.bytes,
             links: std::mem::take(&mut scanned.links),
-            ownership: None,
+            ownership,
         };
         let (id, body) = snapshot.encode_with_id();
         w.add(ObjectKind::Snapshot, id.0, &body)?;
@@ -276,6 +305,19 @@ pub fn seal(
     // takes longer than the rest of an unchanged snapshot, so do it aside.
     let had_cache = cache.is_some();
     std::thread::spawn(move || drop(cache));
+    if let Some(check) = check {
+        let implied = check(store, &snapshot.root)?;
+        if implied != ownership {
+            return Err(Error::Refused {
+                action: "snapshot",
+                findings: vec![crate::finding::Finding::new(
+                    crate::finding::Code::StaleCompiled,
+                    RelPath::parse(crate::governance::COMPILED.as_bytes()).unwrap_or_else(RelPath::root),
+                    "the compiled registry changed while the snapshot ran; run the snapshot again",
+                )],
+            });
+        }
+    }
     store.set_checkpoint(&plane.name, &snapshot.name, &id)?;
     if opts.move_head {
         store.set_head(&plane.name, &id)?;

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cat;
+mod compile;
 mod demo;
 mod diff;
 mod fsck;
@@ -66,6 +67,7 @@ enum Command {
     Cat(cat::CatArgs),
     Status(status::StatusArgs),
     Verify(verify::VerifyArgs),
+    Compile(compile::CompileArgs),
     Diff(diff::DiffArgs),
     Rollback(rollback::RollbackArgs),
     Restore(restore::RestoreArgs),
@@ -343,6 +345,7 @@ pub fn main() -> u8 {
         cli.command,
         Command::Init(_)
             | Command::Snapshot(_)
+            | Command::Compile(_)
             | Command::Rollback(_)
             | Command::Restore(_)
             | Command::Plane(_)
@@ -359,6 +362,7 @@ pub fn main() -> u8 {
         Command::Cat(a) => cat::cmd_cat(&mut ctx, a),
         Command::Status(a) => status::cmd_status(&mut ctx, a),
         Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
+        Command::Compile(a) => compile::cmd_compile(&mut ctx, a),
         Command::Diff(a) => diff::cmd_diff(&mut ctx, a),
         Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
         Command::Restore(a) => restore::cmd_restore(&mut ctx, a),
@@ -384,6 +388,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Show(a) => a.json,
         Command::Status(a) => a.json,
         Command::Verify(a) => a.json,
+        Command::Compile(a) => a.json,
         Command::Diff(a) => a.json,
         Command::Rollback(a) => a.json,
         Command::Restore(a) => a.json,
@@ -431,6 +436,12 @@ fn hint(e: &cplane::Error) -> Option<String> {
         ),
         E::CorruptObject { .. } | E::MissingObject { .. } | E::LegacyObject { .. } | E::DamagedFile { .. } => {
             "run `cplane fsck` to see all damage and the refs that reach it".into()
+        }
+        E::Refused { findings, .. } if findings.iter().any(|f| f.code.pass() != 1) => {
+            "each finding says what to fix; `cplane verify --all-passes` lists every pass".into()
+        }
+        E::NotGoverned { .. } => {
+            "`cplane init --governed` lays down the registries and a genesis framework that owns them".into()
         }
         E::Refused { .. } => {
             "move special files (FIFOs, sockets, devices) out of the plane, make unreadable ones readable, or stop the process that keeps writing, then try again".into()
@@ -485,7 +496,7 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
             );
         }
         for f in findings {
-            eprintln!("{} {}: {}", f.code, output::path(f.path.as_bytes()), f.message);
+            eprint!("{}", output::finding(f));
         }
     } else if json {
         let _ = writeln!(

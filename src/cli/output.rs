@@ -167,3 +167,15 @@ pub fn nested_store_notes(out: &mut dyn std::io::Write, nested: &[cplane::RelPat
     }
     Ok(())
 }
+
+/// One finding as printed: `CODE path: message` (with the owner when
+/// governance knows it) and, for governance codes, a `fix:` line saying
+/// what to do. Ends with a newline.
+pub fn finding(f: &cplane::finding::Finding) -> String {
+    let owner = f.owner.as_ref().map_or(String::new(), |o| format!(" [owner {o}]"));
+    let mut s = format!("{} {}: {}{owner}\n", f.code, path(f.path.as_bytes()), f.message);
+    if f.code.pass() != 1 {
+        s.push_str(&format!("      fix: {}\n", f.code.remedy()));
+    }
+    s
+}

@@ -1,7 +1,7 @@
 //! `cplane snapshot`.
 
 use super::{CmdResult, Ctx, output};
-use cplane::snapshot::{SealOptions, seal};
+use cplane::snapshot::SealOptions;
 use std::io::Write;
 use std::time::Instant;
 
@@ -39,7 +39,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         message: args.message,
         ..SealOptions::default()
     };
-    let r = seal(&mut store, &lock, &plane, opts, ctx.control(&bar))?;
+    let (r, governed) = cplane::governance::plane::snapshot(&mut store, &lock, &plane, opts, ctx.control(&bar))?;
     drop(bar);
     let secs = t0.elapsed().as_secs_f64();
     let s = &r.snapshot;
@@ -62,9 +62,31 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
                 "new_objects": r.write.new_objects,
                 "new_bytes": r.write.new_bytes,
                 "seconds": secs,
+                "governed": governed.as_ref().map(|g| serde_json::json!({
+                    "owned": g.owned,
+                    "exempt": g.exempt,
+                    "compiled_written": g.compiled_written,
+                })),
             })
         )?;
     } else {
+        if let Some(g) = &governed {
+            writeln!(
+                ctx.out,
+                "governed: {} owned{}, passes 0, 2 and 3 clean{}",
+                output::count(g.owned as u64, "file"),
+                if g.exempt > 0 {
+                    format!(", {} exempt", g.exempt)
+                } else {
+                    String::new()
+                },
+                if g.compiled_written {
+                    "; registries/file_ownership_registry.csv recompiled"
+                } else {
+                    ""
+                }
+            )?;
+        }
         writeln!(ctx.out, "checkpoint {}", s.name)?;
         writeln!(ctx.out, "snapshot   {}", r.id)?;
         writeln!(ctx.out, "root       {}", s.root)?;

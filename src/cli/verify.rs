@@ -11,6 +11,15 @@ use std::io::Write;
 /// owner (CP109) and hard-link (CP110) change, and each file that cannot be
 /// read (CP105), is special (CP106) or keeps changing (CP107). Exit 1 on any
 /// finding.
+///
+/// On a governed plane (one with registries/frameworks_registry.csv) the
+/// four passes run in order and verify stops after the first that fails:
+/// 0 ownership (CP001-CP006: every file owned exactly once, by a known
+/// owner, and the compiled registry current), 1 content (the checks above),
+/// 2 chain (CP201-CP210: spec -> framework -> authorizing glob, metadata,
+/// artifacts, packages), 3 gates (CP301-CP306: secrets, sizes, README
+/// sections, required files, allowed paths). Each finding names its path,
+/// its owner and what to do.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Print JSON: one object with `findings` and `stats`
@@ -19,12 +28,23 @@ pub struct VerifyArgs {
     /// Print files, bytes, seconds and MB/s
     #[arg(long)]
     pub stats: bool,
+    /// On a governed plane, run every pass even after one fails
+    #[arg(long)]
+    pub all_passes: bool,
 }
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
     let r = cplane::worktree::verify(&store, &plane, ctx.control(&bar))?;
+    let scope = cplane::scope::Scope::open(&plane)?;
+    if cplane::governance::plane::is_governed(&scope) {
+        let view = cplane::governance::plane::worktree_view(&store, &scope, &r.scan)?;
+        let (_, passes) =
+            cplane::governance::plane::run_passes(&view, &scope, r.all_findings(), args.all_passes, ctx.control(&bar))?;
+        drop(bar);
+        return governed(ctx, &args, &plane, &r, &passes);
+    }
     drop(bar);
     let findings = r.all_findings();
     let mbps = if r.seconds > 0.0 {
@@ -83,4 +103,117 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     // Freeing 100,000 tree entries one by one costs more than the exit does.
     std::mem::forget(r);
     Ok(code)
+}
+
+fn governed(
+    ctx: &mut Ctx,
+    args: &VerifyArgs,
+    plane: &cplane::plane::Plane,
+    r: &cplane::worktree::WorktreeReport,
+    p: &cplane::governance::plane::PassReport,
+) -> CmdResult {
+    use cplane::governance::plane::PASS_NAMES;
+    let total = p.findings().count();
+    let head = r.head.as_ref();
+    if args.json {
+        let list: Vec<Value> = p.findings().map(finding_json).collect();
+        let passes: Vec<Value> = p
+            .passes
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                json!({
+                    "pass": i,
+                    "name": PASS_NAMES[i],
+                    "ran": f.is_some(),
+                    "findings": f.as_ref().map(Vec::len),
+                })
+            })
+            .collect();
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "head": output::head(head),
+                "governed": true,
+                "clean": total == 0,
+                "passes": passes,
+                "findings": list,
+                "stats": {
+                    "files": r.scan.files,
+                    "bytes": r.scan.bytes,
+                    "owned": p.owned,
+                    "exempt": p.exempt.len(),
+                    "binary_skipped": p.binary_skipped.len(),
+                    "seconds": r.seconds,
+                },
+            })
+        )?;
+    } else {
+        for (i, f) in p.passes.iter().enumerate() {
+            match f {
+                None => writeln!(
+                    ctx.out,
+                    "pass {i} {}: not run (an earlier pass failed; --all-passes runs it)",
+                    PASS_NAMES[i]
+                )?,
+                Some(f) if f.is_empty() => writeln!(ctx.out, "pass {i} {}: ok", PASS_NAMES[i])?,
+                Some(f) => {
+                    writeln!(
+                        ctx.out,
+                        "pass {i} {}: {}",
+                        PASS_NAMES[i],
+                        output::count(f.len() as u64, "finding")
+                    )?;
+                    for f in f {
+                        write!(
+                            ctx.out,
+                            "  {}",
+                            output::finding(f).replace("\n      fix:", "\n        fix:")
+                        )?;
+                    }
+                }
+            }
+        }
+        if !p.binary_skipped.is_empty() {
+            writeln!(
+                ctx.out,
+                "note: content gates skipped {} (a NUL byte, as ripgrep decides)",
+                output::count(p.binary_skipped.len() as u64, "binary file")
+            )?;
+        }
+        let at = head.map_or("no snapshot".to_string(), |(id, s)| {
+            format!("{} ({})", s.name, id.short(12))
+        });
+        let exempt = if p.exempt.is_empty() {
+            String::new()
+        } else {
+            format!(", {} exempt", p.exempt.len())
+        };
+        if total == 0 {
+            writeln!(
+                ctx.out,
+                "verify ok: governed plane {}: {} owned{exempt}, all four passes clean against HEAD {at}",
+                plane.name,
+                output::count(p.owned as u64, "file"),
+            )?;
+        } else {
+            writeln!(
+                ctx.out,
+                "verify failed: {} in governed plane {} (first failing pass: {})",
+                output::count(total as u64, "finding"),
+                plane.name,
+                p.first_failed().map_or("?", |i| PASS_NAMES[i]),
+            )?;
+        }
+        if args.stats {
+            writeln!(
+                ctx.out,
+                "stats: {} files, {} bytes, {:.3} s",
+                r.scan.files, r.scan.bytes, r.seconds
+            )?;
+        }
+    }
+    Ok(findings_code(total == 0))
 }

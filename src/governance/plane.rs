@@ -1,0 +1,326 @@
+//! Governance on a plane's working tree: the governed `verify` (passes 0–3),
+//! `compile`, and the checks `snapshot` runs before and after it seals.
+
+use super::{COMPILED, Model, View, chain_findings, compile, ownership_findings, required_file_findings};
+use crate::control::Control;
+use crate::diff::{Side, TreeSource};
+use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
+use crate::id::{ObjectId, TreeId};
+use crate::object::{EntryKind, ObjectKind};
+use crate::path::RelPath;
+use crate::plane::Plane;
+use crate::scan::ScanResult;
+use crate::scope::{STAGING_NAME, Scope};
+use crate::store::Store;
+use std::io::{Read, Write};
+
+/// Names of the four passes, by number.
+pub const PASS_NAMES: [&str; 4] = ["ownership", "content", "chain", "gates"];
+
+/// Reads the regular file `rel` of the plane, never through a symlink.
+///
+/// # Errors
+/// I/O errors, naming the path.
+pub fn read_file(scope: &Scope, rel: &RelPath) -> Result<Vec<u8>> {
+    let parent = rel.parent().unwrap_or_else(RelPath::root);
+    let name = rel.file_name().unwrap_or_default();
+    let mut out = Vec::new();
+    scope
+        .open_dir(&parent)
+        .and_then(|d| d.open_file(name))
+        .and_then(|mut f| f.read_to_end(&mut out))
+        .map_err(|e| scope.io_error(rel, e))?;
+    Ok(out)
+}
+
+/// Replaces (or creates) the regular file `rel` of the plane with `bytes`:
+/// written to the reserved staging name, fsynced, then renamed over the
+/// old file, whose permission bits it keeps (0644 for a new file). The
+/// parent directory must exist.
+///
+/// # Errors
+/// I/O errors, naming the path.
+pub fn write_file(scope: &Scope, rel: &RelPath, bytes: &[u8]) -> Result<()> {
+    let parent = rel.parent().unwrap_or_else(RelPath::root);
+    let name = rel.file_name().unwrap_or_default();
+    let io = |e| scope.io_error(rel, e);
+    let dir = scope.open_dir(&parent).map_err(io)?;
+    let mode = match dir.stat(name) {
+        Ok(st) => st.st_mode as u32 & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
+        Err(e) => return Err(io(e)),
+    };
+    let _ = dir.unlink(STAGING_NAME);
+    let mut f = dir.create_new(STAGING_NAME, mode).map_err(io)?;
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| crate::fsys::fchmod(&f, mode))
+        .and_then(|()| f.sync_all())
+        .and_then(|()| dir.rename(STAGING_NAME, &dir, name))
+        .and_then(|()| dir.sync());
+    if let Err(e) = written {
+        let _ = dir.unlink(STAGING_NAME);
+        return Err(io(e));
+    }
+    Ok(())
+}
+
+/// True when the plane's working tree has the frameworks registry (one
+/// `fstatat`; what every command asks before it pays for governance).
+pub fn is_governed(scope: &Scope) -> bool {
+    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
+    let parent = at.parent().unwrap_or_else(RelPath::root);
+    scope
+        .open_dir(&parent)
+        .and_then(|d| d.stat(at.file_name().unwrap_or_default()))
+        .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
+}
+
+/// A view of a scanned working tree (its trees held in memory by the scan).
+///
+/// # Errors
+/// Store damage while loading trees the scan took from the store.
+pub fn worktree_view<'a>(store: &'a Store, scope: &'a Scope, scan: &'a ScanResult) -> Result<View<'a>> {
+    let src = TreeSource::with_overlay(store, &scan.trees);
+    View::of_tree(&src, &scan.root, move |rel, _| read_file(scope, rel))
+}
+
+/// A view of a tree in the store, reading blobs from the store.
+///
+/// # Errors
+/// Store damage while loading trees.
+pub fn stored_view<'a>(store: &'a Store, root: &TreeId) -> Result<View<'a>> {
+    View::of_tree(&TreeSource::store(store), root, move |_, side: &Side| {
+        store.read(&side.id, ObjectKind::Blob)
+    })
+}
+
+/// The result of the governed passes on one state.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// Findings of each pass, by number; `None` for a pass that did not run.
+    pub passes: [Option<Vec<Finding>>; 4],
+    /// Files left out as exempt.
+    pub exempt: Vec<RelPath>,
+    /// Files a content gate skipped as binary.
+    pub binary_skipped: Vec<RelPath>,
+    /// Files with an owner.
+    pub owned: usize,
+}
+
+impl PassReport {
+    /// Every finding of the passes that ran, in pass order.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.passes.iter().flatten().flatten()
+    }
+
+    /// True when no pass that ran has a finding.
+    pub fn is_clean(&self) -> bool {
+        self.findings().next().is_none()
+    }
+
+    /// The first pass with findings.
+    pub fn first_failed(&self) -> Option<usize> {
+        self.passes
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|f| !f.is_empty()))
+    }
+}
+
+/// Pass 3 on the working tree: the per-spec required files and every gate
+/// on every file it applies to.
+///
+/// # Errors
+/// I/O and cancellation.
+pub fn gate_findings(
+    m: &Model,
+    view: &View<'_>,
+    _scope: &Scope,
+    _ctl: Control<'_>,
+) -> Result<(Vec<Finding>, Vec<RelPath>)> {
+    let mut out = required_file_findings(m, view);
+    super::sort(&mut out);
+    Ok((out, Vec::new()))
+}
+
+/// Runs passes 0, 2 and 3 (and records pass 1's findings, computed by the
+/// caller) in order, stopping after the first pass with findings unless `all`.
+///
+/// # Errors
+/// I/O, store damage, cancellation.
+pub fn run_passes(
+    view: &View<'_>,
+    scope: &Scope,
+    content: Vec<Finding>,
+    all: bool,
+    ctl: Control<'_>,
+) -> Result<(Model, PassReport)> {
+    let m = Model::load(view)?;
+    let mut r = PassReport {
+        exempt: m.exempt.clone(),
+        owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
+        ..PassReport::default()
+    };
+    let stop = |r: &PassReport| !all && !r.is_clean();
+    r.passes[0] = Some(ownership_findings(&m, view, true)?);
+    if stop(&r) {
+        return Ok((m, r));
+    }
+    r.passes[1] = Some(content);
+    if stop(&r) {
+        return Ok((m, r));
+    }
+    r.passes[2] = Some(chain_findings(&m, view));
+    if stop(&r) {
+        return Ok((m, r));
+    }
+    ctl.progress.phase("gates");
+    let (gates, binary) = gate_findings(&m, view, scope, ctl)?;
+    r.passes[3] = Some(gates);
+    r.binary_skipped = binary;
+    Ok((m, r))
+}
+
+/// What `cplane compile` did.
+#[derive(Debug)]
+pub struct CompileReport {
+    /// Rows in the compiled registry (its own included).
+    pub rows: usize,
+    /// True when the file changed on disk.
+    pub written: bool,
+    /// Ownership findings that remain (unmapped or missing files, unknown owners).
+    pub findings: Vec<Finding>,
+    /// Files left out as exempt.
+    pub exempt: usize,
+}
+
+/// `cplane compile`: builds `registries/file_ownership_registry.csv` from
+/// every `.file_registry.csv` of the working tree and writes it when it changed.
+///
+/// # Errors
+/// [`Error::Refused`] for a malformed registry or a path with two owners
+/// (nothing is written); [`Error::NotGoverned`] for a plane without
+/// registries; I/O, store damage, cancellation.
+pub fn compile_worktree(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<CompileReport> {
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let scope = Scope::open(plane)?;
+    let view = worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        return Err(Error::NotGoverned {
+            plane: plane.name.clone(),
+        });
+    }
+    let (m, bytes, findings) = compile(&view)?;
+    let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
+    let old = view.read(&at)?;
+    let written = old.as_deref() != Some(&bytes[..]);
+    if written {
+        write_file(&scope, &at, &bytes)?;
+    }
+    Ok(CompileReport {
+        rows: m.declared.len(),
+        written,
+        findings,
+        exempt: m.exempt.len(),
+    })
+}
+
+/// The governance check of the state a snapshot just stored: passes 0 and
+/// 2 on the sealed tree, and the compiled registry in it byte for byte
+/// what its sources and files compile to (so a file changed between the
+/// gate run and the seal is caught). Returns the compiled registry's blob id.
+///
+/// # Errors
+/// [`Error::Refused`] with the findings; store damage.
+pub fn check_sealed(store: &Store, root: &TreeId) -> Result<ObjectId> {
+    let view = stored_view(store, root)?;
+    let m = Model::load(&view)?;
+    let mut findings = ownership_findings(&m, &view, true)?;
+    findings.extend(chain_findings(&m, &view));
+    let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
+    let side = view.files.get(&at).filter(|s| s.kind == EntryKind::File);
+    if findings.is_empty() {
+        match (side, view.read(&at)?) {
+            (Some(side), Some(bytes)) if bytes == m.compiled() => return Ok(side.id),
+            _ => findings.push(Finding::new(
+                Code::StaleCompiled,
+                at,
+                "files changed while the snapshot ran: the compiled registry no longer matches them; run the snapshot again",
+            )),
+        }
+    }
+    Err(Error::Refused {
+        action: "snapshot",
+        findings,
+    })
+}
+
+/// What a governed snapshot did besides sealing.
+#[derive(Debug, Default)]
+pub struct GovernedSeal {
+    /// The compiled ownership registry was rewritten first.
+    pub compiled_written: bool,
+    /// Files with an owner.
+    pub owned: usize,
+    /// Files left out as exempt.
+    pub exempt: usize,
+}
+
+/// `cplane snapshot`, fail-closed on a governed plane: compiles the
+/// ownership registry, refuses (writing nothing) when pass 0, 2 or 3 has a
+/// finding, writes the compiled registry when it changed, seals, and checks
+/// the sealed tree again before HEAD moves ([`check_sealed`]). A plane
+/// without registries is sealed as [`crate::snapshot::seal`] does.
+///
+/// # Errors
+/// [`Error::Refused`] with the findings; as [`crate::snapshot::seal`].
+pub fn snapshot(
+    store: &mut Store,
+    lock: &crate::store::lock::StoreLock,
+    plane: &Plane,
+    mut opts: crate::snapshot::SealOptions,
+    ctl: Control<'_>,
+) -> Result<(crate::snapshot::SealReport, Option<GovernedSeal>)> {
+    use crate::snapshot::{seal, seal_checked};
+    let scope = Scope::open(plane)?;
+    if !is_governed(&scope) {
+        return Ok((seal(store, lock, plane, opts, ctl)?, None));
+    }
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let view = worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        drop(view);
+        drop(report);
+        return Ok((seal(store, lock, plane, opts, ctl)?, None));
+    }
+    let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
+    let mut findings = ownership_findings(&m, &view, false)?;
+    findings.extend(chain_findings(&m, &view));
+    if findings.is_empty() {
+        ctl.progress.phase("gates");
+        findings.extend(gate_findings(&m, &view, &scope, ctl)?.0);
+    }
+    if !findings.is_empty() {
+        return Err(Error::Refused {
+            action: "snapshot",
+            findings,
+        });
+    }
+    let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
+    let compiled_written = view.read(&at)?.as_deref() != Some(&bytes[..]);
+    let gov = GovernedSeal {
+        compiled_written,
+        owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
+        exempt: m.exempt.len(),
+    };
+    drop(view);
+    drop(report);
+    if compiled_written {
+        write_file(&scope, &at, &bytes)?;
+    }
+    opts.ownership = Some(crate::object::blob_id(&bytes));
+    let check = |store: &Store, root: &TreeId| check_sealed(store, root).map(Some);
+    let sealed = seal_checked(store, lock, plane, opts, Some(&check), ctl)?;
+    Ok((sealed, Some(gov)))
+}

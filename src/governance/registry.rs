@@ -1,0 +1,288 @@
+//! The CSV registries of a governed plane, read strictly (`governance.md`,
+//! "CSV registries"): the `csv` crate with quoting off does the splitting;
+//! a pass over the raw bytes first refuses what the crate would accept
+//! silently (a byte-order mark, `\r`, quotes, blank lines, huge cells).
+
+use std::collections::HashMap;
+
+/// The list separator of every list-valued cell (documented once, in `governance.md`).
+pub const LIST_SEPARATOR: char = ';';
+/// Longest cell accepted, in bytes.
+pub const MAX_CELL: usize = 4096;
+/// Largest registry file accepted, in bytes.
+pub const MAX_FILE: usize = 64 << 20;
+
+/// A registry problem: the file (plane-relative), the 1-based line (0 when
+/// the file as a whole is wrong) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    /// Plane-relative path of the registry.
+    pub file: String,
+    /// 1-based line, 0 for the whole file.
+    pub line: u64,
+    /// One sentence.
+    pub message: String,
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        }
+    }
+}
+
+/// One data row: its line and its cells by column name.
+#[derive(Debug, Clone)]
+pub struct Row<'t> {
+    /// 1-based line in the file.
+    pub line: u64,
+    cells: Vec<String>,
+    columns: &'t HashMap<String, usize>,
+}
+
+impl Row<'_> {
+    /// The cell of `column` ("" for an optional column the file does not have).
+    pub fn get(&self, column: &str) -> &str {
+        self.columns.get(column).map_or("", |&i| self.cells[i].as_str())
+    }
+}
+
+/// A parsed registry: header columns and rows.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Plane-relative path, for messages.
+    pub file: String,
+    columns: HashMap<String, usize>,
+    rows: Vec<(u64, Vec<String>)>,
+}
+
+impl Table {
+    /// Parses `bytes` strictly. `required` columns must all be present,
+    /// `optional` ones may be; anything else is an error.
+    ///
+    /// # Errors
+    /// The first problem, as a [`RegistryError`] naming the line.
+    pub fn parse(bytes: &[u8], file: &str, required: &[&str], optional: &[&str]) -> Result<Table, RegistryError> {
+        let err = |line: u64, message: String| RegistryError {
+            file: file.to_string(),
+            line,
+            message,
+        };
+        if bytes.is_empty() {
+            return Err(err(0, "empty file; a registry needs at least its header line".into()));
+        }
+        if bytes.len() > MAX_FILE {
+            return Err(err(
+                0,
+                format!("{} bytes; a registry may hold at most {MAX_FILE}", bytes.len()),
+            ));
+        }
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            return Err(err(
+                1,
+                "starts with a byte-order mark; save the file as UTF-8 without BOM".into(),
+            ));
+        }
+        // Byte-level rules, line by line (the csv crate would accept these silently).
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            let n = i as u64 + 1;
+            if line.contains(&b'\r') {
+                return Err(err(
+                    n,
+                    "has a carriage return (CRLF line ends); use \\n line ends".into(),
+                ));
+            }
+            if line.is_empty() {
+                return Err(err(n, "is blank; registries have no blank lines".into()));
+            }
+            if line.contains(&b'"') {
+                return Err(err(
+                    n,
+                    "has a double quote; quoted cells are not allowed (cells hold no commas)".into(),
+                ));
+            }
+            if let Some(cell) = line.split(|&b| b == b',').find(|c| c.len() > MAX_CELL) {
+                return Err(err(
+                    n,
+                    format!("has a cell of {} bytes; at most {MAX_CELL} are allowed", cell.len()),
+                ));
+            }
+            if std::str::from_utf8(line).is_err() {
+                return Err(err(n, "is not valid UTF-8".into()));
+            }
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .quoting(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(bytes);
+        let mut header: Option<Vec<String>> = None;
+        let mut rows = Vec::new();
+        for rec in reader.records() {
+            let rec = rec.map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
+                err(line, format!("unreadable: {e}"))
+            })?;
+            let line = rec.position().map_or(0, |p| p.line());
+            let cells: Vec<String> = rec.iter().map(str::to_string).collect();
+            match &header {
+                None => header = Some(cells),
+                Some(h) if h.len() != cells.len() => {
+                    return Err(err(
+                        line,
+                        format!("has {} cells; the header has {} columns", cells.len(), h.len()),
+                    ));
+                }
+                Some(_) => rows.push((line, cells)),
+            }
+        }
+        let header = header.ok_or_else(|| err(0, "no header line".into()))?;
+        let mut columns = HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+                let mut known: Vec<&str> = required.iter().chain(optional).copied().collect();
+                known.sort_unstable();
+                return Err(err(
+                    1,
+                    format!("unknown column {name:?}; the columns are {}", known.join(", ")),
+                ));
+            }
+            if columns.insert(name.clone(), i).is_some() {
+                return Err(err(1, format!("column {name:?} appears twice")));
+            }
+        }
+        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+            return Err(err(1, format!("missing column {missing:?}")));
+        }
+        Ok(Table {
+            file: file.to_string(),
+            columns,
+            rows,
+        })
+    }
+
+    /// The data rows, in file order.
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().map(|(line, cells)| Row {
+            line: *line,
+            cells: cells.clone(),
+            columns: &self.columns,
+        })
+    }
+
+    /// True when the file has this column.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns.contains_key(name)
+    }
+}
+
+/// Splits a list cell on [`LIST_SEPARATOR`] (an empty cell is an empty list).
+///
+/// # Errors
+/// An empty item (`a;;b`, a trailing `;`), as a sentence.
+pub fn list(cell: &str) -> Result<Vec<String>, String> {
+    if cell.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<String> = cell.split(LIST_SEPARATOR).map(str::to_string).collect();
+    if items.iter().any(String::is_empty) {
+        return Err(format!(
+            "list {cell:?} has an empty item (items are separated by one `;`)"
+        ));
+    }
+    Ok(items)
+}
+
+/// Splits a metadata cell into `key=value` pairs.
+///
+/// # Errors
+/// An item without `=` or with an empty key, as a sentence.
+pub fn metadata(cell: &str) -> Result<Vec<(String, String)>, String> {
+    list(cell)?
+        .into_iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("metadata item {item:?} is not key=value")),
+        })
+        .collect()
+}
+
+/// Checks an id: `prefix` followed by at least one of `A-Z a-z 0-9 . _ -`.
+///
+/// # Errors
+/// A sentence naming the id and the rule.
+pub fn check_id(id: &str, prefix: &str, what: &str) -> Result<(), String> {
+    let ok = id.len() > prefix.len()
+        && id.starts_with(prefix)
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} id {id:?} must start with {prefix} and use only A-Z a-z 0-9 . _ -"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Result<Table, RegistryError> {
+        Table::parse(s, "r.csv", &["id", "name"], &["extra"])
+    }
+
+    #[test]
+    fn strict_rules_each_name_the_line() {
+        let t = parse(b"name,id\nN,A\nM,B\n").unwrap();
+        let rows: Vec<_> = t
+            .rows()
+            .map(|r| (r.line, r.get("id").to_string(), r.get("extra").to_string()))
+            .collect();
+        assert_eq!(rows, vec![(2, "A".into(), "".into()), (3, "B".into(), "".into())]);
+        assert!(parse(b"id,name").unwrap().rows().next().is_none());
+        let cases: &[(&[u8], u64, &str)] = &[
+            (b"", 0, "empty"),
+            (b"\xEF\xBB\xBFid,name\n", 1, "byte-order mark"),
+            (b"id,name\r\nA,B\r\n", 1, "carriage return"),
+            (b"id,name\nA,B\n\nC,D\n", 3, "blank"),
+            (b"id,name\n\"A\",B\n", 2, "double quote"),
+            (b"id,name\nA,B,C\n", 2, "3 cells"),
+            (b"id\nA\n", 1, "missing column \"name\""),
+            (b"id,name,colour\n", 1, "unknown column \"colour\""),
+            (b"id,name,id\n", 1, "appears twice"),
+            (b"id,name\nA,\xff\n", 2, "UTF-8"),
+        ];
+        for (input, line, needle) in cases {
+            let e = parse(input).unwrap_err();
+            assert_eq!(e.line, *line, "{e}");
+            assert!(e.message.contains(needle), "{e}");
+        }
+        let mut big = b"id,name\nA,".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 10 << 20));
+        let e = parse(&big).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("10485760 bytes"), "{e}");
+    }
+
+    #[test]
+    fn lists_metadata_and_ids() {
+        assert_eq!(list("").unwrap(), Vec::<String>::new());
+        assert_eq!(list("a;b").unwrap(), vec!["a", "b"]);
+        assert!(list("a;;b").is_err());
+        assert!(list("a;").is_err());
+        assert_eq!(
+            metadata("k=v;t=1=2").unwrap(),
+            vec![("k".into(), "v".into()), ("t".into(), "1=2".into())]
+        );
+        assert!(metadata("k").is_err());
+        assert!(check_id("SPEC-1.a_b", "SPEC-", "spec").is_ok());
+        assert!(check_id("SPEC-", "SPEC-", "spec").is_err());
+        assert!(check_id("FMWK-1 x", "FMWK-", "framework").is_err());
+    }
+}
