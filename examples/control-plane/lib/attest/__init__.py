@@ -1,0 +1,5 @@
+"""Provenance attestation."""
+
+from .provenance import PREDICATE_TYPE, statement_for
+
+__all__ = ["PREDICATE_TYPE", "statement_for"]
