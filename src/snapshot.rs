@@ -342,37 +342,126 @@ pub fn seal_checked(
     })
 }
 
-/// `cplane init`: creates the store for `dir` (plane `main` covering it) and
-/// seals its first checkpoint, both under a temporary name that becomes
-/// `.cp` only when the checkpoint is durable: a failed or crashed init leaves
-/// no store behind (and the next init removes the temporary directory).
+/// What `cplane init` should do besides creating the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions {
+    /// Lay down the genesis framework, spec and registries first
+    /// ([`crate::governance::genesis`]) when the tree has no registries.
+    pub governed: bool,
+}
+
+/// What `cplane init` did.
+#[derive(Debug)]
+pub struct InitReport {
+    /// The new store.
+    pub store: Store,
+    /// Every plane with its first checkpoint: `main` first, then the planes
+    /// adopted from `registries/planes_registry.csv`, in its order.
+    pub planes: Vec<(Plane, SealReport)>,
+    /// Genesis files written (`--governed` on a tree without registries).
+    pub genesis: Vec<&'static str>,
+}
+
+/// `cplane init`: creates the store for `dir` (plane `main` covering it),
+/// adopts the planes a `registries/planes_registry.csv` declares (name,
+/// path, tier), compiles the ownership registry of every governed plane,
+/// and seals each plane's first checkpoint — all under a temporary name
+/// that becomes `.cp` only when every checkpoint is durable: a failed or
+/// crashed init leaves no store behind (and the next init removes the
+/// temporary directory). A governed plane is sealed even when it has
+/// findings (the first checkpoint records the tree as it was adopted);
+/// `verify` reports them.
 ///
 /// # Errors
 /// As [`Store::create_staged`]; [`Error::Refused`] (as `init`) when a file
-/// cannot be stored; I/O errors.
-pub fn init(dir: &std::path::Path, ctl: Control<'_>) -> Result<(Store, Plane, SealReport)> {
+/// cannot be stored; [`Error::BadConfig`] for a malformed planes registry or
+/// a declared plane whose directory is missing; I/O errors.
+pub fn init(dir: &std::path::Path, opts: InitOptions, ctl: Control<'_>) -> Result<InitReport> {
+    use crate::governance::{self, genesis};
+    let genesis = if opts.governed && !dir.join(governance::FRAMEWORKS).exists() {
+        genesis::lay_down(dir)?
+    } else {
+        Vec::new()
+    };
     let mut staged = Store::create_staged(dir)?;
     let sealed = (|| {
         let lock = staged.try_lock()?;
-        let plane = staged.plane("main")?;
-        let opts = SealOptions {
-            message: "init".into(),
-            kind: SnapshotKind::Init,
-            ..SealOptions::default()
-        };
-        let r = seal(&mut staged, &lock, &plane, opts, ctl)?;
+        adopt_planes(&mut staged, dir)?;
+        let mut out = Vec::new();
+        for plane in staged.planes() {
+            let mut opts = SealOptions {
+                message: if plane.name == "main" {
+                    "init".into()
+                } else {
+                    "init: adopted from registries/planes_registry.csv".into()
+                },
+                kind: SnapshotKind::Init,
+                ..SealOptions::default()
+            };
+            let scope = Scope::open(&plane)?;
+            let plane_dir = staged.plane_dir(&plane.name);
+            std::fs::create_dir_all(&plane_dir).map_err(|source| Error::Io {
+                path: plane_dir,
+                source,
+            })?;
+            // A compile that refuses (a malformed registry, two owners) leaves the
+            // ownership reference empty; the verify after init names the problem.
+            if governance::plane::is_governed(&scope)
+                && let Ok(r) = governance::plane::compile_worktree(&staged, &plane, ctl)
+            {
+                opts.ownership = Some(r.blob);
+            }
+            out.push((plane.clone(), seal(&mut staged, &lock, &plane, opts, ctl)?));
+        }
         drop(lock);
-        Ok::<_, Error>(r)
+        Ok::<_, Error>(out)
     })();
     match sealed {
-        Ok(report) => {
+        Ok(planes) => {
             let store = staged.publish_init()?;
-            let plane = store.plane("main")?;
-            Ok((store, plane, report))
+            let planes = planes
+                .into_iter()
+                .map(|(p, r)| Ok((store.plane(&p.name)?, r)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(InitReport { store, planes, genesis })
         }
         Err(e) => {
             staged.discard_init();
             Err(e.refused_as("init"))
         }
     }
+}
+
+/// Adds the planes `registries/planes_registry.csv` declares, if there is one.
+fn adopt_planes(store: &mut Store, dir: &std::path::Path) -> Result<()> {
+    use crate::governance::{PLANES, registry::Table};
+    let at = dir.join(PLANES);
+    let bytes = match std::fs::read(&at) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io { path: at, source: e }),
+    };
+    let bad = |reason: String| Error::BadConfig {
+        path: at.clone(),
+        reason,
+    };
+    let t = Table::parse(&bytes, PLANES, &["name", "path"], &["tier"]).map_err(|e| bad(e.to_string()))?;
+    for r in t.rows() {
+        let path = std::path::Path::new(r.get("path"));
+        let abs = dir.join(path);
+        if path.is_absolute() || !abs.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(bad(format!(
+                "line {}: plane {} is declared at {:?}, which is not a directory under {}",
+                r.line,
+                r.get("name"),
+                r.get("path"),
+                dir.display()
+            )));
+        }
+        let tier = Some(r.get("tier")).filter(|t| !t.is_empty()).map(str::to_string);
+        store
+            .add_plane(r.get("name"), &abs, tier)
+            .map_err(|e| bad(format!("line {}: {e}", r.line)))?;
+    }
+    Ok(())
 }

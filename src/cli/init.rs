@@ -17,6 +17,11 @@ pub struct InitArgs {
     /// Directory to govern (default: the current directory)
     #[arg(value_name = "DIR")]
     pub directory: Option<PathBuf>,
+    /// Lay down a genesis framework (FMWK-000), its spec (SPEC-000) and the
+    /// registries first, so the plane is governed and verifies clean at once
+    /// (only in a tree without registries)
+    #[arg(long)]
+    pub governed: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -40,34 +45,108 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
         ));
     }
     let bar = output::Bar::new("init");
-    let (store, plane, r) = cplane::snapshot::init(&dir, ctx.control(&bar))?;
+    let opts = cplane::snapshot::InitOptions {
+        governed: args.governed,
+    };
+    let r = cplane::snapshot::init(&dir, opts, ctx.control(&bar))?;
+    // Every governed plane is verified at once: adopting registries with findings
+    // still seals the tree as it was, and says what is wrong (exit 1).
+    let mut checks = Vec::new();
+    for (plane, _) in &r.planes {
+        let (_, passes) = cplane::governance::plane::verify(&r.store, plane, false, ctx.control(&bar))?;
+        checks.push(passes);
+    }
     drop(bar);
+    let clean = checks.iter().flatten().all(|p| p.is_clean());
     if args.json {
+        let planes: Vec<_> = r
+            .planes
+            .iter()
+            .zip(&checks)
+            .map(|((plane, s), check)| {
+                serde_json::json!({
+                    "plane": plane.name,
+                    "path": plane.path,
+                    "tier": plane.tier,
+                    "checkpoint": s.snapshot.name,
+                    "snapshot": s.id.to_hex(),
+                    "root": s.snapshot.root.to_hex(),
+                    "files": s.snapshot.files,
+                    "dirs": s.dirs,
+                    "bytes": s.snapshot.bytes,
+                    "governed": check.is_some(),
+                    "findings": check.as_ref().map(|c| c.findings().map(super::finding_json).collect::<Vec<_>>()),
+                })
+            })
+            .collect();
+        let main = &r.planes[0].1;
         writeln!(
             ctx.out,
             "{}",
             serde_json::json!({
-                "store": store.dir().display().to_string(),
-                "plane": plane.name,
-                "checkpoint": r.snapshot.name,
-                "snapshot": r.id.to_hex(),
-                "root": r.snapshot.root.to_hex(),
-                "files": r.snapshot.files,
-                "dirs": r.dirs,
-                "bytes": r.snapshot.bytes,
+                "store": r.store.dir().display().to_string(),
+                "plane": "main",
+                "checkpoint": main.snapshot.name,
+                "snapshot": main.id.to_hex(),
+                "root": main.snapshot.root.to_hex(),
+                "files": main.snapshot.files,
+                "dirs": main.dirs,
+                "bytes": main.snapshot.bytes,
+                "genesis": r.genesis,
+                "planes": planes,
+                "clean": clean,
             })
         )?;
     } else {
-        writeln!(ctx.out, "initialized cplane store {}", store.dir().display())?;
-        writeln!(
-            ctx.out,
-            "plane main: checkpoint {} (root {}, {}, {})",
-            r.snapshot.name,
-            r.snapshot.root.short(12),
-            output::count(r.snapshot.files, "file"),
-            output::size(r.snapshot.bytes)
-        )?;
-        output::nested_store_notes(&mut ctx.out, &r.nested_stores)?;
+        writeln!(ctx.out, "initialized cplane store {}", r.store.dir().display())?;
+        if !r.genesis.is_empty() {
+            writeln!(
+                ctx.out,
+                "laid down the genesis: framework FMWK-000 and spec SPEC-000 own {}",
+                output::count(r.genesis.len() as u64 + 1, "governance file")
+            )?;
+        }
+        for ((plane, s), check) in r.planes.iter().zip(&checks) {
+            writeln!(
+                ctx.out,
+                "plane {}{}: checkpoint {} (root {}, {}, {})",
+                plane.name,
+                if plane.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", plane.path)
+                },
+                s.snapshot.name,
+                s.snapshot.root.short(12),
+                output::count(s.snapshot.files, "file"),
+                output::size(s.snapshot.bytes)
+            )?;
+            output::nested_store_notes(&mut ctx.out, &s.nested_stores)?;
+            if let Some(c) = check {
+                if c.is_clean() {
+                    writeln!(
+                        ctx.out,
+                        "  governed: {} owned, verify ok (passes 0-3)",
+                        output::count(c.owned as u64, "file")
+                    )?;
+                } else {
+                    writeln!(
+                        ctx.out,
+                        "  governed: verify failed in pass {} ({}); run `cplane verify{}` for details",
+                        c.first_failed().unwrap_or(0),
+                        output::count(c.findings().count() as u64, "finding"),
+                        if plane.name == "main" {
+                            String::new()
+                        } else {
+                            format!(" --plane {}", plane.name)
+                        }
+                    )?;
+                    for f in c.findings() {
+                        write!(ctx.out, "  {}", output::finding(f))?;
+                    }
+                }
+            }
+        }
     }
-    Ok(0)
+    Ok(super::findings_code(clean))
 }

@@ -36,12 +36,8 @@ pub struct VerifyArgs {
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
-    let r = cplane::worktree::verify(&store, &plane, ctx.control(&bar))?;
-    let scope = cplane::scope::Scope::open(&plane)?;
-    if cplane::governance::plane::is_governed(&scope) {
-        let view = cplane::governance::plane::worktree_view(&store, &scope, &r.scan)?;
-        let (_, passes) =
-            cplane::governance::plane::run_passes(&view, &scope, r.all_findings(), args.all_passes, ctx.control(&bar))?;
+    let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, ctx.control(&bar))?;
+    if let Some(passes) = passes {
         drop(bar);
         return governed(ctx, &args, &plane, &r, &passes);
     }

@@ -9,6 +9,7 @@
 //! (content against HEAD) is the store layer's [`crate::worktree::verify`].
 //! [`compile`] is the same load, producing the compiled ownership registry.
 
+pub mod genesis;
 pub mod plane;
 pub mod registry;
 

@@ -193,6 +193,8 @@ pub struct CompileReport {
     pub findings: Vec<Finding>,
     /// Files left out as exempt.
     pub exempt: usize,
+    /// The compiled registry's blob id (BLAKE3 of its bytes).
+    pub blob: ObjectId,
 }
 
 /// `cplane compile`: builds `registries/file_ownership_registry.csv` from
@@ -223,6 +225,7 @@ pub fn compile_worktree(store: &Store, plane: &Plane, ctl: Control<'_>) -> Resul
         written,
         findings,
         exempt: m.exempt.len(),
+        blob: crate::object::blob_id(&bytes),
     })
 }
 
@@ -323,4 +326,26 @@ pub fn snapshot(
     let check = |store: &Store, root: &TreeId| check_sealed(store, root).map(Some);
     let sealed = seal_checked(store, lock, plane, opts, Some(&check), ctl)?;
     Ok((sealed, Some(gov)))
+}
+
+/// `verify` of one plane: the store-layer verify (pass 1) and, when the
+/// plane is governed, the passes in order ([`run_passes`]).
+///
+/// # Errors
+/// As [`crate::worktree::verify`] and [`run_passes`].
+pub fn verify(
+    store: &Store,
+    plane: &Plane,
+    all_passes: bool,
+    ctl: Control<'_>,
+) -> Result<(crate::worktree::WorktreeReport, Option<PassReport>)> {
+    let r = crate::worktree::verify(store, plane, ctl)?;
+    let scope = Scope::open(plane)?;
+    if !is_governed(&scope) {
+        return Ok((r, None));
+    }
+    let view = worktree_view(store, &scope, &r.scan)?;
+    let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, ctl)?;
+    drop(view);
+    Ok((r, Some(passes)))
 }
