@@ -18,7 +18,9 @@ use std::io::Write;
 /// wherever HEAD differs from REF.
 ///
 /// PATH is relative to the plane root, or to the current directory when it
-/// starts with `./` or `../`.
+/// starts with `./` or `../`. On a governed plane, a restore whose result
+/// would fail pass 0 or 2 (an unowned file brought back, a registry row
+/// that points nowhere) is refused before anything is written.
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// Snapshot to take the paths from: checkpoint name, HEAD, HEAD~N, id prefix
@@ -29,6 +31,10 @@ pub struct RestoreArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Restore even when the result would be a governed state that fails
+    /// pass 0 (ownership) or 2 (chain)
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
@@ -42,6 +48,18 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
         .collect::<Result<Vec<_>, _>>()?;
     paths.sort();
     paths.dedup();
+    if !args.force {
+        super::rollback::refuse_ungoverned(
+            "restore",
+            cplane::governance::plane::check_restore(
+                &store,
+                &plane,
+                &target.snapshot.root,
+                &paths,
+                ctx.control(&cplane::progress::NoProgress),
+            )?,
+        )?;
+    }
     let bar = output::Bar::new("restore");
     let hooks = ctx.hooks(&store, &plane);
     let r = cplane::restore::restore(

@@ -18,7 +18,9 @@ use std::io::Write;
 /// rollback be finished by the next cplane command. HEAD becomes a new
 /// checkpoint whose root equals REF's root; history is never rewritten.
 /// Owners can only be put back by root (or with CAP_CHOWN); each one that
-/// could not be is reported (CP111) and the exit code is 1.
+/// could not be is reported (CP111) and the exit code is 1. On a governed
+/// plane, a REF that fails pass 0 (ownership) or 2 (chain) is refused before
+/// anything is written (`--force` rolls back anyway).
 #[derive(clap::Args, Debug)]
 pub struct RollbackArgs {
     /// Snapshot to restore: checkpoint name, HEAD~N, id prefix, ...
@@ -26,6 +28,20 @@ pub struct RollbackArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Roll back even when REF is a governed state that fails pass 0
+    /// (ownership) or 2 (chain)
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Refuses (writing nothing) a checkout to a governed state with pass-0 or
+/// pass-2 findings; `--force` skips the check.
+pub fn refuse_ungoverned(action: &'static str, findings: Vec<cplane::finding::Finding>) -> cplane::Result<()> {
+    if findings.is_empty() {
+        Ok(())
+    } else {
+        Err(cplane::Error::Refused { action, findings })
+    }
 }
 
 /// The problems a checkout reports: owners and modes it could not set.
@@ -128,6 +144,12 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
+    if !args.force {
+        refuse_ungoverned(
+            "rollback",
+            cplane::governance::plane::check_rollback(&store, &target.snapshot.root)?,
+        )?;
+    }
     let bar = output::Bar::new("rollback");
     let hooks = ctx.hooks(&store, &plane);
     let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, hooks.as_ref(), ctx.control(&bar))?;

@@ -349,3 +349,67 @@ pub fn verify(
     drop(view);
     Ok((r, Some(passes)))
 }
+
+/// Passes 0 and 2 on the state a rollback to the tree `root` would write
+/// (nothing when that state is not governed).
+///
+/// # Errors
+/// Store damage.
+pub fn check_rollback(store: &Store, root: &TreeId) -> Result<Vec<Finding>> {
+    let view = stored_view(store, root)?;
+    if !view.is_governed() {
+        return Ok(Vec::new());
+    }
+    Ok(super::check_structure(&view, super::Passes::STRUCTURE)?.1)
+}
+
+/// Passes 0 and 2 on the state `restore` of `paths` from the tree `root`
+/// would leave: the working tree, with every file under each path replaced
+/// by what `root` has there (nothing when that state is not governed).
+///
+/// # Errors
+/// I/O, store damage, cancellation.
+pub fn check_restore(
+    store: &Store,
+    plane: &Plane,
+    root: &TreeId,
+    paths: &[RelPath],
+    ctl: Control<'_>,
+) -> Result<Vec<Finding>> {
+    use crate::diff::{flatten, lookup_path};
+    let scope = Scope::open(plane)?;
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let mut files = worktree_view(store, &scope, &report.scan)?.files;
+    let src = TreeSource::store(store);
+    let mut from_store = std::collections::HashSet::new();
+    for p in paths {
+        files.retain(|f, _| !f.starts_with(p));
+        let entries: Vec<(RelPath, Side)> = if p.is_root() {
+            flatten(&src, root)?
+        } else {
+            match lookup_path(&src, root, p)? {
+                None => Vec::new(),
+                Some(e) if e.kind == EntryKind::Dir => flatten(&src, &e.tree_id())?
+                    .into_iter()
+                    .map(|(q, s)| (p.join_path(&q), s))
+                    .collect(),
+                Some(e) => vec![(p.clone(), Side::from(&e))],
+            }
+        };
+        for (q, s) in entries.into_iter().filter(|(_, s)| s.kind != EntryKind::Dir) {
+            from_store.insert(q.clone());
+            files.insert(q, s);
+        }
+    }
+    let view = View::of_files(files, |rel, side| {
+        if from_store.contains(rel) {
+            store.read(&side.id, ObjectKind::Blob)
+        } else {
+            read_file(&scope, rel)
+        }
+    });
+    if !view.is_governed() {
+        return Ok(Vec::new());
+    }
+    Ok(super::check_structure(&view, super::Passes::STRUCTURE)?.1)
+}
