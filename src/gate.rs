@@ -156,6 +156,19 @@ pub enum Check {
     },
 }
 
+impl Check {
+    /// The `kind` as written in a rules file.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Check::ForbiddenContent { .. } => "forbidden_content",
+            Check::MaxSize { .. } => "max_size",
+            Check::ReadmeSections { .. } => "readme_sections",
+            Check::RequiredFiles { .. } => "required_files",
+            Check::AllowedPaths { .. } => "allowed_paths",
+        }
+    }
+}
+
 /// A named regular expression of a `forbidden_content` gate.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

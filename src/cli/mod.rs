@@ -7,12 +7,15 @@ mod cat;
 mod compile;
 mod demo;
 mod diff;
+mod explain;
 mod fsck;
 mod hooks;
 mod init;
 mod log;
 mod output;
+mod own;
 mod plane;
+mod quarantine;
 mod restore;
 mod rollback;
 mod show;
@@ -68,6 +71,9 @@ enum Command {
     Status(status::StatusArgs),
     Verify(verify::VerifyArgs),
     Compile(compile::CompileArgs),
+    Own(own::OwnArgs),
+    Explain(explain::ExplainArgs),
+    Quarantine(quarantine::QuarantineArgs),
     Diff(diff::DiffArgs),
     Rollback(rollback::RollbackArgs),
     Restore(restore::RestoreArgs),
@@ -346,6 +352,8 @@ pub fn main() -> u8 {
         Command::Init(_)
             | Command::Snapshot(_)
             | Command::Compile(_)
+            | Command::Own(_)
+            | Command::Quarantine(_)
             | Command::Rollback(_)
             | Command::Restore(_)
             | Command::Plane(_)
@@ -363,6 +371,9 @@ pub fn main() -> u8 {
         Command::Status(a) => status::cmd_status(&mut ctx, a),
         Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
         Command::Compile(a) => compile::cmd_compile(&mut ctx, a),
+        Command::Own(a) => own::cmd_own(&mut ctx, a),
+        Command::Explain(a) => explain::cmd_explain(&mut ctx, a),
+        Command::Quarantine(a) => quarantine::cmd_quarantine(&mut ctx, a),
         Command::Diff(a) => diff::cmd_diff(&mut ctx, a),
         Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
         Command::Restore(a) => restore::cmd_restore(&mut ctx, a),
@@ -389,6 +400,9 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Status(a) => a.json,
         Command::Verify(a) => a.json,
         Command::Compile(a) => a.json,
+        Command::Own(a) => a.json,
+        Command::Explain(a) => a.json,
+        Command::Quarantine(a) => a.json,
         Command::Diff(a) => a.json,
         Command::Rollback(a) => a.json,
         Command::Restore(a) => a.json,

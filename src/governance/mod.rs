@@ -9,6 +9,8 @@
 //! (content against HEAD) is the store layer's [`crate::worktree::verify`].
 //! [`compile`] is the same load, producing the compiled ownership registry.
 
+pub mod edit;
+pub mod explain;
 pub mod genesis;
 pub mod plane;
 pub mod registry;

@@ -1,0 +1,103 @@
+//! `cplane own`.
+
+use super::{CmdResult, Ctx, finding_json, findings_code, output, plane_path};
+use serde_json::json;
+use std::io::Write;
+
+/// Give files an owner: add or change their rows in .file_registry.csv
+///
+/// Every file at or below each PATH gets OWNER (a spec or package id that
+/// is in registries/specs_registry.csv or packages_registry.csv). A file
+/// that already has a row keeps that row, with the owner changed; a file
+/// without one gets a row in the nearest .file_registry.csv (its own
+/// directory's, else the closest one above it). When no directory above it
+/// has one, a .file_registry.csv is created in the file's directory, owning
+/// itself (by the owner of the registries above, or the genesis spec).
+/// Then the ownership registry is compiled (as `cplane compile`). Nothing
+/// is sealed: `cplane snapshot` records the change.
+#[derive(clap::Args, Debug)]
+pub struct OwnArgs {
+    /// Files or directories (relative to the plane root, or to the current
+    /// directory when they start with ./ or ../)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<std::ffi::OsString>,
+    /// The owner: a spec (SPEC-…) or package (PKG-…) id
+    #[arg(long = "by", value_name = "OWNER")]
+    pub owner: String,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| plane_path(ctx, &store, &plane, p, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = cplane::governance::edit::own(
+        &store,
+        &plane,
+        &paths,
+        &args.owner,
+        ctx.control(&cplane::progress::NoProgress),
+    )?;
+    drop(lock);
+    if args.json {
+        let owned: Vec<_> = r
+            .owned
+            .iter()
+            .map(|o| json!({"path": o.path.display(), "was": o.was, "registry": o.registry.display()}))
+            .collect();
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "owner": args.owner,
+                "owned": owned,
+                "unchanged": r.unchanged,
+                "created": r.created.iter().map(|p| p.display()).collect::<Vec<_>>(),
+                "compiled": {"rows": r.compile.rows, "written": r.compile.written},
+                "findings": r.compile.findings.iter().map(finding_json).collect::<Vec<_>>(),
+            })
+        )?;
+    } else {
+        for p in &r.created {
+            writeln!(ctx.out, "created {}", output::path(p.as_bytes()))?;
+        }
+        for o in &r.owned {
+            writeln!(
+                ctx.out,
+                "{} {} -> {} ({})",
+                if o.was.is_some() { "changed" } else { "owned  " },
+                output::path(o.path.as_bytes()),
+                args.owner,
+                match &o.was {
+                    Some(w) => format!("was {w}; {}", o.registry.display()),
+                    None => o.registry.display(),
+                }
+            )?;
+        }
+        if r.unchanged > 0 {
+            writeln!(
+                ctx.out,
+                "{} already owned by {}",
+                output::count(r.unchanged as u64, "file"),
+                args.owner
+            )?;
+        }
+        for f in &r.compile.findings {
+            write!(ctx.out, "{}", output::finding(f))?;
+        }
+        writeln!(
+            ctx.out,
+            "compiled {}: {}; `cplane snapshot` records the change",
+            cplane::governance::COMPILED,
+            output::count(r.compile.rows as u64, "row")
+        )?;
+    }
+    Ok(findings_code(r.compile.findings.is_empty()))
+}

@@ -1,0 +1,89 @@
+//! `cplane quarantine`.
+
+use super::{CmdResult, Ctx, output};
+use serde_json::json;
+use std::io::Write;
+
+/// Move unmapped files out of the plane into the store, restorably
+///
+/// Seals the plane as it is, unmapped files (CP001) included, as a
+/// checkpoint QUARANTINE-YYYYMMDDHHMMSS that HEAD does not move to, then
+/// removes each unmapped file whose bytes still match what was sealed (and
+/// directories that leaves empty, unless HEAD has them). Nothing is lost:
+/// the printed `cplane restore QUARANTINE-… PATH…` brings files back. A
+/// file changed after it was sealed is left in place and listed.
+#[derive(clap::Args, Debug)]
+pub struct QuarantineArgs {
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    let bar = output::Bar::new("quarantine");
+    let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar))?;
+    drop(bar);
+    let restore = r.checkpoint.as_ref().map(|(_, name)| {
+        let mut cmd = format!("cplane restore {name}");
+        if plane.name != "main" {
+            cmd = format!("cplane --plane {} restore {name}", plane.name);
+        }
+        for p in &r.moved {
+            cmd.push(' ');
+            cmd.push_str(&shell_quote(&p.display()));
+        }
+        cmd
+    });
+    if args.json {
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "checkpoint": r.checkpoint.as_ref().map(|(id, name)| json!({"snapshot": id.to_hex(), "checkpoint": name})),
+                "moved": r.moved.iter().map(|p| p.display()).collect::<Vec<_>>(),
+                "changed_meanwhile": r.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
+                "restore": restore,
+            })
+        )?;
+    } else if let Some((id, name)) = &r.checkpoint {
+        for p in &r.moved {
+            writeln!(ctx.out, "quarantined {}", output::path(p.as_bytes()))?;
+        }
+        for p in &r.changed_meanwhile {
+            writeln!(
+                ctx.out,
+                "note: {} changed after it was sealed and was left in place",
+                output::path(p.as_bytes())
+            )?;
+        }
+        writeln!(
+            ctx.out,
+            "{} moved into checkpoint {name} ({}); bring them back with:\n  {}",
+            output::count(r.moved.len() as u64, "file"),
+            id.short(12),
+            restore.unwrap_or_default()
+        )?;
+    } else {
+        writeln!(
+            ctx.out,
+            "nothing to quarantine: every file of plane {} has an owner",
+            plane.name
+        )?;
+    }
+    Ok(super::findings_code(r.changed_meanwhile.is_empty()))
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/+=:,@".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

@@ -1,0 +1,357 @@
+//! Changing a governed plane through the tool: `own` (edit ownership rows)
+//! and `quarantine` (move unmapped files into the store).
+
+use super::plane::{CompileReport, compile_worktree, read_file, worktree_view, write_file};
+use super::registry::Table;
+use super::{FILE_REGISTRY, Model, OwnerKind, PACKAGES, SPECS};
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::object::EntryKind;
+use crate::path::RelPath;
+use crate::plane::Plane;
+use crate::scope::Scope;
+use crate::store::Store;
+use std::collections::BTreeMap;
+
+/// One row `own` wrote.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    /// The file.
+    pub path: RelPath,
+    /// Its previous owner, if it had one.
+    pub was: Option<String>,
+    /// The `.file_registry.csv` holding the row.
+    pub registry: RelPath,
+}
+
+/// What `own` did.
+#[derive(Debug)]
+pub struct OwnReport {
+    /// Rows added or changed (files already owned by the owner are not listed).
+    pub owned: Vec<Owned>,
+    /// Files that already had this owner.
+    pub unchanged: usize,
+    /// `.file_registry.csv` files created (each owns itself).
+    pub created: Vec<RelPath>,
+    /// The compile that followed.
+    pub compile: CompileReport,
+}
+
+fn representable(p: &RelPath) -> bool {
+    std::str::from_utf8(p.as_bytes()).is_ok() && !p.as_bytes().iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+}
+
+/// The text of one `.file_registry.csv` row with the columns in `header`'s order.
+fn row_text(header: &[String], file_path: &str, owner: &str, kind: OwnerKind) -> String {
+    header
+        .iter()
+        .map(|c| match c.as_str() {
+            "file_path" => file_path,
+            "owner_id" => owner,
+            _ => kind.as_str(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Pending edits of one registry: replaced lines and appended rows.
+#[derive(Default)]
+struct Edit {
+    replace: BTreeMap<u64, (String, String)>, // line -> (file_path cell, owner)
+    append: Vec<(String, String, OwnerKind)>,
+}
+
+/// `cplane own PATH... --by OWNER`: gives every file at or below each path
+/// the owner `owner` (a spec or package id in the registries). A file that
+/// already has a row keeps it, with the owner changed; a file without one
+/// gets a row in the nearest `.file_registry.csv` (its directory's, else
+/// the closest ancestor's), which is created in the file's directory when
+/// there is none at all (owning itself, by the owner of the closest
+/// registry above it, or by `owner`). Then compiles.
+///
+/// # Errors
+/// [`Error::NotGoverned`]; [`Error::BadConfig`] for an unknown owner, a path
+/// that is not in the plane, or a name a registry cannot hold (comma,
+/// quote, line break, non-UTF-8); [`Error::Refused`] from the compile.
+pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Control<'_>) -> Result<OwnReport> {
+    let scope = Scope::open(plane)?;
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let view = worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        return Err(Error::NotGoverned {
+            plane: plane.name.clone(),
+        });
+    }
+    let m = Model::load(&view)?;
+    let bad = |path: &str, reason: String| Error::BadConfig {
+        path: plane.root.join(path),
+        reason,
+    };
+    let kind = if m.specs.contains_key(owner) {
+        OwnerKind::Spec
+    } else if m.packages.contains_key(owner) {
+        OwnerKind::Package
+    } else {
+        return Err(bad(
+            if owner.starts_with("PKG-") { PACKAGES } else { SPECS },
+            format!(
+                "has no owner {owner:?}; give an existing spec or package id (cplane explain shows a file's owner)"
+            ),
+        ));
+    };
+    // Every file at or below each path.
+    let mut targets: Vec<RelPath> = Vec::new();
+    for p in paths {
+        let before = targets.len();
+        targets.extend(m.files.keys().filter(|f| f.starts_with(p)).cloned());
+        if targets.len() == before {
+            return Err(bad(
+                &p.display(),
+                "is not a file of the plane (or a directory holding some); nothing to own".into(),
+            ));
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    if let Some(p) = targets.iter().find(|p| !representable(p)) {
+        return Err(bad(
+            &p.display(),
+            "has a comma, quote, line break or non-UTF-8 byte in its name, which a registry cannot hold; rename it"
+                .into(),
+        ));
+    }
+    let registries: std::collections::BTreeSet<RelPath> = m
+        .files
+        .keys()
+        .filter(|p| p.file_name() == Some(FILE_REGISTRY.as_bytes()))
+        .cloned()
+        .collect();
+    let nearest = |p: &RelPath| -> Option<RelPath> {
+        let mut dir = p.parent();
+        while let Some(d) = dir {
+            let r = d.join(FILE_REGISTRY.as_bytes());
+            if registries.contains(&r) {
+                return Some(r);
+            }
+            dir = d.parent();
+        }
+        None
+    };
+    let mut edits: BTreeMap<RelPath, Edit> = BTreeMap::new();
+    let mut created: Vec<RelPath> = Vec::new();
+    let mut owned = Vec::new();
+    let mut unchanged = 0;
+    for p in &targets {
+        if let Some(d) = m.owner(p) {
+            if d.owner_id == owner && d.owner_kind == kind {
+                unchanged += 1;
+                continue;
+            }
+            let dir = d.source.parent().unwrap_or_else(RelPath::root);
+            let cell = p.strip_prefix(&dir).map(|r| r.display()).unwrap_or_else(|| p.display());
+            edits
+                .entry(d.source.clone())
+                .or_default()
+                .replace
+                .insert(d.line, (cell, owner.to_string()));
+            owned.push(Owned {
+                path: p.clone(),
+                was: Some(d.owner_id.clone()),
+                registry: d.source.clone(),
+            });
+            continue;
+        }
+        let reg = match nearest(p) {
+            Some(r) => r,
+            None => {
+                let r = p.parent().unwrap_or_else(RelPath::root).join(FILE_REGISTRY.as_bytes());
+                if !created.contains(&r) {
+                    created.push(r.clone());
+                }
+                r
+            }
+        };
+        let dir = reg.parent().unwrap_or_else(RelPath::root);
+        let cell = p.strip_prefix(&dir).map(|r| r.display()).unwrap_or_else(|| p.display());
+        edits
+            .entry(reg.clone())
+            .or_default()
+            .append
+            .push((cell, owner.to_string(), kind));
+        owned.push(Owned {
+            path: p.clone(),
+            was: None,
+            registry: reg,
+        });
+    }
+    // A created registry owns itself, by whoever owns the registries above it.
+    for reg in &created {
+        let (self_owner, self_kind) = nearest(reg)
+            .and_then(|above| m.owner(&above).map(|d| (d.owner_id.clone(), d.owner_kind)))
+            .or_else(|| {
+                m.specs
+                    .contains_key("SPEC-000")
+                    .then(|| ("SPEC-000".to_string(), OwnerKind::Spec))
+            })
+            .unwrap_or((owner.to_string(), kind));
+        edits
+            .entry(reg.clone())
+            .or_default()
+            .append
+            .insert(0, (FILE_REGISTRY.to_string(), self_owner, self_kind));
+    }
+    drop(view);
+    for (reg, edit) in &edits {
+        let text = if created.contains(reg) {
+            "file_path,owner_id,owner_kind\n".to_string()
+        } else {
+            String::from_utf8(read_file(&scope, reg)?).map_err(|_| bad(&reg.display(), "is not UTF-8".into()))?
+        };
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        Table::parse(
+            text.as_bytes(),
+            &reg.display(),
+            &["file_path", "owner_id", "owner_kind"],
+            &[],
+        )
+        .map_err(|e| bad(&reg.display(), e.to_string()))?;
+        let mut out = String::with_capacity(text.len() + 64 * edit.append.len());
+        for (i, line) in text.lines().enumerate() {
+            match edit.replace.get(&(i as u64 + 1)) {
+                Some((cell, o)) => out.push_str(&row_text(&header, cell, o, kind)),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        for (cell, o, k) in &edit.append {
+            out.push_str(&row_text(&header, cell, o, *k));
+            out.push('\n');
+        }
+        write_file(&scope, reg, out.as_bytes())?;
+    }
+    let compile = compile_worktree(store, plane, ctl)?;
+    Ok(OwnReport {
+        owned,
+        unchanged,
+        created,
+        compile,
+    })
+}
+
+/// What `quarantine` did.
+#[derive(Debug)]
+pub struct QuarantineReport {
+    /// The checkpoint holding the state before, unmapped files included.
+    pub checkpoint: Option<(crate::id::SnapshotId, String)>,
+    /// Files moved out of the plane.
+    pub moved: Vec<RelPath>,
+    /// Unmapped files left because they changed after they were sealed.
+    pub changed_meanwhile: Vec<RelPath>,
+}
+
+/// `cplane quarantine`: seals the plane as it is (unmapped files included)
+/// as a checkpoint `QUARANTINE-…` that HEAD does not move to, then removes
+/// every unmapped file (CP001) whose bytes still match what was sealed, and
+/// directories left empty that HEAD does not have. `cplane restore
+/// QUARANTINE-… PATH…` brings any of them back.
+///
+/// # Errors
+/// [`Error::NotGoverned`]; as [`crate::snapshot::seal`]; I/O errors.
+pub fn quarantine(
+    store: &mut Store,
+    lock: &crate::store::lock::StoreLock,
+    plane: &Plane,
+    ctl: Control<'_>,
+) -> Result<QuarantineReport> {
+    let scope = Scope::open(plane)?;
+    let unmapped: Vec<RelPath> = {
+        let report = crate::worktree::status(store, plane, ctl)?;
+        let view = worktree_view(store, &scope, &report.scan)?;
+        if !view.is_governed() {
+            return Err(Error::NotGoverned {
+                plane: plane.name.clone(),
+            });
+        }
+        let m = Model::load(&view)?;
+        m.files
+            .keys()
+            .filter(|p| !m.declared.contains_key(*p))
+            .cloned()
+            .collect()
+    };
+    if unmapped.is_empty() {
+        return Ok(QuarantineReport {
+            checkpoint: None,
+            moved: Vec::new(),
+            changed_meanwhile: Vec::new(),
+        });
+    }
+    let opts = crate::snapshot::SealOptions {
+        prefix: "QUARANTINE",
+        message: format!("quarantine: {} unmapped files", unmapped.len()),
+        kind: crate::object::SnapshotKind::Rescue,
+        move_head: false,
+        save_cache: false,
+        ..crate::snapshot::SealOptions::default()
+    };
+    let sealed = crate::snapshot::seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as("quarantine"))?;
+    let src = crate::diff::TreeSource::store(store);
+    let head = store
+        .head(&plane.name)?
+        .map(|id| store.read_snapshot(&id))
+        .transpose()?;
+    let mut moved = Vec::new();
+    let mut changed_meanwhile = Vec::new();
+    for p in &unmapped {
+        let sealed_entry = crate::diff::lookup_path(&src, &sealed.snapshot.root, p)?;
+        let dir = scope
+            .open_dir(&p.parent().unwrap_or_else(RelPath::root))
+            .map_err(|e| scope.io_error(p, e))?;
+        let name = p.file_name().unwrap_or_default();
+        let now = match &sealed_entry {
+            Some(e) if e.kind == EntryKind::Symlink => dir.read_link(name).ok().map(|t| crate::object::blob_id(&t)),
+            Some(_) => crate::hash::hash_file(&dir, name, &scope.shown(p), None)
+                .ok()
+                .map(|(id, _)| id),
+            None => None,
+        };
+        match (&sealed_entry, now) {
+            (Some(e), Some(id)) if e.id == id => {
+                dir.unlink(name).map_err(|e| scope.io_error(p, e))?;
+                moved.push(p.clone());
+            }
+            _ => changed_meanwhile.push(p.clone()),
+        }
+    }
+    // Directories the quarantine emptied, deepest first, unless HEAD has them.
+    let mut dirs: Vec<RelPath> = moved
+        .iter()
+        .flat_map(|p| p.ancestors())
+        .filter(|d| !d.is_root())
+        .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.depth()));
+    dirs.dedup();
+    for d in dirs {
+        let in_head = match &head {
+            Some(h) => crate::diff::lookup_path(&src, &h.root, &d)?.is_some(),
+            None => false,
+        };
+        if !in_head
+            && let (Some(parent), Some(name)) = (d.parent(), d.file_name())
+            && let Ok(pd) = scope.open_dir(&parent)
+        {
+            let _ = pd.rmdir(name);
+        }
+    }
+    Ok(QuarantineReport {
+        checkpoint: Some((sealed.id, sealed.snapshot.name)),
+        moved,
+        changed_meanwhile,
+    })
+}
