@@ -537,6 +537,9 @@ impl Engine {
         let plans = self.plans_for(planned.iter().filter_map(|(a, _)| a.plan_key()), scope)?;
 
         let chunks = dir_chunks(jobs, |i| planned[i].0.needs_file());
+        // Jobs only path gates apply to are done already.
+        let opened: usize = chunks.iter().map(Vec::len).sum();
+        ctl.progress.inc((jobs.len() - opened) as u64, 0);
         let mut searcher = SearcherBuilder::new();
         searcher
             .line_number(true)
@@ -1638,6 +1641,51 @@ mod tests {
         )])
         .unwrap_err();
         assert!(e.contains("\"g2\"") && e.contains("a/[b"), "{e}");
+    }
+
+    #[test]
+    fn progress_counts_every_job_and_its_bytes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        #[derive(Default)]
+        struct Count(AtomicU64, AtomicU64);
+        impl crate::progress::Progress for Count {
+            fn inc(&self, files: u64, bytes: u64) {
+                self.0.fetch_add(files, Ordering::Relaxed);
+                self.1.fetch_add(bytes, Ordering::Relaxed);
+            }
+        }
+        let plane = Plane::new();
+        plane.write("a.txt", b"hello\n");
+        plane.write("b.txt", b"hi\n");
+        let engine = Engine::new(vec![
+            ("fw".into(), secrets_gate()),
+            (
+                "fw".into(),
+                gate(
+                    "layout",
+                    &[],
+                    Check::AllowedPaths {
+                        globs: vec!["*".into()],
+                    },
+                ),
+            ),
+        ])
+        .unwrap();
+        let count = Count::default();
+        let never = std::sync::atomic::AtomicBool::new(false);
+        let r = engine
+            .run(
+                &plane.scope,
+                &[job("a.txt", &[0]), job("b.txt", &[1])],
+                Control::new(&count, &never),
+            )
+            .unwrap();
+        assert!(r.findings.is_empty());
+        assert_eq!(
+            (count.0.load(Ordering::Relaxed), count.1.load(Ordering::Relaxed)),
+            (2, 6)
+        );
+        assert_eq!((r.files_read, r.bytes_read), (1, 6));
     }
 
     #[test]
