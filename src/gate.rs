@@ -352,6 +352,7 @@ pub struct Engine {
     /// Per gate: a `readme_sections` gate's sections, lowercased and trimmed.
     sections: Vec<Vec<String>>,
     plans: Mutex<HashMap<PlanKey, Arc<Plan>>>,
+    compiled: Mutex<HashMap<Vec<String>, Arc<Compiled>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -395,9 +396,16 @@ type PlanKey = (Vec<usize>, bool);
 /// A compiled matcher for one [`PlanKey`]: a line matches `matcher` when some
 /// slot's regex matches it; `set` (same patterns, same order) says which.
 struct Plan {
+    compiled: Arc<Compiled>,
+    slots: Vec<Slot>,
+}
+
+/// The regexes of a plan, compiled; shared by every plan with the same
+/// regex list (each framework's `no-secrets` gate is its own gate, but
+/// they all compile to the same built-in set once).
+struct Compiled {
     matcher: RegexMatcher,
     set: regex::bytes::RegexSet,
-    slots: Vec<Slot>,
 }
 
 #[derive(Clone, Copy)]
@@ -470,7 +478,8 @@ impl Engine {
         let mut allowed = Vec::with_capacity(gates.len());
         let mut patterns = Vec::with_capacity(gates.len());
         let mut sections = Vec::with_capacity(gates.len());
-        let mut all = Vec::new();
+        let mut all: Vec<String> = Vec::new();
+        let mut checked = std::collections::HashSet::new();
         for (fw, g) in &gates {
             let at = |e: String| format!("framework {fw:?}, gate {:?}: {e}", g.id);
             filters.push(if g.paths.is_empty() {
@@ -489,7 +498,7 @@ impl Engine {
                 } => {
                     let mut ps = if *d { default_secrets() } else { Vec::new() };
                     ps.extend(own.iter().cloned());
-                    for p in &ps {
+                    for p in ps.iter().filter(|p| checked.insert(p.regex.clone())) {
                         regex::bytes::Regex::new(&p.regex)
                             .map_err(|e| at(format!("pattern {:?}: {}", p.name, one_line(&e.to_string()))))?;
                         matcher_builder()
@@ -518,6 +527,7 @@ impl Engine {
             patterns,
             sections,
             plans: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
         })
     }
 
@@ -717,6 +727,14 @@ impl Engine {
             regexes.push(HEADING);
             slots.push(Slot::Heading);
         }
+        let key: Vec<String> = regexes.iter().map(|r| r.to_string()).collect();
+        let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&key) {
+            return Ok(Plan {
+                compiled: c.clone(),
+                slots,
+            });
+        }
         let matcher = matcher_builder()
             .build_many(&regexes)
             .map_err(|e| format!("compiling the gates' patterns: {}", one_line(&e.to_string())))?;
@@ -724,7 +742,9 @@ impl Engine {
             .multi_line(true)
             .build()
             .map_err(|e| format!("compiling the gates' patterns: {}", one_line(&e.to_string())))?;
-        Ok(Plan { matcher, set, slots })
+        let compiled = Arc::new(Compiled { matcher, set });
+        cache.insert(key, compiled.clone());
+        Ok(Plan { compiled, slots })
     }
 
     /// Opens, stats and (when a content gate applies) streams one file.
@@ -791,7 +811,7 @@ impl Engine {
             binary: false,
         };
         let res = match plan {
-            Some(plan) => searcher.search_reader(&plan.matcher, &mut rdr, &mut sink),
+            Some(plan) => searcher.search_reader(&plan.compiled.matcher, &mut rdr, &mut sink),
             None => scan_lines(&mut rdr, buf).map(|binary| sink.binary = binary),
         };
         o.bytes = rdr.bytes;
@@ -958,7 +978,7 @@ impl Sink for FileSink<'_> {
         for (k, line) in m.lines().enumerate() {
             let line = line.strip_suffix(b"\n").unwrap_or(line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            for s in plan.set.matches(line).iter() {
+            for s in plan.compiled.set.matches(line).iter() {
                 match plan.slots[s] {
                     Slot::Heading => {
                         if let Some(h) = heading_text(line) {

@@ -132,7 +132,7 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
             let findings = x
                 .findings
                 .iter()
-                .filter(|f| f.code.pass() == 3 && f.message.contains(&format!("gate {id}")))
+                .filter(|f| f.code.pass() == 3 && f.message.contains(&format!("gate {id:?}")))
                 .cloned()
                 .collect();
             x.gates.push(GateResult {

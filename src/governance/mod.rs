@@ -1023,7 +1023,7 @@ pub fn required_file_findings(m: &Model, view: &View<'_>) -> Vec<Finding> {
                                 Code::RequiredFileMissing,
                                 want.unwrap_or_else(|| dir.clone()),
                                 format!(
-                                    "gate {id} of {} requires {f:?} next to the document of spec {}",
+                                    "gate {id:?} of framework {:?} requires {f:?} next to the document of spec {}",
                                     s.framework_id, s.id
                                 ),
                             )

@@ -128,20 +128,36 @@ impl PassReport {
     }
 }
 
-/// Pass 3 on the working tree: the per-spec required files and every gate
-/// on every file it applies to.
+/// Pass 3 on the working tree: the per-spec required files, and every
+/// per-file gate on every owned file it applies to, through one
+/// [`crate::gate::Engine`] run. Returns the findings and the files the
+/// content gates skipped as binary.
 ///
 /// # Errors
 /// I/O and cancellation.
-pub fn gate_findings(
-    m: &Model,
-    view: &View<'_>,
-    _scope: &Scope,
-    _ctl: Control<'_>,
-) -> Result<(Vec<Finding>, Vec<RelPath>)> {
+pub fn gate_findings(m: &Model, view: &View<'_>, scope: &Scope, ctl: Control<'_>) -> Result<(Vec<Finding>, Vec<RelPath>)> {
     let mut out = required_file_findings(m, view);
+    let plan = super::gate_plan(m);
+    let mut binary = Vec::new();
+    if !plan.jobs.is_empty() {
+        // Rules files were validated when loaded, so the engine compiles; a
+        // failure here would be a bug in that validation, reported as CP209.
+        match crate::gate::Engine::new(plan.gates) {
+            Ok(engine) => {
+                let jobs: Vec<crate::gate::FileJob> = plan
+                    .jobs
+                    .into_iter()
+                    .map(|(path, owner, gates)| crate::gate::FileJob { path, owner, gates })
+                    .collect();
+                let r = engine.run(scope, &jobs, ctl)?;
+                out.extend(r.findings);
+                binary = r.binary_skipped;
+            }
+            Err(msg) => out.push(Finding::new(Code::BadRules, RelPath::root(), msg)),
+        }
+    }
     super::sort(&mut out);
-    Ok((out, Vec::new()))
+    Ok((out, binary))
 }
 
 /// Runs passes 0, 2 and 3 (and records pass 1's findings, computed by the
