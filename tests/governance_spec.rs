@@ -1315,3 +1315,27 @@ fn plane_without_registries_is_ungoverned() {
     expect(d, &["verify"], 0);
     assert!(!d.join(COMPILED).exists());
 }
+
+/// `init --governed` lays the genesis down only in a tree without
+/// registries: on a tree that has them it never overwrites them (it refuses
+/// or adopts them as they are).
+#[test]
+fn init_governed_never_overwrites_existing_registries() {
+    let t = app_plane();
+    let d = t.path();
+    fs::remove_dir_all(d.join(".cp")).unwrap();
+    let before: Vec<Vec<u8>> = [FRAMEWORKS, SPECS, PACKAGES, ".file_registry.csv"]
+        .iter()
+        .map(|f| fs::read(d.join(f)).unwrap())
+        .collect();
+    let (code, out, err) = run(d, &["init", "--governed"]);
+    assert!(code == 0 || code == 2, "exit {code}\n{out}\n{err}");
+    let after: Vec<Vec<u8>> = [FRAMEWORKS, SPECS, PACKAGES, ".file_registry.csv"]
+        .iter()
+        .map(|f| fs::read(d.join(f)).unwrap())
+        .collect();
+    assert!(before == after, "init --governed rewrote the registries");
+    if code == 0 {
+        expect(d, &["verify"], 0);
+    }
+}
