@@ -4,9 +4,6 @@
 //! refusing to seal a broken plane, ownership committed to the root, the
 //! example control plane, and ungoverned planes left as they were.
 //!
-//! The gate tests (CP301-CP304, CP306) are `#[ignore = "gate engine lands next"]`:
-//! pass 3 enforces only `required_files` (CP305) for now.
-//!
 //! Fake secrets are built at runtime by concatenation so this file never
 //! holds a secret-looking literal.
 
@@ -576,16 +573,11 @@ code_tests! {
     cp208_required_asset_missing => "CP208";
     cp209_bad_rules => "CP209";
     cp210_unknown_gate => "CP210";
-    #[ignore = "gate engine lands next"]
     cp301_forbidden_content => "CP301";
-    #[ignore = "gate engine lands next"]
     cp302_too_large => "CP302";
-    #[ignore = "gate engine lands next"]
     cp303_too_many_lines => "CP303";
-    #[ignore = "gate engine lands next"]
     cp304_readme_section_missing => "CP304";
     cp305_required_file_missing => "CP305";
-    #[ignore = "gate engine lands next"]
     cp306_path_not_allowed => "CP306";
 }
 
@@ -648,7 +640,6 @@ fn fake_password() -> String {
 /// `forbidden_content` gate with `default_secrets`, each in its own file;
 /// a file without secrets (and a binary file holding one) is not reported.
 #[test]
-#[ignore = "gate engine lands next"]
 fn cp301_every_default_secret_kind() {
     let t = app_plane();
     let d = t.path();
@@ -685,7 +676,6 @@ fn cp301_every_default_secret_kind() {
 
 /// A framework's own named pattern is enforced, and only on the gate's `paths`.
 #[test]
-#[ignore = "gate engine lands next"]
 fn cp301_custom_pattern_with_paths() {
     let t = app_plane();
     let d = t.path();

@@ -135,7 +135,12 @@ impl PassReport {
 ///
 /// # Errors
 /// I/O and cancellation.
-pub fn gate_findings(m: &Model, view: &View<'_>, scope: &Scope, ctl: Control<'_>) -> Result<(Vec<Finding>, Vec<RelPath>)> {
+pub fn gate_findings(
+    m: &Model,
+    view: &View<'_>,
+    scope: &Scope,
+    ctl: Control<'_>,
+) -> Result<(Vec<Finding>, Vec<RelPath>)> {
     let mut out = required_file_findings(m, view);
     let plan = super::gate_plan(m);
     let mut binary = Vec::new();
