@@ -89,6 +89,9 @@ pub struct ScanResult {
     pub hashed_bytes: u64,
     /// Paths that disappeared while the scan ran (left out, not findings).
     pub vanished: u64,
+    /// Entries left out because a governed plane's `exempt` glob matches
+    /// them (a directory left out whole counts once).
+    pub exempt: u64,
     /// Directories skipped because they hold another store (`.cp/FORMAT`).
     pub nested_stores: Vec<RelPath>,
     /// Hard-link groups among the scanned regular files (two or more paths
@@ -110,6 +113,7 @@ struct Shared<'a> {
     hashed_files: AtomicU64,
     hashed_bytes: AtomicU64,
     vanished: AtomicU64,
+    exempt: AtomicU64,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
     result: Mutex<Option<(TreeId, u64, Meta)>>,
@@ -131,6 +135,7 @@ impl<'a> Shared<'a> {
             hashed_files: AtomicU64::new(0),
             hashed_bytes: AtomicU64::new(0),
             vanished: AtomicU64::new(0),
+            exempt: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             result: Mutex::new(None),
@@ -248,6 +253,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> 
         hashed_files: sh.hashed_files.into_inner(),
         hashed_bytes: sh.hashed_bytes.into_inner(),
         vanished: sh.vanished.into_inner(),
+        exempt: sh.exempt.into_inner(),
         nested_stores,
         links: link_groups(sh.inodes.into_inner().expect("inode list lock")),
     })
@@ -362,6 +368,12 @@ fn run_dir<'s>(
     listing.retain(|(n, _)| n != crate::scope::STAGING_NAME);
     let before = listing.len();
     listing.retain(|(n, _)| !sh.scope.is_carved_entry(&rel, n));
+    if let Some(ex) = sh.scope.exempt() {
+        let kept = listing.len();
+        listing.retain(|(n, t)| !ex.matches(&rel.join(n), *t == EntryType::Dir));
+        sh.exempt.fetch_add((kept - listing.len()) as u64, Ordering::Relaxed);
+    }
+    // Exempt entries count as carved: a directory holding nothing else is left out too.
     let carved = before - listing.len();
     let mut subdirs = Vec::new();
     let mut files = Vec::new();

@@ -27,6 +27,46 @@ pub struct Scope {
     plane: String,
     /// Sorted plane-relative paths of directories this plane does not cover.
     carve_outs: Vec<RelPath>,
+    /// A governed plane's exempt globs (rules files' `exempt`): paths no scan records.
+    exempt: Option<std::sync::Arc<Exempt>>,
+}
+
+/// The `exempt` globs of a governed plane's rules files, compiled: paths
+/// that are neither owned nor hashed nor stored, only counted.
+///
+/// A file is exempt when a glob matches its path; a directory is left out
+/// whole when a glob matches it, or when a glob ending in `/**` (everything
+/// inside) has a prefix that matches it (`build/**` leaves out `build`).
+#[derive(Debug)]
+pub struct Exempt {
+    /// The globs as written.
+    pub globs: Vec<String>,
+    files: globset::GlobSet,
+    dirs: globset::GlobSet,
+}
+
+impl Exempt {
+    /// Compiles `globs` (`*` stays in one directory, `**` crosses them).
+    ///
+    /// # Errors
+    /// The first invalid glob, as a sentence.
+    pub fn new(globs: Vec<String>) -> std::result::Result<Exempt, String> {
+        let files = crate::governance::glob_set(&globs)?;
+        let prefixes: Vec<String> = globs
+            .iter()
+            .filter_map(|g| g.strip_suffix("/**"))
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        let dirs = crate::governance::glob_set(&prefixes)?;
+        Ok(Exempt { globs, files, dirs })
+    }
+
+    /// True when the entry at `rel` (a directory when `is_dir`) is exempt.
+    pub fn matches(&self, rel: &RelPath, is_dir: bool) -> bool {
+        let p = rel.as_os_str();
+        self.files.is_match(p) || is_dir && self.dirs.is_match(p)
+    }
 }
 
 /// Why [`Scope::walk`] stopped before the path it was given.
@@ -76,7 +116,22 @@ impl Scope {
             root_path: plane.root.clone(),
             plane: plane.name.clone(),
             carve_outs: plane.carve_outs.clone(),
+            exempt: None,
         })
+        .map(|mut scope| {
+            let globs = crate::governance::plane::exempt_globs(&scope);
+            if !globs.is_empty()
+                && let Ok(e) = Exempt::new(globs)
+            {
+                scope.exempt = Some(std::sync::Arc::new(e));
+            }
+            scope
+        })
+    }
+
+    /// The governed plane's exempt globs, if it has any.
+    pub fn exempt(&self) -> Option<&Exempt> {
+        self.exempt.as_deref()
     }
 
     /// The plane root, opened.

@@ -14,6 +14,11 @@ use std::io::Write;
 /// bytes, A added, D deleted, T kind, P mode, O owner, L hard links). Exit 1
 /// when anything drifted. For a full re-hash that trusts nothing, use
 /// `cplane verify`.
+///
+/// On a governed plane, status also runs pass 0 (ownership) on what
+/// changed: an added file no registry owns (CP001), an owned file gone
+/// (CP002) — from the ownership registry HEAD sealed when no registry
+/// changed, in full otherwise. Paths an `exempt` glob leaves out are counted.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// Print JSON
@@ -25,8 +30,11 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("status");
     let r = cplane::worktree::status(&store, &plane, ctx.control(&bar))?;
+    let governed = cplane::governance::plane::status_findings(&store, &plane, &r)?;
     drop(bar);
     let head = r.head.as_ref();
+    let gov: &[cplane::finding::Finding] = governed.as_deref().unwrap_or_default();
+    let clean = r.is_clean() && gov.is_empty();
     if args.json {
         let list: Vec<Value> = r.reported().map(change_json).collect();
         let f: Vec<Value> = r.scan.findings.iter().map(finding_json).collect();
@@ -36,11 +44,14 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             json!({
                 "plane": plane.name,
                 "head": output::head(head),
-                "clean": r.is_clean(),
+                "clean": clean,
                 "changes": list,
                 "findings": f,
                 "files": r.scan.files,
                 "hashed_files": r.scan.hashed_files,
+                "exempt": r.scan.exempt,
+                "governed": governed.is_some(),
+                "ownership": gov.iter().map(finding_json).collect::<Vec<Value>>(),
             })
         )?;
     } else {
@@ -60,7 +71,17 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 f.message
             )?;
         }
-        if r.is_clean() {
+        for f in gov {
+            write!(ctx.out, "{}", output::finding(f))?;
+        }
+        if r.scan.exempt > 0 {
+            writeln!(
+                ctx.out,
+                "note: {} left out by exempt globs (neither owned nor stored)",
+                output::count(r.scan.exempt, "path")
+            )?;
+        }
+        if r.is_clean() && gov.is_empty() {
             writeln!(
                 ctx.out,
                 "clean: {} {} HEAD",
@@ -71,7 +92,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             writeln!(ctx.out, "{}", summary(r.reported()))?;
         }
     }
-    let code = findings_code(r.is_clean());
+    let code = findings_code(clean);
     // Freeing 100,000 tree entries one by one costs more than the exit does.
     std::mem::forget(r);
     Ok(code)

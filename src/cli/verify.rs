@@ -140,7 +140,7 @@ fn governed(
                     "files": r.scan.files,
                     "bytes": r.scan.bytes,
                     "owned": p.owned,
-                    "exempt": p.exempt.len(),
+                    "exempt": p.exempt.len() as u64 + r.scan.exempt,
                     "binary_skipped": p.binary_skipped.len(),
                     "seconds": r.seconds,
                 },
@@ -182,10 +182,11 @@ fn governed(
         let at = head.map_or("no snapshot".to_string(), |(id, s)| {
             format!("{} ({})", s.name, id.short(12))
         });
-        let exempt = if p.exempt.is_empty() {
+        let exempt_count = p.exempt.len() as u64 + r.scan.exempt;
+        let exempt = if exempt_count == 0 {
             String::new()
         } else {
-            format!(", {} exempt", p.exempt.len())
+            format!(", {exempt_count} exempt")
         };
         if total == 0 {
             writeln!(

@@ -77,6 +77,55 @@ pub fn is_governed(scope: &Scope) -> bool {
         .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
 }
 
+/// The `exempt` globs of every rules file a governed plane's frameworks
+/// registry names, read from the working tree; empty for a plane without
+/// registries or when they cannot be read (then `verify` reports why, and
+/// nothing is exempt).
+pub fn exempt_globs(scope: &Scope) -> Vec<String> {
+    if !is_governed(scope) {
+        return Vec::new();
+    }
+    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
+    let Ok(bytes) = read_file(scope, &at) else {
+        return Vec::new();
+    };
+    let Ok(t) = super::registry::Table::parse(
+        &bytes,
+        super::FRAMEWORKS,
+        &[],
+        &[
+            "rules_path",
+            "id",
+            "name",
+            "version",
+            "purpose",
+            "artifact_path",
+            "allowed_spec_types",
+            "required_gates",
+            "required_metadata",
+            "authorizes",
+        ],
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in t.rows() {
+        let path = r.get("rules_path");
+        if path.is_empty() {
+            continue;
+        }
+        if let Some(rel) = RelPath::parse(path.as_bytes())
+            && let Ok(bytes) = read_file(scope, &rel)
+            && let Ok(rules) = crate::gate::Rules::parse(&bytes, path)
+        {
+            out.extend(rules.exempt);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A view of a scanned working tree (its trees held in memory by the scan).
 ///
 /// # Errors
@@ -433,4 +482,77 @@ pub fn check_restore(
         return Ok(Vec::new());
     }
     Ok(super::check_structure(&view, super::Passes::STRUCTURE)?.1)
+}
+
+/// Pass 0 for `status`, from compiled state when it can: when no registry
+/// changed since HEAD, only the added and deleted paths are checked against
+/// the ownership registry HEAD sealed (`Snapshot::ownership`), so an
+/// unchanged governed plane costs nothing more than an ungoverned one; when
+/// a registry changed (or HEAD has no ownership reference), the full pass 0
+/// runs on the scanned tree. `None` for a plane without registries.
+///
+/// # Errors
+/// Store damage while reading HEAD's ownership registry or trees.
+pub fn status_findings(
+    store: &Store,
+    plane: &Plane,
+    report: &crate::worktree::WorktreeReport,
+) -> Result<Option<Vec<Finding>>> {
+    use crate::diff::ChangeKind;
+    let scope = Scope::open(plane)?;
+    if !is_governed(&scope) {
+        return Ok(None);
+    }
+    if report.changes.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let registry_changed = report.changes.iter().any(|c| {
+        c.path.file_name() == Some(super::FILE_REGISTRY.as_bytes()) || c.path.as_bytes().starts_with(b"registries/")
+    });
+    let compiled = match (&report.head, registry_changed) {
+        (Some((_, head)), false) => head.ownership,
+        _ => None,
+    };
+    let Some(blob) = compiled else {
+        let view = worktree_view(store, &scope, &report.scan)?;
+        let m = Model::load(&view)?;
+        return Ok(Some(ownership_findings(&m, &view, true)?));
+    };
+    let bytes = store.read(&blob, ObjectKind::Blob)?;
+    let owners: std::collections::HashMap<RelPath, String> =
+        match super::registry::Table::parse(&bytes, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[]) {
+            Ok(t) => t
+                .rows()
+                .filter_map(|r| Some((RelPath::parse(r.get("path").as_bytes())?, r.get("owner_id").to_string())))
+                .collect(),
+            Err(e) => return Ok(Some(vec![super::bad_registry(e)])),
+        };
+    let mut out = Vec::new();
+    for c in &report.changes {
+        let file = |s: &Option<Side>| s.as_ref().is_some_and(|s| s.kind != EntryKind::Dir);
+        match c.kind {
+            ChangeKind::Added if file(&c.new) && !owners.contains_key(&c.path) => out.push(Finding::new(
+                Code::Unmapped,
+                c.path.clone(),
+                format!(
+                    "{} has no owner in the compiled registry",
+                    c.new.as_ref().map_or("file", |s| s.kind.name())
+                ),
+            )),
+            ChangeKind::Deleted if file(&c.old) => {
+                if let Some(owner) = owners.get(&c.path) {
+                    out.push(
+                        Finding::new(
+                            Code::DeclaredMissing,
+                            c.path.clone(),
+                            "owned, but missing from the plane",
+                        )
+                        .owned_by(owner),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(out))
 }
