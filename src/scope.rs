@@ -37,6 +37,7 @@ pub struct Scope {
 /// A file is exempt when a glob matches its path; a directory is left out
 /// whole when a glob matches it, or when a glob ending in `/**` (everything
 /// inside) has a prefix that matches it (`build/**` leaves out `build`).
+/// The registries and every `.file_registry.csv` are never exempt.
 #[derive(Debug)]
 pub struct Exempt {
     /// The globs as written.
@@ -63,7 +64,14 @@ impl Exempt {
     }
 
     /// True when the entry at `rel` (a directory when `is_dir`) is exempt.
+    /// Governance's own files never are: `registries/` (and everything in
+    /// it) and every `.file_registry.csv`, whatever the globs say.
     pub fn matches(&self, rel: &RelPath, is_dir: bool) -> bool {
+        if rel.components().next() == Some(b"registries".as_slice())
+            || rel.file_name() == Some(crate::governance::FILE_REGISTRY.as_bytes())
+        {
+            return false;
+        }
         let p = rel.as_os_str();
         self.files.is_match(p) || is_dir && self.dirs.is_match(p)
     }

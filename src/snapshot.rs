@@ -18,6 +18,7 @@ use crate::store::index::{StatCache, now_ns};
 use crate::store::lock::StoreLock;
 use crate::store::pack::WriteStats;
 use serde::Serialize;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// Prefix of default checkpoint names.
@@ -447,9 +448,18 @@ fn adopt_planes(store: &mut Store, dir: &std::path::Path) -> Result<()> {
     };
     let t = Table::parse(&bytes, PLANES, &["name", "path"], &["tier"]).map_err(|e| bad(e.to_string()))?;
     for r in t.rows() {
-        let path = std::path::Path::new(r.get("path"));
-        let abs = dir.join(path);
-        if path.is_absolute() || !abs.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let raw = r.get("path");
+        let rel = RelPath::parse(raw.as_bytes()).filter(|p| !p.is_root() && !raw.starts_with('/'));
+        let abs = dir.join(raw);
+        // Below the root, through real directories only (no `..`, no symlink on the way).
+        let real_dirs = rel.as_ref().is_some_and(|rel| {
+            let mut at = dir.to_path_buf();
+            rel.components().all(|c| {
+                at.push(std::ffi::OsStr::from_bytes(c));
+                at.symlink_metadata().is_ok_and(|m| m.is_dir())
+            })
+        });
+        if !real_dirs {
             return Err(bad(format!(
                 "line {}: plane {} is declared at {:?}, which is not a directory under {}",
                 r.line,

@@ -144,6 +144,12 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
                     for f in c.findings() {
                         write!(ctx.out, "  {}", output::finding(f))?;
                     }
+                    if !r.genesis.is_empty() && c.findings().any(|f| f.code == cplane::finding::Code::Unmapped) {
+                        writeln!(
+                            ctx.out,
+                            "next: the files above were here before governance. Add a framework that authorizes their paths\n      (registries/frameworks_registry.csv) and a spec bound to it (registries/specs_registry.csv), then\n      `cplane own PATH --by SPEC-…` them; or move them out with `cplane quarantine`. governance.md has the columns."
+                        )?;
+                    }
                 }
             }
         }

@@ -451,8 +451,12 @@ fn hint(e: &cplane::Error) -> Option<String> {
         E::CorruptObject { .. } | E::MissingObject { .. } | E::LegacyObject { .. } | E::DamagedFile { .. } => {
             "run `cplane fsck` to see all damage and the refs that reach it".into()
         }
-        E::Refused { findings, .. } if findings.iter().any(|f| f.code.pass() != 1) => {
-            "each finding says what to fix; `cplane verify --all-passes` lists every pass".into()
+        E::Refused { action, findings } if findings.iter().any(|f| f.code.pass() != 1) => {
+            if matches!(*action, "rollback" | "restore") {
+                format!("the {action} would leave the plane failing these checks; fix them after with --force, or pick another checkpoint")
+            } else {
+                "each finding says what to fix; `cplane verify --all-passes` lists every pass".into()
+            }
         }
         E::NotGoverned { .. } => {
             "`cplane init --governed` lays down the registries and a genesis framework that owns them".into()

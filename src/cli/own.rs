@@ -6,10 +6,12 @@ use std::io::Write;
 
 /// Give files an owner: add or change their rows in .file_registry.csv
 ///
-/// Every file at or below each PATH gets OWNER (a spec or package id that
-/// is in registries/specs_registry.csv or packages_registry.csv). A file
-/// that already has a row keeps that row, with the owner changed; a file
-/// without one gets a row in the nearest .file_registry.csv (its own
+/// Each file PATH gets OWNER (a spec or package id that is in
+/// registries/specs_registry.csv or packages_registry.csv); a directory PATH
+/// gives OWNER to every file below it that has no owner yet (files owned by
+/// someone else are left alone and counted: name them to change them). A
+/// file that already has a row keeps that row, with the owner changed; a
+/// file without one gets a row in the nearest .file_registry.csv (its own
 /// directory's, else the closest one above it). When no directory above it
 /// has one, a .file_registry.csv is created in the file's directory, owning
 /// itself (by the owner of the registries above, or the genesis spec).
@@ -59,6 +61,7 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
                 "owner": args.owner,
                 "owned": owned,
                 "unchanged": r.unchanged,
+                "kept": r.kept,
                 "created": r.created.iter().map(|p| p.display()).collect::<Vec<_>>(),
                 "compiled": {"rows": r.compile.rows, "written": r.compile.written},
                 "findings": r.compile.findings.iter().map(finding_json).collect::<Vec<_>>(),
@@ -79,6 +82,13 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
                     Some(w) => format!("was {w}; {}", o.registry.display()),
                     None => o.registry.display(),
                 }
+            )?;
+        }
+        if r.kept > 0 {
+            writeln!(
+                ctx.out,
+                "{} below the given directories already have other owners and were left alone (name a file to change its owner)",
+                output::count(r.kept as u64, "file")
             )?;
         }
         if r.unchanged > 0 {

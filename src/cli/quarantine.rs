@@ -10,7 +10,8 @@ use std::io::Write;
 /// checkpoint QUARANTINE-YYYYMMDDHHMMSS that HEAD does not move to, then
 /// removes each unmapped file whose bytes still match what was sealed (and
 /// directories that leaves empty, unless HEAD has them). Nothing is lost:
-/// the printed `cplane restore QUARANTINE-… PATH…` brings files back. A
+/// the printed `cplane restore --force QUARANTINE-… PATH…` brings files
+/// back (`--force` because they have no owner; `cplane own` them after). A
 /// file changed after it was sealed is left in place and listed.
 #[derive(clap::Args, Debug)]
 pub struct QuarantineArgs {
@@ -26,9 +27,10 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
     let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar))?;
     drop(bar);
     let restore = r.checkpoint.as_ref().map(|(_, name)| {
-        let mut cmd = format!("cplane restore {name}");
+        // --force: the files are unmapped, which restore otherwise refuses.
+        let mut cmd = format!("cplane restore --force {name}");
         if plane.name != "main" {
-            cmd = format!("cplane --plane {} restore {name}", plane.name);
+            cmd = format!("cplane --plane {} restore --force {name}", plane.name);
         }
         for p in &r.moved {
             cmd.push(' ');
@@ -61,7 +63,7 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
         }
         writeln!(
             ctx.out,
-            "{} moved into checkpoint {name} ({}); bring them back with:\n  {}",
+            "{} moved into checkpoint {name} ({}); bring them back with (then give them owners with `cplane own`):\n  {}",
             output::count(r.moved.len() as u64, "file"),
             id.short(12),
             restore.unwrap_or_default()

@@ -49,7 +49,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     paths.sort();
     paths.dedup();
     if !args.force {
-        super::rollback::refuse_ungoverned(
+        super::rollback::refuse_failing_checks(
             "restore",
             cplane::governance::plane::check_restore(
                 &store,

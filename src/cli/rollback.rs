@@ -36,7 +36,7 @@ pub struct RollbackArgs {
 
 /// Refuses (writing nothing) a checkout to a governed state with pass-0 or
 /// pass-2 findings; `--force` skips the check.
-pub fn refuse_ungoverned(action: &'static str, findings: Vec<cplane::finding::Finding>) -> cplane::Result<()> {
+pub fn refuse_failing_checks(action: &'static str, findings: Vec<cplane::finding::Finding>) -> cplane::Result<()> {
     if findings.is_empty() {
         Ok(())
     } else {
@@ -145,7 +145,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let target = cplane::revision::resolve(&store, &plane, &args.r#ref)?;
     if !args.force {
-        refuse_ungoverned(
+        refuse_failing_checks(
             "rollback",
             cplane::governance::plane::check_rollback(&store, &target.snapshot.root)?,
         )?;

@@ -123,6 +123,7 @@ fn governed(
                     "name": PASS_NAMES[i],
                     "ran": f.is_some(),
                     "findings": f.as_ref().map(Vec::len),
+                    "incomplete": p.incomplete[i],
                 })
             })
             .collect();
@@ -154,7 +155,14 @@ fn governed(
                     "pass {i} {}: not run (an earlier pass failed; --all-passes runs it)",
                     PASS_NAMES[i]
                 )?,
-                Some(f) if f.is_empty() => writeln!(ctx.out, "pass {i} {}: ok", PASS_NAMES[i])?,
+                Some(f) if f.is_empty() => match &p.incomplete[i] {
+                    None => writeln!(ctx.out, "pass {i} {}: ok", PASS_NAMES[i])?,
+                    Some(why) => writeln!(
+                        ctx.out,
+                        "pass {i} {}: no findings, but incomplete: {why}",
+                        PASS_NAMES[i]
+                    )?,
+                },
                 Some(f) => {
                     writeln!(
                         ctx.out,

@@ -31,6 +31,10 @@ pub struct OwnReport {
     pub owned: Vec<Owned>,
     /// Files that already had this owner.
     pub unchanged: usize,
+    /// Files under a directory argument left alone because they have another
+    /// owner already (naming a file changes its owner; a directory only
+    /// gives owners to the files that have none).
+    pub kept: usize,
     /// `.file_registry.csv` files created (each owns itself).
     pub created: Vec<RelPath>,
     /// The compile that followed.
@@ -38,7 +42,7 @@ pub struct OwnReport {
 }
 
 fn representable(p: &RelPath) -> bool {
-    std::str::from_utf8(p.as_bytes()).is_ok() && !p.as_bytes().iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    super::registry::representable(p.as_bytes())
 }
 
 /// The text of one `.file_registry.csv` row with the columns in `header`'s order.
@@ -99,17 +103,44 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
             ),
         ));
     };
-    // Every file at or below each path.
+    // A file named is owned (or re-owned); a directory gives an owner to every
+    // file below it that has none (its .file_registry.csv files excepted).
     let mut targets: Vec<RelPath> = Vec::new();
+    let mut kept = 0;
     for p in paths {
-        let before = targets.len();
-        targets.extend(m.files.keys().filter(|f| f.starts_with(p)).cloned());
-        if targets.len() == before {
+        if m.files.contains_key(p) {
+            targets.push(p.clone());
+            continue;
+        }
+        let below: Vec<&RelPath> = m.files.keys().filter(|f| f.starts_with(p) && *f != p).collect();
+        if below.is_empty() {
             return Err(bad(
                 &p.display(),
                 "is not a file of the plane (or a directory holding some); nothing to own".into(),
             ));
         }
+        for f in below {
+            if f.file_name() == Some(FILE_REGISTRY.as_bytes()) {
+                continue;
+            }
+            match m.owner(f) {
+                Some(d) if d.owner_id != owner => kept += 1,
+                _ => targets.push(f.clone()),
+            }
+        }
+    }
+    if let Some((p, d)) = targets
+        .iter()
+        .find_map(|p| m.declared.get(p).filter(|d| d.len() > 1).map(|d| (p, d)))
+    {
+        let rows: Vec<String> = d.iter().map(|d| format!("{}:{}", d.source.display(), d.line)).collect();
+        return Err(bad(
+            &p.display(),
+            format!(
+                "has two owners ({}); remove all but one row first, then own it",
+                rows.join(", ")
+            ),
+        ));
     }
     targets.sort();
     targets.dedup();
@@ -239,6 +270,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     Ok(OwnReport {
         owned,
         unchanged,
+        kept,
         created,
         compile,
     })
@@ -322,7 +354,9 @@ pub fn quarantine(
             None => None,
         };
         match (&sealed_entry, now) {
-            (Some(e), Some(id)) if e.id == id => {
+            // The stored copy must read back intact (a blob the seal trusted from
+            // the stat cache or found already stored is otherwise never re-read).
+            (Some(e), Some(id)) if e.id == id && store.read(&e.id, crate::object::ObjectKind::Blob).is_ok() => {
                 dir.unlink(name).map_err(|e| scope.io_error(p, e))?;
                 moved.push(p.clone());
             }

@@ -2,7 +2,7 @@
 //! who owns it, why it is allowed, which gates apply and how they fare, and
 //! the checkpoints in which it last changed.
 
-use super::plane::{PassReport, worktree_view};
+use super::plane::worktree_view;
 use super::{Declaration, Framework, Model, Spec};
 use crate::control::Control;
 use crate::diff::{Side, TreeSource, lookup_path};
@@ -90,12 +90,30 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
         None => None,
     };
     let changes = history(store, &src, head_id, path)?;
+    let exempt = current.is_none() && scope.exempt().is_some_and(|e| e.matches(path, false));
+    if current.is_none() && !exempt {
+        if !path.is_root() && scope.open_dir(path).is_ok() {
+            return Err(crate::error::Error::NoSuchPath {
+                path: path.display(),
+                what: "the working tree as a file (it is a directory; explain takes a file or symlink)".into(),
+            });
+        }
+        if head.is_none() && changes.is_empty() {
+            return Err(crate::error::Error::NoSuchPath {
+                path: path.display(),
+                what: format!(
+                    "plane `{}`: neither in the working tree nor in any checkpoint",
+                    plane.name
+                ),
+            });
+        }
+    }
     let mut x = Explanation {
         path: path.clone(),
         current,
         head,
         governed: view.is_governed(),
-        exempt: false,
+        exempt,
         declarations: Vec::new(),
         spec: None,
         framework: None,
@@ -107,8 +125,24 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
     if !x.governed {
         return Ok(x);
     }
-    let (m, passes): (Model, PassReport) = super::plane::run_passes(&view, &scope, Vec::new(), true, ctl)?;
-    x.exempt = m.exempt.contains(path);
+    // Passes 0 and 2, and the gates on this one file only.
+    let m = Model::load(&view)?;
+    x.exempt = x.exempt || m.exempt.contains(path);
+    let mut findings = super::ownership_findings(&m, &view, true)?;
+    findings.extend(super::chain_findings(&m, &view));
+    findings.extend(super::required_file_findings(&m, &view));
+    findings.retain(|f| f.path == *path);
+    let plan = super::gate_plan(&m);
+    if let Some((p, owner, gates)) = plan.jobs.iter().find(|(p, _, _)| p == path)
+        && let Ok(engine) = crate::gate::Engine::new(plan.gates.clone())
+    {
+        let job = crate::gate::FileJob {
+            path: p.clone(),
+            owner: owner.clone(),
+            gates: gates.clone(),
+        };
+        findings.extend(engine.run(&scope, std::slice::from_ref(&job), ctl)?.findings);
+    }
     x.declarations = m.declared.get(path).cloned().unwrap_or_default();
     if let Some(d) = x.declarations.first() {
         x.spec = m.spec_of(d).cloned();
@@ -119,7 +153,7 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
             .and_then(|f| f.authorizing_glob(path))
             .map(str::to_string);
     }
-    x.findings = passes.findings().filter(|f| f.path == *path).cloned().collect();
+    x.findings = findings;
     if let (Some(spec), Some(fw)) = (&x.spec, &x.framework)
         && let Some(rules) = m.rules.get(&fw.id)
     {

@@ -243,6 +243,9 @@ pub struct Model {
     load_findings: Vec<Finding>,
     /// Registries that failed to load (their dependent checks are skipped).
     broken: BTreeSet<&'static str>,
+    /// Some `.file_registry.csv` failed to parse: which files it owns is
+    /// unknown, so unmapped, missing and stale-compiled findings would be noise.
+    broken_sources: bool,
 }
 
 fn rel(path: &str) -> RelPath {
@@ -290,10 +293,14 @@ impl Model {
         m.load_specs(view)?;
         m.load_packages(view)?;
         m.load_rules(view)?;
-        let exempt = glob_set(&m.rules.values().flat_map(|r| r.exempt.clone()).collect::<Vec<_>>())
-            .unwrap_or_else(|_| GlobSet::empty());
+        // The same rule as the scan's (registries are never exempt), for views of
+        // stored trees and of scans that did not apply these globs.
+        let globs: Vec<String> = m.rules.values().flat_map(|r| r.exempt.clone()).collect();
+        let exempt = (!globs.is_empty())
+            .then(|| crate::scope::Exempt::new(globs).ok())
+            .flatten();
         for (path, side) in &view.files {
-            if !exempt.is_empty() && exempt.is_match(path.as_os_str()) {
+            if exempt.as_ref().is_some_and(|e| e.matches(path, false)) {
                 m.exempt.push(path.clone());
             } else {
                 m.files.insert(path.clone(), *side);
@@ -531,6 +538,7 @@ impl Model {
                 Ok(t) => t,
                 Err(e) => {
                     self.load_findings.push(bad_registry(e));
+                    self.broken_sources = true;
                     continue;
                 }
             };
@@ -559,6 +567,17 @@ impl Model {
                     continue;
                 };
                 let full = dir.join_path(&path);
+                if !registry::representable(full.as_bytes()) {
+                    self.row_problem(
+                        &label,
+                        r.line,
+                        format!(
+                            "declares {:?}, whose path has a comma, quote, line break or non-UTF-8 byte a registry cannot hold; rename the directory or file",
+                            full.display()
+                        ),
+                    );
+                    continue;
+                }
                 self.declared.entry(full).or_default().push(Declaration {
                     owner_id: r.get("owner_id").into(),
                     owner_kind: kind,
@@ -657,6 +676,11 @@ impl Passes {
 /// [`Model::compiled`] (CP006); off for `compile`, which is about to write it.
 pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> Result<Vec<Finding>> {
     let mut out: Vec<Finding> = m.load_findings.iter().filter(|f| f.code.pass() == 0).cloned().collect();
+    if m.broken_sources {
+        // Until every .file_registry.csv parses, only its own problem is reported.
+        sort(&mut out);
+        return Ok(out);
+    }
     let compiled = rel(COMPILED);
     for (path, decls) in &m.declared {
         let owner = &decls[0].owner_id;
@@ -724,9 +748,7 @@ pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> R
     }
     for (path, side) in &m.files {
         if !m.declared.contains_key(path) {
-            let why = if path.as_bytes().iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
-                || std::str::from_utf8(path.as_bytes()).is_err()
-            {
+            let why = if !registry::representable(path.as_bytes()) {
                 " (its name has a comma, quote, line break or non-UTF-8 byte, which a registry cannot hold; rename it or exempt it)"
             } else {
                 ""

@@ -156,6 +156,9 @@ pub struct PassReport {
     pub binary_skipped: Vec<RelPath>,
     /// Files with an owner.
     pub owned: usize,
+    /// Per pass: why it could not check everything (a registry or rules file
+    /// that did not load), when so; its "ok" is then partial.
+    pub incomplete: [Option<String>; 4],
 }
 
 impl PassReport {
@@ -242,6 +245,26 @@ pub fn run_passes(
         return Ok((m, r));
     }
     r.passes[2] = Some(chain_findings(&m, view));
+    if !m.broken.is_empty() {
+        let list: Vec<&str> = m.broken.iter().copied().collect();
+        r.incomplete[2] = Some(format!("{} did not load (see pass 0)", list.join(", ")));
+    }
+    let rules_missing: Vec<&str> = m
+        .frameworks
+        .values()
+        .filter(|f| f.rules_path.is_some() && !m.rules.contains_key(&f.id))
+        .map(|f| f.id.as_str())
+        .collect();
+    if !rules_missing.is_empty() || m.broken.contains(super::FRAMEWORKS) || m.broken.contains(super::SPECS) {
+        r.incomplete[3] = Some(if rules_missing.is_empty() {
+            "the frameworks or specs registry did not load, so no gate could be chosen".to_string()
+        } else {
+            format!(
+                "the gates of {} were not run: their rules files did not load (CP209)",
+                rules_missing.join(", ")
+            )
+        });
+    }
     if stop(&r) {
         return Ok((m, r));
     }
@@ -363,9 +386,16 @@ pub fn snapshot(
     let report = crate::worktree::status(store, plane, ctl)?;
     let view = worktree_view(store, &scope, &report.scan)?;
     if !view.is_governed() {
-        drop(view);
-        drop(report);
-        return Ok((seal(store, lock, plane, opts, ctl)?, None));
+        // On disk it is governed, but the scan did not record the registry: an
+        // unreadable file or directory. Never fall back to an ungoverned seal.
+        return Err(Error::Refused {
+            action: "snapshot",
+            findings: vec![Finding::new(
+                Code::BadRegistry,
+                RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path"),
+                "exists but could not be read as a regular file of the plane",
+            )],
+        });
     }
     let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
     let mut findings = ownership_findings(&m, &view, false)?;
@@ -433,9 +463,11 @@ pub fn check_rollback(store: &Store, root: &TreeId) -> Result<Vec<Finding>> {
     Ok(super::check_structure(&view, super::Passes::STRUCTURE)?.1)
 }
 
-/// Passes 0 and 2 on the state `restore` of `paths` from the tree `root`
-/// would leave: the working tree, with every file under each path replaced
-/// by what `root` has there (nothing when that state is not governed).
+/// The pass-0 and pass-2 findings `restore` of `paths` from the tree `root`
+/// would add: the working tree with every file under each path replaced by
+/// what `root` has there, checked, minus the findings the working tree has
+/// already (a restore is refused for what it breaks, not for what was
+/// broken before it). Nothing when that state is not governed.
 ///
 /// # Errors
 /// I/O, store damage, cancellation.
@@ -481,7 +513,21 @@ pub fn check_restore(
     if !view.is_governed() {
         return Ok(Vec::new());
     }
-    Ok(super::check_structure(&view, super::Passes::STRUCTURE)?.1)
+    let after = super::check_structure(&view, super::Passes::STRUCTURE)?.1;
+    let now = worktree_view(store, &scope, &report.scan)?;
+    let before: std::collections::HashSet<(Code, RelPath)> = if now.is_governed() {
+        super::check_structure(&now, super::Passes::STRUCTURE)?
+            .1
+            .into_iter()
+            .map(|f| (f.code, f.path))
+            .collect()
+    } else {
+        Default::default()
+    };
+    Ok(after
+        .into_iter()
+        .filter(|f| !before.contains(&(f.code, f.path.clone())))
+        .collect())
 }
 
 /// Pass 0 for `status`, from compiled state when it can: when no registry

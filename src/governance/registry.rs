@@ -181,6 +181,12 @@ impl Table {
     }
 }
 
+/// True when a path can be a registry cell: UTF-8, with no comma, quote,
+/// carriage return or line feed.
+pub fn representable(p: &[u8]) -> bool {
+    std::str::from_utf8(p).is_ok() && !p.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+}
+
 /// Splits a list cell on [`LIST_SEPARATOR`] (an empty cell is an empty list).
 ///
 /// # Errors

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Lays a copy of a tree out as a governed plane, for the governance benchmark.
+
+usage: scripts/governed-tree.py SRC DST
+
+Copies SRC to DST (hard links are not used: DST is a plain copy) and adds:
+  * the genesis framework FMWK-000 / spec SPEC-000 owning the governance files
+    (the same layout `cplane init --governed` writes);
+  * FMWK-BENCH, authorizing `**`, whose rules file requires the built-in
+    secrets gate (`default_secrets`) on every file, with spec SPEC-BENCH;
+  * a `.file_registry.csv` in every directory that holds files, listing them.
+The result verifies clean with `cplane init && cplane verify` (provided the
+tree holds no secrets and no names with commas, quotes or line breaks).
+"""
+import os
+import shutil
+import sys
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    src, dst = sys.argv[1], sys.argv[2]
+    if os.path.exists(dst):
+        sys.exit(f"{dst} exists; remove it first")
+    shutil.copytree(src, dst, symlinks=True)
+    w = lambda rel, text: (os.makedirs(os.path.join(dst, os.path.dirname(rel)), exist_ok=True),
+                           open(os.path.join(dst, rel), "w").write(text))
+    w("registries/frameworks_registry.csv",
+      "id,name,version,purpose,artifact_path,allowed_spec_types,required_gates,required_metadata,authorizes,rules_path\n"
+      "FMWK-000,Genesis,1.0,Governs the governance files,frameworks/FMWK-000/framework.md,governance,no-secrets,,"
+      "registries/*.csv;**/.file_registry.csv;frameworks/**;specs/**,frameworks/FMWK-000/rules.json\n"
+      "FMWK-BENCH,Bench,1.0,Every file of the generated tree,frameworks/FMWK-BENCH/framework.md,tree,no-secrets,,"
+      "**,frameworks/FMWK-BENCH/rules.json\n")
+    w("registries/specs_registry.csv",
+      "id,framework_id,entity_type,artifact_path,required_assets,gates,metadata\n"
+      "SPEC-000,FMWK-000,governance,specs/SPEC-000/spec.md,,,\n"
+      "SPEC-BENCH,FMWK-BENCH,tree,specs/SPEC-BENCH/spec.md,,,\n")
+    w("registries/packages_registry.csv", "id,version,spec_id,framework_id,manifest_digest,status\n")
+    rules = '{"gates": [{"id": "no-secrets", "kind": "forbidden_content", "default_secrets": true}]}\n'
+    for fw in ("FMWK-000", "FMWK-BENCH"):
+        w(f"frameworks/{fw}/framework.md", f"# {fw}\n")
+        w(f"frameworks/{fw}/rules.json", rules)
+    for spec in ("SPEC-000", "SPEC-BENCH"):
+        w(f"specs/{spec}/spec.md", f"# {spec}\n")
+    governance = {"registries", "frameworks", "specs"}
+    rows = 0
+    for d, dirs, files in os.walk(dst):
+        dirs[:] = sorted(x for x in dirs if x != ".cp")
+        rel = os.path.relpath(d, dst)
+        top = rel.split(os.sep)[0]
+        if not files and rel != ".":
+            continue
+        owner = "SPEC-000" if rel == "." or top in governance else "SPEC-BENCH"
+        lines = ["file_path,owner_id,owner_kind"]
+        names = sorted(set(files) | {".file_registry.csv"})
+        if rel == ".":
+            names.append("registries/file_ownership_registry.csv")
+        for name in names:
+            o = "SPEC-000" if name == ".file_registry.csv" or rel == "." else owner
+            lines.append(f"{name},{o},spec")
+        rows += len(names)
+        with open(os.path.join(d, ".file_registry.csv"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    print(f"{dst}: governed, {rows} ownership rows")
+
+
+if __name__ == "__main__":
+    main()

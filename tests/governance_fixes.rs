@@ -1,0 +1,187 @@
+//! Regressions from the review and the new-user trial of governance: the
+//! quarantine round trip, `own` on directories and two-owner paths,
+//! `explain` on what is not a file, exempt globs that cannot switch
+//! governance off, planes registries that point outside the tree, and a
+//! restore refused only for what it would break.
+
+mod common;
+
+use common::{cplane, stdout, stdout_code, write};
+use std::fs;
+use std::path::Path;
+
+fn governed() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    stdout(t.path(), &["init", "--governed"]);
+    t
+}
+
+/// Adds FMWK-LIB (authorizing lib/**, with `exempt` globs) and SPEC-LIB, SPEC-LIB2.
+fn with_lib_framework(dir: &Path, exempt: &str) {
+    let fw = dir.join("registries/frameworks_registry.csv");
+    let mut body = fs::read_to_string(&fw).unwrap();
+    body.push_str("FMWK-LIB,Lib,1.0,Library code,frameworks/FMWK-LIB/framework.md,library,no-secrets,,lib/**;frameworks/FMWK-LIB/**,frameworks/FMWK-LIB/rules.json\n");
+    fs::write(&fw, body).unwrap();
+    write(dir, "frameworks/FMWK-LIB/framework.md", "# Lib\n");
+    write(
+        dir,
+        "frameworks/FMWK-LIB/rules.json",
+        &format!(
+            r#"{{"gates":[{{"id":"no-secrets","kind":"forbidden_content","default_secrets":true}}],"exempt":{exempt}}}"#
+        ),
+    );
+    let sp = dir.join("registries/specs_registry.csv");
+    let mut body = fs::read_to_string(&sp).unwrap();
+    body.push_str(
+        "SPEC-LIB,FMWK-LIB,library,specs/SPEC-LIB/spec.md,,,\nSPEC-LIB2,FMWK-LIB,library,specs/SPEC-LIB/spec.md,,,\n",
+    );
+    fs::write(&sp, body).unwrap();
+    write(dir, "specs/SPEC-LIB/spec.md", "# Lib spec\n");
+    stdout(dir, &["own", "frameworks", "specs", "--by", "SPEC-000"]);
+}
+
+#[test]
+fn quarantine_prints_a_restore_command_that_brings_the_bytes_back() {
+    let t = governed();
+    let d = t.path();
+    write(d, "stray/notes.txt", "keep me\n");
+    stdout_code(d, &["verify"], 1);
+    let out = stdout(d, &["quarantine"]);
+    assert!(!d.join("stray/notes.txt").exists(), "{out}");
+    assert!(
+        !d.join("stray").exists(),
+        "an emptied directory HEAD lacks is removed: {out}"
+    );
+    stdout(d, &["verify"]);
+    let cmd = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("cplane restore"))
+        .unwrap_or_else(|| panic!("no restore command in:\n{out}"));
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    cplane(d).args(&args).assert().success();
+    assert_eq!(fs::read_to_string(d.join("stray/notes.txt")).unwrap(), "keep me\n");
+}
+
+#[test]
+fn own_on_a_directory_gives_owners_only_to_files_without_one() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/a.py", "A = 1\n");
+    stdout(d, &["own", "lib/a.py", "--by", "SPEC-LIB2"]);
+    write(d, "lib/b.py", "B = 2\n");
+    let out = stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
+    assert!(
+        out.contains("1 file below the given directories already have other owners"),
+        "{out}"
+    );
+    let x = stdout(d, &["explain", "lib/a.py", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&x).unwrap();
+    assert_eq!(v["owners"][0]["owner"], "SPEC-LIB2", "{x}");
+    // Naming the file changes it.
+    stdout(d, &["own", "lib/a.py", "--by", "SPEC-LIB"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(d, &["explain", "lib/a.py", "--json"])).unwrap();
+    assert_eq!(v["owners"][0]["owner"], "SPEC-LIB");
+    stdout(d, &["snapshot"]);
+    stdout(d, &["verify"]);
+}
+
+#[test]
+fn own_refuses_a_path_with_two_owners_and_writes_nothing() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/a.py", "A = 1\n");
+    stdout(d, &["own", "lib/a.py", "--by", "SPEC-LIB"]);
+    write(
+        d,
+        "lib/.file_registry.csv",
+        "file_path,owner_id,owner_kind\n.file_registry.csv,SPEC-000,spec\na.py,SPEC-LIB2,spec\n",
+    );
+    let before = fs::read_to_string(d.join(".file_registry.csv")).unwrap();
+    let out = cplane(d)
+        .args(["own", "lib/a.py", "--by", "SPEC-LIB"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("two owners"), "{err}");
+    assert_eq!(fs::read_to_string(d.join(".file_registry.csv")).unwrap(), before);
+}
+
+#[test]
+fn explain_refuses_a_directory_and_a_path_that_never_existed() {
+    let t = governed();
+    let d = t.path();
+    let out = cplane(d)
+        .args(["explain", "registries"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("directory"));
+    cplane(d).args(["explain", "no/such/file"]).assert().code(2);
+    stdout(d, &["explain", "registries/specs_registry.csv"]);
+}
+
+#[test]
+fn exempt_globs_never_hide_the_registries() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, r#"["**/*.csv", "registries/**", "lib/build/**"]"#);
+    write(d, "lib/build/out.o", "object\n");
+    stdout(d, &["snapshot"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(d, &["status", "--json"])).unwrap();
+    assert_eq!(v["governed"], true);
+    assert_eq!(v["exempt"], 1, "lib/build is left out whole, the registries are not");
+    let show: serde_json::Value = serde_json::from_str(&stdout(d, &["show", "HEAD", "registries", "--json"])).unwrap();
+    assert!(show.to_string().contains("frameworks_registry.csv"), "{show}");
+    // A broken registry is still caught by snapshot.
+    fs::write(d.join("registries/specs_registry.csv"), "id\r\n").unwrap();
+    stdout_code(d, &["snapshot"], 1);
+}
+
+#[test]
+fn planes_registry_outside_the_tree_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("cp");
+    fs::create_dir_all(d.join("registries")).unwrap();
+    fs::create_dir_all(t.path().join("elsewhere")).unwrap();
+    fs::write(
+        d.join("registries/planes_registry.csv"),
+        "name,path,tier\nout,../elsewhere,x\n",
+    )
+    .unwrap();
+    let out = cplane(&d).arg("init").assert().code(2).get_output().clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory under"));
+    assert!(!d.join(".cp").exists());
+    std::os::unix::fs::symlink(t.path().join("elsewhere"), d.join("link")).unwrap();
+    fs::write(d.join("registries/planes_registry.csv"), "name,path,tier\nout,link,x\n").unwrap();
+    cplane(&d).arg("init").assert().code(2);
+}
+
+#[test]
+fn restore_is_refused_only_for_what_it_would_break() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/a.py", "A = 1\n");
+    stdout(d, &["own", "lib/a.py", "--by", "SPEC-LIB"]);
+    stdout(d, &["snapshot"]);
+    // An unrelated problem: a new file nobody owns.
+    write(d, "lib/stray.py", "S = 0\n");
+    fs::write(d.join("lib/a.py"), "A = 2\n").unwrap();
+    stdout(d, &["restore", "HEAD", "lib/a.py"]);
+    assert_eq!(fs::read_to_string(d.join("lib/a.py")).unwrap(), "A = 1\n");
+    // Restoring the registry from before lib/a.py was owned would unmap it: refused.
+    let out = cplane(d)
+        .args(["restore", "HEAD~1", ".file_registry.csv"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--force"), "{err}");
+}
