@@ -51,6 +51,7 @@ fn bench_hash(c: &mut Criterion) {
                     writer: None,
                     record: Record::Nothing,
                     ctl: Control::quiet(),
+                    content: None,
                 },
             )
             .expect("scan");

@@ -461,6 +461,18 @@ fn glob_set(globs: &[String]) -> std::result::Result<GlobSet, String> {
     b.build().map_err(|e| one_line(&e.to_string()))
 }
 
+/// The searcher every content gate uses: line numbers, a NUL means binary
+/// (stop), no BOM sniffing, no memory maps, lines of at most [`MAX_LINE`].
+fn searcher_builder() -> SearcherBuilder {
+    let mut b = SearcherBuilder::new();
+    b.line_number(true)
+        .binary_detection(BinaryDetection::quit(0))
+        .bom_sniffing(false)
+        .memory_map(MmapChoice::never())
+        .heap_limit(Some(MAX_LINE));
+    b
+}
+
 fn matcher_builder() -> RegexMatcherBuilder {
     let mut b = RegexMatcherBuilder::new();
     b.multi_line(true).line_terminator(Some(b'\n'));
@@ -563,13 +575,7 @@ impl Engine {
         // Jobs only path gates apply to are done already.
         let opened: usize = chunks.iter().map(Vec::len).sum();
         ctl.progress.inc((jobs.len() - opened) as u64, 0);
-        let mut searcher = SearcherBuilder::new();
-        searcher
-            .line_number(true)
-            .binary_detection(BinaryDetection::quit(0))
-            .bom_sniffing(false)
-            .memory_map(MmapChoice::never())
-            .heap_limit(Some(MAX_LINE));
+        let searcher = searcher_builder();
         let outcomes: Vec<Vec<(usize, Outcome)>> = chunks
             .par_iter()
             .map_init(
@@ -780,7 +786,74 @@ impl Engine {
         if EntryType::from_mode(st.st_mode as u32) != EntryType::File {
             return o;
         }
-        let size = st.st_size as u64;
+        self.check_content(job, a, plan, searcher, buf, st.st_size as u64, file, o)
+    }
+
+    /// The per-file gates of `job` on the bytes of its file, already read
+    /// (by the scan that hashed them, so a governed `verify` reads each file
+    /// once): what [`Engine::run`] would find for this file, and whether a
+    /// content gate skipped it as binary. The `allowed_paths` findings are
+    /// included.
+    ///
+    /// # Errors
+    /// A message when the patterns this file needs do not compile (which
+    /// [`Engine::new`] already rules out).
+    pub fn check_bytes(&self, job: &FileJob, bytes: &[u8]) -> std::result::Result<(Vec<Finding>, bool), String> {
+        thread_local! {
+            static SEARCHER: std::cell::RefCell<Option<(Searcher, Vec<u8>)>> = const { std::cell::RefCell::new(None) };
+        }
+        let (a, mut found) = self.applies(job);
+        let plan = match a.plan_key() {
+            None => None,
+            Some(key) => {
+                let cached = self.plans.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+                Some(match cached {
+                    Some(p) => p,
+                    None => {
+                        let p = Arc::new(self.compile(&key)?);
+                        self.plans
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key, p.clone());
+                        p
+                    }
+                })
+            }
+        };
+        if !a.needs_file() {
+            return Ok((found, false));
+        }
+        let o = SEARCHER.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let (searcher, buf) = cell.get_or_insert_with(|| (searcher_builder().build(), Vec::new()));
+            self.check_content(
+                job,
+                &a,
+                plan.as_deref(),
+                searcher,
+                buf,
+                bytes.len() as u64,
+                bytes,
+                Outcome::default(),
+            )
+        });
+        found.extend(o.findings);
+        Ok((found, o.binary))
+    }
+
+    /// The gates of `a` on one regular file of `size` bytes read from `rdr`.
+    #[allow(clippy::too_many_arguments)]
+    fn check_content<R: Read>(
+        &self,
+        job: &FileJob,
+        a: &Applies,
+        plan: Option<&Plan>,
+        searcher: &mut Searcher,
+        buf: &mut Vec<u8>,
+        size: u64,
+        rdr: R,
+        mut o: Outcome,
+    ) -> Outcome {
         let finding = |code: Code, msg: String| Finding::new(code, job.path.clone(), msg).owned_by(job.owner.clone());
         for &(g, max) in &a.bytes {
             if size > max {
@@ -798,7 +871,7 @@ impl Engine {
         }
         o.read = true;
         let mut rdr = Counter {
-            inner: file,
+            inner: rdr,
             bytes: 0,
             newlines: 0,
             last: None,

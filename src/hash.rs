@@ -27,6 +27,9 @@ pub const PARALLEL_MIN_BYTES: u64 = 4 << 20;
 pub const CHUNK_BYTES: usize = 4 << 20;
 /// Files at least this large (bytes) are stored by streaming rather than read whole.
 pub const STREAM_MIN_BYTES: u64 = 8 << 20;
+/// What [`hash_file_with`] shows the bytes it hashed to.
+pub type OnBytes<'a> = &'a dyn Fn(&[u8]);
+
 /// How many times a file that changes while being hashed is retried.
 pub const HASH_ATTEMPTS: usize = 3;
 
@@ -102,7 +105,13 @@ fn too_fresh(m: &fsys::Stat, read_start_ns: i64) -> bool {
     true
 }
 
-fn attempt(dir: &Dir, name: &[u8], path: &Path, writer: Option<&ObjectWriter>) -> Result<Attempt, HashProblem> {
+fn attempt(
+    dir: &Dir,
+    name: &[u8],
+    path: &Path,
+    writer: Option<&ObjectWriter>,
+    on_bytes: Option<OnBytes<'_>>,
+) -> Result<Attempt, HashProblem> {
     let read_start = crate::store::index::now_ns();
     let mut f = dir.open_file(name).map_err(HashProblem::Unreadable)?;
     let m0 = fsys::fstat(&f).map_err(HashProblem::Unreadable)?;
@@ -129,6 +138,9 @@ fn attempt(dir: &Dir, name: &[u8], path: &Path, writer: Option<&ObjectWriter>) -
             }
             if let Some(w) = writer {
                 w.add(ObjectKind::Blob, id, &buf).map_err(HashProblem::Store)?;
+            }
+            if let Some(f) = on_bytes {
+                f(&buf);
             }
             if buf.capacity() > (STREAM_MIN_BYTES as usize) * 2 {
                 *buf = Vec::new();
@@ -195,8 +207,24 @@ pub fn hash_file(
     path: &Path,
     writer: Option<&ObjectWriter>,
 ) -> Result<(ObjectId, fsys::Stat), HashProblem> {
+    hash_file_with(dir, name, path, writer, None)
+}
+
+/// [`hash_file`], and for a file smaller than [`PARALLEL_MIN_BYTES`] (read
+/// whole), `on_bytes` sees the very bytes that were hashed, once, after the
+/// read proved untorn; a larger file (read in chunks) is not shown.
+///
+/// # Errors
+/// As [`hash_file`].
+pub fn hash_file_with(
+    dir: &Dir,
+    name: &[u8],
+    path: &Path,
+    writer: Option<&ObjectWriter>,
+    on_bytes: Option<OnBytes<'_>>,
+) -> Result<(ObjectId, fsys::Stat), HashProblem> {
     for _ in 0..HASH_ATTEMPTS {
-        match attempt(dir, name, path, writer)? {
+        match attempt(dir, name, path, writer, on_bytes)? {
             Attempt::Done(id, stat) => return Ok((id, stat)),
             Attempt::Changed => continue,
         }

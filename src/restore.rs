@@ -101,6 +101,7 @@ pub fn restore(
                     writer: Some(w),
                     record: Record::All,
                     ctl,
+                    content: None,
                 },
             )?;
             // What cannot be read cannot be rescued: never overwrite it.

@@ -24,7 +24,7 @@ use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::fsys::{self, Dir, EntryType};
-use crate::hash::{HashProblem, hash_file};
+use crate::hash::HashProblem;
 use crate::id::{ObjectId, TreeId};
 use crate::object::{EntryKind, LinkGroup, Meta, ObjectKind, Tree, TreeEntry};
 use crate::path::RelPath;
@@ -50,6 +50,18 @@ pub struct ScanOptions<'a> {
     pub record: Record,
     /// Progress (a tick per file) and cancellation.
     pub ctl: Control<'a>,
+    /// Shown the bytes of each file read whole while hashing (smaller than
+    /// [`crate::hash::PARALLEL_MIN_BYTES`]) that it wants: how a governed
+    /// `verify` runs its content gates on the bytes it hashes.
+    pub content: Option<&'a dyn ContentHook>,
+}
+
+/// Sees file contents as a scan hashes them ([`ScanOptions::content`]).
+pub trait ContentHook: Sync {
+    /// True when the hook wants the bytes of the file at `rel`.
+    fn wants(&self, rel: &RelPath) -> bool;
+    /// The bytes of the file at `rel`, exactly as hashed (called at most once per file).
+    fn content(&self, rel: &RelPath, bytes: &[u8]);
 }
 
 /// Which files a scan describes in its returned stat cache.
@@ -647,7 +659,14 @@ fn examine(
                 Some(hit) => hit,
                 None => {
                     let path = sh.scope.shown(rel);
-                    match hash_file(dir, name, &path, sh.opts.writer) {
+                    let hook = sh.opts.content.filter(|h| h.wants(rel));
+                    let show = |bytes: &[u8]| {
+                        if let Some(h) = hook {
+                            h.content(rel, bytes);
+                        }
+                    };
+                    let on_bytes: Option<crate::hash::OnBytes<'_>> = if hook.is_some() { Some(&show) } else { None };
+                    match crate::hash::hash_file_with(dir, name, &path, sh.opts.writer, on_bytes) {
                         Ok((id, st)) => {
                             sh.hashed_files.fetch_add(1, Ordering::Relaxed);
                             sh.hashed_bytes.fetch_add(st.st_size as u64, Ordering::Relaxed);

@@ -275,6 +275,7 @@ pub fn seal_checked(
                 // the checkout to see whether anything changes before it overwrites it.
                 record: crate::scan::Record::All,
                 ctl,
+                content: None,
             },
         )?;
         if !scanned.findings.is_empty() {

@@ -135,6 +135,7 @@ fn compare(
     plane: &Plane,
     use_cache: bool,
     base: Option<&Snapshot>,
+    content: Option<&dyn crate::scan::ContentHook>,
     ctl: Control<'_>,
 ) -> Result<(WorktreeReport, Option<StatCache>)> {
     let record = if use_cache { Record::Hashed } else { Record::Nothing };
@@ -163,6 +164,7 @@ fn compare(
             writer: None,
             record,
             ctl,
+            content,
         },
     )?;
     let empty = Tree::empty_id();
@@ -194,7 +196,7 @@ fn compare(
 /// I/O errors on the plane root; [`Error::CheckoutInProgress`] when an
 /// interrupted checkout must be finished first; store damage while reading HEAD's trees.
 pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
-    let (report, cache) = compare(store, plane, true, None, ctl)?;
+    let (report, cache) = compare(store, plane, true, None, None, ctl)?;
     if report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
@@ -228,7 +230,21 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
 /// As [`status`], plus [`Error::CorruptObject`] / [`Error::MissingObject`]
 /// for a damaged HEAD.
 pub fn verify(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
-    let (report, _) = compare(store, plane, false, None, ctl)?;
+    verify_with(store, plane, None, ctl)
+}
+
+/// [`verify`], showing `content` the bytes of the files it reads whole (a
+/// governed verify's content gates run on them, so each file is read once).
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_with(
+    store: &Store,
+    plane: &Plane,
+    content: Option<&dyn crate::scan::ContentHook>,
+    ctl: Control<'_>,
+) -> Result<WorktreeReport> {
+    let (report, _) = compare(store, plane, false, None, content, ctl)?;
     if let Some((_, head)) = &report.head {
         check_tree(store, &head.root)?;
     }
@@ -271,5 +287,5 @@ fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
 /// # Errors
 /// As [`status`].
 pub fn against(store: &Store, plane: &Plane, base: &Snapshot, ctl: Control<'_>) -> Result<WorktreeReport> {
-    compare(store, plane, true, Some(base), ctl).map(|(report, _)| report)
+    compare(store, plane, true, Some(base), None, ctl).map(|(report, _)| report)
 }

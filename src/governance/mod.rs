@@ -531,12 +531,24 @@ impl Model {
             .filter(|(p, s)| s.kind == EntryKind::File && p.file_name() == Some(FILE_REGISTRY.as_bytes()))
             .map(|(p, _)| p.clone())
             .collect();
-        for src in sources {
+        // Read and parse in parallel (one registry per directory on a large
+        // plane), then merge in path order so the result never depends on timing.
+        use rayon::prelude::*;
+        let parsed: Vec<(RelPath, Option<std::result::Result<Table, RegistryError>>)> = sources
+            .into_par_iter()
+            .map(|src| {
+                let t = view
+                    .read(&src)?
+                    .map(|bytes| Table::parse(&bytes, &src.display(), &["file_path", "owner_id", "owner_kind"], &[]));
+                Ok((src, t))
+            })
+            .collect::<Result<_>>()?;
+        for (src, t) in parsed {
             let label = src.display();
-            let Some(bytes) = view.read(&src)? else { continue };
-            let t = match Table::parse(&bytes, &label, &["file_path", "owner_id", "owner_kind"], &[]) {
-                Ok(t) => t,
-                Err(e) => {
+            let t = match t {
+                None => continue,
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
                     self.load_findings.push(bad_registry(e));
                     self.broken_sources = true;
                     continue;
@@ -776,6 +788,10 @@ fn compiled_findings(m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
             "the compiled ownership registry is missing",
         )]);
     };
+    // Byte for byte what the sources compile to (the usual case): nothing to compare.
+    if bytes == m.compiled() {
+        return Ok(Vec::new());
+    }
     let t = match Table::parse(&bytes, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[]) {
         Ok(t) => t,
         Err(e) => return Ok(vec![bad_registry(e)]),
@@ -1128,6 +1144,12 @@ pub struct GatePlan {
 /// file the indices of the gates that apply (before the gates' own `paths`
 /// filters). Files whose chain is broken get no gates (pass 2 reports them).
 pub fn gate_plan(m: &Model) -> GatePlan {
+    gate_plan_of(m, true)
+}
+
+/// [`gate_plan`]; with `present` false, for every declared path, present or
+/// not (a plan made from the compiled registry before the files are scanned).
+pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
     let mut gates = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     for (fw, rules) in &m.rules {
@@ -1148,7 +1170,7 @@ pub fn gate_plan(m: &Model) -> GatePlan {
     }
     let mut jobs = Vec::new();
     for (path, decls) in &m.declared {
-        if !m.files.contains_key(path) {
+        if present && !m.files.contains_key(path) {
             continue;
         }
         let d = &decls[0];

@@ -181,9 +181,11 @@ impl PassReport {
 }
 
 /// Pass 3 on the working tree: the per-spec required files, and every
-/// per-file gate on every owned file it applies to, through one
-/// [`crate::gate::Engine`] run. Returns the findings and the files the
-/// content gates skipped as binary.
+/// per-file gate on every owned file it applies to. With `fused` (the gates
+/// a governed `verify` ran on the bytes it hashed), a file whose gates the
+/// scan already checked — same owner, same gates — is not read again; the
+/// rest go through one [`crate::gate::Engine::run`]. Returns the findings
+/// and the files the content gates skipped as binary.
 ///
 /// # Errors
 /// I/O and cancellation.
@@ -191,30 +193,165 @@ pub fn gate_findings(
     m: &Model,
     view: &View<'_>,
     scope: &Scope,
+    fused: Option<&FusedGates>,
     ctl: Control<'_>,
 ) -> Result<(Vec<Finding>, Vec<RelPath>)> {
     let mut out = required_file_findings(m, view);
     let plan = super::gate_plan(m);
     let mut binary = Vec::new();
     if !plan.jobs.is_empty() {
-        // Rules files were validated when loaded, so the engine compiles; a
-        // failure here would be a bug in that validation, reported as CP209.
-        match crate::gate::Engine::new(plan.gates) {
-            Ok(engine) => {
-                let jobs: Vec<crate::gate::FileJob> = plan
-                    .jobs
-                    .into_iter()
-                    .map(|(path, owner, gates)| crate::gate::FileJob { path, owner, gates })
-                    .collect();
-                let r = engine.run(scope, &jobs, ctl)?;
-                out.extend(r.findings);
-                binary = r.binary_skipped;
+        let mut todo: Vec<crate::gate::FileJob> = Vec::new();
+        let fused = fused.filter(|f| f.engine.gates() == plan.gates.as_slice());
+        let results = fused.map(|f| std::mem::take(&mut *f.results.lock().unwrap_or_else(|e| e.into_inner())));
+        for (path, owner, gates) in plan.jobs {
+            if let (Some(f), Some(results)) = (fused, &results)
+                && let Some(job) = f.jobs.get(&path)
+                && job.owner == owner
+                && job.gates == gates
+                && let Some((found, bin)) = results.get(&path)
+            {
+                out.extend(found.iter().cloned());
+                if *bin {
+                    binary.push(path);
+                }
+                continue;
             }
-            Err(msg) => out.push(Finding::new(Code::BadRules, RelPath::root(), msg)),
+            todo.push(crate::gate::FileJob { path, owner, gates });
+        }
+        let built;
+        let engine = match fused {
+            Some(f) => Some(&f.engine),
+            None => {
+                // Rules files were validated when loaded, so the engine compiles; a
+                // failure here would be a bug in that validation, reported as CP209.
+                match crate::gate::Engine::new(plan.gates) {
+                    Ok(e) => {
+                        built = e;
+                        Some(&built)
+                    }
+                    Err(msg) => {
+                        out.push(Finding::new(Code::BadRules, RelPath::root(), msg));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(engine) = engine
+            && !todo.is_empty()
+        {
+            let r = engine.run(scope, &todo, ctl)?;
+            out.extend(r.findings);
+            binary.extend(r.binary_skipped);
         }
     }
     super::sort(&mut out);
+    binary.sort();
     Ok((out, binary))
+}
+
+/// The content gates a governed `verify` runs while it hashes: planned from
+/// the compiled ownership registry and the registries on disk before the
+/// scan, then fed each file's bytes as the scan reads them
+/// ([`crate::scan::ContentHook`]). [`gate_findings`] uses what it found for
+/// every file whose owner and gates turn out the same in the full model,
+/// and reads the others itself.
+pub struct FusedGates {
+    engine: crate::gate::Engine,
+    jobs: std::collections::HashMap<RelPath, crate::gate::FileJob>,
+    results: std::sync::Mutex<std::collections::HashMap<RelPath, (Vec<Finding>, bool)>>,
+}
+
+impl crate::scan::ContentHook for FusedGates {
+    fn wants(&self, rel: &RelPath) -> bool {
+        self.jobs.contains_key(rel)
+    }
+
+    fn content(&self, rel: &RelPath, bytes: &[u8]) {
+        let Some(job) = self.jobs.get(rel) else { return };
+        if let Ok(found) = self.engine.check_bytes(job, bytes) {
+            self.results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.clone(), found);
+        }
+    }
+}
+
+impl FusedGates {
+    /// Plans the gates of a governed plane from its registries, rules files
+    /// and compiled ownership registry as they are on disk; `None` when any
+    /// of them cannot be read (the ordinary gate pass then does all the work).
+    pub fn plan(scope: &Scope) -> Option<FusedGates> {
+        use super::{COMPILED, FRAMEWORKS, PACKAGES, SPECS};
+        let side = Side {
+            kind: EntryKind::File,
+            id: ObjectId([0; 32]),
+            size: 0,
+            meta: crate::object::Meta {
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
+        };
+        let rel = |p: &str| RelPath::parse(p.as_bytes());
+        let frameworks = read_file(scope, &rel(FRAMEWORKS)?).ok()?;
+        let mut files: std::collections::BTreeMap<RelPath, Side> = [FRAMEWORKS, SPECS, PACKAGES]
+            .iter()
+            .filter_map(|p| rel(p))
+            .map(|p| (p, side))
+            .collect();
+        let t = super::registry::Table::parse(
+            &frameworks,
+            FRAMEWORKS,
+            &["id"],
+            &[
+                "rules_path",
+                "name",
+                "version",
+                "purpose",
+                "artifact_path",
+                "allowed_spec_types",
+                "required_gates",
+                "required_metadata",
+                "authorizes",
+            ],
+        )
+        .ok()?;
+        for r in t.rows() {
+            if let Some(p) = rel(r.get("rules_path")).filter(|p| !p.is_root()) {
+                files.insert(p, side);
+            }
+        }
+        let view = View::of_files(files, |rel, _| read_file(scope, rel));
+        let mut m = Model::load(&view).ok()?;
+        let compiled = read_file(scope, &rel(COMPILED)?).ok()?;
+        let t = super::registry::Table::parse(&compiled, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[])
+            .ok()?;
+        let source = rel(COMPILED)?;
+        for r in t.rows() {
+            let (Some(path), Some(kind)) = (rel(r.get("path")), super::OwnerKind::parse(r.get("owner_kind"))) else {
+                continue;
+            };
+            m.declared.entry(path).or_default().push(super::Declaration {
+                owner_id: r.get("owner_id").to_string(),
+                owner_kind: kind,
+                source: source.clone(),
+                line: r.line,
+            });
+        }
+        let plan = super::gate_plan_of(&m, false);
+        let engine = crate::gate::Engine::new(plan.gates).ok()?;
+        let jobs = plan
+            .jobs
+            .into_iter()
+            .map(|(path, owner, gates)| (path.clone(), crate::gate::FileJob { path, owner, gates }))
+            .collect();
+        Some(FusedGates {
+            engine,
+            jobs,
+            results: Default::default(),
+        })
+    }
 }
 
 /// Runs passes 0, 2 and 3 (and records pass 1's findings, computed by the
@@ -227,6 +364,7 @@ pub fn run_passes(
     scope: &Scope,
     content: Vec<Finding>,
     all: bool,
+    fused: Option<&FusedGates>,
     ctl: Control<'_>,
 ) -> Result<(Model, PassReport)> {
     let m = Model::load(view)?;
@@ -269,7 +407,7 @@ pub fn run_passes(
         return Ok((m, r));
     }
     ctl.progress.phase("gates");
-    let (gates, binary) = gate_findings(&m, view, scope, ctl)?;
+    let (gates, binary) = gate_findings(&m, view, scope, fused, ctl)?;
     r.passes[3] = Some(gates);
     r.binary_skipped = binary;
     Ok((m, r))
@@ -402,7 +540,7 @@ pub fn snapshot(
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {
         ctl.progress.phase("gates");
-        findings.extend(gate_findings(&m, &view, &scope, ctl)?.0);
+        findings.extend(gate_findings(&m, &view, &scope, None, ctl)?.0);
     }
     if !findings.is_empty() {
         return Err(Error::Refused {
@@ -439,13 +577,16 @@ pub fn verify(
     all_passes: bool,
     ctl: Control<'_>,
 ) -> Result<(crate::worktree::WorktreeReport, Option<PassReport>)> {
-    let r = crate::worktree::verify(store, plane, ctl)?;
     let scope = Scope::open(plane)?;
     if !is_governed(&scope) {
-        return Ok((r, None));
+        return Ok((crate::worktree::verify(store, plane, ctl)?, None));
     }
+    // The content gates run on the bytes the scan hashes: each file is read once.
+    let fused = FusedGates::plan(&scope);
+    let hook = fused.as_ref().map(|f| f as &dyn crate::scan::ContentHook);
+    let r = crate::worktree::verify_with(store, plane, hook, ctl)?;
     let view = worktree_view(store, &scope, &r.scan)?;
-    let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, ctl)?;
+    let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, fused.as_ref(), ctl)?;
     drop(view);
     Ok((r, Some(passes)))
 }

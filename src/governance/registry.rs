@@ -39,14 +39,21 @@ impl std::fmt::Display for RegistryError {
 pub struct Row<'t> {
     /// 1-based line in the file.
     pub line: u64,
-    cells: Vec<String>,
+    /// The row's cell boundaries in `text`: cell `i` is `text[ends[i-1]..ends[i]]`
+    /// (`start` for the first).
+    start: usize,
+    ends: &'t [usize],
+    text: &'t str,
     columns: &'t HashMap<String, usize>,
 }
 
-impl Row<'_> {
+impl<'t> Row<'t> {
     /// The cell of `column` ("" for an optional column the file does not have).
-    pub fn get(&self, column: &str) -> &str {
-        self.columns.get(column).map_or("", |&i| self.cells[i].as_str())
+    pub fn get(&self, column: &str) -> &'t str {
+        self.columns.get(column).map_or("", |&i| {
+            let from = if i == 0 { self.start } else { self.ends[i - 1] };
+            &self.text[from..self.ends[i]]
+        })
     }
 }
 
@@ -56,7 +63,13 @@ pub struct Table {
     /// Plane-relative path, for messages.
     pub file: String,
     columns: HashMap<String, usize>,
-    rows: Vec<(u64, Vec<String>)>,
+    /// Every data cell, concatenated (one allocation per file, not per cell).
+    text: String,
+    /// End offset in `text` of every cell, row after row.
+    ends: Vec<usize>,
+    /// Line of every data row.
+    lines: Vec<u64>,
+    width: usize,
 }
 
 impl Table {
@@ -122,23 +135,35 @@ impl Table {
             .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(bytes);
         let mut header: Option<Vec<String>> = None;
-        let mut rows = Vec::new();
-        for rec in reader.records() {
-            let rec = rec.map_err(|e| {
-                let line = e.position().map_or(0, |p| p.line());
-                err(line, format!("unreadable: {e}"))
-            })?;
+        let mut text = String::with_capacity(bytes.len());
+        let mut ends = Vec::new();
+        let mut lines = Vec::new();
+        let mut rec = csv::StringRecord::new();
+        loop {
+            match reader.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Err(err(line, format!("unreadable: {e}")));
+                }
+            }
             let line = rec.position().map_or(0, |p| p.line());
-            let cells: Vec<String> = rec.iter().map(str::to_string).collect();
             match &header {
-                None => header = Some(cells),
-                Some(h) if h.len() != cells.len() => {
+                None => header = Some(rec.iter().map(str::to_string).collect()),
+                Some(h) if h.len() != rec.len() => {
                     return Err(err(
                         line,
-                        format!("has {} cells; the header has {} columns", cells.len(), h.len()),
+                        format!("has {} cells; the header has {} columns", rec.len(), h.len()),
                     ));
                 }
-                Some(_) => rows.push((line, cells)),
+                Some(_) => {
+                    for cell in rec.iter() {
+                        text.push_str(cell);
+                        ends.push(text.len());
+                    }
+                    lines.push(line);
+                }
             }
         }
         let header = header.ok_or_else(|| err(0, "no header line".into()))?;
@@ -162,16 +187,24 @@ impl Table {
         Ok(Table {
             file: file.to_string(),
             columns,
-            rows,
+            text,
+            ends,
+            lines,
+            width: header.len(),
         })
     }
 
     /// The data rows, in file order.
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(|(line, cells)| Row {
-            line: *line,
-            cells: cells.clone(),
-            columns: &self.columns,
+        self.lines.iter().enumerate().map(|(r, &line)| {
+            let ends = &self.ends[r * self.width..(r + 1) * self.width];
+            Row {
+                line,
+                start: if r == 0 { 0 } else { self.ends[r * self.width - 1] },
+                ends,
+                text: &self.text,
+                columns: &self.columns,
+            }
         })
     }
 
