@@ -1147,9 +1147,10 @@ pub fn gate_plan(m: &Model) -> GatePlan {
     gate_plan_of(m, true)
 }
 
-/// [`gate_plan`]; with `present` false, for every declared path, present or
-/// not (a plan made from the compiled registry before the files are scanned).
-pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
+/// Every gate of every loaded rules file, with its framework id, and for
+/// each spec the indices (into those gates) of the per-file gates that apply
+/// to the files it owns (`required_files` gates excluded: they are per spec).
+pub fn spec_gates(m: &Model) -> (Vec<(String, crate::gate::Gate)>, HashMap<String, Vec<usize>>) {
     let mut gates = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     for (fw, rules) in &m.rules {
@@ -1158,7 +1159,7 @@ pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
             gates.push((fw.clone(), g.clone()));
         }
     }
-    let mut spec_gates: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_spec: HashMap<String, Vec<usize>> = HashMap::new();
     for s in m.specs.values() {
         let ids = m
             .gate_ids(s)
@@ -1166,8 +1167,14 @@ pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
             .filter_map(|g| index.get(&(s.framework_id.clone(), g)).copied())
             .filter(|&i| !matches!(gates[i].1.check, GateCheck::RequiredFiles { .. }))
             .collect();
-        spec_gates.insert(s.id.as_str(), ids);
+        by_spec.insert(s.id.clone(), ids);
     }
+    (gates, by_spec)
+}
+
+/// [`gate_plan`]; with `present` false, for every declared path, present or not.
+pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
+    let (gates, by_spec) = spec_gates(m);
     let mut jobs = Vec::new();
     for (path, decls) in &m.declared {
         if present && !m.files.contains_key(path) {
@@ -1175,7 +1182,7 @@ pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
         }
         let d = &decls[0];
         if let Some(s) = m.spec_of(d)
-            && let Some(ids) = spec_gates.get(s.id.as_str())
+            && let Some(ids) = by_spec.get(&s.id)
             && !ids.is_empty()
         {
             jobs.push((path.clone(), d.owner_id.clone(), ids.clone()));

@@ -197,48 +197,67 @@ pub fn gate_findings(
     ctl: Control<'_>,
 ) -> Result<(Vec<Finding>, Vec<RelPath>)> {
     let mut out = required_file_findings(m, view);
-    let plan = super::gate_plan(m);
+    let (gates, by_spec) = super::spec_gates(m);
     let mut binary = Vec::new();
-    if !plan.jobs.is_empty() {
-        let mut todo: Vec<crate::gate::FileJob> = Vec::new();
-        let fused = fused.filter(|f| f.engine.gates() == plan.gates.as_slice());
-        let results = fused.map(|f| std::mem::take(&mut *f.results.lock().unwrap_or_else(|e| e.into_inner())));
-        for (path, owner, gates) in plan.jobs {
-            if let (Some(f), Some(results)) = (fused, &results)
-                && let Some(job) = f.jobs.get(&path)
-                && job.owner == owner
-                && job.gates == gates
-                && let Some((found, bin)) = results.get(&path)
-            {
-                out.extend(found.iter().cloned());
-                if *bin {
-                    binary.push(path);
-                }
-                continue;
-            }
-            todo.push(crate::gate::FileJob { path, owner, gates });
+    let fused = fused.filter(|f| f.engine.gates() == gates.as_slice());
+    let mut found: std::collections::HashMap<usize, (Vec<Finding>, bool)> = match fused {
+        Some(f) => std::mem::take(&mut *f.found.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .map(|(pos, fs, bin)| (pos, (fs, bin)))
+            .collect(),
+        None => Default::default(),
+    };
+    let mut todo: Vec<crate::gate::FileJob> = Vec::new();
+    for (path, decls) in &m.declared {
+        if !m.files.contains_key(path) {
+            continue;
         }
+        let d = &decls[0];
+        let Some(ids) = m
+            .spec_of(d)
+            .and_then(|s| by_spec.get(&s.id))
+            .filter(|ids| !ids.is_empty())
+        else {
+            continue;
+        };
+        if let Some(f) = fused
+            && let Some(pos) = f.find(path)
+            && f.handled[pos].load(std::sync::atomic::Ordering::Relaxed)
+            && f.owner_of(pos)
+                .is_some_and(|(o, g)| o == d.owner_id && g == ids.as_slice())
+        {
+            if let Some((fs, bin)) = found.remove(&pos) {
+                out.extend(fs);
+                if bin {
+                    binary.push(path.clone());
+                }
+            }
+            continue;
+        }
+        todo.push(crate::gate::FileJob {
+            path: path.clone(),
+            owner: d.owner_id.clone(),
+            gates: ids.clone(),
+        });
+    }
+    if !todo.is_empty() {
         let built;
         let engine = match fused {
             Some(f) => Some(&f.engine),
-            None => {
-                // Rules files were validated when loaded, so the engine compiles; a
-                // failure here would be a bug in that validation, reported as CP209.
-                match crate::gate::Engine::new(plan.gates) {
-                    Ok(e) => {
-                        built = e;
-                        Some(&built)
-                    }
-                    Err(msg) => {
-                        out.push(Finding::new(Code::BadRules, RelPath::root(), msg));
-                        None
-                    }
+            // Rules files were validated when loaded, so the engine compiles; a
+            // failure here would be a bug in that validation, reported as CP209.
+            None => match crate::gate::Engine::new(gates) {
+                Ok(e) => {
+                    built = e;
+                    Some(&built)
                 }
-            }
+                Err(msg) => {
+                    out.push(Finding::new(Code::BadRules, RelPath::root(), msg));
+                    None
+                }
+            },
         };
-        if let Some(engine) = engine
-            && !todo.is_empty()
-        {
+        if let Some(engine) = engine {
             let r = engine.run(scope, &todo, ctl)?;
             out.extend(r.findings);
             binary.extend(r.binary_skipped);
@@ -257,22 +276,59 @@ pub fn gate_findings(
 /// and reads the others itself.
 pub struct FusedGates {
     engine: crate::gate::Engine,
-    jobs: std::collections::HashMap<RelPath, crate::gate::FileJob>,
-    results: std::sync::Mutex<std::collections::HashMap<RelPath, (Vec<Finding>, bool)>>,
+    /// The compiled registry as read before the scan.
+    table: super::registry::Table,
+    /// Its rows sorted by path bytes (indices into `table`).
+    order: Vec<u32>,
+    /// Per sorted row: its owner's index in `owners`, or `u32::MAX` when no gate applies.
+    owner: Vec<u32>,
+    /// Owners with gates: (owner id, gate indices into the engine).
+    owners: Vec<(String, Vec<usize>)>,
+    /// Per sorted row: the scan showed the file's bytes and its gates ran.
+    handled: Vec<std::sync::atomic::AtomicBool>,
+    /// What they found, for the rows that found anything or were binary: (sorted row, findings, binary).
+    found: std::sync::Mutex<Vec<(usize, Vec<Finding>, bool)>>,
+}
+
+impl FusedGates {
+    /// The sorted row of `path`, if the compiled registry lists it.
+    fn find(&self, path: &RelPath) -> Option<usize> {
+        self.order
+            .binary_search_by(|&r| self.table.row(r as usize).get("path").as_bytes().cmp(path.as_bytes()))
+            .ok()
+    }
+
+    /// The owner and gates planned for sorted row `pos`.
+    fn owner_of(&self, pos: usize) -> Option<(&str, &[usize])> {
+        self.owners
+            .get(self.owner[pos] as usize)
+            .map(|(o, g)| (o.as_str(), g.as_slice()))
+    }
 }
 
 impl crate::scan::ContentHook for FusedGates {
     fn wants(&self, rel: &RelPath) -> bool {
-        self.jobs.contains_key(rel)
+        self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
     }
 
     fn content(&self, rel: &RelPath, bytes: &[u8]) {
-        let Some(job) = self.jobs.get(rel) else { return };
-        if let Ok(found) = self.engine.check_bytes(job, bytes) {
-            self.results
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(rel.clone(), found);
+        let Some(pos) = self.find(rel) else { return };
+        let Some((owner, gates)) = self.owner_of(pos) else {
+            return;
+        };
+        let job = crate::gate::FileJob {
+            path: rel.clone(),
+            owner: owner.to_string(),
+            gates: gates.to_vec(),
+        };
+        if let Ok((found, binary)) = self.engine.check_bytes(&job, bytes) {
+            if !found.is_empty() || binary {
+                self.found
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((pos, found, binary));
+            }
+            self.handled[pos].store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -323,33 +379,60 @@ impl FusedGates {
             }
         }
         let view = View::of_files(files, |rel, _| read_file(scope, rel));
-        let mut m = Model::load(&view).ok()?;
+        let m = Model::load(&view).ok()?;
+        let (gates, by_spec) = super::spec_gates(&m);
         let compiled = read_file(scope, &rel(COMPILED)?).ok()?;
-        let t = super::registry::Table::parse(&compiled, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[])
-            .ok()?;
-        let source = rel(COMPILED)?;
-        for r in t.rows() {
-            let (Some(path), Some(kind)) = (rel(r.get("path")), super::OwnerKind::parse(r.get("owner_kind"))) else {
-                continue;
-            };
-            m.declared.entry(path).or_default().push(super::Declaration {
-                owner_id: r.get("owner_id").to_string(),
-                owner_kind: kind,
-                source: source.clone(),
-                line: r.line,
+        let table =
+            super::registry::Table::parse(&compiled, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[])
+                .ok()?;
+        let mut order: Vec<u32> = (0..table.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            table
+                .row(a as usize)
+                .get("path")
+                .as_bytes()
+                .cmp(table.row(b as usize).get("path").as_bytes())
+        });
+        let mut owners: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut owner_index: std::collections::HashMap<(&str, &str), u32> = std::collections::HashMap::new();
+        let mut owner = Vec::with_capacity(order.len());
+        for &r in &order {
+            let row = table.row(r as usize);
+            let key = (row.get("owner_id"), row.get("owner_kind"));
+            let idx = *owner_index.entry(key).or_insert_with(|| {
+                let d = super::Declaration {
+                    owner_id: key.0.to_string(),
+                    owner_kind: super::OwnerKind::parse(key.1).unwrap_or(super::OwnerKind::Spec),
+                    source: RelPath::root(),
+                    line: 0,
+                };
+                match super::OwnerKind::parse(key.1)
+                    .and_then(|_| m.spec_of(&d))
+                    .and_then(|s| by_spec.get(&s.id))
+                    .filter(|g| !g.is_empty())
+                {
+                    Some(g) => {
+                        owners.push((key.0.to_string(), g.clone()));
+                        (owners.len() - 1) as u32
+                    }
+                    None => u32::MAX,
+                }
             });
+            owner.push(idx);
         }
-        let plan = super::gate_plan_of(&m, false);
-        let engine = crate::gate::Engine::new(plan.gates).ok()?;
-        let jobs = plan
-            .jobs
-            .into_iter()
-            .map(|(path, owner, gates)| (path.clone(), crate::gate::FileJob { path, owner, gates }))
+        drop(owner_index);
+        let engine = crate::gate::Engine::new(gates).ok()?;
+        let handled = (0..order.len())
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
             .collect();
         Some(FusedGates {
             engine,
-            jobs,
-            results: Default::default(),
+            table,
+            order,
+            owner,
+            owners,
+            handled,
+            found: Default::default(),
         })
     }
 }

@@ -194,6 +194,30 @@ impl Table {
         })
     }
 
+    /// The number of data rows.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True when the table has no data rows.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Data row `r` (0-based, in file order).
+    ///
+    /// # Panics
+    /// When `r >= self.len()`.
+    pub fn row(&self, r: usize) -> Row<'_> {
+        Row {
+            line: self.lines[r],
+            start: if r == 0 { 0 } else { self.ends[r * self.width - 1] },
+            ends: &self.ends[r * self.width..(r + 1) * self.width],
+            text: &self.text,
+            columns: &self.columns,
+        }
+    }
+
     /// The data rows, in file order.
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
         self.lines.iter().enumerate().map(|(r, &line)| {
