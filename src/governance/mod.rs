@@ -1147,10 +1147,13 @@ pub fn gate_plan(m: &Model) -> GatePlan {
     gate_plan_of(m, true)
 }
 
+/// For each spec id, the indices of the per-file gates that apply to its files.
+pub type SpecGates = HashMap<String, Vec<usize>>;
+
 /// Every gate of every loaded rules file, with its framework id, and for
 /// each spec the indices (into those gates) of the per-file gates that apply
 /// to the files it owns (`required_files` gates excluded: they are per spec).
-pub fn spec_gates(m: &Model) -> (Vec<(String, crate::gate::Gate)>, HashMap<String, Vec<usize>>) {
+pub fn spec_gates(m: &Model) -> (Vec<(String, crate::gate::Gate)>, SpecGates) {
     let mut gates = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
     for (fw, rules) in &m.rules {
@@ -1159,7 +1162,7 @@ pub fn spec_gates(m: &Model) -> (Vec<(String, crate::gate::Gate)>, HashMap<Strin
             gates.push((fw.clone(), g.clone()));
         }
     }
-    let mut by_spec: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_spec: SpecGates = HashMap::new();
     for s in m.specs.values() {
         let ids = m
             .gate_ids(s)
