@@ -18,6 +18,7 @@ mod plane;
 mod quarantine;
 mod restore;
 mod rollback;
+mod secrets;
 mod show;
 mod snapshot;
 mod status;
@@ -74,6 +75,7 @@ enum Command {
     Own(own::OwnArgs),
     Explain(explain::ExplainArgs),
     Quarantine(quarantine::QuarantineArgs),
+    Secrets(secrets::SecretsArgs),
     Diff(diff::DiffArgs),
     Rollback(rollback::RollbackArgs),
     Restore(restore::RestoreArgs),
@@ -374,6 +376,7 @@ pub fn main() -> u8 {
         Command::Own(a) => own::cmd_own(&mut ctx, a),
         Command::Explain(a) => explain::cmd_explain(&mut ctx, a),
         Command::Quarantine(a) => quarantine::cmd_quarantine(&mut ctx, a),
+        Command::Secrets(a) => secrets::cmd_secrets(&mut ctx, a),
         Command::Diff(a) => diff::cmd_diff(&mut ctx, a),
         Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
         Command::Restore(a) => restore::cmd_restore(&mut ctx, a),
@@ -403,6 +406,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Own(a) => a.json,
         Command::Explain(a) => a.json,
         Command::Quarantine(a) => a.json,
+        Command::Secrets(a) => a.json,
         Command::Diff(a) => a.json,
         Command::Rollback(a) => a.json,
         Command::Restore(a) => a.json,
