@@ -314,7 +314,9 @@ pub fn default_secrets() -> Vec<Pattern> {
         ),
         p(
             "password-assignment",
-            r#"(?:(?i-u:pass)_*(?i-u:w(?:or)?d)|(?i-u:pwd))["']*[ \t]*(?::=|=>|[:=])[ \t]*(?:"[^"\r\n]+"|'[^'\r\n]+')"#,
+            // A value that starts with `$` or `{` is a reference (`"${DB_PASSWORD}"`,
+            // `"{{ vault_pw }}"`), not a secret.
+            r#"(?:(?i-u:pass)_*(?i-u:w(?:or)?d)|(?i-u:pwd))["']*[ \t]*(?::=|=>|[:=])[ \t]*(?:"[^"$\{\r\n][^"\r\n]*"|'[^'$\{\r\n][^'\r\n]*')"#,
         ),
     ]
 }
@@ -1247,6 +1249,11 @@ mod tests {
                 "password-assignment",
                 "DB_PASSWORD='x'".into(),
                 "if password == \"x\":".into(),
+            ),
+            (
+                "password-assignment",
+                "password: \"hunter2\"".into(),
+                "password: \"${DB_PASSWORD}\"".into(),
             ),
             (
                 "password-assignment",

@@ -12,6 +12,14 @@ use std::path::PathBuf;
 /// temporary name and becomes `.cp` only once the first checkpoint is
 /// durable: if some file cannot be stored (unreadable, a FIFO, socket or
 /// device), or the disk fills up, init reports it and leaves no store behind.
+///
+/// A tree that already has registries (registries/frameworks_registry.csv)
+/// is adopted as it is: every plane its registries/planes_registry.csv
+/// declares (name, path, tier) becomes a plane, each governed plane's
+/// ownership registry is compiled, every plane is sealed, and each governed
+/// one is verified at once (exit 1, with the findings, when one fails; the
+/// checkpoints are kept). `--governed` lays down a genesis framework and
+/// registries first in a tree that has none.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Directory to govern (default: the current directory)

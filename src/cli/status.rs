@@ -37,7 +37,8 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let clean = r.is_clean() && gov.is_empty();
     if args.json {
         let list: Vec<Value> = r.reported().map(change_json).collect();
-        let f: Vec<Value> = r.scan.findings.iter().map(finding_json).collect();
+        // Unscannable paths and (governed) ownership findings, one list as in `verify`.
+        let f: Vec<Value> = r.scan.findings.iter().chain(gov).map(finding_json).collect();
         writeln!(
             ctx.out,
             "{}",
@@ -51,7 +52,6 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 "hashed_files": r.scan.hashed_files,
                 "exempt": r.scan.exempt,
                 "governed": governed.is_some(),
-                "ownership": gov.iter().map(finding_json).collect::<Vec<Value>>(),
             })
         )?;
     } else {
