@@ -266,7 +266,37 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
         }
         write_file(&scope, reg, out.as_bytes())?;
     }
-    let compile = compile_worktree(store, plane, ctl)?;
+    let mut compile = compile_worktree(store, plane, ctl)?;
+    // Say at once when the new owner's framework does not authorize a path
+    // (pass 2 would, at the next verify or snapshot).
+    let probe = super::Declaration {
+        owner_id: owner.to_string(),
+        owner_kind: kind,
+        source: RelPath::root(),
+        line: 0,
+    };
+    if let Some(f) = m.framework_of(&probe) {
+        for o in &owned {
+            if f.authorizing_glob(&o.path).is_none() {
+                compile.findings.push(
+                    crate::finding::Finding::new(
+                        crate::finding::Code::NotAuthorized,
+                        o.path.clone(),
+                        format!(
+                            "owner {owner} belongs to framework {}, which authorizes only {}",
+                            f.id,
+                            if f.authorizes.is_empty() {
+                                "nothing".to_string()
+                            } else {
+                                f.authorizes.join(";")
+                            }
+                        ),
+                    )
+                    .owned_by(owner),
+                );
+            }
+        }
+    }
     Ok(OwnReport {
         owned,
         unchanged,

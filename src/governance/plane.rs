@@ -280,6 +280,8 @@ pub struct FusedGates {
     table: super::registry::Table,
     /// Its rows sorted by path bytes (indices into `table`).
     order: Vec<u32>,
+    /// The `path` column of `table`.
+    path_col: usize,
     /// Per sorted row: its owner's index in `owners`, or `u32::MAX` when no gate applies.
     owner: Vec<u32>,
     /// Owners with gates: (owner id, gate indices into the engine).
@@ -294,7 +296,12 @@ impl FusedGates {
     /// The sorted row of `path`, if the compiled registry lists it.
     fn find(&self, path: &RelPath) -> Option<usize> {
         self.order
-            .binary_search_by(|&r| self.table.row(r as usize).get("path").as_bytes().cmp(path.as_bytes()))
+            .binary_search_by(|&r| {
+                self.table
+                    .cell(r as usize, self.path_col)
+                    .as_bytes()
+                    .cmp(path.as_bytes())
+            })
             .ok()
     }
 
@@ -385,13 +392,13 @@ impl FusedGates {
         let table =
             super::registry::Table::parse(&compiled, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[])
                 .ok()?;
+        let path_col = table.column("path")?;
         let mut order: Vec<u32> = (0..table.len() as u32).collect();
         order.sort_by(|&a, &b| {
             table
-                .row(a as usize)
-                .get("path")
+                .cell(a as usize, path_col)
                 .as_bytes()
-                .cmp(table.row(b as usize).get("path").as_bytes())
+                .cmp(table.cell(b as usize, path_col).as_bytes())
         });
         let mut owners: Vec<(String, Vec<usize>)> = Vec::new();
         let mut owner_index: std::collections::HashMap<(&str, &str), u32> = std::collections::HashMap::new();
@@ -429,6 +436,7 @@ impl FusedGates {
             engine,
             table,
             order,
+            path_col,
             owner,
             owners,
             handled,

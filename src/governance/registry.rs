@@ -194,6 +194,21 @@ impl Table {
         })
     }
 
+    /// The index of `column`, for [`Table::cell`].
+    pub fn column(&self, column: &str) -> Option<usize> {
+        self.columns.get(column).copied()
+    }
+
+    /// Cell `col` (from [`Table::column`]) of data row `r`.
+    ///
+    /// # Panics
+    /// When `r` or `col` is out of range.
+    pub fn cell(&self, r: usize, col: usize) -> &str {
+        let i = r * self.width + col;
+        let from = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[from..self.ends[i]]
+    }
+
     /// The number of data rows.
     pub fn len(&self) -> usize {
         self.lines.len()
