@@ -252,14 +252,20 @@ fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
     }
     cplane(d.path()).arg("init").assert().success();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Files appear whole (written aside, then renamed in) and vanish: paths come
+    // and go, but none is seen half-written, which would rightly be CP107.
+    let aside = tempfile::tempdir_in(d.path().parent().unwrap()).unwrap();
     let churn = {
-        let (root, stop) = (d.path().join("build"), stop.clone());
+        let (root, stop, aside) = (d.path().join("build"), stop.clone(), aside.path().to_path_buf());
         std::thread::spawn(move || {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let dir = root.join(format!("obj{}", i % 7));
                 let _ = fs::create_dir_all(&dir);
-                let _ = fs::write(dir.join(format!("t{i}.o")), b"x");
+                let tmp = aside.join(format!("t{i}.o"));
+                if fs::write(&tmp, b"x").is_ok() {
+                    let _ = fs::rename(&tmp, dir.join(format!("t{i}.o")));
+                }
                 let _ = fs::remove_file(dir.join(format!("t{}.o", i.saturating_sub(3))));
                 if i.is_multiple_of(50) {
                     let _ = fs::remove_dir_all(&dir);
