@@ -136,7 +136,7 @@ impl Code {
                 "give it an owner (cplane own PATH --by SPEC-ID), move it out (cplane quarantine), or delete it"
             }
             Code::DeclaredMissing => {
-                "put the file back (cplane restore REF PATH from a checkpoint that has it), or delete its row from the .file_registry.csv named above and run cplane compile"
+                "put the file back (cplane restore REF PATH from a checkpoint that has it), or drop its row: cplane disown PATH"
             }
             Code::TwoOwners => "keep exactly one row for the path across the .file_registry.csv files",
             Code::UnknownOwner => {

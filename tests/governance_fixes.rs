@@ -185,3 +185,50 @@ fn restore_is_refused_only_for_what_it_would_break() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--force"), "{err}");
 }
+
+#[test]
+fn disown_clears_the_row_of_a_deleted_file_so_snapshot_seals_again() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/old.py", "OLD = 1\n");
+    write(d, "lib/keep.py", "KEEP = 1\n");
+    stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
+    stdout(d, &["snapshot"]);
+    fs::remove_file(d.join("lib/old.py")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_code(d, &["verify", "--json"], 1)).unwrap();
+    assert!(v["findings"].to_string().contains("CP002"), "{v}");
+    stdout_code(d, &["snapshot"], 1);
+    let out = stdout(d, &["disown", "lib/old.py"]);
+    assert!(out.contains("disowned lib/old.py (was SPEC-LIB"), "{out}");
+    stdout(d, &["snapshot"]);
+    stdout(d, &["verify"]);
+    // keep.py keeps its row; a path nothing declares is an error naming it.
+    let v: serde_json::Value = serde_json::from_str(&stdout(d, &["explain", "lib/keep.py", "--json"])).unwrap();
+    assert_eq!(v["owners"][0]["owner"], "SPEC-LIB");
+    let out = cplane(d)
+        .args(["disown", "lib/never.py"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lib/never.py"));
+}
+
+#[test]
+fn a_path_in_a_nested_plane_is_refused_with_its_plane_relative_name() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "top.txt", "top\n");
+    write(d, "inner/x/stray.txt", "stray\n");
+    stdout(d, &["init"]);
+    stdout(d, &["plane", "add", "inner", "inner"]);
+    let out = cplane(d)
+        .args(["restore", "HEAD", "inner/x/stray.txt"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--plane inner") && err.contains("`x/stray.txt`"), "{err}");
+}

@@ -7,6 +7,7 @@ mod cat;
 mod compile;
 mod demo;
 mod diff;
+mod disown;
 mod explain;
 mod fsck;
 mod hooks;
@@ -73,6 +74,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     Compile(compile::CompileArgs),
     Own(own::OwnArgs),
+    Disown(disown::DisownArgs),
     Explain(explain::ExplainArgs),
     Quarantine(quarantine::QuarantineArgs),
     Secrets(secrets::SecretsArgs),
@@ -355,6 +357,7 @@ pub fn main() -> u8 {
             | Command::Snapshot(_)
             | Command::Compile(_)
             | Command::Own(_)
+            | Command::Disown(_)
             | Command::Quarantine(_)
             | Command::Rollback(_)
             | Command::Restore(_)
@@ -374,6 +377,7 @@ pub fn main() -> u8 {
         Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
         Command::Compile(a) => compile::cmd_compile(&mut ctx, a),
         Command::Own(a) => own::cmd_own(&mut ctx, a),
+        Command::Disown(a) => disown::cmd_disown(&mut ctx, a),
         Command::Explain(a) => explain::cmd_explain(&mut ctx, a),
         Command::Quarantine(a) => quarantine::cmd_quarantine(&mut ctx, a),
         Command::Secrets(a) => secrets::cmd_secrets(&mut ctx, a),
@@ -404,6 +408,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Verify(a) => a.json,
         Command::Compile(a) => a.json,
         Command::Own(a) => a.json,
+        Command::Disown(a) => a.json,
         Command::Explain(a) => a.json,
         Command::Quarantine(a) => a.json,
         Command::Secrets(a) => a.json,
@@ -604,9 +609,19 @@ pub fn plane_path(
         && let Ok(other) = store.plane_containing(&plane.root.join(rel.as_os_str()))
         && other.name != plane.name
     {
+        let inner = plane
+            .root
+            .join(rel.as_os_str())
+            .strip_prefix(&other.root)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         return Err(CliError::Usage(
             format!("`{shown}` belongs to plane `{}`, not `{}`", other.name, plane.name),
-            Some(format!("add `--plane {}`", other.name)),
+            Some(format!(
+                "add `--plane {}` and name the path relative to that plane's root (`{inner}`), or run the command from inside {}",
+                other.name,
+                other.root.display()
+            )),
         ));
     }
     Ok(rel)

@@ -419,3 +419,82 @@ pub fn quarantine(
         changed_meanwhile,
     })
 }
+
+/// What `disown` did.
+#[derive(Debug)]
+pub struct DisownReport {
+    /// Rows removed: (declared path, its owner, the registry that held the row).
+    pub removed: Vec<(RelPath, String, RelPath)>,
+    /// The compile that followed.
+    pub compile: CompileReport,
+}
+
+/// `cplane disown PATH...`: removes every row that declares PATH, or a path
+/// below it (the file may be gone: that is what it is for, after an `rm`),
+/// from whichever `.file_registry.csv` holds it; the rows of the
+/// `.file_registry.csv` files themselves are kept unless one is named.
+/// Then compiles.
+///
+/// # Errors
+/// [`Error::NotGoverned`]; [`Error::BadConfig`] for a path no row declares
+/// or a registry that does not parse; [`Error::Refused`] from the compile.
+pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>) -> Result<DisownReport> {
+    let scope = Scope::open(plane)?;
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let view = worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        return Err(Error::NotGoverned {
+            plane: plane.name.clone(),
+        });
+    }
+    let m = Model::load(&view)?;
+    let bad = |path: &RelPath, reason: String| Error::BadConfig {
+        path: plane.root.join(path.as_os_str()),
+        reason,
+    };
+    let mut lines: BTreeMap<RelPath, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    let mut removed = Vec::new();
+    for p in paths {
+        let mut any = false;
+        for (declared, decls) in &m.declared {
+            let named = declared == p;
+            let below = declared.starts_with(p) && declared.file_name() != Some(FILE_REGISTRY.as_bytes());
+            if !(named || below) {
+                continue;
+            }
+            any = true;
+            for d in decls {
+                if lines.entry(d.source.clone()).or_default().insert(d.line) {
+                    removed.push((declared.clone(), d.owner_id.clone(), d.source.clone()));
+                }
+            }
+        }
+        if !any {
+            return Err(bad(
+                p,
+                "no .file_registry.csv row declares it (or anything below it)".into(),
+            ));
+        }
+    }
+    drop(view);
+    for (reg, drop_lines) in &lines {
+        let text = String::from_utf8(read_file(&scope, reg)?).map_err(|_| bad(reg, "is not UTF-8".into()))?;
+        Table::parse(
+            text.as_bytes(),
+            &reg.display(),
+            &["file_path", "owner_id", "owner_kind"],
+            &[],
+        )
+        .map_err(|e| bad(reg, e.to_string()))?;
+        let mut out = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            if !drop_lines.contains(&(i as u64 + 1)) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        write_file(&scope, reg, out.as_bytes())?;
+    }
+    let compile = compile_worktree(store, plane, ctl)?;
+    Ok(DisownReport { removed, compile })
+}

@@ -1,0 +1,73 @@
+//! `cplane disown`.
+
+use super::{CmdResult, Ctx, finding_json, findings_code, output, plane_path};
+use serde_json::json;
+use std::io::Write;
+
+/// Remove the ownership rows of files, e.g. after deleting them
+///
+/// Deletes every .file_registry.csv row that declares PATH or a path below
+/// it — the files need not exist any more: after `rm old.py`, `cplane
+/// disown old.py` clears its row (CP002 otherwise). The rows of the
+/// .file_registry.csv files themselves are kept unless one is named. Then
+/// the ownership registry is compiled. A file that still exists becomes
+/// unmapped (CP001): give it another owner with `cplane own`, or move it
+/// out. Nothing is sealed: `cplane snapshot` records the change.
+#[derive(clap::Args, Debug)]
+pub struct DisownArgs {
+    /// Files or directories (relative to the plane root, or to the current
+    /// directory when they start with ./ or ../)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<std::ffi::OsString>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| plane_path(ctx, &store, &plane, p, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = cplane::governance::edit::disown(&store, &plane, &paths, ctx.control(&cplane::progress::NoProgress))?;
+    drop(lock);
+    if args.json {
+        let removed: Vec<_> = r
+            .removed
+            .iter()
+            .map(|(p, o, reg)| json!({"path": p.display(), "owner": o, "registry": reg.display()}))
+            .collect();
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "removed": removed,
+                "compiled": {"rows": r.compile.rows, "written": r.compile.written},
+                "findings": r.compile.findings.iter().map(finding_json).collect::<Vec<_>>(),
+            })
+        )?;
+    } else {
+        for (p, o, reg) in &r.removed {
+            writeln!(
+                ctx.out,
+                "disowned {} (was {o}; {})",
+                output::path(p.as_bytes()),
+                reg.display()
+            )?;
+        }
+        for f in &r.compile.findings {
+            write!(ctx.out, "{}", output::finding(f))?;
+        }
+        writeln!(
+            ctx.out,
+            "compiled {}: {}; `cplane snapshot` records the change",
+            cplane::governance::COMPILED,
+            output::count(r.compile.rows as u64, "row")
+        )?;
+    }
+    Ok(findings_code(r.compile.findings.is_empty()))
+}
