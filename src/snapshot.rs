@@ -410,7 +410,10 @@ pub fn init(dir: &std::path::Path, opts: InitOptions, ctl: Control<'_>) -> Resul
             // ownership reference empty; the verify after init names the problem.
             if governance::plane::is_governed(&scope)
                 && let Ok(r) = governance::plane::compile_worktree(&staged, &plane, ctl)
+                && r.findings.is_empty()
             {
+                // Only a state whose ownership is clean carries the reference:
+                // `status` trusts a HEAD that has one (store-format.md).
                 opts.ownership = Some(r.blob);
             }
             out.push((plane.clone(), seal(&mut staged, &lock, &plane, opts, ctl)?));

@@ -762,12 +762,14 @@ pub fn check_restore(
         .collect())
 }
 
-/// Pass 0 for `status`, from compiled state when it can: when no registry
-/// changed since HEAD, only the added and deleted paths are checked against
-/// the ownership registry HEAD sealed (`Snapshot::ownership`), so an
-/// unchanged governed plane costs nothing more than an ungoverned one; when
-/// a registry changed (or HEAD has no ownership reference), the full pass 0
-/// runs on the scanned tree. `None` for a plane without registries.
+/// Pass 0 for `status`, from compiled state when it can: HEAD's ownership
+/// reference (`Snapshot::ownership`) is only set on a state whose ownership
+/// was clean when sealed, so when no registry changed since such a HEAD,
+/// only the added and deleted paths are checked against the registry it
+/// sealed, and an unchanged governed plane costs nothing more than an
+/// ungoverned one. When a registry changed, or HEAD has no reference (an
+/// `init` that adopted findings, a `rollback --force`), the full pass 0 runs
+/// on the scanned tree. `None` for a plane without registries.
 ///
 /// # Errors
 /// Store damage while reading HEAD's ownership registry or trees.
@@ -781,7 +783,8 @@ pub fn status_findings(
     if !is_governed(&scope) {
         return Ok(None);
     }
-    if report.changes.is_empty() {
+    let trusted = report.head.as_ref().is_some_and(|(_, h)| h.ownership.is_some());
+    if report.changes.is_empty() && trusted {
         return Ok(Some(Vec::new()));
     }
     let registry_changed = report.changes.iter().any(|c| {
