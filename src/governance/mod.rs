@@ -288,6 +288,16 @@ impl Model {
     /// # Errors
     /// Only failures to read the view itself (I/O, store damage).
     pub fn load(view: &View<'_>) -> Result<Model> {
+        Model::load_with(view, &mut Parsed::new())
+    }
+
+    /// [`Model::load`], taking the `.file_registry.csv` tables already parsed
+    /// in `parsed` (by the scan that read them, see
+    /// [`plane::FusedGates`]) instead of reading them again; the rest are read.
+    ///
+    /// # Errors
+    /// As [`Model::load`].
+    pub fn load_with(view: &View<'_>, parsed: &mut Parsed) -> Result<Model> {
         let mut m = Model::default();
         m.load_frameworks(view)?;
         m.load_specs(view)?;
@@ -306,7 +316,7 @@ impl Model {
                 m.files.insert(path.clone(), *side);
             }
         }
-        m.load_declarations(view)?;
+        m.load_declarations(view, parsed)?;
         Ok(m)
     }
 
@@ -524,7 +534,7 @@ impl Model {
         Ok(())
     }
 
-    fn load_declarations(&mut self, view: &View<'_>) -> Result<()> {
+    fn load_declarations(&mut self, view: &View<'_>, done: &mut Parsed) -> Result<()> {
         let sources: Vec<RelPath> = self
             .files
             .iter()
@@ -534,15 +544,23 @@ impl Model {
         // Read and parse in parallel (one registry per directory on a large
         // plane), then merge in path order so the result never depends on timing.
         use rayon::prelude::*;
-        let parsed: Vec<(RelPath, Option<std::result::Result<Table, RegistryError>>)> = sources
+        let mut ready = Vec::new();
+        let mut todo = Vec::new();
+        for src in sources {
+            match done.remove(&src) {
+                Some(t) => ready.push((src, Some(t))),
+                None => todo.push(src),
+            }
+        }
+        let mut parsed: Vec<(RelPath, Option<std::result::Result<Table, RegistryError>>)> = todo
             .into_par_iter()
             .map(|src| {
-                let t = view
-                    .read(&src)?
-                    .map(|bytes| Table::parse(&bytes, &src.display(), &["file_path", "owner_id", "owner_kind"], &[]));
+                let t = view.read(&src)?.map(|bytes| parse_file_registry(&bytes, &src));
                 Ok((src, t))
             })
             .collect::<Result<_>>()?;
+        parsed.extend(ready);
+        parsed.sort_by(|a, b| a.0.cmp(&b.0));
         for (src, t) in parsed {
             let label = src.display();
             let t = match t {
@@ -663,6 +681,17 @@ impl Model {
         }
         out.into_bytes()
     }
+}
+
+/// `.file_registry.csv` tables parsed ahead of [`Model::load_with`], by path.
+pub type Parsed = HashMap<RelPath, std::result::Result<Table, RegistryError>>;
+
+/// Parses the `.file_registry.csv` at `path`.
+///
+/// # Errors
+/// The first problem, naming `path` and the line.
+pub fn parse_file_registry(bytes: &[u8], path: &RelPath) -> std::result::Result<Table, RegistryError> {
+    Table::parse(bytes, &path.display(), &["file_path", "owner_id", "owner_kind"], &[])
 }
 
 /// Which passes [`check`] runs.

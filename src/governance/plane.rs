@@ -290,6 +290,8 @@ pub struct FusedGates {
     handled: Vec<std::sync::atomic::AtomicBool>,
     /// What they found, for the rows that found anything or were binary: (sorted row, findings, binary).
     found: std::sync::Mutex<Vec<(usize, Vec<Finding>, bool)>>,
+    /// Every `.file_registry.csv` the scan read, parsed from the bytes it hashed.
+    parsed: std::sync::Mutex<super::Parsed>,
 }
 
 impl FusedGates {
@@ -315,10 +317,14 @@ impl FusedGates {
 
 impl crate::scan::ContentHook for FusedGates {
     fn wants(&self, rel: &RelPath) -> bool {
-        self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
+        rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) || self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
     }
 
     fn content(&self, rel: &RelPath, bytes: &[u8]) {
+        if rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) {
+            let t = super::parse_file_registry(bytes, rel);
+            self.parsed.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone(), t);
+        }
         let Some(pos) = self.find(rel) else { return };
         let Some((owner, gates)) = self.owner_of(pos) else {
             return;
@@ -441,6 +447,7 @@ impl FusedGates {
             owners,
             handled,
             found: Default::default(),
+            parsed: Default::default(),
         })
     }
 }
@@ -458,7 +465,10 @@ pub fn run_passes(
     fused: Option<&FusedGates>,
     ctl: Control<'_>,
 ) -> Result<(Model, PassReport)> {
-    let m = Model::load(view)?;
+    let m = match fused {
+        Some(f) => Model::load_with(view, &mut f.parsed.lock().unwrap_or_else(|e| e.into_inner()))?,
+        None => Model::load(view)?,
+    };
     let mut r = PassReport {
         exempt: m.exempt.clone(),
         owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
