@@ -314,9 +314,9 @@ pub fn default_secrets() -> Vec<Pattern> {
         ),
         p(
             "password-assignment",
-            // A value that starts with `$` or `{` is a reference (`"${DB_PASSWORD}"`,
-            // `"{{ vault_pw }}"`), not a secret.
-            r#"(?:(?i-u:pass)_*(?i-u:w(?:or)?d)|(?i-u:pwd))["']*[ \t]*(?::=|=>|[:=])[ \t]*(?:"[^"$\{\r\n][^"\r\n]*"|'[^'$\{\r\n][^'\r\n]*')"#,
+            // A value that starts with `${` or `{{` is a reference (`"${DB_PASSWORD}"`,
+            // `"{{ vault_pw }}"`), not a secret; `"$ecret"` still is one.
+            r#"(?:(?i-u:pass)_*(?i-u:w(?:or)?d)|(?i-u:pwd))["']*[ \t]*(?::=|=>|[:=])[ \t]*(?:"(?:[^"$\{\r\n]|\$[^\{"\r\n]|\{[^\{"\r\n])[^"\r\n]*"|'(?:[^'$\{\r\n]|\$[^\{'\r\n]|\{[^\{'\r\n])[^'\r\n]*')"#,
         ),
     ]
 }
@@ -1254,6 +1254,11 @@ mod tests {
                 "password-assignment",
                 "password: \"hunter2\"".into(),
                 "password: \"${DB_PASSWORD}\"".into(),
+            ),
+            (
+                "password-assignment",
+                "password = \"$ecret\"".into(),
+                "password = \"{{ vault_pw }}\"".into(),
             ),
             (
                 "password-assignment",

@@ -210,9 +210,12 @@ pub fn hash_file(
     hash_file_with(dir, name, path, writer, None)
 }
 
-/// [`hash_file`], and for a file smaller than [`PARALLEL_MIN_BYTES`] (read
-/// whole), `on_bytes` sees the very bytes that were hashed, once, after the
-/// read proved untorn; a larger file (read in chunks) is not shown.
+/// [`hash_file`], and for a file read whole (smaller than
+/// [`PARALLEL_MIN_BYTES`], or than [`STREAM_MIN_BYTES`] with a writer),
+/// `on_bytes` sees the very bytes that were hashed, once, after the read
+/// proved untorn; a larger file (read in chunks) is not shown. `on_bytes`
+/// runs while this thread's read buffer is borrowed: it must not hash files
+/// itself.
 ///
 /// # Errors
 /// As [`hash_file`].

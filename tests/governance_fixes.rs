@@ -232,3 +232,46 @@ fn a_path_in_a_nested_plane_is_refused_with_its_plane_relative_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--plane inner") && err.contains("`x/stray.txt`"), "{err}");
 }
+
+/// Pass 3 finds the same whether the gates ran on the bytes the scan hashed
+/// (planned from the compiled registry) or read the files themselves (no
+/// compiled registry to plan from).
+#[test]
+fn fused_and_unfused_gates_find_the_same() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    let key = format!("{}{}", "AKIA", "QWERTYUIOPASDFGH");
+    write(d, "lib/a.py", &format!("A = 1\nKEY = '{key}'\n"));
+    write(d, "lib/b.py", "B = 2\n");
+    write(d, "lib/big.bin", &"x".repeat(5 << 20));
+    write(
+        d,
+        "lib/c.py",
+        &format!("# {}\n{}: 'not-a-ref'\n", "x", ["pass", "word"].concat()),
+    );
+    stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
+    let pass3 = |d: &Path| -> Vec<String> {
+        let out = stdout_code(d, &["verify", "--all-passes", "--json"], 1);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut f: Vec<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["pass"] == 3)
+            .map(|f| format!("{} {} {}", f["code"], f["path"], f["message"]))
+            .collect();
+        f.sort();
+        f
+    };
+    let fused = pass3(d);
+    assert_eq!(fused.len(), 2, "{fused:?}");
+    assert!(
+        fused
+            .iter()
+            .any(|f| f.contains("lib/a.py") && f.contains("aws-access-key-id")),
+        "{fused:?}"
+    );
+    fs::remove_file(d.join("registries/file_ownership_registry.csv")).unwrap();
+    assert_eq!(pass3(d), fused);
+}

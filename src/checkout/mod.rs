@@ -27,6 +27,7 @@ pub mod journal;
 mod plan;
 mod recover;
 mod stage;
+pub use stage::verify_blob;
 
 use crate::control::Control;
 use crate::diff::Change;

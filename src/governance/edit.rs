@@ -386,7 +386,7 @@ pub fn quarantine(
         match (&sealed_entry, now) {
             // The stored copy must read back intact (a blob the seal trusted from
             // the stat cache or found already stored is otherwise never re-read).
-            (Some(e), Some(id)) if e.id == id && store.read(&e.id, crate::object::ObjectKind::Blob).is_ok() => {
+            (Some(e), Some(id)) if e.id == id && crate::checkout::verify_blob(store, &e.id).is_ok() => {
                 dir.unlink(name).map_err(|e| scope.io_error(p, e))?;
                 moved.push(p.clone());
             }

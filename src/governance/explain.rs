@@ -90,7 +90,10 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
         None => None,
     };
     let changes = history(store, &src, head_id, path)?;
-    let exempt = current.is_none() && scope.exempt().is_some_and(|e| e.matches(path, false));
+    let exempt = current.is_none()
+        && scope
+            .exempt()
+            .is_some_and(|e| e.matches(path, false) || path.ancestors().iter().any(|d| e.matches(d, true)));
     if current.is_none() && !exempt {
         if !path.is_root() && scope.open_dir(path).is_ok() {
             return Err(crate::error::Error::NoSuchPath {

@@ -328,8 +328,12 @@ impl Model {
         optional: &[&str],
     ) -> Result<Option<Table>> {
         let Some(bytes) = view.read(&rel(file))? else {
+            // The packages registry is optional: absent means no packages.
+            if file == PACKAGES {
+                return Ok(None);
+            }
             self.broken.insert(file);
-            if file != PACKAGES {
+            {
                 self.load_findings.push(Finding::new(
                     Code::BadRegistry,
                     rel(file),

@@ -317,13 +317,17 @@ impl FusedGates {
 
 impl crate::scan::ContentHook for FusedGates {
     fn wants(&self, rel: &RelPath) -> bool {
-        rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) || self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
+        rel.file_name() == Some(super::FILE_REGISTRY.as_bytes())
+            || self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
     }
 
     fn content(&self, rel: &RelPath, bytes: &[u8]) {
         if rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) {
             let t = super::parse_file_registry(bytes, rel);
-            self.parsed.lock().unwrap_or_else(|e| e.into_inner()).insert(rel.clone(), t);
+            self.parsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.clone(), t);
         }
         let Some(pos) = self.find(rel) else { return };
         let Some((owner, gates)) = self.owner_of(pos) else {
@@ -364,9 +368,18 @@ impl FusedGates {
         };
         let rel = |p: &str| RelPath::parse(p.as_bytes());
         let frameworks = read_file(scope, &rel(FRAMEWORKS)?).ok()?;
+        // Only files that exist: a missing optional registry or rules file must
+        // not stop the plan (the passes report it).
+        let is_file = |p: &RelPath| {
+            scope
+                .open_dir(&p.parent().unwrap_or_else(RelPath::root))
+                .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
+                .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
+        };
         let mut files: std::collections::BTreeMap<RelPath, Side> = [FRAMEWORKS, SPECS, PACKAGES]
             .iter()
             .filter_map(|p| rel(p))
+            .filter(|p| is_file(p))
             .map(|p| (p, side))
             .collect();
         let t = super::registry::Table::parse(
@@ -387,7 +400,7 @@ impl FusedGates {
         )
         .ok()?;
         for r in t.rows() {
-            if let Some(p) = rel(r.get("rules_path")).filter(|p| !p.is_root()) {
+            if let Some(p) = rel(r.get("rules_path")).filter(|p| !p.is_root() && is_file(p)) {
                 files.insert(p, side);
             }
         }
@@ -756,19 +769,24 @@ pub fn check_restore(
         return Ok(Vec::new());
     }
     let after = super::check_structure(&view, super::Passes::STRUCTURE)?.1;
+    // A registry that does not parse hides what it would have declared: then
+    // nothing can be told apart, and every finding counts.
+    if after.iter().any(|f| f.code == Code::BadRegistry) {
+        return Ok(after);
+    }
     let now = worktree_view(store, &scope, &report.scan)?;
-    let before: std::collections::HashSet<(Code, RelPath)> = if now.is_governed() {
+    let before: std::collections::HashSet<(Code, RelPath, String)> = if now.is_governed() {
         super::check_structure(&now, super::Passes::STRUCTURE)?
             .1
             .into_iter()
-            .map(|f| (f.code, f.path))
+            .map(|f| (f.code, f.path, f.message))
             .collect()
     } else {
         Default::default()
     };
     Ok(after
         .into_iter()
-        .filter(|f| !before.contains(&(f.code, f.path.clone())))
+        .filter(|f| !before.contains(&(f.code, f.path.clone(), f.message.clone())))
         .collect())
 }
 
