@@ -19,7 +19,8 @@
 #      store-layer `verify` of an ungoverned copy; an unchanged `status`,
 #      governed against ungoverned; peak RSS of the governed verify;
 #   2. with KERNEL_TREE: the gate engine alone over that tree (criterion,
-#      `GATES_TREE=… cargo bench --bench gates`) and `rg` with the same
+#      `GATES_TREE=… cargo bench --bench gates`) and `rg -uu` (hidden files
+#      too, as the engine reads them) with the same
 #      patterns (`cplane secrets --rg`), both on 2 threads.
 set -euo pipefail
 
@@ -89,7 +90,7 @@ if [ -n "${KERNEL_TREE:-}" ]; then
     (cd "$REPO" && GATES_TREE="$K" cargo bench --quiet --bench gates -- --noplot 2>&1 | tee "$RES/gates-engine.txt" >&2)
     say "rg with the same patterns, 2 threads"
     eval "set -- $("$BIN" secrets --rg)"
-    printf '%q ' rg -j2 -u -c --no-messages "$@" "$K" > "$RES/rg-command.sh"
+    printf '%q ' rg -j2 -uu -c --no-messages "$@" "$K" > "$RES/rg-command.sh"
     hyperfine -w 1 -r "$RUNS" -i --export-json "$RES/gates-rg.json" "sh $RES/rg-command.sh" >&2
 fi
 

@@ -828,7 +828,7 @@ impl Engine {
         let o = SEARCHER.with(|cell| {
             let mut cell = cell.borrow_mut();
             let (searcher, buf) = cell.get_or_insert_with(|| (searcher_builder().build(), Vec::new()));
-            self.check_content(
+            let o = self.check_content(
                 job,
                 &a,
                 plan.as_deref(),
@@ -837,7 +837,13 @@ impl Engine {
                 bytes.len() as u64,
                 bytes,
                 Outcome::default(),
-            )
+            );
+            // The pool's threads outlive the verify: after a large file, give back
+            // the buffers it grew (the searcher's own among them).
+            if bytes.len() > 1 << 20 {
+                *cell = None;
+            }
+            o
         });
         found.extend(o.findings);
         Ok((found, o.binary))

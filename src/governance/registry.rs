@@ -204,6 +204,7 @@ impl Table {
     /// # Panics
     /// When `r` or `col` is out of range.
     pub fn cell(&self, r: usize, col: usize) -> &str {
+        assert!(col < self.width, "column {col} of a {}-column table", self.width);
         let i = r * self.width + col;
         let from = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text[from..self.ends[i]]
@@ -235,16 +236,7 @@ impl Table {
 
     /// The data rows, in file order.
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.lines.iter().enumerate().map(|(r, &line)| {
-            let ends = &self.ends[r * self.width..(r + 1) * self.width];
-            Row {
-                line,
-                start: if r == 0 { 0 } else { self.ends[r * self.width - 1] },
-                ends,
-                text: &self.text,
-                columns: &self.columns,
-            }
-        })
+        (0..self.len()).map(|r| self.row(r))
     }
 
     /// True when the file has this column.
