@@ -97,7 +97,26 @@ pub fn rollback(
         let mut scope = Scope::open(plane)?;
         // Parts of the target that now belong to nested planes or stores are not this plane's to write.
         scope.carve_out_more(rescue.nested_stores.iter().cloned());
-        let carve_outs = scope.carve_outs().to_vec();
+        let mut carve_outs = scope.carve_outs().to_vec();
+        // Paths the plane's exempt globs leave out now are not written either: the
+        // rescue did not record what is there, so overwriting it would lose it.
+        if let Some(ex) = scope.exempt() {
+            let src = crate::diff::TreeSource::store(store);
+            let mut last_dir: Option<crate::path::RelPath> = None;
+            for (p, side) in crate::diff::flatten(&src, &target.snapshot.root)? {
+                if last_dir.as_ref().is_some_and(|d| p.starts_with(d)) {
+                    continue;
+                }
+                let is_dir = side.kind == crate::object::EntryKind::Dir;
+                if ex.matches(&p, is_dir) {
+                    if is_dir {
+                        last_dir = Some(p.clone());
+                    }
+                    carve_outs.push(p);
+                }
+            }
+            carve_outs.sort();
+        }
         let (root, _) = store.transaction(|w| prune_carve_outs(w, target.snapshot.root, &carve_outs))?;
         let (files, bytes) = if root == target.snapshot.root {
             (target.snapshot.files, target.snapshot.bytes)

@@ -275,3 +275,30 @@ fn fused_and_unfused_gates_find_the_same() {
     fs::remove_file(d.join("registries/file_ownership_registry.csv")).unwrap();
     assert_eq!(pass3(d), fused);
 }
+
+/// A rollback to a checkpoint made before a path became exempt leaves what
+/// is there now alone: the rescue did not record it, so writing over it
+/// would lose it.
+#[test]
+fn rollback_never_writes_over_a_path_exempt_globs_now_leave_out() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/build/out.o", "old build\n");
+    stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
+    stdout(d, &["snapshot", "--name", "with-build"]);
+    // lib/build becomes exempt; its row goes; a new build is produced.
+    write(
+        d,
+        "frameworks/FMWK-LIB/rules.json",
+        r#"{"gates":[{"id":"no-secrets","kind":"forbidden_content","default_secrets":true}],"exempt":["lib/build/**"]}"#,
+    );
+    stdout(d, &["disown", "lib/build"]);
+    write(d, "lib/build/out.o", "new build, in no checkpoint\n");
+    stdout(d, &["snapshot"]);
+    stdout(d, &["rollback", "--force", "with-build"]);
+    assert_eq!(
+        fs::read_to_string(d.join("lib/build/out.o")).unwrap(),
+        "new build, in no checkpoint\n"
+    );
+}

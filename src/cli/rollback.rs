@@ -193,7 +193,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     if head.root != target.snapshot.root {
         writeln!(
             ctx.out,
-            "(parts of {} that now belong to nested planes were left to those planes)",
+            "(parts of {} that now belong to nested planes, or that exempt globs leave out, were not written)",
             target.snapshot.name
         )?;
     }
