@@ -302,3 +302,16 @@ fn rollback_never_writes_over_a_path_exempt_globs_now_leave_out() {
         "new build, in no checkpoint\n"
     );
 }
+
+/// A blob of 8 MiB or more is stored by streaming, without a frame size;
+/// governance reads such a blob (a large compiled registry) whole all the same.
+#[test]
+fn a_streamed_blob_reads_back_whole_for_governance() {
+    let t = tempfile::tempdir().unwrap();
+    let body: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
+    fs::write(t.path().join("big.bin"), &body).unwrap();
+    stdout(t.path(), &["init"]);
+    let store = cplane::store::Store::open(t.path()).unwrap();
+    let id = cplane::object::blob_id(&body);
+    assert_eq!(cplane::governance::plane::read_blob(&store, &id).unwrap(), body);
+}

@@ -7,7 +7,7 @@ use crate::diff::{Side, TreeSource};
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::id::{ObjectId, TreeId};
-use crate::object::{EntryKind, ObjectKind};
+use crate::object::EntryKind;
 use crate::path::RelPath;
 use crate::plane::Plane;
 use crate::scan::ScanResult;
@@ -135,13 +135,25 @@ pub fn worktree_view<'a>(store: &'a Store, scope: &'a Scope, scan: &'a ScanResul
     View::of_tree(&src, &scan.root, move |rel, _| read_file(scope, rel))
 }
 
+/// The verified bytes of a blob, whatever its size: a blob stored by
+/// streaming (8 MiB and more, as a large compiled registry is) has no
+/// in-memory frame size, so it is read through the streaming reader.
+///
+/// # Errors
+/// Store damage.
+pub fn read_blob(store: &Store, id: &ObjectId) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    store.read_blob_to(id, &mut out, std::path::Path::new("(memory)"))?;
+    Ok(out)
+}
+
 /// A view of a tree in the store, reading blobs from the store.
 ///
 /// # Errors
 /// Store damage while loading trees.
 pub fn stored_view<'a>(store: &'a Store, root: &TreeId) -> Result<View<'a>> {
     View::of_tree(&TreeSource::store(store), root, move |_, side: &Side| {
-        store.read(&side.id, ObjectKind::Blob)
+        read_blob(store, &side.id)
     })
 }
 
@@ -196,6 +208,22 @@ pub fn gate_findings(
     fused: Option<&FusedGates>,
     ctl: Control<'_>,
 ) -> Result<(Vec<Finding>, Vec<RelPath>)> {
+    gate_findings_for(m, view, scope, fused, None, ctl)
+}
+
+/// [`gate_findings`], running the per-file gates only on the files in
+/// `only` when it is given (the required files are checked in full).
+///
+/// # Errors
+/// I/O and cancellation.
+pub fn gate_findings_for(
+    m: &Model,
+    view: &View<'_>,
+    scope: &Scope,
+    fused: Option<&FusedGates>,
+    only: Option<&std::collections::HashSet<RelPath>>,
+    ctl: Control<'_>,
+) -> Result<(Vec<Finding>, Vec<RelPath>)> {
     let mut out = required_file_findings(m, view);
     let (gates, by_spec) = super::spec_gates(m);
     let mut binary = Vec::new();
@@ -209,7 +237,7 @@ pub fn gate_findings(
     };
     let mut todo: Vec<crate::gate::FileJob> = Vec::new();
     for (path, decls) in &m.declared {
-        if !m.files.contains_key(path) {
+        if !m.files.contains_key(path) || only.is_some_and(|o| !o.contains(path)) {
             continue;
         }
         let d = &decls[0];
@@ -604,6 +632,43 @@ pub fn check_sealed(store: &Store, root: &TreeId) -> Result<ObjectId> {
     })
 }
 
+/// The files whose gates a snapshot must run, when the others are known to
+/// pass: HEAD is a checkpoint a governed `snapshot` sealed (every gate
+/// passed then) and nothing that decides which gates apply or what they
+/// say has changed since (no registry, no `.file_registry.csv`, no rules
+/// file). Then only the files added or changed since HEAD; `None` (all
+/// files) otherwise.
+fn unchanged_gates_hold(
+    m: &Model,
+    report: &crate::worktree::WorktreeReport,
+) -> Option<std::collections::HashSet<RelPath>> {
+    let (_, head) = report.head.as_ref()?;
+    if head.kind != crate::object::SnapshotKind::Checkpoint || head.ownership.is_none() {
+        return None;
+    }
+    let rules: std::collections::HashSet<RelPath> = m
+        .frameworks
+        .values()
+        .filter_map(|f| f.rules_path.as_deref().and_then(|p| RelPath::parse(p.as_bytes())))
+        .collect();
+    let decides = |p: &RelPath| {
+        p.as_bytes().starts_with(b"registries/")
+            || p.file_name() == Some(super::FILE_REGISTRY.as_bytes())
+            || rules.contains(p)
+    };
+    if report.changes.iter().any(|c| decides(&c.path)) {
+        return None;
+    }
+    Some(
+        report
+            .changes
+            .iter()
+            .filter(|c| c.new.as_ref().is_some_and(|n| n.kind == EntryKind::File))
+            .map(|c| c.path.clone())
+            .collect(),
+    )
+}
+
 /// What a governed snapshot did besides sealing.
 #[derive(Debug, Default)]
 pub struct GovernedSeal {
@@ -654,7 +719,8 @@ pub fn snapshot(
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {
         ctl.progress.phase("gates");
-        findings.extend(gate_findings(&m, &view, &scope, None, ctl)?.0);
+        let only = unchanged_gates_hold(&m, &report);
+        findings.extend(gate_findings_for(&m, &view, &scope, None, only.as_ref(), ctl)?.0);
     }
     if !findings.is_empty() {
         return Err(Error::Refused {
@@ -669,6 +735,8 @@ pub fn snapshot(
         owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
         exempt: m.exempt.len(),
     };
+    // Nothing of the check is needed while sealing: give the memory back first.
+    drop(m);
     drop(view);
     drop(report);
     if compiled_written {
@@ -760,7 +828,7 @@ pub fn check_restore(
     }
     let view = View::of_files(files, |rel, side| {
         if from_store.contains(rel) {
-            store.read(&side.id, ObjectKind::Blob)
+            read_blob(store, &side.id)
         } else {
             read_file(&scope, rel)
         }
@@ -827,7 +895,7 @@ pub fn status_findings(
         let m = Model::load(&view)?;
         return Ok(Some(ownership_findings(&m, &view, true)?));
     };
-    let bytes = store.read(&blob, ObjectKind::Blob)?;
+    let bytes = read_blob(store, &blob)?;
     let owners: std::collections::HashMap<RelPath, String> =
         match super::registry::Table::parse(&bytes, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[]) {
             Ok(t) => t
