@@ -890,6 +890,15 @@ pub fn status_findings(
         (Some((_, head)), false) => head.ownership,
         _ => None,
     };
+    // Only a path that appeared or went can change who owns what.
+    let file = |s: &Option<Side>| s.as_ref().is_some_and(|s| s.kind != EntryKind::Dir);
+    if compiled.is_some()
+        && !report.changes.iter().any(|c| {
+            matches!(c.kind, ChangeKind::Added) && file(&c.new) || matches!(c.kind, ChangeKind::Deleted) && file(&c.old)
+        })
+    {
+        return Ok(Some(Vec::new()));
+    }
     let Some(blob) = compiled else {
         let view = worktree_view(store, &scope, &report.scan)?;
         let m = Model::load(&view)?;
@@ -906,7 +915,6 @@ pub fn status_findings(
         };
     let mut out = Vec::new();
     for c in &report.changes {
-        let file = |s: &Option<Side>| s.as_ref().is_some_and(|s| s.kind != EntryKind::Dir);
         match c.kind {
             ChangeKind::Added if file(&c.new) && !owners.contains_key(&c.path) => out.push(Finding::new(
                 Code::Unmapped,
