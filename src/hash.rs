@@ -27,8 +27,8 @@ pub const PARALLEL_MIN_BYTES: u64 = 4 << 20;
 pub const CHUNK_BYTES: usize = 4 << 20;
 /// Files at least this large (bytes) are stored by streaming rather than read whole.
 pub const STREAM_MIN_BYTES: u64 = 8 << 20;
-/// What [`hash_file_with`] shows the bytes it hashed to.
-pub type OnBytes<'a> = &'a dyn Fn(&[u8]);
+/// What [`hash_file_with`] shows the bytes it hashed, with their blob id, to.
+pub type OnBytes<'a> = &'a dyn Fn(&[u8], &ObjectId);
 
 /// How many times a file that changes while being hashed is retried.
 pub const HASH_ATTEMPTS: usize = 3;
@@ -140,7 +140,7 @@ fn attempt(
                 w.add(ObjectKind::Blob, id, &buf).map_err(HashProblem::Store)?;
             }
             if let Some(f) = on_bytes {
-                f(&buf);
+                f(&buf, &id);
             }
             if buf.capacity() > (STREAM_MIN_BYTES as usize) * 2 {
                 *buf = Vec::new();
@@ -212,7 +212,7 @@ pub fn hash_file(
 
 /// [`hash_file`], and for a file read whole (smaller than
 /// [`PARALLEL_MIN_BYTES`], or than [`STREAM_MIN_BYTES`] with a writer),
-/// `on_bytes` sees the very bytes that were hashed, once, after the read
+/// `on_bytes` sees the very bytes that were hashed and their id, once, after the read
 /// proved untorn; a larger file (read in chunks) is not shown. `on_bytes`
 /// runs while this thread's read buffer is borrowed: it must not hash files
 /// itself.

@@ -60,8 +60,9 @@ pub struct ScanOptions<'a> {
 pub trait ContentHook: Sync {
     /// True when the hook wants the bytes of the file at `rel`.
     fn wants(&self, rel: &RelPath) -> bool;
-    /// The bytes of the file at `rel`, exactly as hashed (called at most once per file).
-    fn content(&self, rel: &RelPath, bytes: &[u8]);
+    /// The bytes of the file at `rel`, exactly as hashed, and their blob id
+    /// (called at most once per file).
+    fn content(&self, rel: &RelPath, bytes: &[u8], id: &ObjectId);
 }
 
 /// Which files a scan describes in its returned stat cache.
@@ -660,9 +661,9 @@ fn examine(
                 None => {
                     let path = sh.scope.shown(rel);
                     let hook = sh.opts.content.filter(|h| h.wants(rel));
-                    let show = |bytes: &[u8]| {
+                    let show = |bytes: &[u8], id: &ObjectId| {
                         if let Some(h) = hook {
-                            h.content(rel, bytes);
+                            h.content(rel, bytes, id);
                         }
                     };
                     let on_bytes: Option<crate::hash::OnBytes<'_>> = if hook.is_some() { Some(&show) } else { None };

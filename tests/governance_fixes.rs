@@ -315,3 +315,39 @@ fn a_streamed_blob_reads_back_whole_for_governance() {
     let id = cplane::object::blob_id(&body);
     assert_eq!(cplane::governance::plane::read_blob(&store, &id).unwrap(), body);
 }
+
+/// A verify reuses a governed checkpoint's gate verdicts only for files
+/// byte-identical to it and only while the registries and rules are too: a
+/// new pattern in a rules file is checked against every file at once.
+#[test]
+fn gate_verdicts_are_reused_only_while_bytes_and_rules_are_unchanged() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    write(d, "lib/a.py", "HOST = 'db.corp.internal'\n");
+    stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
+    stdout(d, &["snapshot"]);
+    stdout(d, &["verify"]);
+    // A changed file is scanned: its new secret is found.
+    let key = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+    write(d, "lib/b.py", &format!("K = '{key}'\n"));
+    stdout(d, &["own", "lib/b.py", "--by", "SPEC-LIB"]);
+    let out = stdout_code(d, &["verify", "--all-passes"], 1);
+    assert!(out.contains("CP301 lib/b.py"), "{out}");
+    fs::remove_file(d.join("lib/b.py")).unwrap();
+    stdout(d, &["disown", "lib/b.py"]);
+    stdout(d, &["snapshot"]);
+    // A rules change: the unchanged lib/a.py now fails, with and without --full.
+    write(
+        d,
+        "frameworks/FMWK-LIB/rules.json",
+        r#"{"gates":[{"id":"no-secrets","kind":"forbidden_content","default_secrets":true,"patterns":[{"name":"internal-host","regex":"corp\\.internal"}]}]}"#,
+    );
+    for args in [
+        &["verify", "--all-passes"][..],
+        &["verify", "--all-passes", "--full"][..],
+    ] {
+        let out = stdout_code(d, args, 1);
+        assert!(out.contains("CP301 lib/a.py") && out.contains("internal-host"), "{out}");
+    }
+}

@@ -61,7 +61,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
     // still seals the tree as it was, and says what is wrong (exit 1).
     let mut checks = Vec::new();
     for (plane, _) in &r.planes {
-        let (_, passes) = cplane::governance::plane::verify(&r.store, plane, false, ctx.control(&bar))?;
+        let (_, passes) = cplane::governance::plane::verify(&r.store, plane, false, true, ctx.control(&bar))?;
         checks.push(passes);
     }
     drop(bar);

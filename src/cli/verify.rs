@@ -19,7 +19,10 @@ use std::io::Write;
 /// 2 chain (CP201-CP210: spec -> framework -> authorizing glob, metadata,
 /// artifacts, packages), 3 gates (CP301-CP306: secrets, sizes, README
 /// sections, required files, allowed paths). Each finding names its path,
-/// its owner and what to do.
+/// its owner and what to do. Every byte is re-hashed; a file whose bytes
+/// hash to what a governed checkpoint (HEAD) sealed, under unchanged
+/// registries and rules files, keeps that checkpoint's gate verdict instead
+/// of being scanned again (`--full` scans every file).
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Print JSON: one object with `findings` and `stats`
@@ -31,12 +34,17 @@ pub struct VerifyArgs {
     /// On a governed plane, run every pass even after one fails
     #[arg(long)]
     pub all_passes: bool,
+    /// On a governed plane, run every content gate on every file, even on
+    /// files byte-identical (BLAKE3) to a governed checkpoint whose gates all
+    /// passed under the same registries and rules
+    #[arg(long)]
+    pub full: bool,
 }
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
-    let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, ctx.control(&bar))?;
+    let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, args.full, ctx.control(&bar))?;
     if let Some(passes) = passes {
         drop(bar);
         return governed(ctx, &args, &plane, &r, &passes);

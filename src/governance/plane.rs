@@ -320,6 +320,11 @@ pub struct FusedGates {
     found: std::sync::Mutex<Vec<(usize, Vec<Finding>, bool)>>,
     /// Every `.file_registry.csv` the scan read, parsed from the bytes it hashed.
     parsed: std::sync::Mutex<super::Parsed>,
+    /// Per sorted row, when the gates' verdicts of HEAD still hold (see
+    /// [`FusedGates::plan`]): the blob id the row records. A file hashed to
+    /// exactly that id passed every gate when HEAD was sealed, under the
+    /// same registries and rules, so its gates are not run again.
+    passed: Option<Vec<Option<ObjectId>>>,
 }
 
 impl FusedGates {
@@ -349,7 +354,7 @@ impl crate::scan::ContentHook for FusedGates {
             || self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
     }
 
-    fn content(&self, rel: &RelPath, bytes: &[u8]) {
+    fn content(&self, rel: &RelPath, bytes: &[u8], id: &ObjectId) {
         if rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) {
             let t = super::parse_file_registry(bytes, rel);
             self.parsed
@@ -358,6 +363,10 @@ impl crate::scan::ContentHook for FusedGates {
                 .insert(rel.clone(), t);
         }
         let Some(pos) = self.find(rel) else { return };
+        if self.passed.as_ref().is_some_and(|p| p[pos] == Some(*id)) {
+            self.handled[pos].store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         let Some((owner, gates)) = self.owner_of(pos) else {
             return;
         };
@@ -382,7 +391,16 @@ impl FusedGates {
     /// Plans the gates of a governed plane from its registries, rules files
     /// and compiled ownership registry as they are on disk; `None` when any
     /// of them cannot be read (the ordinary gate pass then does all the work).
-    pub fn plan(scope: &Scope) -> Option<FusedGates> {
+    ///
+    /// Unless `full`, the gates' verdicts of `head` are reused when they still
+    /// hold: `head` is a checkpoint a governed `snapshot` sealed (every gate
+    /// passed on every file then), its ownership reference is the compiled
+    /// registry on disk byte for byte, and the frameworks, specs and packages
+    /// registries and every rules file hash to what that registry records.
+    /// Then a file whose bytes hash to what the registry records for it is
+    /// not scanned again (content addressing: same bytes, same rules, same
+    /// verdict); every other file is.
+    pub fn plan(scope: &Scope, head: Option<&crate::object::Snapshot>, full: bool) -> Option<FusedGates> {
         use super::{COMPILED, FRAMEWORKS, PACKAGES, SPECS};
         let side = Side {
             kind: EntryKind::File,
@@ -475,6 +493,34 @@ impl FusedGates {
             owner.push(idx);
         }
         drop(owner_index);
+        let blake3_col = table.column("blake3")?;
+        let recorded = |path: &str| -> Option<ObjectId> {
+            let pos = order
+                .binary_search_by(|&r| table.cell(r as usize, path_col).cmp(path))
+                .ok()?;
+            ObjectId::from_hex(table.cell(order[pos] as usize, blake3_col))
+        };
+        let holds = !full
+            && head.is_some_and(|h| {
+                h.kind == crate::object::SnapshotKind::Checkpoint
+                    && h.ownership == Some(crate::object::blob_id(&compiled))
+            })
+            && m.frameworks
+                .values()
+                .filter_map(|f| f.rules_path.as_deref())
+                .chain([FRAMEWORKS, SPECS, PACKAGES])
+                .all(|p| match (rel(p), recorded(p)) {
+                    (Some(at), Some(id)) => read_file(scope, &at).is_ok_and(|b| crate::object::blob_id(&b) == id),
+                    // An absent optional packages registry, recorded as absent.
+                    (Some(at), None) => p == PACKAGES && !is_file(&at),
+                    _ => false,
+                });
+        let passed = holds.then(|| {
+            order
+                .iter()
+                .map(|&r| ObjectId::from_hex(table.cell(r as usize, blake3_col)))
+                .collect()
+        });
         let engine = crate::gate::Engine::new(gates).ok()?;
         let handled = (0..order.len())
             .map(|_| std::sync::atomic::AtomicBool::new(false))
@@ -489,6 +535,7 @@ impl FusedGates {
             handled,
             found: Default::default(),
             parsed: Default::default(),
+            passed,
         })
     }
 }
@@ -749,7 +796,10 @@ pub fn snapshot(
 }
 
 /// `verify` of one plane: the store-layer verify (pass 1) and, when the
-/// plane is governed, the passes in order ([`run_passes`]).
+/// plane is governed, the passes in order ([`run_passes`]). With `full`,
+/// every content gate runs on every file; otherwise a file byte-identical
+/// to what a governed checkpoint sealed, under the same registries and
+/// rules, keeps that checkpoint's verdict ([`FusedGates::plan`]).
 ///
 /// # Errors
 /// As [`crate::worktree::verify`] and [`run_passes`].
@@ -757,6 +807,7 @@ pub fn verify(
     store: &Store,
     plane: &Plane,
     all_passes: bool,
+    full: bool,
     ctl: Control<'_>,
 ) -> Result<(crate::worktree::WorktreeReport, Option<PassReport>)> {
     let scope = Scope::open(plane)?;
@@ -764,7 +815,11 @@ pub fn verify(
         return Ok((crate::worktree::verify(store, plane, ctl)?, None));
     }
     // The content gates run on the bytes the scan hashes: each file is read once.
-    let fused = FusedGates::plan(&scope);
+    let head = match store.head(&plane.name)? {
+        Some(id) => Some(store.read_snapshot(&id)?),
+        None => None,
+    };
+    let fused = FusedGates::plan(&scope, head.as_ref(), full);
     let hook = fused.as_ref().map(|f| f as &dyn crate::scan::ContentHook);
     let r = crate::worktree::verify_with(store, plane, hook, ctl)?;
     let view = worktree_view(store, &scope, &r.scan)?;
