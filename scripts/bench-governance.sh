@@ -15,7 +15,8 @@
 # What it measures (hyperfine, warm page cache; JSON in $BENCH_DIR/results/):
 #   1. the tree laid out as a governed plane by scripts/governed-tree.py (a
 #      .file_registry.csv per directory, a framework with the built-in secrets
-#      gate over every file): `verify` (four passes) and `compile` against the
+#      gate over every file), HEAD a governed checkpoint: `verify` (four passes),
+#      `verify --full` (every gate on every file) and `compile` against the
 #      store-layer `verify` of an ungoverned copy; an unchanged `status`,
 #      governed against ungoverned; peak RSS of the governed verify;
 #   2. with KERNEL_TREE: the gate engine alone over that tree (criterion,
@@ -70,10 +71,12 @@ cp -a "$BASE" "$U"
 python3 "$REPO/scripts/governed-tree.py" "$BASE" "$G" >&2
 "$BIN" init "$U" >/dev/null
 "$BIN" init "$G" >/dev/null || { echo "the governed copy does not verify clean after init" >&2; "$BIN" -C "$G" verify | tail -20 >&2; exit 1; }
+# HEAD a governed checkpoint, as in daily use (init's first checkpoint is not one).
+"$BIN" -C "$G" snapshot >/dev/null
 
 say "verify: store layer vs governed (four passes), and compile"
 hyperfine -N -w 1 -r "$RUNS" --export-json "$RES/gov-verify.json" \
-    "$BIN -C $U verify" "$BIN -C $G verify" "$BIN -C $G compile" >&2
+    "$BIN -C $U verify" "$BIN -C $G verify" "$BIN -C $G compile" "$BIN -C $G verify --full" >&2
 say "status, unchanged: ungoverned vs governed"
 hyperfine -N -w 2 -r $((RUNS * 4)) --export-json "$RES/gov-status.json" \
     "$BIN -C $U status" "$BIN -C $G status" >&2
@@ -101,12 +104,14 @@ def med(name, i):
     with open(os.path.join(res, name)) as f:
         return json.load(f)["results"][i]["median"]
 v_store, v_gov, comp = med("gov-verify.json", 0), med("gov-verify.json", 1), med("gov-verify.json", 2)
+v_full = med("gov-verify.json", 3)
 s_plain, s_gov = med("gov-status.json", 0), med("gov-status.json", 1)
 rss = int(open(os.path.join(res, "gov-verify.rss")).read().split()[-1]) / 1024
 print(f"Governance on {base} (medians, warm cache)\n")
 print("| operation | governed | ungoverned | ratio | target |")
 print("|---|---|---|---|---|")
 print(f"| verify (four passes vs store layer) | {v_gov:.3f} s | {v_store:.3f} s | {v_gov / v_store:.2f}x | 1.5x |")
+print(f"| verify --full (every gate on every file) | {v_full:.3f} s | {v_store:.3f} s | {v_full / v_store:.2f}x | |")
 print(f"| compile + verify | {comp + v_gov:.3f} s | {v_store:.3f} s | {(comp + v_gov) / v_store:.2f}x | 1.5x |")
 print(f"| status, unchanged | {s_gov * 1000:.0f} ms | {s_plain * 1000:.0f} ms | {s_gov / s_plain:.2f}x | 1.2x |")
 print(f"| peak RSS, governed verify | {rss:.0f} MB | | | < 200 MB |")
