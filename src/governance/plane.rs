@@ -716,6 +716,63 @@ fn unchanged_gates_hold(
     )
 }
 
+/// The id `root` (a tree of `scan`) has once the file at `at` holds `bytes`,
+/// with the mode and owner it has on disk now: the trees on its path are
+/// re-encoded, bottom-up, in memory (nothing is stored). `None` when a tree
+/// on the way is missing or the file is not on disk as a regular file.
+fn expected_root(
+    store: &Store,
+    scope: &Scope,
+    scan: &ScanResult,
+    root: TreeId,
+    at: &RelPath,
+    bytes: &[u8],
+) -> Option<TreeId> {
+    use crate::object::{Meta, TreeEntry};
+    let parent = at.parent()?;
+    let name = at.file_name()?.to_vec();
+    let st = scope.open_dir(&parent).ok()?.stat(&name).ok()?;
+    if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::File {
+        return None;
+    }
+    let src = TreeSource::with_overlay(store, &scan.trees);
+    // The trees from the root down to the file's directory.
+    let mut chain = vec![src.tree(&root).ok()?.into_owned()];
+    for part in parent.components() {
+        let e = chain.last()?.get(part)?.clone();
+        if e.kind != EntryKind::Dir {
+            return None;
+        }
+        chain.push(src.tree(&e.tree_id()).ok()?.into_owned());
+    }
+    let mut entry = TreeEntry {
+        name,
+        kind: EntryKind::File,
+        meta: Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::File),
+        id: crate::object::blob_id(bytes),
+        size: bytes.len() as u64,
+    };
+    let names: Vec<Vec<u8>> = parent.components().map(<[u8]>::to_vec).collect();
+    for depth in (0..chain.len()).rev() {
+        let tree = &mut chain[depth];
+        match tree.entries.binary_search_by(|e| e.name.as_slice().cmp(&entry.name)) {
+            Ok(i) => tree.entries[i] = entry,
+            Err(i) => tree.entries.insert(i, entry),
+        }
+        let size = tree.entries.iter().map(|e| e.size).sum();
+        let (id, _) = tree.encode_with_id();
+        if depth == 0 {
+            return Some(id);
+        }
+        let above = &chain[depth - 1];
+        let mut dir = above.get(&names[depth - 1])?.clone();
+        dir.id = id.0;
+        dir.size = size;
+        entry = dir;
+    }
+    None
+}
+
 /// What a governed snapshot did besides sealing.
 #[derive(Debug, Default)]
 pub struct GovernedSeal {
@@ -777,6 +834,7 @@ pub fn snapshot(
     }
     let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
     let compiled_written = view.read(&at)?.as_deref() != Some(&bytes[..]);
+    let checked_root = report.scan.root;
     let gov = GovernedSeal {
         compiled_written,
         owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
@@ -785,12 +843,27 @@ pub fn snapshot(
     // Nothing of the check is needed while sealing: give the memory back first.
     drop(m);
     drop(view);
-    drop(report);
     if compiled_written {
         write_file(&scope, &at, &bytes)?;
     }
-    opts.ownership = Some(crate::object::blob_id(&bytes));
-    let check = |store: &Store, root: &TreeId| check_sealed(store, root).map(Some);
+    let blob = crate::object::blob_id(&bytes);
+    // The root the checked tree has with the compiled registry as written: a
+    // sealed tree with this root is exactly the one checked, and needs no
+    // second check (any other root gets the full one).
+    let expected = if compiled_written {
+        expected_root(store, &scope, &report.scan, checked_root, &at, &bytes)
+    } else {
+        Some(checked_root)
+    };
+    drop(report);
+    opts.ownership = Some(blob);
+    let check = |store: &Store, root: &TreeId| {
+        if Some(*root) == expected {
+            Ok(Some(blob))
+        } else {
+            check_sealed(store, root).map(Some)
+        }
+    };
     let sealed = seal_checked(store, lock, plane, opts, Some(&check), ctl)?;
     Ok((sealed, Some(gov)))
 }
@@ -995,4 +1068,37 @@ pub fn status_findings(
         }
     }
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The root `expected_root` predicts is the root a scan finds once the
+    /// file is written (so a governed snapshot's re-check is skipped only
+    /// when the sealed tree is exactly the checked one).
+    #[test]
+    fn expected_root_is_the_root_after_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("registries/deep")).unwrap();
+        std::fs::write(dir.path().join("registries/a.csv"), "a\n").unwrap();
+        std::fs::write(dir.path().join("registries/deep/b"), "b\n").unwrap();
+        std::fs::write(dir.path().join("top"), "t\n").unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let plane = store.plane("main").unwrap();
+        std::fs::create_dir_all(store.plane_dir("main")).unwrap();
+        let scope = Scope::open(&plane).unwrap();
+        for (rel, body) in [
+            ("registries/file_ownership_registry.csv", "new\n"),
+            ("registries/file_ownership_registry.csv", "changed, longer\n"),
+            ("registries/deep/b", "b2\n"),
+        ] {
+            let before = crate::worktree::status(&store, &plane, Control::quiet()).unwrap();
+            let at = RelPath::parse(rel.as_bytes()).unwrap();
+            std::fs::write(dir.path().join(rel), body).unwrap();
+            let predicted = expected_root(&store, &scope, &before.scan, before.scan.root, &at, body.as_bytes());
+            let after = crate::worktree::status(&store, &plane, Control::quiet()).unwrap();
+            assert_eq!(predicted, Some(after.scan.root), "{rel}");
+        }
+    }
 }
