@@ -47,6 +47,13 @@ use std::sync::atomic::AtomicBool;
 /// (everything) or `cplane restore` (some paths), and read old versions with
 /// `cplane cat`.
 ///
+/// A governed plane (one with registries/frameworks_registry.csv; start one
+/// with `cplane init --governed`) gives every file exactly one owner, chained
+/// to a framework that authorizes its path and requires gates: `verify` then
+/// checks ownership, content, the chain and the gates, `snapshot` refuses
+/// what fails, and `own`, `disown`, `explain`, `compile` and `quarantine`
+/// keep it that way (governance.md).
+///
 /// Exit codes: 0 clean, 1 findings or differences, 2 usage or configuration
 /// error, 3 store damage, 130 interrupted.
 #[derive(Parser, Debug)]
@@ -72,15 +79,15 @@ enum Command {
     Cat(cat::CatArgs),
     Status(status::StatusArgs),
     Verify(verify::VerifyArgs),
+    Diff(diff::DiffArgs),
+    Rollback(rollback::RollbackArgs),
+    Restore(restore::RestoreArgs),
     Compile(compile::CompileArgs),
     Own(own::OwnArgs),
     Disown(disown::DisownArgs),
     Explain(explain::ExplainArgs),
     Quarantine(quarantine::QuarantineArgs),
     Secrets(secrets::SecretsArgs),
-    Diff(diff::DiffArgs),
-    Rollback(rollback::RollbackArgs),
-    Restore(restore::RestoreArgs),
     Fsck(fsck::FsckArgs),
     Plane(plane::PlaneArgs),
     Upgrade(upgrade::UpgradeArgs),
