@@ -13,6 +13,17 @@ use crate::scope::Scope;
 use crate::store::Store;
 use std::collections::BTreeMap;
 
+/// The bytes of the registry `reg` now, provided they are the ones the model
+/// was read from (the rows to edit are found by line number): a registry
+/// edited by hand meanwhile is refused, not patched at the wrong lines.
+fn as_loaded(scope: &Scope, m: &Model, reg: &RelPath) -> std::result::Result<Vec<u8>, String> {
+    let bytes = read_file(scope, reg).map_err(|e| e.to_string())?;
+    match m.files.get(reg) {
+        Some(side) if side.id == crate::object::blob_id(&bytes) => Ok(bytes),
+        _ => Err("changed while this command ran; run it again".into()),
+    }
+}
+
 /// One row `own` wrote.
 #[derive(Debug, Clone)]
 pub struct Owned {
@@ -234,9 +245,16 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     drop(view);
     for (reg, edit) in &edits {
         let text = if created.contains(reg) {
+            if read_file(&scope, reg).is_ok() {
+                return Err(bad(
+                    &reg.display(),
+                    "appeared while this command ran; run it again".into(),
+                ));
+            }
             "file_path,owner_id,owner_kind\n".to_string()
         } else {
-            String::from_utf8(read_file(&scope, reg)?).map_err(|_| bad(&reg.display(), "is not UTF-8".into()))?
+            let bytes = as_loaded(&scope, &m, reg).map_err(|reason| bad(&reg.display(), reason))?;
+            String::from_utf8(bytes).map_err(|_| bad(&reg.display(), "is not UTF-8".into()))?
         };
         let header: Vec<String> = text
             .lines()
@@ -478,7 +496,8 @@ pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>)
     }
     drop(view);
     for (reg, drop_lines) in &lines {
-        let text = String::from_utf8(read_file(&scope, reg)?).map_err(|_| bad(reg, "is not UTF-8".into()))?;
+        let bytes = as_loaded(&scope, &m, reg).map_err(|reason| bad(reg, reason))?;
+        let text = String::from_utf8(bytes).map_err(|_| bad(reg, "is not UTF-8".into()))?;
         Table::parse(
             text.as_bytes(),
             &reg.display(),
