@@ -2,7 +2,6 @@
 //! and `quarantine` (move unmapped files into the store).
 
 use super::plane::{CompileReport, compile_worktree, read_file, worktree_view, write_file};
-use super::registry::Table;
 use super::{FILE_REGISTRY, Model, OwnerKind, PACKAGES, SPECS};
 use crate::control::Control;
 use crate::error::{Error, Result};
@@ -12,6 +11,34 @@ use crate::plane::Plane;
 use crate::scope::Scope;
 use crate::store::Store;
 use std::collections::BTreeMap;
+
+/// The governance model of `plane`'s working tree (scanned with the stat
+/// cache), and the plane's scope: what `own`, `disown` and `quarantine`
+/// start from.
+///
+/// # Errors
+/// [`Error::NotGoverned`]; as [`crate::worktree::status`].
+fn worktree_model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<(Scope, Model)> {
+    let scope = Scope::open(plane)?;
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let view = worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        return Err(Error::NotGoverned {
+            plane: plane.name.clone(),
+        });
+    }
+    let m = Model::load(&view)?;
+    drop(view);
+    Ok((scope, m))
+}
+
+/// A configuration error naming `path` of `plane`.
+fn bad(plane: &Plane, path: &RelPath, reason: impl Into<String>) -> Error {
+    Error::BadConfig {
+        path: plane.root.join(path.as_os_str()),
+        reason: reason.into(),
+    }
+}
 
 /// The bytes of the registry `reg` now, provided they are the ones the model
 /// was read from (the rows to edit are found by line number): a registry
@@ -69,11 +96,60 @@ fn row_text(header: &[String], file_path: &str, owner: &str, kind: OwnerKind) ->
         .join(",")
 }
 
-/// Pending edits of one registry: replaced lines and appended rows.
+/// Pending edits of one registry, by 1-based line: rows whose owner
+/// changes, rows removed, rows appended; `create` when the file is new.
 #[derive(Default)]
 struct Edit {
-    replace: BTreeMap<u64, (String, String)>, // line -> (file_path cell, owner)
+    replace: BTreeMap<u64, (String, String, OwnerKind)>, // line -> (file_path cell, owner, kind)
+    remove: std::collections::BTreeSet<u64>,
     append: Vec<(String, String, OwnerKind)>,
+    create: bool,
+}
+
+/// Writes `edits` to their registries. Each existing registry must still be
+/// the bytes the model read ([`as_loaded`]) and parse; a registry to create
+/// must still be absent.
+///
+/// # Errors
+/// [`Error::BadConfig`] naming the registry; I/O errors.
+fn write_edits(scope: &Scope, plane: &Plane, m: &Model, edits: &BTreeMap<RelPath, Edit>) -> Result<()> {
+    for (reg, edit) in edits {
+        let text = if edit.create {
+            if read_file(scope, reg).is_ok() {
+                return Err(bad(plane, reg, "appeared while this command ran; run it again"));
+            }
+            "file_path,owner_id,owner_kind\n".to_string()
+        } else {
+            let bytes = as_loaded(scope, m, reg).map_err(|reason| bad(plane, reg, reason))?;
+            String::from_utf8(bytes).map_err(|_| bad(plane, reg, "is not UTF-8"))?
+        };
+        super::parse_file_registry(text.as_bytes(), reg).map_err(|e| bad(plane, reg, e.to_string()))?;
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let mut out = String::with_capacity(text.len() + 64 * edit.append.len());
+        for (i, line) in text.lines().enumerate() {
+            let n = i as u64 + 1;
+            if edit.remove.contains(&n) {
+                continue;
+            }
+            match edit.replace.get(&n) {
+                Some((cell, o, k)) => out.push_str(&row_text(&header, cell, o, *k)),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        for (cell, o, k) in &edit.append {
+            out.push_str(&row_text(&header, cell, o, *k));
+            out.push('\n');
+        }
+        write_file(scope, reg, out.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// `cplane own PATH... --by OWNER`: gives every file at or below each path
@@ -89,26 +165,16 @@ struct Edit {
 /// that is not in the plane, or a name a registry cannot hold (comma,
 /// quote, line break, non-UTF-8); [`Error::Refused`] from the compile.
 pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Control<'_>) -> Result<OwnReport> {
-    let scope = Scope::open(plane)?;
-    let report = crate::worktree::status(store, plane, ctl)?;
-    let view = worktree_view(store, &scope, &report.scan)?;
-    if !view.is_governed() {
-        return Err(Error::NotGoverned {
-            plane: plane.name.clone(),
-        });
-    }
-    let m = Model::load(&view)?;
-    let bad = |path: &str, reason: String| Error::BadConfig {
-        path: plane.root.join(path),
-        reason,
-    };
+    let (scope, m) = worktree_model(store, plane, ctl)?;
+    let bad = |path: &RelPath, reason: String| bad(plane, path, reason);
     let kind = if m.specs.contains_key(owner) {
         OwnerKind::Spec
     } else if m.packages.contains_key(owner) {
         OwnerKind::Package
     } else {
+        let registry = if owner.starts_with("PKG-") { PACKAGES } else { SPECS };
         return Err(bad(
-            if owner.starts_with("PKG-") { PACKAGES } else { SPECS },
+            &RelPath::parse(registry.as_bytes()).unwrap_or_else(RelPath::root),
             format!(
                 "has no owner {owner:?}; give an existing spec or package id (cplane explain shows a file's owner)"
             ),
@@ -126,7 +192,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
         let below: Vec<&RelPath> = m.files.keys().filter(|f| f.starts_with(p) && *f != p).collect();
         if below.is_empty() {
             return Err(bad(
-                &p.display(),
+                p,
                 "is not a file of the plane (or a directory holding some); nothing to own".into(),
             ));
         }
@@ -146,7 +212,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     {
         let rows: Vec<String> = d.iter().map(|d| format!("{}:{}", d.source.display(), d.line)).collect();
         return Err(bad(
-            &p.display(),
+            p,
             format!(
                 "has two owners ({}); remove all but one row first, then own it",
                 rows.join(", ")
@@ -157,7 +223,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     targets.dedup();
     if let Some(p) = targets.iter().find(|p| !representable(p)) {
         return Err(bad(
-            &p.display(),
+            p,
             "has a comma, quote, line break or non-UTF-8 byte in its name, which a registry cannot hold; rename it"
                 .into(),
         ));
@@ -195,7 +261,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
                 .entry(d.source.clone())
                 .or_default()
                 .replace
-                .insert(d.line, (cell, owner.to_string()));
+                .insert(d.line, (cell, owner.to_string(), kind));
             owned.push(Owned {
                 path: p.clone(),
                 was: Some(d.owner_id.clone()),
@@ -236,54 +302,12 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
                     .then(|| ("SPEC-000".to_string(), OwnerKind::Spec))
             })
             .unwrap_or((owner.to_string(), kind));
-        edits
-            .entry(reg.clone())
-            .or_default()
-            .append
+        let edit = edits.entry(reg.clone()).or_default();
+        edit.create = true;
+        edit.append
             .insert(0, (FILE_REGISTRY.to_string(), self_owner, self_kind));
     }
-    drop(view);
-    for (reg, edit) in &edits {
-        let text = if created.contains(reg) {
-            if read_file(&scope, reg).is_ok() {
-                return Err(bad(
-                    &reg.display(),
-                    "appeared while this command ran; run it again".into(),
-                ));
-            }
-            "file_path,owner_id,owner_kind\n".to_string()
-        } else {
-            let bytes = as_loaded(&scope, &m, reg).map_err(|reason| bad(&reg.display(), reason))?;
-            String::from_utf8(bytes).map_err(|_| bad(&reg.display(), "is not UTF-8".into()))?
-        };
-        let header: Vec<String> = text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        Table::parse(
-            text.as_bytes(),
-            &reg.display(),
-            &["file_path", "owner_id", "owner_kind"],
-            &[],
-        )
-        .map_err(|e| bad(&reg.display(), e.to_string()))?;
-        let mut out = String::with_capacity(text.len() + 64 * edit.append.len());
-        for (i, line) in text.lines().enumerate() {
-            match edit.replace.get(&(i as u64 + 1)) {
-                Some((cell, o)) => out.push_str(&row_text(&header, cell, o, kind)),
-                None => out.push_str(line),
-            }
-            out.push('\n');
-        }
-        for (cell, o, k) in &edit.append {
-            out.push_str(&row_text(&header, cell, o, *k));
-            out.push('\n');
-        }
-        write_file(&scope, reg, out.as_bytes())?;
-    }
+    write_edits(&scope, plane, &m, &edits)?;
     let mut compile = compile_worktree(store, plane, ctl)?;
     // Say at once when the new owner's framework does not authorize a path
     // (pass 2 would, at the next verify or snapshot).
@@ -296,22 +320,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     if let Some(f) = m.framework_of(&probe) {
         for o in &owned {
             if f.authorizing_glob(&o.path).is_none() {
-                compile.findings.push(
-                    crate::finding::Finding::new(
-                        crate::finding::Code::NotAuthorized,
-                        o.path.clone(),
-                        format!(
-                            "owner {owner} belongs to framework {}, which authorizes only {}",
-                            f.id,
-                            if f.authorizes.is_empty() {
-                                "nothing".to_string()
-                            } else {
-                                f.authorizes.join(";")
-                            }
-                        ),
-                    )
-                    .owned_by(owner),
-                );
+                compile.findings.push(f.not_authorized(&o.path, owner));
             }
         }
     }
@@ -349,21 +358,16 @@ pub fn quarantine(
     plane: &Plane,
     ctl: Control<'_>,
 ) -> Result<QuarantineReport> {
-    let scope = Scope::open(plane)?;
-    let unmapped: Vec<RelPath> = {
-        let report = crate::worktree::status(store, plane, ctl)?;
-        let view = worktree_view(store, &scope, &report.scan)?;
-        if !view.is_governed() {
-            return Err(Error::NotGoverned {
-                plane: plane.name.clone(),
-            });
-        }
-        let m = Model::load(&view)?;
-        m.files
+    let unmapped: Vec<RelPath>;
+    let scope = {
+        let (scope, m) = worktree_model(store, plane, ctl)?;
+        unmapped = m
+            .files
             .keys()
             .filter(|p| !m.declared.contains_key(*p))
             .cloned()
-            .collect()
+            .collect();
+        scope
     };
     if unmapped.is_empty() {
         return Ok(QuarantineReport {
@@ -457,20 +461,8 @@ pub struct DisownReport {
 /// [`Error::NotGoverned`]; [`Error::BadConfig`] for a path no row declares
 /// or a registry that does not parse; [`Error::Refused`] from the compile.
 pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>) -> Result<DisownReport> {
-    let scope = Scope::open(plane)?;
-    let report = crate::worktree::status(store, plane, ctl)?;
-    let view = worktree_view(store, &scope, &report.scan)?;
-    if !view.is_governed() {
-        return Err(Error::NotGoverned {
-            plane: plane.name.clone(),
-        });
-    }
-    let m = Model::load(&view)?;
-    let bad = |path: &RelPath, reason: String| Error::BadConfig {
-        path: plane.root.join(path.as_os_str()),
-        reason,
-    };
-    let mut lines: BTreeMap<RelPath, std::collections::BTreeSet<u64>> = BTreeMap::new();
+    let (scope, m) = worktree_model(store, plane, ctl)?;
+    let mut edits: BTreeMap<RelPath, Edit> = BTreeMap::new();
     let mut removed = Vec::new();
     for p in paths {
         let mut any = false;
@@ -482,38 +474,20 @@ pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>)
             }
             any = true;
             for d in decls {
-                if lines.entry(d.source.clone()).or_default().insert(d.line) {
+                if edits.entry(d.source.clone()).or_default().remove.insert(d.line) {
                     removed.push((declared.clone(), d.owner_id.clone(), d.source.clone()));
                 }
             }
         }
         if !any {
             return Err(bad(
+                plane,
                 p,
-                "no .file_registry.csv row declares it (or anything below it)".into(),
+                "no .file_registry.csv row declares it (or anything below it)",
             ));
         }
     }
-    drop(view);
-    for (reg, drop_lines) in &lines {
-        let bytes = as_loaded(&scope, &m, reg).map_err(|reason| bad(reg, reason))?;
-        let text = String::from_utf8(bytes).map_err(|_| bad(reg, "is not UTF-8".into()))?;
-        Table::parse(
-            text.as_bytes(),
-            &reg.display(),
-            &["file_path", "owner_id", "owner_kind"],
-            &[],
-        )
-        .map_err(|e| bad(reg, e.to_string()))?;
-        let mut out = String::with_capacity(text.len());
-        for (i, line) in text.lines().enumerate() {
-            if !drop_lines.contains(&(i as u64 + 1)) {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        write_file(&scope, reg, out.as_bytes())?;
-    }
+    write_edits(&scope, plane, &m, &edits)?;
     let compile = compile_worktree(store, plane, ctl)?;
     Ok(DisownReport { removed, compile })
 }

@@ -97,6 +97,25 @@ pub struct Framework {
 }
 
 impl Framework {
+    /// The CP204 finding for `path`, owned by `owner` of this framework,
+    /// which no glob of it authorizes.
+    pub fn not_authorized(&self, path: &RelPath, owner: &str) -> Finding {
+        let globs = if self.authorizes.is_empty() {
+            "nothing".to_string()
+        } else {
+            self.authorizes.join(";")
+        };
+        Finding::new(
+            Code::NotAuthorized,
+            path.clone(),
+            format!(
+                "owner {owner} belongs to framework {}, which authorizes only {globs}",
+                self.id
+            ),
+        )
+        .owned_by(owner)
+    }
+
     /// The first `authorizes` glob matching `path`.
     pub fn authorizing_glob(&self, path: &RelPath) -> Option<&str> {
         self.authorizes_set
@@ -1051,23 +1070,7 @@ pub fn chain_findings(m: &Model, view: &View<'_>) -> Vec<Finding> {
         if let Some(f) = m.framework_of(d)
             && f.authorizing_glob(path).is_none()
         {
-            out.push(
-                Finding::new(
-                    Code::NotAuthorized,
-                    path.clone(),
-                    format!(
-                        "owner {} belongs to framework {}, which authorizes only {}",
-                        d.owner_id,
-                        f.id,
-                        if f.authorizes.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            f.authorizes.join(";")
-                        }
-                    ),
-                )
-                .owned_by(&d.owner_id),
-            );
+            out.push(f.not_authorized(path, &d.owner_id));
         }
     }
     sort(&mut out);
