@@ -38,6 +38,18 @@ pub const COMPILED: &str = "registries/file_ownership_registry.csv";
 pub const PLANES: &str = "registries/planes_registry.csv";
 /// File name of the per-directory ownership registries.
 pub const FILE_REGISTRY: &str = ".file_registry.csv";
+/// The required columns of `frameworks_registry.csv` (`rules_path` is optional).
+pub const FRAMEWORK_COLUMNS: [&str; 9] = [
+    "id",
+    "name",
+    "version",
+    "purpose",
+    "artifact_path",
+    "allowed_spec_types",
+    "required_gates",
+    "required_metadata",
+    "authorizes",
+];
 /// Header of the compiled ownership registry.
 pub const COMPILED_HEADER: &str = "path,owner_id,owner_kind,blake3";
 
@@ -380,18 +392,7 @@ impl Model {
     }
 
     fn load_frameworks(&mut self, view: &View<'_>) -> Result<()> {
-        let cols = [
-            "id",
-            "name",
-            "version",
-            "purpose",
-            "artifact_path",
-            "allowed_spec_types",
-            "required_gates",
-            "required_metadata",
-            "authorizes",
-        ];
-        let Some(t) = self.table(view, FRAMEWORKS, &cols, &["rules_path"])? else {
+        let Some(t) = self.table(view, FRAMEWORKS, &FRAMEWORK_COLUMNS, &["rules_path"])? else {
             return Ok(());
         };
         for r in t.rows() {

@@ -69,11 +69,17 @@ pub fn write_file(scope: &Scope, rel: &RelPath, bytes: &[u8]) -> Result<()> {
 /// True when the plane's working tree has the frameworks registry (one
 /// `fstatat`; what every command asks before it pays for governance).
 pub fn is_governed(scope: &Scope) -> bool {
-    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
-    let parent = at.parent().unwrap_or_else(RelPath::root);
+    is_plane_file(
+        scope,
+        &RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path"),
+    )
+}
+
+/// True when `rel` is a regular file of the plane (one `fstatat`, no symlink followed).
+fn is_plane_file(scope: &Scope, rel: &RelPath) -> bool {
     scope
-        .open_dir(&parent)
-        .and_then(|d| d.stat(at.file_name().unwrap_or_default()))
+        .open_dir(&rel.parent().unwrap_or_else(RelPath::root))
+        .and_then(|d| d.stat(rel.file_name().unwrap_or_default()))
         .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
 }
 
@@ -85,38 +91,10 @@ pub fn exempt_globs(scope: &Scope) -> Vec<String> {
     if !is_governed(scope) {
         return Vec::new();
     }
-    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
-    let Ok(bytes) = read_file(scope, &at) else {
-        return Vec::new();
-    };
-    let Ok(t) = super::registry::Table::parse(
-        &bytes,
-        super::FRAMEWORKS,
-        &[],
-        &[
-            "rules_path",
-            "id",
-            "name",
-            "version",
-            "purpose",
-            "artifact_path",
-            "allowed_spec_types",
-            "required_gates",
-            "required_metadata",
-            "authorizes",
-        ],
-    ) else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for r in t.rows() {
-        let path = r.get("rules_path");
-        if path.is_empty() {
-            continue;
-        }
-        if let Some(rel) = RelPath::parse(path.as_bytes())
-            && let Ok(bytes) = read_file(scope, &rel)
-            && let Ok(rules) = crate::gate::Rules::parse(&bytes, path)
+    for rel in rules_paths(scope) {
+        if let Ok(bytes) = read_file(scope, &rel)
+            && let Ok(rules) = crate::gate::Rules::parse(&bytes, &rel.display())
         {
             out.extend(rules.exempt);
         }
@@ -124,6 +102,23 @@ pub fn exempt_globs(scope: &Scope) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+/// The rules files the working tree's frameworks registry names (empty when
+/// it cannot be read or does not parse: the passes then say why).
+fn rules_paths(scope: &Scope) -> Vec<RelPath> {
+    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
+    let Ok(bytes) = read_file(scope, &at) else {
+        return Vec::new();
+    };
+    let Ok(t) = super::registry::Table::parse(&bytes, super::FRAMEWORKS, &super::FRAMEWORK_COLUMNS, &["rules_path"])
+    else {
+        return Vec::new();
+    };
+    t.rows()
+        .filter_map(|r| RelPath::parse(r.get("rules_path").as_bytes()))
+        .filter(|p| !p.is_root())
+        .collect()
 }
 
 /// A view of a scanned working tree (its trees held in memory by the scan).
@@ -413,43 +408,16 @@ impl FusedGates {
             },
         };
         let rel = |p: &str| RelPath::parse(p.as_bytes());
-        let frameworks = read_file(scope, &rel(FRAMEWORKS)?).ok()?;
         // Only files that exist: a missing optional registry or rules file must
         // not stop the plan (the passes report it).
-        let is_file = |p: &RelPath| {
-            scope
-                .open_dir(&p.parent().unwrap_or_else(RelPath::root))
-                .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
-                .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
-        };
-        let mut files: std::collections::BTreeMap<RelPath, Side> = [FRAMEWORKS, SPECS, PACKAGES]
+        let is_file = |p: &RelPath| is_plane_file(scope, p);
+        let files: std::collections::BTreeMap<RelPath, Side> = [FRAMEWORKS, SPECS, PACKAGES]
             .iter()
             .filter_map(|p| rel(p))
+            .chain(rules_paths(scope))
             .filter(|p| is_file(p))
             .map(|p| (p, side))
             .collect();
-        let t = super::registry::Table::parse(
-            &frameworks,
-            FRAMEWORKS,
-            &["id"],
-            &[
-                "rules_path",
-                "name",
-                "version",
-                "purpose",
-                "artifact_path",
-                "allowed_spec_types",
-                "required_gates",
-                "required_metadata",
-                "authorizes",
-            ],
-        )
-        .ok()?;
-        for r in t.rows() {
-            if let Some(p) = rel(r.get("rules_path")).filter(|p| !p.is_root() && is_file(p)) {
-                files.insert(p, side);
-            }
-        }
         let view = View::of_files(files, |rel, _| read_file(scope, rel));
         let m = Model::load(&view).ok()?;
         let (gates, by_spec) = super::spec_gates(&m);
