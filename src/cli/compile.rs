@@ -32,7 +32,7 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
     drop(bar);
     drop(lock);
     if args.json {
-        let list: Vec<Value> = r.findings.iter().map(finding_json).collect();
+        let list = findings_json(&r);
         writeln!(
             ctx.out,
             "{}",
@@ -63,4 +63,23 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
         )?;
     }
     Ok(findings_code(r.findings.is_empty()))
+}
+
+/// The findings a compile left, as JSON.
+pub fn findings_json(r: &cplane::governance::plane::CompileReport) -> Vec<Value> {
+    r.findings.iter().map(finding_json).collect()
+}
+
+/// What `own` and `disown` print after they edited registries: the findings
+/// the compile left, and the compiled registry's size.
+pub fn print_after_edit(out: &mut dyn Write, r: &cplane::governance::plane::CompileReport) -> std::io::Result<()> {
+    for f in &r.findings {
+        write!(out, "{}", output::finding(f))?;
+    }
+    writeln!(
+        out,
+        "compiled {}: {}; `cplane snapshot` records the change",
+        cplane::governance::COMPILED,
+        output::count(r.rows as u64, "row")
+    )
 }

@@ -80,9 +80,10 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
     write_example(&root)?;
     writeln!(ctx.out, "# example plane in {}", root.display())?;
     let mut failures = Vec::new();
-    let mut run = |ctx: &mut Ctx, argv: &[&str], expect: i32| -> std::io::Result<()> {
+    // One step: run the real binary in `dir`, print what it printed, note a surprise.
+    let mut run = |ctx: &mut Ctx, dir: &Path, argv: &[&str], expect: i32| -> std::io::Result<()> {
         writeln!(ctx.out, "\n$ cplane {}", argv.join(" "))?;
-        let out = Command::new(&exe).args(argv).current_dir(&root).output()?;
+        let out = Command::new(&exe).args(argv).current_dir(dir).output()?;
         ctx.out.write_all(&out.stdout)?;
         ctx.out.write_all(&out.stderr)?;
         let code = out.status.code().unwrap_or(-1);
@@ -96,8 +97,8 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
         writeln!(ctx.out, "\n# {what}")?;
         f()
     };
-    run(ctx, &["init"], 0)?;
-    run(ctx, &["snapshot", "-m", "baseline", "--name", "baseline"], 0)?;
+    run(ctx, &root, &["init"], 0)?;
+    run(ctx, &root, &["snapshot", "-m", "baseline", "--name", "baseline"], 0)?;
     edit(ctx, "edit config/app.toml", &|| {
         std::fs::write(root.join("config/app.toml"), "[server]\nport = 9999\nworkers = 4\n")
     })?;
@@ -115,17 +116,17 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
         std::fs::remove_dir(root.join("cache"))?;
         std::fs::create_dir(root.join("logs"))
     })?;
-    run(ctx, &["status"], 1)?;
-    run(ctx, &["verify", "--stats"], 1)?;
-    run(ctx, &["diff", "baseline"], 1)?;
-    run(ctx, &["cat", "baseline:config/app.toml"], 0)?;
-    run(ctx, &["restore", "baseline", "config/secrets.env"], 0)?;
-    run(ctx, &["status"], 1)?;
-    run(ctx, &["rollback", "baseline"], 0)?;
-    run(ctx, &["verify"], 0)?;
-    run(ctx, &["diff", "baseline", "HEAD"], 0)?;
-    run(ctx, &["log"], 0)?;
-    run(ctx, &["fsck"], 0)?;
+    run(ctx, &root, &["status"], 1)?;
+    run(ctx, &root, &["verify", "--stats"], 1)?;
+    run(ctx, &root, &["diff", "baseline"], 1)?;
+    run(ctx, &root, &["cat", "baseline:config/app.toml"], 0)?;
+    run(ctx, &root, &["restore", "baseline", "config/secrets.env"], 0)?;
+    run(ctx, &root, &["status"], 1)?;
+    run(ctx, &root, &["rollback", "baseline"], 0)?;
+    run(ctx, &root, &["verify"], 0)?;
+    run(ctx, &root, &["diff", "baseline", "HEAD"], 0)?;
+    run(ctx, &root, &["log"], 0)?;
+    run(ctx, &root, &["fsck"], 0)?;
 
     // Part 2: governance on the example control plane.
     let gov = tmp.path().join("control-plane");
@@ -135,29 +136,17 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
         "\n# part 2: the governed example control plane in {}",
         gov.display()
     )?;
-    let mut run = |ctx: &mut Ctx, argv: &[&str], expect: i32| -> std::io::Result<()> {
-        writeln!(ctx.out, "\n$ cplane {}", argv.join(" "))?;
-        let out = Command::new(&exe).args(argv).current_dir(&gov).output()?;
-        ctx.out.write_all(&out.stdout)?;
-        ctx.out.write_all(&out.stderr)?;
-        let code = out.status.code().unwrap_or(-1);
-        writeln!(ctx.out, "[exit {code}]")?;
-        if code != expect {
-            failures.push(format!("`cplane {}` exited {code}, expected {expect}", argv.join(" ")));
-        }
-        Ok(())
-    };
-    run(ctx, &["init"], 0)?;
-    run(ctx, &["plane", "list"], 0)?;
+    run(ctx, &gov, &["init"], 0)?;
+    run(ctx, &gov, &["plane", "list"], 0)?;
     edit(ctx, "add lib/agents/critic.py, a file nobody owns", &|| {
         std::fs::write(
             gov.join("lib/agents/critic.py"),
             "\"\"\"Scores an agent step.\"\"\"\n\n\ndef score(step):\n    return len(step)\n",
         )
     })?;
-    run(ctx, &["verify"], 1)?;
-    run(ctx, &["own", "lib/agents/critic.py", "--by", "SPEC-102"], 0)?;
-    run(ctx, &["verify"], 1)?;
+    run(ctx, &gov, &["verify"], 1)?;
+    run(ctx, &gov, &["own", "lib/agents/critic.py", "--by", "SPEC-102"], 0)?;
+    run(ctx, &gov, &["verify"], 1)?;
     edit(ctx, "plant a secret in config/runtime.yaml", &|| {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -165,17 +154,17 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
         // Built at run time so this source holds nothing a scanner would flag.
         writeln!(f, "{}: \"correct-horse-battery\"", ["pass", "word"].concat())
     })?;
-    run(ctx, &["verify", "--all-passes"], 1)?;
-    run(ctx, &["snapshot", "-m", "with a secret"], 1)?;
+    run(ctx, &gov, &["verify", "--all-passes"], 1)?;
+    run(ctx, &gov, &["snapshot", "-m", "with a secret"], 1)?;
     edit(ctx, "remove the secret again", &|| {
         let p = gov.join("config/runtime.yaml");
         let text = std::fs::read_to_string(&p)?;
         let kept: Vec<&str> = text.lines().filter(|l| !l.contains("correct-horse")).collect();
         std::fs::write(&p, kept.join("\n") + "\n")
     })?;
-    run(ctx, &["snapshot", "-m", "critic owned by SPEC-102"], 0)?;
-    run(ctx, &["verify"], 0)?;
-    run(ctx, &["explain", "lib/agents/critic.py"], 0)?;
+    run(ctx, &gov, &["snapshot", "-m", "critic owned by SPEC-102"], 0)?;
+    run(ctx, &gov, &["verify"], 0)?;
+    run(ctx, &gov, &["explain", "lib/agents/critic.py"], 0)?;
     if args.keep {
         let kept = tmp.keep();
         writeln!(ctx.out, "\n# kept {}", kept.display())?;

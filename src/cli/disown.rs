@@ -1,6 +1,6 @@
 //! `cplane disown`.
 
-use super::{CmdResult, Ctx, finding_json, findings_code, output, plane_path};
+use super::{CmdResult, Ctx, findings_code, output, plane_path};
 use serde_json::json;
 use std::io::Write;
 
@@ -47,7 +47,7 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
                 "plane": plane.name,
                 "removed": removed,
                 "compiled": {"rows": r.compile.rows, "written": r.compile.written},
-                "findings": r.compile.findings.iter().map(finding_json).collect::<Vec<_>>(),
+                "findings": super::compile::findings_json(&r.compile),
             })
         )?;
     } else {
@@ -59,15 +59,7 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
                 reg.display()
             )?;
         }
-        for f in &r.compile.findings {
-            write!(ctx.out, "{}", output::finding(f))?;
-        }
-        writeln!(
-            ctx.out,
-            "compiled {}: {}; `cplane snapshot` records the change",
-            cplane::governance::COMPILED,
-            output::count(r.compile.rows as u64, "row")
-        )?;
+        super::compile::print_after_edit(&mut ctx.out, &r.compile)?;
     }
     Ok(findings_code(r.compile.findings.is_empty()))
 }

@@ -1,6 +1,6 @@
 //! `cplane own`.
 
-use super::{CmdResult, Ctx, finding_json, findings_code, output, plane_path};
+use super::{CmdResult, Ctx, findings_code, output, plane_path};
 use serde_json::json;
 use std::io::Write;
 
@@ -64,7 +64,7 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
                 "kept": r.kept,
                 "created": r.created.iter().map(|p| p.display()).collect::<Vec<_>>(),
                 "compiled": {"rows": r.compile.rows, "written": r.compile.written},
-                "findings": r.compile.findings.iter().map(finding_json).collect::<Vec<_>>(),
+                "findings": super::compile::findings_json(&r.compile),
             })
         )?;
     } else {
@@ -99,15 +99,7 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
                 args.owner
             )?;
         }
-        for f in &r.compile.findings {
-            write!(ctx.out, "{}", output::finding(f))?;
-        }
-        writeln!(
-            ctx.out,
-            "compiled {}: {}; `cplane snapshot` records the change",
-            cplane::governance::COMPILED,
-            output::count(r.compile.rows as u64, "row")
-        )?;
+        super::compile::print_after_edit(&mut ctx.out, &r.compile)?;
     }
     Ok(findings_code(r.compile.findings.is_empty()))
 }
