@@ -351,3 +351,20 @@ fn gate_verdicts_are_reused_only_while_bytes_and_rules_are_unchanged() {
         assert!(out.contains("CP301 lib/a.py") && out.contains("internal-host"), "{out}");
     }
 }
+
+/// A huge file where a registry belongs is refused by name, never loaded
+/// whole (the limit is 64 MiB; this one is sparse, 1 GiB).
+#[test]
+fn a_huge_registry_is_refused_by_name_not_loaded() {
+    let t = governed();
+    let d = t.path();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(d.join("registries/specs_registry.csv"))
+        .unwrap();
+    f.set_len(1 << 30).unwrap();
+    let out = cplane(d).args(["verify"]).assert().code(2).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("specs_registry.csv") && err.contains("64 MiB"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

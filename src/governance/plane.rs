@@ -18,20 +18,37 @@ use std::io::{Read, Write};
 /// Names of the four passes, by number.
 pub const PASS_NAMES: [&str; 4] = ["ownership", "content", "chain", "gates"];
 
-/// Reads the regular file `rel` of the plane, never through a symlink.
+/// Reads the governance file `rel` of the plane (a registry, a rules file,
+/// the compiled registry), never through a symlink, and never more than
+/// [`super::registry::MAX_FILE`] bytes: a huge file planted where a
+/// registry belongs is refused by name, not loaded.
 ///
 /// # Errors
-/// I/O errors, naming the path.
+/// I/O errors naming the path; [`Error::BadConfig`] for a file over the limit.
 pub fn read_file(scope: &Scope, rel: &RelPath) -> Result<Vec<u8>> {
     let parent = rel.parent().unwrap_or_else(RelPath::root);
     let name = rel.file_name().unwrap_or_default();
+    let max = super::registry::MAX_FILE as u64;
     let mut out = Vec::new();
     scope
         .open_dir(&parent)
         .and_then(|d| d.open_file(name))
-        .and_then(|mut f| f.read_to_end(&mut out))
+        .and_then(|f| f.take(max + 1).read_to_end(&mut out))
         .map_err(|e| scope.io_error(rel, e))?;
+    if out.len() as u64 > max {
+        return Err(too_large(scope, rel));
+    }
     Ok(out)
+}
+
+fn too_large(scope: &Scope, rel: &RelPath) -> Error {
+    Error::BadConfig {
+        path: scope.shown(rel),
+        reason: format!(
+            "larger than {} MiB, the most a registry or rules file may hold; remove it or move it out of the plane",
+            super::registry::MAX_FILE >> 20
+        ),
+    }
 }
 
 /// Replaces (or creates) the regular file `rel` of the plane with `bytes`:
@@ -147,7 +164,16 @@ pub fn read_blob(store: &Store, id: &ObjectId) -> Result<Vec<u8>> {
 /// # Errors
 /// Store damage while loading trees.
 pub fn stored_view<'a>(store: &'a Store, root: &TreeId) -> Result<View<'a>> {
-    View::of_tree(&TreeSource::store(store), root, move |_, side: &Side| {
+    View::of_tree(&TreeSource::store(store), root, move |rel, side: &Side| {
+        if side.size > super::registry::MAX_FILE as u64 {
+            return Err(Error::BadConfig {
+                path: std::path::PathBuf::from(rel.display()),
+                reason: format!(
+                    "is {} bytes in the snapshot, more than a registry or rules file may hold",
+                    side.size
+                ),
+            });
+        }
         read_blob(store, &side.id)
     })
 }
