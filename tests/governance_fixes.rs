@@ -368,3 +368,26 @@ fn a_huge_registry_is_refused_by_name_not_loaded() {
     assert!(err.contains("specs_registry.csv") && err.contains("64 MiB"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Removing (or replacing with a symlink) the frameworks registry of a
+/// governed plane does not switch governance off at the next snapshot.
+#[test]
+fn snapshot_refuses_a_governed_plane_whose_registry_vanished() {
+    let t = governed();
+    let d = t.path();
+    let fw = d.join("registries/frameworks_registry.csv");
+    let body = fs::read(&fw).unwrap();
+    fs::remove_file(&fw).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &fw).unwrap();
+    let head = stdout(d, &["show", "HEAD", "--json"]);
+    let out = cplane(d).arg("snapshot").assert().code(1).get_output().clone();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HEAD is governed"));
+    assert_eq!(stdout(d, &["show", "HEAD", "--json"]), head);
+    fs::remove_file(&fw).unwrap();
+    stdout_code(d, &["snapshot"], 1);
+    // On purpose: --ungoverned seals, and the plane is ungoverned from then on.
+    stdout(d, &["snapshot", "--ungoverned"]);
+    stdout(d, &["snapshot"]);
+    fs::write(&fw, body).unwrap();
+    stdout(d, &["snapshot"]);
+}

@@ -24,6 +24,10 @@ pub struct SnapshotArgs {
     /// Checkpoint name (letters, digits, `.`, `_`, `-`); must not exist yet
     #[arg(long)]
     pub name: Option<String>,
+    /// Seal even though HEAD is governed and registries/frameworks_registry.csv
+    /// is gone: the plane stops being governed (otherwise refused, CP005)
+    #[arg(long)]
+    pub ungoverned: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -39,7 +43,8 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         message: args.message,
         ..SealOptions::default()
     };
-    let (r, governed) = cplane::governance::plane::snapshot(&mut store, &lock, &plane, opts, ctx.control(&bar))?;
+    let (r, governed) =
+        cplane::governance::plane::snapshot(&mut store, &lock, &plane, opts, args.ungoverned, ctx.control(&bar))?;
     drop(bar);
     let secs = t0.elapsed().as_secs_f64();
     let s = &r.snapshot;

@@ -782,7 +782,9 @@ pub struct GovernedSeal {
 /// ownership registry, refuses (writing nothing) when pass 0, 2 or 3 has a
 /// finding, writes the compiled registry when it changed, seals, and checks
 /// the sealed tree again before HEAD moves ([`check_sealed`]). A plane
-/// without registries is sealed as [`crate::snapshot::seal`] does.
+/// without registries is sealed as [`crate::snapshot::seal`] does, unless
+/// its HEAD is governed: then only with `ungoverned` (the registries were
+/// removed on purpose).
 ///
 /// # Errors
 /// [`Error::Refused`] with the findings; as [`crate::snapshot::seal`].
@@ -791,11 +793,32 @@ pub fn snapshot(
     lock: &crate::store::lock::StoreLock,
     plane: &Plane,
     mut opts: crate::snapshot::SealOptions,
+    ungoverned: bool,
     ctl: Control<'_>,
 ) -> Result<(crate::snapshot::SealReport, Option<GovernedSeal>)> {
     use crate::snapshot::{seal, seal_checked};
     let scope = Scope::open(plane)?;
     if !is_governed(&scope) {
+        // A governed HEAD whose frameworks registry is gone (deleted, or made a
+        // symlink): governance is not switched off by accident.
+        let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
+        let head_governed = match store.head(&plane.name)? {
+            Some(id) => {
+                let h = store.read_snapshot(&id)?;
+                h.ownership.is_some() || crate::diff::lookup_path(&TreeSource::store(store), &h.root, &at)?.is_some()
+            }
+            None => false,
+        };
+        if head_governed && !ungoverned {
+            return Err(Error::Refused {
+                action: "snapshot",
+                findings: vec![Finding::new(
+                    Code::BadRegistry,
+                    at,
+                    "HEAD is governed, but this is missing or not a regular file; put it back (cplane restore HEAD registries/frameworks_registry.csv), or seal with --ungoverned to stop governing the plane",
+                )],
+            });
+        }
         return Ok((seal(store, lock, plane, opts, ctl)?, None));
     }
     let report = crate::worktree::status(store, plane, ctl)?;
