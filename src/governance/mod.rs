@@ -415,19 +415,9 @@ impl Model {
                     authorizes_set,
                 })
             })();
-            match parsed {
-                Ok(f) if self.frameworks.contains_key(&f.id) => {
-                    let first = self.frameworks[&f.id].line;
-                    self.row_problem(
-                        FRAMEWORKS,
-                        r.line,
-                        format!("framework {} is already defined on line {first}", f.id),
-                    );
-                }
-                Ok(f) => {
-                    self.frameworks.insert(f.id.clone(), f);
-                }
-                Err(msg) => self.row_problem(FRAMEWORKS, r.line, msg),
+            let problem = add_unique(&mut self.frameworks, "framework", parsed);
+            if let Some(msg) = problem {
+                self.row_problem(FRAMEWORKS, r.line, msg);
             }
         }
         Ok(())
@@ -466,19 +456,9 @@ impl Model {
                     metadata: metadata(r.get("metadata"))?,
                 })
             })();
-            match parsed {
-                Ok(s) if self.specs.contains_key(&s.id) => {
-                    let first = self.specs[&s.id].line;
-                    self.row_problem(
-                        SPECS,
-                        r.line,
-                        format!("spec {} is already defined on line {first}", s.id),
-                    );
-                }
-                Ok(s) => {
-                    self.specs.insert(s.id.clone(), s);
-                }
-                Err(msg) => self.row_problem(SPECS, r.line, msg),
+            let problem = add_unique(&mut self.specs, "spec", parsed);
+            if let Some(msg) = problem {
+                self.row_problem(SPECS, r.line, msg);
             }
         }
         Ok(())
@@ -510,19 +490,9 @@ impl Model {
                     status: status.into(),
                 })
             })();
-            match parsed {
-                Ok(p) if self.packages.contains_key(&p.id) => {
-                    let first = self.packages[&p.id].line;
-                    self.row_problem(
-                        PACKAGES,
-                        r.line,
-                        format!("package {} is already defined on line {first}", p.id),
-                    );
-                }
-                Ok(p) => {
-                    self.packages.insert(p.id.clone(), p);
-                }
-                Err(msg) => self.row_problem(PACKAGES, r.line, msg),
+            let problem = add_unique(&mut self.packages, "package", parsed);
+            if let Some(msg) = problem {
+                self.row_problem(PACKAGES, r.line, msg);
             }
         }
         Ok(())
@@ -716,6 +686,49 @@ pub type Parsed = HashMap<RelPath, std::result::Result<Table, RegistryError>>;
 /// The first problem, naming `path` and the line.
 pub fn parse_file_registry(bytes: &[u8], path: &RelPath) -> std::result::Result<Table, RegistryError> {
     Table::parse(bytes, &path.display(), &["file_path", "owner_id", "owner_kind"], &[])
+}
+
+/// A registry row with an id and a line (frameworks, specs, packages).
+trait Registered {
+    fn id(&self) -> &str;
+    fn line(&self) -> u64;
+}
+
+macro_rules! registered {
+    ($($t:ty),*) => {$(
+        impl Registered for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn line(&self) -> u64 {
+                self.line
+            }
+        }
+    )*};
+}
+registered!(Framework, Spec, Package);
+
+/// Adds a parsed row to `map` by its id; returns the problem to report at
+/// the row's line instead: the row did not parse, or its id is taken.
+fn add_unique<T: Registered>(
+    map: &mut BTreeMap<String, T>,
+    what: &str,
+    parsed: std::result::Result<T, String>,
+) -> Option<String> {
+    match parsed {
+        Err(msg) => Some(msg),
+        Ok(row) => match map.get(row.id()) {
+            Some(first) => Some(format!(
+                "{what} {} is already defined on line {}",
+                row.id(),
+                first.line()
+            )),
+            None => {
+                map.insert(row.id().to_string(), row);
+                None
+            }
+        },
+    }
 }
 
 /// Which passes [`check`] runs.
