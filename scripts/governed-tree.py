@@ -56,12 +56,16 @@ def main():
     governance = {"registries", "frameworks", "specs"}
     rows = 0
     for d, dirs, files in os.walk(dst):
-        dirs[:] = sorted(x for x in dirs if x != ".cp")
+        dirs_all = set(dirs)
+        dirs[:] = sorted(x for x in dirs if x != ".cp" and not os.path.islink(os.path.join(d, x)))
         rel = os.path.relpath(d, dst)
         top = rel.split(os.sep)[0]
+        # A symlink to a directory is listed among the directories (and not
+        # walked): it is a file of the plane like any other symlink.
+        files = files + [x for x in os.listdir(d) if x in dirs_all and os.path.islink(os.path.join(d, x))]
         if not files and rel != ".":
             continue
-        owner = "SPEC-000" if rel == "." or top in governance else "SPEC-BENCH"
+        owner = "SPEC-000" if top in governance else "SPEC-BENCH"
         lines = ["file_path,owner_id,owner_kind"]
         names = sorted(set(files) | {".file_registry.csv"})
         if rel == ".":
@@ -71,7 +75,8 @@ def main():
             exempt.append(glob_escape(n if rel == "." else f"{rel}/{n}"))
         names = [n for n in names if n not in unheld]
         for name in names:
-            o = "SPEC-000" if name == ".file_registry.csv" or rel == "." else owner
+            is_governance = name == ".file_registry.csv" or name.startswith("registries/")
+            o = "SPEC-000" if is_governance else owner
             lines.append(f"{name},{o},spec")
         rows += len(names)
         with open(os.path.join(d, ".file_registry.csv"), "w") as f:
