@@ -127,12 +127,7 @@ impl Scope {
             exempt: None,
         })
         .map(|mut scope| {
-            let globs = crate::governance::plane::exempt_globs(&scope);
-            if !globs.is_empty()
-                && let Ok(e) = Exempt::new(globs)
-            {
-                scope.exempt = Some(std::sync::Arc::new(e));
-            }
+            scope.exempt = crate::governance::plane::exempt(&scope);
             scope
         })
     }

@@ -100,25 +100,48 @@ fn is_plane_file(scope: &Scope, rel: &RelPath) -> bool {
         .is_ok_and(|st| crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File)
 }
 
-/// The `exempt` globs of every rules file a governed plane's frameworks
-/// registry names, read from the working tree; empty for a plane without
-/// registries or when they cannot be read (then `verify` reports why, and
-/// nothing is exempt).
-pub fn exempt_globs(scope: &Scope) -> Vec<String> {
+/// The compiled exempt globs of a governed plane's working tree, if any.
+/// A command opens its plane's scope several times; the rules files are
+/// read each time, but parsed and compiled once per process for the same
+/// bytes (a plane can exempt thousands of exact paths).
+pub fn exempt(scope: &Scope) -> Option<std::sync::Arc<crate::scope::Exempt>> {
+    type Cache = std::sync::Mutex<std::collections::HashMap<ObjectId, Option<std::sync::Arc<crate::scope::Exempt>>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     if !is_governed(scope) {
-        return Vec::new();
+        return None;
     }
-    let mut out = Vec::new();
-    for rel in rules_paths(scope) {
-        if let Ok(bytes) = read_file(scope, &rel)
-            && let Ok(rules) = crate::gate::Rules::parse(&bytes, &rel.display())
-        {
-            out.extend(rules.exempt);
+    let files: Vec<(RelPath, Vec<u8>)> = rules_paths(scope)
+        .into_iter()
+        .filter_map(|rel| read_file(scope, &rel).ok().map(|b| (rel, b)))
+        .collect();
+    let mut key = blake3::Hasher::new();
+    for (rel, bytes) in &files {
+        key.update(rel.as_bytes())
+            .update(&[0])
+            .update(&(bytes.len() as u64).to_le_bytes())
+            .update(bytes);
+    }
+    let key = ObjectId(*key.finalize().as_bytes());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return hit.clone();
+    }
+    let mut globs = Vec::new();
+    for (rel, bytes) in &files {
+        if let Ok(rules) = crate::gate::Rules::parse(bytes, &rel.display()) {
+            globs.extend(rules.exempt);
         }
     }
-    out.sort();
-    out.dedup();
-    out
+    globs.sort();
+    globs.dedup();
+    let compiled = (!globs.is_empty())
+        .then(|| crate::scope::Exempt::new(globs).ok().map(std::sync::Arc::new))
+        .flatten();
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, compiled.clone());
+    compiled
 }
 
 /// The rules files the working tree's frameworks registry names (empty when
