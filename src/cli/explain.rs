@@ -47,7 +47,7 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
                 "head": side_json(&x.head),
                 "governed": x.governed,
                 "exempt": x.exempt,
-                "owners": x.declarations.iter().map(|d| json!({"owner": d.owner_id, "kind": d.owner_kind.as_str(), "registry": d.source.display(), "line": d.line})).collect::<Vec<_>>(),
+                "owners": x.declarations.iter().map(|d| json!({"owner": &*d.owner_id, "kind": d.owner_kind.as_str(), "registry": d.source.display(), "line": d.line})).collect::<Vec<_>>(),
                 "spec": x.spec.as_ref().map(|s| json!({"id": s.id, "entity_type": s.entity_type, "artifact_path": s.artifact_path, "framework": s.framework_id})),
                 "framework": x.framework.as_ref().map(|f| json!({"id": f.id, "name": f.name, "version": f.version, "artifact_path": f.artifact_path})),
                 "authorized_by": x.glob,

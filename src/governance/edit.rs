@@ -201,7 +201,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
                 continue;
             }
             match m.owner(f) {
-                Some(d) if d.owner_id != owner => kept += 1,
+                Some(d) if *d.owner_id != *owner => kept += 1,
                 _ => targets.push(f.clone()),
             }
         }
@@ -251,21 +251,21 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     let mut unchanged = 0;
     for p in &targets {
         if let Some(d) = m.owner(p) {
-            if d.owner_id == owner && d.owner_kind == kind {
+            if *d.owner_id == *owner && d.owner_kind == kind {
                 unchanged += 1;
                 continue;
             }
             let dir = d.source.parent().unwrap_or_else(RelPath::root);
             let cell = p.strip_prefix(&dir).map(|r| r.display()).unwrap_or_else(|| p.display());
             edits
-                .entry(d.source.clone())
+                .entry((*d.source).clone())
                 .or_default()
                 .replace
                 .insert(d.line, (cell, owner.to_string(), kind));
             owned.push(Owned {
                 path: p.clone(),
-                was: Some(d.owner_id.clone()),
-                registry: d.source.clone(),
+                was: Some(d.owner_id.to_string()),
+                registry: (*d.source).clone(),
             });
             continue;
         }
@@ -295,7 +295,7 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     // A created registry owns itself, by whoever owns the registries above it.
     for reg in &created {
         let (self_owner, self_kind) = nearest(reg)
-            .and_then(|above| m.owner(&above).map(|d| (d.owner_id.clone(), d.owner_kind)))
+            .and_then(|above| m.owner(&above).map(|d| (d.owner_id.to_string(), d.owner_kind)))
             .or_else(|| {
                 m.specs
                     .contains_key("SPEC-000")
@@ -312,9 +312,9 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
     // Say at once when the new owner's framework does not authorize a path
     // (pass 2 would, at the next verify or snapshot).
     let probe = super::Declaration {
-        owner_id: owner.to_string(),
+        owner_id: std::sync::Arc::from(owner),
         owner_kind: kind,
-        source: RelPath::root(),
+        source: std::sync::Arc::new(RelPath::root()),
         line: 0,
     };
     if let Some(f) = m.framework_of(&probe) {
@@ -364,7 +364,7 @@ pub fn quarantine(
         unmapped = m
             .files
             .keys()
-            .filter(|p| !m.declared.contains_key(*p))
+            .filter(|p| !m.declared.contains_key(p))
             .cloned()
             .collect();
         scope
@@ -466,7 +466,7 @@ pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>)
     let mut removed = Vec::new();
     for p in paths {
         let mut any = false;
-        for (declared, decls) in &m.declared {
+        for (declared, decls) in m.declared.iter() {
             let named = declared == p;
             let below = declared.starts_with(p) && declared.file_name() != Some(FILE_REGISTRY.as_bytes());
             if !(named || below) {
@@ -474,8 +474,8 @@ pub fn disown(store: &Store, plane: &Plane, paths: &[RelPath], ctl: Control<'_>)
             }
             any = true;
             for d in decls {
-                if edits.entry(d.source.clone()).or_default().remove.insert(d.line) {
-                    removed.push((declared.clone(), d.owner_id.clone(), d.source.clone()));
+                if edits.entry((*d.source).clone()).or_default().remove.insert(d.line) {
+                    removed.push((declared.clone(), d.owner_id.to_string(), (*d.source).clone()));
                 }
             }
         }

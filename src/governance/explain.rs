@@ -146,7 +146,7 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
         };
         findings.extend(engine.run(&scope, std::slice::from_ref(&job), ctl)?.findings);
     }
-    x.declarations = m.declared.get(path).cloned().unwrap_or_default();
+    x.declarations = m.declared.get(path).map(<[_]>::to_vec).unwrap_or_default();
     if let Some(d) = x.declarations.first() {
         x.spec = m.spec_of(d).cloned();
         x.framework = m.framework_of(d).cloned();

@@ -14,6 +14,7 @@ pub mod explain;
 pub mod genesis;
 pub mod plane;
 pub mod registry;
+pub mod sorted;
 
 use crate::diff::{Side, TreeSource, flatten};
 use crate::error::{Error, Result};
@@ -24,7 +25,9 @@ use crate::object::EntryKind;
 use crate::path::RelPath;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use registry::{RegistryError, Table, check_id, list, metadata};
+use sorted::{Declared, Files, join, owned};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// The frameworks registry; its presence makes a plane governed.
 pub const FRAMEWORKS: &str = "registries/frameworks_registry.csv";
@@ -180,12 +183,12 @@ pub struct Package {
 /// One ownership declaration: a row of some `.file_registry.csv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declaration {
-    /// The owner's id.
-    pub owner_id: String,
+    /// The owner's id (shared by every row naming the same owner).
+    pub owner_id: Arc<str>,
     /// Spec or package.
     pub owner_kind: OwnerKind,
-    /// The `.file_registry.csv` holding the row.
-    pub source: RelPath,
+    /// The `.file_registry.csv` holding the row (shared by its rows).
+    pub source: Arc<RelPath>,
     /// Its line.
     pub line: u64,
 }
@@ -265,11 +268,11 @@ pub struct Model {
     /// Parsed rules by framework id (frameworks whose rules file loaded).
     pub rules: BTreeMap<String, Rules>,
     /// Every declaration by declared path (two or more: two owners).
-    pub declared: BTreeMap<RelPath, Vec<Declaration>>,
+    pub declared: Declared,
     /// Files left out as exempt (matched a rules file's `exempt` glob).
     pub exempt: Vec<RelPath>,
     /// The files that count: every file of the view but the exempt ones.
-    pub files: BTreeMap<RelPath, Side>,
+    pub files: Files,
     /// Findings met while loading (CP005, CP209), by pass.
     load_findings: Vec<Finding>,
     /// Registries that failed to load (their dependent checks are skipped).
@@ -340,13 +343,15 @@ impl Model {
         let exempt = (!globs.is_empty())
             .then(|| crate::scope::Exempt::new(globs).ok())
             .flatten();
+        let mut files = Vec::with_capacity(view.files.len());
         for (path, side) in &view.files {
             if exempt.as_ref().is_some_and(|e| e.matches(path, false)) {
                 m.exempt.push(path.clone());
             } else {
-                m.files.insert(path.clone(), *side);
+                files.push((path.clone(), *side));
             }
         }
+        m.files = Files::from_sorted(files);
         m.load_declarations(view, parsed)?;
         Ok(m)
     }
@@ -555,6 +560,9 @@ impl Model {
             .collect::<Result<_>>()?;
         parsed.extend(ready);
         parsed.sort_by(|a, b| a.0.cmp(&b.0));
+        // Owner ids are shared: one allocation per owner, not per row.
+        let mut owners: HashMap<String, Arc<str>> = HashMap::new();
+        let mut rows = Vec::new();
         for (src, t) in parsed {
             let label = src.display();
             let t = match t {
@@ -567,6 +575,7 @@ impl Model {
                 }
             };
             let dir = src.parent().unwrap_or_else(RelPath::root);
+            let src = Arc::new(src);
             for r in t.rows() {
                 let raw = r.get("file_path");
                 let path = (!raw.is_empty() && !raw.starts_with('/') && !raw.ends_with('/'))
@@ -602,27 +611,36 @@ impl Model {
                     );
                     continue;
                 }
-                self.declared.entry(full).or_default().push(Declaration {
-                    owner_id: r.get("owner_id").into(),
-                    owner_kind: kind,
-                    source: src.clone(),
-                    line: r.line,
-                });
+                let id = r.get("owner_id");
+                let owner_id = match owners.get(id) {
+                    Some(a) => a.clone(),
+                    None => owners.entry(id.to_string()).or_insert_with(|| Arc::from(id)).clone(),
+                };
+                rows.push((
+                    full,
+                    Declaration {
+                        owner_id,
+                        owner_kind: kind,
+                        source: src.clone(),
+                        line: r.line,
+                    },
+                ));
             }
         }
+        self.declared = Declared::from_unsorted(rows);
         Ok(())
     }
 
     /// The owner of `path` (its first declaration), if any.
     pub fn owner(&self, path: &RelPath) -> Option<&Declaration> {
-        self.declared.get(path).and_then(|d| d.first())
+        self.declared.get(path).and_then(<[Declaration]>::first)
     }
 
     /// The spec an owner resolves to (a package through its `spec_id`).
     pub fn spec_of(&self, d: &Declaration) -> Option<&Spec> {
         match d.owner_kind {
-            OwnerKind::Spec => self.specs.get(&d.owner_id),
-            OwnerKind::Package => self.packages.get(&d.owner_id).and_then(|p| self.specs.get(&p.spec_id)),
+            OwnerKind::Spec => self.specs.get(&*d.owner_id),
+            OwnerKind::Package => self.packages.get(&*d.owner_id).and_then(|p| self.specs.get(&p.spec_id)),
         }
     }
 
@@ -657,10 +675,11 @@ impl Model {
         let mut out = String::with_capacity(64 + self.declared.len() * 120);
         out.push_str(COMPILED_HEADER);
         out.push('\n');
-        // BTreeMap<RelPath> is ordered by path bytes already.
-        for (path, decls) in &self.declared {
-            let d = &decls[0];
-            let hash = match self.files.get(path) {
+        // Declared is ordered by path bytes already.
+        for j in join(&self.declared, &self.files) {
+            let Some(decls) = j.decls else { continue };
+            let (path, d) = (j.path, &decls[0]);
+            let hash = match j.file {
                 Some(s) if *path != compiled => s.id.to_hex(),
                 _ => String::new(),
             };
@@ -760,8 +779,24 @@ pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> R
         return Ok(out);
     }
     let compiled = rel(COMPILED);
-    for (path, decls) in &m.declared {
-        let owner = &decls[0].owner_id;
+    for j in join(&m.declared, &m.files) {
+        let path = j.path;
+        let Some(decls) = j.decls else {
+            // A file nobody declares.
+            let why = if !registry::representable(path.as_bytes()) {
+                " (its name has a comma, quote, line break or non-UTF-8 byte, which a registry cannot hold; rename it or exempt it)"
+            } else {
+                ""
+            };
+            let kind = j.file.map_or("file", |s| s.kind.name());
+            out.push(Finding::new(
+                Code::Unmapped,
+                path.clone(),
+                format!("{kind} has no owner in any {FILE_REGISTRY}{why}"),
+            ));
+            continue;
+        };
+        let owner = &*decls[0].owner_id;
         if decls.len() > 1 {
             let places: Vec<String> = decls
                 .iter()
@@ -778,9 +813,9 @@ pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> R
         }
         for d in decls {
             let known = match d.owner_kind {
-                OwnerKind::Spec => m.specs.contains_key(&d.owner_id) || m.broken.contains(SPECS),
+                OwnerKind::Spec => m.specs.contains_key(&*d.owner_id) || m.broken.contains(SPECS),
                 OwnerKind::Package => {
-                    m.packages.contains_key(&d.owner_id) || m.broken.contains(PACKAGES) && view.exists(PACKAGES)
+                    m.packages.contains_key(&*d.owner_id) || m.broken.contains(PACKAGES) && view.exists(PACKAGES)
                 }
             };
             if !known {
@@ -801,11 +836,11 @@ pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> R
                             }
                         ),
                     )
-                    .owned_by(&d.owner_id),
+                    .owned_by(&*d.owner_id),
                 );
             }
         }
-        let present = m.files.contains_key(path);
+        let present = j.file.is_some();
         // The compiled registry itself: `compile` is about to write it, and a
         // missing one is CP006.
         if !present && *path != compiled {
@@ -822,20 +857,6 @@ pub fn ownership_findings(m: &Model, view: &View<'_>, compiled_check: bool) -> R
                 )
                 .owned_by(owner),
             );
-        }
-    }
-    for (path, side) in &m.files {
-        if !m.declared.contains_key(path) {
-            let why = if !registry::representable(path.as_bytes()) {
-                " (its name has a comma, quote, line break or non-UTF-8 byte, which a registry cannot hold; rename it or exempt it)"
-            } else {
-                ""
-            };
-            out.push(Finding::new(
-                Code::Unmapped,
-                path.clone(),
-                format!("{} has no owner in any {FILE_REGISTRY}{why}", side.kind.name()),
-            ));
         }
     }
     if compiled_check {
@@ -877,7 +898,7 @@ fn compiled_findings(m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
             ));
         }
     }
-    for (path, decls) in &m.declared {
+    for (path, decls) in m.declared.iter() {
         let d = &decls[0];
         match have.remove(path) {
             None => out.push(
@@ -886,9 +907,9 @@ fn compiled_findings(m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
                     path.clone(),
                     format!("declared in {} but not in {COMPILED}", d.source.display()),
                 )
-                .owned_by(&d.owner_id),
+                .owned_by(&*d.owner_id),
             ),
-            Some((id, kind)) if id != d.owner_id || kind != d.owner_kind.as_str() => out.push(
+            Some((id, kind)) if *id != *d.owner_id || kind != d.owner_kind.as_str() => out.push(
                 Finding::new(
                     Code::StaleCompiled,
                     path.clone(),
@@ -899,7 +920,7 @@ fn compiled_findings(m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
                         d.owner_kind.as_str()
                     ),
                 )
-                .owned_by(&d.owner_id),
+                .owned_by(&*d.owner_id),
             ),
             Some(_) => {}
         }
@@ -1063,13 +1084,10 @@ pub fn chain_findings(m: &Model, view: &View<'_>) -> Vec<Finding> {
             );
         }
     }
-    for (path, decls) in &m.declared {
-        if !m.files.contains_key(path) {
-            continue;
-        }
+    for (path, decls, _) in owned(&m.declared, &m.files) {
         let d = &decls[0];
         if d.owner_kind == OwnerKind::Package
-            && let Some(p) = m.packages.get(&d.owner_id)
+            && let Some(p) = m.packages.get(&*d.owner_id)
             && p.status != "installed"
         {
             out.push(
@@ -1078,11 +1096,11 @@ pub fn chain_findings(m: &Model, view: &View<'_>) -> Vec<Finding> {
                     path.clone(),
                     format!("owned by package {}, whose status is {}", p.id, p.status),
                 )
-                .owned_by(&d.owner_id),
+                .owned_by(&*d.owner_id),
             );
         }
         if let Some(f) = m.framework_of(d)
-            && f.authorizing_glob(path).is_none()
+            && !f.authorizes_set.is_match(path.as_os_str())
         {
             out.push(f.not_authorized(path, &d.owner_id));
         }
@@ -1229,16 +1247,17 @@ pub fn spec_gates(m: &Model) -> (Vec<(String, crate::gate::Gate)>, SpecGates) {
 pub fn gate_plan_of(m: &Model, present: bool) -> GatePlan {
     let (gates, by_spec) = spec_gates(m);
     let mut jobs = Vec::new();
-    for (path, decls) in &m.declared {
-        if present && !m.files.contains_key(path) {
+    for j in join(&m.declared, &m.files) {
+        let Some(decls) = j.decls else { continue };
+        if present && j.file.is_none() {
             continue;
         }
-        let d = &decls[0];
+        let (path, d) = (j.path, &decls[0]);
         if let Some(s) = m.spec_of(d)
             && let Some(ids) = by_spec.get(&s.id)
             && !ids.is_empty()
         {
-            jobs.push((path.clone(), d.owner_id.clone(), ids.clone()));
+            jobs.push((path.clone(), d.owner_id.to_string(), ids.clone()));
         }
     }
     GatePlan { gates, jobs }

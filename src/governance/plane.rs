@@ -280,23 +280,28 @@ pub fn gate_findings_for(
         None => Default::default(),
     };
     let mut todo: Vec<crate::gate::FileJob> = Vec::new();
-    for (path, decls) in &m.declared {
-        if !m.files.contains_key(path) || only.is_some_and(|o| !o.contains(path)) {
+    // The gates of each owner, looked up once per owner rather than per file.
+    let mut gates_of: std::collections::HashMap<(&str, super::OwnerKind), Option<&Vec<usize>>> =
+        std::collections::HashMap::new();
+    // The fused plan's rows are sorted by path too: walked alongside.
+    let mut row = 0;
+    for (path, decls, _) in super::owned(&m.declared, &m.files) {
+        if only.is_some_and(|o| !o.contains(path)) {
             continue;
         }
         let d = &decls[0];
-        let Some(ids) = m
-            .spec_of(d)
-            .and_then(|s| by_spec.get(&s.id))
-            .filter(|ids| !ids.is_empty())
-        else {
+        let Some(ids) = *gates_of.entry((&d.owner_id, d.owner_kind)).or_insert_with(|| {
+            m.spec_of(d)
+                .and_then(|s| by_spec.get(&s.id))
+                .filter(|ids| !ids.is_empty())
+        }) else {
             continue;
         };
         if let Some(f) = fused
-            && let Some(pos) = f.find(path)
+            && let Some(pos) = f.seek(&mut row, path)
             && f.handled[pos].load(std::sync::atomic::Ordering::Relaxed)
             && f.owner_of(pos)
-                .is_some_and(|(o, g)| o == d.owner_id && g == ids.as_slice())
+                .is_some_and(|(o, g)| *o == *d.owner_id && g == ids.as_slice())
         {
             if let Some((fs, bin)) = found.remove(&pos) {
                 out.extend(fs);
@@ -308,7 +313,7 @@ pub fn gate_findings_for(
         }
         todo.push(crate::gate::FileJob {
             path: path.clone(),
-            owner: d.owner_id.clone(),
+            owner: d.owner_id.to_string(),
             gates: ids.clone(),
         });
     }
@@ -382,6 +387,20 @@ impl FusedGates {
                     .cmp(path.as_bytes())
             })
             .ok()
+    }
+
+    /// [`FusedGates::find`] for paths asked in increasing order: `row` is
+    /// where the previous search ended (start at 0), moved forward past
+    /// every row before `path`.
+    fn seek(&self, row: &mut usize, path: &RelPath) -> Option<usize> {
+        while *row < self.order.len() && self.path_at(*row) < path.as_bytes() {
+            *row += 1;
+        }
+        (*row < self.order.len() && self.path_at(*row) == path.as_bytes()).then_some(*row)
+    }
+
+    fn path_at(&self, pos: usize) -> &[u8] {
+        self.table.cell(self.order[pos] as usize, self.path_col).as_bytes()
     }
 
     /// The owner and gates planned for sorted row `pos`.
@@ -490,9 +509,9 @@ impl FusedGates {
             let key = (row.get("owner_id"), row.get("owner_kind"));
             let idx = *owner_index.entry(key).or_insert_with(|| {
                 let d = super::Declaration {
-                    owner_id: key.0.to_string(),
+                    owner_id: key.0.into(),
                     owner_kind: super::OwnerKind::parse(key.1).unwrap_or(super::OwnerKind::Spec),
-                    source: RelPath::root(),
+                    source: RelPath::root().into(),
                     line: 0,
                 };
                 match super::OwnerKind::parse(key.1)
@@ -576,7 +595,7 @@ pub fn run_passes(
     };
     let mut r = PassReport {
         exempt: m.exempt.clone(),
-        owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
+        owned: super::owned(&m.declared, &m.files).count(),
         ..PassReport::default()
     };
     let stop = |r: &PassReport| !all && !r.is_clean();
@@ -877,7 +896,7 @@ pub fn snapshot(
     let checked_root = report.scan.root;
     let gov = GovernedSeal {
         compiled_written,
-        owned: m.declared.keys().filter(|p| m.files.contains_key(*p)).count(),
+        owned: super::owned(&m.declared, &m.files).count(),
         exempt: m.exempt.len(),
     };
     // Nothing of the check is needed while sealing: give the memory back first.
