@@ -369,11 +369,12 @@ pub struct FusedGates {
     found: std::sync::Mutex<Vec<(usize, Vec<Finding>, bool)>>,
     /// Every `.file_registry.csv` the scan read, parsed from the bytes it hashed.
     parsed: std::sync::Mutex<super::Parsed>,
-    /// Per sorted row, when the gates' verdicts of HEAD still hold (see
-    /// [`FusedGates::plan`]): the blob id the row records. A file hashed to
-    /// exactly that id passed every gate when HEAD was sealed, under the
-    /// same registries and rules, so its gates are not run again.
-    passed: Option<Vec<Option<ObjectId>>>,
+    /// When the gates' verdicts of HEAD still hold (see
+    /// [`FusedGates::plan`]): the `blake3` column of `table`. A file hashed
+    /// to exactly the id its row records passed every gate when HEAD was
+    /// sealed, under the same registries and rules, so its gates are not
+    /// run again.
+    passed: Option<usize>,
 }
 
 impl FusedGates {
@@ -412,9 +413,10 @@ impl FusedGates {
 }
 
 impl crate::scan::ContentHook for FusedGates {
-    fn wants(&self, rel: &RelPath) -> bool {
-        rel.file_name() == Some(super::FILE_REGISTRY.as_bytes())
-            || self.find(rel).is_some_and(|pos| self.owner[pos] != u32::MAX)
+    /// Every file: its row is looked up once, in [`FusedGates::content`]
+    /// (a second search here would double the cost per file).
+    fn wants(&self, _rel: &RelPath) -> bool {
+        true
     }
 
     fn content(&self, rel: &RelPath, bytes: &[u8], id: &ObjectId) {
@@ -426,7 +428,13 @@ impl crate::scan::ContentHook for FusedGates {
                 .insert(rel.clone(), t);
         }
         let Some(pos) = self.find(rel) else { return };
-        if self.passed.as_ref().is_some_and(|p| p[pos] == Some(*id)) {
+        if self.owner[pos] == u32::MAX {
+            return;
+        }
+        if self
+            .passed
+            .is_some_and(|col| ObjectId::from_hex(self.table.cell(self.order[pos] as usize, col)) == Some(*id))
+        {
             self.handled[pos].store(true, std::sync::atomic::Ordering::Relaxed);
             return;
         }
@@ -489,6 +497,9 @@ impl FusedGates {
         let view = View::of_files(files, |rel, _| read_file(scope, rel));
         let m = Model::load(&view).ok()?;
         let (gates, by_spec) = super::spec_gates(&m);
+        // The gates' regexes compile on another core while the compiled
+        // registry is read and parsed.
+        let engine = std::thread::spawn(move || crate::gate::Engine::new(gates));
         let compiled = read_file(scope, &rel(COMPILED)?).ok()?;
         let table =
             super::registry::Table::parse(&compiled, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[])
@@ -551,13 +562,8 @@ impl FusedGates {
                     (Some(at), None) => p == PACKAGES && !is_file(&at),
                     _ => false,
                 });
-        let passed = holds.then(|| {
-            order
-                .iter()
-                .map(|&r| ObjectId::from_hex(table.cell(r as usize, blake3_col)))
-                .collect()
-        });
-        let engine = crate::gate::Engine::new(gates).ok()?;
+        let passed = holds.then_some(blake3_col);
+        let engine = engine.join().ok()?.ok()?;
         let handled = (0..order.len())
             .map(|_| std::sync::atomic::AtomicBool::new(false))
             .collect();
