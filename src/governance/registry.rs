@@ -99,73 +99,132 @@ impl Table {
                 "starts with a byte-order mark; save the file as UTF-8 without BOM".into(),
             ));
         }
-        // Byte-level rules, line by line (the csv crate would accept these silently).
+        // Byte-level rules (the csv crate would accept these silently), each
+        // found with one memchr pass over the file; the problem on the
+        // earliest line is reported (on one line: in this order).
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-            let n = i as u64 + 1;
-            if line.contains(&b'\r') {
-                return Err(err(
-                    n,
-                    "has a carriage return (CRLF line ends); use \\n line ends".into(),
-                ));
+        let line_at = |pos: usize| memchr::memchr_iter(b'\n', &body[..pos]).count() as u64 + 1;
+        let mut first: Option<(u64, usize, String)> = None;
+        let mut note = |pos: Option<usize>, rank: usize, message: &str| {
+            if let Some(pos) = pos {
+                let line = line_at(pos);
+                if first.as_ref().is_none_or(|(l, r, _)| (line, rank) < (*l, *r)) {
+                    first = Some((line, rank, message.to_string()));
+                }
             }
-            if line.is_empty() {
-                return Err(err(n, "is blank; registries have no blank lines".into()));
-            }
-            if line.contains(&b'"') {
-                return Err(err(
-                    n,
-                    "has a double quote; quoted cells are not allowed (cells hold no commas)".into(),
-                ));
-            }
-            if let Some(cell) = line.split(|&b| b == b',').find(|c| c.len() > MAX_CELL) {
-                return Err(err(
-                    n,
-                    format!("has a cell of {} bytes; at most {MAX_CELL} are allowed", cell.len()),
-                ));
-            }
-            if std::str::from_utf8(line).is_err() {
-                return Err(err(n, "is not valid UTF-8".into()));
-            }
+        };
+        note(
+            memchr::memchr(b'\r', body),
+            0,
+            "has a carriage return (CRLF line ends); use \\n line ends",
+        );
+        let blank = if body.first() == Some(&b'\n') || body.is_empty() {
+            Some(0)
+        } else {
+            memchr::memmem::find(body, b"\n\n").map(|p| p + 1)
+        };
+        note(blank, 1, "is blank; registries have no blank lines");
+        note(
+            memchr::memchr(b'"', body),
+            2,
+            "has a double quote; quoted cells are not allowed (cells hold no commas)",
+        );
+        note(
+            std::str::from_utf8(body).err().map(|e| e.valid_up_to()),
+            3,
+            "is not valid UTF-8",
+        );
+        if let Some((line, _, message)) = first {
+            return Err(err(line, message));
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .quoting(false)
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(bytes);
-        let mut header: Option<Vec<String>> = None;
-        let mut text = String::with_capacity(bytes.len());
-        let mut ends = Vec::new();
+        // Splitting: csv-core (the csv crate's parser) with quoting off, one
+        // reader per thread reused across files (building one costs more
+        // than parsing a small registry). After the checks above, record `i`
+        // (0: the header) is line `i + 1`.
+        thread_local! {
+            static READER: std::cell::RefCell<csv_core::Reader> = std::cell::RefCell::new(
+                csv_core::ReaderBuilder::new()
+                    .quoting(false)
+                    .terminator(csv_core::Terminator::Any(b'\n'))
+                    .build(),
+            );
+        }
+        let mut text: Vec<u8> = vec![0; body.len() + 1];
+        let mut ends: Vec<usize> = Vec::new();
         let mut lines = Vec::new();
-        let mut rec = csv::StringRecord::new();
-        loop {
-            match reader.read_record(&mut rec) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    return Err(err(line, format!("unreadable: {e}")));
-                }
-            }
-            let line = rec.position().map_or(0, |p| p.line());
-            match &header {
-                None => header = Some(rec.iter().map(str::to_string).collect()),
-                Some(h) if h.len() != rec.len() => {
-                    return Err(err(
-                        line,
-                        format!("has {} cells; the header has {} columns", rec.len(), h.len()),
-                    ));
-                }
-                Some(_) => {
-                    for cell in rec.iter() {
-                        text.push_str(cell);
-                        ends.push(text.len());
+        let mut header: Option<Vec<String>> = None;
+        READER.with(|r| -> Result<(), RegistryError> {
+            let mut rdr = r.borrow_mut();
+            rdr.reset();
+            let mut input = bytes;
+            let mut used = 0; // bytes of `text` holding cells
+            let mut rec_ends: Vec<usize> = vec![0; 64];
+            let mut rec_n = 0; // ends of the record being read
+            let mut rec_start = 0;
+            let mut line = 1u64;
+            loop {
+                let (res, nin, nout, nend) = rdr.read_record(input, &mut text[used..], &mut rec_ends[rec_n..]);
+                input = &input[nin..];
+                used += nout;
+                rec_n += nend;
+                match res {
+                    csv_core::ReadRecordResult::InputEmpty => {}
+                    csv_core::ReadRecordResult::OutputFull => {
+                        // Cells never outgrow the input; only reached at its end.
+                        text.resize(text.len() * 2 + 16, 0);
                     }
-                    lines.push(line);
+                    csv_core::ReadRecordResult::OutputEndsFull => rec_ends.resize(rec_ends.len() * 2, 0),
+                    csv_core::ReadRecordResult::Record => {
+                        let cells = &rec_ends[..rec_n];
+                        let mut from = 0;
+                        for &e in cells {
+                            if e - from > MAX_CELL {
+                                return Err(err(
+                                    line,
+                                    format!("has a cell of {} bytes; at most {MAX_CELL} are allowed", e - from),
+                                ));
+                            }
+                            from = e;
+                        }
+                        match &header {
+                            None => {
+                                let h = &text[rec_start..used];
+                                let names = cells
+                                    .iter()
+                                    .scan(0, |from, &e| {
+                                        let cell = String::from_utf8_lossy(&h[*from..e]).into_owned();
+                                        *from = e;
+                                        Some(cell)
+                                    })
+                                    .collect();
+                                header = Some(names);
+                                // The header's bytes are not cells of the table.
+                                used = rec_start;
+                            }
+                            Some(h) if h.len() != rec_n => {
+                                return Err(err(
+                                    line,
+                                    format!("has {rec_n} cells; the header has {} columns", h.len()),
+                                ));
+                            }
+                            Some(_) => {
+                                ends.extend(cells.iter().map(|&e| rec_start + e));
+                                lines.push(line);
+                                rec_start = used;
+                            }
+                        }
+                        rec_n = 0;
+                        line += 1;
+                    }
+                    csv_core::ReadRecordResult::End => return Ok(()),
                 }
             }
-        }
+        })?;
+        let used = ends.last().copied().unwrap_or(0);
+        text.truncate(used);
+        // Every byte was checked to be UTF-8 above and cells end at commas
+        // and line feeds, so this cannot fail; if it did, say so, never panic.
+        let text = String::from_utf8(text).map_err(|_| err(0, "is not valid UTF-8".into()))?;
         let header = header.ok_or_else(|| err(0, "no header line".into()))?;
         let mut columns = HashMap::new();
         for (i, name) in header.iter().enumerate() {
@@ -338,6 +397,53 @@ mod tests {
         let e = parse(&big).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("10485760 bytes"), "{e}");
+    }
+
+    /// The cells as the `csv` crate itself reads `bytes` (quoting off, `\n` records).
+    fn csv_crate_rows(bytes: &[u8]) -> Vec<Vec<String>> {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .quoting(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(bytes);
+        r.records()
+            .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes come in, parsing never panics, and an accepted file
+        /// has exactly the cells and lines the `csv` crate reads from it.
+        #[test]
+        fn accepted_files_read_as_the_csv_crate_reads_them(
+            rows in proptest::collection::vec(
+                proptest::collection::vec("[a-z;=é -]{0,6}", 2..=2), 0..8),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+            at in 0usize..64,
+        ) {
+            let mut bytes = b"id,name\n".to_vec();
+            for r in &rows {
+                bytes.extend(r.join(",").as_bytes());
+                bytes.push(b'\n');
+            }
+            let at = at.min(bytes.len());
+            let mut noisy = bytes[..at].to_vec();
+            noisy.extend(&noise);
+            noisy.extend(&bytes[at..]);
+            for input in [bytes, noisy] {
+                if let Ok(t) = parse(&input) {
+                    let want = csv_crate_rows(&input);
+                    let got: Vec<Vec<String>> = t
+                        .rows()
+                        .map(|r| vec![r.get("id").to_string(), r.get("name").to_string()])
+                        .collect();
+                    proptest::prop_assert_eq!(&got[..], &want[1..]);
+                    let lines: Vec<u64> = t.rows().map(|r| r.line).collect();
+                    proptest::prop_assert_eq!(lines, (2..2 + got.len() as u64).collect::<Vec<_>>());
+                }
+            }
+        }
     }
 
     #[test]
