@@ -240,6 +240,18 @@ proptest! {
         let none = vec![false; DIRS.len()];
         let (ta, tb) = (tree(&present, &rows, &none), tree(&present, &shuffled, &none));
         let (a, b) = (compiled(&ta), compiled(&tb));
+        // The streaming comparison pass 0 uses agrees with byte equality:
+        // itself, and any truncation, extension or changed byte of it.
+        let va = view(&ta);
+        let ma = Model::load(&va).unwrap();
+        prop_assert!(ma.compiled_equals(&a));
+        let cut = (seed as usize) % a.len();
+        prop_assert!(!ma.compiled_equals(&a[..cut]));
+        prop_assert!(!ma.compiled_equals(&[a.as_slice(), b"x"].concat()));
+        let mut flipped = a.clone();
+        flipped[cut] ^= 1;
+        prop_assert!(!ma.compiled_equals(&flipped));
+        prop_assert_eq!(ma.compiled_equals(&b), a == b);
         // A `.file_registry.csv` is itself a file: its hash follows its bytes,
         // which the row order changes. Everything else is the same.
         check_hashes(&ta, &a)?;

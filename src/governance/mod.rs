@@ -198,8 +198,9 @@ pub type ReadFn<'a> = Box<dyn Fn(&RelPath, &Side) -> Result<Vec<u8>> + Sync + 'a
 
 /// The files of one plane state, as governance sees them.
 pub struct View<'a> {
-    /// Every file and symlink (not directories), by path.
-    pub files: BTreeMap<RelPath, Side>,
+    /// Every file and symlink (not directories), sorted by path (shared
+    /// with the [`Model`] loaded from the view when nothing is exempt).
+    pub files: Arc<Files>,
     read: ReadFn<'a>,
 }
 
@@ -213,12 +214,14 @@ impl<'a> View<'a> {
         root: &TreeId,
         read: impl Fn(&RelPath, &Side) -> Result<Vec<u8>> + Sync + 'a,
     ) -> Result<View<'a>> {
-        let files = flatten(src, root)?
+        let mut files: Vec<(RelPath, Side)> = flatten(src, root)?
             .into_iter()
             .filter(|(_, s)| s.kind != EntryKind::Dir)
             .collect();
+        // A tree walk lists `a/x` before `a.b`; path-byte order is the other way.
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(View {
-            files,
+            files: Arc::new(Files::from_sorted(files)),
             read: Box::new(read),
         })
     }
@@ -229,7 +232,7 @@ impl<'a> View<'a> {
         read: impl Fn(&RelPath, &Side) -> Result<Vec<u8>> + Sync + 'a,
     ) -> View<'a> {
         View {
-            files,
+            files: Arc::new(Files::from_sorted(files.into_iter().collect())),
             read: Box::new(read),
         }
     }
@@ -272,7 +275,7 @@ pub struct Model {
     /// Files left out as exempt (matched a rules file's `exempt` glob).
     pub exempt: Vec<RelPath>,
     /// The files that count: every file of the view but the exempt ones.
-    pub files: Files,
+    pub files: Arc<Files>,
     /// Findings met while loading (CP005, CP209), by pass.
     load_findings: Vec<Finding>,
     /// Registries that failed to load (their dependent checks are skipped).
@@ -343,15 +346,20 @@ impl Model {
         let exempt = (!globs.is_empty())
             .then(|| crate::scope::Exempt::new(globs).ok())
             .flatten();
-        let mut files = Vec::with_capacity(view.files.len());
-        for (path, side) in &view.files {
-            if exempt.as_ref().is_some_and(|e| e.matches(path, false)) {
-                m.exempt.push(path.clone());
-            } else {
-                files.push((path.clone(), *side));
+        m.files = match &exempt {
+            None => view.files.clone(),
+            Some(e) => {
+                let mut files = Vec::with_capacity(view.files.len());
+                for (path, side) in view.files.iter() {
+                    if e.matches(path, false) {
+                        m.exempt.push(path.clone());
+                    } else {
+                        files.push((path.clone(), *side));
+                    }
+                }
+                Arc::new(Files::from_sorted(files))
             }
-        }
-        m.files = Files::from_sorted(files);
+        };
         m.load_declarations(view, parsed)?;
         Ok(m)
     }
@@ -671,28 +679,57 @@ impl Model {
     /// sorted by path bytes, one row per declared path (its first
     /// declaration), the registry's own row and missing files without a hash.
     pub fn compiled(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.declared.len() * 120);
+        self.compiled_pieces(|piece| {
+            out.extend_from_slice(piece);
+            true
+        });
+        out
+    }
+
+    /// True when `bytes` are exactly [`Model::compiled`], compared as the
+    /// rows are made (the registry of a large plane is never built whole).
+    pub fn compiled_equals(&self, bytes: &[u8]) -> bool {
+        let mut rest = bytes;
+        self.compiled_pieces(|piece| match rest.strip_prefix(piece) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        }) && rest.is_empty()
+    }
+
+    /// Feeds the compiled registry to `emit` a line at a time; stops (and
+    /// returns false) as soon as `emit` returns false.
+    fn compiled_pieces(&self, mut emit: impl FnMut(&[u8]) -> bool) -> bool {
         let compiled = rel(COMPILED);
-        let mut out = String::with_capacity(64 + self.declared.len() * 120);
-        out.push_str(COMPILED_HEADER);
-        out.push('\n');
+        let mut line = String::with_capacity(256);
+        line.push_str(COMPILED_HEADER);
+        line.push('\n');
+        if !emit(line.as_bytes()) {
+            return false;
+        }
         // Declared is ordered by path bytes already.
         for j in join(&self.declared, &self.files) {
             let Some(decls) = j.decls else { continue };
             let (path, d) = (j.path, &decls[0]);
-            let hash = match j.file {
-                Some(s) if *path != compiled => s.id.to_hex(),
-                _ => String::new(),
-            };
-            out.push_str(&String::from_utf8_lossy(path.as_bytes()));
-            out.push(',');
-            out.push_str(&d.owner_id);
-            out.push(',');
-            out.push_str(d.owner_kind.as_str());
-            out.push(',');
-            out.push_str(&hash);
-            out.push('\n');
+            line.clear();
+            line.push_str(&String::from_utf8_lossy(path.as_bytes()));
+            line.push(',');
+            line.push_str(&d.owner_id);
+            line.push(',');
+            line.push_str(d.owner_kind.as_str());
+            line.push(',');
+            if let Some(s) = j.file.filter(|_| *path != compiled) {
+                crate::id::push_hex(&s.id.0, &mut line);
+            }
+            line.push('\n');
+            if !emit(line.as_bytes()) {
+                return false;
+            }
         }
-        out.into_bytes()
+        true
     }
 }
 
@@ -876,7 +913,7 @@ fn compiled_findings(m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
         )]);
     };
     // Byte for byte what the sources compile to (the usual case): nothing to compare.
-    if bytes == m.compiled() {
+    if m.compiled_equals(&bytes) {
         return Ok(Vec::new());
     }
     let t = match Table::parse(&bytes, COMPILED, &["path", "owner_id", "owner_kind", "blake3"], &[]) {

@@ -997,7 +997,11 @@ pub fn check_restore(
     use crate::diff::{flatten, lookup_path};
     let scope = Scope::open(plane)?;
     let report = crate::worktree::status(store, plane, ctl)?;
-    let mut files = worktree_view(store, &scope, &report.scan)?.files;
+    let mut files: std::collections::BTreeMap<RelPath, Side> = worktree_view(store, &scope, &report.scan)?
+        .files
+        .iter()
+        .map(|(p, s)| (p.clone(), *s))
+        .collect();
     let src = TreeSource::store(store);
     let mut from_store = std::collections::HashSet::new();
     for p in paths {
