@@ -213,7 +213,9 @@ pub fn seal_carve_out(
         files,
         bytes,
         links: prune_links(&head.links, &outer.carve_outs),
-        ownership: head.ownership,
+        // HEAD's compiled registry still lists the carved-out files: its
+        // ownership is no longer clean, so the state carries no reference.
+        ownership: None,
     };
     let id = commit(store, lock, &snapshot)?;
     Ok(Some((id, snapshot)))

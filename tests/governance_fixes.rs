@@ -328,8 +328,15 @@ fn gate_verdicts_are_reused_only_while_bytes_and_rules_are_unchanged() {
     stdout(d, &["own", "lib", "--by", "SPEC-LIB"]);
     stdout(d, &["snapshot"]);
     stdout(d, &["verify"]);
-    // A changed file is scanned: its new secret is found.
     let key = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+    // A file edited in place, registries untouched (the compiled registry is
+    // still the one HEAD sealed): the edited file alone is scanned again.
+    write(d, "lib/a.py", &format!("HOST = 'db.corp.internal'\nK = '{key}'\n"));
+    let out = stdout_code(d, &["verify", "--all-passes"], 1);
+    assert!(out.contains("CP301 lib/a.py"), "{out}");
+    write(d, "lib/a.py", "HOST = 'db.corp.internal'\n");
+    stdout(d, &["verify"]);
+    // A new file is scanned: its secret is found.
     write(d, "lib/b.py", &format!("K = '{key}'\n"));
     stdout(d, &["own", "lib/b.py", "--by", "SPEC-LIB"]);
     let out = stdout_code(d, &["verify", "--all-passes"], 1);

@@ -368,13 +368,41 @@ pub struct FusedGates {
     /// What they found, for the rows that found anything or were binary: (sorted row, findings, binary).
     found: std::sync::Mutex<Vec<(usize, Vec<Finding>, bool)>>,
     /// Every `.file_registry.csv` the scan read, parsed from the bytes it hashed.
+    registries: RegistryHook,
+}
+
+/// Parses every `.file_registry.csv` from the bytes a scan hashes, so the
+/// model does not read them again ([`Model::load_with`]).
+#[derive(Default)]
+pub struct RegistryHook {
     parsed: std::sync::Mutex<super::Parsed>,
-    /// When the gates' verdicts of HEAD still hold (see
-    /// [`FusedGates::plan`]): the `blake3` column of `table`. A file hashed
-    /// to exactly the id its row records passed every gate when HEAD was
-    /// sealed, under the same registries and rules, so its gates are not
-    /// run again.
-    passed: Option<usize>,
+}
+
+impl RegistryHook {
+    fn see(&self, rel: &RelPath, bytes: &[u8]) {
+        if rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) {
+            let t = super::parse_file_registry(bytes, rel);
+            self.parsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.clone(), t);
+        }
+    }
+
+    /// The tables parsed so far (taken: the hook is left empty).
+    pub fn take(&self) -> super::Parsed {
+        std::mem::take(&mut *self.parsed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl crate::scan::ContentHook for RegistryHook {
+    fn wants(&self, rel: &RelPath) -> bool {
+        rel.file_name() == Some(super::FILE_REGISTRY.as_bytes())
+    }
+
+    fn content(&self, rel: &RelPath, bytes: &[u8], _id: &ObjectId) {
+        self.see(rel, bytes);
+    }
 }
 
 impl FusedGates {
@@ -419,25 +447,9 @@ impl crate::scan::ContentHook for FusedGates {
         true
     }
 
-    fn content(&self, rel: &RelPath, bytes: &[u8], id: &ObjectId) {
-        if rel.file_name() == Some(super::FILE_REGISTRY.as_bytes()) {
-            let t = super::parse_file_registry(bytes, rel);
-            self.parsed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(rel.clone(), t);
-        }
+    fn content(&self, rel: &RelPath, bytes: &[u8], _id: &ObjectId) {
+        self.registries.see(rel, bytes);
         let Some(pos) = self.find(rel) else { return };
-        if self.owner[pos] == u32::MAX {
-            return;
-        }
-        if self
-            .passed
-            .is_some_and(|col| ObjectId::from_hex(self.table.cell(self.order[pos] as usize, col)) == Some(*id))
-        {
-            self.handled[pos].store(true, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
         let Some((owner, gates)) = self.owner_of(pos) else {
             return;
         };
@@ -462,16 +474,7 @@ impl FusedGates {
     /// Plans the gates of a governed plane from its registries, rules files
     /// and compiled ownership registry as they are on disk; `None` when any
     /// of them cannot be read (the ordinary gate pass then does all the work).
-    ///
-    /// Unless `full`, the gates' verdicts of `head` are reused when they still
-    /// hold: `head` is a checkpoint a governed `snapshot` sealed (every gate
-    /// passed on every file then), its ownership reference is the compiled
-    /// registry on disk byte for byte, and the frameworks, specs and packages
-    /// registries and every rules file hash to what that registry records.
-    /// Then a file whose bytes hash to what the registry records for it is
-    /// not scanned again (content addressing: same bytes, same rules, same
-    /// verdict); every other file is.
-    pub fn plan(scope: &Scope, head: Option<&crate::object::Snapshot>, full: bool) -> Option<FusedGates> {
+    pub fn plan(scope: &Scope) -> Option<FusedGates> {
         use super::{COMPILED, FRAMEWORKS, PACKAGES, SPECS};
         let side = Side {
             kind: EntryKind::File,
@@ -540,29 +543,6 @@ impl FusedGates {
             owner.push(idx);
         }
         drop(owner_index);
-        let blake3_col = table.column("blake3")?;
-        let recorded = |path: &str| -> Option<ObjectId> {
-            let pos = order
-                .binary_search_by(|&r| table.cell(r as usize, path_col).cmp(path))
-                .ok()?;
-            ObjectId::from_hex(table.cell(order[pos] as usize, blake3_col))
-        };
-        let holds = !full
-            && head.is_some_and(|h| {
-                h.kind == crate::object::SnapshotKind::Checkpoint
-                    && h.ownership == Some(crate::object::blob_id(&compiled))
-            })
-            && m.frameworks
-                .values()
-                .filter_map(|f| f.rules_path.as_deref())
-                .chain([FRAMEWORKS, SPECS, PACKAGES])
-                .all(|p| match (rel(p), recorded(p)) {
-                    (Some(at), Some(id)) => read_file(scope, &at).is_ok_and(|b| crate::object::blob_id(&b) == id),
-                    // An absent optional packages registry, recorded as absent.
-                    (Some(at), None) => p == PACKAGES && !is_file(&at),
-                    _ => false,
-                });
-        let passed = holds.then_some(blake3_col);
         let engine = engine.join().ok()?.ok()?;
         let handled = (0..order.len())
             .map(|_| std::sync::atomic::AtomicBool::new(false))
@@ -576,10 +556,23 @@ impl FusedGates {
             owners,
             handled,
             found: Default::default(),
-            parsed: Default::default(),
-            passed,
+            registries: RegistryHook::default(),
         })
     }
+}
+
+/// What [`run_passes`] can reuse from the scan that came before it.
+#[derive(Default)]
+pub struct PassInputs<'a> {
+    /// `.file_registry.csv` tables the scan parsed ([`RegistryHook`]).
+    pub parsed: super::Parsed,
+    /// Gates the scan ran on the bytes it hashed ([`FusedGates`]).
+    pub fused: Option<&'a FusedGates>,
+    /// The scan's comparison with HEAD: when HEAD is a checkpoint a governed
+    /// `snapshot` sealed and no registry or rules file changed since, only
+    /// the files added or changed since HEAD run their per-file gates (see
+    /// `unchanged_gates_hold`). `None` runs them on every file.
+    pub since_head: Option<&'a crate::worktree::WorktreeReport>,
 }
 
 /// Runs passes 0, 2 and 3 (and records pass 1's findings, computed by the
@@ -592,13 +585,12 @@ pub fn run_passes(
     scope: &Scope,
     content: Vec<Finding>,
     all: bool,
-    fused: Option<&FusedGates>,
+    inputs: PassInputs<'_>,
     ctl: Control<'_>,
 ) -> Result<(Model, PassReport)> {
-    let m = match fused {
-        Some(f) => Model::load_with(view, &mut f.parsed.lock().unwrap_or_else(|e| e.into_inner()))?,
-        None => Model::load(view)?,
-    };
+    let mut parsed = inputs.parsed;
+    let m = Model::load_with(view, &mut parsed)?;
+    let fused = inputs.fused;
     let mut r = PassReport {
         exempt: m.exempt.clone(),
         owned: super::owned(&m.declared, &m.files).count(),
@@ -638,7 +630,8 @@ pub fn run_passes(
         return Ok((m, r));
     }
     ctl.progress.phase("gates");
-    let (gates, binary) = gate_findings(&m, view, scope, fused, ctl)?;
+    let only = inputs.since_head.and_then(|r| unchanged_gates_hold(&m, r));
+    let (gates, binary) = gate_findings_for(&m, view, scope, fused, only.as_ref(), ctl)?;
     r.passes[3] = Some(gates);
     r.binary_skipped = binary;
     Ok((m, r))
@@ -935,9 +928,11 @@ pub fn snapshot(
 
 /// `verify` of one plane: the store-layer verify (pass 1) and, when the
 /// plane is governed, the passes in order ([`run_passes`]). With `full`,
-/// every content gate runs on every file; otherwise a file byte-identical
-/// to what a governed checkpoint sealed, under the same registries and
-/// rules, keeps that checkpoint's verdict ([`FusedGates::plan`]).
+/// every content gate runs on every file; otherwise, when HEAD is a
+/// checkpoint a governed `snapshot` sealed (every gate passed then) and no
+/// registry, `.file_registry.csv` or rules file changed since, only the
+/// files added or changed since HEAD run their gates (content addressing:
+/// same bytes, same rules, same verdict), as a governed `snapshot` does.
 ///
 /// # Errors
 /// As [`crate::worktree::verify`] and [`run_passes`].
@@ -957,11 +952,34 @@ pub fn verify(
         Some(id) => Some(store.read_snapshot(&id)?),
         None => None,
     };
-    let fused = FusedGates::plan(&scope, head.as_ref(), full);
-    let hook = fused.as_ref().map(|f| f as &dyn crate::scan::ContentHook);
-    let r = crate::worktree::verify_with(store, plane, hook, ctl)?;
+    // When the compiled registry is the one HEAD sealed, HEAD's verdicts
+    // will most likely hold (decided after the scan) and the scan only parses
+    // the registries; otherwise it runs every gate on the bytes it hashes.
+    let likely_held = !full
+        && head.as_ref().is_some_and(|h| {
+            h.kind == crate::object::SnapshotKind::Checkpoint
+                && h.ownership.is_some()
+                && RelPath::parse(super::COMPILED.as_bytes())
+                    .and_then(|at| read_file(&scope, &at).ok())
+                    .is_some_and(|b| Some(crate::object::blob_id(&b)) == h.ownership)
+        });
+    let fused = if likely_held { None } else { FusedGates::plan(&scope) };
+    let registries = RegistryHook::default();
+    let hook: &dyn crate::scan::ContentHook = match &fused {
+        Some(f) => f,
+        None => &registries,
+    };
+    let r = crate::worktree::verify_with(store, plane, Some(hook), ctl)?;
     let view = worktree_view(store, &scope, &r.scan)?;
-    let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, fused.as_ref(), ctl)?;
+    let inputs = PassInputs {
+        parsed: match &fused {
+            Some(f) => f.registries.take(),
+            None => registries.take(),
+        },
+        fused: fused.as_ref(),
+        since_head: (!full).then_some(&r),
+    };
+    let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, inputs, ctl)?;
     drop(view);
     Ok((r, Some(passes)))
 }
