@@ -242,7 +242,8 @@ impl Rules {
                 }
             }
         }
-        for glob in &rules.exempt {
+        // An exact path (no glob syntax) is always valid: not compiled here.
+        for glob in rules.exempt.iter().filter(|g| !crate::scope::is_exact(g)) {
             globset::Glob::new(glob).map_err(|e| format!("{file}: exempt glob {glob:?}: {e}"))?;
         }
         Ok(rules)

@@ -42,8 +42,19 @@ pub struct Scope {
 pub struct Exempt {
     /// The globs as written.
     pub globs: Vec<String>,
+    /// The globs without a wildcard, bracket, brace or escape: exact paths,
+    /// matched by lookup (a plane may exempt thousands of them by name).
+    exact_files: std::collections::HashSet<Vec<u8>>,
+    /// The exact prefixes of `…/**` globs.
+    exact_dirs: std::collections::HashSet<Vec<u8>>,
     files: globset::GlobSet,
     dirs: globset::GlobSet,
+}
+
+/// True when `glob` matches exactly the path it spells (it has no `*`,
+/// `?`, brackets, braces or escapes).
+pub fn is_exact(glob: &str) -> bool {
+    !glob.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
 impl Exempt {
@@ -52,15 +63,24 @@ impl Exempt {
     /// # Errors
     /// The first invalid glob, as a sentence.
     pub fn new(globs: Vec<String>) -> std::result::Result<Exempt, String> {
-        let files = crate::governance::glob_set(&globs)?;
-        let prefixes: Vec<String> = globs
+        let (exact, patterns): (Vec<&String>, Vec<&String>) = globs.iter().partition(|g| is_exact(g));
+        let patterns: Vec<String> = patterns.into_iter().cloned().collect();
+        let files = crate::governance::glob_set(&patterns)?;
+        let prefixes: Vec<&str> = globs
             .iter()
             .filter_map(|g| g.strip_suffix("/**"))
             .filter(|p| !p.is_empty())
-            .map(str::to_string)
             .collect();
-        let dirs = crate::governance::glob_set(&prefixes)?;
-        Ok(Exempt { globs, files, dirs })
+        let (exact_dirs, dir_patterns): (Vec<&str>, Vec<&str>) = prefixes.into_iter().partition(|p| is_exact(p));
+        let dir_patterns: Vec<String> = dir_patterns.into_iter().map(str::to_string).collect();
+        let dirs = crate::governance::glob_set(&dir_patterns)?;
+        Ok(Exempt {
+            exact_files: exact.iter().map(|g| g.as_bytes().to_vec()).collect(),
+            exact_dirs: exact_dirs.iter().map(|g| g.as_bytes().to_vec()).collect(),
+            globs,
+            files,
+            dirs,
+        })
     }
 
     /// True when the entry at `rel` (a directory when `is_dir`) is exempt.
@@ -71,6 +91,10 @@ impl Exempt {
             || rel.file_name() == Some(crate::governance::FILE_REGISTRY.as_bytes())
         {
             return false;
+        }
+        let b = rel.as_bytes();
+        if self.exact_files.contains(b) || is_dir && self.exact_dirs.contains(b) {
+            return true;
         }
         let p = rel.as_os_str();
         self.files.is_match(p) || is_dir && self.dirs.is_match(p)
@@ -230,5 +254,35 @@ impl Scope {
     /// An [`Error::Io`] naming `<plane root>/<rel>`.
     pub fn io_error(&self, rel: &RelPath, source: std::io::Error) -> Error {
         tree_io(&self.root_path, rel, source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Exact paths looked up by name match exactly what the same globs
+        /// compiled by globset match, for files and for directories.
+        #[test]
+        fn exact_lookup_equals_globset(
+            globs in proptest::collection::vec("[ab*]{1,2}(/[ab?]{1,2}){0,2}(/\\*\\*)?", 0..6),
+            path in "[ab]{1,2}(/[ab]{1,2}){0,3}",
+            is_dir in any::<bool>(),
+        ) {
+            let e = Exempt::new(globs.clone()).unwrap();
+            let rel = RelPath::parse(path.as_bytes()).unwrap();
+            let all = crate::governance::glob_set(&globs).unwrap();
+            let prefixes: Vec<String> = globs
+                .iter()
+                .filter_map(|g| g.strip_suffix("/**"))
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            let dirs = crate::governance::glob_set(&prefixes).unwrap();
+            let want = all.is_match(&path) || is_dir && dirs.is_match(&path);
+            prop_assert_eq!(e.matches(&rel, is_dir), want);
+        }
     }
 }
