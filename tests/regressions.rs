@@ -356,6 +356,7 @@ fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edit
     let found = msg
         .split("what was found just before finishing it is checkpoint ")
         .nth(1)
+        .and_then(|rest| rest.lines().next())
         .expect("the replay names the checkpoint holding what it found")
         .trim()
         .to_string();

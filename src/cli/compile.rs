@@ -30,6 +30,11 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
     let bar = output::Bar::new("compile");
     let r = cplane::governance::plane::compile_worktree(&store, &plane, ctx.control(&bar))?;
     drop(bar);
+    if r.written {
+        let mut ev = cplane::ledger::Event::new(cplane::ledger::Op::Compile, format!("compiled {} rows", r.rows));
+        ev.paths = vec![cplane::governance::COMPILED.to_string()];
+        ctx.record(&store, &lock, &plane, ev)?;
+    }
     drop(lock);
     if args.json {
         let list = findings_json(&r);

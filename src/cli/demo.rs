@@ -165,6 +165,9 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
     run(ctx, &gov, &["snapshot", "-m", "critic owned by SPEC-102"], 0)?;
     run(ctx, &gov, &["verify"], 0)?;
     run(ctx, &gov, &["explain", "lib/agents/critic.py"], 0)?;
+    // Every change above is in the plane's ledger, hash-chained and provable.
+    run(ctx, &gov, &["ledger"], 0)?;
+    run(ctx, &gov, &["ledger", "verify"], 0)?;
     if args.keep {
         let kept = tmp.keep();
         writeln!(ctx.out, "\n# kept {}", kept.display())?;

@@ -33,6 +33,14 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
         .map(|p| plane_path(ctx, &store, &plane, p, true))
         .collect::<Result<Vec<_>, _>>()?;
     let r = cplane::governance::edit::disown(&store, &plane, &paths, ctx.control(&cplane::progress::NoProgress))?;
+    if !r.removed.is_empty() {
+        let mut ev = cplane::ledger::Event::new(
+            cplane::ledger::Op::Disown,
+            format!("{} disowned", output::count(r.removed.len() as u64, "path")),
+        );
+        ev.paths = r.removed.iter().map(|(p, _, _)| p.display()).collect();
+        ctx.record(&store, &lock, &plane, ev)?;
+    }
     drop(lock);
     if args.json {
         let removed: Vec<_> = r

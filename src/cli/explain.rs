@@ -9,7 +9,8 @@ use std::io::Write;
 /// Prints the file's blob id, kind and mode (now and in HEAD), its owner and
 /// the .file_registry.csv row that declares it, the owner's spec and
 /// framework, the framework glob that authorizes the path, every gate that
-/// applies with its result, and the checkpoints in which it last changed.
+/// applies with its result, the checkpoints in which it last changed, and
+/// the ledger entries that touched it.
 /// Exit 1 when the file has findings (unowned, unauthorized, a failed
 /// gate), 0 otherwise.
 #[derive(clap::Args, Debug)]
@@ -36,6 +37,15 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
     let path = plane_path(ctx, &store, &plane, &args.path, true)?;
     let x = cplane::governance::explain::explain(&store, &plane, &path, ctx.control(&cplane::progress::NoProgress))?;
     let code = super::findings_code(x.findings.is_empty());
+    // The ledger entries that touched the file: those naming it (or a
+    // directory above it), and those that produced a snapshot it changed in.
+    let changed: std::collections::HashSet<String> = x.changes.iter().map(|c| c.id.to_hex()).collect();
+    let wanted = x.path.display();
+    let ledger: Vec<cplane::ledger::Entry> = cplane::ledger::Ledger::of(&store, &plane.name)
+        .entries()?
+        .into_iter()
+        .filter(|e| e.touches(&wanted) || e.snapshot.as_ref().is_some_and(|s| changed.contains(s)))
+        .collect();
     if args.json {
         writeln!(
             ctx.out,
@@ -54,6 +64,7 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
                 "gates": x.gates.iter().map(|g| json!({"framework": g.framework, "id": g.id, "kind": g.kind, "pass": g.findings.is_empty(), "findings": g.findings.iter().map(finding_json).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "findings": x.findings.iter().map(finding_json).collect::<Vec<_>>(),
                 "changes": x.changes.iter().map(|c| json!({"snapshot": c.id.to_hex(), "checkpoint": c.name, "time": cplane::timefmt::rfc3339(c.time_unix_ns), "what": c.what})).collect::<Vec<_>>(),
+                "ledger": ledger,
             })
         )?;
         return Ok(code);
@@ -167,6 +178,18 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
             c.name,
             c.id.short(12),
             cplane::timefmt::rfc3339(c.time_unix_ns)
+        )?;
+    }
+    for (i, e) in ledger.iter().enumerate() {
+        writeln!(
+            o,
+            "  {}     {} {} {} by {}: {}",
+            if i == 0 { "ledger" } else { "      " },
+            e.seq,
+            e.time.get(..19).unwrap_or(&e.time),
+            e.op,
+            e.actor,
+            e.message
         )?;
     }
     Ok(code)

@@ -56,7 +56,27 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
     let opts = cplane::snapshot::InitOptions {
         governed: args.governed,
     };
-    let r = cplane::snapshot::init(&dir, opts, ctx.control(&bar))?;
+    let mut r = cplane::snapshot::init(&dir, opts, ctx.control(&bar))?;
+    let lock = r.store.lock(super::interrupt_flag())?;
+    for (plane, s) in &r.planes {
+        ctx.record(
+            &r.store,
+            &lock,
+            plane,
+            cplane::ledger::Event {
+                op: cplane::ledger::Op::Init,
+                refs: vec!["HEAD".into(), format!("checkpoints/{}", s.snapshot.name)],
+                paths: Vec::new(),
+                snapshot: Some(s.id),
+                message: format!(
+                    "first checkpoint {} ({})",
+                    s.snapshot.name,
+                    output::count(s.snapshot.files, "file")
+                ),
+            },
+        )?;
+    }
+    drop(lock);
     // Every governed plane is verified at once: adopting registries with findings
     // still seals the tree as it was, and says what is wrong (exit 1).
     let mut checks = Vec::new();

@@ -12,6 +12,7 @@ mod explain;
 mod fsck;
 mod hooks;
 mod init;
+mod ledger;
 mod log;
 mod output;
 mod own;
@@ -73,6 +74,7 @@ pub struct Cli {
 enum Command {
     Init(init::InitArgs),
     Snapshot(snapshot::SnapshotArgs),
+    Ledger(ledger::LedgerArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
@@ -255,7 +257,36 @@ impl Ctx {
         };
         let plane = store.plane(&plane.name)?;
         self.finish_journal(store, &lock, &plane)?;
+        let late = cplane::ledger::reconcile(store, &lock, &plane.name)?;
+        if !late.is_empty() {
+            let why = if late[0].message.contains("from history") {
+                "the ledger began after them"
+            } else if late[0].message.contains("outside cplane") {
+                "HEAD was moved outside cplane"
+            } else {
+                "a command was interrupted before writing its entry"
+            };
+            eprintln!(
+                "cplane: recorded {} in the ledger of plane {}: {why}",
+                output::count(late.len() as u64, "snapshot"),
+                plane.name,
+            );
+        }
         Ok((lock, plane))
+    }
+
+    /// Appends `ev` to `plane`'s ledger under `lock`, with the plane's HEAD
+    /// as it is now, before the command reports success.
+    pub fn record(
+        &self,
+        store: &Store,
+        lock: &StoreLock,
+        plane: &Plane,
+        ev: cplane::ledger::Event,
+    ) -> cplane::Result<()> {
+        let head = store.head(&plane.name)?;
+        cplane::ledger::Ledger::of(store, &plane.name).append(lock, head.as_ref(), &ev)?;
+        Ok(())
     }
 
     /// Replays the checkout journal of `plane`, if any, under `lock`, and says so on stderr.
@@ -376,6 +407,7 @@ pub fn main() -> u8 {
     let r = match cli.command {
         Command::Init(a) => init::cmd_init(&mut ctx, a),
         Command::Snapshot(a) => snapshot::cmd_snapshot(&mut ctx, a),
+        Command::Ledger(a) => ledger::cmd_ledger(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
@@ -408,6 +440,7 @@ fn command_wants_json(c: &Command) -> bool {
     match c {
         Command::Init(a) => a.json,
         Command::Snapshot(a) => a.json,
+        Command::Ledger(a) => ledger::wants_json(a),
         Command::Log(a) => a.json,
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,

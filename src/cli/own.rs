@@ -46,6 +46,18 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
         &args.owner,
         ctx.control(&cplane::progress::NoProgress),
     )?;
+    if !r.owned.is_empty() {
+        let mut ev = cplane::ledger::Event::new(
+            cplane::ledger::Op::Own,
+            format!(
+                "{} owned by {}",
+                output::count(r.owned.len() as u64, "path"),
+                args.owner
+            ),
+        );
+        ev.paths = r.owned.iter().map(|o| o.path.display()).collect();
+        ctx.record(&store, &lock, &plane, ev)?;
+    }
     drop(lock);
     if args.json {
         let owned: Vec<_> = r

@@ -72,6 +72,22 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                     return Err(e.into());
                 }
             };
+            ctx.record(
+                &store,
+                &lock,
+                &plane,
+                cplane::ledger::Event {
+                    op: cplane::ledger::Op::PlaneAdd,
+                    refs: vec!["HEAD".into(), format!("checkpoints/{}", r.snapshot.name)],
+                    paths: Vec::new(),
+                    snapshot: Some(r.id),
+                    message: format!(
+                        "plane {} added at {}",
+                        plane.name,
+                        if plane.path.is_empty() { "." } else { &plane.path }
+                    ),
+                },
+            )?;
             writeln!(
                 ctx.out,
                 "added plane {} at {} (checkpoint {}, {}, {})",
@@ -85,8 +101,20 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
             if let Some(parent) = plane.root.parent()
                 && let Ok(outer) = store.plane_containing(parent)
                 && outer.name != plane.name
-                && let Some((_, s)) = seal_carve_out(&mut store, &lock, &outer, &plane.name)?
+                && let Some((id, s)) = seal_carve_out(&mut store, &lock, &outer, &plane.name)?
             {
+                ctx.record(
+                    &store,
+                    &lock,
+                    &outer,
+                    cplane::ledger::Event {
+                        op: cplane::ledger::Op::PlaneAdd,
+                        refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
+                        paths: vec![plane.path.clone()],
+                        snapshot: Some(id),
+                        message: format!("carved out plane {} at {}", plane.name, plane.path),
+                    },
+                )?;
                 writeln!(
                     ctx.out,
                     "plane {} no longer covers {}: recorded as its checkpoint {} ({} files)",

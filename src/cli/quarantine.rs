@@ -26,6 +26,19 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
     let bar = output::Bar::new("quarantine");
     let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar))?;
     drop(bar);
+    if let Some((id, name)) = &r.checkpoint {
+        let mut ev = cplane::ledger::Event::new(
+            cplane::ledger::Op::Quarantine,
+            format!(
+                "{} moved out; checkpoint {name} holds them",
+                output::count(r.moved.len() as u64, "unmapped file")
+            ),
+        );
+        ev.refs = vec![format!("checkpoints/{name}")];
+        ev.paths = r.moved.iter().map(|p| p.display()).collect();
+        ev.snapshot = Some(*id);
+        ctx.record(&store, &lock, &plane, ev)?;
+    }
     let restore = r.checkpoint.as_ref().map(|(_, name)| {
         // --force: the files are unmapped, which restore otherwise refuses.
         let mut cmd = format!("cplane restore --force {name}");

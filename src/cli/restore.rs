@@ -74,6 +74,26 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     drop(bar);
     let j = &r.journal;
     let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();
+    if !j.ops.is_empty() {
+        ctx.record(
+            &store,
+            &lock,
+            &plane,
+            cplane::ledger::Event {
+                op: cplane::ledger::Op::Restore,
+                refs: vec![format!("checkpoints/{}", j.rescue_name)],
+                paths: reported.iter().map(|c| c.path.display()).collect(),
+                snapshot: Some(j.rescue),
+                message: format!(
+                    "restore {} from {} ({}); rescue {}",
+                    output::count(paths.len() as u64, "path"),
+                    target.snapshot.name,
+                    target.id.short(12),
+                    j.rescue_name
+                ),
+            },
+        )?;
+    }
     if args.json {
         let mut extra = serde_json::Map::new();
         extra.insert(

@@ -157,6 +157,27 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let j = &r.journal;
     let (new_head, new_name) = j.new_head.clone().expect("a rollback moves HEAD");
     let head = store.read_snapshot(&new_head)?;
+    ctx.record(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Event {
+            op: cplane::ledger::Op::Rollback,
+            refs: vec![
+                "HEAD".into(),
+                format!("checkpoints/{}", j.rescue_name),
+                format!("checkpoints/{new_name}"),
+            ],
+            paths: Vec::new(),
+            snapshot: Some(new_head),
+            message: format!(
+                "rollback to {} ({}); rescue {}",
+                target.snapshot.name,
+                target.id.short(12),
+                j.rescue_name
+            ),
+        },
+    )?;
     if args.json {
         let mut extra = serde_json::Map::new();
         extra.insert(

@@ -1,6 +1,7 @@
 //! `cplane snapshot`.
 
 use super::{CmdResult, Ctx, output};
+use cplane::ledger::{Event, Op};
 use cplane::snapshot::SealOptions;
 use std::io::Write;
 use std::time::Instant;
@@ -46,8 +47,28 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     let (r, governed) =
         cplane::governance::plane::snapshot(&mut store, &lock, &plane, opts, args.ungoverned, ctx.control(&bar))?;
     drop(bar);
-    let secs = t0.elapsed().as_secs_f64();
     let s = &r.snapshot;
+    ctx.record(
+        &store,
+        &lock,
+        &plane,
+        Event {
+            op: Op::Snapshot,
+            refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
+            paths: Vec::new(),
+            snapshot: Some(r.id),
+            message: format!(
+                "checkpoint {}{}",
+                s.name,
+                if s.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.message)
+                }
+            ),
+        },
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
     if args.json {
         writeln!(
             ctx.out,

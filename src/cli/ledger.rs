@@ -1,0 +1,476 @@
+//! `cplane ledger [head|prove|check-proof|verify]`.
+
+use super::{CliError, CmdResult, Ctx, exit};
+use cplane::ledger::{Entry, Head, Ledger, Op, merkle};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The plane's ledger: every change, hash-chained and provable
+///
+/// Every command that changes a plane (init, snapshot, rollback, restore,
+/// compile, own, disown, quarantine, plane add) appends one entry to the
+/// plane's ledger before it reports success: sequence number, UTC time,
+/// actor, operation, refs and paths touched, the snapshot produced, the
+/// plane's HEAD after it, the previous entry's hash and its own hash. The
+/// entries are also the leaves of an RFC 6962 Merkle tree (as Certificate
+/// Transparency logs are): `ledger head` prints its size and root, which you
+/// can publish or keep; `ledger prove` shows that an entry is in the ledger,
+/// or that today's ledger only grew since a head you kept; `ledger
+/// check-proof` checks such a proof anywhere, without the store.
+///
+/// Without a subcommand, lists the entries (oldest first), filtered by
+/// `--op`, `--path` and `--since`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    cmd: Option<LedgerCmd>,
+    /// Only entries of this operation (init, snapshot, rollback, restore,
+    /// compile, own, disown, quarantine, plane-add)
+    #[arg(long, value_name = "OP")]
+    op: Option<String>,
+    /// Only entries that touched PATH (plane-relative), a directory above it or a path below it
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    /// Only entries at or after TIME (UTC: `2026-11-30` or `2026-11-30T13:00:00Z`)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Print the entries as a JSON array, as stored
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum LedgerCmd {
+    /// Print the ledger's size and Merkle root (`SIZE:ROOT`)
+    ///
+    /// Keep or publish the head: later, `cplane ledger prove --since
+    /// SIZE:ROOT` proves the ledger then was a prefix of the ledger now
+    /// (nothing rewritten, only appended).
+    Head {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a proof, as JSON: entry N is in the ledger, or (--since) the
+    /// ledger extends an earlier head
+    ///
+    /// `prove N` gives an inclusion proof for entry N (0-based) against the
+    /// ledger's current head (or its first --size entries); `prove --since
+    /// SIZE:ROOT` gives a consistency proof that the ledger's first SIZE
+    /// entries had that root and that today's ledger extends them. Check
+    /// either with `cplane ledger check-proof`, anywhere.
+    Prove {
+        /// The entry to prove (its seq)
+        #[arg(required_unless_present = "since", conflicts_with = "since")]
+        n: Option<u64>,
+        /// Prove against the ledger's first SIZE entries instead of all
+        #[arg(long, value_name = "SIZE")]
+        size: Option<u64>,
+        /// An earlier head, `SIZE:ROOT` as `cplane ledger head` printed it
+        #[arg(long, value_name = "SIZE:ROOT")]
+        since: Option<String>,
+    },
+    /// Check a proof printed by `cplane ledger prove` (FILE, or - for stdin)
+    ///
+    /// Needs no store: the proof carries the entry hash or heads it
+    /// speaks about, and the check is RFC 9162's verification algorithm.
+    /// Compare the root it names with a head you trust.
+    CheckProof {
+        /// The proof file (JSON), or `-` for standard input
+        file: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every entry: canonical form, order, hash chain, Merkle tree
+    ///
+    /// Names the first broken entry — edited, removed, inserted, reordered
+    /// or truncated — and exits 1. Also exits 1 when the plane's HEAD is
+    /// not the one the last entry records (an interrupted command: the next
+    /// command that writes records it).
+    Verify {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// True when `args` asked for JSON.
+pub fn wants_json(args: &LedgerArgs) -> bool {
+    match &args.cmd {
+        None => args.json,
+        Some(LedgerCmd::Head { json } | LedgerCmd::CheckProof { json, .. } | LedgerCmd::Verify { json }) => *json,
+        Some(LedgerCmd::Prove { .. }) => true,
+    }
+}
+
+pub fn cmd_ledger(ctx: &mut Ctx, args: LedgerArgs) -> CmdResult {
+    match args.cmd {
+        None => list(ctx, args.op, args.path, args.since, args.json),
+        Some(LedgerCmd::Head { json }) => head(ctx, json),
+        Some(LedgerCmd::Prove { n, size, since }) => prove(ctx, n, size, since),
+        Some(LedgerCmd::CheckProof { file, json }) => check_proof(ctx, &file, json),
+        Some(LedgerCmd::Verify { json }) => verify(ctx, json),
+    }
+}
+
+fn open(ctx: &Ctx) -> Result<(cplane::store::Store, cplane::plane::Plane, Ledger), CliError> {
+    let (store, plane) = ctx.open()?;
+    let ledger = Ledger::of(&store, &plane.name);
+    Ok((store, plane, ledger))
+}
+
+/// `--since` as a prefix comparable with entry times (`YYYY-MM-DDTHH:MM:SS`).
+fn since_key(s: &str) -> Result<String, CliError> {
+    let t = s.trim_end_matches('Z');
+    let ok = |t: &str| {
+        let b = t.as_bytes();
+        b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+    };
+    match t.len() {
+        10 if ok(t) => Ok(format!("{t}T00:00:00")),
+        16 | 19 if ok(t) => Ok(t.to_string()),
+        _ => Err(CliError::Usage(
+            format!("--since {s:?} is not a UTC time"),
+            Some("use 2026-11-30, 2026-11-30T13:00 or 2026-11-30T13:00:00Z".into()),
+        )),
+    }
+}
+
+fn list(ctx: &mut Ctx, op: Option<String>, path: Option<String>, since: Option<String>, json: bool) -> CmdResult {
+    if let Some(o) = &op
+        && Op::parse(o).is_none()
+    {
+        let all: Vec<&str> = Op::ALL.iter().map(|o| o.as_str()).collect();
+        return Err(CliError::Usage(
+            format!("unknown --op {o:?}"),
+            Some(format!("the operations are {}", all.join(", "))),
+        ));
+    }
+    let since = since.as_deref().map(since_key).transpose()?;
+    let path = path.map(|p| p.trim_matches('/').to_string());
+    let (_, plane, ledger) = open(ctx)?;
+    let entries: Vec<Entry> = ledger
+        .entries()?
+        .into_iter()
+        .filter(|e| op.as_ref().is_none_or(|o| &e.op == o))
+        .filter(|e| path.as_ref().is_none_or(|p| e.touches(p)))
+        .filter(|e| since.as_ref().is_none_or(|s| e.time.as_str() >= s.as_str()))
+        .collect();
+    if json {
+        writeln!(
+            ctx.out,
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        )?;
+        return Ok(exit::CLEAN);
+    }
+    if entries.is_empty() {
+        writeln!(
+            ctx.out,
+            "no ledger entries for plane {}{}",
+            plane.name,
+            if op.is_some() || path.is_some() || since.is_some() {
+                " match"
+            } else {
+                ""
+            }
+        )?;
+        return Ok(exit::CLEAN);
+    }
+    for e in &entries {
+        print_entry(ctx, e)?;
+    }
+    Ok(exit::CLEAN)
+}
+
+/// One entry as a line: seq, time (to the second), op, actor, message, then
+/// the paths it touched, indented.
+pub fn print_entry(ctx: &mut Ctx, e: &Entry) -> std::io::Result<()> {
+    let time = e.time.get(..19).unwrap_or(&e.time);
+    writeln!(
+        ctx.out,
+        "{:>6}  {time}Z  {:<10}  {}  {}",
+        e.seq, e.op, e.actor, e.message
+    )?;
+    for p in &e.paths {
+        writeln!(ctx.out, "          {p}")?;
+    }
+    if e.paths_omitted > 0 {
+        writeln!(ctx.out, "          … and {} more paths", e.paths_omitted)?;
+    }
+    Ok(())
+}
+
+fn head(ctx: &mut Ctx, json: bool) -> CmdResult {
+    let (_, plane, ledger) = open(ctx)?;
+    let h = ledger.head()?;
+    if json {
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({"plane": plane.name, "size": h.size, "root": cplane::id::to_hex(&h.root), "head": h.to_arg()})
+        )?;
+    } else {
+        writeln!(ctx.out, "{}", h.to_arg())?;
+        eprintln!(
+            "ledger of plane {}: {} entr{}; keep this head: `cplane ledger prove --since {}` later proves the ledger only grew",
+            plane.name,
+            h.size,
+            if h.size == 1 { "y" } else { "ies" },
+            h.to_arg()
+        );
+    }
+    Ok(exit::CLEAN)
+}
+
+fn hexes(v: &[merkle::Hash]) -> Vec<String> {
+    v.iter().map(|h| cplane::id::to_hex(h)).collect()
+}
+
+fn prove(ctx: &mut Ctx, n: Option<u64>, size: Option<u64>, since: Option<String>) -> CmdResult {
+    let (_, plane, ledger) = open(ctx)?;
+    let now = ledger.head()?;
+    if let Some(since) = since {
+        let old = Head::parse(&since).map_err(|m| CliError::Usage(format!("--since: {m}"), None))?;
+        if old.size == 0 || old.size > now.size {
+            return Err(CliError::Usage(
+                format!(
+                    "--since {}: the ledger has {} entries; a head to prove against has 1 to {}",
+                    old.to_arg(),
+                    now.size,
+                    now.size
+                ),
+                None,
+            ));
+        }
+        let was = ledger.root(old.size)?;
+        if was != old.root {
+            eprintln!(
+                "cplane: the ledger's first {} entries have root {}, not {}: the ledger was rewritten since that head was taken (or the head is from another plane)",
+                old.size,
+                cplane::id::to_hex(&was),
+                cplane::id::to_hex(&old.root)
+            );
+            return Ok(exit::FINDINGS);
+        }
+        let proof = ledger.prove_consistency(old.size, now.size)?;
+        let doc = json!({
+            "type": "consistency",
+            "plane": plane.name,
+            "old_size": old.size,
+            "old_root": cplane::id::to_hex(&old.root),
+            "size": now.size,
+            "root": cplane::id::to_hex(&now.root),
+            "proof": hexes(&proof),
+        });
+        writeln!(ctx.out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        return Ok(exit::CLEAN);
+    }
+    let n = n.unwrap_or_default();
+    let size = size.unwrap_or(now.size);
+    if size > now.size || n >= size {
+        return Err(CliError::Usage(
+            format!(
+                "entry {n} of a {size}-entry ledger: the ledger of plane {} has {} entries (0 to {})",
+                plane.name,
+                now.size,
+                now.size.saturating_sub(1)
+            ),
+            None,
+        ));
+    }
+    let entry = ledger
+        .entry(n)?
+        .ok_or_else(|| CliError::Usage(format!("entry {n} does not parse; run `cplane ledger verify`"), None))?;
+    let proof = ledger.prove_inclusion(n, size)?;
+    let doc = json!({
+        "type": "inclusion",
+        "plane": plane.name,
+        "index": n,
+        "size": size,
+        "entry_hash": entry.hash,
+        "root": cplane::id::to_hex(&ledger.root(size)?),
+        "proof": hexes(&proof),
+        "entry": entry,
+    });
+    writeln!(ctx.out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    Ok(exit::CLEAN)
+}
+
+fn field<'a>(doc: &'a serde_json::Value, key: &str) -> Result<&'a serde_json::Value, CliError> {
+    doc.get(key)
+        .ok_or_else(|| CliError::Usage(format!("the proof has no {key:?} field"), None))
+}
+
+fn hash_field(doc: &serde_json::Value, key: &str) -> Result<merkle::Hash, CliError> {
+    field(doc, key)?
+        .as_str()
+        .and_then(|s| cplane::id::ObjectId::from_hex(s).map(|i| i.0))
+        .ok_or_else(|| CliError::Usage(format!("the proof's {key:?} is not 64 hex digits"), None))
+}
+
+fn u64_field(doc: &serde_json::Value, key: &str) -> Result<u64, CliError> {
+    field(doc, key)?
+        .as_u64()
+        .ok_or_else(|| CliError::Usage(format!("the proof's {key:?} is not a number"), None))
+}
+
+fn check_proof(ctx: &mut Ctx, file: &std::path::Path, json: bool) -> CmdResult {
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(16 << 20).read_to_string(&mut text))
+    };
+    read.map_err(|e| CliError::Usage(format!("{}: {e}", file.display()), None))?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        CliError::Usage(
+            format!("{}: not a proof from `cplane ledger prove` ({e})", file.display()),
+            None,
+        )
+    })?;
+    let proof: Vec<merkle::Hash> = field(&doc, "proof")?
+        .as_array()
+        .ok_or_else(|| CliError::Usage("the proof's \"proof\" is not a list".into(), None))?
+        .iter()
+        .map(|v| v.as_str().and_then(|s| cplane::id::ObjectId::from_hex(s).map(|i| i.0)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| CliError::Usage("the proof's \"proof\" holds something other than hashes".into(), None))?;
+    let kind = field(&doc, "type")?.as_str().unwrap_or_default();
+    let (ok, what) = match kind {
+        "inclusion" => {
+            let index = u64_field(&doc, "index")?;
+            let size = u64_field(&doc, "size")?;
+            let entry_hash = hash_field(&doc, "entry_hash")?;
+            let root = hash_field(&doc, "root")?;
+            // The entry, when included, must be the one hashed.
+            let entry_ok = match doc.get("entry") {
+                None | Some(serde_json::Value::Null) => true,
+                Some(v) => serde_json::from_value::<Entry>(v.clone()).ok().is_some_and(|e| {
+                    e.seq == index && e.compute_hash() == Some(entry_hash) && e.hash_bytes() == Some(entry_hash)
+                }),
+            };
+            let ok = entry_ok && merkle::verify_inclusion(&merkle::leaf_hash(&entry_hash), index, size, &proof, &root);
+            (
+                ok,
+                format!(
+                    "entry {index} (hash {}) is in the {size}-entry ledger with root {}",
+                    cplane::id::to_hex(&entry_hash),
+                    cplane::id::to_hex(&root)
+                ),
+            )
+        }
+        "consistency" => {
+            let old_size = u64_field(&doc, "old_size")?;
+            let size = u64_field(&doc, "size")?;
+            let old_root = hash_field(&doc, "old_root")?;
+            let root = hash_field(&doc, "root")?;
+            let ok = merkle::verify_consistency(old_size, size, &old_root, &root, &proof);
+            (
+                ok,
+                format!(
+                    "the {size}-entry ledger with root {} extends the {old_size}-entry ledger with root {}",
+                    cplane::id::to_hex(&root),
+                    cplane::id::to_hex(&old_root)
+                ),
+            )
+        }
+        other => {
+            return Err(CliError::Usage(
+                format!("the proof's type is {other:?}; cplane ledger prove writes inclusion or consistency"),
+                None,
+            ));
+        }
+    };
+    if json {
+        writeln!(ctx.out, "{}", json!({"ok": ok, "type": kind, "claim": what}))?;
+    } else if ok {
+        writeln!(ctx.out, "ok: {what}")?;
+    } else {
+        writeln!(ctx.out, "proof does NOT verify: it does not show that {what}")?;
+    }
+    Ok(if ok { exit::CLEAN } else { exit::FINDINGS })
+}
+
+fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
+    let (store, plane, ledger) = open(ctx)?;
+    let head = store.head(&plane.name)?;
+    let r = ledger.verify(head.as_ref())?;
+    let clean = r.broken.is_none() && r.head_unrecorded.is_none();
+    let h = r.head.unwrap_or(Head {
+        size: 0,
+        root: merkle::empty_root(),
+    });
+    if json {
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "ok": clean,
+                "entries_ok": r.good,
+                "head": h.to_arg(),
+                "broken": r.broken.as_ref().map(|b| json!({"seq": b.seq, "line": b.line, "problem": b.problem})),
+                "head_unrecorded": r.head_unrecorded,
+                "torn_tail_bytes": r.torn_tail,
+                "tree_rebuilt": r.tree_rebuilt,
+            })
+        )?;
+        return Ok(if clean { exit::CLEAN } else { exit::FINDINGS });
+    }
+    if let Some(n) = r.torn_tail {
+        eprintln!(
+            "note: the ledger ends in an incomplete line of {n} bytes (an interrupted write, never reported as done); the next command that writes removes it"
+        );
+    }
+    if r.tree_rebuilt {
+        eprintln!(
+            "note: rebuilt {} from the entries (it is derived from them)",
+            cplane::ledger::TREE_DIR
+        );
+    }
+    match &r.broken {
+        Some(b) => {
+            let at = if b.line > 0 {
+                format!("{}:{}: ", ledger.path().display(), b.line)
+            } else {
+                format!("{}: ", ledger.path().display())
+            };
+            writeln!(ctx.out, "{at}{}", b.problem)?;
+            writeln!(
+                ctx.out,
+                "ledger of plane {} is broken at entry {}; entries before it check out (head {})",
+                plane.name,
+                b.seq,
+                h.to_arg()
+            )?;
+        }
+        None => {
+            if let Some(now) = &r.head_unrecorded {
+                writeln!(
+                    ctx.out,
+                    "HEAD of plane {} is {} but the last entry records another HEAD: a command was interrupted before writing its entry (the next command that writes records it), or entries at the end were removed",
+                    plane.name,
+                    &now[..12]
+                )?;
+            }
+            writeln!(
+                ctx.out,
+                "ledger of plane {}: {} entr{}, chain and Merkle tree intact; head {}",
+                plane.name,
+                r.good,
+                if r.good == 1 { "y" } else { "ies" },
+                h.to_arg()
+            )?;
+        }
+    }
+    Ok(if clean { exit::CLEAN } else { exit::FINDINGS })
+}

@@ -1,0 +1,934 @@
+//! The ledger: every mutation of a plane, hash-chained and provable
+//! (`store-format.md`, "Ledger").
+//!
+//! Each plane has an append-only file `.cp/planes/<plane>/ledger` of JSON
+//! lines, one [`Entry`] per mutation (init, snapshot, rollback, restore,
+//! compile, own, disown, quarantine, plane add). Entry `seq` (0-based)
+//! carries the hash of entry `seq - 1` in `prev`, and its own `hash` is
+//! `BLAKE3(prev ‖ body)`, where `prev` is the 32 raw bytes (zeros for entry
+//! 0) and `body` the entry's canonical JSON without `hash`: editing,
+//! removing, inserting or reordering an entry breaks the chain at that
+//! entry ([`Ledger::verify`] names it).
+//!
+//! The entry hashes are also the leaves of an append-only Merkle tree with
+//! RFC 6962 semantics ([`merkle`]), as in Certificate Transparency: a head
+//! (size, root) commits to every entry, an inclusion proof shows one entry
+//! is in it, and a consistency proof shows a later head extends an earlier
+//! one — all checkable offline by someone who holds only a head.
+//!
+//! An entry is written and fsynced, under the store lock, before the
+//! command reports success. A crash after a command moved HEAD but before
+//! its entry was written is repaired by the next command that takes the
+//! lock ([`reconcile`]): it records the snapshots HEAD gained since the last
+//! entry, marked as recorded late.
+
+pub mod merkle;
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::id::SnapshotId;
+use crate::object::SnapshotKind;
+use crate::store::Store;
+use crate::store::lock::StoreLock;
+use merkle::{Hash, Tree};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of a plane's ledger, in `.cp/planes/<plane>/`.
+pub const LEDGER_FILE: &str = "ledger";
+/// Directory of its Merkle tree (derived from the ledger; see [`merkle::Tree`]).
+pub const TREE_DIR: &str = "ledger.tree";
+/// The lock file next to the ledger: `flock`ed exclusively while the
+/// ledger and its tree are read or written together (a reader that found
+/// the ledger one entry ahead of its tree would rebuild the tree under a
+/// writer's feet).
+pub const LOCK_FILE: &str = "ledger.lock";
+/// File in [`TREE_DIR`] with each entry's byte offset in the ledger.
+pub const OFFSETS: &str = "offsets";
+/// Paths recorded per entry; the rest are counted in `paths_omitted`.
+pub const MAX_PATHS: usize = 100;
+
+/// What a command did, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `cplane init` sealed the plane's first checkpoint.
+    Init,
+    /// `cplane snapshot` sealed a checkpoint.
+    Snapshot,
+    /// `cplane rollback` put a checkpoint's state in place.
+    Rollback,
+    /// `cplane restore` put some paths back.
+    Restore,
+    /// `cplane compile` rewrote the compiled ownership registry.
+    Compile,
+    /// `cplane own` declared owners.
+    Own,
+    /// `cplane disown` removed declarations.
+    Disown,
+    /// `cplane quarantine` moved unmapped files out.
+    Quarantine,
+    /// `cplane plane add` defined the plane.
+    PlaneAdd,
+}
+
+impl Op {
+    /// Every op, for help texts and `--op` checks.
+    pub const ALL: [Op; 9] = [
+        Op::Init,
+        Op::Snapshot,
+        Op::Rollback,
+        Op::Restore,
+        Op::Compile,
+        Op::Own,
+        Op::Disown,
+        Op::Quarantine,
+        Op::PlaneAdd,
+    ];
+
+    /// The name recorded in an entry's `op`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Init => "init",
+            Op::Snapshot => "snapshot",
+            Op::Rollback => "rollback",
+            Op::Restore => "restore",
+            Op::Compile => "compile",
+            Op::Own => "own",
+            Op::Disown => "disown",
+            Op::Quarantine => "quarantine",
+            Op::PlaneAdd => "plane-add",
+        }
+    }
+
+    /// The op named `s`.
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// What a command reports to the ledger ([`Ledger::append`]).
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The operation.
+    pub op: Op,
+    /// Refs it created or moved (`HEAD`, `checkpoints/NAME`).
+    pub refs: Vec<String>,
+    /// Plane paths it touched (the first [`MAX_PATHS`] are kept).
+    pub paths: Vec<String>,
+    /// The snapshot it produced, if any.
+    pub snapshot: Option<SnapshotId>,
+    /// One line for humans.
+    pub message: String,
+}
+
+impl Event {
+    /// An event with no refs, paths or snapshot.
+    pub fn new(op: Op, message: impl Into<String>) -> Event {
+        Event {
+            op,
+            refs: Vec::new(),
+            paths: Vec::new(),
+            snapshot: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// One ledger entry, as stored: one line of canonical JSON, fields in this
+/// order (`store-format.md`, "Ledger").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// 0-based position; also the entry's leaf index in the Merkle tree.
+    pub seq: u64,
+    /// UTC time, RFC 3339 with nanoseconds (`2026-11-30T13:12:42.123456789Z`).
+    pub time: String,
+    /// Who: `user:NAME` (the OS user), or `cplane` for an entry recorded late.
+    pub actor: String,
+    /// [`Op::as_str`].
+    pub op: String,
+    /// The plane.
+    pub plane: String,
+    /// Refs created or moved.
+    pub refs: Vec<String>,
+    /// Paths touched (at most [`MAX_PATHS`]).
+    pub paths: Vec<String>,
+    /// Paths touched beyond those listed.
+    pub paths_omitted: u64,
+    /// The snapshot produced (hex id), if any.
+    pub snapshot: Option<String>,
+    /// The plane's HEAD after the operation (hex id), if it has one.
+    pub head: Option<String>,
+    /// One line for humans.
+    pub message: String,
+    /// Hex of the previous entry's hash (64 zeros for entry 0).
+    pub prev: String,
+    /// Hex of `BLAKE3(prev ‖ body)`.
+    pub hash: String,
+}
+
+/// The entry without its hash: what the hash covers.
+#[derive(Serialize)]
+struct Body<'a> {
+    seq: u64,
+    time: &'a str,
+    actor: &'a str,
+    op: &'a str,
+    plane: &'a str,
+    refs: &'a [String],
+    paths: &'a [String],
+    paths_omitted: u64,
+    snapshot: &'a Option<String>,
+    head: &'a Option<String>,
+    message: &'a str,
+    prev: &'a str,
+}
+
+impl Entry {
+    fn body(&self) -> Body<'_> {
+        Body {
+            seq: self.seq,
+            time: &self.time,
+            actor: &self.actor,
+            op: &self.op,
+            plane: &self.plane,
+            refs: &self.refs,
+            paths: &self.paths,
+            paths_omitted: self.paths_omitted,
+            snapshot: &self.snapshot,
+            head: &self.head,
+            message: &self.message,
+            prev: &self.prev,
+        }
+    }
+
+    /// `BLAKE3(prev ‖ canonical body)`; `None` when `prev` is not 64 hex digits.
+    pub fn compute_hash(&self) -> Option<Hash> {
+        let prev = from_hex(&self.prev)?;
+        let body = serde_json::to_vec(&self.body()).ok()?;
+        let mut h = blake3::Hasher::new();
+        h.update(&prev);
+        h.update(&body);
+        Some(*h.finalize().as_bytes())
+    }
+
+    /// The stored hash, as bytes.
+    pub fn hash_bytes(&self) -> Option<Hash> {
+        from_hex(&self.hash)
+    }
+
+    /// The canonical line (without the line feed).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The entry's Merkle leaf hash: `leaf_hash(hash)`.
+    pub fn leaf(&self) -> Option<Hash> {
+        self.hash_bytes().map(|h| merkle::leaf_hash(&h))
+    }
+
+    /// True when the entry touched `path`: it lists the path, a directory
+    /// above it or a path below it.
+    pub fn touches(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| {
+            p == path
+                || path.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('/'))
+                || p.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+                || path.is_empty()
+        })
+    }
+}
+
+fn from_hex(s: &str) -> Option<Hash> {
+    crate::id::ObjectId::from_hex(s).map(|id| id.0)
+}
+
+fn hex(h: &Hash) -> String {
+    crate::id::to_hex(h)
+}
+
+/// The head of a ledger: its size and Merkle root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Number of entries.
+    pub size: u64,
+    /// RFC 6962 root over the entries' hashes ([`merkle::empty_root`] when empty).
+    pub root: Hash,
+}
+
+impl Head {
+    /// `SIZE:ROOT`, the form `cplane ledger prove --since` takes.
+    pub fn to_arg(&self) -> String {
+        format!("{}:{}", self.size, hex(&self.root))
+    }
+
+    /// Parses `SIZE:ROOT`.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub fn parse(s: &str) -> std::result::Result<Head, String> {
+        let (size, root) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not SIZE:ROOT (as `cplane ledger head` prints it)"))?;
+        let size = size
+            .parse()
+            .map_err(|_| format!("{size:?} is not a number of entries"))?;
+        let root = from_hex(root).ok_or_else(|| format!("{root:?} is not 64 hex digits"))?;
+        Ok(Head { size, root })
+    }
+}
+
+/// The first problem [`Ledger::verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The entry (0-based position) where the ledger stops being trustworthy.
+    pub seq: u64,
+    /// Its line in the file (1-based), 0 when the problem is not one line.
+    pub line: u64,
+    /// What is wrong, in one sentence.
+    pub problem: String,
+}
+
+/// What [`Ledger::verify`] found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Entries that chain correctly, from the start.
+    pub good: u64,
+    /// The first broken entry, if any.
+    pub broken: Option<Broken>,
+    /// The head of the good entries.
+    pub head: Option<Head>,
+    /// An incomplete last line (an interrupted write, not tampering): its byte length.
+    pub torn_tail: Option<u64>,
+    /// The plane's HEAD is not the one the last entry records: a command was
+    /// interrupted before recording (the next command that writes records
+    /// it), or entries at the end were removed.
+    pub head_unrecorded: Option<String>,
+    /// The Merkle tree files did not match the entries and were rebuilt.
+    pub tree_rebuilt: bool,
+}
+
+/// One plane's ledger.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    plane: String,
+    path: PathBuf,
+    tree_dir: PathBuf,
+}
+
+/// The OS user running cplane, as `user:NAME`: the name `/etc/passwd`
+/// gives the real uid, else `USER` or `LOGNAME`, else `uid:N`.
+pub fn os_actor() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let from_passwd = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+    });
+    let from_env = || std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).ok();
+    match from_passwd.or_else(from_env) {
+        Some(n) if !n.is_empty() && !n.contains(char::is_control) && !n.contains(char::is_whitespace) => {
+            format!("user:{n}")
+        }
+        _ => format!("uid:{uid}"),
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds.
+fn now_rfc3339() -> String {
+    let ns = crate::store::index::now_ns();
+    let s = crate::timefmt::rfc3339(ns);
+    format!("{}.{:09}Z", s.trim_end_matches('Z'), ns.rem_euclid(1_000_000_000))
+}
+
+/// Holds the ledger's lock until dropped (nothing when the store is not
+/// writable by this user: such a reader reads unlocked).
+struct Guard(#[allow(dead_code)] Option<File>);
+
+fn damaged(path: &Path, reason: String) -> Error {
+    Error::DamagedFile {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+impl Ledger {
+    /// The ledger of `plane` in `store` (which need not exist yet).
+    pub fn of(store: &Store, plane: &str) -> Ledger {
+        let dir = store.plane_dir(plane);
+        Ledger {
+            plane: plane.to_string(),
+            path: dir.join(LEDGER_FILE),
+            tree_dir: dir.join(TREE_DIR),
+        }
+    }
+
+    /// The ledger file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn guard(&self) -> Result<Guard> {
+        let path = self.path.with_file_name(LOCK_FILE);
+        if let Some(dir) = path.parent()
+            && !dir.is_dir()
+        {
+            return Ok(Guard(None));
+        }
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Ok(Guard(None));
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        file.lock().at(&path)?;
+        Ok(Guard(Some(file)))
+    }
+
+    /// Every complete entry, in file order, parsed (not verified; see
+    /// [`Ledger::verify`]). A line that does not parse ends the list.
+    ///
+    /// # Errors
+    /// I/O reading the file.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        let bytes = self.read_all()?;
+        let end = complete_len(&bytes);
+        Ok(bytes[..end]
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map_while(|l| serde_json::from_slice::<Entry>(l).ok())
+            .collect())
+    }
+
+    /// Entry `seq`, read through the offsets file (`ledger.tree/offsets`: the
+    /// byte offset of each entry's line, 8 bytes little-endian each, derived
+    /// like the tree) without reading the ledger before it; by scanning the
+    /// ledger when the offsets file is short or wrong.
+    ///
+    /// # Errors
+    /// I/O reading the ledger.
+    pub fn entry(&self, seq: u64) -> Result<Option<Entry>> {
+        if let Some(e) = self.entry_by_offset(seq) {
+            return Ok(Some(e));
+        }
+        Ok(self.entries()?.into_iter().nth(seq as usize).filter(|e| e.seq == seq))
+    }
+
+    fn entry_by_offset(&self, seq: u64) -> Option<Entry> {
+        use std::os::unix::fs::FileExt;
+        let offsets = File::open(self.tree_dir.join(OFFSETS)).ok()?;
+        let mut at = [0u8; 8];
+        offsets.read_exact_at(&mut at, seq.checked_mul(8)?).ok()?;
+        let at = u64::from_le_bytes(at);
+        let f = File::open(&self.path).ok()?;
+        let mut line = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            let n = f.read_at(&mut chunk, at + line.len() as u64).ok()?;
+            if n == 0 {
+                return None;
+            }
+            match chunk[..n].iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    line.extend_from_slice(&chunk[..p]);
+                    break;
+                }
+                None => line.extend_from_slice(&chunk[..n]),
+            }
+        }
+        serde_json::from_slice::<Entry>(&line).ok().filter(|e| e.seq == seq)
+    }
+
+    /// Records where entry `seq`'s line starts; rebuilds the offsets file
+    /// first when it is not exactly `seq` entries long.
+    fn note_offset(&self, seq: u64, at: u64) -> Result<()> {
+        let path = self.tree_dir.join(OFFSETS);
+        let have = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if have != seq * 8 {
+            let mut all = Vec::with_capacity(seq as usize * 8);
+            let bytes = self.read_all()?;
+            let mut pos = 0u64;
+            for l in bytes[..at as usize].split_inclusive(|&b| b == b'\n') {
+                all.extend_from_slice(&pos.to_le_bytes());
+                pos += l.len() as u64;
+            }
+            std::fs::write(&path, &all).at(&path)?;
+        }
+        let mut f = OpenOptions::new().append(true).open(&path).at(&path)?;
+        f.write_all(&at.to_le_bytes()).at(&path)
+    }
+
+    fn read_all(&self) -> Result<Vec<u8>> {
+        match std::fs::read(&self.path) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e).at(&self.path),
+        }
+    }
+
+    /// The last complete entry, checked against its own hash; `None` for an
+    /// empty or missing ledger. Reads only the end of the file.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the last line is not an entry or its hash
+    /// does not match; I/O.
+    pub fn last(&self) -> Result<Option<Entry>> {
+        let Some((line, _)) = self.last_line()? else {
+            return Ok(None);
+        };
+        let e: Entry = serde_json::from_slice(&line).map_err(|err| {
+            damaged(
+                &self.path,
+                format!("its last entry is not a ledger entry ({err}); run `cplane ledger verify`"),
+            )
+        })?;
+        if e.compute_hash().is_none_or(|h| Some(h) != e.hash_bytes()) {
+            return Err(damaged(
+                &self.path,
+                format!(
+                    "its last entry ({}) does not match its hash: the ledger was edited; run `cplane ledger verify`",
+                    e.seq
+                ),
+            ));
+        }
+        Ok(Some(e))
+    }
+
+    /// The last complete line and the file length up to its end (a torn,
+    /// unterminated tail after it is not included).
+    fn last_line(&self) -> Result<Option<(Vec<u8>, u64)>> {
+        let mut f = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).at(&self.path),
+        };
+        let len = f.metadata().at(&self.path)?.len();
+        // Read backwards in growing chunks until the line before the last
+        // complete one starts (entries may be long: up to MAX_PATHS paths).
+        let mut chunk = 64 * 1024u64;
+        loop {
+            let from = len.saturating_sub(chunk);
+            f.seek(SeekFrom::Start(from)).at(&self.path)?;
+            let mut buf = Vec::with_capacity((len - from) as usize);
+            (&mut f).take(len - from).read_to_end(&mut buf).at(&self.path)?;
+            let end = complete_len(&buf);
+            if end == 0 {
+                if from == 0 {
+                    return Ok(None);
+                }
+                chunk *= 4;
+                continue;
+            }
+            let body = &buf[..end - 1];
+            match body.iter().rposition(|&b| b == b'\n') {
+                Some(p) => return Ok(Some((body[p + 1..].to_vec(), from + end as u64))),
+                None if from == 0 => return Ok(Some((body.to_vec(), end as u64))),
+                None => chunk *= 4,
+            }
+        }
+    }
+
+    /// The head: size and Merkle root.
+    ///
+    /// # Errors
+    /// As [`Ledger::last`]; the Merkle tree files unreadable or short (they
+    /// are rebuilt by the next command that writes).
+    pub fn head(&self) -> Result<Head> {
+        let _g = self.guard()?;
+        let size = self.last()?.map_or(0, |e| e.seq + 1);
+        if size == 0 {
+            // Nothing to open (and nothing created by a reader).
+            return Ok(Head {
+                size,
+                root: merkle::empty_root(),
+            });
+        }
+        let tree = self.open_tree(size)?;
+        Ok(Head {
+            size,
+            root: tree.root(size).map_err(|e| self.tree_error(e))?,
+        })
+    }
+
+    /// The Merkle tree of a ledger of `size` entries, rebuilt from the
+    /// entries when its files are missing or short.
+    fn open_tree(&self, size: u64) -> Result<Tree> {
+        self.check_not_truncated(size)?;
+        match Tree::open(&self.tree_dir, size).map_err(|e| self.tree_error(e))? {
+            Some(t) => Ok(t),
+            None => self.rebuild_tree(),
+        }
+    }
+
+    fn rebuild_tree(&self) -> Result<Tree> {
+        let leaves: Vec<Hash> = self.entries()?.iter().filter_map(Entry::leaf).collect();
+        Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))
+    }
+
+    /// The tree is appended after the ledger, so a tree with more leaves
+    /// than the ledger has entries means entries were removed from its end.
+    fn check_not_truncated(&self, size: u64) -> Result<()> {
+        let leaves = std::fs::metadata(self.tree_dir.join("0")).map_or(0, |m| m.len() / 32);
+        if leaves > size {
+            return Err(damaged(
+                &self.path,
+                format!(
+                    "has {size} entries but its Merkle tree ({}) has {leaves} leaves: entries were removed from its end; run `cplane ledger verify`",
+                    self.tree_dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn tree_error(&self, e: merkle::TreeError) -> Error {
+        damaged(&self.tree_dir, e.to_string())
+    }
+
+    /// Appends the entry for `ev`, with `head` the plane's HEAD after it,
+    /// and fsyncs it (and its Merkle leaf) before returning. A torn last line
+    /// (an append interrupted by a crash, never reported as done) is cut first.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the last entry does not verify or the
+    /// ledger was truncated (fail closed: nothing is appended to a ledger
+    /// that does not check out); I/O.
+    pub fn append(&self, _lock: &StoreLock, head: Option<&SnapshotId>, ev: &Event) -> Result<Entry> {
+        self.append_as(&os_actor(), head, ev)
+    }
+
+    fn append_as(&self, actor: &str, head: Option<&SnapshotId>, ev: &Event) -> Result<Entry> {
+        let created = !self.path.exists();
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        let _g = self.guard()?;
+        self.cut_torn_tail()?;
+        let last = self.last()?;
+        let size = last.as_ref().map_or(0, |e| e.seq + 1);
+        let mut tree = self.open_tree(size)?;
+        let mut paths = ev.paths.clone();
+        let omitted = paths.len().saturating_sub(MAX_PATHS) as u64;
+        paths.truncate(MAX_PATHS);
+        let mut e = Entry {
+            seq: size,
+            time: now_rfc3339(),
+            actor: actor.to_string(),
+            op: ev.op.as_str().to_string(),
+            plane: self.plane.clone(),
+            refs: ev.refs.clone(),
+            paths,
+            paths_omitted: omitted,
+            snapshot: ev.snapshot.map(|s| s.to_hex()),
+            head: head.map(SnapshotId::to_hex),
+            message: ev.message.replace(['\n', '\r'], " "),
+            prev: last.as_ref().map_or_else(|| hex(&[0; 32]), |l| l.hash.clone()),
+            hash: String::new(),
+        };
+        let h = e
+            .compute_hash()
+            .ok_or_else(|| damaged(&self.path, "its last entry has a malformed hash".into()))?;
+        e.hash = hex(&h);
+        let mut line = e.to_line();
+        line.push('\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        let at = f.metadata().at(&self.path)?.len();
+        f.write_all(line.as_bytes()).at(&self.path)?;
+        f.sync_data().at(&self.path)?;
+        if created && let Some(dir) = self.path.parent() {
+            crate::fsutil::fsync_dir(dir)?;
+        }
+        tree.append(&merkle::leaf_hash(&h)).map_err(|e| self.tree_error(e))?;
+        tree.sync().map_err(|e| self.tree_error(e))?;
+        // Derived, like the tree: a failure here only costs a scan later.
+        let _ = self.note_offset(e.seq, at);
+        Ok(e)
+    }
+
+    /// Cuts an unterminated last line (a crash mid-append) off the file.
+    fn cut_torn_tail(&self) -> Result<()> {
+        let len = match std::fs::metadata(&self.path) {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(()),
+        };
+        let keep = self.last_line()?.map_or(0, |(_, end)| end);
+        if keep < len {
+            let f = OpenOptions::new().write(true).open(&self.path).at(&self.path)?;
+            f.set_len(keep).at(&self.path)?;
+            f.sync_data().at(&self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Checks every entry from the first: canonical form, position, chain
+    /// and hash; then the Merkle tree against the entries (rebuilding its
+    /// files, which are derived data, when they differ) and the plane's HEAD
+    /// against the last entry. Stops at the first broken entry.
+    ///
+    /// # Errors
+    /// I/O reading the ledger.
+    pub fn verify(&self, head: Option<&SnapshotId>) -> Result<VerifyReport> {
+        use rayon::prelude::*;
+        let _g = self.guard()?;
+        let bytes = self.read_all()?;
+        let end = complete_len(&bytes);
+        let mut report = VerifyReport {
+            torn_tail: (end < bytes.len()).then_some((bytes.len() - end) as u64),
+            ..VerifyReport::default()
+        };
+        let lines: Vec<&[u8]> = if end == 0 {
+            Vec::new()
+        } else {
+            bytes[..end - 1].split(|&b| b == b'\n').collect()
+        };
+        // Per line, in parallel: parse, canonical form, own hash.
+        let checked: Vec<std::result::Result<(Entry, Hash), String>> = lines
+            .par_iter()
+            .map(|l| {
+                let e: Entry = serde_json::from_slice(l).map_err(|err| format!("is not a ledger entry ({err})"))?;
+                if e.to_line().as_bytes() != *l {
+                    return Err(format!(
+                        "entry {} is not in canonical form: it was edited by hand",
+                        e.seq
+                    ));
+                }
+                let h = e
+                    .compute_hash()
+                    .filter(|h| Some(*h) == e.hash_bytes())
+                    .ok_or_else(|| format!("entry {}: its contents do not match its hash (edited)", e.seq))?;
+                Ok((e, h))
+            })
+            .collect();
+        let mut prev = [0u8; 32];
+        let mut leaves = Vec::with_capacity(checked.len());
+        let mut last: Option<&Entry> = None;
+        for (i, c) in checked.iter().enumerate() {
+            let seq = i as u64;
+            let problem = match c {
+                Err(p) => Some(p.clone()),
+                Ok((e, _)) if e.seq > seq => Some(
+                    if checked[i..]
+                        .iter()
+                        .any(|c| c.as_ref().is_ok_and(|(later, _)| later.seq == seq))
+                    {
+                        format!("entry {} comes before entry {seq}: the entries were reordered", e.seq)
+                    } else if seq == 0 {
+                        format!(
+                            "the ledger starts at entry {}: the entries before it were removed",
+                            e.seq
+                        )
+                    } else {
+                        format!(
+                            "entry {} follows entry {}: {} removed",
+                            e.seq,
+                            seq - 1,
+                            if e.seq == seq + 1 {
+                                format!("entry {seq} was")
+                            } else {
+                                format!("entries {seq} to {} were", e.seq - 1)
+                            }
+                        )
+                    },
+                ),
+                Ok((e, _)) if e.seq < seq => Some(format!(
+                    "entry {} appears again at position {seq}: an entry was inserted",
+                    e.seq
+                )),
+                Ok((e, _)) if from_hex(&e.prev) != Some(prev) => Some(format!(
+                    "entry {} does not chain to the entry before it: an entry was replaced, inserted or reordered",
+                    e.seq
+                )),
+                Ok((e, _)) if e.plane != self.plane => Some(format!(
+                    "entry {} belongs to plane {:?}, not {:?}: copied from another ledger",
+                    e.seq, e.plane, self.plane
+                )),
+                Ok(_) => None,
+            };
+            if let Some(problem) = problem {
+                report.broken = Some(Broken {
+                    seq,
+                    line: i as u64 + 1,
+                    problem,
+                });
+                break;
+            }
+            if let Ok((e, h)) = c {
+                prev = *h;
+                leaves.push(merkle::leaf_hash(h));
+                last = Some(e);
+            }
+        }
+        report.good = leaves.len() as u64;
+        let root = root_of(&leaves);
+        report.head = Some(Head {
+            size: report.good,
+            root,
+        });
+        if report.broken.is_some() {
+            return Ok(report);
+        }
+        // Removed from the end: the tree (appended after the ledger) is longer.
+        if let Err(Error::DamagedFile { reason, .. }) = self.check_not_truncated(report.good) {
+            report.broken = Some(Broken {
+                seq: report.good,
+                line: 0,
+                problem: format!("the ledger {reason}"),
+            });
+            return Ok(report);
+        }
+        let stored = Tree::open(&self.tree_dir, report.good)
+            .ok()
+            .flatten()
+            .and_then(|t| t.root(report.good).ok());
+        if stored != Some(root) && !leaves.is_empty() {
+            Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))?;
+            report.tree_rebuilt = true;
+        }
+        let recorded = last.and_then(|e| e.head.clone());
+        let now = head.map(SnapshotId::to_hex);
+        if now.is_some() && recorded != now {
+            report.head_unrecorded = now;
+        }
+        Ok(report)
+    }
+
+    /// An inclusion proof for entry `index` in the ledger's first `size` entries.
+    ///
+    /// # Errors
+    /// `index >= size` or `size` past the ledger (a sentence); I/O.
+    pub fn prove_inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
+        let _g = self.guard()?;
+        let tree = self.open_tree(self.head_size()?)?;
+        tree.inclusion_proof(index, size).map_err(|e| self.tree_error(e))
+    }
+
+    /// A consistency proof that the ledger's first `new` entries extend its first `old`.
+    ///
+    /// # Errors
+    /// `old` of 0 or past `new`, `new` past the ledger; I/O.
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
+        let _g = self.guard()?;
+        let tree = self.open_tree(self.head_size()?)?;
+        tree.consistency_proof(old, new).map_err(|e| self.tree_error(e))
+    }
+
+    /// The Merkle root of the first `size` entries.
+    ///
+    /// # Errors
+    /// `size` past the ledger; I/O.
+    pub fn root(&self, size: u64) -> Result<Hash> {
+        let _g = self.guard()?;
+        let tree = self.open_tree(self.head_size()?)?;
+        tree.root(size).map_err(|e| self.tree_error(e))
+    }
+
+    fn head_size(&self) -> Result<u64> {
+        Ok(self.last()?.map_or(0, |e| e.seq + 1))
+    }
+}
+
+/// The RFC 6962 root (MTH) of `leaves`, computed in memory: split at the
+/// largest power of two below the count, as RFC 9162 §2.1.1 defines it.
+pub fn root_of(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => merkle::empty_root(),
+        1 => leaves[0],
+        n => {
+            // The largest power of two below n: the highest bit of n - 1.
+            let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+            merkle::node_hash(&root_of(&leaves[..k]), &root_of(&leaves[k..]))
+        }
+    }
+}
+
+/// Length of `bytes` up to and including its last line feed.
+fn complete_len(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1)
+}
+
+/// The op a snapshot of `kind` was sealed by, for entries recorded late.
+fn op_of(kind: &SnapshotKind) -> Op {
+    match kind {
+        SnapshotKind::Init => Op::Init,
+        SnapshotKind::Checkpoint => Op::Snapshot,
+        SnapshotKind::Rescue | SnapshotKind::Rollback { .. } => Op::Rollback,
+    }
+}
+
+/// Records, under `lock`, the snapshots `plane`'s HEAD gained since the
+/// last entry recorded it (a command interrupted between moving HEAD and
+/// writing its entry, or a store from before ledgers): HEAD's ancestors
+/// back to the recorded one, oldest first, each as an entry by `cplane`
+/// saying it was recorded late. Returns the entries written.
+///
+/// # Errors
+/// As [`Ledger::append`]; store damage reading snapshots.
+pub fn reconcile(store: &Store, lock: &StoreLock, plane: &str) -> Result<Vec<Entry>> {
+    let _ = lock;
+    let ledger = Ledger::of(store, plane);
+    let Some(head) = store.head(plane)? else {
+        return Ok(Vec::new());
+    };
+    let last = ledger.last()?;
+    let recorded = last
+        .as_ref()
+        .and_then(|e| e.head.as_deref())
+        .and_then(SnapshotId::from_hex);
+    if recorded == Some(head) {
+        return Ok(Vec::new());
+    }
+    // HEAD's ancestors down to the recorded HEAD (or the first snapshot).
+    let mut chain = Vec::new();
+    let mut at = Some(head);
+    let mut found = recorded.is_none();
+    while let Some(id) = at {
+        if Some(id) == recorded {
+            found = true;
+            break;
+        }
+        let s = store.read_snapshot(&id)?;
+        at = s.parent;
+        chain.push((id, s));
+    }
+    let mut late = if last.is_none() {
+        "recorded from history when the ledger began"
+    } else {
+        "recorded late (the command that made it was interrupted before its entry was written)"
+    };
+    if !found {
+        // HEAD was moved outside cplane to a state that does not descend
+        // from the one recorded: record where it is now, and say so.
+        chain.truncate(1);
+        late = "HEAD was moved outside cplane: it does not descend from the HEAD the ledger last recorded";
+    }
+    let mut out = Vec::new();
+    for (id, s) in chain.into_iter().rev() {
+        let ev = Event {
+            op: op_of(&s.kind),
+            refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
+            paths: Vec::new(),
+            snapshot: Some(id),
+            message: format!("{} {}: {late}", s.kind.label(), s.name),
+        };
+        out.push(ledger.append_as("cplane", Some(&id), &ev)?);
+    }
+    Ok(out)
+}
