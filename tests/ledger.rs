@@ -333,7 +333,7 @@ fn proofs_check_offline_and_a_rewritten_history_is_caught() {
     // Inclusion of every entry, checked from another directory (no store needed).
     let elsewhere = tempfile::tempdir().unwrap();
     for n in 0..6 {
-        let p = stdout(d, &["ledger", "prove", &n.to_string()]);
+        let p = stdout(d, &["ledger", "prove", &n.to_string(), "--entry"]);
         let f = elsewhere.path().join("p.json");
         fs::write(&f, &p).unwrap();
         let ok = stdout(elsewhere.path(), &["ledger", "check-proof", "p.json"]);
@@ -343,6 +343,16 @@ fn proofs_check_offline_and_a_rewritten_history_is_caught() {
         fs::write(&f, v.to_string()).unwrap();
         stdout_code(elsewhere.path(), &["ledger", "check-proof", "p.json"], 1);
     }
+    // Without the offsets file (derived), entries are still found, and it comes back.
+    let offsets = d.join(".cp/planes/main/ledger.tree/offsets");
+    fs::remove_file(&offsets).unwrap();
+    let p: Value = serde_json::from_str(&stdout(d, &["ledger", "prove", "3", "--entry"])).unwrap();
+    assert_eq!(p["entry"]["seq"], 3);
+    assert_eq!(fs::metadata(&offsets).unwrap().len(), 6 * 8);
+    write(d, "e.txt", "e\n");
+    stdout(d, &["snapshot"]);
+    let p: Value = serde_json::from_str(&stdout(d, &["ledger", "prove", "6", "--entry"])).unwrap();
+    assert_eq!(p["entry"]["seq"], 6);
     // A consistent forgery: entry 1 edited and every hash after it redone.
     // The chain checks out, but the head kept earlier does not.
     let mut es = entries(d);

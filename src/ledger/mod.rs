@@ -425,7 +425,29 @@ impl Ledger {
         if let Some(e) = self.entry_by_offset(seq) {
             return Ok(Some(e));
         }
+        // Missing or stale offsets (a ledger written before them, a crash):
+        // rebuilt once from the ledger, then read through.
+        let _g = self.guard()?;
+        let _ = self.rebuild_offsets();
+        if let Some(e) = self.entry_by_offset(seq) {
+            return Ok(Some(e));
+        }
         Ok(self.entries()?.into_iter().nth(seq as usize).filter(|e| e.seq == seq))
+    }
+
+    /// Rewrites the offsets file from the ledger's complete lines.
+    fn rebuild_offsets(&self) -> Result<()> {
+        let bytes = self.read_all()?;
+        let end = complete_len(&bytes);
+        let mut all = Vec::new();
+        let mut pos = 0u64;
+        for l in bytes[..end].split_inclusive(|&b| b == b'\n') {
+            all.extend_from_slice(&pos.to_le_bytes());
+            pos += l.len() as u64;
+        }
+        std::fs::create_dir_all(&self.tree_dir).at(&self.tree_dir)?;
+        let path = self.tree_dir.join(OFFSETS);
+        std::fs::write(&path, &all).at(&path)
     }
 
     fn entry_by_offset(&self, seq: u64) -> Option<Entry> {
@@ -459,14 +481,9 @@ impl Ledger {
         let path = self.tree_dir.join(OFFSETS);
         let have = std::fs::metadata(&path).map_or(0, |m| m.len());
         if have != seq * 8 {
-            let mut all = Vec::with_capacity(seq as usize * 8);
-            let bytes = self.read_all()?;
-            let mut pos = 0u64;
-            for l in bytes[..at as usize].split_inclusive(|&b| b == b'\n') {
-                all.extend_from_slice(&pos.to_le_bytes());
-                pos += l.len() as u64;
-            }
-            std::fs::write(&path, &all).at(&path)?;
+            // Out of step (a ledger from before offsets, a crash): rebuilt
+            // from the ledger, which holds the line just written already.
+            return self.rebuild_offsets();
         }
         let mut f = OpenOptions::new().append(true).open(&path).at(&path)?;
         f.write_all(&at.to_le_bytes()).at(&path)
@@ -576,7 +593,9 @@ impl Ledger {
 
     fn rebuild_tree(&self) -> Result<Tree> {
         let leaves: Vec<Hash> = self.entries()?.iter().filter_map(Entry::leaf).collect();
-        Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))
+        let tree = Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))?;
+        let _ = self.rebuild_offsets();
+        Ok(tree)
     }
 
     /// The tree is appended after the ledger, so a tree with more leaves
