@@ -33,6 +33,7 @@ pub mod gate;
 pub mod governance;
 pub mod hash;
 pub mod id;
+pub mod keys;
 pub mod ledger;
 pub mod object;
 pub mod path;
