@@ -27,7 +27,7 @@ pub mod diff;
 pub mod error;
 pub mod finding;
 pub mod fsck;
-mod fsutil;
+pub mod fsutil;
 pub mod fsys;
 pub mod gate;
 pub mod governance;

@@ -428,8 +428,9 @@ fn check_proof(ctx: &mut Ctx, file: &std::path::Path, json: bool) -> CmdResult {
 fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
     let (store, plane, ledger) = open(ctx)?;
     let head = store.head(&plane.name)?;
-    let r = ledger.verify(head.as_ref())?;
-    let clean = r.broken.is_none() && r.head_unrecorded.is_none();
+    let signers = super::key::trusted(&plane)?;
+    let r = ledger.verify(head.as_ref(), &signers)?;
+    let clean = r.is_clean();
     let h = r.head.unwrap_or(Head {
         size: 0,
         root: merkle::empty_root(),
@@ -447,6 +448,8 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 "head_unrecorded": r.head_unrecorded,
                 "torn_tail_bytes": r.torn_tail,
                 "tree_rebuilt": r.tree_rebuilt,
+                "signed": r.signed,
+                "bad_signatures": r.bad_signatures.iter().map(|(seq, p)| json!({"seq": seq, "problem": p})).collect::<Vec<_>>(),
             })
         )?;
         return Ok(if clean { exit::CLEAN } else { exit::FINDINGS });
@@ -461,6 +464,13 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
             "note: rebuilt {} from the entries (it is derived from them)",
             cplane::ledger::TREE_DIR
         );
+    }
+    for (seq, problem) in &r.bad_signatures {
+        writeln!(
+            ctx.out,
+            "{}: entry {seq}: signature: {problem}",
+            ledger.path().display()
+        )?;
     }
     match &r.broken {
         Some(b) => {
@@ -489,10 +499,15 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
             }
             writeln!(
                 ctx.out,
-                "ledger of plane {}: {} entr{}, chain and Merkle tree intact; head {}",
+                "ledger of plane {}: {} entr{}, chain and Merkle tree intact; {}; head {}",
                 plane.name,
                 r.good,
                 if r.good == 1 { "y" } else { "ies" },
+                match (r.signed, r.bad_signatures.len()) {
+                    (0, _) => "none signed".to_string(),
+                    (n, 0) => format!("{n} signed, every signature by a trusted key allowed to sign it"),
+                    (n, bad) => format!("{n} signed, {bad} of them NOT by a trusted key allowed to sign it"),
+                },
                 h.to_arg()
             )?;
         }

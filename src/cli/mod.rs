@@ -12,6 +12,7 @@ mod explain;
 mod fsck;
 mod hooks;
 mod init;
+mod key;
 mod ledger;
 mod log;
 mod output;
@@ -75,6 +76,7 @@ enum Command {
     Init(init::InitArgs),
     Snapshot(snapshot::SnapshotArgs),
     Ledger(ledger::LedgerArgs),
+    Key(key::KeyArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
@@ -256,6 +258,9 @@ impl Ctx {
             Err(e) => return Err(e),
         };
         let plane = store.plane(&plane.name)?;
+        // A configured signing key that does not load stops the command
+        // before it changes anything (its entry could not be signed).
+        key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
         let late = cplane::ledger::reconcile(store, &lock, &plane.name)?;
         if !late.is_empty() {
@@ -285,7 +290,8 @@ impl Ctx {
         ev: cplane::ledger::Event,
     ) -> cplane::Result<()> {
         let head = store.head(&plane.name)?;
-        cplane::ledger::Ledger::of(store, &plane.name).append(lock, head.as_ref(), &ev)?;
+        let key = key::signing_key(store)?;
+        cplane::ledger::Ledger::of(store, &plane.name).append(lock, head.as_ref(), &ev, key.as_ref())?;
         Ok(())
     }
 
@@ -400,6 +406,7 @@ pub fn main() -> u8 {
             | Command::Rollback(_)
             | Command::Restore(_)
             | Command::Plane(_)
+            | Command::Key(_)
             | Command::Upgrade(_)
     ) {
         install_signal_handlers();
@@ -408,6 +415,7 @@ pub fn main() -> u8 {
         Command::Init(a) => init::cmd_init(&mut ctx, a),
         Command::Snapshot(a) => snapshot::cmd_snapshot(&mut ctx, a),
         Command::Ledger(a) => ledger::cmd_ledger(&mut ctx, a),
+        Command::Key(a) => key::cmd_key(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
@@ -441,6 +449,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Init(a) => a.json,
         Command::Snapshot(a) => a.json,
         Command::Ledger(a) => ledger::wants_json(a),
+        Command::Key(a) => key::wants_json(a),
         Command::Log(a) => a.json,
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,

@@ -152,6 +152,33 @@ fn write_edits(scope: &Scope, plane: &Plane, m: &Model, edits: &BTreeMap<RelPath
     Ok(())
 }
 
+/// Gives `path` the owner of `like` (a file the tool itself adds to a
+/// governed plane, e.g. the trusted-keys registry, owned as the registries
+/// next to it are); compiles only when `path` is declared already.
+/// `None` when the plane is not governed or `like` has no owner.
+///
+/// # Errors
+/// As [`own`] and [`crate::governance::plane::compile_worktree`].
+pub fn own_like(
+    store: &Store,
+    plane: &Plane,
+    path: &RelPath,
+    like: &RelPath,
+    ctl: Control<'_>,
+) -> Result<Option<CompileReport>> {
+    let (_, m) = worktree_model(store, plane, ctl)?;
+    if m.frameworks.is_empty() && !crate::governance::plane::is_governed(&Scope::open(plane)?) {
+        return Ok(None);
+    }
+    if m.owner(path).is_some() {
+        return compile_worktree(store, plane, ctl).map(Some);
+    }
+    let Some(owner) = m.owner(like).map(|d| d.owner_id.to_string()) else {
+        return Ok(None);
+    };
+    own(store, plane, std::slice::from_ref(path), &owner, ctl).map(|r| Some(r.compile))
+}
+
 /// `cplane own PATH... --by OWNER`: gives every file at or below each path
 /// the owner `owner` (a spec or package id in the registries). A file that
 /// already has a row keeps it, with the owner changed; a file without one

@@ -18,7 +18,7 @@ const SPEC_DOC: &str = "specs/SPEC-000/spec.md";
 pub fn files() -> Vec<(&'static str, String)> {
     let frameworks = format!(
         "id,name,version,purpose,artifact_path,allowed_spec_types,required_gates,required_metadata,authorizes,rules_path\n\
-         FMWK-000,Genesis,1.0,Governs the registries and the framework and spec documents themselves,{FRAMEWORK_DOC},governance,no-secrets,,registries/*.csv;**/.file_registry.csv;frameworks/**;specs/**,{RULES}\n"
+         FMWK-000,Genesis,1.0,Governs the registries and the framework and spec documents themselves,{FRAMEWORK_DOC},governance,no-secrets,,registries/*.csv;registries/allowed_signers;**/.file_registry.csv;frameworks/**;specs/**,{RULES}\n"
     );
     let specs = format!(
         "id,framework_id,entity_type,artifact_path,required_assets,gates,metadata\n\

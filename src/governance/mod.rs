@@ -39,6 +39,9 @@ pub const PACKAGES: &str = "registries/packages_registry.csv";
 pub const COMPILED: &str = "registries/file_ownership_registry.csv";
 /// The planes registry at the control-plane root (optional).
 pub const PLANES: &str = "registries/planes_registry.csv";
+/// The trusted signing keys, in OpenSSH's `allowed_signers` format with a
+/// role per key ([`crate::keys`]).
+pub const ALLOWED_SIGNERS: &str = "registries/allowed_signers";
 /// File name of the per-directory ownership registries.
 pub const FILE_REGISTRY: &str = ".file_registry.csv";
 /// The required columns of `frameworks_registry.csv` (`rules_path` is optional).

@@ -93,7 +93,8 @@ pub fn is_governed(scope: &Scope) -> bool {
 }
 
 /// True when `rel` is a regular file of the plane (one `fstatat`, no symlink followed).
-fn is_plane_file(scope: &Scope, rel: &RelPath) -> bool {
+/// True when `rel` is a regular file of the plane (not through a symlink).
+pub fn is_plane_file(scope: &Scope, rel: &RelPath) -> bool {
     scope
         .open_dir(&rel.parent().unwrap_or_else(RelPath::root))
         .and_then(|d| d.stat(rel.file_name().unwrap_or_default()))

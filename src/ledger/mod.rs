@@ -44,6 +44,8 @@ pub const TREE_DIR: &str = "ledger.tree";
 /// the ledger one entry ahead of its tree would rebuild the tree under a
 /// writer's feet).
 pub const LOCK_FILE: &str = "ledger.lock";
+/// The `sshsig` namespace of ledger entry signatures.
+pub const SIG_NAMESPACE: &str = "cplane-ledger";
 /// File in [`TREE_DIR`] with each entry's byte offset in the ledger.
 pub const OFFSETS: &str = "offsets";
 /// Paths recorded per entry; the rest are counted in `paths_omitted`.
@@ -70,11 +72,15 @@ pub enum Op {
     Quarantine,
     /// `cplane plane add` defined the plane.
     PlaneAdd,
+    /// `cplane key trust` added a trusted key.
+    KeyTrust,
+    /// `cplane key revoke` revoked one.
+    KeyRevoke,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 11] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -84,6 +90,8 @@ impl Op {
         Op::Disown,
         Op::Quarantine,
         Op::PlaneAdd,
+        Op::KeyTrust,
+        Op::KeyRevoke,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -98,6 +106,19 @@ impl Op {
             Op::Disown => "disown",
             Op::Quarantine => "quarantine",
             Op::PlaneAdd => "plane-add",
+            Op::KeyTrust => "key-trust",
+            Op::KeyRevoke => "key-revoke",
+        }
+    }
+
+    /// The roles whose keys may sign this operation: admin for the trusted
+    /// keys themselves, admin or maintainer for everything else (an
+    /// auditor's key signs no change).
+    pub fn allowed_roles(self) -> &'static [crate::keys::Role] {
+        use crate::keys::Role;
+        match self {
+            Op::KeyTrust | Op::KeyRevoke => &[Role::Admin],
+            _ => &[Role::Admin, Role::Maintainer],
         }
     }
 
@@ -166,6 +187,11 @@ pub struct Entry {
     pub prev: String,
     /// Hex of `BLAKE3(prev ‖ body)`.
     pub hash: String,
+    /// When a key signed the entry: the armored `sshsig` (namespace
+    /// [`SIG_NAMESPACE`]) over the 32 raw bytes of `hash`. Absent (not
+    /// `null`) on an unsigned entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 /// The entry without its hash: what the hash covers.
@@ -307,6 +333,76 @@ pub struct VerifyReport {
     pub head_unrecorded: Option<String>,
     /// The Merkle tree files did not match the entries and were rebuilt.
     pub tree_rebuilt: bool,
+    /// Entries (of the good ones) that carry a signature.
+    pub signed: u64,
+    /// Signed entries whose signature does not check out against the
+    /// trusted keys: (seq, what is wrong).
+    pub bad_signatures: Vec<(u64, String)>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong: no broken entry, no bad signature, and
+    /// HEAD is the one the last entry records.
+    pub fn is_clean(&self) -> bool {
+        self.broken.is_none() && self.bad_signatures.is_empty() && self.head_unrecorded.is_none()
+    }
+}
+
+/// What is wrong with the signature of `e`, checked against `signers` as
+/// of the entry's own time (a key revoked later still vouches for what it
+/// signed before): `None` for an unsigned entry or a good signature by a
+/// key whose role may sign the entry's operation and whose fingerprint is
+/// the entry's actor.
+pub fn signature_problem(e: &Entry, signers: &[crate::keys::Signer]) -> Option<String> {
+    let sig = e.sig.as_ref()?;
+    let Some(h) = e.hash_bytes() else {
+        return Some("its hash is not 64 hex digits".into());
+    };
+    let at = e
+        .time
+        .get(..19)
+        .map(|t| t.replace(['-', ':', 'T'], ""))
+        .and_then(|t| crate::keys::UtcTime::parse_openssh(&format!("{t}Z")));
+    let Some(at) = at else {
+        return Some(format!("its time {:?} is not an RFC 3339 UTC time", e.time));
+    };
+    // A key revoked after the entry was signed still vouches for it: the
+    // registry is read as it stood then (revocations are to the second;
+    // an entry in the same second as its key's revocation counts as after).
+    let as_then: Vec<crate::keys::Signer> = signers
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            if s.revoked.is_some_and(|r| r > at) {
+                s.revoked = None;
+            }
+            s
+        })
+        .collect();
+    let signers = &as_then[..];
+    let signer = match crate::keys::verify_at(sig, SIG_NAMESPACE, &h, signers, at) {
+        Ok(s) => s,
+        Err(err) => return Some(err.to_string()),
+    };
+    let fp = signer.fingerprint();
+    if e.actor != format!("key:{fp}") {
+        return Some(format!("signed by {fp}, but its actor says {}", e.actor));
+    }
+    match Op::parse(&e.op) {
+        Some(op) if op.allowed_roles().contains(&signer.role) => None,
+        Some(op) => Some(format!(
+            "{} is signed by {fp} ({}), a {} key; only {} keys may sign it",
+            op.as_str(),
+            signer.principals.join(","),
+            signer.role.as_str(),
+            op.allowed_roles()
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+        None => Some(format!("its operation {:?} is unknown", e.op)),
+    }
 }
 
 /// One plane's ledger.
@@ -626,11 +722,33 @@ impl Ledger {
     /// [`Error::DamagedFile`] when the last entry does not verify or the
     /// ledger was truncated (fail closed: nothing is appended to a ledger
     /// that does not check out); I/O.
-    pub fn append(&self, _lock: &StoreLock, head: Option<&SnapshotId>, ev: &Event) -> Result<Entry> {
-        self.append_as(&os_actor(), head, ev)
+    pub fn append(
+        &self,
+        _lock: &StoreLock,
+        head: Option<&SnapshotId>,
+        ev: &Event,
+        key: Option<&crate::keys::PrivateKey>,
+    ) -> Result<Entry> {
+        match key {
+            Some(k) => {
+                let actor = format!("key:{}", crate::keys::fingerprint(k.public_key()));
+                self.append_signed(&actor, head, ev, Some(k))
+            }
+            None => self.append_signed(&os_actor(), head, ev, None),
+        }
     }
 
     fn append_as(&self, actor: &str, head: Option<&SnapshotId>, ev: &Event) -> Result<Entry> {
+        self.append_signed(actor, head, ev, None)
+    }
+
+    fn append_signed(
+        &self,
+        actor: &str,
+        head: Option<&SnapshotId>,
+        ev: &Event,
+        key: Option<&crate::keys::PrivateKey>,
+    ) -> Result<Entry> {
         let created = !self.path.exists();
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
@@ -657,11 +775,18 @@ impl Ledger {
             message: ev.message.replace(['\n', '\r'], " "),
             prev: last.as_ref().map_or_else(|| hex(&[0; 32]), |l| l.hash.clone()),
             hash: String::new(),
+            sig: None,
         };
         let h = e
             .compute_hash()
             .ok_or_else(|| damaged(&self.path, "its last entry has a malformed hash".into()))?;
         e.hash = hex(&h);
+        if let Some(k) = key {
+            e.sig = Some(crate::keys::sign(k, SIG_NAMESPACE, &h).map_err(|err| Error::BadConfig {
+                path: self.path.clone(),
+                reason: format!("signing the entry failed: {err}"),
+            })?);
+        }
         let mut line = e.to_line();
         line.push('\n');
         let mut f = OpenOptions::new()
@@ -704,7 +829,7 @@ impl Ledger {
     ///
     /// # Errors
     /// I/O reading the ledger.
-    pub fn verify(&self, head: Option<&SnapshotId>) -> Result<VerifyReport> {
+    pub fn verify(&self, head: Option<&SnapshotId>, signers: &[crate::keys::Signer]) -> Result<VerifyReport> {
         use rayon::prelude::*;
         let _g = self.guard()?;
         let bytes = self.read_all()?;
@@ -793,6 +918,12 @@ impl Ledger {
                 prev = *h;
                 leaves.push(merkle::leaf_hash(h));
                 last = Some(e);
+                if e.sig.is_some() {
+                    report.signed += 1;
+                    if let Some(p) = signature_problem(e, signers) {
+                        report.bad_signatures.push((e.seq, p));
+                    }
+                }
             }
         }
         report.good = leaves.len() as u64;

@@ -1,0 +1,247 @@
+//! `cplane key …` through the binary: keys generated, trusted with a role,
+//! used to sign the ledger; `ledger verify` flags entries signed by unknown
+//! or revoked keys or by a role that may not sign their operation; stock
+//! `ssh-keygen -Y verify` accepts the entry signatures against the plane's
+//! registry.
+
+mod common;
+
+use common::{cplane, stdout, stdout_code, write};
+use cplane::ledger::Entry;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn entries(d: &Path) -> Vec<Entry> {
+    serde_json::from_str(&stdout(d, &["ledger", "--json"])).unwrap()
+}
+
+/// Generates a key pair in `keys` named `name`; returns the private key path.
+fn keygen(plane: &Path, keys: &Path, name: &str) -> PathBuf {
+    let out = keys.join(name);
+    stdout(
+        plane,
+        &["key", "generate", "--out", out.to_str().unwrap(), "--comment", name],
+    );
+    out
+}
+
+fn with_key(d: &Path, key: &Path, args: &[&str]) -> std::process::Output {
+    cplane(d).env("CPLANE_SIGNING_KEY", key).args(args).output().unwrap()
+}
+
+fn ok_with_key(d: &Path, key: &Path, args: &[&str]) -> String {
+    let o = with_key(d, key, args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn plane() -> (tempfile::TempDir, tempfile::TempDir) {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), "a.txt", "a\n");
+    stdout(t.path(), &["init"]);
+    (t, tempfile::tempdir().unwrap())
+}
+
+#[test]
+fn generated_keys_sign_the_ledger_and_ssh_keygen_verifies_the_signatures() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    let mode = fs::metadata(&admin).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    let reg = fs::read_to_string(d.join("registries/allowed_signers")).unwrap();
+    assert!(reg.contains("cplane-role=admin"), "{reg}");
+    stdout(d, &["key", "use", admin.to_str().unwrap()]);
+    write(d, "b.txt", "b\n");
+    stdout(d, &["snapshot"]);
+    let es = entries(d);
+    let last = es.last().unwrap();
+    assert_eq!(last.op, "snapshot");
+    assert!(last.actor.starts_with("key:SHA256:"), "{last:?}");
+    let sig = last.sig.clone().expect("a signed entry");
+    let out = stdout(d, &["ledger", "verify"]);
+    assert!(out.contains("1 signed, every signature by a trusted key"), "{out}");
+    // Stock ssh-keygen checks the entry's signature over its 32-byte hash.
+    let w = tempfile::tempdir().unwrap();
+    fs::write(w.path().join("sig"), &sig).unwrap();
+    let hash = last.hash_bytes().unwrap();
+    fs::write(w.path().join("data"), hash).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-Y", "verify", "-f"])
+        .arg(d.join("registries/allowed_signers"))
+        .args(["-I", "admin", "-n", "cplane-ledger", "-s"])
+        .arg(w.path().join("sig"))
+        .stdin(fs::File::open(w.path().join("data")).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(status.success(), "ssh-keygen -Y verify refused a ledger signature");
+    // The key in use is listed as trusted.
+    let list = stdout(d, &["key", "list"]);
+    assert!(list.contains("admin") && list.contains("signing with"), "{list}");
+    assert!(!list.contains("NOT a trusted key"), "{list}");
+}
+
+#[test]
+fn roles_decide_who_may_sign_what() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    let maint = keygen(d, k.path(), "maint");
+    let auditor = keygen(d, k.path(), "auditor");
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    // With an admin key trusted, only an admin key may trust another.
+    let o = cplane(d)
+        .args([
+            "key",
+            "trust",
+            &format!("{}.pub", maint.display()),
+            "--role",
+            "maintainer",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only an admin key may trust keys"));
+    ok_with_key(
+        d,
+        &admin,
+        &[
+            "key",
+            "trust",
+            &format!("{}.pub", maint.display()),
+            "--role",
+            "maintainer",
+        ],
+    );
+    ok_with_key(
+        d,
+        &admin,
+        &[
+            "key",
+            "trust",
+            &format!("{}.pub", auditor.display()),
+            "--role",
+            "auditor",
+        ],
+    );
+    // A maintainer may snapshot but not trust keys.
+    write(d, "m.txt", "m\n");
+    ok_with_key(d, &maint, &["snapshot"]);
+    let o = with_key(d, &maint, &["key", "revoke", &format!("{}.pub", auditor.display())]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout(d, &["ledger", "verify"]);
+    // An auditor's key signs no change: its snapshot is flagged.
+    write(d, "x.txt", "x\n");
+    ok_with_key(d, &auditor, &["snapshot"]);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(out.contains("only admin or maintainer keys may sign it"), "{out}");
+}
+
+#[test]
+fn unknown_revoked_and_forged_signatures_are_flagged() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    let maint = keygen(d, k.path(), "maint");
+    let stranger = keygen(d, k.path(), "stranger");
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    ok_with_key(
+        d,
+        &admin,
+        &[
+            "key",
+            "trust",
+            &format!("{}.pub", maint.display()),
+            "--role",
+            "maintainer",
+        ],
+    );
+    write(d, "m.txt", "m\n");
+    ok_with_key(d, &maint, &["snapshot"]);
+    stdout(d, &["ledger", "verify"]);
+    // Revoked: what the key signed before stays valid, what it signs after is flagged.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok_with_key(d, &admin, &["key", "revoke", &format!("{}.pub", maint.display())]);
+    stdout(d, &["ledger", "verify"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(d, "n.txt", "n\n");
+    ok_with_key(d, &maint, &["snapshot"]);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(out.contains("revoked"), "{out}");
+    let bad: Vec<&str> = out.lines().filter(|l| l.contains("signature:")).collect();
+    assert_eq!(bad.len(), 1, "{out}");
+    // Unknown key.
+    write(d, "s.txt", "s\n");
+    ok_with_key(d, &stranger, &["snapshot"]);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert_eq!(out.lines().filter(|l| l.contains("signature:")).count(), 2, "{out}");
+    // A signature moved onto another entry does not verify there.
+    let path = d.join(".cp/planes/main/ledger");
+    let mut es = entries(d);
+    let n = es.len();
+    es[n - 2].sig = es[n - 3].sig.clone();
+    let text: String = es.iter().map(|e| e.to_line() + "\n").collect();
+    fs::write(&path, text).unwrap();
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(out.contains(&format!("entry {}: signature:", n - 2)), "{out}");
+}
+
+#[test]
+fn a_signing_key_that_does_not_load_stops_the_command_before_it_changes_anything() {
+    let (t, _k) = plane();
+    let d = t.path();
+    let head = fs::read_to_string(d.join(".cp/planes/main/HEAD")).unwrap();
+    write(d, "b.txt", "b\n");
+    let o = cplane(d)
+        .env("CPLANE_SIGNING_KEY", d.join("no-such-key"))
+        .arg("snapshot")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CPLANE_SIGNING_KEY"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read_to_string(d.join(".cp/planes/main/HEAD")).unwrap(), head);
+    assert_eq!(entries(d).len(), 1);
+}
+
+#[test]
+fn on_a_governed_plane_the_registry_is_owned_and_the_plane_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    stdout(d, &["init", "--governed"]);
+    let k = tempfile::tempdir().unwrap();
+    let admin = keygen(d, k.path(), "admin");
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    let x = stdout(d, &["explain", "registries/allowed_signers"]);
+    assert!(x.contains("owner"), "{x}");
+    ok_with_key(d, &admin, &["snapshot"]);
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+    let ops: Vec<String> = entries(d).into_iter().map(|e| e.op).collect();
+    assert!(ops.contains(&"key-trust".to_string()), "{ops:?}");
+}
