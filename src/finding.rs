@@ -1,7 +1,7 @@
 //! Findings: problems in the user's tree, reported as data.
 //!
 //! Each finding has a stable [`Code`] (`CP0xx` ownership, `CP1xx` content,
-//! `CP2xx` chain, `CP3xx` gates — the pass numbers of `governance.md`; the
+//! `CP2xx` chain, `CP3xx` gates, `CP4xx` ledger — the pass numbers of `governance.md`; the
 //! table is in the README), a plane-relative path, the owner when there is
 //! one, and one plain sentence. [`Code::remedy`] says what to do.
 
@@ -77,6 +77,14 @@ pub enum Code {
     RequiredFileMissing,
     /// CP306: a governed file lies outside the paths its framework allows.
     PathNotAllowed,
+    /// CP401: the plane's ledger is broken (an entry edited, removed,
+    /// inserted or reordered, or entries cut off its end).
+    LedgerBroken,
+    /// CP402: a ledger entry is signed by an unknown or revoked key, or by
+    /// a role that may not sign its operation.
+    LedgerSignature,
+    /// CP403: the plane's HEAD is not the one the last ledger entry records.
+    LedgerHeadUnrecorded,
 }
 
 impl Code {
@@ -116,16 +124,21 @@ impl Code {
             Code::SectionMissing => "CP304",
             Code::RequiredFileMissing => "CP305",
             Code::PathNotAllowed => "CP306",
+            Code::LedgerBroken => "CP401",
+            Code::LedgerSignature => "CP402",
+            Code::LedgerHeadUnrecorded => "CP403",
         }
     }
 
-    /// The pass that reports this code: 0 ownership, 1 content, 2 chain, 3 gates.
+    /// The pass that reports this code: 0 ownership, 1 content, 2 chain,
+    /// 3 gates; 4 for the ledger check that follows them.
     pub fn pass(self) -> u8 {
         match self.as_str().as_bytes()[2] {
             b'0' => 0,
             b'1' => 1,
             b'2' => 2,
-            _ => 3,
+            b'3' => 3,
+            _ => 4,
         }
     }
 
@@ -175,6 +188,15 @@ impl Code {
             Code::SectionMissing => "add the section as a Markdown heading",
             Code::RequiredFileMissing => "create the file next to the spec's document",
             Code::PathNotAllowed => "move the file under an allowed path, or extend the gate's globs",
+            Code::LedgerBroken => {
+                "the ledger was changed outside cplane: put it back from a backup (`cplane ledger verify` names the entry)"
+            }
+            Code::LedgerSignature => {
+                "find out who signed it; trust the key (cplane key trust) only if it should have been"
+            }
+            Code::LedgerHeadUnrecorded => {
+                "run any command that writes (it records the missing snapshots), or put back the ledger's removed entries"
+            }
         }
     }
 }

@@ -194,6 +194,8 @@ fn unknown_revoked_and_forged_signatures_are_flagged() {
     ok_with_key(d, &stranger, &["snapshot"]);
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert_eq!(out.lines().filter(|l| l.contains("signature:")).count(), 2, "{out}");
+    let v = stdout_code(d, &["verify"], 1);
+    assert_eq!(v.matches("CP402").count(), 2, "{v}");
     // A signature moved onto another entry does not verify there.
     let path = d.join(".cp/planes/main/ledger");
     let mut es = entries(d);

@@ -161,6 +161,9 @@ fn an_edited_entry_is_named() {
     set_lines(d, &l);
     let out = verify_fails_with(d, "entry 1: its contents do not match its hash (edited)");
     assert!(out.contains(":2:"), "names the line: {out}");
+    // `cplane verify` reports it too, after the tree checks.
+    let v = stdout_code(d, &["verify"], 1);
+    assert!(v.contains("CP401") && v.contains("entry 1"), "{v}");
     // A writer refuses to append to a ledger whose last entry does not verify.
     let mut l = lines(d);
     let last = l.len() - 1;
@@ -258,6 +261,8 @@ fn a_command_interrupted_before_its_entry_is_recorded_by_the_next() {
     }
     let out = verify_fails_with(d, "a command was interrupted before writing its entry");
     assert!(out.contains("4 entries"), "{out}");
+    let v = stdout_code(d, &["verify"], 1);
+    assert!(v.contains("CP403"), "{v}");
     write(d, "d.txt", "d\n");
     let o = cplane(d).args(["snapshot"]).assert().success().get_output().clone();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -41,16 +41,30 @@ pub struct VerifyArgs {
     pub full: bool,
 }
 
+/// The ledger check that follows the passes: chain, Merkle tree, HEAD
+/// recorded, signatures against the plane's trusted keys (`CP4xx`).
+fn ledger_findings(
+    store: &cplane::store::Store,
+    plane: &cplane::plane::Plane,
+) -> Result<Vec<cplane::finding::Finding>, super::CliError> {
+    let ledger = cplane::ledger::Ledger::of(store, &plane.name);
+    let signers = super::key::trusted(plane)?;
+    let head = store.head(&plane.name)?;
+    Ok(ledger.verify(head.as_ref(), &signers)?.findings(ledger.path()))
+}
+
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
     let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, args.full, ctx.control(&bar))?;
+    let ledger = ledger_findings(&store, &plane)?;
     if let Some(passes) = passes {
         drop(bar);
-        return governed(ctx, &args, &plane, &r, &passes);
+        return governed(ctx, &args, &plane, &r, &passes, &ledger);
     }
     drop(bar);
-    let findings = r.all_findings();
+    let mut findings = r.all_findings();
+    findings.extend(ledger);
     let mbps = if r.seconds > 0.0 {
         r.scan.bytes as f64 / 1e6 / r.seconds
     } else {
@@ -115,12 +129,13 @@ fn governed(
     plane: &cplane::plane::Plane,
     r: &cplane::worktree::WorktreeReport,
     p: &cplane::governance::plane::PassReport,
+    ledger: &[cplane::finding::Finding],
 ) -> CmdResult {
     use cplane::governance::plane::PASS_NAMES;
-    let total = p.findings().count();
+    let total = p.findings().count() + ledger.len();
     let head = r.head.as_ref();
     if args.json {
-        let list: Vec<Value> = p.findings().map(finding_json).collect();
+        let list: Vec<Value> = p.findings().chain(ledger).map(finding_json).collect();
         let passes: Vec<Value> = p
             .passes
             .iter()
@@ -188,6 +203,18 @@ fn governed(
                 }
             }
         }
+        if ledger.is_empty() {
+            writeln!(ctx.out, "ledger: ok")?;
+        } else {
+            writeln!(ctx.out, "ledger: {}", output::count(ledger.len() as u64, "finding"))?;
+            for f in ledger {
+                write!(
+                    ctx.out,
+                    "  {}",
+                    output::finding(f).replace("\n      fix:", "\n        fix:")
+                )?;
+            }
+        }
         if !p.binary_skipped.is_empty() {
             writeln!(
                 ctx.out,
@@ -214,10 +241,11 @@ fn governed(
         } else {
             writeln!(
                 ctx.out,
-                "verify failed: {} in governed plane {} (first failing pass: {})",
+                "verify failed: {} in governed plane {} (first failing {})",
                 output::count(total as u64, "finding"),
                 plane.name,
-                p.first_failed().map_or("?", |i| PASS_NAMES[i]),
+                p.first_failed()
+                    .map_or("check: the ledger".to_string(), |i| format!("pass: {}", PASS_NAMES[i])),
             )?;
         }
         if args.stats {

@@ -348,6 +348,42 @@ impl VerifyReport {
     }
 }
 
+impl VerifyReport {
+    /// The report as findings (`CP401` broken, `CP402` signature, `CP403`
+    /// HEAD unrecorded), on the plane root, naming the ledger file.
+    pub fn findings(&self, ledger: &Path) -> Vec<crate::finding::Finding> {
+        use crate::finding::{Code, Finding};
+        let root = crate::path::RelPath::root;
+        let mut out = Vec::new();
+        if let Some(b) = &self.broken {
+            out.push(Finding::new(
+                Code::LedgerBroken,
+                root(),
+                format!("{}: entry {}: {}", ledger.display(), b.seq, b.problem),
+            ));
+        }
+        for (seq, p) in &self.bad_signatures {
+            out.push(Finding::new(
+                Code::LedgerSignature,
+                root(),
+                format!("{}: entry {seq}: {p}", ledger.display()),
+            ));
+        }
+        if let Some(h) = &self.head_unrecorded {
+            out.push(Finding::new(
+                Code::LedgerHeadUnrecorded,
+                root(),
+                format!(
+                    "HEAD {} is not the HEAD the last entry of {} records: a command was interrupted before its entry, or entries at the end were removed",
+                    h.get(..12).unwrap_or(h),
+                    ledger.display()
+                ),
+            ));
+        }
+        out
+    }
+}
+
 /// What is wrong with the signature of `e`, checked against `signers` as
 /// of the entry's own time (a key revoked later still vouches for what it
 /// signed before): `None` for an unsigned entry or a good signature by a
@@ -954,7 +990,9 @@ impl Ledger {
         }
         let recorded = last.and_then(|e| e.head.clone());
         let now = head.map(SnapshotId::to_hex);
-        if now.is_some() && recorded != now {
+        // No ledger at all: a store from before ledgers (its first writing
+        // command records the history), not a gap.
+        if now.is_some() && recorded != now && report.good > 0 {
             report.head_unrecorded = now;
         }
         Ok(report)
