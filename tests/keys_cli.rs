@@ -88,6 +88,37 @@ fn generated_keys_sign_the_ledger_and_ssh_keygen_verifies_the_signatures() {
         .status()
         .expect("ssh-keygen (apt-get install openssh-client)");
     assert!(status.success(), "ssh-keygen -Y verify refused a ledger signature");
+    // A signed head, checked offline against the plane's registry; any
+    // change to it is refused.
+    let mut h: serde_json::Value = serde_json::from_str(&stdout(d, &["ledger", "head", "--json"])).unwrap();
+    assert!(h["signature"].is_string(), "{h}");
+    let hf = w.path().join("head.json");
+    let signers = d.join("registries/allowed_signers");
+    fs::write(&hf, h.to_string()).unwrap();
+    let out = stdout(
+        w.path(),
+        &[
+            "ledger",
+            "check-proof",
+            hf.to_str().unwrap(),
+            "--signers",
+            signers.to_str().unwrap(),
+        ],
+    );
+    assert!(out.starts_with("ok: head ") && out.contains("admin"), "{out}");
+    h["size"] = serde_json::json!(1);
+    fs::write(&hf, h.to_string()).unwrap();
+    stdout_code(
+        w.path(),
+        &[
+            "ledger",
+            "check-proof",
+            hf.to_str().unwrap(),
+            "--signers",
+            signers.to_str().unwrap(),
+        ],
+        1,
+    );
     // The key in use is listed as trusted.
     let list = stdout(d, &["key", "list"]);
     assert!(list.contains("admin") && list.contains("signing with"), "{list}");

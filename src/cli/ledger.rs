@@ -48,6 +48,10 @@ enum LedgerCmd {
     /// Keep or publish the head: later, `cplane ledger prove --since
     /// SIZE:ROOT` proves the ledger then was a prefix of the ledger now
     /// (nothing rewritten, only appended).
+    ///
+    /// With a signing key configured, `--json` carries an sshsig over the
+    /// head (namespace cplane-ledger), which `ledger check-proof
+    /// --signers FILE` or stock `ssh-keygen -Y verify` checks.
     Head {
         /// The head the ledger had at its first SIZE entries (as computed
         /// from the ledger now: compare with a head kept then)
@@ -88,6 +92,10 @@ enum LedgerCmd {
     CheckProof {
         /// The proof file (JSON), or `-` for standard input
         file: PathBuf,
+        /// An allowed_signers file (a plane's registries/allowed_signers)
+        /// to check a signed head against
+        #[arg(long, value_name = "FILE")]
+        signers: Option<PathBuf>,
         /// Print JSON
         #[arg(long)]
         json: bool,
@@ -119,7 +127,7 @@ pub fn cmd_ledger(ctx: &mut Ctx, args: LedgerArgs) -> CmdResult {
         None => list(ctx, args.op, args.path, args.since, args.json),
         Some(LedgerCmd::Head { size, json }) => head(ctx, size, json),
         Some(LedgerCmd::Prove { n, size, since, entry }) => prove(ctx, n, size, since, entry),
-        Some(LedgerCmd::CheckProof { file, json }) => check_proof(ctx, &file, json),
+        Some(LedgerCmd::CheckProof { file, signers, json }) => check_proof(ctx, &file, signers.as_deref(), json),
         Some(LedgerCmd::Verify { json }) => verify(ctx, json),
     }
 }
@@ -218,7 +226,7 @@ pub fn print_entry(ctx: &mut Ctx, e: &Entry) -> std::io::Result<()> {
 }
 
 fn head(ctx: &mut Ctx, size: Option<u64>, json: bool) -> CmdResult {
-    let (_, plane, ledger) = open(ctx)?;
+    let (store, plane, ledger) = open(ctx)?;
     let mut h = ledger.head()?;
     if let Some(size) = size {
         if size > h.size {
@@ -235,14 +243,27 @@ fn head(ctx: &mut Ctx, size: Option<u64>, json: bool) -> CmdResult {
             root: ledger.root(size)?,
         };
     }
+    let key = super::key::signing_key(&store)?;
+    let signed = match &key {
+        Some(k) => Some((
+            cplane::keys::fingerprint(k.public_key()),
+            cplane::keys::sign(k, cplane::ledger::SIG_NAMESPACE, h.signed_text(&plane.name).as_bytes())
+                .map_err(|e| CliError::Usage(e.to_string(), None))?,
+        )),
+        None => None,
+    };
     if json {
-        writeln!(
-            ctx.out,
-            "{}",
-            json!({"plane": plane.name, "size": h.size, "root": cplane::id::to_hex(&h.root), "head": h.to_arg()})
-        )?;
+        let mut doc = json!({"type": "head", "plane": plane.name, "size": h.size, "root": cplane::id::to_hex(&h.root), "head": h.to_arg()});
+        if let Some((fp, sig)) = &signed {
+            doc["signer"] = json!(fp);
+            doc["signature"] = json!(sig);
+        }
+        writeln!(ctx.out, "{doc}")?;
     } else {
         writeln!(ctx.out, "{}", h.to_arg())?;
+        if let Some((fp, _)) = &signed {
+            eprintln!("signed by {fp} (the signature is in `cplane ledger head --json`)");
+        }
         eprintln!(
             "ledger of plane {}: {} entr{}; keep this head: `cplane ledger prove --since {}` later proves the ledger only grew",
             plane.name,
@@ -348,7 +369,7 @@ fn u64_field(doc: &serde_json::Value, key: &str) -> Result<u64, CliError> {
         .ok_or_else(|| CliError::Usage(format!("the proof's {key:?} is not a number"), None))
 }
 
-fn check_proof(ctx: &mut Ctx, file: &std::path::Path, json: bool) -> CmdResult {
+fn check_proof(ctx: &mut Ctx, file: &std::path::Path, signers: Option<&std::path::Path>, json: bool) -> CmdResult {
     let mut text = String::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)
@@ -362,6 +383,9 @@ fn check_proof(ctx: &mut Ctx, file: &std::path::Path, json: bool) -> CmdResult {
             None,
         )
     })?;
+    if doc.get("type").and_then(|t| t.as_str()) == Some("head") {
+        return check_head(ctx, &doc, signers, json);
+    }
     let proof: Vec<merkle::Hash> = field(&doc, "proof")?
         .as_array()
         .ok_or_else(|| CliError::Usage("the proof's \"proof\" is not a list".into(), None))?
@@ -421,6 +445,59 @@ fn check_proof(ctx: &mut Ctx, file: &std::path::Path, json: bool) -> CmdResult {
         writeln!(ctx.out, "ok: {what}")?;
     } else {
         writeln!(ctx.out, "proof does NOT verify: it does not show that {what}")?;
+    }
+    Ok(if ok { exit::CLEAN } else { exit::FINDINGS })
+}
+
+/// Checks a head document from `ledger head --json`: its signature, by a
+/// key of the allowed_signers file `signers`.
+fn check_head(ctx: &mut Ctx, doc: &serde_json::Value, signers: Option<&std::path::Path>, json: bool) -> CmdResult {
+    let plane = field(doc, "plane")?.as_str().unwrap_or_default().to_string();
+    let head = Head {
+        size: u64_field(doc, "size")?,
+        root: hash_field(doc, "root")?,
+    };
+    let Some(sig) = doc.get("signature").and_then(|s| s.as_str()) else {
+        return Err(CliError::Usage(
+            "the head is not signed: nothing to check (configure a key with `cplane key use` where it was taken)"
+                .into(),
+            None,
+        ));
+    };
+    let Some(path) = signers else {
+        return Err(CliError::Usage(
+            "checking a signed head needs the keys to trust".into(),
+            Some("give --signers FILE (the plane's registries/allowed_signers)".into()),
+        ));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("{}: {e}", path.display()), None))?;
+    let list = cplane::keys::parse_allowed_signers(&text, &path.display().to_string())
+        .map_err(|e| CliError::Usage(e.to_string(), None))?;
+    let r = cplane::keys::verify(
+        sig,
+        cplane::ledger::SIG_NAMESPACE,
+        head.signed_text(&plane).as_bytes(),
+        &list,
+    );
+    let (ok, what) = match &r {
+        Ok(s) => (
+            true,
+            format!(
+                "head {} of plane {plane} is signed by {} ({}, {})",
+                head.to_arg(),
+                s.fingerprint(),
+                s.principals.join(","),
+                s.role.as_str()
+            ),
+        ),
+        Err(e) => (false, format!("head {} of plane {plane}: {e}", head.to_arg())),
+    };
+    if json {
+        writeln!(ctx.out, "{}", json!({"ok": ok, "type": "head", "claim": what}))?;
+    } else if ok {
+        writeln!(ctx.out, "ok: {what}")?;
+    } else {
+        writeln!(ctx.out, "signature does NOT verify: {what}")?;
     }
     Ok(if ok { exit::CLEAN } else { exit::FINDINGS })
 }

@@ -289,6 +289,18 @@ impl Head {
         format!("{}:{}", self.size, hex(&self.root))
     }
 
+    /// The text a signed head signs (namespace [`SIG_NAMESPACE`], as
+    /// entries: an entry signature covers 32 raw bytes, a head this longer
+    /// text, so one can never pass for the other):
+    /// `cplane-ledger-head v1\nplane NAME\nsize N\nroot HEX\n`.
+    pub fn signed_text(&self, plane: &str) -> String {
+        format!(
+            "cplane-ledger-head v1\nplane {plane}\nsize {}\nroot {}\n",
+            self.size,
+            hex(&self.root)
+        )
+    }
+
     /// Parses `SIZE:ROOT`.
     ///
     /// # Errors
