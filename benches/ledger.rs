@@ -78,12 +78,12 @@ fn bench_ledger(c: &mut Criterion) {
     let (_keep, dir) = place("ledger-100k");
     let store = store_with_ledger(&dir, 100_000);
     let ledger = Ledger::of(&store, "main");
-    let r = ledger.verify(None, &[]).expect("verify");
+    let r = ledger.verify(None, None, &[]).expect("verify");
     assert!(r.broken.is_none() && r.good == 100_000, "{:?}", r.broken);
     let mut g = c.benchmark_group("ledger");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     g.bench_function("verify 100k entries", |b| {
-        b.iter(|| black_box(ledger.verify(None, &[]).expect("verify").good))
+        b.iter(|| black_box(ledger.verify(None, None, &[]).expect("verify").good))
     });
 
     let (_keep1m, dir1m) = place("ledger-1m");

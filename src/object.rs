@@ -287,6 +287,38 @@ pub struct Snapshot {
     /// (spec or package). `None` in planes without registries. See
     /// `store-format.md`, "Where owners live".
     pub ownership: Option<ObjectId>,
+    /// The plane's ledger head when the snapshot was sealed (before the
+    /// entry of the command that sealed it): a ledger cut below `size`
+    /// entries, or rewritten within them, no longer matches the snapshot
+    /// HEAD names. `None` in snapshots sealed before ledgers (their bodies
+    /// end before this field, see `store-format.md`).
+    pub ledger: Option<LedgerRef>,
+}
+
+/// A ledger head as a snapshot records it ([`Snapshot::ledger`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRef {
+    /// Entries in the ledger.
+    pub size: u64,
+    /// Its RFC 6962 Merkle root (`crate::ledger::merkle`).
+    pub root: [u8; 32],
+}
+
+/// A snapshot body as written before ledgers: every field of [`Snapshot`]
+/// but the last.
+#[derive(Deserialize)]
+struct SnapshotBeforeLedger {
+    plane: String,
+    name: String,
+    root: TreeId,
+    parent: Option<SnapshotId>,
+    kind: SnapshotKind,
+    time_unix_ns: i64,
+    message: String,
+    files: u64,
+    bytes: u64,
+    links: Vec<LinkGroup>,
+    ownership: Option<ObjectId>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -414,8 +446,34 @@ impl Snapshot {
     /// # Errors
     /// [`Error::CorruptObject`] naming `id` when the body does not decode.
     pub fn decode(id: ObjectId, body: &[u8]) -> Result<Self> {
-        let s: Snapshot =
-            postcard::from_bytes(body).map_err(|e| corrupt(id, "snapshot", format!("does not decode: {e}")))?;
+        // The whole body must decode: as a snapshot with its ledger head, or
+        // (written before ledgers) as one whose body ends before it.
+        let s: Snapshot = match postcard::take_from_bytes::<Snapshot>(body) {
+            Ok((s, [])) => s,
+            first => match postcard::take_from_bytes::<SnapshotBeforeLedger>(body) {
+                Ok((s, [])) => Snapshot {
+                    plane: s.plane,
+                    name: s.name,
+                    root: s.root,
+                    parent: s.parent,
+                    kind: s.kind,
+                    time_unix_ns: s.time_unix_ns,
+                    message: s.message,
+                    files: s.files,
+                    bytes: s.bytes,
+                    links: s.links,
+                    ownership: s.ownership,
+                    ledger: None,
+                },
+                _ => {
+                    let why = match first {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "bytes left over after the snapshot".to_string(),
+                    };
+                    return Err(corrupt(id, "snapshot", format!("does not decode: {why}")));
+                }
+            },
+        };
         // Link groups: two or more paths each (paths are validated as they decode), sorted.
         for (i, g) in s.links.iter().enumerate() {
             if g.len() < 2 || g.windows(2).any(|w| w[0] >= w[1]) {
@@ -460,13 +518,23 @@ mod tests {
 
         #[test]
         fn snapshot_round_trip(name in "[A-Za-z0-9-]{1,20}", msg in ".*", t in any::<i64>(),
-                               files in any::<u64>(), parent in any::<Option<[u8; 32]>>(), root in any::<[u8; 32]>()) {
-            let s = Snapshot { plane: "main".into(), name, root: TreeId(ObjectId(root)),
+                               files in any::<u64>(), parent in any::<Option<[u8; 32]>>(), root in any::<[u8; 32]>(),
+                               ledger in any::<Option<(u64, [u8; 32])>>()) {
+            let mut s = Snapshot { plane: "main".into(), name, root: TreeId(ObjectId(root)),
                 parent: parent.map(|p| SnapshotId(ObjectId(p))), kind: SnapshotKind::Checkpoint,
                 time_unix_ns: t, message: msg, files, bytes: files / 2,
-                links: vec![vec![RelPath::parse(b"a").unwrap(), RelPath::parse(b"b/c").unwrap()]], ownership: None };
+                links: vec![vec![RelPath::parse(b"a").unwrap(), RelPath::parse(b"b/c").unwrap()]], ownership: None,
+                ledger: ledger.map(|(size, root)| LedgerRef { size, root }) };
             let (id, body) = s.encode_with_id();
-            prop_assert_eq!(Snapshot::decode(id.0, &body).unwrap(), s);
+            prop_assert_eq!(Snapshot::decode(id.0, &body).unwrap(), s.clone());
+            // A body one byte short is corrupt, never read as something else.
+            prop_assert!(Snapshot::decode(id.0, &body[..body.len() - 1]).is_err() || s.ledger.is_none());
+            // A body written before ledgers (it ends where `ledger` begins)
+            // reads back with no ledger head.
+            s.ledger = None;
+            let (_, body) = s.encode_with_id();
+            let before = &body[..body.len() - 1];
+            prop_assert_eq!(Snapshot::decode(id.0, before).unwrap(), s);
         }
     }
 

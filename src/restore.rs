@@ -172,6 +172,7 @@ pub fn restore(
         bytes,
         links: rescue_links(store, &scope, &head, &outer, found_links)?,
         ownership: head.ownership,
+        ledger: crate::ledger::snapshot_ref(store, &plane.name),
     };
     let (rescue_id, body) = rescue.encode_with_id();
     store.transaction(|w| w.add(ObjectKind::Snapshot, rescue_id.0, &body))?;

@@ -138,6 +138,7 @@ pub fn rollback(
             bytes,
             links: links.clone(),
             ownership: target.snapshot.ownership,
+            ledger: crate::ledger::snapshot_ref(store, &plane.name),
         };
         let (new_head, body) = new_snapshot.encode_with_id();
         store.transaction(|w| w.add(ObjectKind::Snapshot, new_head.0, &body))?;

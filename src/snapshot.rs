@@ -216,6 +216,7 @@ pub fn seal_carve_out(
         // HEAD's compiled registry still lists the carved-out files: its
         // ownership is no longer clean, so the state carries no reference.
         ownership: None,
+        ledger: crate::ledger::snapshot_ref(store, &outer.name),
     };
     let id = commit(store, lock, &snapshot)?;
     Ok(Some((id, snapshot)))
@@ -260,6 +261,7 @@ pub fn seal_checked(
     ctl: Control<'_>,
 ) -> Result<SealReport> {
     let ownership = opts.ownership;
+    let ledger = crate::ledger::snapshot_ref(store, &plane.name);
     let started = now_ns();
     let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
     let parent = store.head(&plane.name)?;
@@ -298,6 +300,7 @@ pub fn seal_checked(
             bytes: scanned.bytes,
             links: std::mem::take(&mut scanned.links),
             ownership,
+            ledger,
         };
         let (id, body) = snapshot.encode_with_id();
         w.add(ObjectKind::Snapshot, id.0, &body)?;

@@ -248,6 +248,7 @@ impl Converter<'_> {
                 bytes: s.bytes,
                 links: Vec::new(),
                 ownership: None,
+                ledger: None,
             };
             let (new_id, body) = new.encode_with_id();
             w.add(ObjectKind::Snapshot, new_id.0, &body)?;

@@ -505,8 +505,12 @@ fn check_head(ctx: &mut Ctx, doc: &serde_json::Value, signers: Option<&std::path
 fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
     let (store, plane, ledger) = open(ctx)?;
     let head = store.head(&plane.name)?;
+    let recorded = match &head {
+        Some(id) => store.read_snapshot(id)?.ledger,
+        None => None,
+    };
     let signers = super::key::trusted(&plane)?;
-    let r = ledger.verify(head.as_ref(), &signers)?;
+    let r = ledger.verify(head.as_ref(), recorded, &signers)?;
     let clean = r.is_clean();
     let h = r.head.unwrap_or(Head {
         size: 0,

@@ -50,7 +50,13 @@ fn ledger_findings(
     let ledger = cplane::ledger::Ledger::of(store, &plane.name);
     let signers = super::key::trusted(plane)?;
     let head = store.head(&plane.name)?;
-    Ok(ledger.verify(head.as_ref(), &signers)?.findings(ledger.path()))
+    let recorded = match &head {
+        Some(id) => store.read_snapshot(id)?.ledger,
+        None => None,
+    };
+    Ok(ledger
+        .verify(head.as_ref(), recorded, &signers)?
+        .findings(ledger.path()))
 }
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {

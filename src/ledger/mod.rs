@@ -877,7 +877,12 @@ impl Ledger {
     ///
     /// # Errors
     /// I/O reading the ledger.
-    pub fn verify(&self, head: Option<&SnapshotId>, signers: &[crate::keys::Signer]) -> Result<VerifyReport> {
+    pub fn verify(
+        &self,
+        head: Option<&SnapshotId>,
+        recorded: Option<crate::object::LedgerRef>,
+        signers: &[crate::keys::Signer],
+    ) -> Result<VerifyReport> {
         use rayon::prelude::*;
         let _g = self.guard()?;
         let bytes = self.read_all()?;
@@ -983,6 +988,31 @@ impl Ledger {
         if report.broken.is_some() {
             return Ok(report);
         }
+        // HEAD's snapshot recorded the ledger as it was when sealed: it must
+        // still be a prefix of the ledger now.
+        if let Some(r) = recorded {
+            let problem = if r.size > report.good {
+                Some(format!(
+                    "HEAD's snapshot was sealed when the ledger had {} entries; it has {}: entries were removed from its end",
+                    r.size, report.good
+                ))
+            } else if root_of(&leaves[..r.size as usize]) != r.root {
+                Some(format!(
+                    "the first {} entries are not the ones HEAD's snapshot recorded (Merkle root differs): the ledger was rewritten",
+                    r.size
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                report.broken = Some(Broken {
+                    seq: r.size.min(report.good),
+                    line: 0,
+                    problem,
+                });
+                return Ok(report);
+            }
+        }
         // Removed from the end: the tree (appended after the ledger) is longer.
         if let Err(Error::DamagedFile { reason, .. }) = self.check_not_truncated(report.good) {
             report.broken = Some(Broken {
@@ -1071,6 +1101,16 @@ fn op_of(kind: &SnapshotKind) -> Op {
         SnapshotKind::Checkpoint => Op::Snapshot,
         SnapshotKind::Rescue | SnapshotKind::Rollback { .. } => Op::Rollback,
     }
+}
+
+/// The ledger head a snapshot of `plane` records now
+/// ([`crate::object::Snapshot::ledger`]); `None` when it cannot be read
+/// (the snapshot is still sealed: the ledger check reports the problem).
+pub fn snapshot_ref(store: &Store, plane: &str) -> Option<crate::object::LedgerRef> {
+    Ledger::of(store, plane).head().ok().map(|h| crate::object::LedgerRef {
+        size: h.size,
+        root: h.root,
+    })
 }
 
 /// Records, under `lock`, the snapshots `plane`'s HEAD gained since the

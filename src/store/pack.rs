@@ -938,6 +938,7 @@ mod tests {
             bytes: blob.len() as u64,
             links: Vec::new(),
             ownership: None,
+            ledger: None,
         };
         let (snap_id, snap_body) = snap.encode_with_id();
         let incompressible: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
