@@ -370,6 +370,12 @@ fn proofs_check_offline_and_a_rewritten_history_is_caught() {
         prev = e.hash.clone();
     }
     set_lines(d, &es.iter().map(Entry::to_line).collect::<Vec<_>>());
+    // Under the old tree, the rewrite is named at its first entry, and no
+    // head or proof is served from a tree that does not end with the ledger.
+    verify_fails_with(d, "entry 1 is not the entry the Merkle tree");
+    cplane(d).args(["ledger", "head"]).assert().code(3);
+    cplane(d).args(["ledger", "prove", "--since", &old]).assert().code(3);
+    // Without it, HEAD's snapshot still names the head it was sealed with.
     fs::remove_dir_all(d.join(".cp/planes/main/ledger.tree")).unwrap();
     verify_fails_with(
         d,

@@ -502,6 +502,18 @@ fn check_head(ctx: &mut Ctx, doc: &serde_json::Value, signers: Option<&std::path
     Ok(if ok { exit::CLEAN } else { exit::FINDINGS })
 }
 
+/// The root of the first `n` entries as they are in the file now.
+fn ledger_prefix_root(ledger: &Ledger, n: u64) -> merkle::Hash {
+    let leaves: Vec<merkle::Hash> = ledger
+        .entries()
+        .unwrap_or_default()
+        .iter()
+        .take(n as usize)
+        .filter_map(Entry::leaf)
+        .collect();
+    cplane::ledger::root_of(&leaves)
+}
+
 fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
     let (store, plane, ledger) = open(ctx)?;
     let head = store.head(&plane.name)?;
@@ -561,13 +573,22 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 format!("{}: ", ledger.path().display())
             };
             writeln!(ctx.out, "{at}{}", b.problem)?;
-            writeln!(
-                ctx.out,
-                "ledger of plane {} is broken at entry {}; entries before it check out (head {})",
-                plane.name,
-                b.seq,
-                h.to_arg()
-            )?;
+            if b.line > 0 && b.seq > 0 {
+                writeln!(
+                    ctx.out,
+                    "ledger of plane {} is broken at entry {}; entries 0 to {} check out (head {})",
+                    plane.name,
+                    b.seq,
+                    b.seq - 1,
+                    Head {
+                        size: b.seq,
+                        root: ledger_prefix_root(&ledger, b.seq),
+                    }
+                    .to_arg()
+                )?;
+            } else {
+                writeln!(ctx.out, "ledger of plane {} is broken", plane.name)?;
+            }
         }
         None => {
             if let Some(now) = &r.head_unrecorded {

@@ -729,15 +729,45 @@ impl Ledger {
     /// entries when its files are missing or short.
     fn open_tree(&self, size: u64) -> Result<Tree> {
         self.check_not_truncated(size)?;
-        match Tree::open(&self.tree_dir, size).map_err(|e| self.tree_error(e))? {
-            Some(t) => Ok(t),
-            None => self.rebuild_tree(),
+        let tree = match Tree::open(&self.tree_dir, size).map_err(|e| self.tree_error(e))? {
+            Some(t) => t,
+            None => self.rebuild_tree(size)?,
+        };
+        // Proofs are served from the tree: it must end with the ledger's
+        // last entry (a rewritten ledger under an old tree does not).
+        if size > 0 {
+            let last = self.last()?;
+            let stored = tree.leaf(size - 1).map_err(|e| self.tree_error(e))?;
+            if last.as_ref().and_then(Entry::leaf) != Some(stored) {
+                return Err(damaged(
+                    &self.path,
+                    format!(
+                        "its last entry ({}) is not the one its Merkle tree ({}) holds: the ledger was rewritten, or the tree damaged; run `cplane ledger verify`",
+                        size - 1,
+                        self.tree_dir.display()
+                    ),
+                ));
+            }
         }
+        Ok(tree)
     }
 
-    fn rebuild_tree(&self) -> Result<Tree> {
-        let leaves: Vec<Hash> = self.entries()?.iter().filter_map(Entry::leaf).collect();
+    /// Rebuilds the tree (derived data) from the entries, which must be
+    /// exactly `size` well-formed lines, and makes it durable.
+    fn rebuild_tree(&self, size: u64) -> Result<Tree> {
+        let entries = self.entries()?;
+        if entries.len() as u64 != size {
+            return Err(damaged(
+                &self.path,
+                format!(
+                    "line {} is not a ledger entry, so its Merkle tree cannot be rebuilt; run `cplane ledger verify`",
+                    entries.len() + 1
+                ),
+            ));
+        }
+        let leaves: Vec<Hash> = entries.iter().filter_map(Entry::leaf).collect();
         let tree = Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))?;
+        tree.sync().map_err(|e| self.tree_error(e))?;
         let _ = self.rebuild_offsets();
         Ok(tree)
     }
@@ -988,6 +1018,43 @@ impl Ledger {
         if report.broken.is_some() {
             return Ok(report);
         }
+        // Removed from the end: the tree (appended after the ledger) is longer.
+        if let Err(Error::DamagedFile { reason, .. }) = self.check_not_truncated(report.good) {
+            report.broken = Some(Broken {
+                seq: report.good,
+                line: 0,
+                problem: format!("the ledger {reason}"),
+            });
+            return Ok(report);
+        }
+        // The tree is appended after each line, so after a crash it can
+        // only be short: then it is rebuilt (derived data). A full-length
+        // tree that disagrees is evidence of a rewrite (or of damage): it
+        // is reported and kept.
+        match Tree::open(&self.tree_dir, report.good).map_err(|e| self.tree_error(e))? {
+            None if !leaves.is_empty() => {
+                let t = Tree::rebuild(&self.tree_dir, leaves.iter().copied()).map_err(|e| self.tree_error(e))?;
+                t.sync().map_err(|e| self.tree_error(e))?;
+                report.tree_rebuilt = true;
+            }
+            None => {}
+            Some(t) => {
+                if t.root(report.good).ok() != Some(root) {
+                    let differs = (0..report.good)
+                        .find(|&i| t.leaf(i).ok() != Some(leaves[i as usize]))
+                        .unwrap_or(0);
+                    report.broken = Some(Broken {
+                        seq: differs,
+                        line: differs + 1,
+                        problem: format!(
+                            "entry {differs} is not the entry the Merkle tree ({}) recorded: the ledger was rewritten from there (or the tree damaged)",
+                            self.tree_dir.display()
+                        ),
+                    });
+                    return Ok(report);
+                }
+            }
+        }
         // HEAD's snapshot recorded the ledger as it was when sealed: it must
         // still be a prefix of the ledger now.
         if let Some(r) = recorded {
@@ -1005,30 +1072,14 @@ impl Ledger {
                 None
             };
             if let Some(problem) = problem {
+                // Not one entry: somewhere in the first `size`.
                 report.broken = Some(Broken {
-                    seq: r.size.min(report.good),
+                    seq: 0,
                     line: 0,
                     problem,
                 });
                 return Ok(report);
             }
-        }
-        // Removed from the end: the tree (appended after the ledger) is longer.
-        if let Err(Error::DamagedFile { reason, .. }) = self.check_not_truncated(report.good) {
-            report.broken = Some(Broken {
-                seq: report.good,
-                line: 0,
-                problem: format!("the ledger {reason}"),
-            });
-            return Ok(report);
-        }
-        let stored = Tree::open(&self.tree_dir, report.good)
-            .ok()
-            .flatten()
-            .and_then(|t| t.root(report.good).ok());
-        if stored != Some(root) && !leaves.is_empty() {
-            Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))?;
-            report.tree_rebuilt = true;
         }
         let recorded = last.and_then(|e| e.head.clone());
         let now = head.map(SnapshotId::to_hex);
