@@ -1037,23 +1037,21 @@ impl Ledger {
                 t.sync().map_err(|e| self.tree_error(e))?;
                 report.tree_rebuilt = true;
             }
-            None => {}
-            Some(t) => {
-                if t.root(report.good).ok() != Some(root) {
-                    let differs = (0..report.good)
-                        .find(|&i| t.leaf(i).ok() != Some(leaves[i as usize]))
-                        .unwrap_or(0);
-                    report.broken = Some(Broken {
-                        seq: differs,
-                        line: differs + 1,
-                        problem: format!(
-                            "entry {differs} is not the entry the Merkle tree ({}) recorded: the ledger was rewritten from there (or the tree damaged)",
-                            self.tree_dir.display()
-                        ),
-                    });
-                    return Ok(report);
-                }
+            Some(t) if t.root(report.good).ok() != Some(root) => {
+                let differs = (0..report.good)
+                    .find(|&i| t.leaf(i).ok() != Some(leaves[i as usize]))
+                    .unwrap_or(0);
+                report.broken = Some(Broken {
+                    seq: differs,
+                    line: differs + 1,
+                    problem: format!(
+                        "entry {differs} is not the entry the Merkle tree ({}) recorded: the ledger was rewritten from there (or the tree damaged)",
+                        self.tree_dir.display()
+                    ),
+                });
+                return Ok(report);
             }
+            _ => {}
         }
         // HEAD's snapshot recorded the ledger as it was when sealed: it must
         // still be a prefix of the ledger now.
