@@ -49,6 +49,7 @@ fn store_with_ledger(dir: &Path, n: u64) -> cplane::store::Store {
             snapshot: Some(id.clone()),
             head: Some(id),
             message: format!("checkpoint VER-20261130{seq:06}"),
+            key: None,
             prev: prev.clone(),
             hash: String::new(),
             sig: None,

@@ -278,3 +278,151 @@ fn on_a_governed_plane_the_registry_is_owned_and_the_plane_verifies() {
     let ops: Vec<String> = entries(d).into_iter().map(|e| e.op).collect();
     assert!(ops.contains(&"key-trust".to_string()), "{ops:?}");
 }
+
+/// The keys the ledger trusts come from its own key-trust and key-revoke
+/// entries, in ledger order: editing, restoring or rolling back the
+/// registry file changes nothing but is reported; a revoked key cannot
+/// backdate; once an admin is trusted every entry must be signed.
+#[test]
+fn trust_is_replayed_from_the_ledger_not_read_from_the_file() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    let admin2 = keygen(d, k.path(), "admin2");
+    let maint = keygen(d, k.path(), "maint");
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    ok_with_key(
+        d,
+        &admin,
+        &[
+            "key",
+            "trust",
+            &format!("{}.pub", maint.display()),
+            "--role",
+            "maintainer",
+        ],
+    );
+    ok_with_key(d, &admin, &["key", "revoke", &format!("{}.pub", maint.display())]);
+    stdout(d, &["ledger", "verify"]);
+    // Un-revoking by hand is reported, and does not make the key trusted.
+    let reg = d.join("registries/allowed_signers");
+    let text = fs::read_to_string(&reg).unwrap();
+    let unrevoked: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("#cplane-revoked=") {
+            Some(rest) => rest.split_once(' ').unwrap().1.to_string(),
+            None => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    fs::write(&reg, &unrevoked).unwrap();
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(out.contains("does not match the keys the ledger trusts"), "{out}");
+    fs::write(&reg, &text).unwrap();
+    // A revoked key that signs an entry dated before its revocation is still
+    // refused: revocation is by ledger order, not by the signer's clock.
+    let path = d.join(".cp/planes/main/ledger");
+    let tree = d.join(".cp/planes/main/ledger.tree");
+    let kept_tree: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(&tree)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+    let es = entries(d);
+    let last = es.last().unwrap().clone();
+    let key = cplane::keys::load_private(&maint).unwrap();
+    let mut forged = Entry {
+        seq: last.seq + 1,
+        time: es[1].time.clone(),
+        actor: format!("key:{}", cplane::keys::fingerprint(key.public_key())),
+        op: "snapshot".into(),
+        plane: "main".into(),
+        refs: Vec::new(),
+        paths: Vec::new(),
+        paths_omitted: 0,
+        snapshot: None,
+        head: last.head.clone(),
+        message: "backdated".into(),
+        key: None,
+        prev: last.hash.clone(),
+        hash: String::new(),
+        sig: None,
+    };
+    let h = forged.compute_hash().unwrap();
+    forged.hash = cplane::id::to_hex(&h);
+    forged.sig = Some(cplane::keys::sign(&key, "cplane-ledger", &h).unwrap());
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", forged.to_line()).as_bytes()).unwrap();
+    drop(f);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(
+        out.contains(&format!("entry {}: signature: it is signed by", forged.seq)) && out.contains("revoked"),
+        "{out}"
+    );
+    // Put the ledger back as it was.
+    let keep: String = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("backdated"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&path, keep).unwrap();
+    fs::remove_dir_all(&tree).unwrap();
+    fs::create_dir(&tree).unwrap();
+    for (p, b) in &kept_tree {
+        fs::write(p, b).unwrap();
+    }
+    // Unsigned, or claiming a key without its signature: both flagged now.
+    write(d, "u.txt", "u\n");
+    stdout(d, &["snapshot"]);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    assert!(
+        out.contains("it is not signed, but the plane has trusted an admin key since entry 1"),
+        "{out}"
+    );
+    // The last admin key cannot be revoked; another admin first, then it can
+    // revoke itself (its own revocation entry is still valid).
+    let o = with_key(d, &admin, &["key", "revoke", &format!("{}.pub", admin.display())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("last admin key"));
+    ok_with_key(
+        d,
+        &admin,
+        &["key", "trust", &format!("{}.pub", admin2.display()), "--role", "admin"],
+    );
+    ok_with_key(d, &admin, &["key", "revoke", &format!("{}.pub", admin.display())]);
+    let out = stdout_code(d, &["ledger", "verify"], 1);
+    let flagged: Vec<&str> = out.lines().filter(|l| l.contains("signature:")).collect();
+    assert_eq!(flagged.len(), 1, "only the unsigned snapshot: {out}");
+}
+
+#[test]
+fn a_registry_that_is_a_symlink_is_refused() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    fs::create_dir_all(d.join("registries")).unwrap();
+    let outside = k.path().join("elsewhere");
+    fs::write(&outside, "").unwrap();
+    std::os::unix::fs::symlink(&outside, d.join("registries/allowed_signers")).unwrap();
+    let o = cplane(d)
+        .args(["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a regular file"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "");
+    assert!(
+        fs::symlink_metadata(d.join("registries/allowed_signers"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -52,6 +52,19 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
             Some("create it first (mkdir -p)".into()),
         ));
     }
+    // A signing key that does not load stops init before it creates anything.
+    if let Some(p) = std::env::var_os(super::key::SIGNING_KEY_ENV).filter(|p| !p.is_empty()) {
+        cplane::keys::load_private(std::path::Path::new(&p)).map_err(|e| {
+            CliError::Usage(
+                format!(
+                    "{} is the signing key ({}), but {e}",
+                    std::path::Path::new(&p).display(),
+                    super::key::SIGNING_KEY_ENV
+                ),
+                Some(format!("fix it, or unset {}", super::key::SIGNING_KEY_ENV)),
+            )
+        })?;
+    }
     let bar = output::Bar::new("init");
     let opts = cplane::snapshot::InitOptions {
         governed: args.governed,
@@ -68,6 +81,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
                 refs: vec!["HEAD".into(), format!("checkpoints/{}", s.snapshot.name)],
                 paths: Vec::new(),
                 snapshot: Some(s.id),
+                key: None,
                 message: format!(
                     "first checkpoint {} ({})",
                     s.snapshot.name,

@@ -147,7 +147,23 @@ fn registry_rel() -> RelPath {
 fn read_registry(scope: &cplane::scope::Scope) -> Result<(String, Vec<Signer>), CliError> {
     let rel = registry_rel();
     if !cplane::governance::plane::is_plane_file(scope, &rel) {
-        return Ok((String::new(), Vec::new()));
+        // Absent is an empty registry; anything else there (a symlink, a
+        // directory) is refused, never followed or read as empty.
+        let there = scope
+            .open_dir(&rel.parent().unwrap_or_else(RelPath::root))
+            .and_then(|d| d.stat(rel.file_name().unwrap_or_default()));
+        return match there {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || cplane::fsys::is_not_a_directory(&e) => {
+                Ok((String::new(), Vec::new()))
+            }
+            _ => Err(CliError::Usage(
+                format!(
+                    "{} is not a regular file (a symlink or a directory?)",
+                    scope.shown(&rel).display()
+                ),
+                Some("replace it with the registry file itself".into()),
+            )),
+        };
     }
     let bytes = cplane::governance::plane::read_file(scope, &rel)?;
     let text = String::from_utf8(bytes)
@@ -185,14 +201,12 @@ fn parse_pubkey(arg: &str) -> Result<PublicKey, CliError> {
     })
 }
 
-/// Refuses to change the trusted keys unless the registry has no admin key
-/// yet or the configured signing key is one of its admin keys.
-fn require_admin(store: &Store, signers: &[Signer], what: &str) -> Result<(), CliError> {
-    let admins: Vec<&Signer> = signers
-        .iter()
-        .filter(|s| s.role == Role::Admin && s.revoked.is_none())
-        .collect();
-    if admins.is_empty() {
+/// Refuses to change the trusted keys unless the ledger never trusted an
+/// admin key (trust on first use) or the configured signing key is one of
+/// the admin keys it trusts now.
+fn require_admin(store: &Store, trust: &cplane::ledger::Trust, what: &str) -> Result<(), CliError> {
+    let admins: Vec<&Signer> = trust.signers.iter().filter(|s| s.role == Role::Admin).collect();
+    if trust.admin_since.is_none() {
         return Ok(());
     }
     let key = signing_key(store)?;
@@ -204,8 +218,7 @@ fn require_admin(store: &Store, signers: &[Signer], what: &str) -> Result<(), Cl
     } else {
         Err(CliError::Usage(
             format!(
-                "only an admin key may {what}: {} trusts {} admin key{} and {}",
-                cplane::governance::ALLOWED_SIGNERS,
+                "only an admin key may {what}: the ledger trusts {} admin key{} and {}",
                 admins.len(),
                 if admins.len() == 1 { "" } else { "s" },
                 match &key {
@@ -338,7 +351,8 @@ fn trust(ctx: &mut Ctx, pubkey: &str, role: &str, principal: Option<String>, nam
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let scope = cplane::scope::Scope::open(&plane)?;
     let (mut text, signers) = read_registry(&scope)?;
-    require_admin(&store, &signers, "trust keys")?;
+    let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
+    require_admin(&store, &trust, "trust keys")?;
     let fp = keys::fingerprint(&key);
     if let Some(s) = signers.iter().find(|s| s.key.key_data() == key.key_data()) {
         return Err(CliError::Usage(
@@ -379,10 +393,11 @@ fn trust(ctx: &mut Ctx, pubkey: &str, role: &str, principal: Option<String>, nam
     text.push('\n');
     keys::parse_allowed_signers(&text, cplane::governance::ALLOWED_SIGNERS)
         .map_err(|e| CliError::Usage(e.to_string(), None))?;
-    let ev = cplane::ledger::Event::new(
+    let mut ev = cplane::ledger::Event::new(
         cplane::ledger::Op::KeyTrust,
         format!("trusted {fp} ({principal}) as {}", role.as_str()),
     );
+    ev.key = Some(line.clone());
     write_registry(ctx, &store, &lock, &plane, &scope, &text, ev)?;
     writeln!(
         ctx.out,
@@ -398,6 +413,7 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let scope = cplane::scope::Scope::open(&plane)?;
     let (text, signers) = read_registry(&scope)?;
+    let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
     let target = if which.starts_with("SHA256:") {
         signers.iter().find(|s| s.fingerprint() == which)
     } else {
@@ -414,12 +430,24 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
         writeln!(ctx.out, "{} is revoked already", target.fingerprint())?;
         return Ok(exit::CLEAN);
     }
-    require_admin(&store, &signers, "revoke keys")?;
+    require_admin(&store, &trust, "revoke keys")?;
     let fp = target.fingerprint();
+    let admins_left = trust
+        .signers
+        .iter()
+        .filter(|s| s.role == Role::Admin && s.fingerprint() != fp)
+        .count();
+    if target.role == Role::Admin && admins_left == 0 && trust.admin_since.is_some() {
+        return Err(CliError::Usage(
+            format!("{fp} is the plane's last admin key: revoking it would leave nobody to trust or revoke keys"),
+            Some("trust another admin key first (cplane key trust PUBKEY --role admin)".into()),
+        ));
+    }
     let who = target.principals.join(",");
     let new = keys::revoke(&text, cplane::governance::ALLOWED_SIGNERS, &target.key, UtcTime::now())
         .map_err(|e| CliError::Usage(e.to_string(), None))?;
-    let ev = cplane::ledger::Event::new(cplane::ledger::Op::KeyRevoke, format!("revoked {fp} ({who})"));
+    let mut ev = cplane::ledger::Event::new(cplane::ledger::Op::KeyRevoke, format!("revoked {fp} ({who})"));
+    ev.key = Some(fp.clone());
     write_registry(ctx, &store, &lock, &plane, &scope, &new, ev)?;
     writeln!(
         ctx.out,

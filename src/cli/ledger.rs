@@ -521,8 +521,17 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
         Some(id) => store.read_snapshot(id)?.ledger,
         None => None,
     };
-    let signers = super::key::trusted(&plane)?;
-    let r = ledger.verify(head.as_ref(), recorded, &signers)?;
+    // A registry that does not read is reported, never a reason to skip
+    // checking the chain.
+    let (signers, registry_problem) = match super::key::trusted(&plane) {
+        Ok(s) => (s, None),
+        Err(super::CliError::Usage(m, _)) => (Vec::new(), Some(m)),
+        Err(e) => return Err(e),
+    };
+    let mut r = ledger.verify(head.as_ref(), recorded, &signers)?;
+    if let Some(m) = registry_problem {
+        r.registry_mismatch = Some(m);
+    }
     let clean = r.is_clean();
     let h = r.head.unwrap_or(Head {
         size: 0,
@@ -543,6 +552,7 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 "tree_rebuilt": r.tree_rebuilt,
                 "signed": r.signed,
                 "bad_signatures": r.bad_signatures.iter().map(|(seq, p)| json!({"seq": seq, "problem": p})).collect::<Vec<_>>(),
+                "registry_mismatch": r.registry_mismatch,
             })
         )?;
         return Ok(if clean { exit::CLEAN } else { exit::FINDINGS });
@@ -564,6 +574,9 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
             "{}: entry {seq}: signature: {problem}",
             ledger.path().display()
         )?;
+    }
+    if let Some(m) = &r.registry_mismatch {
+        writeln!(ctx.out, "{m}")?;
     }
     match &r.broken {
         Some(b) => {

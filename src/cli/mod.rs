@@ -260,9 +260,10 @@ impl Ctx {
         let plane = store.plane(&plane.name)?;
         // A configured signing key that does not load stops the command
         // before it changes anything (its entry could not be signed).
-        key::signing_key(store)?;
+        let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
-        let late = cplane::ledger::reconcile(store, &lock, &plane.name)?;
+        cplane::ledger::Ledger::of(store, &plane.name).check_appendable(&lock)?;
+        let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {
             let why = if late[0].message.contains("from history") {
                 "the ledger began after them"

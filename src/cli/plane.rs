@@ -81,6 +81,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                     refs: vec!["HEAD".into(), format!("checkpoints/{}", r.snapshot.name)],
                     paths: Vec::new(),
                     snapshot: Some(r.id),
+                    key: None,
                     message: format!(
                         "plane {} added at {}",
                         plane.name,
@@ -112,6 +113,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                         refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
                         paths: vec![plane.path.clone()],
                         snapshot: Some(id),
+                        key: None,
                         message: format!("carved out plane {} at {}", plane.name, plane.path),
                     },
                 )?;

@@ -84,6 +84,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
                 refs: vec![format!("checkpoints/{}", j.rescue_name)],
                 paths: reported.iter().map(|c| c.path.display()).collect(),
                 snapshot: Some(j.rescue),
+                key: None,
                 message: format!(
                     "restore {} from {} ({}); rescue {}",
                     output::count(paths.len() as u64, "path"),

@@ -170,6 +170,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             ],
             paths: Vec::new(),
             snapshot: Some(new_head),
+            key: None,
             message: format!(
                 "rollback to {} ({}); rescue {}",
                 target.snapshot.name,

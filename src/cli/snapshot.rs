@@ -57,6 +57,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
             refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
             paths: Vec::new(),
             snapshot: Some(r.id),
+            key: None,
             message: format!(
                 "checkpoint {}{}",
                 s.name,

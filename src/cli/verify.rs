@@ -48,15 +48,23 @@ fn ledger_findings(
     plane: &cplane::plane::Plane,
 ) -> Result<Vec<cplane::finding::Finding>, super::CliError> {
     let ledger = cplane::ledger::Ledger::of(store, &plane.name);
-    let signers = super::key::trusted(plane)?;
+    // A registry that does not read is reported, never a reason to skip
+    // checking the chain.
+    let (signers, registry_problem) = match super::key::trusted(plane) {
+        Ok(s) => (s, None),
+        Err(super::CliError::Usage(m, _)) => (Vec::new(), Some(m)),
+        Err(e) => return Err(e),
+    };
     let head = store.head(&plane.name)?;
     let recorded = match &head {
         Some(id) => store.read_snapshot(id)?.ledger,
         None => None,
     };
-    Ok(ledger
-        .verify(head.as_ref(), recorded, &signers)?
-        .findings(ledger.path()))
+    let mut r = ledger.verify(head.as_ref(), recorded, &signers)?;
+    if let Some(m) = registry_problem {
+        r.registry_mismatch = Some(m);
+    }
+    Ok(r.findings(ledger.path()))
 }
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {

@@ -63,8 +63,13 @@ pub fn write_file(scope: &Scope, rel: &RelPath, bytes: &[u8]) -> Result<()> {
     let name = rel.file_name().unwrap_or_default();
     let io = |e| scope.io_error(rel, e);
     let dir = scope.open_dir(&parent).map_err(io)?;
+    // The bits of a regular file it replaces; never a symlink's 0777, never
+    // group- or world-writable.
     let mode = match dir.stat(name) {
-        Ok(st) => st.st_mode as u32 & 0o7777,
+        Ok(st) if crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::File => {
+            st.st_mode as u32 & 0o7777 & !0o022
+        }
+        Ok(_) => 0o644,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
         Err(e) => return Err(io(e)),
     };

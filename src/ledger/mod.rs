@@ -141,6 +141,9 @@ pub struct Event {
     pub snapshot: Option<SnapshotId>,
     /// One line for humans.
     pub message: String,
+    /// For `key-trust`: the allowed_signers line trusted; for
+    /// `key-revoke`: the `SHA256:` fingerprint revoked.
+    pub key: Option<String>,
 }
 
 impl Event {
@@ -152,6 +155,7 @@ impl Event {
             paths: Vec::new(),
             snapshot: None,
             message: message.into(),
+            key: None,
         }
     }
 }
@@ -183,6 +187,12 @@ pub struct Entry {
     pub head: Option<String>,
     /// One line for humans.
     pub message: String,
+    /// On `key-trust`: the allowed_signers line it trusted; on
+    /// `key-revoke`: the fingerprint it revoked. The ledger, not the
+    /// registry file, is what [`Ledger::verify`] trusts keys by. Absent on
+    /// other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Hex of the previous entry's hash (64 zeros for entry 0).
     pub prev: String,
     /// Hex of `BLAKE3(prev ‖ body)`.
@@ -208,6 +218,8 @@ struct Body<'a> {
     snapshot: &'a Option<String>,
     head: &'a Option<String>,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: &'a Option<String>,
     prev: &'a str,
 }
 
@@ -225,6 +237,7 @@ impl Entry {
             snapshot: &self.snapshot,
             head: &self.head,
             message: &self.message,
+            key: &self.key,
             prev: &self.prev,
         }
     }
@@ -347,16 +360,23 @@ pub struct VerifyReport {
     pub tree_rebuilt: bool,
     /// Entries (of the good ones) that carry a signature.
     pub signed: u64,
-    /// Signed entries whose signature does not check out against the
-    /// trusted keys: (seq, what is wrong).
+    /// Entries whose signature does not check out against the keys the
+    /// ledger trusted at their place (or that should be signed and are not):
+    /// (seq, what is wrong).
     pub bad_signatures: Vec<(u64, String)>,
+    /// The registry file trusts other keys than the ledger's own
+    /// `key-trust`/`key-revoke` entries do.
+    pub registry_mismatch: Option<String>,
 }
 
 impl VerifyReport {
     /// True when nothing is wrong: no broken entry, no bad signature, and
     /// HEAD is the one the last entry records.
     pub fn is_clean(&self) -> bool {
-        self.broken.is_none() && self.bad_signatures.is_empty() && self.head_unrecorded.is_none()
+        self.broken.is_none()
+            && self.bad_signatures.is_empty()
+            && self.head_unrecorded.is_none()
+            && self.registry_mismatch.is_none()
     }
 }
 
@@ -381,6 +401,13 @@ impl VerifyReport {
                 format!("{}: entry {seq}: {p}", ledger.display()),
             ));
         }
+        if let Some(m) = &self.registry_mismatch {
+            out.push(Finding::new(
+                Code::LedgerSignature,
+                crate::path::RelPath::parse(b"registries/allowed_signers").unwrap_or_else(root),
+                m.clone(),
+            ));
+        }
         if let Some(h) = &self.head_unrecorded {
             out.push(Finding::new(
                 Code::LedgerHeadUnrecorded,
@@ -396,11 +423,11 @@ impl VerifyReport {
     }
 }
 
-/// What is wrong with the signature of `e`, checked against `signers` as
-/// of the entry's own time (a key revoked later still vouches for what it
-/// signed before): `None` for an unsigned entry or a good signature by a
-/// key whose role may sign the entry's operation and whose fingerprint is
-/// the entry's actor.
+/// What is wrong with the signature of `e`, checked against `signers` (the
+/// keys trusted at the entry's place in the ledger, see [`Trust`]; the
+/// entry's time is used only for `valid-after`/`valid-before`): `None` for
+/// an unsigned entry or a good signature by a key whose role may sign the
+/// entry's operation and whose fingerprint is the entry's actor.
 pub fn signature_problem(e: &Entry, signers: &[crate::keys::Signer]) -> Option<String> {
     let sig = e.sig.as_ref()?;
     let Some(h) = e.hash_bytes() else {
@@ -414,20 +441,6 @@ pub fn signature_problem(e: &Entry, signers: &[crate::keys::Signer]) -> Option<S
     let Some(at) = at else {
         return Some(format!("its time {:?} is not an RFC 3339 UTC time", e.time));
     };
-    // A key revoked after the entry was signed still vouches for it: the
-    // registry is read as it stood then (revocations are to the second;
-    // an entry in the same second as its key's revocation counts as after).
-    let as_then: Vec<crate::keys::Signer> = signers
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            if s.revoked.is_some_and(|r| r > at) {
-                s.revoked = None;
-            }
-            s
-        })
-        .collect();
-    let signers = &as_then[..];
     let signer = match crate::keys::verify_at(sig, SIG_NAMESPACE, &h, signers, at) {
         Ok(s) => s,
         Err(err) => return Some(err.to_string()),
@@ -450,6 +463,119 @@ pub fn signature_problem(e: &Entry, signers: &[crate::keys::Signer]) -> Option<S
                 .join(" or ")
         )),
         None => Some(format!("its operation {:?} is unknown", e.op)),
+    }
+}
+
+/// The keys a ledger trusts, replayed from its own `key-trust` and
+/// `key-revoke` entries in ledger order (not from the registry file, which
+/// anyone who can write the plane can edit, restore or roll back): a key is
+/// trusted from the entry after the `key-trust` that added it until its
+/// `key-revoke`. Until the first admin key is trusted (trust on first use),
+/// a `key-trust` needs no signature; from then on every entry must be
+/// signed by a trusted key whose role may sign its operation.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The keys trusted now.
+    pub signers: Vec<crate::keys::Signer>,
+    /// The entry that first trusted an admin key.
+    pub admin_since: Option<u64>,
+    /// Revoked keys: (fingerprint, the entry that revoked it).
+    pub revoked: Vec<(String, u64)>,
+}
+
+/// The `SHA256:` fingerprint of the key that made an armored sshsig.
+fn sig_fingerprint(armored: &str) -> Option<String> {
+    let sig = ssh_key::SshSig::from_pem(armored).ok()?;
+    Some(crate::keys::fingerprint(&ssh_key::PublicKey::from(
+        sig.public_key().clone(),
+    )))
+}
+
+impl Trust {
+    /// What is wrong with `e` at this point of the ledger, if anything.
+    fn problem(&self, e: &Entry) -> Option<String> {
+        let bootstrap = self.admin_since.is_none() && e.op == Op::KeyTrust.as_str();
+        if let Some(sig) = &e.sig {
+            return signature_problem(e, &self.signers).filter(|_| !bootstrap).map(|p| {
+                let fp = sig_fingerprint(sig);
+                match self.revoked.iter().find(|(r, _)| Some(r) == fp.as_ref()) {
+                    Some((r, n)) => format!("it is signed by {r}, which entry {n} revoked"),
+                    None => p,
+                }
+            });
+        }
+        if e.actor.starts_with("key:") {
+            return Some(format!("its actor is {} but it carries no signature", e.actor));
+        }
+        match self.admin_since {
+            Some(k) if !bootstrap => Some(format!(
+                "it is not signed, but the plane has trusted an admin key since entry {k}: every later entry must be signed"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Applies a `key-trust` or `key-revoke` entry (others change nothing).
+    fn apply(&mut self, e: &Entry) -> Option<String> {
+        let key = e.key.as_deref();
+        if e.op == Op::KeyTrust.as_str() {
+            let line = key?;
+            match crate::keys::parse_allowed_signers(line, &format!("ledger entry {}", e.seq)) {
+                Ok(list) => {
+                    for s in list {
+                        if s.role == crate::keys::Role::Admin && self.admin_since.is_none() {
+                            self.admin_since = Some(e.seq);
+                        }
+                        self.signers.retain(|t| t.key.key_data() != s.key.key_data());
+                        self.signers.push(s);
+                    }
+                    None
+                }
+                Err(err) => Some(format!("the key it trusts does not parse: {err}")),
+            }
+        } else if e.op == Op::KeyRevoke.as_str() {
+            let fp = key?;
+            self.signers.retain(|s| s.fingerprint() != fp);
+            self.revoked.push((fp.to_string(), e.seq));
+            None
+        } else {
+            None
+        }
+    }
+
+    /// Replays `entries` (in order): the trust after them, and what is
+    /// wrong with each entry on the way. Signatures are checked in parallel
+    /// between key changes.
+    pub fn replay(entries: &[&Entry]) -> (Trust, Vec<(u64, String)>) {
+        use rayon::prelude::*;
+        let mut trust = Trust::default();
+        let mut problems = Vec::new();
+        let is_key_op = |e: &Entry| e.op == Op::KeyTrust.as_str() || e.op == Op::KeyRevoke.as_str();
+        let mut i = 0;
+        while i < entries.len() {
+            let j = entries[i..]
+                .iter()
+                .position(|e| is_key_op(e))
+                .map_or(entries.len(), |p| i + p);
+            let found: Vec<(u64, String)> = entries[i..j]
+                .par_iter()
+                .filter_map(|e| trust.problem(e).map(|p| (e.seq, p)))
+                .collect();
+            problems.extend(found);
+            if let Some(e) = entries.get(j) {
+                match trust.problem(e) {
+                    // A key change that does not check out is not applied.
+                    Some(p) => problems.push((e.seq, p)),
+                    None => {
+                        if let Some(p) = trust.apply(e) {
+                            problems.push((e.seq, p));
+                        }
+                    }
+                }
+            }
+            i = j + 1;
+        }
+        (trust, problems)
     }
 }
 
@@ -512,6 +638,16 @@ impl Ledger {
     /// The ledger file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The keys the ledger trusts now ([`Trust::replay`] over every entry).
+    ///
+    /// # Errors
+    /// I/O reading the ledger.
+    pub fn trust(&self) -> Result<Trust> {
+        let entries = self.entries()?;
+        let refs: Vec<&Entry> = entries.iter().collect();
+        Ok(Trust::replay(&refs).0)
     }
 
     fn guard(&self) -> Result<Guard> {
@@ -851,6 +987,7 @@ impl Ledger {
             snapshot: ev.snapshot.map(|s| s.to_hex()),
             head: head.map(SnapshotId::to_hex),
             message: ev.message.replace(['\n', '\r'], " "),
+            key: ev.key.clone(),
             prev: last.as_ref().map_or_else(|| hex(&[0; 32]), |l| l.hash.clone()),
             hash: String::new(),
             sig: None,
@@ -883,6 +1020,23 @@ impl Ledger {
         // Derived, like the tree: a failure here only costs a scan later.
         let _ = self.note_offset(e.seq, at);
         Ok(e)
+    }
+
+    /// Checks, before a command changes anything, that an entry could be
+    /// appended: the torn tail cut, the last entry sound, the tree in step
+    /// (rebuilt when short). A command that would fail to record itself
+    /// stops here instead, having changed nothing.
+    ///
+    /// # Errors
+    /// As [`Ledger::append`].
+    pub fn check_appendable(&self, _lock: &StoreLock) -> Result<()> {
+        if !self.path.exists() {
+            return Ok(());
+        }
+        let _g = self.guard()?;
+        self.cut_torn_tail()?;
+        let size = self.last()?.map_or(0, |e| e.seq + 1);
+        self.open_tree(size).map(|_| ())
     }
 
     /// Cuts an unterminated last line (a crash mid-append) off the file.
@@ -1003,13 +1157,48 @@ impl Ledger {
                 last = Some(e);
                 if e.sig.is_some() {
                     report.signed += 1;
-                    if let Some(p) = signature_problem(e, signers) {
-                        report.bad_signatures.push((e.seq, p));
-                    }
                 }
             }
         }
         report.good = leaves.len() as u64;
+        // Signatures, against the keys the ledger itself trusted at each entry.
+        let good: Vec<&Entry> = checked[..report.good as usize]
+            .iter()
+            .filter_map(|c| c.as_ref().ok().map(|(e, _)| e))
+            .collect();
+        let (trust, problems) = Trust::replay(&good);
+        report.bad_signatures = problems;
+        // The registry file must say what the ledger says.
+        let key_of = |s: &crate::keys::Signer| (s.fingerprint(), s.role);
+        let mut want: Vec<_> = trust.signers.iter().map(key_of).collect();
+        let mut have: Vec<_> = signers.iter().filter(|s| s.revoked.is_none()).map(key_of).collect();
+        want.sort();
+        have.sort();
+        if want != have {
+            let extra: Vec<String> = have
+                .iter()
+                .filter(|h| !want.contains(h))
+                .map(|(f, r)| format!("{f} ({})", r.as_str()))
+                .collect();
+            let missing: Vec<String> = want
+                .iter()
+                .filter(|w| !have.contains(w))
+                .map(|(f, r)| format!("{f} ({})", r.as_str()))
+                .collect();
+            report.registry_mismatch = Some(format!(
+                "registries/allowed_signers does not match the keys the ledger trusts{}{} (edited by hand, restored or rolled back?)",
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it trusts {} which no key-trust entry added", extra.join(", "))
+                },
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it lacks {}", missing.join(", "))
+                },
+            ));
+        }
         let root = root_of(&leaves);
         report.head = Some(Head {
             size: report.good,
@@ -1170,7 +1359,12 @@ pub fn snapshot_ref(store: &Store, plane: &str) -> Option<crate::object::LedgerR
 ///
 /// # Errors
 /// As [`Ledger::append`]; store damage reading snapshots.
-pub fn reconcile(store: &Store, lock: &StoreLock, plane: &str) -> Result<Vec<Entry>> {
+pub fn reconcile(
+    store: &Store,
+    lock: &StoreLock,
+    plane: &str,
+    key: Option<&crate::keys::PrivateKey>,
+) -> Result<Vec<Entry>> {
     let _ = lock;
     let ledger = Ledger::of(store, plane);
     let Some(head) = store.head(plane)? else {
@@ -1215,9 +1409,15 @@ pub fn reconcile(store: &Store, lock: &StoreLock, plane: &str) -> Result<Vec<Ent
             refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
             paths: Vec::new(),
             snapshot: Some(id),
+            key: None,
             message: format!("{} {}: {late}", s.kind.label(), s.name),
         };
-        out.push(ledger.append_as("cplane", Some(&id), &ev)?);
+        out.push(match key {
+            // Signed with the configured key: a plane that trusts keys wants
+            // every entry signed, late ones too.
+            Some(k) => ledger.append(lock, Some(&id), &ev, Some(k))?,
+            None => ledger.append_as("cplane", Some(&id), &ev)?,
+        });
     }
     Ok(out)
 }
