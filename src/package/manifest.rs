@@ -8,7 +8,7 @@ use super::{FORMAT, PREDICATE_TYPE, PackageError, STATEMENT_TYPE};
 use crate::id::ObjectId;
 use crate::keys::UtcTime;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -449,13 +449,13 @@ fn check_files(files: &[FileEntry]) -> Result<(), PackageError> {
     }
     // A file path that is also another file's directory, compared folded
     // (on a case-insensitive file system `A` and `a/b` collide too).
-    let names: HashSet<&str> = folded.keys().map(String::as_str).collect();
-    for (key, path) in &folded {
+    for f in files {
+        let key = f.path.to_lowercase();
         for (idx, _) in key.match_indices('/') {
-            if let Some(file) = names.get(&key[..idx]) {
+            if let Some(file) = folded.get(&key[..idx]) {
                 return Err(PackageError::PathConflict {
-                    file: folded[*file].to_string(),
-                    other: path.to_string(),
+                    file: file.to_string(),
+                    other: f.path.clone(),
                 });
             }
         }

@@ -8,7 +8,7 @@ use super::{ATTESTATION_MEMBER, Limits, MANIFEST_MEMBER, NAMESPACE, PackageError
 use crate::id::ObjectId;
 use crate::keys::{self, KeyError, Role, Signer, UtcTime};
 use std::collections::HashSet;
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// A package that passed every check: its manifest (with its exact signed
 /// bytes), signature, signer and attestation. The files went to the sink
@@ -66,10 +66,14 @@ where
     R: Read,
     F: FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
 {
-    let mut z = zstd::stream::read::Decoder::new(input).map_err(|source| PackageError::Read {
-        at: "the zstd stream".to_string(),
-        source,
-    })?;
+    // One frame: a second (or skippable) frame would carry bytes outside
+    // any member.
+    let mut z = zstd::stream::read::Decoder::new(input)
+        .map_err(|source| PackageError::Read {
+            at: "the zstd stream".to_string(),
+            source,
+        })?
+        .single_frame();
     z.window_log_max(limits.window_log_max)
         .map_err(|source| PackageError::Read {
             at: "the zstd stream".to_string(),
@@ -362,8 +366,8 @@ fn check_attestation(found: &Attestation, expected: &Attestation) -> Result<(), 
 }
 
 /// The decompressed archive, read block by block.
-struct Stream<R> {
-    z: R,
+struct Stream<R: Read> {
+    z: zstd::stream::read::Decoder<'static, BufReader<R>>,
     /// Index of the next member header.
     index: usize,
     window_log: u32,
@@ -499,6 +503,17 @@ impl<R: Read> Stream<R> {
                 what: "the zero padding after the end-of-archive marker".to_string(),
                 size: total,
                 limit: max_zeros,
+            });
+        }
+        // The frame is complete (its checksum checked); nothing may follow.
+        let after = self
+            .z
+            .get_mut()
+            .fill_buf()
+            .map_err(|e| read_error(e, "the end of the zstd frame".to_string(), self.window_log))?;
+        if !after.is_empty() {
+            return Err(PackageError::HiddenData {
+                at: "after the zstd frame (a package is exactly one frame)".to_string(),
             });
         }
         Ok(())
