@@ -492,7 +492,7 @@ impl Parts {
     fn sign_with(&mut self, key: &PrivateKey, namespace: &str) -> (Vec<u8>, String, Vec<u8>) {
         let att = self
             .manifest
-            .attestation(&keys::fingerprint(key.public_key()), UtcTime::from_unix(TIME))
+            .expected_attestation(&keys::fingerprint(key.public_key()), UtcTime::from_unix(TIME))
             .to_canonical_bytes();
         self.manifest.attestation = ObjectId(*blake3::hash(&att).as_bytes());
         let bytes = self.manifest.to_canonical_bytes();
@@ -876,7 +876,7 @@ fn hostile_attestations() {
     let mut parts = two_files();
     let att: Attestation = parts
         .manifest
-        .attestation(&keys::fingerprint(KEYS.admin.public_key()), UtcTime::from_unix(TIME));
+        .expected_attestation(&keys::fingerprint(KEYS.admin.public_key()), UtcTime::from_unix(TIME));
     let att = att.to_canonical_bytes();
     parts.manifest.attestation = ObjectId(*blake3::hash(&att).as_bytes());
     let manifest = parts.manifest.to_canonical_bytes();

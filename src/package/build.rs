@@ -111,7 +111,7 @@ pub fn build<W: Write>(
     };
     manifest.validate()?;
     let attestation = manifest
-        .attestation(&keys::fingerprint(key.public_key()), time)
+        .expected_attestation(&keys::fingerprint(key.public_key()), time)
         .to_canonical_bytes();
     manifest.attestation = ObjectId(*blake3::hash(&attestation).as_bytes());
     let manifest_bytes = manifest.to_canonical_bytes();

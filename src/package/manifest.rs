@@ -393,7 +393,7 @@ impl Manifest {
     /// The expected `attestation.json` body for this manifest, signed by the
     /// key with fingerprint `signer` at `time` (the manifest's `attestation`
     /// digest is not consulted).
-    pub fn attestation(&self, signer: &str, time: UtcTime) -> Attestation {
+    pub fn expected_attestation(&self, signer: &str, time: UtcTime) -> Attestation {
         Attestation {
             statement_type: STATEMENT_TYPE.to_string(),
             subject: self

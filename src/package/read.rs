@@ -166,7 +166,10 @@ where
         });
     }
     let (attestation, time) = Attestation::parse(&attestation_bytes)?;
-    check_attestation(&attestation, &manifest.attestation(&signer.fingerprint(), time))?;
+    check_attestation(
+        &attestation,
+        &manifest.expected_attestation(&signer.fingerprint(), time),
+    )?;
 
     // The files, in manifest order.
     let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
