@@ -13,7 +13,8 @@
 //! [`diff::diff_trees`], [`rollback::rollback`], [`restore::restore`] (both
 //! through the [`checkout`] engine), [`fsck::fsck`], [`upgrade::upgrade`].
 //! Long operations take a [`control::Control`]: a progress sink and a
-//! cancellation token.
+//! cancellation token. Packages: [`package::build`] and [`package::read`]
+//! (the format is specified in `package-format.md`).
 
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -36,6 +37,7 @@ pub mod id;
 pub mod keys;
 pub mod ledger;
 pub mod object;
+pub mod package;
 pub mod path;
 pub mod plane;
 pub mod progress;

@@ -1,0 +1,564 @@
+//! Reading a package: one pass over the decompressed stream that refuses a
+//! hostile or damaged archive before the caller installs anything
+//! (package-format.md, "Reading a package").
+
+use super::manifest::{Attestation, FILES_PREFIX, FileEntry, Manifest, check_path};
+use super::ustar::{self, BLOCK, Member};
+use super::{ATTESTATION_MEMBER, Limits, MANIFEST_MEMBER, NAMESPACE, PackageError, SIGNATURE_MEMBER};
+use crate::id::ObjectId;
+use crate::keys::{self, KeyError, Role, Signer, UtcTime};
+use std::collections::HashSet;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// A package that passed every check: its manifest (with its exact signed
+/// bytes), signature, signer and attestation. The files went to the sink
+/// given to [`read`] (or are returned by [`read_to_memory`]).
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its bytes, as signed (the `manifest.json` member).
+    pub manifest_bytes: Vec<u8>,
+    /// BLAKE3 of `manifest_bytes` (the packages registry's manifest digest).
+    pub manifest_digest: ObjectId,
+    /// The armored `sshsig` signature (the `manifest.json.sig` member).
+    pub signature: String,
+    /// The trusted key that signed it (role maintainer or admin).
+    pub signer: Signer,
+    /// The attestation.
+    pub attestation: Attestation,
+    /// The attestation's build time.
+    pub time: UtcTime,
+}
+
+/// Reads a package from `input` (the compressed bytes), checking it against
+/// `trusted` (the allowed-signers registry) and `limits`, and hands each
+/// file to `sink` as it streams past: `sink(entry, data)` gets the manifest
+/// entry and a reader of exactly the file's bytes (what the sink leaves
+/// unread is read and hashed anyway).
+///
+/// The checks, in stream order: the zstd window; member 0 is
+/// `manifest.json`, member 1 `manifest.json.sig` (else
+/// [`PackageError::Unsigned`]), member 2 `attestation.json`, each a regular
+/// file of mode 0644 within its size limit; the signature verifies in
+/// namespace `cplane-package` against a trusted, unrevoked key of role
+/// maintainer or admin (before the manifest is parsed); the manifest is
+/// canonical and valid (safe, sorted, case-distinct paths); the attestation
+/// has the digest the manifest names and agrees with the manifest and the
+/// signer; then each file member in manifest order is a regular file with
+/// the manifest's path, mode and size (a larger size is refused before its
+/// data is read) and BLAKE3; nothing after the last file but the two-block
+/// end marker and zeros; the zstd stream ends cleanly.
+///
+/// Memory stays bounded by the limits' metadata sizes and zstd's window,
+/// whatever the size of the files: they are streamed.
+///
+/// **The sink sees a file's bytes before they are verified** (its hash is
+/// known only at its end, later files may still be refused): it must only
+/// stage them (e.g. into temporary files), and nothing may be installed
+/// until `read` returns `Ok`.
+///
+/// # Errors
+/// The first refusal, as its own [`PackageError`] variant; an error the
+/// sink returns, as [`PackageError::Sink`].
+pub fn read<R, F>(input: R, trusted: &[Signer], limits: &Limits, mut sink: F) -> Result<Package, PackageError>
+where
+    R: Read,
+    F: FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
+{
+    // One frame: a second (or skippable) frame would carry bytes outside
+    // any member.
+    let mut z = zstd::stream::read::Decoder::new(input)
+        .map_err(|source| PackageError::Read {
+            at: "the zstd stream".to_string(),
+            source,
+        })?
+        .single_frame();
+    z.window_log_max(limits.window_log_max)
+        .map_err(|source| PackageError::Read {
+            at: "the zstd stream".to_string(),
+            source,
+        })?;
+    let mut s = Stream {
+        z,
+        index: 0,
+        window_log: limits.window_log_max,
+    };
+
+    // manifest.json
+    let header = s.next_header()?;
+    let manifest_bytes = match header {
+        Some(m) if m.name == MANIFEST_MEMBER => {
+            check_type(&m)?;
+            s.metadata(&m, limits.max_metadata_bytes)?
+        }
+        Some(m) => {
+            check_type(&m)?;
+            return Err(unexpected(0, MANIFEST_MEMBER, &m.name));
+        }
+        None => return Err(unexpected(0, MANIFEST_MEMBER, "the end of the archive")),
+    };
+
+    // manifest.json.sig, verified before the manifest is parsed.
+    let signature = match s.next_header()? {
+        Some(m) if m.name == SIGNATURE_MEMBER => {
+            check_type(&m)?;
+            s.metadata(&m, limits.max_signature_bytes)?
+        }
+        Some(m) => {
+            check_type(&m)?;
+            return Err(PackageError::Unsigned { found: m.name });
+        }
+        None => {
+            return Err(PackageError::Unsigned {
+                found: "the end of the archive".to_string(),
+            });
+        }
+    };
+    let signature = String::from_utf8(signature).map_err(|_| {
+        PackageError::Signature(KeyError::MalformedSignature {
+            reason: "manifest.json.sig is not UTF-8 text".to_string(),
+        })
+    })?;
+    let signer = keys::verify(&signature, NAMESPACE, &manifest_bytes, trusted).map_err(PackageError::Signature)?;
+    if !matches!(signer.role, Role::Maintainer | Role::Admin) {
+        return Err(PackageError::SignerRole {
+            fingerprint: signer.fingerprint(),
+            role: signer.role,
+        });
+    }
+    let manifest = Manifest::parse(&manifest_bytes)?;
+    if manifest.files.len() > limits.max_files {
+        return Err(PackageError::TooManyFiles {
+            count: manifest.files.len(),
+            limit: limits.max_files,
+        });
+    }
+    let total = manifest.files.iter().fold(0u64, |acc, f| acc.saturating_add(f.size));
+    if total > limits.max_total_bytes {
+        return Err(PackageError::TooLarge {
+            what: "the sum of the manifest's file sizes".to_string(),
+            size: total,
+            limit: limits.max_total_bytes,
+        });
+    }
+
+    // attestation.json
+    let attestation_bytes = match s.next_header()? {
+        Some(m) if m.name == ATTESTATION_MEMBER => {
+            check_type(&m)?;
+            s.metadata(&m, limits.max_metadata_bytes)?
+        }
+        Some(m) => {
+            check_type(&m)?;
+            if m.name == MANIFEST_MEMBER || m.name == SIGNATURE_MEMBER {
+                return Err(PackageError::DuplicateMember { member: m.name });
+            }
+            return Err(unexpected(2, ATTESTATION_MEMBER, &m.name));
+        }
+        None => return Err(unexpected(2, ATTESTATION_MEMBER, "the end of the archive")),
+    };
+    let found = ObjectId(*blake3::hash(&attestation_bytes).as_bytes());
+    if found != manifest.attestation {
+        return Err(PackageError::AttestationDigest {
+            expected: manifest.attestation.to_hex(),
+            found: found.to_hex(),
+        });
+    }
+    let (attestation, time) = Attestation::parse(&attestation_bytes)?;
+    check_attestation(
+        &attestation,
+        &manifest.expected_attestation(&signer.fingerprint(), time),
+    )?;
+
+    // The files, in manifest order.
+    let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let mut seen: HashSet<String> = [MANIFEST_MEMBER, SIGNATURE_MEMBER, ATTESTATION_MEMBER]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for entry in &manifest.files {
+        let expected = format!("{FILES_PREFIX}{}", entry.path);
+        let Some(m) = s.next_header()? else {
+            return Err(PackageError::MissingMember {
+                path: entry.path.clone(),
+            });
+        };
+        check_type(&m)?;
+        if m.name != expected {
+            return Err(wrong_member(&m.name, &expected, s.index - 1, &seen, &listed));
+        }
+        seen.insert(m.name.clone());
+        if m.mode != entry.mode.bits() {
+            return Err(PackageError::MemberMode {
+                member: m.name,
+                expected: entry.mode.bits(),
+                found: m.mode,
+            });
+        }
+        if m.size > entry.size {
+            return Err(PackageError::MemberTooLarge {
+                member: m.name,
+                expected: entry.size,
+                found: m.size,
+            });
+        }
+        if m.size < entry.size {
+            return Err(PackageError::MemberTooSmall {
+                member: m.name,
+                expected: entry.size,
+                found: m.size,
+            });
+        }
+        s.file(&m, entry, &mut sink)?;
+    }
+
+    // Nothing more: the end-of-archive marker, then only zeros.
+    if let Some(m) = s.next_header()? {
+        check_type(&m)?;
+        if seen.contains(&m.name) {
+            return Err(PackageError::DuplicateMember { member: m.name });
+        }
+        return Err(PackageError::ExtraMember { member: m.name });
+    }
+    s.end(limits.max_trailing_zero_bytes)?;
+
+    Ok(Package {
+        manifest_digest: ObjectId(*blake3::hash(&manifest_bytes).as_bytes()),
+        manifest,
+        manifest_bytes,
+        signature,
+        signer: signer.clone(),
+        attestation,
+        time,
+    })
+}
+
+/// [`read`] with the files kept in memory: their bytes in manifest order.
+/// For small packages and tests; an installer should stage through [`read`].
+///
+/// # Errors
+/// As [`read`].
+pub fn read_to_memory<R: Read>(
+    input: R,
+    trusted: &[Signer],
+    limits: &Limits,
+) -> Result<(Package, Vec<Vec<u8>>), PackageError> {
+    let mut files = Vec::new();
+    let package = read(input, trusted, limits, |_, data| {
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes)?;
+        files.push(bytes);
+        Ok(())
+    })?;
+    Ok((package, files))
+}
+
+fn unexpected(index: usize, expected: &str, found: &str) -> PackageError {
+    PackageError::UnexpectedMember {
+        index,
+        expected: expected.to_string(),
+        found: found.to_string(),
+    }
+}
+
+/// Why a file member is not the one the manifest expects next.
+fn wrong_member(
+    name: &str,
+    expected: &str,
+    index: usize,
+    seen: &HashSet<String>,
+    listed: &HashSet<&str>,
+) -> PackageError {
+    if seen.contains(name) {
+        return PackageError::DuplicateMember {
+            member: name.to_string(),
+        };
+    }
+    let Some(path) = name.strip_prefix(FILES_PREFIX) else {
+        return PackageError::ExtraMember {
+            member: name.to_string(),
+        };
+    };
+    if let Err(rule) = check_path(path) {
+        return PackageError::UnsafePath {
+            path: name.to_string(),
+            rule,
+        };
+    }
+    if listed.contains(path) {
+        // A listed file, out of order.
+        return unexpected(index, expected, name);
+    }
+    PackageError::ExtraMember {
+        member: name.to_string(),
+    }
+}
+
+/// Refuses every member type but a regular file (`'0'`).
+fn check_type(m: &Member) -> Result<(), PackageError> {
+    let member = m.name.clone();
+    match m.typeflag {
+        b'0' => Ok(()),
+        b'1' => Err(PackageError::HardLink {
+            member,
+            target: m.linkname.clone(),
+        }),
+        b'2' => Err(PackageError::Symlink {
+            member,
+            target: m.linkname.clone(),
+        }),
+        b'3' | b'4' => Err(PackageError::Device { member }),
+        b'5' => Err(PackageError::Directory { member }),
+        b'6' => Err(PackageError::Fifo { member }),
+        other => Err(PackageError::OtherType {
+            member,
+            typeflag: char::from(other),
+        }),
+    }
+}
+
+/// The first difference between the attestation read and the one the
+/// manifest and signer imply.
+fn check_attestation(found: &Attestation, expected: &Attestation) -> Result<(), PackageError> {
+    let mismatch = |reason: String| Err(PackageError::AttestationMismatch { reason });
+    if found.statement_type != expected.statement_type {
+        return mismatch(format!(
+            "_type is {:?}, not {:?}",
+            found.statement_type, expected.statement_type
+        ));
+    }
+    if found.predicate_type != expected.predicate_type {
+        return mismatch(format!(
+            "predicateType is {:?}, not {:?}",
+            found.predicate_type, expected.predicate_type
+        ));
+    }
+    if found.subject.len() != expected.subject.len() {
+        return mismatch(format!(
+            "it has {} subjects for the manifest's {} files",
+            found.subject.len(),
+            expected.subject.len()
+        ));
+    }
+    for (f, e) in found.subject.iter().zip(&expected.subject) {
+        if f != e {
+            return mismatch(format!(
+                "subject {} ({}) differs from file {} ({})",
+                f.name,
+                f.digest.blake3.to_hex(),
+                e.name,
+                e.digest.blake3.to_hex()
+            ));
+        }
+    }
+    let (f, e) = (&found.predicate, &expected.predicate);
+    if f.signer != e.signer {
+        return mismatch(format!(
+            "it names signer {}, but {} signed the manifest",
+            f.signer, e.signer
+        ));
+    }
+    if f != e {
+        return mismatch(format!(
+            "its predicate names {} {} (spec {}, framework {}), the manifest {} {} (spec {}, framework {})",
+            f.package_id, f.version, f.spec_id, f.framework_id, e.package_id, e.version, e.spec_id, e.framework_id
+        ));
+    }
+    Ok(())
+}
+
+/// The decompressed archive, read block by block.
+struct Stream<R: Read> {
+    z: zstd::stream::read::Decoder<'static, BufReader<R>>,
+    /// Index of the next member header.
+    index: usize,
+    window_log: u32,
+}
+
+impl<R: Read> Stream<R> {
+    fn err(&self, e: io::Error, at: String) -> PackageError {
+        read_error(e, at, self.window_log)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], at: impl Fn() -> String) -> Result<(), PackageError> {
+        self.z.read_exact(buf).map_err(|e| self.err(e, at()))
+    }
+
+    /// The next member header, or `None` at a zero block (the first half of
+    /// the end-of-archive marker).
+    fn next_header(&mut self) -> Result<Option<Member>, PackageError> {
+        let mut block = [0u8; BLOCK];
+        let index = self.index;
+        self.read_exact(&mut block, || format!("the header of member {index}"))?;
+        if block.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        self.index += 1;
+        ustar::parse(&block, index).map(Some)
+    }
+
+    /// The data of a metadata member (mode 0644, at most `limit` bytes).
+    fn metadata(&mut self, m: &Member, limit: u64) -> Result<Vec<u8>, PackageError> {
+        if m.mode != 0o644 {
+            return Err(PackageError::MemberMode {
+                member: m.name.clone(),
+                expected: 0o644,
+                found: m.mode,
+            });
+        }
+        if m.size > limit {
+            return Err(PackageError::TooLarge {
+                what: format!("member {}", m.name),
+                size: m.size,
+                limit,
+            });
+        }
+        let mut data = vec![0u8; m.size as usize];
+        self.read_exact(&mut data, || format!("member {}", m.name))?;
+        self.padding(m)?;
+        Ok(data)
+    }
+
+    /// The zero bytes after a member's data up to the next block.
+    fn padding(&mut self, m: &Member) -> Result<(), PackageError> {
+        let mut pad = [0u8; BLOCK];
+        let pad = &mut pad[..super::build::padding(m.size)];
+        self.read_exact(pad, || format!("the padding of member {}", m.name))?;
+        if pad.iter().any(|&b| b != 0) {
+            return Err(PackageError::HiddenData {
+                at: format!("in the padding after member {}", m.name),
+            });
+        }
+        Ok(())
+    }
+
+    /// A file member's data: through the sink, hashed, then checked.
+    fn file<F>(&mut self, m: &Member, entry: &FileEntry, sink: &mut F) -> Result<(), PackageError>
+    where
+        F: FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
+    {
+        let at = || format!("member {}", m.name);
+        let window_log = self.window_log;
+        let mut data = Verifying {
+            inner: (&mut self.z).take(entry.size),
+            hasher: blake3::Hasher::new(),
+            read: 0,
+            failed: None,
+        };
+        let sunk = sink(entry, &mut data);
+        if let Some(e) = data.failed.take() {
+            return Err(read_error(e, at(), window_log));
+        }
+        sunk.map_err(|source| PackageError::Sink {
+            path: entry.path.clone(),
+            source,
+        })?;
+        // Whatever the sink left unread.
+        if let Err(e) = io::copy(&mut data, &mut io::sink()) {
+            let e = data.failed.take().unwrap_or(e);
+            return Err(read_error(e, at(), window_log));
+        }
+        if data.read < entry.size {
+            return Err(PackageError::Truncated { at: at() });
+        }
+        let (read, found) = (data.read, ObjectId(*data.hasher.finalize().as_bytes()));
+        debug_assert_eq!(read, entry.size);
+        if found != entry.blake3 {
+            return Err(PackageError::MemberHash {
+                member: m.name.clone(),
+                expected: entry.blake3.to_hex(),
+                found: found.to_hex(),
+            });
+        }
+        self.padding(m)
+    }
+
+    /// After the first zero block: the second, then nothing but zeros (at
+    /// most `max_zeros`) to the clean end of the zstd stream.
+    fn end(&mut self, max_zeros: u64) -> Result<(), PackageError> {
+        let mut block = [0u8; BLOCK];
+        self.read_exact(&mut block, || "the end-of-archive marker".to_string())?;
+        if block.iter().any(|&b| b != 0) {
+            return Err(PackageError::HiddenData {
+                at: "in the second block of the end-of-archive marker".to_string(),
+            });
+        }
+        let mut rest = (&mut self.z).take(max_zeros + 1);
+        let mut buf = [0u8; 8192];
+        let mut total = 0u64;
+        loop {
+            let n = match rest.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.err(e, "the end of the archive".to_string())),
+            };
+            if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+                return Err(PackageError::HiddenData {
+                    at: format!("at byte {} after the end-of-archive marker", total + i as u64),
+                });
+            }
+            total += n as u64;
+        }
+        if total > max_zeros {
+            return Err(PackageError::TooLarge {
+                what: "the zero padding after the end-of-archive marker".to_string(),
+                size: total,
+                limit: max_zeros,
+            });
+        }
+        // The frame is complete (its checksum checked); nothing may follow.
+        let after = self
+            .z
+            .get_mut()
+            .fill_buf()
+            .map_err(|e| read_error(e, "the end of the zstd frame".to_string(), self.window_log))?;
+        if !after.is_empty() {
+            return Err(PackageError::HiddenData {
+                at: "after the zstd frame (a package is exactly one frame)".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Maps a read error: truncation, an oversized zstd window, or other.
+fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return PackageError::Truncated { at };
+    }
+    // libzstd's ZSTD_error_frameParameter_windowTooLarge; the zstd crate
+    // passes only its message on.
+    if e.to_string().contains("Frame requires too much memory") {
+        return PackageError::WindowTooLarge { limit_log: window_log };
+    }
+    PackageError::Read { at, source: e }
+}
+
+/// The reader a sink gets: hashes and counts what passes, and remembers an
+/// error of the archive (as opposed to one of the sink).
+struct Verifying<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    read: u64,
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for Verifying<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.failed = Some(e);
+                Err(copy)
+            }
+        }
+    }
+}

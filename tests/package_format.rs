@@ -1,0 +1,1096 @@
+//! The package format (package-format.md): round trips through
+//! `cplane::package::build` and `read`, reproducibility, a package built by
+//! the document's shell recipe with `tar`, `zstd`, `b3sum` and `ssh-keygen`
+//! alone, and one hostile or damaged archive per refusal, each refused with
+//! its own error.
+//!
+//! The recipe test needs GNU tar, zstd, b3sum and ssh-keygen (Debian
+//! packages `tar`, `zstd`, `b3sum`, `openssh-client`); without them it
+//! fails, saying so, rather than skip.
+
+use cplane::id::ObjectId;
+use cplane::keys::{self, KeyError, PrivateKey, Role, Signer, UtcTime};
+use cplane::package::{
+    self, Attestation, BuildFile, Dependency, FileEntry, FileMode, FileSource, Limits, Manifest, PackageError,
+    PackageMeta, PathRule, Version,
+};
+use proptest::prelude::*;
+use ssh_key::rand_core::OsRng;
+use ssh_key::{Algorithm, PublicKey};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::sync::LazyLock;
+
+// ------------------------------------------------------------------ fixtures
+
+struct Keys {
+    maintainer: PrivateKey,
+    admin: PrivateKey,
+    auditor: PrivateKey,
+    revoked: PrivateKey,
+    stranger: PrivateKey,
+    trusted: Vec<Signer>,
+}
+
+fn signer(key: &PrivateKey, name: &str, role: Role, namespaces: &[&str], revoked: Option<UtcTime>) -> Signer {
+    Signer {
+        principals: vec![name.to_string()],
+        role,
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        valid_after: None,
+        valid_before: None,
+        key: PublicKey::new(key.public_key().key_data().clone(), ""),
+        comment: String::new(),
+        revoked,
+        line: 0,
+    }
+}
+
+static KEYS: LazyLock<Keys> = LazyLock::new(|| {
+    let new = || PrivateKey::random(&mut OsRng, Algorithm::Ed25519).expect("generate a key");
+    let (maintainer, admin, auditor, revoked, stranger) = (new(), new(), new(), new(), new());
+    let ns = ["cplane-ledger", "cplane-package"];
+    let trusted = vec![
+        signer(&maintainer, "maint", Role::Maintainer, &ns, None),
+        signer(&admin, "admin", Role::Admin, &ns, None),
+        signer(&auditor, "audit", Role::Auditor, &ns, None),
+        signer(
+            &revoked,
+            "gone",
+            Role::Maintainer,
+            &ns,
+            Some(UtcTime::from_unix(1_700_000_000)),
+        ),
+    ];
+    Keys {
+        maintainer,
+        admin,
+        auditor,
+        revoked,
+        stranger,
+        trusted,
+    }
+});
+
+const TIME: i64 = 1_795_996_327; // 2026-11-29T23:52:07Z
+
+fn meta() -> PackageMeta {
+    PackageMeta {
+        id: "PKG-hello".to_string(),
+        version: Version::new(1, 0, 0),
+        spec_id: "SPEC-hello".to_string(),
+        framework_id: "FMWK-apps".to_string(),
+        tier: "ho1".to_string(),
+        dependencies: vec![Dependency {
+            id: "PKG-base".to_string(),
+            requirement: ">=1.2.0, <2.0.0".parse().unwrap(),
+        }],
+    }
+}
+
+fn sample_files() -> Vec<(String, FileMode, Vec<u8>)> {
+    let long_dir = "d".repeat(120);
+    vec![
+        (
+            "bin/hello".to_string(),
+            FileMode::Executable,
+            b"#!/bin/sh\necho hello\n".to_vec(),
+        ),
+        (
+            "share/hello/README.md".to_string(),
+            FileMode::Regular,
+            b"# hello\n".to_vec(),
+        ),
+        ("share/empty".to_string(), FileMode::Regular, Vec::new()),
+        (
+            "ünïcode/straße.txt".to_string(),
+            FileMode::Regular,
+            "grüße\n".as_bytes().to_vec(),
+        ),
+        (
+            format!("{long_dir}/{}", "f".repeat(90)),
+            FileMode::Regular,
+            vec![7u8; 513],
+        ),
+        (
+            "big.bin".to_string(),
+            FileMode::Regular,
+            (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect(),
+        ),
+    ]
+}
+
+fn build_files(files: &[(String, FileMode, Vec<u8>)], key: &PrivateKey, time: i64) -> Vec<u8> {
+    let list: Vec<BuildFile<'_>> = files
+        .iter()
+        .map(|(path, mode, bytes)| BuildFile {
+            path,
+            mode: *mode,
+            source: FileSource::Bytes(bytes),
+        })
+        .collect();
+    let mut out = Vec::new();
+    package::build(&meta(), &list, key, UtcTime::from_unix(time), &mut out).expect("build");
+    out
+}
+
+fn read(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), PackageError> {
+    package::read_to_memory(bytes, &KEYS.trusted, &Limits::default())
+}
+
+fn decompress(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::decode_all(bytes).expect("decompress")
+}
+
+// ---------------------------------------------------------------- round trip
+
+#[test]
+fn round_trip() {
+    let files = sample_files();
+    let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    let (pkg, contents) = read(&bytes).expect("read back");
+    let mut sorted = files.clone();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    assert_eq!(pkg.manifest.files.len(), sorted.len());
+    for ((entry, data), (path, mode, bytes)) in pkg.manifest.files.iter().zip(&contents).zip(&sorted) {
+        assert_eq!(&entry.path, path);
+        assert_eq!(entry.mode, *mode);
+        assert_eq!(entry.size, bytes.len() as u64);
+        assert_eq!(entry.blake3, ObjectId(*blake3::hash(bytes).as_bytes()));
+        assert_eq!(data, bytes);
+    }
+    assert_eq!(pkg.manifest.id, "PKG-hello");
+    assert_eq!(pkg.manifest.dependencies[0].requirement.to_string(), ">=1.2.0, <2.0.0");
+    assert_eq!(pkg.signer.principals, vec!["maint".to_string()]);
+    assert_eq!(pkg.time, UtcTime::from_unix(TIME));
+    assert_eq!(pkg.attestation.predicate.time, "2026-11-29T23:52:07Z");
+    assert_eq!(
+        pkg.attestation.predicate.signer,
+        keys::fingerprint(KEYS.maintainer.public_key())
+    );
+    assert_eq!(
+        pkg.manifest_digest,
+        ObjectId(*blake3::hash(&pkg.manifest_bytes).as_bytes())
+    );
+    assert_eq!(Manifest::parse(&pkg.manifest_bytes).unwrap(), pkg.manifest);
+
+    // The archive's members, in order, as any tar sees them.
+    let tar = decompress(&bytes);
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| String::from_utf8(e.unwrap().path_bytes().into_owned()).unwrap())
+        .collect();
+    let mut expected = vec![
+        "manifest.json".to_string(),
+        "manifest.json.sig".into(),
+        "attestation.json".into(),
+    ];
+    expected.extend(sorted.iter().map(|f| format!("files/{}", f.0)));
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn admin_keys_sign_too_and_empty_packages_read() {
+    let bytes = build_files(&[], &KEYS.admin, TIME);
+    let (pkg, contents) = read(&bytes).expect("read back");
+    assert!(pkg.manifest.files.is_empty() && contents.is_empty());
+    assert_eq!(pkg.signer.role, Role::Admin);
+}
+
+#[test]
+fn reproducible() {
+    let files = sample_files();
+    let a = build_files(&files, &KEYS.maintainer, TIME);
+    let mut reversed = files.clone();
+    reversed.reverse();
+    let b = build_files(&reversed, &KEYS.maintainer, TIME);
+    assert_eq!(a, b, "same input (in any order), key and time: same bytes");
+    assert_ne!(
+        a,
+        build_files(&files, &KEYS.maintainer, TIME + 1),
+        "the time is an input"
+    );
+}
+
+#[test]
+fn path_sources_equal_byte_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = sample_files();
+    let paths: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, bytes))| {
+            let p = dir.path().join(format!("f{i}"));
+            fs::write(&p, bytes).unwrap();
+            p
+        })
+        .collect();
+    let list: Vec<BuildFile<'_>> = files
+        .iter()
+        .zip(&paths)
+        .map(|((path, mode, _), p)| BuildFile {
+            path,
+            mode: *mode,
+            source: FileSource::Path(p),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let built = package::build(&meta(), &list, &KEYS.maintainer, UtcTime::from_unix(TIME), &mut out).unwrap();
+    assert_eq!(out, build_files(&files, &KEYS.maintainer, TIME));
+    assert_eq!(built.compressed_size, out.len() as u64);
+}
+
+#[test]
+fn the_sink_streams_and_what_it_leaves_is_still_verified() {
+    let bytes = build_files(&sample_files(), &KEYS.maintainer, TIME);
+    let mut seen = Vec::new();
+    let pkg = package::read(bytes.as_slice(), &KEYS.trusted, &Limits::default(), |entry, data| {
+        let mut first = [0u8; 1];
+        let n = data.read(&mut first)?; // read at most one byte, leave the rest
+        seen.push((entry.path.clone(), n));
+        Ok(())
+    })
+    .expect("read");
+    assert_eq!(seen.len(), pkg.manifest.files.len());
+
+    // A sink error is reported as such.
+    let err = package::read(bytes.as_slice(), &KEYS.trusted, &Limits::default(), |_, _| {
+        Err(std::io::Error::other("disk full"))
+    })
+    .unwrap_err();
+    assert!(matches!(err, PackageError::Sink { .. }), "{err}");
+}
+
+#[test]
+fn build_refuses_what_read_would_refuse() {
+    let key = &KEYS.maintainer;
+    let t = UtcTime::from_unix(TIME);
+    let one = |path: &'static str| {
+        let f = [BuildFile {
+            path,
+            mode: FileMode::Regular,
+            source: FileSource::Bytes(b"x"),
+        }];
+        package::build(&meta(), &f, key, t, Vec::new()).unwrap_err()
+    };
+    assert!(matches!(
+        one("../x"),
+        PackageError::UnsafePath {
+            rule: PathRule::DotDotSegment,
+            ..
+        }
+    ));
+    assert!(matches!(
+        one("/x"),
+        PackageError::UnsafePath {
+            rule: PathRule::Absolute,
+            ..
+        }
+    ));
+    let twice = [
+        BuildFile {
+            path: "A",
+            mode: FileMode::Regular,
+            source: FileSource::Bytes(b"x"),
+        },
+        BuildFile {
+            path: "a",
+            mode: FileMode::Regular,
+            source: FileSource::Bytes(b"y"),
+        },
+    ];
+    let err = package::build(&meta(), &twice, key, t, Vec::new()).unwrap_err();
+    assert!(matches!(err, PackageError::CaseCollision { .. }), "{err}");
+    let mut bad = meta();
+    bad.id = "hello".to_string();
+    let err = package::build(&bad, &[], key, t, Vec::new()).unwrap_err();
+    assert!(matches!(err, PackageError::ManifestField { field: "id", .. }), "{err}");
+}
+
+// --------------------------------------------- the shell recipe, tools alone
+
+fn run(cmd: &mut Command, what: &str) -> std::process::Output {
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "{what} is not installed; the package-format test needs GNU tar, zstd, b3sum and ssh-keygen (apt-get install tar zstd b3sum openssh-client)"
+        ),
+        Err(e) => panic!("could not run {what}: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The shell block between the recipe markers of package-format.md.
+fn recipe() -> String {
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("package-format.md")).unwrap();
+    let start = doc.find("<!-- recipe:begin -->").expect("recipe begin marker");
+    let end = doc.find("<!-- recipe:end -->").expect("recipe end marker");
+    let block = &doc[start..end];
+    let body = block.split_once("```sh\n").expect("a sh block").1;
+    body.rsplit_once("```").expect("block end").0.to_string()
+}
+
+#[test]
+fn a_package_built_with_tar_zstd_b3sum_and_ssh_keygen_alone_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = sample_files();
+    for (path, mode, bytes) in &files {
+        let p = d.join("payload").join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let bits = if *mode == FileMode::Executable { 0o755 } else { 0o600 };
+        fs::set_permissions(&p, fs::Permissions::from_mode(bits)).unwrap();
+    }
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "packager", "-f", "key"])
+            .current_dir(d),
+        "ssh-keygen",
+    );
+    fs::write(d.join("recipe.sh"), recipe()).unwrap();
+    run(
+        Command::new("bash")
+            .arg("recipe.sh")
+            .env("KEY", d.join("key"))
+            .current_dir(d),
+        "bash recipe.sh (package-format.md's worked example)",
+    );
+    let shell_built = fs::read(d.join("PKG-hello-1.0.0.cpkg")).expect("the recipe wrote the package");
+
+    let key = keys::load_private(&d.join("key")).unwrap();
+    let trusted = vec![signer(&key, "packager", Role::Maintainer, &["cplane-package"], None)];
+    let (pkg, contents) =
+        package::read_to_memory(shell_built.as_slice(), &trusted, &Limits::default()).expect("cplane reads it");
+    assert_eq!(pkg.manifest.files.len(), files.len());
+    for (entry, data) in pkg.manifest.files.iter().zip(&contents) {
+        let (_, mode, bytes) = files.iter().find(|f| f.0 == entry.path).unwrap();
+        assert_eq!((entry.mode, data), (*mode, bytes));
+    }
+    assert_eq!(pkg.attestation.predicate.time, "2026-11-30T12:00:00Z");
+
+    // cplane's own build of the same input: the same archive, byte for byte.
+    let t = package::parse_rfc3339("2026-11-30T12:00:00Z").unwrap();
+    let own = build_files(&files, &key, t.unix());
+    assert_eq!(
+        decompress(&own),
+        decompress(&shell_built),
+        "GNU tar's archive equals cplane's"
+    );
+    // And the signature ssh-keygen made is the one cplane makes.
+    assert_eq!(
+        fs::read_to_string(d.join("stage/manifest.json.sig")).unwrap(),
+        keys::sign(&key, "cplane-package", &pkg.manifest_bytes).unwrap()
+    );
+}
+
+// ---------------------------------------------------------- hostile archives
+
+/// A ustar header for a member of any name and type (the `tar` crate's
+/// checksum spelling, which readers accept too).
+fn header(name: &[u8], typeflag: u8, mode: u32, size: u64, linkname: &[u8]) -> [u8; 512] {
+    let mut h = tar::Header::new_ustar();
+    {
+        let u = h.as_ustar_mut().unwrap();
+        if name.len() <= 100 {
+            u.name[..name.len()].copy_from_slice(name);
+        } else {
+            let (prefix, rest) = package::ustar_split(name).expect("splittable name");
+            u.prefix[..prefix.len()].copy_from_slice(prefix);
+            u.name[..rest.len()].copy_from_slice(rest);
+        }
+        u.linkname[..linkname.len()].copy_from_slice(linkname);
+        u.typeflag = [typeflag];
+    }
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(size);
+    h.set_cksum();
+    *h.as_bytes()
+}
+
+/// One archive member to craft.
+enum M {
+    /// A regular file.
+    File(String, u32, Vec<u8>),
+    /// A header (any type) and data.
+    Raw(Box<[u8; 512]>, Vec<u8>),
+}
+
+fn file(name: &str, mode: u32, data: &[u8]) -> M {
+    M::File(name.to_string(), mode, data.to_vec())
+}
+
+fn tar_bytes(members: &[M]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in members {
+        let (h, data) = match m {
+            M::File(name, mode, data) => (header(name.as_bytes(), b'0', *mode, data.len() as u64, b""), data),
+            M::Raw(h, data) => (**h, data),
+        };
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+fn compress(tar: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(tar, 3).unwrap()
+}
+
+/// A package's parts, to tamper with before assembling.
+struct Parts {
+    manifest: Manifest,
+    files: Vec<(String, u32, Vec<u8>)>,
+}
+
+impl Parts {
+    /// The manifest of `files` (sorted by path; not validated).
+    fn new(files: &[(&str, &[u8])]) -> Parts {
+        let mut files: Vec<(String, u32, Vec<u8>)> =
+            files.iter().map(|(p, d)| (p.to_string(), 0o644, d.to_vec())).collect();
+        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let m = meta();
+        let manifest = Manifest {
+            format: 1,
+            id: m.id,
+            version: m.version,
+            spec_id: m.spec_id,
+            framework_id: m.framework_id,
+            tier: m.tier,
+            dependencies: m.dependencies,
+            attestation: ObjectId::default(),
+            files: files
+                .iter()
+                .map(|(p, _, d)| FileEntry {
+                    path: p.clone(),
+                    mode: FileMode::Regular,
+                    size: d.len() as u64,
+                    blake3: ObjectId(*blake3::hash(d).as_bytes()),
+                })
+                .collect(),
+        };
+        Parts { manifest, files }
+    }
+
+    /// The attestation for `key`, the manifest bytes naming it, and the
+    /// signature by `key` in `namespace`.
+    fn sign_with(&mut self, key: &PrivateKey, namespace: &str) -> (Vec<u8>, String, Vec<u8>) {
+        let att = self
+            .manifest
+            .expected_attestation(&keys::fingerprint(key.public_key()), UtcTime::from_unix(TIME))
+            .to_canonical_bytes();
+        self.manifest.attestation = ObjectId(*blake3::hash(&att).as_bytes());
+        let bytes = self.manifest.to_canonical_bytes();
+        let sig = keys::sign(key, namespace, &bytes).unwrap();
+        (bytes, sig, att)
+    }
+
+    fn metadata(&mut self) -> Vec<M> {
+        let (manifest, sig, att) = self.sign_with(&KEYS.maintainer, "cplane-package");
+        vec![
+            file("manifest.json", 0o644, &manifest),
+            file("manifest.json.sig", 0o644, sig.as_bytes()),
+            file("attestation.json", 0o644, &att),
+        ]
+    }
+
+    fn file_members(&self) -> Vec<M> {
+        self.files
+            .iter()
+            .map(|(p, mode, d)| file(&format!("files/{p}"), *mode, d))
+            .collect()
+    }
+
+    /// Metadata, then the files: a valid package when nothing was tampered.
+    fn assemble(&mut self) -> Vec<u8> {
+        let mut members = self.metadata();
+        members.extend(self.file_members());
+        compress(&tar_bytes(&members))
+    }
+}
+
+/// A check that an error is the expected refusal.
+type Is = fn(&PackageError) -> bool;
+
+fn refuse(bytes: &[u8]) -> PackageError {
+    match read(bytes) {
+        Ok(_) => panic!("a hostile package was accepted"),
+        Err(e) => {
+            // Every refusal is a sentence.
+            assert!(!e.to_string().is_empty());
+            if std::env::var_os("SHOW_REFUSALS").is_some() {
+                eprintln!("refused: {e}");
+            }
+            e
+        }
+    }
+}
+
+fn two_files() -> Parts {
+    Parts::new(&[("a.txt", b"alpha\n"), ("dir/b.txt", b"bravo\n")])
+}
+
+#[test]
+fn the_crafting_helpers_make_valid_packages() {
+    let bytes = two_files().assemble();
+    let (pkg, contents) = read(&bytes).expect("valid");
+    assert_eq!(contents, vec![b"alpha\n".to_vec(), b"bravo\n".to_vec()]);
+    assert_eq!(pkg.manifest.files[1].path, "dir/b.txt");
+}
+
+#[test]
+fn hostile_unsafe_paths_in_the_signed_manifest() {
+    let cases: &[(&str, PathRule)] = &[
+        ("/etc/passwd", PathRule::Absolute),
+        ("a/../../etc/passwd", PathRule::DotDotSegment),
+        ("..", PathRule::DotDotSegment),
+        ("./a", PathRule::DotSegment),
+        ("a//b", PathRule::EmptySegment),
+        ("a/", PathRule::EmptySegment),
+        ("", PathRule::Empty),
+        (".cp/objects/x", PathRule::StoreDirectory),
+        ("sub/.Cp/x", PathRule::StoreDirectory),
+        ("d/.cplane-staging~", PathRule::StagingName),
+        ("a\nb", PathRule::Character('\n')),
+        ("a\\b", PathRule::Character('\\')),
+    ];
+    for (path, rule) in cases {
+        let mut parts = Parts::new(&[(path, b"x")]);
+        match refuse(&parts.assemble()) {
+            PackageError::UnsafePath { path: p, rule: r } => {
+                assert_eq!((&p, &r), (&path.to_string(), rule), "{path:?}")
+            }
+            other => panic!("{path:?}: {other}"),
+        }
+    }
+}
+
+#[test]
+fn hostile_unsafe_member_name_not_in_the_manifest() {
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    members.push(M::Raw(
+        Box::new(header(b"files/../../etc/passwd", b'0', 0o644, 1, b"")),
+        b"x".to_vec(),
+    ));
+    match refuse(&compress(&tar_bytes(&members))) {
+        PackageError::UnsafePath { path, rule } => {
+            assert_eq!(
+                (path.as_str(), rule),
+                ("files/../../etc/passwd", PathRule::DotDotSegment)
+            )
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn hostile_case_fold_collision_and_file_as_directory() {
+    let mut parts = Parts::new(&[("README", b"1"), ("readme", b"2")]);
+    assert!(matches!(refuse(&parts.assemble()), PackageError::CaseCollision { .. }));
+    let mut parts = Parts::new(&[("Straße/x", b"1"), ("STRASSE/x", b"2"), ("straße/X", b"3")]);
+    match refuse(&parts.assemble()) {
+        PackageError::CaseCollision { first, second } => {
+            assert_eq!((first.as_str(), second.as_str()), ("Straße/x", "straße/X"))
+        }
+        other => panic!("{other}"),
+    }
+    let mut parts = Parts::new(&[("lib", b"1"), ("LIB/x", b"2")]);
+    assert!(matches!(refuse(&parts.assemble()), PackageError::PathConflict { .. }));
+}
+
+#[test]
+fn hostile_symlink_then_a_file_through_it() {
+    let mut parts = Parts::new(&[("lib/passwd", b"root::0:0::/:/bin/sh\n")]);
+    let mut members = parts.metadata();
+    members.push(M::Raw(
+        Box::new(header(b"files/lib", b'2', 0o777, 0, b"/etc")),
+        Vec::new(),
+    ));
+    members.extend(parts.file_members());
+    match refuse(&compress(&tar_bytes(&members))) {
+        PackageError::Symlink { member, target } => {
+            assert_eq!((member.as_str(), target.as_str()), ("files/lib", "/etc"))
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn hostile_link_device_fifo_directory_and_extension_members() {
+    let cases: Vec<(u8, Is)> = vec![
+        (b'1', |e| matches!(e, PackageError::HardLink { .. })),
+        (b'3', |e| matches!(e, PackageError::Device { .. })),
+        (b'4', |e| matches!(e, PackageError::Device { .. })),
+        (b'5', |e| matches!(e, PackageError::Directory { .. })),
+        (b'6', |e| matches!(e, PackageError::Fifo { .. })),
+        (b'x', |e| matches!(e, PackageError::OtherType { typeflag: 'x', .. })),
+        (b'L', |e| matches!(e, PackageError::OtherType { typeflag: 'L', .. })),
+        (0, |e| matches!(e, PackageError::OtherType { typeflag: '\0', .. })),
+    ];
+    for (typeflag, is) in cases {
+        let mut parts = two_files();
+        let mut members = parts.metadata();
+        // The hard link points at the first file, in place of the second.
+        members.push(parts.file_members().remove(0));
+        members.push(M::Raw(
+            Box::new(header(b"files/dir/b.txt", typeflag, 0o644, 0, b"files/a.txt")),
+            Vec::new(),
+        ));
+        let err = refuse(&compress(&tar_bytes(&members)));
+        assert!(is(&err), "type {typeflag}: {err}");
+    }
+}
+
+#[test]
+fn hostile_duplicate_extra_missing_and_reordered_members() {
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    let files = parts.file_members();
+    let dup = file("files/a.txt", 0o644, b"alpha\n");
+    members.push(dup);
+    members.push(file("files/a.txt", 0o644, b"alpha\n"));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::DuplicateMember { member } if member == "files/a.txt"
+    ));
+
+    let mut members = parts.metadata();
+    members.extend(parts.file_members());
+    members.push(file("files/zzz", 0o644, b"extra"));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::ExtraMember { member } if member == "files/zzz"
+    ));
+
+    let mut members = parts.metadata();
+    members.push(parts.file_members().remove(0));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::MissingMember { path } if path == "dir/b.txt"
+    ));
+
+    let mut members = parts.metadata();
+    members.extend(files.into_iter().rev());
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::UnexpectedMember { index: 3, .. }
+    ));
+
+    // The metadata in the wrong order; a second manifest.
+    let mut members = parts.metadata();
+    members.swap(0, 2);
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::UnexpectedMember { index: 0, .. }
+    ));
+    let mut members = parts.metadata();
+    members[2] = file("manifest.json", 0o644, b"{}");
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::DuplicateMember { .. }
+    ));
+}
+
+#[test]
+fn hostile_hash_mode_and_size_mismatches() {
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    members.push(file("files/a.txt", 0o644, b"ALPHA\n")); // same size, other bytes
+    members.push(parts.file_members().remove(1));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::MemberHash { member, .. } if member == "files/a.txt"
+    ));
+
+    let mut members = parts.metadata();
+    members.push(file("files/a.txt", 0o755, b"alpha\n"));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::MemberMode {
+            expected: 0o644,
+            found: 0o755,
+            ..
+        }
+    ));
+
+    // A member that expands past its declared size: refused from its header.
+    let mut members = parts.metadata();
+    members.push(file("files/a.txt", 0o644, &vec![b'A'; 1 << 20]));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::MemberTooLarge {
+            expected: 6,
+            found: 1_048_576,
+            ..
+        }
+    ));
+    let mut members = parts.metadata();
+    members.push(file("files/a.txt", 0o644, b"alp"));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::MemberTooSmall { .. }
+    ));
+}
+
+#[test]
+fn hostile_signatures() {
+    let cases: Vec<(&PrivateKey, &str, Is)> = vec![
+        (&KEYS.stranger, "cplane-package", |e| {
+            matches!(e, PackageError::Signature(KeyError::UnknownKey { .. }))
+        }),
+        (&KEYS.revoked, "cplane-package", |e| {
+            matches!(e, PackageError::Signature(KeyError::Revoked { .. }))
+        }),
+        (&KEYS.maintainer, "cplane-ledger", |e| {
+            matches!(e, PackageError::Signature(KeyError::WrongNamespace { .. }))
+        }),
+        (&KEYS.auditor, "cplane-package", |e| {
+            matches!(
+                e,
+                PackageError::SignerRole {
+                    role: Role::Auditor,
+                    ..
+                }
+            )
+        }),
+    ];
+    for (key, namespace, is) in cases {
+        let mut parts = two_files();
+        let (manifest, sig, att) = parts.sign_with(key, namespace);
+        let mut members = vec![
+            file("manifest.json", 0o644, &manifest),
+            file("manifest.json.sig", 0o644, sig.as_bytes()),
+            file("attestation.json", 0o644, &att),
+        ];
+        members.extend(parts.file_members());
+        let err = refuse(&compress(&tar_bytes(&members)));
+        assert!(is(&err), "{namespace}: {err}");
+    }
+
+    // Unsigned: no signature member.
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    members.remove(1);
+    members.extend(parts.file_members());
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::Unsigned { found } if found == "attestation.json"
+    ));
+
+    // A manifest changed after signing.
+    let mut members = parts.metadata();
+    let M::File(_, _, manifest) = &mut members[0] else {
+        unreachable!()
+    };
+    *manifest = String::from_utf8(manifest.clone())
+        .unwrap()
+        .replace("1.0.0", "9.0.0")
+        .into_bytes();
+    members.extend(parts.file_members());
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::Signature(KeyError::BadSignature { .. })
+    ));
+
+    // Garbage where the signature goes.
+    let mut members = parts.metadata();
+    members[1] = file("manifest.json.sig", 0o644, b"not a signature");
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::Signature(KeyError::MalformedSignature { .. })
+    ));
+}
+
+#[test]
+fn hostile_manifest_documents() {
+    // Signed, but not canonical / unknown field / newer format.
+    let sign_raw = |manifest: &[u8]| {
+        let parts = two_files();
+        let sig = keys::sign(&KEYS.maintainer, "cplane-package", manifest).unwrap();
+        let mut members = vec![
+            file("manifest.json", 0o644, manifest),
+            file("manifest.json.sig", 0o644, sig.as_bytes()),
+            file("attestation.json", 0o644, b"{}"),
+        ];
+        members.extend(parts.file_members());
+        refuse(&compress(&tar_bytes(&members)))
+    };
+    let mut parts = two_files();
+    let (manifest, _, _) = parts.sign_with(&KEYS.maintainer, "cplane-package");
+    let text = String::from_utf8(manifest).unwrap();
+    let pretty = serde_json::to_vec_pretty(&parts.manifest).unwrap();
+    assert!(matches!(sign_raw(&pretty), PackageError::ManifestNotCanonical));
+    let newline = format!("{text}\n");
+    assert!(matches!(
+        sign_raw(newline.as_bytes()),
+        PackageError::ManifestNotCanonical
+    ));
+    let unknown = text.replacen("\"format\":1,", "\"format\":1,\"evil\":true,", 1);
+    assert!(matches!(
+        sign_raw(unknown.as_bytes()),
+        PackageError::ManifestJson { .. }
+    ));
+    let v2 = text.replacen("\"format\":1,", "\"format\":2,", 1);
+    assert!(matches!(
+        sign_raw(v2.as_bytes()),
+        PackageError::UnsupportedFormat { found: 2 }
+    ));
+    let dup = text.replacen("\"format\":1,", "\"format\":1,\"format\":1,", 1);
+    assert!(matches!(sign_raw(dup.as_bytes()), PackageError::ManifestJson { .. }));
+
+    // Files out of order in the signed manifest.
+    let mut parts = two_files();
+    parts.manifest.files.reverse();
+    assert!(matches!(refuse(&parts.assemble()), PackageError::FileOrder { .. }));
+}
+
+#[test]
+fn hostile_attestations() {
+    // An attestation other than the one the signed manifest names.
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    members[2] = file("attestation.json", 0o644, b"{\"_type\":\"x\"}");
+    members.extend(parts.file_members());
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::AttestationDigest { .. }
+    ));
+
+    // Signed consistently, but naming another signer.
+    let mut parts = two_files();
+    let att: Attestation = parts
+        .manifest
+        .expected_attestation(&keys::fingerprint(KEYS.admin.public_key()), UtcTime::from_unix(TIME));
+    let att = att.to_canonical_bytes();
+    parts.manifest.attestation = ObjectId(*blake3::hash(&att).as_bytes());
+    let manifest = parts.manifest.to_canonical_bytes();
+    let sig = keys::sign(&KEYS.maintainer, "cplane-package", &manifest).unwrap();
+    let mut members = vec![
+        file("manifest.json", 0o644, &manifest),
+        file("manifest.json.sig", 0o644, sig.as_bytes()),
+        file("attestation.json", 0o644, &att),
+    ];
+    members.extend(parts.file_members());
+    match refuse(&compress(&tar_bytes(&members))) {
+        PackageError::AttestationMismatch { reason } => assert!(reason.contains("signer"), "{reason}"),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn hostile_truncation_at_every_layer() {
+    let bytes = two_files().assemble();
+    // Cut the compressed stream anywhere.
+    for cut in [1, 4, 10, bytes.len() / 2, bytes.len() - 5, bytes.len() - 1] {
+        let err = refuse(&bytes[..cut]);
+        assert!(matches!(err, PackageError::Truncated { .. }), "cut at {cut}: {err}");
+    }
+    // A complete zstd frame holding a cut archive: inside a member, at a
+    // member boundary (no end marker), inside the end marker.
+    let tar = decompress(&bytes);
+    let ends = [
+        tar.len() - 1024 - 600,
+        tar.len() - 1024,
+        tar.len() - 512,
+        tar.len() - 100,
+    ];
+    for cut in ends {
+        let err = refuse(&compress(&tar[..cut]));
+        assert!(
+            matches!(err, PackageError::Truncated { .. }),
+            "archive cut at {cut}: {err}"
+        );
+    }
+}
+
+#[test]
+fn hostile_hidden_bytes_and_trailing_data() {
+    let tar = decompress(&two_files().assemble());
+    // A non-zero byte in the padding after the last file (6 data bytes, then padding).
+    let mut padded = tar.clone();
+    let last_data = tar.len() - 1024 - 512;
+    padded[last_data + 100] = b'!';
+    assert!(matches!(refuse(&compress(&padded)), PackageError::HiddenData { .. }));
+    // A member hidden after the end-of-archive marker.
+    let mut after = tar.clone();
+    after.extend_from_slice(&tar_bytes(&[file("files/evil", 0o644, b"x")]));
+    assert!(matches!(refuse(&compress(&after)), PackageError::HiddenData { .. }));
+    // Zeros (tar's record padding) are fine; too many are not.
+    let mut zeros = tar.clone();
+    zeros.resize(tar.len().div_ceil(10240) * 10240, 0);
+    read(&compress(&zeros)).expect("record padding is accepted");
+    zeros.resize(tar.len() + (1 << 20) + 512, 0);
+    assert!(matches!(refuse(&compress(&zeros)), PackageError::TooLarge { .. }));
+    // Bytes after the zstd frame: garbage, a skippable frame, a second frame.
+    let mut garbage = compress(&tar);
+    garbage.extend_from_slice(b"trailing garbage");
+    assert!(matches!(refuse(&garbage), PackageError::HiddenData { .. }));
+    let mut skippable = compress(&tar);
+    skippable.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 4, 0, 0, 0, b'e', b'v', b'i', b'l']);
+    assert!(matches!(refuse(&skippable), PackageError::HiddenData { .. }));
+    let mut two = compress(&tar);
+    two.extend_from_slice(&compress(&[0u8; 512]));
+    assert!(matches!(refuse(&two), PackageError::HiddenData { .. }));
+    // Corrupt compressed bytes (the frame checksum catches what decodes).
+    let mut corrupt = compress(&tar);
+    let n = corrupt.len();
+    corrupt[n - 2] ^= 0xff;
+    assert!(matches!(refuse(&corrupt), PackageError::Read { .. }));
+}
+
+#[test]
+fn hostile_headers() {
+    let mut parts = two_files();
+    let mut members = parts.metadata();
+    members.extend(parts.file_members());
+    let tar = tar_bytes(&members);
+    // Break the checksum of the first header.
+    let mut bad = tar.clone();
+    bad[0] = b'M';
+    assert!(matches!(
+        refuse(&compress(&bad)),
+        PackageError::BadHeader { index: 0, .. }
+    ));
+    // A GNU (not POSIX ustar) header for a file member.
+    let mut gnu = tar::Header::new_gnu();
+    gnu.set_path("files/a.txt").unwrap();
+    gnu.set_size(6);
+    gnu.set_mode(0o644);
+    gnu.set_cksum();
+    let mut members = parts.metadata();
+    members.push(M::Raw(Box::new(*gnu.as_bytes()), b"alpha\n".to_vec()));
+    assert!(matches!(
+        refuse(&compress(&tar_bytes(&members))),
+        PackageError::BadHeader { index: 3, .. }
+    ));
+}
+
+/// A zstd frame holding `data` in raw blocks whose header asks for a
+/// 2^`window_log`-byte window (RFC 8878 §3.1.1: no single-segment flag, so
+/// the window descriptor applies).
+fn frame_with_window(data: &[u8], window_log: u8) -> Vec<u8> {
+    let mut out = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, (window_log - 10) << 3];
+    let chunks: Vec<&[u8]> = data.chunks(100_000).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = u32::from(i + 1 == chunks.len());
+        let block_header = last | ((chunk.len() as u32) << 3); // type 0: raw
+        out.extend_from_slice(&block_header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+#[test]
+fn hostile_zstd_window() {
+    let tar = decompress(&two_files().assemble());
+    assert!(matches!(
+        refuse(&frame_with_window(&tar, 31)),
+        PackageError::WindowTooLarge { limit_log: 27 }
+    ));
+    let huge = frame_with_window(&tar, 28);
+    assert!(matches!(refuse(&huge), PackageError::WindowTooLarge { limit_log: 27 }));
+    // The same frame is valid zstd: a reader allowing the window reads it.
+    let limits = Limits {
+        window_log_max: 28,
+        ..Limits::default()
+    };
+    package::read_to_memory(huge.as_slice(), &KEYS.trusted, &limits).expect("valid apart from its window");
+    read(&frame_with_window(&tar, 20)).expect("a small window is fine");
+}
+
+#[test]
+fn limits_bound_metadata_and_totals() {
+    let bytes = two_files().assemble();
+    let tight = |f: fn(&mut Limits)| {
+        let mut l = Limits::default();
+        f(&mut l);
+        package::read_to_memory(bytes.as_slice(), &KEYS.trusted, &l).unwrap_err()
+    };
+    assert!(matches!(
+        tight(|l| l.max_metadata_bytes = 100),
+        PackageError::TooLarge { .. }
+    ));
+    assert!(matches!(
+        tight(|l| l.max_signature_bytes = 100),
+        PackageError::TooLarge { .. }
+    ));
+    assert!(matches!(
+        tight(|l| l.max_files = 1),
+        PackageError::TooManyFiles { count: 2, limit: 1 }
+    ));
+    assert!(matches!(
+        tight(|l| l.max_total_bytes = 11),
+        PackageError::TooLarge { size: 12, .. }
+    ));
+}
+
+// ---------------------------------------------------------------- properties
+
+fn arb_path() -> impl Strategy<Value = String> {
+    prop::collection::vec("[a-zA-Z0-9_ü.-]{1,12}", 1..4).prop_map(|segs| segs.join("/"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Random file sets that the path rules accept round-trip exactly.
+    #[test]
+    fn random_packages_round_trip(
+        files in prop::collection::btree_map(arb_path(), (any::<bool>(), prop::collection::vec(any::<u8>(), 0..2000)), 0..12)
+    ) {
+        let files: Vec<(String, FileMode, Vec<u8>)> = files
+            .into_iter()
+            .map(|(p, (x, d))| (p, if x { FileMode::Executable } else { FileMode::Regular }, d))
+            .collect();
+        let list: Vec<BuildFile<'_>> = files
+            .iter()
+            .map(|(path, mode, bytes)| BuildFile { path, mode: *mode, source: FileSource::Bytes(bytes) })
+            .collect();
+        let mut out = Vec::new();
+        match package::build(&meta(), &list, &KEYS.maintainer, UtcTime::from_unix(TIME), &mut out) {
+            Ok(_) => {
+                let (pkg, contents) = read(&out).expect("what build writes, read accepts");
+                let mut sorted = files.clone();
+                sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                prop_assert_eq!(pkg.manifest.files.len(), sorted.len());
+                for ((e, data), (p, m, d)) in pkg.manifest.files.iter().zip(&contents).zip(&sorted) {
+                    prop_assert_eq!((&e.path, e.mode, data), (p, *m, d));
+                }
+            }
+            // Random names may hit `.`/`..` segments, collide when
+            // lower-cased, or nest under a file: build refuses those.
+            Err(PackageError::UnsafePath { .. } | PackageError::CaseCollision { .. } | PackageError::PathConflict { .. }) => {}
+            Err(e) => prop_assert!(false, "unexpected build error: {}", e),
+        }
+    }
+
+    /// A path the safety check accepts is relative, has no empty, `.` or
+    /// `..` segment, and does not enter `.cp`.
+    #[test]
+    fn accepted_paths_are_safe(path in "[a-c./\\\\\n,C~P]{0,12}|(\\.\\./)?[a-z.]{0,4}(/\\.{1,2})?(/[a-zA-Z.]{0,3})*") {
+        if package::check_path(&path).is_ok() {
+            prop_assert!(!path.is_empty() && !path.starts_with('/'));
+            for seg in path.split('/') {
+                prop_assert!(!seg.is_empty() && seg != "." && seg != "..");
+                prop_assert!(seg.to_lowercase() != ".cp");
+            }
+            prop_assert!(!path.contains('\\') && !path.contains('\n') && !path.contains(','));
+        }
+    }
+}
