@@ -514,8 +514,30 @@ fn ledger_prefix_root(ledger: &Ledger, n: u64) -> merkle::Hash {
     cplane::ledger::root_of(&leaves)
 }
 
+/// A writer moves HEAD, then appends its entry: a reader in between sees
+/// HEAD ahead of the ledger. When that is what `r` says, wait for the
+/// store's writer lock (as long as writers wait for it) and look again;
+/// only a gap that is still there is reported.
+pub fn settle_head(
+    store: &mut cplane::store::Store,
+    plane: &str,
+    ledger: &Ledger,
+    r: &mut cplane::ledger::VerifyReport,
+) {
+    if r.head_unrecorded.is_none() {
+        return;
+    }
+    if let Ok(_lock) = store.lock(super::interrupt_flag()) {
+        let head = store.head(plane).ok().flatten().map(|h| h.to_hex());
+        let recorded = ledger.last().ok().flatten().and_then(|e| e.head);
+        if head.is_some() && head == recorded {
+            r.head_unrecorded = None;
+        }
+    }
+}
+
 fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
-    let (store, plane, ledger) = open(ctx)?;
+    let (mut store, plane, ledger) = open(ctx)?;
     let head = store.head(&plane.name)?;
     let recorded = match &head {
         Some(id) => store.read_snapshot(id)?.ledger,
@@ -532,6 +554,7 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
     if let Some(m) = registry_problem {
         r.registry_mismatch = Some(m);
     }
+    settle_head(&mut store, &plane.name, &ledger, &mut r);
     let clean = r.is_clean();
     let h = r.head.unwrap_or(Head {
         size: 0,

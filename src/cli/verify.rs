@@ -44,7 +44,7 @@ pub struct VerifyArgs {
 /// The ledger check that follows the passes: chain, Merkle tree, HEAD
 /// recorded, signatures against the plane's trusted keys (`CP4xx`).
 fn ledger_findings(
-    store: &cplane::store::Store,
+    store: &mut cplane::store::Store,
     plane: &cplane::plane::Plane,
 ) -> Result<Vec<cplane::finding::Finding>, super::CliError> {
     let ledger = cplane::ledger::Ledger::of(store, &plane.name);
@@ -64,14 +64,15 @@ fn ledger_findings(
     if let Some(m) = registry_problem {
         r.registry_mismatch = Some(m);
     }
+    super::ledger::settle_head(store, &plane.name, &ledger, &mut r);
     Ok(r.findings(ledger.path()))
 }
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
-    let (store, plane) = ctx.open()?;
+    let (mut store, plane) = ctx.open()?;
     let bar = output::Bar::new("verify");
     let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, args.full, ctx.control(&bar))?;
-    let ledger = ledger_findings(&store, &plane)?;
+    let ledger = ledger_findings(&mut store, &plane)?;
     if let Some(passes) = passes {
         drop(bar);
         return governed(ctx, &args, &plane, &r, &passes, &ledger);
