@@ -426,3 +426,15 @@ fn a_registry_that_is_a_symlink_is_refused() {
             .is_symlink()
     );
 }
+
+#[test]
+fn a_private_key_is_not_generated_inside_a_plane_unless_forced() {
+    let (t, _k) = plane();
+    let d = t.path();
+    let o = cplane(d).args(["key", "generate", "--out", "mykey"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inside the cplane store"));
+    assert!(!d.join("mykey").exists());
+    stdout(d, &["key", "generate", "--out", "mykey", "--force"]);
+    assert!(d.join("mykey").exists() && d.join("mykey.pub").exists());
+}

@@ -47,6 +47,10 @@ enum KeyCmd {
         /// The key's comment (default: USER@cplane)
         #[arg(long)]
         comment: Option<String>,
+        /// Write it even inside a cplane store (where the next snapshot
+        /// would store the private key for good)
+        #[arg(long)]
+        force: bool,
     },
     /// Sign with the key in FILE from now on (an existing ~/.ssh/id_ed25519
     /// works too); --none stops signing
@@ -129,11 +133,16 @@ pub fn signing_key(store: &Store) -> cplane::Result<Option<PrivateKey>> {
         .map_err(|e| cplane::Error::BadConfig {
             path: path.clone(),
             reason: format!(
-                "is the signing key ({}), but {e}; fix it, or stop signing with `cplane key use --none`",
+                "is the signing key ({}), but {e}; {}",
                 if std::env::var_os(SIGNING_KEY_ENV).is_some() {
                     SIGNING_KEY_ENV
                 } else {
                     "cplane key use"
+                },
+                if std::env::var_os(SIGNING_KEY_ENV).is_some() {
+                    format!("fix it, or unset {SIGNING_KEY_ENV}")
+                } else {
+                    "fix it, or stop signing with `cplane key use --none`".to_string()
                 }
             ),
         })
@@ -233,7 +242,7 @@ fn require_admin(store: &Store, trust: &cplane::ledger::Trust, what: &str) -> Re
 
 pub fn cmd_key(ctx: &mut Ctx, args: KeyArgs) -> CmdResult {
     match args.cmd {
-        KeyCmd::Generate { out, comment } => generate(ctx, out, comment),
+        KeyCmd::Generate { out, comment, force } => generate(ctx, out, comment, force),
         KeyCmd::Use { file, none } => use_key(ctx, file, none),
         KeyCmd::Trust {
             pubkey,
@@ -246,7 +255,7 @@ pub fn cmd_key(ctx: &mut Ctx, args: KeyArgs) -> CmdResult {
     }
 }
 
-fn generate(ctx: &mut Ctx, out: Option<PathBuf>, comment: Option<String>) -> CmdResult {
+fn generate(ctx: &mut Ctx, out: Option<PathBuf>, comment: Option<String>, force: bool) -> CmdResult {
     let out = match out {
         Some(p) => ctx.cwd.join(p),
         None => {
@@ -254,7 +263,10 @@ fn generate(ctx: &mut Ctx, out: Option<PathBuf>, comment: Option<String>) -> Cmd
                 .filter(|h| !h.is_empty())
                 .ok_or_else(|| CliError::Usage("HOME is not set".into(), Some("give --out FILE".into())))?;
             let dir = Path::new(&home).join(".ssh");
-            std::fs::create_dir_all(&dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display()), None))?;
+            // As ssh makes it: only its owner may look inside.
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                .create(&dir)
+                .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display()), None))?;
             dir.join("cplane_ed25519")
         }
     };
@@ -262,14 +274,20 @@ fn generate(ctx: &mut Ctx, out: Option<PathBuf>, comment: Option<String>) -> Cmd
         let user = cplane::ledger::os_actor();
         format!("{}@cplane", user.trim_start_matches("user:"))
     });
-    let public = keys::generate(&out, &comment).map_err(|e| CliError::Usage(e.to_string(), None))?;
-    if let Ok(root) = cplane::store::Store::find_root(&out.parent().map_or(ctx.cwd.clone(), Path::to_path_buf)) {
-        eprintln!(
-            "warning: {} is inside the store at {}: a private key in a plane would be snapshotted; move it out",
-            out.display(),
-            root.display()
-        );
+    if !force
+        && let Some(parent) = out.parent().filter(|p| p.is_dir())
+        && let Ok(root) = cplane::store::Store::find_root(parent)
+    {
+        return Err(CliError::Usage(
+            format!(
+                "{} is inside the cplane store at {}: the next snapshot would keep the private key for good",
+                out.display(),
+                root.display()
+            ),
+            Some("write it outside any plane (the default is ~/.ssh/cplane_ed25519), or pass --force".into()),
+        ));
     }
+    let public = keys::generate(&out, &comment).map_err(|e| CliError::Usage(e.to_string(), None))?;
     writeln!(
         ctx.out,
         "wrote {} (private, mode 0600) and {}.pub\n{}  {}",
