@@ -17,6 +17,7 @@ mod ledger;
 mod log;
 mod output;
 mod own;
+mod pack;
 mod plane;
 mod quarantine;
 mod restore;
@@ -77,6 +78,7 @@ enum Command {
     Snapshot(snapshot::SnapshotArgs),
     Ledger(ledger::LedgerArgs),
     Key(key::KeyArgs),
+    Pack(pack::PackArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
@@ -417,6 +419,7 @@ pub fn main() -> u8 {
         Command::Snapshot(a) => snapshot::cmd_snapshot(&mut ctx, a),
         Command::Ledger(a) => ledger::cmd_ledger(&mut ctx, a),
         Command::Key(a) => key::cmd_key(&mut ctx, a),
+        Command::Pack(a) => pack::cmd_pack(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
@@ -451,6 +454,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Snapshot(a) => a.json,
         Command::Ledger(a) => ledger::wants_json(a),
         Command::Key(a) => key::wants_json(a),
+        Command::Pack(a) => a.json,
         Command::Log(a) => a.json,
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,
