@@ -83,6 +83,9 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, CliError> {
     Ok(out)
 }
 
+/// A file's bytes and what the gates and the framework found in it.
+type Checked = (Vec<u8>, Vec<cplane::finding::Finding>);
+
 fn mode_of(bits: u32) -> FileMode {
     // Packages carry 0644 or 0755: executable for anyone means 0755.
     FileMode::from_bits(if bits & 0o111 != 0 { 0o755 } else { 0o644 })
@@ -166,7 +169,7 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
     let ids = by_spec.get(&spec.id).cloned().unwrap_or_default();
     // Read and checked in parallel; the bytes checked are the bytes packed.
     use rayon::prelude::*;
-    let checked: Vec<Result<(Vec<u8>, Vec<cplane::finding::Finding>), CliError>> = files
+    let checked: Vec<Result<Checked, CliError>> = files
         .par_iter()
         .map(|(path, at, _)| {
             let rel = RelPath::parse(path.as_bytes())
