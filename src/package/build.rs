@@ -131,6 +131,12 @@ pub fn build<W: Write>(
     let mut counted = Counting { inner: out, written: 0 };
     let mut z = zstd::stream::write::Encoder::new(&mut counted, ZSTD_LEVEL).map_err(PackageError::Write)?;
     z.include_checksum(true).map_err(PackageError::Write)?;
+    // zstd's multithreaded (streaming) mode writes the same bytes for any
+    // number of workers (facebook/zstd#2238, #2327), so the package stays
+    // reproducible across machines while compression runs beside the tar
+    // writing on the other cores.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8) as u32;
+    z.multithread(workers).map_err(PackageError::Write)?;
     z.include_contentsize(true).map_err(PackageError::Write)?;
     z.set_pledged_src_size(Some(total)).map_err(PackageError::Write)?;
     write_member(&mut z, MANIFEST_MEMBER, 0o644, &manifest_bytes).map_err(PackageError::Write)?;
