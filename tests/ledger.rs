@@ -393,3 +393,32 @@ fn proofs_check_offline_and_a_rewritten_history_is_caught() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A reader who may not write the store (an auditor) reads, proves and
+/// verifies the ledger from the entries, and never gets "store damage".
+#[test]
+fn a_reader_without_write_access_can_head_prove_and_verify() {
+    let t = plane_with_history();
+    let d = t.path();
+    let head = stdout(d, &["ledger", "head"]);
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(d)
+        .status()
+        .unwrap();
+    let run = |args: &[&str]| {
+        let o = common::cplane_as(65534, d).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(run(&["ledger", "head"]), head);
+    let p = run(&["ledger", "prove", "2"]);
+    assert!(p.contains("\"inclusion\""), "{p}");
+    let v = run(&["ledger", "verify"]);
+    assert!(v.contains("4 entries, chain and Merkle tree intact"), "{v}");
+}

@@ -573,6 +573,7 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 "head_unrecorded": r.head_unrecorded,
                 "torn_tail_bytes": r.torn_tail,
                 "tree_rebuilt": r.tree_rebuilt,
+                "tree_unchecked": r.tree_unchecked,
                 "signed": r.signed,
                 "bad_signatures": r.bad_signatures.iter().map(|(seq, p)| json!({"seq": seq, "problem": p})).collect::<Vec<_>>(),
                 "registry_mismatch": r.registry_mismatch,
@@ -583,6 +584,12 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
     if let Some(n) = r.torn_tail {
         eprintln!(
             "note: the ledger ends in an incomplete line of {n} bytes (an interrupted write, never reported as done); the next command that writes removes it"
+        );
+    }
+    if r.tree_unchecked {
+        eprintln!(
+            "note: this user may not write {}: the entries were checked and the head computed from them, the tree files were not compared",
+            cplane::ledger::TREE_DIR
         );
     }
     if r.tree_rebuilt {

@@ -356,8 +356,10 @@ pub struct VerifyReport {
     /// interrupted before recording (the next command that writes records
     /// it), or entries at the end were removed.
     pub head_unrecorded: Option<String>,
-    /// The Merkle tree files did not match the entries and were rebuilt.
+    /// The Merkle tree files were short (a crash) and were rebuilt.
     pub tree_rebuilt: bool,
+    /// This user may not read or write the tree files: they were not compared.
+    pub tree_unchecked: bool,
     /// Entries (of the good ones) that carry a signature.
     pub signed: u64,
     /// Entries whose signature does not check out against the keys the
@@ -580,11 +582,21 @@ impl Trust {
 }
 
 /// One plane's ledger.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Ledger {
     plane: String,
     path: PathBuf,
     tree_dir: PathBuf,
+    /// A reader that may not write the store builds its tree here instead
+    /// (a private temporary directory, removed with the ledger value).
+    private: std::sync::OnceLock<Option<tempfile::TempDir>>,
+}
+
+/// True when `e` says this user may not write there (a reader of a store
+/// it does not own).
+fn is_read_only(e: &merkle::TreeError) -> bool {
+    matches!(e, merkle::TreeError::Io { source, .. }
+        if matches!(source.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem))
 }
 
 /// The OS user running cplane, as `user:NAME`: the name `/etc/passwd`
@@ -632,6 +644,7 @@ impl Ledger {
             plane: plane.to_string(),
             path: dir.join(LEDGER_FILE),
             tree_dir: dir.join(TREE_DIR),
+            private: std::sync::OnceLock::new(),
         }
     }
 
@@ -648,6 +661,20 @@ impl Ledger {
         let entries = self.entries()?;
         let refs: Vec<&Entry> = entries.iter().collect();
         Ok(Trust::replay(&refs).0)
+    }
+
+    /// The private directory a reader without write access builds its tree in.
+    fn private_dir(&self) -> Result<&Path> {
+        self.private
+            .get_or_init(|| tempfile::Builder::new().prefix("cplane-ledger-").tempdir().ok())
+            .as_ref()
+            .map(tempfile::TempDir::path)
+            .ok_or_else(|| {
+                damaged(
+                    &self.tree_dir,
+                    "no temporary directory to check the tree in (TMPDIR)".into(),
+                )
+            })
     }
 
     fn guard(&self) -> Result<Guard> {
@@ -865,9 +892,13 @@ impl Ledger {
     /// entries when its files are missing or short.
     fn open_tree(&self, size: u64) -> Result<Tree> {
         self.check_not_truncated(size)?;
-        let tree = match Tree::open(&self.tree_dir, size).map_err(|e| self.tree_error(e))? {
-            Some(t) => t,
-            None => self.rebuild_tree(size)?,
+        let tree = match Tree::open(&self.tree_dir, size) {
+            Ok(Some(t)) => t,
+            Ok(None) => self.rebuild_tree(size)?,
+            // Not ours to write: the same tree, built from the entries in a
+            // private directory (what it must be anyway).
+            Err(e) if is_read_only(&e) => self.rebuild_tree_in(self.private_dir()?, size)?,
+            Err(e) => return Err(self.tree_error(e)),
         };
         // Proofs are served from the tree: it must end with the ledger's
         // last entry (a rewritten ledger under an old tree does not).
@@ -891,6 +922,12 @@ impl Ledger {
     /// Rebuilds the tree (derived data) from the entries, which must be
     /// exactly `size` well-formed lines, and makes it durable.
     fn rebuild_tree(&self, size: u64) -> Result<Tree> {
+        let tree = self.rebuild_tree_in(&self.tree_dir, size)?;
+        let _ = self.rebuild_offsets();
+        Ok(tree)
+    }
+
+    fn rebuild_tree_in(&self, dir: &Path, size: u64) -> Result<Tree> {
         let entries = self.entries()?;
         if entries.len() as u64 != size {
             return Err(damaged(
@@ -902,9 +939,8 @@ impl Ledger {
             ));
         }
         let leaves: Vec<Hash> = entries.iter().filter_map(Entry::leaf).collect();
-        let tree = Tree::rebuild(&self.tree_dir, leaves).map_err(|e| self.tree_error(e))?;
+        let tree = Tree::rebuild(dir, leaves).map_err(|e| self.tree_error(e))?;
         tree.sync().map_err(|e| self.tree_error(e))?;
-        let _ = self.rebuild_offsets();
         Ok(tree)
     }
 
@@ -1220,7 +1256,17 @@ impl Ledger {
         // only be short: then it is rebuilt (derived data). A full-length
         // tree that disagrees is evidence of a rewrite (or of damage): it
         // is reported and kept.
-        match Tree::open(&self.tree_dir, report.good).map_err(|e| self.tree_error(e))? {
+        let stored = match Tree::open(&self.tree_dir, report.good) {
+            Ok(t) => t,
+            // A reader that may not write the store cannot open (or repair)
+            // the tree files: the entries were checked, the tree is not.
+            Err(e) if is_read_only(&e) => {
+                report.tree_unchecked = true;
+                Some(Tree::rebuild(self.private_dir()?, leaves.iter().copied()).map_err(|e| self.tree_error(e))?)
+            }
+            Err(e) => return Err(self.tree_error(e)),
+        };
+        match stored {
             None if !leaves.is_empty() => {
                 let t = Tree::rebuild(&self.tree_dir, leaves.iter().copied()).map_err(|e| self.tree_error(e))?;
                 t.sync().map_err(|e| self.tree_error(e))?;
