@@ -422,3 +422,36 @@ fn a_reader_without_write_access_can_head_prove_and_verify() {
     let v = run(&["ledger", "verify"]);
     assert!(v.contains("4 entries, chain and Merkle tree intact"), "{v}");
 }
+
+/// A command that changes the plane without moving HEAD writes its intent
+/// first: if it dies before its entry, the next command records it; one
+/// that changes nothing leaves no intent behind.
+#[test]
+fn an_interrupted_change_that_does_not_move_head_is_recorded_by_the_next_command() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    stdout(d, &["init", "--governed"]);
+    stdout(d, &["compile"]);
+    let pending = d.join(".cp/planes/main/ledger.pending");
+    assert!(!pending.exists(), "an unchanged compile leaves no intent");
+    write(d, "specs/SPEC-000/notes.md", "# notes\n");
+    stdout(d, &["own", "specs/SPEC-000/notes.md", "--by", "SPEC-000"]);
+    assert!(!pending.exists());
+    // As if an `own` had died after its intent, before its entry.
+    fs::write(
+        &pending,
+        r#"{"op":"own","message":"own specs/SPEC-000/x.md --by SPEC-000","actor":"user:alice"}"#,
+    )
+    .unwrap();
+    stdout(d, &["snapshot"]);
+    assert!(!pending.exists());
+    let es = entries(d);
+    let late = &es[es.len() - 2];
+    assert_eq!(late.op, "own");
+    assert!(
+        late.message.contains("by user:alice") && late.message.contains("recorded late"),
+        "{late:?}"
+    );
+    assert_eq!(es.last().unwrap().op, "snapshot");
+    stdout(d, &["ledger", "verify"]);
+}

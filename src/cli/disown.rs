@@ -32,6 +32,16 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
         .iter()
         .map(|p| plane_path(ctx, &store, &plane, p, true))
         .collect::<Result<Vec<_>, _>>()?;
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Disown,
+        format!(
+            "disown {}",
+            paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" ")
+        ),
+    )?;
     let r = cplane::governance::edit::disown(&store, &plane, &paths, ctx.control(&cplane::progress::NoProgress))?;
     if !r.removed.is_empty() {
         let mut ev = cplane::ledger::Event::new(
@@ -40,6 +50,8 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
         );
         ev.paths = r.removed.iter().map(|(p, _, _)| p.display()).collect();
         ctx.record(&store, &lock, &plane, ev)?;
+    } else {
+        ctx.unchanged(&store, &plane);
     }
     drop(lock);
     if args.json {

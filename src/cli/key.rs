@@ -340,6 +340,7 @@ fn write_registry(
     mut ev: cplane::ledger::Event,
 ) -> Result<(), CliError> {
     let rel = registry_rel();
+    ctx.intend(store, lock, plane, ev.op, ev.message.clone())?;
     // `registries/` (an ungoverned plane has none), made through the plane's
     // root handle: never through a symlink.
     match scope.root().mkdir(b"registries", 0o755) {

@@ -283,6 +283,24 @@ impl Ctx {
         Ok((lock, plane))
     }
 
+    /// Records, before a command that does not move HEAD changes the plane,
+    /// what it is about to do (see `cplane::ledger::PENDING_FILE`).
+    pub fn intend(
+        &self,
+        store: &Store,
+        lock: &StoreLock,
+        plane: &Plane,
+        op: cplane::ledger::Op,
+        what: String,
+    ) -> cplane::Result<()> {
+        cplane::ledger::Ledger::of(store, &plane.name).intend(lock, &cplane::ledger::Event::new(op, what))
+    }
+
+    /// The command ends having changed nothing: its intent is dropped.
+    pub fn unchanged(&self, store: &Store, plane: &Plane) {
+        cplane::ledger::Ledger::of(store, &plane.name).done();
+    }
+
     /// Appends `ev` to `plane`'s ledger under `lock`, with the plane's HEAD
     /// as it is now, before the command reports success.
     pub fn record(

@@ -39,6 +39,17 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
         .iter()
         .map(|p| plane_path(ctx, &store, &plane, p, true))
         .collect::<Result<Vec<_>, _>>()?;
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Own,
+        format!(
+            "own {} --by {}",
+            paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" "),
+            args.owner
+        ),
+    )?;
     let r = cplane::governance::edit::own(
         &store,
         &plane,
@@ -57,6 +68,8 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
         );
         ev.paths = r.owned.iter().map(|o| o.path.display()).collect();
         ctx.record(&store, &lock, &plane, ev)?;
+    } else {
+        ctx.unchanged(&store, &plane);
     }
     drop(lock);
     if args.json {

@@ -24,6 +24,13 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let bar = output::Bar::new("quarantine");
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Quarantine,
+        "quarantine".into(),
+    )?;
     let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar))?;
     drop(bar);
     if let Some((id, name)) = &r.checkpoint {
@@ -38,6 +45,8 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
         ev.paths = r.moved.iter().map(|p| p.display()).collect();
         ev.snapshot = Some(*id);
         ctx.record(&store, &lock, &plane, ev)?;
+    } else {
+        ctx.unchanged(&store, &plane);
     }
     let restore = r.checkpoint.as_ref().map(|(_, name)| {
         // --force: the files are unmapped, which restore otherwise refuses.

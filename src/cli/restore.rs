@@ -62,6 +62,17 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     }
     let bar = output::Bar::new("restore");
     let hooks = ctx.hooks(&store, &plane);
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Restore,
+        format!(
+            "restore {} {}",
+            target.snapshot.name,
+            paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" ")
+        ),
+    )?;
     let r = cplane::restore::restore(
         &mut store,
         &lock,
@@ -94,6 +105,8 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
                 ),
             },
         )?;
+    } else {
+        ctx.unchanged(&store, &plane);
     }
     if args.json {
         let mut extra = serde_json::Map::new();

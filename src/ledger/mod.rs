@@ -46,6 +46,12 @@ pub const TREE_DIR: &str = "ledger.tree";
 pub const LOCK_FILE: &str = "ledger.lock";
 /// The `sshsig` namespace of ledger entry signatures.
 pub const SIG_NAMESPACE: &str = "cplane-ledger";
+/// The intent file next to the ledger: the event of a command that is
+/// about to change the plane without moving HEAD (own, disown, compile,
+/// restore, quarantine, key trust/revoke), written and fsynced before the
+/// change and removed once its entry is appended. A crash in between leaves
+/// it for the next command, which records it ([`reconcile`]).
+pub const PENDING_FILE: &str = "ledger.pending";
 /// File in [`TREE_DIR`] with each entry's byte offset in the ledger.
 pub const OFFSETS: &str = "offsets";
 /// Paths recorded per entry; the rest are counted in `paths_omitted`.
@@ -979,6 +985,18 @@ impl Ledger {
         ev: &Event,
         key: Option<&crate::keys::PrivateKey>,
     ) -> Result<Entry> {
+        let e = self.append_keyed(head, ev, key)?;
+        // The command's own entry: its intent (if it wrote one) is recorded.
+        self.done();
+        Ok(e)
+    }
+
+    fn append_keyed(
+        &self,
+        head: Option<&SnapshotId>,
+        ev: &Event,
+        key: Option<&crate::keys::PrivateKey>,
+    ) -> Result<Entry> {
         match key {
             Some(k) => {
                 let actor = format!("key:{}", crate::keys::fingerprint(k.public_key()));
@@ -1056,6 +1074,27 @@ impl Ledger {
         // Derived, like the tree: a failure here only costs a scan later.
         let _ = self.note_offset(e.seq, at);
         Ok(e)
+    }
+
+    /// Records that a command is about to make the change `ev` describes
+    /// (its paths may be filled in later), durably, before it makes it.
+    ///
+    /// # Errors
+    /// I/O writing the intent file.
+    pub fn intend(&self, _lock: &StoreLock, ev: &Event) -> Result<()> {
+        let path = self.path.with_file_name(PENDING_FILE);
+        let body = serde_json::json!({"op": ev.op.as_str(), "message": ev.message, "actor": os_actor()}).to_string();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).at(dir)?;
+        let tmp = crate::fsutil::write_temp(body.as_bytes(), dir, true)?;
+        tmp.persist(&path).map_err(|e| e.error).at(&path)?;
+        crate::fsutil::fsync_dir(dir)
+    }
+
+    /// Removes the intent file: the command's entry is appended, or the
+    /// command ended having changed nothing.
+    pub fn done(&self) {
+        let _ = std::fs::remove_file(self.path.with_file_name(PENDING_FILE));
     }
 
     /// Checks, before a command changes anything, that an entry could be
@@ -1413,8 +1452,41 @@ pub fn reconcile(
 ) -> Result<Vec<Entry>> {
     let _ = lock;
     let ledger = Ledger::of(store, plane);
+    let mut out = reconcile_head(store, lock, plane, key, &ledger)?;
+    // A command that meant to change the plane and did not live to record
+    // it (after the snapshots: its change came after them).
+    let pending = ledger.path.with_file_name(PENDING_FILE);
+    if let Ok(text) = std::fs::read_to_string(&pending) {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let op = v["op"].as_str().and_then(Op::parse).unwrap_or(Op::Compile);
+        let ev = Event::new(
+            op,
+            format!(
+                "{} (by {}): recorded late: the command did not record its outcome (interrupted, or it failed), so its change may be partly made or not at all",
+                v["message"].as_str().unwrap_or("an interrupted command"),
+                v["actor"].as_str().unwrap_or("an unknown actor")
+            ),
+        );
+        let head = store.head(plane)?;
+        out.push(match key {
+            Some(k) => ledger.append_keyed(head.as_ref(), &ev, Some(k))?,
+            None => ledger.append_as("cplane", head.as_ref(), &ev)?,
+        });
+        ledger.done();
+    }
+    Ok(out)
+}
+
+fn reconcile_head(
+    store: &Store,
+    _lock: &StoreLock,
+    plane: &str,
+    key: Option<&crate::keys::PrivateKey>,
+    ledger: &Ledger,
+) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
     let Some(head) = store.head(plane)? else {
-        return Ok(Vec::new());
+        return Ok(out);
     };
     let last = ledger.last()?;
     let recorded = last
@@ -1422,7 +1494,7 @@ pub fn reconcile(
         .and_then(|e| e.head.as_deref())
         .and_then(SnapshotId::from_hex);
     if recorded == Some(head) {
-        return Ok(Vec::new());
+        return Ok(out);
     }
     // HEAD's ancestors down to the recorded HEAD (or the first snapshot).
     let mut chain = Vec::new();
@@ -1448,7 +1520,6 @@ pub fn reconcile(
         chain.truncate(1);
         late = "HEAD was moved outside cplane: it does not descend from the HEAD the ledger last recorded";
     }
-    let mut out = Vec::new();
     for (id, s) in chain.into_iter().rev() {
         let ev = Event {
             op: op_of(&s.kind),
@@ -1461,7 +1532,7 @@ pub fn reconcile(
         out.push(match key {
             // Signed with the configured key: a plane that trusts keys wants
             // every entry signed, late ones too.
-            Some(k) => ledger.append(lock, Some(&id), &ev, Some(k))?,
+            Some(k) => ledger.append_keyed(Some(&id), &ev, Some(k))?,
             None => ledger.append_as("cplane", Some(&id), &ev)?,
         });
     }
