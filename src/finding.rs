@@ -192,7 +192,7 @@ impl Code {
                 "the ledger was changed outside cplane: put it back from a backup (`cplane ledger verify` names the entry)"
             }
             Code::LedgerSignature => {
-                "find out who signed it; trust the key (cplane key trust) only if it should have been"
+                "an entry not signed as the ledger's trusted keys require, or a registries/allowed_signers that differs from the ledger's key entries: find out who wrote it; keys are trusted with `cplane key trust` (signed by an admin), never by editing the file"
             }
             Code::LedgerHeadUnrecorded => {
                 "run any command that writes (it records the missing snapshots), or put back the ledger's removed entries"

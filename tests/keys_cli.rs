@@ -42,6 +42,41 @@ fn ok_with_key(d: &Path, key: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Appends, behind cplane's back, an entry of `op` signed by `key` (what a
+/// writer that skipped cplane's checks could do): `ledger verify` must
+/// flag what is wrong with it. Returns its seq.
+fn forge(d: &Path, key: &Path, op: &str) -> u64 {
+    let es = entries(d);
+    let last = es.last().unwrap();
+    let k = cplane::keys::load_private(key).unwrap();
+    let mut e = Entry {
+        seq: last.seq + 1,
+        time: last.time.clone(),
+        actor: format!("key:{}", cplane::keys::fingerprint(k.public_key())),
+        op: op.into(),
+        plane: "main".into(),
+        refs: Vec::new(),
+        paths: Vec::new(),
+        paths_omitted: 0,
+        snapshot: None,
+        head: last.head.clone(),
+        message: "forged".into(),
+        key: None,
+        prev: last.hash.clone(),
+        hash: String::new(),
+        sig: None,
+    };
+    let h = e.compute_hash().unwrap();
+    e.hash = cplane::id::to_hex(&h);
+    e.sig = Some(cplane::keys::sign(&k, "cplane-ledger", &h).unwrap());
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(d.join(".cp/planes/main/ledger"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", e.to_line()).as_bytes()).unwrap();
+    e.seq
+}
+
 fn plane() -> (tempfile::TempDir, tempfile::TempDir) {
     let t = tempfile::tempdir().unwrap();
     write(t.path(), "a.txt", "a\n");
@@ -148,7 +183,11 @@ fn roles_decide_who_may_sign_what() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("only an admin key may trust keys"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("must be signed by a trusted admin or maintainer key"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     ok_with_key(
         d,
         &admin,
@@ -177,9 +216,12 @@ fn roles_decide_who_may_sign_what() {
     let o = with_key(d, &maint, &["key", "revoke", &format!("{}.pub", auditor.display())]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     stdout(d, &["ledger", "verify"]);
-    // An auditor's key signs no change: its snapshot is flagged.
+    // An auditor's key signs no change: refused before anything changes,
+    // and flagged by verify when a writer went behind cplane's back.
     write(d, "x.txt", "x\n");
-    ok_with_key(d, &auditor, &["snapshot"]);
+    let o = with_key(d, &auditor, &["snapshot"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    forge(d, &auditor, "snapshot");
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert!(out.contains("only admin or maintainer keys may sign it"), "{out}");
 }
@@ -215,14 +257,16 @@ fn unknown_revoked_and_forged_signatures_are_flagged() {
     stdout(d, &["ledger", "verify"]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     write(d, "n.txt", "n\n");
-    ok_with_key(d, &maint, &["snapshot"]);
+    assert_eq!(with_key(d, &maint, &["snapshot"]).status.code(), Some(2));
+    forge(d, &maint, "snapshot");
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert!(out.contains("revoked"), "{out}");
     let bad: Vec<&str> = out.lines().filter(|l| l.contains("signature:")).collect();
     assert_eq!(bad.len(), 1, "{out}");
     // Unknown key.
     write(d, "s.txt", "s\n");
-    ok_with_key(d, &stranger, &["snapshot"]);
+    assert_eq!(with_key(d, &stranger, &["snapshot"]).status.code(), Some(2));
+    forge(d, &stranger, "snapshot");
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert_eq!(out.lines().filter(|l| l.contains("signature:")).count(), 2, "{out}");
     let v = stdout_code(d, &["verify"], 1);
@@ -375,9 +419,20 @@ fn trust_is_replayed_from_the_ledger_not_read_from_the_file() {
     for (p, b) in &kept_tree {
         fs::write(p, b).unwrap();
     }
-    // Unsigned, or claiming a key without its signature: both flagged now.
+    // Unsigned: refused before anything changes, and flagged when written
+    // behind cplane's back.
     write(d, "u.txt", "u\n");
-    stdout(d, &["snapshot"]);
+    let o = cplane(d).arg("snapshot").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let seq = forge(d, &admin, "snapshot");
+    let path = d.join(".cp/planes/main/ledger");
+    let mut es = entries(d);
+    let e = &mut es[seq as usize];
+    e.sig = None;
+    e.actor = "user:mallory".into();
+    e.hash = cplane::id::to_hex(&e.compute_hash().unwrap());
+    let text: String = es.iter().map(|e| e.to_line() + "\n").collect();
+    fs::write(&path, text).unwrap();
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert!(
         out.contains("it is not signed, but the plane has trusted an admin key since entry 1"),

@@ -94,6 +94,14 @@ fn upgrade_converts_history_and_everything_works_after() {
     assert!(show.contains("\"mode\":\"0644\""), "{show}");
     let fsck = stdout(&root, &["fsck"]);
     assert!(fsck.contains("no damage"), "{fsck}");
+    // Its snapshots predate ledgers: the first write recorded them from
+    // history, then its own entry; the ledger checks out.
+    let ledger = stdout(&root, &["ledger"]);
+    assert!(
+        ledger.contains("from history") && ledger.contains("checkpoint v3"),
+        "{ledger}"
+    );
+    stdout(&root, &["ledger", "verify"]);
 }
 
 /// A crash after some refs moved leaves every ref valid; running it again finishes the job

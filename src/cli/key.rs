@@ -297,7 +297,7 @@ fn generate(ctx: &mut Ctx, out: Option<PathBuf>, comment: Option<String>, force:
         comment
     )?;
     eprintln!(
-        "next: `cplane key trust {}.pub --role admin`, then `cplane key use {}`",
+        "next: `cplane key use {}`, then `cplane key trust {}.pub --role admin` (from then on every change is signed)",
         out.display(),
         out.display()
     );
@@ -373,6 +373,18 @@ fn trust(ctx: &mut Ctx, pubkey: &str, role: &str, principal: Option<String>, nam
     let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
     require_admin(&store, &trust, "trust keys")?;
     let fp = keys::fingerprint(&key);
+    if let Some((_, n)) = trust.revoked.iter().find(|(r, _)| *r == fp) {
+        return Err(CliError::Usage(
+            format!("{fp} was revoked by ledger entry {n}: a revoked key is never trusted again"),
+            Some("generate a new key (cplane key generate) and trust that".into()),
+        ));
+    }
+    if let Some(s) = trust.signers.iter().find(|s| s.key.key_data() == key.key_data()) {
+        return Err(CliError::Usage(
+            format!("{fp} is trusted already, as {}", s.role.as_str()),
+            None,
+        ));
+    }
     if let Some(s) = signers.iter().find(|s| s.key.key_data() == key.key_data()) {
         return Err(CliError::Usage(
             format!(
@@ -478,7 +490,26 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
 fn list(ctx: &mut Ctx, json: bool) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let scope = cplane::scope::Scope::open(&plane)?;
-    let (_, signers) = read_registry(&scope)?;
+    // What the ledger trusts (the registry file is only a view of it).
+    let (_, file) = read_registry(&scope)?;
+    let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
+    let differs = {
+        let mut a: Vec<String> = trust.signers.iter().map(|s| s.fingerprint()).collect();
+        let mut b: Vec<String> = file
+            .iter()
+            .filter(|s| s.revoked.is_none())
+            .map(|s| s.fingerprint())
+            .collect();
+        a.sort();
+        b.sort();
+        a != b
+    };
+    let mut signers = trust.signers.clone();
+    for s in file.iter().filter(|s| s.revoked.is_some()) {
+        if trust.revoked.iter().any(|(r, _)| *r == s.fingerprint()) {
+            signers.push(s.clone());
+        }
+    }
     let using = signing_key_path(&store);
     let using_fp = signing_key(&store)?.map(|k| keys::fingerprint(k.public_key()));
     if json {
@@ -533,6 +564,13 @@ fn list(ctx: &mut Ctx, json: bool) -> CmdResult {
             }
         )?,
         _ => writeln!(ctx.out, "not signing (no key configured: `cplane key use FILE`)")?,
+    }
+    if differs {
+        writeln!(
+            ctx.out,
+            "note: {} differs from the keys the ledger trusts (listed above); `cplane ledger verify` shows how",
+            cplane::governance::ALLOWED_SIGNERS
+        )?;
     }
     let _ = output::count(0, "key");
     Ok(exit::CLEAN)

@@ -651,7 +651,7 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 match (r.signed, r.bad_signatures.len()) {
                     (0, _) => "none signed".to_string(),
                     (n, 0) => format!("{n} signed, every signature by a trusted key allowed to sign it"),
-                    (n, bad) => format!("{n} signed, {bad} of them NOT by a trusted key allowed to sign it"),
+                    (n, bad) => format!("{n} signed; {bad} flagged above"),
                 },
                 h.to_arg()
             )?;

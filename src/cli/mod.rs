@@ -264,7 +264,37 @@ impl Ctx {
         // before it changes anything (its entry could not be signed).
         let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
-        cplane::ledger::Ledger::of(store, &plane.name).check_appendable(&lock)?;
+        let recorded = match store.head(&plane.name)? {
+            Some(id) => store.read_snapshot(&id)?.ledger,
+            None => None,
+        };
+        let ledger = cplane::ledger::Ledger::of(store, &plane.name);
+        ledger.check_appendable(&lock, recorded)?;
+        // Once the ledger trusts an admin key, every entry must be signed by
+        // a trusted key that may sign changes: refused here, before anything
+        // changes, rather than flagged by every verify afterwards.
+        let trust = ledger.trust()?;
+        if let Some(since) = trust.admin_since {
+            let ok = signing.as_ref().is_some_and(|k| {
+                trust.signers.iter().any(|s| {
+                    s.key.key_data() == k.public_key().key_data()
+                        && matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
+                })
+            });
+            if !ok {
+                return Err(cplane::Error::BadConfig {
+                    path: ledger.path().to_path_buf(),
+                    reason: format!(
+                        "plane {} has trusted signing keys since entry {since}: its changes must be signed by a trusted admin or maintainer key, and {}; sign with `cplane key use FILE` (or CPLANE_SIGNING_KEY=FILE)",
+                        plane.name,
+                        match &signing {
+                            Some(k) => format!("{} is not one", cplane::keys::fingerprint(k.public_key())),
+                            None => "no signing key is configured".to_string(),
+                        }
+                    ),
+                });
+            }
+        }
         let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {
             let why = if late[0].message.contains("from history") {

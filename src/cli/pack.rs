@@ -214,6 +214,31 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
             )
         })?,
     };
+    // Sign only with a key installers of this plane will accept.
+    let fp = cplane::keys::fingerprint(key.public_key());
+    let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
+    let accepted = trust.signers.iter().any(|s| {
+        s.key.key_data() == key.public_key().key_data()
+            && matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
+            && s.allows_namespace(package::NAMESPACE)
+    });
+    if !accepted {
+        if trust.signers.is_empty() && trust.admin_since.is_none() {
+            eprintln!(
+                "warning: plane {} trusts no keys yet: an installer must trust {fp} as maintainer or admin (cplane key trust)",
+                plane.name
+            );
+        } else {
+            return Err(CliError::Usage(
+                format!(
+                    "{fp} is not a key plane {} trusts as maintainer or admin for {}: no installer here would accept the package",
+                    plane.name,
+                    package::NAMESPACE
+                ),
+                Some("sign with a trusted key (--key FILE), or have an admin trust this one (cplane key trust)".into()),
+            ));
+        }
+    }
     let meta = PackageMeta {
         id,
         version,

@@ -396,10 +396,15 @@ impl VerifyReport {
         let root = crate::path::RelPath::root;
         let mut out = Vec::new();
         if let Some(b) = &self.broken {
+            let at = if b.problem.starts_with("entry ") {
+                String::new()
+            } else {
+                format!("entry {}: ", b.seq)
+            };
             out.push(Finding::new(
                 Code::LedgerBroken,
                 root(),
-                format!("{}: entry {}: {}", ledger.display(), b.seq, b.problem),
+                format!("{}: {at}{}", ledger.display(), b.problem),
             ));
         }
         for (seq, p) in &self.bad_signatures {
@@ -530,6 +535,14 @@ impl Trust {
             let line = key?;
             match crate::keys::parse_allowed_signers(line, &format!("ledger entry {}", e.seq)) {
                 Ok(list) => {
+                    if let Some((fp, n)) = list
+                        .iter()
+                        .find_map(|s| self.revoked.iter().find(|(r, _)| *r == s.fingerprint()))
+                    {
+                        return Some(format!(
+                            "it trusts {fp}, which entry {n} revoked: a revoked key is never trusted again"
+                        ));
+                    }
                     for s in list {
                         if s.role == crate::keys::Role::Admin && self.admin_since.is_none() {
                             self.admin_since = Some(e.seq);
@@ -664,7 +677,15 @@ impl Ledger {
     /// # Errors
     /// I/O reading the ledger.
     pub fn trust(&self) -> Result<Trust> {
-        let entries = self.entries()?;
+        // Only key-trust and key-revoke entries change it: the others are
+        // not even parsed (a cheap byte test first).
+        let bytes = self.read_all()?;
+        let end = complete_len(&bytes);
+        let entries: Vec<Entry> = bytes[..end]
+            .split(|&b| b == b'\n')
+            .filter(|l| memchr::memmem::find(l, b"\"op\":\"key-").is_some())
+            .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
+            .collect();
         let refs: Vec<&Entry> = entries.iter().collect();
         Ok(Trust::replay(&refs).0)
     }
@@ -1104,14 +1125,41 @@ impl Ledger {
     ///
     /// # Errors
     /// As [`Ledger::append`].
-    pub fn check_appendable(&self, _lock: &StoreLock) -> Result<()> {
-        if !self.path.exists() {
+    /// `recorded`: the ledger head HEAD's snapshot was sealed with; a
+    /// ledger that is shorter, missing, or whose first entries no longer
+    /// have that root is refused (store damage), never rebuilt over.
+    pub fn check_appendable(&self, _lock: &StoreLock, recorded: Option<crate::object::LedgerRef>) -> Result<()> {
+        let _g = self.guard()?;
+        if self.path.exists() {
+            self.cut_torn_tail()?;
+        }
+        let size = self.last()?.map_or(0, |e| e.seq + 1);
+        if let Some(r) = recorded.filter(|r| r.size > 0) {
+            if size < r.size {
+                return Err(damaged(
+                    &self.path,
+                    format!(
+                        "has {size} entries, but HEAD's snapshot was sealed when it had {}: entries were removed (or the ledger deleted); put it back from a backup",
+                        r.size
+                    ),
+                ));
+            }
+            let tree = self.open_tree(size)?;
+            if tree.root(r.size).map_err(|e| self.tree_error(e))? != r.root {
+                return Err(damaged(
+                    &self.path,
+                    format!(
+                        "its first {} entries are not the ones HEAD's snapshot recorded: the ledger was rewritten; put it back from a backup",
+                        r.size
+                    ),
+                ));
+            }
             return Ok(());
         }
-        let _g = self.guard()?;
-        self.cut_torn_tail()?;
-        let size = self.last()?.map_or(0, |e| e.seq + 1);
-        self.open_tree(size).map(|_| ())
+        if size > 0 {
+            self.open_tree(size)?;
+        }
+        Ok(())
     }
 
     /// Cuts an unterminated last line (a crash mid-append) off the file.
