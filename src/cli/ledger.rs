@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// The plane's ledger: every change, hash-chained and provable
 ///
 /// Every command that changes a plane (init, snapshot, rollback, restore,
-/// compile, own, disown, quarantine, plane add) appends one entry to the
+/// compile, own, disown, quarantine, plane add, key trust, key revoke)
+/// appends one entry to the
 /// plane's ledger before it reports success: sequence number, UTC time,
 /// actor, operation, refs and paths touched, the snapshot produced, the
 /// plane's HEAD after it, the previous entry's hash and its own hash. The
@@ -27,7 +28,7 @@ pub struct LedgerArgs {
     #[command(subcommand)]
     cmd: Option<LedgerCmd>,
     /// Only entries of this operation (init, snapshot, rollback, restore,
-    /// compile, own, disown, quarantine, plane-add)
+    /// compile, own, disown, quarantine, plane-add, key-trust, key-revoke)
     #[arg(long, value_name = "OP")]
     op: Option<String>,
     /// Only entries that touched PATH (plane-relative), a directory above it or a path below it
@@ -118,7 +119,8 @@ pub fn wants_json(args: &LedgerArgs) -> bool {
     match &args.cmd {
         None => args.json,
         Some(LedgerCmd::Head { json, .. } | LedgerCmd::CheckProof { json, .. } | LedgerCmd::Verify { json }) => *json,
-        Some(LedgerCmd::Prove { .. }) => true,
+        // Its output is JSON; its errors go to stderr like any command's.
+        Some(LedgerCmd::Prove { .. }) => false,
     }
 }
 
@@ -243,7 +245,8 @@ fn head(ctx: &mut Ctx, size: Option<u64>, json: bool) -> CmdResult {
             root: ledger.root(size)?,
         };
     }
-    let key = super::key::signing_key(&store)?;
+    // Only the JSON head is signed: the plain one needs no key.
+    let key = if json { super::key::signing_key(&store)? } else { None };
     let signed = match &key {
         Some(k) => Some((
             cplane::keys::fingerprint(k.public_key()),

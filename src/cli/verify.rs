@@ -19,10 +19,15 @@ use std::io::Write;
 /// 2 chain (CP201-CP210: spec -> framework -> authorizing glob, metadata,
 /// artifacts, packages), 3 gates (CP301-CP306: secrets, sizes, README
 /// sections, required files, allowed paths). Each finding names its path,
-/// its owner and what to do. Every byte is re-hashed; a file whose bytes
-/// hash to what a governed checkpoint (HEAD) sealed, under unchanged
-/// registries and rules files, keeps that checkpoint's gate verdict instead
-/// of being scanned again (`--full` scans every file).
+/// its owner and what to do. Every byte is re-hashed; a file unchanged
+/// since a governed checkpoint (HEAD), under unchanged registries and rules
+/// files, keeps that checkpoint's gate verdict instead of being scanned
+/// again (`--full` scans every file).
+///
+/// Then, on every plane, the ledger: its chain and Merkle tree, the head
+/// HEAD's snapshot recorded, HEAD recorded in it, and its signatures
+/// against the keys it trusts (CP401 broken, CP402 signature or trusted-key
+/// registry, CP403 HEAD unrecorded).
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// Print JSON: one object with `findings` and `stats`
