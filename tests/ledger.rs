@@ -90,6 +90,11 @@ fn every_mutation_appends_one_chained_entry() {
     // Filters.
     let only: Vec<Entry> = serde_json::from_str(&stdout(d, &["ledger", "--op", "snapshot", "--json"])).unwrap();
     assert_eq!(only.len(), 2);
+    // Snapshots and rollbacks list the paths they changed: b.txt was added
+    // by the third entry and removed by the rollback.
+    let b: Vec<Entry> = serde_json::from_str(&stdout(d, &["ledger", "--path", "b.txt", "--json"])).unwrap();
+    let ops: Vec<&str> = b.iter().map(|e| e.op.as_str()).collect();
+    assert_eq!(ops, ["snapshot", "rollback"], "{b:#?}");
     let none: Vec<Entry> = serde_json::from_str(&stdout(d, &["ledger", "--since", "2999-01-01", "--json"])).unwrap();
     assert!(none.is_empty());
     let err = cplane(d)

@@ -326,6 +326,31 @@ impl Ctx {
         cplane::ledger::Ledger::of(store, &plane.name).intend(lock, &cplane::ledger::Event::new(op, what))
     }
 
+    /// The paths that differ between the snapshots `old` and `new` (what a
+    /// snapshot or rollback touched), for its ledger entry: the diff
+    /// descends only where tree ids differ. Empty when it cannot be read.
+    pub fn changed_paths(
+        &self,
+        store: &Store,
+        old: Option<cplane::id::SnapshotId>,
+        new: &cplane::id::SnapshotId,
+    ) -> Vec<String> {
+        let src = cplane::diff::TreeSource::store(store);
+        let root = |id: &cplane::id::SnapshotId| store.read_snapshot(id).map(|s| s.root);
+        let (Some(old), Ok(new)) = (old.and_then(|o| root(&o).ok()), root(new)) else {
+            return Vec::new();
+        };
+        cplane::diff::diff_trees(&src, &old, &new)
+            .map(|changes| {
+                changes
+                    .iter()
+                    .filter(|c| c.is_reported())
+                    .map(|c| c.path.display())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The command ends having changed nothing: its intent is dropped.
     pub fn unchanged(&self, store: &Store, plane: &Plane) {
         cplane::ledger::Ledger::of(store, &plane.name).done();

@@ -168,7 +168,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
                 format!("checkpoints/{}", j.rescue_name),
                 format!("checkpoints/{new_name}"),
             ],
-            paths: Vec::new(),
+            paths: ctx.changed_paths(&store, Some(j.rescue), &new_head),
             snapshot: Some(new_head),
             key: None,
             message: format!(

@@ -55,7 +55,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         Event {
             op: Op::Snapshot,
             refs: vec!["HEAD".into(), format!("checkpoints/{}", s.name)],
-            paths: Vec::new(),
+            paths: ctx.changed_paths(&store, s.parent, &r.id),
             snapshot: Some(r.id),
             key: None,
             message: format!(
