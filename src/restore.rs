@@ -332,7 +332,7 @@ fn entry_counts(store: &Store, e: Option<&TreeEntry>) -> Result<(u64, u64)> {
 ///
 /// # Errors
 /// Store damage; I/O errors while writing trees.
-fn graft(
+pub(crate) fn graft(
     w: &ObjectWriter<'_>,
     made: &mut HashMap<TreeId, Tree>,
     scope: &Scope,

@@ -12,6 +12,7 @@ mod explain;
 mod fsck;
 mod hooks;
 mod init;
+mod install;
 mod key;
 mod ledger;
 mod log;
@@ -79,6 +80,7 @@ enum Command {
     Ledger(ledger::LedgerArgs),
     Key(key::KeyArgs),
     Pack(pack::PackArgs),
+    Install(install::InstallArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
@@ -483,6 +485,7 @@ pub fn main() -> u8 {
             | Command::Restore(_)
             | Command::Plane(_)
             | Command::Key(_)
+            | Command::Install(_)
             | Command::Upgrade(_)
     ) {
         install_signal_handlers();
@@ -493,6 +496,7 @@ pub fn main() -> u8 {
         Command::Ledger(a) => ledger::cmd_ledger(&mut ctx, a),
         Command::Key(a) => key::cmd_key(&mut ctx, a),
         Command::Pack(a) => pack::cmd_pack(&mut ctx, a),
+        Command::Install(a) => install::cmd_install(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
@@ -528,6 +532,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Ledger(a) => ledger::wants_json(a),
         Command::Key(a) => key::wants_json(a),
         Command::Pack(a) => a.json,
+        Command::Install(a) => a.json,
         Command::Log(a) => a.json,
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,

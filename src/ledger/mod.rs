@@ -82,11 +82,13 @@ pub enum Op {
     KeyTrust,
     /// `cplane key revoke` revoked one.
     KeyRevoke,
+    /// `cplane install` installed a package.
+    Install,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -98,6 +100,7 @@ impl Op {
         Op::PlaneAdd,
         Op::KeyTrust,
         Op::KeyRevoke,
+        Op::Install,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -114,6 +117,7 @@ impl Op {
             Op::PlaneAdd => "plane-add",
             Op::KeyTrust => "key-trust",
             Op::KeyRevoke => "key-revoke",
+            Op::Install => "install",
         }
     }
 

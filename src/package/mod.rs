@@ -20,6 +20,7 @@
 //!   [`check_path`] are the documents and rules themselves.
 
 mod build;
+pub mod install;
 mod manifest;
 mod read;
 mod ustar;

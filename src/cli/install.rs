@@ -1,0 +1,121 @@
+//! `cplane install`.
+
+use super::{CliError, CmdResult, Ctx, exit, output};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Install a signed package into a governed plane
+///
+/// Before anything is written, checks the archive (the signature, by a key
+/// the plane's ledger trusts as maintainer or admin; the manifest against
+/// every member; path safety; size and decompression bounds), the chain
+/// (the spec and framework in the plane's registries and bound to each
+/// other, the framework authorizing every path, every dependency installed
+/// at an acceptable version), and that no path is owned by another owner or
+/// exists already. Then writes the files through the checkout engine
+/// (journaled; a RESCUE checkpoint holds the state before), adds the
+/// package to registries/packages_registry.csv, owns its files by it, seals
+/// a checkpoint and records the install in the ledger. Upgrades and
+/// uninstall come next: a package already in the registry is refused.
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    /// The package (a .cppkg file from `cplane pack`)
+    pub file: PathBuf,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
+    if trust.signers.is_empty() {
+        return Err(CliError::Usage(
+            format!(
+                "plane {} trusts no keys, so no package signature can be checked",
+                plane.name
+            ),
+            Some("trust the package's signer first: cplane key trust PUBKEY --role maintainer".into()),
+        ));
+    }
+    let file = ctx.cwd.join(&args.file);
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Install,
+        format!("install {}", file.display()),
+    )?;
+    let bar = output::Bar::new("install");
+    let hooks = ctx.hooks(&store, &plane);
+    let r = match cplane::package::install::install(
+        &mut store,
+        &lock,
+        &plane,
+        &file,
+        &trust.signers,
+        hooks.as_ref(),
+        ctx.control(&bar),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            // Refused before anything was written: nothing to record.
+            if matches!(e, cplane::Error::Refused { .. } | cplane::Error::BadConfig { .. }) {
+                ctx.unchanged(&store, &plane);
+            }
+            return Err(e.into());
+        }
+    };
+    drop(bar);
+    let m = &r.manifest;
+    let mut ev = cplane::ledger::Event::new(
+        cplane::ledger::Op::Install,
+        format!(
+            "installed {} {} (spec {}, {} files, manifest {}, signed by {})",
+            m.id,
+            m.version,
+            m.spec_id,
+            m.files.len(),
+            r.manifest_digest.short(12),
+            r.signer.fingerprint()
+        ),
+    );
+    ev.refs = vec!["HEAD".into(), format!("checkpoints/{}", r.checkpoint.1)];
+    ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
+    ev.snapshot = Some(r.checkpoint.0);
+    ctx.record(&store, &lock, &plane, ev)?;
+    if args.json {
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "package": m.id,
+                "version": m.version.to_string(),
+                "spec": m.spec_id,
+                "files": m.files.len(),
+                "manifest_digest": r.manifest_digest.to_hex(),
+                "signer": r.signer.fingerprint(),
+                "checkpoint": r.checkpoint.1,
+                "snapshot": r.checkpoint.0.to_hex(),
+                "rescue": r.rescue,
+            })
+        )?;
+    } else {
+        writeln!(
+            ctx.out,
+            "installed {} {} into plane {}: {}, signed by {} ({}); HEAD is checkpoint {}; the state before is {}",
+            m.id,
+            m.version,
+            plane.name,
+            output::count(m.files.len() as u64, "file"),
+            r.signer.fingerprint(),
+            r.signer.principals.join(","),
+            r.checkpoint.1,
+            r.rescue
+        )?;
+    }
+    Ok(exit::CLEAN)
+}

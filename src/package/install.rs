@@ -1,0 +1,296 @@
+//! Installing a package into a governed plane: every check before anything
+//! is written, then the files through the checkout engine (staged,
+//! journaled, completed or undone after a crash, with a rescue checkpoint),
+//! then the packages registry and ownership rows, then a checkpoint.
+
+use super::{Limits, Manifest, PackageError, read_to_memory};
+use crate::checkout::CheckoutHooks;
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
+use crate::governance::{Model, PACKAGES};
+use crate::id::{ObjectId, SnapshotId};
+use crate::keys::Signer;
+use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, TreeEntry};
+use crate::path::RelPath;
+use crate::plane::Plane;
+use crate::revision::Resolved;
+use crate::scope::Scope;
+use crate::store::Store;
+use crate::store::lock::StoreLock;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The header of `registries/packages_registry.csv` when install creates it.
+const PACKAGES_HEADER: &str = "id,version,spec_id,framework_id,manifest_digest,status";
+
+/// What [`install`] did.
+#[derive(Debug)]
+pub struct Installed {
+    /// The package's manifest.
+    pub manifest: Manifest,
+    /// BLAKE3 of the manifest (recorded in the packages registry).
+    pub manifest_digest: ObjectId,
+    /// The trusted key that signed it.
+    pub signer: Signer,
+    /// The checkpoint sealed with the package installed.
+    pub checkpoint: (SnapshotId, String),
+    /// The rescue checkpoint holding the state before.
+    pub rescue: String,
+}
+
+fn refuse(findings: Vec<Finding>) -> Error {
+    Error::Refused {
+        action: "install",
+        findings,
+    }
+}
+
+fn bad_package(file: &Path, e: PackageError) -> Error {
+    Error::BadConfig {
+        path: file.to_path_buf(),
+        reason: format!("is refused: {e}"),
+    }
+}
+
+/// The plane's model as its working tree is now.
+fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
+    let report = crate::worktree::status(store, plane, ctl)?;
+    let scope = Scope::open(plane)?;
+    let view = crate::governance::plane::worktree_view(store, &scope, &report.scan)?;
+    if !view.is_governed() {
+        return Err(Error::NotGoverned {
+            plane: plane.name.clone(),
+        });
+    }
+    Model::load(&view)
+}
+
+/// Installs the package in `file` into `plane`, trusting `trusted` (the
+/// keys the plane's ledger trusts; the signer needs the maintainer or admin
+/// role). Checks, before anything is written: the archive (signature,
+/// manifest against every member, path safety, bounds: [`super::read`]);
+/// the chain (spec and framework in the registries and bound to each other,
+/// the framework authorizing every path, every dependency installed at an
+/// acceptable version); that the package is not installed yet; and that no
+/// path is declared by another owner or exists in the plane already. Then
+/// the files are written through the checkout engine (as `restore` writes:
+/// a rescue checkpoint first, journaled), the packages registry gets the
+/// package's row, the files are owned by it, and the plane is sealed as a
+/// checkpoint (a governed snapshot, fail-closed).
+///
+/// # Errors
+/// [`Error::BadConfig`] naming the file for an archive that does not check
+/// out; [`Error::Refused`] with findings for the chain and path checks
+/// (nothing written); [`Error::NotGoverned`]; and what `restore`, `own` and
+/// the governed snapshot report.
+pub fn install(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    file: &Path,
+    trusted: &[Signer],
+    hooks: &dyn CheckoutHooks,
+    ctl: Control<'_>,
+) -> Result<Installed> {
+    let input = std::fs::File::open(file).map_err(|source| Error::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let (package, contents) = read_to_memory(std::io::BufReader::new(input), trusted, &Limits::default())
+        .map_err(|e| bad_package(file, e))?;
+    let manifest = &package.manifest;
+    let m = model(store, plane, ctl)?;
+    let scope = Scope::open(plane)?;
+    let root_path = RelPath::root();
+    let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
+    let mut findings = Vec::new();
+    // The chain.
+    let fw = match m.specs.get(&manifest.spec_id) {
+        None => {
+            findings.push(Finding::new(
+                Code::UnknownOwner,
+                at(crate::governance::SPECS),
+                format!(
+                    "package {} implements spec {}, which this plane's registry does not define",
+                    manifest.id, manifest.spec_id
+                ),
+            ));
+            None
+        }
+        Some(s) if s.framework_id != manifest.framework_id => {
+            findings.push(Finding::new(
+                Code::PackageChain,
+                at(crate::governance::SPECS),
+                format!(
+                    "package {} says framework {}, but spec {} is bound to {} here",
+                    manifest.id, manifest.framework_id, s.id, s.framework_id
+                ),
+            ));
+            None
+        }
+        Some(s) => m.frameworks.get(&s.framework_id),
+    };
+    if let Some(fw) = fw {
+        for f in &manifest.files {
+            let p = at(&f.path);
+            if fw.authorizing_glob(&p).is_none() {
+                findings.push(fw.not_authorized(&p, &manifest.id));
+            }
+        }
+    }
+    if let Some(p) = m.packages.get(&manifest.id) {
+        findings.push(Finding::new(
+            Code::PackageChain,
+            at(PACKAGES),
+            format!(
+                "package {} is in the registry already (version {}, {}); upgrading and reinstalling come with uninstall",
+                p.id, p.version, p.status
+            ),
+        ));
+    }
+    for d in &manifest.dependencies {
+        let ok = m
+            .packages
+            .get(&d.id)
+            .is_some_and(|p| p.status == "installed" && p.version.parse().is_ok_and(|v| d.requirement.matches(&v)));
+        if !ok {
+            findings.push(Finding::new(
+                Code::PackageChain,
+                at(PACKAGES),
+                format!(
+                    "package {} needs {} {}, which is not installed{}",
+                    manifest.id,
+                    d.id,
+                    d.requirement,
+                    m.packages
+                        .get(&d.id)
+                        .map(|p| format!(" (version {} is {})", p.version, p.status))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    // The paths: nobody owns them, nothing is there.
+    for f in &manifest.files {
+        let p = at(&f.path);
+        if let Some(d) = m.owner(&p) {
+            findings.push(
+                Finding::new(
+                    Code::TwoOwners,
+                    p.clone(),
+                    format!(
+                        "package {} would own it, but {} owns it already",
+                        manifest.id, d.owner_id
+                    ),
+                )
+                .owned_by(&*d.owner_id),
+            );
+        } else if scope
+            .open_dir(&p.parent().unwrap_or_else(RelPath::root))
+            .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
+            .is_ok()
+        {
+            findings.push(Finding::new(
+                Code::Unmapped,
+                p.clone(),
+                format!("package {} would write it, but something is there already", manifest.id),
+            ));
+        }
+    }
+    if !findings.is_empty() {
+        return Err(refuse(findings));
+    }
+    // The target: HEAD with the package's files grafted in, as a snapshot
+    // object (no ref names it) for the checkout engine to restore from.
+    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
+        spec: "HEAD".into(),
+        why: format!("plane `{}` has no snapshot yet", plane.name),
+    })?;
+    let head = store.read_snapshot(&head_id)?;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let (target_id, target) = store
+        .transaction(|w| {
+            let mut made = HashMap::new();
+            let mut root = head.root;
+            for (f, bytes) in manifest.files.iter().zip(&contents) {
+                let id = crate::object::blob_id(bytes);
+                w.add(ObjectKind::Blob, id, bytes)?;
+                let entry = TreeEntry {
+                    name: Vec::new(),
+                    kind: EntryKind::File,
+                    meta: Meta {
+                        mode: f.mode.bits(),
+                        uid,
+                        gid,
+                    },
+                    id,
+                    size: f.size,
+                };
+                root = crate::restore::graft(w, &mut made, &scope, root, &at(&f.path), Some(entry))?;
+            }
+            let snapshot = Snapshot {
+                plane: plane.name.clone(),
+                name: format!("INSTALL-{}-{}", manifest.id, manifest.version),
+                root,
+                parent: Some(head_id),
+                kind: SnapshotKind::Checkpoint,
+                time_unix_ns: crate::store::index::now_ns(),
+                message: format!("install {} {}", manifest.id, manifest.version),
+                files: head.files + manifest.files.len() as u64,
+                bytes: head.bytes + manifest.files.iter().map(|f| f.size).sum::<u64>(),
+                links: head.links.clone(),
+                ownership: None,
+                ledger: None,
+            };
+            let (id, body) = snapshot.encode_with_id();
+            w.add(ObjectKind::Snapshot, id.0, &body)?;
+            Ok((id, snapshot))
+        })?
+        .0;
+    let _ = root_path;
+    let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
+    let resolved = Resolved {
+        plane: plane.clone(),
+        id: target_id,
+        snapshot: target,
+    };
+    let written = crate::restore::restore(store, lock, plane, &resolved, &paths, hooks, ctl)?;
+    // The registry row, then the ownership rows (compiled), then the seal.
+    let packages = at(PACKAGES);
+    let mut text = if crate::governance::plane::is_plane_file(&scope, &packages) {
+        String::from_utf8(crate::governance::plane::read_file(&scope, &packages)?).unwrap_or_default()
+    } else {
+        format!("{PACKAGES_HEADER}\n")
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{},{},{},{},{},installed\n",
+        manifest.id,
+        manifest.version,
+        manifest.spec_id,
+        manifest.framework_id,
+        package.manifest_digest.to_hex()
+    ));
+    crate::governance::plane::write_file(&scope, &packages, text.as_bytes())?;
+    if m.owner(&packages).is_none() {
+        let like = at(crate::governance::FRAMEWORKS);
+        crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
+    }
+    crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
+    let opts = crate::snapshot::SealOptions {
+        message: format!("install {} {}", manifest.id, manifest.version),
+        ..crate::snapshot::SealOptions::default()
+    };
+    let (sealed, _) = crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?;
+    Ok(Installed {
+        manifest: package.manifest.clone(),
+        manifest_digest: package.manifest_digest,
+        signer: package.signer.clone(),
+        checkpoint: (sealed.id, sealed.snapshot.name.clone()),
+        rescue: written.journal.rescue_name.clone(),
+    })
+}

@@ -1,0 +1,219 @@
+//! `cplane install` through the binary: a package packed by one key and
+//! trusted by the plane's ledger installs through the checkout engine, is
+//! owned and registered, sealed and recorded; every refusal leaves the
+//! plane and its store byte-identical.
+
+mod common;
+
+use common::{cplane, stdout, write};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+struct Setup {
+    plane: tempfile::TempDir,
+    keys: tempfile::TempDir,
+    admin: PathBuf,
+}
+
+/// A governed plane whose ledger trusts an admin key, which signs everything.
+fn setup() -> Setup {
+    let plane = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let d = plane.path();
+    stdout(d, &["init", "--governed"]);
+    let admin = keys.path().join("admin");
+    stdout(
+        d,
+        &[
+            "key",
+            "generate",
+            "--out",
+            admin.to_str().unwrap(),
+            "--comment",
+            "admin",
+        ],
+    );
+    stdout(d, &["key", "use", admin.to_str().unwrap()]);
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    stdout(d, &["snapshot", "-m", "trusted keys"]);
+    Setup { plane, keys, admin }
+}
+
+/// Packs `files` (path, body) under the spec SPEC-000 with `key`.
+fn pack(s: &Setup, name: &str, files: &[(&str, &str)], key: &Path, extra: &[&str]) -> PathBuf {
+    let src = s.keys.path().join(format!("src-{name}"));
+    for (p, body) in files {
+        write(&src, p, body);
+    }
+    let out = s.keys.path().join(format!("{name}.cppkg"));
+    let mut args = vec![
+        "pack",
+        "--spec",
+        "SPEC-000",
+        "--from",
+        src.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    stdout(s.plane.path(), &args);
+    out
+}
+
+/// Every file under `root` (the plane and its `.cp`): path → bytes.
+fn listing(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if p != root.join(".cp/lock") {
+                // (`.cp/lock` names the last process that held the store lock.)
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn refused(s: &Setup, pkg: &Path, code: i32, needle: &str) {
+    let d = s.plane.path();
+    let before = listing(d);
+    let o = cplane(d).args(["install", pkg.to_str().unwrap()]).output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(code), "{all}");
+    assert!(all.contains(needle), "expected {needle:?} in {all}");
+    let after = listing(d);
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(changed.is_empty(), "a refused install changed {changed:?}");
+}
+
+#[test]
+fn a_trusted_package_installs_owned_registered_sealed_and_recorded() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "hello",
+        &[
+            ("specs/SPEC-000/pkg/hello.md", "# hello\n"),
+            ("specs/SPEC-000/pkg/notes.txt", "notes\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-HELLO", "--version", "1.0.0"],
+    );
+    let out = stdout(d, &["install", pkg.to_str().unwrap()]);
+    assert!(out.contains("installed PKG-HELLO 1.0.0"), "{out}");
+    assert_eq!(
+        fs::read_to_string(d.join("specs/SPEC-000/pkg/hello.md")).unwrap(),
+        "# hello\n"
+    );
+    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap();
+    assert!(reg.contains("PKG-HELLO,1.0.0,SPEC-000,FMWK-000,"), "{reg}");
+    let x = stdout(d, &["explain", "specs/SPEC-000/pkg/hello.md"]);
+    assert!(x.contains("PKG-HELLO"), "{x}");
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+    let es: Vec<cplane::ledger::Entry> =
+        serde_json::from_str(&stdout(d, &["ledger", "--op", "install", "--json"])).unwrap();
+    assert_eq!(es.len(), 1);
+    assert!(es[0].sig.is_some() && es[0].paths.contains(&"specs/SPEC-000/pkg/hello.md".to_string()));
+    // Installing it again is refused, changing nothing.
+    refused(&s, &pkg, 1, "is in the registry already");
+}
+
+#[test]
+fn refusals_leave_the_plane_and_store_byte_identical() {
+    let s = setup();
+    // Signed by a key the plane does not trust.
+    let stranger = s.keys.path().join("stranger");
+    stdout(
+        s.plane.path(),
+        &["key", "generate", "--out", stranger.to_str().unwrap(), "--comment", "x"],
+    );
+    let src = s.keys.path().join("src-stranger");
+    write(&src, "specs/SPEC-000/pkg/a.md", "a\n");
+    let untrusted = s.keys.path().join("untrusted.cppkg");
+    // pack refuses an untrusted key in a plane that trusts keys: build it in
+    // another plane that trusts none.
+    let other = tempfile::tempdir().unwrap();
+    stdout(other.path(), &["init", "--governed"]);
+    stdout(
+        other.path(),
+        &[
+            "pack",
+            "--spec",
+            "SPEC-000",
+            "--from",
+            src.to_str().unwrap(),
+            "--key",
+            stranger.to_str().unwrap(),
+            "-o",
+            untrusted.to_str().unwrap(),
+        ],
+    );
+    refused(&s, &untrusted, 2, "not in the allowed signers");
+    // A path another owner holds.
+    let taken = pack(
+        &s,
+        "taken",
+        &[("specs/SPEC-000/spec.md", "# mine now\n")],
+        &s.admin,
+        &["--id", "PKG-TAKEN"],
+    );
+    refused(&s, &taken, 1, "owns it already");
+    // A file already there, owned by nobody.
+    write(s.plane.path(), "specs/SPEC-000/pkg/loose.md", "loose\n");
+    let loose = pack(
+        &s,
+        "loose",
+        &[("specs/SPEC-000/pkg/loose.md", "pkg\n")],
+        &s.admin,
+        &["--id", "PKG-LOOSE"],
+    );
+    refused(&s, &loose, 1, "something is there already");
+    fs::remove_file(s.plane.path().join("specs/SPEC-000/pkg/loose.md")).unwrap();
+    // A dependency that is not installed.
+    let needy = pack(
+        &s,
+        "needy",
+        &[("specs/SPEC-000/pkg/n.md", "n\n")],
+        &s.admin,
+        &["--id", "PKG-NEEDY", "--depends", "PKG-BASE:>=1.0.0"],
+    );
+    refused(&s, &needy, 1, "needs PKG-BASE");
+    // A damaged archive.
+    let good = pack(
+        &s,
+        "good",
+        &[("specs/SPEC-000/pkg/g.md", "g\n")],
+        &s.admin,
+        &["--id", "PKG-GOOD"],
+    );
+    let mut bytes = fs::read(&good).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let damaged = s.keys.path().join("damaged.cppkg");
+    fs::write(&damaged, &bytes).unwrap();
+    refused(&s, &damaged, 2, "is refused");
+}
