@@ -28,7 +28,8 @@ pub struct LedgerArgs {
     #[command(subcommand)]
     cmd: Option<LedgerCmd>,
     /// Only entries of this operation (init, snapshot, rollback, restore,
-    /// compile, own, disown, quarantine, plane-add, key-trust, key-revoke)
+    /// compile, own, disown, quarantine, plane-add, key-trust, key-revoke,
+    /// install)
     #[arg(long, value_name = "OP")]
     op: Option<String>,
     /// Only entries that touched PATH (plane-relative), a directory above it or a path below it
