@@ -138,6 +138,13 @@ fn a_trusted_package_installs_owned_registered_sealed_and_recorded() {
         serde_json::from_str(&stdout(d, &["ledger", "--op", "install", "--json"])).unwrap();
     assert_eq!(es.len(), 1);
     assert!(es[0].sig.is_some() && es[0].paths.contains(&"specs/SPEC-000/pkg/hello.md".to_string()));
+    // `show` prints what install stored: the manifest, and the attestation.
+    let m: serde_json::Value = serde_json::from_str(&stdout(d, &["show", "PKG-HELLO"])).unwrap();
+    assert_eq!(m["id"], "PKG-HELLO");
+    assert_eq!(m["files"].as_array().unwrap().len(), 2);
+    let a: serde_json::Value = serde_json::from_str(&stdout(d, &["show", "PKG-HELLO", "--attestation"])).unwrap();
+    assert_eq!(a["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(a["subject"].as_array().unwrap().len(), 2);
     // Installing it again is refused, changing nothing.
     refused(&s, &pkg, 1, "is in the registry already");
 }

@@ -22,9 +22,65 @@ pub struct ShowArgs {
     pub r#ref: String,
     /// A path inside the snapshot, relative to the plane root (or `./…` to the current directory)
     pub path: Option<std::ffi::OsString>,
+    /// With a package id (PKG-…): print its attestation instead of its manifest
+    #[arg(long)]
+    pub attestation: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cplane show PKG-…`: the installed package's manifest (or attestation),
+/// as install stored it.
+fn show_package(
+    ctx: &mut Ctx,
+    store: &cplane::store::Store,
+    plane: &cplane::plane::Plane,
+    id: &str,
+    attestation: bool,
+) -> super::CmdResult {
+    use cplane::governance::registry::Table;
+    let scope = cplane::scope::Scope::open(plane)?;
+    let at = cplane::path::RelPath::parse(cplane::governance::PACKAGES.as_bytes()).expect("constant path");
+    let not_installed = || {
+        super::CliError::Usage(
+            format!(
+                "no package {id} in {} of plane {}",
+                cplane::governance::PACKAGES,
+                plane.name
+            ),
+            Some("`cplane install FILE` installs one".into()),
+        )
+    };
+    let bytes = cplane::governance::plane::read_file(&scope, &at).map_err(|_| not_installed())?;
+    let cols = ["id", "version", "spec_id", "framework_id", "manifest_digest", "status"];
+    let t = Table::parse(&bytes, cplane::governance::PACKAGES, &cols, &[])
+        .map_err(|e| super::CliError::Usage(e.to_string(), None))?;
+    let row = t.rows().find(|r| r.get("id") == id).ok_or_else(not_installed)?;
+    let digest = cplane::id::ObjectId::from_hex(row.get("manifest_digest")).ok_or_else(|| {
+        super::CliError::Usage(
+            format!(
+                "package {id} has no manifest digest in {}",
+                cplane::governance::PACKAGES
+            ),
+            None,
+        )
+    })?;
+    let read = |oid: &cplane::id::ObjectId| -> Result<Vec<u8>, super::CliError> {
+        let mut out = Vec::new();
+        store.read_blob_to(oid, &mut out, std::path::Path::new("(memory)"))?;
+        Ok(out)
+    };
+    let manifest = read(&digest)?;
+    let body = if attestation {
+        let m = cplane::package::Manifest::parse(&manifest).map_err(|e| super::CliError::Usage(e.to_string(), None))?;
+        read(&m.attestation)?
+    } else {
+        manifest
+    };
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    writeln!(ctx.out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
+    Ok(0)
 }
 
 fn entry_json(e: &TreeEntry, path: &[u8]) -> Value {
@@ -98,6 +154,9 @@ fn show_object(ctx: &mut Ctx, store: &Store, id: ObjectId, kind: ObjectKind, jso
 
 pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
     let (store, plane) = ctx.open_store_only()?;
+    if args.r#ref.starts_with("PKG-") && args.path.is_none() {
+        return show_package(ctx, &store, &plane, &args.r#ref, args.attestation);
+    }
     let resolved = match cplane::revision::resolve(&store, &plane, &args.r#ref) {
         Ok(r) => r,
         Err(e @ cplane::Error::RefNotFound { .. }) => {

@@ -212,6 +212,15 @@ pub fn install(
     let gid = rustix::process::getegid().as_raw();
     let (target_id, target) = store
         .transaction(|w| {
+            // The manifest and attestation, as blobs named by their BLAKE3
+            // (the registry's manifest_digest and the manifest's
+            // attestation field): what `cplane show PKG` prints.
+            w.add(ObjectKind::Blob, package.manifest_digest, &package.manifest_bytes)?;
+            if let Ok(att) = serde_json::to_vec(&package.attestation)
+                && crate::object::blob_id(&att) == manifest.attestation
+            {
+                w.add(ObjectKind::Blob, manifest.attestation, &att)?;
+            }
             let mut made = HashMap::new();
             let mut root = head.root;
             for (f, bytes) in manifest.files.iter().zip(&contents) {
