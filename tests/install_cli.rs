@@ -224,3 +224,78 @@ fn refusals_leave_the_plane_and_store_byte_identical() {
     fs::write(&damaged, &bytes).unwrap();
     refused(&s, &damaged, 2, "is refused");
 }
+
+/// The cycle: install, verify, uninstall (refused while a dependent is
+/// installed, or a file was edited), verify; the plane ends as it began.
+#[test]
+fn uninstall_removes_exactly_the_package_and_refuses_what_it_must() {
+    let s = setup();
+    let d = s.plane.path();
+    let files_before: Vec<PathBuf> = listing(d).into_keys().filter(|p| !p.starts_with(".cp")).collect();
+    let base = pack(
+        &s,
+        "base",
+        &[("specs/SPEC-000/base/a.md", "a\n"), ("specs/SPEC-000/base/b.md", "b\n")],
+        &s.admin,
+        &["--id", "PKG-BASE", "--version", "1.2.0"],
+    );
+    let app = pack(
+        &s,
+        "app",
+        &[("specs/SPEC-000/app/c.md", "c\n")],
+        &s.admin,
+        &["--id", "PKG-APP", "--depends", "PKG-BASE:>=1.0.0, <2.0.0"],
+    );
+    stdout(d, &["install", base.to_str().unwrap()]);
+    stdout(d, &["install", app.to_str().unwrap()]);
+    stdout(d, &["verify"]);
+    // A dependent is installed: refused, nothing changed.
+    let before = listing(d);
+    let o = cplane(d).args(["uninstall", "PKG-BASE"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("PKG-APP depends on PKG-BASE")
+            || String::from_utf8_lossy(&o.stderr).contains("PKG-APP depends on PKG-BASE")
+    );
+    assert_eq!(before, listing(d));
+    stdout(d, &["uninstall", "PKG-APP"]);
+    assert!(!d.join("specs/SPEC-000/app/c.md").exists());
+    // An edited file: refused; with --force removed, its bytes in the rescue.
+    fs::write(d.join("specs/SPEC-000/base/a.md"), "edited\n").unwrap();
+    let o = cplane(d).args(["uninstall", "PKG-BASE"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(d.join("specs/SPEC-000/base/a.md").exists());
+    let out = stdout(d, &["uninstall", "PKG-BASE", "--force"]);
+    assert!(out.contains("1 file edited since install"), "{out}");
+    let rescue = out
+        .split("their bytes are in ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stdout(d, &["cat", &format!("{rescue}:specs/SPEC-000/base/a.md")]),
+        "edited\n"
+    );
+    assert!(!d.join("specs/SPEC-000/base/a.md").exists() && !d.join("specs/SPEC-000/base/b.md").exists());
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+    let ops: Vec<String> = serde_json::from_str::<Vec<cplane::ledger::Entry>>(&stdout(d, &["ledger", "--json"]))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.op)
+        .filter(|o| o.ends_with("install"))
+        .collect();
+    assert_eq!(ops, ["install", "install", "uninstall", "uninstall"]);
+    // The plane's files are the ones it had (the registries changed).
+    let files_after: Vec<PathBuf> = listing(d).into_keys().filter(|p| !p.starts_with(".cp")).collect();
+    let extra: Vec<&PathBuf> = files_after.iter().filter(|p| !files_before.contains(p)).collect();
+    assert!(
+        extra
+            .iter()
+            .all(|p| p.starts_with("registries") || p.ends_with(".file_registry.csv")),
+        "left behind: {extra:?}"
+    );
+}

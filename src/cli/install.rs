@@ -119,3 +119,115 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     }
     Ok(exit::CLEAN)
 }
+
+/// Remove an installed package's files
+///
+/// Refused while another installed package depends on it, and (unless
+/// --force) when one of its files was edited since install: --force keeps
+/// the edited bytes in the rescue checkpoint and says where. The files are
+/// removed through the checkout engine (a RESCUE checkpoint holds the state
+/// before), the package's registry row and ownership rows go, a checkpoint
+/// is sealed and the uninstall is recorded in the ledger.
+#[derive(clap::Args, Debug)]
+pub struct UninstallArgs {
+    /// The package id (PKG-…)
+    pub id: String,
+    /// Remove it even though files were edited (their bytes stay in the rescue checkpoint)
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
+    let (mut store, plane) = ctx.open()?;
+    let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
+    ctx.intend(
+        &store,
+        &lock,
+        &plane,
+        cplane::ledger::Op::Uninstall,
+        format!("uninstall {}", args.id),
+    )?;
+    let bar = output::Bar::new("uninstall");
+    let hooks = ctx.hooks(&store, &plane);
+    let r = match cplane::package::install::uninstall(
+        &mut store,
+        &lock,
+        &plane,
+        &args.id,
+        args.force,
+        hooks.as_ref(),
+        ctx.control(&bar),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            if matches!(e, cplane::Error::Refused { .. } | cplane::Error::BadConfig { .. }) {
+                ctx.unchanged(&store, &plane);
+            }
+            return Err(e.into());
+        }
+    };
+    drop(bar);
+    let m = &r.manifest;
+    let mut ev = cplane::ledger::Event::new(
+        cplane::ledger::Op::Uninstall,
+        format!(
+            "uninstalled {} {} ({} files{}); rescue {}",
+            m.id,
+            m.version,
+            m.files.len(),
+            if r.edited.is_empty() {
+                String::new()
+            } else {
+                format!(", {} edited, kept in the rescue", r.edited.len())
+            },
+            r.rescue
+        ),
+    );
+    ev.refs = vec![
+        "HEAD".into(),
+        format!("checkpoints/{}", r.checkpoint.1),
+        format!("checkpoints/{}", r.rescue),
+    ];
+    ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
+    ev.snapshot = Some(r.checkpoint.0);
+    ctx.record(&store, &lock, &plane, ev)?;
+    if args.json {
+        writeln!(
+            ctx.out,
+            "{}",
+            json!({
+                "plane": plane.name,
+                "package": m.id,
+                "version": m.version.to_string(),
+                "files": m.files.len(),
+                "edited": r.edited,
+                "checkpoint": r.checkpoint.1,
+                "rescue": r.rescue,
+            })
+        )?;
+    } else {
+        writeln!(
+            ctx.out,
+            "uninstalled {} {} from plane {}: {} removed; HEAD is checkpoint {}; the state before is {}",
+            m.id,
+            m.version,
+            plane.name,
+            output::count(m.files.len() as u64, "file"),
+            r.checkpoint.1,
+            r.rescue
+        )?;
+        if !r.edited.is_empty() {
+            writeln!(
+                ctx.out,
+                "{} edited since install: their bytes are in {} (cplane restore {} PATH brings one back)",
+                output::count(r.edited.len() as u64, "file"),
+                r.rescue,
+                r.rescue
+            )?;
+        }
+    }
+    Ok(exit::CLEAN)
+}

@@ -81,6 +81,7 @@ enum Command {
     Key(key::KeyArgs),
     Pack(pack::PackArgs),
     Install(install::InstallArgs),
+    Uninstall(install::UninstallArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
     Show(show::ShowArgs),
@@ -486,6 +487,7 @@ pub fn main() -> u8 {
             | Command::Plane(_)
             | Command::Key(_)
             | Command::Install(_)
+            | Command::Uninstall(_)
             | Command::Upgrade(_)
     ) {
         install_signal_handlers();
@@ -497,6 +499,7 @@ pub fn main() -> u8 {
         Command::Key(a) => key::cmd_key(&mut ctx, a),
         Command::Pack(a) => pack::cmd_pack(&mut ctx, a),
         Command::Install(a) => install::cmd_install(&mut ctx, a),
+        Command::Uninstall(a) => install::cmd_uninstall(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
@@ -533,6 +536,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Key(a) => key::wants_json(a),
         Command::Pack(a) => a.json,
         Command::Install(a) => a.json,
+        Command::Uninstall(a) => a.json,
         Command::Log(a) => a.json,
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,

@@ -84,11 +84,13 @@ pub enum Op {
     KeyRevoke,
     /// `cplane install` installed a package.
     Install,
+    /// `cplane uninstall` removed one.
+    Uninstall,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 12] = [
+    pub const ALL: [Op; 13] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -101,6 +103,7 @@ impl Op {
         Op::KeyTrust,
         Op::KeyRevoke,
         Op::Install,
+        Op::Uninstall,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -118,6 +121,7 @@ impl Op {
             Op::KeyTrust => "key-trust",
             Op::KeyRevoke => "key-revoke",
             Op::Install => "install",
+            Op::Uninstall => "uninstall",
         }
     }
 

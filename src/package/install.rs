@@ -303,3 +303,174 @@ pub fn install(
         rescue: written.journal.rescue_name.clone(),
     })
 }
+
+/// What [`uninstall`] did.
+#[derive(Debug)]
+pub struct Uninstalled {
+    /// The package's manifest (as installed).
+    pub manifest: Manifest,
+    /// The checkpoint sealed without the package.
+    pub checkpoint: (SnapshotId, String),
+    /// The rescue checkpoint holding the state before (edited bytes included).
+    pub rescue: String,
+    /// Files that had been edited since install (kept in the rescue checkpoint).
+    pub edited: Vec<String>,
+}
+
+/// The manifest install stored for `id`, and the registry row's version,
+/// from the registry in the working tree.
+fn installed_manifest(store: &Store, scope: &Scope, id: &str) -> Result<Option<Manifest>> {
+    use crate::governance::registry::Table;
+    let at = RelPath::parse(PACKAGES.as_bytes()).unwrap_or_else(RelPath::root);
+    if !crate::governance::plane::is_plane_file(scope, &at) {
+        return Ok(None);
+    }
+    let bytes = crate::governance::plane::read_file(scope, &at)?;
+    let cols = ["id", "version", "spec_id", "framework_id", "manifest_digest", "status"];
+    let Ok(t) = Table::parse(&bytes, PACKAGES, &cols, &[]) else {
+        return Ok(None);
+    };
+    let Some(digest) = t
+        .rows()
+        .find(|r| r.get("id") == id && r.get("status") == "installed")
+        .and_then(|r| ObjectId::from_hex(r.get("manifest_digest")))
+    else {
+        return Ok(None);
+    };
+    let bytes = crate::governance::plane::read_blob(store, &digest)?;
+    Manifest::parse(&bytes).map(Some).map_err(|e| Error::BadConfig {
+        path: at.display().into(),
+        reason: format!("the stored manifest of {id} does not parse: {e}"),
+    })
+}
+
+/// Removes exactly package `id`'s files from `plane`: refused while another
+/// installed package depends on it, or (unless `force`) when one of its
+/// files was edited since install; with `force` the edited bytes are kept
+/// in the rescue checkpoint. The files go through the checkout engine (a
+/// rescue checkpoint first), then the package's registry row and ownership
+/// rows are removed and the plane is sealed.
+///
+/// # Errors
+/// [`Error::Refused`] with findings (nothing written); what `restore`,
+/// `disown` and the governed snapshot report.
+pub fn uninstall(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    id: &str,
+    force: bool,
+    hooks: &dyn CheckoutHooks,
+    ctl: Control<'_>,
+) -> Result<Uninstalled> {
+    let scope = Scope::open(plane)?;
+    let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
+    let manifest = installed_manifest(store, &scope, id)?.ok_or_else(|| Error::BadConfig {
+        path: PACKAGES.into(),
+        reason: format!("has no installed package {id}"),
+    })?;
+    let m = model(store, plane, ctl)?;
+    let mut findings = Vec::new();
+    // Nothing installed may depend on it.
+    for other in m.packages.values().filter(|p| p.id != id && p.status == "installed") {
+        if let Some(om) = installed_manifest(store, &scope, &other.id)?
+            && om.dependencies.iter().any(|d| d.id == id)
+        {
+            findings.push(Finding::new(
+                Code::PackageChain,
+                at(PACKAGES),
+                format!("package {} depends on {id}: uninstall it first", other.id),
+            ));
+        }
+    }
+    // Edited files (the bytes on disk against the manifest).
+    let mut edited = Vec::new();
+    for f in &manifest.files {
+        let p = at(&f.path);
+        // Streamed (a package file may be larger than a registry may be);
+        // a symlink or anything else in its place counts as edited.
+        let now = std::fs::symlink_metadata(plane.root.join(&f.path))
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|_| std::fs::File::open(plane.root.join(&f.path)).ok())
+            .and_then(|file| {
+                let mut h = blake3::Hasher::new();
+                h.update_reader(file).ok().map(|h| ObjectId(*h.finalize().as_bytes()))
+            });
+        if now != Some(f.blake3) {
+            edited.push(f.path.clone());
+            if !force {
+                findings.push(Finding::new(
+                    Code::Modified,
+                    p,
+                    format!("edited (or removed) since package {id} installed it; --force keeps its bytes in the rescue checkpoint"),
+                ));
+            }
+        }
+    }
+    if !findings.is_empty() {
+        return Err(Error::Refused {
+            action: "uninstall",
+            findings,
+        });
+    }
+    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
+        spec: "HEAD".into(),
+        why: format!("plane `{}` has no snapshot yet", plane.name),
+    })?;
+    let head = store.read_snapshot(&head_id)?;
+    let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
+    let (target_id, target) = store
+        .transaction(|w| {
+            let mut made = HashMap::new();
+            let mut root = head.root;
+            for p in &paths {
+                root = crate::restore::graft(w, &mut made, &scope, root, p, None)?;
+            }
+            let snapshot = Snapshot {
+                plane: plane.name.clone(),
+                name: format!("UNINSTALL-{id}"),
+                root,
+                parent: Some(head_id),
+                kind: SnapshotKind::Checkpoint,
+                time_unix_ns: crate::store::index::now_ns(),
+                message: format!("uninstall {id}"),
+                files: head.files.saturating_sub(paths.len() as u64),
+                bytes: head.bytes,
+                links: head.links.clone(),
+                ownership: None,
+                ledger: None,
+            };
+            let (sid, body) = snapshot.encode_with_id();
+            w.add(ObjectKind::Snapshot, sid.0, &body)?;
+            Ok((sid, snapshot))
+        })?
+        .0;
+    let resolved = Resolved {
+        plane: plane.clone(),
+        id: target_id,
+        snapshot: target,
+    };
+    let written = crate::restore::restore(store, lock, plane, &resolved, &paths, hooks, ctl)?;
+    // The registry row goes; then the ownership rows; then the seal.
+    let packages = at(PACKAGES);
+    let text = String::from_utf8(crate::governance::plane::read_file(&scope, &packages)?).unwrap_or_default();
+    let kept: String = text
+        .lines()
+        .filter(|l| l.split(',').next() != Some(id))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    crate::governance::plane::write_file(&scope, &packages, kept.as_bytes())?;
+    crate::governance::edit::disown(store, plane, &paths, ctl)?;
+    let opts = crate::snapshot::SealOptions {
+        message: format!("uninstall {id} {}", manifest.version),
+        ..crate::snapshot::SealOptions::default()
+    };
+    let (sealed, _) = crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?;
+    Ok(Uninstalled {
+        manifest,
+        checkpoint: (sealed.id, sealed.snapshot.name.clone()),
+        rescue: written.journal.rescue_name.clone(),
+        edited,
+    })
+}
