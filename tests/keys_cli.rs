@@ -493,3 +493,82 @@ fn a_private_key_is_not_generated_inside_a_plane_unless_forced() {
     stdout(d, &["key", "generate", "--out", "mykey", "--force"]);
     assert!(d.join("mykey").exists() && d.join("mykey.pub").exists());
 }
+
+/// Review 7: what the ledger trusts cannot be changed behind its back —
+/// a swapped key in an admin-signed key-trust entry, a deleted ledger with
+/// HEAD moved back to init, a revocation marker typed into the file — and a
+/// key used before any admin exists signs validly.
+#[test]
+fn trust_survives_swapped_keys_deleted_ledgers_and_file_edits() {
+    let (t, k) = plane();
+    let d = t.path();
+    let admin = keygen(d, k.path(), "admin");
+    let maint = keygen(d, k.path(), "maint");
+    let evil = keygen(d, k.path(), "evil");
+    // Signing before any admin is trusted: fine (trust on first use).
+    write(d, "early.txt", "e\n");
+    ok_with_key(d, &admin, &["snapshot"]);
+    stdout(d, &["ledger", "verify"]);
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    ok_with_key(
+        d,
+        &admin,
+        &[
+            "key",
+            "trust",
+            &format!("{}.pub", maint.display()),
+            "--role",
+            "maintainer",
+        ],
+    );
+    // Swap the key an admin-signed key-trust entry trusted for another one:
+    // the entry no longer matches its hash, and nothing trusts the new key.
+    let path = d.join(".cp/planes/main/ledger");
+    let text = fs::read_to_string(&path).unwrap();
+    let maint_pub = fs::read_to_string(format!("{}.pub", maint.display())).unwrap();
+    let evil_pub = fs::read_to_string(format!("{}.pub", evil.display())).unwrap();
+    let (mk, ek) = (
+        maint_pub.split_whitespace().nth(1).unwrap(),
+        evil_pub.split_whitespace().nth(1).unwrap(),
+    );
+    fs::write(&path, text.replace(mk, ek)).unwrap();
+    let list = stdout(d, &["key", "list"]);
+    let evil_fp = cplane::keys::fingerprint(&cplane::keys::load_private(&evil).unwrap().public_key().clone());
+    assert!(!list.contains(&evil_fp) || list.contains("differs"), "{list}");
+    stdout_code(d, &["ledger", "verify"], 1);
+    fs::write(&path, &text).unwrap();
+    // A revocation marker typed into the file revokes nothing: key revoke
+    // still revokes it in the ledger.
+    let reg = d.join("registries/allowed_signers");
+    let body = fs::read_to_string(&reg).unwrap();
+    let marked: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with("maint ") {
+                format!("#cplane-revoked=\"20200101000000Z\" {l}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&reg, marked).unwrap();
+    let out = ok_with_key(d, &admin, &["key", "revoke", &format!("{}.pub", maint.display())]);
+    assert!(out.contains("revoked SHA256:"), "{out}");
+    let es = entries(d);
+    assert_eq!(es.last().unwrap().op, "key-revoke");
+    // Deleting the ledger and pointing HEAD back at init (sealed with an
+    // empty ledger) does not reopen trust on first use.
+    let first = es[0].snapshot.clone().unwrap();
+    fs::remove_file(&path).unwrap();
+    let _ = fs::remove_dir_all(d.join(".cp/planes/main/ledger.tree"));
+    fs::write(d.join(".cp/planes/main/HEAD"), format!("{first}\n")).unwrap();
+    let o = cplane(d)
+        .args(["key", "trust", &format!("{}.pub", evil.display()), "--role", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("was deleted"));
+}

@@ -466,3 +466,21 @@ fn an_interrupted_change_that_does_not_move_head_is_recorded_by_the_next_command
     assert_eq!(es.last().unwrap().op, "snapshot");
     stdout(d, &["ledger", "verify"]);
 }
+
+/// Review 7: a command refused before it changed anything leaves no intent
+/// behind (the next command records nothing for it).
+#[test]
+fn a_refused_change_leaves_no_intent() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    stdout(d, &["init", "--governed"]);
+    let o = cplane(d)
+        .args(["own", "nothing-here.md", "--by", "SPEC-000"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!d.join(".cp/planes/main/ledger.pending").exists());
+    let n = entries(d).len();
+    stdout(d, &["snapshot"]);
+    assert_eq!(entries(d).len(), n + 1);
+}

@@ -29,7 +29,11 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
     let bar = output::Bar::new("compile");
     ctx.intend(&store, &lock, &plane, cplane::ledger::Op::Compile, "compile".into())?;
-    let r = cplane::governance::plane::compile_worktree(&store, &plane, ctx.control(&bar))?;
+    let r = ctx.settle(
+        &store,
+        &plane,
+        cplane::governance::plane::compile_worktree(&store, &plane, ctx.control(&bar)),
+    )?;
     drop(bar);
     if r.written {
         let mut ev = cplane::ledger::Event::new(cplane::ledger::Op::Compile, format!("compiled {} rows", r.rows));

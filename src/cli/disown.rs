@@ -42,7 +42,11 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
             paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" ")
         ),
     )?;
-    let r = cplane::governance::edit::disown(&store, &plane, &paths, ctx.control(&cplane::progress::NoProgress))?;
+    let r = ctx.settle(
+        &store,
+        &plane,
+        cplane::governance::edit::disown(&store, &plane, &paths, ctx.control(&cplane::progress::NoProgress)),
+    )?;
     if !r.removed.is_empty() {
         let mut ev = cplane::ledger::Event::new(
             cplane::ledger::Op::Disown,

@@ -445,22 +445,23 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
     let scope = cplane::scope::Scope::open(&plane)?;
     let (text, signers) = read_registry(&scope)?;
     let trust = cplane::ledger::Ledger::of(&store, &plane.name).trust()?;
-    let target = if which.starts_with("SHA256:") {
-        signers.iter().find(|s| s.fingerprint() == which)
+    // The key, its role and whether it is revoked come from the ledger; the
+    // file is only rewritten to match.
+    let wanted = if which.starts_with("SHA256:") {
+        which.to_string()
     } else {
-        let key = parse_pubkey(which)?;
-        signers.iter().find(|s| s.key.key_data() == key.key_data())
+        keys::fingerprint(&parse_pubkey(which)?)
     };
-    let Some(target) = target else {
+    if let Some((_, n)) = trust.revoked.iter().find(|(r, _)| *r == wanted) {
+        writeln!(ctx.out, "{wanted} is revoked already (ledger entry {n})")?;
+        return Ok(exit::CLEAN);
+    }
+    let Some(target) = trust.signers.iter().find(|s| s.fingerprint() == wanted) else {
         return Err(CliError::Usage(
-            format!("{which} is not in {}", cplane::governance::ALLOWED_SIGNERS),
+            format!("{wanted} is not a key the ledger of plane {} trusts", plane.name),
             Some("`cplane key list` shows the trusted keys".into()),
         ));
     };
-    if target.revoked.is_some() {
-        writeln!(ctx.out, "{} is revoked already", target.fingerprint())?;
-        return Ok(exit::CLEAN);
-    }
     require_admin(&store, &trust, "revoke keys")?;
     let fp = target.fingerprint();
     let admins_left = trust
@@ -475,8 +476,16 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
         ));
     }
     let who = target.principals.join(",");
-    let new = keys::revoke(&text, cplane::governance::ALLOWED_SIGNERS, &target.key, UtcTime::now())
-        .map_err(|e| CliError::Usage(e.to_string(), None))?;
+    // The file follows the ledger: the line is revoked when it is there.
+    let new = if signers
+        .iter()
+        .any(|s| s.key.key_data() == target.key.key_data() && s.revoked.is_none())
+    {
+        keys::revoke(&text, cplane::governance::ALLOWED_SIGNERS, &target.key, UtcTime::now())
+            .map_err(|e| CliError::Usage(e.to_string(), None))?
+    } else {
+        text.clone()
+    };
     let mut ev = cplane::ledger::Event::new(cplane::ledger::Op::KeyRevoke, format!("revoked {fp} ({who})"));
     ev.key = Some(fp.clone());
     write_registry(ctx, &store, &lock, &plane, &scope, &new, ev)?;

@@ -267,37 +267,7 @@ impl Ctx {
         // before it changes anything (its entry could not be signed).
         let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
-        let recorded = match store.head(&plane.name)? {
-            Some(id) => store.read_snapshot(&id)?.ledger,
-            None => None,
-        };
-        let ledger = cplane::ledger::Ledger::of(store, &plane.name);
-        ledger.check_appendable(&lock, recorded)?;
-        // Once the ledger trusts an admin key, every entry must be signed by
-        // a trusted key that may sign changes: refused here, before anything
-        // changes, rather than flagged by every verify afterwards.
-        let trust = ledger.trust()?;
-        if let Some(since) = trust.admin_since {
-            let ok = signing.as_ref().is_some_and(|k| {
-                trust.signers.iter().any(|s| {
-                    s.key.key_data() == k.public_key().key_data()
-                        && matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
-                })
-            });
-            if !ok {
-                return Err(cplane::Error::BadConfig {
-                    path: ledger.path().to_path_buf(),
-                    reason: format!(
-                        "plane {} has trusted signing keys since entry {since}: its changes must be signed by a trusted admin or maintainer key, and {}; sign with `cplane key use FILE` (or CPLANE_SIGNING_KEY=FILE)",
-                        plane.name,
-                        match &signing {
-                            Some(k) => format!("{} is not one", cplane::keys::fingerprint(k.public_key())),
-                            None => "no signing key is configured".to_string(),
-                        }
-                    ),
-                });
-            }
-        }
+        self.check_ledger(store, &lock, &plane, signing.as_ref())?;
         let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {
             let why = if late[0].message.contains("from history") {
@@ -314,6 +284,74 @@ impl Ctx {
             );
         }
         Ok((lock, plane))
+    }
+
+    /// What a command that is about to change `plane` checks first: the
+    /// ledger can take its entry (sound last entry, the head HEAD's
+    /// snapshot recorded still there), and once the ledger trusts an admin
+    /// key, the signing key is a trusted admin or maintainer key allowed to
+    /// sign ledger entries. Refused here, before anything changes.
+    pub fn check_ledger(
+        &self,
+        store: &Store,
+        lock: &StoreLock,
+        plane: &Plane,
+        signing: Option<&cplane::keys::PrivateKey>,
+    ) -> cplane::Result<()> {
+        let recorded = match store.head(&plane.name)? {
+            Some(id) => store.read_snapshot(&id)?.ledger,
+            None => None,
+        };
+        let ledger = cplane::ledger::Ledger::of(store, &plane.name);
+        ledger.check_appendable(lock, recorded)?;
+        // An empty ledger, HEAD sealed before ledgers (or moved back to such
+        // a snapshot): no checkpoint may have been sealed with a longer one,
+        // or the ledger was deleted (and trust on first use would reopen).
+        if ledger.last()?.is_none() && recorded.is_none_or(|r| r.size == 0) {
+            for (name, id) in store.checkpoints(&plane.name)? {
+                if let Some(r) = store
+                    .read_snapshot(&id)
+                    .ok()
+                    .and_then(|s| s.ledger)
+                    .filter(|r| r.size > 0)
+                {
+                    return Err(cplane::Error::DamagedFile {
+                        path: ledger.path().to_path_buf(),
+                        reason: format!(
+                            "is empty or missing, but checkpoint {name} was sealed when it had {} entries: it was deleted; put it back from a backup",
+                            r.size
+                        ),
+                    });
+                }
+            }
+        }
+        // Once the ledger trusts an admin key, every entry must be signed by
+        // a trusted key that may sign changes: refused here, before anything
+        // changes, rather than flagged by every verify afterwards.
+        let trust = ledger.trust()?;
+        if let Some(since) = trust.admin_since {
+            let ok = signing.is_some_and(|k| {
+                trust.signers.iter().any(|s| {
+                    s.key.key_data() == k.public_key().key_data()
+                        && matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
+                        && s.allows_namespace(cplane::ledger::SIG_NAMESPACE)
+                })
+            });
+            if !ok {
+                return Err(cplane::Error::BadConfig {
+                    path: ledger.path().to_path_buf(),
+                    reason: format!(
+                        "plane {} has trusted signing keys since entry {since}: its changes must be signed by a trusted admin or maintainer key, and {}; sign with `cplane key use FILE` (or CPLANE_SIGNING_KEY=FILE)",
+                        plane.name,
+                        match signing {
+                            Some(k) => format!("{} is not one", cplane::keys::fingerprint(k.public_key())),
+                            None => "no signing key is configured".to_string(),
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Records, before a command that does not move HEAD changes the plane,
@@ -352,6 +390,24 @@ impl Ctx {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// `r`, with the intent dropped when the command refused before it
+    /// changed anything (a refusal, a bad argument or configuration, a
+    /// plane that is not governed); any other error keeps the intent, for
+    /// the next command to record.
+    pub fn settle<T>(&self, store: &Store, plane: &Plane, r: cplane::Result<T>) -> cplane::Result<T> {
+        if let Err(
+            cplane::Error::Refused { .. }
+            | cplane::Error::BadConfig { .. }
+            | cplane::Error::NotGoverned { .. }
+            | cplane::Error::NoSuchPath { .. }
+            | cplane::Error::BadPath { .. },
+        ) = &r
+        {
+            self.unchanged(store, plane);
+        }
+        r
     }
 
     /// The command ends having changed nothing: its intent is dropped.

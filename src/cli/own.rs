@@ -50,12 +50,16 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
             args.owner
         ),
     )?;
-    let r = cplane::governance::edit::own(
+    let r = ctx.settle(
         &store,
         &plane,
-        &paths,
-        &args.owner,
-        ctx.control(&cplane::progress::NoProgress),
+        cplane::governance::edit::own(
+            &store,
+            &plane,
+            &paths,
+            &args.owner,
+            ctx.control(&cplane::progress::NoProgress),
+        ),
     )?;
     if !r.owned.is_empty() {
         let mut ev = cplane::ledger::Event::new(

@@ -52,6 +52,12 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
             for p in store.planes() {
                 ctx.finish_journal(&mut store, &lock, &p)?;
             }
+            // The plane it would be carved out of records the carve-out: its
+            // ledger must be able to take the entry, signed as it requires.
+            let signing = super::key::signing_key(&store)?;
+            if let Ok(outer) = store.plane_containing(&ctx.cwd.join(&path)) {
+                ctx.check_ledger(&store, &lock, &outer, signing.as_ref())?;
+            }
             let before = store.config().clone();
             let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
             let opts = SealOptions {

@@ -31,7 +31,8 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
         cplane::ledger::Op::Quarantine,
         "quarantine".into(),
     )?;
-    let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar))?;
+    let r = cplane::governance::edit::quarantine(&mut store, &lock, &plane, ctx.control(&bar));
+    let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     if let Some((id, name)) = &r.checkpoint {
         let mut ev = cplane::ledger::Event::new(

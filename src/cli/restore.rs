@@ -81,7 +81,8 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
         &paths,
         hooks.as_ref(),
         ctx.control(&bar),
-    )?;
+    );
+    let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     let j = &r.journal;
     let reported: Vec<&cplane::diff::Change> = r.changes.iter().filter(|c| c.is_reported()).collect();

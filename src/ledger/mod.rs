@@ -515,6 +515,29 @@ fn sig_fingerprint(armored: &str) -> Option<String> {
 impl Trust {
     /// What is wrong with `e` at this point of the ledger, if anything.
     fn problem(&self, e: &Entry) -> Option<String> {
+        // A signature covers the stored hash: the hash must be the entry's
+        // (replay reads entries the chain check may not have seen).
+        if e.compute_hash().is_none_or(|h| Some(h) != e.hash_bytes()) {
+            return Some("its contents do not match its hash (edited)".into());
+        }
+        if let Some(sig) = &e.sig
+            && self.admin_since.is_none()
+        {
+            // Before the first admin key nothing is enforced (trust on first
+            // use), but a signature must still be one: by the key it names.
+            let own = ssh_key::SshSig::from_pem(sig).ok().and_then(|s| {
+                let key = ssh_key::PublicKey::from(s.public_key().clone());
+                let line = format!(
+                    "signer namespaces=\"{SIG_NAMESPACE}\" {} cplane-role=admin\n",
+                    key.to_openssh().ok()?
+                );
+                crate::keys::parse_allowed_signers(&line, "the entry's own key").ok()
+            });
+            return match own {
+                Some(list) => signature_problem(e, &list),
+                None => Some("its signature is not an sshsig signature".into()),
+            };
+        }
         let bootstrap = self.admin_since.is_none() && e.op == Op::KeyTrust.as_str();
         if let Some(sig) = &e.sig {
             return signature_problem(e, &self.signers).filter(|_| !bootstrap).map(|p| {
@@ -1356,6 +1379,26 @@ impl Ledger {
             // A reader that may not write the store cannot open (or repair)
             // the tree files: the entries were checked, the tree is not.
             Err(e) if is_read_only(&e) => {
+                // The leaves (level 0) are still read and compared; the
+                // levels above, which only serve proofs, are not.
+                if let Ok(stored) = std::fs::read(self.tree_dir.join("0")) {
+                    let differs = leaves
+                        .iter()
+                        .enumerate()
+                        .find(|(i, l)| stored.get(i * 32..i * 32 + 32) != Some(&l[..]))
+                        .map(|(i, _)| i as u64);
+                    if let Some(i) = differs.filter(|&i| (i as usize) * 32 < stored.len()) {
+                        report.broken = Some(Broken {
+                            seq: i,
+                            line: i + 1,
+                            problem: format!(
+                                "entry {i} is not the entry the Merkle tree ({}) recorded: the ledger was rewritten from there (or the tree damaged)",
+                                self.tree_dir.display()
+                            ),
+                        });
+                        return Ok(report);
+                    }
+                }
                 report.tree_unchecked = true;
                 Some(Tree::rebuild(self.private_dir()?, leaves.iter().copied()).map_err(|e| self.tree_error(e))?)
             }
