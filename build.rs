@@ -1,4 +1,5 @@
-//! Embeds `examples/control-plane/` into the binary for `cplane demo` (and
+//! Embeds `examples/control-plane/` and the package files of
+//! `examples/packages/hello/files/` into the binary for `cplane demo` (and
 //! `cplane init --governed` takes its genesis documents from there too).
 
 use std::os::unix::fs::PermissionsExt;
@@ -39,6 +40,17 @@ fn main() {
     walk(root, root, &mut files);
     let mut src = String::from(
         "/// The example control plane: (relative path, bytes, permission bits).\npub const CONTROL_PLANE: &[(&str, &[u8], u32)] = &[\n",
+    );
+    for (rel, abs, mode) in files {
+        src.push_str(&format!("    ({rel:?}, include_bytes!({abs:?}), 0o{mode:o}),\n"));
+    }
+    src.push_str("];\n");
+    let hello = Path::new("examples/packages/hello/files");
+    println!("cargo:rerun-if-changed=examples/packages/hello/files");
+    let mut files = Vec::new();
+    walk(hello, hello, &mut files);
+    src.push_str(
+        "/// The files of the example package PKG-HELLO-001: (relative path, bytes, permission bits).\npub const HELLO_PACKAGE: &[(&str, &[u8], u32)] = &[\n",
     );
     for (rel, abs, mode) in files {
         src.push_str(&format!("    ({rel:?}, include_bytes!({abs:?}), 0o{mode:o}),\n"));

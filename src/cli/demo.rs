@@ -56,6 +56,16 @@ fn write_control_plane(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+fn write_hello_package(root: &Path) -> std::io::Result<()> {
+    for (path, body, mode) in embedded::HELLO_PACKAGE {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("package paths have a parent"))?;
+        std::fs::write(&p, body)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode))?;
+    }
+    Ok(())
+}
+
 fn write_example(root: &Path) -> std::io::Result<()> {
     for (path, body, exec) in EXAMPLE {
         let p = root.join(path);
@@ -165,7 +175,58 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
     run(ctx, &gov, &["snapshot", "-m", "critic owned by SPEC-102"], 0)?;
     run(ctx, &gov, &["verify"], 0)?;
     run(ctx, &gov, &["explain", "lib/agents/critic.py"], 0)?;
-    // Every change above is in the plane's ledger, hash-chained and provable.
+    // Part 3: keys, and a signed package installed and removed.
+    writeln!(
+        ctx.out,
+        "\n# part 3: a signing key, and the hello package packed, installed and uninstalled"
+    )?;
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys)?;
+    let key = keys.join("admin");
+    let key_s = key.to_string_lossy().into_owned();
+    run(
+        ctx,
+        &gov,
+        &["key", "generate", "--out", &key_s, "--comment", "demo-admin"],
+        0,
+    )?;
+    run(ctx, &gov, &["key", "use", &key_s], 0)?;
+    run(
+        ctx,
+        &gov,
+        &["key", "trust", &format!("{key_s}.pub"), "--role", "admin"],
+        0,
+    )?;
+    run(ctx, &gov, &["snapshot", "-m", "trust the demo admin key"], 0)?;
+    let files = tmp.path().join("hello-files");
+    write_hello_package(&files)?;
+    let pkg = tmp.path().join("hello.cppkg").to_string_lossy().into_owned();
+    let files_s = files.to_string_lossy().into_owned();
+    run(
+        ctx,
+        &gov,
+        &[
+            "pack",
+            "--spec",
+            "SPEC-HELLO-001",
+            "--from",
+            &files_s,
+            "--id",
+            "PKG-HELLO-001",
+            "--version",
+            "1.0.0",
+            "-o",
+            &pkg,
+        ],
+        0,
+    )?;
+    run(ctx, &gov, &["install", &pkg], 0)?;
+    run(ctx, &gov, &["verify"], 0)?;
+    run(ctx, &gov, &["explain", "lib/agents/hello.py"], 0)?;
+    run(ctx, &gov, &["uninstall", "PKG-HELLO-001"], 0)?;
+    run(ctx, &gov, &["verify"], 0)?;
+    // Every change above is in the plane's ledger, hash-chained, signed from
+    // the key's trust on, and provable.
     run(ctx, &gov, &["ledger"], 0)?;
     run(ctx, &gov, &["ledger", "verify"], 0)?;
     if args.keep {
