@@ -146,7 +146,7 @@ fn a_trusted_package_installs_owned_registered_sealed_and_recorded() {
     assert_eq!(a["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(a["subject"].as_array().unwrap().len(), 2);
     // Installing it again is refused, changing nothing.
-    refused(&s, &pkg, 1, "is in the registry already");
+    refused(&s, &pkg, 1, "PKG-HELLO 1.0.0 is installed already");
 }
 
 #[test]
@@ -298,4 +298,60 @@ fn uninstall_removes_exactly_the_package_and_refuses_what_it_must() {
             .all(|p| p.starts_with("registries") || p.ends_with(".file_registry.csv")),
         "left behind: {extra:?}"
     );
+}
+
+/// A newer version upgrades in one step (a file it drops goes, the others
+/// are replaced); an older one is refused unless --allow-downgrade; another
+/// package under an installed id and version is refused.
+#[test]
+fn upgrades_downgrades_and_a_second_package_under_the_same_version() {
+    let s = setup();
+    let d = s.plane.path();
+    let v1 = pack(
+        &s,
+        "v1",
+        &[
+            ("specs/SPEC-000/up/a.md", "a1\n"),
+            ("specs/SPEC-000/up/old.md", "old\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-UP", "--version", "1.0.0"],
+    );
+    let v2 = pack(
+        &s,
+        "v2",
+        &[
+            ("specs/SPEC-000/up/a.md", "a2\n"),
+            ("specs/SPEC-000/up/new.md", "new\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-UP", "--version", "2.0.0"],
+    );
+    let v1_other = pack(
+        &s,
+        "v1-other",
+        &[("specs/SPEC-000/up/a.md", "forged\n")],
+        &s.admin,
+        &["--id", "PKG-UP", "--version", "2.0.0"],
+    );
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    let out = stdout(d, &["install", v2.to_str().unwrap()]);
+    assert!(out.contains("upgraded from 1.0.0"), "{out}");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/up/a.md")).unwrap(), "a2\n");
+    assert!(!d.join("specs/SPEC-000/up/old.md").exists());
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/up/new.md")).unwrap(), "new\n");
+    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap();
+    assert_eq!(reg.matches("PKG-UP,").count(), 1, "{reg}");
+    assert!(reg.contains("PKG-UP,2.0.0,"), "{reg}");
+    stdout(d, &["verify"]);
+    // Same id and version, other contents: refused.
+    refused(&s, &v1_other, 1, "with other contents");
+    // Older: refused without --allow-downgrade, then allowed with it.
+    refused(&s, &v1, 1, "needs --allow-downgrade");
+    let out = stdout(d, &["install", v1.to_str().unwrap(), "--allow-downgrade"]);
+    assert!(out.contains("upgraded from 2.0.0"), "{out}");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/up/old.md")).unwrap(), "old\n");
+    assert!(!d.join("specs/SPEC-000/up/new.md").exists());
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
 }

@@ -16,12 +16,21 @@ use std::path::PathBuf;
 /// exists already. Then writes the files through the checkout engine
 /// (journaled; a RESCUE checkpoint holds the state before), adds the
 /// package to registries/packages_registry.csv, owns its files by it, seals
-/// a checkpoint and records the install in the ledger. Upgrades and
-/// uninstall come next: a package already in the registry is refused.
+/// a checkpoint and records the install in the ledger.
+///
+/// A newer version of an installed package upgrades it in one step (files
+/// the new version lacks are removed, the others replaced; the installed
+/// files must be as the old version left them). An older version is
+/// refused unless --allow-downgrade (a validly signed old release may carry
+/// a known hole), and a second package under an installed id and version
+/// with other contents is refused.
 #[derive(clap::Args, Debug)]
 pub struct InstallArgs {
     /// The package (a .cppkg file from `cplane pack`)
     pub file: PathBuf,
+    /// Install an older version than the one installed
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -55,7 +64,10 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         &lock,
         &plane,
         &file,
-        &trust.signers,
+        cplane::package::install::InstallOptions {
+            trusted: &trust.signers,
+            allow_downgrade: args.allow_downgrade,
+        },
         hooks.as_ref(),
         ctx.control(&bar),
     ) {
@@ -73,7 +85,11 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     let mut ev = cplane::ledger::Event::new(
         cplane::ledger::Op::Install,
         format!(
-            "installed {} {} (spec {}, {} files, manifest {}, signed by {})",
+            "{} {} {} (spec {}, {} files, manifest {}, signed by {})",
+            match &r.replaced {
+                Some(v) => format!("upgraded from {v} to"),
+                None => "installed".to_string(),
+            },
             m.id,
             m.version,
             m.spec_id,
@@ -101,12 +117,17 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
                 "checkpoint": r.checkpoint.1,
                 "snapshot": r.checkpoint.0.to_hex(),
                 "rescue": r.rescue,
+                "replaced": r.replaced,
             })
         )?;
     } else {
         writeln!(
             ctx.out,
-            "installed {} {} into plane {}: {}, signed by {} ({}); HEAD is checkpoint {}; the state before is {}",
+            "{} {} {} into plane {}: {}, signed by {} ({}); HEAD is checkpoint {}; the state before is {}",
+            match &r.replaced {
+                Some(v) => format!("upgraded from {v}:"),
+                None => "installed".to_string(),
+            },
             m.id,
             m.version,
             plane.name,

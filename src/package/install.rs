@@ -24,9 +24,20 @@ use std::path::Path;
 /// The header of `registries/packages_registry.csv` when install creates it.
 const PACKAGES_HEADER: &str = "id,version,spec_id,framework_id,manifest_digest,status";
 
+/// How [`install`] decides.
+#[derive(Debug, Clone, Copy)]
+pub struct InstallOptions<'a> {
+    /// The keys the plane's ledger trusts (the signer needs maintainer or admin).
+    pub trusted: &'a [Signer],
+    /// Install an older version than the one installed.
+    pub allow_downgrade: bool,
+}
+
 /// What [`install`] did.
 #[derive(Debug)]
 pub struct Installed {
+    /// The version this install replaced (an upgrade, or an allowed downgrade).
+    pub replaced: Option<String>,
     /// The package's manifest.
     pub manifest: Manifest,
     /// BLAKE3 of the manifest (recorded in the packages registry).
@@ -51,6 +62,21 @@ fn bad_package(file: &Path, e: PackageError) -> Error {
         path: file.to_path_buf(),
         reason: format!("is refused: {e}"),
     }
+}
+
+/// BLAKE3 of the regular file at `path` in the plane, streamed (a package
+/// file may be larger than a registry may be); `None` when it is missing or
+/// something else is there (a symlink counts as edited).
+fn hash_on_disk(plane: &Plane, path: &str) -> Option<ObjectId> {
+    let at = plane.root.join(path);
+    std::fs::symlink_metadata(&at)
+        .ok()
+        .filter(|m| m.is_file())
+        .and_then(|_| std::fs::File::open(&at).ok())
+        .and_then(|file| {
+            let mut h = blake3::Hasher::new();
+            h.update_reader(file).ok().map(|h| ObjectId(*h.finalize().as_bytes()))
+        })
 }
 
 /// The plane's model as its working tree is now.
@@ -89,10 +115,14 @@ pub fn install(
     lock: &StoreLock,
     plane: &Plane,
     file: &Path,
-    trusted: &[Signer],
+    opts: InstallOptions<'_>,
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<Installed> {
+    let InstallOptions {
+        trusted,
+        allow_downgrade,
+    } = opts;
     let input = std::fs::File::open(file).map_err(|source| Error::Io {
         path: file.to_path_buf(),
         source,
@@ -139,15 +169,70 @@ pub fn install(
             }
         }
     }
-    if let Some(p) = m.packages.get(&manifest.id) {
-        findings.push(Finding::new(
-            Code::PackageChain,
-            at(PACKAGES),
-            format!(
-                "package {} is in the registry already (version {}, {}); upgrading and reinstalling come with uninstall",
-                p.id, p.version, p.status
-            ),
-        ));
+    // An installed version: this is an upgrade (or a refused downgrade, or
+    // a refused second package under the same id and version).
+    let old = match m.packages.get(&manifest.id) {
+        None => None,
+        Some(p) => match installed_manifest(store, &scope, &manifest.id)? {
+            None => {
+                findings.push(Finding::new(
+                    Code::PackageChain,
+                    at(PACKAGES),
+                    format!(
+                        "package {} is in the registry ({}, {}) but its installed manifest is not in the store: uninstall it by hand first",
+                        p.id, p.version, p.status
+                    ),
+                ));
+                None
+            }
+            Some(old) if old.version == manifest.version => {
+                let same = p.manifest_digest == package.manifest_digest.to_hex();
+                findings.push(Finding::new(
+                    Code::PackageChain,
+                    at(PACKAGES),
+                    if same {
+                        format!("package {} {} is installed already", manifest.id, manifest.version)
+                    } else {
+                        format!(
+                            "package {} {} is installed already with other contents: a second package under the same id and version is refused",
+                            manifest.id, manifest.version
+                        )
+                    },
+                ));
+                None
+            }
+            Some(old) if old.version > manifest.version && !allow_downgrade => {
+                findings.push(Finding::new(
+                    Code::PackageChain,
+                    at(PACKAGES),
+                    format!(
+                        "package {} {} is older than the installed {}: a downgrade (a validly signed old release may carry a known hole) needs --allow-downgrade",
+                        manifest.id, manifest.version, old.version
+                    ),
+                ));
+                None
+            }
+            Some(old) => Some(old),
+        },
+    };
+    let old_paths: std::collections::BTreeSet<String> = old
+        .iter()
+        .flat_map(|o| o.files.iter().map(|f| f.path.clone()))
+        .collect();
+    // The installed files must be as the old version left them.
+    if let Some(old) = &old {
+        for f in &old.files {
+            if hash_on_disk(plane, &f.path) != Some(f.blake3) {
+                findings.push(Finding::new(
+                    Code::Modified,
+                    at(&f.path),
+                    format!(
+                        "edited (or removed) since package {} {} installed it: restore it or uninstall --force first",
+                        old.id, old.version
+                    ),
+                ));
+            }
+        }
     }
     for d in &manifest.dependencies {
         let ok = m
@@ -172,9 +257,9 @@ pub fn install(
         }
     }
     // The paths: nobody owns them, nothing is there.
-    for f in &manifest.files {
+    for f in manifest.files.iter().filter(|f| !old_paths.contains(&f.path)) {
         let p = at(&f.path);
-        if let Some(d) = m.owner(&p) {
+        if let Some(d) = m.owner(&p).filter(|d| *d.owner_id != *manifest.id) {
             findings.push(
                 Finding::new(
                     Code::TwoOwners,
@@ -223,6 +308,13 @@ pub fn install(
             }
             let mut made = HashMap::new();
             let mut root = head.root;
+            // What the old version had and this one has not goes.
+            for gone in old_paths
+                .iter()
+                .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
+            {
+                root = crate::restore::graft(w, &mut made, &scope, root, &at(gone), None)?;
+            }
             for (f, bytes) in manifest.files.iter().zip(&contents) {
                 let id = crate::object::blob_id(bytes);
                 w.add(ObjectKind::Blob, id, bytes)?;
@@ -260,12 +352,19 @@ pub fn install(
         .0;
     let _ = root_path;
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
+    let gone: Vec<RelPath> = old_paths
+        .iter()
+        .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
+        .map(|p| at(p))
+        .collect();
+    let mut touched = paths.clone();
+    touched.extend(gone.iter().cloned());
     let resolved = Resolved {
         plane: plane.clone(),
         id: target_id,
         snapshot: target,
     };
-    let written = crate::restore::restore(store, lock, plane, &resolved, &paths, hooks, ctl)?;
+    let written = crate::restore::restore(store, lock, plane, &resolved, &touched, hooks, ctl)?;
     // The registry row, then the ownership rows (compiled), then the seal.
     let packages = at(PACKAGES);
     let mut text = if crate::governance::plane::is_plane_file(&scope, &packages) {
@@ -275,6 +374,14 @@ pub fn install(
     };
     if !text.ends_with('\n') {
         text.push('\n');
+    }
+    // An upgrade replaces the old version's row.
+    if old.is_some() {
+        text = text
+            .lines()
+            .filter(|l| l.split(',').next() != Some(manifest.id.as_str()))
+            .map(|l| format!("{l}\n"))
+            .collect();
     }
     text.push_str(&format!(
         "{},{},{},{},{},installed\n",
@@ -289,6 +396,9 @@ pub fn install(
         let like = at(crate::governance::FRAMEWORKS);
         crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
     }
+    if !gone.is_empty() {
+        crate::governance::edit::disown(store, plane, &gone, ctl)?;
+    }
     crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
     let opts = crate::snapshot::SealOptions {
         message: format!("install {} {}", manifest.id, manifest.version),
@@ -296,6 +406,7 @@ pub fn install(
     };
     let (sealed, _) = crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?;
     Ok(Installed {
+        replaced: old.map(|o| o.version.to_string()),
         manifest: package.manifest.clone(),
         manifest_digest: package.manifest_digest,
         signer: package.signer.clone(),
@@ -387,16 +498,7 @@ pub fn uninstall(
     let mut edited = Vec::new();
     for f in &manifest.files {
         let p = at(&f.path);
-        // Streamed (a package file may be larger than a registry may be);
-        // a symlink or anything else in its place counts as edited.
-        let now = std::fs::symlink_metadata(plane.root.join(&f.path))
-            .ok()
-            .filter(|m| m.is_file())
-            .and_then(|_| std::fs::File::open(plane.root.join(&f.path)).ok())
-            .and_then(|file| {
-                let mut h = blake3::Hasher::new();
-                h.update_reader(file).ok().map(|h| ObjectId(*h.finalize().as_bytes()))
-            });
+        let now = hash_on_disk(plane, &f.path);
         if now != Some(f.blake3) {
             edited.push(f.path.clone());
             if !force {
