@@ -45,6 +45,8 @@ pub enum Code {
     LinksChanged,
     /// CP111: a checkout could not put back a path's owner or mode (not permitted).
     NotRestored,
+    /// CP112: a package-owned file differs from its package's manifest.
+    PackageFileChanged,
     /// CP201: a spec names a framework that does not exist.
     UnknownFramework,
     /// CP202: a spec's entity type is not one its framework allows.
@@ -108,6 +110,7 @@ impl Code {
             Code::OwnerChanged => "CP109",
             Code::LinksChanged => "CP110",
             Code::NotRestored => "CP111",
+            Code::PackageFileChanged => "CP112",
             Code::UnknownFramework => "CP201",
             Code::EntityTypeNotAllowed => "CP202",
             Code::MetadataMissing => "CP203",
@@ -167,6 +170,9 @@ impl Code {
             Code::SpecialFile => "remove the FIFO, socket or device, or move it out of the plane",
             Code::ChangedWhileHashing => "stop the process writing it, then run the command again",
             Code::NotRestored => "run the command as root (or with CAP_CHOWN/CAP_FOWNER) to put it back",
+            Code::PackageFileChanged => {
+                "files a package installed change only through the package: reinstall or upgrade it, or put the file back (cplane restore REF PATH)"
+            }
             Code::UnknownFramework => {
                 "add the framework to registries/frameworks_registry.csv or fix the spec's framework_id"
             }

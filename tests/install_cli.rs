@@ -355,3 +355,31 @@ fn upgrades_downgrades_and_a_second_package_under_the_same_version() {
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
 }
+
+/// Exclusivity: a package-owned file edited by hand fails verify (pass 1,
+/// CP112, against the manifest, not HEAD) and snapshot refuses to seal it.
+#[test]
+fn a_hand_edited_package_file_fails_verify_and_cannot_be_sealed() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "ex",
+        &[("specs/SPEC-000/ex/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-EX"],
+    );
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    fs::write(d.join("specs/SPEC-000/ex/a.md"), "hand edit\n").unwrap();
+    let o = cplane(d).args(["verify", "--all-passes"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out.contains("CP112 specs/SPEC-000/ex/a.md"), "{out}");
+    let o = cplane(d).arg("snapshot").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("CP112") || String::from_utf8_lossy(&o.stderr).contains("CP112")
+    );
+    stdout(d, &["restore", "HEAD", "specs/SPEC-000/ex/a.md"]);
+    stdout(d, &["verify"]);
+}

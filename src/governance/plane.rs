@@ -567,6 +567,70 @@ impl FusedGates {
     }
 }
 
+/// Pass 1's package check: every file an installed package owns must be
+/// exactly as its manifest says (BLAKE3 and mode), whatever HEAD holds —
+/// a package's files change only through the package, so a hand edit fails
+/// even after a snapshot sealed it. The manifests are the blobs install
+/// stored (the packages registry's `manifest_digest`).
+///
+/// # Errors
+/// Store damage reading a manifest blob.
+pub fn package_findings(store: &Store, m: &Model, view: &View<'_>) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    for p in m.packages.values().filter(|p| p.status == "installed") {
+        let Some(digest) = ObjectId::from_hex(&p.manifest_digest) else {
+            continue;
+        };
+        if !store.contains(&digest) {
+            out.push(
+                Finding::new(
+                    Code::PackageFileChanged,
+                    RelPath::parse(super::PACKAGES.as_bytes()).unwrap_or_else(RelPath::root),
+                    format!(
+                        "the manifest of installed package {} is not in the store: its files cannot be checked",
+                        p.id
+                    ),
+                )
+                .owned_by(&p.id),
+            );
+            continue;
+        }
+        let Ok(manifest) = crate::package::Manifest::parse(&read_blob(store, &digest)?) else {
+            continue;
+        };
+        for f in &manifest.files {
+            let Some(at) = RelPath::parse(f.path.as_bytes()) else {
+                continue;
+            };
+            let problem = match view.files.get(&at) {
+                None => Some("is gone".to_string()),
+                Some(s) if s.kind != EntryKind::File => Some(format!("is a {} now", s.kind.name())),
+                Some(s) if s.id != f.blake3 => Some("differs from its bytes".to_string()),
+                Some(s) if s.meta.mode & 0o7777 != f.mode.bits() => Some(format!(
+                    "has mode {:04o}, not {:04o}",
+                    s.meta.mode & 0o7777,
+                    f.mode.bits()
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                out.push(
+                    Finding::new(
+                        Code::PackageFileChanged,
+                        at,
+                        format!(
+                            "installed by package {} {}, it {problem} in the manifest",
+                            p.id, p.version
+                        ),
+                    )
+                    .owned_by(&p.id),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What [`run_passes`] can reuse from the scan that came before it.
 #[derive(Default)]
 pub struct PassInputs<'a> {
@@ -579,6 +643,9 @@ pub struct PassInputs<'a> {
     /// the files added or changed since HEAD run their per-file gates (see
     /// `unchanged_gates_hold`). `None` runs them on every file.
     pub since_head: Option<&'a crate::worktree::WorktreeReport>,
+    /// The store, for pass 1's check of package-owned files against their
+    /// manifests ([`package_findings`]); `None` skips it.
+    pub store: Option<&'a Store>,
 }
 
 /// Runs passes 0, 2 and 3 (and records pass 1's findings, computed by the
@@ -606,6 +673,10 @@ pub fn run_passes(
     r.passes[0] = Some(ownership_findings(&m, view, true)?);
     if stop(&r) {
         return Ok((m, r));
+    }
+    let mut content = content;
+    if let Some(store) = inputs.store {
+        content.extend(package_findings(store, &m, view)?);
     }
     r.passes[1] = Some(content);
     if stop(&r) {
@@ -884,6 +955,7 @@ pub fn snapshot(
     }
     let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
     let mut findings = ownership_findings(&m, &view, false)?;
+    findings.extend(package_findings(store, &m, &view)?);
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {
         ctl.progress.phase("gates");
@@ -984,6 +1056,7 @@ pub fn verify(
         },
         fused: fused.as_ref(),
         since_head: (!full).then_some(&r),
+        store: Some(store),
     };
     let (_, passes) = run_passes(&view, &scope, r.all_findings(), all_passes, inputs, ctl)?;
     drop(view);
