@@ -200,6 +200,23 @@ fn refusals_leave_the_plane_and_store_byte_identical() {
     );
     refused(&s, &loose, 1, "something is there already");
     fs::remove_file(s.plane.path().join("specs/SPEC-000/pkg/loose.md")).unwrap();
+    // A directory on the way that is a symlink (to outside the plane).
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), s.plane.path().join("specs/SPEC-000/linked")).unwrap();
+    let through = pack(
+        &s,
+        "through",
+        &[("specs/SPEC-000/linked/x.md", "x\n")],
+        &s.admin,
+        &["--id", "PKG-THROUGH"],
+    );
+    refused(&s, &through, 1, "which is a symlink or a file");
+    assert_eq!(
+        fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written through the symlink"
+    );
+    fs::remove_file(s.plane.path().join("specs/SPEC-000/linked")).unwrap();
     // A dependency that is not installed.
     let needy = pack(
         &s,

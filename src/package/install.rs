@@ -79,6 +79,24 @@ fn hash_on_disk(plane: &Plane, path: &str) -> Option<ObjectId> {
         })
 }
 
+/// The first directory on the way to `p` that exists but is not a real
+/// directory (a symlink, a file): a package is never written through one.
+fn through_non_directory(scope: &Scope, p: &RelPath) -> Option<RelPath> {
+    let mut at = RelPath::root();
+    let parts: Vec<&[u8]> = p.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        let dir = scope.open_dir(&at).ok()?;
+        match dir.stat(part) {
+            Ok(st) if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::Dir => {
+                return Some(at.join(part));
+            }
+            Ok(_) => at = at.join(part),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// The plane's model as its working tree is now.
 fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
     let report = crate::worktree::status(store, plane, ctl)?;
@@ -271,6 +289,16 @@ pub fn install(
                 )
                 .owned_by(&*d.owner_id),
             );
+        } else if let Some(through) = through_non_directory(&scope, &p) {
+            findings.push(Finding::new(
+                Code::Unmapped,
+                p.clone(),
+                format!(
+                    "package {} would write it through {}, which is a symlink or a file, not a directory of the plane",
+                    manifest.id,
+                    through.display()
+                ),
+            ));
         } else if scope
             .open_dir(&p.parent().unwrap_or_else(RelPath::root))
             .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
