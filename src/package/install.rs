@@ -79,6 +79,27 @@ fn hash_on_disk(plane: &Plane, path: &str) -> Option<ObjectId> {
         })
 }
 
+/// The outermost directory on the way to `p` that neither the working tree
+/// nor HEAD (`root`) has, if any.
+fn topmost_new_dir(
+    scope: &Scope,
+    src: &crate::diff::TreeSource<'_>,
+    root: &crate::id::TreeId,
+    p: &RelPath,
+) -> Result<Option<RelPath>> {
+    let mut at = RelPath::root();
+    let parts: Vec<&[u8]> = p.components().collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        let next = at.join(part);
+        let on_disk = scope.open_dir(&at).and_then(|d| d.stat(part)).is_ok();
+        if !on_disk {
+            return Ok(crate::diff::lookup_path(src, root, &next)?.is_none().then_some(next));
+        }
+        at = next;
+    }
+    Ok(None)
+}
+
 /// The first directory on the way to `p` that exists but is not a real
 /// directory (a symlink, a file): a package is never written through one.
 fn through_non_directory(scope: &Scope, p: &RelPath) -> Option<RelPath> {
@@ -385,7 +406,27 @@ pub fn install(
         .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
         .map(|p| at(p))
         .collect();
-    let mut touched = paths.clone();
+    // Restored as few paths as possible: a directory that neither the
+    // plane nor HEAD has is restored whole (all the package puts there, and
+    // nothing else can be), everything else path by path.
+    let src = crate::diff::TreeSource::store(store);
+    let mut touched: Vec<RelPath> = Vec::with_capacity(paths.len() + gone.len());
+    let mut fresh: std::collections::BTreeSet<RelPath> = std::collections::BTreeSet::new();
+    for p in &paths {
+        match topmost_new_dir(&scope, &src, &head.root, p)? {
+            Some(d) => {
+                fresh.insert(d);
+            }
+            None => touched.push(p.clone()),
+        }
+    }
+    // Only the outermost of nested fresh directories.
+    let outer: Vec<RelPath> = fresh
+        .iter()
+        .filter(|d| !fresh.iter().any(|o| o != *d && d.starts_with(o)))
+        .cloned()
+        .collect();
+    touched.extend(outer);
     touched.extend(gone.iter().cloned());
     let resolved = Resolved {
         plane: plane.clone(),
