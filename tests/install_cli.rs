@@ -400,3 +400,31 @@ fn a_hand_edited_package_file_fails_verify_and_cannot_be_sealed() {
     stdout(d, &["restore", "HEAD", "specs/SPEC-000/ex/a.md"]);
     stdout(d, &["verify"]);
 }
+
+/// An install killed while its files are being written is, after the next
+/// command, fully present: the checkout is finished and the registry,
+/// ownership and seal steps run again.
+#[test]
+fn an_install_killed_midway_is_completed_by_the_next_command() {
+    let s = setup();
+    let d = s.plane.path();
+    let files: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("specs/SPEC-000/k/f{i}.md"), format!("f{i}\n")))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    let pkg = pack(&s, "killed", &refs, &s.admin, &["--id", "PKG-KILLED"]);
+    common::kill_after_ops(d, &["install", pkg.to_str().unwrap()], 2, &[]);
+    assert!(d.join(".cp/planes/main/install.pending").exists());
+    let o = cplane(d).arg("snapshot").output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("finished an interrupted install of PKG-KILLED"), "{err}");
+    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    for (p, b) in &files {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), *b);
+    }
+    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap();
+    assert!(reg.contains("PKG-KILLED,"), "{reg}");
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+}

@@ -268,6 +268,16 @@ impl Ctx {
         let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
         self.check_ledger(store, &lock, &plane, signing.as_ref())?;
+        // An install interrupted after its files were written is completed
+        // (registry, ownership, seal); the ledger records it below.
+        if let Some((m, name)) =
+            cplane::package::install::resume(store, &lock, &plane, self.control(&cplane::progress::NoProgress))?
+        {
+            eprintln!(
+                "cplane: finished an interrupted install of {} {} into plane {} (checkpoint {name})",
+                m.id, m.version, plane.name
+            );
+        }
         let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {
             let why = if late[0].message.contains("from history") {

@@ -433,47 +433,17 @@ pub fn install(
         id: target_id,
         snapshot: target,
     };
+    // The steps after the files are written are resumable: a command that
+    // finds this file (after finishing the checkout) completes them.
+    let pending = store.plane_dir(&plane.name).join(INSTALL_PENDING);
+    let note = serde_json::json!({
+        "manifest_digest": package.manifest_digest.to_hex(),
+        "gone": gone.iter().map(RelPath::display).collect::<Vec<_>>(),
+    });
+    crate::fsutil::write_atomic(&pending, note.to_string().as_bytes(), &store.tmp_dir())?;
     let written = crate::restore::restore(store, lock, plane, &resolved, &touched, hooks, ctl)?;
-    // The registry row, then the ownership rows (compiled), then the seal.
-    let packages = at(PACKAGES);
-    let mut text = if crate::governance::plane::is_plane_file(&scope, &packages) {
-        String::from_utf8(crate::governance::plane::read_file(&scope, &packages)?).unwrap_or_default()
-    } else {
-        format!("{PACKAGES_HEADER}\n")
-    };
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    // An upgrade replaces the old version's row.
-    if old.is_some() {
-        text = text
-            .lines()
-            .filter(|l| l.split(',').next() != Some(manifest.id.as_str()))
-            .map(|l| format!("{l}\n"))
-            .collect();
-    }
-    text.push_str(&format!(
-        "{},{},{},{},{},installed\n",
-        manifest.id,
-        manifest.version,
-        manifest.spec_id,
-        manifest.framework_id,
-        package.manifest_digest.to_hex()
-    ));
-    crate::governance::plane::write_file(&scope, &packages, text.as_bytes())?;
-    if m.owner(&packages).is_none() {
-        let like = at(crate::governance::FRAMEWORKS);
-        crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
-    }
-    if !gone.is_empty() {
-        crate::governance::edit::disown(store, plane, &gone, ctl)?;
-    }
-    crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
-    let opts = crate::snapshot::SealOptions {
-        message: format!("install {} {}", manifest.id, manifest.version),
-        ..crate::snapshot::SealOptions::default()
-    };
-    let (sealed, _) = crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?;
+    let sealed = finish(store, lock, plane, manifest, &package.manifest_digest, &gone, ctl)?;
+    let _ = std::fs::remove_file(&pending);
     Ok(Installed {
         replaced: old.map(|o| o.version.to_string()),
         manifest: package.manifest.clone(),
@@ -482,6 +452,121 @@ pub fn install(
         checkpoint: (sealed.id, sealed.snapshot.name.clone()),
         rescue: written.journal.rescue_name.clone(),
     })
+}
+
+/// The file that marks an install whose files are written but whose
+/// registry, ownership and seal steps are not done yet
+/// (`.cp/planes/<plane>/install.pending`, JSON `{"manifest_digest", "gone"}`).
+pub const INSTALL_PENDING: &str = "install.pending";
+
+/// The steps of an install after its files are in place: the package's
+/// registry row (replacing an older version's), its ownership rows (and the
+/// dropped files' rows removed), the seal. Each is idempotent, so an
+/// interrupted install can run them again ([`resume`]).
+fn finish(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    manifest: &Manifest,
+    digest: &ObjectId,
+    gone: &[RelPath],
+    ctl: Control<'_>,
+) -> Result<crate::snapshot::SealReport> {
+    let scope = Scope::open(plane)?;
+    let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
+    let packages = at(PACKAGES);
+    let existed = crate::governance::plane::is_plane_file(&scope, &packages);
+    let text = if existed {
+        String::from_utf8(crate::governance::plane::read_file(&scope, &packages)?).unwrap_or_default()
+    } else {
+        format!("{PACKAGES_HEADER}\n")
+    };
+    // Any row of this id goes (an older version, or this one from an
+    // interrupted run), then the package's row.
+    let mut text: String = text
+        .lines()
+        .filter(|l| l.split(',').next() != Some(manifest.id.as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(&format!(
+        "{},{},{},{},{},installed\n",
+        manifest.id,
+        manifest.version,
+        manifest.spec_id,
+        manifest.framework_id,
+        digest.to_hex()
+    ));
+    crate::governance::plane::write_file(&scope, &packages, text.as_bytes())?;
+    if !existed {
+        let like = at(crate::governance::FRAMEWORKS);
+        crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
+    }
+    let declared: Vec<RelPath> = {
+        let m = model(store, plane, ctl)?;
+        gone.iter().filter(|p| m.owner(p).is_some()).cloned().collect()
+    };
+    if !declared.is_empty() {
+        crate::governance::edit::disown(store, plane, &declared, ctl)?;
+    }
+    let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
+    crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
+    let opts = crate::snapshot::SealOptions {
+        message: format!("install {} {}", manifest.id, manifest.version),
+        ..crate::snapshot::SealOptions::default()
+    };
+    Ok(crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?.0)
+}
+
+/// Completes an install that was interrupted after its files were written
+/// (run after the checkout journal is finished): when every file of the
+/// package is in place, the registry, ownership and seal steps run again;
+/// when none is (the checkout never started), nothing was changed and the
+/// mark is dropped. Returns the package and the checkpoint it sealed.
+///
+/// # Errors
+/// Store damage reading the manifest; what the steps report (the mark stays
+/// for the next try).
+pub fn resume(
+    store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    ctl: Control<'_>,
+) -> Result<Option<(Manifest, String)>> {
+    let pending = store.plane_dir(&plane.name).join(INSTALL_PENDING);
+    let Ok(text) = std::fs::read_to_string(&pending) else {
+        return Ok(None);
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let digest = v["manifest_digest"].as_str().and_then(ObjectId::from_hex);
+    let manifest = match digest {
+        Some(d) if store.contains(&d) => Manifest::parse(&crate::governance::plane::read_blob(store, &d)?).ok(),
+        _ => None,
+    };
+    let (Some(manifest), Some(digest)) = (manifest, digest) else {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(None);
+    };
+    let present = manifest
+        .files
+        .iter()
+        .filter(|f| hash_on_disk(plane, &f.path) == Some(f.blake3))
+        .count();
+    if present < manifest.files.len() {
+        // Not (all) written: the checkout did not run, or was undone.
+        let _ = std::fs::remove_file(&pending);
+        return Ok(None);
+    }
+    let gone: Vec<RelPath> = v["gone"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().and_then(|p| RelPath::parse(p.as_bytes())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sealed = finish(store, lock, plane, &manifest, &digest, &gone, ctl)?;
+    let _ = std::fs::remove_file(&pending);
+    Ok(Some((manifest, sealed.snapshot.name)))
 }
 
 /// What [`uninstall`] did.
