@@ -408,3 +408,97 @@ pub(crate) fn graft(
     }
     unreachable!("a non-root path has at least one component")
 }
+
+/// One change for [`graft_many`]: the path's components, and the entry to
+/// put there (`None` removes it).
+type Change = (Vec<Vec<u8>>, Option<TreeEntry>);
+
+/// [`graft`] for many paths at once: every tree on the way is read and
+/// written once, however many of the paths lie below it (a package of
+/// 10,000 files costs one rebuild per directory, not per file). Missing
+/// directories get the mode and owner they have on disk, else 0755.
+/// Paths must not be a file and a directory at once.
+///
+/// # Errors
+/// Store damage; I/O errors while writing trees.
+pub(crate) fn graft_many(
+    w: &ObjectWriter<'_>,
+    scope: &Scope,
+    root: TreeId,
+    changes: &[(RelPath, Option<TreeEntry>)],
+) -> Result<TreeId> {
+    let mut list: Vec<Change> = changes
+        .iter()
+        .map(|(p, e)| (p.components().map(<[u8]>::to_vec).collect(), e.clone()))
+        .filter(|(c, _): &Change| !c.is_empty())
+        .collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    let tree = w.store().read_tree(&root)?;
+    Ok(rebuild(w, scope, tree, &RelPath::root(), &list, 0)?.0)
+}
+
+/// Applies `changes` (sorted, all below `at`, components from `depth` on)
+/// to `tree`, writes it, returns its id and total size.
+fn rebuild(
+    w: &ObjectWriter<'_>,
+    scope: &Scope,
+    mut tree: Tree,
+    at: &RelPath,
+    changes: &[Change],
+    depth: usize,
+) -> Result<(TreeId, u64)> {
+    let mut i = 0;
+    while i < changes.len() {
+        let name = changes[i].0[depth].clone();
+        let j = changes[i..]
+            .iter()
+            .position(|c| c.0[depth] != name)
+            .map_or(changes.len(), |k| i + k);
+        let group = &changes[i..j];
+        let pos = tree.entries.binary_search_by(|e| e.name.as_slice().cmp(&name));
+        let replacement = if group.len() == 1 && group[0].0.len() == depth + 1 {
+            group[0].1.clone().map(|mut e| {
+                e.name = name.clone();
+                e
+            })
+        } else {
+            let existing = pos.ok().map(|k| &tree.entries[k]).filter(|e| e.kind == EntryKind::Dir);
+            let here = at.join(&name);
+            let meta = match existing {
+                Some(e) => e.meta,
+                None => match scope.open_dir(&here).and_then(|d| d.stat_self()) {
+                    Ok(st) => Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir),
+                    Err(_) => Meta {
+                        mode: 0o755,
+                        uid: Meta::UNKNOWN_ID,
+                        gid: Meta::UNKNOWN_ID,
+                    },
+                },
+            };
+            let sub = match existing {
+                Some(e) => w.store().read_tree(&e.tree_id())?,
+                None => Tree::default(),
+            };
+            let (id, size) = rebuild(w, scope, sub, &here, group, depth + 1)?;
+            Some(TreeEntry {
+                name: name.clone(),
+                kind: EntryKind::Dir,
+                meta,
+                id: id.0,
+                size,
+            })
+        };
+        match (pos, replacement) {
+            (Ok(k), Some(e)) => tree.entries[k] = e,
+            (Ok(k), None) => {
+                tree.entries.remove(k);
+            }
+            (Err(k), Some(e)) => tree.entries.insert(k, e),
+            (Err(_), None) => {}
+        }
+        i = j;
+    }
+    let (id, body) = tree.encode_with_id();
+    w.add(ObjectKind::Tree, id.0, &body)?;
+    Ok((id, tree.entries.iter().map(|e| e.size).sum()))
+}

@@ -18,7 +18,6 @@ use crate::revision::Resolved;
 use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::lock::StoreLock;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The header of `registries/packages_registry.csv` when install creates it.
@@ -355,15 +354,13 @@ pub fn install(
             {
                 w.add(ObjectKind::Blob, manifest.attestation, &att)?;
             }
-            let mut made = HashMap::new();
-            let mut root = head.root;
-            // What the old version had and this one has not goes.
-            for gone in old_paths
+            // What the old version had and this one has not goes; the
+            // package's files go in; one pass over the trees.
+            let mut changes: Vec<(RelPath, Option<TreeEntry>)> = old_paths
                 .iter()
                 .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
-            {
-                root = crate::restore::graft(w, &mut made, &scope, root, &at(gone), None)?;
-            }
+                .map(|p| (at(p), None))
+                .collect();
             for (f, bytes) in manifest.files.iter().zip(&contents) {
                 let id = crate::object::blob_id(bytes);
                 w.add(ObjectKind::Blob, id, bytes)?;
@@ -378,8 +375,9 @@ pub fn install(
                     id,
                     size: f.size,
                 };
-                root = crate::restore::graft(w, &mut made, &scope, root, &at(&f.path), Some(entry))?;
+                changes.push((at(&f.path), Some(entry)));
             }
+            let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
             let snapshot = Snapshot {
                 plane: plane.name.clone(),
                 name: format!("INSTALL-{}-{}", manifest.id, manifest.version),
@@ -678,11 +676,8 @@ pub fn uninstall(
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let (target_id, target) = store
         .transaction(|w| {
-            let mut made = HashMap::new();
-            let mut root = head.root;
-            for p in &paths {
-                root = crate::restore::graft(w, &mut made, &scope, root, p, None)?;
-            }
+            let changes: Vec<(RelPath, Option<TreeEntry>)> = paths.iter().map(|p| (p.clone(), None)).collect();
+            let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
             let snapshot = Snapshot {
                 plane: plane.name.clone(),
                 name: format!("UNINSTALL-{id}"),
