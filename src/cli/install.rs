@@ -59,7 +59,8 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     )?;
     let bar = output::Bar::new("install");
     let hooks = ctx.hooks(&store, &plane);
-    let r = match cplane::package::install::install(
+    // Refused before anything was written: the intent goes with it.
+    let r = cplane::package::install::install(
         &mut store,
         &lock,
         &plane,
@@ -70,16 +71,8 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         },
         hooks.as_ref(),
         ctx.control(&bar),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            // Refused before anything was written: nothing to record.
-            if matches!(e, cplane::Error::Refused { .. } | cplane::Error::BadConfig { .. }) {
-                ctx.unchanged(&store, &plane);
-            }
-            return Err(e.into());
-        }
-    };
+    );
+    let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     let m = &r.manifest;
     let mut ev = cplane::ledger::Event::new(
@@ -173,7 +166,8 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
     )?;
     let bar = output::Bar::new("uninstall");
     let hooks = ctx.hooks(&store, &plane);
-    let r = match cplane::package::install::uninstall(
+    // Refused before anything was written: the intent goes with it.
+    let r = cplane::package::install::uninstall(
         &mut store,
         &lock,
         &plane,
@@ -181,15 +175,8 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
         args.force,
         hooks.as_ref(),
         ctx.control(&bar),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            if matches!(e, cplane::Error::Refused { .. } | cplane::Error::BadConfig { .. }) {
-                ctx.unchanged(&store, &plane);
-            }
-            return Err(e.into());
-        }
-    };
+    );
+    let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     let m = &r.manifest;
     let mut ev = cplane::ledger::Event::new(
