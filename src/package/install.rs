@@ -63,19 +63,16 @@ fn bad_package(file: &Path, e: PackageError) -> Error {
     }
 }
 
-/// BLAKE3 of the regular file at `path` in the plane, streamed (a package
-/// file may be larger than a registry may be); `None` when it is missing or
+/// BLAKE3 of the regular file at `path` in the plane, hashed as a scan
+/// hashes (through the plane's directory handles, never following a
+/// symlink, a torn read retried): `None` when it is missing, unreadable, or
 /// something else is there (a symlink counts as edited).
-fn hash_on_disk(plane: &Plane, path: &str) -> Option<ObjectId> {
-    let at = plane.root.join(path);
-    std::fs::symlink_metadata(&at)
+fn hash_on_disk(scope: &Scope, path: &str) -> Option<ObjectId> {
+    let rel = RelPath::parse(path.as_bytes())?;
+    let dir = scope.open_dir(&rel.parent().unwrap_or_else(RelPath::root)).ok()?;
+    crate::hash::hash_file(&dir, rel.file_name()?, &scope.shown(&rel), None)
         .ok()
-        .filter(|m| m.is_file())
-        .and_then(|_| std::fs::File::open(&at).ok())
-        .and_then(|file| {
-            let mut h = blake3::Hasher::new();
-            h.update_reader(file).ok().map(|h| ObjectId(*h.finalize().as_bytes()))
-        })
+        .map(|(id, _)| id)
 }
 
 /// The outermost directory on the way to `p` that neither the working tree
@@ -260,7 +257,7 @@ pub fn install(
     // The installed files must be as the old version left them.
     if let Some(old) = &old {
         for f in &old.files {
-            if hash_on_disk(plane, &f.path) != Some(f.blake3) {
+            if hash_on_disk(&scope, &f.path) != Some(f.blake3) {
                 findings.push(Finding::new(
                     Code::Modified,
                     at(&f.path),
@@ -544,10 +541,11 @@ pub fn resume(
         let _ = std::fs::remove_file(&pending);
         return Ok(None);
     };
+    let scope = Scope::open(plane)?;
     let present = manifest
         .files
         .iter()
-        .filter(|f| hash_on_disk(plane, &f.path) == Some(f.blake3))
+        .filter(|f| hash_on_disk(&scope, &f.path) == Some(f.blake3))
         .count();
     if present < manifest.files.len() {
         // Not (all) written: the checkout did not run, or was undone.
@@ -650,7 +648,7 @@ pub fn uninstall(
     let mut edited = Vec::new();
     for f in &manifest.files {
         let p = at(&f.path);
-        let now = hash_on_disk(plane, &f.path);
+        let now = hash_on_disk(&scope, &f.path);
         if now != Some(f.blake3) {
             edited.push(f.path.clone());
             if !force {
