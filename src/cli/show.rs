@@ -39,44 +39,21 @@ fn show_package(
     id: &str,
     attestation: bool,
 ) -> super::CmdResult {
-    use cplane::governance::registry::Table;
     let scope = cplane::scope::Scope::open(plane)?;
-    let at = cplane::path::RelPath::parse(cplane::governance::PACKAGES.as_bytes()).expect("constant path");
-    let not_installed = || {
+    let manifest = cplane::package::install::installed_manifest(store, &scope, id)?.ok_or_else(|| {
         super::CliError::Usage(
             format!(
-                "no package {id} in {} of plane {}",
+                "no installed package {id} in {} of plane {}",
                 cplane::governance::PACKAGES,
                 plane.name
             ),
             Some("`cplane install FILE` installs one".into()),
         )
-    };
-    let bytes = cplane::governance::plane::read_file(&scope, &at).map_err(|_| not_installed())?;
-    let cols = ["id", "version", "spec_id", "framework_id", "manifest_digest", "status"];
-    let t = Table::parse(&bytes, cplane::governance::PACKAGES, &cols, &[])
-        .map_err(|e| super::CliError::Usage(e.to_string(), None))?;
-    let row = t.rows().find(|r| r.get("id") == id).ok_or_else(not_installed)?;
-    let digest = cplane::id::ObjectId::from_hex(row.get("manifest_digest")).ok_or_else(|| {
-        super::CliError::Usage(
-            format!(
-                "package {id} has no manifest digest in {}",
-                cplane::governance::PACKAGES
-            ),
-            None,
-        )
     })?;
-    let read = |oid: &cplane::id::ObjectId| -> Result<Vec<u8>, super::CliError> {
-        let mut out = Vec::new();
-        store.read_blob_to(oid, &mut out, std::path::Path::new("(memory)"))?;
-        Ok(out)
-    };
-    let manifest = read(&digest)?;
     let body = if attestation {
-        let m = cplane::package::Manifest::parse(&manifest).map_err(|e| super::CliError::Usage(e.to_string(), None))?;
-        read(&m.attestation)?
+        cplane::governance::plane::read_blob(store, &manifest.attestation)?
     } else {
-        manifest
+        manifest.to_canonical_bytes()
     };
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     writeln!(ctx.out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;

@@ -578,9 +578,13 @@ pub struct Uninstalled {
     pub edited: Vec<String>,
 }
 
-/// The manifest install stored for `id`, and the registry row's version,
-/// from the registry in the working tree.
-fn installed_manifest(store: &Store, scope: &Scope, id: &str) -> Result<Option<Manifest>> {
+/// The manifest install stored for package `id` (the blob the packages
+/// registry's `manifest_digest` names, for a row with status `installed`
+/// in the working tree's registry); `None` when there is none.
+///
+/// # Errors
+/// Store damage; a stored manifest that does not parse.
+pub fn installed_manifest(store: &Store, scope: &Scope, id: &str) -> Result<Option<Manifest>> {
     use crate::governance::registry::Table;
     let at = RelPath::parse(PACKAGES.as_bytes()).unwrap_or_else(RelPath::root);
     if !crate::governance::plane::is_plane_file(scope, &at) {
