@@ -484,3 +484,21 @@ fn a_refused_change_leaves_no_intent() {
     stdout(d, &["snapshot"]);
     assert_eq!(entries(d).len(), n + 1);
 }
+
+/// A line that is not an entry is named by `cplane ledger` (never a
+/// silently shorter list); `explain` says so and still explains the file.
+#[test]
+fn a_garbled_line_is_named_not_skipped() {
+    let t = plane_with_history();
+    let d = t.path();
+    let mut l = lines(d);
+    l[1] = "not json".into();
+    set_lines(d, &l);
+    let o = cplane(d).arg("ledger").output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 2 is not a ledger entry"));
+    let o = cplane(d).args(["explain", "a.txt"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 2 is not a ledger entry"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a.txt"));
+    verify_fails_with(d, "is not a ledger entry");
+}

@@ -41,11 +41,17 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
     // directory above it), and those that produced a snapshot it changed in.
     let changed: std::collections::HashSet<String> = x.changes.iter().map(|c| c.id.to_hex()).collect();
     let wanted = x.path.display();
-    let ledger: Vec<cplane::ledger::Entry> = cplane::ledger::Ledger::of(&store, &plane.name)
-        .entries()?
-        .into_iter()
-        .filter(|e| e.touches(&wanted) || e.snapshot.as_ref().is_some_and(|s| changed.contains(s)))
-        .collect();
+    // A damaged ledger is said so; it does not stop explaining the file.
+    let ledger: Vec<cplane::ledger::Entry> = match cplane::ledger::Ledger::of(&store, &plane.name).entries() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|e| e.touches(&wanted) || e.snapshot.as_ref().is_some_and(|s| changed.contains(s)))
+            .collect(),
+        Err(e) => {
+            eprintln!("warning: {e}");
+            Vec::new()
+        }
+    };
     if args.json {
         writeln!(
             ctx.out,

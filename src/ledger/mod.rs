@@ -776,18 +776,30 @@ impl Ledger {
     }
 
     /// Every complete entry, in file order, parsed (not verified; see
-    /// [`Ledger::verify`]). A line that does not parse ends the list.
+    /// [`Ledger::verify`]; a torn, unterminated last line is left out).
     ///
     /// # Errors
-    /// I/O reading the file.
+    /// [`Error::DamagedFile`] naming the line that is not a ledger entry
+    /// (never a silently shorter list); I/O reading the file.
     pub fn entries(&self) -> Result<Vec<Entry>> {
         let bytes = self.read_all()?;
         let end = complete_len(&bytes);
-        Ok(bytes[..end]
+        bytes[..end]
             .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map_while(|l| serde_json::from_slice::<Entry>(l).ok())
-            .collect())
+            .take_while(|l| !l.is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_slice::<Entry>(l).map_err(|e| {
+                    damaged(
+                        &self.path,
+                        format!(
+                            "line {} is not a ledger entry ({e}); `cplane ledger verify` says what happened",
+                            i + 1
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Entry `seq`, read through the offsets file (`ledger.tree/offsets`: the
@@ -1002,8 +1014,8 @@ impl Ledger {
             return Err(damaged(
                 &self.path,
                 format!(
-                    "line {} is not a ledger entry, so its Merkle tree cannot be rebuilt; run `cplane ledger verify`",
-                    entries.len() + 1
+                    "has {} entries where its last says {size}, so its Merkle tree cannot be rebuilt; run `cplane ledger verify`",
+                    entries.len()
                 ),
             ));
         }
