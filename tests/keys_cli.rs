@@ -46,6 +46,11 @@ fn ok_with_key(d: &Path, key: &Path, args: &[&str]) -> String {
 /// writer that skipped cplane's checks could do): `ledger verify` must
 /// flag what is wrong with it. Returns its seq.
 fn forge(d: &Path, key: &Path, op: &str) -> u64 {
+    forge_with(d, key, op, |_| {})
+}
+
+/// [`forge`], with `adjust` changing the entry before it is hashed and signed.
+fn forge_with(d: &Path, key: &Path, op: &str, adjust: impl FnOnce(&mut Entry)) -> u64 {
     let es = entries(d);
     let last = es.last().unwrap();
     let k = cplane::keys::load_private(key).unwrap();
@@ -66,6 +71,7 @@ fn forge(d: &Path, key: &Path, op: &str) -> u64 {
         hash: String::new(),
         sig: None,
     };
+    adjust(&mut e);
     let h = e.compute_hash().unwrap();
     e.hash = cplane::id::to_hex(&h);
     e.sig = Some(cplane::keys::sign(&k, "cplane-ledger", &h).unwrap());
@@ -376,34 +382,14 @@ fn trust_is_replayed_from_the_ledger_not_read_from_the_file() {
         .map(|p| (p.clone(), fs::read(&p).unwrap()))
         .collect();
     let es = entries(d);
-    let last = es.last().unwrap().clone();
-    let key = cplane::keys::load_private(&maint).unwrap();
-    let mut forged = Entry {
-        seq: last.seq + 1,
-        time: es[1].time.clone(),
-        actor: format!("key:{}", cplane::keys::fingerprint(key.public_key())),
-        op: "snapshot".into(),
-        plane: "main".into(),
-        refs: Vec::new(),
-        paths: Vec::new(),
-        paths_omitted: 0,
-        snapshot: None,
-        head: last.head.clone(),
-        message: "backdated".into(),
-        key: None,
-        prev: last.hash.clone(),
-        hash: String::new(),
-        sig: None,
-    };
-    let h = forged.compute_hash().unwrap();
-    forged.hash = cplane::id::to_hex(&h);
-    forged.sig = Some(cplane::keys::sign(&key, "cplane-ledger", &h).unwrap());
-    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut f, format!("{}\n", forged.to_line()).as_bytes()).unwrap();
-    drop(f);
+    let backdated = es[1].time.clone();
+    let seq = forge_with(d, &maint, "snapshot", |e| {
+        e.time = backdated;
+        e.message = "backdated".into();
+    });
     let out = stdout_code(d, &["ledger", "verify"], 1);
     assert!(
-        out.contains(&format!("entry {}: signature: it is signed by", forged.seq)) && out.contains("revoked"),
+        out.contains(&format!("entry {seq}: signature: it is signed by")) && out.contains("revoked"),
         "{out}"
     );
     // Put the ledger back as it was.
