@@ -91,6 +91,26 @@ fn the_same_files_key_and_time_give_the_same_bytes() {
     assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
 }
 
+/// `cplane pack --spec SPEC-000 --from SRC --key KEY -o OUT` in `d`: exit
+/// code, and stdout and stderr together.
+fn pack_from(d: &Path, src: &Path, key: &Path, out: &Path) -> (Option<i32>, String) {
+    let o = cplane(d)
+        .args(["pack", "--spec", "SPEC-000", "--from"])
+        .arg(src)
+        .arg("--key")
+        .arg(key)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code(), all)
+}
+
 #[test]
 fn a_failing_gate_or_an_unauthorized_path_writes_nothing() {
     let (t, k, key) = governed();
@@ -100,48 +120,15 @@ fn a_failing_gate_or_an_unauthorized_path_writes_nothing() {
     let aws = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
     write(&src, "specs/SPEC-000/notes.md", &format!("key = '{aws}'\n"));
     let out = k.path().join("bad.cppkg");
-    let o = cplane(d)
-        .args([
-            "pack",
-            "--spec",
-            "SPEC-000",
-            "--from",
-            src.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("CP301") || String::from_utf8_lossy(&o.stderr).contains("CP301")
-    );
+    let (code, all) = pack_from(d, &src, &key, &out);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("CP301"), "{all}");
     assert!(!out.exists());
     // A path the framework does not authorize.
     fs::remove_dir_all(&src).unwrap();
     write(&src, "elsewhere/x.md", "# x\n");
-    let o = cplane(d)
-        .args([
-            "pack",
-            "--spec",
-            "SPEC-000",
-            "--from",
-            src.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let (code, all) = pack_from(d, &src, &key, &out);
+    assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("CP204"), "{all}");
     assert!(!out.exists());
     // No key: refused before anything is written.
