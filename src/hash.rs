@@ -38,7 +38,7 @@ pub const HASH_ATTEMPTS: usize = 3;
 /// clock (which stamps file times) plus 1 ms. Within one tick, a rewrite of
 /// the same size leaves size, mtime and ctime unchanged, so the fstat bracket
 /// alone cannot see it; such a file is re-read once its times are older.
-fn fresh_margin_ns() -> i64 {
+pub(crate) fn fresh_margin_ns() -> i64 {
     static MARGIN: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     *MARGIN.get_or_init(|| 2 * fsys::coarse_clock_tick_ns().clamp(1_000_000, 1_000_000_000) + 1_000_000)
 }

@@ -39,12 +39,32 @@ use std::collections::HashMap;
 /// be read; store damage (nothing changed); I/O errors naming the path.
 pub fn restore(
     store: &mut Store,
+    lock: &StoreLock,
+    plane: &Plane,
+    target: &Resolved,
+    paths: &[RelPath],
+    hooks: &dyn CheckoutHooks,
+    ctl: Control<'_>,
+) -> Result<CheckoutReport> {
+    restore_with(store, lock, plane, target, paths, hooks, ctl, None)
+}
+
+/// [`restore`], staging the blobs of `known` (bytes the caller holds,
+/// checked against their ids: an install's package) from memory instead of
+/// reading them back from the store.
+///
+/// # Errors
+/// As [`restore`].
+#[allow(clippy::too_many_arguments)]
+pub fn restore_with(
+    store: &mut Store,
     _lock: &StoreLock,
     plane: &Plane,
     target: &Resolved,
     paths: &[RelPath],
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
+    known: Option<&HashMap<crate::id::ObjectId, &[u8]>>,
 ) -> Result<CheckoutReport> {
     crate::rollback::same_plane(target, plane)?;
     let mut scope = Scope::open(plane)?;
@@ -80,6 +100,7 @@ pub fn restore(
     // content is stored); a single file is read anyway, and loading the cache of a
     // large plane would cost more than that.
     let cache_path = crate::snapshot::index_path(store, plane);
+    let written = store.written_rows(&plane.name);
     let cache: std::cell::OnceCell<Option<StatCache>> = std::cell::OnceCell::new();
     let ((root, files, bytes), _) = store.transaction(|w| {
         // Trees written by this transaction are not readable from the store until it
@@ -94,7 +115,11 @@ pub fn restore(
                 p,
                 ScanOptions {
                     cache: if is_dir {
-                        cache.get_or_init(|| StatCache::load(&cache_path)).as_ref()
+                        cache
+                            .get_or_init(|| {
+                                crate::snapshot::with_written(StatCache::load(&cache_path), written.clone())
+                            })
+                            .as_ref()
                     } else {
                         None
                     },
@@ -196,6 +221,7 @@ pub fn restore(
         paths: outer,
         new_head: None,
         rescue_cache: &rescue_cache,
+        known,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(report) => {

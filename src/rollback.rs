@@ -154,6 +154,7 @@ pub fn rollback(
             paths: Vec::new(),
             new_head: Some((new_head, new_name)),
             rescue_cache: &rescue_cache,
+            known: None,
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();

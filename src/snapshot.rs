@@ -92,6 +92,32 @@ pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
     store.plane_dir(&plane.name).join("index")
 }
 
+/// The stat cache a scan of `plane` trusts: the saved one, plus the rows of
+/// the files this process wrote ([`Store::note_written`]). With such rows,
+/// the saved rows that are racy under the saved cache's own time are left
+/// out and the racy rule is turned off for the rest (`scan_started_ns` is
+/// the latest time, so no row is recent relative to it), which trusts
+/// exactly what each source vouches for.
+pub fn load_stat_cache(store: &Store, plane: &Plane) -> Option<StatCache> {
+    with_written(
+        StatCache::load(&index_path(store, plane)),
+        store.written_rows(&plane.name),
+    )
+}
+
+/// `saved` with the `written` rows merged in, as [`load_stat_cache`] merges them.
+pub fn with_written(saved: Option<StatCache>, written: Vec<crate::store::index::IndexEntry>) -> Option<StatCache> {
+    if written.is_empty() {
+        return saved;
+    }
+    let mut cache = saved.unwrap_or_default();
+    let started = cache.scan_started_ns;
+    cache.entries.retain(|e| !e.stat.is_racy(started));
+    cache.patch(written.into_iter().map(|e| (e.path.clone(), Some(e))).collect());
+    cache.scan_started_ns = i64::MAX;
+    Some(cache)
+}
+
 /// A checkpoint name not yet used in `plane`: `name` itself (error if taken), or
 /// `PREFIX-YYYYMMDDHHMMSS` with `-2`, `-3`, ... appended until unique.
 ///
@@ -266,7 +292,7 @@ pub fn seal_checked(
     let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
     let parent = store.head(&plane.name)?;
     let cache_path = index_path(store, plane);
-    let cache = StatCache::load(&cache_path);
+    let cache = load_stat_cache(store, plane);
     let scope = Scope::open(plane)?;
     ctl.progress.phase("hashing");
     let ((snapshot, id, scanned), write) = store.transaction(|w| {

@@ -149,7 +149,7 @@ fn compare(
         });
     }
     let cache = if use_cache {
-        StatCache::load(&index_path(store, plane))
+        crate::snapshot::load_stat_cache(store, plane)
     } else {
         None
     };

@@ -101,6 +101,12 @@ pub struct Applied {
     /// sealed (another process wrote them meanwhile): never overwritten unseen.
     /// Operations under such a path are skipped too.
     pub changed_meanwhile: Vec<RelPath>,
+    /// Stat-cache rows of the staged files put in place: each one's `fstat`
+    /// right after, when its size, mtime, inode and mode are still those it
+    /// was staged with and it was staged more than the racy margin before it
+    /// got a name (so no write by another process can hide behind an equal
+    /// mtime). For [`crate::store::Store::note_written`].
+    pub written_rows: Vec<crate::store::index::IndexEntry>,
 }
 
 pub(super) struct Applier<'a> {
@@ -335,6 +341,8 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let _ = dir.unlink(STAGING_NAME);
+        let before_link = crate::store::index::now_ns();
+        let mut linked = false;
         let staged_here: Result<()> = (|| {
             if kind == EntryKind::Symlink {
                 let target = store.read(id, crate::object::ObjectKind::Blob)?;
@@ -351,7 +359,10 @@ impl<'a> Applier<'a> {
             }
             if let Some(s) = &staged {
                 match dir.link_tmpfile(&s.file, STAGING_NAME) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        linked = true;
+                        return Ok(());
+                    }
                     // Another filesystem now (a mount appeared): extract here instead.
                     Err(e) if fsys::is_errno(&e, Errno::XDEV) => {}
                     Err(e) => return Err(scope.io_error(path, e)),
@@ -373,6 +384,20 @@ impl<'a> Applier<'a> {
             Err(e) => {
                 let _ = dir.unlink(STAGING_NAME);
                 return Err(e);
+            }
+        }
+        if let Some(s) = staged.as_ref().filter(|_| linked)
+            && s.stat.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before_link
+            && let Ok(st) = fsys::fstat(&s.file)
+        {
+            let now = crate::store::index::Stat::from_raw(&st);
+            if (now.size, now.mtime_ns, now.ino, now.mode) == (s.stat.size, s.stat.mtime_ns, s.stat.ino, s.stat.mode) {
+                self.out.written_rows.push(crate::store::index::IndexEntry {
+                    path: path.clone(),
+                    kind: EntryKind::File,
+                    id: *id,
+                    stat: now,
+                });
             }
         }
         self.out.problems.extend(problems);

@@ -95,6 +95,10 @@ pub struct Request<'a> {
     /// clobber looked like when the rescue was sealed (racy rows are
     /// re-hashed before being clobbered).
     pub rescue_cache: &'a StatCache,
+    /// Blob bytes the caller holds in memory, already checked against their
+    /// ids (an install's package members): staged from here instead of being
+    /// read back from the store. `None` for most callers.
+    pub known: Option<&'a HashMap<ObjectId, &'a [u8]>>,
 }
 
 impl Request<'_> {
@@ -201,7 +205,8 @@ pub fn checkout(
             };
             let mut problems = Vec::new();
             let staged = if *kind == EntryKind::File && i < budget {
-                stage::stage_file(store, scope, path, id, meta, &mut problems)?
+                let known = req.known.and_then(|k| k.get(id).copied());
+                stage::stage_file(store, scope, path, id, known, meta, &mut problems)?
             } else {
                 None
             };

@@ -279,10 +279,14 @@ pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
 pub struct Staged {
     /// The unnamed file.
     pub file: File,
+    /// Its `fstat` once written and its mode set.
+    pub stat: crate::store::index::Stat,
 }
 
 /// Stages blob `id` for `rel` as an unnamed file in the nearest existing
-/// ancestor directory. `Ok(None)` when that filesystem has no `O_TMPFILE`.
+/// ancestor directory, from `known` (its bytes, already checked against
+/// `id`) when given, else from the store. `Ok(None)` when that filesystem
+/// has no `O_TMPFILE`.
 ///
 /// # Errors
 /// Store damage; [`crate::Error::Io`] naming `rel` (disk full, ...).
@@ -291,6 +295,7 @@ pub fn stage_file(
     scope: &Scope,
     rel: &RelPath,
     id: &ObjectId,
+    known: Option<&[u8]>,
     meta: &Meta,
     problems: &mut Vec<MetaProblem>,
 ) -> Result<Option<Staged>> {
@@ -307,9 +312,18 @@ pub fn stage_file(
         }
         Err(e) => return Err(scope.io_error(rel, e)),
     };
-    extract_into(store, scope, rel, id, &file, false)?;
+    match known {
+        Some(bytes) => {
+            let mut w = SparseWriter::new(&file);
+            w.write_all(bytes)
+                .and_then(|()| w.finish())
+                .map_err(|e| scope.io_error(rel, e))?;
+        }
+        None => extract_into(store, scope, rel, id, &file, false)?,
+    }
     set_file_meta(&file, rel, meta, problems).map_err(|e| scope.io_error(rel, e))?;
-    Ok(Some(Staged { file }))
+    let stat = crate::store::index::Stat::from_raw(&fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?);
+    Ok(Some(Staged { file, stat }))
 }
 
 /// The deepest existing directory on the way to `rel`'s parent (never

@@ -75,43 +75,64 @@ fn hash_on_disk(scope: &Scope, path: &str) -> Option<ObjectId> {
         .map(|(id, _)| id)
 }
 
-/// The outermost directory on the way to `p` that neither the working tree
-/// nor HEAD (`root`) has, if any.
-fn topmost_new_dir(
-    scope: &Scope,
-    src: &crate::diff::TreeSource<'_>,
-    root: &crate::id::TreeId,
-    p: &RelPath,
-) -> Result<Option<RelPath>> {
-    let mut at = RelPath::root();
-    let parts: Vec<&[u8]> = p.components().collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        let next = at.join(part);
-        let on_disk = scope.open_dir(&at).and_then(|d| d.stat(part)).is_ok();
-        if !on_disk {
-            return Ok(crate::diff::lookup_path(src, root, &next)?.is_none().then_some(next));
-        }
-        at = next;
-    }
-    Ok(None)
+/// What is at a directory path of the plane, on the way to a package file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DirState {
+    /// A real directory.
+    Dir,
+    /// Missing; the payload is the outermost missing directory on the way.
+    Missing(RelPath),
+    /// Something that is not a directory (a symlink, a file) is there, or
+    /// at the payload, a directory on the way.
+    NotDir(RelPath),
 }
 
-/// The first directory on the way to `p` that exists but is not a real
-/// directory (a symlink, a file): a package is never written through one.
-fn through_non_directory(scope: &Scope, p: &RelPath) -> Option<RelPath> {
-    let mut at = RelPath::root();
-    let parts: Vec<&[u8]> = p.components().collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        let dir = scope.open_dir(&at).ok()?;
-        match dir.stat(part) {
-            Ok(st) if crate::fsys::EntryType::from_mode(st.st_mode as u32) != crate::fsys::EntryType::Dir => {
-                return Some(at.join(part));
-            }
-            Ok(_) => at = at.join(part),
-            Err(_) => return None,
+/// Looks at the directories on the way to many paths once each (a package's
+/// 10,000 files share a few hundred directories): one `stat` per directory,
+/// never through a symlink.
+struct DirProbe<'a> {
+    scope: &'a Scope,
+    seen: std::collections::HashMap<RelPath, DirState>,
+}
+
+impl<'a> DirProbe<'a> {
+    fn new(scope: &'a Scope) -> Self {
+        DirProbe {
+            scope,
+            seen: std::collections::HashMap::new(),
         }
     }
-    None
+
+    /// The state of directory `d` (plane-relative; the root is a directory).
+    fn state(&mut self, d: &RelPath) -> DirState {
+        if d.is_root() {
+            return DirState::Dir;
+        }
+        if let Some(s) = self.seen.get(d) {
+            return s.clone();
+        }
+        let parent = d.parent().unwrap_or_else(RelPath::root);
+        let s = match self.state(&parent) {
+            DirState::Dir => {
+                let name = d.file_name().unwrap_or_default();
+                match self.scope.open_dir(&parent).and_then(|dir| dir.stat(name)) {
+                    Ok(st) if crate::fsys::EntryType::from_mode(st.st_mode as u32) == crate::fsys::EntryType::Dir => {
+                        DirState::Dir
+                    }
+                    Ok(_) => DirState::NotDir(d.clone()),
+                    Err(_) => DirState::Missing(d.clone()),
+                }
+            }
+            other => other,
+        };
+        self.seen.insert(d.clone(), s.clone());
+        s
+    }
+
+    /// The state of `p`'s parent directory.
+    fn parent_of(&mut self, p: &RelPath) -> DirState {
+        self.state(&p.parent().unwrap_or_else(RelPath::root))
+    }
 }
 
 /// The plane's model as its working tree is now.
@@ -292,6 +313,7 @@ pub fn install(
         }
     }
     // The paths: nobody owns them, nothing is there.
+    let mut probe = DirProbe::new(&scope);
     for f in manifest.files.iter().filter(|f| !old_paths.contains(&f.path)) {
         let p = at(&f.path);
         if let Some(d) = m.owner(&p).filter(|d| *d.owner_id != *manifest.id) {
@@ -306,26 +328,31 @@ pub fn install(
                 )
                 .owned_by(&*d.owner_id),
             );
-        } else if let Some(through) = through_non_directory(&scope, &p) {
-            findings.push(Finding::new(
-                Code::Unmapped,
-                p.clone(),
-                format!(
-                    "package {} would write it through {}, which is a symlink or a file, not a directory of the plane",
-                    manifest.id,
-                    through.display()
-                ),
-            ));
-        } else if scope
-            .open_dir(&p.parent().unwrap_or_else(RelPath::root))
-            .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
-            .is_ok()
-        {
-            findings.push(Finding::new(
-                Code::Unmapped,
-                p.clone(),
-                format!("package {} would write it, but something is there already", manifest.id),
-            ));
+        } else {
+            match probe.parent_of(&p) {
+                DirState::NotDir(through) => findings.push(Finding::new(
+                    Code::Unmapped,
+                    p.clone(),
+                    format!(
+                        "package {} would write it through {}, which is a symlink or a file, not a directory of the plane",
+                        manifest.id,
+                        through.display()
+                    ),
+                )),
+                DirState::Dir
+                    if scope
+                        .open_dir(&p.parent().unwrap_or_else(RelPath::root))
+                        .and_then(|d| d.stat(p.file_name().unwrap_or_default()))
+                        .is_ok() =>
+                {
+                    findings.push(Finding::new(
+                        Code::Unmapped,
+                        p.clone(),
+                        format!("package {} would write it, but something is there already", manifest.id),
+                    ))
+                }
+                _ => {}
+            }
         }
     }
     if !findings.is_empty() {
@@ -358,9 +385,18 @@ pub fn install(
                 .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
                 .map(|p| (at(p), None))
                 .collect();
-            for (f, bytes) in manifest.files.iter().zip(&contents) {
-                let id = crate::object::blob_id(bytes);
-                w.add(ObjectKind::Blob, id, bytes)?;
+            // Compressed on every core; the ids are the manifest's, which
+            // reading the archive checked against every member's bytes.
+            {
+                use rayon::prelude::*;
+                manifest
+                    .files
+                    .par_iter()
+                    .zip(contents.par_iter())
+                    .try_for_each(|(f, bytes)| w.add(ObjectKind::Blob, f.blake3, bytes).map(|_| ()))?;
+            }
+            for f in &manifest.files {
+                let id = f.blake3;
                 let entry = TreeEntry {
                     name: Vec::new(),
                     kind: EntryKind::File,
@@ -407,8 +443,25 @@ pub fn install(
     let src = crate::diff::TreeSource::store(store);
     let mut touched: Vec<RelPath> = Vec::with_capacity(paths.len() + gone.len());
     let mut fresh: std::collections::BTreeSet<RelPath> = std::collections::BTreeSet::new();
+    let mut in_head: std::collections::HashMap<RelPath, bool> = std::collections::HashMap::new();
     for p in &paths {
-        match topmost_new_dir(&scope, &src, &head.root, p)? {
+        // The outermost directory on the way that neither the working tree
+        // nor HEAD has, if any.
+        let new_dir = match probe.parent_of(p) {
+            DirState::Missing(d) => {
+                let known = match in_head.get(&d) {
+                    Some(k) => *k,
+                    None => {
+                        let k = crate::diff::lookup_path(&src, &head.root, &d)?.is_some();
+                        in_head.insert(d.clone(), k);
+                        k
+                    }
+                };
+                (!known).then_some(d)
+            }
+            _ => None,
+        };
+        match new_dir {
             Some(d) => {
                 fresh.insert(d);
             }
@@ -436,7 +489,18 @@ pub fn install(
         "gone": gone.iter().map(RelPath::display).collect::<Vec<_>>(),
     });
     crate::fsutil::write_atomic(&pending, note.to_string().as_bytes(), &store.tmp_dir())?;
-    let written = crate::restore::restore(store, lock, plane, &resolved, &touched, hooks, ctl)?;
+    let known: std::collections::HashMap<ObjectId, &[u8]> = manifest
+        .files
+        .iter()
+        .zip(&contents)
+        .map(|(f, b)| (f.blake3, b.as_slice()))
+        .collect();
+    let written = crate::restore::restore_with(store, lock, plane, &resolved, &touched, hooks, ctl, Some(&known))?;
+    drop(known);
+    drop(contents);
+    // The seal and the registry steps below scan the plane: they need not
+    // hash again the files just written from verified bytes.
+    store.note_written(&plane.name, written.applied.written_rows.clone());
     let sealed = finish(store, lock, plane, manifest, &package.manifest_digest, &gone, ctl)?;
     let _ = std::fs::remove_file(&pending);
     Ok(Installed {

@@ -76,6 +76,9 @@ pub struct Store {
     lock_wait: std::time::Duration,
     /// Packs that could not be opened, with why (see [`Store::broken_packs`]).
     broken: Vec<(PathBuf, String)>,
+    /// Stat-cache rows of files this process wrote, per plane (see
+    /// [`Store::note_written`]).
+    written: std::sync::Mutex<std::collections::HashMap<String, Vec<index::IndexEntry>>>,
 }
 
 /// The text of the `FORMAT` file this build writes: `cplane-store <N>`.
@@ -318,9 +321,31 @@ impl Store {
             late: std::sync::Mutex::new(Vec::new()),
             lock_wait: std::time::Duration::from_millis(lock::DEFAULT_LOCK_TIMEOUT_MS),
             broken: Vec::new(),
+            written: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         store.load_packs()?;
         Ok(store)
+    }
+
+    /// Remembers, for the rest of this process, the stat-cache rows of files
+    /// a checkout of `plane` just wrote (each one's `fstat` right after it was
+    /// put in place, and the blob it was written from). Later scans in the
+    /// same command trust them as they trust the saved stat cache, without
+    /// the racy-time rule: the command wrote those bytes itself, so a package
+    /// install does not hash its files again to seal them. Nothing is saved;
+    /// the seal's own cache keeps the rule, so the next command re-checks them.
+    pub fn note_written(&self, plane: &str, rows: Vec<index::IndexEntry>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut w = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.entry(plane.to_string()).or_default().extend(rows);
+    }
+
+    /// The rows [`Store::note_written`] remembered for `plane`.
+    pub fn written_rows(&self, plane: &str) -> Vec<index::IndexEntry> {
+        let w = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.get(plane).cloned().unwrap_or_default()
     }
 
     /// How long [`Store::lock`] waits for another writer.
