@@ -469,7 +469,13 @@ impl Exclusions {
                 if !is_dir {
                     continue;
                 }
-                let same = rtree.as_ref().and_then(|t| t.entries.iter().find(|r| r.name == e.name));
+                // Tree entries are sorted by name: one binary search, not a scan.
+                let same = rtree.as_ref().and_then(|t| {
+                    t.entries
+                        .binary_search_by(|r| r.name.as_slice().cmp(&e.name))
+                        .ok()
+                        .map(|i| &t.entries[i])
+                });
                 let rsub = same.filter(|r| r.kind == EntryKind::Dir).map(|r| r.tree_id());
                 if covered && rsub == Some(e.tree_id()) {
                     continue;
