@@ -185,6 +185,22 @@ pub enum Error {
         /// What is wrong, with line and column when known.
         reason: String,
     },
+    /// A `.cpignore` file (or an `--exclude` pattern) cannot be read or used.
+    #[error("{path}: {reason}")]
+    BadIgnoreFile {
+        /// The `.cpignore` file (or `.cp/config.json` for `--exclude` patterns).
+        path: PathBuf,
+        /// What is wrong, with the line.
+        reason: String,
+    },
+    /// A path a command was asked to act on is excluded (`.cpignore`, `--exclude`).
+    #[error("{path} is excluded by {rule}: cplane neither stores nor restores it")]
+    Excluded {
+        /// The path, as given (plane-relative).
+        path: String,
+        /// The rule: `SOURCE:LINE:PATTERN`.
+        rule: String,
+    },
     /// A name (checkpoint, plane, tier) is not acceptable.
     #[error("invalid {} name `{name}`: {problem}", kind.noun())]
     BadName {

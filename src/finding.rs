@@ -47,6 +47,8 @@ pub enum Code {
     NotRestored,
     /// CP112: a package-owned file differs from its package's manifest.
     PackageFileChanged,
+    /// CP113: a `.cpignore` file cannot be read or has a line that is not a valid pattern.
+    BadIgnoreFile,
     /// CP201: a spec names a framework that does not exist.
     UnknownFramework,
     /// CP202: a spec's entity type is not one its framework allows.
@@ -111,6 +113,7 @@ impl Code {
             Code::LinksChanged => "CP110",
             Code::NotRestored => "CP111",
             Code::PackageFileChanged => "CP112",
+            Code::BadIgnoreFile => "CP113",
             Code::UnknownFramework => "CP201",
             Code::EntityTypeNotAllowed => "CP202",
             Code::MetadataMissing => "CP203",
@@ -167,7 +170,12 @@ impl Code {
                 "seal the change (cplane snapshot) or put HEAD back (cplane restore HEAD PATH)"
             }
             Code::Unreadable => "make it readable for this user, or run as a user that can read it",
-            Code::SpecialFile => "remove the FIFO, socket or device, or move it out of the plane",
+            Code::SpecialFile => {
+                "remove the FIFO, socket or device, move it out of the plane, or exclude it (add it to .cpignore, or pass --exclude to init or plane add)"
+            }
+            Code::BadIgnoreFile => {
+                "fix the named line (gitignore syntax, UTF-8) or make the .cpignore a readable regular file"
+            }
             Code::ChangedWhileHashing => "stop the process writing it, then run the command again",
             Code::NotRestored => "run the command as root (or with CAP_CHOWN/CAP_FOWNER) to put it back",
             Code::PackageFileChanged => {

@@ -26,6 +26,7 @@ pub mod checkout;
 pub mod control;
 pub mod diff;
 pub mod error;
+pub mod exclude;
 pub mod finding;
 pub mod fsck;
 pub mod fsutil;

@@ -26,6 +26,9 @@ pub struct Plane {
     pub carve_outs: Vec<RelPath>,
     /// The control-plane root (the directory holding `.cp`).
     pub store_root: PathBuf,
+    /// Exclusion patterns recorded for the plane (`--exclude`), gitignore
+    /// syntax, relative to the plane root ([`crate::exclude`]).
+    pub exclude: Vec<String>,
 }
 
 fn is_inside(inner: &str, outer: &str) -> bool {
@@ -69,6 +72,7 @@ impl Store {
             },
             carve_outs,
             store_root: self.root().to_path_buf(),
+            exclude: pc.exclude.clone(),
         }
     }
 
@@ -133,6 +137,25 @@ impl Store {
     /// [`Error::BadPlaneRoot`] for a path outside the store root, inside
     /// `.cp`, or equal to another plane's root.
     pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>) -> Result<Plane> {
+        self.add_plane_excluding(name, dir, tier, Vec::new())
+    }
+
+    /// [`Store::add_plane`], recording the exclusion patterns `exclude`
+    /// (gitignore syntax, relative to the new plane's root).
+    ///
+    /// # Errors
+    /// As [`Store::add_plane`]; [`Error::BadIgnoreFile`] for a pattern that is not valid.
+    pub fn add_plane_excluding(
+        &mut self,
+        name: &str,
+        dir: &Path,
+        tier: Option<String>,
+        exclude: Vec<String>,
+    ) -> Result<Plane> {
+        crate::exclude::check_patterns(&exclude).map_err(|reason| Error::BadIgnoreFile {
+            path: self.dir().join("config.json"),
+            reason,
+        })?;
         let bad_root = |problem| Error::BadPlaneRoot {
             path: dir.to_path_buf(),
             problem,
@@ -199,6 +222,7 @@ impl Store {
             name: name.to_string(),
             path: rel,
             tier,
+            exclude,
         });
         self.save_config(config)?;
         self.plane(name)

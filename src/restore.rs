@@ -11,11 +11,18 @@
 //!
 //! HEAD does not move, so `status` afterwards shows the restored paths as
 //! differences from HEAD whenever HEAD differs from the target.
+//!
+//! A path the plane's exclusion rules exclude ([`crate::exclude`]) is
+//! refused; inside a restored directory, excluded paths and FIFOs, sockets
+//! and devices are left as they are (the latter listed in
+//! [`CheckoutReport::special`]).
 
 use crate::checkout::{self, CheckoutHooks, CheckoutKind, CheckoutReport, Request};
 use crate::control::Control;
 use crate::diff::{TreeSource, lookup_path};
 use crate::error::{Error, Result};
+use crate::exclude::Exclusions;
+use crate::finding::Code;
 use crate::id::TreeId;
 use crate::object::{EntryKind, Meta, ObjectKind, Snapshot, SnapshotKind, Tree, TreeEntry};
 use crate::path::RelPath;
@@ -36,7 +43,8 @@ use std::collections::HashMap;
 /// [`Error::WrongPlane`]; [`Error::BadPath`] for a path outside the plane
 /// (a nested plane's); [`Error::NoSuchPath`] for a path neither `target` nor
 /// the working tree has; [`Error::Refused`] when a path to overwrite cannot
-/// be read; store damage (nothing changed); I/O errors naming the path.
+/// be read; [`Error::Excluded`] for a path an exclusion rule excludes;
+/// store damage (nothing changed); I/O errors naming the path.
 pub fn restore(
     store: &mut Store,
     lock: &StoreLock,
@@ -89,6 +97,20 @@ pub fn restore_with(
             outer.push(p);
         }
     }
+    // A path the exclusion rules exclude is not the plane's to write (nor is
+    // anything under an excluded directory): refused, with the rule.
+    for p in &outer {
+        let ex = Exclusions::load_along(&scope, &p.parent().unwrap_or_default())?;
+        let src = TreeSource::store(store);
+        let is_dir = (!p.is_root() && scope.open_dir(p).is_ok())
+            || lookup_path(&src, &target.snapshot.root, p)?.is_some_and(|e| e.kind == EntryKind::Dir);
+        if let Some(hit) = ex.explain(p, is_dir).filter(|h| h.excluded) {
+            return Err(Error::Excluded {
+                path: p.display(),
+                rule: format!("{}:{}:{}", hit.source, hit.line, hit.pattern),
+            });
+        }
+    }
     // 1. The rescue checkpoint: HEAD with the paths as they are on disk now.
     let now = now_ns();
     let rescue_name = unique_name(store, &plane.name, None, RESCUE_PREFIX, now)?;
@@ -96,6 +118,9 @@ pub fn restore_with(
     let mut stats = Vec::new();
     let mut nested = Vec::new();
     let mut found_links = Vec::new();
+    let mut special = Vec::new();
+    let mut keep_out = Vec::new();
+    let mut exclusions = Exclusions::new(scope.exclude().cloned(), []);
     // Under a directory, files whose stat matches the cache are not re-read (their
     // content is stored); a single file is read anyway, and loading the cache of a
     // large plane would cost more than that.
@@ -129,13 +154,19 @@ pub fn restore_with(
                     content: None,
                 },
             )?;
-            // What cannot be read cannot be rescued: never overwrite it.
-            if !r.findings.is_empty() {
+            // What cannot be read cannot be rescued: never overwrite it. A FIFO,
+            // socket or device is left in place, and everything else restored.
+            let (sp, other): (Vec<_>, Vec<_>) = r.findings.into_iter().partition(|f| f.code == Code::SpecialFile);
+            if !other.is_empty() {
                 return Err(Error::Refused {
                     action: "restore",
-                    findings: r.findings,
+                    findings: other,
                 });
             }
+            keep_out.extend(sp.iter().map(|f| f.path.clone()));
+            special.extend(sp);
+            keep_out.extend(r.excluded_paths);
+            exclusions.extend(r.exclusions.files().cloned());
             stats.extend(r.cache.entries);
             nested.extend(r.nested_stores);
             found_links.extend(r.links);
@@ -202,8 +233,18 @@ pub fn restore_with(
     let (rescue_id, body) = rescue.encode_with_id();
     store.transaction(|w| w.add(ObjectKind::Snapshot, rescue_id.0, &body))?;
     store.set_checkpoint(&plane.name, &rescue_name, &rescue_id)?;
-    // 2. The checkout, restricted to the paths (and never into another store).
+    // 2. The checkout, restricted to the paths (and never into another store),
+    // of the target without what the exclusion rules exclude and special files.
     scope.carve_out_more(nested);
+    let src = TreeSource::store(store);
+    keep_out.extend(exclusions.excluded_in(&src, &target.snapshot.root, &root, &outer)?);
+    let (target_root, target_links) = if keep_out.is_empty() {
+        (target.snapshot.root, target.snapshot.links.clone())
+    } else {
+        keep_out.sort();
+        let (pruned, _) = store.transaction(|w| crate::exclude::prune_paths(w, target.snapshot.root, &keep_out))?;
+        (pruned, crate::snapshot::prune_links(&target.snapshot.links, &keep_out))
+    };
     stats.sort_by(|a, b| a.path.cmp(&b.path));
     let rescue_cache = StatCache {
         scan_started_ns: now,
@@ -212,8 +253,8 @@ pub fn restore_with(
     let req = Request {
         kind: CheckoutKind::Restore,
         target: target.id,
-        target_root: target.snapshot.root,
-        target_links: target.snapshot.links.clone(),
+        target_root,
+        target_links,
         rescue: rescue_id,
         rescue_name: rescue_name.clone(),
         rescue_root: root,
@@ -224,7 +265,8 @@ pub fn restore_with(
         known,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.special = special;
             if report.journal.ops.is_empty() {
                 // Nothing was overwritten: no rescue is needed.
                 let _ = store.remove_checkpoint(&plane.name, &rescue_name);

@@ -27,7 +27,9 @@ use crate::store::index::{StatCache, now_ns};
 use crate::store::lock::StoreLock;
 
 /// Seals the plane as it is now into a `RESCUE-…` checkpoint without moving HEAD
-/// or rewriting the stat cache; a refusal is reported as `action`'s.
+/// or rewriting the stat cache; a refusal is reported as `action`'s. FIFOs,
+/// sockets and devices do not refuse it: they are left out and listed in
+/// [`SealReport::special`].
 ///
 /// # Errors
 /// As [`seal`].
@@ -47,6 +49,9 @@ pub fn seal_rescue(
         move_head: false,
         save_cache: false,
         ownership: None,
+        // A socket next to a tampered file must not keep the file tampered: the
+        // rescue leaves special files out, and the checkout leaves them in place.
+        allow_special: true,
     };
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }
@@ -71,9 +76,14 @@ const CACHE_REWRITE_MIN: u64 = 1024;
 
 /// Rolls `plane` back to `target`. See the module documentation for the steps.
 ///
+/// Paths the plane's exclusion rules exclude now ([`crate::exclude`]) and
+/// FIFOs, sockets and devices are left as they are: taken out of the tree
+/// put in place (a directory holding only such paths stays, empty in the
+/// new HEAD). The special files are listed in [`CheckoutReport::special`].
+///
 /// # Errors
 /// [`Error::WrongPlane`] when `target` belongs to another plane; [`Error::Refused`]
-/// when the current state cannot be sealed (unreadable or special files);
+/// when the current state cannot be sealed (unreadable files);
 /// store damage when a needed object is corrupt (nothing in the plane is changed).
 pub fn rollback(
     store: &mut Store,
@@ -93,6 +103,7 @@ pub fn rollback(
         ctl,
     )?;
     let rescue_cache = std::mem::take(&mut rescue.cache);
+    let special = std::mem::take(&mut rescue.special);
     let run = (|| {
         let mut scope = Scope::open(plane)?;
         // Parts of the target that now belong to nested planes or stores are not this plane's to write.
@@ -117,7 +128,25 @@ pub fn rollback(
             }
             carve_outs.sort();
         }
-        let (root, _) = store.transaction(|w| prune_carve_outs(w, target.snapshot.root, &carve_outs))?;
+        let (mut root, _) = store.transaction(|w| prune_carve_outs(w, target.snapshot.root, &carve_outs))?;
+        // What the exclusion rules exclude now, and special files, are left alone:
+        // the rescue did not record them, so writing over them would lose them.
+        let mut keep_out = std::mem::take(&mut rescue.excluded_paths);
+        keep_out.extend(special.iter().map(|f| f.path.clone()));
+        let src = crate::diff::TreeSource::store(store);
+        keep_out.extend(rescue.exclusions.excluded_in(
+            &src,
+            &root,
+            &rescue.snapshot.root,
+            &[crate::path::RelPath::root()],
+        )?);
+        if !keep_out.is_empty() {
+            root = store
+                .transaction(|w| crate::exclude::prune_paths(w, root, &keep_out))?
+                .0;
+            carve_outs.extend(keep_out);
+            carve_outs.sort();
+        }
         let (files, bytes) = if root == target.snapshot.root {
             (target.snapshot.files, target.snapshot.bytes)
         } else {
@@ -158,7 +187,7 @@ pub fn rollback(
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();
-    let report = match run {
+    let mut report = match run {
         Ok(r) => r,
         Err(e) => {
             checkout::drop_rescue_after(store, &plane.name, &rescue.snapshot.name, &e);
@@ -166,6 +195,7 @@ pub fn rollback(
         }
     };
     refresh_cache(store, plane, &report, rescue_cache, rescue.hashed_files);
+    report.special = special;
     Ok(report)
 }
 

@@ -19,9 +19,17 @@
 //! found. Empty directories are recorded (as empty trees). Paths that vanish
 //! between the listing and the open (a build removing its temporaries) are
 //! simply absent from the result and counted in [`ScanResult::vanished`].
+//!
+//! Exclusions ([`crate::exclude`]): a directory's `.cpignore` is read when
+//! its job lists it, and its rules join those of the directories above (a
+//! shared chain, so nothing is copied per directory); excluded entries are
+//! dropped from the listing — an excluded directory is never opened — and
+//! counted. With no `.cpignore` on the way and no `--exclude` pattern, the
+//! only cost is one name comparison per entry.
 
 use crate::control::Control;
 use crate::error::{Error, Result};
+use crate::exclude::{Chain, Exclusions, IGNORE_FILE, Rules};
 use crate::finding::{Code, Finding};
 use crate::fsys::{self, Dir, EntryType};
 use crate::hash::HashProblem;
@@ -105,6 +113,14 @@ pub struct ScanResult {
     /// Entries left out because a governed plane's `exempt` glob matches
     /// them (a directory left out whole counts once).
     pub exempt: u64,
+    /// Entries left out because a `.cpignore` or `--exclude` rule excludes
+    /// them (a directory left out whole counts once).
+    pub excluded: u64,
+    /// Those entries' paths, sorted: what a checkout must leave alone.
+    pub excluded_paths: Vec<RelPath>,
+    /// The rules the scan used: the plane's `exclude` patterns and every
+    /// `.cpignore` it read.
+    pub exclusions: Exclusions,
     /// Directories skipped because they hold another store (`.cp/FORMAT`).
     pub nested_stores: Vec<RelPath>,
     /// Hard-link groups among the scanned regular files (two or more paths
@@ -127,6 +143,9 @@ struct Shared<'a> {
     hashed_bytes: AtomicU64,
     vanished: AtomicU64,
     exempt: AtomicU64,
+    excluded: AtomicU64,
+    excluded_paths: Mutex<Vec<RelPath>>,
+    rules: Mutex<Vec<Arc<Rules>>>,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
     result: Mutex<Option<(TreeId, u64, Meta)>>,
@@ -149,6 +168,9 @@ impl<'a> Shared<'a> {
             hashed_bytes: AtomicU64::new(0),
             vanished: AtomicU64::new(0),
             exempt: AtomicU64::new(0),
+            excluded: AtomicU64::new(0),
+            excluded_paths: Mutex::new(Vec::new()),
+            rules: Mutex::new(Vec::new()),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             result: Mutex::new(None),
@@ -181,6 +203,8 @@ struct Node {
     name: Vec<u8>,
     meta: Meta,
     parent: Option<(Arc<Node>, usize)>,
+    /// The `.cpignore` rules in force in this directory (its own included).
+    chain: Chain,
     state: Mutex<NodeState>,
 }
 
@@ -211,14 +235,15 @@ pub fn scan(scope: &Scope, opts: ScanOptions<'_>) -> Result<ScanResult> {
         .root()
         .try_clone()
         .map_err(|e| scope.io_error(&RelPath::root(), e))?;
-    scan_dir_at(scope, RelPath::root(), root, opts)
+    scan_dir_at(scope, RelPath::root(), root, Chain::default(), opts)
 }
 
-/// Scans the directory at `rel`, already opened as `dir`, into a tree.
+/// Scans the directory at `rel`, already opened as `dir`, into a tree;
+/// `chain` holds the `.cpignore` rules of the directories above it.
 ///
 /// # Errors
 /// As [`scan`]; the directory itself must be readable.
-fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> Result<ScanResult> {
+fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOptions<'_>) -> Result<ScanResult> {
     let started = now_ns();
     // A deep tree holds one descriptor per level while siblings wait: allow many.
     fsys::raise_fd_limit();
@@ -229,7 +254,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> 
     let st = dir.stat_self().map_err(|e| scope.io_error(&rel, e))?;
     let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir);
     rayon::scope(|s| {
-        run_dir(s, &sh, rel, name, meta, None, Arc::new(dir), listing);
+        run_dir(s, &sh, rel, name, meta, None, chain, Arc::new(dir), listing);
     });
     if let Some(e) = sh.error.into_inner().expect("error slot lock") {
         return Err(e);
@@ -251,6 +276,9 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> 
     findings.sort_by(|a, b| a.path.cmp(&b.path));
     let mut nested_stores = sh.nested.into_inner().expect("nested store list lock");
     nested_stores.sort();
+    let mut excluded_paths = sh.excluded_paths.into_inner().expect("excluded list lock");
+    excluded_paths.sort();
+    let exclusions = Exclusions::new(scope.exclude().cloned(), sh.rules.into_inner().expect("rules lock"));
     Ok(ScanResult {
         root,
         root_meta: Some(root_meta),
@@ -267,6 +295,9 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, opts: ScanOptions<'_>) -> 
         hashed_bytes: sh.hashed_bytes.into_inner(),
         vanished: sh.vanished.into_inner(),
         exempt: sh.exempt.into_inner(),
+        excluded: sh.excluded.into_inner(),
+        excluded_paths,
+        exclusions,
         nested_stores,
         links: link_groups(sh.inodes.into_inner().expect("inode list lock")),
     })
@@ -358,7 +389,18 @@ fn open_subdir<'s>(
             return complete(sh, parent, slot, None);
         }
     };
-    run_dir(s, sh, rel, name, meta, Some((parent, slot)), Arc::new(dir), listing);
+    let chain = parent.chain.clone();
+    run_dir(
+        s,
+        sh,
+        rel,
+        name,
+        meta,
+        Some((parent, slot)),
+        chain,
+        Arc::new(dir),
+        listing,
+    );
 }
 
 /// Runs one listed directory: spawns its subdirectories, examines its files.
@@ -370,6 +412,7 @@ fn run_dir<'s>(
     name: Vec<u8>,
     meta: Meta,
     parent: Option<(Arc<Node>, usize)>,
+    mut chain: Chain,
     dir: Arc<Dir>,
     mut listing: Vec<(Vec<u8>, EntryType)>,
 ) {
@@ -388,6 +431,50 @@ fn run_dir<'s>(
     }
     // Exempt entries count as carved: a directory holding nothing else is left out too.
     let carved = before - listing.len();
+    // This directory's own rules, read as it is entered; then what they (and
+    // the rules above) exclude is not examined at all.
+    if listing
+        .iter()
+        .any(|(n, t)| n.as_slice() == IGNORE_FILE && *t != EntryType::Dir)
+    {
+        match crate::exclude::read_rules(&dir, &rel) {
+            Ok(Some(rules)) => {
+                let rules = Arc::new(rules);
+                sh.rules.lock().expect("rules lock").push(rules.clone());
+                chain = chain.with(rules);
+            }
+            Ok(None) => {}
+            Err(e) => sh.finding(
+                Code::BadIgnoreFile,
+                rel.join(IGNORE_FILE),
+                if e.line == 0 { e.reason } else { e.to_string() },
+            ),
+        }
+    }
+    let global = sh.scope.exclude().map(|r| &**r);
+    if !chain.is_empty() || global.is_some() {
+        let mut out = Vec::new();
+        listing.retain(|(n, t)| {
+            let is_dir = match t {
+                EntryType::Dir => true,
+                EntryType::Unknown => dir
+                    .stat(n)
+                    .is_ok_and(|st| EntryType::from_mode(st.st_mode as u32) == EntryType::Dir),
+                _ => false,
+            };
+            let p = rel.join(n);
+            if chain.excludes(global, &p, is_dir) {
+                out.push(p);
+                false
+            } else {
+                true
+            }
+        });
+        if !out.is_empty() {
+            sh.excluded.fetch_add(out.len() as u64, Ordering::Relaxed);
+            sh.excluded_paths.lock().expect("excluded list lock").extend(out);
+        }
+    }
     let mut subdirs = Vec::new();
     let mut files = Vec::new();
     for (slot, (n, t)) in listing.into_iter().enumerate() {
@@ -421,6 +508,7 @@ fn run_dir<'s>(
         name,
         meta,
         parent,
+        chain,
         state: Mutex::new(NodeState {
             slots: vec![None; slots],
             index: Vec::new(),
@@ -749,10 +837,14 @@ fn examine(
 /// Scans one path of the plane (a file, symlink or directory) for `restore`:
 /// its entry as it is on disk now — `None` when nothing is there, or when
 /// the path is left out (then [`ScanResult::findings`] says why: unreadable,
-/// special, changing) — and the scan's counts, cache rows and findings.
+/// special, changing; or [`ScanResult::excluded_paths`] holds it, or the
+/// excluded directory above it) — and the scan's counts, cache rows and
+/// findings. The `.cpignore` files of the directories above the path are
+/// read first, so the path is scanned under the rules a whole scan uses.
 ///
 /// # Errors
-/// As [`scan`].
+/// As [`scan`]; [`Error::BadIgnoreFile`] for a `.cpignore` above the path
+/// that cannot be used.
 pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<(Option<TreeEntry>, ScanResult)> {
     let dir_entry = |name: &[u8], r: &ScanResult| TreeEntry {
         name: name.to_vec(),
@@ -769,17 +861,29 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
         return Ok((None, ScanResult::default()));
     }
     let parent_rel = rel.parent().unwrap_or_default();
+    let exclusions = Exclusions::load_along(scope, &parent_rel)?;
+    let nothing = |exclusions: Exclusions| ScanResult {
+        exclusions,
+        ..ScanResult::default()
+    };
     let parent = match scope.open_dir(&parent_rel) {
         Ok(d) => d,
-        Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok((None, ScanResult::default())),
+        Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => return Ok((None, nothing(exclusions))),
         Err(e) => return Err(scope.io_error(&parent_rel, e)),
     };
     let st = match parent.stat(name) {
         Ok(st) => st,
-        Err(e) if fsys::is_vanished(&e) => return Ok((None, ScanResult::default())),
+        Err(e) if fsys::is_vanished(&e) => return Ok((None, nothing(exclusions))),
         Err(e) => return Err(scope.io_error(rel, e)),
     };
-    if EntryType::from_mode(st.st_mode as u32) == EntryType::Dir {
+    let is_dir = EntryType::from_mode(st.st_mode as u32) == EntryType::Dir;
+    if let Some(hit) = exclusions.explain(rel, is_dir).filter(|h| h.excluded) {
+        let mut r = nothing(exclusions);
+        r.excluded = 1;
+        r.excluded_paths = vec![hit.matched];
+        return Ok((None, r));
+    }
+    if is_dir {
         let dir = match parent.open_dir(name) {
             Ok(d) => d,
             Err(e) if fsys::is_vanished(&e) || fsys::is_symlink_refusal(&e) => {
@@ -787,7 +891,9 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
             }
             Err(e) => return Err(scope.io_error(rel, e)),
         };
-        let r = scan_dir_at(scope, rel.clone(), dir, opts)?;
+        let chain = exclusions.chain_for(&parent_rel);
+        let mut r = scan_dir_at(scope, rel.clone(), dir, chain, opts)?;
+        r.exclusions.extend(exclusions.files().cloned());
         return Ok((Some(dir_entry(name, &r)), r));
     }
     let sh = Shared::new(scope, opts);
@@ -796,7 +902,7 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
     let mut r = ScanResult {
         findings: sh.findings.into_inner().expect("findings lock"),
         vanished: sh.vanished.into_inner(),
-        ..ScanResult::default()
+        ..nothing(exclusions)
     };
     let Some((entry, ie, _)) = found else {
         return Ok((None, r));

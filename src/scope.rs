@@ -5,8 +5,9 @@
 //! never through a symlink), the carved-out paths that belong to nested
 //! planes (and, at the store root, `.cp` itself), and the reserved staging
 //! name. Scans skip what the scope excludes and checkouts refuse to write
-//! there, so the rule lives here and nowhere else. (Exclusion rules —
-//! `.cpignore` — will join the carve-outs here.)
+//! there, so the rule lives here and nowhere else. The plane's own exclusion
+//! patterns (`--exclude`) are compiled here too; `.cpignore` files are read
+//! by the scan as it enters each directory ([`crate::exclude`]).
 
 use crate::error::{Error, IoResultExt, Result, RootProblem, tree_io};
 use crate::fsys::{self, Dir};
@@ -29,6 +30,8 @@ pub struct Scope {
     carve_outs: Vec<RelPath>,
     /// A governed plane's exempt globs (rules files' `exempt`): paths no scan records.
     exempt: Option<std::sync::Arc<Exempt>>,
+    /// The plane's `exclude` patterns (`--exclude`), compiled; `None` when it has none.
+    exclude: Option<std::sync::Arc<crate::exclude::Rules>>,
 }
 
 /// The `exempt` globs of a governed plane's rules files, compiled: paths
@@ -143,12 +146,22 @@ impl Scope {
                 }
             };
         }
+        let exclude = if plane.exclude.is_empty() {
+            None
+        } else {
+            let rules = crate::exclude::Rules::from_patterns(&plane.exclude).map_err(|e| Error::BadIgnoreFile {
+                path: plane.store_root.join(crate::store::STORE_DIR).join("config.json"),
+                reason: format!("plane `{}`: exclude {e}", plane.name),
+            })?;
+            Some(std::sync::Arc::new(rules))
+        };
         Ok(Scope {
             root: cur,
             root_path: plane.root.clone(),
             plane: plane.name.clone(),
             carve_outs: plane.carve_outs.clone(),
             exempt: None,
+            exclude,
         })
         .map(|mut scope| {
             scope.exempt = crate::governance::plane::exempt(&scope);
@@ -159,6 +172,11 @@ impl Scope {
     /// The governed plane's exempt globs, if it has any.
     pub fn exempt(&self) -> Option<&Exempt> {
         self.exempt.as_deref()
+    }
+
+    /// The plane's `exclude` patterns (`--exclude`), if it has any.
+    pub fn exclude(&self) -> Option<&std::sync::Arc<crate::exclude::Rules>> {
+        self.exclude.as_ref()
     }
 
     /// The plane root, opened.

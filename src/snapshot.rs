@@ -45,6 +45,11 @@ pub struct SealOptions {
     /// ownership registry in the sealed tree (governed planes), see
     /// `store-format.md`, "Where owners live".
     pub ownership: Option<ObjectId>,
+    /// Seal even when the plane holds FIFOs, sockets or devices (`CP106`),
+    /// leaving them out and listing them in [`SealReport::special`]: a
+    /// rescue checkpoint, so that a checkout can restore everything else.
+    /// Any other finding still refuses.
+    pub allow_special: bool,
 }
 
 impl Default for SealOptions {
@@ -57,6 +62,7 @@ impl Default for SealOptions {
             move_head: true,
             save_cache: true,
             ownership: None,
+            allow_special: false,
         }
     }
 }
@@ -82,6 +88,17 @@ pub struct SealReport {
     /// Plane-relative directories skipped because they hold another store.
     #[serde(skip)]
     pub nested_stores: Vec<RelPath>,
+    /// Paths left out because an exclusion rule excludes them (a directory counts once).
+    pub excluded: u64,
+    /// Those paths, sorted.
+    #[serde(skip)]
+    pub excluded_paths: Vec<RelPath>,
+    /// The exclusion rules the scan used.
+    #[serde(skip)]
+    pub exclusions: crate::exclude::Exclusions,
+    /// FIFOs, sockets and devices left out ([`SealOptions::allow_special`]).
+    #[serde(skip)]
+    pub special: Vec<crate::finding::Finding>,
     /// Stat-cache entries from the scan: every file of the new snapshot, sorted by path.
     #[serde(skip)]
     pub cache: StatCache,
@@ -308,7 +325,11 @@ pub fn seal_checked(
                 content: None,
             },
         )?;
-        if !scanned.findings.is_empty() {
+        let refuse = scanned
+            .findings
+            .iter()
+            .any(|f| !(opts.allow_special && f.code == crate::finding::Code::SpecialFile));
+        if refuse {
             return Err(Error::Refused {
                 action: "snapshot",
                 findings: std::mem::take(&mut scanned.findings),
@@ -371,16 +392,23 @@ pub fn seal_checked(
         dirs: scanned.dirs,
         vanished: scanned.vanished,
         nested_stores: scanned.nested_stores,
+        excluded: scanned.excluded,
+        excluded_paths: scanned.excluded_paths,
+        exclusions: scanned.exclusions,
+        special: scanned.findings,
         cache: scanned.cache,
     })
 }
 
 /// What `cplane init` should do besides creating the store.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct InitOptions {
     /// Lay down the genesis framework, spec and registries first
     /// ([`crate::governance::genesis`]) when the tree has no registries.
     pub governed: bool,
+    /// Exclusion patterns for plane `main` (`--exclude`: gitignore syntax,
+    /// relative to the root), recorded in `.cp/config.json`.
+    pub exclude: Vec<String>,
 }
 
 /// What `cplane init` did.
@@ -416,9 +444,20 @@ pub fn init(dir: &std::path::Path, opts: InitOptions, ctl: Control<'_>) -> Resul
     } else {
         Vec::new()
     };
+    if let Err(reason) = crate::exclude::check_patterns(&opts.exclude) {
+        return Err(Error::BadIgnoreFile {
+            path: dir.join(crate::store::STORE_DIR).join("config.json"),
+            reason,
+        });
+    }
     let mut staged = Store::create_staged(dir)?;
     let sealed = (|| {
         let lock = staged.try_lock()?;
+        if !opts.exclude.is_empty() {
+            let mut config = staged.config().clone();
+            config.planes[0].exclude = opts.exclude.clone();
+            staged.save_config(config)?;
+        }
         adopt_planes(&mut staged, dir)?;
         let mut out = Vec::new();
         for plane in staged.planes() {

@@ -173,6 +173,20 @@ fn compare(
     let (base_root, base_links) = base.map_or((empty, &[][..]), |s| (s.root, &s.links[..]));
     let src = TreeSource::with_overlay(store, &scanned.trees);
     let mut changes = diff_states(&src, (&base_root, base_links), (&scanned.root, &scanned.links))?;
+    // Excluded paths are not compared: a path HEAD has that is excluded now
+    // (or lies in an excluded directory) is not reported as deleted.
+    if scanned.excluded > 0 || !scanned.exclusions.is_empty() {
+        let gone = &scanned.excluded_paths;
+        let on_disk = |p: &crate::path::RelPath| {
+            gone.binary_search(p).is_ok() || p.ancestors().iter().any(|a| gone.binary_search(a).is_ok())
+        };
+        changes.retain(|c| {
+            let Some(old) = c.old.as_ref().filter(|_| c.new.is_none()) else {
+                return true;
+            };
+            !(on_disk(&c.path) || scanned.exclusions.excludes(&c.path, old.kind == EntryKind::Dir))
+        });
+    }
     // A path that could not be scanned is reported once, as its finding.
     if !scanned.findings.is_empty() {
         changes.retain(|c| !scanned.findings.iter().any(|f| c.path.starts_with(&f.path)));

@@ -118,6 +118,10 @@ pub struct CheckoutReport {
     pub changes: Vec<Change>,
     /// What was written, removed and set, and what could not be.
     pub applied: Applied,
+    /// FIFOs, sockets and devices found in the plane and left in place
+    /// (`CP106`), filled in by the caller (rollback, restore): the rest was
+    /// restored, but the plane is not exactly the target.
+    pub special: Vec<crate::finding::Finding>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -152,6 +156,7 @@ pub fn checkout(
             journal: journal_for(scope, &req, ops),
             changes,
             applied: Applied::default(),
+            special: Vec::new(),
             seconds: t0.elapsed().as_secs_f64(),
         });
     }
@@ -260,6 +265,7 @@ pub fn checkout(
         journal,
         changes,
         applied,
+        special: Vec::new(),
         seconds: t0.elapsed().as_secs_f64(),
     })
 }

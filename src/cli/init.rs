@@ -20,6 +20,10 @@ use std::path::PathBuf;
 /// one is verified at once (exit 1, with the findings, when one fails; the
 /// checkpoints are kept). `--governed` lays down a genesis framework and
 /// registries first in a tree that has none.
+///
+/// Paths that a `.cpignore` (gitignore syntax, in DIR or any directory below
+/// it) or an `--exclude` pattern excludes are neither stored, compared nor
+/// touched by rollback or restore; `cplane check-ignore PATH` names the rule.
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
     /// Directory to govern (default: the current directory)
@@ -30,6 +34,11 @@ pub struct InitArgs {
     /// (only in a tree without registries)
     #[arg(long)]
     pub governed: bool,
+    /// Leave out paths matching GLOB (gitignore syntax, relative to DIR;
+    /// repeatable): recorded for the plane, so every later command honours
+    /// it; `.cpignore` files in the tree add rules of their own
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -68,6 +77,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
     let bar = output::Bar::new("init");
     let opts = cplane::snapshot::InitOptions {
         governed: args.governed,
+        exclude: args.exclude.clone(),
     };
     let mut r = cplane::snapshot::init(&dir, opts, ctx.control(&bar))?;
     let lock = r.store.lock(super::interrupt_flag())?;

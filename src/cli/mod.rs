@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cat;
+mod check_ignore;
 mod compile;
 mod demo;
 mod diff;
@@ -87,6 +88,7 @@ enum Command {
     Show(show::ShowArgs),
     Cat(cat::CatArgs),
     Status(status::StatusArgs),
+    CheckIgnore(check_ignore::CheckIgnoreArgs),
     Verify(verify::VerifyArgs),
     Diff(diff::DiffArgs),
     Rollback(rollback::RollbackArgs),
@@ -412,7 +414,9 @@ impl Ctx {
             | cplane::Error::BadConfig { .. }
             | cplane::Error::NotGoverned { .. }
             | cplane::Error::NoSuchPath { .. }
-            | cplane::Error::BadPath { .. },
+            | cplane::Error::BadPath { .. }
+            | cplane::Error::Excluded { .. }
+            | cplane::Error::BadIgnoreFile { .. },
         ) = &r
         {
             self.unchanged(store, plane);
@@ -571,6 +575,7 @@ pub fn main() -> u8 {
         Command::Show(a) => show::cmd_show(&mut ctx, a),
         Command::Cat(a) => cat::cmd_cat(&mut ctx, a),
         Command::Status(a) => status::cmd_status(&mut ctx, a),
+        Command::CheckIgnore(a) => check_ignore::cmd_check_ignore(&mut ctx, a),
         Command::Verify(a) => verify::cmd_verify(&mut ctx, a),
         Command::Compile(a) => compile::cmd_compile(&mut ctx, a),
         Command::Own(a) => own::cmd_own(&mut ctx, a),
@@ -607,6 +612,7 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Checkpoints(a) => a.json,
         Command::Show(a) => a.json,
         Command::Status(a) => a.json,
+        Command::CheckIgnore(a) => a.json,
         Command::Verify(a) => a.json,
         Command::Compile(a) => a.json,
         Command::Own(a) => a.json,
@@ -673,7 +679,13 @@ fn hint(e: &cplane::Error) -> Option<String> {
             "`cplane init --governed` lays down the registries and a genesis framework that owns them".into()
         }
         E::Refused { .. } => {
-            "move special files (FIFOs, sockets, devices) out of the plane, make unreadable ones readable, or stop the process that keeps writing, then try again".into()
+            "move special files (FIFOs, sockets, devices) out of the plane or exclude them (add them to .cpignore, or pass --exclude to init or plane add), make unreadable ones readable, or stop the process that keeps writing, then try again".into()
+        }
+        E::BadIgnoreFile { .. } => {
+            "fix the named line (gitignore syntax, UTF-8); `cplane check-ignore PATH` shows which rule decides a path".into()
+        }
+        E::Excluded { .. } => {
+            "remove or change the rule (or add a `!PATTERN` line after it) to make the path the plane's again".into()
         }
         E::UnsafePath { through, .. } => format!(
             "{through} was replaced by a symlink or a file; put the real directory back (or remove it) and run the command again"

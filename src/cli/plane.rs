@@ -31,6 +31,10 @@ enum PlaneCmd {
         /// Tier label, e.g. ho1, ho2
         #[arg(long)]
         tier: Option<String>,
+        /// Leave out paths matching GLOB (gitignore syntax, relative to
+        /// PATH; repeatable), recorded for the plane
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
     },
     /// List planes with their roots, tiers and HEADs
     ///
@@ -45,7 +49,12 @@ enum PlaneCmd {
 
 pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
     match args.cmd {
-        PlaneCmd::Add { name, path, tier } => {
+        PlaneCmd::Add {
+            name,
+            path,
+            tier,
+            exclude,
+        } => {
             let mut store = ctx.store()?;
             let lock = store.lock(super::interrupt_flag())?;
             // A pending checkout was planned with the old planes: finish it first.
@@ -59,7 +68,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                 ctx.check_ledger(&store, &lock, &outer, signing.as_ref())?;
             }
             let before = store.config().clone();
-            let plane = store.add_plane(&name, &ctx.cwd.join(&path), tier)?;
+            let plane = store.add_plane_excluding(&name, &ctx.cwd.join(&path), tier, exclude)?;
             let opts = SealOptions {
                 message: "plane add".into(),
                 kind: SnapshotKind::Init,

@@ -1,6 +1,6 @@
 //! `cplane restore`.
 
-use super::rollback::{checkout_json, complete, counts, print_problems};
+use super::rollback::{checkout_json, counts, done, print_problems, print_special};
 use super::{CmdResult, Ctx, output, plane_path};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -124,12 +124,12 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             json!(paths.iter().map(|p| p.display()).collect::<Vec<_>>()),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(complete(&r.applied)));
+        return Ok(super::findings_code(done(&r)));
     }
     if j.ops.is_empty() {
         writeln!(
             ctx.out,
-            "nothing to restore: {} already as {} ({}) has {}",
+            "nothing to restore: {} already as {} ({}) has {}{}",
             if paths.len() == 1 {
                 "the path is"
             } else {
@@ -137,9 +137,14 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             },
             target.snapshot.name,
             target.id.short(12),
-            if paths.len() == 1 { "it" } else { "them" }
+            if paths.len() == 1 { "it" } else { "them" },
+            if r.special.is_empty() {
+                ""
+            } else {
+                ", but for what is left in place below"
+            }
         )?;
-        return Ok(0);
+        return Ok(print_special(&mut ctx.out, &r)?);
     }
     for c in &reported {
         writeln!(ctx.out, "{}", super::diff::change_line(c))?;
@@ -163,5 +168,6 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             .collect::<Vec<_>>()
             .join(" ")
     )?;
-    Ok(print_problems(&mut ctx.out, &r.applied)?)
+    print_problems(&mut ctx.out, &r.applied)?;
+    Ok(print_special(&mut ctx.out, &r)?)
 }

@@ -93,7 +93,8 @@ pub fn checkout_json(
         "changes": list,
         "problems": problems_json(a),
         "changed_meanwhile": a.changed_meanwhile.iter().map(|p| p.display()).collect::<Vec<_>>(),
-        "clean": complete(a),
+        "special": r.special.iter().map(super::finding_json).collect::<Vec<_>>(),
+        "clean": done(r),
         "seconds": r.seconds,
     });
     if let Value::Object(m) = &mut v {
@@ -109,6 +110,30 @@ pub fn checkout_json(
 /// checkout, which a concurrent writer could always have done.
 pub fn complete(a: &Applied) -> bool {
     a.problems.is_empty()
+}
+
+/// True when the checkout did everything it may ([`complete`]) and found no
+/// FIFO, socket or device it had to leave in place (exit 1 otherwise).
+pub fn done(r: &CheckoutReport) -> bool {
+    complete(&r.applied) && r.special.is_empty()
+}
+
+/// Writes the FIFOs, sockets and devices a checkout left in place (CP106
+/// lines, with what to do) to `out`; returns the exit code of the whole
+/// checkout ([`done`]).
+pub fn print_special(out: &mut dyn Write, r: &CheckoutReport) -> std::io::Result<u8> {
+    for f in &r.special {
+        writeln!(
+            out,
+            "CP106 {}: {}; left in place, everything else was restored",
+            output::path(f.path.as_bytes()),
+            f.message
+        )?;
+    }
+    if !r.special.is_empty() {
+        writeln!(out, "hint: {}", cplane::finding::Code::SpecialFile.remedy())?;
+    }
+    Ok(super::findings_code(done(r)))
 }
 
 /// Writes what a checkout could not do (CP111 lines) and what it left alone
@@ -190,7 +215,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             json!({"snapshot": new_head.to_hex(), "checkpoint": new_name, "root": head.root.to_hex()}),
         );
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
-        return Ok(super::findings_code(complete(&r.applied)));
+        return Ok(super::findings_code(done(&r)));
     }
     writeln!(
         ctx.out,
@@ -215,9 +240,10 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     if head.root != target.snapshot.root {
         writeln!(
             ctx.out,
-            "(parts of {} that now belong to nested planes, or that exempt globs leave out, were not written)",
+            "(parts of {} that now belong to nested planes, that exempt globs or exclusion rules leave out, or where a FIFO, socket or device sits, were not written)",
             target.snapshot.name
         )?;
     }
-    Ok(print_problems(&mut ctx.out, &r.applied)?)
+    print_problems(&mut ctx.out, &r.applied)?;
+    Ok(print_special(&mut ctx.out, &r)?)
 }

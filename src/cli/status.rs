@@ -18,7 +18,9 @@ use std::io::Write;
 /// On a governed plane, status also runs pass 0 (ownership) on what
 /// changed: an added file no registry owns (CP001), an owned file gone
 /// (CP002) — from the ownership registry HEAD sealed when no registry
-/// changed, in full otherwise. Paths an `exempt` glob leaves out are counted.
+/// changed, in full otherwise. Paths an `exempt` glob leaves out are counted,
+/// and so are paths a `.cpignore` or `--exclude` rule excludes (neither
+/// compared nor stored; `cplane check-ignore PATH` names the rule).
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     /// Print JSON
@@ -51,6 +53,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 "files": r.scan.files,
                 "hashed_files": r.scan.hashed_files,
                 "exempt": r.scan.exempt,
+                "excluded": r.scan.excluded,
                 "governed": governed.is_some(),
             })
         )?;
@@ -79,6 +82,13 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 ctx.out,
                 "note: {} left out by exempt globs (neither owned nor stored)",
                 output::count(r.scan.exempt, "path")
+            )?;
+        }
+        if r.scan.excluded > 0 {
+            writeln!(
+                ctx.out,
+                "note: {} excluded by .cpignore or --exclude (neither compared nor stored)",
+                output::count(r.scan.excluded, "path")
             )?;
         }
         if r.is_clean() && gov.is_empty() {

@@ -103,7 +103,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
                 "clean": findings.is_empty(),
                 "findings": list,
                 "changes": changes,
-                "stats": {"files": r.scan.files, "bytes": r.scan.bytes, "seconds": r.seconds, "mb_per_s": mbps},
+                "stats": {"files": r.scan.files, "bytes": r.scan.bytes, "excluded": r.scan.excluded, "seconds": r.seconds, "mb_per_s": mbps},
             })
         )?;
     } else {
@@ -132,8 +132,8 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         if args.stats {
             writeln!(
                 ctx.out,
-                "stats: {} files, {} bytes, {:.3} s, {mbps:.1} MB/s",
-                r.scan.files, r.scan.bytes, r.seconds
+                "stats: {} files, {} bytes, {} excluded, {:.3} s, {mbps:.1} MB/s",
+                r.scan.files, r.scan.bytes, r.scan.excluded, r.seconds
             )?;
         }
     }
@@ -185,6 +185,7 @@ fn governed(
                     "bytes": r.scan.bytes,
                     "owned": p.owned,
                     "exempt": p.exempt.len() as u64 + r.scan.exempt,
+                    "excluded": r.scan.excluded,
                     "binary_skipped": p.binary_skipped.len(),
                     "seconds": r.seconds,
                 },
@@ -271,8 +272,8 @@ fn governed(
         if args.stats {
             writeln!(
                 ctx.out,
-                "stats: {} files, {} bytes, {:.3} s",
-                r.scan.files, r.scan.bytes, r.seconds
+                "stats: {} files, {} bytes, {} excluded, {:.3} s",
+                r.scan.files, r.scan.bytes, r.scan.excluded, r.seconds
             )?;
         }
     }

@@ -52,6 +52,11 @@ pub struct PlaneConfig {
     /// Optional tier label (`ho1`, `ho2`, ...).
     #[serde(default)]
     pub tier: Option<String>,
+    /// Exclusion patterns (gitignore syntax, relative to the plane root) given
+    /// with `--exclude` ([`crate::exclude`]). Absent from the JSON when empty,
+    /// so a store without exclusions keeps the layout older readers know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// `.cp/config.json`.
@@ -188,6 +193,7 @@ impl Store {
                     name: "main".into(),
                     path: String::new(),
                     tier: None,
+                    exclude: Vec::new(),
                 }],
             };
             let staging_tmp = staging.join("tmp");
@@ -781,6 +787,7 @@ fn validate_config(config: &Config) -> std::result::Result<(), String> {
         if config.planes[..i].iter().any(|o| o.path == p.path) {
             return Err(format!("two planes share the root {:?}", p.path));
         }
+        crate::exclude::check_patterns(&p.exclude).map_err(|e| format!("plane `{}`: {e}", p.name))?;
     }
     Ok(())
 }
