@@ -129,15 +129,10 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     if j.ops.is_empty() {
         writeln!(
             ctx.out,
-            "nothing to restore: {} already as {} ({}) has {}",
-            if paths.len() == 1 {
-                "the path is"
-            } else {
-                "the paths are"
-            },
+            "already as {} ({}): nothing to do ({} unchanged, no rescue checkpoint)",
             target.snapshot.name,
             target.id.short(12),
-            if paths.len() == 1 { "it" } else { "them" }
+            paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" "),
         )?;
         return Ok(0);
     }
