@@ -520,7 +520,7 @@ fn adopt_planes(store: &mut Store, dir: &std::path::Path) -> Result<()> {
         }
         let tier = Some(r.get("tier")).filter(|t| !t.is_empty()).map(str::to_string);
         store
-            .add_plane(r.get("name"), &abs, tier)
+            .add_plane(r.get("name"), &abs, tier, false)
             .map_err(|e| bad(format!("line {}: {e}", r.line)))?;
     }
     Ok(())

@@ -314,7 +314,7 @@ fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
     std::thread::sleep(Duration::from_millis(300));
     // While the rollback waits, another writer carves out `sub`.
     let mut store = cplane::store::Store::open(d.path()).unwrap();
-    let sub = store.add_plane("sub", &d.path().join("sub"), None).unwrap();
+    let sub = store.add_plane("sub", &d.path().join("sub"), None, true).unwrap();
     cplane::snapshot::seal(&mut store, &held, &sub, Default::default(), cplane::Control::quiet()).unwrap();
     drop(held);
     let out = rollback.wait_with_output().unwrap();

@@ -384,3 +384,20 @@ proptest! {
         prop_assert!(decisions.iter().all(|d| d.keep != d.reasons.is_empty()));
     }
 }
+
+// ------------------------------------------------- plane add
+
+#[test]
+fn plane_add_refuses_a_missing_path_unless_create() {
+    let t = plane_with_four();
+    let d = t.path();
+    let o = cplane(d).args(["plane", "add", "docs", "docs"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("does not exist") && err.contains("--create"), "{err}");
+    assert!(!d.join("docs").exists(), "a refused plane add created the directory");
+    assert!(!stdout(d, &["plane", "list"]).contains("docs"));
+    stdout(d, &["plane", "add", "docs", "docs/sub", "--create"]);
+    assert!(d.join("docs/sub").is_dir());
+    assert!(stdout(d, &["plane", "list"]).contains("docs"));
+}

@@ -685,6 +685,10 @@ fn hint(e: &cplane::Error) -> Option<String> {
             "{through} was replaced by a symlink or a file; put the real directory back (or remove it) and run the command again"
         ),
         E::NoSuchPath { .. } => "`cplane show REF DIR` lists what a directory holds".into(),
+        E::BadPlaneRoot {
+            problem: cplane::error::RootProblem::Missing,
+            ..
+        } => "create the directory first, or pass --create to `cplane plane add`".into(),
         E::BadPlaneRoot { .. } => "a plane root must be a real directory under the store root".into(),
         E::CheckpointProtected { why, .. } if why.starts_with("HEAD") => {
             "HEAD's checkpoint can go once HEAD has moved on (`cplane snapshot`, `cplane rollback`); `cplane checkpoints` marks it `*`".into()
