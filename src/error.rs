@@ -229,6 +229,22 @@ pub enum Error {
         /// Why not.
         problem: RootProblem,
     },
+    /// A checkpoint that retention must keep: HEAD's, or a rescue checkpoint
+    /// of a checkout that is not finished.
+    #[error("checkpoint {name} of plane `{plane}` cannot be deleted: it is {why}")]
+    CheckpointProtected {
+        /// The plane.
+        plane: String,
+        /// The checkpoint.
+        name: String,
+        /// Why it must stay ("HEAD's checkpoint", ...).
+        why: String,
+    },
+    /// `prune` without a keep rule (it would keep nothing but HEAD).
+    #[error(
+        "prune needs at least one keep rule (--keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly); without one it would remove every checkpoint but HEAD's"
+    )]
+    NoKeepPolicy,
     /// A ref that names nothing.
     #[error("unknown ref `{spec}`: {why}")]
     RefNotFound {

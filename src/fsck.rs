@@ -4,8 +4,11 @@
 //! Pass 1 reads every record of every pack in parallel (decompress, re-hash,
 //! compare with the id; pack indexes are checked against their BLAKE3
 //! trailer). Pass 2 walks from every ref (each plane's HEAD and checkpoints)
-//! through snapshot parents, trees and blobs, memoising by tree id, and names
-//! for each damaged or missing object the refs and paths that reach it.
+//! through its snapshot's trees and blobs, memoising by tree id, and names
+//! for each damaged or missing object the refs and paths that reach it. A
+//! snapshot's parent is history, not a reason to keep data (restic's
+//! semantics, `store-format.md`, "Retention and reachability"): a parent no
+//! ref names, present or gone, is noted as pruned history, never damage.
 
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, SnapshotId, TreeId};
@@ -244,39 +247,54 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     };
     let mut missing: BTreeMap<ObjectId, usize> = BTreeMap::new();
     let mut snapshots: HashMap<SnapshotId, Option<Snapshot>> = HashMap::new();
-    for (name, head) in &refs {
-        let mut cur = Some(*head);
-        let mut seen = HashSet::new();
-        while let Some(id) = cur {
-            if !seen.insert(id) {
-                break;
-            }
-            // Name the ref, not every ancestor it passes through on the way.
-            let label = name.clone();
-            let snap = snapshots
-                .entry(id)
-                .or_insert_with(|| {
-                    (!bad.contains_key(&id.0))
-                        .then(|| store.read_snapshot(&id).ok())
-                        .flatten()
-                })
-                .clone();
-            let Some(snap) = snap else {
-                note(&mut damage, &bad, &mut missing, store, id.0, "snapshot", label);
-                break;
-            };
-            for (path, oid, kind) in walker.tree(snap.root).iter() {
-                let at = format!(
-                    "{label} ({})",
-                    if path.is_empty() {
-                        "/".into()
-                    } else {
-                        String::from_utf8_lossy(path).into_owned()
-                    }
-                );
-                note(&mut damage, &bad, &mut missing, store, *oid, kind, at);
-            }
-            cur = snap.parent;
+    // What gc keeps (store-format.md, "Retention and reachability"): each
+    // ref's snapshot, its tree and ownership blob. A parent is history: one
+    // that no ref names, or that is gone, is pruned history, not damage.
+    let named: HashSet<SnapshotId> = refs.iter().map(|(_, id)| *id).collect();
+    let mut pruned: BTreeMap<SnapshotId, String> = BTreeMap::new();
+    for (label, id) in &refs {
+        let snap = snapshots
+            .entry(*id)
+            .or_insert_with(|| {
+                (!bad.contains_key(&id.0))
+                    .then(|| store.read_snapshot(id).ok())
+                    .flatten()
+            })
+            .clone();
+        let Some(snap) = snap else {
+            note(&mut damage, &bad, &mut missing, store, id.0, "snapshot", label.clone());
+            continue;
+        };
+        for (path, oid, kind) in walker.tree(snap.root).iter() {
+            let at = format!(
+                "{label} ({})",
+                if path.is_empty() {
+                    "/".into()
+                } else {
+                    String::from_utf8_lossy(path).into_owned()
+                }
+            );
+            note(&mut damage, &bad, &mut missing, store, *oid, kind, at);
+        }
+        if let Some(blob) = snap.ownership
+            && (bad.contains_key(&blob) || store.locate(&blob).is_none())
+        {
+            note(
+                &mut damage,
+                &bad,
+                &mut missing,
+                store,
+                blob,
+                "blob",
+                format!("{label} (ownership)"),
+            );
+        }
+        if let Some(p) = snap.parent
+            && !named.contains(&p)
+        {
+            pruned
+                .entry(p)
+                .or_insert_with(|| format!("{}:{}", snap.plane, snap.name));
         }
     }
     for d in &mut damage {
@@ -292,6 +310,17 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         leftovers: store.leftovers().iter().map(|p| p.display().to_string()).collect(),
         notes: {
             let mut notes = cache_notes(store);
+            for (p, child) in &pruned {
+                notes.push(format!(
+                    "history pruned: the parent {} of checkpoint {child} is no longer named by a ref ({})",
+                    p.short(12),
+                    if store.contains(&p.0) {
+                        "its objects are free for a gc"
+                    } else {
+                        "its objects are gone"
+                    }
+                ));
+            }
             let n = legacy.into_inner();
             if n > 0 {
                 notes.insert(

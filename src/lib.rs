@@ -43,6 +43,7 @@ pub mod path;
 pub mod plane;
 pub mod progress;
 pub mod restore;
+pub mod retention;
 pub mod revision;
 pub mod rollback;
 pub mod scan;

@@ -130,14 +130,15 @@ impl Store {
             .ok_or_else(not_in)
     }
 
-    /// Adds a plane rooted at `dir` (created if missing), carved out of any plane that contains it.
+    /// Adds a plane rooted at `dir`, carved out of any plane that contains
+    /// it; a missing `dir` is created only when `create` is set.
     ///
     /// # Errors
     /// [`Error::BadName`] / [`Error::NameTaken`] for a bad or duplicate name;
     /// [`Error::BadPlaneRoot`] for a path outside the store root, inside
-    /// `.cp`, or equal to another plane's root.
-    pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>) -> Result<Plane> {
-        self.add_plane_excluding(name, dir, tier, Vec::new())
+    /// `.cp`, equal to another plane's root, or missing (without `create`).
+    pub fn add_plane(&mut self, name: &str, dir: &Path, tier: Option<String>, create: bool) -> Result<Plane> {
+        self.add_plane_excluding(name, dir, tier, Vec::new(), create)
     }
 
     /// [`Store::add_plane`], recording the exclusion patterns `exclude`
@@ -151,6 +152,7 @@ impl Store {
         dir: &Path,
         tier: Option<String>,
         exclude: Vec<String>,
+        create: bool,
     ) -> Result<Plane> {
         crate::exclude::check_patterns(&exclude).map_err(|reason| Error::BadIgnoreFile {
             path: self.dir().join("config.json"),
@@ -216,6 +218,9 @@ impl Store {
                     RootProblem::NotADirectory
                 },
             ));
+        }
+        if !create && abs.symlink_metadata().is_err() {
+            return Err(bad_root(RootProblem::Missing));
         }
         std::fs::create_dir_all(&abs).at(&abs)?;
         config.planes.push(PlaneConfig {

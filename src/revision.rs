@@ -124,12 +124,23 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
         )));
     };
     let mut snapshot = store.read_snapshot(&id)?;
+    let retained = if steps > 0 {
+        crate::retention::retained(store, &snapshot.plane)?
+    } else {
+        Default::default()
+    };
     for step in 0..steps {
-        id = snapshot.parent.ok_or_else(|| {
+        let pruned = crate::retention::pruned_before(store, &retained, &snapshot);
+        id = crate::retention::retained_parent(store, &retained, &snapshot).ok_or_else(|| {
             not_found(format!(
-                "`{base}` has only {step} earlier snapshot{} in plane `{}`",
+                "`{base}` has only {step} earlier snapshot{} in plane `{}`{}",
                 if step == 1 { "" } else { "s" },
-                plane.name
+                plane.name,
+                if pruned {
+                    format!(": the history before {} was pruned", snapshot.name)
+                } else {
+                    String::new()
+                }
             ))
         })?;
         snapshot = store.read_snapshot(&id)?;

@@ -10,7 +10,10 @@
 //! 3. Hand both roots to the checkout engine ([`crate::checkout`]), which
 //!    stages, journals, applies only the differences, and moves HEAD.
 //!
-//! History is never rewritten: HEAD becomes a new checkpoint.
+//! History is never rewritten: HEAD becomes a new checkpoint. A rollback
+//! that finds the plane already as the target has it keeps no rescue
+//! checkpoint (it would equal the result), and when HEAD records that
+//! state too it seals and moves nothing.
 
 use crate::checkout::{self, CheckoutHooks, CheckoutKind, CheckoutReport, Request};
 use crate::control::Control;
@@ -52,6 +55,7 @@ pub fn seal_rescue(
         // A socket next to a tampered file must not keep the file tampered: the
         // rescue leaves special files out, and the checkout leaves them in place.
         allow_special: true,
+        skip_unchanged: false,
     };
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }
@@ -153,13 +157,41 @@ pub fn rollback(
             count_files(store, &root)?
         };
         let links = prune_links(&target.snapshot.links, &carve_outs);
+        // Already as the target has it: the rescue would equal the result,
+        // so it is dropped; when HEAD records this state too, nothing at all
+        // is sealed or moved.
+        let mut parent = rescue.id;
+        if rescue.snapshot.root == root && rescue.snapshot.links == links {
+            store.remove_checkpoint(&plane.name, &rescue.snapshot.name)?;
+            if let Some(head_id) = store.head(&plane.name)? {
+                let head = store.read_snapshot(&head_id)?;
+                if head.root == root && head.links == links {
+                    return Ok(CheckoutReport {
+                        journal: checkout::Journal {
+                            plane: plane.name.clone(),
+                            kind: CheckoutKind::Rollback,
+                            target: target.id,
+                            rescue: head_id,
+                            rescue_name: rescue.snapshot.name.clone(),
+                            new_head: None,
+                            ops: Vec::new(),
+                        },
+                        changes: Vec::new(),
+                        applied: checkout::Applied::default(),
+                        seconds: 0.0,
+                        special: special.clone(),
+                    });
+                }
+                parent = head_id;
+            }
+        }
         let now = now_ns();
         let new_name = unique_name(store, &plane.name, None, crate::snapshot::DEFAULT_PREFIX, now)?;
         let new_snapshot = Snapshot {
             plane: plane.name.clone(),
             name: new_name.clone(),
             root,
-            parent: Some(rescue.id),
+            parent: Some(parent),
             kind: SnapshotKind::Rollback { target: target.id },
             time_unix_ns: now,
             message: format!("rollback to {} ({})", target.snapshot.name, target.id.short(12)),

@@ -50,6 +50,11 @@ pub struct SealOptions {
     /// rescue checkpoint, so that a checkout can restore everything else.
     /// Any other finding still refuses.
     pub allow_special: bool,
+    /// Seal nothing when the state equals HEAD's (same root, hard-link
+    /// groups and ownership reference): the report then names HEAD and has
+    /// [`SealReport::unchanged`] set. `cplane snapshot` sets it unless
+    /// `--allow-unchanged`; rescue, init and plane-add seals do not.
+    pub skip_unchanged: bool,
 }
 
 impl Default for SealOptions {
@@ -63,6 +68,7 @@ impl Default for SealOptions {
             save_cache: true,
             ownership: None,
             allow_special: false,
+            skip_unchanged: false,
         }
     }
 }
@@ -70,8 +76,11 @@ impl Default for SealOptions {
 /// What sealing did.
 #[derive(Debug, Clone, Serialize)]
 pub struct SealReport {
-    /// The new snapshot's id.
+    /// The new snapshot's id (HEAD's, when [`SealReport::unchanged`]).
     pub id: SnapshotId,
+    /// Nothing was sealed: the state equals HEAD's and
+    /// [`SealOptions::skip_unchanged`] was set; `id` and `snapshot` are HEAD's.
+    pub unchanged: bool,
     /// The snapshot itself.
     #[serde(skip)]
     pub snapshot: Snapshot,
@@ -308,11 +317,16 @@ pub fn seal_checked(
     let started = now_ns();
     let name = unique_name(store, &plane.name, opts.name.as_deref(), opts.prefix, started)?;
     let parent = store.head(&plane.name)?;
+    // The state a seal may find unchanged: HEAD's.
+    let head = match parent {
+        Some(id) if opts.skip_unchanged => Some((id, store.read_snapshot(&id)?)),
+        _ => None,
+    };
     let cache_path = index_path(store, plane);
     let cache = load_stat_cache(store, plane);
     let scope = Scope::open(plane)?;
     ctl.progress.phase("hashing");
-    let ((snapshot, id, scanned), write) = store.transaction(|w| {
+    let ((snapshot, id, scanned, unchanged), write) = store.transaction(|w| {
         let mut scanned = scan(
             &scope,
             ScanOptions {
@@ -335,6 +349,13 @@ pub fn seal_checked(
                 findings: std::mem::take(&mut scanned.findings),
             });
         }
+        if let Some((id, h)) = &head
+            && h.root == scanned.root
+            && h.links == scanned.links
+            && h.ownership == ownership
+        {
+            return Ok((h.clone(), *id, scanned, true));
+        }
         let snapshot = Snapshot {
             plane: plane.name.clone(),
             name,
@@ -353,12 +374,35 @@ pub fn seal_checked(
         w.add(ObjectKind::Snapshot, id.0, &body)?;
         ctl.check()?;
         ctl.progress.phase("writing");
-        Ok((snapshot, id, scanned))
+        Ok((snapshot, id, scanned, false))
     })?;
     // The old cache is not needed any more; freeing 100,000 entries one by one
     // takes longer than the rest of an unchanged snapshot, so do it aside.
     let had_cache = cache.is_some();
     std::thread::spawn(move || drop(cache));
+    if unchanged {
+        // HEAD already records this state: no object, no ref; the refreshed
+        // stat cache still saves the next scan the reads.
+        if opts.save_cache && scanned.hashed_files > 0 {
+            let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
+        }
+        return Ok(SealReport {
+            id,
+            unchanged: true,
+            snapshot,
+            write,
+            hashed_files: scanned.hashed_files,
+            hashed_bytes: scanned.hashed_bytes,
+            dirs: scanned.dirs,
+            vanished: scanned.vanished,
+            nested_stores: scanned.nested_stores,
+            excluded: scanned.excluded,
+            excluded_paths: scanned.excluded_paths,
+            exclusions: scanned.exclusions,
+            special: scanned.findings,
+            cache: scanned.cache,
+        });
+    }
     if let Some(check) = check {
         let implied = check(store, &snapshot.root)?;
         if implied != ownership {
@@ -385,6 +429,7 @@ pub fn seal_checked(
     let _ = store.maybe_repack(lock);
     Ok(SealReport {
         id,
+        unchanged: false,
         snapshot,
         write,
         hashed_files: scanned.hashed_files,
@@ -544,7 +589,7 @@ fn adopt_planes(store: &mut Store, dir: &std::path::Path) -> Result<()> {
         }
         let tier = Some(r.get("tier")).filter(|t| !t.is_empty()).map(str::to_string);
         store
-            .add_plane(r.get("name"), &abs, tier)
+            .add_plane(r.get("name"), &abs, tier, false)
             .map_err(|e| bad(format!("line {}: {e}", r.line)))?;
     }
     Ok(())

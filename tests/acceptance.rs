@@ -432,7 +432,7 @@ fn snapshot_prints_name_and_root_id() {
         "root id {root} not printed:\n{}",
         out.stdout
     );
-    let j = snapshot_json(t.path(), &[]);
+    let j = snapshot_json(t.path(), &["--allow-unchanged"]);
     assert!(is_hex64(s(&j, "root")) && is_hex64(s(&j, "snapshot")));
     assert!(s(&j, "checkpoint").starts_with("VER-"));
 }
@@ -475,7 +475,7 @@ fn default_names_are_unique_within_the_same_second() {
     let t = inited();
     let mut names = BTreeSet::new();
     for _ in 0..4 {
-        let j = snapshot_json(t.path(), &[]);
+        let j = snapshot_json(t.path(), &["--allow-unchanged"]);
         assert!(
             names.insert(s(&j, "checkpoint").to_string()),
             "duplicate name in {names:?}"
@@ -492,7 +492,7 @@ fn default_names_are_unique_within_the_same_second() {
 #[test]
 fn snapshot_name_collision_fails_exit_2_and_writes_nothing() {
     let t = inited();
-    run(t.path(), &["snapshot", "--name", "v1"], 0);
+    run(t.path(), &["snapshot", "--name", "v1", "--allow-unchanged"], 0);
     write(t.path(), "a.txt", "something else\n");
     let head_before = s(&head(t.path()), "snapshot").to_string();
     let store_before = store_state(t.path());
@@ -514,11 +514,38 @@ fn snapshot_invalid_name_fails_exit_2() {
 }
 
 #[test]
-fn unchanged_snapshot_records_checkpoint_with_same_root() {
+fn unchanged_snapshot_records_nothing() {
+    let t = inited();
+    let h0 = head(t.path());
+    let ledger0 = json(t.path(), &["ledger", "--json"], 0);
+    let out = run(t.path(), &["snapshot", "-m", "nothing changed"], 0);
+    assert!(
+        out.stdout
+            .contains(&format!("unchanged since HEAD ({})", s(&h0, "checkpoint"))),
+        "{}",
+        out.stdout
+    );
+    let j = snapshot_json(t.path(), &[]);
+    assert_eq!(j["unchanged"], true);
+    assert_eq!(s(&j, "snapshot"), s(&h0, "snapshot"));
+    assert_eq!(head(t.path()), h0, "HEAD moved");
+    assert_eq!(
+        json(t.path(), &["checkpoints", "--json"], 0).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        json(t.path(), &["ledger", "--json"], 0),
+        ledger0,
+        "ledger entry for nothing"
+    );
+}
+
+#[test]
+fn unchanged_snapshot_with_allow_unchanged_records_checkpoint_with_same_root() {
     let t = inited();
     let h0 = head(t.path());
     let log0 = json(t.path(), &["log", "--json"], 0);
-    let j = snapshot_json(t.path(), &["-m", "nothing changed"]);
+    let j = snapshot_json(t.path(), &["-m", "nothing changed", "--allow-unchanged"]);
     assert_eq!(s(&j, "root"), s(&h0, "root"), "root changed for an unchanged tree");
     assert_ne!(s(&j, "snapshot"), s(&h0, "snapshot"), "no new snapshot recorded");
     let log1 = json(t.path(), &["log", "--json"], 0);
@@ -556,8 +583,12 @@ fn blob_id_equals_b3sum() {
 #[test]
 fn log_json_lists_history_newest_first_with_fields() {
     let t = inited();
-    run(t.path(), &["snapshot", "--name", "one", "-m", "first msg"], 0);
-    run(t.path(), &["snapshot", "--name", "two"], 0);
+    run(
+        t.path(),
+        &["snapshot", "--name", "one", "-m", "first msg", "--allow-unchanged"],
+        0,
+    );
+    run(t.path(), &["snapshot", "--name", "two", "--allow-unchanged"], 0);
     let log = json(t.path(), &["log", "--json"], 0);
     let arr = log.as_array().expect("log --json is an array");
     assert_eq!(arr.len(), 3);
@@ -794,7 +825,7 @@ fn verify_stats_prints_files_bytes_seconds_mbps() {
 #[test]
 fn diff_two_refs_name_status() {
     let t = inited();
-    run(t.path(), &["snapshot", "--name", "before"], 0);
+    run(t.path(), &["snapshot", "--name", "before", "--allow-unchanged"], 0);
     mutate(t.path());
     run(t.path(), &["snapshot", "--name", "after"], 0);
     let out = run(t.path(), &["diff", "--name-status", "before", "after"], 1);
@@ -982,7 +1013,11 @@ fn diff_two_planes_heads_relative_paths() {
     let j = json(t.path(), &["diff", "--json", "docs:HEAD", "web:HEAD"], 1);
     assert_eq!(j["changes"].as_array().unwrap().len(), 2);
     // PLANE:NAME with a named checkpoint of another plane
-    run(t.path(), &["snapshot", "--plane", "web", "--name", "web-v1"], 0);
+    run(
+        t.path(),
+        &["snapshot", "--plane", "web", "--name", "web-v1", "--allow-unchanged"],
+        0,
+    );
     let out = run(t.path(), &["diff", "--name-status", "web:web-v1", "docs:HEAD"], 1);
     assert_eq!(name_status(&out.stdout), set(&["M\tb.md", "D\tc.md"]));
 }
@@ -993,7 +1028,7 @@ fn diff_two_planes_heads_relative_paths() {
 fn rollback_restores_bytes_exec_bits_symlinks_and_prunes() {
     let t = inited();
     let want = tree_state(t.path());
-    run(t.path(), &["snapshot", "--name", "good"], 0);
+    run(t.path(), &["snapshot", "--name", "good", "--allow-unchanged"], 0);
     // every kind of damage at once
     mutate(t.path());
     set_exec(t.path(), "b.txt", true);
@@ -1026,7 +1061,7 @@ fn rollback_removed_empty_directory_tree_is_pruned() {
 #[test]
 fn rollback_prints_rescue_checkpoint_that_can_be_rolled_back_to() {
     let t = inited();
-    run(t.path(), &["snapshot", "--name", "good"], 0);
+    run(t.path(), &["snapshot", "--name", "good", "--allow-unchanged"], 0);
     mutate(t.path());
     write(t.path(), "untracked/u.bin", noise(5000, 3));
     let drifted = tree_state(t.path());
@@ -1277,7 +1312,11 @@ fn command_outside_every_plane_exits_2() {
     // -C into the store works from anywhere
     let inside = t.path().to_str().unwrap();
     run(outside.path(), &["-C", inside, "status"], 0);
-    run(outside.path(), &["-C", inside, "snapshot", "--name", "via-C"], 0);
+    run(
+        outside.path(),
+        &["-C", inside, "snapshot", "--name", "via-C", "--allow-unchanged"],
+        0,
+    );
     // a plane cannot be added outside the store root
     let out = run(t.path(), &["plane", "add", "far", dir], 2);
     assert!(!out.stderr.trim().is_empty());
@@ -1393,7 +1432,7 @@ fn concurrent_writers_never_interleave() {
             write(t.path(), &format!("w{i}"), format!("writer {i}\n"));
             std::process::Command::new(&bin)
                 .current_dir(t.path())
-                .args(["snapshot", "--json"])
+                .args(["snapshot", "--json", "--allow-unchanged"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

@@ -194,7 +194,7 @@ fn path_longer_than_path_max_init_snapshot_status_verify_rollback() {
     deep_write(&leaf, "deep.txt", &original);
 
     ok(&root, &["init"]);
-    ok(&root, &["snapshot", "-m", "deep"]);
+    ok(&root, &["snapshot", "-m", "deep", "--allow-unchanged"]);
     expect(&root, &["status"], 0, "nothing changed since the snapshot");
     expect(&root, &["verify"], 0, "nothing changed since the snapshot");
 
@@ -813,7 +813,7 @@ fn restore_fixture(d: &Path) {
     write(d, "conf.d/b", "b1\n");
     write(d, "top.txt", "top v1\n");
     ok(d, &["init"]);
-    ok(d, &["snapshot", "--name", "A", "-m", "base"]);
+    ok(d, &["snapshot", "--name", "A", "-m", "base", "--allow-unchanged"]);
 
     write(d, "etc/app.conf", "v2\n");
     chmod(&d.join("etc/app.conf"), 0o600);
@@ -1116,7 +1116,7 @@ fn chain_of_620_nested_directories_works_everywhere() {
     write(&root, "top.txt", "top\n");
 
     ok(&root, &["init"]);
-    ok(&root, &["snapshot", "-m", "deep"]);
+    ok(&root, &["snapshot", "-m", "deep", "--allow-unchanged"]);
     expect(&root, &["status"], 0, "clean");
     expect(&root, &["verify"], 0, "clean");
     expect(&root, &["diff", "HEAD"], 0, "no differences");

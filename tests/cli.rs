@@ -22,7 +22,10 @@ fn plane_with_base() -> tempfile::TempDir {
     write(d.path(), "src/deep/x.bin", "xxxxxxxx");
     std::os::unix::fs::symlink("a.txt", d.path().join("link")).unwrap();
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "base"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "base", "--allow-unchanged"])
+        .assert()
+        .success();
     d
 }
 
@@ -73,7 +76,10 @@ fn interrupted_rollback_is_completed_by_the_next_command() {
         );
     }
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "base"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "base", "--allow-unchanged"])
+        .assert()
+        .success();
     let base = tree_bytes(d.path());
     for i in 0..30 {
         write(

@@ -102,7 +102,10 @@ fn review_3_replay_survives_file_and_directory_swaps() {
             a_as_file(d.path())
         }
         cplane(d.path()).arg("init").assert().success();
-        cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+        cplane(d.path())
+            .args(["snapshot", "--name", "s1", "--allow-unchanged"])
+            .assert()
+            .success();
         if old_is_dir {
             a_as_file(d.path())
         } else {
@@ -122,7 +125,10 @@ fn review_4_parent_rollback_leaves_a_nested_plane_where_a_file_was() {
     write(d.path(), "a", "was a file\n");
     write(d.path(), "z", "anchor\n");
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "s1", "--allow-unchanged"])
+        .assert()
+        .success();
     fs::remove_file(d.path().join("a")).unwrap();
     write(d.path(), "a/b/inner", "nested plane file\n");
     cplane(d.path())
@@ -152,7 +158,10 @@ fn review_5_damaged_staged_file_is_not_trusted_on_replay() {
         write(d.path(), &format!("w{i}"), &format!("base {i}\n"));
     }
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "base"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "base", "--allow-unchanged"])
+        .assert()
+        .success();
     for i in 0..6 {
         write(d.path(), &format!("w{i}"), &format!("changed {i}\n"));
     }
@@ -294,7 +303,10 @@ fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
     write(d.path(), "top", "top v1\n");
     write(d.path(), "sub/s", "sub v1\n");
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "s1", "--allow-unchanged"])
+        .assert()
+        .success();
     write(d.path(), "top", "top v2\n");
     write(d.path(), "sub/s", "sub v2\n");
     let held = cplane::store::lock::StoreLock::acquire(&d.path().join(".cp")).unwrap();
@@ -302,7 +314,7 @@ fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
     std::thread::sleep(Duration::from_millis(300));
     // While the rollback waits, another writer carves out `sub`.
     let mut store = cplane::store::Store::open(d.path()).unwrap();
-    let sub = store.add_plane("sub", &d.path().join("sub"), None).unwrap();
+    let sub = store.add_plane("sub", &d.path().join("sub"), None, true).unwrap();
     cplane::snapshot::seal(&mut store, &held, &sub, Default::default(), cplane::Control::quiet()).unwrap();
     drop(held);
     let out = rollback.wait_with_output().unwrap();
@@ -323,7 +335,10 @@ fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edit
         write(d.path(), &format!("sub/s{i}"), &format!("sbase {i}\n"));
     }
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "s1", "--allow-unchanged"])
+        .assert()
+        .success();
     for i in 0..5 {
         write(d.path(), &format!("f{i}"), &format!("changed {i}\n"));
         write(d.path(), &format!("sub/s{i}"), &format!("schanged {i}\n"));
@@ -375,7 +390,10 @@ fn review2_4_rollback_leaves_a_nested_store_alone() {
     write(d.path(), "top", "v1\n");
     write(d.path(), "sub/a.txt", "v1\n");
     cplane(d.path()).arg("init").assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "s1"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "s1", "--allow-unchanged"])
+        .assert()
+        .success();
     let other = tempfile::tempdir().unwrap();
     write(other.path(), "x", "x\n");
     cplane(other.path()).arg("init").assert().success();
@@ -862,7 +880,7 @@ fn user_6_path_arguments_are_resolved_like_git() {
         .args(["restore", "HEAD", "hostname", "hostname"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("nothing to restore"));
+        .stdout(predicate::str::contains("nothing to do"));
     assert_eq!(
         fs::read_dir(d.path().join(".cp/planes/main/checkpoints"))
             .unwrap()
@@ -1038,7 +1056,10 @@ fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
     write(d.path(), "src/c", "code\n");
     write(d.path(), "top", "t\n");
     cplane(d.path()).args(["init"]).assert().success();
-    cplane(d.path()).args(["snapshot", "--name", "old"]).assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "old", "--allow-unchanged"])
+        .assert()
+        .success();
     cplane(d.path()).args(["plane", "add", "sub", "src"]).assert().success();
     cplane(d.path())
         .args(["cat", "old:src/c"])

@@ -110,6 +110,12 @@ impl Request<'_> {
 }
 
 /// What a checkout did.
+///
+/// A checkout with no operations (`journal.ops` empty) wrote nothing, and
+/// its rescue checkpoint is dropped again by `rollback` and `restore`
+/// (`journal.rescue_name` then names no ref); a rollback whose
+/// `journal.new_head` is `None` found HEAD already as the target has it and
+/// moved nothing.
 #[derive(Debug)]
 pub struct CheckoutReport {
     /// The journal that was carried out.

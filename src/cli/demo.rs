@@ -108,7 +108,15 @@ pub fn cmd_demo(ctx: &mut Ctx, args: DemoArgs) -> CmdResult {
         f()
     };
     run(ctx, &root, &["init"], 0)?;
-    run(ctx, &root, &["snapshot", "-m", "baseline", "--name", "baseline"], 0)?;
+    // Nothing changed since init: a plain snapshot records nothing; naming
+    // the state anyway takes --allow-unchanged.
+    run(ctx, &root, &["snapshot"], 0)?;
+    run(
+        ctx,
+        &root,
+        &["snapshot", "-m", "baseline", "--name", "baseline", "--allow-unchanged"],
+        0,
+    )?;
     edit(ctx, "edit config/app.toml", &|| {
         std::fs::write(root.join("config/app.toml"), "[server]\nport = 9999\nworkers = 4\n")
     })?;

@@ -10,7 +10,9 @@ use std::io::Write;
 /// List the plane's history: HEAD, then each parent, newest first
 ///
 /// Each line: checkpoint name, snapshot id (12 hex digits), UTC time, kind
-/// (init, checkpoint, rescue, rollback), files, size and message.
+/// (init, checkpoint, rescue, rollback), files, size and message. History
+/// ends at a parent whose checkpoint was deleted or pruned: the last line
+/// then says "… history before this was pruned" (`history_pruned` in JSON).
 #[derive(clap::Args, Debug)]
 pub struct LogArgs {
     /// Show at most N snapshots
@@ -27,12 +29,30 @@ pub struct LogArgs {
 /// --name), the RESCUE-… ones `rollback` and `restore` sealed before changing
 /// anything, and the one each `rollback` made its HEAD. HEAD is marked `*`.
 /// Any of these names is a ref for `diff`, `show`, `cat`, `restore` and
-/// `rollback`.
+/// `rollback`. `cplane checkpoints delete NAME...` and `cplane prune`
+/// remove them (restic's retention: see `cplane prune --help`).
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CheckpointsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<CheckpointsCmd>,
     /// Print a JSON array
     #[arg(long)]
     pub json: bool,
+}
+
+/// `cplane checkpoints SUBCOMMAND`.
+#[derive(clap::Subcommand, Debug)]
+pub enum CheckpointsCmd {
+    Delete(super::retention::DeleteArgs),
+}
+
+/// Whether `checkpoints` (or its subcommand) prints JSON.
+pub fn checkpoints_wants_json(a: &CheckpointsArgs) -> bool {
+    match &a.cmd {
+        Some(CheckpointsCmd::Delete(d)) => d.json,
+        None => a.json,
+    }
 }
 
 /// A snapshot as JSON.
@@ -76,28 +96,48 @@ fn line(id: &SnapshotId, s: &Snapshot) -> String {
 
 pub fn cmd_log(ctx: &mut Ctx, args: LogArgs) -> CmdResult {
     let (store, plane) = ctx.open_store_only()?;
+    let retained = cplane::retention::retained(&store, &plane.name)?;
     let mut cur = store.head(&plane.name)?;
     let mut rows = Vec::new();
+    // Set when the walk stopped at a parent that is no longer retained.
+    let mut pruned = false;
     while let Some(id) = cur {
         if args.max_count.is_some_and(|n| rows.len() >= n) {
             break;
         }
         let s = store.read_snapshot(&id)?;
-        cur = s.parent;
+        cur = cplane::retention::retained_parent(&store, &retained, &s);
+        pruned = cplane::retention::pruned_before(&store, &retained, &s);
         rows.push((id, s));
     }
+    let pruned = pruned && cur.is_none();
     if args.json {
-        let list: Vec<Value> = rows.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+        let last = rows.len().saturating_sub(1);
+        let list: Vec<Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (id, s))| {
+                let mut v = snapshot_json(id, s);
+                v["history_pruned"] = json!(i == last && pruned);
+                v
+            })
+            .collect();
         writeln!(ctx.out, "{}", Value::Array(list))?;
     } else {
         for (id, s) in &rows {
             writeln!(ctx.out, "{}", line(id, s))?;
+        }
+        if pruned {
+            writeln!(ctx.out, "… history before this was pruned")?;
         }
     }
     Ok(0)
 }
 
 pub fn cmd_checkpoints(ctx: &mut Ctx, args: CheckpointsArgs) -> CmdResult {
+    if let Some(CheckpointsCmd::Delete(d)) = args.cmd {
+        return super::retention::cmd_checkpoints_delete(ctx, d);
+    }
     let (store, plane) = ctx.open_store_only()?;
     let mut rows = Vec::new();
     for (_, id) in store.checkpoints(&plane.name)? {

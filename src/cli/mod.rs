@@ -23,6 +23,7 @@ mod pack;
 mod plane;
 mod quarantine;
 mod restore;
+mod retention;
 mod rollback;
 mod secrets;
 mod show;
@@ -85,6 +86,7 @@ enum Command {
     Uninstall(install::UninstallArgs),
     Log(log::LogArgs),
     Checkpoints(log::CheckpointsArgs),
+    Prune(retention::PruneArgs),
     Show(show::ShowArgs),
     Cat(cat::CatArgs),
     Status(status::StatusArgs),
@@ -559,6 +561,8 @@ pub fn main() -> u8 {
             | Command::Install(_)
             | Command::Uninstall(_)
             | Command::Upgrade(_)
+            | Command::Prune(_)
+            | Command::Checkpoints(_)
     ) {
         install_signal_handlers();
     }
@@ -572,6 +576,7 @@ pub fn main() -> u8 {
         Command::Uninstall(a) => install::cmd_uninstall(&mut ctx, a),
         Command::Log(a) => log::cmd_log(&mut ctx, a),
         Command::Checkpoints(a) => log::cmd_checkpoints(&mut ctx, a),
+        Command::Prune(a) => retention::cmd_prune(&mut ctx, a),
         Command::Show(a) => show::cmd_show(&mut ctx, a),
         Command::Cat(a) => cat::cmd_cat(&mut ctx, a),
         Command::Status(a) => status::cmd_status(&mut ctx, a),
@@ -609,7 +614,8 @@ fn command_wants_json(c: &Command) -> bool {
         Command::Install(a) => a.json,
         Command::Uninstall(a) => a.json,
         Command::Log(a) => a.json,
-        Command::Checkpoints(a) => a.json,
+        Command::Checkpoints(a) => log::checkpoints_wants_json(a),
+        Command::Prune(a) => a.json,
         Command::Show(a) => a.json,
         Command::Status(a) => a.json,
         Command::CheckIgnore(a) => a.json,
@@ -691,7 +697,18 @@ fn hint(e: &cplane::Error) -> Option<String> {
             "{through} was replaced by a symlink or a file; put the real directory back (or remove it) and run the command again"
         ),
         E::NoSuchPath { .. } => "`cplane show REF DIR` lists what a directory holds".into(),
+        E::BadPlaneRoot {
+            problem: cplane::error::RootProblem::Missing,
+            ..
+        } => "create the directory first, or pass --create to `cplane plane add`".into(),
         E::BadPlaneRoot { .. } => "a plane root must be a real directory under the store root".into(),
+        E::CheckpointProtected { why, .. } if why.starts_with("HEAD") => {
+            "HEAD's checkpoint can go once HEAD has moved on (`cplane snapshot`, `cplane rollback`); `cplane checkpoints` marks it `*`".into()
+        }
+        E::CheckpointProtected { .. } => {
+            "finish the checkout first: run any cplane command in the plane (it replays the journal), then try again".into()
+        }
+        E::NoKeepPolicy => "for example `cplane prune --keep-last 10 --keep-daily 7`; add --dry-run to see what would go".into(),
         _ => return None,
     })
 }

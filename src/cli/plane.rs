@@ -18,7 +18,8 @@ pub struct PlaneArgs {
 enum PlaneCmd {
     /// Add plane NAME rooted at PATH and seal its first checkpoint
     ///
-    /// PATH (created if missing) must be under the store root. A plane nested
+    /// PATH must be an existing directory under the store root (--create
+    /// makes it, and any missing parents, first). A plane nested
     /// inside another is carved out of it: the outer plane stops covering PATH
     /// and records that at once as a new checkpoint made from its HEAD (nothing
     /// else is rescanned), so its `status` stays as it was. PATH must not be
@@ -35,6 +36,9 @@ enum PlaneCmd {
         /// PATH; repeatable), recorded for the plane
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
+        /// Create PATH when it does not exist (otherwise refused)
+        #[arg(long)]
+        create: bool,
     },
     /// List planes with their roots, tiers and HEADs
     ///
@@ -54,6 +58,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
             path,
             tier,
             exclude,
+            create,
         } => {
             let mut store = ctx.store()?;
             let lock = store.lock(super::interrupt_flag())?;
@@ -68,7 +73,7 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
                 ctx.check_ledger(&store, &lock, &outer, signing.as_ref())?;
             }
             let before = store.config().clone();
-            let plane = store.add_plane_excluding(&name, &ctx.cwd.join(&path), tier, exclude)?;
+            let plane = store.add_plane_excluding(&name, &ctx.cwd.join(&path), tier, exclude, create)?;
             let opts = SealOptions {
                 message: "plane add".into(),
                 kind: SnapshotKind::Init,

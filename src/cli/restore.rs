@@ -129,19 +129,14 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     if j.ops.is_empty() {
         writeln!(
             ctx.out,
-            "nothing to restore: {} already as {} ({}) has {}{}",
-            if paths.len() == 1 {
-                "the path is"
-            } else {
-                "the paths are"
-            },
+            "already as {} ({}): nothing to do ({} unchanged, no rescue checkpoint){}",
             target.snapshot.name,
             target.id.short(12),
-            if paths.len() == 1 { "it" } else { "them" },
+            paths.iter().map(|p| p.display()).collect::<Vec<_>>().join(" "),
             if r.special.is_empty() {
                 ""
             } else {
-                ", but for what is left in place below"
+                "; special files are left in place:"
             }
         )?;
         return Ok(print_special(&mut ctx.out, &r)?);

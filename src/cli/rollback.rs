@@ -17,6 +17,9 @@ use std::io::Write;
 /// its destination) before anything changes; a journal lets an interrupted
 /// rollback be finished by the next cplane command. HEAD becomes a new
 /// checkpoint whose root equals REF's root; history is never rewritten.
+/// When the files already are as REF has them, no rescue is kept, and when
+/// HEAD records that state too it says "already as REF: nothing to do" and
+/// creates no checkpoint.
 /// Owners can only be put back by root (or with CAP_CHOWN); each one that
 /// could not be is reported (CP111) and the exit code is 1. On a governed
 /// plane, a REF that fails pass 0 (ownership) or 2 (chain) is refused before
@@ -180,35 +183,69 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, hooks.as_ref(), ctx.control(&bar))?;
     drop(bar);
     let j = &r.journal;
-    let (new_head, new_name) = j.new_head.clone().expect("a rollback moves HEAD");
+    let Some((new_head, new_name)) = j.new_head.clone() else {
+        // Already as the target, and HEAD records it: nothing sealed, nothing recorded.
+        let head = store.head(&plane.name)?;
+        if args.json {
+            let mut extra = serde_json::Map::new();
+            extra.insert("nothing_to_do".into(), json!(true));
+            extra.insert("rescue".into(), Value::Null);
+            let head = match head {
+                Some(id) => {
+                    let s = store.read_snapshot(&id)?;
+                    json!({"snapshot": id.to_hex(), "checkpoint": s.name, "root": s.root.to_hex()})
+                }
+                None => Value::Null,
+            };
+            extra.insert("head".into(), head);
+            writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
+        } else {
+            writeln!(
+                ctx.out,
+                "already as {} ({}): nothing to do",
+                target.snapshot.name,
+                target.id.short(12)
+            )?;
+        }
+        return Ok(super::exit::CLEAN);
+    };
+    // The rescue is kept only when the rollback wrote something.
+    let rescue = (!j.ops.is_empty() || store.checkpoint(&plane.name, &j.rescue_name)?.is_some())
+        .then_some((j.rescue, j.rescue_name.as_str()));
     let head = store.read_snapshot(&new_head)?;
+    let mut refs = vec!["HEAD".into()];
+    refs.extend(rescue.map(|(_, n)| format!("checkpoints/{n}")));
+    refs.push(format!("checkpoints/{new_name}"));
     ctx.record(
         &store,
         &lock,
         &plane,
         cplane::ledger::Event {
             op: cplane::ledger::Op::Rollback,
-            refs: vec![
-                "HEAD".into(),
-                format!("checkpoints/{}", j.rescue_name),
-                format!("checkpoints/{new_name}"),
-            ],
+            refs,
             paths: ctx.changed_paths(&store, Some(j.rescue), &new_head),
             snapshot: Some(new_head),
             key: None,
             message: format!(
-                "rollback to {} ({}); rescue {}",
+                "rollback to {} ({}); {}",
                 target.snapshot.name,
                 target.id.short(12),
-                j.rescue_name
+                match rescue {
+                    Some((_, n)) => format!("rescue {n}"),
+                    None => "nothing to write (no rescue)".into(),
+                }
             ),
         },
     )?;
     if args.json {
         let mut extra = serde_json::Map::new();
+        extra.insert("nothing_to_do".into(), json!(false));
         extra.insert(
             "rescue".into(),
-            json!({"snapshot": j.rescue.to_hex(), "checkpoint": j.rescue_name}),
+            match rescue {
+                Some((id, n)) => json!({"snapshot": id.to_hex(), "checkpoint": n}),
+                None => Value::Null,
+            },
         );
         extra.insert(
             "head".into(),
@@ -217,13 +254,18 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
         writeln!(ctx.out, "{}", checkout_json(&plane.name, &target, &r, extra))?;
         return Ok(super::findings_code(done(&r)));
     }
-    writeln!(
-        ctx.out,
-        "rescue checkpoint {} ({}) holds the state before; undo with `cplane rollback {}`",
-        j.rescue_name,
-        j.rescue.short(12),
-        j.rescue_name
-    )?;
+    match rescue {
+        Some((id, n)) => writeln!(
+            ctx.out,
+            "rescue checkpoint {n} ({}) holds the state before; undo with `cplane rollback {n}`",
+            id.short(12),
+        )?,
+        None => writeln!(
+            ctx.out,
+            "the files were already as {} has them: nothing written, no rescue checkpoint",
+            target.snapshot.name
+        )?,
+    }
     writeln!(
         ctx.out,
         "rolled back plane {} to {} ({}): {}",

@@ -212,7 +212,19 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
         writeln!(ctx.out, "time       {}", rfc3339(s.time_unix_ns))?;
         writeln!(ctx.out, "root       {}", s.root)?;
         match s.parent {
-            Some(p) => writeln!(ctx.out, "parent     {p}")?,
+            Some(p) => {
+                let retained = cplane::retention::retained(&store, &s.plane)?;
+                let pruned = cplane::retention::pruned_before(&store, &retained, s);
+                writeln!(
+                    ctx.out,
+                    "parent     {p}{}",
+                    if pruned {
+                        " (pruned: history before this was deleted)"
+                    } else {
+                        ""
+                    }
+                )?
+            }
             None => writeln!(ctx.out, "parent     (none)")?,
         }
         writeln!(ctx.out, "files      {}", s.files)?;

@@ -13,10 +13,12 @@ use std::time::Instant;
 /// read; new content is stored once (content-addressed), in one pack per
 /// worker thread. Paths deleted by another process while the plane is read
 /// are simply not recorded (a note says how many). The default
-/// name is VER-YYYYMMDDHHMMSS (UTC), made unique. A snapshot with nothing
-/// changed still records a checkpoint (with the same root). Refuses, writing
-/// nothing, if a file is unreadable, special (FIFO, socket, device) or keeps
-/// changing while hashed.
+/// name is VER-YYYYMMDDHHMMSS (UTC), made unique. When nothing changed since
+/// HEAD (same root, hard links and ownership), nothing is recorded: it says
+/// "unchanged since HEAD (CHECKPOINT)" and exits 0, with no new checkpoint
+/// and no ledger entry, unless --allow-unchanged. Refuses, writing nothing,
+/// if a file is unreadable, special (FIFO, socket, device) or keeps changing
+/// while hashed.
 #[derive(clap::Args, Debug)]
 pub struct SnapshotArgs {
     /// Message stored in the snapshot
@@ -29,6 +31,9 @@ pub struct SnapshotArgs {
     /// is gone: the plane stops being governed (otherwise refused, CP005)
     #[arg(long)]
     pub ungoverned: bool,
+    /// Record a new checkpoint even when nothing changed since HEAD
+    #[arg(long)]
+    pub allow_unchanged: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -42,12 +47,36 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     let opts = SealOptions {
         name: args.name,
         message: args.message,
+        skip_unchanged: !args.allow_unchanged,
         ..SealOptions::default()
     };
     let (r, governed) =
         cplane::governance::plane::snapshot(&mut store, &lock, &plane, opts, args.ungoverned, ctx.control(&bar))?;
     drop(bar);
     let s = &r.snapshot;
+    if r.unchanged {
+        if args.json {
+            writeln!(
+                ctx.out,
+                "{}",
+                serde_json::json!({
+                    "plane": plane.name,
+                    "unchanged": true,
+                    "checkpoint": s.name,
+                    "snapshot": r.id.to_hex(),
+                    "root": s.root.to_hex(),
+                    "files": s.files,
+                    "bytes": s.bytes,
+                    "hashed_files": r.hashed_files,
+                    "hashed_bytes": r.hashed_bytes,
+                    "seconds": t0.elapsed().as_secs_f64(),
+                })
+            )?;
+        } else {
+            writeln!(ctx.out, "unchanged since HEAD ({}): nothing recorded", s.name)?;
+        }
+        return Ok(super::exit::CLEAN);
+    }
     ctx.record(
         &store,
         &lock,
@@ -76,6 +105,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
             "{}",
             serde_json::json!({
                 "plane": plane.name,
+                "unchanged": false,
                 "checkpoint": s.name,
                 "snapshot": r.id.to_hex(),
                 "root": s.root.to_hex(),

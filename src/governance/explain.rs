@@ -186,6 +186,10 @@ pub fn explain(store: &Store, plane: &Plane, path: &RelPath, ctl: Control<'_>) -
 /// The newest [`MAX_CHANGES`] snapshots from `head` back in which `path` changed.
 fn history(store: &Store, src: &TreeSource<'_>, head: Option<SnapshotId>, path: &RelPath) -> Result<Vec<Change>> {
     let mut out = Vec::new();
+    let retained = match head {
+        Some(h) => crate::retention::retained(store, &store.read_snapshot(&h)?.plane)?,
+        None => Default::default(),
+    };
     let mut cur = head;
     let mut walked = 0;
     while let Some(id) = cur {
@@ -195,6 +199,10 @@ fn history(store: &Store, src: &TreeSource<'_>, head: Option<SnapshotId>, path: 
         walked += 1;
         let s = store.read_snapshot(&id)?;
         let here = lookup_path(src, &s.root, path)?.map(|e| Side::from(&e));
+        if crate::retention::pruned_before(store, &retained, &s) {
+            // What the pruned parent had is not known: history ends here.
+            break;
+        }
         let before = match s.parent {
             Some(p) => lookup_path(src, &store.read_snapshot(&p)?.root, path)?.map(|e| Side::from(&e)),
             None => None,

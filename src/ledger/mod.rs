@@ -3,7 +3,7 @@
 //!
 //! Each plane has an append-only file `.cp/planes/<plane>/ledger` of JSON
 //! lines, one [`Entry`] per mutation (init, snapshot, rollback, restore,
-//! compile, own, disown, quarantine, plane add). Entry `seq` (0-based)
+//! compile, own, disown, quarantine, plane add, checkpoint delete, prune, ...). Entry `seq` (0-based)
 //! carries the hash of entry `seq - 1` in `prev`, and its own `hash` is
 //! `BLAKE3(prev ‖ body)`, where `prev` is the 32 raw bytes (zeros for entry
 //! 0) and `body` the entry's canonical JSON without `hash`: editing,
@@ -86,11 +86,15 @@ pub enum Op {
     Install,
     /// `cplane uninstall` removed one.
     Uninstall,
+    /// `cplane checkpoints delete` removed checkpoint refs.
+    CheckpointDelete,
+    /// `cplane prune` removed the checkpoint refs its keep policy does not keep.
+    Prune,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 15] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -104,6 +108,8 @@ impl Op {
         Op::KeyRevoke,
         Op::Install,
         Op::Uninstall,
+        Op::CheckpointDelete,
+        Op::Prune,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -122,6 +128,8 @@ impl Op {
             Op::KeyRevoke => "key-revoke",
             Op::Install => "install",
             Op::Uninstall => "uninstall",
+            Op::CheckpointDelete => "checkpoint-delete",
+            Op::Prune => "prune",
         }
     }
 
@@ -1627,7 +1635,16 @@ fn reconcile_head(
             found = true;
             break;
         }
-        let s = store.read_snapshot(&id)?;
+        let s = match store.read_snapshot(&id) {
+            Ok(s) => s,
+            // History pruned (and collected) before the recorded HEAD was
+            // reached: record what is left of it.
+            Err(Error::MissingObject { .. }) if !chain.is_empty() => {
+                found = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         at = s.parent;
         chain.push((id, s));
     }
