@@ -3,7 +3,7 @@
 //! journaled, completed or undone after a crash, with a rescue checkpoint),
 //! then the packages registry and ownership rows, then a checkpoint.
 
-use super::{Limits, Manifest, PackageError, read_to_memory};
+use super::{Limits, Manifest, PackageError};
 use crate::checkout::CheckoutHooks;
 use crate::control::Control;
 use crate::error::{Error, Result};
@@ -135,6 +135,55 @@ impl<'a> DirProbe<'a> {
     }
 }
 
+/// A member's bytes, shared with the task that stores them.
+type Shared = std::sync::Arc<Vec<u8>>;
+
+/// Why [`read_storing`] failed.
+enum Stored {
+    /// The archive does not check out.
+    Package(PackageError),
+    /// Writing a blob to the store failed.
+    Store(Error),
+}
+
+/// [`super::read_to_memory`], adding each file's bytes to `w` as a blob on
+/// the rayon pool while the next member is read (a member that turns out
+/// not to match the manifest fails the whole read, and the caller drops
+/// `w`, so nothing of a refused package is kept).
+fn read_storing<R: std::io::Read>(
+    input: R,
+    trusted: &[Signer],
+    limits: &Limits,
+    w: &crate::store::pack::ObjectWriter<'_>,
+) -> std::result::Result<(super::Package, Vec<Shared>), Stored> {
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let mut files: Vec<Shared> = Vec::new();
+    let package = rayon::in_place_scope(|s| {
+        let failed = &failed;
+        super::read(input, trusted, limits, |entry, data| {
+            // The manifest bounds the size; cap what is reserved up front anyway.
+            let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
+            data.read_to_end(&mut bytes)?;
+            let bytes = std::sync::Arc::new(bytes);
+            files.push(bytes.clone());
+            let id = entry.blake3;
+            s.spawn(move |_| {
+                if let Err(e) = w.add(ObjectKind::Blob, id, &bytes) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+            });
+            Ok(())
+        })
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        return Err(Stored::Store(e));
+    }
+    Ok((package.map_err(Stored::Package)?, files))
+}
+
 /// The plane's model as its working tree is now.
 fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
     let report = crate::worktree::status(store, plane, ctl)?;
@@ -183,8 +232,15 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    let (package, contents) = read_to_memory(std::io::BufReader::new(input), trusted, &Limits::default())
-        .map_err(|e| bad_package(file, e))?;
+    // The package's blobs go into the store (compressed on the other cores)
+    // while the archive is still being read and checked; nothing becomes
+    // visible until `w.finish()`, and a refused package drops it all.
+    let w = store.writer();
+    let (package, contents) =
+        read_storing(std::io::BufReader::new(input), trusted, &Limits::default(), &w).map_err(|e| match e {
+            Stored::Package(e) => bad_package(file, e),
+            Stored::Store(e) => e,
+        })?;
     let manifest = &package.manifest;
     let m = model(store, plane, ctl)?;
     let scope = Scope::open(plane)?;
@@ -367,69 +423,60 @@ pub fn install(
     let head = store.read_snapshot(&head_id)?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
-    let (target_id, target) = store
-        .transaction(|w| {
-            // The manifest and attestation, as blobs named by their BLAKE3
-            // (the registry's manifest_digest and the manifest's
-            // attestation field): what `cplane show PKG` prints.
-            w.add(ObjectKind::Blob, package.manifest_digest, &package.manifest_bytes)?;
-            if let Ok(att) = serde_json::to_vec(&package.attestation)
-                && crate::object::blob_id(&att) == manifest.attestation
-            {
-                w.add(ObjectKind::Blob, manifest.attestation, &att)?;
-            }
-            // What the old version had and this one has not goes; the
-            // package's files go in; one pass over the trees.
-            let mut changes: Vec<(RelPath, Option<TreeEntry>)> = old_paths
-                .iter()
-                .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
-                .map(|p| (at(p), None))
-                .collect();
-            // Compressed on every core; the ids are the manifest's, which
-            // reading the archive checked against every member's bytes.
-            {
-                use rayon::prelude::*;
-                manifest
-                    .files
-                    .par_iter()
-                    .zip(contents.par_iter())
-                    .try_for_each(|(f, bytes)| w.add(ObjectKind::Blob, f.blake3, bytes).map(|_| ()))?;
-            }
-            for f in &manifest.files {
-                let id = f.blake3;
-                let entry = TreeEntry {
-                    name: Vec::new(),
-                    kind: EntryKind::File,
-                    meta: Meta {
-                        mode: f.mode.bits(),
-                        uid,
-                        gid,
-                    },
-                    id,
-                    size: f.size,
-                };
-                changes.push((at(&f.path), Some(entry)));
-            }
-            let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
-            let snapshot = Snapshot {
-                plane: plane.name.clone(),
-                name: format!("INSTALL-{}-{}", manifest.id, manifest.version),
-                root,
-                parent: Some(head_id),
-                kind: SnapshotKind::Checkpoint,
-                time_unix_ns: crate::store::index::now_ns(),
-                message: format!("install {} {}", manifest.id, manifest.version),
-                files: head.files + manifest.files.len() as u64,
-                bytes: head.bytes + manifest.files.iter().map(|f| f.size).sum::<u64>(),
-                links: head.links.clone(),
-                ownership: None,
-                ledger: None,
+    let (target_id, target) = (|| -> Result<(SnapshotId, Snapshot)> {
+        let w = &w;
+        // The manifest and attestation, as blobs named by their BLAKE3
+        // (the registry's manifest_digest and the manifest's
+        // attestation field): what `cplane show PKG` prints.
+        w.add(ObjectKind::Blob, package.manifest_digest, &package.manifest_bytes)?;
+        if let Ok(att) = serde_json::to_vec(&package.attestation)
+            && crate::object::blob_id(&att) == manifest.attestation
+        {
+            w.add(ObjectKind::Blob, manifest.attestation, &att)?;
+        }
+        // What the old version had and this one has not goes; the
+        // package's files go in; one pass over the trees.
+        let mut changes: Vec<(RelPath, Option<TreeEntry>)> = old_paths
+            .iter()
+            .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
+            .map(|p| (at(p), None))
+            .collect();
+        for f in &manifest.files {
+            let id = f.blake3;
+            let entry = TreeEntry {
+                name: Vec::new(),
+                kind: EntryKind::File,
+                meta: Meta {
+                    mode: f.mode.bits(),
+                    uid,
+                    gid,
+                },
+                id,
+                size: f.size,
             };
-            let (id, body) = snapshot.encode_with_id();
-            w.add(ObjectKind::Snapshot, id.0, &body)?;
-            Ok((id, snapshot))
-        })?
-        .0;
+            changes.push((at(&f.path), Some(entry)));
+        }
+        let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
+        let snapshot = Snapshot {
+            plane: plane.name.clone(),
+            name: format!("INSTALL-{}-{}", manifest.id, manifest.version),
+            root,
+            parent: Some(head_id),
+            kind: SnapshotKind::Checkpoint,
+            time_unix_ns: crate::store::index::now_ns(),
+            message: format!("install {} {}", manifest.id, manifest.version),
+            files: head.files + manifest.files.len() as u64,
+            bytes: head.bytes + manifest.files.iter().map(|f| f.size).sum::<u64>(),
+            links: head.links.clone(),
+            ownership: None,
+            ledger: None,
+        };
+        let (id, body) = snapshot.encode_with_id();
+        w.add(ObjectKind::Snapshot, id.0, &body)?;
+        Ok((id, snapshot))
+    })()?;
+    let (packs, _) = w.finish()?;
+    store.add_packs(&packs)?;
     let _ = root_path;
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let gone: Vec<RelPath> = old_paths
