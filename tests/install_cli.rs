@@ -428,3 +428,102 @@ fn an_install_killed_midway_is_completed_by_the_next_command() {
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
 }
+
+/// Where [`an_install_killed_at_any_point_is_absent_or_present_after_the_next_command`] kills.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// Everything staged, nothing in the plane written, no journal.
+    Staged,
+    /// After this many journal operations were applied.
+    Ops(usize),
+    /// At a named step after the checkout (`registry`, `owned`).
+    Step(&'static str),
+}
+
+/// The plane's files (not `.cp`): path → bytes.
+fn plane_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    listing(root)
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(".cp"))
+        .collect()
+}
+
+/// An install SIGKILLed at each point — staged, early, midway and late in
+/// the journal, after the registry row, after ownership — is, after the next
+/// writing command, either fully absent (the plane's files as before, no
+/// registry row) or fully present (every file, the row, owned, sealed,
+/// recorded); `verify` and `ledger verify` pass either way.
+#[test]
+fn an_install_killed_at_any_point_is_absent_or_present_after_the_next_command() {
+    let points = [
+        KillAt::Staged,
+        KillAt::Ops(1),
+        KillAt::Ops(4),
+        KillAt::Ops(7),
+        KillAt::Step("registry"),
+        KillAt::Step("owned"),
+    ];
+    for at in points {
+        let s = setup();
+        let d = s.plane.path();
+        let files: Vec<(String, String)> = (0..6)
+            .map(|i| (format!("specs/SPEC-000/k/sub/f{i}.md"), format!("file {i}\n")))
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+        let pkg = pack(&s, "killed", &refs, &s.admin, &["--id", "PKG-KILLED"]);
+        let before = plane_files(d);
+        let args = ["install", pkg.to_str().unwrap()];
+        let (marker, env): (&str, Vec<(&str, String)>) = match at {
+            KillAt::Staged => ("staged", vec![(common::PAUSE_STAGED, "1".into())]),
+            KillAt::Ops(n) => ("paused", vec![(common::PAUSE_AFTER_OPS, n.to_string())]),
+            KillAt::Step(name) => ("paused", vec![("CPLANE_TEST_PAUSE_AT_STEP", name.to_string())]),
+        };
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let marker = d.join(".cp/planes/main").join(marker);
+        let mut child = common::spawn(d, &args, &env);
+        common::wait_for(&marker, &mut child);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let _ = fs::remove_file(&marker);
+
+        let o = cplane(d).arg("snapshot").output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{at:?}: {err}");
+        let now = plane_files(d);
+        let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap_or_default();
+        let present = files.iter().filter(|(p, _)| d.join(p).exists()).count();
+        if present == 0 {
+            assert_eq!(now, before, "{at:?}: absent, but the plane changed");
+            assert!(!reg.contains("PKG-KILLED,"), "{at:?}: {reg}");
+        } else {
+            assert_eq!(present, files.len(), "{at:?}: some files only");
+            for (p, b) in &files {
+                assert_eq!(fs::read_to_string(d.join(p)).unwrap(), *b, "{at:?}: {p}");
+            }
+            assert!(reg.contains("PKG-KILLED,"), "{at:?}: {reg}");
+            let explain = stdout(d, &["explain", &files[0].0]);
+            assert!(explain.contains("PKG-KILLED"), "{at:?}: {explain}");
+        }
+        if matches!(at, KillAt::Staged) {
+            assert_eq!(present, 0, "killed before the journal: nothing may be written");
+        } else {
+            assert_eq!(present, files.len(), "{at:?}: past the journal the install completes");
+        }
+        assert!(!d.join(".cp/planes/main/install.pending").exists(), "{at:?}");
+        stdout(d, &["verify"]);
+        stdout(d, &["ledger", "verify"]);
+        // And it can be installed (absent) or is refused as installed (present).
+        let o = cplane(d).args(args).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if present == 0 {
+            assert!(o.status.success(), "{at:?}: {all}");
+        } else {
+            assert!(all.contains("installed already"), "{at:?}: {all}");
+        }
+        stdout(d, &["ledger", "verify"]);
+    }
+}

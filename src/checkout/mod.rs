@@ -60,6 +60,10 @@ pub trait CheckoutHooks: Sync {
     fn stage_unnamed(&self) -> bool {
         true
     }
+    /// A command that wraps a checkout reached its named step after it
+    /// (`install`: `registry` once the packages registry is written,
+    /// `owned` once the files are owned, just before the seal).
+    fn step(&self, _name: &str) {}
 }
 
 /// Hooks that do nothing.

@@ -8,7 +8,9 @@
 //!   plane changed yet), create `.cp/planes/<plane>/staged` and wait until the
 //!   test deletes it (at most 60 s);
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
-//!   filesystem without it: files are written under `.cplane-staging~` at apply time.
+//!   filesystem without it: files are written under `.cplane-staging~` at apply time;
+//! * `CPLANE_TEST_PAUSE_AT_STEP=NAME`: at the named step after a checkout
+//!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and sleep.
 
 use cplane::checkout::CheckoutHooks;
 use cplane::plane::Plane;
@@ -20,6 +22,7 @@ struct EnvHooks {
     pause_after: Option<usize>,
     pause_staged: bool,
     no_tmpfile: bool,
+    pause_step: Option<String>,
 }
 
 #[cfg(debug_assertions)]
@@ -39,6 +42,13 @@ impl CheckoutHooks for EnvHooks {
         !self.no_tmpfile
     }
 
+    fn step(&self, name: &str) {
+        if self.pause_step.as_deref() == Some(name) {
+            let _ = std::fs::write(self.dir.join("paused"), b"");
+            std::thread::sleep(std::time::Duration::from_secs(300));
+        }
+    }
+
     fn applied(&self, done: usize) {
         if self.pause_after == Some(done) {
             let _ = std::fs::write(self.dir.join("paused"), b"");
@@ -56,7 +66,8 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
             .and_then(|v| v.parse().ok());
         let pause_staged = std::env::var_os("CPLANE_TEST_PAUSE_STAGED").is_some();
         let no_tmpfile = std::env::var_os("CPLANE_TEST_NO_TMPFILE").is_some();
-        if pause_after.is_some() || pause_staged || no_tmpfile {
+        let pause_step = std::env::var("CPLANE_TEST_PAUSE_AT_STEP").ok();
+        if pause_after.is_some() || pause_staged || no_tmpfile || pause_step.is_some() {
             // Markers of an earlier (killed) run would wake the test too early.
             let dir = store.plane_dir(&plane.name);
             let _ = std::fs::remove_file(dir.join("paused"));
@@ -66,6 +77,7 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
                 pause_after,
                 pause_staged,
                 no_tmpfile,
+                pause_step,
             });
         }
     }

@@ -548,7 +548,16 @@ pub fn install(
     // The seal and the registry steps below scan the plane: they need not
     // hash again the files just written from verified bytes.
     store.note_written(&plane.name, written.applied.written_rows.clone());
-    let sealed = finish(store, lock, plane, manifest, &package.manifest_digest, &gone, ctl)?;
+    let sealed = finish(
+        store,
+        lock,
+        plane,
+        manifest,
+        &package.manifest_digest,
+        &gone,
+        hooks,
+        ctl,
+    )?;
     let _ = std::fs::remove_file(&pending);
     Ok(Installed {
         replaced: old.map(|o| o.version.to_string()),
@@ -569,6 +578,7 @@ pub const INSTALL_PENDING: &str = "install.pending";
 /// registry row (replacing an older version's), its ownership rows (and the
 /// dropped files' rows removed), the seal. Each is idempotent, so an
 /// interrupted install can run them again ([`resume`]).
+#[allow(clippy::too_many_arguments)]
 fn finish(
     store: &mut Store,
     lock: &StoreLock,
@@ -576,6 +586,7 @@ fn finish(
     manifest: &Manifest,
     digest: &ObjectId,
     gone: &[RelPath],
+    hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<crate::snapshot::SealReport> {
     let scope = Scope::open(plane)?;
@@ -603,6 +614,7 @@ fn finish(
         digest.to_hex()
     ));
     crate::governance::plane::write_file(&scope, &packages, text.as_bytes())?;
+    hooks.step("registry");
     if !existed {
         let like = at(crate::governance::FRAMEWORKS);
         crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
@@ -616,6 +628,7 @@ fn finish(
     }
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
+    hooks.step("owned");
     let opts = crate::snapshot::SealOptions {
         message: format!("install {} {}", manifest.id, manifest.version),
         ..crate::snapshot::SealOptions::default()
@@ -671,7 +684,16 @@ pub fn resume(
                 .collect()
         })
         .unwrap_or_default();
-    let sealed = finish(store, lock, plane, &manifest, &digest, &gone, ctl)?;
+    let sealed = finish(
+        store,
+        lock,
+        plane,
+        &manifest,
+        &digest,
+        &gone,
+        &crate::checkout::NoHooks,
+        ctl,
+    )?;
     let _ = std::fs::remove_file(&pending);
     Ok(Some((manifest, sealed.snapshot.name)))
 }
