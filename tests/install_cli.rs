@@ -66,27 +66,7 @@ fn pack(s: &Setup, name: &str, files: &[(&str, &str)], key: &Path, extra: &[&str
     out
 }
 
-/// Every file under `root` (the plane and its `.cp`): path → bytes.
-fn listing(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                stack.push(p);
-            } else if p != root.join(".cp/lock") {
-                // (`.cp/lock` names the last process that held the store lock.)
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&p).unwrap_or_default(),
-                );
-            }
-        }
-    }
-    out
-}
+use common::listing;
 
 fn refused(s: &Setup, pkg: &Path, code: i32, needle: &str) {
     let d = s.plane.path();

@@ -8,6 +8,8 @@
 //! packages `tar`, `zstd`, `b3sum`, `openssh-client`); without them it
 //! fails, saying so, rather than skip.
 
+mod common;
+
 use cplane::id::ObjectId;
 use cplane::keys::{self, KeyError, PrivateKey, Role, Signer, UtcTime};
 use cplane::package::{
@@ -536,9 +538,87 @@ fn refuse(bytes: &[u8]) -> PackageError {
             if std::env::var_os("SHOW_REFUSALS").is_some() {
                 eprintln!("refused: {e}");
             }
+            install_refuses(bytes, &e);
             e
         }
     }
+}
+
+/// A governed plane whose ledger trusts the keys of [`KEYS`] as
+/// [`Keys::trusted`] does (the revoked one revoked), and a directory beside
+/// it standing for "everything outside".
+struct Plane {
+    _dir: tempfile::TempDir,
+    plane: std::path::PathBuf,
+    outside: std::path::PathBuf,
+    package: std::path::PathBuf,
+}
+
+static PLANE: LazyLock<std::sync::Mutex<Plane>> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().unwrap();
+    let (plane, outside, keys) = (
+        dir.path().join("plane"),
+        dir.path().join("outside"),
+        dir.path().join("keys"),
+    );
+    for d in [&plane, &outside, &keys] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(outside.join("etc-passwd"), b"root:x:0:0\n").unwrap();
+    common::stdout(&plane, &["init", "--governed"]);
+    let save = |name: &str, key: &PrivateKey| {
+        use std::os::unix::fs::PermissionsExt;
+        let private = keys.join(name);
+        fs::write(&private, key.to_openssh(ssh_key::LineEnding::LF).unwrap().as_bytes()).unwrap();
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+        let public = keys.join(format!("{name}.pub"));
+        fs::write(&public, key.public_key().to_openssh().unwrap()).unwrap();
+        public.to_str().unwrap().to_string()
+    };
+    let admin = save("admin", &KEYS.admin);
+    common::stdout(&plane, &["key", "use", keys.join("admin").to_str().unwrap()]);
+    common::stdout(&plane, &["key", "trust", &admin, "--role", "admin"]);
+    let maint = save("maint", &KEYS.maintainer);
+    common::stdout(&plane, &["key", "trust", &maint, "--role", "maintainer"]);
+    let audit = save("audit", &KEYS.auditor);
+    common::stdout(&plane, &["key", "trust", &audit, "--role", "auditor"]);
+    let gone = save("gone", &KEYS.revoked);
+    common::stdout(&plane, &["key", "trust", &gone, "--role", "maintainer"]);
+    common::stdout(&plane, &["key", "revoke", &gone]);
+    common::stdout(&plane, &["snapshot", "-m", "trusted keys"]);
+    let package = dir.path().join("hostile.cppkg");
+    std::sync::Mutex::new(Plane {
+        _dir: dir,
+        plane,
+        outside,
+        package,
+    })
+});
+
+/// `cplane install` of the hostile `bytes` through the binary: refused
+/// (exit 2, an archive that does not check out; the library said why:
+/// `why`), with the plane, its store and everything outside byte-identical.
+fn install_refuses(bytes: &[u8], why: &PackageError) {
+    let fx = PLANE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fs::write(&fx.package, bytes).unwrap();
+    let before = (common::listing(&fx.plane), common::listing(&fx.outside));
+    let o = common::cplane(&fx.plane)
+        .args(["install", fx.package.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "install of a package refused as {why:?}: {err}"
+    );
+    assert!(err.contains("is refused"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let after = (common::listing(&fx.plane), common::listing(&fx.outside));
+    assert!(
+        before == after,
+        "a refused install ({why}) changed the plane, its store or the outside"
+    );
 }
 
 fn two_files() -> Parts {

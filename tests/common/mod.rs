@@ -25,6 +25,28 @@ pub fn cplane(dir: &Path) -> Command {
     c
 }
 
+/// Every file under `root` (the plane and its `.cp`): path → bytes.
+pub fn listing(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if p != root.join(".cp/lock") {
+                // (`.cp/lock` names the last process that held the store lock.)
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Starts the real binary in `dir` in the background with `env` added,
 /// stdout and stderr piped.
 pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
