@@ -36,6 +36,8 @@ pub struct SparseWriter<'f> {
     file: &'f File,
     /// Offset of the next byte handed to `write`.
     pos: u64,
+    /// The file's length so far (the end of the last `pwrite`).
+    written: u64,
     /// Bytes not yet written, starting at `pos - pending.len()`.
     pending: Vec<u8>,
 }
@@ -49,6 +51,7 @@ impl<'f> SparseWriter<'f> {
         SparseWriter {
             file,
             pos: 0,
+            written: 0,
             pending: Vec::new(),
         }
     }
@@ -57,6 +60,7 @@ impl<'f> SparseWriter<'f> {
         if !self.pending.is_empty() {
             let at = self.pos - self.pending.len() as u64;
             self.file.write_all_at(&self.pending, at)?;
+            self.written = self.pos;
             self.pending.clear();
         }
         Ok(())
@@ -69,7 +73,10 @@ impl<'f> SparseWriter<'f> {
     /// The `pwrite` or `ftruncate` error.
     pub fn finish(mut self) -> io::Result<u64> {
         self.flush_pending()?;
-        self.file.set_len(self.pos)?;
+        // Only a trailing hole (or an empty file) needs the length set.
+        if self.written != self.pos || self.pos == 0 {
+            self.file.set_len(self.pos)?;
+        }
         Ok(self.pos)
     }
 }
@@ -283,23 +290,32 @@ pub struct Staged {
     pub stat: crate::store::index::Stat,
 }
 
-/// Stages blob `id` for `rel` as an unnamed file in the nearest existing
-/// ancestor directory, from `known` (its bytes, already checked against
+/// Stages blob `id` for `rel` as an unnamed file in `dir`, the nearest
+/// existing ancestor directory (opened here, [`nearest_dir`], when `None`), from `known` (its bytes, already checked against
 /// `id`) when given, else from the store. `Ok(None)` when that filesystem
 /// has no `O_TMPFILE`.
 ///
 /// # Errors
 /// Store damage; [`crate::Error::Io`] naming `rel` (disk full, ...).
+#[allow(clippy::too_many_arguments)]
 pub fn stage_file(
     store: &Store,
     scope: &Scope,
+    dir: Option<&Dir>,
     rel: &RelPath,
     id: &ObjectId,
     known: Option<&[u8]>,
     meta: &Meta,
     problems: &mut Vec<MetaProblem>,
 ) -> Result<Option<Staged>> {
-    let dir = nearest_dir(scope, rel, false)?;
+    let opened;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            opened = nearest_dir(scope, rel, false)?;
+            &opened
+        }
+    };
     let file = match dir.tmpfile(create_mode(meta, 0o600, 0o666)) {
         Ok(f) => f,
         // No O_TMPFILE on this filesystem (each kernel says so its own way).

@@ -619,7 +619,10 @@ fn finish(
         let like = at(crate::governance::FRAMEWORKS);
         crate::governance::edit::own_like(store, plane, &packages, &like, ctl)?;
     }
-    let declared: Vec<RelPath> = {
+    // (An install that drops nothing need not load the model for it: a scan.)
+    let declared: Vec<RelPath> = if gone.is_empty() {
+        Vec::new()
+    } else {
         let m = model(store, plane, ctl)?;
         gone.iter().filter(|p| m.owner(p).is_some()).cloned().collect()
     };
