@@ -558,3 +558,58 @@ fn trust_survives_swapped_keys_deleted_ledgers_and_file_edits() {
     assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("was deleted"));
 }
+
+/// `key trust --valid-after/--valid-before` write OpenSSH's validity
+/// options into the registry line; a writing command refuses, before
+/// anything changes, a signing key outside its window (rather than write an
+/// entry every verify would flag); bad times are usage errors.
+#[test]
+fn a_signing_key_outside_its_validity_window_is_refused_at_write() {
+    let (p, k) = plane();
+    let d = p.path();
+    let admin = keygen(d, k.path(), "admin");
+    ok_with_key(
+        d,
+        &admin,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    let old = keygen(d, k.path(), "old");
+    let soon = keygen(d, k.path(), "soon");
+    let now = keygen(d, k.path(), "now");
+    let trust = |key: &Path, extra: &[&str]| {
+        let pubkey = format!("{}.pub", key.display());
+        let mut args = vec!["key", "trust", pubkey.as_str(), "--role", "maintainer"];
+        args.extend_from_slice(extra);
+        ok_with_key(d, &admin, &args);
+    };
+    trust(&old, &["--valid-before", "20200101Z"]);
+    trust(&soon, &["--valid-after", "29990101Z"]);
+    trust(&now, &["--valid-after", "20200101Z", "--valid-before", "29990101Z"]);
+    let reg = fs::read_to_string(d.join("registries/allowed_signers")).unwrap();
+    assert!(reg.contains("valid-before=\"20200101000000Z\""), "{reg}");
+    write(d, "a.txt", "a\n");
+    for (key, why) in [(&old, "expired at"), (&soon, "is valid only from")] {
+        let before = fs::read(d.join(".cp/planes/main/ledger")).unwrap();
+        let o = with_key(d, key, &["snapshot", "-m", "x"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(why) && err.contains("cplane key trust"), "{err}");
+        assert_eq!(
+            fs::read(d.join(".cp/planes/main/ledger")).unwrap(),
+            before,
+            "nothing recorded"
+        );
+    }
+    ok_with_key(d, &now, &["snapshot", "-m", "in its window"]);
+    stdout(d, &["ledger", "verify"]);
+    for bad in [
+        vec!["--valid-before", "2020-01-01"],
+        vec!["--valid-after", "29990101Z", "--valid-before", "20200101Z"],
+    ] {
+        let pubkey = format!("{}.pub", old.display());
+        let mut args = vec!["key", "trust", pubkey.as_str(), "--role", "auditor"];
+        args.extend(bad);
+        let o = with_key(d, &admin, &args);
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}

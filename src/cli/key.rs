@@ -83,6 +83,15 @@ enum KeyCmd {
         /// Comma-separated sshsig namespaces the key may sign
         #[arg(long, default_value = DEFAULT_NAMESPACES)]
         namespaces: String,
+        /// The key signs nothing before this UTC time (OpenSSH's
+        /// `valid-after`: YYYYMMDD[HHMM[SS]]Z)
+        #[arg(long, value_name = "TIME")]
+        valid_after: Option<String>,
+        /// The key signs nothing after this UTC time (OpenSSH's
+        /// `valid-before`: YYYYMMDD[HHMM[SS]]Z); writing commands refuse it
+        /// once expired, and verify flags what it signed after
+        #[arg(long, value_name = "TIME")]
+        valid_before: Option<String>,
     },
     /// Revoke a trusted key (a `.pub` file, its text, or its SHA256:
     /// fingerprint)
@@ -249,7 +258,34 @@ pub fn cmd_key(ctx: &mut Ctx, args: KeyArgs) -> CmdResult {
             role,
             principal,
             namespaces,
-        } => trust(ctx, &pubkey, &role, principal, &namespaces),
+            valid_after,
+            valid_before,
+        } => {
+            let when = |flag: &str, t: Option<String>| -> Result<Option<keys::UtcTime>, CliError> {
+                t.map(|t| {
+                    keys::UtcTime::parse_openssh(&t).ok_or_else(|| {
+                        CliError::Usage(
+                            format!("{flag} {t:?} is not a UTC time"),
+                            Some("write it as OpenSSH does: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, then Z (e.g. 20270101Z)".into()),
+                        )
+                    })
+                })
+                .transpose()
+            };
+            let window = (
+                when("--valid-after", valid_after)?,
+                when("--valid-before", valid_before)?,
+            );
+            if let (Some(a), Some(b)) = window
+                && a >= b
+            {
+                return Err(CliError::Usage(
+                    format!("--valid-after {a} is not before --valid-before {b}"),
+                    None,
+                ));
+            }
+            trust(ctx, &pubkey, &role, principal, &namespaces, window)
+        }
         KeyCmd::Revoke { key } => revoke(ctx, &key),
         KeyCmd::List { json } => list(ctx, json),
     }
@@ -358,7 +394,14 @@ fn write_registry(
     Ok(())
 }
 
-fn trust(ctx: &mut Ctx, pubkey: &str, role: &str, principal: Option<String>, namespaces: &str) -> CmdResult {
+fn trust(
+    ctx: &mut Ctx,
+    pubkey: &str,
+    role: &str,
+    principal: Option<String>,
+    namespaces: &str,
+    (valid_after, valid_before): (Option<keys::UtcTime>, Option<keys::UtcTime>),
+) -> CmdResult {
     let role = Role::from_name(role).ok_or_else(|| {
         CliError::Usage(
             format!("unknown role {role:?}"),
@@ -406,8 +449,8 @@ fn trust(ctx: &mut Ctx, pubkey: &str, role: &str, principal: Option<String>, nam
         principals: vec![principal.clone()],
         role,
         namespaces: namespaces.split(',').map(str::to_string).collect(),
-        valid_after: None,
-        valid_before: None,
+        valid_after,
+        valid_before,
         key: bare,
         comment: String::new(),
         revoked: None,

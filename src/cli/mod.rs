@@ -344,13 +344,32 @@ impl Ctx {
         // changes, rather than flagged by every verify afterwards.
         let trust = ledger.trust()?;
         if let Some(since) = trust.admin_since {
-            let ok = signing.is_some_and(|k| {
-                trust.signers.iter().any(|s| {
-                    s.key.key_data() == k.public_key().key_data()
-                        && matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
-                        && s.allows_namespace(cplane::ledger::SIG_NAMESPACE)
-                })
-            });
+            let now = cplane::keys::UtcTime::now();
+            let may_sign = |s: &cplane::keys::Signer| {
+                matches!(s.role, cplane::keys::Role::Admin | cplane::keys::Role::Maintainer)
+                    && s.allows_namespace(cplane::ledger::SIG_NAMESPACE)
+            };
+            let mine =
+                |s: &&cplane::keys::Signer| signing.is_some_and(|k| s.key.key_data() == k.public_key().key_data());
+            // Outside its registry line's validity window, a key's entries
+            // would be flagged by every verify: refused now instead.
+            if let Some(s) = trust.signers.iter().filter(mine).find(|s| may_sign(s))
+                && let Some(why) = s
+                    .valid_after
+                    .filter(|a| now < *a)
+                    .map(|a| format!("is valid only from {a}"))
+                    .or_else(|| s.valid_before.filter(|b| now > *b).map(|b| format!("expired at {b}")))
+            {
+                return Err(cplane::Error::BadConfig {
+                    path: ledger.path().to_path_buf(),
+                    reason: format!(
+                        "the signing key {} {why} (its allowed_signers line {}), and it is now {now}: trust a renewed entry (`cplane key trust`) or sign with another key",
+                        s.fingerprint(),
+                        s.line
+                    ),
+                });
+            }
+            let ok = trust.signers.iter().filter(mine).any(may_sign);
             if !ok {
                 return Err(cplane::Error::BadConfig {
                     path: ledger.path().to_path_buf(),
