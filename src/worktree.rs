@@ -210,8 +210,18 @@ fn compare(
 /// I/O errors on the plane root; [`Error::CheckoutInProgress`] when an
 /// interrupted checkout must be finished first; store damage while reading HEAD's trees.
 pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<WorktreeReport> {
+    status_with(store, plane, true, ctl)
+}
+
+/// [`status`]; with `refresh` false the stat cache is left as it is (no
+/// store lock is tried: `git status --no-optional-locks`).
+///
+/// # Errors
+/// As [`status`].
+pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
     let (report, cache) = compare(store, plane, true, None, None, ctl)?;
-    if report.scan.hashed_files > 0
+    if refresh
+        && report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
         // Patch the old cache with the files just hashed, keeping the invariant that

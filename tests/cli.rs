@@ -572,3 +572,41 @@ fn sigint_during_snapshot_leaves_refs_consistent() {
     }
     cplane(d.path()).arg("fsck").assert().success();
 }
+
+/// `status` records the files it had to re-read in the stat cache when the
+/// store lock is free, so the next status reads none of them; with
+/// `--no-optional-locks` it leaves the cache alone.
+#[test]
+fn status_refreshes_the_stat_cache_unless_no_optional_locks() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "a.txt", "alpha\n");
+    write(d, "b.txt", "bravo\n");
+    // (Older than the racy margin when init records them.)
+    std::thread::sleep(Duration::from_millis(2200));
+    common::stdout(d, &["init"]);
+    // Same bytes, new ctime: status must read it again (once its ctime is
+    // older than the racy margin, the refreshed row can be trusted).
+    let a = d.join("a.txt");
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&a, fs::Permissions::from_mode(0o644)).unwrap();
+    std::thread::sleep(Duration::from_millis(2200));
+    let index = d.join(".cp/planes/main/index");
+    let hashed = |args: &[&str]| -> u64 {
+        let mut all = vec!["status", "--json"];
+        all.extend_from_slice(args);
+        let v: serde_json::Value = serde_json::from_str(&common::stdout(d, &all)).unwrap();
+        v["hashed_files"].as_u64().unwrap()
+    };
+    let before = fs::read(&index).unwrap();
+    assert_eq!(hashed(&["--no-optional-locks"]), 1);
+    assert_eq!(fs::read(&index).unwrap(), before, "--no-optional-locks wrote the cache");
+    assert_eq!(
+        hashed(&["--no-optional-locks"]),
+        1,
+        "nothing was recorded, so it is read again"
+    );
+    assert_eq!(hashed(&[]), 1);
+    assert_ne!(fs::read(&index).unwrap(), before, "the cache was not refreshed");
+    assert_eq!(hashed(&[]), 0, "the refreshed cache vouches for it");
+}

@@ -26,12 +26,17 @@ pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Do not refresh the stat cache (by default, files status had to
+    /// re-read are recorded when the store lock is free, without waiting,
+    /// so the next status need not read them; as `git --no-optional-locks`)
+    #[arg(long)]
+    pub no_optional_locks: bool,
 }
 
 pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
     let bar = output::Bar::new("status");
-    let r = cplane::worktree::status(&store, &plane, ctx.control(&bar))?;
+    let r = cplane::worktree::status_with(&store, &plane, !args.no_optional_locks, ctx.control(&bar))?;
     let governed = cplane::governance::plane::status_findings(&store, &plane, &r)?;
     drop(bar);
     let head = r.head.as_ref();
