@@ -2,8 +2,9 @@
 # Times the release cplane binary against git and b3sum on one generated tree.
 #
 # usage: scripts/bench.sh [N]          (N files, default 100000: about 1 GB)
-#        BENCH_TREE=/path scripts/bench.sh   (an existing tree instead, e.g. an
-#                                            unpacked Debian linux-source-6.1)
+#        scripts/bench.sh --tree DIR   (an existing tree instead, e.g. an
+#                                       unpacked Debian linux-source-6.1;
+#                                       BENCH_TREE=DIR does the same)
 #
 # Environment:
 #   BENCH_DIR   work directory (default ./bench-work at the repository root; gitignored)
@@ -19,6 +20,11 @@
 # coreutils/findutils.
 set -euo pipefail
 
+if [ "${1:-}" = "--tree" ]; then
+    [ -d "${2:-}" ] || { echo "usage: $0 --tree DIR (DIR must be a directory)" >&2; exit 2; }
+    BENCH_TREE=$(cd "$2" && pwd)
+    shift 2
+fi
 N=${1:-100000}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$REPO/bench-work}
