@@ -340,9 +340,28 @@ impl<'a> Applier<'a> {
             self.leave(path);
             return Ok(());
         }
-        let _ = dir.unlink(STAGING_NAME);
         let before_link = crate::store::index::now_ns();
         let mut linked = false;
+        // Nothing was there and nothing is (checked just above): a staged
+        // file gets its name in one `linkat`, no staging name and rename.
+        if let Some(s) = staged.as_ref().filter(|_| matches!(want, Some(None)))
+            && kind == EntryKind::File
+        {
+            match dir.link_tmpfile(&s.file, name) {
+                Ok(()) => {
+                    self.placed_staged(path, id, s, before_link, problems);
+                    return Ok(());
+                }
+                // Created meanwhile by another process: left alone, as above.
+                Err(e) if fsys::is_errno(&e, Errno::EXIST) => {
+                    self.leave(path);
+                    return Ok(());
+                }
+                // Another filesystem now, or no linkat here: the general way below.
+                Err(_) => {}
+            }
+        }
+        let _ = dir.unlink(STAGING_NAME);
         let staged_here: Result<()> = (|| {
             if kind == EntryKind::Symlink {
                 let target = store.read(id, crate::object::ObjectKind::Blob)?;
@@ -386,8 +405,29 @@ impl<'a> Applier<'a> {
                 return Err(e);
             }
         }
-        if let Some(s) = staged.as_ref().filter(|_| linked)
-            && s.stat.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before_link
+        match staged.as_ref().filter(|_| linked) {
+            Some(s) => self.placed_staged(path, id, s, before_link, problems),
+            None => {
+                self.out.problems.extend(problems);
+                self.out.written += 1;
+                self.ctl.progress.inc(1, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a staged file put in place at `path` (linked at or after
+    /// `before_link`), and records its stat-cache row (see
+    /// [`Applied::written_rows`]).
+    fn placed_staged(
+        &mut self,
+        path: &RelPath,
+        id: &ObjectId,
+        s: &Staged,
+        before_link: i64,
+        problems: Vec<MetaProblem>,
+    ) {
+        if s.stat.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before_link
             && let Ok(st) = fsys::fstat(&s.file)
         {
             let now = crate::store::index::Stat::from_raw(&st);
@@ -403,7 +443,6 @@ impl<'a> Applier<'a> {
         self.out.problems.extend(problems);
         self.out.written += 1;
         self.ctl.progress.inc(1, 0);
-        Ok(())
     }
 
     fn link(&mut self, path: &RelPath, to: &RelPath) -> Result<()> {
