@@ -295,6 +295,15 @@ pub enum Error {
         /// The plane.
         plane: String,
     },
+    /// `plane remove` of a plane that must stay: the only plane, or one
+    /// with a checkout or install not yet finished.
+    #[error("plane `{plane}` cannot be removed: {why}")]
+    PlaneRemoveRefused {
+        /// The plane.
+        plane: String,
+        /// Why it must stay ("it is the only plane", ...).
+        why: String,
+    },
     /// `--plane NAME` for a plane that does not exist.
     #[error("no plane named `{name}` (planes: {})", known.join(", "))]
     NoSuchPlane {

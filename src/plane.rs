@@ -234,6 +234,144 @@ impl Store {
     }
 }
 
+/// Directory under `.cp` where `plane remove` keeps a removed plane's
+/// directory (refs, ledger): `planes-removed/<NAME>-<YYYYMMDDTHHMMSSZ>`
+/// (`store-format.md`, "Removed planes"). Its refs are gc roots.
+pub const REMOVED_DIR: &str = "planes-removed";
+
+/// What `plane remove` does with the plane's directory under `.cp/planes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovedHistory {
+    /// Move it to [`REMOVED_DIR`]: its checkpoints stay recoverable (and
+    /// their objects reachable).
+    Archive,
+    /// Delete it: its objects become garbage for a gc.
+    Delete,
+}
+
+/// What [`Store::remove_plane`] did.
+#[derive(Debug, Clone)]
+pub struct PlaneRemoval {
+    /// The plane as it was configured.
+    pub plane: Plane,
+    /// The plane that covers the removed plane's files now (the deepest
+    /// plane whose root is above its root), if any: it no longer carves
+    /// them out, so its next snapshot records them.
+    pub parent: Option<Plane>,
+    /// Where the plane's directory went ([`RemovedHistory::Archive`]);
+    /// `None` when it was deleted, or when there was none.
+    pub archived: Option<PathBuf>,
+}
+
+impl Store {
+    /// The plane that would cover `plane`'s files without it: the one with
+    /// the deepest root strictly above `plane`'s root.
+    pub fn parent_plane(&self, plane: &Plane) -> Option<Plane> {
+        self.config()
+            .planes
+            .iter()
+            .filter(|p| p.path != plane.path && is_inside(&plane.path, &p.path))
+            .max_by_key(|p| p.path.len())
+            .map(|p| self.resolve_plane(p))
+    }
+
+    /// The plane `name`, if `plane remove` may remove it: not the only
+    /// plane, no checkout journal and no install pending.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchPlane`]; [`Error::PlaneRemoveRefused`] saying why it must stay.
+    pub fn removable_plane(&self, name: &str) -> Result<Plane> {
+        let plane = self.plane(name)?;
+        let refuse = |why: &str| Error::PlaneRemoveRefused {
+            plane: name.to_string(),
+            why: why.to_string(),
+        };
+        if self.config().planes.len() == 1 {
+            return Err(refuse(
+                "it is the only plane of the store (to stop using cplane here, remove the .cp directory)",
+            ));
+        }
+        let dir = self.plane_dir(name);
+        if crate::checkout::has_journal(self, name) {
+            return Err(refuse(
+                "a checkout (rollback, restore, install) of it is not finished; run any cplane command in it to finish it first",
+            ));
+        }
+        if dir.join(crate::package::install::INSTALL_PENDING).exists() {
+            return Err(refuse(
+                "an install into it is not finished; run any writing cplane command in it to complete it first",
+            ));
+        }
+        Ok(plane)
+    }
+
+    /// Removes plane `name` from the configuration under `lock`, leaving
+    /// its files where they are; the plane that covers them now (see
+    /// [`Store::parent_plane`]) stops carving them out. Its directory under
+    /// `.cp/planes` (refs, stat cache, ledger) is moved to [`REMOVED_DIR`]
+    /// or deleted, as `history` says.
+    ///
+    /// Crash-safe in this order: the directory is renamed away first
+    /// (into `REMOVED_DIR`, or into `.cp/tmp`, which the next lock holder
+    /// empties), then `config.json` is replaced. A crash between the two
+    /// leaves the plane configured without refs; removing it again
+    /// finishes the job.
+    ///
+    /// # Errors
+    /// As [`Store::removable_plane`]; [`Error::Io`] naming the directory or file.
+    pub fn remove_plane(
+        &mut self,
+        _lock: &crate::store::lock::StoreLock,
+        name: &str,
+        history: RemovedHistory,
+    ) -> Result<PlaneRemoval> {
+        let plane = self.removable_plane(name)?;
+        let parent = self.parent_plane(&plane);
+        let dir = self.plane_dir(name);
+        let now = crate::store::index::now_ns();
+        let exists = dir.symlink_metadata().is_ok();
+        let archived = match history {
+            RemovedHistory::Archive if exists => {
+                let base = self.dir().join(REMOVED_DIR);
+                std::fs::create_dir_all(&base).at(&base)?;
+                let stamp = crate::timefmt::stamp(now);
+                let stamp = format!("{}T{}Z", &stamp[..8], &stamp[8..]);
+                let mut to = base.join(format!("{name}-{stamp}"));
+                let mut n = 2;
+                while to.symlink_metadata().is_ok() {
+                    to = base.join(format!("{name}-{stamp}-{n}"));
+                    n += 1;
+                }
+                std::fs::rename(&dir, &to).at(&dir)?;
+                crate::fsutil::fsync_dir(&base)?;
+                Some(to)
+            }
+            RemovedHistory::Delete if exists => {
+                let tmp = self.tmp_dir().join(format!("removed-plane-{name}-{now}"));
+                std::fs::rename(&dir, &tmp).at(&dir)?;
+                None
+            }
+            _ => None,
+        };
+        if exists {
+            crate::fsutil::fsync_dir(&self.dir().join("planes"))?;
+        }
+        let mut config = self.config().clone();
+        config.planes.retain(|p| p.name != name);
+        self.save_config(config)?;
+        if history == RemovedHistory::Delete && exists {
+            let tmp = self.tmp_dir().join(format!("removed-plane-{name}-{now}"));
+            std::fs::remove_dir_all(&tmp).at(&tmp)?;
+        }
+        let parent = parent.map(|p| self.plane(&p.name)).transpose()?;
+        Ok(PlaneRemoval {
+            plane,
+            parent,
+            archived,
+        })
+    }
+}
+
 /// Makes `path` absolute and removes `.` and `..` lexically, resolving symlinks
 /// in the longest existing prefix (so `/tmp` vs `/private/tmp` style aliases match).
 pub fn normalize(path: &Path) -> PathBuf {

@@ -9,6 +9,11 @@ pub trait Progress: Sync {
     fn inc(&self, files: u64, bytes: u64);
     /// The operation moved to a new phase, e.g. "hashing" or "writing".
     fn phase(&self, _name: &str) {}
+    /// The current phase will process about `files` files and `bytes`
+    /// bytes (0: not known), counted by later [`Progress::inc`] calls; an
+    /// estimate (the files HEAD recorded, say), which the work may fall
+    /// short of or pass. Called after [`Progress::phase`], which clears it.
+    fn total(&self, _files: u64, _bytes: u64) {}
 }
 
 /// Discards progress.

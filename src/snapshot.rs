@@ -326,6 +326,16 @@ pub fn seal_checked(
     let cache = load_stat_cache(store, plane);
     let scope = Scope::open(plane)?;
     ctl.progress.phase("hashing");
+    // About what HEAD recorded: the bar's total (an estimate).
+    let recorded = match &head {
+        Some((_, s)) => Some((s.files, s.bytes)),
+        None => parent
+            .and_then(|id| store.read_snapshot(&id).ok())
+            .map(|s| (s.files, s.bytes)),
+    };
+    if let Some((files, bytes)) = recorded {
+        ctl.progress.total(files, bytes);
+    }
     let ((snapshot, id, scanned, unchanged), write) = store.transaction(|w| {
         let mut scanned = scan(
             &scope,

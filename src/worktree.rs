@@ -157,6 +157,10 @@ fn compare(
         Some(id) => Some((id, store.read_snapshot(&id)?)),
         None => None,
     };
+    // About what the base recorded: the bar's total (an estimate).
+    if let Some(s) = base.or(head.as_ref().map(|(_, s)| s)) {
+        ctl.progress.total(s.files, s.bytes);
+    }
     let mut scanned = scan(
         &scope,
         ScanOptions {

@@ -218,6 +218,8 @@ pub fn checkout(
             stage_dirs.insert(p, dir);
         }
     }
+    ctl.progress.phase("staging");
+    ctl.progress.total(writes.len() as u64, 0);
     let staged: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = writes
         .par_iter()
         .enumerate()
@@ -277,6 +279,11 @@ pub fn checkout(
             }
         }
     };
+    ctl.progress.phase("writing");
+    ctl.progress.total(
+        journal.ops.iter().filter(|o| matches!(o, Op::Write { .. })).count() as u64,
+        0,
+    );
     let mut applier = apply::Applier::new(store, scope, staged_map, Some(expected), hooks, ctl);
     applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;

@@ -18,14 +18,14 @@ use std::io::Write;
 /// PATH is relative to the plane root, or to the current directory when it
 /// starts with `./` or `../`; it need not exist (end it with `/` to ask
 /// about a directory). Exit 0 when some PATH is excluded, 1 when none is.
+///
+/// With --json: `{"plane", "paths": [{"path", "excluded", "source",
+/// "line", "pattern", "matched"}]}`.
 #[derive(clap::Args, Debug)]
 pub struct CheckIgnoreArgs {
     /// Paths to check
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<std::ffi::OsString>,
-    /// Print JSON: {"plane", "paths": [{"path", "excluded", "source", "line", "pattern", "matched"}]}
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_check_ignore(ctx: &mut Ctx, args: CheckIgnoreArgs) -> CmdResult {
@@ -41,7 +41,7 @@ pub fn cmd_check_ignore(ctx: &mut Ctx, args: CheckIgnoreArgs) -> CmdResult {
         any |= hit.as_ref().is_some_and(|h| h.excluded);
         rows.push((rel, hit));
     }
-    if args.json {
+    if ctx.json {
         let list: Vec<_> = rows
             .iter()
             .map(|(rel, hit)| {

@@ -18,16 +18,12 @@ use std::io::Write;
 /// not stop the compile. `cplane snapshot` compiles on its own before it
 /// seals; run this to see the result first.
 #[derive(clap::Args, Debug)]
-pub struct CompileArgs {
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct CompileArgs {}
 
-pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
+pub fn cmd_compile(ctx: &mut Ctx, _args: CompileArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
-    let bar = output::Bar::new("compile");
+    let bar = ctx.bar("compile");
     ctx.intend(&store, &lock, &plane, cplane::ledger::Op::Compile, "compile".into())?;
     let r = ctx.settle(
         &store,
@@ -43,7 +39,7 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
         ctx.unchanged(&store, &plane);
     }
     drop(lock);
-    if args.json {
+    if ctx.json {
         let list = findings_json(&r);
         writeln!(
             ctx.out,
@@ -59,7 +55,7 @@ pub fn cmd_compile(ctx: &mut Ctx, args: CompileArgs) -> CmdResult {
         )?;
     } else {
         for f in &r.findings {
-            write!(ctx.out, "{}", output::finding(f))?;
+            write!(ctx.out.findings(), "{}", output::finding(f))?;
         }
         writeln!(
             ctx.out,
@@ -84,9 +80,9 @@ pub fn findings_json(r: &cplane::governance::plane::CompileReport) -> Vec<Value>
 
 /// What `own` and `disown` print after they edited registries: the findings
 /// the compile left, and the compiled registry's size.
-pub fn print_after_edit(out: &mut dyn Write, r: &cplane::governance::plane::CompileReport) -> std::io::Result<()> {
+pub fn print_after_edit(out: &mut output::Out, r: &cplane::governance::plane::CompileReport) -> std::io::Result<()> {
     for f in &r.findings {
-        write!(out, "{}", output::finding(f))?;
+        write!(out.findings(), "{}", output::finding(f))?;
     }
     writeln!(
         out,

@@ -27,9 +27,6 @@ pub struct DiffArgs {
     /// Print only `LETTER<TAB>PATH` lines
     #[arg(long)]
     pub name_status: bool,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// One change as JSON: status letter, change kind, path, old and new sides.
@@ -123,7 +120,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         None => {
             let wt_plane = a.plane.clone();
             ctx.recover(&mut store, &wt_plane)?;
-            let bar = output::Bar::new("scanning");
+            let bar = ctx.bar("scanning");
             let wt = cplane::worktree::against(&store, &wt_plane, &a.snapshot, ctx.control(&bar))?;
             drop(bar);
             let side = json!({"working_tree": true, "plane": wt_plane.name, "root": wt.scan.root.to_hex()});
@@ -132,7 +129,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
     };
     changes.retain(|c| c.is_reported());
     let clean = changes.is_empty() && findings.is_empty();
-    if args.json {
+    if ctx.json {
         let list: Vec<Value> = changes.iter().map(change_json).collect();
         let f: Vec<Value> = findings.iter().map(finding_json).collect();
         writeln!(
@@ -165,7 +162,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             writeln!(ctx.out, "{}", summary(changes.iter()))?;
         }
     }
-    if !args.json {
+    if !ctx.json {
         for f in &findings {
             eprintln!("{} {}: {}", f.code, output::path(f.path.as_bytes()), f.message);
         }

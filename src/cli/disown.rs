@@ -19,9 +19,6 @@ pub struct DisownArgs {
     /// directory when they start with ./ or ../)
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<std::ffi::OsString>,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
@@ -58,7 +55,7 @@ pub fn cmd_disown(ctx: &mut Ctx, args: DisownArgs) -> CmdResult {
         ctx.unchanged(&store, &plane);
     }
     drop(lock);
-    if args.json {
+    if ctx.json {
         let removed: Vec<_> = r
             .removed
             .iter()

@@ -18,9 +18,6 @@ pub struct ExplainArgs {
     /// The file (relative to the plane root, or to the current directory
     /// when it starts with ./ or ../)
     pub path: std::ffi::OsString,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn side_json(s: &Option<cplane::diff::Side>) -> serde_json::Value {
@@ -52,7 +49,7 @@ pub fn cmd_explain(ctx: &mut Ctx, args: ExplainArgs) -> CmdResult {
             Vec::new()
         }
     };
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",

@@ -11,18 +11,14 @@ use std::io::Write;
 /// through snapshots, trees and blobs. Each damaged or missing object is named
 /// with the refs (and paths) that reach it. Exit 3 on any damage.
 #[derive(clap::Args, Debug)]
-pub struct FsckArgs {
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct FsckArgs {}
 
-pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
+pub fn cmd_fsck(ctx: &mut Ctx, _args: FsckArgs) -> CmdResult {
     let store = ctx.store()?;
-    let bar = output::Bar::new("fsck");
+    let bar = ctx.bar("fsck");
     let r = cplane::fsck::fsck(&store, &bar)?;
     drop(bar);
-    if args.json {
+    if ctx.json {
         let mut v = serde_json::to_value(&r).expect("report serialises");
         v["clean"] = r.is_clean().into();
         writeln!(ctx.out, "{v}")?;
@@ -51,12 +47,12 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
         }
         for l in &r.leftovers {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "note: leftover of an interrupted write (the next writer removes it): {l}"
             )?;
         }
         writeln!(
-            ctx.out,
+            ctx.out.info(),
             "checked {} objects ({} stored) in {} packs and {} refs in {:.2} s: {}",
             r.objects,
             output::size(r.bytes),

@@ -39,9 +39,6 @@ pub struct InitArgs {
     /// it; `.cpignore` files in the tree add rules of their own
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
@@ -74,7 +71,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
             )
         })?;
     }
-    let bar = output::Bar::new("init");
+    let bar = ctx.bar("init");
     let opts = cplane::snapshot::InitOptions {
         governed: args.governed,
         exclude: args.exclude.clone(),
@@ -110,7 +107,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
     }
     drop(bar);
     let clean = checks.iter().flatten().all(|p| p.is_clean());
-    if args.json {
+    if ctx.json {
         let planes: Vec<_> = r
             .planes
             .iter()
@@ -194,7 +191,7 @@ pub fn cmd_init(ctx: &mut Ctx, args: InitArgs) -> CmdResult {
                         }
                     )?;
                     for f in c.findings() {
-                        write!(ctx.out, "  {}", output::finding(f))?;
+                        write!(ctx.out.findings(), "  {}", output::finding(f))?;
                     }
                     if !r.genesis.is_empty() && c.findings().any(|f| f.code == cplane::finding::Code::Unmapped) {
                         writeln!(

@@ -31,9 +31,6 @@ pub struct InstallArgs {
     /// Install an older version than the one installed
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
@@ -57,7 +54,7 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         cplane::ledger::Op::Install,
         format!("install {}", file.display()),
     )?;
-    let bar = output::Bar::new("install");
+    let bar = ctx.bar("install");
     let hooks = ctx.hooks(&store, &plane);
     // Refused before anything was written: the intent goes with it.
     let r = cplane::package::install::install(
@@ -95,7 +92,7 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
     ev.snapshot = Some(r.checkpoint.0);
     ctx.record(&store, &lock, &plane, ev)?;
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",
@@ -149,9 +146,6 @@ pub struct UninstallArgs {
     /// Remove it even though files were edited (their bytes stay in the rescue checkpoint)
     #[arg(long)]
     pub force: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
@@ -164,7 +158,7 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
         cplane::ledger::Op::Uninstall,
         format!("uninstall {}", args.id),
     )?;
-    let bar = output::Bar::new("uninstall");
+    let bar = ctx.bar("uninstall");
     let hooks = ctx.hooks(&store, &plane);
     // Refused before anything was written: the intent goes with it.
     let r = cplane::package::install::uninstall(
@@ -202,7 +196,7 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
     ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
     ev.snapshot = Some(r.checkpoint.0);
     ctx.record(&store, &lock, &plane, ev)?;
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",

@@ -105,16 +105,12 @@ enum KeyCmd {
         key: String,
     },
     /// List the plane's trusted and revoked keys, and the key in use
-    List {
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
-/// True when `args` asked for JSON.
-pub fn wants_json(args: &KeyArgs) -> bool {
-    matches!(args.cmd, KeyCmd::List { json: true })
+/// True for `key list`, whose output is data (see `--quiet`).
+pub fn prints_data(args: &KeyArgs) -> bool {
+    matches!(args.cmd, KeyCmd::List)
 }
 
 /// The path of the configured signing key, if any: `CPLANE_SIGNING_KEY`,
@@ -287,7 +283,7 @@ pub fn cmd_key(ctx: &mut Ctx, args: KeyArgs) -> CmdResult {
             trust(ctx, &pubkey, &role, principal, &namespaces, window)
         }
         KeyCmd::Revoke { key } => revoke(ctx, &key),
-        KeyCmd::List { json } => list(ctx, json),
+        KeyCmd::List => list(ctx),
     }
 }
 
@@ -539,7 +535,8 @@ fn revoke(ctx: &mut Ctx, which: &str) -> CmdResult {
     Ok(exit::CLEAN)
 }
 
-fn list(ctx: &mut Ctx, json: bool) -> CmdResult {
+fn list(ctx: &mut Ctx) -> CmdResult {
+    let json = ctx.json;
     let (store, plane) = ctx.open()?;
     let scope = cplane::scope::Scope::open(&plane)?;
     // What the ledger trusts (the registry file is only a view of it).

@@ -38,9 +38,6 @@ pub struct LedgerArgs {
     /// Only entries at or after TIME (UTC: `2026-11-30` or `2026-11-30T13:00:00Z`)
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
-    /// Print the entries as a JSON array, as stored
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -59,9 +56,6 @@ enum LedgerCmd {
         /// from the ledger now: compare with a head kept then)
         #[arg(long, value_name = "SIZE")]
         size: Option<u64>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
     },
     /// Print a proof, as JSON: entry N is in the ledger, or (--since) the
     /// ledger extends an earlier head
@@ -98,9 +92,6 @@ enum LedgerCmd {
         /// to check a signed head against
         #[arg(long, value_name = "FILE")]
         signers: Option<PathBuf>,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
     },
     /// Check every entry: canonical form, order, hash chain, Merkle tree
     ///
@@ -108,30 +99,16 @@ enum LedgerCmd {
     /// or truncated — and exits 1. Also exits 1 when the plane's HEAD is
     /// not the one the last entry records (an interrupted command: the next
     /// command that writes records it).
-    Verify {
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// True when `args` asked for JSON.
-pub fn wants_json(args: &LedgerArgs) -> bool {
-    match &args.cmd {
-        None => args.json,
-        Some(LedgerCmd::Head { json, .. } | LedgerCmd::CheckProof { json, .. } | LedgerCmd::Verify { json }) => *json,
-        // Its output is JSON; its errors go to stderr like any command's.
-        Some(LedgerCmd::Prove { .. }) => false,
-    }
+    Verify,
 }
 
 pub fn cmd_ledger(ctx: &mut Ctx, args: LedgerArgs) -> CmdResult {
     match args.cmd {
-        None => list(ctx, args.op, args.path, args.since, args.json),
-        Some(LedgerCmd::Head { size, json }) => head(ctx, size, json),
+        None => list(ctx, args.op, args.path, args.since),
+        Some(LedgerCmd::Head { size }) => head(ctx, size),
         Some(LedgerCmd::Prove { n, size, since, entry }) => prove(ctx, n, size, since, entry),
-        Some(LedgerCmd::CheckProof { file, signers, json }) => check_proof(ctx, &file, signers.as_deref(), json),
-        Some(LedgerCmd::Verify { json }) => verify(ctx, json),
+        Some(LedgerCmd::CheckProof { file, signers }) => check_proof(ctx, &file, signers.as_deref()),
+        Some(LedgerCmd::Verify) => verify(ctx),
     }
 }
 
@@ -163,7 +140,8 @@ fn since_key(s: &str) -> Result<String, CliError> {
     }
 }
 
-fn list(ctx: &mut Ctx, op: Option<String>, path: Option<String>, since: Option<String>, json: bool) -> CmdResult {
+fn list(ctx: &mut Ctx, op: Option<String>, path: Option<String>, since: Option<String>) -> CmdResult {
+    let json = ctx.json;
     if let Some(o) = &op
         && Op::parse(o).is_none()
     {
@@ -228,7 +206,8 @@ pub fn print_entry(ctx: &mut Ctx, e: &Entry) -> std::io::Result<()> {
     Ok(())
 }
 
-fn head(ctx: &mut Ctx, size: Option<u64>, json: bool) -> CmdResult {
+fn head(ctx: &mut Ctx, size: Option<u64>) -> CmdResult {
+    let json = ctx.json;
     let (store, plane, ledger) = open(ctx)?;
     let mut h = ledger.head()?;
     if let Some(size) = size {
@@ -373,7 +352,8 @@ fn u64_field(doc: &serde_json::Value, key: &str) -> Result<u64, CliError> {
         .ok_or_else(|| CliError::Usage(format!("the proof's {key:?} is not a number"), None))
 }
 
-fn check_proof(ctx: &mut Ctx, file: &std::path::Path, signers: Option<&std::path::Path>, json: bool) -> CmdResult {
+fn check_proof(ctx: &mut Ctx, file: &std::path::Path, signers: Option<&std::path::Path>) -> CmdResult {
+    let json = ctx.json;
     let mut text = String::new();
     let read = if file.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text)
@@ -388,7 +368,7 @@ fn check_proof(ctx: &mut Ctx, file: &std::path::Path, signers: Option<&std::path
         )
     })?;
     if doc.get("type").and_then(|t| t.as_str()) == Some("head") {
-        return check_head(ctx, &doc, signers, json);
+        return check_head(ctx, &doc, signers);
     }
     let proof: Vec<merkle::Hash> = field(&doc, "proof")?
         .as_array()
@@ -455,7 +435,8 @@ fn check_proof(ctx: &mut Ctx, file: &std::path::Path, signers: Option<&std::path
 
 /// Checks a head document from `ledger head --json`: its signature, by a
 /// key of the allowed_signers file `signers`.
-fn check_head(ctx: &mut Ctx, doc: &serde_json::Value, signers: Option<&std::path::Path>, json: bool) -> CmdResult {
+fn check_head(ctx: &mut Ctx, doc: &serde_json::Value, signers: Option<&std::path::Path>) -> CmdResult {
+    let json = ctx.json;
     let plane = field(doc, "plane")?.as_str().unwrap_or_default().to_string();
     let head = Head {
         size: u64_field(doc, "size")?,
@@ -528,7 +509,8 @@ pub fn settle_head(
     }
 }
 
-fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
+fn verify(ctx: &mut Ctx) -> CmdResult {
+    let json = ctx.json;
     let (mut store, plane, ledger) = open(ctx)?;
     let head = store.head(&plane.name)?;
     let recorded = match &head {
@@ -637,7 +619,7 @@ fn verify(ctx: &mut Ctx, json: bool) -> CmdResult {
                 )?;
             }
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "ledger of plane {}: {} entr{}, chain and Merkle tree intact; {}; head {}",
                 plane.name,
                 r.good,

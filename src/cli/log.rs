@@ -18,9 +18,6 @@ pub struct LogArgs {
     /// Show at most N snapshots
     #[arg(short = 'n', long, value_name = "N")]
     pub max_count: Option<usize>,
-    /// Print a JSON array, newest first
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// List every named checkpoint of the plane, oldest first
@@ -36,9 +33,6 @@ pub struct LogArgs {
 pub struct CheckpointsArgs {
     #[command(subcommand)]
     pub cmd: Option<CheckpointsCmd>,
-    /// Print a JSON array
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `cplane checkpoints SUBCOMMAND`.
@@ -47,12 +41,9 @@ pub enum CheckpointsCmd {
     Delete(super::retention::DeleteArgs),
 }
 
-/// Whether `checkpoints` (or its subcommand) prints JSON.
-pub fn checkpoints_wants_json(a: &CheckpointsArgs) -> bool {
-    match &a.cmd {
-        Some(CheckpointsCmd::Delete(d)) => d.json,
-        None => a.json,
-    }
+/// True for the listing, false for `checkpoints delete` (see `--quiet`).
+pub fn checkpoints_prints_data(a: &CheckpointsArgs) -> bool {
+    a.cmd.is_none()
 }
 
 /// A snapshot as JSON.
@@ -111,7 +102,7 @@ pub fn cmd_log(ctx: &mut Ctx, args: LogArgs) -> CmdResult {
         rows.push((id, s));
     }
     let pruned = pruned && cur.is_none();
-    if args.json {
+    if ctx.json {
         let last = rows.len().saturating_sub(1);
         let list: Vec<Value> = rows
             .iter()
@@ -146,7 +137,7 @@ pub fn cmd_checkpoints(ctx: &mut Ctx, args: CheckpointsArgs) -> CmdResult {
     }
     rows.sort_by(|a, b| (a.1.time_unix_ns, &a.1.name).cmp(&(b.1.time_unix_ns, &b.1.name)));
     let head = store.head(&plane.name)?;
-    if args.json {
+    if ctx.json {
         let list: Vec<Value> = rows
             .iter()
             .map(|(id, s)| {

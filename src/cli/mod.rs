@@ -11,6 +11,7 @@ mod diff;
 mod disown;
 mod explain;
 mod fsck;
+mod generate;
 mod hooks;
 mod init;
 mod install;
@@ -71,6 +72,14 @@ pub struct Cli {
     /// Plane to act on (default: the plane containing the current directory)
     #[arg(long, global = true, value_name = "NAME")]
     pub plane: Option<String>,
+    /// Print the result as JSON, and errors as a JSON object on stdout
+    /// (before or after the subcommand)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors and findings: no progress, no informational lines
+    /// (for cron)
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +114,8 @@ enum Command {
     Plane(plane::PlaneArgs),
     Upgrade(upgrade::UpgradeArgs),
     Demo(demo::DemoArgs),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
 }
 
 /// Process exit codes, documented in the README ("Exit codes").
@@ -183,13 +194,28 @@ pub struct Ctx {
     pub cwd: PathBuf,
     /// `--plane`.
     pub plane: Option<String>,
-    /// Standard output.
-    pub out: io::StdoutLock<'static>,
+    /// Standard output; muted by `--quiet` for commands whose output only
+    /// says what they did (see [`output::Out`]).
+    pub out: output::Out,
+    /// `--json`: print the result (and errors) as JSON.
+    pub json: bool,
+    /// `--quiet`: no progress, no informational lines.
+    pub quiet: bool,
     /// How long writers wait for the store lock (`CPLANE_LOCK_TIMEOUT_MS`).
     pub lock_wait: std::time::Duration,
 }
 
 impl Ctx {
+    /// A progress bar on stderr labelled `what`: drawn only on a terminal,
+    /// never with `--quiet`.
+    pub fn bar(&self, what: &str) -> output::Bar {
+        if self.quiet {
+            output::Bar::hidden()
+        } else {
+            output::Bar::new(what)
+        }
+    }
+
     /// Progress to `progress`, interrupted by the signal flag.
     pub fn control<'a>(&self, progress: &'a dyn Progress) -> Control<'a> {
         Control::new(progress, &INTERRUPT)
@@ -512,21 +538,14 @@ pub fn main() -> u8 {
         Err(e) => {
             // Usage errors keep clap's text; with --json, stdout also gets a JSON error.
             let code = if e.use_stderr() { exit::USAGE } else { exit::CLEAN };
-            if code != exit::CLEAN && std::env::args_os().any(|a| a == "--json") {
-                // clap's first line, without its "error: " prefix, names the argument.
-                let rendered = e.render().to_string();
-                let first = rendered.lines().next().unwrap_or_default();
-                let msg = first.strip_prefix("error: ").unwrap_or(first);
-                println!(
-                    "{}",
-                    serde_json::json!({"error": msg, "exit_code": code, "hint": "run with --help"})
-                );
+            if code != exit::CLEAN && std::env::args_os().take_while(|a| a != "--").any(|a| a == "--json") {
+                println!("{}", usage_error_json(&e, code));
             }
             let _ = e.print();
             return code;
         }
     };
-    let json = command_wants_json(&cli.command);
+    let json = cli.json;
     let early = |msg: String, hint: Option<String>| usage_error(&mut io::stdout().lock(), json, &msg, hint.as_deref());
     let cwd = match std::env::current_dir() {
         Ok(c) => match &cli.dir {
@@ -550,10 +569,15 @@ pub fn main() -> u8 {
             }
         },
     };
+    // With --quiet, a command whose output only says what it did prints
+    // nothing on success (its JSON, when asked for, is data and stays).
+    let muted = cli.quiet && !json && !prints_data(&cli.command);
     let mut ctx = Ctx {
         cwd,
         plane: cli.plane,
-        out: io::stdout().lock(),
+        out: output::Out::new(muted, cli.quiet),
+        json,
+        quiet: cli.quiet,
         lock_wait,
     };
     if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_) | Command::Upgrade(_)) {
@@ -614,6 +638,8 @@ pub fn main() -> u8 {
         Command::Plane(a) => plane::cmd_plane(&mut ctx, a),
         Command::Upgrade(a) => upgrade::cmd_upgrade(&mut ctx, a),
         Command::Demo(a) => demo::cmd_demo(&mut ctx, a),
+        Command::Completions(a) => generate::cmd_completions(&mut ctx, a),
+        Command::Man(a) => generate::cmd_man(&mut ctx, a),
     };
     let code = match r {
         Ok(code) => code,
@@ -623,35 +649,88 @@ pub fn main() -> u8 {
     code
 }
 
-fn command_wants_json(c: &Command) -> bool {
+/// True for a command whose standard output is the data asked for (a
+/// listing, a report, findings), which `--quiet` keeps; the others only
+/// say what they did, which `--quiet` mutes (their findings and problems
+/// still print, through [`output::Out::findings`]).
+fn prints_data(c: &Command) -> bool {
     match c {
-        Command::Init(a) => a.json,
-        Command::Snapshot(a) => a.json,
-        Command::Ledger(a) => ledger::wants_json(a),
-        Command::Key(a) => key::wants_json(a),
-        Command::Pack(a) => a.json,
-        Command::Install(a) => a.json,
-        Command::Uninstall(a) => a.json,
-        Command::Log(a) => a.json,
-        Command::Checkpoints(a) => log::checkpoints_wants_json(a),
-        Command::Prune(a) => a.json,
-        Command::Show(a) => a.json,
-        Command::Status(a) => a.json,
-        Command::CheckIgnore(a) => a.json,
-        Command::Verify(a) => a.json,
-        Command::Compile(a) => a.json,
-        Command::Own(a) => a.json,
-        Command::Disown(a) => a.json,
-        Command::Explain(a) => a.json,
-        Command::Quarantine(a) => a.json,
-        Command::Secrets(a) => a.json,
-        Command::Diff(a) => a.json,
-        Command::Rollback(a) => a.json,
-        Command::Restore(a) => a.json,
-        Command::Fsck(a) => a.json,
-        Command::Upgrade(a) => a.json,
-        Command::Cat(_) | Command::Plane(_) | Command::Demo(_) => false,
+        Command::Init(_)
+        | Command::Snapshot(_)
+        | Command::Pack(_)
+        | Command::Install(_)
+        | Command::Uninstall(_)
+        | Command::Prune(_)
+        | Command::Rollback(_)
+        | Command::Restore(_)
+        | Command::Compile(_)
+        | Command::Own(_)
+        | Command::Disown(_)
+        | Command::Quarantine(_)
+        | Command::Upgrade(_) => false,
+        Command::Key(a) => key::prints_data(a),
+        Command::Plane(a) => plane::prints_data(a),
+        Command::Checkpoints(a) => log::checkpoints_prints_data(a),
+        Command::Ledger(_)
+        | Command::Log(_)
+        | Command::Show(_)
+        | Command::Cat(_)
+        | Command::Status(_)
+        | Command::CheckIgnore(_)
+        | Command::Verify(_)
+        | Command::Explain(_)
+        | Command::Secrets(_)
+        | Command::Diff(_)
+        | Command::Fsck(_)
+        | Command::Demo(_)
+        | Command::Completions(_)
+        | Command::Man(_) => true,
     }
+}
+
+/// A clap usage error as the JSON object `--json` prints on stdout:
+/// `error` (clap's message on one line, without `error: `), `kind` (clap's
+/// `ErrorKind` in snake_case, e.g. `unknown_argument`), `argument` (the
+/// offending argument as clap names it, e.g. `--frobnicate` or `<REF>`,
+/// or `null`), `value` (the rejected value, or `null`), `exit_code`, `hint`.
+fn usage_error_json(e: &clap::Error, code: u8) -> serde_json::Value {
+    use clap::error::{ContextKind, ContextValue};
+    // clap's message, up to its usage lines, on one line.
+    let rendered = e.render().to_string();
+    let lines: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = lines.join(" ");
+    let msg = joined.strip_prefix("error: ").unwrap_or(&joined);
+    let text = |k: ContextKind| {
+        e.get(k).and_then(|v| match v {
+            ContextValue::String(s) => Some(s.clone()),
+            ContextValue::Strings(v) => Some(v.join(", ")),
+            _ => None,
+        })
+    };
+    let argument = text(ContextKind::InvalidArg).or_else(|| text(ContextKind::InvalidSubcommand));
+    let mut kind = String::new();
+    for (i, c) in format!("{:?}", e.kind()).chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                kind.push('_');
+            }
+            kind.push(c.to_ascii_lowercase());
+        } else {
+            kind.push(c);
+        }
+    }
+    serde_json::json!({
+        "error": msg,
+        "kind": kind,
+        "argument": argument,
+        "value": text(ContextKind::InvalidValue),
+        "exit_code": code,
+        "hint": "run with --help",
+    })
 }
 
 /// What to do about an error, for the `hint:` line.

@@ -7,9 +7,11 @@
 
 use base64::Engine;
 use cplane::progress::Progress;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressState, ProgressStyle};
 use serde_json::{Map, Value, json};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A path for humans: UTF-8 as is, with control characters and invalid bytes as
@@ -113,37 +115,168 @@ pub fn mode_json(m: &cplane::object::Meta, kind: cplane::object::EntryKind) -> V
     }
 }
 
+/// Standard output, muted by `--quiet` for a command whose output only says
+/// what it did: writes then go nowhere, except through [`Out::findings`].
+pub struct Out {
+    stdout: std::io::StdoutLock<'static>,
+    muted: bool,
+    quiet: bool,
+    sink: std::io::Sink,
+}
+
+impl Out {
+    /// Standard output, `muted` or not; `quiet` (`--quiet`) silences
+    /// [`Out::info`].
+    pub fn new(muted: bool, quiet: bool) -> Self {
+        Out {
+            stdout: std::io::stdout().lock(),
+            muted,
+            quiet,
+            sink: std::io::sink(),
+        }
+    }
+
+    /// Where a report's informational lines go (headers, `ok` and summary
+    /// lines, notes): nowhere with `--quiet`, which keeps only findings.
+    pub fn info(&mut self) -> &mut dyn Write {
+        if self.quiet || self.muted {
+            &mut self.sink
+        } else {
+            &mut self.stdout
+        }
+    }
+
+    /// Standard output even when muted: for findings and problems, which
+    /// `--quiet` never hides.
+    pub fn findings(&mut self) -> &mut dyn Write {
+        &mut self.stdout
+    }
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.muted {
+            Ok(buf.len())
+        } else {
+            self.stdout.write(buf)
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.muted { Ok(()) } else { self.stdout.write_all(buf) }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stdout.flush()
+    }
+}
+
 /// Progress on stderr when it is a terminal; silent otherwise.
+///
+/// A spinner counting files until the operation says how much the current
+/// phase will process ([`Progress::total`]); from then on a bar with the
+/// files and bytes done of the total, the percentage, the rate and the ETA.
 pub struct Bar {
     bar: Option<ProgressBar>,
+    /// Files done in the current phase (the bar's position counts bytes
+    /// once a total in bytes is known).
+    files: Arc<AtomicU64>,
+    /// Files the current phase will process; 0 while unknown.
+    total_files: Arc<AtomicU64>,
+    /// True once the bar's position counts bytes rather than files.
+    by_bytes: AtomicBool,
 }
 
 impl Bar {
     /// A spinner counting files, labelled `what`.
     pub fn new(what: &str) -> Self {
         if !std::io::stderr().is_terminal() {
-            return Bar { bar: None };
+            return Bar::hidden();
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg}: {human_pos} files, {elapsed}")
-                .expect("static progress template is valid"),
-        );
+        bar.set_style(spinner_style());
         bar.set_message(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        Bar { bar: Some(bar) }
+        Bar {
+            bar: Some(bar),
+            files: Arc::default(),
+            total_files: Arc::default(),
+            by_bytes: AtomicBool::new(false),
+        }
+    }
+
+    /// No bar at all (`--quiet`, or stderr is not a terminal).
+    pub fn hidden() -> Self {
+        Bar {
+            bar: None,
+            files: Arc::default(),
+            total_files: Arc::default(),
+            by_bytes: AtomicBool::new(false),
+        }
     }
 }
 
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg}: {human_pos} files, {elapsed}")
+        .expect("static progress template is valid")
+}
+
+/// `{msg} [bar] 1,234/5,678 files  120.5 MiB/2.1 GiB  5%  88.2 MiB/s  ETA 23s`,
+/// with the file counts read from `files` and `total`.
+fn bar_style(files: &Arc<AtomicU64>, total: &Arc<AtomicU64>, by_bytes: bool) -> ProgressStyle {
+    let (f, t) = (files.clone(), total.clone());
+    let counts = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(
+            w,
+            "{}/{} files",
+            HumanCount(f.load(Ordering::Relaxed)),
+            HumanCount(t.load(Ordering::Relaxed))
+        );
+    };
+    let template = if by_bytes {
+        "{msg} [{wide_bar}] {counts}  {binary_bytes}/{binary_total_bytes}  {percent}%  {binary_bytes_per_sec}  ETA {eta}"
+    } else {
+        "{msg} [{wide_bar}] {counts}  {percent}%  {per_sec}  ETA {eta}"
+    };
+    ProgressStyle::with_template(template)
+        .expect("static progress template is valid")
+        .with_key("counts", counts)
+        .progress_chars("=> ")
+}
+
 impl Progress for Bar {
-    fn inc(&self, files: u64, _bytes: u64) {
+    fn inc(&self, files: u64, bytes: u64) {
         if let Some(b) = &self.bar {
-            b.inc(files);
+            self.files.fetch_add(files, Ordering::Relaxed);
+            b.inc(if self.by_bytes.load(Ordering::Relaxed) {
+                bytes
+            } else {
+                files
+            });
         }
     }
     fn phase(&self, name: &str) {
         if let Some(b) = &self.bar {
+            // A new phase counts afresh; its total, if any, follows.
+            self.files.store(0, Ordering::Relaxed);
+            self.total_files.store(0, Ordering::Relaxed);
+            self.by_bytes.store(false, Ordering::Relaxed);
+            b.set_style(spinner_style());
+            b.set_length(0);
+            b.unset_length();
+            b.set_position(0);
+            b.reset_eta();
             b.set_message(name.to_string());
+        }
+    }
+    fn total(&self, files: u64, bytes: u64) {
+        if let Some(b) = &self.bar {
+            let by_bytes = bytes > 0;
+            self.total_files.store(files, Ordering::Relaxed);
+            self.by_bytes.store(by_bytes, Ordering::Relaxed);
+            b.set_style(bar_style(&self.files, &self.total_files, by_bytes));
+            b.set_length(if by_bytes { bytes } else { files });
+            b.set_position(0);
+            self.files.store(0, Ordering::Relaxed);
+            b.reset_eta();
         }
     }
 }

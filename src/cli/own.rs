@@ -26,9 +26,6 @@ pub struct OwnArgs {
     /// The owner: a spec (SPEC-…) or package (PKG-…) id
     #[arg(long = "by", value_name = "OWNER")]
     pub owner: String,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
@@ -76,7 +73,7 @@ pub fn cmd_own(ctx: &mut Ctx, args: OwnArgs) -> CmdResult {
         ctx.unchanged(&store, &plane);
     }
     drop(lock);
-    if args.json {
+    if ctx.json {
         let owned: Vec<_> = r
             .owned
             .iter()

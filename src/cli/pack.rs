@@ -44,9 +44,6 @@ pub struct PackArgs {
     /// Where to write the package
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Regular files under `dir`, as (package path, absolute path, mode).
@@ -290,7 +287,7 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
         .map_err(|e| CliError::Usage(format!("{}: {e}", out.display()), None))?;
     tmp.persist(&out)
         .map_err(|e| CliError::Usage(format!("{}: {}", out.display(), e.error), None))?;
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",

@@ -14,16 +14,12 @@ use std::io::Write;
 /// back (`--force` because they have no owner; `cplane own` them after). A
 /// file changed after it was sealed is left in place and listed.
 #[derive(clap::Args, Debug)]
-pub struct QuarantineArgs {
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct QuarantineArgs {}
 
-pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
+pub fn cmd_quarantine(ctx: &mut Ctx, _args: QuarantineArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
-    let bar = output::Bar::new("quarantine");
+    let bar = ctx.bar("quarantine");
     ctx.intend(
         &store,
         &lock,
@@ -61,7 +57,7 @@ pub fn cmd_quarantine(ctx: &mut Ctx, args: QuarantineArgs) -> CmdResult {
         }
         cmd
     });
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",

@@ -28,9 +28,6 @@ pub struct RestoreArgs {
     /// Paths to restore
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<std::ffi::OsString>,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
     /// Restore even when the result would be a governed state that fails
     /// pass 0 (ownership) or 2 (chain)
     #[arg(long)]
@@ -60,7 +57,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             )?,
         )?;
     }
-    let bar = output::Bar::new("restore");
+    let bar = ctx.bar("restore");
     let hooks = ctx.hooks(&store, &plane);
     ctx.intend(
         &store,
@@ -109,7 +106,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
     } else {
         ctx.unchanged(&store, &plane);
     }
-    if args.json {
+    if ctx.json {
         let mut extra = serde_json::Map::new();
         extra.insert(
             "rescue".into(),
@@ -139,7 +136,7 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
                 "; special files are left in place:"
             }
         )?;
-        return Ok(print_special(&mut ctx.out, &r)?);
+        return Ok(print_special(ctx.out.findings(), &r)?);
     }
     for c in &reported {
         writeln!(ctx.out, "{}", super::diff::change_line(c))?;
@@ -163,6 +160,6 @@ pub fn cmd_restore(ctx: &mut Ctx, args: RestoreArgs) -> CmdResult {
             .collect::<Vec<_>>()
             .join(" ")
     )?;
-    print_problems(&mut ctx.out, &r.applied)?;
-    Ok(print_special(&mut ctx.out, &r)?)
+    print_problems(ctx.out.findings(), &r.applied)?;
+    Ok(print_special(ctx.out.findings(), &r)?)
 }

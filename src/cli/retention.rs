@@ -24,9 +24,6 @@ pub struct DeleteArgs {
     /// Say what would be deleted; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_keep(s: &str) -> Result<Keep, String> {
@@ -72,9 +69,6 @@ pub struct PruneArgs {
     /// List what would be removed and what kept, and why; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 impl PruneArgs {
@@ -185,7 +179,7 @@ pub fn cmd_checkpoints_delete(ctx: &mut Ctx, args: DeleteArgs) -> CmdResult {
             ),
         )?;
     }
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",
@@ -246,7 +240,7 @@ pub fn cmd_prune(ctx: &mut Ctx, args: PruneArgs) -> CmdResult {
             ),
         )?;
     }
-    if args.json {
+    if ctx.json {
         let keep: Vec<Value> = kept
             .iter()
             .map(|d| {

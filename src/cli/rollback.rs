@@ -28,9 +28,6 @@ use std::io::Write;
 pub struct RollbackArgs {
     /// Snapshot to restore: checkpoint name, HEAD~N, id prefix, ...
     pub r#ref: String,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
     /// Roll back even when REF is a governed state that fails pass 0
     /// (ownership) or 2 (chain)
     #[arg(long)]
@@ -178,7 +175,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             cplane::governance::plane::check_rollback(&store, &target.snapshot.root)?,
         )?;
     }
-    let bar = output::Bar::new("rollback");
+    let bar = ctx.bar("rollback");
     let hooks = ctx.hooks(&store, &plane);
     let r = cplane::rollback::rollback(&mut store, &lock, &plane, &target, hooks.as_ref(), ctx.control(&bar))?;
     drop(bar);
@@ -186,7 +183,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
     let Some((new_head, new_name)) = j.new_head.clone() else {
         // Already as the target, and HEAD records it: nothing sealed, nothing recorded.
         let head = store.head(&plane.name)?;
-        if args.json {
+        if ctx.json {
             let mut extra = serde_json::Map::new();
             extra.insert("nothing_to_do".into(), json!(true));
             extra.insert("rescue".into(), Value::Null);
@@ -237,7 +234,7 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             ),
         },
     )?;
-    if args.json {
+    if ctx.json {
         let mut extra = serde_json::Map::new();
         extra.insert("nothing_to_do".into(), json!(false));
         extra.insert(
@@ -286,6 +283,6 @@ pub fn cmd_rollback(ctx: &mut Ctx, args: RollbackArgs) -> CmdResult {
             target.snapshot.name
         )?;
     }
-    print_problems(&mut ctx.out, &r.applied)?;
-    Ok(print_special(&mut ctx.out, &r)?)
+    print_problems(ctx.out.findings(), &r.applied)?;
+    Ok(print_special(ctx.out.findings(), &r)?)
 }

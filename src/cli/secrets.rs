@@ -8,12 +8,9 @@ use std::io::Write;
 /// One line per pattern: its name (what a CP301 finding names) and the
 /// regular expression (Rust `regex` syntax, matched per line). With
 /// `--rg`, a ripgrep command line that searches for the same patterns, for
-/// comparing speed or results.
+/// comparing speed or results. With --json: a list of `{"name", "regex"}`.
 #[derive(clap::Args, Debug)]
 pub struct SecretsArgs {
-    /// Print JSON: a list of {"name", "regex"}
-    #[arg(long)]
-    pub json: bool,
     /// Print the patterns as `rg` arguments (`-e REGEX ...`, shell-quoted)
     #[arg(long, conflicts_with = "json")]
     pub rg: bool,
@@ -21,7 +18,7 @@ pub struct SecretsArgs {
 
 pub fn cmd_secrets(ctx: &mut Ctx, args: SecretsArgs) -> CmdResult {
     let set = cplane::gate::default_secrets();
-    if args.json {
+    if ctx.json {
         let list: Vec<_> = set
             .iter()
             .map(|p| serde_json::json!({"name": p.name, "regex": p.regex}))

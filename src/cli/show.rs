@@ -25,9 +25,6 @@ pub struct ShowArgs {
     /// With a package id (PKG-…): print its attestation instead of its manifest
     #[arg(long)]
     pub attestation: bool,
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `cplane show PKG-…`: the installed package's manifest (or attestation),
@@ -141,7 +138,7 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
             if args.path.is_none() && is_hex(&args.r#ref) && args.r#ref.len() >= MIN_PREFIX_LEN_HEX {
                 let found = store.find_prefix(&args.r#ref, None);
                 match found.as_slice() {
-                    [(id, kind)] => return show_object(ctx, &store, *id, *kind, args.json),
+                    [(id, kind)] => return show_object(ctx, &store, *id, *kind, ctx.json),
                     [] => {}
                     many => {
                         return Err(cplane::Error::AmbiguousRef {
@@ -171,9 +168,9 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
             _ => None,
         };
         match (entry, tree) {
-            (_, Some(t)) => print_tree(ctx, &t, rel.as_bytes(), args.json)?,
+            (_, Some(t)) => print_tree(ctx, &t, rel.as_bytes(), ctx.json)?,
             (Some(e), None) => {
-                if args.json {
+                if ctx.json {
                     writeln!(ctx.out, "{}", entry_json(&e, rel.as_bytes()))?;
                 } else {
                     writeln!(ctx.out, "path   {}", output::path(rel.as_bytes()))?;
@@ -199,7 +196,7 @@ pub fn cmd_show(ctx: &mut Ctx, args: ShowArgs) -> CmdResult {
         }
         return Ok(0);
     }
-    if args.json {
+    if ctx.json {
         writeln!(ctx.out, "{}", snapshot_json(&resolved.id, s))?;
     } else {
         writeln!(ctx.out, "snapshot   {}", resolved.id)?;

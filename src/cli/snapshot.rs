@@ -34,16 +34,13 @@ pub struct SnapshotArgs {
     /// Record a new checkpoint even when nothing changed since HEAD
     #[arg(long)]
     pub allow_unchanged: bool,
-    /// Print the result as JSON
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     let t0 = Instant::now();
     let (mut store, plane) = ctx.open()?;
     let (lock, plane) = ctx.lock_plane(&mut store, &plane)?;
-    let bar = output::Bar::new("snapshot");
+    let bar = ctx.bar("snapshot");
     let opts = SealOptions {
         name: args.name,
         message: args.message,
@@ -55,7 +52,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
     drop(bar);
     let s = &r.snapshot;
     if r.unchanged {
-        if args.json {
+        if ctx.json {
             writeln!(
                 ctx.out,
                 "{}",
@@ -99,7 +96,7 @@ pub fn cmd_snapshot(ctx: &mut Ctx, args: SnapshotArgs) -> CmdResult {
         },
     )?;
     let secs = t0.elapsed().as_secs_f64();
-    if args.json {
+    if ctx.json {
         writeln!(
             ctx.out,
             "{}",

@@ -23,9 +23,6 @@ use std::io::Write;
 /// compared nor stored; `cplane check-ignore PATH` names the rule).
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
     /// Do not refresh the stat cache (by default, files status had to
     /// re-read are recorded when the store lock is free, without waiting,
     /// so the next status need not read them; as `git --no-optional-locks`)
@@ -35,14 +32,14 @@ pub struct StatusArgs {
 
 pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let (store, plane) = ctx.open()?;
-    let bar = output::Bar::new("status");
+    let bar = ctx.bar("status");
     let r = cplane::worktree::status_with(&store, &plane, !args.no_optional_locks, ctx.control(&bar))?;
     let governed = cplane::governance::plane::status_findings(&store, &plane, &r)?;
     drop(bar);
     let head = r.head.as_ref();
     let gov: &[cplane::finding::Finding] = governed.as_deref().unwrap_or_default();
     let clean = r.is_clean() && gov.is_empty();
-    if args.json {
+    if ctx.json {
         let list: Vec<Value> = r.reported().map(change_json).collect();
         // Unscannable paths and (governed) ownership findings, one list as in `verify`.
         let f: Vec<Value> = r.scan.findings.iter().chain(gov).map(finding_json).collect();
@@ -64,8 +61,8 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
         )?;
     } else {
         match head {
-            Some((id, s)) => writeln!(ctx.out, "plane {} at {} ({})", plane.name, s.name, id.short(12))?,
-            None => writeln!(ctx.out, "plane {} has no snapshot yet", plane.name)?,
+            Some((id, s)) => writeln!(ctx.out.info(), "plane {} at {} ({})", plane.name, s.name, id.short(12))?,
+            None => writeln!(ctx.out.info(), "plane {} has no snapshot yet", plane.name)?,
         }
         for c in r.reported() {
             writeln!(ctx.out, "{}", change_line(c))?;
@@ -84,27 +81,27 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
         }
         if r.scan.exempt > 0 {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "note: {} left out by exempt globs (neither owned nor stored)",
                 output::count(r.scan.exempt, "path")
             )?;
         }
         if r.scan.excluded > 0 {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "note: {} excluded by .cpignore or --exclude (neither compared nor stored)",
                 output::count(r.scan.excluded, "path")
             )?;
         }
         if r.is_clean() && gov.is_empty() {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "clean: {} {} HEAD",
                 output::count(r.scan.files, "file"),
                 if r.scan.files == 1 { "matches" } else { "match" }
             )?;
         } else if !r.changes.is_empty() {
-            writeln!(ctx.out, "{}", summary(r.reported()))?;
+            writeln!(ctx.out.info(), "{}", summary(r.reported()))?;
         }
     }
     let code = findings_code(clean);

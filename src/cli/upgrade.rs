@@ -17,17 +17,13 @@ use std::io::Write;
 /// changes last; running it again finishes an interrupted upgrade. Checkpoint
 /// names stay; snapshot ids change (`--json` lists old and new).
 #[derive(clap::Args, Debug)]
-pub struct UpgradeArgs {
-    /// Print JSON
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct UpgradeArgs {}
 
-pub fn cmd_upgrade(ctx: &mut Ctx, args: UpgradeArgs) -> CmdResult {
+pub fn cmd_upgrade(ctx: &mut Ctx, _args: UpgradeArgs) -> CmdResult {
     let root = cplane::store::Store::find_root(&ctx.cwd)?;
     let interrupt = super::interrupt_flag();
     let r = cplane::upgrade::upgrade(&root, interrupt)?;
-    if args.json {
+    if ctx.json {
         let refs: Vec<_> = r
             .refs
             .iter()

@@ -30,9 +30,6 @@ use std::io::Write;
 /// registry, CP403 HEAD unrecorded).
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// Print JSON: one object with `findings` and `stats`
-    #[arg(long)]
-    pub json: bool,
     /// Print files, bytes, seconds and MB/s
     #[arg(long)]
     pub stats: bool,
@@ -75,7 +72,7 @@ fn ledger_findings(
 
 pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
     let (mut store, plane) = ctx.open()?;
-    let bar = output::Bar::new("verify");
+    let bar = ctx.bar("verify");
     let (r, passes) = cplane::governance::plane::verify(&store, &plane, args.all_passes, args.full, ctx.control(&bar))?;
     let ledger = ledger_findings(&mut store, &plane)?;
     if let Some(passes) = passes {
@@ -91,7 +88,7 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         0.0
     };
     let head = r.head.as_ref();
-    if args.json {
+    if ctx.json {
         let list: Vec<Value> = findings.iter().map(finding_json).collect();
         let changes: Vec<Value> = r.reported().map(super::diff::change_json).collect();
         writeln!(
@@ -115,14 +112,14 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         });
         if findings.is_empty() {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "verify ok: {} of plane {} match HEAD {at}",
                 output::count(r.scan.files, "file"),
                 plane.name
             )?;
         } else {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "verify failed: {} finding{} in plane {} against HEAD {at}",
                 findings.len(),
                 if findings.len() == 1 { "" } else { "s" },
@@ -131,9 +128,12 @@ pub fn cmd_verify(ctx: &mut Ctx, args: VerifyArgs) -> CmdResult {
         }
         if args.stats {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "stats: {} files, {} bytes, {} excluded, {:.3} s, {mbps:.1} MB/s",
-                r.scan.files, r.scan.bytes, r.scan.excluded, r.seconds
+                r.scan.files,
+                r.scan.bytes,
+                r.scan.excluded,
+                r.seconds
             )?;
         }
     }
@@ -154,7 +154,7 @@ fn governed(
     use cplane::governance::plane::PASS_NAMES;
     let total = p.findings().count() + ledger.len();
     let head = r.head.as_ref();
-    if args.json {
+    if ctx.json {
         let list: Vec<Value> = p.findings().chain(ledger).map(finding_json).collect();
         let passes: Vec<Value> = p
             .passes
@@ -200,7 +200,7 @@ fn governed(
                     PASS_NAMES[i]
                 )?,
                 Some(f) if f.is_empty() => match &p.incomplete[i] {
-                    None => writeln!(ctx.out, "pass {i} {}: ok", PASS_NAMES[i])?,
+                    None => writeln!(ctx.out.info(), "pass {i} {}: ok", PASS_NAMES[i])?,
                     Some(why) => writeln!(
                         ctx.out,
                         "pass {i} {}: no findings, but incomplete: {why}",
@@ -225,7 +225,7 @@ fn governed(
             }
         }
         if ledger.is_empty() {
-            writeln!(ctx.out, "ledger: ok")?;
+            writeln!(ctx.out.info(), "ledger: ok")?;
         } else {
             writeln!(ctx.out, "ledger: {}", output::count(ledger.len() as u64, "finding"))?;
             for f in ledger {
@@ -238,7 +238,7 @@ fn governed(
         }
         if !p.binary_skipped.is_empty() {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "note: content gates skipped {} (a NUL byte, as ripgrep decides)",
                 output::count(p.binary_skipped.len() as u64, "binary file")
             )?;
@@ -254,14 +254,14 @@ fn governed(
         };
         if total == 0 {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "verify ok: governed plane {}: {} owned{exempt}, all four passes clean against HEAD {at}",
                 plane.name,
                 output::count(p.owned as u64, "file"),
             )?;
         } else {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "verify failed: {} in governed plane {} (first failing {})",
                 output::count(total as u64, "finding"),
                 plane.name,
@@ -271,9 +271,12 @@ fn governed(
         }
         if args.stats {
             writeln!(
-                ctx.out,
+                ctx.out.info(),
                 "stats: {} files, {} bytes, {} excluded, {:.3} s",
-                r.scan.files, r.scan.bytes, r.scan.excluded, r.seconds
+                r.scan.files,
+                r.scan.bytes,
+                r.scan.excluded,
+                r.seconds
             )?;
         }
     }

@@ -90,11 +90,14 @@ pub enum Op {
     CheckpointDelete,
     /// `cplane prune` removed the checkpoint refs its keep policy does not keep.
     Prune,
+    /// `cplane plane remove` removed a plane (recorded in the ledger of
+    /// the plane that covers its files again, else of `main`).
+    PlaneRemove,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 16] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -110,6 +113,7 @@ impl Op {
         Op::Uninstall,
         Op::CheckpointDelete,
         Op::Prune,
+        Op::PlaneRemove,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -130,16 +134,17 @@ impl Op {
             Op::Uninstall => "uninstall",
             Op::CheckpointDelete => "checkpoint-delete",
             Op::Prune => "prune",
+            Op::PlaneRemove => "plane-remove",
         }
     }
 
     /// The roles whose keys may sign this operation: admin for the trusted
-    /// keys themselves, admin or maintainer for everything else (an
-    /// auditor's key signs no change).
+    /// keys themselves and for removing a plane, admin or maintainer for
+    /// everything else (an auditor's key signs no change).
     pub fn allowed_roles(self) -> &'static [crate::keys::Role] {
         use crate::keys::Role;
         match self {
-            Op::KeyTrust | Op::KeyRevoke => &[Role::Admin],
+            Op::KeyTrust | Op::KeyRevoke | Op::PlaneRemove => &[Role::Admin],
             _ => &[Role::Admin, Role::Maintainer],
         }
     }
