@@ -7,7 +7,7 @@
 //! sparse files, and init leaving no `.cp.init-*` behind.
 
 mod common;
-use common::{NOBODY, Tmpfs, cplane, cplane_as, hard_link, is_root, plane_others_can_reach, skip_unless_root, write};
+use common::{NOBODY, Tmpfs, cplane, hard_link, is_root, plane_others_can_reach, skip_unless_root, write};
 
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, mkdirat, openat, unlinkat};
 use serde_json::Value;
@@ -1313,9 +1313,10 @@ fn failed_init_when_dot_cp_is_a_file_leaves_no_init_dir() {
     );
 }
 
-/// `cplane init` run as user nobody (65534).
-fn init_as_nobody(dir: &Path) -> std::process::Output {
-    cplane_as(NOBODY, dir)
+/// `cplane init` run as an ordinary user: as root, nobody (65534) through
+/// setpriv; otherwise the user running the tests.
+fn init_unprivileged(dir: &Path) -> std::process::Output {
+    common::cplane_unprivileged(dir)
         .arg("init")
         .output()
         .expect("spawn cplane as nobody")
@@ -1323,13 +1324,13 @@ fn init_as_nobody(dir: &Path) -> std::process::Output {
 
 #[test]
 fn init_in_unwritable_directory_fails_and_leaves_nothing() {
-    if skip_unless_root("init_in_unwritable_directory_fails_and_leaves_nothing") {
-        return;
-    }
     let (_t, d) = plane_others_can_reach();
     write(&d, "a.txt", "a\n");
-    chmod(&d, 0o755); // owned by root: not writable for nobody
-    let out = init_as_nobody(&d);
+    // As root: owned by root, not writable for nobody. Otherwise: not
+    // writable for the (ordinary) user running the tests either.
+    chmod(&d, if is_root() { 0o755 } else { 0o555 });
+    let out = init_unprivileged(&d);
+    chmod(&d, 0o755);
     assert_ne!(
         out.status.code(),
         Some(0),
@@ -1348,16 +1349,17 @@ fn init_in_unwritable_directory_fails_and_leaves_nothing() {
 
 #[test]
 fn init_failing_on_unreadable_file_leaves_no_init_dir() {
-    if skip_unless_root("init_failing_on_unreadable_file_leaves_no_init_dir") {
-        return;
-    }
     let (_t, d) = plane_others_can_reach();
     write(&d, "a.txt", "a\n");
     write(&d, "secret", "root only\n");
-    chmod(&d.join("secret"), 0o600); // root-owned, unreadable for nobody
-    chown(&d, NOBODY, NOBODY); // the directory itself is writable for nobody
-    chown(&d.join("a.txt"), NOBODY, NOBODY);
-    let out = init_as_nobody(&d);
+    if is_root() {
+        chmod(&d.join("secret"), 0o600); // root-owned, unreadable for nobody
+        chown(&d, NOBODY, NOBODY); // the directory itself is writable for nobody
+        chown(&d.join("a.txt"), NOBODY, NOBODY);
+    } else {
+        chmod(&d.join("secret"), 0o000); // unreadable for its (ordinary) owner too
+    }
+    let out = init_unprivileged(&d);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -1,4 +1,5 @@
-//! Regression tests for bugs found in review, one per finding (named `review_N_…`).
+//! Regression tests for bugs found in review, one per finding, each named after
+//! the behaviour it guards.
 
 mod common;
 use common::{
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[test]
-fn review_1_rollback_refuses_to_drop_the_only_good_copy() {
+fn rollback_refuses_to_drop_the_only_good_copy() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "precious\n");
     write(d.path(), "b", "other\n");
@@ -34,7 +35,7 @@ fn review_1_rollback_refuses_to_drop_the_only_good_copy() {
 }
 
 #[test]
-fn review_2_symlinked_plane_root_and_bad_config_are_refused() {
+fn symlinked_plane_root_and_bad_config_are_refused() {
     let d = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "precious", "keep me\n");
@@ -84,7 +85,7 @@ fn review_2_symlinked_plane_root_and_bad_config_are_refused() {
 }
 
 #[test]
-fn review_3_replay_survives_file_and_directory_swaps() {
+fn replay_survives_file_and_directory_swaps() {
     for (old_is_dir, after) in [(true, 1), (true, 2), (false, 1), (false, 2)] {
         let d = tempfile::tempdir().unwrap();
         let a_as_dir = |d: &Path| {
@@ -120,7 +121,7 @@ fn review_3_replay_survives_file_and_directory_swaps() {
 }
 
 #[test]
-fn review_4_parent_rollback_leaves_a_nested_plane_where_a_file_was() {
+fn parent_rollback_leaves_a_nested_plane_where_a_file_was() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "was a file\n");
     write(d.path(), "z", "anchor\n");
@@ -152,7 +153,7 @@ fn review_4_parent_rollback_leaves_a_nested_plane_where_a_file_was() {
 }
 
 #[test]
-fn review_5_damaged_staged_file_is_not_trusted_on_replay() {
+fn damaged_staged_file_is_not_trusted_on_replay() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..6 {
         write(d.path(), &format!("w{i}"), &format!("base {i}\n"));
@@ -189,7 +190,7 @@ fn review_5_damaged_staged_file_is_not_trusted_on_replay() {
 }
 
 #[test]
-fn review_7_future_mtime_is_not_a_file_in_flux() {
+fn future_mtime_is_not_a_file_in_flux() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "future", "from the future\n");
     write(d.path(), "far", "far future\n");
@@ -214,7 +215,7 @@ fn review_7_future_mtime_is_not_a_file_in_flux() {
 }
 
 #[test]
-fn review_10_stores_do_not_nest() {
+fn stores_do_not_nest() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "sub/f", "x\n");
     cplane(d.path()).arg("init").assert().success();
@@ -243,7 +244,7 @@ fn review_10_stores_do_not_nest() {
 }
 
 #[test]
-fn review_12_corrupt_index_count_is_damage_not_a_panic() {
+fn corrupt_index_count_is_damage_not_a_panic() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
@@ -273,7 +274,7 @@ fn review_12_corrupt_index_count_is_damage_not_a_panic() {
 }
 
 #[test]
-fn review_13_non_utf8_plane_roots_are_refused() {
+fn non_utf8_plane_roots_are_refused() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
@@ -298,7 +299,7 @@ fn spawn_waiting_for_lock(dir: &Path, args: &[&str]) -> std::process::Child {
 }
 
 #[test]
-fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
+fn writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "top", "top v1\n");
     write(d.path(), "sub/s", "sub v1\n");
@@ -328,7 +329,7 @@ fn review2_1_writer_waiting_for_the_lock_sees_a_plane_added_meanwhile() {
 }
 
 #[test]
-fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edits() {
+fn replay_after_a_crash_respects_new_planes_and_keeps_later_edits() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..5 {
         write(d.path(), &format!("f{i}"), &format!("base {i}\n"));
@@ -385,7 +386,7 @@ fn review2_2_and_3_replay_after_a_crash_respects_new_planes_and_keeps_later_edit
 }
 
 #[test]
-fn review2_4_rollback_leaves_a_nested_store_alone() {
+fn rollback_leaves_a_nested_store_alone() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "top", "v1\n");
     write(d.path(), "sub/a.txt", "v1\n");
@@ -414,7 +415,7 @@ fn review2_4_rollback_leaves_a_nested_store_alone() {
 }
 
 #[test]
-fn review2_5_ctrl_c_while_waiting_for_the_lock_exits_130() {
+fn ctrl_c_while_waiting_for_the_lock_exits_130() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
@@ -434,7 +435,7 @@ fn review2_5_ctrl_c_while_waiting_for_the_lock_exits_130() {
 }
 
 #[test]
-fn review2_6_huge_step_counts_are_an_error_not_a_panic() {
+fn huge_step_counts_are_an_error_not_a_panic() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "x\n");
     cplane(d.path()).arg("init").assert().success();
@@ -519,7 +520,7 @@ fn chmod(p: &Path, m: u32) {
 }
 
 #[test]
-fn review3_1_mode_fix_never_follows_a_symlink_swapped_in() {
+fn mode_fix_never_follows_a_symlink_swapped_in() {
     let d = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     write(outside.path(), "secret", "outside\n");
@@ -548,7 +549,7 @@ fn review3_1_mode_fix_never_follows_a_symlink_swapped_in() {
 }
 
 #[test]
-fn review3_2_a_crafted_journal_never_reaches_outside_the_plane() {
+fn a_crafted_journal_never_reaches_outside_the_plane() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("plane");
     write(&root, "a", "a\n");
@@ -589,7 +590,7 @@ fn review3_2_a_crafted_journal_never_reaches_outside_the_plane() {
 }
 
 #[test]
-fn review3_3_an_edit_made_while_a_rollback_stages_is_never_lost() {
+fn an_edit_made_while_a_rollback_stages_is_never_lost() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "f", "v1\n");
     write(d.path(), "g", "g1\n");
@@ -626,7 +627,7 @@ fn plane_with_a_store_moved_into_vendor_x(body: &str) -> tempfile::TempDir {
 }
 
 #[test]
-fn review3_4_restore_leaves_a_nested_store_alone() {
+fn restore_leaves_a_nested_store_alone() {
     let d = plane_with_a_store_moved_into_vendor_x("precious work of another store\n");
     cplane(d.path()).args(["restore", "HEAD", "vendor"]).assert().success();
     assert_eq!(
@@ -636,7 +637,7 @@ fn review3_4_restore_leaves_a_nested_store_alone() {
 }
 
 #[test]
-fn review3_6_rollback_splits_hard_links_the_target_does_not_have() {
+fn rollback_splits_hard_links_the_target_does_not_have() {
     use std::os::unix::fs::MetadataExt;
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "same\n");
@@ -666,7 +667,7 @@ fn review3_6_rollback_splits_hard_links_the_target_does_not_have() {
 }
 
 #[test]
-fn review3_8_restore_into_deleted_directories_gives_them_their_modes() {
+fn restore_into_deleted_directories_gives_them_their_modes() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "d/e/f", "f\n");
     write(d.path(), "other", "o\n");
@@ -690,8 +691,8 @@ fn as_user(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file() {
-    if skip_unless_root("review3_5_and_7_an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file") {
+fn an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file() {
+    if skip_unless_root("an_ordinary_user_never_wedges_the_plane_nor_gets_a_setuid_file") {
         return;
     }
     let (_d, root) = plane_others_can_reach();
@@ -938,7 +939,7 @@ fn user_17_json_usage_errors_name_the_argument() {
 // ---- second review of the fixes ---------------------------------------------------
 
 #[test]
-fn review4_1_a_directory_is_never_made_over_a_file_written_meanwhile() {
+fn a_directory_is_never_made_over_a_file_written_meanwhile() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "d/inner", "i\n");
     cplane(d.path()).arg("init").assert().success();
@@ -982,7 +983,7 @@ fn links_with_a_copied_anchor(links: &[&str]) -> tempfile::TempDir {
 }
 
 #[test]
-fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
+fn restore_links_never_clobber_edits_made_meanwhile() {
     let d = links_with_a_copied_anchor(&["d/b", "d/c"]);
     let (code, out, err) = paused_after_staging(d.path(), &["restore", "HEAD", "d"], || {
         append(d.path(), "d/b", b"IMPORTANT EDIT\n");
@@ -1008,7 +1009,7 @@ fn review4_2_and_3_restore_links_never_clobber_edits_made_meanwhile() {
 }
 
 #[test]
-fn review4_4_restore_never_writes_into_another_store() {
+fn restore_never_writes_into_another_store() {
     let d = plane_with_a_store_moved_into_vendor_x("the other store's\n");
     for p in ["vendor/x", "vendor/x/lib.c"] {
         cplane(d.path()).args(["restore", "HEAD", p]).assert().code(2);
@@ -1021,7 +1022,7 @@ fn review4_4_restore_never_writes_into_another_store() {
 }
 
 #[test]
-fn review4_5_a_restores_rescue_is_what_was_on_disk() {
+fn a_restores_rescue_is_what_was_on_disk() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "orig\n");
     hard_link(d.path(), "a", "b");
@@ -1034,7 +1035,7 @@ fn review4_5_a_restores_rescue_is_what_was_on_disk() {
 }
 
 #[test]
-fn review4_6_a_hard_link_split_survives_a_crash() {
+fn a_hard_link_split_survives_a_crash() {
     use std::os::unix::fs::MetadataExt;
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "a", "same\n");
@@ -1051,7 +1052,7 @@ fn review4_6_a_hard_link_split_survives_a_crash() {
 }
 
 #[test]
-fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
+fn old_snapshots_read_paths_that_became_another_plane() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "src/c", "code\n");
     write(d.path(), "top", "t\n");
@@ -1074,7 +1075,7 @@ fn review4_7_old_snapshots_read_paths_that_became_another_plane() {
 /// never recorded as absent and overwritten. A FIFO is never overwritten
 /// either: since issue 11 it is left in place and reported (exit 1), not refused.
 #[test]
-fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
+fn restore_refuses_a_path_it_cannot_rescue() {
     let (_d, root) = plane_others_can_reach();
     write(&root, "a.txt", "old\n");
     write(&root, "pipe", "was a file\n");
@@ -1126,7 +1127,7 @@ fn review5_1_restore_refuses_a_path_it_cannot_rescue() {
 /// staged is left (and reported), never an error after the journal that
 /// every later command would hit again.
 #[test]
-fn review5_2_a_hard_link_whose_source_vanished_never_wedges_the_plane() {
+fn a_hard_link_whose_source_vanished_never_wedges_the_plane() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     write(root, "b/y", "same\n");
@@ -1154,7 +1155,7 @@ fn review5_2_a_hard_link_whose_source_vanished_never_wedges_the_plane() {
 /// file leaves that path (the found-state checkpoint holds the directory)
 /// and finishes, instead of failing the same way on every later command.
 #[test]
-fn review5_3_a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
+fn a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     for f in ["f1", "f2", "f3"] {
@@ -1181,7 +1182,7 @@ fn review5_3_a_replay_leaves_a_directory_that_appeared_where_a_file_goes() {
 /// `diff REF` against the working tree reports a path it cannot read once,
 /// as its finding (as `status` does), not also as deleted.
 #[test]
-fn review5_4_diff_reports_an_unreadable_path_once() {
+fn diff_reports_an_unreadable_path_once() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     write(root, "f", "hi\n");
@@ -1214,7 +1215,7 @@ fn review5_4_diff_reports_an_unreadable_path_once() {
 /// A rollback whose rescue scan read many files leaves them in the stat
 /// cache: the next `status` reads none of them again.
 #[test]
-fn review5_5_a_rollback_keeps_what_its_rescue_scan_read_in_the_stat_cache() {
+fn a_rollback_keeps_what_its_rescue_scan_read_in_the_stat_cache() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     for i in 0..1100 {

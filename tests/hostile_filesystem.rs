@@ -1,5 +1,7 @@
-//! Regression tests for issue 8 ("store format 2 ..."): each input that failed
-//! before, through the real binary. Tests that need root (a tmpfs mount,
+//! A hostile filesystem under a checkout or a seal (from issue 8, "store
+//! format 2"): a full disk, a symlink swapped in mid-checkout, paths
+//! vanishing, a reader during a rollback, an owner that cannot be put back,
+//! no O_TMPFILE. Each input that failed before, through the real binary. Tests that need root (a tmpfs mount,
 //! dropping privileges with `setpriv`) run in CI, which is root; elsewhere
 //! they print why they did not run.
 
@@ -48,7 +50,7 @@ fn all_names(dir: &Path) -> Vec<String> {
 /// fails naming the user's file, leaves no partial file in the tree, and after
 /// space is freed the next snapshot records nothing torn.
 #[test]
-fn r8_mount_inside_plane_disk_full_rollback_leaves_nothing() {
+fn mount_inside_plane_disk_full_rollback_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     let Some(_mnt) = Tmpfs::mount(&d.path().join("data"), "1500k") else {
         return;
@@ -89,7 +91,7 @@ fn r8_mount_inside_plane_disk_full_rollback_leaves_nothing() {
 /// An init that runs out of space leaves neither `.cp` nor `.cp.init-*`; a
 /// later init removes leftovers of a crashed one.
 #[test]
-fn r8_init_out_of_space_leaves_nothing_and_leftovers_are_removed() {
+fn init_out_of_space_leaves_nothing_and_leftovers_are_removed() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("fs");
     let Some(_mnt) = Tmpfs::mount(&root, "2m") else {
@@ -118,7 +120,7 @@ fn r8_init_out_of_space_leaves_nothing_and_leftovers_are_removed() {
 /// A directory swapped for a symlink to outside the plane while a rollback (or a
 /// restore) is staged: the checkout refuses, and nothing outside is touched.
 #[test]
-fn r8_symlink_swapped_in_mid_checkout_touches_nothing_outside() {
+fn symlink_swapped_in_mid_checkout_touches_nothing_outside() {
     for cmd in ["rollback", "restore"] {
         let d = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
@@ -162,7 +164,7 @@ fn r8_symlink_swapped_in_mid_checkout_touches_nothing_outside() {
 /// `verify` started while a rollback is applying waits for it, or says plainly
 /// that one was interrupted; it never reports a half-applied tree.
 #[test]
-fn r8_verify_during_rollback_sees_before_or_after() {
+fn verify_during_rollback_sees_before_or_after() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..40 {
         write(d.path(), &format!("f{i:02}"), &format!("one {i}\n"));
@@ -201,8 +203,8 @@ fn r8_verify_during_rollback_sees_before_or_after() {
 /// As an ordinary user, a rollback that cannot put an owner back says so for
 /// each path (CP111, exit 1) instead of silently leaving the wrong owner.
 #[test]
-fn r8_owner_that_cannot_be_restored_is_reported() {
-    if skip_unless_root("r8_owner_that_cannot_be_restored_is_reported") {
+fn owner_that_cannot_be_restored_is_reported() {
+    if skip_unless_root("owner_that_cannot_be_restored_is_reported") {
         return;
     }
     let (_d, root) = plane_others_can_reach();
@@ -245,7 +247,7 @@ fn r8_owner_that_cannot_be_restored_is_reported() {
 /// A process creating and deleting files throughout a snapshot and a rollback
 /// (a build, an editor's swap files) makes neither fail.
 #[test]
-fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
+fn paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..300 {
         write(d.path(), &format!("src/d{}/f{i}", i % 30), &format!("file {i}\n"));
@@ -287,7 +289,7 @@ fn r8_paths_vanishing_during_snapshot_and_rollback_are_not_errors() {
 /// the reserved `.cplane-staging~`: scans never record it, a killed checkout's
 /// replay removes it, and the result is the same.
 #[test]
-fn r8_checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
+fn checkout_without_tmpfile_uses_the_reserved_name_and_leaves_nothing() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..30 {
         write(d.path(), &format!("dir{}/f{i}", i % 3), &format!("one {i}\n"));
