@@ -42,6 +42,7 @@ pub mod package;
 pub mod path;
 pub mod plane;
 pub mod progress;
+pub mod renames;
 pub mod restore;
 pub mod retention;
 pub mod revision;

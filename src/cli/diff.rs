@@ -1,8 +1,10 @@
 //! `cplane diff`, and change rendering shared with `status`.
 
 use super::{CmdResult, Ctx, finding_json, findings_code, output};
-use cplane::diff::{Change, ChangeKind, TreeSource, diff_states};
+use cplane::diff::{Change, ChangeKind, Side, TreeSource, diff_states};
 use cplane::object::EntryKind;
+use cplane::path::RelPath;
+use cplane::renames::{Entry, Status};
 use cplane::revision::resolve;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -15,9 +17,17 @@ use std::io::Write;
 /// subtrees whose ids differ are read, so the cost follows the change, not the
 /// tree. Letters: A added, D deleted, M modified (bytes), T kind changed
 /// (file/symlink, same bytes), P permission bits changed, O owner or group
-/// changed, L hard links changed; a directory is listed (with a trailing
-/// `/`) when it is empty or its mode or owner changed. Exit 1 when anything
-/// differs.
+/// changed, L hard links changed, R renamed, C copied; a directory is listed
+/// (with a trailing `/`) when it is empty or its mode or owner changed. Exit 1
+/// when anything differs.
+///
+/// Renames and copies are exact: a deleted and an added path with the same
+/// bytes (blob id) and kind are one rename, `R  old -> new` (`R100<TAB>old<TAB>new`
+/// with --name-status, `"from"` in JSON); an added path with the old bytes of
+/// another changed path is a copy of it (like git's -C, only changed paths are
+/// sources). A renamed directory shows one R per file. Pairing looks at the
+/// changes only, so it costs nothing more when nothing moved. --no-renames
+/// reports every path on its own (D and A).
 #[derive(clap::Args, Debug)]
 pub struct DiffArgs {
     /// Old side
@@ -27,65 +37,173 @@ pub struct DiffArgs {
     /// Print only `LETTER<TAB>PATH` lines
     #[arg(long)]
     pub name_status: bool,
+    /// Report every path on its own: no renames (R) or copies (C)
+    #[arg(long)]
+    pub no_renames: bool,
+}
+
+/// What one reported line is about: a path's change, or a rename or copy.
+struct Shown<'a> {
+    status: Status,
+    path: &'a RelPath,
+    from: Option<&'a RelPath>,
+    old: Option<&'a Side>,
+    new: Option<&'a Side>,
+}
+
+impl<'a> From<&'a Change> for Shown<'a> {
+    fn from(c: &'a Change) -> Self {
+        Shown {
+            status: Status::Changed(c.kind),
+            path: &c.path,
+            from: None,
+            old: c.old.as_ref(),
+            new: c.new.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Entry> for Shown<'a> {
+    fn from(e: &'a Entry) -> Self {
+        Shown {
+            status: e.status,
+            path: &e.path,
+            from: e.from.as_ref(),
+            old: e.old.as_ref(),
+            new: e.new.as_ref(),
+        }
+    }
+}
+
+impl Shown<'_> {
+    fn is_dir(&self) -> bool {
+        self.old.or(self.new).is_some_and(|s| s.kind == EntryKind::Dir)
+    }
+
+    fn json(&self) -> Value {
+        let mut m = output::path_obj(self.path.as_bytes());
+        m.insert("status".into(), self.status.letter().to_string().into());
+        m.insert("change".into(), self.status.name().into());
+        if let Some(from) = self.from {
+            output::put_path_as(&mut m, "from", from.as_bytes());
+        }
+        m.insert("old".into(), self.old.map_or(Value::Null, output::side));
+        m.insert("new".into(), self.new.map_or(Value::Null, output::side));
+        Value::Object(m)
+    }
+
+    fn line(&self) -> String {
+        let slash = if self.is_dir() { "/" } else { "" };
+        let mut l = match self.from {
+            Some(from) => format!(
+                "{}  {} -> {}",
+                self.status.letter(),
+                output::path(from.as_bytes()),
+                output::path(self.path.as_bytes())
+            ),
+            None => format!(
+                "{}  {}{slash}",
+                self.status.letter(),
+                output::path(self.path.as_bytes())
+            ),
+        };
+        // A copy's old side is its source's, which stays: only a rename's sides are one file's.
+        let sides = match self.status {
+            Status::Copied => None,
+            _ => self.old.zip(self.new),
+        };
+        if let Some((o, n)) = sides {
+            let mut notes = Vec::new();
+            if o.kind != n.kind {
+                notes.push(format!("{} -> {}", o.kind.name(), n.kind.name()));
+            }
+            let md = o.meta.diff(&n.meta);
+            // A symlink has no mode of its own: a file <-> symlink change is its kind.
+            let no_symlink = o.kind != EntryKind::Symlink && n.kind != EntryKind::Symlink;
+            if md.mode && no_symlink {
+                notes.push(format!("mode {} -> {}", o.meta.mode_string(), n.meta.mode_string()));
+            }
+            if md.owner {
+                notes.push(format!("owner {} -> {}", o.meta.owner_string(), n.meta.owner_string()));
+            }
+            if self.status == Status::Changed(ChangeKind::LinksChanged) {
+                notes.push("hard links".into());
+            }
+            if !notes.is_empty() {
+                l.push_str(&format!("  ({})", notes.join(", ")));
+            }
+        }
+        l
+    }
+
+    /// `LETTER<TAB>PATH`, or git's `R100<TAB>OLD<TAB>NEW` for a rename or copy
+    /// (always 100: pairs are exact).
+    fn name_status(&self) -> String {
+        match self.from {
+            Some(from) => format!(
+                "{}100\t{}\t{}",
+                self.status.letter(),
+                output::path(from.as_bytes()),
+                output::path(self.path.as_bytes())
+            ),
+            None => format!(
+                "{}\t{}{}",
+                self.status.letter(),
+                output::path(self.path.as_bytes()),
+                if self.is_dir() { "/" } else { "" }
+            ),
+        }
+    }
 }
 
 /// One change as JSON: status letter, change kind, path, old and new sides.
 pub fn change_json(c: &Change) -> Value {
-    let mut m = output::path_obj(c.path.as_bytes());
-    m.insert("status".into(), c.kind.letter().to_string().into());
-    m.insert("change".into(), c.kind.name().into());
-    m.insert("old".into(), c.old.as_ref().map_or(Value::Null, output::side));
-    m.insert("new".into(), c.new.as_ref().map_or(Value::Null, output::side));
-    Value::Object(m)
+    Shown::from(c).json()
+}
+
+/// One entry as JSON: as [`change_json`], and for a rename or copy
+/// (`status` `R` or `C`, `change` `renamed` or `copied`) `from`, the source
+/// path (`from_bytes` when not UTF-8); `old` is the source's side.
+pub fn entry_json(e: &Entry) -> Value {
+    Shown::from(e).json()
 }
 
 /// One change for humans: `M  path` (a directory ends in `/`), with a note
 /// for kind, mode and owner changes.
 pub fn change_line(c: &Change) -> String {
-    let is_dir = c.old.or(c.new).is_some_and(|s| s.kind == EntryKind::Dir);
-    let mut l = format!(
-        "{}  {}{}",
-        c.kind.letter(),
-        output::path(c.path.as_bytes()),
-        if is_dir { "/" } else { "" }
-    );
-    if let (Some(o), Some(n)) = (c.old, c.new) {
-        let mut notes = Vec::new();
-        if o.kind != n.kind {
-            notes.push(format!("{} -> {}", o.kind.name(), n.kind.name()));
-        }
-        let md = o.meta.diff(&n.meta);
-        // A symlink has no mode of its own: a file <-> symlink change is its kind.
-        let no_symlink = o.kind != EntryKind::Symlink && n.kind != EntryKind::Symlink;
-        if md.mode && no_symlink {
-            notes.push(format!("mode {} -> {}", o.meta.mode_string(), n.meta.mode_string()));
-        }
-        if md.owner {
-            notes.push(format!("owner {} -> {}", o.meta.owner_string(), n.meta.owner_string()));
-        }
-        if c.kind == ChangeKind::LinksChanged {
-            notes.push("hard links".into());
-        }
-        if !notes.is_empty() {
-            l.push_str(&format!("  ({})", notes.join(", ")));
-        }
-    }
-    l
+    Shown::from(c).line()
 }
 
-/// "3 changes: 1 modified, 1 added, 1 deleted".
-pub fn summary<'a>(changes: impl Iterator<Item = &'a Change>) -> String {
+/// One entry for humans: as [`change_line`], a rename or copy as
+/// `R  old -> new`, noting a mode or owner change that came with a rename.
+pub fn entry_line(e: &Entry) -> String {
+    Shown::from(e).line()
+}
+
+/// One entry as `--name-status` prints it.
+pub fn entry_name_status(e: &Entry) -> String {
+    Shown::from(e).name_status()
+}
+
+/// "3 changes: 1 modified, 1 added, 1 renamed".
+pub fn entry_summary<'a>(entries: impl Iterator<Item = &'a Entry>) -> String {
+    let statuses: Vec<Status> = entries.map(|e| e.status).collect();
+    summary_of(&statuses)
+}
+
+fn summary_of(statuses: &[Status]) -> String {
     use ChangeKind::*;
-    let changes: Vec<&Change> = changes.collect();
-    let count = |k| changes.iter().filter(|c| c.kind == k).count();
+    let count = |k| statuses.iter().filter(|s| **s == k).count();
     let parts: Vec<String> = [
-        (Modified, "modified"),
-        (Added, "added"),
-        (Deleted, "deleted"),
-        (KindChanged, "kind changed"),
-        (ModeChanged, "mode changed"),
-        (OwnerChanged, "owner changed"),
-        (LinksChanged, "links changed"),
+        (Status::Changed(Modified), "modified"),
+        (Status::Changed(Added), "added"),
+        (Status::Changed(Deleted), "deleted"),
+        (Status::Renamed, "renamed"),
+        (Status::Copied, "copied"),
+        (Status::Changed(KindChanged), "kind changed"),
+        (Status::Changed(ModeChanged), "mode changed"),
+        (Status::Changed(OwnerChanged), "owner changed"),
+        (Status::Changed(LinksChanged), "links changed"),
     ]
     .into_iter()
     .filter(|(k, _)| count(*k) > 0)
@@ -93,10 +211,19 @@ pub fn summary<'a>(changes: impl Iterator<Item = &'a Change>) -> String {
     .collect();
     format!(
         "{} change{}: {}",
-        changes.len(),
-        if changes.len() == 1 { "" } else { "s" },
+        statuses.len(),
+        if statuses.len() == 1 { "" } else { "s" },
         parts.join(", ")
     )
+}
+
+/// The reported changes as entries: renames and copies paired unless `no_renames`.
+pub fn entries(changes: Vec<Change>, no_renames: bool) -> Vec<Entry> {
+    if no_renames {
+        cplane::renames::plain(changes)
+    } else {
+        cplane::renames::detect(changes)
+    }
 }
 
 pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
@@ -128,9 +255,10 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
         }
     };
     changes.retain(|c| c.is_reported());
-    let clean = changes.is_empty() && findings.is_empty();
+    let entries = entries(changes, args.no_renames);
+    let clean = entries.is_empty() && findings.is_empty();
     if ctx.json {
-        let list: Vec<Value> = changes.iter().map(change_json).collect();
+        let list: Vec<Value> = entries.iter().map(entry_json).collect();
         let f: Vec<Value> = findings.iter().map(finding_json).collect();
         writeln!(
             ctx.out,
@@ -144,22 +272,15 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             })
         )?;
     } else if args.name_status {
-        for c in &changes {
-            let is_dir = c.old.or(c.new).is_some_and(|s| s.kind == EntryKind::Dir);
-            writeln!(
-                ctx.out,
-                "{}\t{}{}",
-                c.kind.letter(),
-                output::path(c.path.as_bytes()),
-                if is_dir { "/" } else { "" }
-            )?;
+        for e in &entries {
+            writeln!(ctx.out, "{}", entry_name_status(e))?;
         }
     } else {
-        for c in &changes {
-            writeln!(ctx.out, "{}", change_line(c))?;
+        for e in &entries {
+            writeln!(ctx.out, "{}", entry_line(e))?;
         }
-        if !changes.is_empty() {
-            writeln!(ctx.out, "{}", summary(changes.iter()))?;
+        if !entries.is_empty() {
+            writeln!(ctx.out, "{}", entry_summary(entries.iter()))?;
         }
     }
     if !ctx.json {

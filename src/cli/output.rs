@@ -37,13 +37,15 @@ pub fn path(bytes: &[u8]) -> String {
 
 /// Adds `path` (and `path_bytes` when not UTF-8) to a JSON object.
 pub fn put_path(obj: &mut Map<String, Value>, bytes: &[u8]) {
-    obj.insert(
-        "path".into(),
-        Value::String(String::from_utf8_lossy(bytes).into_owned()),
-    );
+    put_path_as(obj, "path", bytes);
+}
+
+/// Adds the path field `key` (and `<key>_bytes` when not UTF-8) to a JSON object.
+pub fn put_path_as(obj: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
+    obj.insert(key.into(), Value::String(String::from_utf8_lossy(bytes).into_owned()));
     if std::str::from_utf8(bytes).is_err() {
         obj.insert(
-            "path_bytes".into(),
+            format!("{key}_bytes"),
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
         );
     }

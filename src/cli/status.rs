@@ -1,6 +1,6 @@
 //! `cplane status`.
 
-use super::diff::{change_json, change_line, summary};
+use super::diff::{entries, entry_json, entry_line, entry_summary};
 use super::{CmdResult, Ctx, finding_json, findings_code, output};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -11,7 +11,9 @@ use std::io::Write;
 /// inode and mode match the cache are not read, others are hashed. Files
 /// changed within 2 s of the last scan are always hashed (the "racy" case),
 /// so a same-second edit is never missed. Letters as in `cplane diff` (M
-/// bytes, A added, D deleted, T kind, P mode, O owner, L hard links). Exit 1
+/// bytes, A added, D deleted, T kind, P mode, O owner, L hard links, R
+/// renamed, C copied: exact renames and copies by blob id among the changes,
+/// `R  old -> new`; --no-renames turns that off). Exit 1
 /// when anything drifted. For a full re-hash that trusts nothing, use
 /// `cplane verify`.
 ///
@@ -23,6 +25,9 @@ use std::io::Write;
 /// compared nor stored; `cplane check-ignore PATH` names the rule).
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
+    /// Report every path on its own: no renames (R) or copies (C)
+    #[arg(long)]
+    pub no_renames: bool,
     /// Do not refresh the stat cache (by default, files status had to
     /// re-read are recorded when the store lock is free, without waiting,
     /// so the next status need not read them; as `git --no-optional-locks`)
@@ -39,8 +44,9 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
     let head = r.head.as_ref();
     let gov: &[cplane::finding::Finding] = governed.as_deref().unwrap_or_default();
     let clean = r.is_clean() && gov.is_empty();
+    let entries = entries(r.reported().cloned().collect(), args.no_renames);
     if ctx.json {
-        let list: Vec<Value> = r.reported().map(change_json).collect();
+        let list: Vec<Value> = entries.iter().map(entry_json).collect();
         // Unscannable paths and (governed) ownership findings, one list as in `verify`.
         let f: Vec<Value> = r.scan.findings.iter().chain(gov).map(finding_json).collect();
         writeln!(
@@ -64,8 +70,8 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
             Some((id, s)) => writeln!(ctx.out.info(), "plane {} at {} ({})", plane.name, s.name, id.short(12))?,
             None => writeln!(ctx.out.info(), "plane {} has no snapshot yet", plane.name)?,
         }
-        for c in r.reported() {
-            writeln!(ctx.out, "{}", change_line(c))?;
+        for e in &entries {
+            writeln!(ctx.out, "{}", entry_line(e))?;
         }
         for f in &r.scan.findings {
             writeln!(
@@ -101,7 +107,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 if r.scan.files == 1 { "matches" } else { "match" }
             )?;
         } else if !r.changes.is_empty() {
-            writeln!(ctx.out.info(), "{}", summary(r.reported()))?;
+            writeln!(ctx.out.info(), "{}", entry_summary(entries.iter()))?;
         }
     }
     let code = findings_code(clean);

@@ -1,0 +1,142 @@
+//! Issue 11, "reading and comparing": exact renames and copies in `diff`
+//! and `status` (`R`/`C`, `--no-renames`), through the real binary, with
+//! exact output; and the property that pairing loses nothing: the
+//! rename-aware list expanded back (R → D + A, C → A) is the plain diff.
+
+mod common;
+use common::{cplane, stdout_code, write};
+
+use std::fs;
+use std::path::Path;
+
+/// `cplane ARGS` in `dir` must exit `code`; its stdout.
+fn out(dir: &Path, args: &[&str], code: i32) -> String {
+    stdout_code(dir, args, code)
+}
+
+/// Status output without its first line (`plane main at NAME (ID)`), which
+/// names a checkpoint by time.
+fn status_body(dir: &Path, args: &[&str]) -> String {
+    let all = out(dir, &[&["status"], args].concat(), 1);
+    all.split_once('\n').expect("a header line").1.to_string()
+}
+
+/// A plane with `bison/` (61 files in three directories, two of them
+/// empty and identical) and a few loose files, sealed as `base`.
+fn bison_plane() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..59 {
+        write(
+            d.path(),
+            &format!("bison/{}/f{i:02}.c", ["lib", "src", "doc"][i % 3]),
+            &format!("int f{i};\n"),
+        );
+    }
+    write(d.path(), "bison/lib/empty", "");
+    write(d.path(), "bison/src/empty", "");
+    write(d.path(), "conf", "one\n");
+    write(d.path(), "notes", "n\n");
+    cplane(d.path()).arg("init").assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "base", "--allow-unchanged"])
+        .assert()
+        .success();
+    d
+}
+
+#[test]
+fn a_renamed_directory_is_one_rename_per_file() {
+    let d = bison_plane();
+    fs::rename(d.path().join("bison"), d.path().join("bison-renamed")).unwrap();
+    let body = status_body(d.path(), &[]);
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 62, "61 R lines and a summary:\n{body}");
+    assert!(lines[..61].iter().all(|l| l.starts_with("R  bison/")), "{body}");
+    assert_eq!(lines[0], "R  bison/doc/f02.c -> bison-renamed/doc/f02.c");
+    // Identical empty files pair by their paths, not by chance.
+    assert!(
+        lines.contains(&"R  bison/lib/empty -> bison-renamed/lib/empty"),
+        "{body}"
+    );
+    assert!(
+        lines.contains(&"R  bison/src/empty -> bison-renamed/src/empty"),
+        "{body}"
+    );
+    assert_eq!(lines[61], "61 changes: 61 renamed");
+
+    // The same from diff, against HEAD and between two snapshots.
+    let wt = out(d.path(), &["diff", "base", "--name-status"], 1);
+    assert_eq!(wt.lines().count(), 61);
+    assert_eq!(
+        wt.lines().next().unwrap(),
+        "R100\tbison/doc/f02.c\tbison-renamed/doc/f02.c"
+    );
+    cplane(d.path())
+        .args(["snapshot", "--name", "moved"])
+        .assert()
+        .success();
+    assert_eq!(out(d.path(), &["diff", "base", "moved", "--name-status"], 1), wt);
+
+    // JSON: status R, change renamed, path the new path, from the old one.
+    let v: serde_json::Value = serde_json::from_str(&out(d.path(), &["diff", "base", "moved", "--json"], 1)).unwrap();
+    let first = &v["changes"][0];
+    assert_eq!(first["status"], "R");
+    assert_eq!(first["change"], "renamed");
+    assert_eq!(first["path"], "bison-renamed/doc/f02.c");
+    assert_eq!(first["from"], "bison/doc/f02.c");
+    assert_eq!(first["old"]["id"], first["new"]["id"]);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 61);
+}
+
+#[test]
+fn no_renames_reports_deletions_and_additions() {
+    let d = bison_plane();
+    fs::rename(d.path().join("bison"), d.path().join("bison-renamed")).unwrap();
+    let body = status_body(d.path(), &["--no-renames"]);
+    assert_eq!(body.lines().filter(|l| l.starts_with("D  bison/")).count(), 61);
+    assert_eq!(body.lines().filter(|l| l.starts_with("A  bison-renamed/")).count(), 61);
+    assert_eq!(body.lines().last().unwrap(), "122 changes: 61 added, 61 deleted");
+    let ns = out(d.path(), &["diff", "HEAD", "--name-status", "--no-renames"], 1);
+    assert_eq!(ns.lines().next().unwrap(), "D\tbison/doc/f02.c");
+    assert_eq!(ns.lines().count(), 122);
+    // Plain JSON entries have no `from` field.
+    let v: serde_json::Value = serde_json::from_str(&out(d.path(), &["status", "--no-renames", "--json"], 1)).unwrap();
+    assert!(v["changes"].as_array().unwrap().iter().all(|c| c.get("from").is_none()));
+}
+
+#[test]
+fn copies_of_changed_files_and_renames_with_a_mode_change() {
+    let d = bison_plane();
+    // conf is edited after being copied: a copy of a changed path.
+    fs::copy(d.path().join("conf"), d.path().join("conf.orig")).unwrap();
+    write(d.path(), "conf", "two\n");
+    // notes is renamed and made executable: still a rename.
+    fs::rename(d.path().join("notes"), d.path().join("NOTES")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d.path().join("NOTES"), fs::Permissions::from_mode(0o755)).unwrap();
+    // A copy of a file nobody changed is only an addition (git's -C).
+    fs::copy(d.path().join("bison/lib/f00.c"), d.path().join("f00.c")).unwrap();
+    let body = status_body(d.path(), &[]);
+    assert_eq!(
+        body,
+        "R  notes -> NOTES  (mode 0644 -> 0755)\n\
+         M  conf\n\
+         C  conf -> conf.orig\n\
+         A  f00.c\n\
+         4 changes: 1 modified, 1 added, 1 renamed, 1 copied\n"
+    );
+    assert_eq!(
+        out(d.path(), &["diff", "base", "--name-status"], 1),
+        "R100\tnotes\tNOTES\nM\tconf\nC100\tconf\tconf.orig\nA\tf00.c\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(d.path(), &["status", "--json"], 1)).unwrap();
+    let copy = &v["changes"][2];
+    assert_eq!(
+        (copy["status"].as_str(), copy["change"].as_str()),
+        (Some("C"), Some("copied"))
+    );
+    assert_eq!(
+        (copy["path"].as_str(), copy["from"].as_str()),
+        (Some("conf.orig"), Some("conf"))
+    );
+}
