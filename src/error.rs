@@ -401,6 +401,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A working-tree file changed between the scan that listed it and the
+    /// read that was to show its bytes (`diff -p`): what was read no longer
+    /// hashes to the id the scan recorded.
+    #[error("{path} changed while it was being compared (expected blake3 {expected}, read {actual})")]
+    ChangedWhileReading {
+        /// The file, as plane root joined with its plane-relative path.
+        path: PathBuf,
+        /// The id the scan recorded (12 hex digits).
+        expected: String,
+        /// The id of the bytes read (12 hex digits).
+        actual: String,
+    },
     /// A governance command on a plane without registries.
     #[error("plane `{plane}` is not governed (it has no registries/frameworks_registry.csv)")]
     NotGoverned {

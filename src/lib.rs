@@ -39,6 +39,7 @@ pub mod keys;
 pub mod ledger;
 pub mod object;
 pub mod package;
+pub mod patch;
 pub mod path;
 pub mod plane;
 pub mod progress;

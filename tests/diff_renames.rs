@@ -140,3 +140,92 @@ fn copies_of_changed_files_and_renames_with_a_mode_change() {
         (Some("conf.orig"), Some("conf"))
     );
 }
+
+/// A plane with a ten-line text file, a binary file and a symlink, sealed.
+fn text_plane() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let lines: String = (1..=10).map(|i| format!("line {i}\n")).collect();
+    write(d.path(), "doc/t.txt", &lines);
+    fs::write(d.path().join("img.bin"), b"\x89PNG\0\x01\x02").unwrap();
+    std::os::unix::fs::symlink("doc/t.txt", d.path().join("link")).unwrap();
+    cplane(d.path()).arg("init").assert().success();
+    d
+}
+
+#[test]
+fn patch_shows_a_text_edit_as_one_hunk() {
+    let d = text_plane();
+    let edited: String = (1..=10)
+        .map(|i| {
+            if i == 5 {
+                "line five\n".to_string()
+            } else {
+                format!("line {i}\n")
+            }
+        })
+        .collect();
+    write(d.path(), "doc/t.txt", &edited);
+    let want_hunk = "--- a/doc/t.txt\n\
+                     +++ b/doc/t.txt\n\
+                     @@ -2,7 +2,7 @@\n \
+                     line 2\n \
+                     line 3\n \
+                     line 4\n\
+                     -line 5\n\
+                     +line five\n \
+                     line 6\n \
+                     line 7\n \
+                     line 8\n";
+    // Against the working tree (bytes read from the plane) ...
+    let p = out(d.path(), &["diff", "HEAD", "-p"], 1);
+    assert!(p.starts_with("diff --git a/doc/t.txt b/doc/t.txt\nindex "), "{p}");
+    assert!(p.ends_with(&format!(" 100644\n{want_hunk}")), "{p}");
+    assert_eq!(p.lines().count(), 13, "{p}");
+    // ... and between two snapshots (bytes from the store): the same.
+    cplane(d.path())
+        .args(["snapshot", "--name", "edited"])
+        .assert()
+        .success();
+    assert_eq!(out(d.path(), &["diff", "HEAD~1", "edited", "--patch"], 1), p);
+    // Nothing differs: nothing printed, exit 0.
+    assert_eq!(out(d.path(), &["diff", "HEAD", "-p"], 0), "");
+}
+
+#[test]
+fn patch_names_binary_files_and_diffs_symlink_targets() {
+    let d = text_plane();
+    fs::write(d.path().join("img.bin"), b"\x89PNG\0\x03").unwrap();
+    fs::remove_file(d.path().join("link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", d.path().join("link")).unwrap();
+    fs::rename(d.path().join("doc/t.txt"), d.path().join("doc/u.txt")).unwrap();
+    let p = out(d.path(), &["diff", "HEAD", "-p"], 1);
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(lines[0], "diff --git a/doc/t.txt b/doc/u.txt");
+    assert_eq!(
+        lines[1..4],
+        ["similarity index 100%", "rename from doc/t.txt", "rename to doc/u.txt"]
+    );
+    assert_eq!(lines[4], "diff --git a/img.bin b/img.bin");
+    assert!(lines[5].starts_with("index ") && lines[5].ends_with(" 100644"), "{p}");
+    assert_eq!(lines[6], "Binary files a/img.bin and b/img.bin differ");
+    assert_eq!(lines[7], "diff --git a/link b/link");
+    assert!(lines[8].ends_with(" 120000"), "{p}");
+    assert_eq!(
+        lines[9..],
+        [
+            "--- a/link",
+            "+++ b/link",
+            "@@ -1 +1 @@",
+            "-doc/t.txt",
+            "\\ No newline at end of file",
+            "+elsewhere",
+            "\\ No newline at end of file",
+        ]
+    );
+    // -p mixes with neither --name-status nor --json.
+    cplane(d.path())
+        .args(["diff", "HEAD", "-p", "--name-status"])
+        .assert()
+        .code(2);
+    cplane(d.path()).args(["diff", "HEAD", "-p", "--json"]).assert().code(2);
+}

@@ -3,6 +3,7 @@
 use super::{CmdResult, Ctx, finding_json, findings_code, output};
 use cplane::diff::{Change, ChangeKind, Side, TreeSource, diff_states};
 use cplane::object::EntryKind;
+use cplane::patch::{Compared, Content, compare};
 use cplane::path::RelPath;
 use cplane::renames::{Entry, Status};
 use cplane::revision::resolve;
@@ -28,6 +29,14 @@ use std::io::Write;
 /// sources). A renamed directory shows one R per file. Pairing looks at the
 /// changes only, so it costs nothing more when nothing moved. --no-renames
 /// reports every path on its own (D and A).
+///
+/// -p/--patch prints git's unified format instead: a `diff --git a/OLD b/NEW`
+/// line per entry, mode, rename and copy lines, then `--- a/PATH`, `+++
+/// b/PATH` and hunks with 3 lines of context; a symlink's target is diffed as
+/// text. A file with a NUL byte in its first 8,000 bytes or that is not UTF-8
+/// is binary (`Binary files a/X and b/Y differ`); a side over 8 MiB is not
+/// read (`Large files ... differ`). Owner and hard-link changes are noted as
+/// `old owner`/`new owner` and `hard links changed` lines.
 #[derive(clap::Args, Debug)]
 pub struct DiffArgs {
     /// Old side
@@ -40,6 +49,9 @@ pub struct DiffArgs {
     /// Report every path on its own: no renames (R) or copies (C)
     #[arg(long)]
     pub no_renames: bool,
+    /// Print a unified diff of each changed text file (git's format)
+    #[arg(short = 'p', long, conflicts_with = "name_status")]
+    pub patch: bool,
 }
 
 /// What one reported line is about: a path's change, or a rename or copy.
@@ -226,7 +238,96 @@ pub fn entries(changes: Vec<Change>, no_renames: bool) -> Vec<Entry> {
     }
 }
 
+/// An entry's mode as git writes it: `100644`, `120000` for a symlink, `040755` for a directory.
+fn git_mode(s: &Side) -> String {
+    match s.kind {
+        EntryKind::Symlink => "120000".into(),
+        EntryKind::Dir => format!("{:06o}", 0o040000 | s.meta.perm()),
+        EntryKind::File => format!("{:06o}", 0o100000 | s.meta.perm()),
+    }
+}
+
+/// One entry in git's patch format (see `cplane diff --help`).
+fn write_patch(out: &mut dyn Write, content: &Content<'_>, e: &Entry) -> Result<(), super::CliError> {
+    let b_path = &e.path;
+    let a_path = e.from.as_ref().unwrap_or(b_path);
+    let (a, b) = (output::path(a_path.as_bytes()), output::path(b_path.as_bytes()));
+    writeln!(out, "diff --git a/{a} b/{b}")?;
+    let (old, new) = (e.old.as_ref(), e.new.as_ref());
+    let what = |s: &Side| if s.kind == EntryKind::Dir { "directory" } else { "file" };
+    match (old, new) {
+        (None, Some(n)) => writeln!(out, "new {} mode {}", what(n), git_mode(n))?,
+        (Some(o), None) => writeln!(out, "deleted {} mode {}", what(o), git_mode(o))?,
+        (Some(o), Some(n)) if e.status != Status::Copied => {
+            let md = o.meta.diff(&n.meta);
+            if o.kind != n.kind || md.mode && o.kind != EntryKind::Symlink {
+                writeln!(out, "old mode {}\nnew mode {}", git_mode(o), git_mode(n))?;
+            }
+            if md.owner {
+                writeln!(
+                    out,
+                    "old owner {}\nnew owner {}",
+                    o.meta.owner_string(),
+                    n.meta.owner_string()
+                )?;
+            }
+        }
+        _ => {}
+    }
+    match e.status {
+        Status::Renamed => writeln!(out, "similarity index 100%\nrename from {a}\nrename to {b}")?,
+        Status::Copied => writeln!(out, "similarity index 100%\ncopy from {a}\ncopy to {b}")?,
+        Status::Changed(ChangeKind::LinksChanged) => writeln!(out, "hard links changed")?,
+        Status::Changed(_) => {}
+    }
+    fn file(s: Option<&Side>) -> Option<&Side> {
+        s.filter(|s| s.kind != EntryKind::Dir)
+    }
+    let (old, new) = (file(old), file(new));
+    if old.is_none() && new.is_none() || old.zip(new).is_some_and(|(o, n)| o.id == n.id) {
+        return Ok(());
+    }
+    const ZERO: &str = "000000000000";
+    let short = |s: Option<&Side>| s.map_or(ZERO.to_string(), |s| s.id.short(12));
+    let same_mode = old.zip(new).filter(|(o, n)| git_mode(o) == git_mode(n));
+    match same_mode {
+        Some((o, _)) => writeln!(out, "index {}..{} {}", short(old), short(new), git_mode(o))?,
+        None => writeln!(out, "index {}..{}", short(old), short(new))?,
+    }
+    let a_name = if old.is_some() {
+        format!("a/{a}")
+    } else {
+        "/dev/null".into()
+    };
+    let b_name = if new.is_some() {
+        format!("b/{b}")
+    } else {
+        "/dev/null".into()
+    };
+    match compare(content, old.map(|s| (a_path, s)), new.map(|s| (b_path, s)), true)? {
+        Compared::Text { hunks, .. } => {
+            if !hunks.is_empty() {
+                writeln!(out, "--- {a_name}\n+++ {b_name}")?;
+                out.write_all(hunks.as_bytes())?;
+            }
+        }
+        Compared::Binary => writeln!(out, "Binary files {a_name} and {b_name} differ")?,
+        Compared::TooLarge => writeln!(
+            out,
+            "Large files {a_name} and {b_name} differ (over {} MiB: no patch shown)",
+            cplane::patch::MAX_PATCH_BYTES >> 20
+        )?,
+    }
+    Ok(())
+}
+
 pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
+    if args.patch && ctx.json {
+        return Err(super::CliError::Usage(
+            "--patch prints a patch, not JSON".into(),
+            Some("drop --json, or drop -p for the changes as JSON".into()),
+        ));
+    }
     let (mut store, plane) = if args.b.is_some() {
         ctx.open_store_only()?
     } else {
@@ -271,6 +372,18 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
                 "findings": f,
             })
         )?;
+    } else if args.patch {
+        let scope = match &args.b {
+            Some(_) => None,
+            None => Some(cplane::scope::Scope::open(&a.plane)?),
+        };
+        let content = match &scope {
+            Some(scope) => Content::with_worktree(&store, scope),
+            None => Content::store(&store),
+        };
+        for e in &entries {
+            write_patch(&mut ctx.out, &content, e)?;
+        }
     } else if args.name_status {
         for e in &entries {
             writeln!(ctx.out, "{}", entry_name_status(e))?;

@@ -806,6 +806,7 @@ fn hint(e: &cplane::Error) -> Option<String> {
         E::CheckpointProtected { .. } => {
             "finish the checkout first: run any cplane command in the plane (it replays the journal), then try again".into()
         }
+        E::ChangedWhileReading { .. } => "run the command again once nothing is writing to the plane".into(),
         E::NoKeepPolicy => "for example `cplane prune --keep-last 10 --keep-daily 7`; add --dry-run to see what would go".into(),
         _ => return None,
     })
