@@ -229,3 +229,75 @@ fn patch_names_binary_files_and_diffs_symlink_targets() {
         .code(2);
     cplane(d.path()).args(["diff", "HEAD", "-p", "--json"]).assert().code(2);
 }
+
+#[test]
+fn log_stat_counts_lines_per_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "src/main.c", "int main() {\n    return 0;\n}\n");
+    fs::write(d.path().join("logo.png"), b"\x89PNG\0\x01").unwrap();
+    write(d.path(), "README", "hello\n");
+    cplane(d.path()).args(["init"]).assert().success();
+    write(
+        d.path(),
+        "src/main.c",
+        "int main() {\n    puts(\"hi\");\n    return 1;\n}\n",
+    );
+    fs::write(d.path().join("logo.png"), b"\x89PNG\0\x01\x02\x03").unwrap();
+    fs::rename(d.path().join("README"), d.path().join("docs-README")).unwrap();
+    cplane(d.path())
+        .args(["snapshot", "--name", "second"])
+        .assert()
+        .success();
+    cplane(d.path())
+        .args(["snapshot", "--name", "third", "--allow-unchanged"])
+        .assert()
+        .success();
+
+    let log = out(d.path(), &["log", "--stat"], 0);
+    let blocks: Vec<&str> = log.lines().filter(|l| l.starts_with(' ')).collect();
+    assert_eq!(
+        blocks,
+        [
+            // third: nothing changed, nothing listed (as git shows an empty commit).
+            // second: an edit, a binary change, a rename.
+            " README => docs-README | 0",
+            " logo.png              | Bin 6 -> 8 bytes",
+            " src/main.c            | 3 ++-",
+            " 3 files changed, 2 insertions(+), 1 deletion(-)",
+            // the first checkpoint, against nothing.
+            " README     | 1 +",
+            " logo.png   | Bin 0 -> 6 bytes",
+            " src/main.c | 3 +++",
+            " 3 files changed, 4 insertions(+)",
+        ],
+        "{log}"
+    );
+
+    let v: serde_json::Value =
+        serde_json::from_str(&out(d.path(), &["log", "--stat", "--json", "-n", "2"], 0)).unwrap();
+    let second = &v[1]["stat"];
+    assert_eq!(
+        (second["insertions"].as_u64(), second["deletions"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(second["files"][0]["status"], "R");
+    assert_eq!(second["files"][0]["from"], "README");
+    assert_eq!(second["files"][1]["binary"], true);
+
+    // The first checkpoint's record gone: the history ends at `second`,
+    // which has no parent to count against and says so.
+    let first = out(d.path(), &["log", "--json"], 0);
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let name = first[2]["checkpoint"].as_str().unwrap().to_string();
+    cplane(d.path())
+        .args(["checkpoints", "delete", &name])
+        .assert()
+        .success();
+    let log = out(d.path(), &["log", "--stat"], 0);
+    assert!(
+        log.ends_with(" (parent pruned: no stat)\n… history before this was pruned\n"),
+        "{log}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(d.path(), &["log", "--stat", "--json"], 0)).unwrap();
+    assert!(v[1]["stat"].is_null());
+}
