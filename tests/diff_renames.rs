@@ -301,3 +301,156 @@ fn log_stat_counts_lines_per_checkpoint() {
     let v: serde_json::Value = serde_json::from_str(&out(d.path(), &["log", "--stat", "--json"], 0)).unwrap();
     assert!(v[1]["stat"].is_null());
 }
+
+mod props {
+    //! For random pairs of trees built from few names and few contents (so
+    //! that equal ids on both sides are common), the rename-aware list
+    //! expanded back (R → D + A, C → A) is exactly the plain diff, and every
+    //! pair it makes is sound. (The plain diff itself is checked against a
+    //! naive comparison of the two trees in `tests/props.rs`.)
+
+    use cplane::Control;
+    use cplane::diff::{Change, ChangeKind, TreeSource, diff_trees, tree_order};
+    use cplane::object::EntryKind;
+    use cplane::renames::{Status, detect};
+    use cplane::snapshot::{SealOptions, seal};
+    use cplane::store::Store;
+    use cplane::store::lock::StoreLock;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+    use std::fs;
+    use std::path::Path;
+
+    /// What a path holds: a file (content number, executable) or a symlink (target number).
+    #[derive(Debug, Clone, Copy)]
+    enum Leaf {
+        File(u8, bool),
+        Link(u8),
+    }
+
+    fn tree() -> impl Strategy<Value = BTreeMap<String, Leaf>> {
+        let path = proptest::collection::vec("[ab]", 0..3).prop_flat_map(|dirs| {
+            "[xyz]".prop_map(move |name| {
+                let mut p = dirs.clone();
+                p.push(name);
+                p.join("/")
+            })
+        });
+        let leaf = prop_oneof![
+            4 => (0u8..4, any::<bool>()).prop_map(|(c, x)| Leaf::File(c, x)),
+            1 => (0u8..4).prop_map(Leaf::Link),
+        ];
+        proptest::collection::vec((path, leaf), 0..16).prop_map(|entries| {
+            let mut m = BTreeMap::new();
+            for (p, l) in entries {
+                // Skip a path that would need a file as a directory, or the reverse.
+                let clash = m
+                    .keys()
+                    .any(|k: &String| k.starts_with(&format!("{p}/")) || p.starts_with(&format!("{k}/")));
+                if !clash {
+                    m.insert(p, l);
+                }
+            }
+            m
+        })
+    }
+
+    fn lay(root: &Path, m: &BTreeMap<String, Leaf>) {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in fs::read_dir(root).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != ".cp" {
+                let p = entry.path();
+                if entry.file_type().unwrap().is_dir() {
+                    fs::remove_dir_all(p).unwrap();
+                } else {
+                    fs::remove_file(p).unwrap();
+                }
+            }
+        }
+        for (p, l) in m {
+            let full = root.join(p);
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            match *l {
+                Leaf::File(c, x) => {
+                    fs::write(&full, format!("content {c}\n")).unwrap();
+                    let mode = if x { 0o755 } else { 0o644 };
+                    fs::set_permissions(&full, fs::Permissions::from_mode(mode)).unwrap();
+                }
+                // A target equal to a file's bytes: same blob id, another kind.
+                Leaf::Link(c) => std::os::unix::fs::symlink(format!("content {c}\n"), &full).unwrap(),
+            }
+        }
+    }
+
+    fn sealed_root(store: &mut Store, name: &str) -> cplane::TreeId {
+        let plane = store.plane("main").unwrap();
+        let lock = StoreLock::acquire(store.dir()).unwrap();
+        let opts = SealOptions {
+            name: Some(name.into()),
+            ..SealOptions::default()
+        };
+        seal(store, &lock, &plane, opts, Control::quiet())
+            .unwrap()
+            .snapshot
+            .root
+    }
+
+    fn sorted(mut v: Vec<Change>) -> Vec<Change> {
+        v.sort_by(|a, b| tree_order(&a.path, &b.path).then(a.kind.cmp(&b.kind)));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+        #[test]
+        fn renames_expand_back_to_the_plain_diff(old in tree(), new in tree()) {
+            let dir = tempfile::tempdir().unwrap();
+            lay(dir.path(), &old);
+            let mut store = Store::init(dir.path()).unwrap();
+            let a = sealed_root(&mut store, "old");
+            lay(dir.path(), &new);
+            let b = sealed_root(&mut store, "new");
+            let mut plain = diff_trees(&TreeSource::store(&store), &a, &b).unwrap();
+            plain.retain(|c| c.is_reported());
+            let entries = detect(plain.clone());
+
+            let expanded: Vec<Change> = entries.iter().flat_map(|e| e.expand()).collect();
+            prop_assert_eq!(sorted(expanded), sorted(plain.clone()));
+            // Entries come in tree order of their paths.
+            prop_assert!(entries.windows(2).all(|w| tree_order(&w[0].path, &w[1].path).is_le()));
+
+            let changed: HashSet<&[u8]> = plain.iter().map(|c| c.path.as_bytes()).collect();
+            let mut sources = HashSet::new();
+            for e in &entries {
+                let (Some(o), Some(n)) = (e.old, e.new) else { continue };
+                match e.status {
+                    Status::Renamed | Status::Copied => {
+                        let from = e.from.as_ref().unwrap();
+                        // Same bytes and kind, never a directory.
+                        prop_assert_eq!((o.id, o.kind), (n.id, n.kind));
+                        prop_assert!(o.kind != EntryKind::Dir);
+                        // The destination is new; the source is a changed path.
+                        prop_assert!(!old.contains_key(&e.path.display()));
+                        prop_assert!(changed.contains(from.as_bytes()));
+                        if e.status == Status::Renamed {
+                            // A rename's source is gone, and used once.
+                            prop_assert!(!new.contains_key(&from.display()));
+                            prop_assert!(sources.insert(from.clone()), "{:?} renamed twice", from);
+                        }
+                    }
+                    Status::Changed(_) => {}
+                }
+            }
+            // Nothing pairable is left unpaired: no A whose id and kind a D has.
+            let dels: HashSet<_> = entries.iter().filter(|e| e.status == Status::Changed(ChangeKind::Deleted))
+                .filter_map(|e| e.old.filter(|s| s.kind != EntryKind::Dir).map(|s| (s.kind, s.id))).collect();
+            for e in entries.iter().filter(|e| e.status == Status::Changed(ChangeKind::Added)) {
+                if let Some(n) = e.new.filter(|s| s.kind != EntryKind::Dir) {
+                    prop_assert!(!dels.contains(&(n.kind, n.id)), "{} left unpaired", e.path.display());
+                }
+            }
+        }
+    }
+}
