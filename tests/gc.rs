@@ -16,8 +16,14 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The plane as a user sees it (everything but `.cp`): path → kind, mode, bytes.
-fn tree(root: &Path) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
+/// The plane as a user sees it: path → kind (`f`, `d`, `l`), mode, bytes.
+type Listing = BTreeMap<PathBuf, (char, u32, Vec<u8>)>;
+
+/// The states sealed, by checkpoint name.
+type States = BTreeMap<String, Listing>;
+
+/// The plane as a user sees it (everything but `.cp`).
+fn tree(root: &Path) -> Listing {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -30,7 +36,10 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (char, u32, Vec<u8>)> {
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
             let mode = m.permissions().mode() & 0o7777;
             if m.file_type().is_symlink() {
-                out.insert(rel, ('l', 0, fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()));
+                out.insert(
+                    rel,
+                    ('l', 0, fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()),
+                );
             } else if m.is_dir() {
                 out.insert(rel, ('d', mode, Vec::new()));
                 stack.push(p);
@@ -91,7 +100,7 @@ fn stored(d: &Path) -> Vec<ObjectId> {
 /// Checks the store after a gc: fsck clean, every object stored is
 /// reachable (and stored once), and every live checkpoint rolls back to
 /// exactly the state it was sealed from.
-fn check_store(d: &Path, states: &BTreeMap<String, BTreeMap<PathBuf, (char, u32, Vec<u8>)>>) {
+fn check_store(d: &Path, states: &States) {
     let out = cplane(d).arg("fsck").output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let live: Vec<String> = checkpoints(d);
@@ -124,7 +133,7 @@ fn reachable(d: &Path) -> HashSet<ObjectId> {
 
 /// A 20-snapshot-ish history: a big file snapshotted once then deleted,
 /// small files changing. Returns the states sealed, by checkpoint name.
-fn history(d: &Path) -> BTreeMap<String, BTreeMap<PathBuf, (char, u32, Vec<u8>)>> {
+fn history(d: &Path) -> States {
     let mut states = BTreeMap::new();
     write(d, "keep.txt", "always here\n");
     let c0 = init(d);
@@ -310,7 +319,17 @@ fn package_metadata_survives_a_gc() {
     let d = plane.path();
     stdout(d, &["init", "--governed"]);
     let admin = keys.path().join("admin");
-    stdout(d, &["key", "generate", "--out", admin.to_str().unwrap(), "--comment", "admin"]);
+    stdout(
+        d,
+        &[
+            "key",
+            "generate",
+            "--out",
+            admin.to_str().unwrap(),
+            "--comment",
+            "admin",
+        ],
+    );
     stdout(d, &["key", "use", admin.to_str().unwrap()]);
     stdout(
         d,
@@ -450,4 +469,21 @@ proptest! {
         prop_assert_eq!(unique.len(), all.len());
         check_store(d, &states);
     }
+}
+
+#[test]
+fn fsck_reports_a_stat_cache_row_naming_an_absent_blob() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "a.txt", "a\n");
+    init(d);
+    let path = d.join(".cp/planes/main/index");
+    let mut cache = cplane::store::index::StatCache::load(&path).expect("init writes the stat cache");
+    cache.entries[0].id = cplane::object::blob_id(b"never stored");
+    cache.save(&path, &d.join(".cp/tmp")).unwrap();
+    let out = cplane(d).arg("fsck").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stat cache names 1 blob"));
+    fs::remove_file(&path).unwrap();
+    cplane(d).arg("fsck").assert().code(0);
 }
