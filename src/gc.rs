@@ -410,6 +410,9 @@ pub fn gc(
     for (list, _) in entries.iter().zip(&clean).filter(|(_, c)| **c) {
         for e in list {
             if let Some(seen) = live.ids.get_mut(&e.id) {
+                if !*seen {
+                    report.reachable_bytes += e.len;
+                }
                 *seen = true;
             }
         }
@@ -424,6 +427,7 @@ pub fn gc(
             match live.ids.get_mut(&e.id) {
                 Some(seen) if !*seen => {
                     *seen = true;
+                    report.reachable_bytes += e.len;
                     copy.push(*e);
                 }
                 Some(_) => {
@@ -447,14 +451,6 @@ pub fn gc(
             kind: "reachable",
         });
     }
-    let mut sizes: HashMap<ObjectId, u64> = HashMap::new();
-    for list in &entries {
-        for e in list.iter().filter(|e| live.contains(&e.id)) {
-            sizes.entry(e.id).or_insert(e.len);
-        }
-    }
-    report.reachable_bytes = sizes.values().sum();
-    drop(sizes);
     report.packs_rewritten = plans.len() as u64;
     report.packs_kept = report.packs_before - report.packs_rewritten;
     report.packs_written = u64::from(plans.iter().any(|p| !p.copy.is_empty()));
