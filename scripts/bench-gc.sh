@@ -75,7 +75,7 @@ say "cplane gc"
 sync
 /usr/bin/time -v "$BIN" -C "$T" gc --json > "$W/gc.json" 2> "$W/gc.time"
 say "git gc --prune=now"
-/usr/bin/time -v command git -c gc.auto=0 --git-dir="$G" gc --prune=now -q 2> "$W/git.time"
+/usr/bin/time -v "$(type -P git)" -c gc.auto=0 --git-dir="$G" gc --prune=now -q 2> "$W/git.time"
 
 say "fresh init of the 10 live checkpoints"
 F="$W/fresh"; mkdir -p "$F"
