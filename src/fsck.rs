@@ -241,6 +241,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             Err(e) => damage.push(file_damage(e)),
         }
     }
+    // Removed planes' archived refs are roots too (gc keeps what they reach).
+    match store.removed_plane_refs() {
+        Ok(list) => refs.extend(list),
+        Err(e) => damage.push(file_damage(e)),
+    }
     let mut walker = Walker {
         store,
         bad: &bad,

@@ -180,7 +180,8 @@ impl Reachable {
 /// "Retention and reachability", defines it:
 ///
 /// * roots: every plane's `HEAD` and `checkpoints/<NAME>` (planes of
-///   `config.json`), and for a pending checkout journal its `target`,
+///   `config.json`), the refs of removed planes (`planes-removed/`), and
+///   for a pending checkout journal its `target`,
 ///   `rescue`, `new_head` and the blobs its writes name;
 /// * from each root snapshot: its `root` tree and everything below, its
 ///   `ownership` blob, and, when its tree holds
@@ -230,6 +231,8 @@ pub fn reachable(store: &Store, ctl: Control<'_>) -> Result<Reachable> {
             }
         }
     }
+    // Removed planes' archived refs stay roots until their directory is deleted.
+    roots.extend(store.removed_plane_refs()?.into_iter().map(|(_, id)| id));
     roots.sort();
     roots.dedup();
     live.roots = roots.len() as u64;

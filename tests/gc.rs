@@ -487,3 +487,30 @@ fn fsck_reports_a_stat_cache_row_naming_an_absent_blob() {
     fs::remove_file(&path).unwrap();
     cplane(d).arg("fsck").assert().code(0);
 }
+
+#[test]
+fn a_removed_planes_archived_checkpoints_are_kept_until_their_history_is_deleted() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "a.txt", "a\n");
+    init(d);
+    write(d, "docs/only-here.md", "docs\n");
+    let body = noise(4096, 11);
+    fs::write(d.join("docs/blob.bin"), &body).unwrap();
+    stdout(d, &["plane", "add", "docs", "docs"]);
+    let id = cplane::object::blob_id(&body);
+    // The outer plane covers docs/ again after the removal: delete its
+    // files so only the archived refs of plane docs name the blob.
+    stdout(d, &["plane", "remove", "docs"]);
+    fs::remove_dir_all(d.join("docs")).unwrap();
+    stdout(d, &["snapshot"]);
+    gc_json(d, &[]);
+    assert!(Store::open(d).unwrap().contains(&id), "archived refs are roots");
+    cplane(d).arg("fsck").assert().code(0);
+    // Deleting the archive by hand makes them garbage.
+    fs::remove_dir_all(d.join(".cp/planes-removed")).unwrap();
+    let j = gc_json(d, &[]);
+    assert!(j["removed_objects"].as_u64().unwrap() > 0, "{j}");
+    assert!(!Store::open(d).unwrap().contains(&id));
+    cplane(d).arg("fsck").assert().code(0);
+}
