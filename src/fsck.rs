@@ -162,6 +162,7 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     }
     // Pass 0: the files every command relies on, besides objects and refs.
     damage.extend(check_files(store));
+    damage.extend(check_stat_caches(store));
     for (path, reason) in store.broken_packs() {
         damage.push(Damage::file(path.display().to_string(), reason.clone()));
     }
@@ -239,6 +240,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             Ok(list) => refs.extend(list.into_iter().map(|(n, id)| (format!("{}:{n}", plane.name), id))),
             Err(e) => damage.push(file_damage(e)),
         }
+    }
+    // Removed planes' archived refs are roots too (gc keeps what they reach).
+    match store.removed_plane_refs() {
+        Ok(list) => refs.extend(list),
+        Err(e) => damage.push(file_damage(e)),
     }
     let mut walker = Walker {
         store,
@@ -403,6 +409,37 @@ fn check_files(store: &Store) -> Vec<Damage> {
             && let Err(e) = crate::checkout::journal::load(&jp)
         {
             out.push(Damage::file(jp.display().to_string(), e.to_string()));
+        }
+    }
+    out
+}
+
+/// The stat-cache invariant (`store-format.md`, "Stat cache"): every blob
+/// id a plane's cache names is in the store. A row naming an absent blob
+/// would make the next snapshot trust it and seal a tree naming a missing
+/// object, so it is damage, named with the cache file (deleting the file is
+/// always safe: the next scan re-reads every file).
+fn check_stat_caches(store: &Store) -> Vec<Damage> {
+    let mut out = Vec::new();
+    for plane in store.planes() {
+        let p = crate::snapshot::index_path(store, &plane);
+        let Some(cache) = crate::store::index::StatCache::load(&p) else {
+            continue;
+        };
+        let absent: Vec<&crate::store::index::IndexEntry> =
+            cache.entries.iter().filter(|e| !store.contains(&e.id)).collect();
+        if let Some(first) = absent.first() {
+            out.push(Damage::file(
+                p.display().to_string(),
+                format!(
+                    "stat cache names {} blob{} the store does not hold (first: {} for {}); the next snapshot would trust {}: delete the file (the next scan re-reads every file)",
+                    absent.len(),
+                    if absent.len() == 1 { "" } else { "s" },
+                    first.id.to_hex(),
+                    first.path.display(),
+                    if absent.len() == 1 { "it" } else { "them" },
+                ),
+            ));
         }
     }
     out

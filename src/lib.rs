@@ -11,7 +11,7 @@
 //! (what a command may touch) and [`scan::scan`] (working tree → trees),
 //! [`snapshot::seal`], [`worktree::status`], [`worktree::verify`],
 //! [`diff::diff_trees`], [`rollback::rollback`], [`restore::restore`] (both
-//! through the [`checkout`] engine), [`fsck::fsck`], [`upgrade::upgrade`].
+//! through the [`checkout`] engine), [`fsck::fsck`], [`gc::gc`], [`upgrade::upgrade`].
 //! Long operations take a [`control::Control`]: a progress sink and a
 //! cancellation token. Packages: [`package::build`] and [`package::read`]
 //! (the format is specified in `package-format.md`).
@@ -32,6 +32,7 @@ pub mod fsck;
 pub mod fsutil;
 pub mod fsys;
 pub mod gate;
+pub mod gc;
 pub mod governance;
 pub mod hash;
 pub mod id;

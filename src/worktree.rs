@@ -232,15 +232,24 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
         // every id in a stat cache is in the store (snapshot trusts cache hits).
         // Content the store lacks drops its entry: the later scan time would otherwise
         // make the old entry look trustworthy.
+        //
+        // A gc may have run since this scan began: it drops the rows naming
+        // the blobs it removes, and those blobs may still be in the packs
+        // this process opened (unlinked, but open). So the cache to patch is
+        // the one on disk now, and "in the store" is asked of the packs there now.
         let path = index_path(store, plane);
-        let mut cache = cache.unwrap_or_default();
+        let _ = cache;
+        let Ok(fresh) = Store::open(store.root()) else {
+            return Ok(report);
+        };
+        let mut cache = StatCache::load(&path).unwrap_or_default();
         cache.patch(
             report
                 .scan
                 .cache
                 .entries
                 .iter()
-                .map(|e| (e.path.clone(), store.contains(&e.id).then(|| e.clone())))
+                .map(|e| (e.path.clone(), fresh.contains(&e.id).then(|| e.clone())))
                 .collect(),
         );
         cache.scan_started_ns = report.scan.cache.scan_started_ns;

@@ -10,7 +10,10 @@
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
 //!   filesystem without it: files are written under `.cplane-staging~` at apply time;
 //! * `CPLANE_TEST_PAUSE_AT_STEP=NAME`: at the named step after a checkout
-//!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and sleep.
+//!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and sleep;
+//! * `CPLANE_TEST_GC_PAUSE=STEP`: when `cplane gc` reaches STEP (`planned`,
+//!   `packed`, `caches-pruned`, `removing`, `removed`: [`cplane::gc::GcStep`]),
+//!   create `.cp/gc-paused` and sleep (the test kills the process there).
 
 use cplane::checkout::CheckoutHooks;
 use cplane::plane::Plane;
@@ -83,4 +86,14 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
     }
     let _ = (store, plane);
     Box::new(cplane::checkout::NoHooks)
+}
+
+/// Pauses a gc at `step` when `CPLANE_TEST_GC_PAUSE` names it (debug builds only).
+pub fn gc_pause(store: &Store, step: cplane::gc::GcStep) {
+    #[cfg(debug_assertions)]
+    if std::env::var("CPLANE_TEST_GC_PAUSE").is_ok_and(|v| v == step.name()) {
+        let _ = std::fs::write(store.dir().join("gc-paused"), b"");
+        std::thread::sleep(std::time::Duration::from_secs(300));
+    }
+    let _ = (store, step);
 }

@@ -11,6 +11,7 @@ mod diff;
 mod disown;
 mod explain;
 mod fsck;
+mod gc;
 mod generate;
 mod hooks;
 mod init;
@@ -111,6 +112,7 @@ enum Command {
     Quarantine(quarantine::QuarantineArgs),
     Secrets(secrets::SecretsArgs),
     Fsck(fsck::FsckArgs),
+    Gc(gc::GcArgs),
     Plane(plane::PlaneArgs),
     Upgrade(upgrade::UpgradeArgs),
     Demo(demo::DemoArgs),
@@ -606,6 +608,7 @@ pub fn main() -> u8 {
             | Command::Upgrade(_)
             | Command::Prune(_)
             | Command::Checkpoints(_)
+            | Command::Gc(_)
     ) {
         install_signal_handlers();
     }
@@ -635,6 +638,7 @@ pub fn main() -> u8 {
         Command::Rollback(a) => rollback::cmd_rollback(&mut ctx, a),
         Command::Restore(a) => restore::cmd_restore(&mut ctx, a),
         Command::Fsck(a) => fsck::cmd_fsck(&mut ctx, a),
+        Command::Gc(a) => gc::cmd_gc(&mut ctx, a),
         Command::Plane(a) => plane::cmd_plane(&mut ctx, a),
         Command::Upgrade(a) => upgrade::cmd_upgrade(&mut ctx, a),
         Command::Demo(a) => demo::cmd_demo(&mut ctx, a),
@@ -667,7 +671,8 @@ fn prints_data(c: &Command) -> bool {
         | Command::Own(_)
         | Command::Disown(_)
         | Command::Quarantine(_)
-        | Command::Upgrade(_) => false,
+        | Command::Upgrade(_)
+        | Command::Gc(_) => false,
         Command::Key(a) => key::prints_data(a),
         Command::Plane(a) => plane::prints_data(a),
         Command::Checkpoints(a) => log::checkpoints_prints_data(a),

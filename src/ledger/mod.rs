@@ -93,11 +93,13 @@ pub enum Op {
     /// `cplane plane remove` removed a plane (recorded in the ledger of
     /// the plane that covers its files again, else of `main`).
     PlaneRemove,
+    /// `cplane gc` removed the objects no root reaches (one entry per plane).
+    Gc,
 }
 
 impl Op {
     /// Every op, for help texts and `--op` checks.
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 17] = [
         Op::Init,
         Op::Snapshot,
         Op::Rollback,
@@ -114,6 +116,7 @@ impl Op {
         Op::CheckpointDelete,
         Op::Prune,
         Op::PlaneRemove,
+        Op::Gc,
     ];
 
     /// The name recorded in an entry's `op`.
@@ -135,6 +138,7 @@ impl Op {
             Op::CheckpointDelete => "checkpoint-delete",
             Op::Prune => "prune",
             Op::PlaneRemove => "plane-remove",
+            Op::Gc => "gc",
         }
     }
 

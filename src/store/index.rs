@@ -114,6 +114,17 @@ impl StatCache {
         crate::fsutil::write_replace(path, &bytes, tmp_dir)
     }
 
+    /// Writes the cache like [`StatCache::save`], but durably (the file and
+    /// its directory fsynced): gc drops the rows naming blobs it is about to
+    /// delete, and the cache without them must be on disk before they go.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn save_durable(&self, path: &Path, tmp_dir: &Path) -> Result<()> {
+        let bytes = super::frame::encode(INDEX_MAGIC, INDEX_VERSION, self);
+        crate::fsutil::write_atomic(path, &bytes, tmp_dir)
+    }
+
     /// The entry for `path`, by binary search.
     pub fn get(&self, path: &RelPath) -> Option<&IndexEntry> {
         self.entries

@@ -434,6 +434,31 @@ impl PackIndex {
         Ok(rec)
     }
 
+    /// Writes the raw record bytes (header and stored body) of `e` to `out`
+    /// in chunks of at most 1 MiB, so a record of any size is copied in
+    /// bounded memory (gc rewriting a pack). Returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] when the record cannot be read; [`Error::Io`]
+    /// from `out`, reported against `out_path`.
+    pub fn copy_raw_to(&self, e: &IdxEntry, out: &mut dyn Write, out_path: &Path) -> Result<u64> {
+        let mut buf = vec![0u8; e.len.min(1 << 20) as usize];
+        let mut at = 0u64;
+        while at < e.len {
+            let n = (e.len - at).min(buf.len() as u64) as usize;
+            self.pack
+                .read_exact_at(&mut buf[..n], e.offset + at)
+                .map_err(|err| Error::CorruptObject {
+                    id: e.id.to_hex(),
+                    location: self.location(e),
+                    reason: format!("cannot read {} record bytes: {err}", e.len),
+                })?;
+            out.write_all(&buf[..n]).at(out_path)?;
+            at += n as u64;
+        }
+        Ok(e.len)
+    }
+
     /// Fully checks one object: decodes it and re-hashes it against its id
     /// (blobs are streamed, never held in memory). Returns the body length.
     ///
@@ -595,6 +620,20 @@ impl PackWriter {
         });
         self.pos += record.len() as u64;
         Ok(())
+    }
+
+    /// Appends the record `e` of pack `src`, copied verbatim in bounded memory.
+    fn append_record_from(&mut self, src: &PackIndex, e: &IdxEntry) -> Result<u64> {
+        let path = self.tmp.path().to_path_buf();
+        let n = src.copy_raw_to(e, &mut self.out, &path)?;
+        self.entries.push(IdxEntry {
+            id: e.id,
+            offset: self.pos,
+            len: n,
+            kind: e.kind,
+        });
+        self.pos += n;
+        Ok(n)
     }
 
     /// Streams `reader` through zstd into a new record, hashing the raw bytes.
@@ -851,6 +890,27 @@ impl<'s> ObjectWriter<'s> {
         self.new_objects.fetch_add(1, Ordering::Relaxed);
         self.new_bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Copies record `e` of pack `src` verbatim into this transaction, in
+    /// bounded memory whatever its size (gc keeps only reachable records this
+    /// way). The caller has verified the record. Like
+    /// [`ObjectWriter::copy_record`] it skips the "already in the store"
+    /// check; an id copied twice in one transaction is written once.
+    /// Returns the record bytes written (0 for such a repeat).
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] when `src` cannot be read; [`Error::Io`]
+    /// naming the pack being written.
+    pub fn copy_record_from(&self, src: &PackIndex, e: &IdxEntry) -> Result<u64> {
+        let shard = &self.pending[e.id.0[1] as usize % PENDING_SHARDS];
+        if !shard.lock().expect("pending set lock poisoned").insert(e.id) {
+            return Ok(0);
+        }
+        let n = self.with_slot(|w| w.append_record_from(src, e))?;
+        self.new_objects.fetch_add(1, Ordering::Relaxed);
+        self.new_bytes.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
     }
 
     /// What this transaction has written so far.

@@ -139,4 +139,45 @@ impl Store {
         out.sort();
         Ok(out)
     }
+
+    /// The refs of removed planes' archived directories
+    /// (`planes-removed/<plane>-<TIME>/HEAD` and `…/checkpoints/<NAME>`), as
+    /// (`planes-removed/<dir>:<ref>`, id), sorted: gc roots until the
+    /// directory is deleted (`store-format.md`, "Removed planes").
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] for a malformed ref; [`Error::Io`] when unreadable.
+    pub fn removed_plane_refs(&self) -> Result<Vec<(String, SnapshotId)>> {
+        let base = self.dir().join(crate::plane::REMOVED_DIR);
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&base) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).at(&base),
+        };
+        for entry in rd {
+            let entry = entry.at(&base)?;
+            if !entry.file_type().at(entry.path())?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let label = format!("{}/{name}", crate::plane::REMOVED_DIR);
+            if let Some(id) = read_ref(&entry.path().join("HEAD"))? {
+                out.push((format!("{label}:HEAD"), id));
+            }
+            let cps = entry.path().join("checkpoints");
+            let Ok(list) = fs::read_dir(&cps) else { continue };
+            for c in list {
+                let c = c.at(&cps)?;
+                let cname = c.file_name().to_string_lossy().into_owned();
+                if valid_name(&cname)
+                    && let Some(id) = read_ref(&c.path())?
+                {
+                    out.push((format!("{label}:{cname}"), id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
 }
