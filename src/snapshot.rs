@@ -396,22 +396,7 @@ pub fn seal_checked(
         if opts.save_cache && scanned.hashed_files > 0 {
             let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
         }
-        return Ok(SealReport {
-            id,
-            unchanged: true,
-            snapshot,
-            write,
-            hashed_files: scanned.hashed_files,
-            hashed_bytes: scanned.hashed_bytes,
-            dirs: scanned.dirs,
-            vanished: scanned.vanished,
-            nested_stores: scanned.nested_stores,
-            excluded: scanned.excluded,
-            excluded_paths: scanned.excluded_paths,
-            exclusions: scanned.exclusions,
-            special: scanned.findings,
-            cache: scanned.cache,
-        });
+        return Ok(SealReport::of(id, true, snapshot, write, scanned));
     }
     if let Some(check) = check {
         let implied = check(store, &snapshot.root)?;
@@ -437,22 +422,35 @@ pub fn seal_checked(
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.
     let _ = store.maybe_repack(lock);
-    Ok(SealReport {
-        id,
-        unchanged: false,
-        snapshot,
-        write,
-        hashed_files: scanned.hashed_files,
-        hashed_bytes: scanned.hashed_bytes,
-        dirs: scanned.dirs,
-        vanished: scanned.vanished,
-        nested_stores: scanned.nested_stores,
-        excluded: scanned.excluded,
-        excluded_paths: scanned.excluded_paths,
-        exclusions: scanned.exclusions,
-        special: scanned.findings,
-        cache: scanned.cache,
-    })
+    Ok(SealReport::of(id, false, snapshot, write, scanned))
+}
+
+impl SealReport {
+    /// The report of a seal that produced (or, `unchanged`, found) `id`.
+    fn of(
+        id: SnapshotId,
+        unchanged: bool,
+        snapshot: Snapshot,
+        write: WriteStats,
+        scanned: crate::scan::ScanResult,
+    ) -> Self {
+        SealReport {
+            id,
+            unchanged,
+            snapshot,
+            write,
+            hashed_files: scanned.hashed_files,
+            hashed_bytes: scanned.hashed_bytes,
+            dirs: scanned.dirs,
+            vanished: scanned.vanished,
+            nested_stores: scanned.nested_stores,
+            excluded: scanned.excluded,
+            excluded_paths: scanned.excluded_paths,
+            exclusions: scanned.exclusions,
+            special: scanned.findings,
+            cache: scanned.cache,
+        }
+    }
 }
 
 /// What `cplane init` should do besides creating the store.

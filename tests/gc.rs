@@ -314,28 +314,8 @@ fn a_reader_that_opened_the_store_before_a_gc_reads_on() {
 
 #[test]
 fn package_metadata_survives_a_gc() {
-    let plane = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
+    let (plane, keys, admin) = common::governed_with_admin();
     let d = plane.path();
-    stdout(d, &["init", "--governed"]);
-    let admin = keys.path().join("admin");
-    stdout(
-        d,
-        &[
-            "key",
-            "generate",
-            "--out",
-            admin.to_str().unwrap(),
-            "--comment",
-            "admin",
-        ],
-    );
-    stdout(d, &["key", "use", admin.to_str().unwrap()]);
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
-    stdout(d, &["snapshot", "-m", "trusted keys"]);
     let src = keys.path().join("src");
     write(&src, "specs/SPEC-000/pkg/hello.md", "# hello\n");
     let pkg = keys.path().join("hello.cppkg");

@@ -18,28 +18,7 @@ struct Setup {
 
 /// A governed plane whose ledger trusts an admin key, which signs everything.
 fn setup() -> Setup {
-    let plane = tempfile::tempdir().unwrap();
-    let keys = tempfile::tempdir().unwrap();
-    let d = plane.path();
-    stdout(d, &["init", "--governed"]);
-    let admin = keys.path().join("admin");
-    stdout(
-        d,
-        &[
-            "key",
-            "generate",
-            "--out",
-            admin.to_str().unwrap(),
-            "--comment",
-            "admin",
-        ],
-    );
-    stdout(d, &["key", "use", admin.to_str().unwrap()]);
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
-    stdout(d, &["snapshot", "-m", "trusted keys"]);
+    let (plane, keys, admin) = common::governed_with_admin();
     Setup { plane, keys, admin }
 }
 

@@ -47,6 +47,35 @@ pub fn listing(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A governed plane (`init --governed`) whose ledger trusts an admin key
+/// generated in `keys` (`keys/admin`, signing every later command through
+/// `key use`), with the trust sealed: (plane dir, keys dir, admin key path).
+pub fn governed_with_admin() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
+    let plane = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let d = plane.path();
+    stdout(d, &["init", "--governed"]);
+    let admin = keys.path().join("admin");
+    stdout(
+        d,
+        &[
+            "key",
+            "generate",
+            "--out",
+            admin.to_str().unwrap(),
+            "--comment",
+            "admin",
+        ],
+    );
+    stdout(d, &["key", "use", admin.to_str().unwrap()]);
+    stdout(
+        d,
+        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
+    );
+    stdout(d, &["snapshot", "-m", "trusted keys"]);
+    (plane, keys, admin)
+}
+
 /// Starts the real binary in `dir` in the background with `env` added,
 /// stdout and stderr piped.
 pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
