@@ -30,7 +30,16 @@ GEN="$REPO/scripts/gen-tree.py"
 BIN="${CPLANE_BIN:-$REPO/target/release/cplane}"
 W="$BENCH_DIR/gc"
 BASE="${BENCH_TREE:-$BENCH_DIR/tree-$N}"
+# An existing tree: K from its file count, and any of its files may change.
+[ -z "${BENCH_TREE:-}" ] || N=$(find "$BASE" -type f -not -path '*/.git/*' | wc -l)
 K=$(( N / 200 )); [ "$K" -ge 10 ] || K=10
+mutate() {
+    if [ -n "${BENCH_TREE:-}" ]; then
+        python3 "$GEN" --mutate-any "$T" "$K" "$1"
+    else
+        python3 "$GEN" "$N" "$T" --mutate "$K" "$1"
+    fi
+}
 say() { printf '\n== %s\n' "$*" >&2; }
 
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
@@ -55,7 +64,7 @@ git -c gc.auto=0 init -q "$T" && mv "$T/.git" "$G"
 git() { command git -c gc.auto=0 --git-dir="$G" --work-tree="$T" "$@"; }
 git add -A -f && git commit -q -m 1
 for i in $(seq 2 20); do
-    python3 "$GEN" "$N" "$T" --mutate "$K" "$i" >/dev/null
+    mutate "$i" >/dev/null
     rm -f "$T"/blob-*.bin
     head -c 262144 /dev/urandom > "$T/blob-$i.bin"
     "$BIN" -C "$T" snapshot --name "S$i" >/dev/null
