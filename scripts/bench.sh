@@ -23,6 +23,7 @@ set -euo pipefail
 if [ "${1:-}" = "--tree" ]; then
     [ -d "${2:-}" ] || { echo "usage: $0 --tree DIR (DIR must be a directory)" >&2; exit 2; }
     BENCH_TREE=$(cd "$2" && pwd)
+    export BENCH_TREE
     shift 2
 fi
 N=${1:-100000}
@@ -143,7 +144,7 @@ hf verify "$RUNS" 1 \
 rss verify $CP verify
 
 # --- 5. diff of two snapshots differing in 10 files vs git diff --stat
-$CP snapshot --name bench-a >/dev/null
+$CP snapshot --allow-unchanged --name bench-a >/dev/null  # (HEAD may hold this state already)
 $G tag bench-a
 mut "$CPT" 10 1
 mut "$GT" 10 1
