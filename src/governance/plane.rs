@@ -1069,6 +1069,13 @@ pub fn verify(
 /// # Errors
 /// Store damage.
 pub fn check_rollback(store: &Store, root: &TreeId) -> Result<Vec<Finding>> {
+    // Governed means the frameworks registry is a file there: looked up
+    // along its path (two trees) before the whole tree is read for a view.
+    let frameworks = RelPath::parse(super::FRAMEWORKS.as_bytes()).unwrap_or_else(RelPath::root);
+    let found = crate::diff::lookup_path(&TreeSource::store(store), root, &frameworks)?;
+    if found.is_none_or(|e| e.kind != EntryKind::File) {
+        return Ok(Vec::new());
+    }
     let view = stored_view(store, root)?;
     if !view.is_governed() {
         return Ok(Vec::new());
