@@ -31,6 +31,22 @@ fn with_key(d: &Path, key: &Path, args: &[&str]) -> std::process::Output {
     cplane(d).env("CPLANE_SIGNING_KEY", key).args(args).output().unwrap()
 }
 
+/// `key trust KEY.pub --role ROLE EXTRA...`, signed by `by` when given;
+/// must succeed.
+fn trust_key(d: &Path, by: Option<&Path>, key: &Path, role: &str, extra: &[&str]) {
+    let pubkey = format!("{}.pub", key.display());
+    let mut args = vec!["key", "trust", pubkey.as_str(), "--role", role];
+    args.extend_from_slice(extra);
+    match by {
+        Some(signer) => {
+            ok_with_key(d, signer, &args);
+        }
+        None => {
+            stdout(d, &args);
+        }
+    }
+}
+
 fn ok_with_key(d: &Path, key: &Path, args: &[&str]) -> String {
     let o = with_key(d, key, args);
     assert!(
@@ -97,10 +113,7 @@ fn generated_keys_sign_the_ledger_and_ssh_keygen_verifies_the_signatures() {
     let admin = keygen(d, k.path(), "admin");
     let mode = fs::metadata(&admin).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
     let reg = fs::read_to_string(d.join("registries/allowed_signers")).unwrap();
     assert!(reg.contains("cplane-role=admin"), "{reg}");
     stdout(d, &["key", "use", admin.to_str().unwrap()]);
@@ -173,10 +186,7 @@ fn roles_decide_who_may_sign_what() {
     let admin = keygen(d, k.path(), "admin");
     let maint = keygen(d, k.path(), "maint");
     let auditor = keygen(d, k.path(), "auditor");
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
     // With an admin key trusted, only an admin key may trust another.
     let o = cplane(d)
         .args([
@@ -194,28 +204,8 @@ fn roles_decide_who_may_sign_what() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    ok_with_key(
-        d,
-        &admin,
-        &[
-            "key",
-            "trust",
-            &format!("{}.pub", maint.display()),
-            "--role",
-            "maintainer",
-        ],
-    );
-    ok_with_key(
-        d,
-        &admin,
-        &[
-            "key",
-            "trust",
-            &format!("{}.pub", auditor.display()),
-            "--role",
-            "auditor",
-        ],
-    );
+    trust_key(d, Some(&admin), &maint, "maintainer", &[]);
+    trust_key(d, Some(&admin), &auditor, "auditor", &[]);
     // A maintainer may snapshot but not trust keys.
     write(d, "m.txt", "m\n");
     ok_with_key(d, &maint, &["snapshot"]);
@@ -239,21 +229,8 @@ fn unknown_revoked_and_forged_signatures_are_flagged() {
     let admin = keygen(d, k.path(), "admin");
     let maint = keygen(d, k.path(), "maint");
     let stranger = keygen(d, k.path(), "stranger");
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
-    ok_with_key(
-        d,
-        &admin,
-        &[
-            "key",
-            "trust",
-            &format!("{}.pub", maint.display()),
-            "--role",
-            "maintainer",
-        ],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
+    trust_key(d, Some(&admin), &maint, "maintainer", &[]);
     write(d, "m.txt", "m\n");
     ok_with_key(d, &maint, &["snapshot"]);
     stdout(d, &["ledger", "verify"]);
@@ -316,10 +293,7 @@ fn on_a_governed_plane_the_registry_is_owned_and_the_plane_verifies() {
     stdout(d, &["init", "--governed"]);
     let k = tempfile::tempdir().unwrap();
     let admin = keygen(d, k.path(), "admin");
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
     let x = stdout(d, &["explain", "registries/allowed_signers"]);
     assert!(x.contains("owner"), "{x}");
     ok_with_key(d, &admin, &["snapshot"]);
@@ -340,21 +314,8 @@ fn trust_is_replayed_from_the_ledger_not_read_from_the_file() {
     let admin = keygen(d, k.path(), "admin");
     let admin2 = keygen(d, k.path(), "admin2");
     let maint = keygen(d, k.path(), "maint");
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
-    ok_with_key(
-        d,
-        &admin,
-        &[
-            "key",
-            "trust",
-            &format!("{}.pub", maint.display()),
-            "--role",
-            "maintainer",
-        ],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
+    trust_key(d, Some(&admin), &maint, "maintainer", &[]);
     ok_with_key(d, &admin, &["key", "revoke", &format!("{}.pub", maint.display())]);
     stdout(d, &["ledger", "verify"]);
     // Un-revoking by hand is reported, and does not make the key trusted.
@@ -495,21 +456,8 @@ fn trust_survives_swapped_keys_deleted_ledgers_and_file_edits() {
     write(d, "early.txt", "e\n");
     ok_with_key(d, &admin, &["snapshot"]);
     stdout(d, &["ledger", "verify"]);
-    stdout(
-        d,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
-    ok_with_key(
-        d,
-        &admin,
-        &[
-            "key",
-            "trust",
-            &format!("{}.pub", maint.display()),
-            "--role",
-            "maintainer",
-        ],
-    );
+    trust_key(d, None, &admin, "admin", &[]);
+    trust_key(d, Some(&admin), &maint, "maintainer", &[]);
     // Swap the key an admin-signed key-trust entry trusted for another one:
     // the entry no longer matches its hash, and nothing trusts the new key.
     let path = d.join(".cp/planes/main/ledger");
@@ -568,23 +516,14 @@ fn a_signing_key_outside_its_validity_window_is_refused_at_write() {
     let (p, k) = plane();
     let d = p.path();
     let admin = keygen(d, k.path(), "admin");
-    ok_with_key(
-        d,
-        &admin,
-        &["key", "trust", &format!("{}.pub", admin.display()), "--role", "admin"],
-    );
+    trust_key(d, Some(&admin), &admin, "admin", &[]);
     let old = keygen(d, k.path(), "old");
     let soon = keygen(d, k.path(), "soon");
     let now = keygen(d, k.path(), "now");
-    let trust = |key: &Path, extra: &[&str]| {
-        let pubkey = format!("{}.pub", key.display());
-        let mut args = vec!["key", "trust", pubkey.as_str(), "--role", "maintainer"];
-        args.extend_from_slice(extra);
-        ok_with_key(d, &admin, &args);
-    };
-    trust(&old, &["--valid-before", "20200101Z"]);
-    trust(&soon, &["--valid-after", "29990101Z"]);
-    trust(&now, &["--valid-after", "20200101Z", "--valid-before", "29990101Z"]);
+    trust_key(d, Some(&admin), &old, "maintainer", &["--valid-before", "20200101Z"]);
+    trust_key(d, Some(&admin), &soon, "maintainer", &["--valid-after", "29990101Z"]);
+    let window = ["--valid-after", "20200101Z", "--valid-before", "29990101Z"];
+    trust_key(d, Some(&admin), &now, "maintainer", &window);
     let reg = fs::read_to_string(d.join("registries/allowed_signers")).unwrap();
     assert!(reg.contains("valid-before=\"20200101000000Z\""), "{reg}");
     write(d, "a.txt", "a\n");
