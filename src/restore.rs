@@ -76,11 +76,11 @@ pub fn restore_with(
 ) -> Result<CheckoutReport> {
     crate::rollback::same_plane(target, plane)?;
     let mut scope = Scope::open(plane)?;
-    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
-        spec: "HEAD".into(),
-        why: format!("plane `{}` has no snapshot yet", plane.name),
-    })?;
-    let head = store.read_snapshot(&head_id)?;
+    let Resolved {
+        id: head_id,
+        snapshot: head,
+        ..
+    } = crate::revision::resolve(store, plane, "HEAD")?;
     // Whole-plane restores and nested paths collapse to the outermost path.
     let mut paths: Vec<RelPath> = paths.to_vec();
     paths.sort();

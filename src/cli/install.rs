@@ -72,8 +72,11 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
     let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     let m = &r.manifest;
-    let mut ev = cplane::ledger::Event::new(
+    let ev = package_event(
         cplane::ledger::Op::Install,
+        m,
+        &r.checkpoint,
+        &[],
         format!(
             "{} {} {} (spec {}, {} files, manifest {}, signed by {})",
             match &r.replaced {
@@ -88,9 +91,6 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
             r.signer.fingerprint()
         ),
     );
-    ev.refs = vec!["HEAD".into(), format!("checkpoints/{}", r.checkpoint.1)];
-    ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
-    ev.snapshot = Some(r.checkpoint.0);
     ctx.record(&store, &lock, &plane, ev)?;
     if ctx.json {
         writeln!(
@@ -173,8 +173,11 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
     let r = ctx.settle(&store, &plane, r)?;
     drop(bar);
     let m = &r.manifest;
-    let mut ev = cplane::ledger::Event::new(
+    let ev = package_event(
         cplane::ledger::Op::Uninstall,
+        m,
+        &r.checkpoint,
+        &[&r.rescue],
         format!(
             "uninstalled {} {} ({} files{}); rescue {}",
             m.id,
@@ -188,13 +191,6 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
             r.rescue
         ),
     );
-    ev.refs = vec![
-        "HEAD".into(),
-        format!("checkpoints/{}", r.checkpoint.1),
-        format!("checkpoints/{}", r.rescue),
-    ];
-    ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
-    ev.snapshot = Some(r.checkpoint.0);
     ctx.record(&store, &lock, &plane, ev)?;
     if ctx.json {
         writeln!(
@@ -232,4 +228,24 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
         }
     }
     Ok(exit::CLEAN)
+}
+
+/// The ledger entry of an install or uninstall of `m`: HEAD and the
+/// checkpoint it sealed (and the checkpoints `more`) as refs, the package's
+/// files as paths, the sealed snapshot.
+fn package_event(
+    op: cplane::ledger::Op,
+    m: &cplane::package::Manifest,
+    checkpoint: &(cplane::id::SnapshotId, String),
+    more: &[&str],
+    message: String,
+) -> cplane::ledger::Event {
+    let mut ev = cplane::ledger::Event::new(op, message);
+    ev.refs = ["HEAD".to_string(), format!("checkpoints/{}", checkpoint.1)]
+        .into_iter()
+        .chain(more.iter().map(|c| format!("checkpoints/{c}")))
+        .collect();
+    ev.paths = m.files.iter().map(|f| f.path.clone()).collect();
+    ev.snapshot = Some(checkpoint.0);
+    ev
 }

@@ -135,6 +135,26 @@ impl<'a> DirProbe<'a> {
     }
 }
 
+/// The snapshot object an install or uninstall checks out: HEAD (`head`,
+/// id `head_id`) with the root `root`, its parent, counts and hard-link
+/// groups; no ref names it. The caller names it and adjusts the counts.
+fn target_of(plane: &Plane, head_id: SnapshotId, head: &Snapshot, root: crate::id::TreeId) -> Snapshot {
+    Snapshot {
+        plane: plane.name.clone(),
+        name: String::new(),
+        root,
+        parent: Some(head_id),
+        kind: SnapshotKind::Checkpoint,
+        time_unix_ns: crate::store::index::now_ns(),
+        message: String::new(),
+        files: head.files,
+        bytes: head.bytes,
+        links: head.links.clone(),
+        ownership: None,
+        ledger: None,
+    }
+}
+
 /// A member's bytes, shared with the task that stores them.
 type Shared = std::sync::Arc<Vec<u8>>;
 
@@ -244,7 +264,6 @@ pub fn install(
     let manifest = &package.manifest;
     let m = model(store, plane, ctl)?;
     let scope = Scope::open(plane)?;
-    let root_path = RelPath::root();
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
     let mut findings = Vec::new();
     // The chain.
@@ -416,11 +435,11 @@ pub fn install(
     }
     // The target: HEAD with the package's files grafted in, as a snapshot
     // object (no ref names it) for the checkout engine to restore from.
-    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
-        spec: "HEAD".into(),
-        why: format!("plane `{}` has no snapshot yet", plane.name),
-    })?;
-    let head = store.read_snapshot(&head_id)?;
+    let Resolved {
+        id: head_id,
+        snapshot: head,
+        ..
+    } = crate::revision::resolve(store, plane, "HEAD")?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     let (target_id, target) = (|| -> Result<(SnapshotId, Snapshot)> {
@@ -457,27 +476,17 @@ pub fn install(
             changes.push((at(&f.path), Some(entry)));
         }
         let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
-        let snapshot = Snapshot {
-            plane: plane.name.clone(),
-            name: format!("INSTALL-{}-{}", manifest.id, manifest.version),
-            root,
-            parent: Some(head_id),
-            kind: SnapshotKind::Checkpoint,
-            time_unix_ns: crate::store::index::now_ns(),
-            message: format!("install {} {}", manifest.id, manifest.version),
-            files: head.files + manifest.files.len() as u64,
-            bytes: head.bytes + manifest.files.iter().map(|f| f.size).sum::<u64>(),
-            links: head.links.clone(),
-            ownership: None,
-            ledger: None,
-        };
+        let mut snapshot = target_of(plane, head_id, &head, root);
+        snapshot.name = format!("INSTALL-{}-{}", manifest.id, manifest.version);
+        snapshot.message = format!("install {} {}", manifest.id, manifest.version);
+        snapshot.files += manifest.files.len() as u64;
+        snapshot.bytes += manifest.files.iter().map(|f| f.size).sum::<u64>();
         let (id, body) = snapshot.encode_with_id();
         w.add(ObjectKind::Snapshot, id.0, &body)?;
         Ok((id, snapshot))
     })()?;
     let (packs, _) = w.finish()?;
     store.add_packs(&packs)?;
-    let _ = root_path;
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let gone: Vec<RelPath> = old_paths
         .iter()
@@ -806,30 +815,20 @@ pub fn uninstall(
             findings,
         });
     }
-    let head_id = store.head(&plane.name)?.ok_or_else(|| Error::RefNotFound {
-        spec: "HEAD".into(),
-        why: format!("plane `{}` has no snapshot yet", plane.name),
-    })?;
-    let head = store.read_snapshot(&head_id)?;
+    let Resolved {
+        id: head_id,
+        snapshot: head,
+        ..
+    } = crate::revision::resolve(store, plane, "HEAD")?;
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let (target_id, target) = store
         .transaction(|w| {
             let changes: Vec<(RelPath, Option<TreeEntry>)> = paths.iter().map(|p| (p.clone(), None)).collect();
             let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
-            let snapshot = Snapshot {
-                plane: plane.name.clone(),
-                name: format!("UNINSTALL-{id}"),
-                root,
-                parent: Some(head_id),
-                kind: SnapshotKind::Checkpoint,
-                time_unix_ns: crate::store::index::now_ns(),
-                message: format!("uninstall {id}"),
-                files: head.files.saturating_sub(paths.len() as u64),
-                bytes: head.bytes,
-                links: head.links.clone(),
-                ownership: None,
-                ledger: None,
-            };
+            let mut snapshot = target_of(plane, head_id, &head, root);
+            snapshot.name = format!("UNINSTALL-{id}");
+            snapshot.message = format!("uninstall {id}");
+            snapshot.files = head.files.saturating_sub(paths.len() as u64);
             let (sid, body) = snapshot.encode_with_id();
             w.add(ObjectKind::Snapshot, sid.0, &body)?;
             Ok((sid, snapshot))
