@@ -129,7 +129,7 @@ pub fn change_findings(c: &Change) -> Vec<Finding> {
 }
 
 /// Scans and compares with `base` (HEAD when `None`); `use_cache` trusts the
-/// stat cache, which is returned with the report (as loaded).
+/// stat cache.
 fn compare(
     store: &Store,
     plane: &Plane,
@@ -137,7 +137,7 @@ fn compare(
     base: Option<&Snapshot>,
     content: Option<&dyn crate::scan::ContentHook>,
     ctl: Control<'_>,
-) -> Result<(WorktreeReport, Option<StatCache>)> {
+) -> Result<WorktreeReport> {
     let record = if use_cache { Record::Hashed } else { Record::Nothing };
     let t0 = Instant::now();
     let scope = Scope::open(plane)?;
@@ -201,7 +201,10 @@ fn compare(
         scan: scanned,
         seconds: t0.elapsed().as_secs_f64(),
     };
-    Ok((report, cache))
+    // Freeing a large cache row by row costs more than the rest of an
+    // unchanged status: done aside.
+    std::thread::spawn(move || drop(cache));
+    Ok(report)
 }
 
 /// Fast drift report: files whose stat matches the cache are not read.
@@ -223,7 +226,7 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
 /// # Errors
 /// As [`status`].
 pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
-    let (report, cache) = compare(store, plane, true, None, None, ctl)?;
+    let report = compare(store, plane, true, None, None, ctl)?;
     if refresh
         && report.scan.hashed_files > 0
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
@@ -236,11 +239,29 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
         // A gc may have run since this scan began: it drops the rows naming
         // the blobs it removes, and those blobs may still be in the packs
         // this process opened (unlinked, but open). So the cache to patch is
-        // the one on disk now, and "in the store" is asked of the packs there now.
+        // the one on disk now, and "in the store" is asked of the packs there
+        // now: the ones loaded when the pack indexes on disk are exactly
+        // those (no gc, no other writer since), else the store reopened.
         let path = index_path(store, plane);
-        let _ = cache;
-        let Ok(fresh) = Store::open(store.root()) else {
-            return Ok(report);
+        let on_disk: Option<std::collections::BTreeSet<std::path::PathBuf>> =
+            std::fs::read_dir(store.packs_dir()).ok().map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+                    .collect()
+            });
+        let loaded: std::collections::BTreeSet<std::path::PathBuf> =
+            store.packs().iter().map(|p| p.idx_path.clone()).collect();
+        let reopened;
+        let fresh = if on_disk.as_ref() == Some(&loaded) {
+            store
+        } else {
+            match Store::open(store.root()) {
+                Ok(s) => {
+                    reopened = s;
+                    &reopened
+                }
+                Err(_) => return Ok(report),
+            }
         };
         let mut cache = StatCache::load(&path).unwrap_or_default();
         cache.patch(
@@ -281,7 +302,7 @@ pub fn verify_with(
     content: Option<&dyn crate::scan::ContentHook>,
     ctl: Control<'_>,
 ) -> Result<WorktreeReport> {
-    let (report, _) = compare(store, plane, false, None, content, ctl)?;
+    let report = compare(store, plane, false, None, content, ctl)?;
     if let Some((_, head)) = &report.head {
         check_tree(store, &head.root)?;
     }
@@ -324,5 +345,5 @@ fn check_tree(store: &Store, root: &crate::id::TreeId) -> Result<()> {
 /// # Errors
 /// As [`status`].
 pub fn against(store: &Store, plane: &Plane, base: &Snapshot, ctl: Control<'_>) -> Result<WorktreeReport> {
-    compare(store, plane, true, Some(base), None, ctl).map(|(report, _)| report)
+    compare(store, plane, true, Some(base), None, ctl)
 }
