@@ -494,3 +494,38 @@ fn a_removed_planes_archived_checkpoints_are_kept_until_their_history_is_deleted
     assert!(!Store::open(d).unwrap().contains(&id));
     cplane(d).arg("fsck").assert().code(0);
 }
+
+/// A `status` whose store was opened before a gc must not write back a
+/// stat-cache row naming a blob that gc collected (its old packs are still
+/// open in that process): the refresh asks the packs on disk now, so a
+/// later snapshot never trusts a row for a missing blob and fsck stays clean.
+#[test]
+fn a_status_that_opened_the_store_before_a_gc_records_no_collected_blob() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "f.txt", "collected\n");
+    let first = init(d);
+    write(d, "f.txt", "kept\n");
+    stdout(d, &["snapshot", "-m", "kept"]);
+    stdout(d, &["checkpoints", "delete", &first]);
+    let collected = ObjectId(*blake3::hash(b"collected\n").as_bytes());
+    // The status process: store opened (and the blob found in it) before the gc.
+    let store = Store::open(d).unwrap();
+    assert!(store.contains(&collected));
+    let plane = store.plane("main").unwrap();
+    // The file holds the bytes again, old enough to be trusted when recorded.
+    write(d, "f.txt", "collected\n");
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    stdout(d, &["gc"]);
+    assert!(store.contains(&collected), "still in the pack this process holds open");
+    let r = cplane::worktree::status(&store, &plane, cplane::control::Control::quiet()).unwrap();
+    assert_eq!(r.scan.hashed_files, 1);
+    let cache = cplane::store::index::StatCache::load(&d.join(".cp/planes/main/index")).unwrap_or_default();
+    assert!(
+        cache.entries.iter().all(|e| e.id != collected),
+        "the refresh recorded a row for a collected blob"
+    );
+    stdout(d, &["fsck"]);
+    stdout(d, &["snapshot", "-m", "back"]);
+    stdout(d, &["fsck"]);
+}
