@@ -105,7 +105,8 @@ pub struct Applied {
     /// right after, when its size, mtime, inode and mode are still those it
     /// was staged with and it was staged more than the racy margin before it
     /// got a name (so no write by another process can hide behind an equal
-    /// mtime). For [`crate::store::Store::note_written`].
+    /// mtime). For [`crate::store::Store::note_written`]; filled only for a
+    /// checkout given [`super::Request::known`] bytes (an install).
     pub written_rows: Vec<crate::store::index::IndexEntry>,
 }
 
@@ -121,6 +122,9 @@ pub(super) struct Applier<'a> {
     /// Paths left alone (changed meanwhile): later operations at or under them are skipped.
     skipped: Vec<RelPath>,
     cache: Option<(RelPath, Dir)>,
+    /// Fill [`Applied::written_rows`] (one `fstat` per staged file put in
+    /// place); only a caller that will scan again in this process wants them.
+    pub record_rows: bool,
 }
 
 impl<'a> Applier<'a> {
@@ -142,6 +146,7 @@ impl<'a> Applier<'a> {
             expected,
             skipped: Vec::new(),
             cache: None,
+            record_rows: false,
         }
     }
 
@@ -427,11 +432,13 @@ impl<'a> Applier<'a> {
         before_link: i64,
         problems: Vec<MetaProblem>,
     ) {
-        if s.stat.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before_link
+        if self.record_rows
+            && let Some(staged) = s.stat
+            && staged.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before_link
             && let Ok(st) = fsys::fstat(&s.file)
         {
             let now = crate::store::index::Stat::from_raw(&st);
-            if (now.size, now.mtime_ns, now.ino, now.mode) == (s.stat.size, s.stat.mtime_ns, s.stat.ino, s.stat.mode) {
+            if (now.size, now.mtime_ns, now.ino, now.mode) == (staged.size, staged.mtime_ns, staged.ino, staged.mode) {
                 self.out.written_rows.push(crate::store::index::IndexEntry {
                     path: path.clone(),
                     kind: EntryKind::File,

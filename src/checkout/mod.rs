@@ -285,6 +285,8 @@ pub fn checkout(
         0,
     );
     let mut applier = apply::Applier::new(store, scope, staged_map, Some(expected), hooks, ctl);
+    // The rows are for a caller that scans again in this process (install).
+    applier.record_rows = req.known.is_some();
     applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;
     problems.append(&mut applied.problems);

@@ -286,8 +286,9 @@ pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
 pub struct Staged {
     /// The unnamed file.
     pub file: File,
-    /// Its `fstat` once written and its mode set.
-    pub stat: crate::store::index::Stat,
+    /// Its `fstat` once written and its mode set, when it was staged from
+    /// bytes in memory (an install, whose checkout records stat rows).
+    pub stat: Option<crate::store::index::Stat>,
 }
 
 /// Stages blob `id` for `rel` as an unnamed file in `dir`, the nearest
@@ -338,7 +339,12 @@ pub fn stage_file(
         None => extract_into(store, scope, rel, id, &file, false)?,
     }
     set_file_meta(&file, rel, meta, problems).map_err(|e| scope.io_error(rel, e))?;
-    let stat = crate::store::index::Stat::from_raw(&fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?);
+    let stat = match known {
+        Some(_) => Some(crate::store::index::Stat::from_raw(
+            &fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?,
+        )),
+        None => None,
+    };
     Ok(Some(Staged { file, stat }))
 }
 
