@@ -150,6 +150,18 @@ pub fn exempt(scope: &Scope) -> Option<std::sync::Arc<crate::scope::Exempt>> {
     compiled
 }
 
+/// True when the stored tree `root` is governed (its frameworks registry is
+/// a file, as [`View::is_governed`] says), found by reading only the trees on
+/// that path rather than the whole tree.
+///
+/// # Errors
+/// Store damage.
+pub fn tree_is_governed(store: &Store, root: &TreeId) -> Result<bool> {
+    let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
+    let found = crate::diff::lookup_path(&TreeSource::store(store), root, &at)?;
+    Ok(found.is_some_and(|e| e.kind == EntryKind::File))
+}
+
 /// The rules files the working tree's frameworks registry names (empty when
 /// it cannot be read or does not parse: the passes then say why).
 fn rules_paths(scope: &Scope) -> Vec<RelPath> {
@@ -919,11 +931,10 @@ pub fn snapshot(
     if !is_governed(&scope) {
         // A governed HEAD whose frameworks registry is gone (deleted, or made a
         // symlink): governance is not switched off by accident.
-        let at = RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path");
         let head_governed = match store.head(&plane.name)? {
             Some(id) => {
                 let h = store.read_snapshot(&id)?;
-                h.ownership.is_some() || crate::diff::lookup_path(&TreeSource::store(store), &h.root, &at)?.is_some()
+                h.ownership.is_some() || tree_is_governed(store, &h.root)?
             }
             None => false,
         };
@@ -932,7 +943,7 @@ pub fn snapshot(
                 action: "snapshot",
                 findings: vec![Finding::new(
                     Code::BadRegistry,
-                    at,
+                    RelPath::parse(super::FRAMEWORKS.as_bytes()).expect("constant path"),
                     "HEAD is governed, but this is missing or not a regular file; put it back (cplane restore HEAD registries/frameworks_registry.csv), or seal with --ungoverned to stop governing the plane",
                 )],
             });
@@ -1069,11 +1080,8 @@ pub fn verify(
 /// # Errors
 /// Store damage.
 pub fn check_rollback(store: &Store, root: &TreeId) -> Result<Vec<Finding>> {
-    // Governed means the frameworks registry is a file there: looked up
-    // along its path (two trees) before the whole tree is read for a view.
-    let frameworks = RelPath::parse(super::FRAMEWORKS.as_bytes()).unwrap_or_else(RelPath::root);
-    let found = crate::diff::lookup_path(&TreeSource::store(store), root, &frameworks)?;
-    if found.is_none_or(|e| e.kind != EntryKind::File) {
+    // Known from two trees, before the whole tree is read for a view.
+    if !tree_is_governed(store, root)? {
         return Ok(Vec::new());
     }
     let view = stored_view(store, root)?;
