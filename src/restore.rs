@@ -126,7 +126,7 @@ pub fn restore_with(
     // large plane would cost more than that.
     let cache_path = crate::snapshot::index_path(store, plane);
     let written = store.written_rows(&plane.name);
-    let cache: std::cell::OnceCell<Option<StatCache>> = std::cell::OnceCell::new();
+    let cache: std::cell::OnceCell<Option<crate::store::index::MappedCache>> = std::cell::OnceCell::new();
     let ((root, files, bytes), _) = store.transaction(|w| {
         // Trees written by this transaction are not readable from the store until it
         // ends: the ones the grafts make are kept here for the next path's lookups.
@@ -141,9 +141,7 @@ pub fn restore_with(
                 ScanOptions {
                     cache: if is_dir {
                         cache
-                            .get_or_init(|| {
-                                crate::snapshot::with_written(StatCache::load(&cache_path), written.clone())
-                            })
+                            .get_or_init(|| crate::snapshot::with_written(&cache_path, written.clone()))
                             .as_ref()
                     } else {
                         None

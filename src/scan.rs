@@ -37,7 +37,7 @@ use crate::id::{ObjectId, TreeId};
 use crate::object::{EntryKind, LinkGroup, Meta, ObjectKind, Tree, TreeEntry};
 use crate::path::RelPath;
 use crate::scope::Scope;
-use crate::store::index::{IndexEntry, Stat, StatCache, now_ns};
+use crate::store::index::{Cursor, IndexEntry, MappedCache, Stat, StatCache, now_ns};
 use crate::store::pack::ObjectWriter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,7 +51,7 @@ pub const FILES_PER_JOB: usize = 64;
 #[derive(Clone, Copy)]
 pub struct ScanOptions<'a> {
     /// Trust matching, non-racy stat-cache entries instead of reading files.
-    pub cache: Option<&'a StatCache>,
+    pub cache: Option<&'a MappedCache>,
     /// Store every new blob and tree here.
     pub writer: Option<&'a ObjectWriter<'a>>,
     /// Which stat-cache entries to return in [`ScanResult::cache`].
@@ -357,7 +357,7 @@ fn open_subdir<'s>(
             return complete(sh, parent, slot, None);
         }
     };
-    let listing = match dir.list() {
+    let listing = match dir.list_fresh() {
         Ok(l) => l,
         // Deleted after it was opened (getdents on a removed directory says ENOENT).
         Err(e) if fsys::is_vanished(&e) => {
@@ -626,24 +626,17 @@ fn complete_one(sh: &Shared<'_>, mut node: Arc<Node>) {
 
 /// Examines files and symlinks of one directory: stat, cache, hash.
 fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -> ChunkResult {
-    let cached: &[IndexEntry] = sh.opts.cache.map_or(&[], |c| c.under(&node.rel));
+    let run = sh.opts.cache.map(|c| c.run(&node.rel));
+    let mut cursor = run.as_ref().map(|r| r.cursor());
     let mut entries = Vec::with_capacity(files.len());
     let mut index = Vec::new();
     for f in files {
         if sh.failed.load(Ordering::Relaxed) {
             break;
         }
-        let rel = node.rel.join(&f.name);
-        match examine(sh, dir, &rel, &f.name, cached) {
-            Ok(Some((entry, ie, hashed))) => {
-                let keep = match sh.opts.record {
-                    Record::All => true,
-                    Record::Hashed => hashed,
-                    Record::Nothing => false,
-                };
-                if keep {
-                    index.push(ie);
-                }
+        match examine(sh, dir, &node.rel, f.name, cursor.as_mut()) {
+            Ok(Some((entry, ie))) => {
+                index.extend(ie);
                 entries.push((f.slot, entry));
             }
             Ok(None) => {}
@@ -656,67 +649,77 @@ fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -
     (entries, index)
 }
 
-/// Counts a recorded file or symlink and builds its tree entry and stat-cache row.
+/// Counts a recorded file or symlink and builds its tree entry, and its
+/// stat-cache row when [`ScanOptions::record`] asks for it (`hashed`: the
+/// file was read).
 #[allow(clippy::too_many_arguments)]
 fn recorded(
     sh: &Shared<'_>,
-    rel: &RelPath,
-    name: &[u8],
+    parent: &RelPath,
+    name: Vec<u8>,
     kind: EntryKind,
     id: ObjectId,
     size: u64,
     st: &fsys::Stat,
     hashed: bool,
-) -> (TreeEntry, IndexEntry, bool) {
+) -> (TreeEntry, Option<IndexEntry>) {
     sh.files.fetch_add(1, Ordering::Relaxed);
     sh.bytes.fetch_add(size, Ordering::Relaxed);
+    let keep = match sh.opts.record {
+        Record::All => true,
+        Record::Hashed => hashed,
+        Record::Nothing => false,
+    };
+    let ie = keep.then(|| IndexEntry {
+        path: parent.join(&name),
+        kind,
+        id,
+        stat: Stat::from_raw(st),
+    });
     let entry = TreeEntry {
-        name: name.to_vec(),
+        name,
         kind,
         meta: Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, kind),
         id,
         size,
     };
-    let ie = IndexEntry {
-        path: rel.clone(),
-        kind,
-        id,
-        stat: Stat::from_raw(st),
-    };
-    (entry, ie, hashed)
+    (entry, ie)
 }
 
-/// One file or symlink: `Some((entry, cache row, was it read))`, or `None` when
-/// it is left out (vanished, unreadable, special — the latter two as findings).
+/// One file or symlink `name` in the directory `parent`: `Some((entry, cache
+/// row if recorded))`, or `None` when it is left out (vanished, unreadable,
+/// special — the latter two as findings). Its path is built only when it is
+/// needed (a file to hash, a finding, a row), not for a cache hit.
 fn examine(
     sh: &Shared<'_>,
     dir: &Dir,
-    rel: &RelPath,
-    name: &[u8],
-    cached: &[IndexEntry],
-) -> Result<Option<(TreeEntry, IndexEntry, bool)>> {
-    let st = match dir.stat(name) {
+    parent: &RelPath,
+    name: Vec<u8>,
+    cache: Option<&mut Cursor<'_>>,
+) -> Result<Option<(TreeEntry, Option<IndexEntry>)>> {
+    let rel = || parent.join(&name);
+    let st = match dir.stat(&name) {
         Ok(st) => st,
         Err(e) if fsys::is_vanished(&e) => {
             sh.vanished();
             return Ok(None);
         }
         Err(e) => {
-            sh.finding(Code::Unreadable, rel.clone(), format!("cannot be inspected: {e}"));
+            sh.finding(Code::Unreadable, rel(), format!("cannot be inspected: {e}"));
             return Ok(None);
         }
     };
     // The stat is authoritative: an entry replaced since the listing is examined as what it is now.
     match EntryType::from_mode(st.st_mode as u32) {
         EntryType::Symlink => {
-            let target = match dir.read_link(name) {
+            let target = match dir.read_link(&name) {
                 Ok(t) => t,
                 Err(e) if fsys::is_vanished(&e) || fsys::is_errno(&e, rustix::io::Errno::INVAL) => {
                     sh.vanished();
                     return Ok(None);
                 }
                 Err(e) => {
-                    sh.finding(Code::Unreadable, rel.clone(), format!("symlink cannot be read: {e}"));
+                    sh.finding(Code::Unreadable, rel(), format!("symlink cannot be read: {e}"));
                     return Ok(None);
                 }
             };
@@ -727,7 +730,7 @@ fn examine(
             sh.opts.ctl.progress.inc(1, 0);
             Ok(Some(recorded(
                 sh,
-                rel,
+                parent,
                 name,
                 EntryKind::Symlink,
                 id,
@@ -738,24 +741,21 @@ fn examine(
         }
         EntryType::File => {
             let stat = Stat::from_raw(&st);
-            let hit = sh
-                .opts
-                .cache
-                .and_then(|c| c.lookup_in(cached, rel, &stat))
-                .map(|(id, _)| (id, st));
+            let hit = cache.and_then(|c| c.lookup(&name, &stat)).map(|(id, _)| (id, st));
             let hashed = hit.is_none();
             let (id, st) = match hit {
                 Some(hit) => hit,
                 None => {
-                    let path = sh.scope.shown(rel);
-                    let hook = sh.opts.content.filter(|h| h.wants(rel));
+                    let rel = rel();
+                    let path = sh.scope.shown(&rel);
+                    let hook = sh.opts.content.filter(|h| h.wants(&rel));
                     let show = |bytes: &[u8], id: &ObjectId| {
                         if let Some(h) = hook {
-                            h.content(rel, bytes, id);
+                            h.content(&rel, bytes, id);
                         }
                     };
                     let on_bytes: Option<crate::hash::OnBytes<'_>> = if hook.is_some() { Some(&show) } else { None };
-                    match crate::hash::hash_file_with(dir, name, &path, sh.opts.writer, on_bytes) {
+                    match crate::hash::hash_file_with(dir, &name, &path, sh.opts.writer, on_bytes) {
                         Ok((id, st)) => {
                             sh.hashed_files.fetch_add(1, Ordering::Relaxed);
                             sh.hashed_bytes.fetch_add(st.st_size as u64, Ordering::Relaxed);
@@ -772,16 +772,16 @@ fn examine(
                             return Ok(None);
                         }
                         Err(HashProblem::Unreadable(e)) if fsys::is_fd_exhaustion(&e) => {
-                            return Err(sh.scope.io_error(rel, e));
+                            return Err(sh.scope.io_error(&rel, e));
                         }
                         Err(HashProblem::Unreadable(e)) => {
-                            sh.finding(Code::Unreadable, rel.clone(), format!("cannot be read: {e}"));
+                            sh.finding(Code::Unreadable, rel, format!("cannot be read: {e}"));
                             return Ok(None);
                         }
                         Err(HashProblem::Changed) => {
                             sh.finding(
                                 Code::ChangedWhileHashing,
-                                rel.clone(),
+                                rel,
                                 "kept changing while it was hashed; stop the writer and try again".into(),
                             );
                             return Ok(None);
@@ -797,12 +797,12 @@ fn examine(
                 sh.inodes
                     .lock()
                     .expect("inode list lock")
-                    .push((st.st_dev as u64, st.st_ino as u64, rel.clone()));
+                    .push((st.st_dev as u64, st.st_ino as u64, rel()));
             }
             sh.opts.ctl.progress.inc(1, st.st_size as u64);
             Ok(Some(recorded(
                 sh,
-                rel,
+                parent,
                 name,
                 EntryKind::File,
                 id,
@@ -826,7 +826,7 @@ fn examine(
             };
             sh.finding(
                 Code::SpecialFile,
-                rel.clone(),
+                rel(),
                 format!("is {what}; cplane stores only files, directories and symlinks"),
             );
             Ok(None)
@@ -897,21 +897,22 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
         return Ok((Some(dir_entry(name, &r)), r));
     }
     let sh = Shared::new(scope, opts);
-    let cached: &[IndexEntry] = opts.cache.map_or(&[], |c| c.under(&parent_rel));
-    let found = examine(&sh, &parent, rel, name, cached)?;
+    let run = opts.cache.map(|c| c.run(&parent_rel));
+    let mut cursor = run.as_ref().map(|r| r.cursor());
+    let found = examine(&sh, &parent, &parent_rel, name.to_vec(), cursor.as_mut())?;
     let mut r = ScanResult {
         findings: sh.findings.into_inner().expect("findings lock"),
         vanished: sh.vanished.into_inner(),
         ..nothing(exclusions)
     };
-    let Some((entry, ie, _)) = found else {
+    let Some((entry, ie)) = found else {
         return Ok((None, r));
     };
     r.files = 1;
     r.bytes = entry.size;
     r.cache = StatCache {
         scan_started_ns: now_ns(),
-        entries: vec![ie],
+        entries: ie.into_iter().collect(),
     };
     Ok((Some(entry), r))
 }

@@ -14,7 +14,7 @@ use crate::plane::Plane;
 use crate::scan::{ScanOptions, scan};
 use crate::scope::Scope;
 use crate::store::Store;
-use crate::store::index::{StatCache, now_ns};
+use crate::store::index::{MappedCache, StatCache, now_ns};
 use crate::store::lock::StoreLock;
 use crate::store::pack::WriteStats;
 use serde::Serialize;
@@ -124,24 +124,23 @@ pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
 /// out and the racy rule is turned off for the rest (`scan_started_ns` is
 /// the latest time, so no row is recent relative to it), which trusts
 /// exactly what each source vouches for.
-pub fn load_stat_cache(store: &Store, plane: &Plane) -> Option<StatCache> {
-    with_written(
-        StatCache::load(&index_path(store, plane)),
-        store.written_rows(&plane.name),
-    )
+pub fn load_stat_cache(store: &Store, plane: &Plane) -> Option<MappedCache> {
+    with_written(&index_path(store, plane), store.written_rows(&plane.name))
 }
 
-/// `saved` with the `written` rows merged in, as [`load_stat_cache`] merges them.
-pub fn with_written(saved: Option<StatCache>, written: Vec<crate::store::index::IndexEntry>) -> Option<StatCache> {
+/// The cache saved at `saved` with the `written` rows merged in, as
+/// [`load_stat_cache`] merges them; the file mapped as it is when there are
+/// no such rows.
+pub fn with_written(saved: &std::path::Path, written: Vec<crate::store::index::IndexEntry>) -> Option<MappedCache> {
     if written.is_empty() {
-        return saved;
+        return MappedCache::open(saved);
     }
-    let mut cache = saved.unwrap_or_default();
+    let mut cache = StatCache::load(saved).unwrap_or_default();
     let started = cache.scan_started_ns;
     cache.entries.retain(|e| !e.stat.is_racy(started));
     cache.patch(written.into_iter().map(|e| (e.path.clone(), Some(e))).collect());
     cache.scan_started_ns = i64::MAX;
-    Some(cache)
+    Some(MappedCache::from_cache(&cache))
 }
 
 /// A checkpoint name not yet used in `plane`: `name` itself (error if taken), or

@@ -9,7 +9,13 @@
 //! in the same timestamp tick could leave the stat unchanged, so racy entries
 //! are always re-hashed (and become trusted once a later scan sees them old).
 //! The cache is only ever an accelerator: a damaged or missing file means
-//! "hash everything", never a wrong answer. Bytes: `store-format.md`, "Index".
+//! "hash everything", never a wrong answer. Bytes: `store-format.md`, "Stat
+//! cache".
+//!
+//! On disk the cache is fixed-width rows and a blob of paths (version 3), so
+//! a scan maps it ([`MappedCache`]) and compares in place: no decoding, no
+//! allocation per row. [`StatCache`] is the owned form, for the commands that
+//! edit rows (patch, drop) before saving them back.
 
 use crate::error::{IoResultExt, Result};
 use crate::id::ObjectId;
@@ -20,8 +26,17 @@ use std::path::Path;
 
 /// Magic at the start of an index file.
 pub const INDEX_MAGIC: &[u8; 4] = b"CPSC";
-/// Index format version.
-pub const INDEX_VERSION: u8 = 2;
+/// Index format version: 3, fixed-width rows (2, postcard, is still read).
+pub const INDEX_VERSION: u8 = 3;
+/// The postcard-framed version format 2 stores wrote first; still read.
+const INDEX_VERSION_POSTCARD: u8 = 2;
+/// Bytes of the version-3 header: magic 4, version 1, reserved 3,
+/// `scan_started_ns` 8, row count 8, path-blob length 8.
+const HEADER_LEN: usize = 32;
+/// Bytes of one version-3 row (see [`MappedCache`]).
+const ROW_LEN: usize = 88;
+/// Bytes of the BLAKE3 trailer.
+const TRAILER_LEN: usize = 32;
 /// Safety margin for racy entries, in nanoseconds (2 s covers coarse kernel
 /// clocks and FAT's 2-second mtime granularity).
 pub const RACY_MARGIN_NS: i64 = 2_000_000_000;
@@ -92,13 +107,44 @@ pub struct StatCache {
 impl StatCache {
     /// Loads the cache; `None` when missing, damaged or of another version.
     pub fn load(path: &Path) -> Option<StatCache> {
-        let bytes = std::fs::read(path).ok()?;
-        if bytes.get(4) != Some(&INDEX_VERSION) {
-            return None; // another version is simply not this cache
+        MappedCache::open(path)?.to_owned_cache()
+    }
+
+    /// The version-3 bytes of this cache (header, rows, paths, trailer).
+    pub fn encode(&self) -> Vec<u8> {
+        let names: usize = self.entries.iter().map(|e| e.path.as_bytes().len()).sum();
+        let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * ROW_LEN + names + TRAILER_LEN);
+        out.extend_from_slice(INDEX_MAGIC);
+        out.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
+        out.extend_from_slice(&self.scan_started_ns.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(names as u64).to_le_bytes());
+        let mut off = 0u64;
+        for e in &self.entries {
+            let len = e.path.as_bytes().len();
+            out.extend_from_slice(&off.to_le_bytes());
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            out.push(match e.kind {
+                EntryKind::File => 0,
+                EntryKind::Symlink => 1,
+                EntryKind::Dir => 2,
+            });
+            out.extend_from_slice(&[0; 3]);
+            out.extend_from_slice(&e.id.0);
+            out.extend_from_slice(&e.stat.size.to_le_bytes());
+            out.extend_from_slice(&e.stat.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&e.stat.ctime_ns.to_le_bytes());
+            out.extend_from_slice(&e.stat.ino.to_le_bytes());
+            out.extend_from_slice(&e.stat.mode.to_le_bytes());
+            out.extend_from_slice(&[0; 4]);
+            off += len as u64;
         }
-        let cache: StatCache = super::frame::decode(&bytes, INDEX_MAGIC, INDEX_VERSION).ok()?;
-        let sorted = cache.entries.windows(2).all(|w| w[0].path < w[1].path);
-        sorted.then_some(cache)
+        for e in &self.entries {
+            out.extend_from_slice(e.path.as_bytes());
+        }
+        let trailer = checksum(&out);
+        out.extend_from_slice(trailer.as_bytes());
+        out
     }
 
     /// Writes the cache atomically via a temporary file in `tmp_dir` (no fsync: a
@@ -107,7 +153,7 @@ impl StatCache {
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
     pub fn save(&self, path: &Path, tmp_dir: &Path) -> Result<()> {
-        let bytes = super::frame::encode(INDEX_MAGIC, INDEX_VERSION, self);
+        let bytes = self.encode();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
         }
@@ -121,7 +167,7 @@ impl StatCache {
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
     pub fn save_durable(&self, path: &Path, tmp_dir: &Path) -> Result<()> {
-        let bytes = super::frame::encode(INDEX_MAGIC, INDEX_VERSION, self);
+        let bytes = self.encode();
         crate::fsutil::write_atomic(path, &bytes, tmp_dir)
     }
 
@@ -133,35 +179,10 @@ impl StatCache {
             .map(|i| &self.entries[i])
     }
 
-    /// The entries under directory `dir` (plane-relative, `""` for the root): one
-    /// contiguous run, since every path in it starts with `dir/`.
-    pub fn under(&self, dir: &RelPath) -> &[IndexEntry] {
-        if dir.is_root() {
-            return &self.entries;
-        }
-        let mut prefix = dir.as_bytes().to_vec();
-        prefix.push(b'/');
-        let lo = self.entries.partition_point(|e| e.path.as_bytes() < prefix.as_slice());
-        let hi = lo + self.entries[lo..].partition_point(|e| e.path.as_bytes().starts_with(&prefix));
-        &self.entries[lo..hi]
-    }
-
     /// True when `stat` was recorded too close to the recording scan to be trusted:
     /// its ctime is within [`RACY_MARGIN_NS`] of `scan_started_ns` (or after it).
     pub fn is_racy(&self, stat: &Stat) -> bool {
         stat.is_racy(self.scan_started_ns)
-    }
-
-    /// The cached blob id for `path` when `stat` matches and the entry is not racy.
-    pub fn lookup(&self, path: &RelPath, stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        self.lookup_in(&self.entries, path, stat)
-    }
-
-    /// [`StatCache::lookup`] within `run`, a sorted slice of this cache (such as
-    /// [`StatCache::under`] returns), so a scan searches one directory's run.
-    pub fn lookup_in(&self, run: &[IndexEntry], path: &RelPath, stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        let e = &run[run.binary_search_by(|e| e.path.cmp(path)).ok()?];
-        (e.stat.matches(stat) && !self.is_racy(&e.stat)).then_some((e.id, e.kind))
     }
 
     /// Applies `patch` in one merge pass: each path gets its new entry, or is
@@ -186,6 +207,316 @@ impl StatCache {
         }
         merged.extend(p.filter_map(|(_, n)| n));
         self.entries = merged;
+    }
+}
+
+/// BLAKE3 of a cache's bytes before the trailer (on both cores when large).
+fn checksum(bytes: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    if bytes.len() >= 1 << 20 {
+        h.update_rayon(bytes);
+    } else {
+        h.update(bytes);
+    }
+    h.finalize()
+}
+
+/// The bytes a [`MappedCache`] reads: the mapped file, or bytes in memory.
+enum Bytes {
+    Map(memmap2::Mmap),
+    Vec(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(m) => m,
+            Bytes::Vec(v) => v,
+        }
+    }
+}
+
+/// A stat cache read in place: the version-3 file mapped into memory (or its
+/// bytes in memory), rows compared where they lie.
+///
+/// Layout (`store-format.md`, "Stat cache"): a 32-byte header (magic
+/// `CPSC`, version 3, 3 reserved bytes, `scan_started_ns` i64, row count
+/// u64, path-blob length u64), then the rows, [`ROW_LEN`] bytes each, sorted
+/// by path bytes: path offset in the blob (u64), path length (u32), kind (1:
+/// 0 file, 1 symlink), 3 reserved, blob id (32), size (u64), mtime_ns (i64),
+/// ctime_ns (i64), inode (u64), mode (u32), 4 reserved; then the path blob;
+/// then a BLAKE3 trailer over every preceding byte. All integers little-endian.
+pub struct MappedCache {
+    bytes: Bytes,
+    scan_started_ns: i64,
+    count: usize,
+    names_at: usize,
+}
+
+impl std::fmt::Debug for MappedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedCache")
+            .field("scan_started_ns", &self.scan_started_ns)
+            .field("rows", &self.count)
+            .finish()
+    }
+}
+
+impl MappedCache {
+    /// Maps the cache at `path`; `None` when it is missing, damaged, of
+    /// another version, or its rows are not sorted and within bounds. A
+    /// version-2 (postcard) cache is decoded and re-encoded in memory.
+    pub fn open(path: &Path) -> Option<MappedCache> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: a cache file is written whole to a temporary name and renamed
+        // into place, never modified in place; a concurrent writer replaces the
+        // name, not the mapped inode.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        match map.get(4) {
+            Some(&INDEX_VERSION) => MappedCache::parse(Bytes::Map(map)),
+            Some(&INDEX_VERSION_POSTCARD) => {
+                let cache: StatCache = super::frame::decode(&map, INDEX_MAGIC, INDEX_VERSION_POSTCARD).ok()?;
+                let sorted = cache.entries.windows(2).all(|w| w[0].path < w[1].path);
+                sorted.then(|| MappedCache::from_cache(&cache))
+            }
+            _ => None, // another version is simply not this cache
+        }
+    }
+
+    /// `cache` in the mapped form (its bytes held in memory).
+    pub fn from_cache(cache: &StatCache) -> MappedCache {
+        MappedCache::parse(Bytes::Vec(cache.encode())).expect("an encoded cache parses")
+    }
+
+    fn parse(bytes: Bytes) -> Option<MappedCache> {
+        if bytes.len() < HEADER_LEN + TRAILER_LEN || &bytes[..4] != INDEX_MAGIC || bytes[4] != INDEX_VERSION {
+            return None;
+        }
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let scan_started_ns = u64_at(8) as i64;
+        let count = usize::try_from(u64_at(16)).ok()?;
+        let names = usize::try_from(u64_at(24)).ok()?;
+        let names_at = count.checked_mul(ROW_LEN)?.checked_add(HEADER_LEN)?;
+        if names_at.checked_add(names)?.checked_add(TRAILER_LEN)? != bytes.len() {
+            return None;
+        }
+        let body = bytes.len() - TRAILER_LEN;
+        if checksum(&bytes[..body]).as_bytes() != &bytes[body..] {
+            return None;
+        }
+        let m = MappedCache {
+            bytes,
+            scan_started_ns,
+            count,
+            names_at,
+        };
+        // Every path in bounds: lookups may then index without checks. Order
+        // and path syntax are not checked here (that would cost a third of
+        // an unchanged `status`): a lookup matches a row by its exact path,
+        // so rows out of order can only be missed — a file re-read — never
+        // mistaken; [`MappedCache::to_owned_cache`] checks both.
+        for i in 0..count {
+            let row = m.row(i);
+            let off = u64::from_le_bytes(row[0..8].try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as u64;
+            if off.checked_add(len)? > names as u64 || row[12] > 1 {
+                return None;
+            }
+        }
+        Some(m)
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let at = HEADER_LEN + i * ROW_LEN;
+        &self.bytes[at..at + ROW_LEN]
+    }
+
+    /// Path bytes of row `i` (checked in bounds when the cache was opened).
+    fn path(&self, i: usize) -> &[u8] {
+        let row = self.row(i);
+        let off = u64::from_le_bytes(row[0..8].try_into().expect("8 bytes")) as usize;
+        let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as usize;
+        &self.bytes[self.names_at + off..self.names_at + off + len]
+    }
+
+    fn stat(&self, i: usize) -> Stat {
+        let row = self.row(i);
+        let u = |at: usize| u64::from_le_bytes(row[at..at + 8].try_into().expect("8 bytes"));
+        Stat {
+            size: u(48),
+            mtime_ns: u(56) as i64,
+            ctime_ns: u(64) as i64,
+            ino: u(72),
+            mode: u32::from_le_bytes(row[80..84].try_into().expect("4 bytes")),
+        }
+    }
+
+    fn id(&self, i: usize) -> ObjectId {
+        ObjectId(self.row(i)[16..48].try_into().expect("32 bytes"))
+    }
+
+    fn kind(&self, i: usize) -> EntryKind {
+        if self.row(i)[12] == 1 {
+            EntryKind::Symlink
+        } else {
+            EntryKind::File
+        }
+    }
+
+    /// Wall-clock time the recording scan started, ns since epoch.
+    pub fn scan_started_ns(&self) -> i64 {
+        self.scan_started_ns
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the cache has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every row, decoded: the owned form, for editing; `None` when a path
+    /// is not a plane path or the rows are not strictly sorted.
+    pub fn to_owned_cache(&self) -> Option<StatCache> {
+        let mut entries: Vec<IndexEntry> = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            let path = RelPath::try_from(self.path(i).to_vec()).ok().filter(|p| !p.is_root())?;
+            if entries.last().is_some_and(|e| e.path >= path) {
+                return None;
+            }
+            entries.push(IndexEntry {
+                path,
+                kind: self.kind(i),
+                id: self.id(i),
+                stat: self.stat(i),
+            });
+        }
+        Some(StatCache {
+            scan_started_ns: self.scan_started_ns,
+            entries,
+        })
+    }
+
+    /// The rows under directory `dir` (`""` for the root): one contiguous
+    /// run, since every path in it starts with `dir/`.
+    pub fn run(&self, dir: &RelPath) -> Run<'_> {
+        if dir.is_root() {
+            return Run {
+                cache: self,
+                lo: 0,
+                hi: self.count,
+                skip: 0,
+            };
+        }
+        let mut prefix = Vec::with_capacity(dir.as_bytes().len() + 1);
+        prefix.extend_from_slice(dir.as_bytes());
+        prefix.push(b'/');
+        let lo = partition_point(self.count, |i| self.path(i) < prefix.as_slice());
+        let hi = lo + partition_point(self.count - lo, |i| self.path(lo + i).starts_with(&prefix));
+        Run {
+            cache: self,
+            lo,
+            hi,
+            skip: prefix.len(),
+        }
+    }
+
+    /// The cached blob id for `path` when `stat` matches and the row is not racy.
+    pub fn lookup(&self, path: &RelPath, stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        let (dir, name) = match path.parent() {
+            Some(dir) => (dir, path.file_name().unwrap_or_default()),
+            None => return None,
+        };
+        self.run(&dir).lookup(name, stat)
+    }
+}
+
+/// `partition_point` over the indices `0..n`.
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The rows of one directory's subtree in a [`MappedCache`] ([`MappedCache::run`]).
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    cache: &'a MappedCache,
+    lo: usize,
+    hi: usize,
+    /// Bytes of `dir/` before each path's part below the directory.
+    skip: usize,
+}
+
+impl<'a> Run<'a> {
+    /// The cached blob id of the directory's entry `name` when `stat` matches
+    /// and the row is not racy.
+    pub fn lookup(&self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        self.cursor().lookup(name, stat)
+    }
+
+    /// A cursor at the start of the run, for lookups of names in ascending order.
+    pub fn cursor(&self) -> Cursor<'a> {
+        Cursor {
+            run: *self,
+            at: self.lo,
+        }
+    }
+
+    /// The part of row `i`'s path below the directory.
+    fn rest(&self, i: usize) -> &'a [u8] {
+        // Rows out of order (never written so, but not checked) may not have the prefix.
+        self.cache.path(i).get(self.skip..).unwrap_or_default()
+    }
+}
+
+/// Lookups in a [`Run`] for names in ascending byte order (a directory's
+/// sorted listing): each starts where the last one ended and gallops
+/// forward, so a directory's files cost about one comparison each, however
+/// many rows of its subdirectories lie between them. A name out of order is
+/// still found (the search starts over from the run's start).
+pub struct Cursor<'a> {
+    run: Run<'a>,
+    at: usize,
+}
+
+impl Cursor<'_> {
+    /// As [`Run::lookup`].
+    pub fn lookup(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        let r = self.run;
+        if self.at > r.lo && (self.at > r.hi || r.rest(self.at - 1) >= name) {
+            self.at = r.lo; // out of order: start over
+        }
+        // Gallop: the first row at or after `name` lies in (at + step/2, at + step].
+        let (mut lo, mut step) = (self.at, 1);
+        while lo < r.hi && r.rest(lo) < name {
+            let next = (self.at + step).min(r.hi);
+            if next == r.hi || r.rest(next) >= name {
+                lo = lo + 1 + partition_point(next - lo - 1, |k| r.rest(lo + 1 + k) < name);
+                break;
+            }
+            lo = next;
+            step *= 2;
+        }
+        self.at = lo;
+        if lo == r.hi || r.rest(lo) != name {
+            return None;
+        }
+        self.at = lo + 1;
+        let c = r.cache;
+        let row = c.stat(lo);
+        (row == *stat && !row.is_racy(c.scan_started_ns)).then(|| (c.id(lo), c.kind(lo)))
     }
 }
 
@@ -230,10 +561,92 @@ mod tests {
         };
         c.save(&p, dir.path()).unwrap();
         assert_eq!(StatCache::load(&p), Some(c.clone()));
-        let mut bytes = std::fs::read(&p).unwrap();
-        bytes[10] ^= 1;
-        std::fs::write(&p, bytes).unwrap();
+        let clean = std::fs::read(&p).unwrap();
+        // Every byte matters: a flip anywhere (header, rows, paths, trailer) is refused.
+        for at in [0, 5, 9, 17, 25, 40, 100, clean.len() - 40, clean.len() - 1] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 1;
+            std::fs::write(&p, &bytes).unwrap();
+            assert_eq!(StatCache::load(&p), None, "flip at {at}");
+        }
+        std::fs::write(&p, &clean[..clean.len() - 1]).unwrap();
         assert_eq!(StatCache::load(&p), None);
+    }
+
+    #[test]
+    fn a_version_2_cache_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index");
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"a", 0), entry(b"b/c", 0)],
+        };
+        std::fs::write(&p, super::super::frame::encode(INDEX_MAGIC, 2, &c)).unwrap();
+        assert_eq!(StatCache::load(&p), Some(c.clone()));
+        let m = MappedCache::open(&p).unwrap();
+        assert_eq!(
+            m.lookup(&self::p(b"b/c"), &c.entries[1].stat),
+            Some((ObjectId([7; 32]), EntryKind::File))
+        );
+    }
+
+    #[test]
+    fn unsorted_or_bad_paths_are_not_a_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let unsorted = StatCache {
+            scan_started_ns: 0,
+            entries: vec![entry(b"b", 0), entry(b"a", 0)],
+        };
+        std::fs::write(&path, unsorted.encode()).unwrap();
+        assert!(StatCache::load(&path).is_none());
+        // Mapped, such rows are only missed, never mistaken for another path's.
+        let m = MappedCache::open(&path).unwrap();
+        assert!(
+            m.lookup(&p(b"b"), &unsorted.entries[0].stat)
+                .is_none_or(|(id, _)| id == ObjectId([7; 32]))
+        );
+        let mut dup = unsorted.clone();
+        dup.entries[1] = entry(b"b", 0);
+        std::fs::write(&path, dup.encode()).unwrap();
+        assert!(StatCache::load(&path).is_none());
+        let mut bad = unsorted.clone();
+        bad.entries = vec![entry(b"a", 0)];
+        let mut bytes = bad.encode();
+        let at = bytes.len() - 33; // the path's one byte, then the trailer recomputed
+        bytes[at] = b'/';
+        let body = bytes.len() - 32;
+        let sum = *blake3::hash(&bytes[..body]).as_bytes();
+        bytes[body..].copy_from_slice(&sum);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(StatCache::load(&path).is_none());
+    }
+
+    #[test]
+    fn runs_find_a_directory_s_own_entries_among_deeper_ones() {
+        // '-' (0x2d) and '.' (0x2e) sort before '/' (0x2f): `a.c` lies between `a` and `a/x`.
+        let names: [&[u8]; 8] = [b"a", b"a-b/y", b"a.c", b"a/b", b"a/x", b"a/x.y/z", b"a0", b"b"];
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: names.iter().map(|n| entry(n, 0)).collect(),
+        };
+        let m = MappedCache::from_cache(&c);
+        let st = c.entries[0].stat;
+        let hit = Some((ObjectId([7; 32]), EntryKind::File));
+        for n in names {
+            assert_eq!(m.lookup(&p(n), &st), hit, "{}", String::from_utf8_lossy(n));
+        }
+        let root = m.run(&RelPath::root());
+        assert_eq!(root.lookup(b"a", &st), hit);
+        assert_eq!(root.lookup(b"x", &st), None);
+        let a = m.run(&p(b"a"));
+        assert_eq!((a.lo, a.hi), (3, 6));
+        assert_eq!(a.lookup(b"x", &st), hit);
+        assert_eq!(a.lookup(b"x.y", &st), None); // a directory: only deeper rows
+        assert_eq!(a.lookup(b"c", &st), None);
+        assert_eq!(m.run(&p(b"a/x.y")).lookup(b"z", &st), hit);
+        assert_eq!(m.run(&p(b"zz")).lookup(b"a", &st), None);
+        assert!(MappedCache::from_cache(&StatCache::default()).is_empty());
     }
 
     #[test]
@@ -259,10 +672,54 @@ mod tests {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"old", 0), entry(b"racy", 10 * RACY_MARGIN_NS - 1)],
         };
-        assert!(c.lookup(&p(b"old"), &c.entries[0].stat).is_some());
-        assert!(c.lookup(&p(b"racy"), &c.entries[1].stat).is_none());
+        let m = MappedCache::from_cache(&c);
+        assert!(m.lookup(&p(b"old"), &c.entries[0].stat).is_some());
+        assert!(m.lookup(&p(b"racy"), &c.entries[1].stat).is_none());
         let mut changed = c.entries[0].stat;
         changed.size += 1;
-        assert!(c.lookup(&p(b"old"), &changed).is_none());
+        assert!(m.lookup(&p(b"old"), &changed).is_none());
+    }
+
+    proptest::proptest! {
+        /// Every lookup through a mapped cache's runs agrees with a plain
+        /// search of the rows: the row of that exact path, when its stat matches.
+        #[test]
+        fn mapped_lookups_agree_with_a_plain_search(
+            paths in proptest::collection::btree_set("[ab.-]{1,2}(/[ab.-]{1,2}){0,2}", 0..40),
+            probes in proptest::collection::vec("[ab.-]{1,2}(/[ab.-]{1,2}){0,3}", 0..40),
+        ) {
+            let paths: Vec<RelPath> = paths.iter().filter_map(|s| RelPath::parse(s.as_bytes())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let c = StatCache {
+                scan_started_ns: 10 * RACY_MARGIN_NS,
+                entries: paths.iter().map(|q| entry(q.as_bytes(), 0)).collect(),
+            };
+            let m = MappedCache::from_cache(&c);
+            proptest::prop_assert_eq!(m.to_owned_cache(), Some(c.clone()));
+            let st = entry(b"x", 0).stat;
+            let all: Vec<RelPath> = probes.iter().filter_map(|s| RelPath::parse(s.as_bytes())).chain(paths.iter().cloned()).collect();
+            for probe in &all {
+                let want = c.get(probe).map(|e| (e.id, e.kind));
+                proptest::prop_assert_eq!(m.lookup(probe, &st), want, "{:?}", probe);
+            }
+            // One cursor per directory, names in listing order, then in the given order.
+            let mut by_dir: std::collections::BTreeMap<RelPath, Vec<RelPath>> = Default::default();
+            for probe in &all {
+                by_dir.entry(probe.parent().unwrap_or_default()).or_default().push(probe.clone());
+            }
+            for (dir, mut names) in by_dir {
+                let run = m.run(&dir);
+                for sorted in [false, true] {
+                    if sorted {
+                        names.sort();
+                    }
+                    let mut cursor = run.cursor();
+                    for probe in &names {
+                        let want = c.get(probe).map(|e| (e.id, e.kind));
+                        let name = probe.file_name().unwrap();
+                        proptest::prop_assert_eq!(cursor.lookup(name, &st), want, "{:?} (sorted: {})", probe, sorted);
+                    }
+                }
+            }
+        }
     }
 }
