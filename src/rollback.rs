@@ -106,7 +106,8 @@ pub fn rollback(
         "rollback",
         ctl,
     )?;
-    let rescue_cache = std::mem::take(&mut rescue.cache);
+    let mut rescue_cache = std::mem::take(&mut rescue.cache);
+    rescue_cache.sort();
     let special = std::mem::take(&mut rescue.special);
     let run = (|| {
         let mut scope = Scope::open(plane)?;

@@ -108,7 +108,8 @@ pub struct SealReport {
     /// FIFOs, sockets and devices left out ([`SealOptions::allow_special`]).
     #[serde(skip)]
     pub special: Vec<crate::finding::Finding>,
-    /// Stat-cache entries from the scan: every file of the new snapshot, sorted by path.
+    /// Stat-cache entries from the scan: every file of the new snapshot, in
+    /// no particular order ([`StatCache::sort`]).
     #[serde(skip)]
     pub cache: StatCache,
 }
@@ -335,7 +336,7 @@ pub fn seal_checked(
     if let Some((files, bytes)) = recorded {
         ctl.progress.total(files, bytes);
     }
-    let ((snapshot, id, scanned, unchanged), write) = store.transaction(|w| {
+    let ((snapshot, id, mut scanned, unchanged), write) = store.transaction(|w| {
         let mut scanned = scan(
             &scope,
             ScanOptions {
@@ -393,6 +394,7 @@ pub fn seal_checked(
         // HEAD already records this state: no object, no ref; the refreshed
         // stat cache still saves the next scan the reads.
         if opts.save_cache && scanned.hashed_files > 0 {
+            scanned.cache.sort();
             let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
         }
         return Ok(SealReport::of(id, true, snapshot, write, scanned));
@@ -417,6 +419,7 @@ pub fn seal_checked(
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
     if opts.save_cache && (scanned.hashed_files > 0 || !had_cache) {
+        scanned.cache.sort();
         let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.

@@ -179,6 +179,12 @@ impl StatCache {
             .map(|i| &self.entries[i])
     }
 
+    /// Sorts the entries by path, as a cache must be (a scan returns its rows
+    /// in the order its directories finished).
+    pub fn sort(&mut self) {
+        self.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+
     /// True when `stat` was recorded too close to the recording scan to be trusted:
     /// its ctime is within [`RACY_MARGIN_NS`] of `scan_started_ns` (or after it).
     pub fn is_racy(&self, stat: &Stat) -> bool {
