@@ -410,6 +410,18 @@ pub fn gc(
         entries.push(list);
     }
     let clean: Vec<bool> = entries.iter().map(|l| l.iter().all(|e| live.contains(&e.id))).collect();
+    // When a pack is rewritten anyway, the small clean ones are folded into
+    // the new pack too (as `git gc` repacks and restic's prune merges small
+    // packs): the store after a gc has no more packs, so no more pack and
+    // index overhead, than a fresh `init` of what it keeps.
+    let any_dirty = clean.iter().any(|c| !c);
+    let small =
+        |p: &PackIndex| p.len() < crate::store::SMALL_PACK_OBJECTS && pack_bytes(p) < crate::store::SMALL_PACK_BYTES;
+    let clean: Vec<bool> = clean
+        .iter()
+        .zip(packs)
+        .map(|(c, p)| *c && !(any_dirty && small(p)))
+        .collect();
     for (list, _) in entries.iter().zip(&clean).filter(|(_, c)| **c) {
         for e in list {
             if let Some(seen) = live.ids.get_mut(&e.id) {

@@ -167,7 +167,10 @@ fn a_deleted_big_file_is_reclaimed_and_every_live_checkpoint_rolls_back() {
     let j = gc_json(d, &[]);
     assert_eq!(j["dry_run"], false);
     assert!(j["bytes_reclaimed"].as_u64().unwrap() > 300 * 1024, "{j}");
-    assert!(j["packs_kept"].as_u64().unwrap() > 0, "clean packs are kept: {j}");
+    // Every pack of this small history is small: the clean ones are folded
+    // into the one new pack with the live records of the dirty ones.
+    assert_eq!(j["packs_kept"], 0, "small clean packs are folded in: {j}");
+    assert_eq!(j["packs_after"], 1, "{j}");
     assert_eq!(j["removed_objects"], dry["removed_objects"]);
     let after = du(&d.join(".cp"));
     assert!(after + 300 * 1024 < before, "{before} -> {after}");
@@ -528,4 +531,60 @@ fn a_status_that_opened_the_store_before_a_gc_records_no_collected_blob() {
     stdout(d, &["fsck"]);
     stdout(d, &["snapshot", "-m", "back"]);
     stdout(d, &["fsck"]);
+}
+
+#[test]
+fn a_large_clean_pack_is_kept_as_it_is_and_small_ones_are_folded_in() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // 6,000 files: the init's packs (one per worker thread) hold more objects
+    // than a small pack may.
+    for i in 0..6000 {
+        write(d, &format!("many/f{i:04}.txt"), &format!("file {i}\n"));
+    }
+    init(d);
+    let large: Vec<PathBuf> = pack_files(d).into_iter().filter(|p| idx_count(p) >= 1024).collect();
+    assert!(!large.is_empty(), "{:?}", pack_files(d));
+    fs::write(d.join("secret.bin"), noise(64 * 1024, 3)).unwrap();
+    stdout(d, &["snapshot", "--name", "oops"]);
+    fs::remove_file(d.join("secret.bin")).unwrap();
+    write(d, "note.txt", "later\n");
+    stdout(d, &["snapshot", "--name", "later"]);
+    stdout(d, &["checkpoints", "delete", "oops"]);
+    let j = gc_json(d, &[]);
+    assert_eq!(j["packs_kept"], large.len() as u64, "{j}");
+    assert_eq!(
+        j["packs_after"],
+        large.len() as u64 + 1,
+        "the large packs and the new one: {j}"
+    );
+    let after = pack_files(d);
+    for p in &large {
+        assert!(
+            after.contains(p),
+            "a large clean pack is untouched: {p:?} not in {after:?}"
+        );
+    }
+    stdout(d, &["fsck"]);
+    // Nothing dirty: a second gc rewrites nothing, small packs or not.
+    let again = gc_json(d, &[]);
+    assert_eq!(again["packs_rewritten"], 0, "{again}");
+    assert_eq!(pack_files(d), after);
+}
+
+/// The entry count of a pack index (`store-format.md`, "Packs": u64 at offset 8).
+fn idx_count(idx: &Path) -> u64 {
+    let b = fs::read(idx).unwrap();
+    u64::from_le_bytes(b[8..16].try_into().unwrap())
+}
+
+/// The `.idx` files in `.cp/packs`, sorted.
+fn pack_files(d: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(d.join(".cp/packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    v.sort();
+    v
 }
