@@ -109,6 +109,32 @@ fn a_trusted_package_installs_owned_registered_sealed_and_recorded() {
 }
 
 #[test]
+fn a_package_larger_than_the_memory_budget_installs_byte_exact() {
+    let s = setup();
+    let d = s.plane.path();
+    let big = "0123456789abcdef\n".repeat(4096);
+    let files = [
+        ("specs/SPEC-000/pkg/a.txt", "small first\n"),
+        ("specs/SPEC-000/pkg/b.bin", big.as_str()),
+        ("specs/SPEC-000/pkg/c.txt", "after the budget\n"),
+    ];
+    let pkg = pack(&s, "big", &files, &s.admin, &["--id", "PKG-BIG", "--version", "1.0.0"]);
+    // 16 bytes kept in memory: the first member's; the others are read back from the store.
+    let o = cplane(d)
+        .env("CPLANE_TEST_INSTALL_KEEP_BYTES", "16")
+        .args(["install", pkg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (p, body) in files {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), body, "{p}");
+    }
+    let st: serde_json::Value = serde_json::from_str(&stdout(d, &["status", "--json"])).unwrap();
+    assert_eq!(st["clean"], true, "{st}");
+    stdout(d, &["verify"]);
+}
+
+#[test]
 fn refusals_leave_the_plane_and_store_byte_identical() {
     let s = setup();
     // Signed by a key the plane does not trust.

@@ -158,6 +158,23 @@ fn target_of(plane: &Plane, head_id: SnapshotId, head: &Snapshot, root: crate::i
 /// A member's bytes, shared with the task that stores them.
 type Shared = std::sync::Arc<Vec<u8>>;
 
+/// Bytes of package members an install keeps in memory to write the files
+/// from (80 MiB). Members past it are still stored as they are read, but
+/// their bytes are let go: the checkout reads them back from the store, and
+/// the scans after it hash them again. That bounds an install's memory (a
+/// 200 MB package peaked at 231 MB when every member was kept) at some
+/// speed for packages larger than the budget.
+pub const KEEP_IN_MEMORY_BYTES: u64 = 80 << 20;
+
+/// [`KEEP_IN_MEMORY_BYTES`]; debug builds take `CPLANE_TEST_INSTALL_KEEP_BYTES`
+/// instead, so tests can install packages larger than the budget.
+fn keep_in_memory() -> u64 {
+    let test = cfg!(debug_assertions)
+        .then(|| std::env::var("CPLANE_TEST_INSTALL_KEEP_BYTES").ok()?.parse().ok())
+        .flatten();
+    test.unwrap_or(KEEP_IN_MEMORY_BYTES)
+}
+
 /// Why [`read_storing`] failed.
 enum Stored {
     /// The archive does not check out.
@@ -169,15 +186,18 @@ enum Stored {
 /// [`super::read_to_memory`], adding each file's bytes to `w` as a blob on
 /// the rayon pool while the next member is read (a member that turns out
 /// not to match the manifest fails the whole read, and the caller drops
-/// `w`, so nothing of a refused package is kept).
+/// `w`, so nothing of a refused package is kept). Returns each member's
+/// bytes, in manifest order, while they fit in `keep` bytes; `None` after.
 fn read_storing<R: std::io::Read>(
     input: R,
     trusted: &[Signer],
     limits: &Limits,
+    keep: u64,
     w: &crate::store::pack::ObjectWriter<'_>,
-) -> std::result::Result<(super::Package, Vec<Shared>), Stored> {
+) -> std::result::Result<(super::Package, Vec<Option<Shared>>), Stored> {
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    let mut files: Vec<Shared> = Vec::new();
+    let mut files: Vec<Option<Shared>> = Vec::new();
+    let mut kept = 0u64;
     let package = rayon::in_place_scope(|s| {
         let failed = &failed;
         super::read(input, trusted, limits, |entry, data| {
@@ -185,7 +205,8 @@ fn read_storing<R: std::io::Read>(
             let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
             data.read_to_end(&mut bytes)?;
             let bytes = std::sync::Arc::new(bytes);
-            files.push(bytes.clone());
+            kept += bytes.len() as u64;
+            files.push((kept <= keep).then(|| bytes.clone()));
             let id = entry.blake3;
             s.spawn(move |_| {
                 if let Err(e) = w.add(ObjectKind::Blob, id, &bytes) {
@@ -256,11 +277,17 @@ pub fn install(
     // while the archive is still being read and checked; nothing becomes
     // visible until `w.finish()`, and a refused package drops it all.
     let w = store.writer();
-    let (package, contents) =
-        read_storing(std::io::BufReader::new(input), trusted, &Limits::default(), &w).map_err(|e| match e {
-            Stored::Package(e) => bad_package(file, e),
-            Stored::Store(e) => e,
-        })?;
+    let (package, contents) = read_storing(
+        std::io::BufReader::new(input),
+        trusted,
+        &Limits::default(),
+        keep_in_memory(),
+        &w,
+    )
+    .map_err(|e| match e {
+        Stored::Package(e) => bad_package(file, e),
+        Stored::Store(e) => e,
+    })?;
     let manifest = &package.manifest;
     let m = model(store, plane, ctl)?;
     let scope = Scope::open(plane)?;
@@ -549,7 +576,7 @@ pub fn install(
         .files
         .iter()
         .zip(&contents)
-        .map(|(f, b)| (f.blake3, b.as_slice()))
+        .filter_map(|(f, b)| Some((f.blake3, b.as_deref()?.as_slice())))
         .collect();
     let written = crate::restore::restore_with(store, lock, plane, &resolved, &touched, hooks, ctl, Some(&known))?;
     drop(known);
