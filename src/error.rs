@@ -419,6 +419,43 @@ pub enum Error {
         /// The plane.
         plane: String,
     },
+    /// A remote name that `.cp/config.json` does not list.
+    #[error("no remote named `{name}`{}", if known.is_empty() { " (this store has no remotes)".to_string() } else { format!(" (remotes: {})", known.join(", ")) })]
+    NoSuchRemote {
+        /// The name asked for.
+        name: String,
+        /// The remotes the store has.
+        known: Vec<String>,
+    },
+    /// A remote URL or name that cannot be used.
+    #[error("remote `{url}`: {reason}")]
+    BadRemote {
+        /// The URL (or name) as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A push whose remote ref is no longer the one last pulled: another
+    /// store pushed meanwhile. Nothing of the push is visible there.
+    #[error("the remote moved; pull first: {what} on remote `{remote}` {why}")]
+    RemoteMoved {
+        /// The remote.
+        remote: String,
+        /// The ref (`main/HEAD`, `main/checkpoints/NAME`).
+        what: String,
+        /// What was expected and what was found.
+        why: String,
+    },
+    /// A remote operation that failed (network, permissions, the server's answer).
+    #[error("remote `{remote}`: {op}: {reason}")]
+    Remote {
+        /// The remote.
+        remote: String,
+        /// What was being done (`upload packs/pack-….pack`, `list planes/`).
+        op: String,
+        /// What the object store client said.
+        reason: String,
+    },
     /// A signal stopped the operation at a safe point; nothing was committed.
     #[error("interrupted; nothing was committed")]
     Interrupted,

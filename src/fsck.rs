@@ -246,6 +246,11 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
         Ok(list) => refs.extend(list),
         Err(e) => damage.push(file_damage(e)),
     }
+    // So are remote-tracking refs (`remotes/<NAME>/planes/…`).
+    match store.remote_refs() {
+        Ok(list) => refs.extend(list),
+        Err(e) => damage.push(file_damage(e)),
+    }
     let mut walker = Walker {
         store,
         bad: &bad,

@@ -180,7 +180,8 @@ impl Reachable {
 /// "Retention and reachability", defines it:
 ///
 /// * roots: every plane's `HEAD` and `checkpoints/<NAME>` (planes of
-///   `config.json`), the refs of removed planes (`planes-removed/`), and
+///   `config.json`), the refs of removed planes (`planes-removed/`), the
+///   remote-tracking refs (`remotes/<NAME>/planes/…`), and
 ///   for a pending checkout journal its `target`,
 ///   `rescue`, `new_head` and the blobs its writes name;
 /// * from each root snapshot: its `root` tree and everything below, its
@@ -233,6 +234,9 @@ pub fn reachable(store: &Store, ctl: Control<'_>) -> Result<Reachable> {
     }
     // Removed planes' archived refs stay roots until their directory is deleted.
     roots.extend(store.removed_plane_refs()?.into_iter().map(|(_, id)| id));
+    // Remote-tracking refs (what the last pull or push saw on each remote)
+    // are roots: `diff origin/main/HEAD` and the next push's walk read them.
+    roots.extend(store.remote_refs()?.into_iter().map(|(_, id)| id));
     roots.sort();
     roots.dedup();
     live.roots = roots.len() as u64;
@@ -289,7 +293,7 @@ fn walk_tree(store: &Store, live: &mut Reachable, root: TreeId, ctl: &Control<'_
 }
 
 /// The blob id of `registries/packages_registry.csv` in tree `root`, if it is a file there.
-fn packages_registry(store: &Store, root: TreeId) -> Result<Option<ObjectId>> {
+pub(crate) fn packages_registry(store: &Store, root: TreeId) -> Result<Option<ObjectId>> {
     let mut at = root;
     let parts: Vec<&str> = crate::governance::PACKAGES.split('/').collect();
     for (i, name) in parts.iter().enumerate() {
@@ -309,7 +313,7 @@ fn packages_registry(store: &Store, root: TreeId) -> Result<Option<ObjectId>> {
 /// Every `manifest_digest` of a packages registry blob (any status: an
 /// uninstalled row's manifest is kept too, as `show` may name it). A
 /// registry that does not parse names nothing (`verify` reports it).
-fn manifest_digests(store: &Store, registry: &ObjectId) -> Vec<ObjectId> {
+pub(crate) fn manifest_digests(store: &Store, registry: &ObjectId) -> Vec<ObjectId> {
     let Ok(bytes) = crate::governance::plane::read_blob(store, registry) else {
         return Vec::new();
     };
@@ -328,7 +332,7 @@ fn manifest_digests(store: &Store, registry: &ObjectId) -> Vec<ObjectId> {
 
 /// The attestation id a stored manifest names, and the blob ids of its
 /// files; `None` when the manifest is not stored or not JSON.
-fn manifest_refs(store: &Store, digest: &ObjectId) -> Option<(Option<ObjectId>, Vec<ObjectId>)> {
+pub(crate) fn manifest_refs(store: &Store, digest: &ObjectId) -> Option<(Option<ObjectId>, Vec<ObjectId>)> {
     if !store.contains(digest) {
         return None;
     }

@@ -44,6 +44,7 @@ pub mod patch;
 pub mod path;
 pub mod plane;
 pub mod progress;
+pub mod remote;
 pub mod renames;
 pub mod restore;
 pub mod retention;

@@ -5,6 +5,11 @@
 //! times (`~` alone means `~1`; `base~1~2` is `base~3`). An empty `REV` is an
 //! error, never an implicit HEAD. Without `PLANE:`, names resolve in the
 //! current plane; id prefixes match snapshots of any plane.
+//!
+//! `REMOTE/PLANE/HEAD` and `REMOTE/PLANE/NAME` name remote-tracking refs:
+//! the remote's HEAD and checkpoints of PLANE as the last `cplane pull` (or
+//! push) saw them (`store-format.md`, "Remotes"). Names never contain `/`,
+//! so the forms cannot be confused.
 
 use crate::error::{Error, Result};
 use crate::id::{MIN_PREFIX_LEN_HEX, SnapshotId, is_hex};
@@ -32,6 +37,9 @@ pub fn resolve(store: &Store, current: &Plane, spec: &str) -> Result<Resolved> {
         spec: spec.to_string(),
         why,
     };
+    if let Some(r) = resolve_remote(store, current, spec)? {
+        return Ok(r);
+    }
     let (plane, rest) = match spec.split_once(':') {
         Some((p, r)) => (store.plane(p)?, r),
         None => (current.clone(), spec),
@@ -173,4 +181,46 @@ fn closest<'a>(typo: &str, names: &'a [String]) -> Option<&'a str> {
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, n)| n.as_str())
+}
+
+/// Resolves a remote-tracking ref `REMOTE/PLANE/HEAD` or `REMOTE/PLANE/NAME`;
+/// `None` when `spec` is not of that form (it has no `/`).
+fn resolve_remote(store: &Store, current: &Plane, spec: &str) -> Result<Option<Resolved>> {
+    if !spec.contains('/') {
+        return Ok(None);
+    }
+    let not_found = |why: String| Error::RefNotFound {
+        spec: spec.to_string(),
+        why,
+    };
+    if spec.contains('~') {
+        return Err(not_found(
+            "`~N` does not follow remote-tracking refs yet; name the checkpoint (`cplane show REMOTE/PLANE/HEAD` shows its parent)".into(),
+        ));
+    }
+    let parts: Vec<&str> = spec.split('/').collect();
+    let [remote, plane, name] = parts.as_slice() else {
+        return Err(not_found(
+            "a remote-tracking ref is REMOTE/PLANE/HEAD or REMOTE/PLANE/CHECKPOINT".into(),
+        ));
+    };
+    if !store.config().remotes.iter().any(|r| r.name == *remote) {
+        return Err(Error::NoSuchRemote {
+            name: remote.to_string(),
+            known: store.config().remotes.iter().map(|r| r.name.clone()).collect(),
+        });
+    }
+    let Some(id) = store.remote_ref(remote, plane, name)? else {
+        return Err(not_found(format!(
+            "remote `{remote}` has no {} of plane `{plane}` as last pulled; `cplane pull {remote}` fetches its refs",
+            if *name == "HEAD" {
+                "HEAD".to_string()
+            } else {
+                format!("checkpoint `{name}`")
+            }
+        )));
+    };
+    let snapshot = store.read_snapshot(&id)?;
+    let plane = store.plane(&snapshot.plane).unwrap_or_else(|_| current.clone());
+    Ok(Some(Resolved { plane, id, snapshot }))
 }

@@ -97,3 +97,39 @@ pub fn gc_pause(store: &Store, step: cplane::gc::GcStep) {
     }
     let _ = (store, step);
 }
+
+/// No remote hooks.
+pub struct NoRemote;
+
+impl cplane::remote::RemoteHooks for NoRemote {}
+
+/// Pauses a push or pull where `CPLANE_TEST_REMOTE_PAUSE` says (debug builds).
+#[cfg(debug_assertions)]
+struct RemotePause {
+    marker: std::path::PathBuf,
+    step: String,
+}
+
+#[cfg(debug_assertions)]
+impl cplane::remote::RemoteHooks for RemotePause {
+    fn at(&self, step: &str) {
+        if step == self.step {
+            let _ = std::fs::write(&self.marker, b"");
+            std::thread::sleep(std::time::Duration::from_secs(300));
+        }
+    }
+}
+
+/// The hooks of a push or pull: in debug builds, `CPLANE_TEST_REMOTE_PAUSE=STEP`
+/// (`pack-uploaded`, `index-uploaded`, `head-moved`, `imported`) creates
+/// `.cp/remote-paused` at STEP and sleeps (the test kills the process there).
+pub fn remote_hooks(store: &Store) -> Box<dyn cplane::remote::RemoteHooks> {
+    #[cfg(debug_assertions)]
+    if let Ok(step) = std::env::var("CPLANE_TEST_REMOTE_PAUSE") {
+        let marker = store.dir().join("remote-paused");
+        let _ = std::fs::remove_file(&marker);
+        return Box::new(RemotePause { marker, step });
+    }
+    let _ = store;
+    Box::new(NoRemote)
+}

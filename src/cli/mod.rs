@@ -24,6 +24,7 @@ mod own;
 mod pack;
 mod plane;
 mod quarantine;
+mod remote;
 mod restore;
 mod retention;
 mod rollback;
@@ -114,6 +115,10 @@ enum Command {
     Fsck(fsck::FsckArgs),
     Gc(gc::GcArgs),
     Plane(plane::PlaneArgs),
+    Remote(remote::RemoteArgs),
+    Push(remote::PushArgs),
+    Pull(remote::PullArgs),
+    Clone(remote::CloneArgs),
     Upgrade(upgrade::UpgradeArgs),
     Demo(demo::DemoArgs),
     Completions(generate::CompletionsArgs),
@@ -582,7 +587,12 @@ pub fn main() -> u8 {
         quiet: cli.quiet,
         lock_wait,
     };
-    if ctx.plane.is_some() && matches!(cli.command, Command::Init(_) | Command::Demo(_) | Command::Upgrade(_)) {
+    if ctx.plane.is_some()
+        && matches!(
+            cli.command,
+            Command::Init(_) | Command::Demo(_) | Command::Upgrade(_) | Command::Remote(_)
+        )
+    {
         return usage_error(
             &mut ctx.out,
             json,
@@ -609,6 +619,10 @@ pub fn main() -> u8 {
             | Command::Prune(_)
             | Command::Checkpoints(_)
             | Command::Gc(_)
+            | Command::Remote(_)
+            | Command::Push(_)
+            | Command::Pull(_)
+            | Command::Clone(_)
     ) {
         install_signal_handlers();
     }
@@ -640,6 +654,10 @@ pub fn main() -> u8 {
         Command::Fsck(a) => fsck::cmd_fsck(&mut ctx, a),
         Command::Gc(a) => gc::cmd_gc(&mut ctx, a),
         Command::Plane(a) => plane::cmd_plane(&mut ctx, a),
+        Command::Remote(a) => remote::cmd_remote(&mut ctx, a),
+        Command::Push(a) => remote::cmd_push(&mut ctx, a),
+        Command::Pull(a) => remote::cmd_pull(&mut ctx, a),
+        Command::Clone(a) => remote::cmd_clone(&mut ctx, a),
         Command::Upgrade(a) => upgrade::cmd_upgrade(&mut ctx, a),
         Command::Demo(a) => demo::cmd_demo(&mut ctx, a),
         Command::Completions(a) => generate::cmd_completions(&mut ctx, a),
@@ -672,7 +690,11 @@ fn prints_data(c: &Command) -> bool {
         | Command::Disown(_)
         | Command::Quarantine(_)
         | Command::Upgrade(_)
-        | Command::Gc(_) => false,
+        | Command::Gc(_)
+        | Command::Push(_)
+        | Command::Pull(_)
+        | Command::Clone(_) => false,
+        Command::Remote(a) => remote::prints_data(a),
         Command::Key(a) => key::prints_data(a),
         Command::Plane(a) => plane::prints_data(a),
         Command::Checkpoints(a) => log::checkpoints_prints_data(a),
@@ -774,6 +796,12 @@ fn hint(e: &cplane::Error) -> Option<String> {
             "the state before the interrupted checkout is the newest RESCUE- checkpoint (`cplane checkpoints`); delete {} to stop trying, then `cplane rollback` to the state you want",
             path.display()
         ),
+        E::CorruptObject { location, .. } if location.starts_with("remote ") => {
+            "nothing of it entered this store; `cplane fsck --remote NAME --read-data` lists everything wrong on the remote".into()
+        }
+        E::DamagedFile { path, .. } if path.to_string_lossy().starts_with("remote ") => {
+            "nothing of it entered this store; `cplane fsck --remote NAME` lists everything wrong on the remote".into()
+        }
         E::CorruptObject { .. } | E::MissingObject { .. } | E::LegacyObject { .. } | E::DamagedFile { .. } => {
             "run `cplane fsck` to see all damage and the refs that reach it".into()
         }
@@ -812,6 +840,18 @@ fn hint(e: &cplane::Error) -> Option<String> {
             "finish the checkout first: run any cplane command in the plane (it replays the journal), then try again".into()
         }
         E::ChangedWhileReading { .. } => "run the command again once nothing is writing to the plane".into(),
+        E::RemoteMoved { remote, .. } => format!(
+            "run `cplane pull {remote}`, look at what it brought (`cplane diff {remote}/PLANE/HEAD HEAD`), then push again"
+        ),
+        E::NoSuchRemote { .. } => {
+            "`cplane remote add NAME URL` adds one (s3://BUCKET/PREFIX or file:///PATH); `cplane remote list` lists them".into()
+        }
+        E::BadRemote { .. } => {
+            "a remote is s3://BUCKET/PREFIX (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or file:///ABSOLUTE/PATH".into()
+        }
+        E::Remote { remote, .. } => format!(
+            "check the endpoint and region (`cplane remote list`; {remote} takes AWS_ENDPOINT_URL and AWS_REGION when none is stored) and the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment"
+        ),
         E::NoKeepPolicy => "for example `cplane prune --keep-last 10 --keep-daily 7`; add --dry-run to see what would go".into(),
         _ => return None,
     })

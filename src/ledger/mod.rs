@@ -715,6 +715,18 @@ impl Ledger {
         }
     }
 
+    /// The ledger of `plane` kept in `dir` (`dir/ledger`, `dir/ledger.tree/`)
+    /// rather than in a store's plane directory: a remote's ledger being
+    /// verified before a pull keeps it (`crate::remote::pull`).
+    pub fn at(dir: &Path, plane: &str) -> Ledger {
+        Ledger {
+            plane: plane.to_string(),
+            path: dir.join(LEDGER_FILE),
+            tree_dir: dir.join(TREE_DIR),
+            private: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The ledger file.
     pub fn path(&self) -> &Path {
         &self.path

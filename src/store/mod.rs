@@ -65,6 +65,31 @@ pub struct PlaneConfig {
 pub struct Config {
     /// Planes, in the order they were added.
     pub planes: Vec<PlaneConfig>,
+    /// Remotes (`cplane remote add`), in the order they were added. Absent
+    /// from the JSON when empty, so a store without remotes keeps the layout
+    /// older readers know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteConfig>,
+}
+
+/// One remote as recorded in `.cp/config.json` (`store-format.md`,
+/// "Remotes"). Never holds credentials: those come from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) at
+/// each use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// Remote name: `[A-Za-z0-9._-]+` (as ref names), unique in the store.
+    pub name: String,
+    /// `s3://BUCKET[/PREFIX]` or `file:///ABSOLUTE/PATH`.
+    pub url: String,
+    /// S3 endpoint URL (`--endpoint`), for S3-compatible servers; `None`:
+    /// `AWS_ENDPOINT_URL` at each use, else AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// S3 region (`--region`); `None`: `AWS_REGION` / `AWS_DEFAULT_REGION` at each use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// An opened store.
@@ -195,6 +220,7 @@ impl Store {
                     tier: None,
                     exclude: Vec::new(),
                 }],
+                remotes: Vec::new(),
             };
             let staging_tmp = staging.join("tmp");
             write_atomic(&staging.join("config.json"), &config_bytes(&config), &staging_tmp)?;
@@ -788,6 +814,14 @@ fn validate_config(config: &Config) -> std::result::Result<(), String> {
             return Err(format!("two planes share the root {:?}", p.path));
         }
         crate::exclude::check_patterns(&p.exclude).map_err(|e| format!("plane `{}`: {e}", p.name))?;
+    }
+    for (i, r) in config.remotes.iter().enumerate() {
+        if !refs::valid_name(&r.name) {
+            return Err(format!("remote {i} has an invalid name {:?}", r.name));
+        }
+        if config.remotes[..i].iter().any(|o| o.name == r.name) {
+            return Err(format!("remote name `{}` appears twice", r.name));
+        }
     }
     Ok(())
 }

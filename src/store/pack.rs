@@ -728,6 +728,63 @@ fn encode_index(entries: &[IdxEntry]) -> Vec<u8> {
     v
 }
 
+/// A standalone pack built from records of other packs, copied verbatim:
+/// what a push uploads to a remote (`store-format.md`, "Remotes"). Not part
+/// of the local store: [`PackBuilder::finish`] names it into any directory.
+pub struct PackBuilder {
+    w: PackWriter,
+    ids: HashSet<ObjectId>,
+}
+
+impl PackBuilder {
+    /// Starts a pack in `tmp_dir` (a temporary file there until finished).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `tmp_dir`.
+    pub fn new(tmp_dir: &Path) -> Result<Self> {
+        Ok(PackBuilder {
+            w: PackWriter::new(tmp_dir)?,
+            ids: HashSet::new(),
+        })
+    }
+
+    /// Copies record `e` of `src` verbatim, in bounded memory; an id copied
+    /// before is skipped (returns 0). Returns the record bytes written.
+    ///
+    /// # Errors
+    /// [`Error::CorruptObject`] when `src` cannot be read; [`Error::Io`].
+    pub fn copy_from(&mut self, src: &PackIndex, e: &IdxEntry) -> Result<u64> {
+        if !self.ids.insert(e.id) {
+            return Ok(0);
+        }
+        self.w.append_record_from(src, e)
+    }
+
+    /// Objects copied so far.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when nothing was copied.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Makes the pack and its index durable as `out_dir/pack-<name>.pack`
+    /// and `.idx` (same filesystem as `tmp_dir`); returns the index path, or
+    /// `None` when the pack is empty.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn finish(self, out_dir: &Path) -> Result<Option<PathBuf>> {
+        let p = self.w.finish(out_dir)?;
+        if p.is_some() {
+            crate::fsutil::fsync_dir(out_dir)?;
+        }
+        Ok(p)
+    }
+}
+
 const PENDING_SHARDS: usize = 64;
 
 /// What [`ObjectWriter::claim`] found.

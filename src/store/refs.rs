@@ -180,4 +180,106 @@ impl Store {
         out.sort();
         Ok(out)
     }
+    /// `.cp/remotes/<remote>`: what this store knows of one remote
+    /// (remote-tracking refs, the remote's ledgers, the packs it has
+    /// imported; `store-format.md`, "Remotes").
+    pub fn remote_dir(&self, remote: &str) -> PathBuf {
+        self.dir().join("remotes").join(remote)
+    }
+
+    /// A remote-tracking ref: `.cp/remotes/<remote>/planes/<plane>/HEAD` or
+    /// `…/checkpoints/<name>` (`name` = `HEAD` for the former), as the first
+    /// line of the remote ref it copies; `None` when absent or not a valid name.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] when the ref is malformed.
+    pub fn remote_ref(&self, remote: &str, plane: &str, name: &str) -> Result<Option<SnapshotId>> {
+        if !valid_name(remote) || !valid_name(plane) || (name != "HEAD" && !valid_name(name)) {
+            return Ok(None);
+        }
+        let dir = self.remote_dir(remote).join("planes").join(plane);
+        let path = if name == "HEAD" {
+            dir.join("HEAD")
+        } else {
+            dir.join("checkpoints").join(name)
+        };
+        read_remote_ref(&path)
+    }
+
+    /// Every remote-tracking ref of every remote, as
+    /// (`<remote>/<plane>/<HEAD or NAME>`, id), sorted: gc roots.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] for a malformed ref; [`Error::Io`] when unreadable.
+    pub fn remote_refs(&self) -> Result<Vec<(String, SnapshotId)>> {
+        let base = self.dir().join("remotes");
+        let mut out = Vec::new();
+        let list = |dir: &Path| -> Result<Vec<String>> {
+            match fs::read_dir(dir) {
+                Ok(rd) => {
+                    let mut v = Vec::new();
+                    for e in rd {
+                        let e = e.at(dir)?;
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        if valid_name(&n) {
+                            v.push(n);
+                        }
+                    }
+                    v.sort();
+                    Ok(v)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
+                    Ok(Vec::new())
+                }
+                Err(e) => Err(e).at(dir),
+            }
+        };
+        for remote in list(&base)? {
+            let planes = base.join(&remote).join("planes");
+            for plane in list(&planes)? {
+                let dir = planes.join(&plane);
+                if let Some(id) = read_remote_ref(&dir.join("HEAD"))? {
+                    out.push((format!("{remote}/{plane}/HEAD"), id));
+                }
+                for cp in list(&dir.join("checkpoints"))? {
+                    if let Some(id) = read_remote_ref(&dir.join("checkpoints").join(&cp))? {
+                        out.push((format!("{remote}/{plane}/{cp}"), id));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Reads a remote ref copy: 64 hex digits and `\n` on its first line (a
+/// remote HEAD has a second, `ledger <hex>`).
+pub(crate) fn read_remote_ref(path: &Path) -> Result<Option<SnapshotId>> {
+    match fs::read(path) {
+        Ok(bytes) => parse_remote_ref(&bytes)
+            .map(|(id, _)| Some(id))
+            .ok_or_else(|| Error::DamagedFile {
+                path: path.to_path_buf(),
+                reason: "expected 64 hex digits and a newline (then, for a HEAD, `ledger <64 hex>`)".into(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Parses a remote ref's bytes: the snapshot id, and the ledger copy id a
+/// remote HEAD names (`store-format.md`, "Remotes").
+pub fn parse_remote_ref(bytes: &[u8]) -> Option<(SnapshotId, Option<crate::id::ObjectId>)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.split_terminator('\n');
+    let id = SnapshotId::from_hex(lines.next()?)?;
+    let ledger = match lines.next() {
+        None => None,
+        Some(l) => Some(crate::id::ObjectId::from_hex(l.strip_prefix("ledger ")?)?),
+    };
+    if lines.next().is_some() || !text.ends_with('\n') {
+        return None;
+    }
+    Some((id, ledger))
 }
