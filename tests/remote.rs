@@ -1,0 +1,420 @@
+//! Remotes (issue 12): push, pull, clone and `fsck --remote` against
+//! `file://` remotes in temporary directories, driving the real binary.
+
+mod common;
+
+use common::{cplane, spawn, stdout, stdout_code, wait_for, write};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Every path under `root` outside `.cp`: (mode bits, bytes or symlink target).
+fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new(".cp") {
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let mode = m.permissions().mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    (0, fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()),
+                );
+            } else if m.is_dir() {
+                out.insert(rel, (mode, b"<dir>".to_vec()));
+                stack.push(p);
+            } else {
+                out.insert(rel, (mode, fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// A plane with 5 directories of 10 files, an executable, a symlink and an
+/// empty directory, sealed by `init`.
+fn plane_with_files() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        for j in 0..10 {
+            write(d.path(), &format!("d{i}/f{j}.txt"), &format!("dir {i} file {j}\n"));
+        }
+    }
+    write(d.path(), "bin/run.sh", "#!/bin/sh\necho hi\n");
+    fs::set_permissions(d.path().join("bin/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("d0/f0.txt", d.path().join("link")).unwrap();
+    fs::create_dir(d.path().join("empty")).unwrap();
+    stdout(d.path(), &["init", "-q"]);
+    d
+}
+
+/// `file://` URL of a directory.
+fn url(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+/// A plane pushed to a new remote: (plane, remote dir holder, remote path).
+fn pushed() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
+    let a = plane_with_files();
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    (a, r, rp)
+}
+
+/// Entry count of a pack index file.
+fn idx_count(p: &Path) -> u64 {
+    let b = fs::read(p).unwrap();
+    u64::from_le_bytes(b[8..16].try_into().unwrap())
+}
+
+/// The remote's pack indexes.
+fn remote_indexes(rp: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(rp.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh store (init of an empty directory) with `rp` as origin.
+fn empty_store_with(rp: &Path) -> tempfile::TempDir {
+    let b = tempfile::tempdir().unwrap();
+    stdout(b.path(), &["init", "-q"]);
+    stdout(b.path(), &["remote", "add", "origin", &url(rp)]);
+    b
+}
+
+fn stderr_of(dir: &Path, args: &[&str], code: i32) -> String {
+    let out = cplane(dir).args(args).assert().code(code).get_output().stderr.clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn push_then_clone_reproduces_the_tree_and_history() {
+    let (a, r, rp) = pushed();
+    let c = r.path().join("clone");
+    stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap()]);
+    assert_eq!(tree(a.path()), tree(&c));
+    // Same HEAD, same checkpoints, clean status, sound store and ledger.
+    let head = |d: &Path| fs::read_to_string(d.join(".cp/planes/main/HEAD")).unwrap();
+    assert_eq!(head(a.path()), head(&c));
+    assert_eq!(
+        stdout(a.path(), &["checkpoints", "--json"]),
+        stdout(&c, &["checkpoints", "--json"])
+    );
+    stdout(&c, &["status"]);
+    stdout(&c, &["fsck"]);
+    stdout(&c, &["ledger", "verify"]);
+    stdout(&c, &["fsck", "--remote", "origin", "--read-data"]);
+    // The clone pushes back with nothing to send.
+    assert!(stdout(&c, &["push"]).contains("up to date"));
+    // A clone into a non-empty directory is refused, touching nothing.
+    let err = stderr_of(r.path(), &["clone", &url(&rp), c.to_str().unwrap()], 2);
+    assert!(err.contains("not empty"), "{err}");
+}
+
+#[test]
+fn pull_brings_remote_tracking_refs_for_diff_and_rollback() {
+    let (a, _r, rp) = pushed();
+    let b = empty_store_with(&rp);
+    let out = stdout(b.path(), &["pull", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["packs"], 1);
+    assert!(v["objects_verified"].as_u64().unwrap() > 50);
+    // The working tree is untouched; the remote state is a ref away.
+    let d = stdout_code(b.path(), &["diff", "origin/main/HEAD", "HEAD"], 1);
+    assert!(d.contains("d0/f0.txt"), "{d}");
+    let cp = stdout(a.path(), &["checkpoints", "--json"]);
+    let name = serde_json::from_str::<serde_json::Value>(&cp).unwrap()[0]["checkpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stdout(b.path(), &["show", &format!("origin/main/{name}")]);
+    let err = stderr_of(b.path(), &["show", "origin/main/NOPE"], 2);
+    assert!(err.contains("cplane pull origin"), "{err}");
+    stdout(b.path(), &["rollback", "origin/main/HEAD"]);
+    assert_eq!(tree(a.path()), tree(b.path()));
+    // gc keeps what the remote-tracking refs reach.
+    stdout(b.path(), &["gc"]);
+    stdout(b.path(), &["fsck"]);
+    stdout_code(b.path(), &["diff", "origin/main/HEAD", "HEAD"], 0);
+}
+
+#[test]
+fn a_second_push_uploads_only_what_changed() {
+    let (a, _r, rp) = pushed();
+    assert_eq!(remote_indexes(&rp).len(), 1);
+    for j in 0..10 {
+        write(a.path(), &format!("d3/f{j}.txt"), &format!("changed {j}\n"));
+    }
+    stdout(a.path(), &["snapshot", "-q"]);
+    let out = stdout(a.path(), &["push", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // 10 blobs, the trees d3 and the root, the snapshot.
+    assert_eq!(v["objects"], 13, "{out}");
+    let idx = remote_indexes(&rp);
+    assert_eq!(idx.len(), 2);
+    let counts: Vec<u64> = idx.iter().map(|p| idx_count(p)).collect();
+    assert!(counts.contains(&13), "{counts:?}");
+    // Nothing new: nothing uploaded.
+    let out = stdout(a.path(), &["push", "--json"]);
+    assert!(out.contains("\"up_to_date\":true"), "{out}");
+    assert_eq!(remote_indexes(&rp).len(), 2);
+}
+
+#[test]
+fn two_stores_pushing_the_loser_pulls_first_and_both_updates_are_kept() {
+    let (a, r, rp) = pushed();
+    let b = r.path().join("b");
+    stdout(r.path(), &["clone", &url(&rp), b.to_str().unwrap()]);
+    write(a.path(), "from-a.txt", "a\n");
+    stdout(a.path(), &["snapshot", "-q", "--name", "A1"]);
+    write(&b, "from-b.txt", "b\n");
+    stdout(&b, &["snapshot", "-q", "--name", "B1"]);
+    stdout(a.path(), &["push"]);
+    let before = fs::read(rp.join("planes/main/HEAD")).unwrap();
+    let err = stderr_of(&b, &["push"], 2);
+    assert!(err.contains("the remote moved; pull first"), "{err}");
+    assert!(err.contains("cplane pull origin"), "{err}");
+    assert_eq!(fs::read(rp.join("planes/main/HEAD")).unwrap(), before, "nothing moved");
+    assert!(!rp.join("planes/main/checkpoints/B1").exists());
+    stdout(&b, &["pull"]);
+    stdout_code(&b, &["diff", "origin/main/HEAD", "HEAD"], 1);
+    stdout(&b, &["push"]);
+    assert!(rp.join("planes/main/checkpoints/A1").exists());
+    assert!(rp.join("planes/main/checkpoints/B1").exists());
+    stdout(&b, &["fsck", "--remote", "origin", "--read-data"]);
+    // A third store sees both: B's HEAD, A's checkpoint.
+    let c = empty_store_with(&rp);
+    stdout(c.path(), &["pull"]);
+    stdout(c.path(), &["rollback", "origin/main/A1"]);
+    assert_eq!(fs::read(c.path().join("from-a.txt")).unwrap(), b"a\n");
+    stdout(c.path(), &["rollback", "origin/main/HEAD"]);
+    assert_eq!(fs::read(c.path().join("from-b.txt")).unwrap(), b"b\n");
+    assert!(!c.path().join("from-a.txt").exists());
+}
+
+/// Byte offset of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("bytes are in the pack")
+}
+
+#[test]
+fn a_flipped_byte_on_the_remote_is_refused_and_named() {
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "plain.txt", "0123456789abcdef\n");
+    stdout(a.path(), &["init", "-q"]);
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let pack = remote_indexes(&rp)[0].with_extension("pack");
+    let mut bytes = fs::read(&pack).unwrap();
+    let at = find(&bytes, b"0123456789abcdef\n");
+    bytes[at + 3] ^= 0x01;
+    fs::write(&pack, &bytes).unwrap();
+    let id = blake3::hash(b"0123456789abcdef\n").to_hex().to_string();
+    let b = empty_store_with(&rp);
+    let before = common::listing(b.path());
+    let err = stderr_of(b.path(), &["pull"], 3);
+    assert!(err.contains(&id), "names the object: {err}");
+    assert!(err.contains("remote origin"), "names the remote: {err}");
+    stdout(b.path(), &["fsck"]);
+    assert_eq!(before, common::listing(b.path()), "nothing of it was kept");
+    let out = stdout_code(b.path(), &["fsck", "--remote", "origin", "--read-data"], 3);
+    assert!(out.contains(&id), "{out}");
+}
+
+#[test]
+fn an_object_swapped_for_another_is_refused_and_named() {
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "one.txt", "aaaaaaaa");
+    write(a.path(), "two.txt", "bbbbbbbb");
+    stdout(a.path(), &["init", "-q"]);
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let pack = remote_indexes(&rp)[0].with_extension("pack");
+    let mut bytes = fs::read(&pack).unwrap();
+    // Both blobs are stored uncompressed (too short to shrink): the record
+    // of one now holds the other's bytes.
+    let at = find(&bytes, b"aaaaaaaa");
+    bytes[at..at + 8].copy_from_slice(b"bbbbbbbb");
+    fs::write(&pack, &bytes).unwrap();
+    let id = blake3::hash(b"aaaaaaaa").to_hex().to_string();
+    let b = empty_store_with(&rp);
+    let err = stderr_of(b.path(), &["pull"], 3);
+    assert!(err.contains(&id), "names the object: {err}");
+    assert!(
+        err.contains(&blake3::hash(b"bbbbbbbb").to_hex().to_string()),
+        "and what it holds: {err}"
+    );
+    stdout(b.path(), &["fsck"]);
+    let e = stderr_of(b.path(), &["diff", "origin/main/HEAD", "HEAD"], 2);
+    assert!(e.contains("cplane pull origin"), "{e}");
+}
+
+#[test]
+fn remote_add_never_stores_credentials() {
+    let d = tempfile::tempdir().unwrap();
+    stdout(d.path(), &["init", "-q"]);
+    cplane(d.path())
+        .env("AWS_ACCESS_KEY_ID", "AKIDTESTKEYNEVERSTORED")
+        .env("AWS_SECRET_ACCESS_KEY", "s3cretNeverStored")
+        .env("AWS_SESSION_TOKEN", "tokenNeverStored")
+        .args([
+            "remote",
+            "add",
+            "s3",
+            "s3://bucket/some/prefix",
+            "--endpoint",
+            "http://127.0.0.1:3900",
+            "--region",
+            "garage",
+        ])
+        .assert()
+        .success();
+    let config = fs::read_to_string(d.path().join(".cp/config.json")).unwrap();
+    for secret in ["AKIDTESTKEYNEVERSTORED", "s3cretNeverStored", "tokenNeverStored"] {
+        assert!(!config.contains(secret), "{config}");
+    }
+    assert!(
+        config.contains("s3://bucket/some/prefix") && config.contains("garage"),
+        "{config}"
+    );
+    // Credentials in the URL or endpoint are refused, not stored.
+    let err = stderr_of(d.path(), &["remote", "add", "bad", "s3://AKID:secret@bucket/p"], 2);
+    assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+    let err = stderr_of(
+        d.path(),
+        &[
+            "remote",
+            "add",
+            "bad",
+            "s3://bucket/p",
+            "--endpoint",
+            "http://AKID:secret@127.0.0.1:3900",
+        ],
+        2,
+    );
+    assert!(err.contains("credentials"), "{err}");
+    let config = fs::read_to_string(d.path().join(".cp/config.json")).unwrap();
+    assert!(!config.contains("secret"), "{config}");
+    let list = stdout(d.path(), &["remote", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v[0]["name"], "s3");
+    assert_eq!(v[0]["endpoint"], "http://127.0.0.1:3900");
+    stdout(d.path(), &["remote", "remove", "s3"]);
+    assert_eq!(stdout(d.path(), &["remote", "list", "--json"]).trim(), "[]");
+    // A config without remotes is byte for byte what older builds wrote.
+    assert!(
+        !fs::read_to_string(d.path().join(".cp/config.json"))
+            .unwrap()
+            .contains("remotes")
+    );
+}
+
+#[test]
+fn bad_urls_and_unknown_remotes_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    stdout(d.path(), &["init", "-q"]);
+    let err = stderr_of(d.path(), &["remote", "add", "x", "http://example/x"], 2);
+    assert!(err.contains("s3://BUCKET/PREFIX") && err.contains("file:///"), "{err}");
+    let err = stderr_of(d.path(), &["remote", "add", "x", "file://relative/path"], 2);
+    assert!(err.contains("absolute path"), "{err}");
+    let err = stderr_of(d.path(), &["push"], 2);
+    assert!(err.contains("no remote named `origin`"), "{err}");
+    assert!(err.contains("cplane remote add"), "{err}");
+    let err = stderr_of(d.path(), &["pull", "nope"], 2);
+    assert!(err.contains("no remote named `nope`"), "{err}");
+    let err = stderr_of(d.path(), &["fsck", "--remote", "nope"], 2);
+    assert!(err.contains("no remote named `nope`"), "{err}");
+    stdout(d.path(), &["remote", "add", "origin", "file:///tmp/x"]);
+    let err = stderr_of(d.path(), &["remote", "add", "origin", "file:///tmp/y"], 2);
+    assert!(err.contains("already exists"), "{err}");
+    let out = cplane(d.path())
+        .args(["pull", "nope", "--json"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("nope"));
+}
+
+/// Starts `cplane push` in `dir` paused at `step`, kills it there.
+fn kill_push_at(dir: &Path, step: &str) {
+    let marker = dir.join(".cp/remote-paused");
+    let mut child = spawn(dir, &["push"], &[("CPLANE_TEST_REMOTE_PAUSE", step)]);
+    wait_for(&marker, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::remove_file(&marker).unwrap();
+}
+
+#[test]
+fn a_push_killed_mid_way_leaves_the_remote_refs_old() {
+    let (a, _r, rp) = pushed();
+    let head = || fs::read(rp.join("planes/main/HEAD")).unwrap();
+    let old = head();
+    for j in 0..3 {
+        write(a.path(), &format!("d1/f{j}.txt"), &format!("new {j}\n"));
+    }
+    stdout(a.path(), &["snapshot", "-q", "--name", "NEW"]);
+    for step in ["pack-uploaded", "index-uploaded"] {
+        kill_push_at(a.path(), step);
+        assert_eq!(head(), old, "killed at {step}");
+        assert!(!rp.join("planes/main/checkpoints/NEW").exists());
+        let c = empty_store_with(&rp);
+        stdout(c.path(), &["pull"]);
+        stdout(c.path(), &["fsck"]);
+        stdout(a.path(), &["fsck", "--remote", "origin"]);
+    }
+    // Killed after HEAD moved: HEAD names a complete state.
+    kill_push_at(a.path(), "head-moved");
+    assert_ne!(head(), old);
+    stdout(a.path(), &["fsck", "--remote", "origin", "--read-data"]);
+    // The next push finishes the job (the store's tracking ref is behind:
+    // it pulls first).
+    stdout(a.path(), &["pull"]);
+    stdout(a.path(), &["push"]);
+    assert!(rp.join("planes/main/checkpoints/NEW").exists());
+    let c = tempfile::tempdir().unwrap();
+    let cd = c.path().join("c");
+    stdout(c.path(), &["clone", &url(&rp), cd.to_str().unwrap()]);
+    assert_eq!(tree(a.path()), tree(&cd));
+}
+
+#[test]
+fn a_pull_killed_mid_way_leaves_the_store_sound() {
+    let (_a, _r, rp) = pushed();
+    let b = empty_store_with(&rp);
+    let marker = b.path().join(".cp/remote-paused");
+    let mut child = spawn(b.path(), &["pull"], &[("CPLANE_TEST_REMOTE_PAUSE", "imported")]);
+    wait_for(&marker, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::remove_file(&marker).unwrap();
+    stdout(b.path(), &["fsck"]);
+    // Not yet tracked; the next pull finishes (the pack is not fetched twice).
+    stderr_of(b.path(), &["show", "origin/main/HEAD"], 2);
+    let out = stdout(b.path(), &["pull", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["packs"], 0, "{out}");
+    stdout(b.path(), &["show", "origin/main/HEAD"]);
+}
