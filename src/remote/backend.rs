@@ -9,6 +9,9 @@
 //! * on S3, a conditional PUT: `If-Match: <ETag read>` to replace a ref,
 //!   `If-None-Match: *` to create one (`PutMode::Update` / `PutMode::Create`);
 //!   a server that answers 412 (or 409) has moved;
+//! * on an S3 server that ignores those headers (Garage 2.5 answers 200
+//!   and overwrites: found by a probe, [`Backend::swap_ref`]), under a lock
+//!   object, restic-style (`Backend::swap_ref_locked`);
 //! * on a directory, `LocalFileSystem` has no `PutMode::Update`, so a ref is
 //!   replaced under an exclusive `flock` of `<root>/refs.lock`: read and
 //!   compare the current bytes, write a temporary file in `<root>/tmp/`,
@@ -33,6 +36,22 @@ pub const MULTIPART_FROM_BYTES: u64 = 16 << 20;
 pub const PART_BYTES: usize = 8 << 20;
 /// Parts uploaded at once.
 const PARTS_IN_FLIGHT: usize = 4;
+
+/// Tries at taking the remote lock on a server without conditional writes.
+const LOCK_ATTEMPTS: u32 = 8;
+/// A remote lock this old is a killed push's, and ignored.
+pub const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A name no other process picks: time, pid and a counter, hashed.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{t}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    blake3::hash(seed.as_bytes()).to_hex()[..16].to_string()
+}
 
 /// How a ref looked when it was read: its bytes, and what the next
 /// [`Backend::swap_ref`] compares against (the ETag and version on S3, the
@@ -62,6 +81,9 @@ pub struct Backend {
     prefix: String,
     /// The directory of a `file://` remote.
     dir: Option<PathBuf>,
+    /// Whether the S3 server refuses a conditional PUT that does not hold
+    /// (probed once, at the first ref write: Garage 2.5 does not).
+    conditional: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -153,6 +175,7 @@ impl Backend {
             os,
             prefix,
             dir,
+            conditional: std::sync::OnceLock::new(),
         })
     }
 
@@ -355,6 +378,9 @@ impl Backend {
         if let Some(dir) = &self.dir {
             return self.swap_ref_in_dir(dir, rel, expected, new);
         }
+        if !self.conditional_writes()? {
+            return self.swap_ref_locked(rel, expected, new);
+        }
         let key = self.key(rel);
         let mode = match expected {
             None => PutMode::Create,
@@ -373,6 +399,102 @@ impl Backend {
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
                 Err(e) => Err(self.fail(format!("move ref {rel}"), e)),
             }
+        })
+    }
+
+    /// Whether the server honours `If-None-Match: *` on PUT: a probe object
+    /// is created twice with `PutMode::Create`; a server that lets the
+    /// second one through (Garage 2.5 answers 200 and overwrites) has no
+    /// conditional writes. Probed once per [`Backend`].
+    fn conditional_writes(&self) -> Result<bool> {
+        if let Some(c) = self.conditional.get() {
+            return Ok(*c);
+        }
+        let probe = format!("locks/probe-{}", unique());
+        let key = self.key(&probe);
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let c = self.rt.block_on(async {
+            self.os
+                .put_opts(&key, PutPayload::from_static(b"probe"), create())
+                .await
+                .map_err(|e| self.fail("probe conditional writes".into(), e))?;
+            let second = self
+                .os
+                .put_opts(&key, PutPayload::from_static(b"probe"), create())
+                .await;
+            let _ = self.os.delete(&key).await;
+            match second {
+                Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(true),
+                Ok(_) => Ok(false),
+                Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => Ok(false),
+                Err(e) => Err(self.fail("probe conditional writes".into(), e)),
+            }
+        })?;
+        let _ = self.conditional.set(c);
+        Ok(c)
+    }
+
+    /// [`Backend::swap_ref`] on a server without conditional writes: under
+    /// a lock object, as restic locks a repository. Write
+    /// `locks/<time ns>-<unique>`, then list `locks/`: a pusher that sees
+    /// another live lock removes its own and backs off (with jitter); one
+    /// that sees only its own compares the ref and writes it, then removes
+    /// its lock. Two pushers cannot both see only their own lock, since each
+    /// lists after its own write completed and the listing is
+    /// read-after-write consistent (Garage: quorum reads and writes). A lock
+    /// older than [`STALE_LOCK`] (a killed push; by this machine's clock) is
+    /// ignored.
+    fn swap_ref_locked(&self, rel: &str, expected: Option<&RefRead>, new: &[u8]) -> Result<bool> {
+        let now_ns = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        };
+        let mut blocked_by = String::new();
+        for attempt in 0..LOCK_ATTEMPTS {
+            let me = format!("locks/{:020}-{}", now_ns(), unique());
+            let who = format!("cplane push, pid {}\n", std::process::id());
+            self.put(&me, who.into_bytes())?;
+            let others: Vec<String> = self
+                .list("locks/")?
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| *k != me && !k.starts_with("locks/probe-"))
+                .filter(|k| {
+                    let t = k
+                        .strip_prefix("locks/")
+                        .and_then(|n| n.split('-').next())
+                        .and_then(|n| n.parse::<u128>().ok())
+                        .unwrap_or(0);
+                    now_ns().saturating_sub(t) < STALE_LOCK.as_nanos()
+                })
+                .collect();
+            if others.is_empty() {
+                let r = (|| {
+                    let current = self.get(rel)?;
+                    if current.as_deref() != expected.map(|r| r.bytes.as_slice()) {
+                        return Ok(false);
+                    }
+                    self.put(rel, new.to_vec())?;
+                    Ok(true)
+                })();
+                let _ = self.delete(&me);
+                return r;
+            }
+            self.delete(&me)?;
+            blocked_by = others.join(", ");
+            let jitter = u64::from(blake3::hash(me.as_bytes()).as_bytes()[0]);
+            std::thread::sleep(std::time::Duration::from_millis((50u64 << attempt.min(5)) + jitter));
+        }
+        Err(Error::Remote {
+            remote: self.name.clone(),
+            op: format!("move ref {rel}"),
+            reason: format!(
+                "another push holds the remote's lock ({blocked_by}); try again, or delete the lock object if no push is running"
+            ),
         })
     }
 
