@@ -418,3 +418,82 @@ fn a_pull_killed_mid_way_leaves_the_store_sound() {
     assert_eq!(v["packs"], 0, "{out}");
     stdout(b.path(), &["show", "origin/main/HEAD"]);
 }
+
+#[test]
+fn a_governed_plane_travels_with_its_ledger_and_a_forged_one_is_refused() {
+    let (a, _keys, _admin) = common::governed_with_admin();
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let head = fs::read_to_string(rp.join("planes/main/HEAD")).unwrap();
+    let ledger_line = head.lines().nth(1).expect("a governed HEAD names its ledger");
+    let copy = rp
+        .join("planes/main/ledgers")
+        .join(ledger_line.strip_prefix("ledger ").unwrap());
+    assert_eq!(
+        fs::read(&copy).unwrap(),
+        fs::read(a.path().join(".cp/planes/main/ledger")).unwrap()
+    );
+    // A clone has the same ledger, signatures and all, and verifies clean.
+    let c = r.path().join("clone");
+    let out = stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap()]);
+    assert!(out.contains("cloned origin/main"), "{out}");
+    stdout(&c, &["ledger", "verify"]);
+    stdout(&c, &["verify"]);
+    // A ledger rewritten on the remote (renamed to its new hash, so only
+    // the chain can tell) is refused, named, and nothing is kept.
+    let mut forged = fs::read_to_string(&copy).unwrap();
+    forged = forged.replacen("\"op\":\"init\"", "\"op\":\"snapshot\"", 1);
+    let forged_id = blake3::hash(forged.as_bytes()).to_hex().to_string();
+    fs::write(rp.join("planes/main/ledgers").join(&forged_id), &forged).unwrap();
+    let first = head.lines().next().unwrap();
+    fs::write(rp.join("planes/main/HEAD"), format!("{first}\nledger {forged_id}\n")).unwrap();
+    let b = empty_store_with(&rp);
+    let err = stderr_of(b.path(), &["pull"], 3);
+    assert!(err.contains("ledger of plane main"), "{err}");
+    stdout(b.path(), &["fsck"]);
+    stderr_of(b.path(), &["show", "origin/main/HEAD"], 2);
+    // A governed HEAD without its ledger is refused too.
+    fs::write(rp.join("planes/main/HEAD"), format!("{first}\n")).unwrap();
+    let err = stderr_of(b.path(), &["pull"], 3);
+    assert!(err.contains("governed"), "{err}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, .. Default::default() })]
+
+    /// Push, change, push again, then clone: the clone is the tree, whatever
+    /// the tree and the change (the incremental walk never skips an object
+    /// the remote lacks).
+    #[test]
+    fn push_then_clone_reproduces_any_tree(
+        files in proptest::collection::btree_map("[a-c]{1,2}(/[a-c]{1,2}){0,2}", proptest::collection::vec(0u8..4, 0..40), 1..12),
+        changed in proptest::collection::btree_map("[a-c]{1,2}(/[a-c]{1,2}){0,2}", proptest::collection::vec(0u8..4, 0..40), 0..6),
+    ) {
+        let a = tempfile::tempdir().unwrap();
+        let put = |files: &BTreeMap<String, Vec<u8>>| {
+            for (p, bytes) in files {
+                let path = a.path().join(p);
+                // A name already a directory (or under a file) is skipped.
+                if path.is_dir() || path.ancestors().skip(1).any(|d| d.is_file()) {
+                    continue;
+                }
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(&path, bytes).unwrap();
+            }
+        };
+        put(&files);
+        stdout(a.path(), &["init", "-q"]);
+        let r = tempfile::tempdir().unwrap();
+        let rp = r.path().join("remote");
+        stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+        stdout(a.path(), &["push"]);
+        put(&changed);
+        stdout(a.path(), &["snapshot", "-q", "--allow-unchanged"]);
+        stdout(a.path(), &["push"]);
+        let c = r.path().join("clone");
+        stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap()]);
+        proptest::prop_assert_eq!(tree(a.path()), tree(&c));
+    }
+}
