@@ -497,3 +497,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(tree(a.path()), tree(&c));
     }
 }
+
+#[test]
+fn reading_a_missing_directory_remote_is_an_error_not_an_empty_remote() {
+    let d = tempfile::tempdir().unwrap();
+    stdout(d.path(), &["init", "-q"]);
+    let missing = d.path().join("nowhere");
+    stdout(d.path(), &["remote", "add", "origin", &url(&missing)]);
+    let err = stderr_of(d.path(), &["pull"], 2);
+    assert!(err.contains("is not a directory"), "{err}");
+    let err = stderr_of(d.path(), &["clone", &url(&missing), "x"], 2);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert!(!missing.exists() && !d.path().join("x").exists());
+    stdout(d.path(), &["push"]);
+    assert!(missing.join("FORMAT").is_file());
+}

@@ -195,7 +195,7 @@ pub fn cmd_push(ctx: &mut Ctx, args: PushArgs) -> CmdResult {
         Some(n) => n,
         None => remote::default_name(&store)?,
     };
-    let backend = remote::open(&store, &name)?;
+    let backend = remote::open_for_push(&store, &name)?;
     let planes: Vec<String> = ctx.plane.iter().cloned().collect();
     let bar = ctx.bar("push");
     let hooks = super::hooks::remote_hooks(&store);

@@ -70,6 +70,9 @@ pub struct Settings {
     pub endpoint: Option<String>,
     /// S3 region (`--region`, else `AWS_REGION` / `AWS_DEFAULT_REGION`).
     pub region: Option<String>,
+    /// Create a directory remote that does not exist yet (a push); readers
+    /// (pull, clone, fsck) refuse a missing directory instead.
+    pub create_dir: bool,
 }
 
 /// One opened remote.
@@ -108,7 +111,8 @@ impl Backend {
     /// (object_store's `RetryConfig`: up to 5 retries within 60 s).
     ///
     /// # Errors
-    /// [`Error::BadRemote`] when the client cannot be built (a bad endpoint);
+    /// [`Error::BadRemote`] when the client cannot be built (a bad endpoint),
+    /// or a directory remote is missing (and not to be created);
     /// [`Error::Io`] when a directory remote cannot be created.
     pub fn open(name: &str, url: &RemoteUrl, settings: &Settings) -> Result<Backend> {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -162,7 +166,11 @@ impl Backend {
                 (Arc::new(s3), prefix, None)
             }
             RemoteUrl::Dir { path } => {
-                std::fs::create_dir_all(path).at(path)?;
+                if settings.create_dir {
+                    std::fs::create_dir_all(path).at(path)?;
+                } else if !path.is_dir() {
+                    return Err(bad(format!("{} is not a directory", path.display())));
+                }
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
                     .map_err(|e| bad(e.to_string()))?
                     .with_fsync(true);

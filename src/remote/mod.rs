@@ -105,11 +105,25 @@ pub fn default_name(store: &Store) -> Result<String> {
     }
 }
 
-/// Opens remote `name` of `store`.
+/// Opens remote `name` of `store` to read it (a missing directory remote
+/// is an error).
 ///
 /// # Errors
 /// As [`config`], [`RemoteUrl::parse`] and [`Backend::open`].
 pub fn open(store: &Store, name: &str) -> Result<Backend> {
+    open_with(store, name, false)
+}
+
+/// Opens remote `name` of `store` to push to it: a directory remote is
+/// created when missing.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_for_push(store: &Store, name: &str) -> Result<Backend> {
+    open_with(store, name, true)
+}
+
+fn open_with(store: &Store, name: &str, create_dir: bool) -> Result<Backend> {
     let rc = config(store, name)?;
     let url = RemoteUrl::parse(&rc.url)?;
     Backend::open(
@@ -118,6 +132,7 @@ pub fn open(store: &Store, name: &str) -> Result<Backend> {
         &Settings {
             endpoint: rc.endpoint.clone(),
             region: rc.region.clone(),
+            create_dir,
         },
     )
 }

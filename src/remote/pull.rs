@@ -190,6 +190,10 @@ pub fn pull(
         super::mark_pack(store, &name, pname)?;
         report.packs += 1;
     }
+    if report.packs > 0 {
+        // One local pack per imported remote pack: merged once small ones pile up.
+        let _ = store.maybe_repack(_lock);
+    }
     hooks.at("imported");
     // 3. Everything the remote refs reach is here now.
     ctl.progress.phase("checking");
@@ -568,6 +572,7 @@ fn clone_into(
     let settings = super::Settings {
         endpoint: opts.endpoint.clone(),
         region: opts.region.clone(),
+        create_dir: false,
     };
     let backend = Backend::open(&opts.origin, url, &settings)?;
     if !super::check_format(&backend)? {
