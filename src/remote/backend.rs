@@ -553,3 +553,66 @@ impl Backend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Backend, Settings};
+    use crate::progress::NoProgress;
+    use crate::remote::RemoteUrl;
+
+    fn dir_backend(root: &std::path::Path) -> Backend {
+        let url = RemoteUrl::Dir { path: root.join("r") };
+        let settings = Settings {
+            create_dir: true,
+            ..Settings::default()
+        };
+        Backend::open("t", &url, &settings).unwrap()
+    }
+
+    #[test]
+    fn a_directory_ref_moves_only_from_what_was_read() {
+        let t = tempfile::tempdir().unwrap();
+        let b = dir_backend(t.path());
+        assert!(b.get_ref("planes/p/HEAD").unwrap().is_none());
+        assert!(b.swap_ref("planes/p/HEAD", None, b"one\n").unwrap(), "created");
+        assert!(!b.swap_ref("planes/p/HEAD", None, b"two\n").unwrap(), "create-only");
+        let read = b.get_ref("planes/p/HEAD").unwrap().unwrap();
+        assert_eq!(read.bytes, b"one\n");
+        assert!(b.swap_ref("planes/p/HEAD", Some(&read), b"two\n").unwrap());
+        assert!(
+            !b.swap_ref("planes/p/HEAD", Some(&read), b"three\n").unwrap(),
+            "stale read"
+        );
+        assert_eq!(b.get("planes/p/HEAD").unwrap().unwrap(), b"two\n");
+    }
+
+    #[test]
+    fn files_round_trip_and_list_under_a_prefix() {
+        let t = tempfile::tempdir().unwrap();
+        let b = dir_backend(t.path());
+        let src = t.path().join("src");
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &body).unwrap();
+        assert_eq!(b.upload_file("packs/x.pack", &src, &NoProgress).unwrap(), 100_000);
+        b.put("packs/x.idx", b"idx".to_vec()).unwrap();
+        let dest = t.path().join("dest");
+        assert_eq!(
+            b.download_to("packs/x.pack", &dest, &NoProgress).unwrap(),
+            Some(100_000)
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), body);
+        assert_eq!(b.get_range("packs/x.pack", 10..14).unwrap(), &body[10..14]);
+        assert_eq!(
+            b.list("packs/").unwrap(),
+            vec![("packs/x.idx".to_string(), 3), ("packs/x.pack".to_string(), 100_000)]
+        );
+        assert!(b.list("planes/").unwrap().is_empty());
+        assert!(b.download_to("packs/none", &dest, &NoProgress).unwrap().is_none());
+        // A reader does not create a missing directory remote.
+        let missing = RemoteUrl::Dir {
+            path: t.path().join("missing"),
+        };
+        assert!(Backend::open("t", &missing, &Settings::default()).is_err());
+        assert!(!t.path().join("missing").exists());
+    }
+}
