@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that know the store's internals.
 #![allow(dead_code)]
 
+pub mod garage;
+
 use assert_cmd::Command;
 use cplane::id::ObjectId;
 use cplane::store::Store;
