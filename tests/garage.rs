@@ -1,8 +1,9 @@
 //! What a real Garage server does with the S3 requests cplane's remotes make,
 //! through the same client crate (`object_store`): round trips, conditional
-//! writes and reads, multipart uploads, and a three-node cluster (replication
-//! factor 3) that loses a node. These pin down the server's behaviour: when a
-//! Garage upgrade changes it, a test here fails and says what changed.
+//! writes and reads, multipart uploads, a three-node cluster (replication
+//! factor 3) that loses a node, and the lock that stands in for the
+//! conditional PUTs Garage ignores. These pin down the server's behaviour:
+//! when a Garage upgrade changes it, a test here fails and says what changed.
 //!
 //! Needs `garage` installed (`.ci/run` does it); without it the tests fail.
 
@@ -297,4 +298,61 @@ fn cluster_of_three_survives_one_node_down() {
         "cluster started in {started:?}; first write with a node down took {stalled:?}; whole test {:?}",
         t0.elapsed()
     );
+}
+
+/// What works instead of conditional PUTs on Garage: a lock taken by writing a
+/// uniquely named object and then listing the lock prefix (restic's scheme).
+/// Alone in the listing → read the ref, write the new one, drop the lock; not
+/// alone → drop the lock and retry later. Safe because each writer lists only
+/// after its own lock is written and listings are read-after-write
+/// consistent, so of two racing writers at least one sees the other. Three
+/// writers, each through a different node, increment one counter object: no
+/// increment is lost.
+#[test]
+fn lock_by_unique_name_then_list_loses_no_update_across_nodes() {
+    const ROUNDS: u64 = 5;
+    let c = GarageCluster::start3();
+    let counter = Path::from("refs/counter");
+    std::thread::scope(|scope| {
+        for who in 0..3usize {
+            let s = store(&c.env(who), c.access());
+            let counter = counter.clone();
+            scope.spawn(move || {
+                block_on(async {
+                    let mut rng = 0x2545_f491_4f6c_dd1d_u64 ^ ((who as u64 + 1) * 0x9e37_79b9);
+                    let (mut done, mut tries) = (0, 0);
+                    while done < ROUNDS {
+                        tries += 1;
+                        assert!(tries < 500, "writer {who} never got the lock");
+                        let mine = Path::from(format!("locks/{who}-{tries}"));
+                        s.put(&mine, PutPayload::from_static(b"lock")).await.unwrap();
+                        let held = s.list_with_delimiter(Some(&Path::from("locks"))).await.unwrap();
+                        let alone = held.objects.iter().all(|m| m.location == mine);
+                        if alone {
+                            let n: u64 = match s.get(&counter).await {
+                                Ok(r) => String::from_utf8(r.bytes().await.unwrap().to_vec())
+                                    .unwrap()
+                                    .parse()
+                                    .unwrap(),
+                                Err(Error::NotFound { .. }) => 0,
+                                Err(e) => panic!("{e}"),
+                            };
+                            s.put(&counter, (n + 1).to_string().into()).await.unwrap();
+                            done += 1;
+                        }
+                        s.delete(&mine).await.unwrap();
+                        if !alone {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            std::thread::sleep(std::time::Duration::from_millis(5 + rng % 40));
+                        }
+                    }
+                });
+            });
+        }
+    });
+    let s = store(&c.env(0), c.access());
+    let total = block_on(async { String::from_utf8(get(&s, &counter).await).unwrap() });
+    assert_eq!(total, (3 * ROUNDS).to_string(), "an increment was lost");
 }
