@@ -106,8 +106,8 @@ pub fn rollback(
         "rollback",
         ctl,
     )?;
-    let mut rescue_cache = std::mem::take(&mut rescue.cache);
-    rescue_cache.sort();
+    // Every file's row, sorted: a rescue seal keeps them (`save_cache` false).
+    let rescue_cache = std::mem::take(&mut rescue.cache);
     let special = std::mem::take(&mut rescue.special);
     let run = (|| {
         let mut scope = Scope::open(plane)?;

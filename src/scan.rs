@@ -80,6 +80,11 @@ pub enum Record {
     All,
     /// Only files that were read and hashed: a patch for the old cache (status).
     Hashed,
+    /// The files that were read and hashed, and the indices of the cache
+    /// rows that matched ([`ScanResult::cache_hits`]): together every file,
+    /// made whole by [`ScanResult::full_cache`] only when a caller needs
+    /// the rows (an unchanged snapshot does not).
+    Hits,
     /// None (verify).
     Nothing,
 }
@@ -94,6 +99,9 @@ pub struct ScanResult {
     /// Every tree of the scanned state, by id (the root included) — only when
     /// nothing was stored; with a writer, the trees are read back from the store.
     pub trees: HashMap<TreeId, Tree>,
+    /// Rows of [`ScanOptions::cache`] that matched a file, by index
+    /// ([`Record::Hits`]; in no particular order).
+    pub cache_hits: Vec<u32>,
     /// Stat-cache entries for the files [`ScanOptions::record`] asked for,
     /// **in no particular order**: [`StatCache::sort`] them before using
     /// them as a cache.
@@ -135,6 +143,7 @@ struct Shared<'a> {
     opts: ScanOptions<'a>,
     trees: Mutex<HashMap<TreeId, Tree>>,
     index: Mutex<Vec<Vec<IndexEntry>>>,
+    hits: Mutex<Vec<Vec<u32>>>,
     findings: Mutex<Vec<Finding>>,
     nested: Mutex<Vec<RelPath>>,
     inodes: Mutex<Vec<(u64, u64, RelPath)>>,
@@ -160,6 +169,7 @@ impl<'a> Shared<'a> {
             opts,
             trees: Mutex::new(HashMap::new()),
             index: Mutex::new(Vec::new()),
+            hits: Mutex::new(Vec::new()),
             findings: Mutex::new(Vec::new()),
             nested: Mutex::new(Vec::new()),
             inodes: Mutex::new(Vec::new()),
@@ -276,6 +286,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
         .into_iter()
         .flatten()
         .collect();
+    let cache_hits: Vec<u32> = sh.hits.into_inner().expect("hits lock").into_iter().flatten().collect();
     let mut findings = sh.findings.into_inner().expect("findings lock");
     findings.sort_by(|a, b| a.path.cmp(&b.path));
     let mut nested_stores = sh.nested.into_inner().expect("nested store list lock");
@@ -291,6 +302,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
             scan_started_ns: started,
             entries,
         },
+        cache_hits,
         findings,
         files: sh.files.into_inner(),
         dirs: sh.dirs.into_inner(),
@@ -305,6 +317,22 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
         nested_stores,
         links: link_groups(sh.inodes.into_inner().expect("inode list lock")),
     })
+}
+
+impl ScanResult {
+    /// The complete stat cache of a [`Record::Hits`] scan with `cache`: the
+    /// rows it hashed and the rows of `cache` that matched, sorted, timed at
+    /// this scan's start — the rows a [`Record::All`] scan returns.
+    pub fn full_cache(&self, cache: &MappedCache) -> StatCache {
+        let mut entries = self.cache.entries.clone();
+        entries.extend(self.cache_hits.iter().filter_map(|&i| cache.row_entry(i as usize)));
+        let mut full = StatCache {
+            scan_started_ns: self.cache.scan_started_ns,
+            entries,
+        };
+        full.sort();
+        full
+    }
 }
 
 /// Groups (device, inode, path) rows into hard-link groups of two or more paths.
@@ -540,9 +568,12 @@ fn run_dir<'s>(
 }
 
 /// What one chunk of files produced: (slot, entry) pairs and cache rows.
-type ChunkResult = (Vec<(usize, TreeEntry)>, Vec<IndexEntry>);
+type ChunkResult = (Vec<(usize, TreeEntry)>, Vec<IndexEntry>, Vec<u32>);
 
-fn finish_chunk(sh: &Shared<'_>, node: Arc<Node>, (entries, index): ChunkResult) {
+fn finish_chunk(sh: &Shared<'_>, node: Arc<Node>, (entries, index, hits): ChunkResult) {
+    if !hits.is_empty() {
+        sh.hits.lock().expect("hits lock").push(hits);
+    }
     {
         let mut st = node.state.lock().expect("node lock");
         for (slot, e) in entries {
@@ -634,13 +665,18 @@ fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -
     let mut cursor = run.as_ref().map(|r| r.cursor());
     let mut entries = Vec::with_capacity(files.len());
     let mut index = Vec::new();
+    let mut hits = Vec::new();
     for f in files {
         if sh.failed.load(Ordering::Relaxed) {
             break;
         }
         match examine(sh, dir, &node.rel, f.name, cursor.as_mut()) {
-            Ok(Some((entry, ie))) => {
-                index.extend(ie);
+            Ok(Some((entry, row))) => {
+                match row {
+                    Row::Hashed(ie) => index.push(ie),
+                    Row::Hit(i) => hits.push(i),
+                    Row::None => {}
+                }
                 entries.push((f.slot, entry));
             }
             Ok(None) => {}
@@ -650,7 +686,17 @@ fn examine_files(sh: &Shared<'_>, node: &Node, dir: &Dir, files: Vec<FileJob>) -
             }
         }
     }
-    (entries, index)
+    (entries, index, hits)
+}
+
+/// What a scan keeps of one file for the stat cache ([`ScanOptions::record`]).
+enum Row {
+    /// Its row.
+    Hashed(IndexEntry),
+    /// The index of the cache row that matched it ([`Record::Hits`]).
+    Hit(u32),
+    /// Nothing.
+    None,
 }
 
 /// Counts a recorded file or symlink and builds its tree entry, and its
@@ -665,21 +711,28 @@ fn recorded(
     id: ObjectId,
     size: u64,
     st: &fsys::Stat,
-    hashed: bool,
-) -> (TreeEntry, Option<IndexEntry>) {
+    hit: Option<u32>,
+) -> (TreeEntry, Row) {
     sh.files.fetch_add(1, Ordering::Relaxed);
     sh.bytes.fetch_add(size, Ordering::Relaxed);
+    // A symlink is neither hashed nor a hit: its target is always read.
+    let hashed = hit.is_none() && kind == EntryKind::File;
     let keep = match sh.opts.record {
         Record::All => true,
         Record::Hashed => hashed,
+        Record::Hits => hit.is_none(),
         Record::Nothing => false,
     };
-    let ie = keep.then(|| IndexEntry {
-        path: parent.join(&name),
-        kind,
-        id,
-        stat: Stat::from_raw(st),
-    });
+    let row = match hit {
+        Some(i) if sh.opts.record == Record::Hits => Row::Hit(i),
+        _ if keep => Row::Hashed(IndexEntry {
+            path: parent.join(&name),
+            kind,
+            id,
+            stat: Stat::from_raw(st),
+        }),
+        _ => Row::None,
+    };
     let entry = TreeEntry {
         name,
         kind,
@@ -687,7 +740,7 @@ fn recorded(
         id,
         size,
     };
-    (entry, ie)
+    (entry, row)
 }
 
 /// One file or symlink `name` in the directory `parent`: `Some((entry, cache
@@ -700,7 +753,7 @@ fn examine(
     parent: &RelPath,
     name: Vec<u8>,
     cache: Option<&mut Cursor<'_>>,
-) -> Result<Option<(TreeEntry, Option<IndexEntry>)>> {
+) -> Result<Option<(TreeEntry, Row)>> {
     let rel = || parent.join(&name);
     let st = match dir.stat(&name) {
         Ok(st) => st,
@@ -740,15 +793,14 @@ fn examine(
                 id,
                 target.len() as u64,
                 &st,
-                false,
+                None,
             )))
         }
         EntryType::File => {
             let stat = Stat::from_raw(&st);
-            let hit = cache.and_then(|c| c.lookup(&name, &stat)).map(|(id, _)| (id, st));
-            let hashed = hit.is_none();
+            let hit = cache.and_then(|c| c.lookup_row(&name, &stat));
             let (id, st) = match hit {
-                Some(hit) => hit,
+                Some((id, _, _)) => (id, st),
                 None => {
                     let rel = rel();
                     let path = sh.scope.shown(&rel);
@@ -812,7 +864,7 @@ fn examine(
                 id,
                 st.st_size as u64,
                 &st,
-                hashed,
+                hit.map(|(_, _, row)| row),
             )))
         }
         EntryType::Dir => {
@@ -909,14 +961,17 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
         vanished: sh.vanished.into_inner(),
         ..nothing(exclusions)
     };
-    let Some((entry, ie)) = found else {
+    let Some((entry, row)) = found else {
         return Ok((None, r));
     };
     r.files = 1;
     r.bytes = entry.size;
     r.cache = StatCache {
         scan_started_ns: now_ns(),
-        entries: ie.into_iter().collect(),
+        entries: match row {
+            Row::Hashed(ie) => vec![ie],
+            _ => Vec::new(),
+        },
     };
     Ok((Some(entry), r))
 }

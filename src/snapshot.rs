@@ -108,8 +108,10 @@ pub struct SealReport {
     /// FIFOs, sockets and devices left out ([`SealOptions::allow_special`]).
     #[serde(skip)]
     pub special: Vec<crate::finding::Finding>,
-    /// Stat-cache entries from the scan: every file of the new snapshot, in
-    /// no particular order ([`StatCache::sort`]).
+    /// Stat-cache entries from the scan: every file of the new snapshot,
+    /// sorted, when the seal saved them or kept them for a rescue
+    /// ([`SealOptions::save_cache`] false); otherwise possibly only the
+    /// files it read, in no particular order.
     #[serde(skip)]
     pub cache: StatCache,
 }
@@ -342,9 +344,14 @@ pub fn seal_checked(
             ScanOptions {
                 cache: cache.as_ref(),
                 writer: Some(w),
-                // Every file's row: saved as the new cache, or (a rescue seal) kept by
-                // the checkout to see whether anything changes before it overwrites it.
-                record: crate::scan::Record::All,
+                // Every file's row (as hits on the old cache where it matched): saved
+                // as the new cache, or (a rescue seal) kept by the checkout to see
+                // whether anything changes before it overwrites it.
+                record: if cache.is_some() {
+                    crate::scan::Record::Hits
+                } else {
+                    crate::scan::Record::All
+                },
                 ctl,
                 content: None,
             },
@@ -389,12 +396,20 @@ pub fn seal_checked(
     // The old cache is not needed any more; freeing 100,000 entries one by one
     // takes longer than the rest of an unchanged snapshot, so do it aside.
     let had_cache = cache.is_some();
+    // The rows of every file, when something uses them: a save (something was
+    // read, or there was no cache) or a rescue seal's checkout. An unchanged
+    // snapshot builds none.
+    match &cache {
+        Some(c) if !opts.save_cache || scanned.hashed_files > 0 => scanned.cache = scanned.full_cache(c),
+        Some(_) => {}
+        // A `Record::All` scan's rows (every file was read), in completion order.
+        None => scanned.cache.sort(),
+    }
     std::thread::spawn(move || drop(cache));
     if unchanged {
         // HEAD already records this state: no object, no ref; the refreshed
         // stat cache still saves the next scan the reads.
         if opts.save_cache && scanned.hashed_files > 0 {
-            scanned.cache.sort();
             let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
         }
         return Ok(SealReport::of(id, true, snapshot, write, scanned));
@@ -419,7 +434,6 @@ pub fn seal_checked(
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
     if opts.save_cache && (scanned.hashed_files > 0 || !had_cache) {
-        scanned.cache.sort();
         let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.

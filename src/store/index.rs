@@ -301,7 +301,8 @@ impl MappedCache {
         }
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let scan_started_ns = u64_at(8) as i64;
-        let count = usize::try_from(u64_at(16)).ok()?;
+        // Rows are indexed by u32 ([`Cursor::lookup_row`]).
+        let count = usize::try_from(u64_at(16)).ok().filter(|&n| n <= u32::MAX as usize)?;
         let names = usize::try_from(u64_at(24)).ok()?;
         let names_at = count.checked_mul(ROW_LEN)?.checked_add(HEADER_LEN)?;
         if names_at.checked_add(names)?.checked_add(TRAILER_LEN)? != bytes.len() {
@@ -383,6 +384,20 @@ impl MappedCache {
     /// True when the cache has no rows.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Row `i` as an owned entry; `None` when out of range or its path is
+    /// not a plane path.
+    pub fn row_entry(&self, i: usize) -> Option<IndexEntry> {
+        if i >= self.count {
+            return None;
+        }
+        Some(IndexEntry {
+            path: RelPath::try_from(self.path(i).to_vec()).ok().filter(|p| !p.is_root())?,
+            kind: self.kind(i),
+            id: self.id(i),
+            stat: self.stat(i),
+        })
     }
 
     /// Every row, decoded: the owned form, for editing; `None` when a path
@@ -500,6 +515,11 @@ pub struct Cursor<'a> {
 impl Cursor<'_> {
     /// As [`Run::lookup`].
     pub fn lookup(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
+        self.lookup_row(name, stat).map(|(id, kind, _)| (id, kind))
+    }
+
+    /// As [`Cursor::lookup`], with the index of the matching row.
+    pub fn lookup_row(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind, u32)> {
         let r = self.run;
         if self.at > r.lo && (self.at > r.hi || r.rest(self.at - 1) >= name) {
             self.at = r.lo; // out of order: start over
@@ -522,7 +542,7 @@ impl Cursor<'_> {
         self.at = lo + 1;
         let c = r.cache;
         let row = c.stat(lo);
-        (row == *stat && !row.is_racy(c.scan_started_ns)).then(|| (c.id(lo), c.kind(lo)))
+        (row == *stat && !row.is_racy(c.scan_started_ns)).then(|| (c.id(lo), c.kind(lo), lo as u32))
     }
 }
 
