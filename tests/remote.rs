@@ -512,3 +512,28 @@ fn reading_a_missing_directory_remote_is_an_error_not_an_empty_remote() {
     stdout(d.path(), &["push"]);
     assert!(missing.join("FORMAT").is_file());
 }
+
+#[test]
+fn a_pull_after_gc_refetches_objects_of_packs_imported_before() {
+    // A remote with two planes; a clone takes only `main`, so the objects
+    // of plane `docs` it imported with the shared pack are garbage for its
+    // gc. A later pull that tracks `docs` must fetch them again, not call
+    // the remote damaged.
+    let a = plane_with_files();
+    write(a.path(), "docs/readme.txt", "the docs\n");
+    write(a.path(), "docs/guide/one.txt", "one\n");
+    stdout(a.path(), &["plane", "add", "docs", "docs"]);
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let c = r.path().join("clone");
+    stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap()]);
+    stdout(&c, &["gc"]);
+    let out = stdout(&c, &["pull", "--json"]);
+    assert!(out.contains("\"plane\":\"docs\""), "{out}");
+    stdout(&c, &["fsck"]);
+    let show = stdout(&c, &["show", "origin/docs/HEAD"]);
+    assert!(show.contains("plane      docs"), "{show}");
+    assert_eq!(stdout(&c, &["cat", "origin/docs/HEAD:readme.txt"]), "the docs\n");
+}

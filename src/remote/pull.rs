@@ -195,52 +195,42 @@ pub fn pull(
         let _ = store.maybe_repack(_lock);
     }
     hooks.at("imported");
-    // 3. Everything the remote refs reach is here now.
+    // 3. Everything the remote refs reach is here now. An object missing
+    // here may still be in a remote pack imported before and since dropped
+    // by a gc (no local root reached it then: another plane's objects after
+    // a `clone` or `pull --plane`, or a refused pull's): such a pack is
+    // imported again (verified as any), once, and the walk repeated.
     ctl.progress.phase("checking");
-    for (plane, p) in &planes {
-        let tracked = super::tracked(store, &name, plane)?;
-        let base_id = tracked.head_id();
-        let base = base_id.and_then(|b| store.read_snapshot(&b).ok());
-        let mut seen: HashSet<ObjectId> = HashSet::new();
-        if let Some(b) = base_id {
-            seen.insert(b.0);
+    let mut refetched: HashSet<String> = new_packs.iter().cloned().collect();
+    let mut lookup: Option<(tempfile::TempDir, Vec<(String, PackIndex)>)> = None;
+    while let Some((label, oid, kind)) = first_missing(store, &name, &planes, ctl)? {
+        if lookup.is_none() {
+            lookup = Some(imported_indexes(store, remote, &listed, &refetched)?);
         }
-        let mut ids: Vec<(String, SnapshotId)> = Vec::new();
-        if let Some((id, _)) = p.head.as_deref().and_then(crate::store::refs::parse_remote_ref) {
-            ids.push((format!("{plane}/HEAD"), id));
-        }
-        for (cp, b) in &p.checkpoints {
-            if tracked.checkpoints.get(cp) != Some(b)
-                && let Some((id, _)) = crate::store::refs::parse_remote_ref(b)
-            {
-                ids.push((format!("{plane}/checkpoints/{cp}"), id));
-            }
-        }
-        for (label, id) in ids {
-            ctl.check()?;
-            if Some(id) == base_id {
-                continue;
-            }
-            let reached = |e: Error| match e {
-                Error::MissingObject { id: oid, kind } => remote_damage(
-                    &name,
-                    &format!("planes/{label}"),
-                    format!("reaches {kind} {oid}, which no pack on the remote holds"),
-                ),
-                other => other,
-            };
-            let snap = store.read_snapshot(&id).map_err(reached)?;
-            let mut out = Vec::new();
-            super::walk::new_objects(store, id, &snap, base.as_ref(), &mut seen, &mut out).map_err(reached)?;
-            if let Some(missing) = out.iter().find(|o| !store.contains(o)) {
-                return Err(remote_damage(
-                    &name,
-                    &format!("planes/{label}"),
-                    format!("reaches object {missing}, which no pack on the remote holds"),
-                ));
-            }
-        }
+        let (_, indexes) = lookup.as_ref().expect("set above");
+        let holder = ObjectId::from_hex(&oid).and_then(|id| {
+            indexes
+                .iter()
+                .find(|(p, idx)| !refetched.contains(p) && idx.find(&id).is_some())
+                .map(|(p, _)| p.clone())
+        });
+        let Some(pname) = holder else {
+            return Err(remote_damage(
+                &name,
+                &format!("planes/{label}"),
+                format!("reaches {kind} {oid}, which no pack on the remote holds"),
+            ));
+        };
+        ctl.check()?;
+        let _ = std::fs::remove_dir_all(&work);
+        crate::fsutil::ensure_dir(&work)?;
+        let r = import_pack(store, remote, &pname, &work, ctl, &mut report);
+        let _ = std::fs::remove_dir_all(&work);
+        r?;
+        refetched.insert(pname);
+        report.packs += 1;
     }
+    drop(lookup);
     // 4. Ledgers.
     let mut ledgers: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
     for (plane, p) in &planes {
@@ -329,6 +319,101 @@ pub fn pull(
     }
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The first object a remote ref of `planes` reaches that this store lacks,
+/// walked against the remote-tracking HEAD of its plane (only where trees
+/// differ): (`<plane>/HEAD` or `<plane>/checkpoints/<name>`, id, kind).
+fn first_missing(
+    store: &Store,
+    name: &str,
+    planes: &BTreeMap<String, RemotePlane>,
+    ctl: Control<'_>,
+) -> Result<Option<(String, String, &'static str)>> {
+    for (plane, p) in planes {
+        let tracked = super::tracked(store, name, plane)?;
+        let base_id = tracked.head_id();
+        let base = base_id.and_then(|b| store.read_snapshot(&b).ok());
+        let mut seen: HashSet<ObjectId> = HashSet::new();
+        if let Some(b) = base_id {
+            seen.insert(b.0);
+        }
+        let mut ids: Vec<(String, SnapshotId)> = Vec::new();
+        if let Some((id, _)) = p.head.as_deref().and_then(crate::store::refs::parse_remote_ref) {
+            ids.push((format!("{plane}/HEAD"), id));
+        }
+        for (cp, b) in &p.checkpoints {
+            if tracked.checkpoints.get(cp) != Some(b)
+                && let Some((id, _)) = crate::store::refs::parse_remote_ref(b)
+            {
+                ids.push((format!("{plane}/checkpoints/{cp}"), id));
+            }
+        }
+        for (label, id) in ids {
+            ctl.check()?;
+            if Some(id) == base_id {
+                continue;
+            }
+            let mut out = Vec::new();
+            let walked = store
+                .read_snapshot(&id)
+                .and_then(|snap| super::walk::new_objects(store, id, &snap, base.as_ref(), &mut seen, &mut out));
+            match walked {
+                Ok(()) => {}
+                Err(Error::MissingObject { id: oid, kind }) => return Ok(Some((label, oid, kind))),
+                Err(e) => return Err(e),
+            }
+            if let Some(missing) = out.iter().find(|o| !store.contains(o)) {
+                return Ok(Some((label, missing.to_hex(), "object")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The indexes of the remote packs listed in `listed` other than `skip`
+/// (the packs this store imported before), downloaded into a temporary
+/// directory of `.cp/tmp/` to look objects up in. Only an index's own
+/// bytes are read (an empty stand-in takes its pack's place); a lookup in
+/// a damaged one finds nothing or a pack whose import then refuses it.
+fn imported_indexes(
+    store: &Store,
+    remote: &Backend,
+    listed: &[(String, u64)],
+    skip: &HashSet<String>,
+) -> Result<(tempfile::TempDir, Vec<(String, PackIndex)>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("pull-lookup-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(|e| Error::Io {
+            path: store.tmp_dir(),
+            source: e,
+        })?;
+    let mut out = Vec::new();
+    for (key, _) in listed {
+        let Some(pname) = key.strip_prefix("packs/pack-").and_then(|r| r.strip_suffix(".idx")) else {
+            continue;
+        };
+        if pname.len() != 64 || !crate::id::is_hex(pname) || skip.contains(pname) {
+            continue;
+        }
+        let idx_path = dir.path().join(format!("pack-{pname}.idx"));
+        let pack_path = dir.path().join(format!("pack-{pname}.pack"));
+        if remote
+            .download_to(key, &idx_path, &crate::progress::NoProgress)?
+            .is_none()
+        {
+            continue;
+        }
+        std::fs::write(&pack_path, b"").map_err(|e| Error::Io {
+            path: pack_path.clone(),
+            source: e,
+        })?;
+        if let Ok(idx) = PackIndex::open(&idx_path) {
+            out.push((pname.to_string(), idx));
+        }
+    }
+    Ok((dir, out))
 }
 
 /// Downloads remote pack `pname` into `work`, verifies every record, and
