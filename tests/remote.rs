@@ -537,3 +537,20 @@ fn a_pull_after_gc_refetches_objects_of_packs_imported_before() {
     assert!(show.contains("plane      docs"), "{show}");
     assert_eq!(stdout(&c, &["cat", "origin/docs/HEAD:readme.txt"]), "the docs\n");
 }
+
+#[test]
+fn an_empty_directory_is_not_a_remote_with_no_planes() {
+    // A remote whose directory is empty (a file system not mounted, a wrong
+    // path or prefix) holds no cplane remote: pull and fsck --remote say
+    // so instead of dropping every remote-tracking ref as "gone".
+    let (_a, r, rp) = pushed();
+    let b = empty_store_with(&rp);
+    stdout(b.path(), &["pull"]);
+    fs::rename(&rp, r.path().join("moved")).unwrap();
+    fs::create_dir(&rp).unwrap();
+    let err = stderr_of(b.path(), &["pull"], 2);
+    assert!(err.contains("no FORMAT"), "{err}");
+    let err = stderr_of(b.path(), &["fsck", "--remote", "origin"], 2);
+    assert!(err.contains("no FORMAT"), "{err}");
+    stdout(b.path(), &["show", "origin/main/HEAD"]);
+}

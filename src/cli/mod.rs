@@ -849,7 +849,7 @@ fn hint(e: &cplane::Error) -> Option<String> {
         E::BadRemote { .. } => {
             "a remote is s3://BUCKET/PREFIX (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or file:///ABSOLUTE/PATH".into()
         }
-        E::Remote { remote, .. } => format!(
+        E::Remote { remote, op, .. } if op != "read FORMAT" => format!(
             "check the endpoint and region (`cplane remote list`; {remote} takes AWS_ENDPOINT_URL and AWS_REGION when none is stored) and the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment"
         ),
         E::NoKeepPolicy => "for example `cplane prune --keep-last 10 --keep-daily 7`; add --dry-run to see what would go".into(),

@@ -68,7 +68,7 @@ fn damage(id: String, kind: &str, problem: &'static str, location: String, reaso
 pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>) -> Result<RemoteCheckReport> {
     let t0 = Instant::now();
     let name = remote.name().to_string();
-    super::check_format(remote)?;
+    super::require_format(remote)?;
     let mut report = RemoteCheckReport {
         remote: name.clone(),
         packs: 0,

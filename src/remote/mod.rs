@@ -165,6 +165,24 @@ pub(crate) fn check_format(remote: &Backend) -> Result<bool> {
     Ok(true)
 }
 
+/// Refuses a remote with no `FORMAT` object as well as one of a newer
+/// format: readers (pull, fsck) must not take an empty directory (a file
+/// system not mounted) or a wrong bucket or prefix for a remote without
+/// planes, which would drop every remote-tracking ref as gone.
+///
+/// # Errors
+/// [`Error::Remote`] naming the remote; as [`check_format`].
+pub(crate) fn require_format(remote: &Backend) -> Result<()> {
+    if check_format(remote)? {
+        return Ok(());
+    }
+    Err(Error::Remote {
+        remote: remote.name().to_string(),
+        op: "read FORMAT".into(),
+        reason: "holds no cplane remote (no FORMAT object): check its URL (`cplane remote list`) and that the directory is mounted or the bucket and prefix exist; only a push creates a remote".into(),
+    })
+}
+
 /// What this store knows of one plane on a remote (remote-tracking refs).
 #[derive(Debug, Clone, Default)]
 pub struct Tracked {

@@ -103,7 +103,7 @@ pub fn pull(
 ) -> Result<PullReport> {
     let t0 = Instant::now();
     let name = remote.name().to_string();
-    super::check_format(remote)?;
+    super::require_format(remote)?;
     // The refs, read before the packs: a ref read now names objects in
     // packs that are already listed (refs move after their packs are up).
     ctl.progress.phase("listing");
