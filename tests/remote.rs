@@ -554,3 +554,55 @@ fn an_empty_directory_is_not_a_remote_with_no_planes() {
     assert!(err.contains("no FORMAT"), "{err}");
     stdout(b.path(), &["show", "origin/main/HEAD"]);
 }
+
+/// Rewrites entry `id` of the pack index at `idx` with `f(offset, len)`
+/// and seals it again with a correct BLAKE3 trailer: damage only the
+/// entries can show.
+fn rewrite_idx_entry(idx: &Path, id: &str, f: impl Fn(u64, u64) -> (u64, u64)) {
+    let mut b = fs::read(idx).unwrap();
+    let count = u64::from_le_bytes(b[8..16].try_into().unwrap()) as usize;
+    let want = (0..32)
+        .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap())
+        .collect::<Vec<u8>>();
+    let at = (0..count)
+        .map(|i| 16 + 1024 + i * 56)
+        .find(|&o| b[o..o + 32] == want[..])
+        .expect("the id is in the index");
+    let off = u64::from_le_bytes(b[at + 32..at + 40].try_into().unwrap());
+    let len = u64::from_le_bytes(b[at + 40..at + 48].try_into().unwrap());
+    let (off, len) = f(off, len);
+    b[at + 32..at + 40].copy_from_slice(&off.to_le_bytes());
+    b[at + 40..at + 48].copy_from_slice(&len.to_le_bytes());
+    let body = b.len() - 32;
+    let trailer = *blake3::hash(&b[..body]).as_bytes();
+    b[body..].copy_from_slice(&trailer);
+    fs::write(idx, &b).unwrap();
+}
+
+#[test]
+fn fsck_remote_reports_a_hostile_index_entry_as_damage() {
+    // An index whose trailer is right but whose entry points past the end
+    // of the pack (offset + length overflowing) is damage fsck --remote
+    // names, not a panic or a read of whatever length the index claims.
+    for (what, f) in [
+        ("overflowing", (|_, l| (u64::MAX - 4, l)) as fn(u64, u64) -> (u64, u64)),
+        ("past the end", |o, _| (o, 1 << 40)),
+    ] {
+        let (_a, _r, rp) = pushed();
+        let head = fs::read_to_string(rp.join("planes/main/HEAD")).unwrap();
+        let snap = head.lines().next().unwrap().to_string();
+        rewrite_idx_entry(&remote_indexes(&rp)[0], &snap, f);
+        // A listed name that is no pack's is never made a local path.
+        write(&rp, "packs/pack-x/evil.idx", "x");
+        // A store that holds none of the objects reads them from the remote.
+        let b = empty_store_with(&rp);
+        let out = cplane(b.path()).args(["fsck", "--remote", "origin"]).assert().code(3);
+        let out = String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+            + &String::from_utf8_lossy(&out.get_output().stderr);
+        assert!(out.contains("pack-") && out.contains(".idx"), "{what}: {out}");
+        assert!(out.contains("packs/pack-x/evil.idx is not a pack"), "{what}: {out}");
+        let err = stderr_of(b.path(), &["pull"], 3);
+        assert!(err.contains(".idx"), "{what}: {err}");
+        stdout(b.path(), &["fsck"]);
+    }
+}

@@ -15,7 +15,7 @@ use crate::fsck::Damage;
 use crate::id::{ObjectId, SnapshotId, TreeId};
 use crate::object::{EntryKind, ObjectKind, Snapshot, Tree};
 use crate::store::Store;
-use crate::store::pack::{IdxEntry, PackIndex};
+use crate::store::pack::{IdxEntry, MAX_IN_MEMORY_BODY, PackIndex, RECORD_HEADER_LEN, decode_record};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -88,28 +88,51 @@ pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>)
         })?;
     ctl.progress.phase("listing");
     let listed = remote.list("packs/")?;
-    let keys: HashSet<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    let sizes: HashMap<&str, u64> = listed.iter().map(|(k, n)| (k.as_str(), *n)).collect();
     let mut index: HashMap<ObjectId, (usize, IdxEntry)> = HashMap::new();
     let mut packs: Vec<(String, PackIndex)> = Vec::new();
+    // Only `packs/pack-<64 hex>.{pack,idx}` are a remote's: a listed name is
+    // never made into a local path unchecked.
+    let pack_name = |key: &str, ext: &str| -> Option<String> {
+        key.strip_prefix("packs/pack-")
+            .and_then(|r| r.strip_suffix(ext))
+            .filter(|n| n.len() == 64 && crate::id::is_hex(n))
+            .map(str::to_string)
+    };
     for (key, _) in &listed {
-        let Some(pname) = key.strip_prefix("packs/pack-").and_then(|r| r.strip_suffix(".pack")) else {
-            continue;
-        };
-        if !keys.contains(super::pack_key(pname, "idx").as_str()) {
+        if let Some(pname) = pack_name(key, ".pack") {
+            if !sizes.contains_key(super::pack_key(&pname, "idx").as_str()) {
+                report.notes.push(format!(
+                    "{key} has no index: left by an interrupted push, no ref can reach it"
+                ));
+            }
+        } else if pack_name(key, ".idx").is_none() {
             report.notes.push(format!(
-                "{key} has no index: left by an interrupted push, no ref can reach it"
+                "{key} is not a pack or index name (packs/pack-<64 hex>.pack or .idx); ignored"
             ));
         }
     }
     for (key, _) in &listed {
-        let Some(pname) = key.strip_prefix("packs/pack-").and_then(|r| r.strip_suffix(".idx")) else {
+        let Some(pname) = pack_name(key, ".idx") else {
             continue;
         };
         ctl.check()?;
         let idx_path = work.path().join(format!("pack-{pname}.idx"));
         let pack_path = work.path().join(format!("pack-{pname}.pack"));
-        remote.download_to(key, &idx_path, ctl.progress)?;
-        let pack_key = super::pack_key(pname, "pack");
+        let pack_key = super::pack_key(&pname, "pack");
+        let Some(&pack_len) = sizes.get(pack_key.as_str()) else {
+            report.damage.push(damage(
+                String::new(),
+                "file",
+                "missing",
+                format!("remote {name}: {pack_key}"),
+                "the pack is missing, but its index is there".into(),
+            ));
+            continue;
+        };
+        if remote.download_to(key, &idx_path, ctl.progress)?.is_none() {
+            continue;
+        }
         if read_data {
             if remote.download_to(&pack_key, &pack_path, ctl.progress)?.is_none() {
                 report.damage.push(damage(
@@ -117,7 +140,7 @@ pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>)
                     "file",
                     "missing",
                     format!("remote {name}: {pack_key}"),
-                    "the pack is missing, but its index is there".into(),
+                    "the pack disappeared while it was read".into(),
                 ));
                 continue;
             }
@@ -128,20 +151,14 @@ pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>)
                 source: e,
             })?;
         }
+        // Trailer, order, kinds, fanout, and records tiling the pack (its
+        // listed length, when it is not downloaded): an entry never points
+        // outside its pack.
         let opened = PackIndex::open(&idx_path).and_then(|p| {
-            let bytes = std::fs::read(&idx_path).map_err(|e| Error::Io {
-                path: idx_path.clone(),
-                source: e,
-            })?;
-            let (body, trailer) = bytes.split_at(bytes.len() - 32);
-            if blake3::hash(body).as_bytes() != trailer {
-                return Err(Error::DamagedFile {
-                    path: idx_path.clone(),
-                    reason: "BLAKE3 trailer does not match the index contents".into(),
-                });
-            }
             if read_data {
                 p.check()?;
+            } else {
+                p.check_entries(pack_len)?;
             }
             Ok(p)
         });
@@ -167,7 +184,7 @@ pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>)
             }
         }
         report.objects += p.len() as u64;
-        packs.push((pname.to_string(), p));
+        packs.push((pname, p));
     }
     report.packs = packs.len() as u64;
     let mut bad: HashSet<ObjectId> = HashSet::new();
@@ -357,14 +374,27 @@ impl Reader<'_> {
         if self.read_data {
             return p.read(e).map(|(b, _)| b);
         }
-        // One ranged read of the record, decoded and re-hashed here.
+        // One ranged read of the record (inside the pack: the index was
+        // checked), decoded and re-hashed here as a local read would be.
         let key = super::pack_key(pname, "pack");
-        let rec = self.remote.get_range(&key, e.offset..e.offset + e.len)?;
-        decode_record(e, &rec).map_err(|reason| Error::CorruptObject {
+        let corrupt = |reason: String| Error::CorruptObject {
             id: id.to_hex(),
             location: format!("remote {}: {key} offset {}", self.remote.name(), e.offset),
             reason,
-        })
+        };
+        let end = e
+            .offset
+            .checked_add(e.len)
+            .filter(|_| e.len <= MAX_IN_MEMORY_BODY + RECORD_HEADER_LEN as u64)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "record length {} is more than a {} may have",
+                    e.len,
+                    kind.name()
+                ))
+            })?;
+        let rec = self.remote.get_range(&key, e.offset..end)?;
+        decode_record(e, &rec).map(|(b, _)| b).map_err(corrupt)
     }
 
     fn tree(&self, id: &TreeId) -> Result<Tree> {
@@ -374,40 +404,4 @@ impl Reader<'_> {
     fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         Snapshot::decode(id.0, &self.body(&id.0, ObjectKind::Snapshot)?)
     }
-}
-
-/// Decodes one record (header and stored body) and checks it is `e`'s object.
-fn decode_record(e: &IdxEntry, rec: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    use crate::store::pack::{COMPRESSION_NONE, COMPRESSION_ZSTD, RECORD_HEADER_LEN, RECORD_MAGIC};
-    if rec.len() < RECORD_HEADER_LEN || &rec[..4] != RECORD_MAGIC {
-        return Err("record header has the wrong magic".into());
-    }
-    if rec[5] != e.kind as u8 {
-        return Err(format!(
-            "record kind byte {} but the index says {}",
-            rec[5],
-            e.kind.name()
-        ));
-    }
-    let len = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
-    if len > crate::store::pack::MAX_IN_MEMORY_BODY {
-        return Err(format!("header says the body is {len} bytes"));
-    }
-    let stored = &rec[RECORD_HEADER_LEN..];
-    let body = match rec[6] {
-        COMPRESSION_NONE => stored.to_vec(),
-        COMPRESSION_ZSTD => zstd::bulk::decompress(stored, len as usize).map_err(|err| format!("zstd: {err}"))?,
-        c => return Err(format!("unknown compression byte {c}")),
-    };
-    if body.len() as u64 != len {
-        return Err(format!(
-            "body should have been {len} bytes long, but was {}",
-            body.len()
-        ));
-    }
-    let actual = crate::object::object_id_v(e.kind, rec[4], &body);
-    if actual != e.id {
-        return Err(format!("content hashes to {actual}"));
-    }
-    Ok(body)
 }

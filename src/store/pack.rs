@@ -119,6 +119,95 @@ fn record_header(kind: ObjectKind, compression: u8, body_len: u64) -> [u8; RECOR
     h
 }
 
+/// Checks a record header against its index entry `e`: (compression byte,
+/// body length, record version).
+fn parse_record_header(e: &IdxEntry, h: &[u8; RECORD_HEADER_LEN]) -> std::result::Result<(u8, u64, u8), String> {
+    if &h[..4] != RECORD_MAGIC {
+        return Err("record header has the wrong magic".into());
+    }
+    if !RECORD_VERSIONS.contains(&h[4]) || h[7] != 0 {
+        return Err(format!(
+            "record header version/reserved bytes are {}/{}, expected 1 or {ENCODING_VERSION}/0",
+            h[4], h[7]
+        ));
+    }
+    if h[5] != e.kind as u8 {
+        return Err(format!(
+            "record kind byte {} but the index says {}",
+            h[5],
+            e.kind.name()
+        ));
+    }
+    let body_len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+    Ok((h[6], body_len, h[4]))
+}
+
+/// Decodes a record's stored bytes (`body_len` at most
+/// [`MAX_IN_MEMORY_BODY`], checked by the caller) and checks that they
+/// hash to `e.id` by the id rule of record version `version`.
+fn decode_stored(
+    e: &IdxEntry,
+    compression: u8,
+    body_len: u64,
+    version: u8,
+    stored: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
+    let body = match compression {
+        COMPRESSION_NONE => stored,
+        COMPRESSION_ZSTD => {
+            check_frame_start(&stored)?;
+            // Compare the frame's own size field before allocating for it.
+            match zstd::zstd_safe::get_frame_content_size(&stored) {
+                Ok(Some(n)) if n == body_len => {}
+                other => {
+                    return Err(format!(
+                        "zstd frame declares {other:?} bytes but the header says {body_len}"
+                    ));
+                }
+            }
+            decompress(&stored, body_len as usize).map_err(|err| format!("zstd: {err}"))?
+        }
+        c => return Err(format!("unknown compression byte {c}")),
+    };
+    if body.len() as u64 != body_len {
+        return Err(format!(
+            "body should have been {body_len} bytes long, but was {}",
+            body.len()
+        ));
+    }
+    let actual = object_id_v(e.kind, version, &body);
+    if actual != e.id {
+        return Err(format!("content hashes to {actual}"));
+    }
+    Ok(body)
+}
+
+/// Decodes one whole record `rec` (header and stored body, as read from a
+/// pack at `e.offset`, e.g. by a ranged read of a remote pack) with the
+/// checks [`PackIndex::read`] makes: the header against `e`, the size
+/// limits, the zstd frame, and the id. Returns the body and its record
+/// version.
+///
+/// # Errors
+/// What is wrong, as a sentence (the caller names the object and where).
+pub fn decode_record(e: &IdxEntry, rec: &[u8]) -> std::result::Result<(Vec<u8>, u8), String> {
+    if rec.len() as u64 != e.len {
+        return Err(format!("record is {} bytes, but the index says {}", rec.len(), e.len));
+    }
+    let Some((h, stored)) = rec.split_first_chunk::<RECORD_HEADER_LEN>() else {
+        return Err(format!("record length {} is shorter than its header", e.len));
+    };
+    let (compression, body_len, version) = parse_record_header(e, h)?;
+    if body_len > MAX_IN_MEMORY_BODY {
+        return Err(format!(
+            "header says the body is {body_len} bytes, more than the {MAX_IN_MEMORY_BODY} a {} may have",
+            e.kind.name()
+        ));
+    }
+    let body = decode_stored(e, compression, body_len, version, stored.to_vec())?;
+    Ok((body, version))
+}
+
 /// An opened pack and its memory-mapped index.
 #[derive(Debug)]
 pub struct PackIndex {
@@ -250,10 +339,6 @@ impl PackIndex {
     /// # Errors
     /// [`Error::DamagedFile`] naming the index file and the first inconsistency.
     pub fn check(&self) -> Result<()> {
-        let damaged = |reason: String| Error::DamagedFile {
-            path: self.idx_path.clone(),
-            reason,
-        };
         let mut ph = [0u8; PACK_HEADER_LEN as usize];
         self.pack.read_exact_at(&mut ph, 0).map_err(|e| Error::DamagedFile {
             path: self.pack_path.clone(),
@@ -265,6 +350,21 @@ impl PackIndex {
                 reason: "pack header is not `CPPK`, version 1, three zero bytes".into(),
             });
         }
+        let pack_len = self.pack.metadata().map(|m| m.len()).unwrap_or(0);
+        self.check_entries(pack_len)
+    }
+
+    /// The checks of [`PackIndex::check`] that need only the index and the
+    /// pack's length (`fsck --remote` without its pack): trailer, order,
+    /// kinds, records tiling `pack_len` bytes, fanout.
+    ///
+    /// # Errors
+    /// [`Error::DamagedFile`] naming the index file and the first inconsistency.
+    pub fn check_entries(&self, pack_len: u64) -> Result<()> {
+        let damaged = |reason: String| Error::DamagedFile {
+            path: self.idx_path.clone(),
+            reason,
+        };
         if self.map[5..8] != [0, 0, 0] {
             return Err(damaged("reserved header bytes are not zero".into()));
         }
@@ -272,7 +372,6 @@ impl PackIndex {
         if blake3::hash(&self.map[..body_end]).as_bytes()[..] != self.map[body_end..] {
             return Err(damaged("BLAKE3 trailer does not match the index contents".into()));
         }
-        let pack_len = self.pack.metadata().map(|m| m.len()).unwrap_or(0);
         let mut spans = Vec::with_capacity(self.count);
         for i in 0..self.count {
             if i > 0 && self.entry_id(i - 1) >= self.entry_id(i) {
@@ -338,24 +437,7 @@ impl PackIndex {
         self.pack
             .read_exact_at(&mut h, e.offset)
             .map_err(|err| corrupt(format!("cannot read header: {err}")))?;
-        if &h[..4] != RECORD_MAGIC {
-            return Err(corrupt("record header has the wrong magic".into()));
-        }
-        if !RECORD_VERSIONS.contains(&h[4]) || h[7] != 0 {
-            return Err(corrupt(format!(
-                "record header version/reserved bytes are {}/{}, expected 1 or {ENCODING_VERSION}/0",
-                h[4], h[7]
-            )));
-        }
-        if h[5] != e.kind as u8 {
-            return Err(corrupt(format!(
-                "record kind byte {} but the index says {}",
-                h[5],
-                e.kind.name()
-            )));
-        }
-        let body_len = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-        Ok((h[6], body_len, h[4]))
+        parse_record_header(e, &h).map_err(corrupt)
     }
 
     /// Reads, decompresses and verifies one object; the body is returned only
@@ -381,33 +463,7 @@ impl PackIndex {
         self.pack
             .read_exact_at(&mut stored, e.offset + RECORD_HEADER_LEN as u64)
             .map_err(|err| corrupt(format!("cannot read {stored_len} stored bytes: {err}")))?;
-        let body = match compression {
-            COMPRESSION_NONE => stored,
-            COMPRESSION_ZSTD => {
-                check_frame_start(&stored).map_err(corrupt)?;
-                // Compare the frame's own size field before allocating for it.
-                match zstd::zstd_safe::get_frame_content_size(&stored) {
-                    Ok(Some(n)) if n == body_len => {}
-                    other => {
-                        return Err(corrupt(format!(
-                            "zstd frame declares {other:?} bytes but the header says {body_len}"
-                        )));
-                    }
-                }
-                decompress(&stored, body_len as usize).map_err(|err| corrupt(format!("zstd: {err}")))?
-            }
-            c => return Err(corrupt(format!("unknown compression byte {c}"))),
-        };
-        if body.len() as u64 != body_len {
-            return Err(corrupt(format!(
-                "body should have been {body_len} bytes long, but was {}",
-                body.len()
-            )));
-        }
-        let actual = object_id_v(e.kind, version, &body);
-        if actual != e.id {
-            return Err(corrupt(format!("content hashes to {actual}")));
-        }
+        let body = decode_stored(e, compression, body_len, version, stored).map_err(corrupt)?;
         Ok((body, version))
     }
 
