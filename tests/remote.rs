@@ -606,3 +606,16 @@ fn fsck_remote_reports_a_hostile_index_entry_as_damage() {
         stdout(b.path(), &["fsck"]);
     }
 }
+
+#[test]
+fn clone_names_a_remote_plane_with_an_invalid_name() {
+    let (_a, r, rp) = pushed();
+    fs::rename(rp.join("planes/main"), rp.join("planes/-rf")).unwrap();
+    let c = r.path().join("c");
+    let err = stderr_of(r.path(), &["clone", &url(&rp), c.to_str().unwrap()], 2);
+    assert!(
+        err.contains("no plane with a valid name") && err.contains("planes/-rf/HEAD"),
+        "{err}"
+    );
+    assert!(!c.exists());
+}

@@ -666,7 +666,9 @@ fn clone_into(
             reason: "holds no cplane remote (no FORMAT object): push to it first".into(),
         });
     }
-    let mut planes: Vec<String> = backend
+    // Plane names as listed: a name that is not a valid plane name (it
+    // becomes the local plane's) is left out, and said when nothing is left.
+    let (mut planes, invalid): (Vec<String>, Vec<String>) = backend
         .list("planes/")?
         .into_iter()
         .filter_map(|(k, _)| {
@@ -676,7 +678,7 @@ fn clone_into(
                 _ => None,
             }
         })
-        .collect();
+        .partition(|p| crate::store::refs::valid_name(p));
     planes.sort();
     let plane = match &opts.plane {
         Some(p) if planes.contains(p) => p.clone(),
@@ -691,7 +693,12 @@ fn clone_into(
         None => {
             return Err(Error::BadRemote {
                 url: url.to_url(),
-                reason: if planes.is_empty() {
+                reason: if planes.is_empty() && !invalid.is_empty() {
+                    format!(
+                        "has no plane with a valid name (letters, digits, `.`, `_`, `-`); found planes/{}/HEAD",
+                        invalid.join("/HEAD, planes/")
+                    )
+                } else if planes.is_empty() {
                     "has no plane with a HEAD yet: push one first".into()
                 } else {
                     format!("has several planes ({}); pick one with --plane", planes.join(", "))
