@@ -619,3 +619,21 @@ fn clone_names_a_remote_plane_with_an_invalid_name() {
     );
     assert!(!c.exists());
 }
+
+#[test]
+fn a_remote_ref_is_read_only_up_to_the_size_of_a_ref() {
+    // A ref is one or two lines: a huge object where one should be is
+    // damage named by its size, not read whole into memory first.
+    let (_a, _r, rp) = pushed();
+    let b = empty_store_with(&rp);
+    let big = vec![b'0'; 8 << 20];
+    fs::write(rp.join("planes/main/HEAD"), &big).unwrap();
+    let err = stderr_of(b.path(), &["pull"], 3);
+    assert!(
+        err.contains("planes/main/HEAD") && err.contains("larger than a ref"),
+        "{err}"
+    );
+    let out = stdout_code(b.path(), &["fsck", "--remote", "origin"], 3);
+    assert!(out.contains("larger than a ref"), "{out}");
+    stdout(b.path(), &["fsck"]);
+}

@@ -37,6 +37,9 @@ pub const PART_BYTES: usize = 8 << 20;
 /// Parts uploaded at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// Largest ref (or `FORMAT`) object read: a HEAD is two lines of 64 hex.
+pub const MAX_REF_BYTES: u64 = 1024;
+
 /// Tries at taking the remote lock on a server without conditional writes.
 const LOCK_ATTEMPTS: u32 = 8;
 /// A remote lock this old is a killed push's, and ignored.
@@ -204,20 +207,37 @@ impl Backend {
         }
     }
 
-    /// The bytes of `rel`, `None` when absent.
+    /// The bytes of `rel`, `None` when absent: a ledger copy, of any size.
     ///
     /// # Errors
     /// [`Error::Remote`].
     pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_ref(rel)?.map(|r| r.bytes))
+        let key = self.key(rel);
+        self.rt.block_on(async {
+            match self.os.get(&key).await {
+                Ok(r) => {
+                    let bytes = r.bytes().await.map_err(|e| self.fail(format!("read {rel}"), e))?;
+                    Ok(Some(bytes.to_vec()))
+                }
+                Err(e) if not_found(&e) => Ok(None),
+                Err(e) => Err(self.fail(format!("read {rel}"), e)),
+            }
+        })
     }
 
-    /// A ref's bytes and version, `None` when absent.
+    /// A ref's (or `FORMAT`'s) bytes and version, `None` when absent. At
+    /// most [`MAX_REF_BYTES`] are read: a remote is untrusted, and a larger
+    /// object where a ref should be is damage, never held in memory whole.
     ///
     /// # Errors
-    /// [`Error::Remote`].
+    /// [`Error::Remote`]; [`Error::DamagedFile`] (`remote NAME: KEY`) for
+    /// an object larger than a ref.
     pub fn get_ref(&self, rel: &str) -> Result<Option<RefRead>> {
         let key = self.key(rel);
+        let too_large = || Error::DamagedFile {
+            path: PathBuf::from(format!("remote {}: {rel}", self.name)),
+            reason: format!("is larger than a ref (at most {MAX_REF_BYTES} bytes): not a cplane ref"),
+        };
         self.rt.block_on(async {
             match self.os.get(&key).await {
                 Ok(r) => {
@@ -225,9 +245,23 @@ impl Backend {
                         e_tag: r.meta.e_tag.clone(),
                         version: r.meta.version.clone(),
                     };
-                    let bytes = r.bytes().await.map_err(|e| self.fail(format!("read {rel}"), e))?;
+                    if r.meta.size > MAX_REF_BYTES {
+                        return Err(too_large());
+                    }
+                    let mut stream = r.into_stream();
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = stream
+                        .try_next()
+                        .await
+                        .map_err(|e| self.fail(format!("read {rel}"), e))?
+                    {
+                        if (bytes.len() + chunk.len()) as u64 > MAX_REF_BYTES {
+                            return Err(too_large());
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
                     Ok(Some(RefRead {
-                        bytes: bytes.to_vec(),
+                        bytes,
                         version: Some(version),
                     }))
                 }
@@ -482,8 +516,8 @@ impl Backend {
                 .collect();
             if others.is_empty() {
                 let r = (|| {
-                    let current = self.get(rel)?;
-                    if current.as_deref() != expected.map(|r| r.bytes.as_slice()) {
+                    let current = self.get_ref(rel)?;
+                    if current.as_ref().map(|r| r.bytes.as_slice()) != expected.map(|r| r.bytes.as_slice()) {
                         return Ok(false);
                     }
                     self.put(rel, new.to_vec())?;

@@ -235,7 +235,20 @@ pub fn check(store: &Store, remote: &Backend, read_data: bool, ctl: Control<'_>)
             [_, plane, "checkpoints", cp] => format!("{plane}/{cp}"),
             _ => continue,
         };
-        let bytes = remote.get(&key)?.unwrap_or_default();
+        let bytes = match remote.get_ref(&key) {
+            Ok(r) => r.map(|r| r.bytes).unwrap_or_default(),
+            Err(Error::DamagedFile { reason, .. }) => {
+                report.damage.push(damage(
+                    String::new(),
+                    "file",
+                    "damaged",
+                    format!("remote {name}: {key}"),
+                    reason,
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         match crate::store::refs::parse_remote_ref(&bytes) {
             Some((id, ledger)) => {
                 refs.push((label.clone(), id));

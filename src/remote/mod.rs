@@ -142,7 +142,7 @@ fn open_with(store: &Store, name: &str, create_dir: bool) -> Result<Backend> {
 /// # Errors
 /// [`Error::NewerFormat`]; [`Error::Remote`].
 pub(crate) fn check_format(remote: &Backend) -> Result<bool> {
-    let Some(bytes) = remote.get("FORMAT")? else {
+    let Some(bytes) = remote.get_ref("FORMAT")?.map(|r| r.bytes) else {
         return Ok(false);
     };
     let text = String::from_utf8_lossy(&bytes);

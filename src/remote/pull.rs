@@ -119,11 +119,11 @@ pub fn pull(
         }
         match parts.as_slice() {
             [_, _, "HEAD"] => {
-                let bytes = remote.get(&key)?;
+                let bytes = remote.get_ref(&key)?.map(|r| r.bytes);
                 planes.entry(plane).or_default().head = bytes;
             }
             [_, _, "checkpoints", cp] if crate::store::refs::valid_name(cp) => {
-                if let Some(b) = remote.get(&key)? {
+                if let Some(b) = remote.get_ref(&key)?.map(|r| r.bytes) {
                     planes.entry(plane).or_default().checkpoints.insert(cp.to_string(), b);
                 }
             }

@@ -280,8 +280,8 @@ pub fn push(
             let bytes = super::ref_bytes(id, None);
             let key = super::checkpoint_key(&p.plane, cp);
             if !remote.swap_ref(&key, None, &bytes)? {
-                let there = remote.get(&key)?;
-                if there.as_deref() != Some(bytes.as_slice()) {
+                let there = remote.get_ref(&key)?;
+                if there.as_ref().map(|r| r.bytes.as_slice()) != Some(bytes.as_slice()) {
                     return Err(Error::RemoteMoved {
                         remote: name.clone(),
                         what: format!("{}/checkpoints/{cp}", p.plane),
