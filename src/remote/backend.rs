@@ -486,34 +486,36 @@ impl Backend {
     /// that sees only its own compares the ref and writes it, then removes
     /// its lock. Two pushers cannot both see only their own lock, since each
     /// lists after its own write completed and the listing is
-    /// read-after-write consistent (Garage: quorum reads and writes). A lock
-    /// older than [`STALE_LOCK`] (a killed push; by this machine's clock) is
-    /// ignored.
+    /// read-after-write consistent (Garage: quorum reads and writes).
+    ///
+    /// A lock [`STALE_LOCK`] older than this pusher's own (a killed push's)
+    /// is ignored. Both ages are the server's last-modified times of the two
+    /// lock objects, never a client's clock: a pusher whose clock is behind
+    /// would otherwise have its live lock taken for stale by the others
+    /// (two winners), and one whose clock is ahead would leave a lock that
+    /// blocks everyone far longer.
     fn swap_ref_locked(&self, rel: &str, expected: Option<&RefRead>, new: &[u8]) -> Result<bool> {
         let now_ns = || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         };
+        let stale_ms = i64::try_from(STALE_LOCK.as_millis()).unwrap_or(i64::MAX);
         let mut blocked_by = String::new();
         for attempt in 0..LOCK_ATTEMPTS {
             let me = format!("locks/{:020}-{}", now_ns(), unique());
             let who = format!("cplane push, pid {}\n", std::process::id());
             self.put(&me, who.into_bytes())?;
-            let others: Vec<String> = self
-                .list("locks/")?
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| *k != me && !k.starts_with("locks/probe-"))
-                .filter(|k| {
-                    let t = k
-                        .strip_prefix("locks/")
-                        .and_then(|n| n.split('-').next())
-                        .and_then(|n| n.parse::<u128>().ok())
-                        .unwrap_or(0);
-                    now_ns().saturating_sub(t) < STALE_LOCK.as_nanos()
-                })
-                .collect();
+            let listed = self.list_modified("locks/")?;
+            let others: Vec<String> = match listed.iter().find(|(k, _)| *k == me) {
+                Some(&(_, mine)) => listed
+                    .into_iter()
+                    .filter(|(k, t)| *k != me && !k.starts_with("locks/probe-") && mine.saturating_sub(*t) < stale_ms)
+                    .map(|(k, _)| k)
+                    .collect(),
+                // Its own lock not listed yet: it cannot know it is alone.
+                None => vec![format!("{me} (not listed yet)")],
+            };
             if others.is_empty() {
                 let r = (|| {
                     let current = self.get_ref(rel)?;
@@ -538,6 +540,29 @@ impl Backend {
                 "another push holds the remote's lock ({blocked_by}); try again, or delete the lock object if no push is running"
             ),
         })
+    }
+
+    /// Every object under `dir` with the server's last-modified time (Unix
+    /// milliseconds), unsorted.
+    fn list_modified(&self, dir: &str) -> Result<Vec<(String, i64)>> {
+        let key = self.key(dir.trim_end_matches('/'));
+        let listed: Vec<object_store::ObjectMeta> = self.rt.block_on(async {
+            match self.os.list(Some(&key)).try_collect().await {
+                Ok(v) => Ok(v),
+                Err(e) if not_found(&e) => Ok(Vec::new()),
+                Err(e) => Err(self.fail(format!("list {dir}"), e)),
+            }
+        })?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|m| {
+                let t = m.last_modified.timestamp_millis();
+                m.location
+                    .as_ref()
+                    .strip_prefix(self.prefix.as_str())
+                    .map(|r| (r.to_string(), t))
+            })
+            .collect())
     }
 
     /// [`Backend::swap_ref`] for a directory remote: compare and replace
@@ -601,6 +626,39 @@ mod tests {
             ..Settings::default()
         };
         Backend::open("t", &url, &settings).unwrap()
+    }
+
+    /// An in-memory remote that, like Garage 2.5, is treated as having no
+    /// conditional writes: its refs move under the lock object.
+    fn lock_backend() -> Backend {
+        let b = Backend {
+            name: "t".into(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            os: std::sync::Arc::new(object_store::memory::InMemory::new()),
+            prefix: "p/".into(),
+            dir: None,
+            conditional: std::sync::OnceLock::new(),
+        };
+        b.conditional.set(false).unwrap();
+        b
+    }
+
+    #[test]
+    fn a_live_lock_is_judged_by_the_server_clock_not_by_its_name() {
+        let b = lock_backend();
+        assert!(b.swap_ref("planes/p/HEAD", None, b"one\n").unwrap(), "alone: moves");
+        assert!(b.list("locks/").unwrap().is_empty(), "its lock is gone");
+        // Another pusher's lock, just written, whose name carries a time
+        // from a clock far behind: it is live, and the ref does not move.
+        b.put("locks/00000000000000000001-0123456789abcdef", b"other".to_vec())
+            .unwrap();
+        let read = b.get_ref("planes/p/HEAD").unwrap();
+        let r = b.swap_ref("planes/p/HEAD", read.as_ref(), b"two\n");
+        assert!(r.is_err(), "{r:?}");
+        assert_eq!(b.get("planes/p/HEAD").unwrap().unwrap(), b"one\n");
     }
 
     #[test]
