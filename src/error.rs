@@ -446,6 +446,23 @@ pub enum Error {
         /// What was expected and what was found.
         why: String,
     },
+    /// A push of a governed plane whose ledger does not hold the remote
+    /// ledger last pulled: the remote's history has entries this plane
+    /// lacks, and pushing would drop them. Nothing was pushed.
+    #[error(
+        "push refused: the history of plane `{plane}` on remote `{remote}` has {missing} ledger entr{} this plane lacks (from entry {from} on); pushing would drop them, so nothing was pushed",
+        if *missing == 1 { "y" } else { "ies" }
+    )]
+    LedgerDiverged {
+        /// The remote.
+        remote: String,
+        /// The plane.
+        plane: String,
+        /// The first entry (0-based) of the remote ledger this plane's lacks.
+        from: u64,
+        /// How many entries of the remote ledger, from `from` on.
+        missing: u64,
+    },
     /// A remote operation that failed (network, permissions, the server's answer).
     #[error("remote `{remote}`: {op}: {reason}")]
     Remote {

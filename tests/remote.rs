@@ -637,3 +637,72 @@ fn a_remote_ref_is_read_only_up_to_the_size_of_a_ref() {
     assert!(out.contains("larger than a ref"), "{out}");
     stdout(b.path(), &["fsck"]);
 }
+
+/// Copies every file under `from` into `to` (same relative paths).
+fn copy_tree(from: &Path, to: &Path) {
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+            copy_tree(&p, &dest);
+        } else {
+            fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_governed_plane_has_one_writer_and_its_remote_ledger_only_grows() {
+    let (a, _keys, admin) = common::governed_with_admin();
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let first_head = fs::read(rp.join("planes/main/HEAD")).unwrap();
+    let b = r.path().join("b");
+    stdout(r.path(), &["clone", &url(&rp), b.to_str().unwrap()]);
+    stdout(&b, &["key", "use", admin.to_str().unwrap()]);
+    stdout(a.path(), &["snapshot", "-q", "--allow-unchanged", "--name", "A1"]);
+    stdout(a.path(), &["push"]);
+    stdout(&b, &["snapshot", "-q", "--allow-unchanged", "--name", "B1"]);
+    stderr_of(&b, &["push"], 2);
+    stdout(&b, &["pull"]);
+    // B's ledger lacks A's entries: pushing would drop them from the remote.
+    let before = fs::read(rp.join("planes/main/HEAD")).unwrap();
+    let ledgers = fs::read_dir(rp.join("planes/main/ledgers")).unwrap().count();
+    let err = stderr_of(&b, &["push"], 2);
+    assert!(err.contains("this plane lacks"), "{err}");
+    assert!(err.contains("pushing would drop them"), "{err}");
+    assert!(err.contains("one writer at a time"), "{err}");
+    assert_eq!(fs::read(rp.join("planes/main/HEAD")).unwrap(), before, "nothing moved");
+    assert_eq!(fs::read_dir(rp.join("planes/main/ledgers")).unwrap().count(), ledgers);
+    assert!(!rp.join("planes/main/checkpoints/B1").exists());
+    stdout(a.path(), &["pull"]);
+    // A self-consistent history with another genesis (its own trusted key)
+    // put in place of the remote's is refused by every store that verified
+    // the remote's before, naming the remote, the plane and the entry.
+    let (c, _ckeys, _cadmin) = common::governed_with_admin();
+    let r2 = tempfile::tempdir().unwrap();
+    let rp2 = r2.path().join("remote");
+    stdout(c.path(), &["remote", "add", "origin", &url(&rp2)]);
+    stdout(c.path(), &["push"]);
+    copy_tree(&rp2.join("packs"), &rp.join("packs"));
+    copy_tree(&rp2.join("planes/main/ledgers"), &rp.join("planes/main/ledgers"));
+    fs::copy(rp2.join("planes/main/HEAD"), rp.join("planes/main/HEAD")).unwrap();
+    for d in [a.path(), b.as_path()] {
+        let err = stderr_of(d, &["pull"], 3);
+        assert!(err.contains("remote origin"), "{err}");
+        assert!(err.contains("ledger of plane main"), "{err}");
+        assert!(err.contains("entry 0 differs"), "{err}");
+    }
+    // So is a HEAD moved back to an older ledger (entries dropped).
+    fs::write(rp.join("planes/main/HEAD"), &first_head).unwrap();
+    let err = stderr_of(a.path(), &["pull"], 3);
+    assert!(err.contains("ledger of plane main"), "{err}");
+    assert!(err.contains("is missing"), "{err}");
+    // The history that extends what was verified is still taken.
+    fs::write(rp.join("planes/main/HEAD"), &before).unwrap();
+    stdout(a.path(), &["pull"]);
+    stdout(&b, &["pull"]);
+}

@@ -843,6 +843,9 @@ fn hint(e: &cplane::Error) -> Option<String> {
         E::RemoteMoved { remote, .. } => format!(
             "run `cplane pull {remote}`, look at what it brought (`cplane diff {remote}/PLANE/HEAD HEAD`), then push again"
         ),
+        E::LedgerDiverged { remote, plane, .. } => format!(
+            "a governed plane has one writer at a time (merging two ledgers is future work): to keep the remote's history, clone it (`cplane clone URL DIR --plane {plane}`, URL from `cplane remote list`) and redo this plane's changes there; `cplane diff {remote}/{plane}/HEAD HEAD` shows them"
+        ),
         E::NoSuchRemote { .. } => {
             "`cplane remote add NAME URL` adds one (s3://BUCKET/PREFIX or file:///PATH); `cplane remote list` lists them".into()
         }

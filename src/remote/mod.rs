@@ -338,3 +338,43 @@ pub trait RemoteHooks {
 pub struct NoRemoteHooks;
 
 impl RemoteHooks for NoRemoteHooks {}
+
+/// Whether snapshot `id` of this store is of a governed plane (a snapshot
+/// that cannot be read counts as governed: the checks this gates only
+/// refuse rewritten ledgers, so erring towards them is safe).
+pub(crate) fn snapshot_is_governed(store: &Store, id: &SnapshotId) -> bool {
+    store
+        .read_snapshot(id)
+        .and_then(|s| crate::governance::plane::tree_is_governed(store, &s.root))
+        .unwrap_or(true)
+}
+
+/// Whether the local plane `plane` exists here and its HEAD is governed.
+pub(crate) fn local_plane_is_governed(store: &Store, plane: &str) -> bool {
+    store.plane(plane).is_ok() && matches!(store.head(plane), Ok(Some(id)) if snapshot_is_governed(store, &id))
+}
+
+/// The first entry (0-based line) at which ledger bytes `new` stop
+/// repeating `old` byte for byte, with whether `new` simply ends there;
+/// `None` when `new` extends `old` (holds its entries, then maybe more).
+pub(crate) fn ledger_divergence(old: &[u8], new: &[u8]) -> Option<(u64, bool)> {
+    if new.starts_with(old) && (old.is_empty() || old.ends_with(b"\n")) {
+        return None;
+    }
+    let mut a = old.split_inclusive(|&b| b == b'\n');
+    let mut b = new.split_inclusive(|&b| b == b'\n');
+    let mut seq = 0u64;
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) if x == y => seq += 1,
+            (Some(_), None) => return Some((seq, true)),
+            (None, _) => return None,
+            (Some(_), Some(_)) => return Some((seq, false)),
+        }
+    }
+}
+
+/// The number of entries (lines) in ledger bytes.
+pub(crate) fn ledger_lines(bytes: &[u8]) -> u64 {
+    bytes.split_inclusive(|&b| b == b'\n').count() as u64
+}

@@ -15,7 +15,9 @@
 //!    from the refs last pulled) must now be in the store;
 //! 4. a plane's ledger copy must hash to the name its HEAD gives it, chain,
 //!    carry good signatures, and agree with the ledger head HEAD's snapshot
-//!    records; a governed plane without one is refused;
+//!    records; a governed plane without one is refused, and a governed
+//!    plane's copy must extend the one verified last time (and start with
+//!    this store's own governed ledger's genesis): a remote ledger only grows;
 //! 5. only then do the remote-tracking refs move (each atomically).
 //!
 //! A pull killed anywhere leaves the local store `fsck`-clean: packs appear
@@ -272,6 +274,16 @@ pub fn pull(
             b
         };
         let entries = verify_ledger(store, &name, plane, &head, &snap, &bytes)?;
+        // A governed plane's remote ledger only grows: it must extend the
+        // copy verified last time, and start where this store's own ledger
+        // of the plane starts (its trust anchor).
+        let governed_before = tracked
+            .head_id()
+            .is_some_and(|t| super::snapshot_is_governed(store, &t));
+        let local_governed = super::local_plane_is_governed(store, plane);
+        if governed || governed_before || local_governed {
+            check_extends(store, &name, plane, &local_copy, &bytes, local_governed)?;
+        }
         ledgers.insert(plane.clone(), (bytes, entries));
     }
     // 5. The remote-tracking refs.
@@ -501,6 +513,56 @@ fn relocate(e: Error, remote: &str, pname: &str, pack: &std::path::Path, idx: &s
         },
         other => other,
     }
+}
+
+/// Refuses a pulled ledger copy `bytes` of a governed `plane` that does not
+/// extend the copy this store verified last time (`tracked_copy`, when
+/// there is one): its entries must come first, byte for byte. When
+/// `anchor` (this store's own plane `plane` is governed), the copy must
+/// also start with this store's own ledger's genesis entry.
+fn check_extends(
+    store: &Store,
+    remote: &str,
+    plane: &str,
+    tracked_copy: &std::path::Path,
+    bytes: &[u8],
+    anchor: bool,
+) -> Result<()> {
+    let what = format!("ledger of plane {plane}");
+    let describe = |seq: u64, ended: bool| {
+        if ended {
+            format!("entry {seq} is missing")
+        } else {
+            format!("entry {seq} differs")
+        }
+    };
+    if let Ok(old) = std::fs::read(tracked_copy)
+        && let Some((seq, ended)) = super::ledger_divergence(&old, bytes)
+    {
+        return Err(remote_damage(
+            remote,
+            &what,
+            format!(
+                "rewrites the history this store verified before: {} of the {} entries pulled or pushed last time; a governed plane's remote ledger only grows, so it is refused",
+                describe(seq, ended),
+                super::ledger_lines(&old)
+            ),
+        ));
+    }
+    if anchor {
+        let local = std::fs::read(crate::ledger::Ledger::of(store, plane).path()).unwrap_or_default();
+        let genesis = |b: &[u8]| b.split_inclusive(|&c| c == b'\n').next().map(<[u8]>::to_vec);
+        if let Some(own) = genesis(&local)
+            && genesis(bytes) != Some(own)
+        {
+            return Err(remote_damage(
+                remote,
+                &what,
+                "entry 0 differs from entry 0 of this store's own ledger of the plane: another genesis, another trust anchor, so it is refused".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Verifies a pulled ledger copy of `plane`: chain, hashes, signatures

@@ -162,6 +162,35 @@ pub fn push(
             Ok(b) if !b.is_empty() => Some((ObjectId(*blake3::hash(&b).as_bytes()), b)),
             _ => None,
         };
+        // A governed plane has one writer at a time: its ledger must hold
+        // the remote's, as last pulled, entry for entry.
+        let governed = super::snapshot_is_governed(store, &head)
+            || tracked
+                .head_id()
+                .is_some_and(|t| super::snapshot_is_governed(store, &t));
+        if governed && tracked.ledger_id().is_some() {
+            let copy_path = super::tracked_ledger_path(store, &name, plane);
+            let copy = std::fs::read(&copy_path).unwrap_or_default();
+            if tracked.ledger_id() != Some(ObjectId(*blake3::hash(&copy).as_bytes())) {
+                return Err(Error::RemoteMoved {
+                    remote: name.clone(),
+                    what: format!("{plane}/HEAD"),
+                    why: format!(
+                        "names a ledger copy whose verified copy {} is missing or other",
+                        copy_path.display()
+                    ),
+                });
+            }
+            let own = ledger.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
+            if let Some((from, _)) = super::ledger_divergence(&copy, own) {
+                return Err(Error::LedgerDiverged {
+                    remote: name.clone(),
+                    plane: plane.clone(),
+                    from,
+                    missing: super::ledger_lines(&copy).saturating_sub(from),
+                });
+            }
+        }
         plans.push(Plan {
             plane: plane.clone(),
             tracked,
