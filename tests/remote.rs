@@ -706,3 +706,53 @@ fn a_governed_plane_has_one_writer_and_its_remote_ledger_only_grows() {
     stdout(a.path(), &["pull"]);
     stdout(&b, &["pull"]);
 }
+
+/// The files of `.cp/packs` with their sizes.
+fn packs_listing(d: &Path) -> BTreeMap<String, u64> {
+    fs::read_dir(d.join(".cp/packs"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_pull_keeps_none_of_its_objects() {
+    let (a, r, rp) = pushed();
+    let b = r.path().join("b");
+    stdout(r.path(), &["clone", &url(&rp), b.to_str().unwrap()]);
+    write(a.path(), "new.txt", "only in the refused snapshot\n");
+    stdout(a.path(), &["snapshot", "-q", "--name", "A1"]);
+    stdout(a.path(), &["push"]);
+    let head = fs::read_to_string(rp.join("planes/main/HEAD")).unwrap();
+    let id = head.lines().next().unwrap().to_string();
+    // The ledger copy HEAD names, forged (renamed to its new hash, so only
+    // the chain can tell).
+    let lid = head.lines().nth(1).unwrap().strip_prefix("ledger ").unwrap();
+    let copy = fs::read_to_string(rp.join("planes/main/ledgers").join(lid)).unwrap();
+    let forged = copy.replacen("\"op\":\"init\"", "\"op\":\"snapshot\"", 1);
+    let forged_id = blake3::hash(forged.as_bytes()).to_hex().to_string();
+    fs::write(rp.join("planes/main/ledgers").join(&forged_id), &forged).unwrap();
+    fs::write(rp.join("planes/main/HEAD"), format!("{id}\nledger {forged_id}\n")).unwrap();
+    let packs = packs_listing(&b);
+    let markers = fs::read_dir(b.join(".cp/remotes/origin/packs")).unwrap().count();
+    let err = stderr_of(&b, &["pull"], 3);
+    assert!(err.contains("ledger of plane main"), "{err}");
+    assert_eq!(packs_listing(&b), packs, "the refused pull left packs behind");
+    assert_eq!(
+        fs::read_dir(b.join(".cp/remotes/origin/packs")).unwrap().count(),
+        markers
+    );
+    let err = stderr_of(&b, &["show", &id[..16]], 2);
+    assert!(err.contains("no snapshot id starts with"), "{err}");
+    stdout(&b, &["fsck"]);
+    // Put right, the same pull takes everything.
+    fs::write(rp.join("planes/main/HEAD"), &head).unwrap();
+    stdout(&b, &["pull"]);
+    stdout(&b, &["show", &id[..16]]);
+}

@@ -325,6 +325,13 @@ pub(crate) fn mark_pack(store: &Store, remote: &str, name: &str) -> Result<()> {
     crate::fsutil::fsync_dir(dir)
 }
 
+/// Forgets that the remote pack `name` is in this store (a refused pull's).
+pub(crate) fn unmark_pack(store: &Store, remote: &str, name: &str) -> Result<()> {
+    let p = pack_marker(store, remote, name);
+    remove_file(&p)?;
+    crate::fsutil::fsync_dir(p.parent().expect("marker has a parent"))
+}
+
 /// Debug-build pause points of a push or pull, for the crash tests
 /// (`CPLANE_TEST_REMOTE_PAUSE=STEP`): create `.cp/remote-paused` and sleep.
 pub trait RemoteHooks {

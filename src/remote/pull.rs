@@ -18,7 +18,11 @@
 //!    records; a governed plane without one is refused, and a governed
 //!    plane's copy must extend the one verified last time (and start with
 //!    this store's own governed ledger's genesis): a remote ledger only grows;
-//! 5. only then do the remote-tracking refs move (each atomically).
+//! 5. only then do the remote-tracking refs move (each atomically), and
+//!    only then are small packs merged.
+//!
+//! A pull refused after step 2 deletes the local packs it wrote and their
+//! markers again: nothing it refused stays in the store.
 //!
 //! A pull killed anywhere leaves the local store `fsck`-clean: packs appear
 //! whole (with their index) or not at all, and tracking refs name only
@@ -181,111 +185,126 @@ pub fn pull(
         ctl.progress.phase("downloading");
         ctl.progress.total(0, total);
     }
-    let work = store.tmp_dir().join(format!("pull-{}", std::process::id()));
-    for pname in &new_packs {
-        ctl.check()?;
-        let _ = std::fs::remove_dir_all(&work);
-        crate::fsutil::ensure_dir(&work)?;
-        let r = import_pack(store, remote, pname, &work, ctl, &mut report);
-        let _ = std::fs::remove_dir_all(&work);
-        r?;
-        super::mark_pack(store, &name, pname)?;
-        report.packs += 1;
-    }
-    if report.packs > 0 {
-        // One local pack per imported remote pack: merged once small ones pile up.
-        let _ = store.maybe_repack(_lock);
-    }
-    hooks.at("imported");
-    // 3. Everything the remote refs reach is here now. An object missing
-    // here may still be in a remote pack imported before and since dropped
-    // by a gc (no local root reached it then: another plane's objects after
-    // a `clone` or `pull --plane`, or a refused pull's): such a pack is
-    // imported again (verified as any), once, and the walk repeated.
-    ctl.progress.phase("checking");
-    let mut refetched: HashSet<String> = new_packs.iter().cloned().collect();
-    let mut lookup: Option<(tempfile::TempDir, Vec<(String, PackIndex)>)> = None;
-    while let Some((label, oid, kind)) = first_missing(store, &name, &planes, ctl)? {
-        if lookup.is_none() {
-            lookup = Some(imported_indexes(store, remote, &listed, &refetched)?);
+    // Steps 1 to 4 keep nothing when they refuse: the local packs they
+    // wrote (and their markers) are deleted again, so a refused snapshot
+    // cannot be resolved or checked out here.
+    let packs_before: HashSet<std::path::PathBuf> = store.packs().iter().map(|p| p.idx_path.clone()).collect();
+    let mut marked: Vec<String> = Vec::new();
+    let checked = (|| -> Result<BTreeMap<String, (Vec<u8>, u64)>> {
+        let work = store.tmp_dir().join(format!("pull-{}", std::process::id()));
+        for pname in &new_packs {
+            ctl.check()?;
+            let _ = std::fs::remove_dir_all(&work);
+            crate::fsutil::ensure_dir(&work)?;
+            let r = import_pack(store, remote, pname, &work, ctl, &mut report);
+            let _ = std::fs::remove_dir_all(&work);
+            r?;
+            marked.push(pname.clone());
+            super::mark_pack(store, &name, pname)?;
+            report.packs += 1;
         }
-        let (_, indexes) = lookup.as_ref().expect("set above");
-        let holder = ObjectId::from_hex(&oid).and_then(|id| {
-            indexes
-                .iter()
-                .find(|(p, idx)| !refetched.contains(p) && idx.find(&id).is_some())
-                .map(|(p, _)| p.clone())
-        });
-        let Some(pname) = holder else {
-            return Err(remote_damage(
-                &name,
-                &format!("planes/{label}"),
-                format!("reaches {kind} {oid}, which no pack on the remote holds"),
-            ));
-        };
-        ctl.check()?;
-        let _ = std::fs::remove_dir_all(&work);
-        crate::fsutil::ensure_dir(&work)?;
-        let r = import_pack(store, remote, &pname, &work, ctl, &mut report);
-        let _ = std::fs::remove_dir_all(&work);
-        r?;
-        refetched.insert(pname);
-        report.packs += 1;
-    }
-    drop(lookup);
-    // 4. Ledgers.
-    let mut ledgers: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
-    for (plane, p) in &planes {
-        let Some((head, lid)) = p.head.as_deref().and_then(crate::store::refs::parse_remote_ref) else {
-            continue;
-        };
-        let snap = store.read_snapshot(&head)?;
-        let governed = crate::governance::plane::tree_is_governed(store, &snap.root)?;
-        let Some(lid) = lid else {
-            if governed {
+        hooks.at("imported");
+        // 3. Everything the remote refs reach is here now. An object missing
+        // here may still be in a remote pack imported before and since dropped
+        // by a gc (no local root reached it then: another plane's objects after
+        // a `clone` or `pull --plane`, or a refused pull's): such a pack is
+        // imported again (verified as any), once, and the walk repeated.
+        ctl.progress.phase("checking");
+        let mut refetched: HashSet<String> = new_packs.iter().cloned().collect();
+        let mut lookup: Option<(tempfile::TempDir, Vec<(String, PackIndex)>)> = None;
+        while let Some((label, oid, kind)) = first_missing(store, &name, &planes, ctl)? {
+            if lookup.is_none() {
+                lookup = Some(imported_indexes(store, remote, &listed, &refetched)?);
+            }
+            let (_, indexes) = lookup.as_ref().expect("set above");
+            let holder = ObjectId::from_hex(&oid).and_then(|id| {
+                indexes
+                    .iter()
+                    .find(|(p, idx)| !refetched.contains(p) && idx.find(&id).is_some())
+                    .map(|(p, _)| p.clone())
+            });
+            let Some(pname) = holder else {
                 return Err(remote_damage(
                     &name,
-                    &super::head_key(plane),
-                    "names a governed state but no ledger: a governed plane is pulled only with its ledger".into(),
+                    &format!("planes/{label}"),
+                    format!("reaches {kind} {oid}, which no pack on the remote holds"),
                 ));
-            }
-            continue;
-        };
-        let tracked = super::tracked(store, &name, plane)?;
-        let local_copy = super::tracked_ledger_path(store, &name, plane);
-        let bytes = if tracked.ledger_id() == Some(lid)
-            && let Ok(b) = std::fs::read(&local_copy)
-            && blake3::hash(&b).as_bytes() == &lid.0
-        {
-            b
-        } else {
-            let key = super::ledger_key(plane, &lid);
-            let b = remote
-                .get(&key)?
-                .ok_or_else(|| remote_damage(&name, &key, "is missing, but HEAD names it".into()))?;
-            report.bytes += b.len() as u64;
-            if blake3::hash(&b).as_bytes() != &lid.0 {
-                return Err(remote_damage(
-                    &name,
-                    &key,
-                    format!("content hashes to {}, not to its name", blake3::hash(&b).to_hex()),
-                ));
-            }
-            b
-        };
-        let entries = verify_ledger(store, &name, plane, &head, &snap, &bytes)?;
-        // A governed plane's remote ledger only grows: it must extend the
-        // copy verified last time, and start where this store's own ledger
-        // of the plane starts (its trust anchor).
-        let governed_before = tracked
-            .head_id()
-            .is_some_and(|t| super::snapshot_is_governed(store, &t));
-        let local_governed = super::local_plane_is_governed(store, plane);
-        if governed || governed_before || local_governed {
-            check_extends(store, &name, plane, &local_copy, &bytes, local_governed)?;
+            };
+            ctl.check()?;
+            let _ = std::fs::remove_dir_all(&work);
+            crate::fsutil::ensure_dir(&work)?;
+            let r = import_pack(store, remote, &pname, &work, ctl, &mut report);
+            let _ = std::fs::remove_dir_all(&work);
+            r?;
+            refetched.insert(pname);
+            report.packs += 1;
         }
-        ledgers.insert(plane.clone(), (bytes, entries));
-    }
+        drop(lookup);
+        // 4. Ledgers.
+        let mut ledgers: BTreeMap<String, (Vec<u8>, u64)> = BTreeMap::new();
+        for (plane, p) in &planes {
+            let Some((head, lid)) = p.head.as_deref().and_then(crate::store::refs::parse_remote_ref) else {
+                continue;
+            };
+            let snap = store.read_snapshot(&head)?;
+            let governed = crate::governance::plane::tree_is_governed(store, &snap.root)?;
+            let Some(lid) = lid else {
+                if governed {
+                    return Err(remote_damage(
+                        &name,
+                        &super::head_key(plane),
+                        "names a governed state but no ledger: a governed plane is pulled only with its ledger".into(),
+                    ));
+                }
+                continue;
+            };
+            let tracked = super::tracked(store, &name, plane)?;
+            let local_copy = super::tracked_ledger_path(store, &name, plane);
+            let bytes = if tracked.ledger_id() == Some(lid)
+                && let Ok(b) = std::fs::read(&local_copy)
+                && blake3::hash(&b).as_bytes() == &lid.0
+            {
+                b
+            } else {
+                let key = super::ledger_key(plane, &lid);
+                let b = remote
+                    .get(&key)?
+                    .ok_or_else(|| remote_damage(&name, &key, "is missing, but HEAD names it".into()))?;
+                report.bytes += b.len() as u64;
+                if blake3::hash(&b).as_bytes() != &lid.0 {
+                    return Err(remote_damage(
+                        &name,
+                        &key,
+                        format!("content hashes to {}, not to its name", blake3::hash(&b).to_hex()),
+                    ));
+                }
+                b
+            };
+            let entries = verify_ledger(store, &name, plane, &head, &snap, &bytes)?;
+            // A governed plane's remote ledger only grows: it must extend the
+            // copy verified last time, and start where this store's own ledger
+            // of the plane starts (its trust anchor).
+            let governed_before = tracked
+                .head_id()
+                .is_some_and(|t| super::snapshot_is_governed(store, &t));
+            let local_governed = super::local_plane_is_governed(store, plane);
+            if governed || governed_before || local_governed {
+                check_extends(store, &name, plane, &local_copy, &bytes, local_governed)?;
+            }
+            ledgers.insert(plane.clone(), (bytes, entries));
+        }
+        Ok(ledgers)
+    })();
+    let ledgers = match checked {
+        Ok(l) => l,
+        Err(e) => {
+            store.remove_packs_since(_lock, &packs_before)?;
+            for pname in &marked {
+                super::unmark_pack(store, &name, pname)?;
+            }
+            return Err(e);
+        }
+    };
     // 5. The remote-tracking refs.
     for (plane, p) in &planes {
         let tracked = super::tracked(store, &name, plane)?;
@@ -328,6 +347,11 @@ pub fn pull(
                 let _ = std::fs::remove_dir_all(&dir);
             }
         }
+    }
+    if report.packs > 0 {
+        // One local pack per imported remote pack: merged once small ones
+        // pile up (only now, every check passed).
+        let _ = store.maybe_repack(_lock);
     }
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)

@@ -501,6 +501,35 @@ impl Store {
         Ok(old.len())
     }
 
+    /// Deletes every pack opened since `before` (the index paths of the
+    /// packs then) was taken, index first (readers never see a pack without
+    /// its index): what a refused transfer wrote goes again.
+    ///
+    /// # Errors
+    /// [`Error::Io`] while deleting.
+    pub fn remove_packs_since(
+        &mut self,
+        _lock: &lock::StoreLock,
+        before: &std::collections::HashSet<PathBuf>,
+    ) -> Result<()> {
+        let (keep, gone): (Vec<PackIndex>, Vec<PackIndex>) = std::mem::take(&mut self.packs)
+            .into_iter()
+            .partition(|p| before.contains(&p.idx_path));
+        self.packs = keep;
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<(PathBuf, PathBuf)> = gone.iter().map(|p| (p.idx_path.clone(), p.pack_path.clone())).collect();
+        drop(gone);
+        for (idx, _) in &paths {
+            fs::remove_file(idx).at(idx)?;
+        }
+        for (_, pack) in &paths {
+            fs::remove_file(pack).at(pack)?;
+        }
+        crate::fsutil::fsync_dir(&self.packs_dir())
+    }
+
     /// The control-plane root (the directory holding `.cp`).
     pub fn root(&self) -> &Path {
         &self.root
