@@ -9,7 +9,8 @@
 //! `REMOTE/PLANE/HEAD` and `REMOTE/PLANE/NAME` name remote-tracking refs:
 //! the remote's HEAD and checkpoints of PLANE as the last `cplane pull` (or
 //! push) saw them (`store-format.md`, "Remotes"). Names never contain `/`,
-//! so the forms cannot be confused.
+//! so the forms cannot be confused. Such a ref belongs to plane PLANE:
+//! rollback and restore take it only in a plane of that name.
 
 use crate::error::{Error, Result};
 use crate::id::{MIN_PREFIX_LEN_HEX, SnapshotId, is_hex};
@@ -221,6 +222,14 @@ fn resolve_remote(store: &Store, current: &Plane, spec: &str) -> Result<Option<R
         )));
     };
     let snapshot = store.read_snapshot(&id)?;
-    let plane = store.plane(&snapshot.plane).unwrap_or_else(|_| current.clone());
+    // The ref belongs to the remote plane's name, whether or not this store
+    // has a plane of that name: a command that acts on a plane (rollback,
+    // restore) refuses another plane's ref as it refuses `PLANE:REF`, while
+    // one that only reads (show, cat, diff) reads it against the current
+    // plane's root when there is no namesake here.
+    let plane = store.plane(plane).unwrap_or_else(|_| Plane {
+        name: plane.to_string(),
+        ..current.clone()
+    });
     Ok(Some(Resolved { plane, id, snapshot }))
 }

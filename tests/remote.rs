@@ -756,3 +756,41 @@ fn a_refused_pull_keeps_none_of_its_objects() {
     stdout(&b, &["pull"]);
     stdout(&b, &["show", &id[..16]]);
 }
+
+#[test]
+fn a_remote_planes_ref_belongs_to_that_plane_in_a_clone_of_another() {
+    let a = tempfile::tempdir().unwrap();
+    write(a.path(), "m.txt", "main\n");
+    write(a.path(), "docs/readme.txt", "docs\n");
+    stdout(a.path(), &["init", "-q"]);
+    stdout(a.path(), &["plane", "add", "docs", "docs"]);
+    let r = tempfile::tempdir().unwrap();
+    let rp = r.path().join("remote");
+    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
+    stdout(a.path(), &["push"]);
+    let c = r.path().join("c");
+    stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap(), "--plane", "main"]);
+    stdout(&c, &["pull"]);
+    let before = tree(&c);
+    // Acting on plane main with docs' ref is refused as `docs:HEAD` is.
+    for args in [
+        &["rollback", "origin/docs/HEAD"][..],
+        &["restore", "origin/docs/HEAD", "."],
+    ] {
+        let err = stderr_of(&c, args, 2);
+        assert!(err.contains("belongs to plane `docs`, not `main`"), "{args:?}: {err}");
+    }
+    assert_eq!(tree(&c), before, "nothing was written");
+    assert_eq!(fs::read(c.join("m.txt")).unwrap(), b"main\n");
+    // Reading works across planes.
+    assert!(stdout(&c, &["show", "origin/docs/HEAD"]).contains("docs"));
+    assert!(stdout(&c, &["show", "origin/docs/HEAD", "readme.txt"]).contains("readme.txt"));
+    assert_eq!(stdout(&c, &["cat", "origin/docs/HEAD:readme.txt"]), "docs\n");
+    let d = stdout_code(&c, &["diff", "origin/docs/HEAD", "HEAD"], 1);
+    assert!(d.contains("m.txt"), "{d}");
+    stdout_code(&c, &["diff", "origin/docs/HEAD"], 1);
+    stdout(&c, &["log"]);
+    // The plane's own remote ref still rolls back.
+    stdout(&c, &["rollback", "origin/main/HEAD"]);
+    assert_eq!(tree(&c), before);
+}

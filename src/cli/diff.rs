@@ -346,7 +346,12 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
             (changes, Vec::new(), side)
         }
         None => {
-            let wt_plane = a.plane.clone();
+            // A remote plane's ref with no namesake here compares with the current plane.
+            let wt_plane = if store.plane(&a.plane.name).is_ok() {
+                a.plane.clone()
+            } else {
+                plane.clone()
+            };
             ctx.recover(&mut store, &wt_plane)?;
             let bar = ctx.bar("scanning");
             let wt = cplane::worktree::against(&store, &wt_plane, &a.snapshot, ctx.control(&bar))?;
@@ -375,6 +380,7 @@ pub fn cmd_diff(ctx: &mut Ctx, args: DiffArgs) -> CmdResult {
     } else if args.patch {
         let scope = match &args.b {
             Some(_) => None,
+            None if store.plane(&a.plane.name).is_err() => Some(cplane::scope::Scope::open(&plane)?),
             None => Some(cplane::scope::Scope::open(&a.plane)?),
         };
         let content = match &scope {
