@@ -3,40 +3,11 @@
 
 mod common;
 
-use common::{cplane, spawn, stdout, stdout_code, wait_for, write};
+use common::{cplane, spawn, stdout, stdout_code, tree, wait_for, write};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-
-/// Every path under `root` outside `.cp`: (mode bits, bytes or symlink target).
-fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if rel == Path::new(".cp") {
-                continue;
-            }
-            let m = fs::symlink_metadata(&p).unwrap();
-            let mode = m.permissions().mode() & 0o7777;
-            if m.file_type().is_symlink() {
-                out.insert(
-                    rel,
-                    (0, fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()),
-                );
-            } else if m.is_dir() {
-                out.insert(rel, (mode, b"<dir>".to_vec()));
-                stack.push(p);
-            } else {
-                out.insert(rel, (mode, fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
-}
 
 /// A plane with 5 directories of 10 files, an executable, a symlink and an
 /// empty directory, sealed by `init`.

@@ -78,6 +78,36 @@ pub fn governed_with_admin() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) 
     (plane, keys, admin)
 }
 
+/// Every path under `root` outside `.cp` (a plane as its user sees it):
+/// (mode bits, bytes; for a symlink 0 and its target; for a directory `<dir>`).
+pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if rel == Path::new(".cp") {
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777;
+            if m.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    (0, fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes()),
+                );
+            } else if m.is_dir() {
+                out.insert(rel, (mode, b"<dir>".to_vec()));
+                stack.push(p);
+            } else {
+                out.insert(rel, (mode, fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
 /// Starts the real binary in `dir` in the background with `env` added,
 /// stdout and stderr piped.
 pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
