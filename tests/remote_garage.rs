@@ -386,6 +386,7 @@ fn concurrent_pushers_exactly_one_wins_each_round() {
             ok(d, &env, &["snapshot", "-q", "--name", &name]);
             names.push(name);
         }
+        let packs_before = keys(&s, "race/packs").len();
         let children: Vec<Child> = stores.iter().map(|d| spawn(d, &env, &["push"])).collect();
         let results: Vec<(i32, String, String)> = children
             .into_iter()
@@ -396,6 +397,11 @@ fn concurrent_pushers_exactly_one_wins_each_round() {
         assert_eq!(won.len(), 1, "round {round}: exactly one push wins: {results:?}");
         let (w, l) = (won[0], 1 - won[0]);
         winners[w] += 1;
+        // Two packs more (four objects): the loser too uploaded and was
+        // refused at the ref move, under the lock; one: it stopped at its
+        // first read of HEAD. Both are "the remote moved".
+        let both_uploaded = keys(&s, "race/packs").len() - packs_before == 4;
+        eprintln!("round {round}: both uploaded before the ref move: {both_uploaded}");
         assert_eq!(codes[l], 2, "round {round}: the loser exits 2: {results:?}");
         assert!(
             results[l].2.contains("pull first") && results[l].2.contains("cplane pull origin"),
@@ -589,6 +595,63 @@ fn a_push_killed_mid_way_leaves_garage_consistent_and_a_retry_succeeds() {
     }
 }
 
+/// A push killed while it held the remote's lock (Garage has no
+/// conditional writes, so refs move under a lock object) leaves that lock
+/// behind: the next push fails clearly and in bounded time, naming it,
+/// moving nothing, however old the time in the lock's name (staleness is
+/// the server's last-modified time); once the lock is deleted a push goes
+/// through.
+#[test]
+fn a_lock_left_by_a_killed_push_stops_pushes_clearly_until_it_goes() {
+    let g = Garage::start();
+    let env = creds(&g.env());
+    let ep = g.endpoint();
+    let url = g.url("locked");
+    let s = s3(&ep, g.access());
+    let a = small_plane();
+    add_origin(a.path(), &env, &url, &ep);
+    ok(a.path(), &env, &["push"]);
+    let old = remote_head(&s, "locked");
+    write(a.path(), "after-lock.txt", "x\n");
+    ok(a.path(), &env, &["snapshot", "-q", "--name", "L1"]);
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // As a push killed inside its lock leaves it: `locks/<ns>-<unique>`.
+    let fresh = format!("locked/locks/{now_ns:020}-0123456789abcdef");
+    put(&s, &fresh, b"cplane push, pid 1\n".to_vec());
+    let t0 = Instant::now();
+    let (rc, _, err) = finish(spawn(a.path(), &env, &["push"]), Duration::from_secs(60), "a push");
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("another push holds the remote's lock"), "{err}");
+    assert!(err.contains("0123456789abcdef"), "names the lock: {err}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(remote_head(&s, "locked"), old, "nothing moved");
+    assert!(!remote_checkpoints(&s, "locked").contains(&"L1".to_string()));
+    assert_eq!(
+        keys(&s, "locked/locks"),
+        std::slice::from_ref(&fresh),
+        "its own lock is gone"
+    );
+    // Staleness is the server's last-modified time, not the time in a
+    // lock's name (a pusher's clock): a lock just written whose name says
+    // 11 minutes ago is live, and blocks too.
+    block_on(s.delete(&OsPath::from(fresh.as_str()))).unwrap();
+    let old_name = format!("locked/locks/{:020}-fedcba9876543210", now_ns - 11 * 60 * 1_000_000_000);
+    put(&s, &old_name, b"cplane push, pid 2\n".to_vec());
+    let (rc, _, err) = finish(spawn(a.path(), &env, &["push"]), Duration::from_secs(60), "a push");
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("fedcba9876543210"), "names the lock: {err}");
+    assert_eq!(remote_head(&s, "locked"), old, "nothing moved");
+    // Deleted (what the message says to do when no push runs): pushes go on.
+    block_on(s.delete(&OsPath::from(old_name.as_str()))).unwrap();
+    ok(a.path(), &env, &["push"]);
+    assert_eq!(remote_head(&s, "locked"), local_head(a.path()));
+    assert!(remote_checkpoints(&s, "locked").contains(&"L1".to_string()));
+    ok(a.path(), &env, &["fsck", "--remote", "origin", "--read-data"]);
+}
+
 /// Item 7: a three-node cluster (replication factor 3) loses a node while
 /// a push of 20 MiB of noise (a multipart upload) goes through another
 /// node. The node is SIGKILLed as soon as the push's work directory
@@ -600,10 +663,20 @@ fn a_push_killed_mid_way_leaves_garage_consistent_and_a_retry_succeeds() {
 fn a_cluster_losing_a_node_mid_push_keeps_the_remote_exact() {
     let mut cl = GarageCluster::start3();
     let env = creds(&cl.env(0));
-    let (ep0, ep1, ep2) = (cl.endpoint(0), cl.endpoint(1), cl.endpoint(2));
+    // The endpoint from AWS_ENDPOINT_URL (not stored): a push can go
+    // through any node. `through[i]`: the credentials and node i.
+    let through: Vec<Env> = (0..3)
+        .map(|i| {
+            let mut e = env.clone();
+            e.push(("AWS_ENDPOINT_URL", cl.endpoint(i)));
+            e
+        })
+        .collect();
+    let (ep1, ep2) = (cl.endpoint(1), cl.endpoint(2));
     let url = format!("s3://{}/cluster", cl.access().bucket);
     let a = small_plane();
-    add_origin(a.path(), &env, &url, &ep0);
+    ok(a.path(), &env, &["remote", "add", "origin", &url, "--region", "garage"]);
+    let env = through[0].clone();
     ok(a.path(), &env, &["push"]);
     fs::create_dir(a.path().join("big")).unwrap();
     for i in 0..20u64 {
@@ -652,4 +725,41 @@ fn a_cluster_losing_a_node_mid_push_keeps_the_remote_exact() {
     cl.restart(2);
     let c = clone(r.path(), &env, &url, &ep2, "c2");
     assert_eq!(tree(a.path()), tree(&c));
+    fs::remove_dir_all(&c).unwrap();
+
+    // Now the node the push talks to dies mid-push: the push fails clearly
+    // (its retries are bounded), the store goes on through another node.
+    for i in 0..8u64 {
+        fs::write(a.path().join(format!("big/m{i}.bin")), noise(1 << 20, 2000 + i)).unwrap();
+    }
+    ok(a.path(), &env, &["snapshot", "-q", "--name", "MORE"]);
+    let mut child = spawn(a.path(), &env, &["push"]);
+    let work = tmp.join(format!("push-{}", child.id()));
+    let t0 = Instant::now();
+    while !work.exists() && child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cl.stop(0);
+    let (rc, _, err) = finish(child, Duration::from_secs(90), "the push whose endpoint died");
+    eprintln!(
+        "endpoint node stopped mid-push: push exit {rc} after {:?}: {}",
+        t0.elapsed(),
+        err.trim()
+    );
+    if rc != 0 {
+        assert_eq!(rc, 2, "{err}");
+        assert!(
+            err.contains("remote `origin`") && err.contains("AWS_ENDPOINT_URL"),
+            "{err}"
+        );
+    }
+    // Through node 1: pull (in case the ref moved before the answer was
+    // lost), push, and the remote is exact through node 2.
+    ok(a.path(), &through[1], &["pull"]);
+    ok(a.path(), &through[1], &["push"]);
+    assert_eq!(remote_head(&s1, "cluster"), local_head(a.path()));
+    let c = clone(r.path(), &env, &url, &ep2, "c3");
+    assert_eq!(tree(a.path()), tree(&c));
+    ok(&c, &through[2], &["fsck", "--remote", "origin", "--read-data"]);
+    cl.restart(0);
 }
