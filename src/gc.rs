@@ -521,8 +521,13 @@ pub fn gc(
     report.stat_cache_rows_dropped = prune_stat_caches(store, &live, false)?;
     hooks.at(GcStep::CachesPruned)?;
     ctl.progress.phase("removing");
+    // A pack rewritten into the very same bytes has the very same name (a
+    // small clean pack folded in that held exactly what is kept, as a gc
+    // killed after writing its pack leaves): the new pack *is* that file,
+    // which must not then be deleted as old.
     let old: Vec<(PathBuf, PathBuf)> = plans
         .iter()
+        .filter(|p| !new.contains(&packs[p.index].idx_path))
         .map(|p| (packs[p.index].idx_path.clone(), packs[p.index].pack_path.clone()))
         .collect();
     for (n, (idx, _)) in old.iter().enumerate() {

@@ -268,6 +268,29 @@ fn a_gc_killed_at_every_step_leaves_a_sound_store() {
 }
 
 #[test]
+fn a_gc_after_one_killed_once_its_pack_was_written_keeps_that_pack() {
+    // The killed gc's pack holds exactly what is kept and is small, so the
+    // next gc folds it in and writes the same bytes under the same name:
+    // that pack must survive the removal of the old ones.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let states = history(d);
+    stdout(d, &["checkpoints", "delete", "C1", "C3"]);
+    let marker = d.join(".cp/gc-paused");
+    let mut child = spawn(d, &["gc"], &[("CPLANE_TEST_GC_PAUSE", "packed")]);
+    wait_for(&marker, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fs::remove_file(&marker).unwrap();
+    for _ in 0..2 {
+        gc_json(d, &[]);
+        let out = cplane(d).arg("fsck").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    check_store(d, &states);
+}
+
+#[test]
 fn a_gc_killed_after_random_delays_leaves_a_sound_store() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
