@@ -145,7 +145,7 @@ done
 for r in $(seq "$RUNS"); do
     say "10-file change, run $r"
     find "$PLANE" -path "$PLANE/.cp" -prune -o -type f -print |
-        sort | awk -v r="$r" 'NR % 997 == r' | head -10 | while read -r f; do echo "change $r" >>"$f"; done
+        sort | awk -v r="$r" 'NR % 997 == r && n++ < 10' | while read -r f; do echo "change $r" >>"$f"; done
     $CP -C "$PLANE" snapshot -q
     timed push-10 $CP -C "$PLANE" push -q origin
     timed restic-10 restic -r "$(restic_repo "restic-$RUNS")" "${RESTIC_OPTS[@]}" backup -q "$PLANE" --exclude "$PLANE/.cp"

@@ -235,7 +235,8 @@ pub fn checkout(
             let staged = if *kind == EntryKind::File && i < budget {
                 let known = req.known.and_then(|k| k.get(id).copied());
                 let dir = stage_dirs.get(&path.parent().unwrap_or_default());
-                stage::stage_file(store, scope, dir, path, id, known, meta, &mut problems)?
+                let record = req.known.is_some(); // an install: its scans trust the rows
+                stage::stage_file(store, scope, dir, path, id, known, record, meta, &mut problems)?
             } else {
                 None
             };

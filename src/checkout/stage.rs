@@ -286,15 +286,16 @@ pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
 pub struct Staged {
     /// The unnamed file.
     pub file: File,
-    /// Its `fstat` once written and its mode set, when it was staged from
-    /// bytes in memory (an install, whose checkout records stat rows).
+    /// Its `fstat` once written and its mode set, when the checkout records
+    /// stat rows (an install, whose later scans in the process trust them).
     pub stat: Option<crate::store::index::Stat>,
 }
 
 /// Stages blob `id` for `rel` as an unnamed file in `dir`, the nearest
 /// existing ancestor directory (opened here, [`nearest_dir`], when `None`), from `known` (its bytes, already checked against
-/// `id`) when given, else from the store. `Ok(None)` when that filesystem
-/// has no `O_TMPFILE`.
+/// `id`) when given, else from the store; with `record`, its `fstat` is kept
+/// for a stat row ([`Staged::stat`]). `Ok(None)` when that filesystem has no
+/// `O_TMPFILE`.
 ///
 /// # Errors
 /// Store damage; [`crate::Error::Io`] naming `rel` (disk full, ...).
@@ -306,6 +307,7 @@ pub fn stage_file(
     rel: &RelPath,
     id: &ObjectId,
     known: Option<&[u8]>,
+    record: bool,
     meta: &Meta,
     problems: &mut Vec<MetaProblem>,
 ) -> Result<Option<Staged>> {
@@ -339,11 +341,13 @@ pub fn stage_file(
         None => extract_into(store, scope, rel, id, &file, false)?,
     }
     set_file_meta(&file, rel, meta, problems).map_err(|e| scope.io_error(rel, e))?;
-    let stat = match known {
-        Some(_) => Some(crate::store::index::Stat::from_raw(
+    // The bytes written are the blob's either way (known bytes were checked
+    // against the manifest, store bytes are verified as they are read).
+    let stat = match record {
+        true => Some(crate::store::index::Stat::from_raw(
             &fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?,
         )),
-        None => None,
+        false => None,
     };
     Ok(Some(Staged { file, stat }))
 }

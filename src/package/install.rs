@@ -19,6 +19,7 @@ use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::lock::StoreLock;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 /// The header of `registries/packages_registry.csv` when install creates it.
 const PACKAGES_HEADER: &str = "id,version,spec_id,framework_id,manifest_digest,status";
@@ -166,6 +167,11 @@ type Shared = std::sync::Arc<Vec<u8>>;
 /// speed for packages larger than the budget.
 pub const KEEP_IN_MEMORY_BYTES: u64 = 80 << 20;
 
+/// Bytes of members read but not yet compressed into the store that an
+/// install lets wait for the pool (16 MiB); past it, the reading thread
+/// compresses the next member itself.
+const IN_FLIGHT_BYTES: u64 = 16 << 20;
+
 /// [`KEEP_IN_MEMORY_BYTES`]; debug builds take `CPLANE_TEST_INSTALL_KEEP_BYTES`
 /// instead, so tests can install packages larger than the budget.
 fn keep_in_memory() -> u64 {
@@ -198,6 +204,7 @@ fn read_storing<R: std::io::Read>(
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let mut files: Vec<Option<Shared>> = Vec::new();
     let mut kept = 0u64;
+    let in_flight = &std::sync::atomic::AtomicU64::new(0);
     let package = rayon::in_place_scope(|s| {
         let failed = &failed;
         super::read(input, trusted, limits, |entry, data| {
@@ -208,14 +215,29 @@ fn read_storing<R: std::io::Read>(
             kept += bytes.len() as u64;
             files.push((kept <= keep).then(|| bytes.clone()));
             let id = entry.blake3;
-            s.spawn(move |_| {
-                if let Err(e) = w.add(ObjectKind::Blob, id, &bytes) {
+            let len = bytes.len() as u64;
+            let store = move |bytes: &[u8]| {
+                if let Err(e) = w.add(ObjectKind::Blob, id, bytes) {
                     failed
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
                 }
-            });
+            };
+            // Backpressure: while the members queued for compression hold
+            // more than IN_FLIGHT_BYTES, this thread compresses the next one
+            // itself instead of reading ahead, so memory stays bounded when
+            // reading outruns the pool.
+            if in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
+                store(&bytes);
+            } else {
+                in_flight.fetch_add(len, Ordering::AcqRel);
+                s.spawn(move |_| {
+                    store(&bytes);
+                    drop(bytes);
+                    in_flight.fetch_sub(len, Ordering::AcqRel);
+                });
+            }
             Ok(())
         })
     });
