@@ -437,7 +437,10 @@ impl MappedCache {
         prefix.extend_from_slice(dir.as_bytes());
         prefix.push(b'/');
         let lo = partition_point(self.count, |i| self.path(i) < prefix.as_slice());
-        let hi = lo + partition_point(self.count - lo, |i| self.path(lo + i).starts_with(&prefix));
+        let mut hi = lo + partition_point(self.count - lo, |i| self.path(lo + i).starts_with(&prefix));
+        if lo < hi && !self.path(lo).starts_with(&prefix) {
+            hi = lo; // rows out of order: nothing here can be trusted to be this directory's
+        }
         Run {
             cache: self,
             lo,
@@ -495,6 +498,14 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// True when row `i`'s path starts with the run's `dir/`, the prefix of
+    /// its first row (checked when the run was made): in a sorted cache every
+    /// row of the run, but rows out of order may lie in it from elsewhere.
+    fn in_dir(&self, i: usize) -> bool {
+        let (path, first) = (self.cache.path(i), self.cache.path(self.lo));
+        path.len() >= self.skip && first.len() >= self.skip && path[..self.skip] == first[..self.skip]
+    }
+
     /// The part of row `i`'s path below the directory.
     fn rest(&self, i: usize) -> &'a [u8] {
         // Rows out of order (never written so, but not checked) may not have the prefix.
@@ -536,7 +547,7 @@ impl Cursor<'_> {
             step *= 2;
         }
         self.at = lo;
-        if lo == r.hi || r.rest(lo) != name {
+        if lo == r.hi || r.rest(lo) != name || !r.in_dir(lo) {
             return None;
         }
         self.at = lo + 1;
@@ -614,6 +625,58 @@ mod tests {
             m.lookup(&self::p(b"b/c"), &c.entries[1].stat),
             Some((ObjectId([7; 32]), EntryKind::File))
         );
+    }
+
+    #[test]
+    fn a_row_out_of_order_is_never_another_directory_s_entry() {
+        // `qqx` lies inside the run `run(a)` computes by binary search; its
+        // part after 2 bytes is `x`, but it is not `a/x`.
+        let mut rows: Vec<IndexEntry> = [b"a/0" as &[u8], b"qqx", b"a/2", b"a/3", b"b"]
+            .iter()
+            .map(|n| entry(n, 0))
+            .collect();
+        rows[1].id = ObjectId([9; 32]);
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: rows,
+        };
+        let m = MappedCache::parse(Bytes::Vec(c.encode())).unwrap();
+        let st = c.entries[1].stat;
+        assert_eq!(m.lookup(&p(b"a/x"), &st), None);
+        assert_eq!(m.run(&p(b"a")).cursor().lookup(b"x", &st), None);
+        assert_eq!(m.lookup(&p(b"qqx"), &st), Some((ObjectId([9; 32]), EntryKind::File)));
+    }
+
+    proptest::proptest! {
+        /// Rows in any order: a lookup finds the row of that exact path or nothing.
+        #[test]
+        fn rows_in_any_order_are_only_missed(
+            rows in proptest::strategy::Strategy::prop_shuffle(proptest::strategy::Strategy::prop_map(
+                proptest::collection::btree_set("[ab]{1,2}(/[ab]{1,2}){0,2}", 0..24),
+                |s| s.into_iter().collect::<Vec<_>>(),
+            )),
+            probes in proptest::collection::vec("[ab]{1,2}(/[ab]{1,2}){0,2}", 0..24),
+        ) {
+            let entries: Vec<IndexEntry> = rows.iter().enumerate().map(|(i, s)| {
+                let mut e = entry(s.as_bytes(), 0);
+                e.id = ObjectId([i as u8; 32]);
+                e
+            }).collect();
+            let c = StatCache { scan_started_ns: 10 * RACY_MARGIN_NS, entries };
+            let m = MappedCache::parse(Bytes::Vec(c.encode())).unwrap();
+            let st = entry(b"x", 0).stat;
+            for probe in probes.iter().chain(rows.iter()).filter_map(|s| RelPath::parse(s.as_bytes())) {
+                if let Some((id, _)) = m.lookup(&probe, &st) {
+                    let row = &c.entries[id.0[0] as usize];
+                    proptest::prop_assert_eq!(&row.path, &probe);
+                }
+                let dir = probe.parent().unwrap_or_default();
+                let mut cursor = m.run(&dir).cursor();
+                if let Some((id, _)) = cursor.lookup(probe.file_name().unwrap(), &st) {
+                    proptest::prop_assert_eq!(&c.entries[id.0[0] as usize].path, &probe);
+                }
+            }
+        }
     }
 
     #[test]
