@@ -966,13 +966,16 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
     };
     r.files = 1;
     r.bytes = entry.size;
+    let (entries, hits) = match row {
+        Row::Hashed(ie) => (vec![ie], Vec::new()),
+        Row::Hit(i) => (Vec::new(), vec![i]),
+        Row::None => (Vec::new(), Vec::new()),
+    };
     r.cache = StatCache {
         scan_started_ns: now_ns(),
-        entries: match row {
-            Row::Hashed(ie) => vec![ie],
-            _ => Vec::new(),
-        },
+        entries,
     };
+    r.cache_hits = hits;
     Ok((Some(entry), r))
 }
 
