@@ -798,7 +798,7 @@ fn examine(
         }
         EntryType::File => {
             let stat = Stat::from_raw(&st);
-            let hit = cache.and_then(|c| c.lookup_row(&name, &stat));
+            let hit = cache.and_then(|c| c.lookup(&name, &stat));
             let (id, st) = match hit {
                 Some((id, _, _)) => (id, st),
                 None => {

@@ -73,14 +73,19 @@ pub fn cmd_fsck(ctx: &mut Ctx, args: FsckArgs) -> CmdResult {
             r.packs,
             r.refs,
             r.seconds,
-            if r.is_clean() {
-                "no damage".to_string()
-            } else {
-                output::count(r.damage.len() as u64, "problem")
-            }
+            verdict(r.damage.len())
         )?;
     }
     Ok(if r.is_clean() { exit::CLEAN } else { exit::DAMAGE })
+}
+
+/// The end of fsck's summary line: "no damage" or "N problems".
+fn verdict(problems: usize) -> String {
+    if problems == 0 {
+        "no damage".to_string()
+    } else {
+        output::count(problems as u64, "problem")
+    }
 }
 
 fn print_damage(out: &mut dyn Write, d: &cplane::fsck::Damage) -> std::io::Result<()> {
@@ -134,11 +139,7 @@ fn remote_fsck(ctx: &mut Ctx, store: &cplane::store::Store, name: &str, read_dat
             },
             r.refs,
             r.seconds,
-            if r.is_clean() {
-                "no damage".to_string()
-            } else {
-                output::count(r.damage.len() as u64, "problem")
-            }
+            verdict(r.damage.len())
         )?;
     }
     Ok(if r.is_clean() { exit::CLEAN } else { exit::DAMAGE })

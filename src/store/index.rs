@@ -371,11 +371,6 @@ impl MappedCache {
         }
     }
 
-    /// Wall-clock time the recording scan started, ns since epoch.
-    pub fn scan_started_ns(&self) -> i64 {
-        self.scan_started_ns
-    }
-
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.count
@@ -487,7 +482,7 @@ impl<'a> Run<'a> {
     /// The cached blob id of the directory's entry `name` when `stat` matches
     /// and the row is not racy.
     pub fn lookup(&self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        self.cursor().lookup(name, stat)
+        self.cursor().lookup(name, stat).map(|(id, kind, _)| (id, kind))
     }
 
     /// A cursor at the start of the run, for lookups of names in ascending order.
@@ -524,13 +519,9 @@ pub struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
-    /// As [`Run::lookup`].
-    pub fn lookup(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind)> {
-        self.lookup_row(name, stat).map(|(id, kind, _)| (id, kind))
-    }
-
-    /// As [`Cursor::lookup`], with the index of the matching row.
-    pub fn lookup_row(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind, u32)> {
+    /// As [`Run::lookup`], with the index of the matching row (what a
+    /// [`crate::scan::Record::Hits`] scan records).
+    pub fn lookup(&mut self, name: &[u8], stat: &Stat) -> Option<(ObjectId, EntryKind, u32)> {
         let r = self.run;
         if self.at > r.lo && (self.at > r.hi || r.rest(self.at - 1) >= name) {
             self.at = r.lo; // out of order: start over
@@ -672,7 +663,7 @@ mod tests {
                 }
                 let dir = probe.parent().unwrap_or_default();
                 let mut cursor = m.run(&dir).cursor();
-                if let Some((id, _)) = cursor.lookup(probe.file_name().unwrap(), &st) {
+                if let Some((id, _, _)) = cursor.lookup(probe.file_name().unwrap(), &st) {
                     proptest::prop_assert_eq!(&c.entries[id.0[0] as usize].path, &probe);
                 }
             }
@@ -805,7 +796,7 @@ mod tests {
                     for probe in &names {
                         let want = c.get(probe).map(|e| (e.id, e.kind));
                         let name = probe.file_name().unwrap();
-                        proptest::prop_assert_eq!(cursor.lookup(name, &st), want, "{:?} (sorted: {})", probe, sorted);
+                        proptest::prop_assert_eq!(cursor.lookup(name, &st).map(|(id, kind, _)| (id, kind)), want, "{:?} (sorted: {})", probe, sorted);
                     }
                 }
             }
