@@ -34,11 +34,18 @@ fn url(p: &Path) -> String {
 /// A plane pushed to a new remote: (plane, remote dir holder, remote path).
 fn pushed() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
     let a = plane_with_files();
+    let (r, rp) = push_to_new_remote(a.path());
+    (a, r, rp)
+}
+
+/// Adds a new directory remote `origin` to the plane at `plane` and pushes
+/// to it: (remote dir holder, remote path).
+fn push_to_new_remote(plane: &Path) -> (tempfile::TempDir, PathBuf) {
     let r = tempfile::tempdir().unwrap();
     let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
-    (a, r, rp)
+    stdout(plane, &["remote", "add", "origin", &url(&rp)]);
+    stdout(plane, &["push"]);
+    (r, rp)
 }
 
 /// Entry count of a pack index file.
@@ -188,10 +195,7 @@ fn a_flipped_byte_on_the_remote_is_refused_and_named() {
     let a = tempfile::tempdir().unwrap();
     write(a.path(), "plain.txt", "0123456789abcdef\n");
     stdout(a.path(), &["init", "-q"]);
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (_r, rp) = push_to_new_remote(a.path());
     let pack = remote_indexes(&rp)[0].with_extension("pack");
     let mut bytes = fs::read(&pack).unwrap();
     let at = find(&bytes, b"0123456789abcdef\n");
@@ -215,10 +219,7 @@ fn an_object_swapped_for_another_is_refused_and_named() {
     write(a.path(), "one.txt", "aaaaaaaa");
     write(a.path(), "two.txt", "bbbbbbbb");
     stdout(a.path(), &["init", "-q"]);
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (_r, rp) = push_to_new_remote(a.path());
     let pack = remote_indexes(&rp)[0].with_extension("pack");
     let mut bytes = fs::read(&pack).unwrap();
     // Both blobs are stored uncompressed (too short to shrink): the record
@@ -393,10 +394,7 @@ fn a_pull_killed_mid_way_leaves_the_store_sound() {
 #[test]
 fn a_governed_plane_travels_with_its_ledger_and_a_forged_one_is_refused() {
     let (a, _keys, _admin) = common::governed_with_admin();
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (r, rp) = push_to_new_remote(a.path());
     let head = fs::read_to_string(rp.join("planes/main/HEAD")).unwrap();
     let ledger_line = head.lines().nth(1).expect("a governed HEAD names its ledger");
     let copy = rp
@@ -456,10 +454,7 @@ proptest::proptest! {
         };
         put(&files);
         stdout(a.path(), &["init", "-q"]);
-        let r = tempfile::tempdir().unwrap();
-        let rp = r.path().join("remote");
-        stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-        stdout(a.path(), &["push"]);
+        let (r, rp) = push_to_new_remote(a.path());
         put(&changed);
         stdout(a.path(), &["snapshot", "-q", "--allow-unchanged"]);
         stdout(a.path(), &["push"]);
@@ -494,10 +489,7 @@ fn a_pull_after_gc_refetches_objects_of_packs_imported_before() {
     write(a.path(), "docs/readme.txt", "the docs\n");
     write(a.path(), "docs/guide/one.txt", "one\n");
     stdout(a.path(), &["plane", "add", "docs", "docs"]);
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (r, rp) = push_to_new_remote(a.path());
     let c = r.path().join("clone");
     stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap()]);
     stdout(&c, &["gc"]);
@@ -626,10 +618,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[test]
 fn a_governed_plane_has_one_writer_and_its_remote_ledger_only_grows() {
     let (a, _keys, admin) = common::governed_with_admin();
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (r, rp) = push_to_new_remote(a.path());
     let first_head = fs::read(rp.join("planes/main/HEAD")).unwrap();
     let b = r.path().join("b");
     stdout(r.path(), &["clone", &url(&rp), b.to_str().unwrap()]);
@@ -735,10 +724,7 @@ fn a_remote_planes_ref_belongs_to_that_plane_in_a_clone_of_another() {
     write(a.path(), "docs/readme.txt", "docs\n");
     stdout(a.path(), &["init", "-q"]);
     stdout(a.path(), &["plane", "add", "docs", "docs"]);
-    let r = tempfile::tempdir().unwrap();
-    let rp = r.path().join("remote");
-    stdout(a.path(), &["remote", "add", "origin", &url(&rp)]);
-    stdout(a.path(), &["push"]);
+    let (r, rp) = push_to_new_remote(a.path());
     let c = r.path().join("c");
     stdout(r.path(), &["clone", &url(&rp), c.to_str().unwrap(), "--plane", "main"]);
     stdout(&c, &["pull"]);
