@@ -154,11 +154,14 @@ done
 # --- 3. clone vs restic restore ---------------------------------------------------
 for r in $(seq "$RUNS"); do
     say "clone and restore, run $r"
-    rm -rf "$BENCH_DIR/out"
+    # Moved aside, deleted after the runs: on ext4, files deleted just before
+    # a run slow every inode allocation of the run (recently_deleted).
+    [ -e "$BENCH_DIR/out" ] && mv "$BENCH_DIR/out" "$BENCH_DIR/old-out-$r-$$"
     sync
     timed clone $CP clone -q "s3://bench/cp-$RUNS" "$BENCH_DIR/out/clone" --endpoint "$ENDPOINT" --region garage
     timed restic-restore restic -r "$(restic_repo "restic-$RUNS")" "${RESTIC_OPTS[@]}" restore latest -q --target "$BENCH_DIR/out/restore"
 done
+rm -rf "$BENCH_DIR"/old-out-*
 # Both copies must be the tree as it is now.
 diff -r -q --exclude=.cp "$PLANE" "$BENCH_DIR/out/clone" >/dev/null || { echo "clone differs from the plane" >&2; exit 1; }
 diff -r -q --exclude=.cp "$PLANE" "$BENCH_DIR/out/restore/$PLANE" >/dev/null || { echo "restic's restore differs from the plane" >&2; exit 1; }

@@ -97,6 +97,9 @@ pub struct Applied {
     pub left_in_place: Vec<RelPath>,
     /// Directories whose entries changed (for the final flush).
     pub(super) touched_dirs: BTreeSet<RelPath>,
+    /// Files were put in place whose data is not flushed yet (staged after
+    /// the journal): the final flush must be a `syncfs`.
+    pub(super) unsynced_data: bool,
     /// Paths left alone because they changed after the rescue checkpoint was
     /// sealed (another process wrote them meanwhile): never overwritten unseen.
     /// Operations under such a path are skipped too.
@@ -125,6 +128,16 @@ pub(super) struct Applier<'a> {
     /// Fill [`Applied::written_rows`] (one `fstat` per staged file put in
     /// place); only a caller that will scan again in this process wants them.
     pub record_rows: bool,
+    /// Writes not staged before the journal (more files than descriptors may
+    /// be held open), in journal order, with their position there: when the
+    /// first of them is reached, the next round of up to `budget` is staged
+    /// in parallel; their data is flushed by one `syncfs` at the end, so a
+    /// large checkout pays one flush instead of one `fdatasync` per file. (Set with
+    /// [`Applier::defer`]; the blobs were verified before the journal.)
+    deferred: Vec<Op>,
+    deferred_at: HashMap<RelPath, usize>,
+    budget: usize,
+    known: Option<&'a HashMap<ObjectId, &'a [u8]>>,
 }
 
 impl<'a> Applier<'a> {
@@ -147,7 +160,52 @@ impl<'a> Applier<'a> {
             skipped: Vec::new(),
             cache: None,
             record_rows: false,
+            deferred: Vec::new(),
+            deferred_at: HashMap::new(),
+            budget: 0,
+            known: None,
         }
+    }
+
+    /// Stages `writes` (journal order) in rounds of `budget` as they are
+    /// reached, from `known` bytes when given (see [`Applier::deferred`]).
+    pub fn defer(&mut self, writes: Vec<Op>, budget: usize, known: Option<&'a HashMap<ObjectId, &'a [u8]>>) {
+        self.deferred = writes;
+        self.deferred_at = self
+            .deferred
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (op.path().clone(), i))
+            .collect();
+        self.budget = budget;
+        self.known = known;
+    }
+
+    /// When `path` is a deferred write, stages it and the deferred writes
+    /// after it, up to the budget's worth of descriptors still free, and
+    /// marks their data as not yet flushed ([`Applied::unsynced_data`]).
+    fn stage_next_round(&mut self, path: &RelPath) -> Result<()> {
+        let Some(&from) = self.deferred_at.get(path) else {
+            return Ok(());
+        };
+        let room = (self.budget - self.budget / 8).saturating_sub(self.staged.len()).max(1);
+        let round: Vec<&Op> = self.deferred[from..]
+            .iter()
+            .filter(|op| !self.staged.contains_key(op.path()))
+            .take(room)
+            .collect();
+        let (staged, problems) =
+            super::stage_round(self.store, self.scope, &round, self.known, self.budget, false, self.ctl)?;
+        // Their data is flushed by the `syncfs` before the journal goes
+        // ([`sync_dirs`]); a crash before that leaves the journal, whose
+        // replay re-hashes every written file and rewrites what is not whole.
+        self.out.unsynced_data |= !staged.is_empty();
+        for p in round.iter().map(|op| op.path()) {
+            self.deferred_at.remove(p);
+        }
+        self.out.problems.extend(problems);
+        self.staged.extend(staged);
+        Ok(())
     }
 
     /// Opens the directory `rel` (cached: operations come in tree order).
@@ -330,6 +388,9 @@ impl<'a> Applier<'a> {
         let name = path.file_name().expect("ops never name the root");
         let parent = path.parent().unwrap_or_default();
         let (store, scope) = (self.store, self.scope);
+        if kind == EntryKind::File && !self.staged.contains_key(path) {
+            self.stage_next_round(path)?;
+        }
         let staged = self.staged.remove(path);
         let recovering = self.recovering();
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
@@ -632,16 +693,17 @@ fn already_there(
     }
 }
 
-/// Makes the applied changes durable: the file data was flushed when it was
-/// written, so only the directories whose entries changed need an fsync —
-/// one `syncfs` per filesystem when there are many.
+/// Makes the applied changes durable: when the file data was flushed as it
+/// was written, only the directories whose entries changed need an fsync —
+/// one `syncfs` per filesystem when there are many, or always when
+/// `unsynced_data` (files staged after the journal).
 ///
 /// # Errors
 /// [`Error::Io`] naming the directory.
-pub(super) fn sync_dirs(scope: &Scope, dirs: &BTreeSet<RelPath>) -> Result<()> {
+pub(super) fn sync_dirs(scope: &Scope, dirs: &BTreeSet<RelPath>, unsynced_data: bool) -> Result<()> {
     use rayon::prelude::*;
     const SYNCFS_MIN_DIRS: usize = 64;
-    if dirs.len() >= SYNCFS_MIN_DIRS {
+    if dirs.len() >= SYNCFS_MIN_DIRS || unsynced_data {
         let mut by_dev: HashMap<u64, Dir> = HashMap::new();
         for d in dirs {
             if let Ok(dir) = scope.open_dir(d)

@@ -204,57 +204,26 @@ pub fn checkout(
                 other => other,
             })
         })?;
-    // Stage (or at least verify) everything to write.
+    // Stage (or at least verify) everything to write: as many files as
+    // descriptors allow unnamed, the rest only verified here and staged in
+    // rounds once the journal is written (see `apply::Applier::deferred`).
     let budget = if hooks.stage_unnamed() { stage::fd_budget() } else { 0 };
     let writes: Vec<&Op> = ops.iter().filter(|o| matches!(o, Op::Write { .. })).collect();
-    // The directory each file is staged in, opened once per parent (a
-    // package's 10,000 files share a few hundred) while that holds few
-    // descriptors next to the staged files'; else once per file.
-    let mut stage_dirs: HashMap<RelPath, crate::fsys::Dir> = HashMap::new();
-    let parents: HashSet<RelPath> = writes.iter().map(|op| op.path().parent().unwrap_or_default()).collect();
-    if parents.len() <= budget / 8 {
-        for p in parents {
-            let dir = stage::nearest_dir(scope, &p.join(b"x"), false)?;
-            stage_dirs.insert(p, dir);
-        }
-    }
     ctl.progress.phase("staging");
     ctl.progress.total(writes.len() as u64, 0);
-    let staged: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = writes
-        .par_iter()
-        .enumerate()
-        .map(|(i, op)| {
-            ctl.check()?;
-            let Op::Write {
-                path, kind, id, meta, ..
-            } = op
-            else {
-                unreachable!("filtered to writes")
-            };
-            let mut problems = Vec::new();
-            let staged = if *kind == EntryKind::File && i < budget {
-                let known = req.known.and_then(|k| k.get(id).copied());
-                let dir = stage_dirs.get(&path.parent().unwrap_or_default());
-                let record = req.known.is_some(); // an install: its scans trust the rows
-                stage::stage_file(store, scope, dir, path, id, known, record, meta, &mut problems)?
-            } else {
-                None
-            };
-            if staged.is_none() {
-                stage::verify_blob(store, id)?;
-            }
-            ctl.progress.inc(1, 0);
-            Ok((path.clone(), staged, problems))
-        })
-        .collect::<Result<_>>()?;
-    let mut problems = Vec::new();
-    let mut staged_map = HashMap::new();
-    for (p, s, pr) in staged {
-        problems.extend(pr);
-        if let Some(s) = s {
-            staged_map.insert(p, s);
+    // An eighth of the descriptors is kept for the directories staged in.
+    let per_round = budget - budget / 8;
+    let (first, rest) = writes.split_at(per_round.min(writes.len()));
+    let (staged_map, mut problems) = stage_round(store, scope, first, req.known, budget, true, ctl)?;
+    rest.par_iter().try_for_each(|op| {
+        ctl.check()?;
+        if let Op::Write { id, .. } = op {
+            stage::verify_blob(store, id)?;
         }
-    }
+        ctl.progress.inc(1, 0);
+        Ok::<_, Error>(())
+    })?;
+    let deferred: Vec<Op> = rest.iter().map(|&op| op.clone()).collect();
     sync_staged(scope, &staged_map)?;
     hooks.staged();
     ctl.check()?;
@@ -288,11 +257,14 @@ pub fn checkout(
     let mut applier = apply::Applier::new(store, scope, staged_map, Some(expected), hooks, ctl);
     // The rows are for a caller that scans again in this process (install).
     applier.record_rows = req.known.is_some();
+    if budget > 0 {
+        applier.defer(deferred, budget, req.known);
+    }
     applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     applied.problems = problems;
-    finish(store, scope, &journal, &applied.touched_dirs).map_err(after_journal)?;
+    finish(store, scope, &journal, &applied).map_err(after_journal)?;
     Ok(CheckoutReport {
         journal,
         changes,
@@ -368,8 +340,79 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
     Ok(())
 }
 
+/// Stages the files of `writes` (all [`Op::Write`]s) unnamed beside their
+/// destinations, in parallel, from `known` bytes when given (their stat rows
+/// kept: an install's later scans trust them) or from the store (verified
+/// as read). A write not staged (a symlink, or no `O_TMPFILE` there) is
+/// only verified; it is extracted when applied. The directory each file is
+/// staged in is opened once per parent (a package's 10,000 files share a
+/// few hundred) while that holds few descriptors next to the staged files'
+/// (at most `budget / 8` of them: `writes` must leave that many of the
+/// `budget` descriptors free), else once per file. Each file counts one step of `ctl`'s
+/// progress when `count`. Returns the staged files by path and the owner or
+/// mode problems met.
+///
+/// # Errors
+/// Store damage, [`Error::Io`] naming the path, [`Error::Interrupted`].
+pub(super) fn stage_round(
+    store: &Store,
+    scope: &Scope,
+    writes: &[&Op],
+    known: Option<&HashMap<ObjectId, &[u8]>>,
+    budget: usize,
+    count: bool,
+    ctl: Control<'_>,
+) -> Result<(HashMap<RelPath, stage::Staged>, Vec<MetaProblem>)> {
+    use rayon::prelude::*;
+    let mut stage_dirs: HashMap<RelPath, crate::fsys::Dir> = HashMap::new();
+    let parents: HashSet<RelPath> = writes.iter().map(|op| op.path().parent().unwrap_or_default()).collect();
+    if parents.len() <= budget / 8 {
+        for p in parents {
+            let dir = stage::nearest_dir(scope, &p.join(b"x"), false)?;
+            stage_dirs.insert(p, dir);
+        }
+    }
+    let staged: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = writes
+        .par_iter()
+        .map(|op| {
+            ctl.check()?;
+            let Op::Write {
+                path, kind, id, meta, ..
+            } = op
+            else {
+                unreachable!("only writes are staged")
+            };
+            let mut problems = Vec::new();
+            let staged = if *kind == EntryKind::File {
+                let bytes = known.and_then(|k| k.get(id).copied());
+                let dir = stage_dirs.get(&path.parent().unwrap_or_default());
+                let record = known.is_some(); // an install: its scans trust the rows
+                stage::stage_file(store, scope, dir, path, id, bytes, record, meta, &mut problems)?
+            } else {
+                None
+            };
+            if staged.is_none() {
+                stage::verify_blob(store, id)?;
+            }
+            if count {
+                ctl.progress.inc(1, 0);
+            }
+            Ok((path.clone(), staged, problems))
+        })
+        .collect::<Result<_>>()?;
+    let mut problems = Vec::new();
+    let mut staged_map = HashMap::new();
+    for (p, s, pr) in staged {
+        problems.extend(pr);
+        if let Some(s) = s {
+            staged_map.insert(p, s);
+        }
+    }
+    Ok((staged_map, problems))
+}
+
 /// Flushes the staged files' data: one `syncfs` per filesystem they are on.
-fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
+pub(super) fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
     let mut done = HashSet::new();
     for (p, s) in staged {
         let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
@@ -381,8 +424,8 @@ fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Resul
 }
 
 /// After apply: flush, move refs (rollback), delete the journal.
-pub(super) fn finish(store: &Store, scope: &Scope, j: &Journal, touched: &BTreeSet<RelPath>) -> Result<()> {
-    apply::sync_dirs(scope, touched)?;
+pub(super) fn finish(store: &Store, scope: &Scope, j: &Journal, applied: &Applied) -> Result<()> {
+    apply::sync_dirs(scope, &applied.touched_dirs, applied.unsynced_data)?;
     move_head(store, &j.plane, &j.new_head)?;
     let jp = journal_path(store, &j.plane);
     std::fs::remove_file(&jp).at(&jp)?;

@@ -37,6 +37,6 @@ pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Con
     let mut applier = apply::Applier::new(store, scope, HashMap::new(), None, hooks, ctl);
     applier.run(&j.ops)?;
     let applied = applier.out;
-    finish(store, scope, &j, &applied.touched_dirs)?;
+    finish(store, scope, &j, &applied)?;
     Ok(Some(Recovered { journal: j, applied }))
 }

@@ -6,10 +6,12 @@
 //! in (or the nearest existing ancestor: same filesystem, so it can be linked
 //! there even when that directory is another mount). It has no name until
 //! the apply step links it in, so a crash leaves nothing to clean up and no
-//! scan ever sees a half-written file. When the filesystem has no
-//! `O_TMPFILE`, or more files are to be written than descriptors may be
-//! held open ([`fd_budget`]), the blob is only verified here and extracted at
-//! apply time under the reserved name [`crate::scope::STAGING_NAME`].
+//! scan ever sees a half-written file. When more files are to be written
+//! than descriptors may be held open ([`fd_budget`]), the rest are only
+//! verified here and staged in rounds as the apply step reaches them. When
+//! the filesystem has no `O_TMPFILE`, the blob is only verified here and
+//! extracted at apply time under the reserved name
+//! [`crate::scope::STAGING_NAME`].
 //!
 //! Runs of zeros are written as holes ([`SparseWriter`]), so a sparse disk
 //! image comes back sparse.
@@ -116,8 +118,13 @@ impl Write for SparseWriter<'_> {
 
 /// How many staged files may hold a descriptor at once: the soft limit
 /// (raised to the hard limit first) minus a reserve for everything else.
+/// Debug builds take `CPLANE_TEST_FD_BUDGET` instead, so tests can check out
+/// more files than the budget (staged in rounds) without thousands of files.
 pub fn fd_budget() -> usize {
-    (fsys::raise_fd_limit().saturating_sub(256) as usize).min(1 << 16)
+    let test = cfg!(debug_assertions)
+        .then(|| std::env::var("CPLANE_TEST_FD_BUDGET").ok()?.parse().ok())
+        .flatten();
+    test.unwrap_or_else(|| (fsys::raise_fd_limit().saturating_sub(256) as usize).min(1 << 16))
 }
 
 /// A problem putting back a path's owner or mode that does not stop the checkout.

@@ -545,6 +545,11 @@ impl PackIndex {
             location: self.location(e),
             reason,
         };
+        if e.len <= SMALL_BLOB_RECORD
+            && let Some(n) = self.read_small_blob_to(e, out, out_path)?
+        {
+            return Ok(n);
+        }
         let (compression, body_len, _) = self.read_header(e)?;
         let region = RegionReader {
             file: &self.pack,
@@ -596,6 +601,91 @@ impl PackIndex {
             return Err(corrupt(format!("content hashes to {actual}")));
         }
         Ok(written)
+    }
+}
+
+/// Blob records up to this many bytes (header and stored body) whose body is
+/// at most [`SMALL_BLOB_BODY`] bytes are read in one `pread` and decoded in
+/// memory with this thread's reusable buffers and zstd context
+/// ([`PackIndex::read_small_blob_to`]); others stream.
+const SMALL_BLOB_RECORD: u64 = 1 << 20;
+/// See [`SMALL_BLOB_RECORD`].
+const SMALL_BLOB_BODY: u64 = 4 << 20;
+
+thread_local! {
+    /// A small blob's record, then its decoded body: reused, so reading many
+    /// small blobs allocates and zeroes nothing per blob.
+    static SMALL_BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl PackIndex {
+    /// [`PackIndex::read_blob_to`] for a record of at most
+    /// [`SMALL_BLOB_RECORD`] bytes: one positioned read of the whole record,
+    /// a decode into a buffer bounded by the header's body length (a frame
+    /// that decodes to more is refused, not followed), one hash, one write.
+    /// `Ok(None)`, having written nothing, when the header declares a body
+    /// longer than [`SMALL_BLOB_BODY`]: the caller streams it.
+    fn read_small_blob_to(&self, e: &IdxEntry, out: &mut dyn Write, out_path: &Path) -> Result<Option<u64>> {
+        let corrupt = |reason: String| Error::CorruptObject {
+            id: e.id.to_hex(),
+            location: self.location(e),
+            reason,
+        };
+        if e.len < RECORD_HEADER_LEN as u64 {
+            return Err(corrupt(format!("record length {} is shorter than its header", e.len)));
+        }
+        SMALL_BUFFERS.with(|bufs| {
+            let (rec, body) = &mut *bufs.borrow_mut();
+            rec.resize(e.len as usize, 0);
+            self.pack
+                .read_exact_at(rec, e.offset)
+                .map_err(|err| corrupt(format!("cannot read {} record bytes: {err}", e.len)))?;
+            let (h, stored) = rec.split_at(RECORD_HEADER_LEN);
+            let (compression, body_len, _) =
+                parse_record_header(e, h.try_into().expect("header length")).map_err(corrupt)?;
+            let longer = || corrupt(format!("body is longer than the {body_len} bytes its header says"));
+            let bytes: &[u8] = match compression {
+                COMPRESSION_NONE => stored,
+                COMPRESSION_ZSTD => {
+                    check_frame_start(stored).map_err(corrupt)?;
+                    if body_len > SMALL_BLOB_BODY {
+                        return Ok(None);
+                    }
+                    body.clear();
+                    // One byte of room past the declared length, so a frame
+                    // that decodes to more fails here or shows as longer.
+                    body.reserve_exact(body_len as usize + 1);
+                    DECOMPRESSOR
+                        .with(|d| {
+                            let mut d = d.borrow_mut();
+                            if d.is_none() {
+                                *d = Some(zstd::bulk::Decompressor::new()?);
+                            }
+                            d.as_mut()
+                                .expect("initialised above")
+                                .decompress_to_buffer(stored, body)
+                        })
+                        .map_err(|err| corrupt(format!("cannot decode body: {err}")))?;
+                    body
+                }
+                c => return Err(corrupt(format!("unknown compression byte {c}"))),
+            };
+            let written = bytes.len() as u64;
+            if written > body_len {
+                return Err(longer());
+            }
+            if written != body_len {
+                return Err(corrupt(format!(
+                    "body should have been {body_len} bytes long, but was {written}"
+                )));
+            }
+            let actual = ObjectId(*blake3::hash(bytes).as_bytes());
+            if actual != e.id {
+                return Err(corrupt(format!("content hashes to {actual}")));
+            }
+            out.write_all(bytes).at(out_path)?;
+            Ok(Some(written))
+        })
     }
 }
 
