@@ -348,9 +348,11 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
 /// staged in is opened once per parent (a package's 10,000 files share a
 /// few hundred) while that holds few descriptors next to the staged files'
 /// (at most `budget / 8` of them: `writes` must leave that many of the
-/// `budget` descriptors free), else once per file. Each file counts one step of `ctl`'s
-/// progress when `count`. Returns the staged files by path and the owner or
-/// mode problems met.
+/// `budget` descriptors free), else once per file. Before the journal
+/// (`before_journal`) each file counts one step of `ctl`'s progress and an
+/// interrupt stops the staging; after it, the checkout runs to the end even
+/// if interrupted, and the apply step counts the files as it places them.
+/// Returns the staged files by path and the owner or mode problems met.
 ///
 /// # Errors
 /// Store damage, [`Error::Io`] naming the path, [`Error::Interrupted`].
@@ -360,7 +362,7 @@ pub(super) fn stage_round(
     writes: &[&Op],
     known: Option<&HashMap<ObjectId, &[u8]>>,
     budget: usize,
-    count: bool,
+    before_journal: bool,
     ctl: Control<'_>,
 ) -> Result<(HashMap<RelPath, stage::Staged>, Vec<MetaProblem>)> {
     use rayon::prelude::*;
@@ -375,7 +377,9 @@ pub(super) fn stage_round(
     let staged: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = writes
         .par_iter()
         .map(|op| {
-            ctl.check()?;
+            if before_journal {
+                ctl.check()?;
+            }
             let Op::Write {
                 path, kind, id, meta, ..
             } = op
@@ -394,7 +398,7 @@ pub(super) fn stage_round(
             if staged.is_none() {
                 stage::verify_blob(store, id)?;
             }
-            if count {
+            if before_journal {
                 ctl.progress.inc(1, 0);
             }
             Ok((path.clone(), staged, problems))
