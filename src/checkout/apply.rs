@@ -128,14 +128,14 @@ pub(super) struct Applier<'a> {
     /// Fill [`Applied::written_rows`] (one `fstat` per staged file put in
     /// place); only a caller that will scan again in this process wants them.
     pub record_rows: bool,
-    /// Writes not staged before the journal (more files than descriptors may
-    /// be held open), in journal order, with their position there: when the
-    /// first of them is reached, the next round of up to `budget` is staged
+    /// Journal operations from this index on whose files are not staged yet
+    /// (more files than descriptors may be held open): when the first of
+    /// them is reached, the next round of files up to the budget is staged
     /// in parallel; their data is flushed by one `syncfs` at the end, so a
-    /// large checkout pays one flush instead of one `fdatasync` per file. (Set with
-    /// [`Applier::defer`]; the blobs were verified before the journal.)
-    deferred: Vec<Op>,
-    deferred_at: HashMap<RelPath, usize>,
+    /// large checkout pays one flush instead of one `fdatasync` per file.
+    /// (Set with [`Applier::stage_in_rounds`]; the blobs were verified
+    /// before the journal.) `usize::MAX`: no rounds (a replay).
+    unstaged_from: usize,
     budget: usize,
     known: Option<&'a HashMap<ObjectId, &'a [u8]>>,
 }
@@ -160,49 +160,47 @@ impl<'a> Applier<'a> {
             skipped: Vec::new(),
             cache: None,
             record_rows: false,
-            deferred: Vec::new(),
-            deferred_at: HashMap::new(),
+            unstaged_from: usize::MAX,
             budget: 0,
             known: None,
         }
     }
 
-    /// Stages `writes` (journal order) in rounds of `budget` as they are
-    /// reached, from `known` bytes when given (see [`Applier::deferred`]).
-    pub fn defer(&mut self, writes: Vec<Op>, budget: usize, known: Option<&'a HashMap<ObjectId, &'a [u8]>>) {
-        self.deferred = writes;
-        self.deferred_at = self
-            .deferred
-            .iter()
-            .enumerate()
-            .map(|(i, op)| (op.path().clone(), i))
-            .collect();
+    /// Stages the files of the journal's writes from operation `from` on in
+    /// rounds that fit `budget` descriptors, as they are reached, from
+    /// `known` bytes when given (see [`Applier::unstaged_from`]).
+    pub fn stage_in_rounds(&mut self, from: usize, budget: usize, known: Option<&'a HashMap<ObjectId, &'a [u8]>>) {
+        self.unstaged_from = from;
         self.budget = budget;
         self.known = known;
     }
 
-    /// When `path` is a deferred write, stages it and the deferred writes
-    /// after it, up to the budget's worth of descriptors still free, and
-    /// marks their data as not yet flushed ([`Applied::unsynced_data`]).
-    fn stage_next_round(&mut self, path: &RelPath) -> Result<()> {
-        let Some(&from) = self.deferred_at.get(path) else {
-            return Ok(());
-        };
+    /// Stages the next round: the writes of `ops` from `i` on, up to the
+    /// budget's worth of descriptors still free, and marks their data as not
+    /// yet flushed ([`Applied::unsynced_data`]).
+    fn stage_next_round(&mut self, ops: &[Op], i: usize) -> Result<()> {
         let room = (self.budget - self.budget / 8).saturating_sub(self.staged.len()).max(1);
-        let round: Vec<&Op> = self.deferred[from..]
+        let round: Vec<(usize, &Op)> = ops[i..]
             .iter()
-            .filter(|op| !self.staged.contains_key(op.path()))
+            .enumerate()
+            .filter(|(_, op)| matches!(op, Op::Write { .. }))
             .take(room)
             .collect();
-        let (staged, problems) =
-            super::stage_round(self.store, self.scope, &round, self.known, self.budget, false, self.ctl)?;
+        self.unstaged_from = round.last().map_or(ops.len(), |(k, _)| i + k + 1);
+        let writes: Vec<&Op> = round.into_iter().map(|(_, op)| op).collect();
+        let (staged, problems) = super::stage_round(
+            self.store,
+            self.scope,
+            &writes,
+            self.known,
+            self.budget,
+            false,
+            self.ctl,
+        )?;
         // Their data is flushed by the `syncfs` before the journal goes
         // ([`sync_dirs`]); a crash before that leaves the journal, whose
         // replay re-hashes every written file and rewrites what is not whole.
         self.out.unsynced_data |= !staged.is_empty();
-        for p in round.iter().map(|op| op.path()) {
-            self.deferred_at.remove(p);
-        }
         self.out.problems.extend(problems);
         self.staged.extend(staged);
         Ok(())
@@ -288,6 +286,9 @@ impl<'a> Applier<'a> {
             let under_skipped = |p: &RelPath| self.skipped.iter().any(|s| p.starts_with(s));
             if under_skipped(op.path()) || matches!(op, Op::Link { to, .. } if under_skipped(to)) {
                 continue;
+            }
+            if i >= self.unstaged_from && matches!(op, Op::Write { .. }) {
+                self.stage_next_round(ops, i)?;
             }
             match op {
                 Op::Remove { path } => self.remove(path)?,
@@ -388,9 +389,6 @@ impl<'a> Applier<'a> {
         let name = path.file_name().expect("ops never name the root");
         let parent = path.parent().unwrap_or_default();
         let (store, scope) = (self.store, self.scope);
-        if kind == EntryKind::File && !self.staged.contains_key(path) {
-            self.stage_next_round(path)?;
-        }
         let staged = self.staged.remove(path);
         let recovering = self.recovering();
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());

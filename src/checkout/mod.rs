@@ -206,7 +206,7 @@ pub fn checkout(
         })?;
     // Stage (or at least verify) everything to write: as many files as
     // descriptors allow unnamed, the rest only verified here and staged in
-    // rounds once the journal is written (see `apply::Applier::deferred`).
+    // rounds once the journal is written (see `apply::Applier::unstaged_from`).
     let budget = if hooks.stage_unnamed() { stage::fd_budget() } else { 0 };
     let writes: Vec<&Op> = ops.iter().filter(|o| matches!(o, Op::Write { .. })).collect();
     ctl.progress.phase("staging");
@@ -223,7 +223,14 @@ pub fn checkout(
         ctl.progress.inc(1, 0);
         Ok::<_, Error>(())
     })?;
-    let deferred: Vec<Op> = rest.iter().map(|&op| op.clone()).collect();
+    // The journal operation of the first write not staged yet.
+    let unstaged_from = match rest.first() {
+        Some(&first) => ops
+            .iter()
+            .position(|op| std::ptr::eq(op, first))
+            .expect("a write of ops"),
+        None => usize::MAX,
+    };
     sync_staged(scope, &staged_map)?;
     hooks.staged();
     ctl.check()?;
@@ -258,7 +265,7 @@ pub fn checkout(
     // The rows are for a caller that scans again in this process (install).
     applier.record_rows = req.known.is_some();
     if budget > 0 {
-        applier.defer(deferred, budget, req.known);
+        applier.stage_in_rounds(unstaged_from, budget, req.known);
     }
     applier.run(&journal.ops).map_err(after_journal)?;
     let mut applied = applier.out;
@@ -416,7 +423,7 @@ pub(super) fn stage_round(
 }
 
 /// Flushes the staged files' data: one `syncfs` per filesystem they are on.
-pub(super) fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
+fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
     let mut done = HashSet::new();
     for (p, s) in staged {
         let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;

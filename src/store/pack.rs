@@ -70,13 +70,24 @@ fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Decompresses `data` (at most `len` bytes of output) with this thread's
+/// reusable zstd context.
 fn decompress(data: &[u8], len: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len);
+    decompress_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses `data` into `out`'s spare capacity (from its start; the
+/// output may not exceed the capacity) with this thread's reusable zstd
+/// context. Returns the decoded length.
+fn decompress_into(data: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new()?);
         }
-        d.as_mut().expect("initialised above").decompress(data, len)
+        d.as_mut().expect("initialised above").decompress_to_buffer(data, out)
     })
 }
 
@@ -655,17 +666,7 @@ impl PackIndex {
                     // One byte of room past the declared length, so a frame
                     // that decodes to more fails here or shows as longer.
                     body.reserve_exact(body_len as usize + 1);
-                    DECOMPRESSOR
-                        .with(|d| {
-                            let mut d = d.borrow_mut();
-                            if d.is_none() {
-                                *d = Some(zstd::bulk::Decompressor::new()?);
-                            }
-                            d.as_mut()
-                                .expect("initialised above")
-                                .decompress_to_buffer(stored, body)
-                        })
-                        .map_err(|err| corrupt(format!("cannot decode body: {err}")))?;
+                    decompress_into(stored, body).map_err(|err| corrupt(format!("cannot decode body: {err}")))?;
                     body
                 }
                 c => return Err(corrupt(format!("unknown compression byte {c}"))),
