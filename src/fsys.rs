@@ -34,6 +34,10 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
+/// A directory's names with their types, as `getdents` gives them
+/// ([`Dir::list`]).
+pub type Listing = Vec<(Vec<u8>, EntryType)>;
+
 /// What a directory entry is, from `getdents` (or `fstatat` when the
 /// filesystem does not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +251,7 @@ impl Dir {
     ///
     /// # Errors
     /// The `getdents` error.
-    pub fn list(&self) -> io::Result<Vec<(Vec<u8>, EntryType)>> {
+    pub fn list(&self) -> io::Result<Listing> {
         // getdents reads from the descriptor's offset: rewind in case it was read before.
         rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0)).map_err(errno)?;
         self.list_fresh()
@@ -258,7 +262,7 @@ impl Dir {
     ///
     /// # Errors
     /// As [`Dir::list`].
-    pub fn list_fresh(&self) -> io::Result<Vec<(Vec<u8>, EntryType)>> {
+    pub fn list_fresh(&self) -> io::Result<Listing> {
         DIRENT_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             let mut out = Vec::new();

@@ -247,6 +247,7 @@ pub fn restore_with(
     let rescue_cache = StatCache {
         scan_started_ns: now,
         entries: stats,
+        dirs: Vec::new(),
     };
     let req = Request {
         kind: CheckoutKind::Restore,

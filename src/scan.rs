@@ -15,7 +15,9 @@
 //! the directory is listed, so tree bytes do not depend on timing.
 //!
 //! With a stat cache, files whose stat matches (and is not racy) are not
-//! read; with an [`ObjectWriter`], every new blob and tree is stored as it is
+//! read, and directories whose stamp matches (and is not racy) are not
+//! listed: their names come from the cache ([`crate::store::index::DirListing`];
+//! every entry is still `fstatat`ed). With an [`ObjectWriter`], every new blob and tree is stored as it is
 //! found. Empty directories are recorded (as empty trees). Paths that vanish
 //! between the listing and the open (a build removing its temporaries) are
 //! simply absent from the result and counted in [`ScanResult::vanished`].
@@ -37,7 +39,7 @@ use crate::id::{ObjectId, TreeId};
 use crate::object::{EntryKind, LinkGroup, Meta, ObjectKind, Tree, TreeEntry};
 use crate::path::RelPath;
 use crate::scope::Scope;
-use crate::store::index::{Cursor, IndexEntry, MappedCache, Stat, StatCache, now_ns};
+use crate::store::index::{Cursor, DirListing, DirStamp, IndexEntry, MappedCache, Stat, StatCache, now_ns};
 use crate::store::pack::ObjectWriter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,9 +104,13 @@ pub struct ScanResult {
     /// Rows of [`ScanOptions::cache`] that matched a file, by index
     /// ([`Record::Hits`]; in no particular order).
     pub cache_hits: Vec<u32>,
+    /// Directory listings of [`ScanOptions::cache`] that were used, by
+    /// index ([`Record::Hits`]; in no particular order).
+    pub dir_hits: Vec<u32>,
     /// Stat-cache entries for the files [`ScanOptions::record`] asked for,
-    /// **in no particular order**: [`StatCache::sort`] them before using
-    /// them as a cache.
+    /// and the listings of the directories it read (with [`Record::All`],
+    /// every directory's), **in no particular order**: [`StatCache::sort`]
+    /// them before using them as a cache.
     pub cache: StatCache,
     /// Unreadable, special and unstable files; they are left out of `root`.
     pub findings: Vec<Finding>,
@@ -118,6 +124,8 @@ pub struct ScanResult {
     pub hashed_files: u64,
     /// Bytes actually read and hashed.
     pub hashed_bytes: u64,
+    /// Directories actually listed (the rest came from the stat cache).
+    pub listed_dirs: u64,
     /// Paths that disappeared while the scan ran (left out, not findings).
     pub vanished: u64,
     /// Entries left out because a governed plane's `exempt` glob matches
@@ -144,6 +152,9 @@ struct Shared<'a> {
     trees: Mutex<HashMap<TreeId, Tree>>,
     index: Mutex<Vec<Vec<IndexEntry>>>,
     hits: Mutex<Vec<Vec<u32>>>,
+    listings: Mutex<Vec<DirListing>>,
+    dir_hits: Mutex<Vec<u32>>,
+    listed_dirs: AtomicU64,
     findings: Mutex<Vec<Finding>>,
     nested: Mutex<Vec<RelPath>>,
     inodes: Mutex<Vec<(u64, u64, RelPath)>>,
@@ -170,6 +181,9 @@ impl<'a> Shared<'a> {
             trees: Mutex::new(HashMap::new()),
             index: Mutex::new(Vec::new()),
             hits: Mutex::new(Vec::new()),
+            listings: Mutex::new(Vec::new()),
+            dir_hits: Mutex::new(Vec::new()),
+            listed_dirs: AtomicU64::new(0),
             findings: Mutex::new(Vec::new()),
             nested: Mutex::new(Vec::new()),
             inodes: Mutex::new(Vec::new()),
@@ -206,6 +220,38 @@ impl<'a> Shared<'a> {
 
     fn vanished(&self) {
         self.vanished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The names in directory `rel`, open as `dir`, whose `fstat` (`st`)
+    /// was taken before this call: from the stat cache when it holds them
+    /// under this stamp, not racy; else read (`getdents`, from the start
+    /// when `rewind`: the descriptor may have been read before) and
+    /// recorded unless [`Record::Nothing`]. Reading the stamp first is
+    /// what makes a recorded listing safe: a name added after the stamp
+    /// changes the stamp the next scan sees.
+    fn list(&self, rel: &RelPath, dir: &Dir, st: &fsys::Stat, rewind: bool) -> std::io::Result<fsys::Listing> {
+        let stamp = DirStamp::from_raw(st);
+        if let Some(c) = self.opts.cache
+            && let Some((i, names)) = c.listing(rel, &stamp)
+        {
+            match self.opts.record {
+                Record::All => self
+                    .listings
+                    .lock()
+                    .expect("listings lock")
+                    .extend(c.dir_entry(i as usize)),
+                Record::Hits => self.dir_hits.lock().expect("dir hits lock").push(i),
+                Record::Hashed | Record::Nothing => {}
+            }
+            return Ok(names);
+        }
+        let names = if rewind { dir.list() } else { dir.list_fresh() }?;
+        self.listed_dirs.fetch_add(1, Ordering::Relaxed);
+        if self.opts.record != Record::Nothing {
+            let listing = DirListing::new(rel.clone(), stamp, &names);
+            self.listings.lock().expect("listings lock").push(listing);
+        }
+        Ok(names)
     }
 }
 
@@ -262,8 +308,8 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
     let sh = Shared::new(scope, opts);
     let name = rel.file_name().map(<[u8]>::to_vec).unwrap_or_default();
     // The scanned directory itself must be readable: that is an error, not a finding.
-    let listing = dir.list().map_err(|e| scope.io_error(&rel, e))?;
     let st = dir.stat_self().map_err(|e| scope.io_error(&rel, e))?;
+    let listing = sh.list(&rel, &dir, &st, true).map_err(|e| scope.io_error(&rel, e))?;
     let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir);
     rayon::scope(|s| {
         run_dir(s, &sh, rel, name, meta, None, chain, Arc::new(dir), listing);
@@ -287,6 +333,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
         .flatten()
         .collect();
     let cache_hits: Vec<u32> = sh.hits.into_inner().expect("hits lock").into_iter().flatten().collect();
+    let dirs = sh.listings.into_inner().expect("listings lock");
     let mut findings = sh.findings.into_inner().expect("findings lock");
     findings.sort_by(|a, b| a.path.cmp(&b.path));
     let mut nested_stores = sh.nested.into_inner().expect("nested store list lock");
@@ -301,8 +348,11 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
         cache: StatCache {
             scan_started_ns: started,
             entries,
+            dirs,
         },
         cache_hits,
+        dir_hits: sh.dir_hits.into_inner().expect("dir hits lock"),
+        listed_dirs: sh.listed_dirs.into_inner(),
         findings,
         files: sh.files.into_inner(),
         dirs: sh.dirs.into_inner(),
@@ -321,14 +371,18 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
 
 impl ScanResult {
     /// The complete stat cache of a [`Record::Hits`] scan with `cache`: the
-    /// rows it hashed and the rows of `cache` that matched, sorted, timed at
-    /// this scan's start — the rows a [`Record::All`] scan returns.
+    /// rows it hashed and the rows of `cache` that matched, the listings it
+    /// read and those of `cache` it used, sorted, timed at this scan's
+    /// start — what a [`Record::All`] scan returns.
     pub fn full_cache(&self, cache: &MappedCache) -> StatCache {
         let mut entries = self.cache.entries.clone();
         entries.extend(self.cache_hits.iter().filter_map(|&i| cache.row_entry(i as usize)));
+        let mut dirs = self.cache.dirs.clone();
+        dirs.extend(self.dir_hits.iter().filter_map(|&i| cache.dir_entry(i as usize)));
         let mut full = StatCache {
             scan_started_ns: self.cache.scan_started_ns,
             entries,
+            dirs,
         };
         full.sort();
         full
@@ -389,7 +443,19 @@ fn open_subdir<'s>(
             return complete(sh, parent, slot, None);
         }
     };
-    let listing = match dir.list_fresh() {
+    // The stamp before the names (see [`Shared::list`]).
+    let st = match dir.stat_self() {
+        Ok(st) => st,
+        Err(e) if fsys::is_vanished(&e) => {
+            sh.vanished();
+            return complete(sh, parent, slot, None);
+        }
+        Err(e) => {
+            sh.finding(Code::Unreadable, rel, format!("directory cannot be inspected: {e}"));
+            return complete(sh, parent, slot, None);
+        }
+    };
+    let listing = match sh.list(&rel, &dir, &st, false) {
         Ok(l) => l,
         // Deleted after it was opened (getdents on a removed directory says ENOENT).
         Err(e) if fsys::is_vanished(&e) => {
@@ -410,17 +476,7 @@ fn open_subdir<'s>(
         sh.nested.lock().expect("nested store list lock").push(rel);
         return complete(sh, parent, slot, None);
     }
-    let meta = match dir.stat_self() {
-        Ok(st) => Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir),
-        Err(e) if fsys::is_vanished(&e) => {
-            sh.vanished();
-            return complete(sh, parent, slot, None);
-        }
-        Err(e) => {
-            sh.finding(Code::Unreadable, rel, format!("directory cannot be inspected: {e}"));
-            return complete(sh, parent, slot, None);
-        }
-    };
+    let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir);
     let chain = parent.chain.clone();
     run_dir(
         s,
@@ -446,7 +502,7 @@ fn run_dir<'s>(
     parent: Option<(Arc<Node>, usize)>,
     mut chain: Chain,
     dir: Arc<Dir>,
-    mut listing: Vec<(Vec<u8>, EntryType)>,
+    mut listing: fsys::Listing,
 ) {
     if let Err(e) = sh.opts.ctl.check() {
         return sh.fail(e);
@@ -974,6 +1030,7 @@ pub fn scan_path(scope: &Scope, rel: &RelPath, opts: ScanOptions<'_>) -> Result<
     r.cache = StatCache {
         scan_started_ns: now_ns(),
         entries,
+        dirs: Vec::new(),
     };
     r.cache_hits = hits;
     Ok((Some(entry), r))

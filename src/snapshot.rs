@@ -141,6 +141,7 @@ pub fn with_written(saved: &std::path::Path, written: Vec<crate::store::index::I
     let mut cache = StatCache::load(saved).unwrap_or_default();
     let started = cache.scan_started_ns;
     cache.entries.retain(|e| !e.stat.is_racy(started));
+    cache.dirs.retain(|d| !d.stamp.is_racy(started));
     cache.patch(written.into_iter().map(|e| (e.path.clone(), Some(e))).collect());
     cache.scan_started_ns = i64::MAX;
     Some(MappedCache::from_cache(&cache))
@@ -396,11 +397,14 @@ pub fn seal_checked(
     // The old cache is not needed any more; freeing 100,000 entries one by one
     // takes longer than the rest of an unchanged snapshot, so do it aside.
     let had_cache = cache.is_some();
+    // Something the old cache did not vouch for was read: a file, or a
+    // directory's names.
+    let read_any = scanned.hashed_files > 0 || scanned.listed_dirs > 0;
     // The rows of every file, when something uses them: a save (something was
     // read, or there was no cache) or a rescue seal's checkout. An unchanged
     // snapshot builds none.
     match &cache {
-        Some(c) if !opts.save_cache || scanned.hashed_files > 0 => scanned.cache = scanned.full_cache(c),
+        Some(c) if !opts.save_cache || read_any => scanned.cache = scanned.full_cache(c),
         Some(_) => {}
         // A `Record::All` scan's rows (every file was read), in completion order.
         None => scanned.cache.sort(),
@@ -409,7 +413,7 @@ pub fn seal_checked(
     if unchanged {
         // HEAD already records this state: no object, no ref; the refreshed
         // stat cache still saves the next scan the reads.
-        if opts.save_cache && scanned.hashed_files > 0 {
+        if opts.save_cache && read_any {
             let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
         }
         return Ok(SealReport::of(id, true, snapshot, write, scanned));
@@ -433,7 +437,7 @@ pub fn seal_checked(
     }
     // The cache is an accelerator: failing to save it loses speed, not data. When
     // nothing was read, the old cache still holds (deleted paths are harmless).
-    if opts.save_cache && (scanned.hashed_files > 0 || !had_cache) {
+    if opts.save_cache && (read_any || !had_cache) {
         let _ = scanned.cache.save(&cache_path, &store.tmp_dir());
     }
     // Maintenance, not part of the snapshot: a failure here loses nothing.

@@ -228,7 +228,7 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
 pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
     let report = compare(store, plane, true, None, None, ctl)?;
     if refresh
-        && report.scan.hashed_files > 0
+        && (report.scan.hashed_files > 0 || report.scan.listed_dirs > 0)
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
         // Patch the old cache with the files just hashed, keeping the invariant that
@@ -264,6 +264,13 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
             }
         };
         let mut cache = StatCache::load(&path).unwrap_or_default();
+        // Rows racy under the old time that this scan did not read again
+        // (a directory it did not enter) must not become trusted under the
+        // new one.
+        let old = cache.scan_started_ns;
+        cache.entries.retain(|e| !e.stat.is_racy(old));
+        cache.dirs.retain(|d| !d.stamp.is_racy(old));
+        cache.patch_dirs(report.scan.cache.dirs.clone());
         cache.patch(
             report
                 .scan

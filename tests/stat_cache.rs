@@ -73,6 +73,9 @@ proptest! {
         let hits = rows(root, Some(&mapped), Record::Hits);
         let full = hits.full_cache(&mapped);
         prop_assert_eq!(&full.entries, &all.entries);
+        // The directory listings too: those read, and those taken from the cache.
+        prop_assert_eq!(&full.dirs, &all.dirs);
+        prop_assert_eq!(hits.cache.dirs.len() as u64, hits.listed_dirs);
         // Only what was read is a row of its own; the rest are hits.
         prop_assert_eq!(hits.cache.entries.len() as u64, hits.hashed_files);
         prop_assert_eq!(hits.cache_hits.len() as u64 + hits.hashed_files, hits.files);

@@ -60,6 +60,7 @@ pub fn cmd_status(ctx: &mut Ctx, args: StatusArgs) -> CmdResult {
                 "findings": f,
                 "files": r.scan.files,
                 "hashed_files": r.scan.hashed_files,
+                "listed_dirs": r.scan.listed_dirs,
                 "exempt": r.scan.exempt,
                 "excluded": r.scan.excluded,
                 "governed": governed.is_some(),

@@ -12,10 +12,21 @@
 //! "hash everything", never a wrong answer. Bytes: `store-format.md`, "Stat
 //! cache".
 //!
-//! On disk the cache is fixed-width rows and a blob of paths (version 3), so
+//! On disk the cache is fixed-width rows and a blob of paths (version 4), so
 //! a scan maps it ([`MappedCache`]) and compares in place: no decoding, no
 //! allocation per row. [`StatCache`] is the owned form, for the commands that
 //! edit rows (patch, drop) before saving them back.
+//!
+//! Since version 4 it also keeps each directory's listing ([`DirListing`]),
+//! as git's untracked cache does: a directory whose stamp (inode, mtime,
+//! ctime, read with `fstat` *before* it was listed) is unchanged and not
+//! racy holds exactly the names it held, because creating, removing or
+//! renaming an entry stamps the directory. A scan then takes the names from
+//! the cache instead of reading the directory (`getdents`), and still
+//! `fstatat`s every entry: only the listing is cached, never what an entry is
+//! now. Everything that filters a listing (exclusions, carve-outs, exempt
+//! globs) runs on the cached names as on read ones, so a rule change needs
+//! no invalidation.
 
 use crate::error::{IoResultExt, Result};
 use crate::id::ObjectId;
@@ -26,15 +37,23 @@ use std::path::Path;
 
 /// Magic at the start of an index file.
 pub const INDEX_MAGIC: &[u8; 4] = b"CPSC";
-/// Index format version: 3, fixed-width rows (2, postcard, is still read).
-pub const INDEX_VERSION: u8 = 3;
+/// Index format version: 4, fixed-width rows and directory listings (3,
+/// rows only, and 2, postcard, are still read).
+pub const INDEX_VERSION: u8 = 4;
+/// The version before directory listings: rows and paths only; still read.
+const INDEX_VERSION_ROWS: u8 = 3;
 /// The postcard-framed version format 2 stores wrote first; still read.
 const INDEX_VERSION_POSTCARD: u8 = 2;
 /// Bytes of the version-3 header: magic 4, version 1, reserved 3,
 /// `scan_started_ns` 8, row count 8, path-blob length 8.
-const HEADER_LEN: usize = 32;
-/// Bytes of one version-3 row (see [`MappedCache`]).
+const HEADER_LEN_V3: usize = 32;
+/// Bytes of the version-4 header: the version-3 header, then directory
+/// count 8 and directory-blob length 8.
+const HEADER_LEN: usize = 48;
+/// Bytes of one file row (see [`MappedCache`]).
 const ROW_LEN: usize = 88;
+/// Bytes of one directory row (see [`MappedCache`]).
+const DIR_ROW_LEN: usize = 40;
 /// Bytes of the BLAKE3 trailer.
 const TRAILER_LEN: usize = 32;
 /// Safety margin for racy entries, in nanoseconds (2 s covers coarse kernel
@@ -82,6 +101,115 @@ impl Stat {
     }
 }
 
+/// What a directory's listing is trusted by: its stat when it was listed.
+/// Any entry created, removed or renamed in it changes mtime and ctime (and
+/// a directory replaced by another has another inode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirStamp {
+    /// Inode number.
+    pub ino: u64,
+    /// Modification time, ns since epoch.
+    pub mtime_ns: i64,
+    /// Status-change time, ns since epoch.
+    pub ctime_ns: i64,
+}
+
+impl DirStamp {
+    /// The stamp of a directory from its `fstat`.
+    pub fn from_raw(st: &crate::fsys::Stat) -> Self {
+        let (mtime_ns, ctime_ns) = crate::fsys::times_ns(st);
+        DirStamp {
+            ino: st.st_ino as u64,
+            mtime_ns,
+            ctime_ns,
+        }
+    }
+
+    /// True when a listing read under this stamp cannot vouch for the names
+    /// (its ctime is within [`RACY_MARGIN_NS`] of `read_ns`, when the
+    /// recording scan started, or after it): an entry added in the same
+    /// timestamp tick, after the listing was read, could leave the stamp
+    /// as it was.
+    pub fn is_racy(&self, read_ns: i64) -> bool {
+        self.ctime_ns.saturating_add(RACY_MARGIN_NS) >= read_ns
+    }
+}
+
+/// One directory's names as a scan read them (`getdents`, `.` and `..`
+/// left out, sorted by name bytes), with the stamp read just before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirListing {
+    /// Plane-relative path (the root is the empty path).
+    pub path: RelPath,
+    /// The directory's stamp, read before the names.
+    pub stamp: DirStamp,
+    /// The names, encoded: per entry a type byte ([`entry_type_byte`]),
+    /// the name, a 0 byte.
+    pub names: Vec<u8>,
+}
+
+/// The byte a listing stores for an entry's type (what `getdents` said).
+pub fn entry_type_byte(t: crate::fsys::EntryType) -> u8 {
+    use crate::fsys::EntryType as T;
+    match t {
+        T::File => 1,
+        T::Dir => 2,
+        T::Symlink => 3,
+        T::Fifo => 4,
+        T::Socket => 5,
+        T::BlockDevice => 6,
+        T::CharDevice => 7,
+        T::Unknown => 0,
+    }
+}
+
+fn entry_type_of(b: u8) -> Option<crate::fsys::EntryType> {
+    use crate::fsys::EntryType as T;
+    Some(match b {
+        0 => T::Unknown,
+        1 => T::File,
+        2 => T::Dir,
+        3 => T::Symlink,
+        4 => T::Fifo,
+        5 => T::Socket,
+        6 => T::BlockDevice,
+        7 => T::CharDevice,
+        _ => return None,
+    })
+}
+
+impl DirListing {
+    /// The listing of `path` with stamp `stamp`: `entries` (names without
+    /// `/` or 0 bytes, as `getdents` returns them) encoded in name order.
+    pub fn new(path: RelPath, stamp: DirStamp, entries: &[(Vec<u8>, crate::fsys::EntryType)]) -> Self {
+        let mut sorted: Vec<&(Vec<u8>, crate::fsys::EntryType)> = entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut names = Vec::with_capacity(entries.iter().map(|e| e.0.len() + 2).sum());
+        for (n, t) in sorted {
+            names.push(entry_type_byte(*t));
+            names.extend_from_slice(n);
+            names.push(0);
+        }
+        DirListing { path, stamp, names }
+    }
+}
+
+/// The entries of an encoded listing: `None` when the bytes are not one (an
+/// empty name, `.`, `..`, a `/`, an unknown type byte, a missing terminator).
+fn decode_names(mut bytes: &[u8]) -> Option<crate::fsys::Listing> {
+    let mut out = Vec::new();
+    while let Some((&t, rest)) = bytes.split_first() {
+        let end = rest.iter().position(|&b| b == 0)?;
+        let name = &rest[..end];
+        if !crate::path::valid_name(name) {
+            return None;
+        }
+        out.push((name.to_vec(), entry_type_of(t)?));
+        bytes = &rest[end + 1..];
+    }
+    Some(out)
+}
+
 /// One cached file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
@@ -102,6 +230,10 @@ pub struct StatCache {
     pub scan_started_ns: i64,
     /// Must be and remain sorted by `path`.
     pub entries: Vec<IndexEntry>,
+    /// Directory listings, sorted by `path`, unique (version 4; not in a
+    /// version-2 body).
+    #[serde(skip)]
+    pub dirs: Vec<DirListing>,
 }
 
 impl StatCache {
@@ -110,15 +242,21 @@ impl StatCache {
         MappedCache::open(path)?.to_owned_cache()
     }
 
-    /// The version-3 bytes of this cache (header, rows, paths, trailer).
+    /// The version-4 bytes of this cache (header, file rows, directory
+    /// rows, paths, directory blob, trailer).
     pub fn encode(&self) -> Vec<u8> {
         let names: usize = self.entries.iter().map(|e| e.path.as_bytes().len()).sum();
-        let mut out = Vec::with_capacity(HEADER_LEN + self.entries.len() * ROW_LEN + names + TRAILER_LEN);
+        let dir_blob: usize = self.dirs.iter().map(|d| d.path.as_bytes().len() + d.names.len()).sum();
+        let mut out = Vec::with_capacity(
+            HEADER_LEN + self.entries.len() * ROW_LEN + self.dirs.len() * DIR_ROW_LEN + names + dir_blob + TRAILER_LEN,
+        );
         out.extend_from_slice(INDEX_MAGIC);
         out.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
         out.extend_from_slice(&self.scan_started_ns.to_le_bytes());
         out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
         out.extend_from_slice(&(names as u64).to_le_bytes());
+        out.extend_from_slice(&(self.dirs.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(dir_blob as u64).to_le_bytes());
         let mut off = 0u64;
         for e in &self.entries {
             let len = e.path.as_bytes().len();
@@ -139,8 +277,23 @@ impl StatCache {
             out.extend_from_slice(&[0; 4]);
             off += len as u64;
         }
+        let mut off = 0u64;
+        for d in &self.dirs {
+            let len = d.path.as_bytes().len();
+            out.extend_from_slice(&off.to_le_bytes());
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            out.extend_from_slice(&(d.names.len() as u32).to_le_bytes());
+            out.extend_from_slice(&d.stamp.ino.to_le_bytes());
+            out.extend_from_slice(&d.stamp.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&d.stamp.ctime_ns.to_le_bytes());
+            off += (len + d.names.len()) as u64;
+        }
         for e in &self.entries {
             out.extend_from_slice(e.path.as_bytes());
+        }
+        for d in &self.dirs {
+            out.extend_from_slice(d.path.as_bytes());
+            out.extend_from_slice(&d.names);
         }
         let trailer = checksum(&out);
         out.extend_from_slice(trailer.as_bytes());
@@ -179,10 +332,27 @@ impl StatCache {
             .map(|i| &self.entries[i])
     }
 
-    /// Sorts the entries by path, as a cache must be (a scan returns its rows
-    /// in the order its directories finished).
+    /// Sorts the entries and directory listings by path, as a cache must be
+    /// (a scan returns its rows in the order its directories finished).
     pub fn sort(&mut self) {
         self.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        self.dirs.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    /// Replaces or adds directory listings: each of `listings` takes the
+    /// place of the listing of its path (the later one when a path appears
+    /// twice). Listings of directories that are gone may stay: a lookup
+    /// needs the stamp of a directory that exists.
+    pub fn patch_dirs(&mut self, listings: Vec<DirListing>) {
+        if listings.is_empty() {
+            return;
+        }
+        let mut all = std::mem::take(&mut self.dirs);
+        all.extend(listings);
+        all.reverse();
+        all.sort_by(|a, b| a.path.cmp(&b.path)); // stable: the later one comes first
+        all.dedup_by(|a, b| a.path == b.path);
+        self.dirs = all;
     }
 
     /// True when `stat` was recorded too close to the recording scan to be trusted:
@@ -243,21 +413,31 @@ impl std::ops::Deref for Bytes {
     }
 }
 
-/// A stat cache read in place: the version-3 file mapped into memory (or its
-/// bytes in memory), rows compared where they lie.
+/// A stat cache read in place: the version-4 (or 3) file mapped into
+/// memory (or its bytes in memory), rows compared where they lie.
 ///
-/// Layout (`store-format.md`, "Stat cache"): a 32-byte header (magic
-/// `CPSC`, version 3, 3 reserved bytes, `scan_started_ns` i64, row count
-/// u64, path-blob length u64), then the rows, [`ROW_LEN`] bytes each, sorted
-/// by path bytes: path offset in the blob (u64), path length (u32), kind (1:
-/// 0 file, 1 symlink), 3 reserved, blob id (32), size (u64), mtime_ns (i64),
-/// ctime_ns (i64), inode (u64), mode (u32), 4 reserved; then the path blob;
-/// then a BLAKE3 trailer over every preceding byte. All integers little-endian.
+/// Layout (`store-format.md`, "Stat cache"): a 48-byte header (magic
+/// `CPSC`, version 4, 3 reserved bytes, `scan_started_ns` i64, row count
+/// u64, path-blob length u64, directory count u64, directory-blob length
+/// u64); the file rows, [`ROW_LEN`] bytes each, sorted by path bytes: path
+/// offset in the path blob (u64), path length (u32), kind (1: 0 file, 1
+/// symlink), 3 reserved, blob id (32), size (u64), mtime_ns (i64), ctime_ns
+/// (i64), inode (u64), mode (u32), 4 reserved; the directory rows,
+/// [`DIR_ROW_LEN`] bytes each, sorted by path bytes: offset in the directory
+/// blob (u64), path length (u32), listing length (u32), inode (u64),
+/// mtime_ns (i64), ctime_ns (i64); the path blob; the directory blob (each
+/// directory's path, then its encoded names); a BLAKE3 trailer over every
+/// preceding byte. All integers little-endian. Version 3 is the same
+/// without the two directory fields of the header and without directories.
 pub struct MappedCache {
     bytes: Bytes,
     scan_started_ns: i64,
+    rows_at: usize,
     count: usize,
+    dirs_at: usize,
+    dir_count: usize,
     names_at: usize,
+    dir_blob_at: usize,
 }
 
 impl std::fmt::Debug for MappedCache {
@@ -265,14 +445,15 @@ impl std::fmt::Debug for MappedCache {
         f.debug_struct("MappedCache")
             .field("scan_started_ns", &self.scan_started_ns)
             .field("rows", &self.count)
+            .field("dirs", &self.dir_count)
             .finish()
     }
 }
 
 impl MappedCache {
     /// Maps the cache at `path`; `None` when it is missing, damaged, of
-    /// another version, or its rows are not sorted and within bounds. A
-    /// version-2 (postcard) cache is decoded and re-encoded in memory.
+    /// another version, or its rows are not within bounds. A version-2
+    /// (postcard) cache is decoded and re-encoded in memory.
     pub fn open(path: &Path) -> Option<MappedCache> {
         let file = std::fs::File::open(path).ok()?;
         // SAFETY: a cache file is written whole to a temporary name and renamed
@@ -280,7 +461,7 @@ impl MappedCache {
         // name, not the mapped inode.
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
         match map.get(4) {
-            Some(&INDEX_VERSION) => MappedCache::parse(Bytes::Map(map)),
+            Some(&INDEX_VERSION) | Some(&INDEX_VERSION_ROWS) => MappedCache::parse(Bytes::Map(map)),
             Some(&INDEX_VERSION_POSTCARD) => {
                 let cache: StatCache = super::frame::decode(&map, INDEX_MAGIC, INDEX_VERSION_POSTCARD).ok()?;
                 let sorted = cache.entries.windows(2).all(|w| w[0].path < w[1].path);
@@ -296,16 +477,30 @@ impl MappedCache {
     }
 
     fn parse(bytes: Bytes) -> Option<MappedCache> {
-        if bytes.len() < HEADER_LEN + TRAILER_LEN || &bytes[..4] != INDEX_MAGIC || bytes[4] != INDEX_VERSION {
+        let version = *bytes.get(4)?;
+        let header = match version {
+            INDEX_VERSION => HEADER_LEN,
+            INDEX_VERSION_ROWS => HEADER_LEN_V3,
+            _ => return None,
+        };
+        if bytes.len() < header + TRAILER_LEN || &bytes[..4] != INDEX_MAGIC {
             return None;
         }
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let scan_started_ns = u64_at(8) as i64;
-        // Rows are indexed by u32 ([`Cursor::lookup_row`]).
+        // Rows are indexed by u32 ([`Cursor::lookup`]).
         let count = usize::try_from(u64_at(16)).ok().filter(|&n| n <= u32::MAX as usize)?;
         let names = usize::try_from(u64_at(24)).ok()?;
-        let names_at = count.checked_mul(ROW_LEN)?.checked_add(HEADER_LEN)?;
-        if names_at.checked_add(names)?.checked_add(TRAILER_LEN)? != bytes.len() {
+        let (dir_count, dir_blob) = if header == HEADER_LEN {
+            let d = usize::try_from(u64_at(32)).ok().filter(|&n| n <= u32::MAX as usize)?;
+            (d, usize::try_from(u64_at(40)).ok()?)
+        } else {
+            (0, 0)
+        };
+        let dirs_at = count.checked_mul(ROW_LEN)?.checked_add(header)?;
+        let names_at = dir_count.checked_mul(DIR_ROW_LEN)?.checked_add(dirs_at)?;
+        let dir_blob_at = names_at.checked_add(names)?;
+        if dir_blob_at.checked_add(dir_blob)?.checked_add(TRAILER_LEN)? != bytes.len() {
             return None;
         }
         let body = bytes.len() - TRAILER_LEN;
@@ -315,8 +510,12 @@ impl MappedCache {
         let m = MappedCache {
             bytes,
             scan_started_ns,
+            rows_at: header,
             count,
+            dirs_at,
+            dir_count,
             names_at,
+            dir_blob_at,
         };
         // Every path in bounds: lookups may then index without checks. Order
         // and path syntax are not checked here (that would cost a third of
@@ -331,11 +530,78 @@ impl MappedCache {
                 return None;
             }
         }
+        for i in 0..dir_count {
+            let row = m.dir_row(i);
+            let off = u64::from_le_bytes(row[0..8].try_into().expect("8 bytes"));
+            let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as u64;
+            let list = u32::from_le_bytes(row[12..16].try_into().expect("4 bytes")) as u64;
+            if off.checked_add(len)?.checked_add(list)? > dir_blob as u64 {
+                return None;
+            }
+        }
         Some(m)
     }
 
+    fn dir_row(&self, i: usize) -> &[u8] {
+        let at = self.dirs_at + i * DIR_ROW_LEN;
+        &self.bytes[at..at + DIR_ROW_LEN]
+    }
+
+    /// (path, encoded names, stamp) of directory row `i` (in bounds, checked
+    /// when the cache was opened).
+    fn dir_parts(&self, i: usize) -> (&[u8], &[u8], DirStamp) {
+        let row = self.dir_row(i);
+        let u = |at: usize| u64::from_le_bytes(row[at..at + 8].try_into().expect("8 bytes"));
+        let off = u(0) as usize;
+        let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as usize;
+        let list = u32::from_le_bytes(row[12..16].try_into().expect("4 bytes")) as usize;
+        let at = self.dir_blob_at + off;
+        let stamp = DirStamp {
+            ino: u(16),
+            mtime_ns: u(24) as i64,
+            ctime_ns: u(32) as i64,
+        };
+        (&self.bytes[at..at + len], &self.bytes[at + len..at + len + list], stamp)
+    }
+
+    /// The names of directory `dir` when the cache holds its listing under
+    /// `stamp` (the directory's stamp now) and that listing is not racy:
+    /// (the row's index, the entries in name order). `None` sends the scan
+    /// to read the directory.
+    pub fn listing(&self, dir: &RelPath, stamp: &DirStamp) -> Option<(u32, crate::fsys::Listing)> {
+        let want = dir.as_bytes();
+        let i = partition_point(self.dir_count, |i| self.dir_parts(i).0 < want);
+        if i == self.dir_count {
+            return None;
+        }
+        let (path, names, recorded) = self.dir_parts(i);
+        if path != want || recorded != *stamp || recorded.is_racy(self.scan_started_ns) {
+            return None;
+        }
+        Some((i as u32, decode_names(names)?))
+    }
+
+    /// Directory row `i` as an owned listing; `None` when out of range or
+    /// its path is not a plane path.
+    pub fn dir_entry(&self, i: usize) -> Option<DirListing> {
+        if i >= self.dir_count {
+            return None;
+        }
+        let (path, names, stamp) = self.dir_parts(i);
+        Some(DirListing {
+            path: RelPath::try_from(path.to_vec()).ok()?,
+            stamp,
+            names: names.to_vec(),
+        })
+    }
+
+    /// Number of directory listings.
+    pub fn dir_len(&self) -> usize {
+        self.dir_count
+    }
+
     fn row(&self, i: usize) -> &[u8] {
-        let at = HEADER_LEN + i * ROW_LEN;
+        let at = self.rows_at + i * ROW_LEN;
         &self.bytes[at..at + ROW_LEN]
     }
 
@@ -411,9 +677,18 @@ impl MappedCache {
                 stat: self.stat(i),
             });
         }
+        let mut dirs: Vec<DirListing> = Vec::with_capacity(self.dir_count);
+        for i in 0..self.dir_count {
+            let d = self.dir_entry(i)?;
+            if dirs.last().is_some_and(|l| l.path >= d.path) {
+                return None;
+            }
+            dirs.push(d);
+        }
         Some(StatCache {
             scan_started_ns: self.scan_started_ns,
             entries,
+            dirs,
         })
     }
 
@@ -586,6 +861,7 @@ mod tests {
         let c = StatCache {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"a", 0), entry(b"b/c", RACY_MARGIN_NS * 9)],
+            ..StatCache::default()
         };
         c.save(&p, dir.path()).unwrap();
         assert_eq!(StatCache::load(&p), Some(c.clone()));
@@ -601,6 +877,130 @@ mod tests {
         assert_eq!(StatCache::load(&p), None);
     }
 
+    fn listing(path: &[u8], ctime_ns: i64, names: &[(&[u8], crate::fsys::EntryType)]) -> DirListing {
+        let names: Vec<(Vec<u8>, crate::fsys::EntryType)> = names.iter().map(|(n, t)| (n.to_vec(), *t)).collect();
+        DirListing::new(
+            RelPath::parse(path).unwrap(),
+            DirStamp {
+                ino: 5,
+                mtime_ns: ctime_ns,
+                ctime_ns,
+            },
+            &names,
+        )
+    }
+
+    #[test]
+    fn directory_listings_round_trip_and_are_trusted_only_under_their_stamp() {
+        use crate::fsys::EntryType as T;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index");
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"a/x", 0)],
+            dirs: vec![
+                listing(b"", 0, &[(b"a", T::Dir), (b"z", T::File)]),
+                listing(b"a", 0, &[(b"x", T::File), (b"s", T::Symlink), (b"u", T::Unknown)]),
+                listing(b"b", 10 * RACY_MARGIN_NS - 1, &[]),
+            ],
+        };
+        c.save(&p, dir.path()).unwrap();
+        assert_eq!(StatCache::load(&p), Some(c.clone()));
+        let m = MappedCache::open(&p).unwrap();
+        assert_eq!(m.dir_len(), 3);
+        let stamp = c.dirs[1].stamp;
+        let (i, names) = m.listing(&self::p(b"a"), &stamp).unwrap();
+        assert_eq!(i, 1);
+        // In name order, whatever order they were given in.
+        let want: Vec<(Vec<u8>, T)> = vec![
+            (b"s".to_vec(), T::Symlink),
+            (b"u".to_vec(), T::Unknown),
+            (b"x".to_vec(), T::File),
+        ];
+        assert_eq!(names, want);
+        assert_eq!(
+            m.listing(&RelPath::root(), &c.dirs[0].stamp).map(|l| l.1.len()),
+            Some(2)
+        );
+        // Another stamp, a racy listing, a directory not cached: read the directory.
+        for changed in [
+            DirStamp { ino: 6, ..stamp },
+            DirStamp { mtime_ns: 1, ..stamp },
+            DirStamp { ctime_ns: 1, ..stamp },
+        ] {
+            assert!(m.listing(&self::p(b"a"), &changed).is_none());
+        }
+        assert!(m.listing(&self::p(b"b"), &c.dirs[2].stamp).is_none(), "racy");
+        assert!(m.listing(&self::p(b"c"), &stamp).is_none());
+        assert!(m.listing(&self::p(b"a/x"), &stamp).is_none());
+        // Every byte matters here too.
+        let clean = std::fs::read(&p).unwrap();
+        for at in [33, 41, clean.len() - 60, clean.len() - 33] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 1;
+            std::fs::write(&p, &bytes).unwrap();
+            assert!(MappedCache::open(&p).is_none(), "flip at {at}");
+        }
+    }
+
+    #[test]
+    fn a_listing_that_is_not_one_is_only_missed() {
+        use crate::fsys::EntryType as T;
+        let mut c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            dirs: vec![listing(b"a", 0, &[(b"x", T::File)])],
+            ..StatCache::default()
+        };
+        for bad in [
+            &b"\x01x"[..],
+            b"\x01\0",
+            b"\x01.\0",
+            b"\x01..\0",
+            b"\x09x\0",
+            b"\x01a/b\0",
+        ] {
+            c.dirs[0].names = bad.to_vec();
+            let m = MappedCache::from_cache(&c);
+            assert!(m.listing(&p(b"a"), &c.dirs[0].stamp).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_version_3_cache_is_still_read_without_listings() {
+        let c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"a", 0), entry(b"b/c", 0)],
+            ..StatCache::default()
+        };
+        // Version 3: the version-4 bytes without the directory header fields.
+        let v4 = c.encode();
+        let mut v3 = v4[..HEADER_LEN_V3].to_vec();
+        v3[4] = 3;
+        v3.extend_from_slice(&v4[HEADER_LEN..v4.len() - TRAILER_LEN]);
+        let sum = *blake3::hash(&v3).as_bytes();
+        v3.extend_from_slice(&sum);
+        let m = MappedCache::parse(Bytes::Vec(v3)).unwrap();
+        assert_eq!(m.to_owned_cache(), Some(c.clone()));
+        assert_eq!(m.dir_len(), 0);
+        assert!(m.lookup(&p(b"b/c"), &c.entries[1].stat).is_some());
+    }
+
+    #[test]
+    fn patching_listings_replaces_them_by_path() {
+        use crate::fsys::EntryType as T;
+        let mut c = StatCache {
+            dirs: vec![listing(b"", 0, &[]), listing(b"b", 0, &[])],
+            ..StatCache::default()
+        };
+        c.patch_dirs(vec![
+            listing(b"c", 1, &[]),
+            listing(b"b", 1, &[(b"n", T::File)]),
+            listing(b"b", 2, &[]),
+        ]);
+        let got: Vec<(&[u8], i64)> = c.dirs.iter().map(|d| (d.path.as_bytes(), d.stamp.ctime_ns)).collect();
+        assert_eq!(got, vec![(&b""[..], 0), (&b"b"[..], 2), (&b"c"[..], 1)]);
+    }
+
     #[test]
     fn a_version_2_cache_is_still_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -608,6 +1008,7 @@ mod tests {
         let c = StatCache {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"a", 0), entry(b"b/c", 0)],
+            ..StatCache::default()
         };
         std::fs::write(&p, super::super::frame::encode(INDEX_MAGIC, 2, &c)).unwrap();
         assert_eq!(StatCache::load(&p), Some(c.clone()));
@@ -630,6 +1031,7 @@ mod tests {
         let c = StatCache {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: rows,
+            ..StatCache::default()
         };
         let m = MappedCache::parse(Bytes::Vec(c.encode())).unwrap();
         let st = c.entries[1].stat;
@@ -653,7 +1055,7 @@ mod tests {
                 e.id = ObjectId([i as u8; 32]);
                 e
             }).collect();
-            let c = StatCache { scan_started_ns: 10 * RACY_MARGIN_NS, entries };
+            let c = StatCache { scan_started_ns: 10 * RACY_MARGIN_NS, entries, ..StatCache::default() };
             let m = MappedCache::parse(Bytes::Vec(c.encode())).unwrap();
             let st = entry(b"x", 0).stat;
             for probe in probes.iter().chain(rows.iter()).filter_map(|s| RelPath::parse(s.as_bytes())) {
@@ -677,6 +1079,7 @@ mod tests {
         let unsorted = StatCache {
             scan_started_ns: 0,
             entries: vec![entry(b"b", 0), entry(b"a", 0)],
+            ..StatCache::default()
         };
         std::fs::write(&path, unsorted.encode()).unwrap();
         assert!(StatCache::load(&path).is_none());
@@ -709,6 +1112,7 @@ mod tests {
         let c = StatCache {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: names.iter().map(|n| entry(n, 0)).collect(),
+            ..StatCache::default()
         };
         let m = MappedCache::from_cache(&c);
         let st = c.entries[0].stat;
@@ -734,6 +1138,7 @@ mod tests {
         let mut c = StatCache {
             scan_started_ns: 0,
             entries: vec![entry(b"a", 1), entry(b"c", 1), entry(b"e", 1)],
+            ..StatCache::default()
         };
         c.patch(vec![
             (p(b"d"), Some(entry(b"d", 2))),
@@ -751,6 +1156,7 @@ mod tests {
         let c = StatCache {
             scan_started_ns: 10 * RACY_MARGIN_NS,
             entries: vec![entry(b"old", 0), entry(b"racy", 10 * RACY_MARGIN_NS - 1)],
+            ..StatCache::default()
         };
         let m = MappedCache::from_cache(&c);
         assert!(m.lookup(&p(b"old"), &c.entries[0].stat).is_some());
@@ -772,6 +1178,7 @@ mod tests {
             let c = StatCache {
                 scan_started_ns: 10 * RACY_MARGIN_NS,
                 entries: paths.iter().map(|q| entry(q.as_bytes(), 0)).collect(),
+                ..StatCache::default()
             };
             let m = MappedCache::from_cache(&c);
             proptest::prop_assert_eq!(m.to_owned_cache(), Some(c.clone()));
