@@ -204,6 +204,27 @@ impl Dir {
         Ok(cur)
     }
 
+    /// True when this directory is on a filesystem known to stamp a
+    /// directory's mtime and ctime whenever a name is created, removed or
+    /// renamed in it, with the local clock (what a cached listing relies
+    /// on, [`crate::store::index::DirListing`]): ext2/3/4, XFS, Btrfs,
+    /// tmpfs, F2FS, ZFS, bcachefs (`f_type` of `fstatfs`; magic numbers
+    /// from `linux/magic.h` and ZFS's `zfs_vfsops`). Network and FUSE
+    /// filesystems are not on the list: their stamps may be cached or
+    /// missing, and their clock is the server's.
+    pub fn keeps_dir_stamps(&self) -> bool {
+        const KNOWN: [u64; 7] = [
+            0xEF53,      // ext2, ext3, ext4
+            0x5846_5342, // XFS
+            0x9123_683E, // Btrfs
+            0x0102_1994, // tmpfs
+            0xF2F5_2010, // F2FS
+            0x2FC1_2FC1, // ZFS
+            0xCA45_1A4E, // bcachefs
+        ];
+        rustix::fs::fstatfs(&self.fd).is_ok_and(|s| KNOWN.contains(&(s.f_type as u64)))
+    }
+
     /// `fstat` of this directory.
     ///
     /// # Errors

@@ -52,11 +52,13 @@ pub const FILES_PER_JOB: usize = 64;
 /// What a scan may use and produce.
 #[derive(Clone, Copy)]
 pub struct ScanOptions<'a> {
-    /// Trust matching, non-racy stat-cache entries instead of reading files.
+    /// Trust matching, non-racy stat-cache entries instead of reading
+    /// files, and matching, non-racy listings instead of reading directories.
     pub cache: Option<&'a MappedCache>,
     /// Store every new blob and tree here.
     pub writer: Option<&'a ObjectWriter<'a>>,
-    /// Which stat-cache entries to return in [`ScanResult::cache`].
+    /// Which stat-cache entries and directory listings to return in
+    /// [`ScanResult::cache`].
     pub record: Record,
     /// Progress (a tick per file) and cancellation.
     pub ctl: Control<'a>,
@@ -75,17 +77,20 @@ pub trait ContentHook: Sync {
     fn content(&self, rel: &RelPath, bytes: &[u8], id: &ObjectId);
 }
 
-/// Which files a scan describes in its returned stat cache.
+/// Which files and directory listings a scan describes in its returned
+/// stat cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-    /// Every file: a complete new cache (snapshot).
+    /// Every file and every listing: a complete new cache.
     All,
-    /// Only files that were read and hashed: a patch for the old cache (status).
+    /// Only files that were read and hashed, and directories that were
+    /// read: a patch for the old cache (status).
     Hashed,
-    /// The files that were read and hashed, and the indices of the cache
-    /// rows that matched ([`ScanResult::cache_hits`]): together every file,
-    /// made whole by [`ScanResult::full_cache`] only when a caller needs
-    /// the rows (an unchanged snapshot does not).
+    /// The files and directories that were read, and the indices of the
+    /// cache rows and listings that matched ([`ScanResult::cache_hits`],
+    /// [`ScanResult::dir_hits`]): together everything, made whole by
+    /// [`ScanResult::full_cache`] only when a caller needs the rows (an
+    /// unchanged snapshot does not).
     Hits,
     /// None (verify).
     Nothing,
@@ -126,6 +131,10 @@ pub struct ScanResult {
     pub hashed_bytes: u64,
     /// Directories actually listed (the rest came from the stat cache).
     pub listed_dirs: u64,
+    /// Of those, the listings recorded in [`ScanResult::cache`] that a
+    /// later scan can trust (not racy under this scan's start): a cache
+    /// saved with none of them and no hashed file gains nothing.
+    pub new_listings: u64,
     /// Paths that disappeared while the scan ran (left out, not findings).
     pub vanished: u64,
     /// Entries left out because a governed plane's `exempt` glob matches
@@ -155,6 +164,14 @@ struct Shared<'a> {
     listings: Mutex<Vec<DirListing>>,
     dir_hits: Mutex<Vec<u32>>,
     listed_dirs: AtomicU64,
+    new_listings: AtomicU64,
+    /// When the scan started (ns since epoch): a listing racy under it is
+    /// recorded but not worth a save.
+    started: i64,
+    /// The device of the scanned directory, when cached listings may be
+    /// used and recorded on it ([`Shared::use_listings_on`]): only for
+    /// directories on that device.
+    listings_on: Option<u64>,
     findings: Mutex<Vec<Finding>>,
     nested: Mutex<Vec<RelPath>>,
     inodes: Mutex<Vec<(u64, u64, RelPath)>>,
@@ -184,6 +201,9 @@ impl<'a> Shared<'a> {
             listings: Mutex::new(Vec::new()),
             dir_hits: Mutex::new(Vec::new()),
             listed_dirs: AtomicU64::new(0),
+            new_listings: AtomicU64::new(0),
+            started: now_ns(),
+            listings_on: None,
             findings: Mutex::new(Vec::new()),
             nested: Mutex::new(Vec::new()),
             inodes: Mutex::new(Vec::new()),
@@ -222,16 +242,31 @@ impl<'a> Shared<'a> {
         self.vanished.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Lets cached listings be used and recorded for the directories of
+    /// this scan that are on the scanned directory's filesystem (`dir`,
+    /// `fstat` `st`), when that filesystem keeps directory stamps
+    /// ([`Dir::keeps_dir_stamps`]) and `CPLANE_DIR_LISTINGS` is not `0`.
+    /// A directory on another device (a mount below) is always read.
+    fn use_listings_on(&mut self, dir: &Dir, st: &fsys::Stat) {
+        let off = std::env::var_os("CPLANE_DIR_LISTINGS").is_some_and(|v| v == "0");
+        if !off && dir.keeps_dir_stamps() {
+            self.listings_on = Some(st.st_dev as u64);
+        }
+    }
+
     /// The names in directory `rel`, open as `dir`, whose `fstat` (`st`)
     /// was taken before this call: from the stat cache when it holds them
     /// under this stamp, not racy; else read (`getdents`, from the start
     /// when `rewind`: the descriptor may have been read before) and
     /// recorded unless [`Record::Nothing`]. Reading the stamp first is
     /// what makes a recorded listing safe: a name added after the stamp
-    /// changes the stamp the next scan sees.
+    /// gives the directory a later stamp, and one added in the same
+    /// timestamp tick leaves a listing the racy rule never trusts.
     fn list(&self, rel: &RelPath, dir: &Dir, st: &fsys::Stat, rewind: bool) -> std::io::Result<fsys::Listing> {
         let stamp = DirStamp::from_raw(st);
-        if let Some(c) = self.opts.cache
+        let usable = self.listings_on == Some(stamp.dev);
+        if usable
+            && let Some(c) = self.opts.cache
             && let Some((i, names)) = c.listing(rel, &stamp)
         {
             match self.opts.record {
@@ -247,9 +282,15 @@ impl<'a> Shared<'a> {
         }
         let names = if rewind { dir.list() } else { dir.list_fresh() }?;
         self.listed_dirs.fetch_add(1, Ordering::Relaxed);
-        if self.opts.record != Record::Nothing {
+        if usable && self.opts.record != Record::Nothing {
             let listing = DirListing::new(rel.clone(), stamp, &names);
-            self.listings.lock().expect("listings lock").push(listing);
+            // The row holds a u32 length: a larger listing is not kept.
+            if u32::try_from(listing.names.len()).is_ok() {
+                if !stamp.is_racy(self.started) {
+                    self.new_listings.fetch_add(1, Ordering::Relaxed);
+                }
+                self.listings.lock().expect("listings lock").push(listing);
+            }
         }
         Ok(names)
     }
@@ -302,13 +343,14 @@ pub fn scan(scope: &Scope, opts: ScanOptions<'_>) -> Result<ScanResult> {
 /// # Errors
 /// As [`scan`]; the directory itself must be readable.
 fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOptions<'_>) -> Result<ScanResult> {
-    let started = now_ns();
     // A deep tree holds one descriptor per level while siblings wait: allow many.
     fsys::raise_fd_limit();
-    let sh = Shared::new(scope, opts);
+    let mut sh = Shared::new(scope, opts);
+    let started = sh.started;
     let name = rel.file_name().map(<[u8]>::to_vec).unwrap_or_default();
     // The scanned directory itself must be readable: that is an error, not a finding.
     let st = dir.stat_self().map_err(|e| scope.io_error(&rel, e))?;
+    sh.use_listings_on(&dir, &st);
     let listing = sh.list(&rel, &dir, &st, true).map_err(|e| scope.io_error(&rel, e))?;
     let meta = Meta::from_stat(st.st_mode as u32, st.st_uid, st.st_gid, EntryKind::Dir);
     rayon::scope(|s| {
@@ -353,6 +395,7 @@ fn scan_dir_at(scope: &Scope, rel: RelPath, dir: Dir, chain: Chain, opts: ScanOp
         cache_hits,
         dir_hits: sh.dir_hits.into_inner().expect("dir hits lock"),
         listed_dirs: sh.listed_dirs.into_inner(),
+        new_listings: sh.new_listings.into_inner(),
         findings,
         files: sh.files.into_inner(),
         dirs: sh.dirs.into_inner(),

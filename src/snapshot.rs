@@ -123,8 +123,8 @@ pub fn index_path(store: &Store, plane: &Plane) -> PathBuf {
 
 /// The stat cache a scan of `plane` trusts: the saved one, plus the rows of
 /// the files this process wrote ([`Store::note_written`]). With such rows,
-/// the saved rows that are racy under the saved cache's own time are left
-/// out and the racy rule is turned off for the rest (`scan_started_ns` is
+/// the saved rows and directory listings that are racy under the saved
+/// cache's own time are left out and the racy rule is turned off for the rest (`scan_started_ns` is
 /// the latest time, so no row is recent relative to it), which trusts
 /// exactly what each source vouches for.
 pub fn load_stat_cache(store: &Store, plane: &Plane) -> Option<MappedCache> {
@@ -399,7 +399,7 @@ pub fn seal_checked(
     let had_cache = cache.is_some();
     // Something the old cache did not vouch for was read: a file, or a
     // directory's names.
-    let read_any = scanned.hashed_files > 0 || scanned.listed_dirs > 0;
+    let read_any = scanned.hashed_files > 0 || scanned.new_listings > 0;
     // The rows of every file, when something uses them: a save (something was
     // read, or there was no cache) or a rescue seal's checkout. An unchanged
     // snapshot builds none.

@@ -228,7 +228,7 @@ pub fn status(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Worktree
 pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>) -> Result<WorktreeReport> {
     let report = compare(store, plane, true, None, None, ctl)?;
     if refresh
-        && (report.scan.hashed_files > 0 || report.scan.listed_dirs > 0)
+        && (report.scan.hashed_files > 0 || report.scan.new_listings > 0)
         && let Ok(_lock) = StoreLock::try_acquire(store.dir())
     {
         // Patch the old cache with the files just hashed, keeping the invariant that

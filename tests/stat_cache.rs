@@ -81,3 +81,68 @@ proptest! {
         prop_assert_eq!(hits.cache_hits.len() as u64 + hits.hashed_files, hits.files);
     }
 }
+
+/// A directory's cached names are used exactly when its stamp (device,
+/// inode, mtime, ctime) is the recorded one and the listing is older than
+/// the racy margin: pinned with a forged listing that leaves a file out.
+#[test]
+fn a_listing_is_trusted_only_under_its_stamp_and_past_the_racy_margin() {
+    use cplane::fsys::EntryType;
+    use cplane::store::index::{DirListing, DirStamp, RACY_MARGIN_NS};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    fs::create_dir(root.join("a")).unwrap();
+    fs::write(root.join("a/x"), b"x").unwrap();
+    fs::write(root.join("a/y"), b"y").unwrap();
+    drop(Store::init(root).unwrap());
+    let mut cache = rows(root, None, Record::All).cache;
+    cache.sort();
+    let at = cache
+        .dirs
+        .iter()
+        .position(|d| d.path.as_bytes() == b"a")
+        .expect("a is listed");
+    let real = cache.dirs[at].stamp;
+    let files_seen = |stamp: DirStamp, started: i64| {
+        let mut c = cache.clone();
+        c.dirs[at] = DirListing::new(c.dirs[at].path.clone(), stamp, &[(b"x".to_vec(), EntryType::File)]);
+        c.scan_started_ns = started;
+        rows(root, Some(&MappedCache::from_cache(&c)), Record::Hashed).files
+    };
+    let edge = real.ctime_ns + RACY_MARGIN_NS;
+    assert_eq!(files_seen(real, edge), 2, "racy: the directory is read");
+    // Only where listings are kept (a filesystem that stamps directories,
+    // `CPLANE_DIR_LISTINGS` not 0) is one used at all.
+    let on = std::env::var_os("CPLANE_DIR_LISTINGS").is_none_or(|v| v != "0")
+        && cplane::fsys::Dir::open(root).unwrap().keeps_dir_stamps();
+    let used = if on { 1 } else { 2 };
+    assert_eq!(
+        files_seen(real, edge + 1),
+        used,
+        "old enough: the (forged) names are used"
+    );
+    for other in [
+        DirStamp {
+            dev: real.dev + 1,
+            ..real
+        },
+        DirStamp {
+            ino: real.ino + 1,
+            ..real
+        },
+        DirStamp {
+            mtime_ns: real.mtime_ns + 1,
+            ..real
+        },
+        DirStamp {
+            ctime_ns: real.ctime_ns - 1,
+            ..real
+        },
+    ] {
+        assert_eq!(
+            files_seen(other, edge + 1),
+            2,
+            "{other:?}: another stamp, the directory is read"
+        );
+    }
+}

@@ -12,7 +12,8 @@
 //! "hash everything", never a wrong answer. Bytes: `store-format.md`, "Stat
 //! cache".
 //!
-//! On disk the cache is fixed-width rows and a blob of paths (version 4), so
+//! On disk the cache is fixed-width rows for files and for directories, a
+//! blob of paths and a blob of listings (version 4), so
 //! a scan maps it ([`MappedCache`]) and compares in place: no decoding, no
 //! allocation per row. [`StatCache`] is the owned form, for the commands that
 //! edit rows (patch, drop) before saving them back.
@@ -53,7 +54,7 @@ const HEADER_LEN: usize = 48;
 /// Bytes of one file row (see [`MappedCache`]).
 const ROW_LEN: usize = 88;
 /// Bytes of one directory row (see [`MappedCache`]).
-const DIR_ROW_LEN: usize = 40;
+const DIR_ROW_LEN: usize = 48;
 /// Bytes of the BLAKE3 trailer.
 const TRAILER_LEN: usize = 32;
 /// Safety margin for racy entries, in nanoseconds (2 s covers coarse kernel
@@ -102,10 +103,15 @@ impl Stat {
 }
 
 /// What a directory's listing is trusted by: its stat when it was listed.
-/// Any entry created, removed or renamed in it changes mtime and ctime (and
-/// a directory replaced by another has another inode).
+/// Any entry created, removed or renamed in it changes mtime and ctime to
+/// the time of the change, and ctime cannot be set back, so a directory
+/// whose stamp is one recorded more than [`RACY_MARGIN_NS`] before the
+/// recording scan started holds the names it held then (a directory put in
+/// its place, even under a reused inode number, has a later ctime).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirStamp {
+    /// Device the directory is on (`st_dev`).
+    pub dev: u64,
     /// Inode number.
     pub ino: u64,
     /// Modification time, ns since epoch.
@@ -119,6 +125,7 @@ impl DirStamp {
     pub fn from_raw(st: &crate::fsys::Stat) -> Self {
         let (mtime_ns, ctime_ns) = crate::fsys::times_ns(st);
         DirStamp {
+            dev: st.st_dev as u64,
             ino: st.st_ino as u64,
             mtime_ns,
             ctime_ns,
@@ -195,13 +202,15 @@ impl DirListing {
 }
 
 /// The entries of an encoded listing: `None` when the bytes are not one (an
-/// empty name, `.`, `..`, a `/`, an unknown type byte, a missing terminator).
+/// empty name, `.`, `..`, a `/`, an unknown type byte, a missing terminator,
+/// names not strictly ascending: a duplicate would make a tree with two
+/// entries of one name).
 fn decode_names(mut bytes: &[u8]) -> Option<crate::fsys::Listing> {
-    let mut out = Vec::new();
+    let mut out: crate::fsys::Listing = Vec::new();
     while let Some((&t, rest)) = bytes.split_first() {
         let end = rest.iter().position(|&b| b == 0)?;
         let name = &rest[..end];
-        if !crate::path::valid_name(name) {
+        if !crate::path::valid_name(name) || out.last().is_some_and(|(last, _)| last.as_slice() >= name) {
             return None;
         }
         out.push((name.to_vec(), entry_type_of(t)?));
@@ -283,6 +292,7 @@ impl StatCache {
             out.extend_from_slice(&off.to_le_bytes());
             out.extend_from_slice(&(len as u32).to_le_bytes());
             out.extend_from_slice(&(d.names.len() as u32).to_le_bytes());
+            out.extend_from_slice(&d.stamp.dev.to_le_bytes());
             out.extend_from_slice(&d.stamp.ino.to_le_bytes());
             out.extend_from_slice(&d.stamp.mtime_ns.to_le_bytes());
             out.extend_from_slice(&d.stamp.ctime_ns.to_le_bytes());
@@ -424,8 +434,8 @@ impl std::ops::Deref for Bytes {
 /// symlink), 3 reserved, blob id (32), size (u64), mtime_ns (i64), ctime_ns
 /// (i64), inode (u64), mode (u32), 4 reserved; the directory rows,
 /// [`DIR_ROW_LEN`] bytes each, sorted by path bytes: offset in the directory
-/// blob (u64), path length (u32), listing length (u32), inode (u64),
-/// mtime_ns (i64), ctime_ns (i64); the path blob; the directory blob (each
+/// blob (u64), path length (u32), listing length (u32), device (u64),
+/// inode (u64), mtime_ns (i64), ctime_ns (i64); the path blob; the directory blob (each
 /// directory's path, then its encoded names); a BLAKE3 trailer over every
 /// preceding byte. All integers little-endian. Version 3 is the same
 /// without the two directory fields of the header and without directories.
@@ -557,9 +567,10 @@ impl MappedCache {
         let list = u32::from_le_bytes(row[12..16].try_into().expect("4 bytes")) as usize;
         let at = self.dir_blob_at + off;
         let stamp = DirStamp {
-            ino: u(16),
-            mtime_ns: u(24) as i64,
-            ctime_ns: u(32) as i64,
+            dev: u(16),
+            ino: u(24),
+            mtime_ns: u(32) as i64,
+            ctime_ns: u(40) as i64,
         };
         (&self.bytes[at..at + len], &self.bytes[at + len..at + len + list], stamp)
     }
@@ -882,6 +893,7 @@ mod tests {
         DirListing::new(
             RelPath::parse(path).unwrap(),
             DirStamp {
+                dev: 1,
                 ino: 5,
                 mtime_ns: ctime_ns,
                 ctime_ns,
@@ -927,6 +939,7 @@ mod tests {
             DirStamp { ino: 6, ..stamp },
             DirStamp { mtime_ns: 1, ..stamp },
             DirStamp { ctime_ns: 1, ..stamp },
+            DirStamp { dev: 2, ..stamp },
         ] {
             assert!(m.listing(&self::p(b"a"), &changed).is_none());
         }
@@ -958,11 +971,16 @@ mod tests {
             b"\x01..\0",
             b"\x09x\0",
             b"\x01a/b\0",
+            b"\x01a\0\x01a\0",
+            b"\x01b\0\x01a\0",
         ] {
             c.dirs[0].names = bad.to_vec();
             let m = MappedCache::from_cache(&c);
             assert!(m.listing(&p(b"a"), &c.dirs[0].stamp).is_none(), "{bad:?}");
         }
+        c.dirs[0].names = b"\x01a\0\x02b\0".to_vec();
+        let m = MappedCache::from_cache(&c);
+        assert_eq!(m.listing(&p(b"a"), &c.dirs[0].stamp).map(|l| l.1.len()), Some(2));
     }
 
     #[test]
