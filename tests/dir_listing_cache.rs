@@ -197,3 +197,98 @@ fn cplane_dir_listings_0_reads_every_directory() {
     let off: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(off["listed_dirs"], 3, "the root, a and a/b: {off}");
 }
+
+/// `status`, then `verify` (which trusts nothing), must list the same
+/// changes; both are returned.
+fn same_as_verify(d: &Path) -> (Value, Value) {
+    let status = json(d, &["status", "--json", "--no-renames"]);
+    let truth = json(d, &["verify", "--json"]);
+    assert_eq!(changes(&status), changes(&truth), "status: {status}\nverify: {truth}");
+    (status, truth)
+}
+
+#[test]
+fn a_directory_changed_while_excluded_is_read_when_let_in_again() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "build/a.o", "a\n");
+    write(d, "src/x.c", "x\n");
+    cplane(d).arg("init").assert().success();
+    std::thread::sleep(PAST_RACY);
+    json(d, &["status", "--json"]); // build's listing recorded, old enough
+    write(d, ".cpignore", "build/\n");
+    let s = json(d, &["status", "--json"]);
+    assert_eq!(s["excluded"], 1, "{s}");
+    // Changed while no scan enters it.
+    write(d, "build/new.o", "new\n");
+    std::thread::sleep(PAST_RACY);
+    json(d, &["status", "--json"]);
+    fs::remove_file(d.join(".cpignore")).unwrap();
+    let (s, _) = same_as_verify(d);
+    assert!(changes(&s).contains(&("A".into(), "build/new.o".into())), "{s}");
+}
+
+#[test]
+fn a_rollback_that_rewrites_the_cache_keeps_listings_that_are_still_true() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // Enough files that the rollback rewrites the stat cache from its rescue
+    // scan (1,024 changed), listings included.
+    for i in 0..1_100 {
+        write(d, &format!("d{}/f{i}.txt", i % 20), "first\n");
+    }
+    cplane(d).arg("init").assert().success();
+    cplane(d)
+        .args(["snapshot", "--allow-unchanged", "--name", "A"])
+        .assert()
+        .success();
+    for i in 0..1_100 {
+        write(d, &format!("d{}/f{i}.txt", i % 20), "second\n");
+    }
+    write(d, "d1/new.txt", "only in B\n");
+    fs::remove_file(d.join("d2/f2.txt")).unwrap();
+    fs::create_dir(d.join("d3/newdir")).unwrap();
+    cplane(d).args(["snapshot", "--name", "B"]).assert().success();
+    std::thread::sleep(PAST_RACY);
+    json(d, &["status", "--json"]);
+    cplane(d).args(["rollback", "A"]).assert().success();
+    let (s, _) = same_as_verify(d);
+    assert_eq!(s["clean"], true, "{s}");
+    std::thread::sleep(PAST_RACY);
+    let (s, _) = same_as_verify(d);
+    assert_eq!(s["clean"], true, "{s}");
+    // And back: the listings saved by the rollback must not hide B's names.
+    cplane(d).args(["rollback", "B"]).assert().success();
+    std::thread::sleep(PAST_RACY);
+    let (s, _) = same_as_verify(d);
+    assert_eq!(s["clean"], true, "{s}");
+    assert!(d.join("d1/new.txt").exists() && !d.join("d2/f2.txt").exists());
+}
+
+#[test]
+fn restore_of_a_directory_with_a_cached_listing_rescues_what_it_removes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "d0/sub/keep.txt", "keep\n");
+    cplane(d).arg("init").assert().success();
+    std::thread::sleep(PAST_RACY);
+    json(d, &["status", "--json"]);
+    write(d, "d0/sub/extra.txt", "not in HEAD\n");
+    let o = cplane(d).args(["restore", "HEAD", "d0"]).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert!(!d.join("d0/sub/extra.txt").exists());
+    let (s, _) = same_as_verify(d);
+    assert_eq!(s["clean"], true, "{s}");
+    // The rescue checkpoint holds the file the restore removed.
+    let list = cplane(d).args(["checkpoints"]).output().unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    let rescue = text
+        .split_whitespace()
+        .find(|w| w.starts_with("RESCUE-"))
+        .unwrap_or_else(|| panic!("no rescue checkpoint in {text}"));
+    let o = cplane(d)
+        .args(["cat", &format!("{rescue}:d0/sub/extra.txt")])
+        .output()
+        .unwrap();
+    assert_eq!(o.stdout, b"not in HEAD\n", "{o:?}");
+}
