@@ -398,3 +398,77 @@ fn snapshot_refuses_a_governed_plane_whose_registry_vanished() {
     fs::write(&fw, body).unwrap();
     stdout(d, &["snapshot"]);
 }
+
+/// After an install or an `own`, a governed snapshot reuses HEAD's gate
+/// verdicts only for files whose bytes, owner and owner's gates are all as
+/// HEAD had them: a file whose owner, or whose owner's framework, now
+/// brings a gate is checked by it, though its bytes did not change.
+#[test]
+fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
+    let t = governed();
+    let d = t.path();
+    with_lib_framework(d, "[]");
+    // FMWK-LAX: lib/** too; its rules define the secrets gate, but nothing
+    // requires it (yet).
+    let fw = d.join("registries/frameworks_registry.csv");
+    let mut body = fs::read_to_string(&fw).unwrap();
+    body.push_str("FMWK-LAX,Lax,1.0,No gates,frameworks/FMWK-LAX/framework.md,library,,,lib/**;frameworks/FMWK-LAX/**,frameworks/FMWK-LAX/rules.json\n");
+    fs::write(&fw, body).unwrap();
+    write(d, "frameworks/FMWK-LAX/framework.md", "# Lax\n");
+    write(
+        d,
+        "frameworks/FMWK-LAX/rules.json",
+        r#"{"gates":[{"id":"no-secrets","kind":"forbidden_content","default_secrets":true}]}"#,
+    );
+    let sp = d.join("registries/specs_registry.csv");
+    let specs = fs::read_to_string(&sp).unwrap();
+    fs::write(
+        &sp,
+        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
+    )
+    .unwrap();
+    stdout(d, &["own", "frameworks", "specs", "--by", "SPEC-000"]);
+    let key = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+    write(d, "lib/k.py", &format!("K = '{key}'\n"));
+    write(d, "lib/clean.py", "x = 1\n");
+    stdout(d, &["own", "lib", "--by", "SPEC-LAX"]);
+    stdout(d, &["snapshot"]);
+    stdout(d, &["verify"]);
+    let refused = |d: &Path| {
+        let out = cplane(d).arg("snapshot").output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains("CP301 lib/k.py"), "{all}");
+        assert!(!all.contains("lib/clean.py"), "{all}");
+        let out = stdout_code(d, &["verify", "--all-passes"], 1);
+        assert!(out.contains("CP301 lib/k.py"), "{out}");
+    };
+    // Another owner, with a gate; the bytes are HEAD's.
+    stdout(d, &["own", "lib/k.py", "--by", "SPEC-LIB"]);
+    refused(d);
+    stdout(d, &["own", "lib/k.py", "--by", "SPEC-LAX"]);
+    stdout(d, &["snapshot"]);
+    // The same owner, bound to another framework in the specs registry.
+    fs::write(
+        &sp,
+        format!("{specs}SPEC-LAX,FMWK-LIB,library,specs/SPEC-LIB/spec.md,,,\n"),
+    )
+    .unwrap();
+    refused(d);
+    fs::write(
+        &sp,
+        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
+    )
+    .unwrap();
+    stdout(d, &["snapshot"]);
+    // The same owner and framework, which now requires the gate its rules
+    // define: only the frameworks registry changed.
+    let fws = fs::read_to_string(&fw).unwrap();
+    let lax = "FMWK-LAX,Lax,1.0,No gates,frameworks/FMWK-LAX/framework.md,library,";
+    fs::write(&fw, fws.replace(&format!("{lax},"), &format!("{lax}no-secrets,"))).unwrap();
+    refused(d);
+}

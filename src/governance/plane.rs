@@ -719,7 +719,9 @@ pub fn run_passes(
         return Ok((m, r));
     }
     ctl.progress.phase("gates");
-    let only = inputs.since_head.and_then(|r| unchanged_gates_hold(&m, r));
+    let only = inputs
+        .since_head
+        .and_then(|r| unchanged_gates_hold(inputs.store, &m, r));
     let (gates, binary) = gate_findings_for(&m, view, scope, fused, only.as_ref(), ctl)?;
     r.passes[3] = Some(gates);
     r.binary_skipped = binary;
@@ -803,13 +805,20 @@ pub fn check_sealed(store: &Store, root: &TreeId) -> Result<ObjectId> {
     })
 }
 
-/// The files whose gates a snapshot must run, when the others are known to
-/// pass: HEAD is a checkpoint a governed `snapshot` sealed (every gate
-/// passed then) and nothing that decides which gates apply or what they
-/// say has changed since (no registry, no `.file_registry.csv`, no rules
-/// file). Then only the files added or changed since HEAD; `None` (all
-/// files) otherwise.
+/// The files whose gates a snapshot or verify must run, when the others are
+/// known to pass: HEAD is a checkpoint a governed `snapshot` sealed (every
+/// gate passed then, on every file it owned). `None` (all files) otherwise.
+///
+/// With no registry, `.file_registry.csv` or rules file changed since HEAD,
+/// those are the files added or changed since HEAD. When only registries
+/// changed (an install, an `own`: rows added, moved or dropped) and with
+/// `store` to read HEAD's registries from, a file keeps HEAD's verdict when
+/// its bytes, its owner and its owner's gates (each gate's full definition,
+/// framework and spec) are all as HEAD had them; every other owned file
+/// runs its gates. A changed rules file, rules that parse differently, or a
+/// HEAD whose model does not load: all files.
 fn unchanged_gates_hold(
+    store: Option<&Store>,
     m: &Model,
     report: &crate::worktree::WorktreeReport,
 ) -> Option<std::collections::HashSet<RelPath>> {
@@ -822,22 +831,65 @@ fn unchanged_gates_hold(
         .values()
         .filter_map(|f| f.rules_path.as_deref().and_then(|p| RelPath::parse(p.as_bytes())))
         .collect();
-    let decides = |p: &RelPath| {
-        p.as_bytes().starts_with(b"registries/")
-            || p.file_name() == Some(super::FILE_REGISTRY.as_bytes())
-            || rules.contains(p)
+    let registry = |p: &RelPath| {
+        p.as_bytes().starts_with(b"registries/") || p.file_name() == Some(super::FILE_REGISTRY.as_bytes())
     };
-    if report.changes.iter().any(|c| decides(&c.path)) {
+    let mut changed: std::collections::HashSet<RelPath> = report
+        .changes
+        .iter()
+        .filter(|c| c.new.as_ref().is_some_and(|n| n.kind == EntryKind::File))
+        .map(|c| c.path.clone())
+        .collect();
+    if report.changes.iter().any(|c| rules.contains(&c.path)) {
         return None;
     }
-    Some(
-        report
-            .changes
-            .iter()
-            .filter(|c| c.new.as_ref().is_some_and(|n| n.kind == EntryKind::File))
-            .map(|c| c.path.clone())
-            .collect(),
-    )
+    if !report.changes.iter().any(|c| registry(&c.path)) {
+        return Some(changed);
+    }
+    // Registries changed: compare each owned file's gates with HEAD's.
+    let h = Model::load(&stored_view(store?, &head.root).ok()?).ok()?;
+    // Exempt globs and gate definitions live in the rules: any difference
+    // (another rules file bound, a file that no longer parses) gates all.
+    if h.rules != m.rules || !h.broken.is_empty() || !m.broken.is_empty() {
+        return None;
+    }
+    type Gates = Option<Vec<(String, crate::gate::Gate)>>;
+    let gates_of = |model: &Model, d: &super::Declaration| -> Gates {
+        let spec = model.spec_of(d)?;
+        let rules = model.rules.get(&spec.framework_id);
+        let mut out: Vec<(String, crate::gate::Gate)> = model
+            .gate_ids(spec)
+            .into_iter()
+            .map(|id| {
+                let g = rules.and_then(|r| r.gates.iter().find(|g| g.id == id)).cloned();
+                (id, g)
+            })
+            .filter_map(|(id, g)| Some((format!("{}/{id}", spec.framework_id), g?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(out)
+    };
+    // Per owner, not per file: a plane has few owners.
+    let mut now: std::collections::HashMap<(&str, super::OwnerKind), Gates> = std::collections::HashMap::new();
+    let mut then: std::collections::HashMap<(&str, super::OwnerKind), Gates> = std::collections::HashMap::new();
+    for (path, decls, _) in super::owned(&m.declared, &m.files) {
+        if changed.contains(path) {
+            continue;
+        }
+        let d = &decls[0];
+        let same = h.owner(path).is_some_and(|hd| {
+            hd.owner_id == d.owner_id
+                && hd.owner_kind == d.owner_kind
+                && *now.entry((&d.owner_id, d.owner_kind)).or_insert_with(|| gates_of(m, d))
+                    == *then
+                        .entry((&hd.owner_id, hd.owner_kind))
+                        .or_insert_with(|| gates_of(&h, hd))
+        });
+        if !same {
+            changed.insert(path.clone());
+        }
+    }
+    Some(changed)
 }
 
 /// The id `root` (a tree of `scan`) has once the file at `at` holds `bytes`,
@@ -970,7 +1022,7 @@ pub fn snapshot(
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {
         ctl.progress.phase("gates");
-        let only = unchanged_gates_hold(&m, &report);
+        let only = unchanged_gates_hold(Some(store), &m, &report);
         findings.extend(gate_findings_for(&m, &view, &scope, None, only.as_ref(), ctl)?.0);
     }
     if !findings.is_empty() {
