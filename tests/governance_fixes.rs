@@ -429,12 +429,18 @@ fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
     .unwrap();
     stdout(d, &["own", "frameworks", "specs", "--by", "SPEC-000"]);
     let key = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
-    write(d, "lib/k.py", &format!("K = '{key}'\n"));
-    write(d, "lib/clean.py", "x = 1\n");
-    stdout(d, &["own", "lib", "--by", "SPEC-LAX"]);
-    stdout(d, &["snapshot"]);
-    stdout(d, &["verify"]);
+    // What a full gate run finds (every gate on every file): the oracle
+    // the reused verdicts must agree with.
+    let full_finds_k = |d: &Path| {
+        let o = cplane(d).args(["verify", "--all-passes", "--full"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("CP301 lib/k.py")
+    };
+    let sealed = |d: &Path| {
+        assert!(!full_finds_k(d), "a full gate run flags lib/k.py");
+        stdout(d, &["snapshot"]);
+    };
     let refused = |d: &Path| {
+        assert!(full_finds_k(d), "a full gate run passes lib/k.py");
         let out = cplane(d).arg("snapshot").output().unwrap();
         let all = format!(
             "{}{}",
@@ -447,11 +453,16 @@ fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
         let out = stdout_code(d, &["verify", "--all-passes"], 1);
         assert!(out.contains("CP301 lib/k.py"), "{out}");
     };
+    write(d, "lib/k.py", &format!("K = '{key}'\n"));
+    write(d, "lib/clean.py", "x = 1\n");
+    stdout(d, &["own", "lib", "--by", "SPEC-LAX"]);
+    sealed(d);
+    stdout(d, &["verify"]);
     // Another owner, with a gate; the bytes are HEAD's.
     stdout(d, &["own", "lib/k.py", "--by", "SPEC-LIB"]);
     refused(d);
     stdout(d, &["own", "lib/k.py", "--by", "SPEC-LAX"]);
-    stdout(d, &["snapshot"]);
+    sealed(d);
     // The same owner, bound to another framework in the specs registry.
     fs::write(
         &sp,
@@ -464,7 +475,34 @@ fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
         format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
     )
     .unwrap();
-    stdout(d, &["snapshot"]);
+    sealed(d);
+    // The spec's own gates column, in the specs registry only.
+    fs::write(
+        &sp,
+        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,no-secrets,\n"),
+    )
+    .unwrap();
+    refused(d);
+    fs::write(
+        &sp,
+        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
+    )
+    .unwrap();
+    sealed(d);
+    // A package owning the file, re-pointed to a spec with the gate in the
+    // packages registry only.
+    let pk = d.join("registries/packages_registry.csv");
+    let header = "id,version,spec_id,framework_id,manifest_digest,status\n";
+    fs::write(&pk, format!("{header}PKG-LAX,1.0.0,SPEC-LAX,FMWK-LAX,,installed\n")).unwrap();
+    if !stdout(d, &["explain", "registries/packages_registry.csv"]).contains("SPEC-000") {
+        stdout(d, &["own", "registries/packages_registry.csv", "--by", "SPEC-000"]);
+    }
+    stdout(d, &["own", "lib/k.py", "--by", "PKG-LAX"]);
+    sealed(d);
+    fs::write(&pk, format!("{header}PKG-LAX,1.0.0,SPEC-LIB,FMWK-LIB,,installed\n")).unwrap();
+    refused(d);
+    fs::write(&pk, format!("{header}PKG-LAX,1.0.0,SPEC-LAX,FMWK-LAX,,installed\n")).unwrap();
+    sealed(d);
     // The same owner and framework, which now requires the gate its rules
     // define: only the frameworks registry changed.
     let fws = fs::read_to_string(&fw).unwrap();

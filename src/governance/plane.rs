@@ -651,9 +651,11 @@ pub struct PassInputs<'a> {
     /// Gates the scan ran on the bytes it hashed ([`FusedGates`]).
     pub fused: Option<&'a FusedGates>,
     /// The scan's comparison with HEAD: when HEAD is a checkpoint a governed
-    /// `snapshot` sealed and no registry or rules file changed since, only
-    /// the files added or changed since HEAD run their per-file gates (see
-    /// `unchanged_gates_hold`). `None` runs them on every file.
+    /// `snapshot` sealed and no rules file changed since, only the files
+    /// added or changed since HEAD, and (with [`PassInputs::store`], after a
+    /// registry change) those whose owner or owner's gates changed, run
+    /// their per-file gates (see `unchanged_gates_hold`). `None` runs them
+    /// on every file.
     pub since_head: Option<&'a crate::worktree::WorktreeReport>,
     /// The store, for pass 1's check of package-owned files against their
     /// manifests ([`package_findings`]); `None` skips it.
@@ -850,7 +852,7 @@ fn unchanged_gates_hold(
     let h = Model::load(&stored_view(store?, &head.root).ok()?).ok()?;
     // Exempt globs and gate definitions live in the rules: any difference
     // (another rules file bound, a file that no longer parses) gates all.
-    if h.rules != m.rules || !h.broken.is_empty() || !m.broken.is_empty() {
+    if h.rules != m.rules || !h.broken.is_empty() || !m.broken.is_empty() || h.broken_sources || m.broken_sources {
         return None;
     }
     type Gates = Option<Vec<(String, crate::gate::Gate)>>;
@@ -877,13 +879,15 @@ fn unchanged_gates_hold(
             continue;
         }
         let d = &decls[0];
+        // An owner that resolves to no spec on either side is never "the same".
         let same = h.owner(path).is_some_and(|hd| {
-            hd.owner_id == d.owner_id
-                && hd.owner_kind == d.owner_kind
-                && *now.entry((&d.owner_id, d.owner_kind)).or_insert_with(|| gates_of(m, d))
-                    == *then
-                        .entry((&hd.owner_id, hd.owner_kind))
-                        .or_insert_with(|| gates_of(&h, hd))
+            hd.owner_id == d.owner_id && hd.owner_kind == d.owner_kind && {
+                let a = now.entry((&d.owner_id, d.owner_kind)).or_insert_with(|| gates_of(m, d));
+                let b = then
+                    .entry((&hd.owner_id, hd.owner_kind))
+                    .or_insert_with(|| gates_of(&h, hd));
+                a.is_some() && a == b
+            }
         });
         if !same {
             changed.insert(path.clone());
@@ -1071,9 +1075,10 @@ pub fn snapshot(
 /// plane is governed, the passes in order ([`run_passes`]). With `full`,
 /// every content gate runs on every file; otherwise, when HEAD is a
 /// checkpoint a governed `snapshot` sealed (every gate passed then) and no
-/// registry, `.file_registry.csv` or rules file changed since, only the
-/// files added or changed since HEAD run their gates (content addressing:
-/// same bytes, same rules, same verdict), as a governed `snapshot` does.
+/// rules file changed since, only the files added or changed since HEAD,
+/// and those whose owner or owner's gates a registry change altered, run
+/// their gates (content addressing: same bytes, same gates, same verdict),
+/// as a governed `snapshot` does.
 ///
 /// # Errors
 /// As [`crate::worktree::verify`] and [`run_passes`].
