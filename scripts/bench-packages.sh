@@ -74,7 +74,10 @@ DATA="$SRC/specs/SPEC-000/data"
 mkdir -p "$DATA"
 if [ -n "$TREE" ]; then
     say "copying the first $N files of $TREE"
-    (cd "$TREE" && find . -type f -print0 | sort -z | head -z -n "$N" | cpio -0pdm --quiet "$DATA")
+    # The list goes through a file: `head` closing a pipe early would fail
+    # the pipeline (pipefail).
+    (cd "$TREE" && find . -type f -print0 | sort -z > "$W/files.list")
+    (cd "$TREE" && head -z -n "$N" "$W/files.list" | cpio -0pdm --quiet "$DATA")
 else
     BASE="$BENCH_DIR/tree-$N"
     if [ ! -f "$BASE.done" ]; then
