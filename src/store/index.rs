@@ -19,10 +19,12 @@
 //! edit rows (patch, drop) before saving them back.
 //!
 //! Since version 4 it also keeps each directory's listing ([`DirListing`]),
-//! as git's untracked cache does: a directory whose stamp (inode, mtime,
-//! ctime, read with `fstat` *before* it was listed) is unchanged and not
-//! racy holds exactly the names it held, because creating, removing or
-//! renaming an entry stamps the directory. A scan then takes the names from
+//! as git's untracked cache does: a directory whose stamp (device, inode,
+//! mtime, ctime, read with `fstat` *before* it was listed) is unchanged and
+//! not racy holds exactly the names it held, because creating, removing or
+//! renaming an entry stamps the directory — on the filesystems known to do
+//! so ([`crate::fsys::Dir::keeps_dir_stamps`]; elsewhere every directory is
+//! read). A scan then takes the names from
 //! the cache instead of reading the directory (`getdents`), and still
 //! `fstatat`s every entry: only the listing is cached, never what an entry is
 //! now. Everything that filters a listing (exclusions, carve-outs, exempt
@@ -429,11 +431,11 @@ impl std::ops::Deref for Bytes {
 /// Layout (`store-format.md`, "Stat cache"): a 48-byte header (magic
 /// `CPSC`, version 4, 3 reserved bytes, `scan_started_ns` i64, row count
 /// u64, path-blob length u64, directory count u64, directory-blob length
-/// u64); the file rows, [`ROW_LEN`] bytes each, sorted by path bytes: path
+/// u64); the file rows, 88 bytes each, sorted by path bytes: path
 /// offset in the path blob (u64), path length (u32), kind (1: 0 file, 1
 /// symlink), 3 reserved, blob id (32), size (u64), mtime_ns (i64), ctime_ns
 /// (i64), inode (u64), mode (u32), 4 reserved; the directory rows,
-/// [`DIR_ROW_LEN`] bytes each, sorted by path bytes: offset in the directory
+/// 48 bytes each, sorted by path bytes: offset in the directory
 /// blob (u64), path length (u32), listing length (u32), device (u64),
 /// inode (u64), mtime_ns (i64), ctime_ns (i64); the path blob; the directory blob (each
 /// directory's path, then its encoded names); a BLAKE3 trailer over every
