@@ -422,11 +422,12 @@ fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
     );
     let sp = d.join("registries/specs_registry.csv");
     let specs = fs::read_to_string(&sp).unwrap();
-    fs::write(
-        &sp,
-        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
-    )
-    .unwrap();
+    // SPEC-LAX's row: its framework and its own gates column.
+    let set_lax = |fw: &str, gates: &str| {
+        let row = format!("SPEC-LAX,{fw},library,specs/SPEC-LIB/spec.md,,{gates},\n");
+        fs::write(&sp, format!("{specs}{row}")).unwrap();
+    };
+    set_lax("FMWK-LAX", "");
     stdout(d, &["own", "frameworks", "specs", "--by", "SPEC-000"]);
     let key = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
     // What a full gate run finds (every gate on every file): the oracle
@@ -464,30 +465,14 @@ fn gate_verdicts_follow_an_owner_change_that_brings_a_gate() {
     stdout(d, &["own", "lib/k.py", "--by", "SPEC-LAX"]);
     sealed(d);
     // The same owner, bound to another framework in the specs registry.
-    fs::write(
-        &sp,
-        format!("{specs}SPEC-LAX,FMWK-LIB,library,specs/SPEC-LIB/spec.md,,,\n"),
-    )
-    .unwrap();
+    set_lax("FMWK-LIB", "");
     refused(d);
-    fs::write(
-        &sp,
-        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
-    )
-    .unwrap();
+    set_lax("FMWK-LAX", "");
     sealed(d);
     // The spec's own gates column, in the specs registry only.
-    fs::write(
-        &sp,
-        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,no-secrets,\n"),
-    )
-    .unwrap();
+    set_lax("FMWK-LAX", "no-secrets");
     refused(d);
-    fs::write(
-        &sp,
-        format!("{specs}SPEC-LAX,FMWK-LAX,library,specs/SPEC-LIB/spec.md,,,\n"),
-    )
-    .unwrap();
+    set_lax("FMWK-LAX", "");
     sealed(d);
     // A package owning the file, re-pointed to a spec with the gate in the
     // packages registry only.
