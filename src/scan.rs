@@ -254,8 +254,8 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// The names in directory `rel`, open as `dir`, whose `fstat` (`st`)
-    /// was taken before this call: from the stat cache when it holds them
+    /// The names in directory `rel`, in name order, open as `dir`, whose
+    /// `fstat` (`st`) was taken before this call: from the stat cache when it holds them
     /// under this stamp, not racy; else read (`getdents`, from the start
     /// when `rewind`: the descriptor may have been read before) and
     /// recorded unless [`Record::Nothing`]. Reading the stamp first is
@@ -280,7 +280,10 @@ impl<'a> Shared<'a> {
             }
             return Ok(names);
         }
-        let names = if rewind { dir.list() } else { dir.list_fresh() }?;
+        let mut names = if rewind { dir.list() } else { dir.list_fresh() }?;
+        // Sorted once, here: the listing recorded and the tree built from
+        // it both want name order (a cached listing comes sorted).
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.listed_dirs.fetch_add(1, Ordering::Relaxed);
         if usable && self.opts.record != Record::Nothing {
             let listing = DirListing::new(rel.clone(), stamp, &names);
@@ -550,7 +553,9 @@ fn run_dir<'s>(
     if let Err(e) = sh.opts.ctl.check() {
         return sh.fail(e);
     }
-    listing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // Sorted by name ([`Shared::list`]): the slots, and so the tree bytes,
+    // do not depend on the filesystem's order.
+    debug_assert!(listing.is_sorted_by(|a, b| a.0 <= b.0));
     // The staging name is cplane's own, for an instant; never recorded.
     listing.retain(|(n, _)| n != crate::scope::STAGING_NAME);
     let before = listing.len();

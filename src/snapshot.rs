@@ -139,9 +139,7 @@ pub fn with_written(saved: &std::path::Path, written: Vec<crate::store::index::I
         return MappedCache::open(saved);
     }
     let mut cache = StatCache::load(saved).unwrap_or_default();
-    let started = cache.scan_started_ns;
-    cache.entries.retain(|e| !e.stat.is_racy(started));
-    cache.dirs.retain(|d| !d.stamp.is_racy(started));
+    cache.drop_racy();
     cache.patch(written.into_iter().map(|e| (e.path.clone(), Some(e))).collect());
     cache.scan_started_ns = i64::MAX;
     Some(MappedCache::from_cache(&cache))

@@ -267,9 +267,7 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
         // Rows racy under the old time that this scan did not read again
         // (a directory it did not enter) must not become trusted under the
         // new one.
-        let old = cache.scan_started_ns;
-        cache.entries.retain(|e| !e.stat.is_racy(old));
-        cache.dirs.retain(|d| !d.stamp.is_racy(old));
+        cache.drop_racy();
         cache.patch_dirs(report.scan.cache.dirs.clone());
         cache.patch(
             report

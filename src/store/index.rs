@@ -158,7 +158,7 @@ pub struct DirListing {
 }
 
 /// The byte a listing stores for an entry's type (what `getdents` said).
-pub fn entry_type_byte(t: crate::fsys::EntryType) -> u8 {
+fn entry_type_byte(t: crate::fsys::EntryType) -> u8 {
     use crate::fsys::EntryType as T;
     match t {
         T::File => 1,
@@ -189,10 +189,13 @@ fn entry_type_of(b: u8) -> Option<crate::fsys::EntryType> {
 
 impl DirListing {
     /// The listing of `path` with stamp `stamp`: `entries` (names without
-    /// `/` or 0 bytes, as `getdents` returns them) encoded in name order.
+    /// `/` or 0 bytes, as `getdents` returns them) encoded in name order
+    /// (sorted here unless they come sorted, as a scan's do).
     pub fn new(path: RelPath, stamp: DirStamp, entries: &[(Vec<u8>, crate::fsys::EntryType)]) -> Self {
         let mut sorted: Vec<&(Vec<u8>, crate::fsys::EntryType)> = entries.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if !sorted.is_sorted_by(|a, b| a.0 <= b.0) {
+            sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         let mut names = Vec::with_capacity(entries.iter().map(|e| e.0.len() + 2).sum());
         for (n, t) in sorted {
             names.push(entry_type_byte(*t));
@@ -349,6 +352,16 @@ impl StatCache {
     pub fn sort(&mut self) {
         self.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         self.dirs.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    /// Drops the rows and listings that are racy under this cache's own
+    /// `scan_started_ns`: what must go before the cache is given a later
+    /// time (a patch from a newer scan, rows vouched for otherwise), under
+    /// which they would look old enough to trust.
+    pub fn drop_racy(&mut self) {
+        let started = self.scan_started_ns;
+        self.entries.retain(|e| !e.stat.is_racy(started));
+        self.dirs.retain(|d| !d.stamp.is_racy(started));
     }
 
     /// Replaces or adds directory listings: each of `listings` takes the
@@ -543,10 +556,7 @@ impl MappedCache {
             }
         }
         for i in 0..dir_count {
-            let row = m.dir_row(i);
-            let off = u64::from_le_bytes(row[0..8].try_into().expect("8 bytes"));
-            let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as u64;
-            let list = u32::from_le_bytes(row[12..16].try_into().expect("4 bytes")) as u64;
+            let (off, len, list) = m.dir_extent(i);
             if off.checked_add(len)?.checked_add(list)? > dir_blob as u64 {
                 return None;
             }
@@ -559,15 +569,30 @@ impl MappedCache {
         &self.bytes[at..at + DIR_ROW_LEN]
     }
 
+    /// (offset in the directory blob, path length, listing length) of
+    /// directory row `i`.
+    fn dir_extent(&self, i: usize) -> (u64, u64, u64) {
+        let row = self.dir_row(i);
+        let u32_at = |at: usize| u32::from_le_bytes(row[at..at + 4].try_into().expect("4 bytes")) as u64;
+        let off = u64::from_le_bytes(row[0..8].try_into().expect("8 bytes"));
+        (off, u32_at(8), u32_at(12))
+    }
+
+    /// The path of directory row `i` (in bounds, checked when the cache was
+    /// opened): all a lookup's binary search reads.
+    fn dir_path(&self, i: usize) -> &[u8] {
+        let (off, len, _) = self.dir_extent(i);
+        let at = self.dir_blob_at + off as usize;
+        &self.bytes[at..at + len as usize]
+    }
+
     /// (path, encoded names, stamp) of directory row `i` (in bounds, checked
     /// when the cache was opened).
     fn dir_parts(&self, i: usize) -> (&[u8], &[u8], DirStamp) {
+        let (off, len, list) = self.dir_extent(i);
+        let (at, len, list) = (self.dir_blob_at + off as usize, len as usize, list as usize);
         let row = self.dir_row(i);
         let u = |at: usize| u64::from_le_bytes(row[at..at + 8].try_into().expect("8 bytes"));
-        let off = u(0) as usize;
-        let len = u32::from_le_bytes(row[8..12].try_into().expect("4 bytes")) as usize;
-        let list = u32::from_le_bytes(row[12..16].try_into().expect("4 bytes")) as usize;
-        let at = self.dir_blob_at + off;
         let stamp = DirStamp {
             dev: u(16),
             ino: u(24),
@@ -583,7 +608,7 @@ impl MappedCache {
     /// to read the directory.
     pub fn listing(&self, dir: &RelPath, stamp: &DirStamp) -> Option<(u32, crate::fsys::Listing)> {
         let want = dir.as_bytes();
-        let i = partition_point(self.dir_count, |i| self.dir_parts(i).0 < want);
+        let i = partition_point(self.dir_count, |i| self.dir_path(i) < want);
         if i == self.dir_count {
             return None;
         }
@@ -1003,6 +1028,21 @@ mod tests {
         assert_eq!(m.to_owned_cache(), Some(c.clone()));
         assert_eq!(m.dir_len(), 0);
         assert!(m.lookup(&p(b"b/c"), &c.entries[1].stat).is_some());
+    }
+
+    #[test]
+    fn drop_racy_keeps_only_what_is_old_enough_under_the_cache_s_time() {
+        let mut c = StatCache {
+            scan_started_ns: 10 * RACY_MARGIN_NS,
+            entries: vec![entry(b"old", 0), entry(b"racy", 9 * RACY_MARGIN_NS)],
+            dirs: vec![listing(b"old", 0, &[]), listing(b"racy", 9 * RACY_MARGIN_NS, &[])],
+        };
+        c.drop_racy();
+        assert_eq!(
+            c.entries.iter().map(|e| e.path.as_bytes()).collect::<Vec<_>>(),
+            [b"old"]
+        );
+        assert_eq!(c.dirs.iter().map(|d| d.path.as_bytes()).collect::<Vec<_>>(), [b"old"]);
     }
 
     #[test]
