@@ -855,25 +855,13 @@ fn unchanged_gates_hold(
     if h.rules != m.rules || !h.broken.is_empty() || !m.broken.is_empty() || h.broken_sources || m.broken_sources {
         return None;
     }
-    type Gates = Option<Vec<(String, crate::gate::Gate)>>;
-    let gates_of = |model: &Model, d: &super::Declaration| -> Gates {
-        let spec = model.spec_of(d)?;
-        let rules = model.rules.get(&spec.framework_id);
-        let mut out: Vec<(String, crate::gate::Gate)> = model
-            .gate_ids(spec)
-            .into_iter()
-            .map(|id| {
-                let g = rules.and_then(|r| r.gates.iter().find(|g| g.id == id)).cloned();
-                (id, g)
-            })
-            .filter_map(|(id, g)| Some((format!("{}/{id}", spec.framework_id), g?)))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Some(out)
-    };
-    // Per owner, not per file: a plane has few owners.
-    let mut now: std::collections::HashMap<(&str, super::OwnerKind), Gates> = std::collections::HashMap::new();
-    let mut then: std::collections::HashMap<(&str, super::OwnerKind), Gates> = std::collections::HashMap::new();
+    // With the rules equal, `spec_gates` numbers the gates alike for both
+    // models: a spec's gates are the same exactly when its indices are.
+    let (_, by_now) = super::spec_gates(m);
+    let (_, by_then) = super::spec_gates(&h);
+    fn gates<'a>(model: &Model, by: &'a super::SpecGates, d: &super::Declaration) -> Option<&'a Vec<usize>> {
+        model.spec_of(d).and_then(|s| by.get(&s.id))
+    }
     for (path, decls, _) in super::owned(&m.declared, &m.files) {
         if changed.contains(path) {
             continue;
@@ -882,11 +870,8 @@ fn unchanged_gates_hold(
         // An owner that resolves to no spec on either side is never "the same".
         let same = h.owner(path).is_some_and(|hd| {
             hd.owner_id == d.owner_id && hd.owner_kind == d.owner_kind && {
-                let a = now.entry((&d.owner_id, d.owner_kind)).or_insert_with(|| gates_of(m, d));
-                let b = then
-                    .entry((&hd.owner_id, hd.owner_kind))
-                    .or_insert_with(|| gates_of(&h, hd));
-                a.is_some() && a == b
+                let now = gates(m, &by_now, d);
+                now.is_some() && now == gates(&h, &by_then, hd)
             }
         });
         if !same {
