@@ -469,14 +469,23 @@ fn open_subdir<'s>(
     if sh.failed.load(Ordering::Relaxed) {
         return;
     }
+    // A directory that cannot be scanned is left out: quietly when it
+    // vanished (the next scan sees what is there), else as a finding.
+    let left_out = |e: std::io::Error, what: &str| {
+        if fsys::is_vanished(&e) {
+            sh.vanished();
+        } else {
+            sh.finding(
+                Code::Unreadable,
+                rel.clone(),
+                format!("directory cannot be {what}: {e}"),
+            );
+        }
+    };
     let opened = parent_dir.open_dir(&name);
     drop(parent_dir);
     let dir = match opened {
         Ok(d) => d,
-        Err(e) if fsys::is_vanished(&e) => {
-            sh.vanished();
-            return complete(sh, parent, slot, None);
-        }
         Err(e) if fsys::is_symlink_refusal(&e) => {
             // Replaced by a symlink since the listing: it is one now; let the next scan see it.
             sh.vanished();
@@ -485,31 +494,23 @@ fn open_subdir<'s>(
         // Out of descriptors is this process's problem, not the user's directory.
         Err(e) if fsys::is_fd_exhaustion(&e) => return sh.fail(sh.scope.io_error(&rel, e)),
         Err(e) => {
-            sh.finding(Code::Unreadable, rel, format!("directory cannot be opened: {e}"));
+            left_out(e, "opened");
             return complete(sh, parent, slot, None);
         }
     };
     // The stamp before the names (see [`Shared::list`]).
     let st = match dir.stat_self() {
         Ok(st) => st,
-        Err(e) if fsys::is_vanished(&e) => {
-            sh.vanished();
-            return complete(sh, parent, slot, None);
-        }
         Err(e) => {
-            sh.finding(Code::Unreadable, rel, format!("directory cannot be inspected: {e}"));
+            left_out(e, "inspected");
             return complete(sh, parent, slot, None);
         }
     };
+    // (getdents on a directory removed after it was opened says ENOENT: vanished.)
     let listing = match sh.list(&rel, &dir, &st, false) {
         Ok(l) => l,
-        // Deleted after it was opened (getdents on a removed directory says ENOENT).
-        Err(e) if fsys::is_vanished(&e) => {
-            sh.vanished();
-            return complete(sh, parent, slot, None);
-        }
         Err(e) => {
-            sh.finding(Code::Unreadable, rel, format!("directory cannot be read: {e}"));
+            left_out(e, "read");
             return complete(sh, parent, slot, None);
         }
     };
