@@ -53,25 +53,47 @@ fn changes(v: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// A plane of `files` (path, body), initialized, whose listings are then
+/// recorded by a status that starts past the racy margin, so the next
+/// scan trusts them; that status's report.
+fn with_old_listings(files: &[(String, String)]) -> (tempfile::TempDir, Value) {
+    let t = tempfile::tempdir().unwrap();
+    for (p, body) in files {
+        write(t.path(), p, body);
+    }
+    cplane(t.path()).arg("init").assert().success();
+    std::thread::sleep(PAST_RACY);
+    let first = json(t.path(), &["status", "--json"]);
+    (t, first)
+}
+
+/// `with_old_listings` of borrowed (path, body) pairs.
+fn plane_of(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let owned: Vec<(String, String)> = files.iter().map(|(p, b)| (p.to_string(), b.to_string())).collect();
+    with_old_listings(&owned).0
+}
+
 #[test]
 fn cached_listings_see_every_change_to_a_directory_s_names() {
-    let t = tempfile::tempdir().unwrap();
-    let d = t.path();
+    let mut files = Vec::new();
     for i in 0..12 {
         for j in 0..3 {
-            write(d, &format!("d{i}/sub/f{j}.txt"), &format!("{i} {j}\n"));
+            files.push((format!("d{i}/sub/f{j}.txt"), format!("{i} {j}\n")));
         }
-        write(d, &format!("d{i}/top.txt"), "top\n");
+        files.push((format!("d{i}/top.txt"), "top\n".to_string()));
     }
-    write(d, "d10/.cpignore", "*.log\n");
-    write(d, "d10/keep.log", "excluded for now\n");
-    write(d, "s1/x/from-s1.txt", "1\n");
-    write(d, "s2/y/from-s2.txt", "2\n");
-    cplane(d).arg("init").assert().success();
-    std::thread::sleep(PAST_RACY);
+    for (p, body) in [
+        ("d10/.cpignore", "*.log\n"),
+        ("d10/keep.log", "excluded for now\n"),
+        ("s1/x/from-s1.txt", "1\n"),
+        ("s2/y/from-s2.txt", "2\n"),
+    ] {
+        files.push((p.to_string(), body.to_string()));
+    }
     // The first status reads the directories init recorded too close to
     // its start to trust, and records them again, now old enough.
-    let first = json(d, &["status", "--json"]);
+    let (t, first) = with_old_listings(&files);
+    let d = t.path();
     assert_eq!(first["clean"], true, "{first}");
     let second = json(d, &["status", "--json"]);
     assert_eq!(second["clean"], true, "{second}");
@@ -156,13 +178,8 @@ fn cached_listings_see_every_change_to_a_directory_s_names() {
 
 #[test]
 fn an_unchanged_snapshot_that_read_directories_saves_their_listings() {
-    let t = tempfile::tempdir().unwrap();
+    let t = plane_of(&[("a/one.txt", "1\n"), ("b/two.txt", "2\n")]);
     let d = t.path();
-    write(d, "a/one.txt", "1\n");
-    write(d, "b/two.txt", "2\n");
-    cplane(d).arg("init").assert().success();
-    std::thread::sleep(PAST_RACY);
-    json(d, &["status", "--json"]);
     // `a` is stamped again, its names are the same: nothing to record, but
     // its listing is read once more, and an unchanged snapshot saves it.
     write(d, "a/tmp", "gone soon\n");
@@ -177,12 +194,8 @@ fn an_unchanged_snapshot_that_read_directories_saves_their_listings() {
 
 #[test]
 fn cplane_dir_listings_0_reads_every_directory() {
-    let t = tempfile::tempdir().unwrap();
+    let t = plane_of(&[("a/b/one.txt", "1\n")]);
     let d = t.path();
-    write(d, "a/b/one.txt", "1\n");
-    cplane(d).arg("init").assert().success();
-    std::thread::sleep(PAST_RACY);
-    json(d, &["status", "--json"]);
     let cached = json(d, &["status", "--json"]);
     assert_eq!(
         cached["listed_dirs"],
@@ -209,13 +222,9 @@ fn same_as_verify(d: &Path) -> (Value, Value) {
 
 #[test]
 fn a_directory_changed_while_excluded_is_read_when_let_in_again() {
-    let t = tempfile::tempdir().unwrap();
+    let t = plane_of(&[("build/a.o", "a\n"), ("src/x.c", "x\n")]);
     let d = t.path();
-    write(d, "build/a.o", "a\n");
-    write(d, "src/x.c", "x\n");
-    cplane(d).arg("init").assert().success();
-    std::thread::sleep(PAST_RACY);
-    json(d, &["status", "--json"]); // build's listing recorded, old enough
+    // (build's listing is recorded, old enough.)
     write(d, ".cpignore", "build/\n");
     let s = json(d, &["status", "--json"]);
     assert_eq!(s["excluded"], 1, "{s}");
@@ -267,12 +276,8 @@ fn a_rollback_that_rewrites_the_cache_keeps_listings_that_are_still_true() {
 
 #[test]
 fn restore_of_a_directory_with_a_cached_listing_rescues_what_it_removes() {
-    let t = tempfile::tempdir().unwrap();
+    let t = plane_of(&[("d0/sub/keep.txt", "keep\n")]);
     let d = t.path();
-    write(d, "d0/sub/keep.txt", "keep\n");
-    cplane(d).arg("init").assert().success();
-    std::thread::sleep(PAST_RACY);
-    json(d, &["status", "--json"]);
     write(d, "d0/sub/extra.txt", "not in HEAD\n");
     let o = cplane(d).args(["restore", "HEAD", "d0"]).output().unwrap();
     assert!(o.status.success(), "{o:?}");
