@@ -218,9 +218,18 @@ fn reproducible() {
 }
 
 #[test]
-fn path_sources_equal_byte_sources() {
+fn path_prepared_and_byte_sources_make_the_same_package() {
     let dir = tempfile::tempdir().unwrap();
-    let files = sample_files();
+    let mut files = sample_files();
+    // Past the 8 MiB line where a file is streamed through zstd's
+    // multithreaded encoder instead of compressed in memory.
+    files.push((
+        "big/blob".to_string(),
+        FileMode::Regular,
+        (0..9u32 << 20)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 % 7)
+            .collect(),
+    ));
     let paths: Vec<_> = files
         .iter()
         .enumerate()
@@ -243,6 +252,24 @@ fn path_sources_equal_byte_sources() {
     let built = package::build(&meta(), &list, &KEYS.maintainer, UtcTime::from_unix(TIME), &mut out).unwrap();
     assert_eq!(out, build_files(&files, &KEYS.maintainer, TIME));
     assert_eq!(built.compressed_size, out.len() as u64);
+    let prepared: Vec<package::Prepared> = files.iter().map(|(_, _, b)| package::prepare(b).unwrap()).collect();
+    let list: Vec<BuildFile<'_>> = files
+        .iter()
+        .zip(&prepared)
+        .map(|((path, mode, _), p)| BuildFile {
+            path,
+            mode: *mode,
+            source: FileSource::Prepared(p),
+        })
+        .collect();
+    let mut again = Vec::new();
+    package::build(&meta(), &list, &KEYS.maintainer, UtcTime::from_unix(TIME), &mut again).unwrap();
+    assert!(again == out, "prepared sources wrote other bytes");
+    let (package, read_back) = read(&out).unwrap();
+    for (entry, bytes) in package.manifest.files.iter().zip(&read_back) {
+        let want = files.iter().find(|f| f.0 == entry.path).unwrap();
+        assert!(*bytes == want.2, "{} read back other bytes", entry.path);
+    }
 }
 
 #[test]
@@ -1017,7 +1044,8 @@ fn hostile_hidden_bytes_and_trailing_data() {
     read(&compress(&zeros)).expect("record padding is accepted");
     zeros.resize(tar.len() + (1 << 20) + 512, 0);
     assert!(matches!(refuse(&compress(&zeros)), PackageError::TooLarge { .. }));
-    // Bytes after the zstd frame: garbage, a skippable frame, a second frame.
+    // Bytes after the last zstd frame: garbage, a skippable frame; a second
+    // frame is more of the archive, and may hold only zeros after the end.
     let mut garbage = compress(&tar);
     garbage.extend_from_slice(b"trailing garbage");
     assert!(matches!(refuse(&garbage), PackageError::HiddenData { .. }));
@@ -1026,7 +1054,20 @@ fn hostile_hidden_bytes_and_trailing_data() {
     assert!(matches!(refuse(&skippable), PackageError::HiddenData { .. }));
     let mut two = compress(&tar);
     two.extend_from_slice(&compress(&[0u8; 512]));
+    read(&two).expect("zeros in a second frame are record padding");
+    let mut two = compress(&tar);
+    two.extend_from_slice(&compress(b"x"));
     assert!(matches!(refuse(&two), PackageError::HiddenData { .. }));
+    let mut skip_between = compress(&tar[..512]);
+    skip_between.extend_from_slice(&[0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]);
+    skip_between.extend_from_slice(&compress(&tar[512..]));
+    assert!(matches!(refuse(&skip_between), PackageError::HiddenData { .. }));
+    // The archive split into frames anywhere reads as one.
+    let mut split = Vec::new();
+    for part in tar.chunks(700) {
+        split.extend_from_slice(&compress(part));
+    }
+    read(&split).expect("an archive split into frames is accepted");
     // Corrupt compressed bytes (the frame checksum catches what decodes).
     let mut corrupt = compress(&tar);
     let n = corrupt.len();

@@ -81,7 +81,7 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf, u32)>, CliError> {
 }
 
 /// A file's bytes and what the gates and the framework found in it.
-type Checked = (Vec<u8>, Vec<cplane::finding::Finding>);
+type Checked = (package::Prepared, Vec<cplane::finding::Finding>);
 
 fn mode_of(bits: u32) -> FileMode {
     // Packages carry 0644 or 0755: executable for anyone means 0755.
@@ -185,7 +185,10 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
                 let (found, _) = engine.check_bytes(&job, &bytes).map_err(|e| CliError::Usage(e, None))?;
                 findings.extend(found);
             }
-            Ok((bytes, findings))
+            // Hashed and compressed here, while the bytes are hot; the
+            // build only writes.
+            let prepared = package::prepare(&bytes).map_err(|e| CliError::Usage(e.to_string(), None))?;
+            Ok((prepared, findings))
         })
         .collect();
     let mut findings = Vec::new();
@@ -251,10 +254,10 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
     let build: Vec<BuildFile<'_>> = files
         .iter()
         .zip(&contents)
-        .map(|((path, _, mode), bytes)| BuildFile {
+        .map(|((path, _, mode), prepared)| BuildFile {
             path,
             mode: mode_of(*mode),
-            source: FileSource::Bytes(bytes),
+            source: FileSource::Prepared(prepared),
         })
         .collect();
     let out = ctx.cwd.join(&args.output);

@@ -1,6 +1,7 @@
 //! Writing a package: hash the files, write the attestation and the
-//! manifest, sign the manifest, then stream the ustar archive through one
-//! zstd frame. Reproducible: the same inputs, key and time give the same
+//! manifest, sign the manifest, then write the ustar archive as zstd frames
+//! (each file's data in a frame of its own, so an installer can store it
+//! as it is). Reproducible: the same inputs, key and time give the same
 //! bytes (package-format.md, "Reproducibility").
 
 use super::manifest::{Dependency, FILES_PREFIX, FileEntry, FileMode, Manifest, Version};
@@ -8,6 +9,8 @@ use super::ustar::{self, BLOCK};
 use super::{ATTESTATION_MEMBER, FORMAT, MANIFEST_MEMBER, NAMESPACE, PackageError, SIGNATURE_MEMBER, ZSTD_LEVEL};
 use crate::id::ObjectId;
 use crate::keys::{self, PrivateKey, UtcTime};
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -37,6 +40,42 @@ pub enum FileSource<'a> {
     /// The contents of this file, opened with `File::open` (read twice: to
     /// hash it, then to write it; a change in between is an error).
     Path(&'a Path),
+    /// Bytes already hashed and compressed by [`prepare`] (e.g. on the
+    /// thread that read and checked them).
+    Prepared(&'a Prepared),
+}
+
+/// A file's size, BLAKE3 and data frame, made by [`prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its BLAKE3.
+    pub blake3: ObjectId,
+    /// Its data as the zstd frame [`build`] writes (`None` when empty).
+    frame: Option<Vec<u8>>,
+}
+
+/// Hashes `bytes` and compresses them into the frame [`build`] would write
+/// for them: callers that read and check files in parallel do this there,
+/// so a build only writes. The package is the same bytes either way.
+///
+/// # Errors
+/// [`PackageError::Write`] when zstd fails.
+pub fn prepare(bytes: &[u8]) -> Result<Prepared, PackageError> {
+    let size = bytes.len() as u64;
+    let (blake3, frame) = if size > IN_MEMORY_FILE {
+        let mut frame = Vec::new();
+        let (_, blake3, _) = encode_large(&mut frame, &mut &bytes[..], size, PackageError::Write)?;
+        (blake3, Some(frame))
+    } else {
+        let frame = (size > 0)
+            .then(|| compress(bytes))
+            .transpose()
+            .map_err(PackageError::Write)?;
+        (ObjectId(*blake3::hash(bytes).as_bytes()), frame)
+    };
+    Ok(Prepared { size, blake3, frame })
 }
 
 /// One file to put in a package.
@@ -83,19 +122,22 @@ pub fn build<W: Write>(
 ) -> Result<Built, PackageError> {
     let mut order: Vec<&BuildFile<'_>> = files.iter().collect();
     order.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let mut entries = Vec::with_capacity(order.len());
-    for f in &order {
-        let (size, blake3) = match f.source {
-            FileSource::Bytes(bytes) => (bytes.len() as u64, ObjectId(*blake3::hash(bytes).as_bytes())),
-            FileSource::Path(path) => hash_file(path)?,
-        };
-        entries.push(FileEntry {
-            path: f.path.to_string(),
-            mode: f.mode,
-            size,
-            blake3,
-        });
-    }
+    let entries = order
+        .par_iter()
+        .map(|f| {
+            let (size, blake3) = match f.source {
+                FileSource::Bytes(bytes) => (bytes.len() as u64, ObjectId(*blake3::hash(bytes).as_bytes())),
+                FileSource::Path(path) => hash_file(path)?,
+                FileSource::Prepared(p) => (p.size, p.blake3),
+            };
+            Ok(FileEntry {
+                path: f.path.to_string(),
+                mode: f.mode,
+                size,
+                blake3,
+            })
+        })
+        .collect::<Result<Vec<_>, PackageError>>()?;
     let mut dependencies = meta.dependencies.clone();
     dependencies.sort_by(|a, b| a.id.cmp(&b.id));
     let mut manifest = Manifest {
@@ -117,44 +159,91 @@ pub fn build<W: Write>(
     let manifest_bytes = manifest.to_canonical_bytes();
     let signature = keys::sign(key, NAMESPACE, &manifest_bytes).map_err(PackageError::Sign)?;
 
-    // The archive's exact length, so the frame header can carry it.
-    let padded = |n: u64| n.div_ceil(BLOCK as u64) * BLOCK as u64;
-    let metadata = [manifest_bytes.len(), signature.len(), attestation.len()];
-    let total = metadata.iter().map(|&n| BLOCK as u64 + padded(n as u64)).sum::<u64>()
-        + manifest
-            .files
-            .iter()
-            .map(|f| BLOCK as u64 + padded(f.size))
-            .sum::<u64>()
-        + 2 * BLOCK as u64;
-
-    let mut counted = Counting { inner: out, written: 0 };
-    let mut z = zstd::stream::write::Encoder::new(&mut counted, ZSTD_LEVEL).map_err(PackageError::Write)?;
-    z.include_checksum(true).map_err(PackageError::Write)?;
-    // zstd's multithreaded (streaming) mode writes the same bytes for any
-    // number of workers (facebook/zstd#2238, #2327), so the package stays
-    // reproducible across machines while compression runs beside the tar
-    // writing on the other cores.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8) as u32;
-    z.multithread(workers).map_err(PackageError::Write)?;
-    z.include_contentsize(true).map_err(PackageError::Write)?;
-    z.set_pledged_src_size(Some(total)).map_err(PackageError::Write)?;
-    write_member(&mut z, MANIFEST_MEMBER, 0o644, &manifest_bytes).map_err(PackageError::Write)?;
-    write_member(&mut z, SIGNATURE_MEMBER, 0o644, signature.as_bytes()).map_err(PackageError::Write)?;
-    write_member(&mut z, ATTESTATION_MEMBER, 0o644, &attestation).map_err(PackageError::Write)?;
-    for (f, entry) in order.iter().zip(&manifest.files) {
-        let member = format!("{FILES_PREFIX}{}", entry.path);
-        match f.source {
-            FileSource::Bytes(bytes) => {
-                write_member(&mut z, &member, entry.mode.bits(), bytes).map_err(PackageError::Write)?
+    let mut z = Archive {
+        out: Counting { inner: out, written: 0 },
+        glue: Vec::new(),
+    };
+    z.member(MANIFEST_MEMBER, 0o644, &manifest_bytes)
+        .map_err(PackageError::Write)?;
+    z.member(SIGNATURE_MEMBER, 0o644, signature.as_bytes())
+        .map_err(PackageError::Write)?;
+    z.member(ATTESTATION_MEMBER, 0o644, &attestation)
+        .map_err(PackageError::Write)?;
+    // The files, a batch at a time: read and compressed in parallel, then
+    // written in order; a large file is streamed on its own.
+    let mut next = 0;
+    while next < order.len() {
+        let mut end = next;
+        let mut bytes = 0u64;
+        while end < order.len()
+            && (manifest.files[end].size <= IN_MEMORY_FILE || matches!(order[end].source, FileSource::Prepared(_)))
+            && (end == next || bytes < BATCH_BYTES)
+        {
+            if !matches!(order[end].source, FileSource::Prepared(_)) {
+                bytes += manifest.files[end].size;
             }
-            FileSource::Path(path) => copy_file(&mut z, &member, entry, path)?,
+            end += 1;
         }
+        if end == next {
+            // A large file.
+            let (f, entry) = (order[next], &manifest.files[next]);
+            let member = format!("{FILES_PREFIX}{}", entry.path);
+            z.glue
+                .extend_from_slice(&ustar::encode(&member, entry.mode.bits(), entry.size));
+            match f.source {
+                FileSource::Bytes(bytes) => z.stream(&mut &bytes[..], entry, None)?,
+                FileSource::Prepared(p) => {
+                    if let Some(frame) = &p.frame {
+                        z.frame(frame).map_err(PackageError::Write)?;
+                    }
+                }
+                FileSource::Path(path) => {
+                    let file = File::open(path).map_err(|source| PackageError::Source {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                    z.stream(&mut io::BufReader::with_capacity(1 << 20, file), entry, Some(path))?
+                }
+            }
+            z.glue.extend_from_slice(&[0u8; BLOCK][..padding(entry.size)]);
+            next += 1;
+            continue;
+        }
+        // Each file's header frame (the padding before it, its header) and
+        // data frame, made in parallel.
+        let lead = std::mem::take(&mut z.glue);
+        let frames = (next..end)
+            .into_par_iter()
+            .map(|i| {
+                let entry = &manifest.files[i];
+                let mut glue = if i == next {
+                    lead.clone()
+                } else {
+                    vec![0u8; padding(manifest.files[i - 1].size)]
+                };
+                glue.extend_from_slice(&ustar::encode(
+                    &format!("{FILES_PREFIX}{}", entry.path),
+                    entry.mode.bits(),
+                    entry.size,
+                ));
+                let glue = compress(&glue).map_err(PackageError::Write)?;
+                Ok((glue, data_frame(order[i], entry)?))
+            })
+            .collect::<Result<Vec<_>, PackageError>>()?;
+        for (glue, data) in frames {
+            z.out.write_all(&glue).map_err(PackageError::Write)?;
+            if let Some(data) = data {
+                z.out.write_all(&data).map_err(PackageError::Write)?;
+            }
+        }
+        z.glue
+            .extend_from_slice(&[0u8; BLOCK][..padding(manifest.files[end - 1].size)]);
+        next = end;
     }
-    z.write_all(&[0u8; 2 * BLOCK]).map_err(PackageError::Write)?;
-    z.finish().map_err(PackageError::Write)?;
-    let compressed_size = counted.written;
-    counted.inner.flush().map_err(PackageError::Write)?;
+    z.glue.extend_from_slice(&[0u8; 2 * BLOCK]);
+    z.end_glue().map_err(PackageError::Write)?;
+    let compressed_size = z.out.written;
+    z.out.inner.flush().map_err(PackageError::Write)?;
     Ok(Built {
         manifest_digest: ObjectId(*blake3::hash(&manifest_bytes).as_bytes()),
         manifest,
@@ -176,22 +265,162 @@ fn hash_file(path: &Path) -> Result<(u64, ObjectId), PackageError> {
     Ok((counting.read, ObjectId(*hasher.finalize().as_bytes())))
 }
 
-/// Streams a file given by path into the archive, checking it still has the
-/// size and hash it had when the manifest was written.
-fn copy_file<W: Write>(z: &mut W, member: &str, entry: &FileEntry, path: &Path) -> Result<(), PackageError> {
-    let source = |source| PackageError::Source {
-        path: path.to_path_buf(),
-        source,
+/// Files up to this size (8 MiB, the store's limit for compressing in
+/// memory) are read whole and compressed on the rayon pool; larger ones
+/// are streamed through zstd's multithreaded encoder.
+const IN_MEMORY_FILE: u64 = 8 << 20;
+
+/// File bytes a batch reads and compresses before its frames are written
+/// (32 MiB): what the writer holds in memory beside one large file's
+/// encoder.
+const BATCH_BYTES: u64 = 32 << 20;
+
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `data` as one zstd frame at [`ZSTD_LEVEL`] that declares its content
+/// size and has no checksum (the manifest's BLAKE3 covers the bytes): the
+/// same bytes on every machine and thread.
+fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        c.as_mut().expect("initialised above").compress(data)
+    })
+}
+
+/// A file's data frame (`None` for an empty file), read from its source
+/// and checked against its manifest entry.
+fn data_frame<'a>(f: &BuildFile<'a>, entry: &FileEntry) -> Result<Option<Cow<'a, [u8]>>, PackageError> {
+    if entry.size == 0 {
+        // An empty file has no data; a source that grew meanwhile is caught.
+        if let FileSource::Path(path) = f.source {
+            let mut probe = [0u8; 1];
+            let n = File::open(path)
+                .and_then(|mut file| file.read(&mut probe))
+                .map_err(|source| PackageError::Source {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            if n > 0 {
+                return Err(PackageError::SourceChanged {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        return Ok(None);
+    }
+    let frame = match f.source {
+        FileSource::Bytes(bytes) => compress(bytes),
+        FileSource::Path(path) => {
+            let source = |source| PackageError::Source {
+                path: path.to_path_buf(),
+                source,
+            };
+            let mut bytes = Vec::with_capacity(entry.size as usize);
+            File::open(path)
+                .map_err(source)?
+                .take(entry.size + 1)
+                .read_to_end(&mut bytes)
+                .map_err(source)?;
+            if bytes.len() as u64 != entry.size || ObjectId(*blake3::hash(&bytes).as_bytes()) != entry.blake3 {
+                return Err(PackageError::SourceChanged {
+                    path: path.to_path_buf(),
+                });
+            }
+            compress(&bytes)
+        }
+        FileSource::Prepared(p) => return Ok(p.frame.as_deref().map(Cow::Borrowed)),
     };
-    let changed = || PackageError::SourceChanged {
-        path: path.to_path_buf(),
-    };
-    let file = File::open(path).map_err(source)?;
-    z.write_all(&ustar::encode(member, entry.mode.bits(), entry.size))
-        .map_err(PackageError::Write)?;
+    frame.map(|f| Some(Cow::Owned(f))).map_err(PackageError::Write)
+}
+
+/// Zero bytes after `size` bytes of data up to the next 512-byte boundary.
+pub(super) fn padding(size: u64) -> usize {
+    ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
+}
+
+/// The archive being written as zstd frames (package-format.md,
+/// "Compression"): each non-empty file's data in a frame of its own, and
+/// everything between two of them (headers, padding, the metadata members,
+/// the end-of-archive marker) gathered in `glue` and written as one frame.
+struct Archive<W> {
+    out: Counting<W>,
+    glue: Vec<u8>,
+}
+
+impl<W: Write> Archive<W> {
+    /// One metadata member: header, data, padding, all glue.
+    fn member(&mut self, member: &str, mode: u32, data: &[u8]) -> io::Result<()> {
+        self.glue
+            .extend_from_slice(&ustar::encode(member, mode, data.len() as u64));
+        self.glue.extend_from_slice(data);
+        self.glue.extend_from_slice(&[0u8; BLOCK][..padding(data.len() as u64)]);
+        Ok(())
+    }
+
+    /// Writes the glue gathered so far as a frame.
+    fn end_glue(&mut self) -> io::Result<()> {
+        if !self.glue.is_empty() {
+            let frame = compress(&self.glue)?;
+            self.out.write_all(&frame)?;
+            self.glue.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes a file's data frame.
+    fn frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.end_glue()?;
+        self.out.write_all(frame)
+    }
+
+    /// Streams a large file's data into a frame of its own (zstd's
+    /// multithreaded mode, whose output is the same for any number of
+    /// workers: facebook/zstd#2238, #2327), checking that it still has the
+    /// size and hash it had when the manifest was written.
+    fn stream(&mut self, reader: &mut dyn Read, entry: &FileEntry, path: Option<&Path>) -> Result<(), PackageError> {
+        let source = |source| match path {
+            Some(path) => PackageError::Source {
+                path: path.to_path_buf(),
+                source,
+            },
+            None => PackageError::Write(source),
+        };
+        let changed = || PackageError::SourceChanged {
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
+        };
+        self.end_glue().map_err(PackageError::Write)?;
+        let (copied, blake3, longer) = encode_large(&mut self.out, reader, entry.size, source)?;
+        if copied != entry.size || longer || blake3 != entry.blake3 {
+            return Err(changed());
+        }
+        Ok(())
+    }
+}
+
+/// Compresses up to `size` bytes of `reader` into one zstd frame written to
+/// `out`, in zstd's multithreaded streaming mode with the content size
+/// declared: the output is the same for any number of workers
+/// (facebook/zstd#2238, #2327). Returns the bytes read, their BLAKE3, and
+/// whether the reader had more. `source` maps a read error.
+fn encode_large(
+    out: &mut dyn Write,
+    reader: &mut dyn Read,
+    size: u64,
+    source: impl Fn(io::Error) -> PackageError,
+) -> Result<(u64, ObjectId, bool), PackageError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8) as u32;
+    let mut z = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(PackageError::Write)?;
+    z.multithread(workers).map_err(PackageError::Write)?;
+    z.include_contentsize(true).map_err(PackageError::Write)?;
+    z.set_pledged_src_size(Some(size)).map_err(PackageError::Write)?;
     let mut hasher = blake3::Hasher::new();
-    let mut limited = file.take(entry.size);
-    let mut buf = vec![0u8; 64 << 10];
+    let mut limited = reader.take(size);
+    let mut buf = vec![0u8; 1 << 20];
     let mut copied = 0u64;
     loop {
         let n = match limited.read(&mut buf) {
@@ -206,23 +435,11 @@ fn copy_file<W: Write>(z: &mut W, member: &str, entry: &FileEntry, path: &Path) 
     }
     let mut probe = [0u8; 1];
     let longer = limited.into_inner().read(&mut probe).map_err(source)? > 0;
-    if copied != entry.size || longer || ObjectId(*hasher.finalize().as_bytes()) != entry.blake3 {
-        return Err(changed());
+    if copied == size {
+        // (A short source fails the pledged size; the caller reports it as changed.)
+        z.finish().map_err(PackageError::Write)?;
     }
-    z.write_all(&[0u8; BLOCK][..padding(entry.size)])
-        .map_err(PackageError::Write)
-}
-
-/// Zero bytes after `size` bytes of data up to the next 512-byte boundary.
-pub(super) fn padding(size: u64) -> usize {
-    ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
-}
-
-/// One member: header, data, zero padding.
-fn write_member<W: Write>(z: &mut W, member: &str, mode: u32, data: &[u8]) -> io::Result<()> {
-    z.write_all(&ustar::encode(member, mode, data.len() as u64))?;
-    z.write_all(data)?;
-    z.write_all(&[0u8; BLOCK][..padding(data.len() as u64)])
+    Ok((copied, ObjectId(*hasher.finalize().as_bytes()), longer))
 }
 
 /// A writer that counts the bytes it passes on.

@@ -211,24 +211,28 @@ fn read_storing<R: std::io::Read>(
             // The manifest bounds the size; cap what is reserved up front anyway.
             let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
             data.read_to_end(&mut bytes)?;
+            // A member in a zstd frame of its own is stored as that frame.
+            let frame = data.frame()?;
             let bytes = std::sync::Arc::new(bytes);
             kept += bytes.len() as u64;
             files.push((kept <= keep).then(|| bytes.clone()));
             let id = entry.blake3;
             let len = bytes.len() as u64;
+            let framed = frame.is_some();
             let store = move |bytes: &[u8]| {
-                if let Err(e) = w.add(ObjectKind::Blob, id, bytes) {
+                if let Err(e) = w.add_framed(ObjectKind::Blob, id, bytes, frame.as_deref()) {
                     failed
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
                 }
             };
-            // Backpressure: while the members queued for compression hold
-            // more than IN_FLIGHT_BYTES, this thread compresses the next one
-            // itself instead of reading ahead, so memory stays bounded when
-            // reading outruns the pool.
-            if in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
+            // A member's own frame is only copied into the pack: here, not
+            // worth waking a worker for. Backpressure: while the members
+            // queued for compression hold more than IN_FLIGHT_BYTES, this
+            // thread compresses the next one itself instead of reading
+            // ahead, so memory stays bounded when reading outruns the pool.
+            if framed || in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
                 store(&bytes);
             } else {
                 in_flight.fetch_add(len, Ordering::AcqRel);

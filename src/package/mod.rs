@@ -20,17 +20,18 @@
 //!   [`check_path`] are the documents and rules themselves.
 
 mod build;
+mod frames;
 pub mod install;
 mod manifest;
 mod read;
 mod ustar;
 
-pub use build::{BuildFile, Built, FileSource, PackageMeta, build};
+pub use build::{BuildFile, Built, FileSource, PackageMeta, Prepared, build, prepare};
 pub use manifest::{
     Attestation, Comparator, Dependency, Digest, FILES_PREFIX, FileEntry, FileMode, MAX_FILE_SIZE, Manifest, Op,
     PathRule, Predicate, Requirement, Subject, Version, check_path, parse_rfc3339, rfc3339, ustar_split,
 };
-pub use read::{Package, read, read_to_memory};
+pub use read::{FileData, Package, read, read_to_memory};
 
 use crate::keys::{KeyError, Role};
 use std::io;
@@ -51,8 +52,10 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The `predicateType` of `attestation.json`: cplane's package predicate,
 /// version 1 (a URN: cplane owns no web address to put here).
 pub const PREDICATE_TYPE: &str = "urn:cplane:predicate:package:v1";
-/// The zstd level [`build`] compresses with (zstd's own default).
-pub const ZSTD_LEVEL: i32 = 3;
+/// The zstd level [`build`] compresses each frame with: 2, a measured
+/// trade between `pack`'s speed and the package's (and store's) size
+/// (package-format.md, "Compression").
+pub const ZSTD_LEVEL: i32 = 2;
 
 /// Bounds a reader enforces, so that a hostile package cannot make it use
 /// unbounded memory, disk or time. Every bound is checked before the bytes

@@ -2,13 +2,14 @@
 //! hostile or damaged archive before the caller installs anything
 //! (package-format.md, "Reading a package").
 
+use super::frames::{FrameError, Frames};
 use super::manifest::{Attestation, FILES_PREFIX, FileEntry, Manifest, check_path};
 use super::ustar::{self, BLOCK, Member};
 use super::{ATTESTATION_MEMBER, Limits, MANIFEST_MEMBER, NAMESPACE, PackageError, SIGNATURE_MEMBER};
 use crate::id::ObjectId;
 use crate::keys::{self, KeyError, Role, Signer, UtcTime};
 use std::collections::HashSet;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 /// A package that passed every check: its manifest (with its exact signed
 /// bytes), signature, signer and attestation. The files went to the sink
@@ -35,9 +36,11 @@ pub struct Package {
 /// `trusted` (the allowed-signers registry) and `limits`, and hands each
 /// file to `sink` as it streams past: `sink(entry, data)` gets the manifest
 /// entry and a reader of exactly the file's bytes (what the sink leaves
-/// unread is read and hashed anyway).
+/// unread is read and hashed anyway), which also hands on the file's own
+/// zstd frame when it has one ([`FileData::frame`]).
 ///
-/// The checks, in stream order: the zstd window; member 0 is
+/// The checks, in stream order: the zstd window, and only zstd frames (no
+/// skippable frame, no other bytes); member 0 is
 /// `manifest.json`, member 1 `manifest.json.sig` (else
 /// [`PackageError::Unsigned`]), member 2 `attestation.json`, each a regular
 /// file of mode 0644 within its size limit; the signature verifies in
@@ -48,10 +51,12 @@ pub struct Package {
 /// signer; then each file member in manifest order is a regular file with
 /// the manifest's path, mode and size (a larger size is refused before its
 /// data is read) and BLAKE3; nothing after the last file but the two-block
-/// end marker and zeros; the zstd stream ends cleanly.
+/// end marker and zeros; the zstd stream ends after a whole frame.
 ///
 /// Memory stays bounded by the limits' metadata sizes and zstd's window,
-/// whatever the size of the files: they are streamed.
+/// whatever the size of the files: they are streamed (beside the
+/// compressed bytes of the file being read, at most zstd's bound for its
+/// size, kept to hand on its frame).
 ///
 /// **The sink sees a file's bytes before they are verified** (its hash is
 /// known only at its end, later files may still be refused): it must only
@@ -64,21 +69,14 @@ pub struct Package {
 pub fn read<R, F>(input: R, trusted: &[Signer], limits: &Limits, mut sink: F) -> Result<Package, PackageError>
 where
     R: Read,
-    F: FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
+    F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
 {
-    // One frame: a second (or skippable) frame would carry bytes outside
-    // any member.
-    let mut z = zstd::stream::read::Decoder::new(input)
-        .map_err(|source| PackageError::Read {
-            at: "the zstd stream".to_string(),
-            source,
-        })?
-        .single_frame();
-    z.window_log_max(limits.window_log_max)
-        .map_err(|source| PackageError::Read {
-            at: "the zstd stream".to_string(),
-            source,
-        })?;
+    // One or more frames; a skippable frame or bytes that are not a frame
+    // are refused (`Frames`).
+    let z = Frames::new(BufReader::new(input), limits.window_log_max).map_err(|source| PackageError::Read {
+        at: "the zstd stream".to_string(),
+        source,
+    })?;
     let mut s = Stream {
         z,
         index: 0,
@@ -370,7 +368,7 @@ fn check_attestation(found: &Attestation, expected: &Attestation) -> Result<(), 
 
 /// The decompressed archive, read block by block.
 struct Stream<R: Read> {
-    z: zstd::stream::read::Decoder<'static, BufReader<R>>,
+    z: Frames<BufReader<R>>,
     /// Index of the next member header.
     index: usize,
     window_log: u32,
@@ -436,12 +434,14 @@ impl<R: Read> Stream<R> {
     /// A file member's data: through the sink, hashed, then checked.
     fn file<F>(&mut self, m: &Member, entry: &FileEntry, sink: &mut F) -> Result<(), PackageError>
     where
-        F: FnMut(&FileEntry, &mut dyn Read) -> io::Result<()>,
+        F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
     {
         let at = || format!("member {}", m.name);
         let window_log = self.window_log;
+        self.z.begin_capture(entry.size);
         let mut data = Verifying {
-            inner: (&mut self.z).take(entry.size),
+            frames: &mut self.z,
+            size: entry.size,
             hasher: blake3::Hasher::new(),
             read: 0,
             failed: None,
@@ -459,10 +459,11 @@ impl<R: Read> Stream<R> {
             let e = data.failed.take().unwrap_or(e);
             return Err(read_error(e, at(), window_log));
         }
-        if data.read < entry.size {
+        let (read, found) = (data.read, ObjectId(*data.hasher.finalize().as_bytes()));
+        self.z.drop_capture();
+        if read < entry.size {
             return Err(PackageError::Truncated { at: at() });
         }
-        let (read, found) = (data.read, ObjectId(*data.hasher.finalize().as_bytes()));
         debug_assert_eq!(read, entry.size);
         if found != entry.blake3 {
             return Err(PackageError::MemberHash {
@@ -508,23 +509,18 @@ impl<R: Read> Stream<R> {
                 limit: max_zeros,
             });
         }
-        // The frame is complete (its checksum checked); nothing may follow.
-        let after = self
-            .z
-            .get_mut()
-            .fill_buf()
-            .map_err(|e| read_error(e, "the end of the zstd frame".to_string(), self.window_log))?;
-        if !after.is_empty() {
-            return Err(PackageError::HiddenData {
-                at: "after the zstd frame (a package is exactly one frame)".to_string(),
-            });
-        }
+        // The stream ended after a complete frame: nothing follows.
         Ok(())
     }
 }
 
 /// Maps a read error: truncation, an oversized zstd window, or other.
 fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
+    if let Some(f) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
+        return PackageError::HiddenData {
+            at: format!("in the zstd stream ({f}), {at}"),
+        };
+    }
     if e.kind() == io::ErrorKind::UnexpectedEof {
         return PackageError::Truncated { at };
     }
@@ -536,18 +532,41 @@ fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
     PackageError::Read { at, source: e }
 }
 
+/// A file member's data as [`read`] hands it to its sink: a reader of
+/// exactly the file's bytes and, once they are all read, the zstd frame
+/// they came in when the package gave the file a frame of its own
+/// (package-format.md, "Compression").
+pub trait FileData: Read {
+    /// After every byte was read: the member's data as one zstd frame
+    /// (RFC 8878) that declares the file's size as its content size, to be
+    /// stored as is — or `None` (the file shares a frame, the package is
+    /// one frame, or bytes are left unread). The frame is no more verified
+    /// than the bytes: [`read`] checks the file's BLAKE3 after the sink
+    /// returns.
+    ///
+    /// # Errors
+    /// Reading or decoding the frame's end.
+    fn frame(&mut self) -> io::Result<Option<Vec<u8>>>;
+}
+
 /// The reader a sink gets: hashes and counts what passes, and remembers an
 /// error of the archive (as opposed to one of the sink).
-struct Verifying<R> {
-    inner: R,
+struct Verifying<'a, R> {
+    frames: &'a mut Frames<BufReader<R>>,
+    /// The member's size: no byte past it is read.
+    size: u64,
     hasher: blake3::Hasher,
     read: u64,
     failed: Option<io::Error>,
 }
 
-impl<R: Read> Read for Verifying<R> {
+impl<R: Read> Read for Verifying<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
+        let left = (self.size - self.read).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        match self.frames.read(&mut buf[..left]) {
             Ok(n) => {
                 self.hasher.update(&buf[..n]);
                 self.read += n as u64;
@@ -560,5 +579,18 @@ impl<R: Read> Read for Verifying<R> {
                 Err(copy)
             }
         }
+    }
+}
+
+impl<R: Read> FileData for Verifying<'_, R> {
+    fn frame(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.read < self.size {
+            return Ok(None);
+        }
+        self.frames.end_capture(self.size).map_err(|e| {
+            let copy = io::Error::new(e.kind(), e.to_string());
+            self.failed = Some(e);
+            copy
+        })
     }
 }

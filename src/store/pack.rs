@@ -1017,16 +1017,43 @@ impl<'s> ObjectWriter<'s> {
     /// # Errors
     /// [`Error::Io`] naming the pack being written.
     pub fn add(&self, kind: ObjectKind, id: ObjectId, body: &[u8]) -> Result<bool> {
+        self.add_framed(kind, id, body, None)
+    }
+
+    /// [`ObjectWriter::add`], given `frame`: the body already compressed as
+    /// one zstd frame (e.g. a package member's own frame), stored as it is
+    /// instead of compressing the body again when it can be a record's
+    /// body: it starts as [`check_frame_start`] requires and declares the
+    /// body's length as its content size (a frame no smaller than the
+    /// body means the body is stored uncompressed, not compressed again).
+    /// The caller vouches that it decodes to `body` (a package reader
+    /// decoded it to these bytes; every later read decodes and re-hashes).
+    ///
+    /// # Errors
+    /// As [`ObjectWriter::add`].
+    pub fn add_framed(&self, kind: ObjectKind, id: ObjectId, body: &[u8], frame: Option<&[u8]>) -> Result<bool> {
         // Another thread's in-memory add of the same bytes cannot be abandoned, and a
         // streamed one has the same (large) length, so never races an in-memory add.
         if self.claim(id) != Claim::Mine {
             return Ok(false);
         }
-        let compressed = compress(body).at(self.store.tmp_dir())?;
-        let (compression, stored) = if compressed.len() < body.len() {
-            (COMPRESSION_ZSTD, &compressed[..])
-        } else {
-            (COMPRESSION_NONE, body)
+        let given = frame.filter(|f| {
+            check_frame_start(f).is_ok()
+                && zstd::zstd_safe::get_frame_content_size(f).ok().flatten() == Some(body.len() as u64)
+        });
+        let compressed;
+        let (compression, stored) = match given {
+            Some(f) if f.len() < body.len() => (COMPRESSION_ZSTD, f),
+            // zstd could not make it smaller: neither would level 1.
+            Some(_) => (COMPRESSION_NONE, body),
+            None => {
+                compressed = compress(body).at(self.store.tmp_dir())?;
+                if compressed.len() < body.len() {
+                    (COMPRESSION_ZSTD, &compressed[..])
+                } else {
+                    (COMPRESSION_NONE, body)
+                }
+            }
         };
         let r = self.with_slot(|w| w.append(kind, id, compression, body.len() as u64, stored));
         match r {

@@ -1,0 +1,385 @@
+//! A package's zstd stream read frame by frame (package-format.md,
+//! "Compression"): the concatenated frames decode to the archive, and a
+//! file member whose data is exactly one frame of its own can hand that
+//! frame on, so an installer stores it as the blob's record body (the
+//! store's records are single zstd frames, store-format.md "Object
+//! records") instead of compressing the bytes again.
+//!
+//! Frames are decoded with libzstd's streaming decoder (RFC 8878); between
+//! frames the reader checks each new frame's magic number, so a skippable
+//! frame (RFC 8878 §3.1.2: bytes no decoder shows) or bytes that are not a
+//! frame at all are refused, never skipped.
+
+use std::io::{self, BufRead, Read};
+use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
+
+/// The magic number of a zstd frame, little-endian on the wire.
+const FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The largest window a captured frame may use: the store decodes large
+/// blobs with a streaming decoder at zstd's default limit (2^27), so a frame
+/// read under a larger limit is never handed on.
+const STORE_WINDOW_LOG: u32 = 27;
+
+/// What is wrong with the bytes where a frame should start.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FrameError {
+    /// A skippable frame (magic `0x184D2A5?`): bytes outside the archive.
+    #[error("a skippable zstd frame after frame {after}")]
+    Skippable {
+        /// Frames decoded before it.
+        after: u64,
+    },
+    /// Bytes that are not a zstd frame after a complete frame.
+    #[error("bytes that are not a zstd frame after frame {after}")]
+    NotAFrame {
+        /// Frames decoded before them.
+        after: u64,
+    },
+}
+
+/// The frame bookkeeping, apart from the input (so it can be updated while
+/// the input's buffer is borrowed).
+struct State {
+    /// A frame has started (some of its bytes were consumed) and not ended.
+    in_frame: bool,
+    /// Frames completely decoded.
+    frames: u64,
+    /// The current frame's first bytes (magic and frame header descriptor).
+    head: [u8; 5],
+    head_len: usize,
+    /// The compressed bytes of a file member's data, while one is read.
+    capture: Option<Capture>,
+}
+
+/// The compressed bytes consumed since a file member's data began.
+struct Capture {
+    /// The bytes (from the start of the frame that holds the member's first
+    /// decoded byte, once one starts there).
+    bytes: Vec<u8>,
+    /// At most this many bytes are kept (zstd's bound for the member's
+    /// size); past it the member is not one frame of its own.
+    limit: usize,
+    /// Decoded bytes of the member so far.
+    out: u64,
+    /// A frame began exactly at the member's first byte.
+    aligned: bool,
+    /// `out` when the first frame holding member bytes ended.
+    ended_at: Option<u64>,
+    /// The bytes overran `limit` (and were let go).
+    overrun: bool,
+}
+
+impl State {
+    /// Accounts for `used` bytes consumed by the decoder (which made `made`
+    /// bytes of output), and whether the current frame ended with them.
+    fn note(&mut self, used: &[u8], made: usize, ended: bool) {
+        if !used.is_empty() && !self.in_frame {
+            self.in_frame = true;
+            self.head_len = 0;
+            if let Some(c) = &mut self.capture
+                && c.out == 0
+            {
+                // This frame begins where the member's data does.
+                c.aligned = true;
+                c.bytes.clear();
+            }
+        }
+        let take = used.len().min(self.head.len() - self.head_len);
+        self.head[self.head_len..self.head_len + take].copy_from_slice(&used[..take]);
+        self.head_len += take;
+        if let Some(c) = &mut self.capture {
+            if !c.overrun {
+                if c.bytes.len() + used.len() > c.limit {
+                    c.overrun = true;
+                    c.bytes = Vec::new();
+                } else {
+                    c.bytes.extend_from_slice(used);
+                }
+            }
+            c.out += made as u64;
+        }
+        if ended {
+            self.in_frame = false;
+            self.frames += 1;
+            if let Some(c) = &mut self.capture {
+                if c.out == 0 {
+                    // The frame before the member's data ended; the next starts it.
+                    c.bytes.clear();
+                    c.overrun = false;
+                } else if c.ended_at.is_none() {
+                    c.ended_at = Some(c.out);
+                }
+            }
+        }
+    }
+
+    /// Checks the start of a frame about to be decoded: `next` are the
+    /// input bytes not yet consumed. Refuses a skippable frame or bytes
+    /// that are not a frame once four bytes of the frame are known.
+    fn check_start(&self, next: &[u8]) -> io::Result<()> {
+        if self.in_frame && self.head_len >= 4 {
+            return Ok(());
+        }
+        let have = if self.in_frame { self.head_len } else { 0 };
+        let mut magic = [0u8; 4];
+        magic[..have].copy_from_slice(&self.head[..have]);
+        let more = next.len().min(4 - have);
+        magic[have..have + more].copy_from_slice(&next[..more]);
+        if have + more < 4 {
+            // Not known yet (the buffer ends): the decoder keeps what it has.
+            return Ok(());
+        }
+        if magic == FRAME_MAGIC {
+            return Ok(());
+        }
+        let error = if magic[1..] == [0x2a, 0x4d, 0x18] && magic[0] & 0xf0 == 0x50 {
+            FrameError::Skippable { after: self.frames }
+        } else {
+            FrameError::NotAFrame { after: self.frames }
+        };
+        Err(io::Error::new(io::ErrorKind::InvalidData, error))
+    }
+}
+
+/// The decompressed archive: one or more zstd frames read from `input`.
+/// `read` returns `Ok(0)` only at the end of the input after a complete
+/// frame; the input ending inside a frame is `UnexpectedEof`.
+pub(super) struct Frames<R> {
+    input: R,
+    decoder: Decoder<'static>,
+    state: State,
+    /// Whether frames may be handed on (the window limit is the store's).
+    can_capture: bool,
+}
+
+impl<R: BufRead> Frames<R> {
+    /// Reads frames from `input`, refusing a frame whose window is larger
+    /// than 2^`window_log_max` bytes before allocating it.
+    pub(super) fn new(input: R, window_log_max: u32) -> io::Result<Self> {
+        let mut decoder = Decoder::new()?;
+        decoder.set_parameter(DParameter::WindowLogMax(window_log_max))?;
+        Ok(Frames {
+            input,
+            decoder,
+            state: State {
+                in_frame: false,
+                frames: 0,
+                head: [0; 5],
+                head_len: 0,
+                capture: None,
+            },
+            can_capture: window_log_max <= STORE_WINDOW_LOG,
+        })
+    }
+
+    /// Starts keeping the compressed bytes of a file member of `size`
+    /// bytes whose data is about to be read ([`Frames::end_capture`]).
+    pub(super) fn begin_capture(&mut self, size: u64) {
+        self.state.capture = (self.can_capture && size > 0).then(|| Capture {
+            bytes: Vec::new(),
+            limit: zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(usize::MAX)),
+            out: 0,
+            aligned: !self.state.in_frame,
+            ended_at: None,
+            overrun: false,
+        });
+    }
+
+    /// After exactly `size` bytes of the member were read: its data as one
+    /// zstd frame of its own — it began at the member's first byte, ended
+    /// at its last, and declares `size` as its content size — or `None`.
+    /// Consumes the frame's epilogue (block end, checksum) when the decoder
+    /// has not yet, and nothing beyond the frame.
+    ///
+    /// # Errors
+    /// Reading the input, or the frame's epilogue not decoding.
+    pub(super) fn end_capture(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
+        let Some(c) = &self.state.capture else {
+            return Ok(None);
+        };
+        if self.state.in_frame && c.aligned && c.ended_at.is_none() && c.out == size {
+            // As zstd's own `finish_frame`: input, but no room for output.
+            loop {
+                let input = self.input.fill_buf()?;
+                if input.is_empty() {
+                    break;
+                }
+                let mut src = InBuffer::around(input);
+                let mut dst = OutBuffer::around(&mut [][..]);
+                let hint = self.decoder.run(&mut src, &mut dst)?;
+                let used = src.pos();
+                self.state.note(&input[..used], 0, hint == 0);
+                self.input.consume(used);
+                if hint == 0 {
+                    self.decoder.reinit()?;
+                    break;
+                }
+                if used == 0 {
+                    break;
+                }
+            }
+        }
+        let c = self.state.capture.take().expect("checked above");
+        let whole = c.aligned && !c.overrun && c.ended_at == Some(size) && c.out == size;
+        let declared = zstd::zstd_safe::get_frame_content_size(&c.bytes).ok().flatten();
+        Ok((whole && declared == Some(size)).then_some(c.bytes))
+    }
+
+    /// Stops keeping compressed bytes (a member whose frame is not wanted).
+    pub(super) fn drop_capture(&mut self) {
+        self.state.capture = None;
+    }
+}
+
+impl<R: BufRead> Read for Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let input = self.input.fill_buf()?;
+            if input.is_empty() {
+                return if self.state.in_frame || self.state.frames == 0 {
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the zstd stream ends inside a frame",
+                    ))
+                } else {
+                    Ok(0)
+                };
+            }
+            self.state.check_start(input)?;
+            let mut src = InBuffer::around(input);
+            let mut dst = OutBuffer::around(&mut *buf);
+            let hint = self.decoder.run(&mut src, &mut dst)?;
+            let (used, made) = (src.pos(), dst.pos());
+            self.state.note(&input[..used], made, hint == 0);
+            self.input.consume(used);
+            if hint == 0 {
+                self.decoder.reinit()?;
+            }
+            if made > 0 {
+                return Ok(made);
+            }
+            if used == 0 && hint != 0 {
+                return Err(io::Error::other("the zstd decoder made no progress"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(data: &[u8]) -> Vec<u8> {
+        zstd::bulk::compress(data, 3).unwrap()
+    }
+
+    fn read_all(bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let mut f = Frames::new(io::BufReader::with_capacity(7, bytes), 27)?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn concatenated_frames_decode_to_the_concatenation() {
+        let mut bytes = frame(b"hello, ");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(&b"world".repeat(1000)));
+        let mut want = b"hello, ".to_vec();
+        want.extend(b"world".repeat(1000));
+        assert_eq!(read_all(&bytes).unwrap(), want);
+    }
+
+    #[test]
+    fn skippable_frames_garbage_and_truncation_are_refused() {
+        let mut skippable = frame(b"a");
+        skippable.extend([0x5a, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, b'x']);
+        let e = read_all(&skippable).unwrap_err();
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(FrameError::Skippable { after: 1 })
+            ),
+            "{e}"
+        );
+        let mut garbage = frame(b"a");
+        garbage.extend(b"garbage");
+        let e = read_all(&garbage).unwrap_err();
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(FrameError::NotAFrame { after: 1 })
+            ),
+            "{e}"
+        );
+        let whole = frame(&b"abc".repeat(500));
+        for cut in [0, 1, 3, whole.len() - 1] {
+            let e = read_all(&whole[..cut]).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}: {e}");
+        }
+    }
+
+    /// Reads `head` bytes, then a member of `size` bytes with capture.
+    fn member(bytes: &[u8], head: usize, size: usize) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut f = Frames::new(io::BufReader::with_capacity(5, bytes), 27).unwrap();
+        let mut h = vec![0u8; head];
+        f.read_exact(&mut h).unwrap();
+        f.begin_capture(size as u64);
+        let mut data = vec![0u8; size];
+        f.read_exact(&mut data).unwrap();
+        let frame = f.end_capture(size as u64).unwrap();
+        (data, frame)
+    }
+
+    #[test]
+    fn a_member_in_a_frame_of_its_own_is_handed_on() {
+        let body = b"member data ".repeat(300);
+        let (glue, data) = (frame(&[7u8; 512]), frame(&body));
+        let mut bytes = glue.clone();
+        bytes.extend(&data);
+        bytes.extend(frame(&[0u8; 1024]));
+        let (read, got) = member(&bytes, 512, body.len());
+        assert_eq!(read, body);
+        assert_eq!(got.as_deref(), Some(&data[..]));
+        // With the content checksum too (its epilogue read by end_capture).
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        c.include_checksum(true).unwrap();
+        let checked = c.compress(&body).unwrap();
+        let mut bytes = glue.clone();
+        bytes.extend(&checked);
+        assert_eq!(member(&bytes, 512, body.len()).1.as_deref(), Some(&checked[..]));
+    }
+
+    #[test]
+    fn a_member_sharing_a_frame_is_not() {
+        let body = b"member data ".repeat(300);
+        // One frame for everything.
+        let mut all = vec![7u8; 512];
+        all.extend(&body);
+        let (read, got) = member(&frame(&all), 512, body.len());
+        assert_eq!(read, body);
+        assert_eq!(got, None);
+        // A frame that starts with the member but holds more.
+        let mut more = body.clone();
+        more.extend([0u8; 100]);
+        let mut bytes = frame(&[7u8; 512]);
+        bytes.extend(frame(&more));
+        assert_eq!(member(&bytes, 512, body.len()).1, None);
+        // The member split across two frames.
+        let mut bytes = frame(&[7u8; 512]);
+        bytes.extend(frame(&body[..100]));
+        bytes.extend(frame(&body[100..]));
+        assert_eq!(member(&bytes, 512, body.len()).1, None);
+        // A frame without its content size.
+        let mut bytes = frame(&[7u8; 512]);
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &body).unwrap();
+        bytes.extend(enc.finish().unwrap());
+        assert_eq!(member(&bytes, 512, body.len()).1, None);
+    }
+}
