@@ -134,6 +134,45 @@ fn a_package_larger_than_the_memory_budget_installs_byte_exact() {
     stdout(d, &["verify"]);
 }
 
+/// A file whose data is a zstd frame of its own in the package is stored
+/// as that very frame (not compressed again).
+#[test]
+fn a_files_own_frame_is_stored_as_it_is() {
+    use std::os::unix::fs::FileExt;
+    let s = setup();
+    let d = s.plane.path();
+    let body = (0..4000)
+        .map(|i| format!("line {i} of a file the store would compress at level 1\n"))
+        .collect::<String>();
+    let pkg = pack(
+        &s,
+        "framed",
+        &[("specs/SPEC-000/pkg/f.txt", body.as_str())],
+        &s.admin,
+        &[],
+    );
+    let prepared = cplane::package::prepare(body.as_bytes()).unwrap();
+    let frame = prepared.frame().unwrap();
+    assert!(
+        zstd::bulk::compress(body.as_bytes(), 1).unwrap() != frame,
+        "level 1 makes this frame too: the test could not tell"
+    );
+    assert!(
+        fs::read(&pkg).unwrap().windows(frame.len()).any(|w| w == frame),
+        "the package holds the file's frame"
+    );
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    let store = cplane::store::Store::open(d).unwrap();
+    let (pack, e) = store.locate(&prepared.blake3).expect("the file is stored");
+    let mut stored = vec![0u8; e.len as usize - 16];
+    fs::File::open(&pack.pack_path)
+        .unwrap()
+        .read_exact_at(&mut stored, e.offset + 16)
+        .unwrap();
+    assert!(stored == frame, "the record's body is not the package's frame");
+    stdout(d, &["verify", "--full"]);
+}
+
 #[test]
 fn refusals_leave_the_plane_and_store_byte_identical() {
     let s = setup();

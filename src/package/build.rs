@@ -56,6 +56,13 @@ pub struct Prepared {
     frame: Option<Vec<u8>>,
 }
 
+impl Prepared {
+    /// The file's data frame as the package holds it (`None` when empty).
+    pub fn frame(&self) -> Option<&[u8]> {
+        self.frame.as_deref()
+    }
+}
+
 /// Hashes `bytes` and compresses them into the frame [`build`] would write
 /// for them: callers that read and check files in parallel do this there,
 /// so a build only writes. The package is the same bytes either way.
