@@ -52,10 +52,10 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The `predicateType` of `attestation.json`: cplane's package predicate,
 /// version 1 (a URN: cplane owns no web address to put here).
 pub const PREDICATE_TYPE: &str = "urn:cplane:predicate:package:v1";
-/// The zstd level [`build`] compresses each frame with: 2, a measured
-/// trade between `pack`'s speed and the package's (and store's) size
-/// (package-format.md, "Compression").
-pub const ZSTD_LEVEL: i32 = 2;
+/// The zstd level [`build`] compresses each frame with: 1, the store's
+/// own level (an installed file's frame is stored as it is), and the
+/// fastest `pack` (package-format.md, "Compression").
+pub const ZSTD_LEVEL: i32 = 1;
 
 /// Bounds a reader enforces, so that a hostile package cannot make it use
 /// unbounded memory, disk or time. Every bound is checked before the bytes
