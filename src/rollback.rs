@@ -56,6 +56,7 @@ pub fn seal_rescue(
         // rescue leaves special files out, and the checkout leaves them in place.
         allow_special: true,
         skip_unchanged: false,
+        passed_gates: None,
     };
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }

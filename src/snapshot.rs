@@ -55,6 +55,10 @@ pub struct SealOptions {
     /// [`SealReport::unchanged`] set. `cplane snapshot` sets it unless
     /// `--allow-unchanged`; rescue, init and plane-add seals do not.
     pub skip_unchanged: bool,
+    /// Files whose gates already passed on the bytes now on disk (an
+    /// install gates a package's files before writing them): a governed
+    /// seal does not run those gates again while nothing about them changed.
+    pub passed_gates: Option<std::sync::Arc<crate::governance::plane::PassedGates>>,
 }
 
 impl Default for SealOptions {
@@ -69,6 +73,7 @@ impl Default for SealOptions {
             ownership: None,
             allow_special: false,
             skip_unchanged: false,
+            passed_gates: None,
         }
     }
 }

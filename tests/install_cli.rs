@@ -178,6 +178,81 @@ fn a_files_own_frame_is_stored_as_it_is() {
     stdout(d, &["verify", "--full"]);
 }
 
+/// A package whose file fails a gate of its spec (here a secret, in a
+/// package signed by a trusted key but not made by `cplane pack`, which
+/// would have refused it) is refused before anything is written: the
+/// gates run on each file as it streams.
+#[test]
+fn a_file_that_fails_a_gate_is_refused_before_anything_is_written() {
+    use cplane::package::{BuildFile, FileMode, FileSource, PackageMeta, Version};
+    let s = setup();
+    let aws = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+    let leak = format!("key = {aws}\n");
+    let files = [
+        BuildFile {
+            path: "specs/SPEC-000/pkg/clean.txt",
+            mode: FileMode::Regular,
+            source: FileSource::Bytes(b"nothing to see\n"),
+        },
+        BuildFile {
+            path: "specs/SPEC-000/pkg/leak.txt",
+            mode: FileMode::Regular,
+            source: FileSource::Bytes(leak.as_bytes()),
+        },
+    ];
+    let meta = PackageMeta {
+        id: "PKG-LEAK".into(),
+        version: "1.0.0".parse::<Version>().unwrap(),
+        spec_id: "SPEC-000".into(),
+        framework_id: "FMWK-000".into(),
+        tier: "any".into(),
+        dependencies: Vec::new(),
+    };
+    let key = cplane::keys::load_private(&s.admin).unwrap();
+    let mut bytes = Vec::new();
+    cplane::package::build(&meta, &files, &key, cplane::keys::UtcTime::now(), &mut bytes).unwrap();
+    let pkg = s.keys.path().join("leak.cppkg");
+    fs::write(&pkg, bytes).unwrap();
+    refused(&s, &pkg, 1, "CP301 specs/SPEC-000/pkg/leak.txt");
+    let d = s.plane.path();
+    assert!(!d.join("specs/SPEC-000/pkg").exists());
+    stdout(d, &["verify"]);
+}
+
+/// The seal after an install trusts the gates that ran while the package
+/// streamed only for the bytes they ran on: a secret put into a package
+/// file between the install's gating and its seal is never sealed (the
+/// file no longer has its manifest bytes, CP112, before any gate runs).
+#[test]
+fn the_seal_gates_again_a_file_edited_after_the_install_gated_it() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "edited",
+        &[
+            ("specs/SPEC-000/pkg/a.txt", "clean\n"),
+            ("specs/SPEC-000/pkg/b.txt", "clean too\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-EDITED"],
+    );
+    let marker = d.join(".cp/planes/main/paused");
+    let _ = fs::remove_file(&marker);
+    let args = ["install", pkg.to_str().unwrap()];
+    let mut child = common::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
+    common::wait_for(&marker, &mut child);
+    let aws = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+    fs::write(d.join("specs/SPEC-000/pkg/b.txt"), format!("key = {aws}\n")).unwrap();
+    fs::remove_file(&marker).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the seal passed a secret: {err}");
+    assert!(err.contains("CP112 specs/SPEC-000/pkg/b.txt"), "{err}");
+    let log = stdout(d, &["log"]);
+    assert!(!log.contains("install PKG-EDITED"), "sealed anyway: {log}");
+}
+
 #[test]
 fn refusals_leave_the_plane_and_store_byte_identical() {
     let s = setup();

@@ -10,7 +10,8 @@
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
 //!   filesystem without it: files are written under `.cplane-staging~` at apply time;
 //! * `CPLANE_TEST_PAUSE_AT_STEP=NAME`: at the named step after a checkout
-//!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and sleep;
+//!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and wait
+//!   until the test deletes it (or kills the process; at most 300 s);
 //! * `CPLANE_TEST_GC_PAUSE=STEP`: when `cplane gc` reaches STEP (`planned`,
 //!   `packed`, `caches-pruned`, `removing`, `removed`: [`cplane::gc::GcStep`]),
 //!   create `.cp/gc-paused` and sleep (the test kills the process there).
@@ -47,8 +48,12 @@ impl CheckoutHooks for EnvHooks {
 
     fn step(&self, name: &str) {
         if self.pause_step.as_deref() == Some(name) {
-            let _ = std::fs::write(self.dir.join("paused"), b"");
-            std::thread::sleep(std::time::Duration::from_secs(300));
+            let marker = self.dir.join("paused");
+            let _ = std::fs::write(&marker, b"");
+            let t0 = std::time::Instant::now();
+            while marker.exists() && t0.elapsed() < std::time::Duration::from_secs(300) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     }
 

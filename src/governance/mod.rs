@@ -1183,7 +1183,8 @@ pub fn required_file_findings(m: &Model, view: &View<'_>) -> Vec<Finding> {
     out
 }
 
-fn sort(v: &mut [Finding]) {
+/// Sorts findings as every governance report lists them: by pass, path, code.
+pub fn sort(v: &mut [Finding]) {
     v.sort_by(|a, b| {
         a.code
             .pass()

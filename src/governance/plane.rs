@@ -807,6 +807,56 @@ pub fn check_sealed(store: &Store, root: &TreeId) -> Result<ObjectId> {
     })
 }
 
+/// Files whose per-file gates ran on exactly the bytes now on disk and
+/// found nothing: an install gates a package's files as they stream, before
+/// it writes them, and its seal then runs them only where something changed.
+#[derive(Debug, Clone, Default)]
+pub struct PassedGates {
+    /// Every gate, as [`super::spec_gates`] listed them when they ran.
+    pub gates: Vec<(String, crate::gate::Gate)>,
+    /// The owner they ran for (the package id).
+    pub owner: String,
+    /// That owner's gates (indices into `gates`).
+    pub ids: Vec<usize>,
+    /// Each file checked, with the BLAKE3 of the bytes checked.
+    pub files: std::collections::HashMap<RelPath, ObjectId>,
+}
+
+impl PassedGates {
+    /// `only` (the files whose gates must run, `None`: all owned files)
+    /// without the files that passed: same bytes (blob id in `view`), same
+    /// owner, and the same gates — the model's gates equal to those that
+    /// ran and the owner's spec bound to the same ones. Anything else
+    /// leaves `only` as it is.
+    fn exclude(
+        &self,
+        m: &Model,
+        view: &View<'_>,
+        only: Option<std::collections::HashSet<RelPath>>,
+    ) -> Option<std::collections::HashSet<RelPath>> {
+        let (gates, by_spec) = super::spec_gates(m);
+        if gates != self.gates {
+            return only;
+        }
+        let passed = |path: &RelPath, d: &super::Declaration| {
+            *d.owner_id == *self.owner
+                && m.spec_of(d).and_then(|s| by_spec.get(&s.id)) == Some(&self.ids)
+                && self.files.get(path).is_some_and(|id| {
+                    view.files
+                        .get(path)
+                        .is_some_and(|s| s.kind == EntryKind::File && s.id == *id)
+                })
+        };
+        Some(
+            super::owned(&m.declared, &m.files)
+                .filter(|(path, _, _)| only.as_ref().is_none_or(|o| o.contains(*path)))
+                .filter(|(path, decls, _)| !passed(path, &decls[0]))
+                .map(|(path, _, _)| path.clone())
+                .collect(),
+        )
+    }
+}
+
 /// The files whose gates a snapshot or verify must run, when the others are
 /// known to pass: HEAD is a checkpoint a governed `snapshot` sealed (every
 /// gate passed then, on every file it owned). `None` (all files) otherwise.
@@ -1011,7 +1061,10 @@ pub fn snapshot(
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {
         ctl.progress.phase("gates");
-        let only = unchanged_gates_hold(Some(store), &m, &report);
+        let mut only = unchanged_gates_hold(Some(store), &m, &report);
+        if let Some(p) = opts.passed_gates.take() {
+            only = p.exclude(&m, &view, only);
+        }
         findings.extend(gate_findings_for(&m, &view, &scope, None, only.as_ref(), ctl)?.0);
     }
     if !findings.is_empty() {

@@ -189,25 +189,54 @@ enum Stored {
     Store(Error),
 }
 
-/// [`super::read_to_memory`], adding each file's bytes to `w` as a blob on
-/// the rayon pool while the next member is read (a member that turns out
-/// not to match the manifest fails the whole read, and the caller drops
-/// `w`, so nothing of a refused package is kept). Returns each member's
-/// bytes, in manifest order, while they fit in `keep` bytes; `None` after.
+/// The plane's per-file gates, for gating a package's files as they
+/// stream ([`read_storing`]).
+struct Gating<'a> {
+    engine: &'a crate::gate::Engine,
+    by_spec: &'a crate::governance::SpecGates,
+}
+
+/// What gating a package's files found.
+#[derive(Default)]
+struct Gated {
+    /// Findings (a file that fails a gate).
+    findings: Vec<Finding>,
+    /// Files that passed, with the BLAKE3 of their bytes.
+    passed: std::collections::HashMap<RelPath, ObjectId>,
+}
+
+/// [`super::read_to_memory`], adding each file's bytes to `w` as a blob
+/// while the next member is read (its own zstd frame when it has one, else
+/// compressed on the rayon pool), and, with `gating`, running the gates of
+/// the package's spec on each file's bytes on the pool. A member that turns
+/// out not to match the manifest fails the whole read, and the caller
+/// drops `w`, so nothing of a refused package is kept. Returns the package,
+/// each member's bytes in manifest order while they fit in `keep` bytes
+/// (`None` after), and what the gates found.
 fn read_storing<R: std::io::Read>(
     input: R,
     trusted: &[Signer],
     limits: &Limits,
     keep: u64,
     w: &crate::store::pack::ObjectWriter<'_>,
-) -> std::result::Result<(super::Package, Vec<Option<Shared>>), Stored> {
+    gating: Option<Gating<'_>>,
+) -> std::result::Result<(super::Package, Vec<Option<Shared>>, Gated), Stored> {
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let gated: std::sync::Mutex<Gated> = std::sync::Mutex::new(Gated::default());
     let mut files: Vec<Option<Shared>> = Vec::new();
     let mut kept = 0u64;
     let in_flight = &std::sync::atomic::AtomicU64::new(0);
+    // The owner and gates each file is checked with, once the manifest names its spec.
+    let job: std::cell::OnceCell<(String, Vec<usize>)> = std::cell::OnceCell::new();
     let package = rayon::in_place_scope(|s| {
-        let failed = &failed;
-        super::read(input, trusted, limits, |entry, data| {
+        let (failed, gated, job, gating) = (&failed, &gated, &job, gating.as_ref());
+        let on_manifest = |m: &super::Manifest| {
+            if let Some(g) = gating {
+                let ids = g.by_spec.get(&m.spec_id).cloned().unwrap_or_default();
+                let _ = job.set((m.id.clone(), ids));
+            }
+        };
+        super::read_with(input, trusted, limits, on_manifest, |entry, data| {
             // The manifest bounds the size; cap what is reserved up front anyway.
             let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
             data.read_to_end(&mut bytes)?;
@@ -219,25 +248,61 @@ fn read_storing<R: std::io::Read>(
             let id = entry.blake3;
             let len = bytes.len() as u64;
             let framed = frame.is_some();
-            let store = move |bytes: &[u8]| {
-                if let Err(e) = w.add_framed(ObjectKind::Blob, id, bytes, frame.as_deref()) {
+            if let Err(e) = framed
+                .then(|| w.add_framed(ObjectKind::Blob, id, &bytes, frame.as_deref()))
+                .transpose()
+            {
+                failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
+            let gate = gating
+                .zip(job.get())
+                .filter(|(_, (_, ids))| !ids.is_empty())
+                .and_then(|(g, (owner, ids))| {
+                    Some((
+                        g.engine,
+                        crate::gate::FileJob {
+                            path: RelPath::parse(entry.path.as_bytes())?,
+                            owner: owner.clone(),
+                            gates: ids.clone(),
+                        },
+                    ))
+                });
+            if framed && gate.is_none() {
+                return Ok(());
+            }
+            let work = move |bytes: &[u8]| {
+                if !framed && let Err(e) = w.add(ObjectKind::Blob, id, bytes) {
                     failed
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
                 }
+                if let Some((engine, job)) = gate {
+                    let result = engine.check_bytes(&job, bytes);
+                    let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match result {
+                        Ok((found, _)) if found.is_empty() => {
+                            g.passed.insert(job.path, id);
+                        }
+                        Ok((found, _)) => g.findings.extend(found),
+                        // (A gate that does not compile: the seal reports it.)
+                        Err(_) => {}
+                    }
+                }
             };
-            // A member's own frame is only copied into the pack: here, not
-            // worth waking a worker for. Backpressure: while the members
-            // queued for compression hold more than IN_FLIGHT_BYTES, this
-            // thread compresses the next one itself instead of reading
-            // ahead, so memory stays bounded when reading outruns the pool.
-            if framed || in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
-                store(&bytes);
+            // Compression and gates run on the pool. Backpressure: while the
+            // members queued there hold more than IN_FLIGHT_BYTES, this
+            // thread does the next one itself instead of reading ahead, so
+            // memory stays bounded when reading outruns the pool.
+            if in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
+                work(&bytes);
             } else {
                 in_flight.fetch_add(len, Ordering::AcqRel);
                 s.spawn(move |_| {
-                    store(&bytes);
+                    work(&bytes);
                     drop(bytes);
                     in_flight.fetch_sub(len, Ordering::AcqRel);
                 });
@@ -248,7 +313,8 @@ fn read_storing<R: std::io::Read>(
     if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(Stored::Store(e));
     }
-    Ok((package.map_err(Stored::Package)?, files))
+    let gated = gated.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok((package.map_err(Stored::Package)?, files, gated))
 }
 
 /// The plane's model as its working tree is now.
@@ -302,23 +368,38 @@ pub fn install(
     // The package's blobs go into the store (compressed on the other cores)
     // while the archive is still being read and checked; nothing becomes
     // visible until `w.finish()`, and a refused package drops it all.
+    let m = model(store, plane, ctl)?;
+    // The package's spec's gates run on each file as it streams: a file
+    // that fails one refuses the package before anything is written.
+    let (gates, by_spec) = crate::governance::spec_gates(&m);
+    let engine = crate::gate::Engine::new(gates.clone()).ok();
     let w = store.writer();
-    let (package, contents) = read_storing(
+    let (package, contents, gated) = read_storing(
         std::io::BufReader::new(input),
         trusted,
         &Limits::default(),
         keep_in_memory(),
         &w,
+        engine.as_ref().map(|engine| Gating {
+            engine,
+            by_spec: &by_spec,
+        }),
     )
     .map_err(|e| match e {
         Stored::Package(e) => bad_package(file, e),
         Stored::Store(e) => e,
     })?;
     let manifest = &package.manifest;
-    let m = model(store, plane, ctl)?;
     let scope = Scope::open(plane)?;
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
-    let mut findings = Vec::new();
+    let mut findings = gated.findings;
+    crate::governance::sort(&mut findings);
+    let passed = crate::governance::plane::PassedGates {
+        gates,
+        owner: manifest.id.clone(),
+        ids: by_spec.get(&manifest.spec_id).cloned().unwrap_or_default(),
+        files: gated.passed,
+    };
     // The chain.
     let fw = match m.specs.get(&manifest.spec_id) {
         None => {
@@ -617,6 +698,7 @@ pub fn install(
         manifest,
         &package.manifest_digest,
         &gone,
+        Some(passed),
         hooks,
         ctl,
     )?;
@@ -648,6 +730,7 @@ fn finish(
     manifest: &Manifest,
     digest: &ObjectId,
     gone: &[RelPath],
+    passed: Option<crate::governance::plane::PassedGates>,
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<crate::snapshot::SealReport> {
@@ -696,6 +779,7 @@ fn finish(
     hooks.step("owned");
     let opts = crate::snapshot::SealOptions {
         message: format!("install {} {}", manifest.id, manifest.version),
+        passed_gates: passed.map(std::sync::Arc::new),
         ..crate::snapshot::SealOptions::default()
     };
     Ok(crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?.0)
@@ -756,6 +840,7 @@ pub fn resume(
         &manifest,
         &digest,
         &gone,
+        None,
         &crate::checkout::NoHooks,
         ctl,
     )?;

@@ -66,9 +66,30 @@ pub struct Package {
 /// # Errors
 /// The first refusal, as its own [`PackageError`] variant; an error the
 /// sink returns, as [`PackageError::Sink`].
-pub fn read<R, F>(input: R, trusted: &[Signer], limits: &Limits, mut sink: F) -> Result<Package, PackageError>
+pub fn read<R, F>(input: R, trusted: &[Signer], limits: &Limits, sink: F) -> Result<Package, PackageError>
 where
     R: Read,
+    F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
+{
+    read_with(input, trusted, limits, |_| {}, sink)
+}
+
+/// [`read`], calling `on_manifest` with the manifest once it, its
+/// signature and the attestation are checked, before the first file's
+/// bytes are read (an installer sets up what it checks each file with).
+///
+/// # Errors
+/// As [`read`].
+pub fn read_with<R, M, F>(
+    input: R,
+    trusted: &[Signer],
+    limits: &Limits,
+    on_manifest: M,
+    mut sink: F,
+) -> Result<Package, PackageError>
+where
+    R: Read,
+    M: FnOnce(&Manifest),
     F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
 {
     // One or more frames; a skippable frame or bytes that are not a frame
@@ -168,6 +189,8 @@ where
         &attestation,
         &manifest.expected_attestation(&signer.fingerprint(), time),
     )?;
+
+    on_manifest(&manifest);
 
     // The files, in manifest order.
     let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
