@@ -44,7 +44,15 @@ RUNS=${RUNS:-6}
 BIN="${CPLANE_BIN:-$REPO/target/release/cplane}"
 RES="$BENCH_DIR/results"
 W="$BENCH_DIR/pkg"
-rm -rf "$RES" "$W"
+# The last run's work directory is moved aside, not deleted: on ext4
+# without a journal, deleting tens of thousands of files slows every
+# create for minutes, and the timings below would measure that. Everything
+# set aside is deleted once the timings are done.
+TRASH="$BENCH_DIR/trash"
+mkdir -p "$TRASH"
+for d in "$RES" "$W"; do
+    [ -e "$d" ] && mv "$d" "$TRASH/$(basename "$d").$(date +%s%N)"
+done
 mkdir -p "$RES" "$W"
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -135,7 +143,9 @@ say "peak RSS of one install"
 "$W/prepare.sh"
 /usr/bin/time -f "%M" -o "$RES/install.rss" "$BIN" -C "$W/plane" install "$P" >/dev/null
 "$BIN" -C "$W/plane" verify >/dev/null
-rm -rf "$W/old"
+# (A run right after another still starts while this deletion slows ext4
+# down; leave a few minutes between runs.)
+rm -rf "$W/old" "$TRASH"
 
 python3 - "$RES" "$FILES" "$BYTES" "${TREE:-generated tree of $N files}" <<'EOF'
 import json, os, sys

@@ -181,6 +181,20 @@ fn keep_in_memory() -> u64 {
     test.unwrap_or(KEEP_IN_MEMORY_BYTES)
 }
 
+/// Files per pool task of [`read_storing`] (at most).
+const BATCH_FILES: usize = 64;
+/// Bytes per pool task of [`read_storing`] (about).
+const BATCH_BYTES: u64 = 1 << 20;
+
+/// One file's work for the pool: stored (as its own frame when it came as
+/// one, else compressed), gated.
+struct PoolJob<'e> {
+    bytes: Shared,
+    id: ObjectId,
+    frame: Option<Vec<u8>>,
+    gate: Option<(&'e crate::gate::Engine, crate::gate::FileJob)>,
+}
+
 /// Why [`read_storing`] failed.
 enum Stored {
     /// The archive does not check out.
@@ -213,13 +227,13 @@ struct Gated {
 /// drops `w`, so nothing of a refused package is kept. Returns the package,
 /// each member's bytes in manifest order while they fit in `keep` bytes
 /// (`None` after), and what the gates found.
-fn read_storing<R: std::io::Read>(
+fn read_storing<'g, R: std::io::Read>(
     input: R,
     trusted: &[Signer],
     limits: &Limits,
     keep: u64,
     w: &crate::store::pack::ObjectWriter<'_>,
-    gating: Option<Gating<'_>>,
+    gating: Option<Gating<'g>>,
 ) -> std::result::Result<(super::Package, Vec<Option<Shared>>, Gated), Stored> {
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let gated: std::sync::Mutex<Gated> = std::sync::Mutex::new(Gated::default());
@@ -230,13 +244,58 @@ fn read_storing<R: std::io::Read>(
     let job: std::cell::OnceCell<(String, Vec<usize>)> = std::cell::OnceCell::new();
     let package = rayon::in_place_scope(|s| {
         let (failed, gated, job, gating) = (&failed, &gated, &job, gating.as_ref());
+        // One batch of files' work, on whichever thread runs it.
+        let run = move |jobs: Vec<PoolJob<'g>>| {
+            for j in jobs {
+                if let Err(e) = w.add_framed(ObjectKind::Blob, j.id, &j.bytes, j.frame.as_deref()) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .get_or_insert(e);
+                }
+                if let Some((engine, job)) = j.gate {
+                    let result = engine.check_bytes(&job, &j.bytes);
+                    let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match result {
+                        Ok((found, _)) if found.is_empty() => {
+                            g.passed.insert(job.path, j.id);
+                        }
+                        Ok((found, _)) => g.findings.extend(found),
+                        // (A gate that does not compile: the seal reports it.)
+                        Err(_) => {}
+                    }
+                }
+            }
+        };
+        // Storing and gates run on the pool, a batch of files per task
+        // (a task per file spends more on waking workers than it saves).
+        // Backpressure: while the batches queued there hold more than
+        // IN_FLIGHT_BYTES, this thread runs the next one itself instead of
+        // reading ahead, so memory stays bounded when reading outruns the pool.
+        let mut batch: Vec<PoolJob<'g>> = Vec::new();
+        let mut batch_bytes = 0u64;
+        let flush = |batch: &mut Vec<PoolJob<'g>>, bytes: &mut u64| {
+            let (jobs, n) = (std::mem::take(batch), std::mem::take(bytes));
+            if jobs.is_empty() {
+                return;
+            }
+            if in_flight.load(Ordering::Acquire) + n > IN_FLIGHT_BYTES {
+                run(jobs);
+            } else {
+                in_flight.fetch_add(n, Ordering::AcqRel);
+                s.spawn(move |_| {
+                    run(jobs);
+                    in_flight.fetch_sub(n, Ordering::AcqRel);
+                });
+            }
+        };
         let on_manifest = |m: &super::Manifest| {
             if let Some(g) = gating {
                 let ids = g.by_spec.get(&m.spec_id).cloned().unwrap_or_default();
                 let _ = job.set((m.id.clone(), ids));
             }
         };
-        super::read_with(input, trusted, limits, on_manifest, |entry, data| {
+        let package = super::read_with(input, trusted, limits, on_manifest, |entry, data| {
             // The manifest bounds the size; cap what is reserved up front anyway.
             let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
             data.read_to_end(&mut bytes)?;
@@ -247,16 +306,6 @@ fn read_storing<R: std::io::Read>(
             files.push((kept <= keep).then(|| bytes.clone()));
             let id = entry.blake3;
             let len = bytes.len() as u64;
-            let framed = frame.is_some();
-            if let Err(e) = framed
-                .then(|| w.add_framed(ObjectKind::Blob, id, &bytes, frame.as_deref()))
-                .transpose()
-            {
-                failed
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .get_or_insert(e);
-            }
             let gate = gating
                 .zip(job.get())
                 .filter(|(_, (_, ids))| !ids.is_empty())
@@ -270,45 +319,15 @@ fn read_storing<R: std::io::Read>(
                         },
                     ))
                 });
-            if framed && gate.is_none() {
-                return Ok(());
-            }
-            let work = move |bytes: &[u8]| {
-                if !framed && let Err(e) = w.add(ObjectKind::Blob, id, bytes) {
-                    failed
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert(e);
-                }
-                if let Some((engine, job)) = gate {
-                    let result = engine.check_bytes(&job, bytes);
-                    let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match result {
-                        Ok((found, _)) if found.is_empty() => {
-                            g.passed.insert(job.path, id);
-                        }
-                        Ok((found, _)) => g.findings.extend(found),
-                        // (A gate that does not compile: the seal reports it.)
-                        Err(_) => {}
-                    }
-                }
-            };
-            // Compression and gates run on the pool. Backpressure: while the
-            // members queued there hold more than IN_FLIGHT_BYTES, this
-            // thread does the next one itself instead of reading ahead, so
-            // memory stays bounded when reading outruns the pool.
-            if in_flight.load(Ordering::Acquire) + len > IN_FLIGHT_BYTES {
-                work(&bytes);
-            } else {
-                in_flight.fetch_add(len, Ordering::AcqRel);
-                s.spawn(move |_| {
-                    work(&bytes);
-                    drop(bytes);
-                    in_flight.fetch_sub(len, Ordering::AcqRel);
-                });
+            batch.push(PoolJob { bytes, id, frame, gate });
+            batch_bytes += len;
+            if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
+                flush(&mut batch, &mut batch_bytes);
             }
             Ok(())
-        })
+        });
+        flush(&mut batch, &mut batch_bytes);
+        package
     });
     if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(Stored::Store(e));
