@@ -54,12 +54,13 @@ pub fn restore(
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<CheckoutReport> {
-    restore_with(store, lock, plane, target, paths, hooks, ctl, None)
+    restore_with(store, lock, plane, target, paths, hooks, ctl, None, None)
 }
 
 /// [`restore`], staging the blobs of `known` (bytes the caller holds,
 /// checked against their ids: an install's package) from memory instead of
-/// reading them back from the store.
+/// reading them back from the store, and taking the files in `prestaged`
+/// ([`crate::checkout::Request::prestaged`]) instead of staging them.
 ///
 /// # Errors
 /// As [`restore`].
@@ -73,6 +74,7 @@ pub fn restore_with(
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
     known: Option<&HashMap<crate::id::ObjectId, &[u8]>>,
+    prestaged: Option<&std::sync::Mutex<HashMap<RelPath, crate::checkout::Prestaged>>>,
 ) -> Result<CheckoutReport> {
     crate::rollback::same_plane(target, plane)?;
     let mut scope = Scope::open(plane)?;
@@ -262,6 +264,7 @@ pub fn restore_with(
         new_head: None,
         rescue_cache: &rescue_cache,
         known,
+        prestaged,
     };
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(mut report) => {

@@ -218,6 +218,7 @@ pub fn rollback(
             new_head: Some((new_head, new_name)),
             rescue_cache: &rescue_cache,
             known: None,
+            prestaged: None,
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();

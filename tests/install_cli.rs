@@ -253,6 +253,37 @@ fn the_seal_gates_again_a_file_edited_after_the_install_gated_it() {
     assert!(!log.contains("install PKG-EDITED"), "sealed anyway: {log}");
 }
 
+/// Files staged while the package streams hold a descriptor each until
+/// the checkout: with few descriptors, part are staged ahead, the rest by
+/// the checkout in rounds, and every file lands byte-exact.
+#[test]
+fn a_package_larger_than_the_descriptor_budget_installs_byte_exact() {
+    let s = setup();
+    let d = s.plane.path();
+    let files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("specs/SPEC-000/many/d{}/f{i}.txt", i % 3),
+                format!("file {i}\n"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+    let pkg = pack(&s, "many", &refs, &s.admin, &["--id", "PKG-MANY"]);
+    let o = cplane(d)
+        .env("CPLANE_TEST_FD_BUDGET", "16")
+        .args(["install", pkg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (p, body) in &files {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), *body, "{p}");
+    }
+    let st: serde_json::Value = serde_json::from_str(&stdout(d, &["status", "--json"])).unwrap();
+    assert_eq!(st["clean"], true, "{st}");
+    stdout(d, &["verify", "--full"]);
+}
+
 #[test]
 fn refusals_leave_the_plane_and_store_byte_identical() {
     let s = setup();

@@ -193,6 +193,7 @@ impl<'a> Applier<'a> {
             self.scope,
             &writes,
             self.known,
+            None,
             self.budget,
             false,
             self.ctl,

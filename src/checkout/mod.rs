@@ -27,7 +27,7 @@ pub mod journal;
 mod plan;
 mod recover;
 mod stage;
-pub use stage::verify_blob;
+pub use stage::{fd_budget, verify_blob};
 
 use crate::control::Control;
 use crate::diff::Change;
@@ -103,6 +103,67 @@ pub struct Request<'a> {
     /// ids (an install's package members): staged from here instead of being
     /// read back from the store. `None` for most callers.
     pub known: Option<&'a HashMap<ObjectId, &'a [u8]>>,
+    /// Files the caller staged already ([`prestage`]: an install, while its
+    /// package streamed), by path: a write of the same blob and meta to that
+    /// path takes its file instead of staging one; the others are dropped
+    /// (unnamed, they vanish). `None` for most callers.
+    pub prestaged: Option<&'a std::sync::Mutex<HashMap<RelPath, Prestaged>>>,
+}
+
+/// A file staged before its checkout ([`prestage`]): unnamed beside its
+/// destination, for blob `id` with `meta`.
+#[derive(Debug)]
+pub struct Prestaged {
+    id: ObjectId,
+    meta: crate::object::Meta,
+    staged: stage::Staged,
+    problems: Vec<MetaProblem>,
+}
+
+/// Stages `bytes` (blob `id`, checked by the caller) for `rel` with `meta`
+/// ahead of the checkout that writes it ([`Request::prestaged`]), as an
+/// unnamed file in `dir` ([`staging_dir`] of `rel`) with its stat row kept
+/// (an install's later scans trust it). `Ok(None)` when the filesystem has
+/// no `O_TMPFILE` (the checkout then stages it itself).
+///
+/// # Errors
+/// [`Error::Io`] naming `rel` (disk full, ...).
+pub fn prestage(
+    store: &Store,
+    scope: &Scope,
+    dir: &crate::fsys::Dir,
+    rel: &RelPath,
+    id: ObjectId,
+    bytes: &[u8],
+    meta: crate::object::Meta,
+) -> Result<Option<Prestaged>> {
+    let mut problems = Vec::new();
+    Ok(stage::stage_file(
+        store,
+        scope,
+        Some(dir),
+        rel,
+        &id,
+        Some(bytes),
+        true,
+        &meta,
+        &mut problems,
+    )?
+    .map(|staged| Prestaged {
+        id,
+        meta,
+        staged,
+        problems,
+    }))
+}
+
+/// The directory a file for `rel` is staged in: the nearest existing
+/// ancestor of its destination.
+///
+/// # Errors
+/// [`Error::Io`] when no ancestor can be opened as a directory of the plane.
+pub fn staging_dir(scope: &Scope, rel: &RelPath) -> Result<crate::fsys::Dir> {
+    stage::nearest_dir(scope, rel, false)
 }
 
 impl Request<'_> {
@@ -212,9 +273,33 @@ pub fn checkout(
     ctl.progress.phase("staging");
     ctl.progress.total(writes.len() as u64, 0);
     // An eighth of the descriptors is kept for the directories staged in.
-    let per_round = budget - budget / 8;
-    let (first, rest) = writes.split_at(per_round.min(writes.len()));
-    let (staged_map, mut problems) = stage_round(store, scope, first, req.known, budget, true, ctl)?;
+    // The files staged already hold theirs: the first round takes writes
+    // while those and the ones it opens fit.
+    let cap = budget - budget / 8;
+    let first_len = match req.prestaged {
+        None => cap.min(writes.len()),
+        Some(m) => {
+            let m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut open = m.len();
+            writes
+                .iter()
+                .take_while(|op| {
+                    if m.contains_key(op.path()) {
+                        return true;
+                    }
+                    open += 1;
+                    open <= cap
+                })
+                .count()
+        }
+    };
+    let (first, rest) = writes.split_at(first_len);
+    let (staged_map, mut problems) = stage_round(store, scope, first, req.known, req.prestaged, budget, true, ctl)?;
+    // Files staged ahead for writes of later rounds (or none) let go of
+    // their descriptors now; those writes are staged in their round.
+    if let Some(m) = req.prestaged {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
     rest.par_iter().try_for_each(|op| {
         ctl.check()?;
         if let Op::Write { id, .. } = op {
@@ -363,16 +448,50 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
 ///
 /// # Errors
 /// Store damage, [`Error::Io`] naming the path, [`Error::Interrupted`].
+#[allow(clippy::too_many_arguments)]
 pub(super) fn stage_round(
     store: &Store,
     scope: &Scope,
     writes: &[&Op],
     known: Option<&HashMap<ObjectId, &[u8]>>,
+    prestaged: Option<&std::sync::Mutex<HashMap<RelPath, Prestaged>>>,
     budget: usize,
     before_journal: bool,
     ctl: Control<'_>,
 ) -> Result<(HashMap<RelPath, stage::Staged>, Vec<MetaProblem>)> {
     use rayon::prelude::*;
+    // The files staged already for exactly these writes.
+    let mut ready: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = Vec::new();
+    let rest: Vec<&Op>;
+    let writes = match prestaged {
+        None => writes,
+        Some(m) => {
+            let mut m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rest = writes
+                .iter()
+                .filter(|op| {
+                    let Op::Write {
+                        path, kind, id, meta, ..
+                    } = op
+                    else {
+                        return true;
+                    };
+                    match m.remove(path) {
+                        Some(p) if *kind == EntryKind::File && p.id == *id && p.meta == *meta => {
+                            if before_journal {
+                                ctl.progress.inc(1, 0);
+                            }
+                            ready.push((path.clone(), Some(p.staged), p.problems));
+                            false
+                        }
+                        _ => true,
+                    }
+                })
+                .copied()
+                .collect();
+            &rest[..]
+        }
+    };
     let mut stage_dirs: HashMap<RelPath, crate::fsys::Dir> = HashMap::new();
     let parents: HashSet<RelPath> = writes.iter().map(|op| op.path().parent().unwrap_or_default()).collect();
     if parents.len() <= budget / 8 {
@@ -413,7 +532,7 @@ pub(super) fn stage_round(
         .collect::<Result<_>>()?;
     let mut problems = Vec::new();
     let mut staged_map = HashMap::new();
-    for (p, s, pr) in staged {
+    for (p, s, pr) in ready.into_iter().chain(staged) {
         problems.extend(pr);
         if let Some(s) = s {
             staged_map.insert(p, s);

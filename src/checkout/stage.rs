@@ -290,6 +290,7 @@ pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
 }
 
 /// A file staged for one write: unnamed, complete, flushed, owner and mode set.
+#[derive(Debug)]
 pub struct Staged {
     /// The unnamed file.
     pub file: File,

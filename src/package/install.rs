@@ -187,10 +187,13 @@ const BATCH_FILES: usize = 64;
 const BATCH_BYTES: u64 = 1 << 20;
 
 /// One file's work for the pool: stored (as its own frame when it came as
-/// one, else compressed), gated.
+/// one, else compressed), staged, gated.
 struct PoolJob<'e> {
     bytes: Shared,
     id: ObjectId,
+    /// Its path and mode, to stage it.
+    path: Option<RelPath>,
+    mode: u32,
     frame: Option<Vec<u8>>,
     gate: Option<(&'e crate::gate::Engine, crate::gate::FileJob)>,
 }
@@ -208,6 +211,66 @@ enum Stored {
 struct Gating<'a> {
     engine: &'a crate::gate::Engine,
     by_spec: &'a crate::governance::SpecGates,
+}
+
+/// Where and how a package's files are staged while it streams
+/// ([`crate::checkout::prestage`]), so the checkout after the checks finds
+/// them written.
+struct Staging<'a> {
+    store: &'a Store,
+    scope: &'a Scope,
+    uid: u32,
+    gid: u32,
+    /// Files staged so far, by path.
+    staged: std::sync::Mutex<std::collections::HashMap<RelPath, crate::checkout::Prestaged>>,
+    /// At most this many: each holds a descriptor until the checkout,
+    /// which needs the others for what it stages itself.
+    limit: usize,
+    count: std::sync::atomic::AtomicUsize,
+    /// The directory each parent's files are staged in.
+    dirs: std::sync::Mutex<std::collections::HashMap<RelPath, std::sync::Arc<crate::fsys::Dir>>>,
+}
+
+impl Staging<'_> {
+    /// Stages one file; a failure (no room, no `O_TMPFILE`) only leaves it
+    /// to the checkout, which stages it itself and reports what fails.
+    fn stage(&self, rel: &RelPath, id: ObjectId, bytes: &[u8], mode: u32) {
+        if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit {
+            return;
+        }
+        let parent = rel.parent().unwrap_or_default();
+        let dir = self
+            .dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&parent)
+            .cloned();
+        let dir = match dir {
+            Some(d) => d,
+            None => match crate::checkout::staging_dir(self.scope, rel) {
+                Ok(d) => {
+                    let d = std::sync::Arc::new(d);
+                    self.dirs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(parent, d.clone());
+                    d
+                }
+                Err(_) => return,
+            },
+        };
+        let meta = Meta {
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+        };
+        if let Ok(Some(p)) = crate::checkout::prestage(self.store, self.scope, &dir, rel, id, bytes, meta) {
+            self.staged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(rel.clone(), p);
+        }
+    }
 }
 
 /// What gating a package's files found.
@@ -234,6 +297,7 @@ fn read_storing<'g, R: std::io::Read>(
     keep: u64,
     w: &crate::store::pack::ObjectWriter<'_>,
     gating: Option<Gating<'g>>,
+    staging: Option<&Staging<'_>>,
 ) -> std::result::Result<(super::Package, Vec<Option<Shared>>, Gated), Stored> {
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let gated: std::sync::Mutex<Gated> = std::sync::Mutex::new(Gated::default());
@@ -252,6 +316,9 @@ fn read_storing<'g, R: std::io::Read>(
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
+                }
+                if let (Some(st), Some(rel)) = (staging, &j.path) {
+                    st.stage(rel, j.id, &j.bytes, j.mode);
                 }
                 if let Some((engine, job)) = j.gate {
                     let result = engine.check_bytes(&job, &j.bytes);
@@ -319,7 +386,14 @@ fn read_storing<'g, R: std::io::Read>(
                         },
                     ))
                 });
-            batch.push(PoolJob { bytes, id, frame, gate });
+            batch.push(PoolJob {
+                bytes,
+                id,
+                frame,
+                gate,
+                path: RelPath::parse(entry.path.as_bytes()),
+                mode: entry.mode.bits(),
+            });
             batch_bytes += len;
             if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
                 flush(&mut batch, &mut batch_bytes);
@@ -392,6 +466,22 @@ pub fn install(
     // that fails one refuses the package before anything is written.
     let (gates, by_spec) = crate::governance::spec_gates(&m);
     let engine = crate::gate::Engine::new(gates.clone()).ok();
+    let scope = Scope::open(plane)?;
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    // Each file is staged (unnamed: nothing is visible, and a refused
+    // package's files vanish with the process) while the next is read, on
+    // the cores the reading leaves idle.
+    let staging = hooks.stage_unnamed().then(|| Staging {
+        store,
+        scope: &scope,
+        uid,
+        gid,
+        staged: Default::default(),
+        limit: crate::checkout::fd_budget() / 2,
+        count: Default::default(),
+        dirs: Default::default(),
+    });
     let w = store.writer();
     let (package, contents, gated) = read_storing(
         std::io::BufReader::new(input),
@@ -403,13 +493,15 @@ pub fn install(
             engine,
             by_spec: &by_spec,
         }),
+        staging.as_ref(),
     )
     .map_err(|e| match e {
         Stored::Package(e) => bad_package(file, e),
         Stored::Store(e) => e,
     })?;
+    // (What is staged waits for the checkout; the store is free again.)
+    let prestaged = staging.map(|s| s.staged);
     let manifest = &package.manifest;
-    let scope = Scope::open(plane)?;
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
     let mut findings = gated.findings;
     crate::governance::sort(&mut findings);
@@ -593,8 +685,6 @@ pub fn install(
         snapshot: head,
         ..
     } = crate::revision::resolve(store, plane, "HEAD")?;
-    let uid = rustix::process::geteuid().as_raw();
-    let gid = rustix::process::getegid().as_raw();
     let (target_id, target) = (|| -> Result<(SnapshotId, Snapshot)> {
         let w = &w;
         // The manifest and attestation, as blobs named by their BLAKE3
@@ -704,7 +794,18 @@ pub fn install(
         .zip(&contents)
         .filter_map(|(f, b)| Some((f.blake3, b.as_deref()?.as_slice())))
         .collect();
-    let written = crate::restore::restore_with(store, lock, plane, &resolved, &touched, hooks, ctl, Some(&known))?;
+    let written = crate::restore::restore_with(
+        store,
+        lock,
+        plane,
+        &resolved,
+        &touched,
+        hooks,
+        ctl,
+        Some(&known),
+        prestaged.as_ref(),
+    )?;
+    drop(prestaged);
     drop(known);
     drop(contents);
     // The seal and the registry steps below scan the plane: they need not
