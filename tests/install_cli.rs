@@ -168,7 +168,7 @@ fn a_files_own_frame_is_stored_as_it_is() {
     fs::write(&pkg, framed).unwrap();
     stdout(d, &["install", pkg.to_str().unwrap()]);
     let store = cplane::store::Store::open(d).unwrap();
-    let (pack, e) = store.locate(&prepared.blake3).expect("the file is stored");
+    let (pack, e) = store.locate(&prepared.blake3()).expect("the file is stored");
     let mut stored = vec![0u8; e.len as usize - 16];
     fs::File::open(&pack.pack_path)
         .unwrap()

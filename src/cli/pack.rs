@@ -187,7 +187,8 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
             }
             // Hashed and compressed here, while the bytes are hot; the
             // build only writes.
-            let prepared = package::prepare(&bytes).map_err(|e| CliError::Usage(e.to_string(), None))?;
+            let prepared =
+                package::prepare(&bytes).map_err(|e| CliError::Usage(format!("{}: {e}", at.display()), None))?;
             Ok((prepared, findings))
         })
         .collect();

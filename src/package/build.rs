@@ -48,15 +48,22 @@ pub enum FileSource<'a> {
 /// A file's size, BLAKE3 and data frame, made by [`prepare`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
-    /// Its size in bytes.
-    pub size: u64,
-    /// Its BLAKE3.
-    pub blake3: ObjectId,
-    /// Its data as the zstd frame [`build`] writes (`None` when empty).
+    size: u64,
+    blake3: ObjectId,
     frame: Option<Vec<u8>>,
 }
 
 impl Prepared {
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The BLAKE3 of its bytes.
+    pub fn blake3(&self) -> ObjectId {
+        self.blake3
+    }
+
     /// The file's data frame as the package holds it (`None` when empty).
     pub fn frame(&self) -> Option<&[u8]> {
         self.frame.as_deref()

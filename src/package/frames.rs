@@ -36,7 +36,44 @@ pub(super) enum FrameError {
         /// Frames decoded before them.
         after: u64,
     },
+    /// A frame whose window is larger than the limit (libzstd checks the
+    /// limit only when it decodes through its window buffer, not when the
+    /// whole frame fits the output at once: the header is checked here).
+    #[error("zstd frame {frame} needs a {window}-byte window")]
+    WindowTooLarge {
+        /// The frame (0-based).
+        frame: u64,
+        /// Its window size in bytes.
+        window: u64,
+    },
 }
+
+/// The window size a zstd frame header declares (RFC 8878 §3.1.1.1.2:
+/// the window descriptor, or the content size of a single-segment frame),
+/// from its first bytes `head` (magic included); `None` until enough
+/// bytes are known.
+fn frame_window(head: &[u8]) -> Option<u64> {
+    let fhd = *head.get(4)?;
+    let single_segment = fhd & 0x20 != 0;
+    if !single_segment {
+        let wd = *head.get(5)?;
+        let log = 10 + u32::from(wd >> 3);
+        let base = 1u64 << log;
+        return Some(base + (base / 8) * u64::from(wd & 7));
+    }
+    let dict_len = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let fcs_len = [1, 2, 4, 8][usize::from(fhd >> 6)];
+    let at = 5 + dict_len;
+    let field = head.get(at..at + fcs_len)?;
+    let mut v = [0u8; 8];
+    v[..fcs_len].copy_from_slice(field);
+    let n = u64::from_le_bytes(v);
+    Some(if fcs_len == 2 { n + 256 } else { n })
+}
+
+/// The longest frame header: magic, descriptor, window descriptor,
+/// dictionary id (up to 4), content size (up to 8).
+const MAX_HEADER: usize = 4 + 1 + 1 + 4 + 8;
 
 /// The frame bookkeeping, apart from the input (so it can be updated while
 /// the input's buffer is borrowed).
@@ -45,9 +82,13 @@ struct State {
     in_frame: bool,
     /// Frames completely decoded.
     frames: u64,
-    /// The current frame's first bytes (magic and frame header descriptor).
-    head: [u8; 5],
+    /// The current frame's first bytes (up to its whole header).
+    head: [u8; MAX_HEADER],
     head_len: usize,
+    /// The current frame's window was checked against `window_max`.
+    window_checked: bool,
+    /// The largest window a frame may declare, in bytes.
+    window_max: u64,
     /// The compressed bytes of a file member's data, while one is read.
     capture: Option<Capture>,
 }
@@ -57,8 +98,8 @@ struct Capture {
     /// The bytes (from the start of the frame that holds the member's first
     /// decoded byte, once one starts there).
     bytes: Vec<u8>,
-    /// At most this many bytes are kept (zstd's bound for the member's
-    /// size); past it the member is not one frame of its own.
+    /// At most this many bytes are kept (the member's size: a frame no
+    /// smaller is not worth handing on).
     limit: usize,
     /// Decoded bytes of the member so far.
     out: u64,
@@ -73,10 +114,11 @@ struct Capture {
 impl State {
     /// Accounts for `used` bytes consumed by the decoder (which made `made`
     /// bytes of output), and whether the current frame ended with them.
-    fn note(&mut self, used: &[u8], made: usize, ended: bool) {
+    fn note(&mut self, used: &[u8], made: usize, ended: bool) -> io::Result<()> {
         if !used.is_empty() && !self.in_frame {
             self.in_frame = true;
             self.head_len = 0;
+            self.window_checked = false;
             if let Some(c) = &mut self.capture
                 && c.out == 0
             {
@@ -88,6 +130,21 @@ impl State {
         let take = used.len().min(self.head.len() - self.head_len);
         self.head[self.head_len..self.head_len + take].copy_from_slice(&used[..take]);
         self.head_len += take;
+        if !self.window_checked
+            && self.head[..self.head_len.min(4)] == FRAME_MAGIC[..self.head_len.min(4)]
+            && let Some(window) = frame_window(&self.head[..self.head_len])
+        {
+            self.window_checked = true;
+            if window > self.window_max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    FrameError::WindowTooLarge {
+                        frame: self.frames,
+                        window,
+                    },
+                ));
+            }
+        }
         if let Some(c) = &mut self.capture {
             if !c.overrun {
                 if c.bytes.len() + used.len() > c.limit {
@@ -112,6 +169,7 @@ impl State {
                 }
             }
         }
+        Ok(())
     }
 
     /// Checks the start of a frame about to be decoded: `next` are the
@@ -165,8 +223,10 @@ impl<R: BufRead> Frames<R> {
             state: State {
                 in_frame: false,
                 frames: 0,
-                head: [0; 5],
+                head: [0; MAX_HEADER],
                 head_len: 0,
+                window_checked: false,
+                window_max: 1u64 << window_log_max.min(63),
                 capture: None,
             },
             can_capture: window_log_max <= STORE_WINDOW_LOG,
@@ -178,7 +238,8 @@ impl<R: BufRead> Frames<R> {
     pub(super) fn begin_capture(&mut self, size: u64) {
         self.state.capture = (self.can_capture && size > 0).then(|| Capture {
             bytes: Vec::new(),
-            limit: zstd::zstd_safe::compress_bound(usize::try_from(size).unwrap_or(usize::MAX)),
+            // A frame no smaller than the file is not stored as it is.
+            limit: usize::try_from(size).unwrap_or(usize::MAX),
             out: 0,
             aligned: !self.state.in_frame,
             ended_at: None,
@@ -209,8 +270,9 @@ impl<R: BufRead> Frames<R> {
                 let mut dst = OutBuffer::around(&mut [][..]);
                 let hint = self.decoder.run(&mut src, &mut dst)?;
                 let used = src.pos();
-                self.state.note(&input[..used], 0, hint == 0);
+                let noted = self.state.note(&input[..used], 0, hint == 0);
                 self.input.consume(used);
+                noted?;
                 if hint == 0 {
                     self.decoder.reinit()?;
                     break;
@@ -254,8 +316,9 @@ impl<R: BufRead> Read for Frames<R> {
             let mut dst = OutBuffer::around(&mut *buf);
             let hint = self.decoder.run(&mut src, &mut dst)?;
             let (used, made) = (src.pos(), dst.pos());
-            self.state.note(&input[..used], made, hint == 0);
+            let noted = self.state.note(&input[..used], made, hint == 0);
             self.input.consume(used);
+            noted?;
             if hint == 0 {
                 self.decoder.reinit()?;
             }
@@ -321,6 +384,37 @@ mod tests {
             let e = read_all(&whole[..cut]).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}: {e}");
         }
+    }
+
+    /// libzstd skips its window limit when a whole frame fits the output
+    /// at once; the header check refuses such a frame anyway.
+    #[test]
+    fn a_window_past_the_limit_is_refused_even_when_the_output_fits() {
+        let body = vec![0u8; 10 << 20];
+        let mut f = zstd::bulk::compress(&body, 1).unwrap();
+        assert_eq!(f[4] & 0x20, 0, "not single-segment: a window descriptor follows");
+        f[5] = (31 - 10) << 3; // a 2 GiB window
+        let mut r = Frames::new(io::BufReader::with_capacity(1 << 20, &f[..]), 27).unwrap();
+        let mut out = vec![0u8; body.len()];
+        let e = r.read_exact(&mut out).unwrap_err();
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(FrameError::WindowTooLarge { frame: 0, .. })
+            ),
+            "{e}"
+        );
+        // Within the limit, the same frame reads.
+        let ok = zstd::bulk::compress(&body, 1).unwrap();
+        let mut r = Frames::new(io::BufReader::with_capacity(1 << 20, &ok[..]), 27).unwrap();
+        r.read_exact(&mut out).unwrap();
+        assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x05]), Some(5));
+        assert_eq!(
+            frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00, 0x01]),
+            Some(256 + 256)
+        );
+        assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00]), Some(1024));
+        assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00]), None);
     }
 
     /// Reads `head` bytes, then a member of `size` bytes with capture.

@@ -223,8 +223,8 @@ struct Staging<'a> {
     gid: u32,
     /// Files staged so far, by path.
     staged: std::sync::Mutex<std::collections::HashMap<RelPath, crate::checkout::Prestaged>>,
-    /// At most this many: each holds a descriptor until the checkout,
-    /// which needs the others for what it stages itself.
+    /// At most this many files and directories: each holds a descriptor
+    /// until the checkout, which needs the others for what it stages itself.
     limit: usize,
     count: std::sync::atomic::AtomicUsize,
     /// The directory each parent's files are staged in.
@@ -247,6 +247,8 @@ impl Staging<'_> {
             .cloned();
         let dir = match dir {
             Some(d) => d,
+            // (A directory holds a descriptor too: counted like a file.)
+            None if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit => return,
             None => match crate::checkout::staging_dir(self.scope, rel) {
                 Ok(d) => {
                     let d = std::sync::Arc::new(d);

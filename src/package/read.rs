@@ -539,6 +539,9 @@ impl<R: Read> Stream<R> {
 
 /// Maps a read error: truncation, an oversized zstd window, or other.
 fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
+    if let Some(FrameError::WindowTooLarge { .. }) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
+        return PackageError::WindowTooLarge { limit_log: window_log };
+    }
     if let Some(f) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
         return PackageError::HiddenData {
             at: format!("in the zstd stream ({f}), {at}"),
