@@ -1350,6 +1350,60 @@ pub fn status_findings(
 mod tests {
     use super::*;
 
+    /// A file keeps its install-time gate verdict only with the same bytes,
+    /// the same owner, the owner's same gates and the same gate set.
+    #[test]
+    fn passed_gates_skip_only_the_same_bytes_owner_and_gates() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::governance::genesis::lay_down(dir.path()).unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        let plane = store.plane("main").unwrap();
+        std::fs::create_dir_all(store.plane_dir("main")).unwrap();
+        let scope = Scope::open(&plane).unwrap();
+        let report = crate::worktree::status(&store, &plane, Control::quiet()).unwrap();
+        let view = worktree_view(&store, &scope, &report.scan).unwrap();
+        let m = Model::load(&view).unwrap();
+        let (gates, by_spec) = super::super::spec_gates(&m);
+        let at = RelPath::parse(b"specs/SPEC-000/spec.md").unwrap();
+        let other = RelPath::parse(b"frameworks/FMWK-000/framework.md").unwrap();
+        let id = view.files.get(&at).unwrap().id;
+        let ids = by_spec.get("SPEC-000").cloned().unwrap();
+        assert!(!ids.is_empty(), "the genesis spec has gates");
+        let passed =
+            |owner: &str, ids: Vec<usize>, id: ObjectId, gates: Vec<(String, crate::gate::Gate)>| PassedGates {
+                gates,
+                owner: owner.into(),
+                ids,
+                files: [(at.clone(), id)].into_iter().collect(),
+            };
+        let todo = |p: PassedGates| p.exclude(&m, &view, None);
+        let all = todo(passed("SPEC-000", ids.clone(), id, gates.clone())).unwrap();
+        assert!(!all.contains(&at) && all.contains(&other), "{all:?}");
+        let only = Some([at.clone()].into_iter().collect());
+        let p = passed("SPEC-000", ids.clone(), id, gates.clone());
+        assert_eq!(p.exclude(&m, &view, only), Some(Default::default()));
+        // Other bytes, another owner, other gate indices: gated again.
+        let other_id = ObjectId(*blake3::hash(b"other bytes").as_bytes());
+        assert!(
+            todo(passed("SPEC-000", ids.clone(), other_id, gates.clone()))
+                .unwrap()
+                .contains(&at)
+        );
+        assert!(
+            todo(passed("PKG-X", ids.clone(), id, gates.clone()))
+                .unwrap()
+                .contains(&at)
+        );
+        assert!(
+            todo(passed("SPEC-000", Vec::new(), id, gates.clone()))
+                .unwrap()
+                .contains(&at)
+        );
+        // Another set of gates altogether: nothing is skipped.
+        let fewer = gates[..gates.len() - 1].to_vec();
+        assert_eq!(todo(passed("SPEC-000", ids, id, fewer)), None);
+    }
+
     /// The root `expected_root` predicts is the root a scan finds once the
     /// file is written (so a governed snapshot's re-check is skipped only
     /// when the sealed tree is exactly the checked one).
