@@ -270,9 +270,16 @@ fn a_package_larger_than_the_descriptor_budget_installs_byte_exact() {
         .collect();
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
     let pkg = pack(&s, "many", &refs, &s.admin, &["--id", "PKG-MANY"]);
-    let o = cplane(d)
+    // The process really has few descriptors (soft and hard limit), so a
+    // miscounted budget fails with EMFILE instead of passing unseen.
+    let bin = assert_cmd::cargo::cargo_bin("cplane");
+    let o = std::process::Command::new("sh")
+        .current_dir(d)
         .env("CPLANE_TEST_FD_BUDGET", "16")
-        .args(["install", pkg.to_str().unwrap()])
+        .env("CPLANE_LOCK_TIMEOUT_MS", "300")
+        .args(["-c", "ulimit -n 48 && exec \"$0\" install \"$1\""])
+        .arg(&bin)
+        .arg(&pkg)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
