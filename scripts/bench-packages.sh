@@ -3,9 +3,9 @@
 # `tar --zstd -cf` and `tar --zstd -xf` of the same files (issue 10's
 # targets: neither slower than tar).
 #
-# usage: scripts/bench-packages.sh [N]            (a generated tree of N files, default 10000: about 125 MB)
+# usage: scripts/bench-packages.sh [N]            (a generated tree of N files, default 10000: about 107 MB)
 #        scripts/bench-packages.sh --tree DIR [N]  (the first N files of DIR in path order,
-#                                                  e.g. linux-source-6.1/drivers: 208 MB)
+#                                                  e.g. linux-source-6.1/drivers: 529 MB)
 #
 # Environment:
 #   BENCH_DIR    work directory (default ./bench-work at the repository root; gitignored)
