@@ -193,7 +193,6 @@ impl<'a> Applier<'a> {
             self.scope,
             &writes,
             self.known,
-            None,
             self.budget,
             false,
             self.ctl,

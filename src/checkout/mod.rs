@@ -272,33 +272,55 @@ pub fn checkout(
     let writes: Vec<&Op> = ops.iter().filter(|o| matches!(o, Op::Write { .. })).collect();
     ctl.progress.phase("staging");
     ctl.progress.total(writes.len() as u64, 0);
-    // An eighth of the descriptors is kept for the directories staged in.
-    // The files staged already hold theirs: the first round takes writes
+    // Files the caller staged ahead (an install, while its package streamed).
+    let mut prestaged: HashMap<RelPath, Prestaged> = req
+        .prestaged
+        .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+        .unwrap_or_default();
+    // An eighth of the descriptors is kept for the directories staged in,
+    // and the prestaged files hold theirs: the first round takes writes
     // while those and the ones it opens fit.
     let cap = budget - budget / 8;
-    let first_len = match req.prestaged {
-        None => cap.min(writes.len()),
-        Some(m) => {
-            let m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut open = m.len();
-            writes
-                .iter()
-                .take_while(|op| {
-                    if m.contains_key(op.path()) {
-                        return true;
-                    }
-                    open += 1;
-                    open <= cap
-                })
-                .count()
-        }
-    };
+    let mut open = prestaged.len();
+    let first_len = writes
+        .iter()
+        .take_while(|op| {
+            prestaged.contains_key(op.path()) || {
+                open += 1;
+                open <= cap
+            }
+        })
+        .count();
     let (first, rest) = writes.split_at(first_len);
-    let (staged_map, mut problems) = stage_round(store, scope, first, req.known, req.prestaged, budget, true, ctl)?;
-    // Files staged ahead for writes of later rounds (or none) let go of
-    // their descriptors now; those writes are staged in their round.
-    if let Some(m) = req.prestaged {
-        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    // A write of the same blob and meta to a prestaged path takes its file.
+    let mut ready: Vec<(RelPath, Prestaged)> = Vec::new();
+    let to_stage: Vec<&Op> = first
+        .iter()
+        .filter(|op| {
+            let Op::Write {
+                path, kind, id, meta, ..
+            } = op
+            else {
+                return true;
+            };
+            match prestaged.remove(path) {
+                Some(p) if *kind == EntryKind::File && p.id == *id && p.meta == *meta => {
+                    ctl.progress.inc(1, 0);
+                    ready.push((path.clone(), p));
+                    false
+                }
+                _ => true,
+            }
+        })
+        .copied()
+        .collect();
+    // The others (for later rounds' writes, or none) let go of their
+    // descriptors now; those writes are staged in their round.
+    drop(prestaged);
+    let (mut staged_map, mut problems) = stage_round(store, scope, &to_stage, req.known, budget, true, ctl)?;
+    for (path, p) in ready {
+        problems.extend(p.problems);
+        staged_map.insert(path, p.staged);
     }
     rest.par_iter().try_for_each(|op| {
         ctl.check()?;
@@ -448,50 +470,16 @@ fn check_parents(scope: &Scope, ops: &[Op]) -> Result<()> {
 ///
 /// # Errors
 /// Store damage, [`Error::Io`] naming the path, [`Error::Interrupted`].
-#[allow(clippy::too_many_arguments)]
 pub(super) fn stage_round(
     store: &Store,
     scope: &Scope,
     writes: &[&Op],
     known: Option<&HashMap<ObjectId, &[u8]>>,
-    prestaged: Option<&std::sync::Mutex<HashMap<RelPath, Prestaged>>>,
     budget: usize,
     before_journal: bool,
     ctl: Control<'_>,
 ) -> Result<(HashMap<RelPath, stage::Staged>, Vec<MetaProblem>)> {
     use rayon::prelude::*;
-    // The files staged already for exactly these writes.
-    let mut ready: Vec<(RelPath, Option<stage::Staged>, Vec<MetaProblem>)> = Vec::new();
-    let rest: Vec<&Op>;
-    let writes = match prestaged {
-        None => writes,
-        Some(m) => {
-            let mut m = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            rest = writes
-                .iter()
-                .filter(|op| {
-                    let Op::Write {
-                        path, kind, id, meta, ..
-                    } = op
-                    else {
-                        return true;
-                    };
-                    match m.remove(path) {
-                        Some(p) if *kind == EntryKind::File && p.id == *id && p.meta == *meta => {
-                            if before_journal {
-                                ctl.progress.inc(1, 0);
-                            }
-                            ready.push((path.clone(), Some(p.staged), p.problems));
-                            false
-                        }
-                        _ => true,
-                    }
-                })
-                .copied()
-                .collect();
-            &rest[..]
-        }
-    };
     let mut stage_dirs: HashMap<RelPath, crate::fsys::Dir> = HashMap::new();
     let parents: HashSet<RelPath> = writes.iter().map(|op| op.path().parent().unwrap_or_default()).collect();
     if parents.len() <= budget / 8 {
@@ -532,7 +520,7 @@ pub(super) fn stage_round(
         .collect::<Result<_>>()?;
     let mut problems = Vec::new();
     let mut staged_map = HashMap::new();
-    for (p, s, pr) in ready.into_iter().chain(staged) {
+    for (p, s, pr) in staged {
         problems.extend(pr);
         if let Some(s) = s {
             staged_map.insert(p, s);
