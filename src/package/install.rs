@@ -167,9 +167,9 @@ type Shared = std::sync::Arc<Vec<u8>>;
 /// speed for packages larger than the budget.
 pub const KEEP_IN_MEMORY_BYTES: u64 = 80 << 20;
 
-/// Bytes of members read but not yet compressed into the store that an
+/// Bytes of members read but not yet stored, staged and gated that an
 /// install lets wait for the pool (16 MiB); past it, the reading thread
-/// compresses the next member itself.
+/// does the next batch itself.
 const IN_FLIGHT_BYTES: u64 = 16 << 20;
 
 /// [`KEEP_IN_MEMORY_BYTES`]; debug builds take `CPLANE_TEST_INSTALL_KEEP_BYTES`
@@ -375,25 +375,28 @@ fn read_storing<'g, R: std::io::Read>(
             files.push((kept <= keep).then(|| bytes.clone()));
             let id = entry.blake3;
             let len = bytes.len() as u64;
+            // (The manifest's paths are checked: they parse.)
+            let path = RelPath::parse(entry.path.as_bytes());
             let gate = gating
                 .zip(job.get())
                 .filter(|(_, (_, ids))| !ids.is_empty())
-                .and_then(|(g, (owner, ids))| {
-                    Some((
+                .zip(path.clone())
+                .map(|((g, (owner, ids)), path)| {
+                    (
                         g.engine,
                         crate::gate::FileJob {
-                            path: RelPath::parse(entry.path.as_bytes())?,
+                            path,
                             owner: owner.clone(),
                             gates: ids.clone(),
                         },
-                    ))
+                    )
                 });
             batch.push(PoolJob {
                 bytes,
                 id,
                 frame,
                 gate,
-                path: RelPath::parse(entry.path.as_bytes()),
+                path,
                 mode: entry.mode.bits(),
             });
             batch_bytes += len;
@@ -460,9 +463,6 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    // The package's blobs go into the store (compressed on the other cores)
-    // while the archive is still being read and checked; nothing becomes
-    // visible until `w.finish()`, and a refused package drops it all.
     let m = model(store, plane, ctl)?;
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
@@ -484,6 +484,9 @@ pub fn install(
         count: Default::default(),
         dirs: Default::default(),
     });
+    // The package's blobs go into the store while the archive is still
+    // being read and checked; nothing becomes visible until `w.finish()`,
+    // and a refused package drops it all.
     let w = store.writer();
     let (package, contents, gated) = read_storing(
         std::io::BufReader::new(input),
@@ -505,6 +508,16 @@ pub fn install(
     let prestaged = staging.map(|s| s.staged);
     let manifest = &package.manifest;
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
+    // A staged file's bytes are on disk already: not kept twice.
+    let mut contents = contents;
+    if let Some(p) = &prestaged {
+        let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (f, c) in manifest.files.iter().zip(contents.iter_mut()) {
+            if c.is_some() && p.contains_key(&at(&f.path)) {
+                *c = None;
+            }
+        }
+    }
     let mut findings = gated.findings;
     crate::governance::sort(&mut findings);
     let passed = crate::governance::plane::PassedGates {
