@@ -177,29 +177,21 @@ pub fn build<W: Write>(
         out: Counting { inner: out, written: 0 },
         glue: Vec::new(),
     };
-    z.member(MANIFEST_MEMBER, 0o644, &manifest_bytes)
-        .map_err(PackageError::Write)?;
-    z.member(SIGNATURE_MEMBER, 0o644, signature.as_bytes())
-        .map_err(PackageError::Write)?;
-    z.member(ATTESTATION_MEMBER, 0o644, &attestation)
-        .map_err(PackageError::Write)?;
+    z.member(MANIFEST_MEMBER, 0o644, &manifest_bytes);
+    z.member(SIGNATURE_MEMBER, 0o644, signature.as_bytes());
+    z.member(ATTESTATION_MEMBER, 0o644, &attestation);
     // The files, a batch at a time: read and compressed in parallel, then
     // written in order; a large file is streamed on its own.
     let mut next = 0;
     while next < order.len() {
         let mut end = next;
         let mut bytes = 0u64;
-        while end < order.len()
-            && (manifest.files[end].size <= IN_MEMORY_FILE || matches!(order[end].source, FileSource::Prepared(_)))
-            && (end == next || bytes < BATCH_BYTES)
-        {
-            if !matches!(order[end].source, FileSource::Prepared(_)) {
-                bytes += manifest.files[end].size;
-            }
+        while end < order.len() && manifest.files[end].size <= IN_MEMORY_FILE && (end == next || bytes < BATCH_BYTES) {
+            bytes += manifest.files[end].size;
             end += 1;
         }
         if end == next {
-            // A large file.
+            // A large file (prepared already, or streamed here).
             let (f, entry) = (order[next], &manifest.files[next]);
             let member = format!("{FILES_PREFIX}{}", entry.path);
             z.glue
@@ -368,12 +360,11 @@ struct Archive<W> {
 
 impl<W: Write> Archive<W> {
     /// One metadata member: header, data, padding, all glue.
-    fn member(&mut self, member: &str, mode: u32, data: &[u8]) -> io::Result<()> {
+    fn member(&mut self, member: &str, mode: u32, data: &[u8]) {
         self.glue
             .extend_from_slice(&ustar::encode(member, mode, data.len() as u64));
         self.glue.extend_from_slice(data);
         self.glue.extend_from_slice(&[0u8; BLOCK][..padding(data.len() as u64)]);
-        Ok(())
     }
 
     /// Writes the glue gathered so far as a frame.
