@@ -302,13 +302,13 @@ impl<R: BufRead> Read for Frames<R> {
         loop {
             let input = self.input.fill_buf()?;
             if input.is_empty() {
-                return if self.state.in_frame || self.state.frames == 0 {
-                    Err(io::Error::new(
+                return match (self.state.in_frame, self.state.frames) {
+                    (true, _) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the zstd stream ends inside a frame",
-                    ))
-                } else {
-                    Ok(0)
+                    )),
+                    (false, 0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the zstd stream is empty")),
+                    (false, _) => Ok(0),
                 };
             }
             self.state.check_start(input)?;
