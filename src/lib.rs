@@ -55,6 +55,7 @@ pub mod scope;
 pub mod snapshot;
 pub mod store;
 pub mod timefmt;
+pub mod trace;
 pub mod upgrade;
 pub mod worktree;
 

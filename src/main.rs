@@ -3,5 +3,8 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(cli::main())
+    cplane::trace::phase("start");
+    let code = cli::main();
+    cplane::trace::phase("done");
+    std::process::ExitCode::from(code)
 }

@@ -266,6 +266,7 @@ pub fn restore_with(
         known,
         prestaged,
     };
+    crate::trace::phase("restore: rescue sealed");
     match checkout::checkout(store, &scope, req, hooks, ctl) {
         Ok(mut report) => {
             report.special = special;

@@ -360,6 +360,7 @@ pub fn seal_checked(
                 content: None,
             },
         )?;
+        crate::trace::phase("seal: scan");
         let refuse = scanned
             .findings
             .iter()

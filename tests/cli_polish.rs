@@ -299,3 +299,49 @@ fn plane_remove_refuses_a_plane_with_an_unfinished_checkout() {
     ));
     assert_eq!(entries.as_array().unwrap().len(), 1, "{entries}");
 }
+
+#[test]
+fn trace_perf_times_each_phase_on_stderr_and_is_silent_without_it() {
+    let t = plane();
+    let restore = |trace: Option<&str>| {
+        fs::write(t.path().join("a.txt"), "edited\n").unwrap();
+        let mut c = cplane(t.path());
+        c.args(["restore", "HEAD", "a.txt"]);
+        if let Some(v) = trace {
+            c.env("CPLANE_TRACE_PERF", v);
+        } else {
+            c.env_remove("CPLANE_TRACE_PERF");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(fs::read_to_string(t.path().join("a.txt")).unwrap(), "alpha\n");
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (plain_out, plain_err) = restore(None);
+    assert!(!plain_err.contains("cplane perf"), "{plain_err}");
+    let (off_out, off_err) = restore(Some("0"));
+    assert!(!off_err.contains("cplane perf"), "{off_err}");
+    let (traced_out, traced_err) = restore(Some("1"));
+    // Standard output is the same either way (only the rescue name differs).
+    assert_eq!(plain_out.lines().count(), traced_out.lines().count());
+    assert_eq!(off_out.lines().count(), traced_out.lines().count());
+    let phases: Vec<&str> = traced_err
+        .lines()
+        .filter_map(|l| l.strip_prefix("cplane perf:"))
+        .map(|l| l.rsplit("ms)").next().unwrap().trim())
+        .collect();
+    for want in [
+        "start",
+        "restore: rescue sealed",
+        "checkout: plan",
+        "checkout: apply",
+        "done",
+    ] {
+        assert!(phases.contains(&want), "no {want:?} in {traced_err}");
+    }
+    assert_eq!(phases.first(), Some(&"start"));
+    assert_eq!(phases.last(), Some(&"done"));
+}

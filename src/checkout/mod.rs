@@ -219,6 +219,7 @@ pub fn checkout(
     let anchors = plan::link_anchors(store, scope, &req)?;
     let ops = plan::plan_ops(&changes, &req, target_legacy, &anchors);
     let expected = plan::expectations(&changes, &ops, &req, &anchors);
+    crate::trace::phase("checkout: plan");
     if ops.is_empty() {
         // Already as the target has it: no journal, nothing written (a rollback
         // still records its new HEAD).
@@ -318,6 +319,7 @@ pub fn checkout(
     // descriptors now; those writes are staged in their round.
     drop(prestaged);
     let (mut staged_map, mut problems) = stage_round(store, scope, &to_stage, req.known, budget, true, ctl)?;
+    crate::trace::phase("checkout: stage");
     for (path, p) in ready {
         problems.extend(p.problems);
         staged_map.insert(path, p.staged);
@@ -339,6 +341,7 @@ pub fn checkout(
         None => usize::MAX,
     };
     sync_staged(scope, &staged_map)?;
+    crate::trace::phase("checkout: syncfs");
     hooks.staged();
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
@@ -346,6 +349,7 @@ pub fn checkout(
     let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     ctl.check()?;
     journal::save(&journal_path(store, scope.plane()), &journal, &store.tmp_dir())?;
+    crate::trace::phase("checkout: journal");
     // Past this point the checkout runs to the end, even if interrupted; a failure
     // leaves the journal for the next command (the rescue checkpoint must stay).
     let after_journal = |e: Error| {
@@ -375,10 +379,12 @@ pub fn checkout(
         applier.stage_in_rounds(unstaged_from, budget, req.known);
     }
     applier.run(&journal.ops).map_err(after_journal)?;
+    crate::trace::phase("checkout: apply");
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     applied.problems = problems;
     finish(store, scope, &journal, &applied).map_err(after_journal)?;
+    crate::trace::phase("checkout: finish");
     Ok(CheckoutReport {
         journal,
         changes,

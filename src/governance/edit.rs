@@ -193,6 +193,7 @@ pub fn own_like(
 /// quote, line break, non-UTF-8); [`Error::Refused`] from the compile.
 pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Control<'_>) -> Result<OwnReport> {
     let (scope, m) = worktree_model(store, plane, ctl)?;
+    crate::trace::phase("own: status scan, compile");
     let bad = |path: &RelPath, reason: String| bad(plane, path, reason);
     let kind = if m.specs.contains_key(owner) {
         OwnerKind::Spec

@@ -1043,6 +1043,7 @@ pub fn snapshot(
     }
     let report = crate::worktree::status(store, plane, ctl)?;
     let view = worktree_view(store, &scope, &report.scan)?;
+    crate::trace::phase("seal: status scan");
     if !view.is_governed() {
         // On disk it is governed, but the scan did not record the registry: an
         // unreadable file or directory. Never fall back to an ungoverned seal.
@@ -1056,12 +1057,17 @@ pub fn snapshot(
         });
     }
     let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
+    crate::trace::phase("seal: compile");
     let mut findings = ownership_findings(&m, &view, false)?;
+    crate::trace::phase("seal: ownership findings");
     findings.extend(package_findings(store, &m, &view)?);
+    crate::trace::phase("seal: package findings");
     findings.extend(chain_findings(&m, &view));
+    crate::trace::phase("seal: chain findings");
     if findings.is_empty() {
         ctl.progress.phase("gates");
         let mut only = unchanged_gates_hold(Some(store), &m, &report);
+        crate::trace::phase("seal: unchanged gates");
         if let Some(p) = opts.passed_gates.take() {
             only = p.exclude(&m, &view, only);
         }
@@ -1073,6 +1079,7 @@ pub fn snapshot(
             findings,
         });
     }
+    crate::trace::phase("seal: compile, checks, gates");
     let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
     let compiled_written = view.read(&at)?.as_deref() != Some(&bytes[..]);
     let checked_root = report.scan.root;

@@ -464,6 +464,7 @@ pub fn install(
         source,
     })?;
     let m = model(store, plane, ctl)?;
+    crate::trace::phase("install: model");
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
     let (gates, by_spec) = crate::governance::spec_gates(&m);
@@ -504,6 +505,7 @@ pub fn install(
         Stored::Package(e) => bad_package(file, e),
         Stored::Store(e) => e,
     })?;
+    crate::trace::phase("install: read, stored, gated, staged");
     // (What is staged waits for the checkout; the store is free again.)
     let prestaged = staging.map(|s| s.staged);
     let manifest = &package.manifest;
@@ -693,6 +695,7 @@ pub fn install(
     if !findings.is_empty() {
         return Err(refuse(findings));
     }
+    crate::trace::phase("install: checks");
     // The target: HEAD with the package's files grafted in, as a snapshot
     // object (no ref names it) for the checkout engine to restore from.
     let Resolved {
@@ -745,6 +748,7 @@ pub fn install(
     })()?;
     let (packs, _) = w.finish()?;
     store.add_packs(&packs)?;
+    crate::trace::phase("install: target grafted, store written");
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let gone: Vec<RelPath> = old_paths
         .iter()
@@ -820,6 +824,7 @@ pub fn install(
         Some(&known),
         prestaged.as_ref(),
     )?;
+    crate::trace::phase("install: checkout");
     drop(prestaged);
     drop(known);
     drop(contents);
@@ -911,6 +916,7 @@ fn finish(
     }
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     crate::governance::edit::own(store, plane, &paths, &manifest.id, ctl)?;
+    crate::trace::phase("install: registry, ownership");
     hooks.step("owned");
     let opts = crate::snapshot::SealOptions {
         message: format!("install {} {}", manifest.id, manifest.version),
