@@ -197,7 +197,7 @@ impl<'a> Applier<'a> {
             false,
             self.ctl,
         )?;
-        // Their data is flushed by the `syncfs` before the journal goes
+        // Their data is flushed by the `syncfs` before the journal is deleted
         // ([`sync_dirs`]); a crash before that leaves the journal, whose
         // replay re-hashes every written file and rewrites what is not whole.
         self.out.unsynced_data |= !staged.is_empty();

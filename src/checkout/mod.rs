@@ -16,8 +16,10 @@
 //!    ([`crate::store::lock::WorktreeLock`]), write the journal durably;
 //! 5. **apply** ([`apply`]): removals, new directories, writes (each one
 //!    `renameat` into place), hard links, then modes and owners (directories
-//!    after their contents), all through the filesystem seam;
-//! 6. **finish**: flush, move refs (rollback), delete the journal.
+//!    after their contents), all through the filesystem seam, while the
+//!    staged files' data is flushed (`syncfs`) on a thread of its own;
+//! 6. **finish**: wait for that flush, flush the directories, move refs
+//!    (rollback), delete the journal.
 //!
 //! A failure before step 4 changes nothing in the plane. A crash after it is
 //! finished by the next command ([`recover()`]), which replays the journal.
@@ -340,8 +342,6 @@ pub fn checkout(
             .expect("a write of ops"),
         None => usize::MAX,
     };
-    sync_staged(scope, &staged_map)?;
-    crate::trace::phase("checkout: syncfs");
     hooks.staged();
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
@@ -350,6 +350,12 @@ pub fn checkout(
     ctl.check()?;
     journal::save(&journal_path(store, scope.plane()), &journal, &store.tmp_dir())?;
     crate::trace::phase("checkout: journal");
+    // The staged data is flushed while the files are linked: the flush
+    // only has to end before the journal goes (`finish`). A crash before
+    // that leaves the journal, whose replay re-hashes every file it wrote
+    // and rewrites what is not whole. (Started after the journal's own
+    // fsync, which would otherwise wait behind it.)
+    let flush = Flush::start(scope, &staged_map);
     // Past this point the checkout runs to the end, even if interrupted; a failure
     // leaves the journal for the next command (the rescue checkpoint must stay).
     let after_journal = |e: Error| {
@@ -367,6 +373,7 @@ pub fn checkout(
             }
         }
     };
+    let flush = flush.map_err(after_journal)?;
     ctl.progress.phase("writing");
     ctl.progress.total(
         journal.ops.iter().filter(|o| matches!(o, Op::Write { .. })).count() as u64,
@@ -383,6 +390,8 @@ pub fn checkout(
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     applied.problems = problems;
+    flush.wait(scope).map_err(after_journal)?;
+    crate::trace::phase("checkout: staged data flushed");
     finish(store, scope, &journal, &applied).map_err(after_journal)?;
     crate::trace::phase("checkout: finish");
     Ok(CheckoutReport {
@@ -535,16 +544,71 @@ pub(super) fn stage_round(
     Ok((staged_map, problems))
 }
 
-/// Flushes the staged files' data: one `syncfs` per filesystem they are on.
-fn sync_staged(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<()> {
-    let mut done = HashSet::new();
-    for (p, s) in staged {
-        let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
-        if done.insert(st.st_dev) {
-            rustix::fs::syncfs(&s.file).map_err(|e| scope.io_error(p, std::io::Error::from(e)))?;
+/// The flush of the staged files' data, running on a thread of its own: one
+/// `syncfs` per filesystem they are on, started once everything of the
+/// first round is staged ([`Flush::start`]) and waited for before the
+/// journal is deleted ([`Flush::wait`]). It overlaps writing the journal
+/// and linking the files (the `syncfs` mostly waits for the disk, the
+/// links keep a core busy).
+struct Flush {
+    /// The thread, with the path of a file on each filesystem for its errors.
+    running: Option<std::thread::JoinHandle<std::result::Result<(), (RelPath, std::io::Error)>>>,
+}
+
+impl Flush {
+    /// Starts flushing the filesystems `staged` files are on (nothing to do
+    /// when none is staged).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming a staged file that cannot be `fstat`ed or
+    /// duplicated (out of descriptors).
+    fn start(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<Flush> {
+        let mut by_dev: HashMap<u64, (RelPath, std::fs::File)> = HashMap::new();
+        for (p, s) in staged {
+            let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
+            if let std::collections::hash_map::Entry::Vacant(v) = by_dev.entry(st.st_dev as u64) {
+                v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?));
+            }
+        }
+        if by_dev.is_empty() {
+            return Ok(Flush { running: None });
+        }
+        let running = std::thread::Builder::new()
+            .name("cplane-flush".into())
+            .spawn(move || {
+                for (p, f) in by_dev.into_values() {
+                    rustix::fs::syncfs(&f).map_err(|e| (p, std::io::Error::from(e)))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| scope.io_error(&RelPath::root(), e))?;
+        Ok(Flush { running: Some(running) })
+    }
+
+    /// Waits for the flush to end.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming a staged file of the filesystem whose `syncfs`
+    /// failed (`EIO`, `ENOSPC`, ...); the flush thread's panic is resumed.
+    fn wait(mut self, scope: &Scope) -> Result<()> {
+        self.join().map_err(|(p, e)| scope.io_error(&p, e))
+    }
+
+    fn join(&mut self) -> std::result::Result<(), (RelPath, std::io::Error)> {
+        match self.running.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
         }
     }
-    Ok(())
+}
+
+impl Drop for Flush {
+    /// A checkout that stops early (an interrupt before the journal) still
+    /// waits for its flush: no thread outlives the checkout.
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
 }
 
 /// After apply: flush, move refs (rollback), delete the journal.
