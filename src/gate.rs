@@ -495,6 +495,8 @@ impl Engine {
         let mut sections = Vec::with_capacity(gates.len());
         let mut all: Vec<String> = Vec::new();
         let mut checked = std::collections::HashSet::new();
+        // (index in `all`, framework, gate, pattern name): for the error.
+        let mut named: Vec<(usize, &str, &str, String)> = Vec::new();
         for (fw, g) in &gates {
             let at = |e: String| format!("framework {fw:?}, gate {:?}: {e}", g.id);
             filters.push(if g.paths.is_empty() {
@@ -514,12 +516,8 @@ impl Engine {
                     let mut ps = if *d { default_secrets() } else { Vec::new() };
                     ps.extend(own.iter().cloned());
                     for p in ps.iter().filter(|p| checked.insert(p.regex.clone())) {
-                        regex::bytes::Regex::new(&p.regex)
-                            .map_err(|e| at(format!("pattern {:?}: {}", p.name, one_line(&e.to_string()))))?;
-                        matcher_builder()
-                            .build(&p.regex)
-                            .map_err(|e| at(format!("pattern {:?}: {}", p.name, one_line(&e.to_string()))))?;
                         all.push(p.regex.clone());
+                        named.push((all.len() - 1, fw.as_str(), g.id.as_str(), p.name.clone()));
                     }
                     ps
                 }
@@ -530,11 +528,28 @@ impl Engine {
                 _ => Vec::new(),
             });
         }
-        // Every pattern at once (the largest matcher a file can need) must compile too.
+        // Every pattern at once (the largest matcher a file can need) must
+        // compile; when they do not, the first that does not on its own is
+        // named. (One compile instead of one per pattern: the built-in
+        // patterns are a few dozen, and an install builds an engine before
+        // its first file.)
         all.push(HEADING.to_string());
-        matcher_builder()
-            .build_many(&all)
-            .map_err(|e| format!("the gates' patterns together: {}", one_line(&e.to_string())))?;
+        if let Err(e) = matcher_builder().build_many(&all) {
+            for (i, fw, gate, name) in &named {
+                let bad = regex::bytes::Regex::new(&all[*i])
+                    .err()
+                    .map(|e| e.to_string())
+                    .or_else(|| matcher_builder().build(&all[*i]).err().map(|e| e.to_string()));
+                if let Some(e) = bad {
+                    return Err(format!(
+                        "framework {fw:?}, gate {gate:?}: pattern {name:?}: {}",
+                        one_line(&e)
+                    ));
+                }
+            }
+            return Err(format!("the gates' patterns together: {}", one_line(&e.to_string())));
+        }
+        drop(named);
         Ok(Engine {
             gates,
             filters,
@@ -1338,6 +1353,43 @@ mod tests {
                 }],
             },
         )
+    }
+
+    #[test]
+    fn an_engine_names_the_first_pattern_that_does_not_compile() {
+        // The built-in patterns compile (the engine checks them all at once).
+        Engine::new(vec![("fw".into(), secrets_gate())]).unwrap();
+        let bad = |regex: &str| {
+            gate(
+                "g2",
+                &[],
+                Check::ForbiddenContent {
+                    default_secrets: true,
+                    patterns: vec![
+                        Pattern {
+                            name: "fine".into(),
+                            regex: "fine".into(),
+                        },
+                        Pattern {
+                            name: "broken".into(),
+                            regex: regex.into(),
+                        },
+                    ],
+                },
+            )
+        };
+        // One the regex crate refuses, and one only the line matcher refuses
+        // (a pattern that must match a line break).
+        for regex in ["(", r"a\nb"] {
+            let e = match Engine::new(vec![("fw".into(), secrets_gate()), ("fw2".into(), bad(regex))]) {
+                Err(e) => e,
+                Ok(_) => panic!("{regex:?} compiled"),
+            };
+            assert!(
+                e.starts_with("framework \"fw2\", gate \"g2\": pattern \"broken\": "),
+                "{regex:?}: {e}"
+            );
+        }
     }
 
     fn job(path: &str, gates: &[usize]) -> FileJob {

@@ -270,11 +270,13 @@ pub fn gate_findings(
     fused: Option<&FusedGates>,
     ctl: Control<'_>,
 ) -> Result<(Vec<Finding>, Vec<RelPath>)> {
-    gate_findings_for(m, view, scope, fused, None, ctl)
+    gate_findings_for(m, view, scope, fused, None, None, ctl)
 }
 
 /// [`gate_findings`], running the per-file gates only on the files in
-/// `only` when it is given (the required files are checked in full).
+/// `only` when it is given (the required files are checked in full), with
+/// `engine` when it was built for the same gates (an install's, kept for
+/// its seal) instead of compiling them again.
 ///
 /// # Errors
 /// I/O and cancellation.
@@ -283,6 +285,7 @@ pub fn gate_findings_for(
     view: &View<'_>,
     scope: &Scope,
     fused: Option<&FusedGates>,
+    engine: Option<&crate::gate::Engine>,
     only: Option<&std::collections::HashSet<RelPath>>,
     ctl: Control<'_>,
 ) -> Result<(Vec<Finding>, Vec<RelPath>)> {
@@ -337,8 +340,11 @@ pub fn gate_findings_for(
     }
     if !todo.is_empty() {
         let built;
-        let engine = match fused {
-            Some(f) => Some(&f.engine),
+        let engine = match fused
+            .map(|f| &f.engine)
+            .or(engine.filter(|e| e.gates() == gates.as_slice()))
+        {
+            Some(e) => Some(e),
             // Rules files were validated when loaded, so the engine compiles; a
             // failure here would be a bug in that validation, reported as CP209.
             None => match crate::gate::Engine::new(gates) {
@@ -724,7 +730,7 @@ pub fn run_passes(
     let only = inputs
         .since_head
         .and_then(|r| unchanged_gates_hold(inputs.store, &m, r));
-    let (gates, binary) = gate_findings_for(&m, view, scope, fused, only.as_ref(), ctl)?;
+    let (gates, binary) = gate_findings_for(&m, view, scope, fused, None, only.as_ref(), ctl)?;
     r.passes[3] = Some(gates);
     r.binary_skipped = binary;
     Ok((m, r))
@@ -820,6 +826,9 @@ pub struct PassedGates {
     pub ids: Vec<usize>,
     /// Each file checked, with the BLAKE3 of the bytes checked.
     pub files: std::collections::HashMap<RelPath, ObjectId>,
+    /// The engine that ran them, for the seal's gates on the other files
+    /// (used only when its gates are the model's).
+    pub engine: Option<std::sync::Arc<crate::gate::Engine>>,
 }
 
 impl PassedGates {
@@ -1068,10 +1077,12 @@ pub fn snapshot(
         ctl.progress.phase("gates");
         let mut only = unchanged_gates_hold(Some(store), &m, &report);
         crate::trace::phase("seal: unchanged gates");
-        if let Some(p) = opts.passed_gates.take() {
+        let passed = opts.passed_gates.take();
+        if let Some(p) = &passed {
             only = p.exclude(&m, &view, only);
         }
-        findings.extend(gate_findings_for(&m, &view, &scope, None, only.as_ref(), ctl)?.0);
+        let engine = passed.as_ref().and_then(|p| p.engine.as_deref());
+        findings.extend(gate_findings_for(&m, &view, &scope, None, engine, only.as_ref(), ctl)?.0);
     }
     if !findings.is_empty() {
         return Err(Error::Refused {
@@ -1382,6 +1393,7 @@ mod tests {
                 owner: owner.into(),
                 ids,
                 files: [(at.clone(), id)].into_iter().collect(),
+                engine: None,
             };
         let todo = |p: PassedGates| p.exclude(&m, &view, None);
         let all = todo(passed("SPEC-000", ids.clone(), id, gates.clone())).unwrap();

@@ -468,7 +468,7 @@ pub fn install(
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
     let (gates, by_spec) = crate::governance::spec_gates(&m);
-    let engine = crate::gate::Engine::new(gates.clone()).ok();
+    let engine = crate::gate::Engine::new(gates.clone()).ok().map(std::sync::Arc::new);
     let scope = Scope::open(plane)?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
@@ -495,7 +495,7 @@ pub fn install(
         &Limits::default(),
         keep_in_memory(),
         &w,
-        engine.as_ref().map(|engine| Gating {
+        engine.as_deref().map(|engine| Gating {
             engine,
             by_spec: &by_spec,
         }),
@@ -527,6 +527,7 @@ pub fn install(
         owner: manifest.id.clone(),
         ids: by_spec.get(&manifest.spec_id).cloned().unwrap_or_default(),
         files: gated.passed,
+        engine: engine.clone(),
     };
     // The chain.
     let fw = match m.specs.get(&manifest.spec_id) {
