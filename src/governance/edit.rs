@@ -192,6 +192,65 @@ pub fn own_like(
 /// that is not in the plane, or a name a registry cannot hold (comma,
 /// quote, line break, non-UTF-8); [`Error::Refused`] from the compile.
 pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Control<'_>) -> Result<OwnReport> {
+    let (m, kind, rows) = own_rows(store, plane, paths, owner, ctl)?;
+    let OwnRows {
+        owned,
+        unchanged,
+        kept,
+        created,
+    } = rows;
+    let mut compile = compile_worktree(store, plane, ctl)?;
+    // Say at once when the new owner's framework does not authorize a path
+    // (pass 2 would, at the next verify or snapshot).
+    let probe = super::Declaration {
+        owner_id: std::sync::Arc::from(owner),
+        owner_kind: kind,
+        source: std::sync::Arc::new(RelPath::root()),
+        line: 0,
+    };
+    if let Some(f) = m.framework_of(&probe) {
+        for o in &owned {
+            if f.authorizing_glob(&o.path).is_none() {
+                compile.findings.push(f.not_authorized(&o.path, owner));
+            }
+        }
+    }
+    Ok(OwnReport {
+        owned,
+        unchanged,
+        kept,
+        created,
+        compile,
+    })
+}
+
+/// The registry rows [`own`] writes, without the compile after them.
+#[derive(Debug)]
+pub struct OwnRows {
+    /// Rows added or changed.
+    pub owned: Vec<Owned>,
+    /// Files that already had this owner.
+    pub unchanged: usize,
+    /// Files under a directory argument that kept another owner.
+    pub kept: usize,
+    /// `.file_registry.csv` files created.
+    pub created: Vec<RelPath>,
+}
+
+/// [`own`]'s registry edits alone, for a caller that seals right after (an
+/// install: its governed seal compiles and checks the whole plane anyway,
+/// so a compile here would be done twice). Returns the model the edits
+/// were planned from and the owner's kind with the rows.
+///
+/// # Errors
+/// As [`own`], less the compile's.
+pub fn own_rows(
+    store: &Store,
+    plane: &Plane,
+    paths: &[RelPath],
+    owner: &str,
+    ctl: Control<'_>,
+) -> Result<(Model, OwnerKind, OwnRows)> {
     let (scope, m) = worktree_model(store, plane, ctl)?;
     crate::trace::phase("own: status scan, compile");
     let bad = |path: &RelPath, reason: String| bad(plane, path, reason);
@@ -336,29 +395,16 @@ pub fn own(store: &Store, plane: &Plane, paths: &[RelPath], owner: &str, ctl: Co
             .insert(0, (FILE_REGISTRY.to_string(), self_owner, self_kind));
     }
     write_edits(&scope, plane, &m, &edits)?;
-    let mut compile = compile_worktree(store, plane, ctl)?;
-    // Say at once when the new owner's framework does not authorize a path
-    // (pass 2 would, at the next verify or snapshot).
-    let probe = super::Declaration {
-        owner_id: std::sync::Arc::from(owner),
-        owner_kind: kind,
-        source: std::sync::Arc::new(RelPath::root()),
-        line: 0,
-    };
-    if let Some(f) = m.framework_of(&probe) {
-        for o in &owned {
-            if f.authorizing_glob(&o.path).is_none() {
-                compile.findings.push(f.not_authorized(&o.path, owner));
-            }
-        }
-    }
-    Ok(OwnReport {
-        owned,
-        unchanged,
-        kept,
-        created,
-        compile,
-    })
+    Ok((
+        m,
+        kind,
+        OwnRows {
+            owned,
+            unchanged,
+            kept,
+            created,
+        },
+    ))
 }
 
 /// What `quarantine` did.
