@@ -481,7 +481,13 @@ pub fn install(
         uid,
         gid,
         staged: Default::default(),
-        limit: crate::checkout::fd_budget() / 2,
+        // As many as the checkout's first round holds open (it then stages
+        // none itself); the directories staged in count too, and are
+        // closed before it starts.
+        limit: {
+            let budget = crate::checkout::fd_budget();
+            budget - budget / 8
+        },
         count: Default::default(),
         dirs: Default::default(),
     });
