@@ -189,7 +189,9 @@ const BATCH_BYTES: u64 = 1 << 20;
 /// One file's work for the pool: stored (as its own frame when it came as
 /// one, else compressed), staged, gated.
 struct PoolJob<'e> {
-    bytes: Shared,
+    /// Its place in the archive (and the manifest).
+    index: usize,
+    bytes: Vec<u8>,
     id: ObjectId,
     /// Its path and mode, to stage it.
     path: Option<RelPath>,
@@ -234,9 +236,10 @@ struct Staging<'a> {
 impl Staging<'_> {
     /// Stages one file; a failure (no room, no `O_TMPFILE`) only leaves it
     /// to the checkout, which stages it itself and reports what fails.
-    fn stage(&self, rel: &RelPath, id: ObjectId, bytes: &[u8], mode: u32) {
+    /// Returns whether it was staged.
+    fn stage(&self, rel: &RelPath, id: ObjectId, bytes: &[u8], mode: u32) -> bool {
         if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit {
-            return;
+            return false;
         }
         let parent = rel.parent().unwrap_or_default();
         let dir = self
@@ -248,7 +251,7 @@ impl Staging<'_> {
         let dir = match dir {
             Some(d) => d,
             // (A directory holds a descriptor too: counted like a file.)
-            None if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit => return,
+            None if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit => return false,
             None => match crate::checkout::staging_dir(self.scope, rel) {
                 Ok(d) => {
                     let d = std::sync::Arc::new(d);
@@ -258,7 +261,7 @@ impl Staging<'_> {
                         .insert(parent, d.clone());
                     d
                 }
-                Err(_) => return,
+                Err(_) => return false,
             },
         };
         let meta = Meta {
@@ -266,11 +269,15 @@ impl Staging<'_> {
             uid: self.uid,
             gid: self.gid,
         };
-        if let Ok(Some(p)) = crate::checkout::prestage(self.store, self.scope, &dir, rel, id, bytes, meta) {
-            self.staged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(rel.clone(), p);
+        match crate::checkout::prestage(self.store, self.scope, &dir, rel, id, bytes, meta) {
+            Ok(Some(p)) => {
+                self.staged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(rel.clone(), p);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -290,8 +297,10 @@ struct Gated {
 /// the package's spec on each file's bytes on the pool. A member that turns
 /// out not to match the manifest fails the whole read, and the caller
 /// drops `w`, so nothing of a refused package is kept. Returns the package,
-/// each member's bytes in manifest order while they fit in `keep` bytes
-/// (`None` after), and what the gates found.
+/// the bytes of each member `staging` did not stage, in manifest order,
+/// while they fit in `keep` bytes (`None` for the others), and what the
+/// gates found. The buffers of staged files are used again for the next
+/// members (a fresh buffer per file costs a page fault per 4 KiB).
 fn read_storing<'g, R: std::io::Read>(
     input: R,
     trusted: &[Signer],
@@ -303,13 +312,16 @@ fn read_storing<'g, R: std::io::Read>(
 ) -> std::result::Result<(super::Package, Vec<Option<Shared>>, Gated), Stored> {
     let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
     let gated: std::sync::Mutex<Gated> = std::sync::Mutex::new(Gated::default());
-    let mut files: Vec<Option<Shared>> = Vec::new();
-    let mut kept = 0u64;
+    // The bytes kept, by index, and how many.
+    let kept: std::sync::Mutex<Vec<(usize, Shared)>> = std::sync::Mutex::new(Vec::new());
+    let kept_bytes = &std::sync::atomic::AtomicU64::new(0);
+    let buffers = &std::sync::Mutex::new(Buffers::default());
+    let mut members = 0usize;
     let in_flight = &std::sync::atomic::AtomicU64::new(0);
     // The owner and gates each file is checked with, once the manifest names its spec.
     let job: std::cell::OnceCell<(String, Vec<usize>)> = std::cell::OnceCell::new();
     let package = rayon::in_place_scope(|s| {
-        let (failed, gated, job, gating) = (&failed, &gated, &job, gating.as_ref());
+        let (failed, gated, job, gating, kept) = (&failed, &gated, &job, gating.as_ref(), &kept);
         // One batch of files' work, on whichever thread runs it.
         let run = move |jobs: Vec<PoolJob<'g>>| {
             for j in jobs {
@@ -319,9 +331,10 @@ fn read_storing<'g, R: std::io::Read>(
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .get_or_insert(e);
                 }
-                if let (Some(st), Some(rel)) = (staging, &j.path) {
-                    st.stage(rel, j.id, &j.bytes, j.mode);
-                }
+                let staged = match (staging, &j.path) {
+                    (Some(st), Some(rel)) => st.stage(rel, j.id, &j.bytes, j.mode),
+                    _ => false,
+                };
                 if let Some((engine, job)) = j.gate {
                     let result = engine.check_bytes(&job, &j.bytes);
                     let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -334,15 +347,29 @@ fn read_storing<'g, R: std::io::Read>(
                         Err(_) => {}
                     }
                 }
+                // A file not staged is written by the checkout: from these
+                // bytes while they fit, else from the store.
+                let len = j.bytes.len() as u64;
+                if !staged && kept_bytes.fetch_add(len, Ordering::Relaxed) + len <= keep {
+                    kept.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((j.index, std::sync::Arc::new(j.bytes)));
+                } else {
+                    buffers
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .give(j.bytes);
+                }
             }
         };
         // Storing and gates run on the pool, a batch of files per task
         // (a task per file spends more on waking workers than it saves).
         // Backpressure: while the batches queued there hold more than
-        // IN_FLIGHT_BYTES, this thread runs the next one itself instead of
-        // reading ahead, so memory stays bounded when reading outruns the pool.
+        // IN_FLIGHT_BYTES (their buffers' capacity), this thread runs the
+        // next one itself instead of reading ahead, so memory stays bounded
+        // when reading outruns the pool.
         let mut batch: Vec<PoolJob<'g>> = Vec::new();
-        let mut batch_bytes = 0u64;
+        let (mut batch_bytes, mut batch_held) = (0u64, 0u64);
         let flush = |batch: &mut Vec<PoolJob<'g>>, bytes: &mut u64| {
             let (jobs, n) = (std::mem::take(batch), std::mem::take(bytes));
             if jobs.is_empty() {
@@ -366,15 +393,19 @@ fn read_storing<'g, R: std::io::Read>(
         };
         let package = super::read_with(input, trusted, limits, on_manifest, |entry, data| {
             // The manifest bounds the size; cap what is reserved up front anyway.
-            let mut bytes = Vec::with_capacity(entry.size.min(64 << 20) as usize);
+            let mut bytes = buffers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(entry.size.min(64 << 20) as usize);
             data.read_to_end(&mut bytes)?;
             // A member in a zstd frame of its own is stored as that frame.
             let frame = data.frame()?;
-            let bytes = std::sync::Arc::new(bytes);
-            kept += bytes.len() as u64;
-            files.push((kept <= keep).then(|| bytes.clone()));
+            let index = members;
+            members += 1;
             let id = entry.blake3;
             let len = bytes.len() as u64;
+            // (What a buffer holds, for the in-flight bound: its capacity.)
+            let held = bytes.capacity() as u64;
             // (The manifest's paths are checked: they parse.)
             let path = RelPath::parse(entry.path.as_bytes());
             let gate = gating
@@ -392,6 +423,7 @@ fn read_storing<'g, R: std::io::Read>(
                     )
                 });
             batch.push(PoolJob {
+                index,
                 bytes,
                 id,
                 frame,
@@ -400,19 +432,69 @@ fn read_storing<'g, R: std::io::Read>(
                 mode: entry.mode.bits(),
             });
             batch_bytes += len;
+            batch_held += held;
             if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
-                flush(&mut batch, &mut batch_bytes);
+                batch_bytes = 0;
+                flush(&mut batch, &mut batch_held);
             }
             Ok(())
         });
-        flush(&mut batch, &mut batch_bytes);
+        flush(&mut batch, &mut batch_held);
         package
     });
     if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(Stored::Store(e));
     }
     let gated = gated.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut files: Vec<Option<Shared>> = vec![None; members];
+    for (i, bytes) in kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        files[i] = Some(bytes);
+    }
     Ok((package.map_err(Stored::Package)?, files, gated))
+}
+
+/// Buffers of members already stored and staged, for the next members.
+#[derive(Default)]
+struct Buffers {
+    free: Vec<Vec<u8>>,
+    /// Their capacities, summed.
+    bytes: usize,
+}
+
+impl Buffers {
+    /// At most this much is kept for use again: about what is in flight.
+    const MAX_BYTES: usize = IN_FLIGHT_BYTES as usize;
+    /// A buffer larger than this is let go (a rare large file).
+    const MAX_ONE: usize = 1 << 20;
+    /// New buffers have room for at least this much, so most files fit
+    /// any buffer given back.
+    const MIN_NEW: usize = 64 << 10;
+
+    /// An empty buffer with room for `size` bytes.
+    fn take(&mut self, size: usize) -> Vec<u8> {
+        match self.free.pop() {
+            Some(b) if b.capacity() >= size => {
+                self.bytes -= b.capacity();
+                b
+            }
+            Some(b) => {
+                // Too small: let it go rather than grow it (a copy).
+                self.bytes -= b.capacity();
+                drop(b);
+                Vec::with_capacity(size.max(Self::MIN_NEW))
+            }
+            None => Vec::with_capacity(size.max(Self::MIN_NEW)),
+        }
+    }
+
+    /// Keeps `b` for [`Buffers::take`] while there is room.
+    fn give(&mut self, mut b: Vec<u8>) {
+        if b.capacity() <= Self::MAX_ONE && self.bytes + b.capacity() <= Self::MAX_BYTES {
+            b.clear();
+            self.bytes += b.capacity();
+            self.free.push(b);
+        }
+    }
 }
 
 /// The plane's model as its working tree is now.
@@ -516,16 +598,7 @@ pub fn install(
     let prestaged = staging.map(|s| s.staged);
     let manifest = &package.manifest;
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
-    // A staged file's bytes are on disk already: not kept twice.
-    let mut contents = contents;
-    if let Some(p) = &prestaged {
-        let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (f, c) in manifest.files.iter().zip(contents.iter_mut()) {
-            if c.is_some() && p.contains_key(&at(&f.path)) {
-                *c = None;
-            }
-        }
-    }
+    // (A staged file's bytes are on disk already: `contents` has none.)
     let mut findings = gated.findings;
     crate::governance::sort(&mut findings);
     let passed = crate::governance::plane::PassedGates {
