@@ -613,7 +613,7 @@ pub fn package_findings(store: &Store, m: &Model, view: &View<'_>) -> Result<Vec
             );
             continue;
         }
-        let Ok(manifest) = crate::package::Manifest::parse(&read_blob(store, &digest)?) else {
+        let Some(manifest) = store.manifest(&digest)? else {
             continue;
         };
         for f in &manifest.files {

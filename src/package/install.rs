@@ -828,6 +828,9 @@ pub fn install(
     })()?;
     let (packs, _) = w.finish()?;
     store.add_packs(&packs)?;
+    // (The seal checks the installed files against this manifest: it was
+    // parsed and checked once, as it was read.)
+    store.note_manifest(package.manifest_digest, std::sync::Arc::new(manifest.clone()));
     crate::trace::phase("install: target grafted, store written");
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let gone: Vec<RelPath> = old_paths

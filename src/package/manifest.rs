@@ -332,11 +332,23 @@ impl Manifest {
     /// [`PackageError::ManifestNotCanonical`], or what `validate` returns.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, PackageError> {
         let json_err = |e: serde_json::Error| PackageError::ManifestJson { reason: e.to_string() };
-        let probe: FormatProbe = serde_json::from_slice(bytes).map_err(json_err)?;
-        if probe.format != u64::from(FORMAT) {
-            return Err(PackageError::UnsupportedFormat { found: probe.format });
+        // A manifest of another format may not fit this one's schema: its
+        // format number is read first when the schema does not fit.
+        let manifest: Manifest = match serde_json::from_slice(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                let probe: FormatProbe = serde_json::from_slice(bytes).map_err(json_err)?;
+                if probe.format != u64::from(FORMAT) {
+                    return Err(PackageError::UnsupportedFormat { found: probe.format });
+                }
+                return Err(json_err(e));
+            }
+        };
+        if manifest.format != FORMAT {
+            return Err(PackageError::UnsupportedFormat {
+                found: u64::from(manifest.format),
+            });
         }
-        let manifest: Manifest = serde_json::from_slice(bytes).map_err(json_err)?;
         if manifest.to_canonical_bytes() != bytes {
             return Err(PackageError::ManifestNotCanonical);
         }

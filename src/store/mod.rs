@@ -109,6 +109,9 @@ pub struct Store {
     /// Stat-cache rows of files this process wrote, per plane (see
     /// [`Store::note_written`]).
     written: std::sync::Mutex<std::collections::HashMap<String, Vec<index::IndexEntry>>>,
+    /// Package manifests parsed and checked in this process, by the BLAKE3
+    /// of their bytes (see [`Store::manifest`]).
+    manifests: std::sync::Mutex<std::collections::HashMap<ObjectId, std::sync::Arc<crate::package::Manifest>>>,
 }
 
 /// The text of the `FORMAT` file this build writes: `cplane-store <N>`.
@@ -354,6 +357,7 @@ impl Store {
             lock_wait: std::time::Duration::from_millis(lock::DEFAULT_LOCK_TIMEOUT_MS),
             broken: Vec::new(),
             written: std::sync::Mutex::new(std::collections::HashMap::new()),
+            manifests: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         store.load_packs()?;
         Ok(store)
@@ -378,6 +382,40 @@ impl Store {
     pub fn written_rows(&self, plane: &str) -> Vec<index::IndexEntry> {
         let w = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         w.get(plane).cloned().unwrap_or_default()
+    }
+
+    /// Remembers, for the rest of this process, `manifest` as the parsed
+    /// and checked form of the blob `digest` (the BLAKE3 of its canonical
+    /// bytes): an install's seal then need not read and parse again the
+    /// manifest it just verified ([`Store::manifest`]).
+    pub fn note_manifest(&self, digest: ObjectId, manifest: std::sync::Arc<crate::package::Manifest>) {
+        let mut m = self.manifests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.insert(digest, manifest);
+    }
+
+    /// The package manifest stored as blob `digest`, parsed and checked
+    /// ([`crate::package::Manifest::parse`]); `Ok(None)` when the blob is
+    /// not a valid manifest. Kept for the rest of the process.
+    ///
+    /// # Errors
+    /// Store damage; [`Error::MissingObject`] when the blob is not stored.
+    pub fn manifest(&self, digest: &ObjectId) -> Result<Option<std::sync::Arc<crate::package::Manifest>>> {
+        if let Some(m) = self
+            .manifests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(digest)
+        {
+            return Ok(Some(m.clone()));
+        }
+        let mut bytes = Vec::new();
+        self.read_blob_to(digest, &mut bytes, Path::new("(memory)"))?;
+        let Ok(parsed) = crate::package::Manifest::parse(&bytes) else {
+            return Ok(None);
+        };
+        let parsed = std::sync::Arc::new(parsed);
+        self.note_manifest(*digest, parsed.clone());
+        Ok(Some(parsed))
     }
 
     /// How long [`Store::lock`] waits for another writer.
