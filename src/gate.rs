@@ -1390,6 +1390,17 @@ mod tests {
                 "{regex:?}: {e}"
             );
         }
+        // Two bad patterns in two gates: the first gate's is named.
+        let mut later = bad("(");
+        later.id = "g3".into();
+        let e = match Engine::new(vec![("fw2".into(), bad(r"a\nb")), ("fw3".into(), later)]) {
+            Err(e) => e,
+            Ok(_) => panic!("compiled"),
+        };
+        assert!(
+            e.starts_with("framework \"fw2\", gate \"g2\": pattern \"broken\": "),
+            "{e}"
+        );
     }
 
     fn job(path: &str, gates: &[usize]) -> FileJob {

@@ -189,12 +189,9 @@ fn damaged_staged_file_is_not_trusted_on_replay() {
     }
 }
 
-/// The staged files' data is flushed while they are linked, not before the
-/// journal: after a power loss a file the checkout had already put in place
-/// may come back empty or with stale blocks. The journal's replay re-hashes
-/// every file it wrote and rewrites those not whole.
-#[test]
-fn files_linked_before_their_data_was_flushed_are_rewritten_on_replay() {
+/// Six files changed after `base`, sealed as `changed`: a rollback to
+/// `base` has six files to write.
+fn six_files_to_roll_back() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for i in 0..6 {
         write(d.path(), &format!("w{i}"), &format!("base {i}\n"));
@@ -205,30 +202,107 @@ fn files_linked_before_their_data_was_flushed_are_rewritten_on_replay() {
         .assert()
         .success();
     for i in 0..6 {
-        write(d.path(), &format!("w{i}"), &format!("changed {i}\n"));
+        write(d.path(), &format!("w{i}"), &format!("later {i}\n"));
     }
     cplane(d.path())
         .args(["snapshot", "--name", "changed"])
         .assert()
         .success();
+    d
+}
+
+fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).unwrap().ino()
+}
+
+/// The staged files' data is flushed while they are linked, not before the
+/// journal: after a power loss a file the checkout had already put in place
+/// may come back with other bytes of the same size (stale blocks) and its
+/// mtime. The journal's replay re-hashes every file it wrote and rewrites
+/// those not whole; the others it leaves (same inode).
+#[test]
+fn files_linked_before_their_data_was_flushed_are_rewritten_on_replay() {
+    let d = six_files_to_roll_back();
     kill_after_ops(d.path(), &["rollback", "base"], 3, &[]);
-    // What the checkout had put in place loses its data, as an unflushed
-    // file can after a power loss; the rest still holds the newer bytes.
-    let mut lost = 0;
+    let mut lost = Vec::new();
+    let mut kept = Vec::new();
     for i in 0..6 {
         let p = d.path().join(format!("w{i}"));
         if fs::read_to_string(&p).unwrap() == format!("base {i}\n") {
-            fs::write(&p, b"").unwrap();
-            lost += 1;
+            let mtime = fs::metadata(&p).unwrap().modified().unwrap();
+            if lost.len() < 2 {
+                fs::write(&p, format!("BASE {i}\n")).unwrap(); // same size
+                fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_modified(mtime)
+                    .unwrap();
+                lost.push((i, inode(&p)));
+            } else {
+                kept.push((i, inode(&p)));
+            }
         }
     }
-    assert!(lost > 0, "the checkout was killed before it put any file in place");
+    assert!(
+        !lost.is_empty(),
+        "the checkout was killed before it put any file in place"
+    );
     cplane(d.path()).arg("status").assert().success();
     for i in 0..6 {
         assert_eq!(
             fs::read_to_string(d.path().join(format!("w{i}"))).unwrap(),
             format!("base {i}\n")
         );
+    }
+    for (i, ino) in &lost {
+        assert_ne!(inode(&d.path().join(format!("w{i}"))), *ino, "w{i} was not rewritten");
+    }
+    for (i, ino) in &kept {
+        assert_eq!(
+            inode(&d.path().join(format!("w{i}"))),
+            *ino,
+            "w{i} was whole but rewritten"
+        );
+    }
+    cplane(d.path()).arg("verify").assert().success();
+}
+
+/// A flush that fails (a disk's EIO) after the files are linked leaves the
+/// journal, marked: the bytes the files read back may exist only in the
+/// page cache, so the replay rewrites every file from the store (new
+/// inodes), flushing each, instead of trusting them.
+#[test]
+fn a_failed_flush_makes_the_replay_rewrite_every_file() {
+    let d = six_files_to_roll_back();
+    let out = cplane(d.path())
+        .args(["rollback", "base"])
+        .env("CPLANE_TEST_FAIL_FLUSH", "1")
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Input/output error"), "{err}");
+    let plane_dir = d.path().join(".cp/planes/main");
+    assert!(plane_dir.join("journal").exists(), "the journal must stay: {err}");
+    assert!(plane_dir.join("journal.unflushed").exists());
+    // Every file was put in place, and reads back whole.
+    let before: Vec<u64> = (0..6)
+        .map(|i| {
+            let p = d.path().join(format!("w{i}"));
+            assert_eq!(fs::read_to_string(&p).unwrap(), format!("base {i}\n"));
+            inode(&p)
+        })
+        .collect();
+    cplane(d.path()).arg("status").assert().success();
+    assert!(!plane_dir.join("journal").exists());
+    assert!(!plane_dir.join("journal.unflushed").exists());
+    for (i, ino) in before.iter().enumerate() {
+        let p = d.path().join(format!("w{i}"));
+        assert_eq!(fs::read_to_string(&p).unwrap(), format!("base {i}\n"));
+        assert_ne!(inode(&p), *ino, "w{i} was trusted, not rewritten");
     }
     cplane(d.path()).arg("verify").assert().success();
 }

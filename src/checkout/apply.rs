@@ -128,6 +128,9 @@ pub(super) struct Applier<'a> {
     /// Fill [`Applied::written_rows`] (one `fstat` per staged file put in
     /// place); only a caller that will scan again in this process wants them.
     pub record_rows: bool,
+    /// A replay after a failed flush ([`super::UNFLUSHED`]): every file is
+    /// written again (and flushed) even when it reads back whole.
+    pub rewrite_all: bool,
     /// Journal operations from this index on whose files are not staged yet
     /// (more files than descriptors may be held open): when the first of
     /// them is reached, the next round of files up to the budget is staged
@@ -160,6 +163,7 @@ impl<'a> Applier<'a> {
             skipped: Vec::new(),
             cache: None,
             record_rows: false,
+            rewrite_all: false,
             unstaged_from: usize::MAX,
             budget: 0,
             known: None,
@@ -390,11 +394,11 @@ impl<'a> Applier<'a> {
         let parent = path.parent().unwrap_or_default();
         let (store, scope) = (self.store, self.scope);
         let staged = self.staged.remove(path);
-        let recovering = self.recovering();
+        let trust_what_is_there = self.recovering() && !self.rewrite_all;
         let want = self.expected.as_ref().and_then(|e| e.write.get(path).copied());
         let mut problems = Vec::new();
         let dir = self.dir(&parent, true)?.expect("created");
-        if recovering && already_there(scope, dir, path, name, kind, id, meta) {
+        if trust_what_is_there && already_there(scope, dir, path, name, kind, id, meta) {
             self.out.written += 1;
             return Ok(());
         }

@@ -62,6 +62,12 @@ pub trait CheckoutHooks: Sync {
     fn stage_unnamed(&self) -> bool {
         true
     }
+    /// For tests: an error the flush of the staged data reports instead of
+    /// flushing (as a disk's `EIO` would), to exercise what a checkout does
+    /// when its data may not be on disk.
+    fn flush_error(&self) -> Option<std::io::Error> {
+        None
+    }
     /// A command that wraps a checkout reached its named step after it
     /// (`install`: `registry` once the packages registry is written,
     /// `owned` once the files are owned, just before the seal).
@@ -342,6 +348,8 @@ pub fn checkout(
             .expect("a write of ops"),
         None => usize::MAX,
     };
+    // (What the flush needs is taken now: nothing fails after the journal for it.)
+    let flush = Flush::prepare(scope, &staged_map, hooks.flush_error())?;
     hooks.staged();
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
@@ -353,9 +361,11 @@ pub fn checkout(
     // The staged data is flushed while the files are linked: the flush
     // only has to end before the journal goes (`finish`). A crash before
     // that leaves the journal, whose replay re-hashes every file it wrote
-    // and rewrites what is not whole. (Started after the journal's own
-    // fsync, which would otherwise wait behind it.)
-    let flush = Flush::start(scope, &staged_map);
+    // and rewrites what is not whole; a flush that fails leaves the
+    // journal too, marked so that the replay rewrites every file (see
+    // `UNFLUSHED`). (Started after the journal's own fsync, which would
+    // otherwise wait behind it.)
+    let flush = flush.start();
     // Past this point the checkout runs to the end, even if interrupted; a failure
     // leaves the journal for the next command (the rescue checkpoint must stay).
     let after_journal = |e: Error| {
@@ -373,7 +383,6 @@ pub fn checkout(
             }
         }
     };
-    let flush = flush.map_err(after_journal)?;
     ctl.progress.phase("writing");
     ctl.progress.total(
         journal.ops.iter().filter(|o| matches!(o, Op::Write { .. })).count() as u64,
@@ -390,9 +399,14 @@ pub fn checkout(
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     applied.problems = problems;
-    flush.wait(scope).map_err(after_journal)?;
+    // Data not known to be on disk: the replay must not trust what it reads back.
+    let unflushed = |e: Error| {
+        mark_unflushed(store, scope.plane());
+        after_journal(e)
+    };
+    flush.wait(scope).map_err(unflushed)?;
     crate::trace::phase("checkout: staged data flushed");
-    finish(store, scope, &journal, &applied).map_err(after_journal)?;
+    finish(store, scope, &journal, &applied).map_err(unflushed)?;
     crate::trace::phase("checkout: finish");
     Ok(CheckoutReport {
         journal,
@@ -545,24 +559,30 @@ pub(super) fn stage_round(
 }
 
 /// The flush of the staged files' data, running on a thread of its own: one
-/// `syncfs` per filesystem they are on, started once everything of the
-/// first round is staged ([`Flush::start`]) and waited for before the
-/// journal is deleted ([`Flush::wait`]). It overlaps writing the journal
-/// and linking the files (the `syncfs` mostly waits for the disk, the
-/// links keep a core busy).
+/// `syncfs` per filesystem they are on, prepared before the journal is
+/// written ([`Flush::prepare`]), started once it is ([`Flush::start`]) and
+/// waited for before the journal is deleted ([`Flush::wait`]). It overlaps
+/// linking the files (the `syncfs` mostly waits for the disk, the links
+/// keep a core busy).
 struct Flush {
-    /// The thread, with the path of a file on each filesystem for its errors.
-    running: Option<std::thread::JoinHandle<std::result::Result<(), (RelPath, std::io::Error)>>>,
+    /// A staged file on each filesystem (a duplicate descriptor), by device.
+    files: Vec<(RelPath, std::fs::File)>,
+    /// The error to report instead of flushing (tests).
+    fail: Option<std::io::Error>,
+    /// The thread, once started; or the outcome when it ran inline.
+    running: Option<std::thread::JoinHandle<FlushResult>>,
+    done: Option<FlushResult>,
 }
 
+type FlushResult = std::result::Result<(), (RelPath, std::io::Error)>;
+
 impl Flush {
-    /// Starts flushing the filesystems `staged` files are on (nothing to do
-    /// when none is staged).
+    /// Takes a descriptor on each filesystem `staged` files are on.
     ///
     /// # Errors
     /// [`Error::Io`] naming a staged file that cannot be `fstat`ed or
     /// duplicated (out of descriptors).
-    fn start(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>) -> Result<Flush> {
+    fn prepare(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>, fail: Option<std::io::Error>) -> Result<Flush> {
         let mut by_dev: HashMap<u64, (RelPath, std::fs::File)> = HashMap::new();
         for (p, s) in staged {
             let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
@@ -570,19 +590,47 @@ impl Flush {
                 v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?));
             }
         }
-        if by_dev.is_empty() {
-            return Ok(Flush { running: None });
+        Ok(Flush {
+            files: by_dev.into_values().collect(),
+            fail,
+            running: None,
+            done: None,
+        })
+    }
+
+    /// Starts the flush on a thread of its own (or runs it here when no
+    /// thread can be started).
+    fn start(mut self) -> Flush {
+        let (files, fail) = (std::mem::take(&mut self.files), self.fail.take());
+        if files.is_empty() && fail.is_none() {
+            return self;
         }
-        let running = std::thread::Builder::new()
-            .name("cplane-flush".into())
-            .spawn(move || {
-                for (p, f) in by_dev.into_values() {
-                    rustix::fs::syncfs(&f).map_err(|e| (p, std::io::Error::from(e)))?;
-                }
-                Ok(())
-            })
-            .map_err(|e| scope.io_error(&RelPath::root(), e))?;
-        Ok(Flush { running: Some(running) })
+        let work = move || -> FlushResult {
+            if let (Some(e), Some((p, _))) = (fail, files.first()) {
+                return Err((p.clone(), e));
+            }
+            for (p, f) in &files {
+                rustix::fs::syncfs(f).map_err(|e| (p.clone(), std::io::Error::from(e)))?;
+            }
+            Ok(())
+        };
+        let work = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
+        let in_thread = work.clone();
+        let spawned = std::thread::Builder::new().name("cplane-flush".into()).spawn(move || {
+            let w = in_thread
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            w.map_or(Ok(()), |w| w())
+        });
+        match spawned {
+            Ok(h) => self.running = Some(h),
+            Err(_) => {
+                let w = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                self.done = Some(w.map_or(Ok(()), |w| w()));
+            }
+        }
+        self
     }
 
     /// Waits for the flush to end.
@@ -591,24 +639,39 @@ impl Flush {
     /// [`Error::Io`] naming a staged file of the filesystem whose `syncfs`
     /// failed (`EIO`, `ENOSPC`, ...); the flush thread's panic is resumed.
     fn wait(mut self, scope: &Scope) -> Result<()> {
-        self.join().map_err(|(p, e)| scope.io_error(&p, e))
-    }
-
-    fn join(&mut self) -> std::result::Result<(), (RelPath, std::io::Error)> {
-        match self.running.take().map(std::thread::JoinHandle::join) {
-            None => Ok(()),
+        let outcome = match self.running.take().map(std::thread::JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
-        }
+            None => self.done.take().unwrap_or(Ok(())),
+        };
+        outcome.map_err(|(p, e)| scope.io_error(&p, e))
     }
 }
 
 impl Drop for Flush {
-    /// A checkout that stops early (an interrupt before the journal) still
-    /// waits for its flush: no thread outlives the checkout.
+    /// A checkout that fails before it waits (an error while applying)
+    /// still waits for its flush, so no thread outlives it; what the flush
+    /// found no longer matters then (the journal stays for the next
+    /// command either way).
     fn drop(&mut self) {
-        let _ = self.join();
+        if let Some(h) = self.running.take() {
+            let _ = h.join();
+        }
     }
+}
+
+/// The file beside a plane's journal that says the checkout's data may not
+/// be on disk (its flush failed): the replay then rewrites every file of
+/// the journal from the store, flushing each, instead of trusting the bytes
+/// it reads back (after a write error the page cache may hold bytes the
+/// disk does not). Removed after the journal.
+pub const UNFLUSHED: &str = "journal.unflushed";
+
+/// Writes [`UNFLUSHED`] for `plane` (best effort: when even this cannot be
+/// written, the error being reported says the plane needs attention).
+fn mark_unflushed(store: &Store, plane: &str) {
+    let dir = store.plane_dir(plane);
+    let _ = crate::fsutil::write_atomic(&dir.join(UNFLUSHED), b"", &store.tmp_dir());
 }
 
 /// After apply: flush, move refs (rollback), delete the journal.
@@ -619,5 +682,8 @@ pub(super) fn finish(store: &Store, scope: &Scope, j: &Journal, applied: &Applie
     std::fs::remove_file(&jp).at(&jp)?;
     // A journal that came back after a crash would be replayed over later edits.
     crate::fsutil::fsync_dir(&store.plane_dir(&j.plane))?;
+    // (Without a journal the mark means nothing; a crash before this line
+    // leaves one that the next replay finds and removes.)
+    let _ = std::fs::remove_file(store.plane_dir(&j.plane).join(UNFLUSHED));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Finishing an interrupted checkout: replaying its journal from the start
 //! (every operation is idempotent; staged files, being gone, are extracted
-//! again from the store).
+//! again from the store; after a failed flush, [`super::UNFLUSHED`], every
+//! file is, flushed one by one).
 
 use super::journal::{self, Journal, journal_path};
 use super::{Applied, CheckoutHooks, apply, finish};
@@ -35,6 +36,8 @@ pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Con
     let j = journal::load(&jp)?;
     let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     let mut applier = apply::Applier::new(store, scope, HashMap::new(), None, hooks, ctl);
+    // The checkout's flush failed: what reads back may be only in memory.
+    applier.rewrite_all = store.plane_dir(scope.plane()).join(super::UNFLUSHED).exists();
     applier.run(&j.ops)?;
     let applied = applier.out;
     finish(store, scope, &j, &applied)?;

@@ -289,7 +289,7 @@ pub fn create_mode(meta: &Meta, private: u32, legacy: u32) -> u32 {
     if meta.is_legacy_mode() { legacy } else { private }
 }
 
-/// A file staged for one write: unnamed, complete, flushed, owner and mode set.
+/// A file staged for one write: unnamed, complete, owner and mode set (its data is flushed with the others, by the checkout).
 #[derive(Debug)]
 pub struct Staged {
     /// The unnamed file.

@@ -9,6 +9,8 @@
 //!   test deletes it (at most 60 s);
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
 //!   filesystem without it: files are written under `.cplane-staging~` at apply time;
+//! * `CPLANE_TEST_FAIL_FLUSH=1`: the flush of a checkout's staged data
+//!   fails as with `EIO` ([`CheckoutHooks::flush_error`]);
 //! * `CPLANE_TEST_PAUSE_AT_STEP=NAME`: at the named step after a checkout
 //!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and wait
 //!   until the test deletes it (or kills the process; at most 300 s);
@@ -27,6 +29,7 @@ struct EnvHooks {
     pause_staged: bool,
     no_tmpfile: bool,
     pause_step: Option<String>,
+    fail_flush: bool,
 }
 
 #[cfg(debug_assertions)]
@@ -44,6 +47,10 @@ impl CheckoutHooks for EnvHooks {
 
     fn stage_unnamed(&self) -> bool {
         !self.no_tmpfile
+    }
+
+    fn flush_error(&self) -> Option<std::io::Error> {
+        self.fail_flush.then(|| std::io::Error::from_raw_os_error(5 /* EIO */))
     }
 
     fn step(&self, name: &str) {
@@ -75,7 +82,8 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
         let pause_staged = std::env::var_os("CPLANE_TEST_PAUSE_STAGED").is_some();
         let no_tmpfile = std::env::var_os("CPLANE_TEST_NO_TMPFILE").is_some();
         let pause_step = std::env::var("CPLANE_TEST_PAUSE_AT_STEP").ok();
-        if pause_after.is_some() || pause_staged || no_tmpfile || pause_step.is_some() {
+        let fail_flush = std::env::var_os("CPLANE_TEST_FAIL_FLUSH").is_some();
+        if pause_after.is_some() || pause_staged || no_tmpfile || pause_step.is_some() || fail_flush {
             // Markers of an earlier (killed) run would wake the test too early.
             let dir = store.plane_dir(&plane.name);
             let _ = std::fs::remove_file(dir.join("paused"));
@@ -86,6 +94,7 @@ pub fn for_plane(store: &Store, plane: &Plane) -> Box<dyn CheckoutHooks> {
                 pause_staged,
                 no_tmpfile,
                 pause_step,
+                fail_flush,
             });
         }
     }

@@ -252,7 +252,7 @@ pub fn own_rows(
     ctl: Control<'_>,
 ) -> Result<(Model, OwnerKind, OwnRows)> {
     let (scope, m) = worktree_model(store, plane, ctl)?;
-    crate::trace::phase("own: status scan, compile");
+    crate::trace::phase("own: status scan, model");
     let bad = |path: &RelPath, reason: String| bad(plane, path, reason);
     let kind = if m.specs.contains_key(owner) {
         OwnerKind::Spec

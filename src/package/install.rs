@@ -349,16 +349,22 @@ fn read_storing<'g, R: std::io::Read>(
                 }
                 // A file not staged is written by the checkout: from these
                 // bytes while they fit, else from the store.
-                let len = j.bytes.len() as u64;
-                if !staged && kept_bytes.fetch_add(len, Ordering::Relaxed) + len <= keep {
+                // (Counted by what the buffer holds: a small file in a
+                // large buffer is trimmed first.)
+                let mut bytes = j.bytes;
+                if !staged && bytes.capacity() > 2 * bytes.len() {
+                    bytes.shrink_to_fit();
+                }
+                let held = bytes.capacity() as u64;
+                if !staged && kept_bytes.fetch_add(held, Ordering::Relaxed) + held <= keep {
                     kept.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((j.index, std::sync::Arc::new(j.bytes)));
+                        .push((j.index, std::sync::Arc::new(bytes)));
                 } else {
                     buffers
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .give(j.bytes);
+                        .give(bytes);
                 }
             }
         };
@@ -565,10 +571,14 @@ pub fn install(
         staged: Default::default(),
         // As many as the checkout's first round holds open (it then stages
         // none itself); the directories staged in count too, and are
-        // closed before it starts.
+        // closed before it starts. Kept free besides: a descriptor per pack
+        // the store holds open, and room for the rescue seal's scan (a few
+        // directories per worker) while the staged files wait (at most a
+        // quarter of the budget, so a small one still stages some).
         limit: {
             let budget = crate::checkout::fd_budget();
-            budget - budget / 8
+            let reserve = (store.packs().len() + 64 * rayon::current_num_threads()).min(budget / 4);
+            (budget - budget / 8).saturating_sub(reserve)
         },
         count: Default::default(),
         dirs: Default::default(),
@@ -1007,7 +1017,18 @@ fn finish(
         passed_gates: passed.map(std::sync::Arc::new),
         ..crate::snapshot::SealOptions::default()
     };
-    Ok(crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl)?.0)
+    match crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl) {
+        Ok((sealed, _)) => Ok(sealed),
+        Err(e) => {
+            // The seal compiles the rows above only when it passes: a
+            // refused one leaves the compiled registry as `own` would have
+            // (its own compile's findings are the seal's, reported below).
+            if matches!(e, Error::Refused { .. }) {
+                let _ = crate::governance::plane::compile_worktree(store, plane, ctl);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Completes an install that was interrupted after its files were written
