@@ -402,7 +402,12 @@ impl<'a> Applier<'a> {
             self.out.written += 1;
             return Ok(());
         }
-        if let Some(w) = want
+        // Nothing was there: a staged file gets its name in one `linkat`,
+        // no staging name and rename, and that `linkat` is the check that
+        // nothing is there now either (it fails with EEXIST for anything).
+        let fresh = staged.is_some() && kind == EntryKind::File && matches!(want, Some(None));
+        if !fresh
+            && let Some(w) = want
             && !unchanged(scope, dir, path, name, &w)
         {
             self.leave(path);
@@ -410,23 +415,25 @@ impl<'a> Applier<'a> {
         }
         let before_link = crate::store::index::now_ns();
         let mut linked = false;
-        // Nothing was there and nothing is (checked just above): a staged
-        // file gets its name in one `linkat`, no staging name and rename.
-        if let Some(s) = staged.as_ref().filter(|_| matches!(want, Some(None)))
-            && kind == EntryKind::File
-        {
+        if let Some(s) = staged.as_ref().filter(|_| fresh) {
             match dir.link_tmpfile(&s.file, name) {
                 Ok(()) => {
                     self.placed_staged(path, id, s, before_link, problems);
                     return Ok(());
                 }
-                // Created meanwhile by another process: left alone, as above.
+                // Created meanwhile by another process: left alone.
                 Err(e) if fsys::is_errno(&e, Errno::EXIST) => {
                     self.leave(path);
                     return Ok(());
                 }
-                // Another filesystem now, or no linkat here: the general way below.
-                Err(_) => {}
+                // Another filesystem now, or no linkat here: the general way
+                // below, once nothing is there.
+                Err(_) => {
+                    if !unchanged(scope, dir, path, name, &None) {
+                        self.leave(path);
+                        return Ok(());
+                    }
+                }
             }
         }
         let _ = dir.unlink(STAGING_NAME);
