@@ -706,15 +706,7 @@ fn status_racy_same_second_same_size_edit_is_reported() {
     run(t.path(), &["init"], 0);
     run(t.path(), &["snapshot"], 0);
     // Same size, immediately after the snapshot, and the old mtime restored.
-    let p = t.path().join("f.txt");
-    let mtime = fs::metadata(&p).unwrap().modified().unwrap();
-    fs::write(&p, "zzzz\n").unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    common::rewrite_keeping_mtime(&t.path().join("f.txt"), b"zzzz\n");
     let out = run(t.path(), &["status"], 1);
     assert!(out.stdout.contains("f.txt"), "{}", out.stdout);
     assert!(!out.stdout.contains("g.txt"));
@@ -779,15 +771,7 @@ fn verify_detects_edit_hidden_from_stat_cache() {
     let t = new_dir();
     write(t.path(), "f.txt", "aaaa\n");
     run(t.path(), &["init"], 0);
-    let p = t.path().join("f.txt");
-    let mtime = fs::metadata(&p).unwrap().modified().unwrap();
-    fs::write(&p, "zzzz\n").unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    common::rewrite_keeping_mtime(&t.path().join("f.txt"), b"zzzz\n");
     let out = run(t.path(), &["verify"], 1);
     assert!(out.stdout.contains("CP101") && out.stdout.contains("f.txt"));
 }

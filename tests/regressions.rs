@@ -154,22 +154,7 @@ fn parent_rollback_leaves_a_nested_plane_where_a_file_was() {
 
 #[test]
 fn damaged_staged_file_is_not_trusted_on_replay() {
-    let d = tempfile::tempdir().unwrap();
-    for i in 0..6 {
-        write(d.path(), &format!("w{i}"), &format!("base {i}\n"));
-    }
-    cplane(d.path()).arg("init").assert().success();
-    cplane(d.path())
-        .args(["snapshot", "--name", "base", "--allow-unchanged"])
-        .assert()
-        .success();
-    for i in 0..6 {
-        write(d.path(), &format!("w{i}"), &format!("changed {i}\n"));
-    }
-    cplane(d.path())
-        .args(["snapshot", "--name", "changed"])
-        .assert()
-        .success();
+    let d = six_files_to_roll_back();
     kill_after_ops(d.path(), &["rollback", "base"], 1, &[]);
     for e in fs::read_dir(d.path().join(".cp/tmp")).unwrap() {
         let dir = e.unwrap().path();
@@ -230,15 +215,8 @@ fn files_linked_before_their_data_was_flushed_are_rewritten_on_replay() {
     for i in 0..6 {
         let p = d.path().join(format!("w{i}"));
         if fs::read_to_string(&p).unwrap() == format!("base {i}\n") {
-            let mtime = fs::metadata(&p).unwrap().modified().unwrap();
             if lost.len() < 2 {
-                fs::write(&p, format!("BASE {i}\n")).unwrap(); // same size
-                fs::File::options()
-                    .write(true)
-                    .open(&p)
-                    .unwrap()
-                    .set_modified(mtime)
-                    .unwrap();
+                common::rewrite_keeping_mtime(&p, format!("BASE {i}\n").as_bytes()); // same size
                 lost.push((i, inode(&p)));
             } else {
                 kept.push((i, inode(&p)));

@@ -215,6 +215,19 @@ pub fn write(dir: &Path, rel: &str, body: &str) {
     fs::write(p, body).unwrap();
 }
 
+/// Overwrites the file at `p` with `body` and puts its modification time
+/// back: an edit (same size, say) that a stat cache cannot see by mtime.
+pub fn rewrite_keeping_mtime(p: &Path, body: &[u8]) {
+    let mtime = fs::metadata(p).unwrap().modified().unwrap();
+    fs::write(p, body).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
 /// Makes `dir/to` (creating its parent directories) another name of `dir/from`.
 pub fn hard_link(dir: &Path, from: &str, to: &str) {
     let to = dir.join(to);
