@@ -270,6 +270,8 @@ pub fn recover(
 ) -> Result<Option<Finished>> {
     let jp = checkout::journal_path(store, &plane.name);
     if !jp.exists() {
+        // (A mark left by a crash between the journal's deletion and its own.)
+        let _ = std::fs::remove_file(store.plane_dir(&plane.name).join(checkout::UNFLUSHED));
         return Ok(None);
     }
     let j = checkout::journal::load(&jp)?;

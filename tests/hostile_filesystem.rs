@@ -153,10 +153,15 @@ fn symlink_swapped_in_mid_checkout_touches_nothing_outside() {
             vec!["victim.txt".to_string()],
             "{cmd}: {outside_names:?}"
         );
+        // It failed after its journal, with its flush's outcome unknown: the
+        // journal is marked so that the replay trusts no file it reads back.
+        let mark = d.path().join(".cp/planes/main/journal.unflushed");
+        assert!(mark.exists(), "{cmd}: no journal.unflushed after a failed apply");
         // Put the directory back: the next command finishes the checkout.
         fs::remove_file(d.path().join("conf")).unwrap();
         fs::rename(d.path().join("conf.moved"), d.path().join("conf")).unwrap();
         cplane(d.path()).arg("status").assert().success();
+        assert!(!mark.exists(), "{cmd}: the mark outlived its journal");
         assert_eq!(fs::read_to_string(d.path().join("conf/victim.txt")).unwrap(), "v1\n");
     }
 }

@@ -285,6 +285,23 @@ fn a_failed_flush_makes_the_replay_rewrite_every_file() {
     cplane(d.path()).arg("verify").assert().success();
 }
 
+/// A `journal.unflushed` without a journal (a crash between the deletion
+/// of the one and of the other) means nothing, and the next writing
+/// command removes it.
+#[test]
+fn a_mark_without_a_journal_is_removed() {
+    let d = six_files_to_roll_back();
+    let mark = d.path().join(".cp/planes/main/journal.unflushed");
+    fs::write(&mark, b"").unwrap();
+    // (A reading command leaves the plane's files alone; a writing one clears it.)
+    cplane(d.path()).arg("status").assert().success();
+    cplane(d.path())
+        .args(["snapshot", "--allow-unchanged"])
+        .assert()
+        .success();
+    assert!(!mark.exists());
+}
+
 #[test]
 fn future_mtime_is_not_a_file_in_flux() {
     let d = tempfile::tempdir().unwrap();

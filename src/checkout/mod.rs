@@ -394,16 +394,18 @@ pub fn checkout(
     if budget > 0 {
         applier.stage_in_rounds(unstaged_from, budget, req.known);
     }
-    applier.run(&journal.ops).map_err(after_journal)?;
-    crate::trace::phase("checkout: apply");
-    let mut applied = applier.out;
-    problems.append(&mut applied.problems);
-    applied.problems = problems;
-    // Data not known to be on disk: the replay must not trust what it reads back.
+    // Any failure from here on leaves data not known to be on disk (the
+    // flush's outcome is lost when applying fails first): the replay must
+    // not trust what it reads back.
     let unflushed = |e: Error| {
         mark_unflushed(store, scope.plane());
         after_journal(e)
     };
+    applier.run(&journal.ops).map_err(unflushed)?;
+    crate::trace::phase("checkout: apply");
+    let mut applied = applier.out;
+    problems.append(&mut applied.problems);
+    applied.problems = problems;
     flush.wait(scope).map_err(unflushed)?;
     crate::trace::phase("checkout: staged data flushed");
     finish(store, scope, &journal, &applied).map_err(unflushed)?;
@@ -637,11 +639,13 @@ impl Flush {
     ///
     /// # Errors
     /// [`Error::Io`] naming a staged file of the filesystem whose `syncfs`
-    /// failed (`EIO`, `ENOSPC`, ...); the flush thread's panic is resumed.
+    /// failed (`EIO`, `ENOSPC`, ...), or naming the plane root when the
+    /// flush thread panicked.
     fn wait(mut self, scope: &Scope) -> Result<()> {
         let outcome = match self.running.take().map(std::thread::JoinHandle::join) {
             Some(Ok(r)) => r,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            // (A panic there is a failed flush: the caller marks the journal.)
+            Some(Err(_)) => Err((RelPath::root(), std::io::Error::other("the flush thread panicked"))),
             None => self.done.take().unwrap_or(Ok(())),
         };
         outcome.map_err(|(p, e)| scope.io_error(&p, e))
@@ -670,8 +674,9 @@ pub const UNFLUSHED: &str = "journal.unflushed";
 /// Writes [`UNFLUSHED`] for `plane` (best effort: when even this cannot be
 /// written, the error being reported says the plane needs attention).
 fn mark_unflushed(store: &Store, plane: &str) {
-    let dir = store.plane_dir(plane);
-    let _ = crate::fsutil::write_atomic(&dir.join(UNFLUSHED), b"", &store.tmp_dir());
+    // A plain create, no fsync: the page cache holds wrong bytes only
+    // until a reboot, and a reboot loses the page cache with the mark.
+    let _ = std::fs::File::create(store.plane_dir(plane).join(UNFLUSHED));
 }
 
 /// After apply: flush, move refs (rollback), delete the journal.

@@ -30,6 +30,7 @@ pub struct Recovered {
 /// [`crate::Error::DamagedFile`] for a damaged journal; I/O or store errors while applying.
 pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Control<'_>) -> Result<Option<Recovered>> {
     let jp = journal_path(store, scope.plane());
+    let mark = store.plane_dir(scope.plane()).join(super::UNFLUSHED);
     if !jp.exists() {
         return Ok(None);
     }
@@ -37,9 +38,14 @@ pub fn recover(store: &Store, scope: &Scope, hooks: &dyn CheckoutHooks, ctl: Con
     let _writing = WorktreeLock::exclusive(&store.plane_dir(scope.plane()), ctl.interrupt)?;
     let mut applier = apply::Applier::new(store, scope, HashMap::new(), None, hooks, ctl);
     // The checkout's flush failed: what reads back may be only in memory.
-    applier.rewrite_all = store.plane_dir(scope.plane()).join(super::UNFLUSHED).exists();
+    // (A mark that cannot be looked at counts as there.)
+    applier.rewrite_all = mark.try_exists().unwrap_or(true);
     applier.run(&j.ops)?;
-    let applied = applier.out;
+    let mut applied = applier.out;
+    // What the replay found whole may be whole only in the page cache (the
+    // process was killed before its flush ended): flushed before the
+    // journal goes.
+    applied.unsynced_data = true;
     finish(store, scope, &j, &applied)?;
     Ok(Some(Recovered { journal: j, applied }))
 }
