@@ -338,6 +338,25 @@ impl Dir {
         rustix::fs::renameat(&self.fd, from, &to_dir.fd, to).map_err(errno)
     }
 
+    /// Renames `from` to `to` in `to_dir` only when nothing is named `to`
+    /// there (`renameat2(RENAME_NOREPLACE)`; on a filesystem without it, a
+    /// hard link then an unlink, which fails the same way).
+    ///
+    /// # Errors
+    /// `EEXIST` when `to` exists, ...
+    pub fn rename_noreplace(&self, from: &[u8], to_dir: &Dir, to: &[u8]) -> io::Result<()> {
+        check(from)?;
+        check(to)?;
+        match rustix::fs::renameat_with(&self.fd, from, &to_dir.fd, to, rustix::fs::RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOSYS) => {
+                rustix::fs::linkat(&self.fd, from, &to_dir.fd, to, AtFlags::empty()).map_err(errno)?;
+                rustix::fs::unlinkat(&self.fd, from, AtFlags::empty()).map_err(errno)
+            }
+            Err(e) => Err(errno(e)),
+        }
+    }
+
     /// Creates the symlink `name` pointing at `target` (raw bytes, not checked).
     ///
     /// # Errors
@@ -576,6 +595,21 @@ pub fn process_alive(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("a"), b"new").unwrap();
+        std::fs::write(dir.path().join("b"), b"there first").unwrap();
+        let e = root.rename_noreplace(b"a", &root, b"b").unwrap_err();
+        assert!(is_errno(&e, rustix::io::Errno::EXIST), "{e}");
+        assert_eq!(std::fs::read(dir.path().join("b")).unwrap(), b"there first");
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"new");
+        root.rename_noreplace(b"a", &root, b"c").unwrap();
+        assert_eq!(std::fs::read(dir.path().join("c")).unwrap(), b"new");
+        assert!(!dir.path().join("a").exists());
+    }
 
     #[test]
     fn long_paths_work_and_symlinks_are_never_followed() {

@@ -468,7 +468,11 @@ impl<'a> Applier<'a> {
             stage::extract_into(store, scope, path, id, &f, true)?;
             stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| scope.io_error(path, e))
         })();
-        let placed = staged_here.and_then(|()| place(scope, dir, path, name));
+        // Where nothing was, nothing created since is replaced.
+        let placed = staged_here.and_then(|()| match want {
+            Some(None) => place_new(scope, dir, path, name),
+            _ => place(scope, dir, path, name),
+        });
         match placed {
             Ok(true) => {}
             Ok(false) => {
@@ -625,6 +629,23 @@ impl<'a> Applier<'a> {
         self.out.problems.extend(problems);
         self.out.meta_set += u64::from(changed);
         Ok(())
+    }
+}
+
+/// Renames the staged [`STAGING_NAME`] to `name` in `dir`, where nothing
+/// was when the rescue was sealed: anything there now was created
+/// meanwhile and stays (`Ok(false)`, the staged name removed).
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+fn place_new(scope: &Scope, dir: &Dir, path: &RelPath, name: &[u8]) -> Result<bool> {
+    match dir.rename_noreplace(STAGING_NAME, dir, name) {
+        Ok(()) => Ok(true),
+        Err(e) if fsys::is_errno(&e, Errno::EXIST) => {
+            let _ = dir.unlink(STAGING_NAME);
+            Ok(false)
+        }
+        Err(e) => Err(scope.io_error(path, e)),
     }
 }
 
