@@ -62,11 +62,11 @@ pub trait CheckoutHooks: Sync {
     fn stage_unnamed(&self) -> bool {
         true
     }
-    /// For tests: an error the flush of the staged data reports instead of
-    /// flushing (as a disk's `EIO` would), to exercise what a checkout does
-    /// when its data may not be on disk.
-    fn flush_error(&self) -> Option<std::io::Error> {
-        None
+    /// For tests: the flush of the staged data fails as with a disk's
+    /// `EIO` instead of flushing, to exercise what a checkout does when its
+    /// data may not be on disk.
+    fn fail_flush(&self) -> bool {
+        false
     }
     /// A command that wraps a checkout reached its named step after it
     /// (`install`: `registry` once the packages registry is written,
@@ -349,7 +349,7 @@ pub fn checkout(
         None => usize::MAX,
     };
     // (What the flush needs is taken now: nothing fails after the journal for it.)
-    let flush = Flush::prepare(scope, &staged_map, hooks.flush_error())?;
+    let flush = FlushPlan::prepare(scope, &staged_map, hooks.fail_flush())?;
     hooks.staged();
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
@@ -401,12 +401,15 @@ pub fn checkout(
         mark_unflushed(store, scope.plane());
         after_journal(e)
     };
-    applier.run(&journal.ops).map_err(unflushed)?;
+    let ran = applier.run(&journal.ops);
     crate::trace::phase("checkout: apply");
+    // (Waited for even when applying failed: no thread outlives the checkout.)
+    let flushed = flush.wait(scope);
+    ran.map_err(unflushed)?;
+    flushed.map_err(unflushed)?;
     let mut applied = applier.out;
     problems.append(&mut applied.problems);
     applied.problems = problems;
-    flush.wait(scope).map_err(unflushed)?;
     crate::trace::phase("checkout: staged data flushed");
     finish(store, scope, &journal, &applied).map_err(unflushed)?;
     crate::trace::phase("checkout: finish");
@@ -562,29 +565,32 @@ pub(super) fn stage_round(
 
 /// The flush of the staged files' data, running on a thread of its own: one
 /// `syncfs` per filesystem they are on, prepared before the journal is
-/// written ([`Flush::prepare`]), started once it is ([`Flush::start`]) and
+/// written ([`FlushPlan`]), started once it is ([`FlushPlan::start`]) and
 /// waited for before the journal is deleted ([`Flush::wait`]). It overlaps
 /// linking the files (the `syncfs` mostly waits for the disk, the links
 /// keep a core busy).
-struct Flush {
-    /// A staged file on each filesystem (a duplicate descriptor), by device.
-    files: Vec<(RelPath, std::fs::File)>,
-    /// The error to report instead of flushing (tests).
-    fail: Option<std::io::Error>,
-    /// The thread, once started; or the outcome when it ran inline.
-    running: Option<std::thread::JoinHandle<FlushResult>>,
-    done: Option<FlushResult>,
+struct FlushPlan {
+    /// A staged file on each filesystem (a duplicate descriptor).
+    files: std::sync::Arc<Vec<(RelPath, std::fs::File)>>,
+    /// Fail as with `EIO` instead of flushing (tests: [`CheckoutHooks::fail_flush`]).
+    fail: bool,
 }
 
 type FlushResult = std::result::Result<(), (RelPath, std::io::Error)>;
 
-impl Flush {
+/// A started flush: its thread, or its outcome when it ran inline.
+enum Flush {
+    Running(std::thread::JoinHandle<FlushResult>),
+    Done(FlushResult),
+}
+
+impl FlushPlan {
     /// Takes a descriptor on each filesystem `staged` files are on.
     ///
     /// # Errors
     /// [`Error::Io`] naming a staged file that cannot be `fstat`ed or
     /// duplicated (out of descriptors).
-    fn prepare(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>, fail: Option<std::io::Error>) -> Result<Flush> {
+    fn prepare(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>, fail: bool) -> Result<FlushPlan> {
         let mut by_dev: HashMap<u64, (RelPath, std::fs::File)> = HashMap::new();
         for (p, s) in staged {
             let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
@@ -592,75 +598,55 @@ impl Flush {
                 v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?));
             }
         }
-        Ok(Flush {
-            files: by_dev.into_values().collect(),
+        Ok(FlushPlan {
+            files: std::sync::Arc::new(by_dev.into_values().collect()),
             fail,
-            running: None,
-            done: None,
         })
+    }
+
+    fn run(files: &[(RelPath, std::fs::File)], fail: bool) -> FlushResult {
+        for (p, f) in files {
+            if fail {
+                return Err((p.clone(), std::io::Error::from(rustix::io::Errno::IO)));
+            }
+            rustix::fs::syncfs(f).map_err(|e| (p.clone(), std::io::Error::from(e)))?;
+        }
+        Ok(())
     }
 
     /// Starts the flush on a thread of its own (or runs it here when no
     /// thread can be started).
-    fn start(mut self) -> Flush {
-        let (files, fail) = (std::mem::take(&mut self.files), self.fail.take());
-        if files.is_empty() && fail.is_none() {
-            return self;
+    fn start(self) -> Flush {
+        if self.files.is_empty() {
+            return Flush::Done(Ok(()));
         }
-        let work = move || -> FlushResult {
-            if let (Some(e), Some((p, _))) = (fail, files.first()) {
-                return Err((p.clone(), e));
-            }
-            for (p, f) in &files {
-                rustix::fs::syncfs(f).map_err(|e| (p.clone(), std::io::Error::from(e)))?;
-            }
-            Ok(())
-        };
-        let work = std::sync::Arc::new(std::sync::Mutex::new(Some(work)));
-        let in_thread = work.clone();
-        let spawned = std::thread::Builder::new().name("cplane-flush".into()).spawn(move || {
-            let w = in_thread
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            w.map_or(Ok(()), |w| w())
-        });
-        match spawned {
-            Ok(h) => self.running = Some(h),
-            Err(_) => {
-                let w = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                self.done = Some(w.map_or(Ok(()), |w| w()));
-            }
+        let (files, fail) = (self.files.clone(), self.fail);
+        match std::thread::Builder::new()
+            .name("cplane-flush".into())
+            .spawn(move || Self::run(&files, fail))
+        {
+            Ok(h) => Flush::Running(h),
+            Err(_) => Flush::Done(Self::run(&self.files, self.fail)),
         }
-        self
     }
+}
 
+impl Flush {
     /// Waits for the flush to end.
     ///
     /// # Errors
     /// [`Error::Io`] naming a staged file of the filesystem whose `syncfs`
     /// failed (`EIO`, `ENOSPC`, ...), or naming the plane root when the
     /// flush thread panicked.
-    fn wait(mut self, scope: &Scope) -> Result<()> {
-        let outcome = match self.running.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(r)) => r,
-            // (A panic there is a failed flush: the caller marks the journal.)
-            Some(Err(_)) => Err((RelPath::root(), std::io::Error::other("the flush thread panicked"))),
-            None => self.done.take().unwrap_or(Ok(())),
+    fn wait(self, scope: &Scope) -> Result<()> {
+        let outcome = match self {
+            Flush::Running(h) => h.join().unwrap_or_else(|_| {
+                // (A panic there is a failed flush: the caller marks the journal.)
+                Err((RelPath::root(), std::io::Error::other("the flush thread panicked")))
+            }),
+            Flush::Done(r) => r,
         };
         outcome.map_err(|(p, e)| scope.io_error(&p, e))
-    }
-}
-
-impl Drop for Flush {
-    /// A checkout that fails before it waits (an error while applying)
-    /// still waits for its flush, so no thread outlives it; what the flush
-    /// found no longer matters then (the journal stays for the next
-    /// command either way).
-    fn drop(&mut self) {
-        if let Some(h) = self.running.take() {
-            let _ = h.join();
-        }
     }
 }
 

@@ -10,7 +10,7 @@
 //! * `CPLANE_TEST_NO_TMPFILE=1`: never stage unnamed (`O_TMPFILE`), as on a
 //!   filesystem without it: files are written under `.cplane-staging~` at apply time;
 //! * `CPLANE_TEST_FAIL_FLUSH=1`: the flush of a checkout's staged data
-//!   fails as with `EIO` ([`CheckoutHooks::flush_error`]);
+//!   fails as with `EIO` ([`CheckoutHooks::fail_flush`]);
 //! * `CPLANE_TEST_PAUSE_AT_STEP=NAME`: at the named step after a checkout
 //!   ([`CheckoutHooks::step`]), create `.cp/planes/<plane>/paused` and wait
 //!   until the test deletes it (or kills the process; at most 300 s);
@@ -49,8 +49,8 @@ impl CheckoutHooks for EnvHooks {
         !self.no_tmpfile
     }
 
-    fn flush_error(&self) -> Option<std::io::Error> {
-        self.fail_flush.then(|| std::io::Error::from_raw_os_error(5 /* EIO */))
+    fn fail_flush(&self) -> bool {
+        self.fail_flush
     }
 
     fn step(&self, name: &str) {
