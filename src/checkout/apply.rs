@@ -402,11 +402,12 @@ impl<'a> Applier<'a> {
             self.out.written += 1;
             return Ok(());
         }
-        // Nothing was there: a staged file gets its name in one `linkat`,
-        // no staging name and rename, and that `linkat` is the check that
-        // nothing is there now either (it fails with EEXIST for anything).
-        let fresh = staged.is_some() && kind == EntryKind::File && matches!(want, Some(None));
-        if !fresh
+        // Where nothing was, the name itself is the check that nothing is
+        // there now: a staged file's `linkat`, or the rename that never
+        // replaces (`place_new`), fails with EEXIST for anything created
+        // meanwhile. No `lstat` first.
+        let nothing_was = matches!(want, Some(None));
+        if !nothing_was
             && let Some(w) = want
             && !unchanged(scope, dir, path, name, &w)
         {
@@ -415,7 +416,8 @@ impl<'a> Applier<'a> {
         }
         let before_link = crate::store::index::now_ns();
         let mut linked = false;
-        if let Some(s) = staged.as_ref().filter(|_| fresh) {
+        // A staged file gets its name in one `linkat`: no staging name, no rename.
+        if let Some(s) = staged.as_ref().filter(|_| nothing_was && kind == EntryKind::File) {
             match dir.link_tmpfile(&s.file, name) {
                 Ok(()) => {
                     self.placed_staged(path, id, s, before_link, problems);
@@ -426,14 +428,8 @@ impl<'a> Applier<'a> {
                     self.leave(path);
                     return Ok(());
                 }
-                // Another filesystem now, or no linkat here: the general way
-                // below, once nothing is there.
-                Err(_) => {
-                    if !unchanged(scope, dir, path, name, &None) {
-                        self.leave(path);
-                        return Ok(());
-                    }
-                }
+                // Another filesystem now, or no linkat here: the general way below.
+                Err(_) => {}
             }
         }
         let _ = dir.unlink(STAGING_NAME);
@@ -468,10 +464,9 @@ impl<'a> Applier<'a> {
             stage::extract_into(store, scope, path, id, &f, true)?;
             stage::set_file_meta(&f, path, meta, &mut problems).map_err(|e| scope.io_error(path, e))
         })();
-        // Where nothing was, nothing created since is replaced.
-        let placed = staged_here.and_then(|()| match want {
-            Some(None) => place_new(scope, dir, path, name),
-            _ => place(scope, dir, path, name),
+        let placed = staged_here.and_then(|()| match nothing_was {
+            true => place_new(scope, dir, path, name),
+            false => place(scope, dir, path, name),
         });
         match placed {
             Ok(true) => {}
