@@ -1131,11 +1131,13 @@ pub fn installed_manifest(store: &Store, scope: &Scope, id: &str) -> Result<Opti
     else {
         return Ok(None);
     };
-    let bytes = crate::governance::plane::read_blob(store, &digest)?;
-    Manifest::parse(&bytes).map(Some).map_err(|e| Error::BadConfig {
-        path: at.display().into(),
-        reason: format!("the stored manifest of {id} does not parse: {e}"),
-    })
+    match store.manifest(&digest)? {
+        Some(m) => Ok(Some((*m).clone())),
+        None => Err(Error::BadConfig {
+            path: at.display().into(),
+            reason: format!("the stored manifest of {id} does not parse or check out"),
+        }),
+    }
 }
 
 /// Removes exactly package `id`'s files from `plane`: refused while another
