@@ -1066,17 +1066,13 @@ pub fn snapshot(
         });
     }
     let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
-    crate::trace::phase("seal: compile");
     let mut findings = ownership_findings(&m, &view, false)?;
-    crate::trace::phase("seal: ownership findings");
     findings.extend(package_findings(store, &m, &view)?);
-    crate::trace::phase("seal: package findings");
+    crate::trace::phase("seal: compile, ownership and package findings");
     findings.extend(chain_findings(&m, &view));
-    crate::trace::phase("seal: chain findings");
     if findings.is_empty() {
         ctl.progress.phase("gates");
         let mut only = unchanged_gates_hold(Some(store), &m, &report);
-        crate::trace::phase("seal: unchanged gates");
         let passed = opts.passed_gates.take();
         if let Some(p) = &passed {
             only = p.exclude(&m, &view, only);
@@ -1090,7 +1086,7 @@ pub fn snapshot(
             findings,
         });
     }
-    crate::trace::phase("seal: compile, checks, gates");
+    crate::trace::phase("seal: chain findings, gates");
     let at = RelPath::parse(COMPILED.as_bytes()).expect("constant path");
     let compiled_written = view.read(&at)?.as_deref() != Some(&bytes[..]);
     let checked_root = report.scan.root;
