@@ -1221,3 +1221,151 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------- the parallel reader agrees
+
+/// `package::read_parallel`, with the files it hands on in manifest order.
+fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), PackageError> {
+    let files = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let pkg = package::read_parallel(
+        bytes,
+        &KEYS.trusted,
+        &Limits::default(),
+        |_| {},
+        |i, entry, data, _| {
+            assert_eq!(data.len() as u64, entry.size, "{}", entry.path);
+            assert_eq!(ObjectId(*blake3::hash(data).as_bytes()), entry.blake3, "{}", entry.path);
+            let mut files = files.lock().unwrap();
+            assert!(
+                files.insert(i, std::mem::take(data)).is_none(),
+                "member {i} handed on twice"
+            );
+            Ok(())
+        },
+    )?;
+    let files = files.into_inner().unwrap();
+    assert_eq!(
+        files.keys().copied().collect::<Vec<_>>(),
+        (0..pkg.manifest.files.len()).collect::<Vec<_>>()
+    );
+    Ok((pkg, files.into_values().collect()))
+}
+
+/// Both readers accept the same bytes, or refuse them for the same reason.
+fn same_verdict(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match (read(bytes), read_in_parallel(bytes)) {
+        (Ok((a, fa)), Ok((b, fb))) => {
+            prop_assert_eq!(a.manifest_digest, b.manifest_digest);
+            prop_assert!(fa == fb, "the readers hand on different bytes");
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => prop_assert!(
+            false,
+            "the sequential reader says {:?}, the parallel one {:?}",
+            a.map(|_| ()),
+            b.map(|_| ())
+        ),
+    }
+    Ok(())
+}
+
+/// Files whose frames have compressed, raw and RLE blocks, several blocks
+/// each for the larger ones.
+fn framed_files() -> Vec<(String, FileMode, Vec<u8>)> {
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..200_000)
+        .map(|_| {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            noise as u8
+        })
+        .collect();
+    vec![
+        (
+            "a/text.txt".to_string(),
+            FileMode::Regular,
+            b"line of text\n".repeat(4000),
+        ),
+        ("a/tiny".to_string(), FileMode::Regular, b"x".to_vec()),
+        ("b/empty".to_string(), FileMode::Regular, Vec::new()),
+        ("b/random.bin".to_string(), FileMode::Executable, random),
+        ("c/zeros".to_string(), FileMode::Regular, vec![0u8; 300_000]),
+        (
+            "c/words".to_string(),
+            FileMode::Regular,
+            (0..30_000u32)
+                .flat_map(|i| format!("{} ", i % 977).into_bytes())
+                .collect(),
+        ),
+    ]
+}
+
+#[test]
+fn the_parallel_reader_reads_what_build_writes() {
+    let files = framed_files();
+    let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    let (_, contents) = read_in_parallel(&bytes).expect("valid");
+    let mut sorted = files.clone();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    assert_eq!(contents, sorted.into_iter().map(|(_, _, d)| d).collect::<Vec<_>>());
+    // And a package of one frame (as `tar --zstd` writes), decoded as it streams.
+    let one = compress(&decompress(&bytes));
+    assert_eq!(read_in_parallel(&one).expect("valid").1, contents);
+}
+
+/// A file's own frame with a damaged block (so only the decoder sees it)
+/// or other bytes of the same size (so only the hash does): refused as the
+/// sequential reader and `cplane install` refuse it.
+#[test]
+fn a_damaged_file_frame_is_refused_alike() {
+    let files = framed_files();
+    let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    // The frame of a/text.txt: the first frame declaring its size.
+    let text = b"line of text\n".repeat(4000);
+    let frame = zstd::bulk::compress(&text, 1).unwrap();
+    let at = bytes
+        .windows(frame.len())
+        .position(|w| w == frame)
+        .expect("its frame is in the package");
+    // Other bytes of the same size, in a valid frame of the same length or not.
+    let mut other = bytes[..at].to_vec();
+    other.extend(zstd::bulk::compress(&b"line of tExt\n".repeat(4000), 1).unwrap());
+    other.extend(&bytes[at + frame.len()..]);
+    let err = read(&other).unwrap_err();
+    assert!(matches!(err, PackageError::MemberHash { .. }), "{err}");
+    same_verdict(&other).unwrap();
+    install_refuses(&other, &err);
+    // A damaged byte inside its compressed block.
+    let mut damaged = bytes.clone();
+    damaged[at + frame.len() / 2] ^= 0x55;
+    let err = read(&damaged).unwrap_err();
+    same_verdict(&damaged).unwrap();
+    install_refuses(&damaged, &err);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever is damaged (a byte changed, the package cut, a byte left
+    /// out or put in), the reader that decodes file frames on the pool
+    /// accepts and refuses exactly what the streaming reader does, for the
+    /// same reason.
+    #[test]
+    fn damaged_packages_get_the_same_verdict_from_both_readers(
+        at in 0.0f64..1.0,
+        how in 0u8..4,
+        byte in 1u8..=255,
+    ) {
+        static BYTES: LazyLock<Vec<u8>> = LazyLock::new(|| build_files(&framed_files(), &KEYS.maintainer, TIME));
+        let mut bytes = BYTES.clone();
+        let i = ((bytes.len() as f64) * at) as usize;
+        match how {
+            0 => bytes[i] ^= byte,
+            1 => bytes.truncate(i),
+            2 => { bytes.remove(i); }
+            _ => bytes.insert(i, byte),
+        }
+        same_verdict(&bytes)?;
+    }
+}

@@ -200,25 +200,118 @@ impl State {
     }
 }
 
+/// Bytes read from the input at a time (and the buffer's usual size).
+const INPUT_CHUNK: usize = 256 << 10;
+
+/// The largest zstd block's content (RFC 8878 §3.1.1.2.4, `Block_Maximum_Size`).
+const MAX_BLOCK: usize = 128 << 10;
+
+/// The compressed input, buffered so that a whole frame can be looked at
+/// before any of it is consumed ([`Frames::take_frame`]).
+struct Input<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// The unconsumed bytes are `buf[pos..end]`.
+    pos: usize,
+    end: usize,
+}
+
+impl<R: Read> Input<R> {
+    fn new(inner: R) -> Self {
+        Input {
+            inner,
+            buf: Vec::new(),
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads into the buffer's free tail once; `Ok(0)` at the input's end.
+    fn read_more(&mut self) -> io::Result<usize> {
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// At least `n` unconsumed bytes, or fewer when the input ends first.
+    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        while self.end - self.pos < n {
+            if self.buf.len() - self.pos < n.max(INPUT_CHUNK) {
+                // Move what is left to the front, with room for `n` and a chunk.
+                self.buf.copy_within(self.pos..self.end, 0);
+                self.end -= self.pos;
+                self.pos = 0;
+                let want = n.max(INPUT_CHUNK) + INPUT_CHUNK;
+                if self.buf.len() < want {
+                    self.buf.resize(want, 0);
+                }
+            }
+            if self.read_more()? == 0 {
+                break;
+            }
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+}
+
+impl<R: Read> Read for Input<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let have = self.fill_buf()?;
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: Read> BufRead for Input<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.end {
+            // A buffer grown for one large frame is let go.
+            if self.buf.len() != 2 * INPUT_CHUNK {
+                self.buf = vec![0; 2 * INPUT_CHUNK];
+            }
+            self.pos = 0;
+            self.end = 0;
+            self.read_more()?;
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+}
+
 /// The decompressed archive: one or more zstd frames read from `input`.
 /// `read` returns `Ok(0)` only at the end of the input after a complete
 /// frame; the input ending inside a frame is `UnexpectedEof`.
 pub(super) struct Frames<R> {
-    input: R,
+    input: Input<R>,
     decoder: Decoder<'static>,
     state: State,
     /// Whether frames may be handed on (the window limit is the store's).
     can_capture: bool,
 }
 
-impl<R: BufRead> Frames<R> {
+impl<R: Read> Frames<R> {
     /// Reads frames from `input`, refusing a frame whose window is larger
     /// than 2^`window_log_max` bytes before allocating it.
     pub(super) fn new(input: R, window_log_max: u32) -> io::Result<Self> {
         let mut decoder = Decoder::new()?;
         decoder.set_parameter(DParameter::WindowLogMax(window_log_max))?;
         Ok(Frames {
-            input,
+            input: Input::new(input),
             decoder,
             state: State {
                 in_frame: false,
@@ -288,13 +381,110 @@ impl<R: BufRead> Frames<R> {
         Ok((whole && declared == Some(size)).then_some(c.bytes))
     }
 
+    /// Whether a frame may be handed on to the store ([`STORE_WINDOW_LOG`]).
+    pub(super) fn can_hand_on(&self) -> bool {
+        self.can_capture
+    }
+
+    /// When the next bytes are one whole zstd frame that holds exactly the
+    /// `size` bytes of a file member about to be read, consumes that frame
+    /// without decoding it and returns it, for decoding elsewhere
+    /// (`read_parallel`); else `None`, with nothing consumed, and the
+    /// member is read through [`Read`] as usual.
+    ///
+    /// Such a frame starts here (no frame is half read), has a well-formed
+    /// header (no dictionary, reserved bits clear, a window within the
+    /// limit) that declares `size` as its content size, and its blocks
+    /// (RFC 8878 §3.1.1.2: none reserved, none past 128 KiB, raw and RLE
+    /// ones within `size`) and checksum end within `max` bytes before the
+    /// input does. Whatever fails to fit is left to the streaming decoder,
+    /// so every refusal of a damaged frame is the one [`Read`] gives; what
+    /// the walk cannot see (the content of compressed blocks) the decoder
+    /// elsewhere checks, and the member's BLAKE3 after it.
+    ///
+    /// # Errors
+    /// Reading the input.
+    pub(super) fn take_frame(&mut self, size: u64, max: usize) -> io::Result<Option<Vec<u8>>> {
+        if self.state.in_frame || size == 0 {
+            return Ok(None);
+        }
+        let head = self.input.peek(MAX_HEADER)?;
+        if head.len() < 6 || head[..4] != FRAME_MAGIC {
+            return Ok(None);
+        }
+        let fhd = head[4];
+        let single_segment = fhd & 0x20 != 0;
+        // Unused and reserved bits, or a dictionary.
+        if fhd & 0x1b != 0 {
+            return Ok(None);
+        }
+        let fcs_len = match (fhd >> 6, single_segment) {
+            (0, false) => return Ok(None), // no content size
+            (0, true) => 1,
+            (1, _) => 2,
+            (2, _) => 4,
+            _ => 8,
+        };
+        let fcs_at = 5 + usize::from(!single_segment);
+        let mut at = fcs_at + fcs_len;
+        let Some(window) = frame_window(head) else {
+            return Ok(None);
+        };
+        if head.len() < at || window > self.state.window_max {
+            return Ok(None);
+        }
+        let mut v = [0u8; 8];
+        v[..fcs_len].copy_from_slice(&head[fcs_at..at]);
+        let declared = u64::from_le_bytes(v) + if fcs_len == 2 { 256 } else { 0 };
+        if declared != size {
+            return Ok(None);
+        }
+        let checksum = fhd & 0x04 != 0;
+        let mut plain = 0u64;
+        loop {
+            if at + 3 > max {
+                return Ok(None);
+            }
+            let b = self.input.peek(at + 3)?;
+            if b.len() < at + 3 {
+                return Ok(None);
+            }
+            let header = u32::from(b[at]) | u32::from(b[at + 1]) << 8 | u32::from(b[at + 2]) << 16;
+            let (last, kind, len) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
+            if kind == 3 || len > MAX_BLOCK {
+                return Ok(None);
+            }
+            if kind != 2 {
+                plain += len as u64;
+                if plain > size {
+                    return Ok(None);
+                }
+            }
+            // An RLE block is one byte, repeated.
+            at += 3 + if kind == 1 { 1 } else { len };
+            if last {
+                break;
+            }
+        }
+        if checksum {
+            at += 4;
+        }
+        if at > max || self.input.peek(at)?.len() < at {
+            return Ok(None);
+        }
+        let frame = self.input.peek(at)?[..at].to_vec();
+        self.input.consume(at);
+        self.state.frames += 1;
+        Ok(Some(frame))
+    }
+
     /// Stops keeping compressed bytes (a member whose frame is not wanted).
     pub(super) fn drop_capture(&mut self) {
         self.state.capture = None;
     }
 }
 
-impl<R: BufRead> Read for Frames<R> {
+impl<R: Read> Read for Frames<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -475,5 +665,61 @@ mod tests {
         std::io::Write::write_all(&mut enc, &body).unwrap();
         bytes.extend(enc.finish().unwrap());
         assert_eq!(member(&bytes, 512, body.len()).1, None);
+    }
+
+    #[test]
+    fn a_whole_frame_holding_exactly_the_member_is_taken_undecoded() {
+        let body = b"member data ".repeat(30_000); // several blocks
+        let data = zstd::bulk::compress(&body, 1).unwrap();
+        let mut bytes = frame(&[7u8; 512]);
+        bytes.extend(&data);
+        bytes.extend(frame(&[0u8; 1024]));
+        let mut f = Frames::new(io::BufReader::with_capacity(5, &bytes[..]), 27).unwrap();
+        let mut h = [0u8; 512];
+        f.read_exact(&mut h).unwrap();
+        let size = body.len() as u64;
+        // Not a frame of this size, or not within the bound: left.
+        assert_eq!(f.take_frame(size - 1, usize::MAX).unwrap(), None);
+        assert_eq!(f.take_frame(size, data.len() - 1).unwrap(), None);
+        assert_eq!(f.take_frame(size, data.len()).unwrap().as_deref(), Some(&data[..]));
+        // The stream goes on after it.
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, vec![0u8; 1024]);
+    }
+
+    #[test]
+    fn a_frame_that_is_cut_shared_or_too_wide_is_left_to_the_decoder() {
+        let body = b"member data ".repeat(3000);
+        let data = zstd::bulk::compress(&body, 1).unwrap();
+        let size = body.len() as u64;
+        let take = |bytes: &[u8]| {
+            let mut f = Frames::new(bytes, 27).unwrap();
+            let got = f.take_frame(size, usize::MAX).unwrap();
+            // Whatever was left reads (or fails) from the frame's first byte.
+            let mut out = Vec::new();
+            let read = f.read_to_end(&mut out).map(|_| out);
+            (got, read)
+        };
+        let (got, read) = take(&data[..data.len() - 1]);
+        assert_eq!(got, None);
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let mut more = body.clone();
+        more.push(b'!');
+        let (got, read) = take(&frame(&more));
+        assert_eq!((got, read.unwrap()), (None, more));
+        let mut wide = data.clone();
+        assert_eq!(wide[4] & 0x20, 0x20, "single segment: the window is the content size");
+        wide[4] &= !0x20;
+        wide.insert(5, (28 - 10) << 3); // a window descriptor of 2^28 bytes
+        let (got, read) = take(&wide);
+        assert_eq!(got, None);
+        assert!(read.is_err());
+        // Without the content size, a frame is never taken.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &body).unwrap();
+        let (got, read) = take(&enc.finish().unwrap());
+        assert_eq!((got, read.unwrap()), (None, body));
     }
 }

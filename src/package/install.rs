@@ -156,7 +156,7 @@ fn target_of(plane: &Plane, head_id: SnapshotId, head: &Snapshot, root: crate::i
     }
 }
 
-/// A member's bytes, shared with the task that stores them.
+/// A member's bytes, kept for the checkout to write the file from.
 type Shared = std::sync::Arc<Vec<u8>>;
 
 /// Bytes of package members an install keeps in memory to write the files
@@ -167,11 +167,6 @@ type Shared = std::sync::Arc<Vec<u8>>;
 /// speed for packages larger than the budget.
 pub const KEEP_IN_MEMORY_BYTES: u64 = 80 << 20;
 
-/// Bytes of members read but not yet stored, staged and gated that an
-/// install lets wait for the pool (16 MiB); past it, the reading thread
-/// does the next batch itself.
-const IN_FLIGHT_BYTES: u64 = 16 << 20;
-
 /// [`KEEP_IN_MEMORY_BYTES`]; debug builds take `CPLANE_TEST_INSTALL_KEEP_BYTES`
 /// instead, so tests can install packages larger than the budget.
 fn keep_in_memory() -> u64 {
@@ -179,25 +174,6 @@ fn keep_in_memory() -> u64 {
         .then(|| std::env::var("CPLANE_TEST_INSTALL_KEEP_BYTES").ok()?.parse().ok())
         .flatten();
     test.unwrap_or(KEEP_IN_MEMORY_BYTES)
-}
-
-/// Files per pool task of [`read_storing`] (at most).
-const BATCH_FILES: usize = 64;
-/// Bytes per pool task of [`read_storing`] (about).
-const BATCH_BYTES: u64 = 1 << 20;
-
-/// One file's work for the pool: stored (as its own frame when it came as
-/// one, else compressed), staged, gated.
-struct PoolJob<'e> {
-    /// Its place in the archive (and the manifest).
-    index: usize,
-    bytes: Vec<u8>,
-    id: ObjectId,
-    /// Its path and mode, to stage it.
-    path: Option<RelPath>,
-    mode: u32,
-    frame: Option<Vec<u8>>,
-    gate: Option<(&'e crate::gate::Engine, crate::gate::FileJob)>,
 }
 
 /// Why [`read_storing`] failed.
@@ -291,16 +267,14 @@ struct Gated {
     passed: std::collections::HashMap<RelPath, ObjectId>,
 }
 
-/// [`super::read_to_memory`], adding each file's bytes to `w` as a blob
-/// while the next member is read (its own zstd frame when it has one, else
-/// compressed on the rayon pool), and, with `gating`, running the gates of
-/// the package's spec on each file's bytes on the pool. A member that turns
-/// out not to match the manifest fails the whole read, and the caller
-/// drops `w`, so nothing of a refused package is kept. Returns the package,
-/// the bytes of each member `staging` did not stage, in manifest order,
-/// while they fit in `keep` bytes (`None` for the others), and what the
-/// gates found. The buffers of staged files are used again for the next
-/// members (a fresh buffer per file costs a page fault per 4 KiB).
+/// [`super::read_parallel`], adding each file's bytes to `w` as a blob on
+/// the pool (its own zstd frame when it came in one, else compressed
+/// there), staging it, and, with `gating`, running the gates of the
+/// package's spec on its bytes. A member that turns out not to match the
+/// manifest fails the whole read, and the caller drops `w`, so nothing of
+/// a refused package is kept. Returns the package, the bytes of each member
+/// `staging` did not stage, in manifest order, while they fit in `keep`
+/// bytes (`None` for the others), and what the gates found.
 fn read_storing<'g, R: std::io::Read>(
     input: R,
     trusted: &[Signer],
@@ -314,193 +288,75 @@ fn read_storing<'g, R: std::io::Read>(
     let gated: std::sync::Mutex<Gated> = std::sync::Mutex::new(Gated::default());
     // The bytes kept, by index, and how many.
     let kept: std::sync::Mutex<Vec<(usize, Shared)>> = std::sync::Mutex::new(Vec::new());
-    let kept_bytes = &std::sync::atomic::AtomicU64::new(0);
-    let buffers = &std::sync::Mutex::new(Buffers::default());
-    let mut members = 0usize;
-    let in_flight = &std::sync::atomic::AtomicU64::new(0);
+    let kept_bytes = std::sync::atomic::AtomicU64::new(0);
     // The owner and gates each file is checked with, once the manifest names its spec.
-    let job: std::cell::OnceCell<(String, Vec<usize>)> = std::cell::OnceCell::new();
-    let package = rayon::in_place_scope(|s| {
-        let (failed, gated, job, gating, kept) = (&failed, &gated, &job, gating.as_ref(), &kept);
-        // One batch of files' work, on whichever thread runs it.
-        let run = move |jobs: Vec<PoolJob<'g>>| {
-            for j in jobs {
-                if let Err(e) = w.add_framed(ObjectKind::Blob, j.id, &j.bytes, j.frame.as_deref()) {
-                    failed
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert(e);
-                }
-                let staged = match (staging, &j.path) {
-                    (Some(st), Some(rel)) => st.stage(rel, j.id, &j.bytes, j.mode),
-                    _ => false,
-                };
-                if let Some((engine, job)) = j.gate {
-                    let result = engine.check_bytes(&job, &j.bytes);
-                    let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    match result {
-                        Ok((found, _)) if found.is_empty() => {
-                            g.passed.insert(job.path, j.id);
-                        }
-                        Ok((found, _)) => g.findings.extend(found),
-                        // (A gate that does not compile: the seal reports it.)
-                        Err(_) => {}
-                    }
-                }
-                // A file not staged is written by the checkout: from these
-                // bytes while they fit, else from the store.
-                // (Counted by what the buffer holds: a small file in a
-                // large buffer is trimmed first.)
-                let mut bytes = j.bytes;
-                if !staged && bytes.capacity() > 2 * bytes.len() {
-                    bytes.shrink_to_fit();
-                }
-                let held = bytes.capacity() as u64;
-                if !staged && kept_bytes.fetch_add(held, Ordering::Relaxed) + held <= keep {
-                    kept.lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((j.index, std::sync::Arc::new(bytes)));
-                } else {
-                    buffers
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .give(bytes);
-                }
-            }
-        };
-        // Storing and gates run on the pool, a batch of files per task
-        // (a task per file spends more on waking workers than it saves).
-        // Backpressure: while the batches queued there hold more than
-        // IN_FLIGHT_BYTES (their buffers' capacity), this thread runs the
-        // next one itself instead of reading ahead, so memory stays bounded
-        // when reading outruns the pool.
-        let mut batch: Vec<PoolJob<'g>> = Vec::new();
-        let (mut batch_bytes, mut batch_held) = (0u64, 0u64);
-        let flush = |batch: &mut Vec<PoolJob<'g>>, bytes: &mut u64| {
-            let (jobs, n) = (std::mem::take(batch), std::mem::take(bytes));
-            if jobs.is_empty() {
-                return;
-            }
-            if in_flight.load(Ordering::Acquire) + n > IN_FLIGHT_BYTES {
-                run(jobs);
-            } else {
-                in_flight.fetch_add(n, Ordering::AcqRel);
-                s.spawn(move |_| {
-                    run(jobs);
-                    in_flight.fetch_sub(n, Ordering::AcqRel);
-                });
-            }
-        };
-        let on_manifest = |m: &super::Manifest| {
-            if let Some(g) = gating {
-                let ids = g.by_spec.get(&m.spec_id).cloned().unwrap_or_default();
-                let _ = job.set((m.id.clone(), ids));
-            }
-        };
-        let package = super::read_with(input, trusted, limits, on_manifest, |entry, data| {
-            // The manifest bounds the size; cap what is reserved up front anyway.
-            let mut bytes = buffers
+    let job: std::sync::OnceLock<(String, Vec<usize>)> = std::sync::OnceLock::new();
+    let on_manifest = |m: &super::Manifest| {
+        if let Some(g) = &gating {
+            let ids = g.by_spec.get(&m.spec_id).cloned().unwrap_or_default();
+            let _ = job.set((m.id.clone(), ids));
+        }
+    };
+    let sink = |index: usize, entry: &super::FileEntry, bytes: &mut Vec<u8>, frame: Option<Vec<u8>>| {
+        let id = entry.blake3;
+        if let Err(e) = w.add_framed(ObjectKind::Blob, id, bytes, frame.as_deref()) {
+            failed
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(entry.size.min(64 << 20) as usize);
-            data.read_to_end(&mut bytes)?;
-            // A member in a zstd frame of its own is stored as that frame.
-            let frame = data.frame()?;
-            let index = members;
-            members += 1;
-            let id = entry.blake3;
-            let len = bytes.len() as u64;
-            // (What a buffer holds, for the in-flight bound: its capacity.)
-            let held = bytes.capacity() as u64;
-            // (The manifest's paths are checked: they parse.)
-            let path = RelPath::parse(entry.path.as_bytes());
-            let gate = gating
-                .zip(job.get())
-                .filter(|(_, (_, ids))| !ids.is_empty())
-                .zip(path.clone())
-                .map(|((g, (owner, ids)), path)| {
-                    (
-                        g.engine,
-                        crate::gate::FileJob {
-                            path,
-                            owner: owner.clone(),
-                            gates: ids.clone(),
-                        },
-                    )
-                });
-            batch.push(PoolJob {
-                index,
-                bytes,
-                id,
-                frame,
-                gate,
+                .get_or_insert(e);
+        }
+        // (The manifest's paths are checked: they parse.)
+        let path = RelPath::parse(entry.path.as_bytes());
+        let staged = match (staging, &path) {
+            (Some(st), Some(rel)) => st.stage(rel, id, bytes, entry.mode.bits()),
+            _ => false,
+        };
+        if let (Some(g), Some((owner, ids)), Some(path)) = (&gating, job.get(), path)
+            && !ids.is_empty()
+        {
+            let file = crate::gate::FileJob {
                 path,
-                mode: entry.mode.bits(),
-            });
-            batch_bytes += len;
-            batch_held += held;
-            if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
-                batch_bytes = 0;
-                flush(&mut batch, &mut batch_held);
+                owner: owner.clone(),
+                gates: ids.clone(),
+            };
+            let result = g.engine.check_bytes(&file, bytes);
+            let mut g = gated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match result {
+                Ok((found, _)) if found.is_empty() => {
+                    g.passed.insert(file.path, id);
+                }
+                Ok((found, _)) => g.findings.extend(found),
+                // (A gate that does not compile: the seal reports it.)
+                Err(_) => {}
             }
-            Ok(())
-        });
-        flush(&mut batch, &mut batch_held);
-        package
-    });
+        }
+        // A file not staged is written by the checkout: from these bytes
+        // while they fit, else from the store. (Counted by what the buffer
+        // holds: a small file in a large buffer is trimmed first.)
+        if !staged {
+            if bytes.capacity() > 2 * bytes.len() {
+                bytes.shrink_to_fit();
+            }
+            let held = bytes.capacity() as u64;
+            if kept_bytes.fetch_add(held, Ordering::Relaxed) + held <= keep {
+                kept.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((index, std::sync::Arc::new(std::mem::take(bytes))));
+            }
+        }
+        Ok(())
+    };
+    let package = super::read_parallel(input, trusted, limits, on_manifest, sink);
     if let Some(e) = failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(Stored::Store(e));
     }
+    let package = package.map_err(Stored::Package)?;
     let gated = gated.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut files: Vec<Option<Shared>> = vec![None; members];
+    let mut files: Vec<Option<Shared>> = vec![None; package.manifest.files.len()];
     for (i, bytes) in kept.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         files[i] = Some(bytes);
     }
-    Ok((package.map_err(Stored::Package)?, files, gated))
-}
-
-/// Buffers of members already stored and staged, for the next members.
-#[derive(Default)]
-struct Buffers {
-    free: Vec<Vec<u8>>,
-    /// Their capacities, summed.
-    bytes: usize,
-}
-
-impl Buffers {
-    /// At most this much is kept for use again: about what is in flight.
-    const MAX_BYTES: usize = IN_FLIGHT_BYTES as usize;
-    /// A buffer larger than this is let go (a rare large file).
-    const MAX_ONE: usize = 1 << 20;
-    /// New buffers have room for at least this much, so most files fit
-    /// any buffer given back.
-    const MIN_NEW: usize = 64 << 10;
-
-    /// An empty buffer with room for `size` bytes.
-    fn take(&mut self, size: usize) -> Vec<u8> {
-        match self.free.pop() {
-            Some(b) if b.capacity() >= size => {
-                self.bytes -= b.capacity();
-                b
-            }
-            Some(b) => {
-                // Too small: let it go rather than grow it (a copy).
-                self.bytes -= b.capacity();
-                drop(b);
-                Vec::with_capacity(size.max(Self::MIN_NEW))
-            }
-            None => Vec::with_capacity(size.max(Self::MIN_NEW)),
-        }
-    }
-
-    /// Keeps `b` for [`Buffers::take`] while there is room.
-    fn give(&mut self, mut b: Vec<u8>) {
-        if b.capacity() <= Self::MAX_ONE && self.bytes + b.capacity() <= Self::MAX_BYTES {
-            b.clear();
-            self.bytes += b.capacity();
-            self.free.push(b);
-        }
-    }
+    Ok((package, files, gated))
 }
 
 /// The plane's model as its working tree is now.

@@ -31,7 +31,7 @@ pub use manifest::{
     Attestation, Comparator, Dependency, Digest, FILES_PREFIX, FileEntry, FileMode, MAX_FILE_SIZE, Manifest, Op,
     PathRule, Predicate, Requirement, Subject, Version, check_path, parse_rfc3339, rfc3339, ustar_split,
 };
-pub use read::{FileData, Package, read, read_to_memory, read_with};
+pub use read::{FileData, Package, read, read_parallel, read_to_memory, read_with};
 
 use crate::keys::{KeyError, Role};
 use std::io;

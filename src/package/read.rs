@@ -9,7 +9,8 @@ use super::{ATTESTATION_MEMBER, Limits, MANIFEST_MEMBER, NAMESPACE, PackageError
 use crate::id::ObjectId;
 use crate::keys::{self, KeyError, Role, Signer, UtcTime};
 use std::collections::HashSet;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
+use std::sync::atomic::Ordering;
 
 /// A package that passed every check: its manifest (with its exact signed
 /// bytes), signature, signer and attestation. The files went to the sink
@@ -92,9 +93,29 @@ where
     M: FnOnce(&Manifest),
     F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
 {
+    read_members(input, trusted, limits, on_manifest, |s, _, m, entry| {
+        s.file(m, entry, &mut sink)
+    })
+}
+
+/// The checks of [`read_with`], with each file member's data (after its
+/// header was checked against `entry`, the `index`th of the manifest) left
+/// to `file`, which reads exactly the data and its padding from the stream.
+fn read_members<R, M, F>(
+    input: R,
+    trusted: &[Signer],
+    limits: &Limits,
+    on_manifest: M,
+    mut file: F,
+) -> Result<Package, PackageError>
+where
+    R: Read,
+    M: FnOnce(&Manifest),
+    F: FnMut(&mut Stream<R>, usize, &Member, &FileEntry) -> Result<(), PackageError>,
+{
     // One or more frames; a skippable frame or bytes that are not a frame
     // are refused (`Frames`).
-    let z = Frames::new(BufReader::new(input), limits.window_log_max).map_err(|source| PackageError::Read {
+    let z = Frames::new(input, limits.window_log_max).map_err(|source| PackageError::Read {
         at: "the zstd stream".to_string(),
         source,
     })?;
@@ -198,7 +219,7 @@ where
         .into_iter()
         .map(String::from)
         .collect();
-    for entry in &manifest.files {
+    for (index, entry) in manifest.files.iter().enumerate() {
         let expected = format!("{FILES_PREFIX}{}", entry.path);
         let Some(m) = s.next_header()? else {
             return Err(PackageError::MissingMember {
@@ -231,7 +252,7 @@ where
                 found: m.size,
             });
         }
-        s.file(&m, entry, &mut sink)?;
+        file(&mut s, index, &m, entry)?;
     }
 
     // Nothing more: the end-of-archive marker, then only zeros.
@@ -273,6 +294,283 @@ pub fn read_to_memory<R: Read>(
         Ok(())
     })?;
     Ok((package, files))
+}
+
+/// Files per pool task of [`read_parallel`] (at most).
+const BATCH_FILES: usize = 64;
+/// Bytes per pool task of [`read_parallel`] (about).
+const BATCH_BYTES: u64 = 1 << 20;
+/// Bytes of members [`read_parallel`] lets wait for the pool (16 MiB:
+/// frames and the files they decode to, or buffers' capacity); past it,
+/// the reading thread runs the next batch itself instead of reading ahead.
+const IN_FLIGHT_BYTES: u64 = 16 << 20;
+/// The largest file whose frame [`read_parallel`] hands to the pool to
+/// decode (64 MiB): the pool decodes a frame into a buffer of the file's
+/// whole size, taken up front; larger files are decoded as they stream.
+const MAX_POOL_FILE: u64 = 64 << 20;
+
+/// [`read_with`], with the files' zstd frames decoded and hashed on the
+/// rayon pool while the next members are read, and each file handed to
+/// `sink` there **after** its bytes were checked against the manifest.
+///
+/// The reading thread checks every header, the metadata members and the
+/// stream's framing as [`read_with`] does. A file member whose data is one
+/// zstd frame of its own (as `cplane pack` writes, package-format.md
+/// "Compression") is taken as compressed bytes and decoded, hashed and
+/// compared on the pool; any other member is decoded and checked on the
+/// reading thread. `sink(index, entry, bytes, frame)` then gets the
+/// member's place in the manifest, its entry, its bytes and its frame when
+/// it came in one the store may keep as it is ([`FileData::frame`]); it
+/// runs on pool threads (or the reading thread when the pool is behind),
+/// in no particular order. A sink that keeps `bytes` takes them
+/// (`std::mem::take`); what it leaves is used again for a later member.
+///
+/// The result is [`read_with`]'s: the refusal of the earliest member in
+/// stream order (a member the pool refuses stops the reading), and the
+/// sink's first error as [`PackageError::Sink`]. As with [`read`], later
+/// members may still be refused after the sink saw a file: it must only
+/// stage what it gets until this returns `Ok`.
+///
+/// Memory: about 16 MiB of members waiting for the pool, plus what a member
+/// larger than 64 MiB takes (decoded on the reading thread, streamed
+/// into one buffer) and what the sink keeps.
+///
+/// # Errors
+/// As [`read`].
+pub fn read_parallel<R, M, S>(
+    input: R,
+    trusted: &[Signer],
+    limits: &Limits,
+    on_manifest: M,
+    sink: S,
+) -> Result<Package, PackageError>
+where
+    R: Read,
+    M: FnOnce(&Manifest),
+    S: Fn(usize, &FileEntry, &mut Vec<u8>, Option<Vec<u8>>) -> io::Result<()> + Sync,
+{
+    let window_log = limits.window_log_max;
+    // The earliest member the pool refused, and whether one was.
+    let refused: std::sync::Mutex<Option<(usize, PackageError)>> = std::sync::Mutex::new(None);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let in_flight = std::sync::atomic::AtomicU64::new(0);
+    let buffers = std::sync::Mutex::new(Buffers::default());
+    let (refused_ref, stop, in_flight, buffers, sink) = (&refused, &stop, &in_flight, &buffers, &sink);
+    let run = move |jobs: Vec<PoolJob>| {
+        for job in jobs {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let index = job.index;
+            if let Err(e) = pool_job(job, window_log, buffers, sink) {
+                let mut r = refused_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if r.as_ref().is_none_or(|(i, _)| index < *i) {
+                    *r = Some((index, e));
+                }
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let read = rayon::in_place_scope(|scope| {
+        let mut batch: Vec<PoolJob> = Vec::new();
+        let mut batch_bytes = 0u64;
+        let dispatch = |batch: &mut Vec<PoolJob>, bytes: &mut u64| {
+            let (jobs, n) = (std::mem::take(batch), std::mem::take(bytes));
+            if jobs.is_empty() {
+                return;
+            }
+            if in_flight.load(Ordering::Acquire) + n > IN_FLIGHT_BYTES {
+                run(jobs);
+            } else {
+                in_flight.fetch_add(n, Ordering::AcqRel);
+                scope.spawn(move |_| {
+                    run(jobs);
+                    in_flight.fetch_sub(n, Ordering::AcqRel);
+                });
+            }
+        };
+        let read = read_members(input, trusted, limits, on_manifest, |s, index, m, entry| {
+            if stop.load(Ordering::Relaxed) {
+                // The pool refused an earlier member: that is the error.
+                return Err(PackageError::Truncated {
+                    at: format!("member {}", m.name),
+                });
+            }
+            let frame = if entry.size <= MAX_POOL_FILE {
+                let max = (entry.size + entry.size / 64 + 4096) as usize;
+                s.z.take_frame(entry.size, max)
+                    .map_err(|e| read_error(e, format!("member {}", m.name), window_log))?
+            } else {
+                None
+            };
+            let (data, weight) = match frame {
+                Some(frame) => {
+                    let weight = frame.len() as u64 + entry.size;
+                    let keep = s.z.can_hand_on();
+                    (PoolData::Frame { frame, keep }, weight)
+                }
+                None => {
+                    let mut bytes = buffers
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take(entry.size.min(MAX_POOL_FILE) as usize);
+                    let mut frame = None;
+                    s.file_data(m, entry, &mut |_, data| {
+                        data.read_to_end(&mut bytes)?;
+                        frame = data.frame()?;
+                        Ok(())
+                    })?;
+                    let weight = bytes.capacity() as u64;
+                    (PoolData::Checked(bytes, frame), weight)
+                }
+            };
+            batch.push(PoolJob {
+                index,
+                entry: entry.clone(),
+                data,
+            });
+            batch_bytes += weight;
+            // The padding after the data: after the job, so a member the
+            // pool refuses is reported before its padding, as in [`read`].
+            s.padding(m)?;
+            if batch.len() >= BATCH_FILES || batch_bytes >= BATCH_BYTES {
+                dispatch(&mut batch, &mut batch_bytes);
+            }
+            Ok(())
+        });
+        dispatch(&mut batch, &mut batch_bytes);
+        read
+    });
+    // The pool's refusal is of an earlier member than (or the same member
+    // as, before its padding) where the reading stopped, if it stopped.
+    match refused.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some((_, e)) => Err(e),
+        None => read,
+    }
+}
+
+/// A file member on its way to [`read_parallel`]'s sink.
+struct PoolJob {
+    /// Its place in the manifest.
+    index: usize,
+    entry: FileEntry,
+    data: PoolData,
+}
+
+enum PoolData {
+    /// Its own zstd frame, not yet decoded, and whether the store may keep
+    /// it ([`FileData::frame`]).
+    Frame { frame: Vec<u8>, keep: bool },
+    /// Its bytes, checked, and its frame when the store may keep it.
+    Checked(Vec<u8>, Option<Vec<u8>>),
+}
+
+thread_local! {
+    /// Each pool thread's zstd decoder, used again for every frame.
+    static DECODER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decodes `frame` into `out` (empty, with room for the whole content),
+/// refusing a window past 2^`window_log` bytes.
+fn decode_frame(frame: &[u8], out: &mut Vec<u8>, window_log: u32) -> io::Result<()> {
+    DECODER.with(|d| {
+        let mut d = d.borrow_mut();
+        let decoder = match &mut *d {
+            Some(decoder) => decoder,
+            None => d.insert(zstd::bulk::Decompressor::new()?),
+        };
+        decoder.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(window_log))?;
+        decoder.decompress_to_buffer(frame, out)?;
+        Ok(())
+    })
+}
+
+/// One member's work on the pool: decoded and checked when it came as a
+/// frame, then handed to the sink.
+fn pool_job<S>(job: PoolJob, window_log: u32, buffers: &std::sync::Mutex<Buffers>, sink: &S) -> Result<(), PackageError>
+where
+    S: Fn(usize, &FileEntry, &mut Vec<u8>, Option<Vec<u8>>) -> io::Result<()>,
+{
+    let PoolJob { index, entry, data } = job;
+    let at = || format!("member {FILES_PREFIX}{}", entry.path);
+    let (mut bytes, frame) = match data {
+        PoolData::Frame { frame, keep } => {
+            let mut bytes = buffers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(entry.size as usize);
+            decode_frame(&frame, &mut bytes, window_log).map_err(|e| read_error(e, at(), window_log))?;
+            if bytes.len() as u64 != entry.size {
+                // (libzstd checks a frame's content against the size it declares.)
+                return Err(PackageError::Truncated { at: at() });
+            }
+            let found = ObjectId(*blake3::hash(&bytes).as_bytes());
+            if found != entry.blake3 {
+                return Err(PackageError::MemberHash {
+                    member: format!("{FILES_PREFIX}{}", entry.path),
+                    expected: entry.blake3.to_hex(),
+                    found: found.to_hex(),
+                });
+            }
+            (bytes, keep.then_some(frame))
+        }
+        PoolData::Checked(bytes, frame) => (bytes, frame),
+    };
+    sink(index, &entry, &mut bytes, frame).map_err(|source| PackageError::Sink {
+        path: entry.path.clone(),
+        source,
+    })?;
+    buffers
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .give(bytes);
+    Ok(())
+}
+
+/// Buffers of members already handed on, for the next members (a fresh
+/// buffer per file costs a page fault per 4 KiB).
+#[derive(Default)]
+struct Buffers {
+    free: Vec<Vec<u8>>,
+    /// Their capacities, summed.
+    bytes: usize,
+}
+
+impl Buffers {
+    /// At most this much is kept for use again: about what is in flight.
+    const MAX_BYTES: usize = IN_FLIGHT_BYTES as usize;
+    /// A buffer larger than this is let go (a rare large file).
+    const MAX_ONE: usize = 1 << 20;
+    /// New buffers have room for at least this much, so most files fit
+    /// any buffer given back.
+    const MIN_NEW: usize = 64 << 10;
+
+    /// An empty buffer with room for `size` bytes.
+    fn take(&mut self, size: usize) -> Vec<u8> {
+        match self.free.pop() {
+            Some(b) if b.capacity() >= size => {
+                self.bytes -= b.capacity();
+                b
+            }
+            Some(b) => {
+                // Too small: let it go rather than grow it (a copy).
+                self.bytes -= b.capacity();
+                drop(b);
+                Vec::with_capacity(size.max(Self::MIN_NEW))
+            }
+            None => Vec::with_capacity(size.max(Self::MIN_NEW)),
+        }
+    }
+
+    /// Keeps `b` for [`Buffers::take`] while there is room.
+    fn give(&mut self, mut b: Vec<u8>) {
+        if b.capacity() > 0 && b.capacity() <= Self::MAX_ONE && self.bytes + b.capacity() <= Self::MAX_BYTES {
+            b.clear();
+            self.bytes += b.capacity();
+            self.free.push(b);
+        }
+    }
 }
 
 fn unexpected(index: usize, expected: &str, found: &str) -> PackageError {
@@ -391,7 +689,7 @@ fn check_attestation(found: &Attestation, expected: &Attestation) -> Result<(), 
 
 /// The decompressed archive, read block by block.
 struct Stream<R: Read> {
-    z: Frames<BufReader<R>>,
+    z: Frames<R>,
     /// Index of the next member header.
     index: usize,
     window_log: u32,
@@ -454,8 +752,17 @@ impl<R: Read> Stream<R> {
         Ok(())
     }
 
-    /// A file member's data: through the sink, hashed, then checked.
+    /// A file member's data and padding: through the sink, hashed, then checked.
     fn file<F>(&mut self, m: &Member, entry: &FileEntry, sink: &mut F) -> Result<(), PackageError>
+    where
+        F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
+    {
+        self.file_data(m, entry, sink)?;
+        self.padding(m)
+    }
+
+    /// A file member's data: through the sink, hashed, then checked.
+    fn file_data<F>(&mut self, m: &Member, entry: &FileEntry, sink: &mut F) -> Result<(), PackageError>
     where
         F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
     {
@@ -495,7 +802,7 @@ impl<R: Read> Stream<R> {
                 found: found.to_hex(),
             });
         }
-        self.padding(m)
+        Ok(())
     }
 
     /// After the first zero block: the second, then nothing but zeros (at
@@ -578,7 +885,7 @@ pub trait FileData: Read {
 /// The reader a sink gets: hashes and counts what passes, and remembers an
 /// error of the archive (as opposed to one of the sink).
 struct Verifying<'a, R> {
-    frames: &'a mut Frames<BufReader<R>>,
+    frames: &'a mut Frames<R>,
     /// The member's size: no byte past it is read.
     size: u64,
     hasher: blake3::Hasher,
