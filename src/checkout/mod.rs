@@ -588,13 +588,12 @@ impl FlushPlan {
     /// Takes a descriptor on each filesystem `staged` files are on.
     ///
     /// # Errors
-    /// [`Error::Io`] naming a staged file that cannot be `fstat`ed or
-    /// duplicated (out of descriptors).
+    /// [`Error::Io`] naming a staged file that cannot be duplicated (out
+    /// of descriptors).
     fn prepare(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>, fail: bool) -> Result<FlushPlan> {
         let mut by_dev: HashMap<u64, (RelPath, std::fs::File)> = HashMap::new();
         for (p, s) in staged {
-            let st = crate::fsys::fstat(&s.file).map_err(|e| scope.io_error(p, e))?;
-            if let std::collections::hash_map::Entry::Vacant(v) = by_dev.entry(st.st_dev as u64) {
+            if let std::collections::hash_map::Entry::Vacant(v) = by_dev.entry(s.dev) {
                 v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?));
             }
         }

@@ -297,6 +297,8 @@ pub struct Staged {
     /// Its `fstat` once written and its mode set, when the checkout records
     /// stat rows (an install, whose later scans in the process trust them).
     pub stat: Option<crate::store::index::Stat>,
+    /// The filesystem it is on (`st_dev`), for the flush.
+    pub dev: u64,
 }
 
 /// Stages blob `id` for `rel` as an unnamed file in `dir`, the nearest
@@ -327,7 +329,10 @@ pub fn stage_file(
             &opened
         }
     };
-    let file = match dir.tmpfile(create_mode(meta, 0o600, 0o666)) {
+    // An unnamed file is reachable by no name while it is written: it is
+    // created with its recorded permission bits (less the umask), which
+    // usually saves the chmod. Set-id bits wait for the owner (put_meta).
+    let file = match dir.tmpfile(create_mode(meta, meta.perm() & 0o777, 0o666)) {
         Ok(f) => f,
         // No O_TMPFILE on this filesystem (each kernel says so its own way).
         Err(e)
@@ -348,16 +353,24 @@ pub fn stage_file(
         }
         None => extract_into(store, scope, rel, id, &file, false)?,
     }
-    set_file_meta(&file, rel, meta, problems).map_err(|e| scope.io_error(rel, e))?;
+    let st = fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?;
+    let changed = put_meta(&MetaTarget::File(&file), &st, rel, EntryKind::File, meta, problems)
+        .map_err(|e| scope.io_error(rel, e))?;
     // The bytes written are the blob's either way (known bytes were checked
     // against the manifest, store bytes are verified as they are read).
-    let stat = match record {
-        true => Some(crate::store::index::Stat::from_raw(
+    // (The stat taken before the metadata was set holds when nothing was.)
+    let stat = match (record, changed) {
+        (false, _) => None,
+        (true, false) => Some(crate::store::index::Stat::from_raw(&st)),
+        (true, true) => Some(crate::store::index::Stat::from_raw(
             &fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?,
         )),
-        false => None,
     };
-    Ok(Some(Staged { file, stat }))
+    Ok(Some(Staged {
+        file,
+        stat,
+        dev: st.st_dev as u64,
+    }))
 }
 
 /// The deepest existing directory on the way to `rel`'s parent (never
