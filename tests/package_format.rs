@@ -1224,6 +1224,9 @@ proptest! {
 
 // ------------------------------------------- the parallel reader agrees
 
+/// Frames [`read_in_parallel`] saw handed on (a count, for one test).
+static HANDED_ON: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// `package::read_parallel`, with the files it hands on in manifest order.
 fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), PackageError> {
     let files = std::sync::Mutex::new(std::collections::BTreeMap::new());
@@ -1232,9 +1235,23 @@ fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), Pa
         &KEYS.trusted,
         &Limits::default(),
         |_| {},
-        |i, entry, data, _| {
+        |i, entry, data, frame| {
             assert_eq!(data.len() as u64, entry.size, "{}", entry.path);
             assert_eq!(ObjectId(*blake3::hash(data).as_bytes()), entry.blake3, "{}", entry.path);
+            if let Some(frame) = &frame {
+                // A frame handed on is the file's own, declaring its size.
+                assert_eq!(
+                    zstd::bulk::decompress(frame, data.len() + 1).unwrap(),
+                    *data,
+                    "{}",
+                    entry.path
+                );
+                assert_eq!(
+                    zstd::zstd_safe::get_frame_content_size(frame).ok().flatten(),
+                    Some(entry.size)
+                );
+                HANDED_ON.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut files = files.lock().unwrap();
             assert!(
                 files.insert(i, std::mem::take(data)).is_none(),
@@ -1251,6 +1268,16 @@ fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), Pa
     Ok((pkg, files.into_values().collect()))
 }
 
+/// A refusal as the readers must agree on it: its kind and place, and for
+/// a read error not libzstd's words (which depend on how much output room
+/// each call had).
+fn reason(e: &PackageError) -> String {
+    match e {
+        PackageError::Read { at, .. } => format!("could not read {at}"),
+        e => e.to_string(),
+    }
+}
+
 /// Both readers accept the same bytes, or refuse them for the same reason.
 fn same_verdict(bytes: &[u8]) -> Result<(), TestCaseError> {
     match (read(bytes), read_in_parallel(bytes)) {
@@ -1258,7 +1285,7 @@ fn same_verdict(bytes: &[u8]) -> Result<(), TestCaseError> {
             prop_assert_eq!(a.manifest_digest, b.manifest_digest);
             prop_assert!(fa == fb, "the readers hand on different bytes");
         }
-        (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+        (Err(a), Err(b)) => prop_assert_eq!(reason(&a), reason(&b)),
         (a, b) => prop_assert!(
             false,
             "the sequential reader says {:?}, the parallel one {:?}",
@@ -1305,7 +1332,13 @@ fn framed_files() -> Vec<(String, FileMode, Vec<u8>)> {
 fn the_parallel_reader_reads_what_build_writes() {
     let files = framed_files();
     let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    let before = HANDED_ON.load(std::sync::atomic::Ordering::Relaxed);
     let (_, contents) = read_in_parallel(&bytes).expect("valid");
+    // Every non-empty file's own frame was taken, decoded on the pool and
+    // handed on (a frame decoded as it streams is not; tests run in
+    // parallel, so at least this many).
+    let framed = files.iter().filter(|f| !f.2.is_empty()).count();
+    assert!(HANDED_ON.load(std::sync::atomic::Ordering::Relaxed) - before >= framed);
     let mut sorted = files.clone();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     assert_eq!(contents, sorted.into_iter().map(|(_, _, d)| d).collect::<Vec<_>>());
@@ -1368,4 +1401,280 @@ proptest! {
         }
         same_verdict(&bytes)?;
     }
+}
+
+// ------------------------------------- crafted frames (a review's cases)
+
+/// A package of `files` with the own frame of file `target` replaced by
+/// `frame` (the signed manifest unchanged).
+fn with_frame(files: &[(String, FileMode, Vec<u8>)], target: usize, frame: &[u8]) -> Vec<u8> {
+    let bytes = build_files(files, &KEYS.maintainer, TIME);
+    let orig = zstd::bulk::compress(&files[target].2, 1).unwrap();
+    let at = bytes
+        .windows(orig.len())
+        .position(|w| w == orig)
+        .expect("its frame is in the package");
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(frame);
+    out.extend_from_slice(&bytes[at + orig.len()..]);
+    out
+}
+
+fn block_header(last: bool, kind: u32, len: usize) -> [u8; 3] {
+    let h = u32::from(last) | kind << 1 | (len as u32) << 3;
+    let b = h.to_le_bytes();
+    [b[0], b[1], b[2]]
+}
+
+/// A frame by hand (RFC 8878): descriptor `fhd`, an optional window
+/// descriptor, the content size field `fcs`, then `data` in raw (or RLE,
+/// where a chunk is one byte repeated) blocks of at most `block` bytes, and
+/// the content checksum when asked.
+fn hand_frame(fhd: u8, wd: Option<u8>, fcs: &[u8], data: &[u8], block: usize, checksum: bool) -> Vec<u8> {
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, fhd | if checksum { 4 } else { 0 }];
+    f.extend(wd);
+    f.extend_from_slice(fcs);
+    let chunks: Vec<&[u8]> = data.chunks(block).collect();
+    for (i, c) in chunks.iter().enumerate() {
+        let rle = c.iter().all(|&b| b == c[0]);
+        f.extend_from_slice(&block_header(i + 1 == chunks.len(), u32::from(rle), c.len()));
+        if rle { f.push(c[0]) } else { f.extend_from_slice(c) }
+    }
+    if checksum {
+        // libzstd's own checksum of the same content: the last 4 bytes of its frame.
+        let mut c = zstd::bulk::Compressor::new(1).unwrap();
+        c.include_checksum(true).unwrap();
+        let z = c.compress(data).unwrap();
+        f.extend_from_slice(&z[z.len() - 4..]);
+    }
+    f
+}
+
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A compressed block (RFC 8878 §3.1.1.3): one literal `lit`, then one
+/// sequence copying it `65539 + ml_extra` times (RLE-mode tables, repeat
+/// offset 1), so it decodes to `65540 + ml_extra` bytes: past the 128 KiB
+/// block maximum when `ml_extra` > 65532.
+fn long_match_block(lit: u8, ml_extra: u16) -> Vec<u8> {
+    let bits = u32::from(ml_extra) | 1 << 16;
+    let mut b = vec![0x08, lit, 0x01, 0x54, 0x01, 0x00, 52];
+    b.extend_from_slice(&bits.to_le_bytes()[..3]);
+    b
+}
+
+/// `prefix` in raw blocks, then a compressed block that decodes past the
+/// block maximum, in a frame with a 2 MiB window: the content and the frame.
+fn overlong_block_frame(prefix: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let block = long_match_block(b'z', 65535);
+    let content = [prefix.to_vec(), vec![b'z'; 65540 + 65535]].concat();
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, (21 - 10) << 3];
+    f.extend_from_slice(&(content.len() as u32).to_le_bytes());
+    for c in prefix.chunks(128 << 10) {
+        f.extend_from_slice(&block_header(false, 0, c.len()));
+        f.extend_from_slice(c);
+    }
+    f.extend_from_slice(&block_header(true, 2, block.len()));
+    f.extend_from_slice(&block);
+    (content, f)
+}
+
+/// What an install does with what `read_parallel` hands on (each file
+/// stored, as its frame when it came with one), then every blob read back
+/// through the store: an accepted package never leaves a record the store
+/// cannot decode.
+fn stored_and_read_back(bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = cplane::store::Store::init(dir.path()).unwrap();
+    let mut ids = Vec::new();
+    let accepted = store
+        .transaction(|w| {
+            let r = package::read_parallel(
+                bytes,
+                &KEYS.trusted,
+                &Limits::default(),
+                |_| {},
+                |_, e, data, frame| {
+                    w.add_framed(cplane::object::ObjectKind::Blob, e.blake3, data, frame.as_deref())
+                        .map(|_| ())
+                        .map_err(std::io::Error::other)
+                },
+            );
+            Ok(r.map(|p| ids.extend(p.manifest.files.iter().map(|f| f.blake3))).is_ok())
+        })
+        .unwrap()
+        .0;
+    if !accepted {
+        return;
+    }
+    let store = cplane::store::Store::open(dir.path()).unwrap();
+    for id in ids {
+        let mut out = Vec::new();
+        store
+            .read_blob_to(&id, &mut out, Path::new("out"))
+            .unwrap_or_else(|e| panic!("an accepted package left a blob the store cannot read: {e}"));
+    }
+}
+
+/// Frames made by hand to sit where libzstd's one-pass and streaming
+/// decoders disagree, or where the frame walk could count wrong: both
+/// readers give the same verdict, and what they accept the store reads.
+#[test]
+fn crafted_frames_get_the_same_verdict_and_what_is_accepted_reads_back() {
+    type Files = Vec<(String, FileMode, Vec<u8>)>;
+    let mut cases: Vec<(&str, Files, Vec<u8>)> = Vec::new();
+    let one = |d: &[u8]| vec![("a/data".to_string(), FileMode::Regular, d.to_vec())];
+    let data: Vec<u8> = [noise(600_000, 7), vec![0u8; 400_000]].concat();
+    let fcs = (data.len() as u32).to_le_bytes();
+    cases.push((
+        "raw and RLE blocks of 128 KiB under a 1 KiB window",
+        one(&data),
+        hand_frame(0x80, Some(0x00), &fcs, &data, 128 << 10, false),
+    ));
+    cases.push((
+        "the same under a 1 MiB window",
+        one(&data),
+        hand_frame(0x80, Some(10 << 3), &fcs, &data, 128 << 10, false),
+    ));
+    cases.push((
+        "with its checksum",
+        one(&data),
+        hand_frame(0x80, Some(10 << 3), &fcs, &data, 128 << 10, true),
+    ));
+    let mut f = hand_frame(0x80, Some(10 << 3), &fcs, &data, 128 << 10, true);
+    f[5 + 1 + 4 + 3 + 1000] ^= 1;
+    cases.push(("a content byte changed under a checksum", one(&data), f));
+    let mut f = hand_frame(0x80, Some(10 << 3), &fcs, &data, 128 << 10, true);
+    let n = f.len();
+    f[n - 1] ^= 1;
+    cases.push(("the checksum changed", one(&data), f));
+    let small = noise(5000, 9);
+    let fcs4 = (small.len() as u32).to_le_bytes();
+    let more = [small.clone(), vec![0u8; 300]].concat();
+    cases.push((
+        "blocks holding 300 bytes more than the content size",
+        one(&small),
+        hand_frame(0x80, Some(10 << 3), &fcs4, &more, 128 << 10, false),
+    ));
+    let text: Vec<u8> = b"compressible text, ".repeat(300)[..5000].to_vec();
+    let mut f = zstd::bulk::compress(&[text.clone(), vec![0u8; 300]].concat(), 1).unwrap();
+    assert_eq!(f[4], 0x60, "single segment, 2-byte content size");
+    f[5..7].copy_from_slice(&((5000 - 256) as u16).to_le_bytes());
+    let mut g = f.clone();
+    cases.push(("compressed, decoding past its content size", one(&text), f));
+    g[4] = 0x40;
+    g.insert(5, 10 << 3);
+    cases.push(("the same with a window descriptor", one(&text), g));
+    // A raw block, then an empty compressed block (libzstd's streaming
+    // decoder skips it, its one-pass decoder refuses it).
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 10 << 3];
+    f.extend_from_slice(&fcs4);
+    f.extend_from_slice(&block_header(false, 0, small.len()));
+    f.extend_from_slice(&small);
+    f.extend_from_slice(&block_header(true, 2, 0));
+    cases.push(("an empty compressed last block", one(&small), f));
+    // The same after an RLE block: smaller than its content, so a frame the
+    // store would keep as it is, were it handed on.
+    let zeros = vec![0u8; 5000];
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 10 << 3];
+    f.extend_from_slice(&fcs4);
+    f.extend_from_slice(&block_header(false, 1, zeros.len()));
+    f.push(0);
+    f.extend_from_slice(&block_header(true, 2, 0));
+    cases.push(("an RLE block, then an empty compressed last block", one(&zeros), f));
+    let fcs2 = ((small.len() - 256) as u16).to_le_bytes();
+    cases.push((
+        "a 2-byte content size",
+        one(&small),
+        hand_frame(0x40, Some(10 << 3), &fcs2, &small, 128 << 10, false),
+    ));
+    let tiny = noise(200, 3);
+    cases.push((
+        "a 1-byte content size, single segment",
+        one(&tiny),
+        hand_frame(0x20, None, &[200], &tiny, 128 << 10, false),
+    ));
+    cases.push((
+        "an RLE block, single segment",
+        one(&[0u8; 200]),
+        hand_frame(0x20, None, &[200], &[0u8; 200], 128 << 10, false),
+    ));
+    let (content, frame) = overlong_block_frame(&[]);
+    cases.push(("a compressed block decoding past 128 KiB", one(&content), frame));
+    let (content, frame) = overlong_block_frame(&noise(1_200_000, 5));
+    cases.push((
+        "the same after 1.2 MB of raw blocks (a record the store streams)",
+        one(&content),
+        frame,
+    ));
+    for (name, files, frame) in &cases {
+        let bytes = with_frame(files, 0, frame);
+        same_verdict(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        stored_and_read_back(&bytes);
+    }
+}
+
+/// Two damaged members in different batches, the earlier one's batch held
+/// up by a slow sink: the refusal is the earlier member's, as `read` says.
+#[test]
+fn the_earliest_damaged_member_is_reported_whatever_the_timing() {
+    let files: Vec<(String, FileMode, Vec<u8>)> = (0..4)
+        .map(|i| (format!("f{i}"), FileMode::Regular, noise(300_000, 2 * i as u64 + 11)))
+        .collect();
+    let mut bytes = build_files(&files, &KEYS.maintainer, TIME);
+    for i in [1, 2] {
+        let orig = zstd::bulk::compress(&files[i].2, 1).unwrap();
+        let at = bytes.windows(orig.len()).position(|w| w == orig).unwrap();
+        bytes[at + orig.len() / 2] ^= 0x40;
+    }
+    let sequential = read(&bytes).unwrap_err();
+    assert!(sequential.to_string().contains("files/f1"), "{sequential}");
+    let parallel = package::read_parallel(
+        &bytes[..],
+        &KEYS.trusted,
+        &Limits::default(),
+        |_| {},
+        |i, _, _, _| {
+            if i == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Ok(())
+        },
+    )
+    .unwrap_err();
+    assert_eq!(sequential.to_string(), parallel.to_string());
+}
+
+/// `read`'s verdict does not depend on how much its sink reads at once
+/// (libzstd decodes a frame in one pass when the output has room for all
+/// of it, with other checks).
+#[test]
+fn reads_verdict_does_not_depend_on_the_sinks_buffer() {
+    let small = noise(5000, 9);
+    let files = vec![("a/data".to_string(), FileMode::Regular, small.clone())];
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 10 << 3];
+    f.extend_from_slice(&(small.len() as u32).to_le_bytes());
+    f.extend_from_slice(&block_header(false, 0, small.len()));
+    f.extend_from_slice(&small);
+    f.extend_from_slice(&block_header(true, 2, 0));
+    let bytes = with_frame(&files, 0, &f);
+    let verdict = |cap: usize| {
+        package::read(&bytes[..], &KEYS.trusted, &Limits::default(), |_, d| {
+            let mut v = Vec::with_capacity(cap);
+            std::io::Read::read_to_end(d, &mut v).map(|_| ())
+        })
+        .map(|_| ())
+        .map_err(|e| reason(&e))
+    };
+    assert_eq!(verdict(0), verdict(1 << 20));
 }

@@ -71,6 +71,23 @@ fn frame_window(head: &[u8]) -> Option<u64> {
     Some(if fcs_len == 2 { n + 256 } else { n })
 }
 
+/// The length of a zstd frame header (RFC 8878 §3.1.1.1: magic, frame
+/// header descriptor, window descriptor, dictionary id, content size),
+/// from its first bytes `head`; `None` until the descriptor is known.
+fn header_len(head: &[u8]) -> Option<usize> {
+    let fhd = *head.get(4)?;
+    let single_segment = fhd & 0x20 != 0;
+    let dict_len = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let fcs_len = match (fhd >> 6, single_segment) {
+        (0, false) => 0,
+        (0, true) => 1,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    Some(5 + usize::from(!single_segment) + dict_len + fcs_len)
+}
+
 /// The longest frame header: magic, descriptor, window descriptor,
 /// dictionary id (up to 4), content size (up to 8).
 const MAX_HEADER: usize = 4 + 1 + 1 + 4 + 8;
@@ -170,6 +187,11 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Whether the current frame's whole header was consumed.
+    fn header_done(&self) -> bool {
+        self.in_frame && header_len(&self.head[..self.head_len]).is_some_and(|n| self.head_len >= n)
     }
 
     /// Checks the start of a frame about to be decoded: `next` are the
@@ -277,8 +299,8 @@ impl<R: Read> Read for Input<R> {
 impl<R: Read> BufRead for Input<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.end {
-            // A buffer grown for one large frame is let go.
-            if self.buf.len() != 2 * INPUT_CHUNK {
+            // A buffer grown for one large frame is let go past 8 MiB.
+            if self.buf.len() < 2 * INPUT_CHUNK || self.buf.len() > 8 << 20 {
                 self.buf = vec![0; 2 * INPUT_CHUNK];
             }
             self.pos = 0;
@@ -291,6 +313,85 @@ impl<R: Read> BufRead for Input<R> {
     fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.end);
     }
+}
+
+/// An output buffer of at most `limit` bytes over a `Vec`'s spare capacity,
+/// so a frame decodes into a recycled buffer without zeroing it first and
+/// never past the size its member declares.
+struct Bounded<'a> {
+    vec: &'a mut Vec<u8>,
+    limit: usize,
+}
+
+// SAFETY: `capacity` never exceeds the vector's, and `filled_until` is
+// called by zstd with at most `capacity` initialized bytes.
+unsafe impl zstd::zstd_safe::WriteBuf for Bounded<'_> {
+    fn as_slice(&self) -> &[u8] {
+        self.vec.as_slice()
+    }
+    fn capacity(&self) -> usize {
+        self.vec.capacity().min(self.limit)
+    }
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.vec.as_mut_ptr()
+    }
+    unsafe fn filled_until(&mut self, n: usize) {
+        // SAFETY: the caller initialized `n` bytes, n <= capacity().
+        unsafe { self.vec.set_len(n) }
+    }
+}
+
+thread_local! {
+    /// Each thread's decoder for [`decode_frame`], used again for every frame.
+    static DECODER: std::cell::RefCell<Option<Decoder<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Decodes `frame`, one whole zstd frame taken by [`Frames::take_frame`],
+/// into `out` (empty, with room for `size` bytes), exactly as [`Frames`]
+/// decodes as it streams: with libzstd's streaming decoder under the
+/// window limit, no output room until the header is consumed (never the
+/// one-pass decoder, whose checks differ), and never past `size` bytes.
+///
+/// # Errors
+/// libzstd's error; `UnexpectedEof` when the frame ends early or decodes
+/// to more than `size` bytes; `InvalidData` when bytes follow it.
+pub(super) fn decode_frame(frame: &[u8], out: &mut Vec<u8>, size: usize, window_log_max: u32) -> io::Result<()> {
+    DECODER.with(|d| {
+        let mut d = d.borrow_mut();
+        let decoder = match &mut *d {
+            Some(decoder) => decoder,
+            None => d.insert(Decoder::new()?),
+        };
+        decoder.reinit()?;
+        decoder.set_parameter(DParameter::WindowLogMax(window_log_max))?;
+        let mut src = InBuffer::around(frame);
+        let mut hint = decoder.run(&mut src, &mut OutBuffer::around(&mut [][..]))?;
+        while hint != 0 {
+            let before = (src.pos(), out.len());
+            hint = {
+                let pos = out.len();
+                let mut bounded = Bounded {
+                    vec: &mut *out,
+                    limit: size,
+                };
+                // (zstd sets the vector's length as it fills it.)
+                decoder.run(&mut src, &mut OutBuffer::around_pos(&mut bounded, pos))?
+            };
+            if hint != 0 && (src.pos(), out.len()) == before {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the zstd frame ends early or decodes to more than its member's size",
+                ));
+            }
+        }
+        if src.pos() != frame.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bytes follow the zstd frame",
+            ));
+        }
+        Ok(())
+    })
 }
 
 /// The decompressed archive: one or more zstd frames read from `input`.
@@ -395,12 +496,14 @@ impl<R: Read> Frames<R> {
     /// Such a frame starts here (no frame is half read), has a well-formed
     /// header (no dictionary, reserved bits clear, a window within the
     /// limit) that declares `size` as its content size, and its blocks
-    /// (RFC 8878 §3.1.1.2: none reserved, none past 128 KiB, raw and RLE
-    /// ones within `size`) and checksum end within `max` bytes before the
-    /// input does. Whatever fails to fit is left to the streaming decoder,
-    /// so every refusal of a damaged frame is the one [`Read`] gives; what
-    /// the walk cannot see (the content of compressed blocks) the decoder
-    /// elsewhere checks, and the member's BLAKE3 after it.
+    /// (RFC 8878 §3.1.1.2: none reserved, none holding more than the block
+    /// maximum of min(window, 128 KiB), no empty compressed block, raw and
+    /// RLE ones within `size`) and checksum end within `max` bytes before
+    /// the input does. Whatever fails to fit is left to the streaming
+    /// decoder, so every refusal of a damaged frame is the one [`Read`]
+    /// gives; what the walk cannot see (the content of compressed blocks)
+    /// the decoder elsewhere checks ([`decode_frame`], as [`Read`] decodes),
+    /// and the member's BLAKE3 after it.
     ///
     /// # Errors
     /// Reading the input.
@@ -440,6 +543,8 @@ impl<R: Read> Frames<R> {
             return Ok(None);
         }
         let checksum = fhd & 0x04 != 0;
+        // RFC 8878 §3.1.1.2.4: no block holds more than this, compressed or not.
+        let block_max = window.min(MAX_BLOCK as u64) as usize;
         let mut plain = 0u64;
         loop {
             if at + 3 > max {
@@ -451,7 +556,10 @@ impl<R: Read> Frames<R> {
             }
             let header = u32::from(b[at]) | u32::from(b[at + 1]) << 8 | u32::from(b[at + 2]) << 16;
             let (last, kind, len) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
-            if kind == 3 || len > MAX_BLOCK {
+            // A reserved block type, a block past the maximum, or an empty
+            // compressed block (which holds at least its literals header):
+            // not a plain frame.
+            if kind == 3 || len > block_max || (kind == 2 && len == 0) {
                 return Ok(None);
             }
             if kind != 2 {
@@ -503,7 +611,17 @@ impl<R: Read> Read for Frames<R> {
             }
             self.state.check_start(input)?;
             let mut src = InBuffer::around(input);
-            let mut dst = OutBuffer::around(&mut *buf);
+            // No output room until the frame's header is consumed: libzstd
+            // decodes a whole frame in one pass when the header finds room for
+            // all of it, and that pass skips checks the streaming one makes
+            // (block sizes against the window). Every frame is decoded the
+            // same way, whatever the caller's buffer (`decode_frame`).
+            let room = if self.state.header_done() {
+                &mut *buf
+            } else {
+                &mut [][..]
+            };
+            let mut dst = OutBuffer::around(room);
             let hint = self.decoder.run(&mut src, &mut dst)?;
             let (used, made) = (src.pos(), dst.pos());
             let noted = self.state.note(&input[..used], made, hint == 0);
@@ -576,8 +694,9 @@ mod tests {
         }
     }
 
-    /// libzstd skips its window limit when a whole frame fits the output
-    /// at once; the header check refuses such a frame anyway.
+    /// libzstd skips its window limit when it decodes a whole frame in one
+    /// pass (when the output has room for all of it); this reader never
+    /// lets it, and its own header check refuses such a frame anyway.
     #[test]
     fn a_window_past_the_limit_is_refused_even_when_the_output_fits() {
         let body = vec![0u8; 10 << 20];
@@ -587,6 +706,23 @@ mod tests {
         let mut r = Frames::new(io::BufReader::with_capacity(1 << 20, &f[..]), 27).unwrap();
         let mut out = vec![0u8; body.len()];
         let e = r.read_exact(&mut out).unwrap_err();
+        assert!(
+            matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(FrameError::WindowTooLarge { frame: 0, .. })
+            ) || e.to_string().contains("Frame requires too much memory"),
+            "{e}"
+        );
+        let mut state = State {
+            in_frame: false,
+            frames: 0,
+            head: [0; MAX_HEADER],
+            head_len: 0,
+            window_checked: false,
+            window_max: 1 << 27,
+            capture: None,
+        };
+        let e = state.note(&f[..6], 0, false).unwrap_err();
         assert!(
             matches!(
                 e.get_ref().and_then(|e| e.downcast_ref()),
@@ -721,5 +857,101 @@ mod tests {
         std::io::Write::write_all(&mut enc, &body).unwrap();
         let (got, read) = take(&enc.finish().unwrap());
         assert_eq!((got, read.unwrap()), (None, body));
+    }
+
+    /// A frame by hand: header bytes after the magic, then `blocks` as
+    /// (type, content) where an RLE block's content is its byte repeated
+    /// `len` times, then `tail` (a checksum).
+    fn by_hand(header: &[u8], blocks: &[(u32, &[u8], usize)], tail: &[u8]) -> Vec<u8> {
+        let mut f = FRAME_MAGIC.to_vec();
+        f.extend_from_slice(header);
+        for (i, (kind, bytes, len)) in blocks.iter().enumerate() {
+            let h = u32::from(i + 1 == blocks.len()) | kind << 1 | (*len as u32) << 3;
+            f.extend_from_slice(&h.to_le_bytes()[..3]);
+            f.extend_from_slice(bytes);
+        }
+        f.extend_from_slice(tail);
+        f
+    }
+
+    /// Every header encoding and block kind the walk must count right:
+    /// each frame is taken whole, and the bytes after it still read.
+    #[test]
+    fn the_walk_takes_frames_of_every_shape() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+            // single segment, 1-byte content size
+            (
+                "1-byte size",
+                by_hand(&[0x20, 200], &[(0, &data[..200], 200)], &[]),
+                200,
+            ),
+            // 2-byte content size: value + 256
+            (
+                "2-byte size",
+                by_hand(&[0x40, 10 << 3, 44, 0], &[(0, &data, 300)], &[]),
+                300,
+            ),
+            (
+                "4-byte size",
+                by_hand(&[0x80, 10 << 3, 44, 1, 0, 0], &[(0, &data, 300)], &[]),
+                300,
+            ),
+            (
+                "8-byte size",
+                by_hand(&[0xc0, 10 << 3, 44, 1, 0, 0, 0, 0, 0, 0], &[(0, &data, 300)], &[]),
+                300,
+            ),
+            // RLE blocks: one byte each, counted by their length
+            ("RLE", by_hand(&[0x20, 250], &[(1, &[9], 200), (1, &[8], 50)], &[]), 250),
+            (
+                "checksum",
+                by_hand(&[0x24, 200], &[(0, &data[..200], 200)], &[1, 2, 3, 4]),
+                200,
+            ),
+        ];
+        for (name, frame, size) in cases {
+            let mut bytes = frame.clone();
+            bytes.extend(zstd::bulk::compress(b"after", 1).unwrap());
+            let mut f = Frames::new(&bytes[..], 27).unwrap();
+            assert_eq!(
+                f.take_frame(size, usize::MAX).unwrap().as_deref(),
+                Some(&frame[..]),
+                "{name}"
+            );
+            let mut rest = Vec::new();
+            f.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"after", "{name}");
+        }
+        // What the walk leaves: a dictionary, reserved bits, a reserved block
+        // type, a block past the window, an empty compressed block, raw bytes
+        // past the content size, no last block.
+        let left: Vec<(&str, Vec<u8>)> = vec![
+            ("dictionary", by_hand(&[0x21, 1, 200], &[(0, &data[..200], 200)], &[])),
+            ("reserved bit", by_hand(&[0x28, 200], &[(0, &data[..200], 200)], &[])),
+            ("unused bit", by_hand(&[0x30, 200], &[(0, &data[..200], 200)], &[])),
+            ("reserved block", by_hand(&[0x20, 200], &[(3, &data[..200], 200)], &[])),
+            // (a 1 KiB window, and a compressed block of 1100 bytes)
+            (
+                "block past the window",
+                by_hand(&[0x80, 0, 200, 0, 0, 0], &[(2, &[0; 1100], 1100)], &[]),
+            ),
+            (
+                "empty compressed block",
+                by_hand(&[0x20, 200], &[(0, &data[..200], 200), (2, &[], 0)], &[]),
+            ),
+            (
+                "past the size",
+                by_hand(&[0x20, 200], &[(0, &data[..200], 200), (0, &data[..1], 1)], &[]),
+            ),
+        ];
+        for (name, frame) in left {
+            let mut f = Frames::new(&frame[..], 27).unwrap();
+            assert_eq!(f.take_frame(200, usize::MAX).unwrap(), None, "{name}");
+        }
+        let mut endless = by_hand(&[0x20, 200], &[(0, &data[..100], 100)], &[]);
+        endless[6] &= !1; // not the last block
+        let mut f = Frames::new(&endless[..], 27).unwrap();
+        assert_eq!(f.take_frame(200, usize::MAX).unwrap(), None, "no last block");
     }
 }

@@ -314,26 +314,35 @@ const MAX_POOL_FILE: u64 = 64 << 20;
 /// `sink` there **after** its bytes were checked against the manifest.
 ///
 /// The reading thread checks every header, the metadata members and the
-/// stream's framing as [`read_with`] does. A file member whose data is one
-/// zstd frame of its own (as `cplane pack` writes, package-format.md
-/// "Compression") is taken as compressed bytes and decoded, hashed and
-/// compared on the pool; any other member is decoded and checked on the
-/// reading thread. `sink(index, entry, bytes, frame)` then gets the
-/// member's place in the manifest, its entry, its bytes and its frame when
-/// it came in one the store may keep as it is ([`FileData::frame`]); it
-/// runs on pool threads (or the reading thread when the pool is behind),
-/// in no particular order. A sink that keeps `bytes` takes them
-/// (`std::mem::take`); what it leaves is used again for a later member.
+/// stream's framing as [`read_with`] does. A file member of at most 64 MiB
+/// whose data is one plain zstd frame of its own (as `cplane pack` writes,
+/// package-format.md "Compression"; see `Frames::take_frame`) is taken as
+/// compressed bytes and decoded, hashed and compared on the pool, with the
+/// same streaming decoder and checks as [`read`]; any other member is
+/// decoded and checked on the reading thread. `sink(index, entry, bytes,
+/// frame)` then gets the member's place in the manifest, its entry, its
+/// bytes, and its frame when the store may keep it as it is: a taken frame,
+/// or the frame of a member over 64 MiB ([`FileData::frame`]; a smaller
+/// frame that was not taken has something unusual about it, and the store
+/// decodes small records in one pass, whose checks differ, so it is not
+/// handed on). The sink runs on pool threads (or the reading thread when
+/// the pool is behind), in no particular order. A sink that keeps `bytes`
+/// takes them (`std::mem::take`); what it leaves is used again.
 ///
 /// The result is [`read_with`]'s: the refusal of the earliest member in
-/// stream order (a member the pool refuses stops the reading), and the
-/// sink's first error as [`PackageError::Sink`]. As with [`read`], later
-/// members may still be refused after the sink saw a file: it must only
-/// stage what it gets until this returns `Ok`.
+/// stream order (a member the pool refuses stops the reading; members
+/// before it are still decoded and checked, later ones are not), and the
+/// sink's first error as [`PackageError::Sink`]. Other members, earlier or
+/// later, may still be refused after the sink saw a file: it must only
+/// stage what it gets until this returns `Ok`. A read error's message
+/// (libzstd's) may differ from [`read`]'s for the same damage: where
+/// [`read`] runs out of output room, the pool may find the frame corrupt.
 ///
-/// Memory: about 16 MiB of members waiting for the pool, plus what a member
-/// larger than 64 MiB takes (decoded on the reading thread, streamed
-/// into one buffer) and what the sink keeps.
+/// Memory: up to 16 MiB of members waiting for the pool (frames and the
+/// files they decode to); the frame being taken twice (the input buffer
+/// grown to hold it, and its copy; up to about 65 MiB each); a member over
+/// 64 MiB whole, as the reading thread decodes it into one buffer; and what
+/// the sink keeps.
 ///
 /// # Errors
 /// As [`read`].
@@ -350,15 +359,18 @@ where
     S: Fn(usize, &FileEntry, &mut Vec<u8>, Option<Vec<u8>>) -> io::Result<()> + Sync,
 {
     let window_log = limits.window_log_max;
-    // The earliest member the pool refused, and whether one was.
+    // The earliest member the pool refused, and its index (usize::MAX while
+    // none was): later members' jobs are skipped, earlier ones still run, so
+    // the refusal reported is the earliest whatever the threads' timing.
     let refused: std::sync::Mutex<Option<(usize, PackageError)>> = std::sync::Mutex::new(None);
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = std::sync::atomic::AtomicUsize::new(usize::MAX);
     let in_flight = std::sync::atomic::AtomicU64::new(0);
     let buffers = std::sync::Mutex::new(Buffers::default());
     let (refused_ref, stop, in_flight, buffers, sink) = (&refused, &stop, &in_flight, &buffers, &sink);
     let run = move |jobs: Vec<PoolJob>| {
         for job in jobs {
-            if stop.load(Ordering::Relaxed) {
+            // (A batch's jobs are in stream order.)
+            if job.index > stop.load(Ordering::Relaxed) {
                 return;
             }
             let index = job.index;
@@ -367,7 +379,7 @@ where
                 if r.as_ref().is_none_or(|(i, _)| index < *i) {
                     *r = Some((index, e));
                 }
-                stop.store(true, Ordering::Relaxed);
+                stop.fetch_min(index, Ordering::Relaxed);
             }
         }
     };
@@ -390,10 +402,12 @@ where
             }
         };
         let read = read_members(input, trusted, limits, on_manifest, |s, index, m, entry| {
-            if stop.load(Ordering::Relaxed) {
-                // The pool refused an earlier member: that is the error.
-                return Err(PackageError::Truncated {
+            if stop.load(Ordering::Relaxed) != usize::MAX {
+                // The pool refused an earlier member: that is the error
+                // reported (this one is replaced by it).
+                return Err(PackageError::Read {
                     at: format!("member {}", m.name),
+                    source: io::Error::other("reading stopped: an earlier member was refused"),
                 });
             }
             let frame = if entry.size <= MAX_POOL_FILE {
@@ -421,7 +435,17 @@ where
                         Ok(())
                     })?;
                     let weight = bytes.capacity() as u64;
-                    (PoolData::Checked(bytes, frame), weight)
+                    // A frame decoded here was not taken because something
+                    // about it is unusual (or its file is large). Only a
+                    // large file's is handed on: the store reads those as
+                    // this reader does, with the streaming decoder, while it
+                    // decodes smaller records in one pass, whose checks
+                    // differ (`decode_frame`); a smaller file is compressed
+                    // again instead.
+                    (
+                        PoolData::Checked(bytes, frame.filter(|_| entry.size > MAX_POOL_FILE)),
+                        weight,
+                    )
                 }
             };
             batch.push(PoolJob {
@@ -465,27 +489,6 @@ enum PoolData {
     Checked(Vec<u8>, Option<Vec<u8>>),
 }
 
-thread_local! {
-    /// Each pool thread's zstd decoder, used again for every frame.
-    static DECODER: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Decodes `frame` into `out` (empty, with room for the whole content),
-/// refusing a window past 2^`window_log` bytes.
-fn decode_frame(frame: &[u8], out: &mut Vec<u8>, window_log: u32) -> io::Result<()> {
-    DECODER.with(|d| {
-        let mut d = d.borrow_mut();
-        let decoder = match &mut *d {
-            Some(decoder) => decoder,
-            None => d.insert(zstd::bulk::Decompressor::new()?),
-        };
-        decoder.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(window_log))?;
-        decoder.decompress_to_buffer(frame, out)?;
-        Ok(())
-    })
-}
-
 /// One member's work on the pool: decoded and checked when it came as a
 /// frame, then handed to the sink.
 fn pool_job<S>(job: PoolJob, window_log: u32, buffers: &std::sync::Mutex<Buffers>, sink: &S) -> Result<(), PackageError>
@@ -500,7 +503,8 @@ where
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take(entry.size as usize);
-            decode_frame(&frame, &mut bytes, window_log).map_err(|e| read_error(e, at(), window_log))?;
+            super::frames::decode_frame(&frame, &mut bytes, entry.size as usize, window_log)
+                .map_err(|e| read_error(e, at(), window_log))?;
             if bytes.len() as u64 != entry.size {
                 // (libzstd checks a frame's content against the size it declares.)
                 return Err(PackageError::Truncated { at: at() });
