@@ -283,6 +283,28 @@ impl<R: Read> Input<R> {
     }
 }
 
+impl<R> Input<R> {
+    /// Consumes the next `n` buffered bytes and returns them. A large run
+    /// at the buffer's start (a frame the buffer grew to hold) is handed
+    /// out as the buffer itself, which is replaced, instead of copied.
+    fn take_front(&mut self, n: usize) -> Vec<u8> {
+        assert!(n <= self.end - self.pos, "only buffered bytes are taken");
+        if self.pos > 0 || n <= INPUT_CHUNK {
+            let front = self.buf[self.pos..self.pos + n].to_vec();
+            self.pos += n;
+            return front;
+        }
+        let left = self.end - n;
+        let mut rest = vec![0; (2 * INPUT_CHUNK).max(left)];
+        rest[..left].copy_from_slice(&self.buf[n..self.end]);
+        let mut front = std::mem::replace(&mut self.buf, rest);
+        front.truncate(n);
+        front.shrink_to_fit();
+        self.end = left;
+        front
+    }
+}
+
 impl<R: Read> Read for Input<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = {
@@ -580,8 +602,7 @@ impl<R: Read> Frames<R> {
         if at > max || self.input.peek(at)?.len() < at {
             return Ok(None);
         }
-        let frame = self.input.peek(at)?[..at].to_vec();
-        self.input.consume(at);
+        let frame = self.input.take_front(at);
         self.state.frames += 1;
         Ok(Some(frame))
     }
@@ -953,5 +974,23 @@ mod tests {
         endless[6] &= !1; // not the last block
         let mut f = Frames::new(&endless[..], 27).unwrap();
         assert_eq!(f.take_frame(200, usize::MAX).unwrap(), None, "no last block");
+    }
+
+    /// A run taken from the input is the same whether it is copied out or
+    /// handed out as the (grown) buffer, and what follows still reads.
+    #[test]
+    fn taking_from_the_input_copies_or_hands_out_the_buffer() {
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        for (skip, n) in [(0, 100), (0, 2_000_000), (10, 2_000_000), (0, INPUT_CHUNK + 1)] {
+            let mut input = Input::new(&bytes[..]);
+            input.peek(skip).unwrap();
+            input.consume(skip);
+            assert!(input.peek(n).unwrap().len() >= n);
+            let taken = input.take_front(n);
+            assert_eq!(taken, bytes[skip..skip + n], "skip {skip}, n {n}");
+            let mut rest = Vec::new();
+            input.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, bytes[skip + n..], "skip {skip}, n {n}");
+        }
     }
 }

@@ -339,8 +339,8 @@ const MAX_POOL_FILE: u64 = 64 << 20;
 /// [`read`] runs out of output room, the pool may find the frame corrupt.
 ///
 /// Memory: up to 16 MiB of members waiting for the pool (frames and the
-/// files they decode to); the frame being taken twice (the input buffer
-/// grown to hold it, and its copy; up to about 65 MiB each); a member over
+/// files they decode to); the frame being taken (the input buffer grows to
+/// hold it, and is handed out as the frame; up to about 65 MiB); a member over
 /// 64 MiB whole, as the reading thread decodes it into one buffer; and what
 /// the sink keeps.
 ///
