@@ -444,7 +444,7 @@ pub fn install(
     // and a refused package drops it all.
     let w = store.writer();
     let (package, contents, gated) = read_storing(
-        std::io::BufReader::new(input),
+        input,
         trusted,
         &Limits::default(),
         keep_in_memory(),
