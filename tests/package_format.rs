@@ -1224,11 +1224,14 @@ proptest! {
 
 // ------------------------------------------- the parallel reader agrees
 
-/// Frames [`read_in_parallel`] saw handed on (a count, for one test).
-static HANDED_ON: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// `package::read_parallel`, with the files it hands on in manifest order.
 fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), PackageError> {
+    read_in_parallel_counting(bytes).map(|(p, f, _)| (p, f))
+}
+
+/// [`read_in_parallel`], also counting the frames handed on with the files.
+fn read_in_parallel_counting(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>, usize), PackageError> {
+    let handed_on = std::sync::atomic::AtomicUsize::new(0);
     let files = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let pkg = package::read_parallel(
         bytes,
@@ -1250,7 +1253,7 @@ fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), Pa
                     zstd::zstd_safe::get_frame_content_size(frame).ok().flatten(),
                     Some(entry.size)
                 );
-                HANDED_ON.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                handed_on.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let mut files = files.lock().unwrap();
             assert!(
@@ -1265,7 +1268,7 @@ fn read_in_parallel(bytes: &[u8]) -> Result<(package::Package, Vec<Vec<u8>>), Pa
         files.keys().copied().collect::<Vec<_>>(),
         (0..pkg.manifest.files.len()).collect::<Vec<_>>()
     );
-    Ok((pkg, files.into_values().collect()))
+    Ok((pkg, files.into_values().collect(), handed_on.into_inner()))
 }
 
 /// A refusal as the readers must agree on it: its kind and place, and for
@@ -1332,19 +1335,18 @@ fn framed_files() -> Vec<(String, FileMode, Vec<u8>)> {
 fn the_parallel_reader_reads_what_build_writes() {
     let files = framed_files();
     let bytes = build_files(&files, &KEYS.maintainer, TIME);
-    let before = HANDED_ON.load(std::sync::atomic::Ordering::Relaxed);
-    let (_, contents) = read_in_parallel(&bytes).expect("valid");
+    let (_, contents, handed_on) = read_in_parallel_counting(&bytes).expect("valid");
     // Every non-empty file's own frame was taken, decoded on the pool and
-    // handed on (a frame decoded as it streams is not; tests run in
-    // parallel, so at least this many).
+    // handed on (a frame decoded as it streams is not).
     let framed = files.iter().filter(|f| !f.2.is_empty()).count();
-    assert!(HANDED_ON.load(std::sync::atomic::Ordering::Relaxed) - before >= framed);
+    assert_eq!(handed_on, framed);
     let mut sorted = files.clone();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     assert_eq!(contents, sorted.into_iter().map(|(_, _, d)| d).collect::<Vec<_>>());
     // And a package of one frame (as `tar --zstd` writes), decoded as it streams.
     let one = compress(&decompress(&bytes));
-    assert_eq!(read_in_parallel(&one).expect("valid").1, contents);
+    let (_, again, handed_on) = read_in_parallel_counting(&one).expect("valid");
+    assert_eq!((again, handed_on), (contents, 0));
 }
 
 /// A file's own frame with a damaged block (so only the decoder sees it)
@@ -1617,8 +1619,25 @@ fn crafted_frames_get_the_same_verdict_and_what_is_accepted_reads_back() {
         one(&content),
         frame,
     ));
+    // The frames a reader accepts (libzstd's streaming decoder skips empty
+    // blocks); every other one breaks a rule of RFC 8878 or its content size.
+    let accepted = [
+        "the same under a 1 MiB window",
+        "with its checksum",
+        "an empty compressed last block",
+        "an RLE block, then an empty compressed last block",
+        "a 2-byte content size",
+        "a 1-byte content size, single segment",
+        "an RLE block, single segment",
+    ];
     for (name, files, frame) in &cases {
         let bytes = with_frame(files, 0, frame);
+        assert_eq!(
+            read(&bytes).is_ok(),
+            accepted.contains(name),
+            "{name}: {:?}",
+            read(&bytes).err()
+        );
         same_verdict(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         stored_and_read_back(&bytes);
     }
@@ -1639,19 +1658,24 @@ fn the_earliest_damaged_member_is_reported_whatever_the_timing() {
     }
     let sequential = read(&bytes).unwrap_err();
     assert!(sequential.to_string().contains("files/f1"), "{sequential}");
-    let parallel = package::read_parallel(
-        &bytes[..],
-        &KEYS.trusted,
-        &Limits::default(),
-        |_| {},
-        |i, _, _, _| {
-            if i == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            }
-            Ok(())
-        },
-    )
-    .unwrap_err();
+    // (A pool of 3 threads, so two batches run at once whatever the machine.)
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let parallel = pool
+        .install(|| {
+            package::read_parallel(
+                &bytes[..],
+                &KEYS.trusted,
+                &Limits::default(),
+                |_| {},
+                |i, _, _, _| {
+                    if i == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(300));
+                    }
+                    Ok(())
+                },
+            )
+        })
+        .unwrap_err();
     assert_eq!(sequential.to_string(), parallel.to_string());
 }
 
@@ -1676,5 +1700,169 @@ fn reads_verdict_does_not_depend_on_the_sinks_buffer() {
         .map(|_| ())
         .map_err(|e| reason(&e))
     };
+    assert_eq!(
+        verdict(0),
+        Ok(()),
+        "an empty compressed block after the data is skipped"
+    );
     assert_eq!(verdict(0), verdict(1 << 20));
+}
+
+// ------------------------- libzstd edge cases (a second review's cases)
+
+/// A reader that returns at most `n` bytes per call (a pipe, a socket).
+struct R2Chunks<'a>(&'a [u8], usize);
+impl std::io::Read for R2Chunks<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(self.1).min(out.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+fn r2_verdict<T>(r: &Result<T, PackageError>) -> String {
+    match r {
+        Ok(_) => "Ok".into(),
+        Err(e) => format!("Err({})", reason(e)),
+    }
+}
+
+/// An empty frame (content size 0) with one empty *compressed* last block:
+/// libzstd's streaming decoder skips the block, its one-pass decoder refuses
+/// it; ZSTD_decompressStream takes the one-pass shortcut whenever the
+/// output room (0) >= the content size (0), i.e. always for this frame,
+/// when the whole frame is in the current input.
+const R2_EMPTY_CBLOCK: [u8; 9] = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x05, 0x00, 0x00];
+/// Valid empty frames of 9 and 16 bytes (fillers to move a frame).
+const R2_G9: [u8; 9] = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00];
+const R2_G16: [u8; 16] = [0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00];
+
+/// `read`'s verdict on the same bytes is the same whole or in short reads
+/// (an empty frame libzstd would decode in one pass were it whole in one
+/// call's input).
+#[test]
+fn reads_verdict_does_not_depend_on_how_the_input_arrives() {
+    let files = vec![("a/data".to_string(), FileMode::Regular, noise(5000, 9))];
+    let orig = zstd::bulk::compress(&files[0].2, 1).unwrap();
+    let bytes = with_frame(&files, 0, &[&R2_EMPTY_CBLOCK[..], &orig].concat());
+    let whole = package::read_to_memory(&bytes[..], &KEYS.trusted, &Limits::default());
+    let short = package::read_to_memory(R2Chunks(&bytes, 1), &KEYS.trusted, &Limits::default());
+    let par_whole = read_in_parallel(&bytes);
+    eprintln!(
+        "read(whole)={} read(1-byte reads)={} read_parallel(whole)={}",
+        r2_verdict(&whole),
+        r2_verdict(&short),
+        r2_verdict(&par_whole)
+    );
+    assert_eq!(r2_verdict(&whole), r2_verdict(&short), "same bytes, different verdicts");
+}
+
+/// The same empty frame placed across `read`'s input refill at 1 MiB
+/// (where `read_parallel`'s buffer, moved by its frame walk, holds it
+/// whole): both readers give the same verdict.
+#[test]
+fn the_readers_agree_on_an_empty_frame_at_a_buffer_refill() {
+    let files = vec![
+        ("f0".to_string(), FileMode::Regular, noise(700_000, 3)),
+        ("f1".to_string(), FileMode::Regular, noise(1000, 4)),
+    ];
+    let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    let orig = zstd::bulk::compress(&files[1].2, 1).unwrap();
+    let at = bytes.windows(orig.len()).position(|w| w == orig).unwrap();
+    let mut bad = Vec::new();
+    for target in 1_048_568..1_048_576usize {
+        let d = target - at;
+        let Some((a, b)) = (0..=d / 16).find_map(|b| ((d - 16 * b) % 9 == 0).then_some(((d - 16 * b) / 9, b))) else {
+            continue;
+        };
+        let mut ins = Vec::new();
+        for _ in 0..a {
+            ins.extend_from_slice(&R2_G9);
+        }
+        for _ in 0..b {
+            ins.extend_from_slice(&R2_G16);
+        }
+        assert_eq!(at + ins.len(), target);
+        ins.extend_from_slice(&R2_EMPTY_CBLOCK);
+        ins.extend_from_slice(&orig);
+        let mut out = bytes[..at].to_vec();
+        out.extend_from_slice(&ins);
+        out.extend_from_slice(&bytes[at + orig.len()..]);
+        let (s, p) = (r2_verdict(&read(&out)), r2_verdict(&read_in_parallel(&out)));
+        eprintln!("empty frame at {target}: read={s} read_parallel={p}");
+        if s != p {
+            bad.push((target, s, p));
+        }
+    }
+    assert!(bad.is_empty(), "the readers disagree: {bad:?}");
+}
+
+/// A frame that declares the member's size but holds nothing, its last
+/// block empty (libzstd's streaming decoder does not compare the content
+/// size then), followed by the member's real frame: both readers refuse.
+#[test]
+fn a_frame_ending_with_an_empty_block_short_of_its_size_is_refused_alike() {
+    let data = noise(5000, 9);
+    let files = vec![("a/data".to_string(), FileMode::Regular, data.clone())];
+    let orig = zstd::bulk::compress(&data, 1).unwrap();
+    let mut p = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 10 << 3];
+    p.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    p.extend_from_slice(&block_header(true, 0, 0));
+    let bytes = with_frame(&files, 0, &[&p[..], &orig].concat());
+    let (s, q) = (r2_verdict(&read(&bytes)), r2_verdict(&read_in_parallel(&bytes)));
+    eprintln!("read={s} read_parallel={q}");
+    assert_eq!(s, q);
+}
+
+/// A frame whose first (compressed, not last) block decodes past the
+/// declared size: both readers refuse it as a read error of that member.
+#[test]
+fn a_middle_block_decoding_past_the_size_is_refused_alike() {
+    let block = long_match_block(b'z', 0); // 65540 bytes of 'z'
+    let size = 65_541 - 300; // what the frame declares; it holds 65541
+    let data = vec![b'z'; size];
+    let files = vec![("a/data".to_string(), FileMode::Regular, data)];
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, (17 - 10) << 3];
+    f.extend_from_slice(&(size as u32).to_le_bytes());
+    f.extend_from_slice(&block_header(false, 2, block.len()));
+    f.extend_from_slice(&block);
+    f.extend_from_slice(&block_header(true, 0, 1));
+    f.push(b'z');
+    let bytes = with_frame(&files, 0, &f);
+    let (s, q) = (r2_verdict(&read(&bytes)), r2_verdict(&read_in_parallel(&bytes)));
+    eprintln!("read={s} read_parallel={q}");
+    assert_eq!(s, q);
+}
+
+/// A frame (not taken: it declares less than the file) whose compressed
+/// block decodes past its declared content size, ended by an empty raw
+/// block: libzstd alone accepts it when its buffer is already large (grown
+/// by an earlier, larger frame) and refuses it when the buffer was sized
+/// for this frame; the readers' own content-size check refuses it either
+/// way, after a large file or alone.
+#[test]
+fn acceptance_does_not_depend_on_the_decoders_history() {
+    let big = noise(1_000_000, 5);
+    let data = vec![b'z'; 65_540];
+    let files = vec![
+        ("a/big".to_string(), FileMode::Regular, big),
+        ("b/data".to_string(), FileMode::Regular, data.clone()),
+    ];
+    let block = long_match_block(b'z', 0); // decodes to 65540 bytes
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, (17 - 10) << 3];
+    f.extend_from_slice(&((data.len() - 300) as u32).to_le_bytes()); // declares 300 fewer
+    f.extend_from_slice(&block_header(false, 2, block.len()));
+    f.extend_from_slice(&block);
+    f.extend_from_slice(&block_header(true, 0, 0));
+    let bytes = with_frame(&files, 1, &f);
+    // The same frame, with no earlier file to grow read's buffer:
+    let alone = with_frame(&files[1..], 0, &f);
+    let v = |b: &[u8]| (r2_verdict(&read(b)), r2_verdict(&read_in_parallel(b)));
+    eprintln!("after a 1 MB file: {:?}; alone: {:?}", v(&bytes), v(&alone));
+    let (s, p) = v(&bytes);
+    assert_eq!(s, p);
+    assert_ne!(s, "Ok", "a frame that decodes past its declared size is refused");
+    let (s, p) = v(&alone);
+    assert_eq!((s.as_str(), p.as_str()), (v(&bytes).0.as_str(), v(&bytes).1.as_str()));
 }

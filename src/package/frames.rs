@@ -36,6 +36,17 @@ pub(super) enum FrameError {
         /// Frames decoded before them.
         after: u64,
     },
+    /// A frame whose content is not the size its header declares (libzstd
+    /// does not compare them when the frame ends with an empty block, and
+    /// reports a frame decoding past it only when its buffer runs out:
+    /// checked here for every frame).
+    #[error("zstd frame {frame} does not hold the {declared} bytes it declares")]
+    ContentSize {
+        /// The frame (0-based).
+        frame: u64,
+        /// The content size its header declares.
+        declared: u64,
+    },
     /// A frame whose window is larger than the limit (libzstd checks the
     /// limit only when it decodes through its window buffer, not when the
     /// whole frame fits the output at once: the header is checked here).
@@ -88,6 +99,25 @@ fn header_len(head: &[u8]) -> Option<usize> {
     Some(5 + usize::from(!single_segment) + dict_len + fcs_len)
 }
 
+/// The content size a whole zstd frame header `head` declares, if any
+/// (RFC 8878 §3.1.1.1.4; a 2-byte field is offset by 256).
+fn content_size(head: &[u8]) -> Option<u64> {
+    let fhd = *head.get(4)?;
+    let single_segment = fhd & 0x20 != 0;
+    let fcs_len = match (fhd >> 6, single_segment) {
+        (0, false) => return None,
+        (0, true) => 1,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    let end = header_len(head)?;
+    let field = head.get(end - fcs_len..end)?;
+    let mut v = [0u8; 8];
+    v[..fcs_len].copy_from_slice(field);
+    Some(u64::from_le_bytes(v) + if fcs_len == 2 { 256 } else { 0 })
+}
+
 /// The longest frame header: magic, descriptor, window descriptor,
 /// dictionary id (up to 4), content size (up to 8).
 const MAX_HEADER: usize = 4 + 1 + 1 + 4 + 8;
@@ -104,6 +134,10 @@ struct State {
     head_len: usize,
     /// The current frame's window was checked against `window_max`.
     window_checked: bool,
+    /// The content size the current frame's header declares, once read.
+    declared: Option<u64>,
+    /// Bytes the current frame decoded to so far.
+    frame_out: u64,
     /// The largest window a frame may declare, in bytes.
     window_max: u64,
     /// The compressed bytes of a file member's data, while one is read.
@@ -136,6 +170,8 @@ impl State {
             self.in_frame = true;
             self.head_len = 0;
             self.window_checked = false;
+            self.declared = None;
+            self.frame_out = 0;
             if let Some(c) = &mut self.capture
                 && c.out == 0
             {
@@ -162,6 +198,21 @@ impl State {
                 ));
             }
         }
+        if self.declared.is_none() && self.header_done() {
+            self.declared = content_size(&self.head[..self.head_len]);
+        }
+        self.frame_out += made as u64;
+        if let Some(declared) = self.declared
+            && (self.frame_out > declared || (ended && self.frame_out != declared))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                FrameError::ContentSize {
+                    frame: self.frames,
+                    declared,
+                },
+            ));
+        }
         if let Some(c) = &mut self.capture {
             if !c.overrun {
                 if c.bytes.len() + used.len() > c.limit {
@@ -187,6 +238,24 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// How many of `next`, the input not yet consumed, may be handed to
+    /// libzstd while the frame's header is not whole: at most the rest of
+    /// the header. libzstd decodes a frame in one pass (with other checks)
+    /// when the call that completes its header also holds all of it.
+    fn header_left(&self, next: &[u8]) -> usize {
+        let have = if self.in_frame {
+            self.head_len.min(MAX_HEADER)
+        } else {
+            0
+        };
+        let mut known = [0u8; MAX_HEADER];
+        known[..have].copy_from_slice(&self.head[..have]);
+        let more = next.len().min(MAX_HEADER - have);
+        known[have..have + more].copy_from_slice(&next[..more]);
+        let want = header_len(&known[..have + more]).unwrap_or(5);
+        want.saturating_sub(have).max(1)
     }
 
     /// Whether the current frame's whole header was consumed.
@@ -386,8 +455,22 @@ pub(super) fn decode_frame(frame: &[u8], out: &mut Vec<u8>, size: usize, window_
         };
         decoder.reinit()?;
         decoder.set_parameter(DParameter::WindowLogMax(window_log_max))?;
-        let mut src = InBuffer::around(frame);
+        // The header alone first, with no output room (as `Frames` does).
+        let header = header_len(frame).unwrap_or(frame.len()).min(frame.len());
+        let mut src = InBuffer::around(&frame[..header]);
         let mut hint = decoder.run(&mut src, &mut OutBuffer::around(&mut [][..]))?;
+        let read = src.pos();
+        let mut src = InBuffer::around(frame);
+        src.set_pos(read);
+        let wrong_size = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                FrameError::ContentSize {
+                    frame: 0,
+                    declared: size as u64,
+                },
+            )
+        };
         while hint != 0 {
             let before = (src.pos(), out.len());
             hint = {
@@ -400,11 +483,13 @@ pub(super) fn decode_frame(frame: &[u8], out: &mut Vec<u8>, size: usize, window_
                 decoder.run(&mut src, &mut OutBuffer::around_pos(&mut bounded, pos))?
             };
             if hint != 0 && (src.pos(), out.len()) == before {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the zstd frame ends early or decodes to more than its member's size",
-                ));
+                // No room left (it decodes past its size), or no input left
+                // (the walk saw every block: it decodes short of its size).
+                return Err(wrong_size());
             }
+        }
+        if out.len() != size {
+            return Err(wrong_size());
         }
         if src.pos() != frame.len() {
             return Err(io::Error::new(
@@ -442,6 +527,8 @@ impl<R: Read> Frames<R> {
                 head: [0; MAX_HEADER],
                 head_len: 0,
                 window_checked: false,
+                declared: None,
+                frame_out: 0,
                 window_max: 1u64 << window_log_max.min(63),
                 capture: None,
             },
@@ -581,7 +668,7 @@ impl<R: Read> Frames<R> {
             // A reserved block type, a block past the maximum, or an empty
             // compressed block (which holds at least its literals header):
             // not a plain frame.
-            if kind == 3 || len > block_max || (kind == 2 && len == 0) {
+            if kind == 3 || len > block_max || (kind == 2 && len == 0) || (last && len == 0) {
                 return Ok(None);
             }
             if kind != 2 {
@@ -631,12 +718,21 @@ impl<R: Read> Read for Frames<R> {
                 };
             }
             self.state.check_start(input)?;
+            let header_done = self.state.header_done();
+            let input = if header_done {
+                input
+            } else {
+                &input[..input.len().min(self.state.header_left(input))]
+            };
             let mut src = InBuffer::around(input);
-            // No output room until the frame's header is consumed: libzstd
-            // decodes a whole frame in one pass when the header finds room for
-            // all of it, and that pass skips checks the streaming one makes
-            // (block sizes against the window). Every frame is decoded the
-            // same way, whatever the caller's buffer (`decode_frame`).
+            // Until the frame's header is consumed, no more input than the
+            // header and no output room: libzstd decodes a whole frame in one
+            // pass when the call that reads its header holds all of it and
+            // has room for its content (always, for an empty frame), and
+            // that pass checks other things than the streaming one (block
+            // sizes against the window; empty compressed blocks). Every frame
+            // is decoded the same way, however the input arrives and
+            // whatever the caller's buffer (`decode_frame`).
             let room = if self.state.header_done() {
                 &mut *buf
             } else {
@@ -740,6 +836,8 @@ mod tests {
             head: [0; MAX_HEADER],
             head_len: 0,
             window_checked: false,
+            declared: None,
+            frame_out: 0,
             window_max: 1 << 27,
             capture: None,
         };
@@ -992,5 +1090,74 @@ mod tests {
             input.read_to_end(&mut rest).unwrap();
             assert_eq!(rest, bytes[skip + n..], "skip {skip}, n {n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod frame_edge_tests {
+    use super::*;
+
+    struct Chunks<'a>(&'a [u8], usize);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn all<R: Read>(r: R) -> Result<Vec<u8>, String> {
+        let mut f = Frames::new(r, 27).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).map(|_| out).map_err(|e| e.to_string())
+    }
+
+    /// Content size 0: libzstd's one-pass shortcut would fire even with no
+    /// output room (0 >= 0) were the whole frame in one call's input; the
+    /// verdict must not depend on how the input arrives.
+    #[test]
+    fn an_empty_frame_reads_the_same_however_the_input_arrives() {
+        let a = zstd::bulk::compress(b"a", 1).unwrap();
+        let b = zstd::bulk::compress(b"b", 1).unwrap();
+        // content size 0, one empty compressed last block
+        let empty_cblock = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x05, 0x00, 0x00];
+        // content size 0, a 5-byte raw block, an empty raw last block
+        // (not single-segment: a 1 KiB window, a 4-byte content size of 0)
+        let mut lying = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x00, 0, 0, 0, 0];
+        lying.extend_from_slice(&((5u32 << 3).to_le_bytes()[..3]));
+        lying.extend_from_slice(b"HELLO");
+        lying.extend_from_slice(&1u32.to_le_bytes()[..3]);
+        let mut diffs = Vec::new();
+        for (name, f) in [
+            ("empty compressed block", empty_cblock),
+            ("5 bytes in a 0-byte frame", lying),
+        ] {
+            let bytes = [&a[..], &f, &b].concat();
+            let whole = all(&bytes[..]);
+            let short = all(Chunks(&bytes, 1));
+            if whole != short {
+                diffs.push(name);
+            }
+        }
+        assert!(diffs.is_empty(), "verdict depends on input chunking: {diffs:?}");
+    }
+
+    /// A frame declaring 200 bytes, with only an empty raw last block
+    /// (libzstd does not compare the content size then): the walk leaves
+    /// it, and both `Frames` and `decode_frame` refuse it.
+    #[test]
+    fn a_frame_ending_short_of_its_declared_size_is_refused_by_both_decoders() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 7) as u8).collect();
+        let mut p = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, 200];
+        p.extend_from_slice(&1u32.to_le_bytes()[..3]);
+        let bytes = [&p[..], &zstd::bulk::compress(&data, 1).unwrap()].concat();
+        let mut f = Frames::new(&bytes[..], 27).unwrap();
+        let taken = f.take_frame(200, usize::MAX).unwrap();
+        assert_eq!(taken, None, "the walk leaves a frame whose last block is empty");
+        let mut out = Vec::with_capacity(200);
+        let r = decode_frame(&p, &mut out, 200, 27);
+        assert!(all(&bytes[..]).is_err(), "Frames refuses it");
+        assert!(r.is_err(), "decode_frame refuses it");
     }
 }

@@ -321,11 +321,11 @@ const MAX_POOL_FILE: u64 = 64 << 20;
 /// same streaming decoder and checks as [`read`]; any other member is
 /// decoded and checked on the reading thread. `sink(index, entry, bytes,
 /// frame)` then gets the member's place in the manifest, its entry, its
-/// bytes, and its frame when the store may keep it as it is: a taken frame,
-/// or the frame of a member over 64 MiB ([`FileData::frame`]; a smaller
-/// frame that was not taken has something unusual about it, and the store
-/// decodes small records in one pass, whose checks differ, so it is not
-/// handed on). The sink runs on pool threads (or the reading thread when
+/// bytes, and its frame when the store may keep it as it is: a taken frame
+/// ([`FileData::frame`]; a frame that was not taken has something unusual
+/// about it, or a large file, and the store decodes records in one pass as
+/// well as streaming, whose checks differ, so it is not handed on). The
+/// sink runs on pool threads (or the reading thread when
 /// the pool is behind), in no particular order. A sink that keeps `bytes`
 /// takes them (`std::mem::take`); what it leaves is used again.
 ///
@@ -428,24 +428,14 @@ where
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .take(entry.size.min(MAX_POOL_FILE) as usize);
-                    let mut frame = None;
-                    s.file_data(m, entry, &mut |_, data| {
-                        data.read_to_end(&mut bytes)?;
-                        frame = data.frame()?;
-                        Ok(())
-                    })?;
+                    s.file_data(m, entry, &mut |_, data| data.read_to_end(&mut bytes).map(|_| ()))?;
                     let weight = bytes.capacity() as u64;
-                    // A frame decoded here was not taken because something
-                    // about it is unusual (or its file is large). Only a
-                    // large file's is handed on: the store reads those as
-                    // this reader does, with the streaming decoder, while it
-                    // decodes smaller records in one pass, whose checks
-                    // differ (`decode_frame`); a smaller file is compressed
-                    // again instead.
-                    (
-                        PoolData::Checked(bytes, frame.filter(|_| entry.size > MAX_POOL_FILE)),
-                        weight,
-                    )
+                    // A frame decoded here is not handed on: it was not taken
+                    // because something about it is unusual, or its file is
+                    // large, and the store decodes records in one pass as well
+                    // as streaming, whose checks differ. The store compresses
+                    // the file itself.
+                    (PoolData::Checked(bytes), weight)
                 }
             };
             batch.push(PoolJob {
@@ -485,8 +475,8 @@ enum PoolData {
     /// Its own zstd frame, not yet decoded, and whether the store may keep
     /// it ([`FileData::frame`]).
     Frame { frame: Vec<u8>, keep: bool },
-    /// Its bytes, checked, and its frame when the store may keep it.
-    Checked(Vec<u8>, Option<Vec<u8>>),
+    /// Its bytes, checked.
+    Checked(Vec<u8>),
 }
 
 /// One member's work on the pool: decoded and checked when it came as a
@@ -505,10 +495,7 @@ where
                 .take(entry.size as usize);
             super::frames::decode_frame(&frame, &mut bytes, entry.size as usize, window_log)
                 .map_err(|e| read_error(e, at(), window_log))?;
-            if bytes.len() as u64 != entry.size {
-                // (libzstd checks a frame's content against the size it declares.)
-                return Err(PackageError::Truncated { at: at() });
-            }
+            debug_assert_eq!(bytes.len() as u64, entry.size, "decode_frame checks the size");
             let found = ObjectId(*blake3::hash(&bytes).as_bytes());
             if found != entry.blake3 {
                 return Err(PackageError::MemberHash {
@@ -519,7 +506,7 @@ where
             }
             (bytes, keep.then_some(frame))
         }
-        PoolData::Checked(bytes, frame) => (bytes, frame),
+        PoolData::Checked(bytes) => (bytes, None),
     };
     sink(index, &entry, &mut bytes, frame).map_err(|source| PackageError::Sink {
         path: entry.path.clone(),
@@ -852,6 +839,11 @@ impl<R: Read> Stream<R> {
 fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
     if let Some(FrameError::WindowTooLarge { .. }) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
         return PackageError::WindowTooLarge { limit_log: window_log };
+    }
+    if let Some(FrameError::ContentSize { .. }) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
+        // (A frame's content does not decode as declared: as libzstd's own
+        // decoding errors, whichever finds it first.)
+        return PackageError::Read { at, source: e };
     }
     if let Some(f) = e.get_ref().and_then(|e| e.downcast_ref::<FrameError>()) {
         return PackageError::HiddenData {

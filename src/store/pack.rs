@@ -752,14 +752,19 @@ impl PackWriter {
     /// at gigabytes of dirty pages, or after 30 s). Linux's
     /// `sync_file_range(SYNC_FILE_RANGE_WRITE)` on whole pages (the last,
     /// partial one is left for the next start or the fsync, so no page is
-    /// written twice); elsewhere, or when it fails, the fsync does all the
-    /// writing, as before. Nothing is dropped from the page cache.
+    /// written twice), at most 32 MiB per call; elsewhere, or when it fails,
+    /// the fsync does all the writing, as before. Nothing is dropped from
+    /// the page cache.
     fn start_writeback(&mut self) {
-        const PAGE: u64 = 4096;
-        let in_kernel = (self.pos - self.out.buffer().len() as u64) / PAGE * PAGE;
+        // A multiple of every page size Linux uses (4, 16 and 64 KiB).
+        const ALIGN: u64 = 64 << 10;
+        let in_kernel = (self.pos - self.out.buffer().len() as u64) / ALIGN * ALIGN;
         if in_kernel.saturating_sub(self.written_back) < WRITEBACK_STEP {
             return;
         }
+        // At most a few steps at once: after a large streamed record, the
+        // rest is started by the next appends, or written by the fsync.
+        let in_kernel = in_kernel.min(self.written_back + 4 * WRITEBACK_STEP);
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
@@ -854,7 +859,8 @@ impl PackWriter {
             let f = self.out.get_mut();
             f.set_len(start).at(&path)?;
             f.seek(SeekFrom::Start(start)).at(&path)?;
-            self.written_back = self.written_back.min(start);
+            // (Writeback never started past the record's first page.)
+            debug_assert!(self.written_back <= start);
             return Ok(None);
         }
         self.entries.push(IdxEntry {
