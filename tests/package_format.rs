@@ -1866,3 +1866,159 @@ fn acceptance_does_not_depend_on_the_decoders_history() {
     let (s, p) = v(&alone);
     assert_eq!((s.as_str(), p.as_str()), (v(&bytes).0.as_str(), v(&bytes).1.as_str()));
 }
+
+// ------------------ libzstd edge cases, continued (a third review's cases)
+
+/// Hands out `bytes` in two reads: up to `split`, then the rest.
+struct R3Split<'a>(&'a [u8], usize);
+impl std::io::Read for R3Split<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let lim = if self.1 > 0 { self.1 } else { usize::MAX };
+        let n = self.0.len().min(lim).min(out.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        self.1 = self.1.saturating_sub(n);
+        Ok(n)
+    }
+}
+
+/// A 14-byte zstd frame header (4-byte dictionary id, 4-byte content size
+/// 0) whose last 9 bytes are a skippable frame of 1 byte: when its first 5
+/// bytes were fed in an earlier call, the call that completes the header
+/// starts at byte 5, ZSTD_findFrameCompressedSize finds the skippable
+/// frame there (9 <= 9), 0 >= content size 0, and libzstd's one-pass
+/// shortcut "decodes" it: the frame ends with no block at all.
+const R3_FAKE: [u8; 14] = [
+    0x28, 0xb5, 0x2f, 0xfd, 0x83, 0x50, 0x2a, 0x4d, 0x18, 0x01, 0x00, 0x00, 0x00, 0x00,
+];
+
+#[test]
+fn a_header_hiding_a_skippable_frame_reads_the_same_however_it_is_split() {
+    let files = vec![("a/data".to_string(), FileMode::Regular, noise(5000, 9))];
+    let orig = zstd::bulk::compress(&files[0].2, 1).unwrap();
+    let bytes = with_frame(&files, 0, &[&R3_FAKE[..], &orig].concat());
+    let at = bytes.windows(14).position(|w| w == R3_FAKE).unwrap();
+    let whole = package::read_to_memory(&bytes[..], &KEYS.trusted, &Limits::default());
+    let split = package::read_to_memory(R3Split(&bytes, at + 5), &KEYS.trusted, &Limits::default());
+    let split4 = package::read_to_memory(R3Split(&bytes, at + 4), &KEYS.trusted, &Limits::default());
+    let par = read_in_parallel(&bytes);
+    eprintln!(
+        "read(whole)={} read(split at header byte 5)={} read(split at 4)={} read_parallel={}",
+        r2_verdict(&whole),
+        r2_verdict(&split),
+        r2_verdict(&split4),
+        r2_verdict(&par)
+    );
+    assert_eq!(
+        r2_verdict(&whole),
+        r2_verdict(&split),
+        "verdict depends on input chunking"
+    );
+}
+
+/// The same header at `read`'s input refill at 1 MiB, on plain bytes:
+/// `read` and `read_parallel` disagree (Ok vs Err).
+#[test]
+fn the_readers_agree_on_a_dictionary_header_across_a_refill() {
+    let files = vec![
+        ("f0".to_string(), FileMode::Regular, noise(700_000, 3)),
+        ("f1".to_string(), FileMode::Regular, noise(1000, 4)),
+    ];
+    let bytes = build_files(&files, &KEYS.maintainer, TIME);
+    let orig = zstd::bulk::compress(&files[1].2, 1).unwrap();
+    let at = bytes.windows(orig.len()).position(|w| w == orig).unwrap();
+    let target = 1_048_576 - 5;
+    let d = target - at;
+    let (a, b) = (0..=d / 16)
+        .find_map(|b| ((d - 16 * b) % 9 == 0).then_some(((d - 16 * b) / 9, b)))
+        .unwrap();
+    let mut ins = Vec::new();
+    for _ in 0..a {
+        ins.extend_from_slice(&R2_G9);
+    }
+    for _ in 0..b {
+        ins.extend_from_slice(&R2_G16);
+    }
+    ins.extend_from_slice(&R3_FAKE);
+    ins.extend_from_slice(&orig);
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(&ins);
+    out.extend_from_slice(&bytes[at + orig.len()..]);
+    assert_eq!(&out[target..target + 14], &R3_FAKE);
+    let (s, p) = (r2_verdict(&read(&out)), r2_verdict(&read_in_parallel(&out)));
+    eprintln!("fake header at {target}: read={s} read_parallel={p}");
+    assert_eq!(s, p, "the readers disagree");
+}
+
+/// A compressed block of raw literals only (no sequences).
+fn r3_lit_block(lits: &[u8]) -> Vec<u8> {
+    let n = lits.len();
+    assert!((32..4096).contains(&n));
+    let mut b = vec![0x04 | ((n & 0xf) << 4) as u8, (n >> 4) as u8];
+    b.extend_from_slice(lits);
+    b.push(0);
+    b
+}
+
+/// A taken frame (1 KiB window, so libzstd's buffer is a ring smaller than
+/// the content and never runs out) declaring the file's 4096 bytes, whose
+/// compressed middle blocks decode to 5000, then a 1-byte raw last block.
+/// `read` reads the member's 4096 bytes (Verifying asks for no more),
+/// checks the hash, and sees the excess only at the next read; the pool
+/// refuses the member itself.
+#[test]
+fn content_past_the_declared_size_is_found_with_its_member() {
+    let data = noise(4096, 11);
+    let files = vec![("a/data".to_string(), FileMode::Regular, data.clone())];
+    let mut diffs = Vec::new();
+    for flip in [false, true] {
+        let mut content = data.clone();
+        content.extend(noise(904, 12));
+        if flip {
+            content[0] ^= 1;
+        }
+        let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x00];
+        f.extend_from_slice(&4096u32.to_le_bytes());
+        for c in content.chunks(1000) {
+            let b = r3_lit_block(c);
+            f.extend_from_slice(&block_header(false, 2, b.len()));
+            f.extend_from_slice(&b);
+        }
+        f.extend_from_slice(&block_header(true, 0, 1));
+        f.push(b'x');
+        let bytes = with_frame(&files, 0, &f);
+        let (s, p) = (r2_verdict(&read(&bytes)), r2_verdict(&read_in_parallel(&bytes)));
+        eprintln!(
+            "overshoot, first 4096 bytes {}: read={s} read_parallel={p}",
+            if flip { "wrong" } else { "right" }
+        );
+        if s != p {
+            diffs.push((flip, s, p));
+        }
+    }
+    assert!(diffs.is_empty(), "the readers disagree: {diffs:?}");
+}
+
+/// A taken frame with a wrong content checksum: `read` reports it at the
+/// member when the checksum is buffered with the last block, at the next
+/// member's header / padding when it arrives in a later read.
+#[test]
+fn a_bad_checksum_is_found_with_its_member_however_the_input_arrives() {
+    let data = noise(5000, 13);
+    let files = vec![("a/data".to_string(), FileMode::Regular, data.clone())];
+    let mut f = hand_frame(0x60, None, &((5000 - 256) as u16).to_le_bytes(), &data, 1000, true);
+    let n = f.len();
+    f[n - 1] ^= 0xff;
+    let bytes = with_frame(&files, 0, &f);
+    let whole = read(&bytes);
+    let short = package::read_to_memory(R2Chunks(&bytes, 1), &KEYS.trusted, &Limits::default());
+    let par = read_in_parallel(&bytes);
+    eprintln!(
+        "bad checksum: read(whole)={} read(1-byte reads)={} read_parallel={}",
+        r2_verdict(&whole),
+        r2_verdict(&short),
+        r2_verdict(&par)
+    );
+    assert_eq!(r2_verdict(&whole), r2_verdict(&short));
+    assert_eq!(r2_verdict(&whole), r2_verdict(&par));
+}

@@ -40,7 +40,7 @@ pub(super) enum FrameError {
     /// does not compare them when the frame ends with an empty block, and
     /// reports a frame decoding past it only when its buffer runs out:
     /// checked here for every frame).
-    #[error("zstd frame {frame} does not hold the {declared} bytes it declares")]
+    #[error("a zstd frame does not hold the {declared} bytes it declares")]
     ContentSize {
         /// The frame (0-based).
         frame: u64,
@@ -241,9 +241,10 @@ impl State {
     }
 
     /// How many of `next`, the input not yet consumed, may be handed to
-    /// libzstd while the frame's header is not whole: at most the rest of
-    /// the header. libzstd decodes a frame in one pass (with other checks)
-    /// when the call that completes its header also holds all of it.
+    /// libzstd while the frame's header is not whole: never more than the
+    /// rest of the header, and its last byte alone. libzstd decodes a frame
+    /// in one pass (with other checks) when the call that completes its
+    /// header holds a whole frame.
     fn header_left(&self, next: &[u8]) -> usize {
         let have = if self.in_frame {
             self.head_len.min(MAX_HEADER)
@@ -254,8 +255,15 @@ impl State {
         known[..have].copy_from_slice(&self.head[..have]);
         let more = next.len().min(MAX_HEADER - have);
         known[have..have + more].copy_from_slice(&next[..more]);
-        let want = header_len(&known[..have + more]).unwrap_or(5);
-        want.saturating_sub(have).max(1)
+        // The call that completes the header holds only its last byte: libzstd
+        // looks for a whole frame from the start of that call's input (and a
+        // header's own bytes can hold one, e.g. a skippable frame after a
+        // dictionary id). Five bytes never complete a header (six at least).
+        match header_len(&known[..have + more]) {
+            None => 5usize.saturating_sub(have).max(1),
+            Some(want) if want > have + 1 => want - have - 1,
+            Some(_) => 1,
+        }
     }
 
     /// Whether the current frame's whole header was consumed.
@@ -746,11 +754,46 @@ impl<R: Read> Read for Frames<R> {
             noted?;
             if hint == 0 {
                 self.decoder.reinit()?;
+            } else if self.state.in_frame && self.state.declared == Some(self.state.frame_out) {
+                // All the frame declares is out: its end is read now, before
+                // these bytes are handed on, so a frame holding more (or a
+                // bad checksum) is found with the member it belongs to,
+                // however the input arrives (as `decode_frame` finds it).
+                self.finish_frame()?;
             }
             if made > 0 {
                 return Ok(made);
             }
             if used == 0 && hint != 0 {
+                return Err(io::Error::other("the zstd decoder made no progress"));
+            }
+        }
+    }
+}
+
+impl<R: Read> Frames<R> {
+    /// Reads the rest of a frame whose declared content is all out: its
+    /// last block's end and checksum. A byte more is a [`FrameError::ContentSize`]
+    /// error; the input ending first is left for the next read to report.
+    fn finish_frame(&mut self) -> io::Result<()> {
+        loop {
+            let input = self.input.fill_buf()?;
+            if input.is_empty() {
+                return Ok(());
+            }
+            let mut src = InBuffer::around(input);
+            let mut scratch = [0u8; 1];
+            let mut dst = OutBuffer::around(&mut scratch[..]);
+            let hint = self.decoder.run(&mut src, &mut dst)?;
+            let (used, made) = (src.pos(), dst.pos());
+            let noted = self.state.note(&input[..used], made, hint == 0);
+            self.input.consume(used);
+            noted?;
+            if hint == 0 {
+                self.decoder.reinit()?;
+                return Ok(());
+            }
+            if used == 0 {
                 return Err(io::Error::other("the zstd decoder made no progress"));
             }
         }
