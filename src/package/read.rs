@@ -54,15 +54,19 @@ pub struct Package {
 /// data is read) and BLAKE3; nothing after the last file but the two-block
 /// end marker and zeros; the zstd stream ends after a whole frame.
 ///
-/// Memory stays bounded by the limits' metadata sizes and zstd's window,
-/// whatever the size of the files: they are streamed (beside the
-/// compressed bytes of the file being read, at most zstd's bound for its
-/// size, kept to hand on its frame).
+/// A file of at most 64 MiB whose data is one plain zstd frame of its own
+/// (what `cplane pack` writes; `Frames::take_frame`) is decoded whole and
+/// checked before the sink sees it, exactly as [`read_parallel`] does on
+/// its pool, so both readers decode every frame alike; any other file is
+/// streamed. Memory stays bounded by the limits' metadata sizes, zstd's
+/// window and 64 MiB (plus a frame of about that), whatever the size of the
+/// files (beside the compressed bytes of a file being streamed, at most
+/// its size, kept to hand on its frame).
 ///
-/// **The sink sees a file's bytes before they are verified** (its hash is
-/// known only at its end, later files may still be refused): it must only
-/// stage them (e.g. into temporary files), and nothing may be installed
-/// until `read` returns `Ok`.
+/// **The sink may see a file's bytes before they are verified** (a streamed
+/// file's hash is known only at its end, later files may still be
+/// refused): it must only stage them (e.g. into temporary files), and
+/// nothing may be installed until `read` returns `Ok`.
 ///
 /// # Errors
 /// The first refusal, as its own [`PackageError`] variant; an error the
@@ -93,9 +97,81 @@ where
     M: FnOnce(&Manifest),
     F: FnMut(&FileEntry, &mut dyn FileData) -> io::Result<()>,
 {
+    let window_log = limits.window_log_max;
     read_members(input, trusted, limits, on_manifest, |s, _, m, entry| {
-        s.file(m, entry, &mut sink)
+        // A frame [`read_parallel`] would take is decoded here the same way,
+        // so both readers decode every frame alike.
+        let Some(frame) = take_frame(s, m, entry)? else {
+            return s.file(m, entry, &mut sink);
+        };
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        check_frame(&frame, entry, &mut bytes, window_log)?;
+        let mut data = Decoded {
+            bytes,
+            pos: 0,
+            frame: s.z.can_hand_on().then_some(frame),
+        };
+        sink(entry, &mut data).map_err(|source| PackageError::Sink {
+            path: entry.path.clone(),
+            source,
+        })?;
+        s.padding(m)
     })
+}
+
+/// The frame of a file member, when it is one plain frame of its own the
+/// readers decode whole ([`MAX_POOL_FILE`] at most; `Frames::take_frame`).
+fn take_frame<R: Read>(s: &mut Stream<R>, m: &Member, entry: &FileEntry) -> Result<Option<Vec<u8>>, PackageError> {
+    if entry.size > MAX_POOL_FILE {
+        return Ok(None);
+    }
+    let max = (entry.size + entry.size / 64 + 4096) as usize;
+    s.z.take_frame(entry.size, max)
+        .map_err(|e| read_error(e, format!("member {}", m.name), s.window_log))
+}
+
+/// Decodes a frame [`take_frame`] took into `out` (empty) and checks it
+/// against `entry`: its size, then its BLAKE3.
+fn check_frame(frame: &[u8], entry: &FileEntry, out: &mut Vec<u8>, window_log: u32) -> Result<(), PackageError> {
+    let member = || format!("{FILES_PREFIX}{}", entry.path);
+    super::frames::decode_frame(frame, out, entry.size as usize, window_log)
+        .map_err(|e| read_error(e, format!("member {}", member()), window_log))?;
+    debug_assert_eq!(out.len() as u64, entry.size, "decode_frame checks the size");
+    let found = ObjectId(*blake3::hash(out).as_bytes());
+    if found != entry.blake3 {
+        return Err(PackageError::MemberHash {
+            member: member(),
+            expected: entry.blake3.to_hex(),
+            found: found.to_hex(),
+        });
+    }
+    Ok(())
+}
+
+/// A file member's bytes, decoded and checked whole, as a [`FileData`].
+struct Decoded {
+    bytes: Vec<u8>,
+    pos: usize,
+    frame: Option<Vec<u8>>,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.bytes.len() - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.bytes[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl FileData for Decoded {
+    fn frame(&mut self) -> io::Result<Option<Vec<u8>>> {
+        Ok(if self.pos == self.bytes.len() {
+            self.frame.take()
+        } else {
+            None
+        })
+    }
 }
 
 /// The checks of [`read_with`], with each file member's data (after its
@@ -410,13 +486,7 @@ where
                     source: io::Error::other("reading stopped: an earlier member was refused"),
                 });
             }
-            let frame = if entry.size <= MAX_POOL_FILE {
-                let max = (entry.size + entry.size / 64 + 4096) as usize;
-                s.z.take_frame(entry.size, max)
-                    .map_err(|e| read_error(e, format!("member {}", m.name), window_log))?
-            } else {
-                None
-            };
+            let frame = take_frame(s, m, entry)?;
             let (data, weight) = match frame {
                 Some(frame) => {
                     let weight = frame.len() as u64 + entry.size;
@@ -486,24 +556,13 @@ where
     S: Fn(usize, &FileEntry, &mut Vec<u8>, Option<Vec<u8>>) -> io::Result<()>,
 {
     let PoolJob { index, entry, data } = job;
-    let at = || format!("member {FILES_PREFIX}{}", entry.path);
     let (mut bytes, frame) = match data {
         PoolData::Frame { frame, keep } => {
             let mut bytes = buffers
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take(entry.size as usize);
-            super::frames::decode_frame(&frame, &mut bytes, entry.size as usize, window_log)
-                .map_err(|e| read_error(e, at(), window_log))?;
-            debug_assert_eq!(bytes.len() as u64, entry.size, "decode_frame checks the size");
-            let found = ObjectId(*blake3::hash(&bytes).as_bytes());
-            if found != entry.blake3 {
-                return Err(PackageError::MemberHash {
-                    member: format!("{FILES_PREFIX}{}", entry.path),
-                    expected: entry.blake3.to_hex(),
-                    found: found.to_hex(),
-                });
-            }
+            check_frame(&frame, &entry, &mut bytes, window_log)?;
             (bytes, keep.then_some(frame))
         }
         PoolData::Checked(bytes) => (bytes, None),
