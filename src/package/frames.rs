@@ -1,9 +1,10 @@
 //! A package's zstd stream read frame by frame (package-format.md,
 //! "Compression"): the concatenated frames decode to the archive, and a
-//! file member whose data is exactly one frame of its own can hand that
-//! frame on, so an installer stores it as the blob's record body (the
-//! store's records are single zstd frames, store-format.md "Object
-//! records") instead of compressing the bytes again.
+//! file member whose data is exactly one plain frame of its own is taken
+//! whole ([`Frames::take_frame`]) and decoded by [`decode_frame`], so an
+//! installer can store that frame as the blob's record body (the store's
+//! records are single zstd frames, store-format.md "Object records")
+//! instead of compressing the bytes again.
 //!
 //! Frames are decoded with libzstd's streaming decoder (RFC 8878); between
 //! frames the reader checks each new frame's magic number, so a skippable
@@ -16,7 +17,7 @@ use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
 /// The magic number of a zstd frame, little-endian on the wire.
 const FRAME_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// The largest window a captured frame may use: the store decodes large
+/// The largest window a frame handed on may use: the store decodes large
 /// blobs with a streaming decoder at zstd's default limit (2^27), so a frame
 /// read under a larger limit is never handed on.
 const STORE_WINDOW_LOG: u32 = 27;
@@ -140,26 +141,6 @@ struct State {
     frame_out: u64,
     /// The largest window a frame may declare, in bytes.
     window_max: u64,
-    /// The compressed bytes of a file member's data, while one is read.
-    capture: Option<Capture>,
-}
-
-/// The compressed bytes consumed since a file member's data began.
-struct Capture {
-    /// The bytes (from the start of the frame that holds the member's first
-    /// decoded byte, once one starts there).
-    bytes: Vec<u8>,
-    /// At most this many bytes are kept (the member's size: a frame no
-    /// smaller is not worth handing on).
-    limit: usize,
-    /// Decoded bytes of the member so far.
-    out: u64,
-    /// A frame began exactly at the member's first byte.
-    aligned: bool,
-    /// `out` when the first frame holding member bytes ended.
-    ended_at: Option<u64>,
-    /// The bytes overran `limit` (and were let go).
-    overrun: bool,
 }
 
 impl State {
@@ -172,13 +153,6 @@ impl State {
             self.window_checked = false;
             self.declared = None;
             self.frame_out = 0;
-            if let Some(c) = &mut self.capture
-                && c.out == 0
-            {
-                // This frame begins where the member's data does.
-                c.aligned = true;
-                c.bytes.clear();
-            }
         }
         let take = used.len().min(self.head.len() - self.head_len);
         self.head[self.head_len..self.head_len + take].copy_from_slice(&used[..take]);
@@ -213,29 +187,9 @@ impl State {
                 },
             ));
         }
-        if let Some(c) = &mut self.capture {
-            if !c.overrun {
-                if c.bytes.len() + used.len() > c.limit {
-                    c.overrun = true;
-                    c.bytes = Vec::new();
-                } else {
-                    c.bytes.extend_from_slice(used);
-                }
-            }
-            c.out += made as u64;
-        }
         if ended {
             self.in_frame = false;
             self.frames += 1;
-            if let Some(c) = &mut self.capture {
-                if c.out == 0 {
-                    // The frame before the member's data ended; the next starts it.
-                    c.bytes.clear();
-                    c.overrun = false;
-                } else if c.ended_at.is_none() {
-                    c.ended_at = Some(c.out);
-                }
-            }
         }
         Ok(())
     }
@@ -517,7 +471,7 @@ pub(super) struct Frames<R> {
     decoder: Decoder<'static>,
     state: State,
     /// Whether frames may be handed on (the window limit is the store's).
-    can_capture: bool,
+    can_hand_on: bool,
 }
 
 impl<R: Read> Frames<R> {
@@ -538,70 +492,14 @@ impl<R: Read> Frames<R> {
                 declared: None,
                 frame_out: 0,
                 window_max: 1u64 << window_log_max.min(63),
-                capture: None,
             },
-            can_capture: window_log_max <= STORE_WINDOW_LOG,
+            can_hand_on: window_log_max <= STORE_WINDOW_LOG,
         })
-    }
-
-    /// Starts keeping the compressed bytes of a file member of `size`
-    /// bytes whose data is about to be read ([`Frames::end_capture`]).
-    pub(super) fn begin_capture(&mut self, size: u64) {
-        self.state.capture = (self.can_capture && size > 0).then(|| Capture {
-            bytes: Vec::new(),
-            // A frame no smaller than the file is not stored as it is.
-            limit: usize::try_from(size).unwrap_or(usize::MAX),
-            out: 0,
-            aligned: !self.state.in_frame,
-            ended_at: None,
-            overrun: false,
-        });
-    }
-
-    /// After exactly `size` bytes of the member were read: its data as one
-    /// zstd frame of its own — it began at the member's first byte, ended
-    /// at its last, and declares `size` as its content size — or `None`.
-    /// Consumes the frame's epilogue (block end, checksum) when the decoder
-    /// has not yet, and nothing beyond the frame.
-    ///
-    /// # Errors
-    /// Reading the input, or the frame's epilogue not decoding.
-    pub(super) fn end_capture(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
-        let Some(c) = &self.state.capture else {
-            return Ok(None);
-        };
-        if self.state.in_frame && c.aligned && c.ended_at.is_none() && c.out == size {
-            // As zstd's own `finish_frame`: input, but no room for output.
-            loop {
-                let input = self.input.fill_buf()?;
-                if input.is_empty() {
-                    break;
-                }
-                let mut src = InBuffer::around(input);
-                let mut dst = OutBuffer::around(&mut [][..]);
-                let hint = self.decoder.run(&mut src, &mut dst)?;
-                let used = src.pos();
-                let noted = self.state.note(&input[..used], 0, hint == 0);
-                self.input.consume(used);
-                noted?;
-                if hint == 0 {
-                    self.decoder.reinit()?;
-                    break;
-                }
-                if used == 0 {
-                    break;
-                }
-            }
-        }
-        let c = self.state.capture.take().expect("checked above");
-        let whole = c.aligned && !c.overrun && c.ended_at == Some(size) && c.out == size;
-        let declared = zstd::zstd_safe::get_frame_content_size(&c.bytes).ok().flatten();
-        Ok((whole && declared == Some(size)).then_some(c.bytes))
     }
 
     /// Whether a frame may be handed on to the store ([`STORE_WINDOW_LOG`]).
     pub(super) fn can_hand_on(&self) -> bool {
-        self.can_capture
+        self.can_hand_on
     }
 
     /// When the next bytes are one whole zstd frame that holds exactly the
@@ -700,11 +598,6 @@ impl<R: Read> Frames<R> {
         let frame = self.input.take_front(at);
         self.state.frames += 1;
         Ok(Some(frame))
-    }
-
-    /// Stops keeping compressed bytes (a member whose frame is not wanted).
-    pub(super) fn drop_capture(&mut self) {
-        self.state.capture = None;
     }
 }
 
@@ -882,7 +775,6 @@ mod tests {
             declared: None,
             frame_out: 0,
             window_max: 1 << 27,
-            capture: None,
         };
         let e = state.note(&f[..6], 0, false).unwrap_err();
         assert!(
@@ -903,66 +795,6 @@ mod tests {
         );
         assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00]), Some(1024));
         assert_eq!(frame_window(&[0x28, 0xb5, 0x2f, 0xfd, 0x00]), None);
-    }
-
-    /// Reads `head` bytes, then a member of `size` bytes with capture.
-    fn member(bytes: &[u8], head: usize, size: usize) -> (Vec<u8>, Option<Vec<u8>>) {
-        let mut f = Frames::new(io::BufReader::with_capacity(5, bytes), 27).unwrap();
-        let mut h = vec![0u8; head];
-        f.read_exact(&mut h).unwrap();
-        f.begin_capture(size as u64);
-        let mut data = vec![0u8; size];
-        f.read_exact(&mut data).unwrap();
-        let frame = f.end_capture(size as u64).unwrap();
-        (data, frame)
-    }
-
-    #[test]
-    fn a_member_in_a_frame_of_its_own_is_handed_on() {
-        let body = b"member data ".repeat(300);
-        let (glue, data) = (frame(&[7u8; 512]), frame(&body));
-        let mut bytes = glue.clone();
-        bytes.extend(&data);
-        bytes.extend(frame(&[0u8; 1024]));
-        let (read, got) = member(&bytes, 512, body.len());
-        assert_eq!(read, body);
-        assert_eq!(got.as_deref(), Some(&data[..]));
-        // With the content checksum too (its epilogue read by end_capture).
-        let mut c = zstd::bulk::Compressor::new(3).unwrap();
-        c.include_checksum(true).unwrap();
-        let checked = c.compress(&body).unwrap();
-        let mut bytes = glue.clone();
-        bytes.extend(&checked);
-        assert_eq!(member(&bytes, 512, body.len()).1.as_deref(), Some(&checked[..]));
-    }
-
-    #[test]
-    fn a_member_sharing_a_frame_is_not() {
-        let body = b"member data ".repeat(300);
-        // One frame for everything.
-        let mut all = vec![7u8; 512];
-        all.extend(&body);
-        let (read, got) = member(&frame(&all), 512, body.len());
-        assert_eq!(read, body);
-        assert_eq!(got, None);
-        // A frame that starts with the member but holds more.
-        let mut more = body.clone();
-        more.extend([0u8; 100]);
-        let mut bytes = frame(&[7u8; 512]);
-        bytes.extend(frame(&more));
-        assert_eq!(member(&bytes, 512, body.len()).1, None);
-        // The member split across two frames.
-        let mut bytes = frame(&[7u8; 512]);
-        bytes.extend(frame(&body[..100]));
-        bytes.extend(frame(&body[100..]));
-        assert_eq!(member(&bytes, 512, body.len()).1, None);
-        // A frame without its content size.
-        let mut bytes = frame(&[7u8; 512]);
-        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
-        enc.include_contentsize(false).unwrap();
-        std::io::Write::write_all(&mut enc, &body).unwrap();
-        bytes.extend(enc.finish().unwrap());
-        assert_eq!(member(&bytes, 512, body.len()).1, None);
     }
 
     #[test]

@@ -818,7 +818,6 @@ impl<R: Read> Stream<R> {
     {
         let at = || format!("member {}", m.name);
         let window_log = self.window_log;
-        self.z.begin_capture(entry.size);
         let mut data = Verifying {
             frames: &mut self.z,
             size: entry.size,
@@ -840,7 +839,6 @@ impl<R: Read> Stream<R> {
             return Err(read_error(e, at(), window_log));
         }
         let (read, found) = (data.read, ObjectId(*data.hasher.finalize().as_bytes()));
-        self.z.drop_capture();
         if read < entry.size {
             return Err(PackageError::Truncated { at: at() });
         }
@@ -925,15 +923,16 @@ fn read_error(e: io::Error, at: String, window_log: u32) -> PackageError {
 /// they came in when the package gave the file a frame of its own
 /// (package-format.md, "Compression").
 pub trait FileData: Read {
-    /// After every byte was read: the member's data as one zstd frame
-    /// (RFC 8878) that declares the file's size as its content size, to be
-    /// stored as is — or `None` (the file shares a frame, the package is
-    /// one frame, or bytes are left unread). The frame is no more verified
-    /// than the bytes: [`read`] checks the file's BLAKE3 after the sink
-    /// returns.
+    /// After every byte was read: the member's data as the one plain zstd
+    /// frame (RFC 8878) it came in, which declares the file's size as its
+    /// content size and which the reader took and decoded whole
+    /// (`Frames::take_frame`; its bytes were checked before the sink saw
+    /// them), to be stored as is — or `None` (the file was streamed: it
+    /// shares a frame, its frame is unusual or over 64 MiB, the package
+    /// allows a window larger than the store's, or bytes are left unread).
     ///
     /// # Errors
-    /// Reading or decoding the frame's end.
+    /// None today (the frame is in memory); kept for readers that stream.
     fn frame(&mut self) -> io::Result<Option<Vec<u8>>>;
 }
 
@@ -971,14 +970,8 @@ impl<R: Read> Read for Verifying<'_, R> {
 }
 
 impl<R: Read> FileData for Verifying<'_, R> {
+    /// A streamed file's frame is never handed on (see [`FileData::frame`]).
     fn frame(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if self.read < self.size {
-            return Ok(None);
-        }
-        self.frames.end_capture(self.size).map_err(|e| {
-            let copy = io::Error::new(e.kind(), e.to_string());
-            self.failed = Some(e);
-            copy
-        })
+        Ok(None)
     }
 }
