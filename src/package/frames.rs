@@ -620,12 +620,6 @@ impl<R: Read> Read for Frames<R> {
             }
             self.state.check_start(input)?;
             let header_done = self.state.header_done();
-            let input = if header_done {
-                input
-            } else {
-                &input[..input.len().min(self.state.header_left(input))]
-            };
-            let mut src = InBuffer::around(input);
             // Until the frame's header is consumed, no more input than the
             // header and no output room: libzstd decodes a whole frame in one
             // pass when the call that reads its header holds all of it and
@@ -634,20 +628,13 @@ impl<R: Read> Read for Frames<R> {
             // sizes against the window; empty compressed blocks). Every frame
             // is decoded the same way, however the input arrives and
             // whatever the caller's buffer (`decode_frame`).
-            let room = if self.state.header_done() {
-                &mut *buf
+            let (limit, room) = if header_done {
+                (usize::MAX, &mut *buf)
             } else {
-                &mut [][..]
+                (self.state.header_left(input), &mut [][..])
             };
-            let mut dst = OutBuffer::around(room);
-            let hint = self.decoder.run(&mut src, &mut dst)?;
-            let (used, made) = (src.pos(), dst.pos());
-            let noted = self.state.note(&input[..used], made, hint == 0);
-            self.input.consume(used);
-            noted?;
-            if hint == 0 {
-                self.decoder.reinit()?;
-            } else if self.state.in_frame && self.state.declared == Some(self.state.frame_out) {
+            let (used, made, ended) = self.run_once(limit, room)?;
+            if !ended && self.state.in_frame && self.state.declared == Some(self.state.frame_out) {
                 // All the frame declares is out: its end is read now, before
                 // these bytes are handed on, so a frame holding more (or a
                 // bad checksum) is found with the member it belongs to,
@@ -657,7 +644,7 @@ impl<R: Read> Read for Frames<R> {
             if made > 0 {
                 return Ok(made);
             }
-            if used == 0 && hint != 0 {
+            if used == 0 && !ended {
                 return Err(io::Error::other("the zstd decoder made no progress"));
             }
         }
@@ -665,25 +652,37 @@ impl<R: Read> Read for Frames<R> {
 }
 
 impl<R: Read> Frames<R> {
+    /// One call of the decoder on at most `limit` bytes of the buffered
+    /// (non-empty) input, into `out`, with the frame bookkeeping
+    /// ([`State::note`]): the bytes it used, the bytes it made, and whether
+    /// the frame ended.
+    fn run_once(&mut self, limit: usize, out: &mut [u8]) -> io::Result<(usize, usize, bool)> {
+        let input = self.input.fill_buf()?;
+        let input = &input[..input.len().min(limit)];
+        let mut src = InBuffer::around(input);
+        let mut dst = OutBuffer::around(out);
+        let hint = self.decoder.run(&mut src, &mut dst)?;
+        let (used, made) = (src.pos(), dst.pos());
+        let noted = self.state.note(&input[..used], made, hint == 0);
+        self.input.consume(used);
+        noted?;
+        if hint == 0 {
+            self.decoder.reinit()?;
+        }
+        Ok((used, made, hint == 0))
+    }
+
     /// Reads the rest of a frame whose declared content is all out: its
     /// last block's end and checksum. A byte more is a [`FrameError::ContentSize`]
     /// error; the input ending first is left for the next read to report.
     fn finish_frame(&mut self) -> io::Result<()> {
         loop {
-            let input = self.input.fill_buf()?;
-            if input.is_empty() {
+            if self.input.fill_buf()?.is_empty() {
                 return Ok(());
             }
-            let mut src = InBuffer::around(input);
             let mut scratch = [0u8; 1];
-            let mut dst = OutBuffer::around(&mut scratch[..]);
-            let hint = self.decoder.run(&mut src, &mut dst)?;
-            let (used, made) = (src.pos(), dst.pos());
-            let noted = self.state.note(&input[..used], made, hint == 0);
-            self.input.consume(used);
-            noted?;
-            if hint == 0 {
-                self.decoder.reinit()?;
+            let (used, _, ended) = self.run_once(usize::MAX, &mut scratch)?;
+            if ended {
                 return Ok(());
             }
             if used == 0 {
