@@ -1106,6 +1106,46 @@ fn hostile_headers() {
         refuse(&compress(&tar_bytes(&members))),
         PackageError::BadHeader { index: 3, .. }
     ));
+    // Bytes hidden in a header's padding (the checksum made right again):
+    // after the name's NUL, in a regular file's link name, in the last 12
+    // bytes; and a number that is not octal.
+    let first_file = 512 * (tar.len() / 512);
+    let file_header = {
+        // The header of files/a.txt: the fourth member's.
+        let mut at = 0;
+        let mut seen = 0;
+        while seen < 3 {
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&tar[at + 124..at + 135])
+                    .unwrap()
+                    .trim_matches('\0'),
+                8,
+            )
+            .unwrap();
+            at += 512 + size.div_ceil(512) * 512;
+            seen += 1;
+        }
+        at
+    };
+    assert!(file_header < first_file);
+    for (offset, byte, hidden) in [(60, b'x', true), (200, b'x', true), (505, 1, true), (140, b'9', false)] {
+        let mut bad = tar.clone();
+        let h = &mut bad[file_header..file_header + 512];
+        h[offset] = byte;
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let err = refuse(&compress(&bad));
+        if hidden {
+            assert!(matches!(err, PackageError::HiddenData { .. }), "offset {offset}: {err}");
+        } else {
+            assert!(
+                matches!(err, PackageError::BadHeader { index: 3, .. }),
+                "offset {offset}: {err}"
+            );
+        }
+        install_refuses(&compress(&bad), &err);
+    }
 }
 
 /// A zstd frame holding `data` in raw blocks whose header asks for a

@@ -100,11 +100,13 @@ pub struct Member {
 }
 
 /// Parses a header block (which is not all zeros) of the member at
-/// `index`: checksum, `ustar\0` magic and `00` version, then name, type,
-/// mode and size.
+/// `index`: checksum, `ustar\0` magic and `00` version, nothing hidden
+/// (text fields NUL-padded, numbers octal, the last 12 bytes zero), then
+/// name, type, mode and size.
 ///
 /// # Errors
-/// [`PackageError::BadHeader`] saying which check failed.
+/// [`PackageError::BadHeader`] saying which check failed;
+/// [`PackageError::HiddenData`] for bytes in a field's padding.
 pub fn parse(block: &[u8; BLOCK], index: usize) -> Result<Member, PackageError> {
     let bad = |reason: String| PackageError::BadHeader { index, reason };
     let header = tar::Header::from_byte_slice(block);
@@ -121,6 +123,34 @@ pub fn parse(block: &[u8; BLOCK], index: usize) -> Result<Member, PackageError> 
                 .to_string(),
         ));
     };
+    // Nothing hidden in the header: each text field NUL-padded after its
+    // text, each number octal (or all NUL), the last 12 bytes zero.
+    let hidden = |what: &str| PackageError::HiddenData {
+        at: format!("in the {what} field of the header of member {index}"),
+    };
+    for (field, what) in [
+        (&h.name[..], "name"),
+        (&h.linkname[..], "link name"),
+        (&h.uname[..], "user name"),
+        (&h.gname[..], "group name"),
+        (&h.prefix[..], "prefix"),
+        (&h.pad[..], "unused last 12 bytes"),
+    ] {
+        if field[text(field).len()..].iter().any(|&b| b != 0) || (what.starts_with("unused") && field[0] != 0) {
+            return Err(hidden(what));
+        }
+    }
+    for (field, what) in [
+        (&h.uid[..], "uid"),
+        (&h.gid[..], "gid"),
+        (&h.mtime[..], "mtime"),
+        (&h.dev_major[..], "device major"),
+        (&h.dev_minor[..], "device minor"),
+    ] {
+        if field.iter().any(|&b| b != 0) {
+            parse_octal(field, what).map_err(bad)?;
+        }
+    }
     let name = String::from_utf8(h.path_bytes().into_owned()).map_err(|e| {
         bad(format!(
             "its name is not UTF-8: {:?}",
