@@ -692,6 +692,19 @@ pub fn verify_at<'a>(
 ) -> Result<&'a Signer, KeyError> {
     let sig = SshSig::from_pem(armored.trim().as_bytes())
         .map_err(|e| KeyError::MalformedSignature { reason: e.to_string() })?;
+    // Only the canonical encoding of what was parsed: the parser tolerates
+    // some non-canonical length fields, so other texts could carry the same
+    // signature (and hidden bytes). Line breaks may differ (ssh-keygen's
+    // lines are as long as ours, but nothing depends on it).
+    let canonical = sig
+        .to_pem(LineEnding::LF)
+        .map_err(|e| KeyError::MalformedSignature { reason: e.to_string() })?;
+    let squeeze = |t: &str| t.chars().filter(|c| !c.is_ascii_whitespace()).collect::<String>();
+    if squeeze(armored) != squeeze(&canonical) || sig.version() != 1 {
+        return Err(KeyError::MalformedSignature {
+            reason: "it is not in the canonical encoding of the signature it holds".to_string(),
+        });
+    }
     let key = PublicKey::new(sig.public_key().clone(), "");
     let fp = fingerprint(&key);
     // Revoked lines first: a key revoked anywhere is revoked (the parser also
@@ -1212,6 +1225,33 @@ mod tests {
         let path = dir.join(name);
         generate(&path, &format!("{name}@test")).unwrap();
         load_private(&path).unwrap()
+    }
+
+    /// A signature's text is accepted in its canonical encoding only: no
+    /// changed bit of any character verifies, but in line breaks (the
+    /// parser let a changed length field or version 0 through before).
+    #[test]
+    fn only_the_canonical_text_of_a_signature_verifies() {
+        let key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519).unwrap();
+        let signers = [signer_for(&key, Role::Admin, &["cplane-package"])];
+        let sig = sign(&key, "cplane-package", b"hello").unwrap();
+        assert!(verify(&sig, "cplane-package", b"hello", &signers).is_ok());
+        let mut accepted = Vec::new();
+        for i in 0..sig.len() {
+            for bit in 0..7 {
+                let mut b = sig.clone().into_bytes();
+                b[i] ^= 1 << bit;
+                let Ok(text) = String::from_utf8(b) else { continue };
+                let same = text
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .eq(sig.chars().filter(|c| !c.is_ascii_whitespace()));
+                if !same && verify(&text, "cplane-package", b"hello", &signers).is_ok() {
+                    accepted.push((i, bit));
+                }
+            }
+        }
+        assert!(accepted.is_empty(), "altered signature texts verify: {accepted:?}");
     }
 
     #[test]
