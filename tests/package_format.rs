@@ -1957,7 +1957,8 @@ fn a_header_hiding_a_skippable_frame_reads_the_same_however_it_is_split() {
 }
 
 /// The same header at `read`'s input refill at 1 MiB, on plain bytes:
-/// `read` and `read_parallel` disagree (Ok vs Err).
+/// `read` and `read_parallel` agree (they disagreed, Ok against Err, while
+/// the call completing a header could hold a whole skippable frame).
 #[test]
 fn the_readers_agree_on_a_dictionary_header_across_a_refill() {
     let files = vec![
@@ -2003,9 +2004,8 @@ fn r3_lit_block(lits: &[u8]) -> Vec<u8> {
 /// A taken frame (1 KiB window, so libzstd's buffer is a ring smaller than
 /// the content and never runs out) declaring the file's 4096 bytes, whose
 /// compressed middle blocks decode to 5000, then a 1-byte raw last block.
-/// `read` reads the member's 4096 bytes (Verifying asks for no more),
-/// checks the hash, and sees the excess only at the next read; the pool
-/// refuses the member itself.
+/// Both readers refuse it at the member (`read` used to read the member's
+/// 4096 bytes, check the hash, and see the excess only at the next read).
 #[test]
 fn content_past_the_declared_size_is_found_with_its_member() {
     let data = noise(4096, 11);
@@ -2039,9 +2039,9 @@ fn content_past_the_declared_size_is_found_with_its_member() {
     assert!(diffs.is_empty(), "the readers disagree: {diffs:?}");
 }
 
-/// A taken frame with a wrong content checksum: `read` reports it at the
-/// member when the checksum is buffered with the last block, at the next
-/// member's header / padding when it arrives in a later read.
+/// A taken frame with a wrong content checksum is refused at its member
+/// whether the checksum is buffered with the last block or arrives in a
+/// later read (it used to be found at the next member's header or padding).
 #[test]
 fn a_bad_checksum_is_found_with_its_member_however_the_input_arrives() {
     let data = noise(5000, 13);

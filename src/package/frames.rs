@@ -144,6 +144,20 @@ struct State {
 }
 
 impl State {
+    /// Before the first frame, refusing windows past `window_max` bytes.
+    fn new(window_max: u64) -> Self {
+        State {
+            in_frame: false,
+            frames: 0,
+            head: [0; MAX_HEADER],
+            head_len: 0,
+            window_checked: false,
+            declared: None,
+            frame_out: 0,
+            window_max,
+        }
+    }
+
     /// Accounts for `used` bytes consumed by the decoder (which made `made`
     /// bytes of output), and whether the current frame ended with them.
     fn note(&mut self, used: &[u8], made: usize, ended: bool) -> io::Result<()> {
@@ -483,16 +497,7 @@ impl<R: Read> Frames<R> {
         Ok(Frames {
             input: Input::new(input),
             decoder,
-            state: State {
-                in_frame: false,
-                frames: 0,
-                head: [0; MAX_HEADER],
-                head_len: 0,
-                window_checked: false,
-                declared: None,
-                frame_out: 0,
-                window_max: 1u64 << window_log_max.min(63),
-            },
+            state: State::new(1u64 << window_log_max.min(63)),
             can_hand_on: window_log_max <= STORE_WINDOW_LOG,
         })
     }
@@ -765,16 +770,7 @@ mod tests {
             ) || e.to_string().contains("Frame requires too much memory"),
             "{e}"
         );
-        let mut state = State {
-            in_frame: false,
-            frames: 0,
-            head: [0; MAX_HEADER],
-            head_len: 0,
-            window_checked: false,
-            declared: None,
-            frame_out: 0,
-            window_max: 1 << 27,
-        };
+        let mut state = State::new(1 << 27);
         let e = state.note(&f[..6], 0, false).unwrap_err();
         assert!(
             matches!(
