@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{cplane, spawn, stdout, wait_for, write};
+use common::{cplane, noise, spawn, stdout, wait_for, write};
 use cplane::id::ObjectId;
 use cplane::object::ObjectKind;
 use cplane::store::Store;
@@ -67,19 +67,6 @@ fn du(dir: &Path) -> u64 {
         }
     }
     n
-}
-
-/// Bytes that do not compress (a secret, a binary).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn gc_json(d: &Path, extra: &[&str]) -> serde_json::Value {

@@ -7,7 +7,7 @@
 
 mod common;
 use common::{
-    Tmpfs, chown_tree, cplane, cplane_as, hand_over, kill_after_ops, paused_after_ops, paused_after_staging,
+    Tmpfs, chown_tree, cplane, cplane_as, hand_over, kill_after_ops, noise, paused_after_ops, paused_after_staging,
     plane_others_can_reach, skip_unless_root, spawn, write,
 };
 
@@ -16,19 +16,6 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
-
-/// `n` bytes that no compressor can shrink (xorshift64).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// Names of every entry under `dir`, recursively (to look for leftovers).
 fn all_names(dir: &Path) -> Vec<String> {

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::noise;
+
 use cplane::id::ObjectId;
 use cplane::keys::{self, KeyError, PrivateKey, Role, Signer, UtcTime};
 use cplane::package::{
@@ -1342,15 +1344,7 @@ fn same_verdict(bytes: &[u8]) -> Result<(), TestCaseError> {
 /// Files whose frames have compressed, raw and RLE blocks, several blocks
 /// each for the larger ones.
 fn framed_files() -> Vec<(String, FileMode, Vec<u8>)> {
-    let mut noise = 0x2545_f491_4f6c_dd1du64;
-    let random: Vec<u8> = (0..200_000)
-        .map(|_| {
-            noise ^= noise << 13;
-            noise ^= noise >> 7;
-            noise ^= noise << 17;
-            noise as u8
-        })
-        .collect();
+    let random = noise(200_000, 0x2545_f491_4f6c_dd1d);
     vec![
         (
             "a/text.txt".to_string(),
@@ -1490,18 +1484,6 @@ fn hand_frame(fhd: u8, wd: Option<u8>, fcs: &[u8], data: &[u8], block: usize, ch
         f.extend_from_slice(&z[z.len() - 4..]);
     }
     f
-}
-
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A compressed block (RFC 8878 §3.1.1.3): one literal `lit`, then one

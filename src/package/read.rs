@@ -111,12 +111,17 @@ where
             pos: 0,
             frame: s.z.can_hand_on().then_some(frame),
         };
-        sink(entry, &mut data).map_err(|source| PackageError::Sink {
-            path: entry.path.clone(),
-            source,
-        })?;
+        sink(entry, &mut data).map_err(sink_failed(entry))?;
         s.padding(m)
     })
+}
+
+/// A sink's error for the file of `entry`, as the reader reports it.
+fn sink_failed(entry: &FileEntry) -> impl FnOnce(io::Error) -> PackageError + '_ {
+    move |source| PackageError::Sink {
+        path: entry.path.clone(),
+        source,
+    }
 }
 
 /// The frame of a file member, when it is one plain frame of its own the
@@ -567,10 +572,7 @@ where
         }
         PoolData::Checked(bytes) => (bytes, None),
     };
-    sink(index, &entry, &mut bytes, frame).map_err(|source| PackageError::Sink {
-        path: entry.path.clone(),
-        source,
-    })?;
+    sink(index, &entry, &mut bytes, frame).map_err(sink_failed(&entry))?;
     buffers
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -829,10 +831,7 @@ impl<R: Read> Stream<R> {
         if let Some(e) = data.failed.take() {
             return Err(read_error(e, at(), window_log));
         }
-        sunk.map_err(|source| PackageError::Sink {
-            path: entry.path.clone(),
-            source,
-        })?;
+        sunk.map_err(sink_failed(entry))?;
         // Whatever the sink left unread.
         if let Err(e) = io::copy(&mut data, &mut io::sink()) {
             let e = data.failed.take().unwrap_or(e);

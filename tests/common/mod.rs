@@ -374,3 +374,17 @@ impl Drop for Tmpfs {
         let _ = StdCommand::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// `n` bytes no compressor can shrink, the same for the same `seed`
+/// (xorshift64): a binary, a secret, a file stored raw.
+pub fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
