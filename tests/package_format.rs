@@ -2073,3 +2073,152 @@ fn no_single_bit_change_is_accepted_as_a_different_archive() {
     }
     assert!(altered.is_empty(), "accepted as a different archive: {altered:?}");
 }
+
+// ---------------- where a damaged frame is refused, however the input arrives
+
+/// Both readers' verdicts on `bytes`, whole and in reads of `chunk` bytes
+/// (a pipe, a socket): (how it was read, verdict).
+fn verdicts_by_arrival(bytes: &[u8], chunk: usize) -> Vec<(String, String)> {
+    let parallel = |r: &mut dyn std::io::Read| {
+        r2_verdict(&package::read_parallel(
+            r,
+            &KEYS.trusted,
+            &Limits::default(),
+            |_| {},
+            |_, _, _, _| Ok(()),
+        ))
+    };
+    vec![
+        ("read, whole".to_string(), r2_verdict(&read(bytes))),
+        (
+            format!("read, {chunk}-byte reads"),
+            r2_verdict(&package::read_to_memory(
+                R2Chunks(bytes, chunk),
+                &KEYS.trusted,
+                &Limits::default(),
+            )),
+        ),
+        ("read_parallel, whole".to_string(), parallel(&mut &bytes[..])),
+        (
+            format!("read_parallel, {chunk}-byte reads"),
+            parallel(&mut R2Chunks(bytes, chunk)),
+        ),
+    ]
+}
+
+/// A file's frame without a content size (descriptor 0x00, 128 KiB
+/// window): `data` in raw blocks of 1000 bytes, none of them last, then
+/// `tail`.
+fn frame_without_size(data: &[u8], tail: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
+    for c in data.chunks(1000) {
+        f.extend_from_slice(&block_header(false, 0, c.len()));
+        f.extend_from_slice(c);
+    }
+    f.extend_from_slice(tail);
+    f
+}
+
+/// A file's own frame that declares no content size, with a wrong
+/// checksum or a last block of the reserved type after all its content:
+/// refused at the same place whole or byte by byte, by both readers. (A
+/// frame's end is read with its member only when its header says where
+/// the content ends; here, by the read that asks for the next bytes, the
+/// member's padding. libzstd goes on to the next block in the call that
+/// hands out a block's last bytes only when that block is already
+/// buffered: the readers give it one block at a time, once all before is
+/// out.) A review's reproducer.
+#[test]
+fn a_damaged_end_of_a_frame_without_a_size_is_refused_at_one_place_however_it_arrives() {
+    let data = noise(5000, 21);
+    let files = vec![("a/data".to_string(), FileMode::Regular, data.clone())];
+    let mut bad_sum = frame_without_size(&data, &block_header(true, 0, 0));
+    bad_sum[4] |= 4;
+    bad_sum.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let reserved = frame_without_size(&data, &block_header(true, 3, 0));
+    for (name, frame) in [("bad checksum", bad_sum), ("reserved last block", reserved)] {
+        let v = verdicts_by_arrival(&with_frame(&files, 0, &frame), 1);
+        eprintln!("{name}: {v:#?}");
+        for (how, verdict) in &v {
+            assert_eq!(
+                verdict, "Err(could not read the padding of member files/a/data)",
+                "{name}, {how}: {v:#?}"
+            );
+        }
+    }
+}
+
+/// One frame for the whole archive (as `tar --zstd` writes), with raw
+/// blocks of which one ends exactly at a file's last byte, then a block of
+/// the reserved type: refused at the same place whole or byte by byte.
+/// A review's reproducer.
+#[test]
+fn a_damaged_block_after_a_member_boundary_is_refused_at_one_place_however_it_arrives() {
+    let data = noise(5000, 22);
+    let files = vec![("a/data".to_string(), FileMode::Regular, data.clone())];
+    let tar = decompress(&build_files(&files, &KEYS.maintainer, TIME));
+    let end = tar.windows(data.len()).position(|w| w == data).unwrap() + data.len();
+    let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, (17 - 10) << 3];
+    f.extend_from_slice(&(tar.len() as u32).to_le_bytes());
+    // 1000-byte blocks from the end of the file's data backwards, so one ends there.
+    let mut cuts: Vec<usize> = (0..=end).rev().step_by(1000).collect();
+    cuts.push(0);
+    cuts.reverse();
+    cuts.dedup();
+    for w in cuts.windows(2) {
+        f.extend_from_slice(&block_header(false, 0, w[1] - w[0]));
+        f.extend_from_slice(&tar[w[0]..w[1]]);
+    }
+    f.extend_from_slice(&block_header(true, 3, 0));
+    let v = verdicts_by_arrival(&f, 1);
+    eprintln!("{v:#?}");
+    assert!(v.iter().all(|(_, x)| *x == v[0].1), "verdicts differ: {v:#?}");
+    assert!(v[0].1.starts_with("Err(could not read"), "{v:#?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever is damaged, in a package of one frame per file or of one
+    /// frame for the whole archive, both readers give the same verdict
+    /// whole and in reads of any size.
+    #[test]
+    fn damaged_packages_get_the_same_verdict_however_the_input_arrives(
+        one_frame in any::<bool>(),
+        at in 0.0f64..1.0,
+        how in 0u8..4,
+        byte in 1u8..=255,
+        chunk in prop_oneof![1usize..64, 64usize..70_000],
+    ) {
+        static FRAMED: LazyLock<Vec<u8>> = LazyLock::new(|| build_files(&framed_files(), &KEYS.maintainer, TIME));
+        static ONE: LazyLock<Vec<u8>> = LazyLock::new(|| compress(&decompress(&FRAMED)));
+        let mut bytes = if one_frame { ONE.clone() } else { FRAMED.clone() };
+        let i = ((bytes.len() as f64) * at) as usize;
+        match how {
+            0 => bytes[i] ^= byte,
+            1 => bytes.truncate(i),
+            2 => { bytes.remove(i); }
+            _ => bytes.insert(i, byte),
+        }
+        let v = verdicts_by_arrival(&bytes, chunk);
+        prop_assert!(v.iter().all(|(_, x)| *x == v[0].1), "verdicts differ: {:#?}", v);
+    }
+}
+
+/// A package of one frame without a checksum (`zstd --no-check`) that ends
+/// in more zero records than the end-of-archive marker (as `tar` pads its
+/// archives): accepted by both readers, whole and in 7-byte reads.
+#[test]
+fn a_single_frame_without_a_checksum_and_tars_padding_is_read() {
+    let files = vec![("a/data".to_string(), FileMode::Regular, noise(5000, 23))];
+    let mut tar = decompress(&build_files(&files, &KEYS.maintainer, TIME));
+    tar.resize(tar.len() + 20 * 512, 0);
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    enc.include_checksum(false).unwrap();
+    std::io::Write::write_all(&mut enc, &tar).unwrap();
+    let one = enc.finish().unwrap();
+    assert_eq!(one[4] & 0x04, 0, "no checksum");
+    for (how, verdict) in verdicts_by_arrival(&one, 7) {
+        assert_eq!(verdict, "Ok", "{how}");
+    }
+}

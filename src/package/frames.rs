@@ -119,6 +119,63 @@ fn content_size(head: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(v) + if fcs_len == 2 { 256 } else { 0 })
 }
 
+/// A zstd block header (RFC 8878 §3.1.1.2): 3 bytes, little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockHeader {
+    /// The frame's last block.
+    last: bool,
+    /// 0 raw, 1 RLE, 2 compressed, 3 reserved.
+    kind: u32,
+    /// `Block_Size`: the content of a raw or RLE block, the compressed
+    /// bytes of a compressed one.
+    size: usize,
+}
+
+impl BlockHeader {
+    /// The header in `b[..3]`.
+    fn parse(b: &[u8]) -> Self {
+        let h = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
+        BlockHeader {
+            last: h & 1 == 1,
+            kind: (h >> 1) & 3,
+            size: (h >> 3) as usize,
+        }
+    }
+
+    /// The block's bytes in the frame, its header included: an RLE block
+    /// is one byte (repeated), a reserved one is refused at its header.
+    fn wire_len(&self) -> usize {
+        3 + match self.kind {
+            1 => 1,
+            3 => 0,
+            _ => self.size,
+        }
+    }
+}
+
+/// Where the decoder is in the current frame's body, the blocks and
+/// checksum after its header: what the next call of the decoder may be
+/// given ([`Frames::body_limit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// A block header is next (not looked at yet).
+    Next,
+    /// Inside a block: `left` of its bytes (header included) not consumed.
+    Block {
+        /// Bytes not consumed yet.
+        left: usize,
+        /// The frame's last block.
+        last: bool,
+    },
+    /// Inside the content checksum (RFC 8878 §3.1.1: 4 bytes after the last block).
+    Checksum {
+        /// Bytes not consumed yet.
+        left: usize,
+    },
+    /// Every byte of the frame was consumed (its output may not all be out).
+    Done,
+}
+
 /// The longest frame header: magic, descriptor, window descriptor,
 /// dictionary id (up to 4), content size (up to 8).
 const MAX_HEADER: usize = 4 + 1 + 1 + 4 + 8;
@@ -139,6 +196,8 @@ struct State {
     declared: Option<u64>,
     /// Bytes the current frame decoded to so far.
     frame_out: u64,
+    /// Where the decoder is in the current frame's blocks, once its header is consumed.
+    body: Body,
     /// The largest window a frame may declare, in bytes.
     window_max: u64,
 }
@@ -154,6 +213,7 @@ impl State {
             window_checked: false,
             declared: None,
             frame_out: 0,
+            body: Body::Next,
             window_max,
         }
     }
@@ -161,12 +221,18 @@ impl State {
     /// Accounts for `used` bytes consumed by the decoder (which made `made`
     /// bytes of output), and whether the current frame ended with them.
     fn note(&mut self, used: &[u8], made: usize, ended: bool) -> io::Result<()> {
+        // (A call consumes header bytes or body bytes, never both: until the
+        // header is consumed, the decoder is given no more than its rest.)
+        if self.header_done() {
+            self.consume_body(used.len());
+        }
         if !used.is_empty() && !self.in_frame {
             self.in_frame = true;
             self.head_len = 0;
             self.window_checked = false;
             self.declared = None;
             self.frame_out = 0;
+            self.body = Body::Next;
         }
         let take = used.len().min(self.head.len() - self.head_len);
         self.head[self.head_len..self.head_len + take].copy_from_slice(&used[..take]);
@@ -234,6 +300,24 @@ impl State {
         }
     }
 
+    /// Advances [`State::body`] over `n` consumed bytes of the frame's body.
+    fn consume_body(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let checksum = self.head[4] & 0x04 != 0;
+        self.body = match self.body {
+            Body::Block { left, last } if left > n => Body::Block { left: left - n, last },
+            Body::Block { last: false, .. } => Body::Next,
+            Body::Block { last: true, .. } if checksum => Body::Checksum { left: 4 },
+            Body::Checksum { left } if left > n => Body::Checksum { left: left - n },
+            // The last block (without a checksum) or the checksum, consumed;
+            // or bytes of a block header not looked at (a cut input's last
+            // bytes): nothing the decoder may be given follows.
+            _ => Body::Done,
+        };
+    }
+
     /// Whether the current frame's whole header was consumed.
     fn header_done(&self) -> bool {
         self.in_frame && header_len(&self.head[..self.head_len]).is_some_and(|n| self.head_len >= n)
@@ -272,6 +356,11 @@ const INPUT_CHUNK: usize = 256 << 10;
 
 /// The largest zstd block's content (RFC 8878 §3.1.1.2.4, `Block_Maximum_Size`).
 const MAX_BLOCK: usize = 128 << 10;
+
+/// The most input the decoder is given in one call inside a frame's body
+/// ([`Frames::body_limit`]): a whole block of the largest size, header
+/// included. (A block declaring more is refused by libzstd at its header.)
+const MAX_UNIT: usize = 3 + MAX_BLOCK;
 
 /// The compressed input, buffered so that a whole frame can be looked at
 /// before any of it is consumed ([`Frames::take_frame`]).
@@ -486,6 +575,9 @@ pub(super) struct Frames<R> {
     state: State,
     /// Whether frames may be handed on (the window limit is the store's).
     can_hand_on: bool,
+    /// libzstd may hold output of the current frame not handed out yet
+    /// (its last call filled the room it was given).
+    holds_output: bool,
 }
 
 impl<R: Read> Frames<R> {
@@ -499,6 +591,7 @@ impl<R: Read> Frames<R> {
             decoder,
             state: State::new(1u64 << window_log_max.min(63)),
             can_hand_on: window_log_max <= STORE_WINDOW_LOG,
+            holds_output: false,
         })
     }
 
@@ -574,8 +667,7 @@ impl<R: Read> Frames<R> {
             if b.len() < at + 3 {
                 return Ok(None);
             }
-            let header = u32::from(b[at]) | u32::from(b[at + 1]) << 8 | u32::from(b[at + 2]) << 16;
-            let (last, kind, len) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
+            let BlockHeader { last, kind, size: len } = BlockHeader::parse(&b[at..at + 3]);
             // A reserved block type, a block past the maximum, or an empty
             // compressed block (which holds at least its literals header):
             // not a plain frame.
@@ -588,8 +680,7 @@ impl<R: Read> Frames<R> {
                     return Ok(None);
                 }
             }
-            // An RLE block is one byte, repeated.
-            at += 3 + if kind == 1 { 1 } else { len };
+            at += BlockHeader { last, kind, size: len }.wire_len();
             if last {
                 break;
             }
@@ -613,6 +704,9 @@ impl<R: Read> Read for Frames<R> {
         }
         loop {
             let input = self.input.fill_buf()?;
+            // (libzstd keeps a frame's last input byte until it has handed
+            // out all the frame's output: the input never ends while it
+            // holds some.)
             if input.is_empty() {
                 return match (self.state.in_frame, self.state.frames) {
                     (true, _) => Err(io::Error::new(
@@ -633,12 +727,25 @@ impl<R: Read> Read for Frames<R> {
             // sizes against the window; empty compressed blocks). Every frame
             // is decoded the same way, however the input arrives and
             // whatever the caller's buffer (`decode_frame`).
-            let (limit, room) = if header_done {
-                (usize::MAX, &mut *buf)
-            } else {
+            //
+            // After it, one block (or the checksum) at a time, and only once
+            // libzstd has handed out all it made of the blocks before: the
+            // next block is read, and found damaged, in the call that asks
+            // for its first byte, whatever the caller's buffer and however
+            // the input arrives ([`Frames::body_limit`]).
+            let draining = header_done && self.holds_output;
+            let (limit, room) = if !header_done {
                 (self.state.header_left(input), &mut [][..])
+            } else if draining {
+                (0, &mut *buf)
+            } else {
+                (self.body_limit()?, &mut *buf)
             };
+            let room_len = room.len();
             let (used, made, ended) = self.run_once(limit, room)?;
+            // (libzstd stops short of the room only when it has nothing more
+            // to hand out until it is given input.)
+            self.holds_output = header_done && !ended && made == room_len;
             if !ended && self.state.in_frame && self.state.declared == Some(self.state.frame_out) {
                 // All the frame declares is out: its end is read now, before
                 // these bytes are handed on, so a frame holding more (or a
@@ -649,7 +756,9 @@ impl<R: Read> Read for Frames<R> {
             if made > 0 {
                 return Ok(made);
             }
-            if used == 0 && !ended {
+            // (A call given no input to draw out what libzstd held that made
+            // nothing: all was out, the next call is given the next block.)
+            if used == 0 && !ended && !draining {
                 return Err(io::Error::other("the zstd decoder made no progress"));
             }
         }
@@ -677,6 +786,41 @@ impl<R: Read> Frames<R> {
         Ok((used, made, hint == 0))
     }
 
+    /// How much of the input the decoder may be given next, inside a
+    /// frame's body: the rest of the current block, or of the checksum,
+    /// which is buffered whole first (at most [`MAX_UNIT`] bytes of it).
+    /// With [`Frames::read`] giving it no input while it holds output, libzstd
+    /// never sees the next block, or the checksum, in the call that hands
+    /// out the previous block's last bytes: it reads them, and finds what is
+    /// wrong with them, in the first call after all before is out, whether
+    /// or not the input had arrived (a pipe, a refill) and whatever the
+    /// caller's buffer; so a damaged frame is refused at the same member
+    /// however the input arrives. (Before, libzstd went on to the next
+    /// block in the same call when it happened to be buffered.)
+    ///
+    /// # Errors
+    /// Reading the input.
+    fn body_limit(&mut self) -> io::Result<usize> {
+        if self.state.body == Body::Next {
+            let b = self.input.peek(3)?;
+            if b.len() < 3 {
+                return Ok(b.len()); // the input ends inside a block header
+            }
+            let h = BlockHeader::parse(b);
+            self.state.body = Body::Block {
+                left: h.wire_len(),
+                last: h.last,
+            };
+        }
+        let left = match self.state.body {
+            Body::Block { left, .. } | Body::Checksum { left } => left,
+            Body::Next | Body::Done => 0,
+        };
+        let limit = left.min(MAX_UNIT);
+        self.input.peek(limit)?;
+        Ok(limit)
+    }
+
     /// Reads the rest of a frame whose declared content is all out: its
     /// last block's end and checksum. A byte more is a [`FrameError::ContentSize`]
     /// error; the input ending first is left for the next read to report.
@@ -686,7 +830,8 @@ impl<R: Read> Frames<R> {
                 return Ok(());
             }
             let mut scratch = [0u8; 1];
-            let (used, _, ended) = self.run_once(usize::MAX, &mut scratch)?;
+            let limit = self.body_limit()?;
+            let (used, _, ended) = self.run_once(limit, &mut scratch)?;
             if ended {
                 return Ok(());
             }
@@ -1029,5 +1174,32 @@ mod frame_edge_tests {
         let r = decode_frame(&p, &mut out, 200, 27);
         assert!(all(&bytes[..]).is_err(), "Frames refuses it");
         assert!(r.is_err(), "decode_frame refuses it");
+    }
+
+    /// The last block of a frame without a checksum or content size
+    /// decodes to far more than a read's buffer: read out whole, in many
+    /// calls given no input (libzstd keeps the frame's last input byte
+    /// until then, so the input does not end while it holds output).
+    #[test]
+    fn what_the_last_block_holds_is_read_out_in_small_reads() {
+        for data in [b"z".repeat(300_000), b"line of text\n".repeat(20_000)] {
+            for level in [1, 19] {
+                let mut enc = zstd::stream::Encoder::new(Vec::new(), level).unwrap();
+                enc.include_checksum(false).unwrap();
+                enc.include_contentsize(false).unwrap();
+                io::Write::write_all(&mut enc, &data).unwrap();
+                let bytes = enc.finish().unwrap();
+                let mut f = Frames::new(&bytes[..], 27).unwrap();
+                let mut out = Vec::new();
+                let mut buf = [0u8; 100];
+                loop {
+                    match f.read(&mut buf).unwrap() {
+                        0 => break,
+                        n => out.extend_from_slice(&buf[..n]),
+                    }
+                }
+                assert!(out == data, "level {level}");
+            }
+        }
     }
 }
