@@ -249,6 +249,7 @@ where
         });
     }
     let manifest = Manifest::parse(&manifest_bytes)?;
+    crate::trace::phase("read: manifest read, verified, parsed");
     if manifest.files.len() > limits.max_files {
         return Err(PackageError::TooManyFiles {
             count: manifest.files.len(),
@@ -291,6 +292,7 @@ where
         &attestation,
         &manifest.expected_attestation(&signer.fingerprint(), time),
     )?;
+    crate::trace::phase("read: attestation checked");
 
     on_manifest(&manifest);
 
