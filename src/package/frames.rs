@@ -172,7 +172,9 @@ enum Body {
         /// Bytes not consumed yet.
         left: usize,
     },
-    /// Every byte of the frame was consumed (its output may not all be out).
+    /// Nothing more may be given to the decoder in this frame: its last
+    /// block (and checksum) were consumed, or the input was cut inside a
+    /// block header. (Its output may not all be out yet.)
     Done,
 }
 
@@ -306,6 +308,12 @@ impl State {
             return;
         }
         let checksum = self.head[4] & 0x04 != 0;
+        // ([`Frames::body_limit`] never gives more than the unit's rest.)
+        debug_assert!(match self.body {
+            Body::Block { left, .. } | Body::Checksum { left } => n <= left,
+            Body::Next => n < 3,
+            Body::Done => false,
+        });
         self.body = match self.body {
             Body::Block { left, last } if left > n => Body::Block { left: left - n, last },
             Body::Block { last: false, .. } => Body::Next,
@@ -667,7 +675,8 @@ impl<R: Read> Frames<R> {
             if b.len() < at + 3 {
                 return Ok(None);
             }
-            let BlockHeader { last, kind, size: len } = BlockHeader::parse(&b[at..at + 3]);
+            let h = BlockHeader::parse(&b[at..at + 3]);
+            let BlockHeader { last, kind, size: len } = h;
             // A reserved block type, a block past the maximum, or an empty
             // compressed block (which holds at least its literals header):
             // not a plain frame.
@@ -680,7 +689,7 @@ impl<R: Read> Frames<R> {
                     return Ok(None);
                 }
             }
-            at += BlockHeader { last, kind, size: len }.wire_len();
+            at += h.wire_len();
             if last {
                 break;
             }
@@ -703,11 +712,22 @@ impl<R: Read> Read for Frames<R> {
             return Ok(0);
         }
         loop {
-            let input = self.input.fill_buf()?;
-            // (libzstd keeps a frame's last input byte until it has handed
-            // out all the frame's output: the input never ends while it
-            // holds some.)
-            if input.is_empty() {
+            // While libzstd holds output it is given no input: the input is
+            // neither waited for (a pipe) nor found to end before all it
+            // holds is out, so a cut package is refused where its decodable
+            // bytes end, whatever the caller's buffer.
+            let draining = self.state.header_done() && self.holds_output;
+            let input: &[u8] = if draining {
+                &[]
+            } else if !self.state.in_frame || self.state.head_len < 4 {
+                // A frame's magic number, looked at whole however it arrives
+                // ([`State::check_start`]): libzstd refuses a wrong one as soon
+                // as it has one byte, with its own error.
+                self.input.peek(4)?
+            } else {
+                self.input.fill_buf()?
+            };
+            if input.is_empty() && !draining {
                 return match (self.state.in_frame, self.state.frames) {
                     (true, _) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -717,7 +737,9 @@ impl<R: Read> Read for Frames<R> {
                     (false, _) => Ok(0),
                 };
             }
-            self.state.check_start(input)?;
+            if !draining {
+                self.state.check_start(input)?;
+            }
             let header_done = self.state.header_done();
             // Until the frame's header is consumed, no more input than the
             // header and no output room: libzstd decodes a whole frame in one
@@ -733,7 +755,6 @@ impl<R: Read> Read for Frames<R> {
             // next block is read, and found damaged, in the call that asks
             // for its first byte, whatever the caller's buffer and however
             // the input arrives ([`Frames::body_limit`]).
-            let draining = header_done && self.holds_output;
             let (limit, room) = if !header_done {
                 (self.state.header_left(input), &mut [][..])
             } else if draining {
@@ -771,7 +792,7 @@ impl<R: Read> Frames<R> {
     /// ([`State::note`]): the bytes it used, the bytes it made, and whether
     /// the frame ended.
     fn run_once(&mut self, limit: usize, out: &mut [u8]) -> io::Result<(usize, usize, bool)> {
-        let input = self.input.fill_buf()?;
+        let input: &[u8] = if limit == 0 { &[] } else { self.input.fill_buf()? };
         let input = &input[..input.len().min(limit)];
         let mut src = InBuffer::around(input);
         let mut dst = OutBuffer::around(out);
@@ -782,6 +803,7 @@ impl<R: Read> Frames<R> {
         noted?;
         if hint == 0 {
             self.decoder.reinit()?;
+            self.holds_output = false;
         }
         Ok((used, made, hint == 0))
     }
@@ -789,14 +811,14 @@ impl<R: Read> Frames<R> {
     /// How much of the input the decoder may be given next, inside a
     /// frame's body: the rest of the current block, or of the checksum,
     /// which is buffered whole first (at most [`MAX_UNIT`] bytes of it).
-    /// With [`Frames::read`] giving it no input while it holds output, libzstd
+    /// 0 once the frame's last block (and checksum) are consumed. With
+    /// [`Frames::read`] giving it no input while it holds output, libzstd
     /// never sees the next block, or the checksum, in the call that hands
     /// out the previous block's last bytes: it reads them, and finds what is
     /// wrong with them, in the first call after all before is out, whether
     /// or not the input had arrived (a pipe, a refill) and whatever the
     /// caller's buffer; so a damaged frame is refused at the same member
-    /// however the input arrives. (Before, libzstd went on to the next
-    /// block in the same call when it happened to be buffered.)
+    /// however the input arrives.
     ///
     /// # Errors
     /// Reading the input.
@@ -814,7 +836,8 @@ impl<R: Read> Frames<R> {
         }
         let left = match self.state.body {
             Body::Block { left, .. } | Body::Checksum { left } => left,
-            Body::Next | Body::Done => 0,
+            Body::Done => 0,
+            Body::Next => unreachable!("a block header was just looked at"),
         };
         let limit = left.min(MAX_UNIT);
         self.input.peek(limit)?;
@@ -1178,8 +1201,8 @@ mod frame_edge_tests {
 
     /// The last block of a frame without a checksum or content size
     /// decodes to far more than a read's buffer: read out whole, in many
-    /// calls given no input (libzstd keeps the frame's last input byte
-    /// until then, so the input does not end while it holds output).
+    /// calls given no input (for such a block libzstd also keeps the
+    /// frame's last input byte until all is out).
     #[test]
     fn what_the_last_block_holds_is_read_out_in_small_reads() {
         for data in [b"z".repeat(300_000), b"line of text\n".repeat(20_000)] {
@@ -1199,6 +1222,164 @@ mod frame_edge_tests {
                     }
                 }
                 assert!(out == data, "level {level}");
+            }
+        }
+    }
+}
+
+/// Valid streams of every shape libzstd writes decode to their content
+/// however the input arrives and whatever the caller's reads (a review's
+/// generator).
+#[cfg(test)]
+mod valid_streams {
+    use super::*;
+    use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
+    use zstd::zstd_safe::{CCtx, CParameter, InBuffer as In, OutBuffer as Out};
+
+    /// xorshift64: reproducible without a dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Reads of 1 to `max` bytes, at random.
+    struct Chunks<'a>(&'a [u8], usize, Rng);
+    impl Read for Chunks<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self
+                .0
+                .len()
+                .min(out.len())
+                .min(1 + self.2.below(self.1 as u64) as usize);
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Empty, short or long content of random bytes, runs and text.
+    fn content(rng: &mut Rng) -> Vec<u8> {
+        let len = match rng.below(5) {
+            0 => 0,
+            1 => rng.below(50) as usize,
+            2 => rng.below(5000) as usize,
+            _ => rng.below(700_000) as usize,
+        };
+        let mut v = Vec::with_capacity(len);
+        while v.len() < len {
+            let run = (1 + rng.below(20_000) as usize).min(len - v.len());
+            match rng.below(3) {
+                0 => v.extend((0..run).map(|_| rng.next() as u8)),
+                1 => v.extend(std::iter::repeat_n(rng.next() as u8, run)),
+                _ => v.extend((0..run).map(|i| b"some text, repeated "[i % 20])),
+            }
+        }
+        v
+    }
+
+    /// `f` with a dictionary id field of `len` bytes, all zero (no dictionary).
+    fn with_zero_dict_id(f: &[u8], len: u8) -> Vec<u8> {
+        let at = 5 + usize::from(f[4] & 0x20 == 0);
+        let mut out = f[..4].to_vec();
+        out.push(f[4] | [0, 1, 2, 2, 3][usize::from(len)]);
+        out.extend_from_slice(&f[5..at]);
+        out.extend(std::iter::repeat_n(0u8, usize::from(len)));
+        out.extend_from_slice(&f[at..]);
+        out
+    }
+
+    /// A frame of `data`: a random level, window, checksum and content-size
+    /// flag, compressed in one call (single-segment when it fits) or
+    /// streamed in pieces with flushes (many small blocks).
+    fn frame(rng: &mut Rng, data: &[u8]) -> Vec<u8> {
+        let mut c = CCtx::create();
+        let level = [1, 3, 9, 19, -5][rng.below(5) as usize];
+        c.set_parameter(CParameter::CompressionLevel(level)).unwrap();
+        c.set_parameter(CParameter::ChecksumFlag(rng.below(2) == 0)).unwrap();
+        c.set_parameter(CParameter::ContentSizeFlag(rng.below(2) == 0)).unwrap();
+        c.set_parameter(CParameter::WindowLog(10 + rng.below(12) as u32))
+            .unwrap();
+        if rng.below(3) == 0 {
+            c.set_parameter(CParameter::TargetCBlockSize(1340 + rng.below(4000) as u32))
+                .unwrap();
+        }
+        let mut out = vec![0u8; zstd::zstd_safe::compress_bound(data.len()) + 64];
+        let n = if rng.below(2) == 0 {
+            c.compress2(&mut out[..], data).unwrap()
+        } else {
+            if rng.below(2) == 0 {
+                c.set_pledged_src_size(Some(data.len() as u64)).unwrap();
+            }
+            let mut o = Out::around(&mut out[..]);
+            let mut pos = 0;
+            while pos < data.len() {
+                let step = (1 + rng.below(100_000) as usize).min(data.len() - pos);
+                let mut i = In::around(&data[pos..pos + step]);
+                while i.pos() < step {
+                    c.compress_stream2(&mut o, &mut i, ZSTD_EndDirective::ZSTD_e_continue)
+                        .unwrap();
+                }
+                pos += step;
+                if rng.below(4) == 0 {
+                    while c
+                        .compress_stream2(&mut o, &mut In::around(&[][..]), ZSTD_EndDirective::ZSTD_e_flush)
+                        .unwrap()
+                        != 0
+                    {}
+                }
+            }
+            while c
+                .compress_stream2(&mut o, &mut In::around(&[][..]), ZSTD_EndDirective::ZSTD_e_end)
+                .unwrap()
+                != 0
+            {}
+            o.pos()
+        };
+        out.truncate(n);
+        if rng.below(4) == 0 {
+            out = with_zero_dict_id(&out, [1, 2, 4][rng.below(3) as usize]);
+        }
+        out
+    }
+
+    #[test]
+    fn random_valid_streams_decode_however_they_arrive_and_are_read() {
+        for seed in 1..=40u64 {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1234_5678_9abc_def1));
+            let (mut bytes, mut want) = (Vec::new(), Vec::new());
+            for _ in 0..1 + rng.below(4) {
+                let data = content(&mut rng);
+                bytes.extend(frame(&mut rng, &data));
+                want.extend(data);
+            }
+            assert_eq!(zstd::stream::decode_all(&bytes[..]).unwrap(), want, "seed {seed}");
+            for _ in 0..3 {
+                let chunk = [1, 7, 1000, 300_000][rng.below(4) as usize];
+                let room = [1, 13, 512, 8192, 200_000][rng.below(5) as usize];
+                if room == 1 && want.len() > 300_000 {
+                    continue;
+                }
+                let mut f = Frames::new(Chunks(&bytes, chunk, Rng(seed + 7)), 27).unwrap();
+                let (mut got, mut buf) = (Vec::new(), vec![0u8; room]);
+                loop {
+                    let ask = 1 + rng.below(room as u64) as usize;
+                    let n = f
+                        .read(&mut buf[..ask])
+                        .unwrap_or_else(|e| panic!("seed {seed}, {chunk}-byte input, reads of {room}: {e}"));
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(got == want, "seed {seed}, {chunk}-byte input, reads of {room}");
             }
         }
     }
