@@ -136,6 +136,52 @@ impl<'a> DirProbe<'a> {
     }
 }
 
+/// The paths of the installed version `old_paths` that the package's
+/// manifest (sorted by path bytes) no longer lists: what an upgrade removes.
+fn dropped<'a>(
+    manifest: &'a Manifest,
+    old_paths: &'a std::collections::BTreeSet<String>,
+) -> impl Iterator<Item = &'a str> {
+    old_paths
+        .iter()
+        .filter(|p| {
+            manifest
+                .files
+                .binary_search_by(|f| f.path.as_bytes().cmp(p.as_bytes()))
+                .is_err()
+        })
+        .map(String::as_str)
+}
+
+/// The changes that turn HEAD's tree into an install's target: each path
+/// [`dropped`] from the installed version removed, each of the package's
+/// files put in, owned by `uid:gid`.
+fn target_changes(
+    manifest: &Manifest,
+    old_paths: &std::collections::BTreeSet<String>,
+    uid: u32,
+    gid: u32,
+) -> Vec<(RelPath, Option<TreeEntry>)> {
+    let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
+    let mut changes: Vec<(RelPath, Option<TreeEntry>)> = dropped(manifest, old_paths).map(|p| (at(p), None)).collect();
+    changes.reserve(manifest.files.len());
+    for f in &manifest.files {
+        let entry = TreeEntry {
+            name: Vec::new(),
+            kind: EntryKind::File,
+            meta: Meta {
+                mode: f.mode.bits(),
+                uid,
+                gid,
+            },
+            id: f.blake3,
+            size: f.size,
+        };
+        changes.push((at(&f.path), Some(entry)));
+    }
+    changes
+}
+
 /// The snapshot object an install or uninstall checks out: HEAD (`head`,
 /// id `head_id`) with the root `root`, its parent, counts and hard-link
 /// groups; no ref names it. The caller names it and adjusts the counts.
@@ -652,36 +698,18 @@ pub fn install(
     let (target_id, target) = (|| -> Result<(SnapshotId, Snapshot)> {
         let w = &w;
         // The manifest and attestation, as blobs named by their BLAKE3
-        // (the registry's manifest_digest and the manifest's
-        // attestation field): what `cplane show PKG` prints.
-        w.add(ObjectKind::Blob, package.manifest_digest, &package.manifest_bytes)?;
-        if let Ok(att) = serde_json::to_vec(&package.attestation)
-            && crate::object::blob_id(&att) == manifest.attestation
-        {
-            w.add(ObjectKind::Blob, manifest.attestation, &att)?;
-        }
-        // What the old version had and this one has not goes; the
-        // package's files go in; one pass over the trees.
-        let mut changes: Vec<(RelPath, Option<TreeEntry>)> = old_paths
-            .iter()
-            .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
-            .map(|p| (at(p), None))
-            .collect();
-        for f in &manifest.files {
-            let id = f.blake3;
-            let entry = TreeEntry {
-                name: Vec::new(),
-                kind: EntryKind::File,
-                meta: Meta {
-                    mode: f.mode.bits(),
-                    uid,
-                    gid,
-                },
-                id,
-                size: f.size,
-            };
-            changes.push((at(&f.path), Some(entry)));
-        }
+        // (the registry's manifest_digest and the manifest's attestation
+        // field, both checked as they were read): what `cplane show PKG`
+        // prints. Compressed while the target tree is built.
+        let (metadata, changes) = rayon::join(
+            || -> Result<()> {
+                w.add(ObjectKind::Blob, package.manifest_digest, &package.manifest_bytes)?;
+                w.add(ObjectKind::Blob, manifest.attestation, &package.attestation_bytes)
+                    .map(|_| ())
+            },
+            || target_changes(manifest, &old_paths, uid, gid),
+        );
+        metadata?;
         let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
         let mut snapshot = target_of(plane, head_id, &head, root);
         snapshot.name = format!("INSTALL-{}-{}", manifest.id, manifest.version);
@@ -699,11 +727,7 @@ pub fn install(
     store.note_manifest(package.manifest_digest, std::sync::Arc::new(manifest.clone()));
     crate::trace::phase("install: target grafted, store written");
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
-    let gone: Vec<RelPath> = old_paths
-        .iter()
-        .filter(|p| !manifest.files.iter().any(|f| &&f.path == p))
-        .map(|p| at(p))
-        .collect();
+    let gone: Vec<RelPath> = dropped(manifest, &old_paths).map(at).collect();
     // Restored as few paths as possible: a directory that neither the
     // plane nor HEAD has is restored whole (all the package puts there, and
     // nothing else can be), everything else path by path.

@@ -29,6 +29,9 @@ pub struct Package {
     pub signer: Signer,
     /// The attestation.
     pub attestation: Attestation,
+    /// Its bytes (the `attestation.json` member, whose BLAKE3 the manifest
+    /// names).
+    pub attestation_bytes: Vec<u8>,
     /// The attestation's build time.
     pub time: UtcTime,
 }
@@ -355,6 +358,7 @@ where
         signature,
         signer: signer.clone(),
         attestation,
+        attestation_bytes,
         time,
     })
 }
