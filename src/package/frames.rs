@@ -344,8 +344,22 @@ impl State {
         let more = next.len().min(4 - have);
         magic[have..have + more].copy_from_slice(&next[..more]);
         if have + more < 4 {
-            // Not known yet (the buffer ends): the decoder keeps what it has.
-            return Ok(());
+            // Not known yet (the buffer ends), unless what is known already
+            // starts neither a frame nor a skippable frame: refused at once
+            // (a pipe that stalls after one wrong byte is not waited for).
+            let known = &magic[..have + more];
+            let frame = *known == FRAME_MAGIC[..known.len()];
+            let skippable = known.first().is_none_or(|b| b & 0xf0 == 0x50)
+                && known
+                    .get(1..)
+                    .is_none_or(|rest| *rest == [0x2a, 0x4d, 0x18][..rest.len()]);
+            if frame || skippable {
+                return Ok(());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                FrameError::NotAFrame { after: self.frames },
+            ));
         }
         if magic == FRAME_MAGIC {
             return Ok(());
@@ -722,7 +736,11 @@ impl<R: Read> Read for Frames<R> {
             } else if !self.state.in_frame || self.state.head_len < 4 {
                 // A frame's magic number, looked at whole however it arrives
                 // ([`State::check_start`]): libzstd refuses a wrong one as soon
-                // as it has one byte, with its own error.
+                // as it has one byte, with its own error. (What is there is
+                // looked at first: a prefix of no magic number is refused
+                // without waiting for the rest.)
+                let there = self.input.fill_buf()?;
+                self.state.check_start(there)?;
                 self.input.peek(4)?
             } else {
                 self.input.fill_buf()?
@@ -845,9 +863,16 @@ impl<R: Read> Frames<R> {
     }
 
     /// Reads the rest of a frame whose declared content is all out: its
-    /// last block's end and checksum. A byte more is a [`FrameError::ContentSize`]
-    /// error; the input ending first is left for the next read to report.
+    /// last block's end and checksum. A byte more, held by libzstd already
+    /// or decoded from what follows, is a [`FrameError::ContentSize`] error
+    /// at once; the input ending before the frame's end is left for the
+    /// next read to report.
     fn finish_frame(&mut self) -> io::Result<()> {
+        if self.holds_output {
+            // (`note` refuses a byte of it, whether or not the input goes on.)
+            self.run_once(0, &mut [0u8; 1])?;
+            self.holds_output = false;
+        }
         loop {
             if self.input.fill_buf()?.is_empty() {
                 return Ok(());
@@ -1380,6 +1405,105 @@ mod valid_streams {
                     got.extend_from_slice(&buf[..n]);
                 }
                 assert!(got == want, "seed {seed}, {chunk}-byte input, reads of {room}");
+            }
+        }
+    }
+}
+
+/// A review's cases for a frame's edges: output held past the declared
+/// size, and a wrong byte after a frame on an input that stalls.
+#[cfg(test)]
+mod edges {
+    use super::*;
+
+    /// A frame of a 1 KiB window declaring `declared` bytes, of 1000-byte raw
+    /// blocks (the last one marked last), the input cut after block `cut`.
+    fn frame(declared: u32, blocks: usize, cut: usize) -> Vec<u8> {
+        let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x80, 0];
+        f.extend_from_slice(&declared.to_le_bytes());
+        for i in 0..blocks.min(cut + 1) {
+            let h = u32::from(i + 1 == blocks) | 1000 << 3;
+            f.extend_from_slice(&h.to_le_bytes()[..3]);
+            f.extend((0..1000).map(|j| (j * 7 + i) as u8));
+        }
+        f
+    }
+
+    /// What reading `reads` bytes after each other gives: "ok N" or the error.
+    fn reads(bytes: &[u8], reads: &[usize]) -> Vec<String> {
+        let mut f = Frames::new(bytes, 27).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut v = Vec::new();
+        for &r in reads {
+            match f.read_exact(&mut buf[..r]) {
+                Ok(()) => v.push(format!("ok {r}")),
+                Err(e) => {
+                    v.push(format!("err {e}"));
+                    break;
+                }
+            }
+        }
+        v
+    }
+
+    /// A frame holding more than it declares is refused in the read that
+    /// reaches the declared size, whether or not the input goes on after
+    /// the blocks libzstd holds (before, a cut input let the declared bytes
+    /// out and refused the next read).
+    #[test]
+    fn output_held_past_the_declared_size_is_refused_at_once_cut_or_not() {
+        let declares = "err a zstd frame does not hold the 4500 bytes it declares";
+        for cut in [4, 9] {
+            assert_eq!(
+                reads(&frame(4500, 7, cut), &[4500, 10]),
+                [declares],
+                "cut after block {cut}"
+            );
+        }
+    }
+
+    /// An input that hands out its bytes, then stalls (an error standing
+    /// for a read that never returns).
+    struct Stalls<'a>(&'a [u8]);
+    impl Read for Stalls<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::other("stalled"));
+            }
+            let n = self.0.len().min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// After a frame, bytes that start no magic number are refused at once,
+    /// not waited on; a prefix of one is waited on.
+    #[test]
+    fn a_wrong_byte_after_a_frame_is_refused_without_waiting_for_more() {
+        let frame = zstd::bulk::compress(b"hello", 3).unwrap();
+        for (tail, refused) in [
+            (&[0x00u8][..], true),
+            (&[0x00, 0x00, 0x00], true),
+            (&[0x28, 0x00], true),
+            (&[0x5f, 0x2a, 0x00], true),
+            (&[0x50], false),
+            (&[0x28, 0xb5], false),
+            (&[], false),
+        ] {
+            let bytes = [&frame[..], tail].concat();
+            let mut out = Vec::new();
+            let e = Frames::new(Stalls(&bytes), 27)
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap_err();
+            let not_a_frame = matches!(
+                e.get_ref().and_then(|e| e.downcast_ref()),
+                Some(FrameError::NotAFrame { after: 1 })
+            );
+            assert_eq!(not_a_frame, refused, "{tail:x?}: {e}");
+            if !refused {
+                assert_eq!(e.to_string(), "stalled", "{tail:x?}");
             }
         }
     }
