@@ -284,6 +284,29 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
     Ok(report)
 }
 
+/// For a command that holds the store lock (so no gc runs, and
+/// [`status_with`] cannot save the stat cache): the rows of the files
+/// `report`'s scan hashed are remembered for the rest of the process
+/// ([`Store::note_written`]), so that the command's later scans of `plane`
+/// trust them instead of hashing the same files again — only rows that
+/// were not racy when read (ctime more than the margin before the scan
+/// began: a later change gets a later ctime) and whose blobs are in the
+/// store (a snapshot trusts a row's blob to be there). Files an install
+/// wrote a second ago are racy under the saved cache's time, and each of
+/// an upgrade's five scans hashed all of them again.
+pub fn note_hashed(store: &Store, plane: &Plane, report: &WorktreeReport) {
+    let started = report.scan.cache.scan_started_ns;
+    let rows = report
+        .scan
+        .cache
+        .entries
+        .iter()
+        .filter(|e| !e.stat.is_racy(started) && store.contains(&e.id))
+        .cloned()
+        .collect();
+    store.note_written(&plane.name, rows);
+}
+
 /// Full integrity check: every file is re-read and re-hashed; the cache is ignored.
 /// HEAD itself is checked too: every tree of it must read back and hash to its
 /// id, and every blob it names must be in the store. Stored blob bytes are not

@@ -337,10 +337,24 @@ fn read_storing<'g, R: std::io::Read>(
     let kept_bytes = std::sync::atomic::AtomicU64::new(0);
     // The owner and gates each file is checked with, once the manifest names its spec.
     let job: std::sync::OnceLock<(String, Vec<usize>)> = std::sync::OnceLock::new();
+    // The files the installed version of this package has with the same
+    // bytes and mode: an upgrade writes none of them (unless edited), so
+    // they are neither staged nor kept.
+    let unchanged: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
     let on_manifest = |m: &super::Manifest| {
         if let Some(g) = &gating {
             let ids = g.by_spec.get(&m.spec_id).cloned().unwrap_or_default();
             let _ = job.set((m.id.clone(), ids));
+        }
+        if let Some(st) = staging
+            && let Ok(Some(old)) = installed_manifest(st.store, st.scope, &m.id)
+        {
+            let same = old.files.into_iter().filter(|o| {
+                m.files
+                    .binary_search_by(|f| f.path.as_bytes().cmp(o.path.as_bytes()))
+                    .is_ok_and(|i| (m.files[i].blake3, m.files[i].mode) == (o.blake3, o.mode))
+            });
+            let _ = unchanged.set(same.map(|o| o.path).collect());
         }
     };
     let sink = |index: usize, entry: &super::FileEntry, bytes: &mut Vec<u8>, frame: Option<Vec<u8>>| {
@@ -353,8 +367,9 @@ fn read_storing<'g, R: std::io::Read>(
         }
         // (The manifest's paths are checked: they parse.)
         let path = RelPath::parse(entry.path.as_bytes());
+        let same = unchanged.get().is_some_and(|u| u.contains(&entry.path));
         let staged = match (staging, &path) {
-            (Some(st), Some(rel)) => st.stage(rel, id, bytes, entry.mode.bits()),
+            (Some(st), Some(rel)) if !same => st.stage(rel, id, bytes, entry.mode.bits()),
             _ => false,
         };
         if let (Some(g), Some((owner, ids)), Some(path)) = (&gating, job.get(), path)
@@ -379,7 +394,7 @@ fn read_storing<'g, R: std::io::Read>(
         // A file not staged is written by the checkout: from these bytes
         // while they fit, else from the store. (Counted by what the buffer
         // holds: a small file in a large buffer is trimmed first.)
-        if !staged {
+        if !staged && !same {
             if bytes.capacity() > 2 * bytes.len() {
                 bytes.shrink_to_fit();
             }
@@ -407,7 +422,15 @@ fn read_storing<'g, R: std::io::Read>(
 
 /// The plane's model as its working tree is now.
 fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
+    model_and_changes(store, plane, ctl).map(|(m, _)| m)
+}
+
+/// [`model`], and the paths where the working tree differs from HEAD
+/// (every change the status scan found, directories implied included).
+fn model_and_changes(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<(Model, Vec<RelPath>)> {
     let report = crate::worktree::status(store, plane, ctl)?;
+    // (The caller holds the store lock: the files hashed are not hashed again.)
+    crate::worktree::note_hashed(store, plane, &report);
     let scope = Scope::open(plane)?;
     let view = crate::governance::plane::worktree_view(store, &scope, &report.scan)?;
     if !view.is_governed() {
@@ -415,7 +438,8 @@ fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
             plane: plane.name.clone(),
         });
     }
-    Model::load(&view)
+    let m = Model::load(&view)?;
+    Ok((m, report.changes.into_iter().map(|c| c.path).collect()))
 }
 
 /// Installs the package in `file` into `plane`, trusting `trusted` (the
@@ -453,7 +477,7 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    let m = model(store, plane, ctl)?;
+    let (m, edited) = model_and_changes(store, plane, ctl)?;
     crate::trace::phase("install: model");
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
@@ -604,10 +628,23 @@ pub fn install(
         .iter()
         .flat_map(|o| o.files.iter().map(|f| f.path.clone()))
         .collect();
-    // The installed files must be as the old version left them.
+    // The installed files must be as the old version left them: those the
+    // status scan found as HEAD has them, with the bytes the old manifest
+    // names, are; the others are hashed.
     if let Some(old) = &old {
+        let edited: std::collections::HashSet<&RelPath> = edited.iter().collect();
+        let in_head: std::collections::HashMap<RelPath, ObjectId> = match store.head(&plane.name)? {
+            Some(id) => crate::diff::flatten(&crate::diff::TreeSource::store(store), &store.read_snapshot(&id)?.root)?
+                .into_iter()
+                .filter(|(_, side)| side.kind == EntryKind::File)
+                .map(|(p, side)| (p, side.id))
+                .collect(),
+            None => Default::default(),
+        };
         for f in &old.files {
-            if hash_on_disk(&scope, &f.path) != Some(f.blake3) {
+            let p = at(&f.path);
+            let vouched = !edited.contains(&p) && in_head.get(&p) == Some(&f.blake3);
+            if !vouched && hash_on_disk(&scope, &f.path) != Some(f.blake3) {
                 findings.push(Finding::new(
                     Code::Modified,
                     at(&f.path),
@@ -728,14 +765,31 @@ pub fn install(
     crate::trace::phase("install: target grafted, store written");
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
     let gone: Vec<RelPath> = dropped(manifest, &old_paths).map(at).collect();
-    // Restored as few paths as possible: a directory that neither the
-    // plane nor HEAD has is restored whole (all the package puts there, and
-    // nothing else can be), everything else path by path.
+    // Restored as few paths as possible: only where the plane may differ
+    // from the target, i.e. where the target differs from HEAD (one walk
+    // of the two Merkle trees, skipping equal subtrees) or the working
+    // tree did when the install began; an upgrade that changes one file of
+    // 10,000 restores one path, not 10,000 (each looked up, rescued and
+    // planned on its own). A directory that neither the plane nor HEAD has
+    // is restored whole (all the package puts there, and nothing else can
+    // be), everything else path by path.
+    // (A first install: no path of the package is in the working tree, so
+    // every one differs.)
     let src = crate::diff::TreeSource::store(store);
+    let differs: Option<std::collections::HashSet<RelPath>> = match old {
+        Some(_) => Some(
+            crate::diff::diff_trees(&src, &head.root, &target.root)?
+                .into_iter()
+                .map(|c| c.path)
+                .chain(edited)
+                .collect(),
+        ),
+        None => None,
+    };
     let mut touched: Vec<RelPath> = Vec::with_capacity(paths.len() + gone.len());
     let mut fresh: std::collections::BTreeSet<RelPath> = std::collections::BTreeSet::new();
     let mut in_head: std::collections::HashMap<RelPath, bool> = std::collections::HashMap::new();
-    for p in &paths {
+    for p in paths.iter().filter(|p| differs.as_ref().is_none_or(|d| d.contains(*p))) {
         // The outermost directory on the way that neither the working tree
         // nor HEAD has, if any.
         let new_dir = match probe.parent_of(p) {

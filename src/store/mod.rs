@@ -365,11 +365,13 @@ impl Store {
 
     /// Remembers, for the rest of this process, the stat-cache rows of files
     /// a checkout of `plane` just wrote (each one's `fstat` right after it was
-    /// put in place, and the blob it was written from). Later scans in the
-    /// same command trust them as they trust the saved stat cache, without
-    /// the racy-time rule: the command wrote those bytes itself, so a package
-    /// install does not hash its files again to seal them. Nothing is saved;
-    /// the seal's own cache keeps the rule, so the next command re-checks them.
+    /// put in place, and the blob it was written from), or that a scan of
+    /// this command hashed ([`crate::worktree::note_hashed`]). Later scans in
+    /// the same command trust them as they trust the saved stat cache, without
+    /// the racy-time rule: the command wrote those bytes itself, or read them
+    /// when they were not racy, so a package install does not hash its files
+    /// again to seal them. Nothing is saved; the seal's own cache keeps the
+    /// rule, so the next command re-checks them.
     pub fn note_written(&self, plane: &str, rows: Vec<index::IndexEntry>) {
         if rows.is_empty() {
             return;
