@@ -676,3 +676,194 @@ fn an_install_killed_at_any_point_is_absent_or_present_after_the_next_command() 
         stdout(d, &["ledger", "verify"]);
     }
 }
+
+/// An upgrade restores an unchanged package file that was chmod'ed by hand
+/// (the status scan reports it, so it is among the touched paths, and its
+/// bytes come from the store: it was neither staged nor kept), and `verify`
+/// is clean afterwards.
+#[test]
+fn an_upgrade_restores_the_mode_of_an_unchanged_file_chmoded_by_hand() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let d = s.plane.path();
+    let v1 = pack(
+        &s,
+        "m1",
+        &[
+            ("specs/SPEC-000/m/a.md", "a1\n"),
+            ("specs/SPEC-000/m/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-M", "--version", "1.0.0"],
+    );
+    let v2 = pack(
+        &s,
+        "m2",
+        &[
+            ("specs/SPEC-000/m/a.md", "a2\n"),
+            ("specs/SPEC-000/m/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-M", "--version", "2.0.0"],
+    );
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    let same = d.join("specs/SPEC-000/m/same.md");
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let want = mode(&same);
+    fs::set_permissions(&same, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = stdout(d, &["install", v2.to_str().unwrap()]);
+    assert!(out.contains("upgraded from 1.0.0"), "{out}");
+    assert_eq!(mode(&same), want, "the hand chmod survived the upgrade");
+    assert_eq!(fs::read_to_string(&same).unwrap(), "same\n");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/m/a.md")).unwrap(), "a2\n");
+    stdout(d, &["verify"]);
+    // Bytes edited by hand are still refused, nothing written.
+    fs::write(&same, "hand edit\n").unwrap();
+    let v3 = pack(
+        &s,
+        "m3",
+        &[
+            ("specs/SPEC-000/m/a.md", "a3\n"),
+            ("specs/SPEC-000/m/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-M", "--version", "3.0.0"],
+    );
+    refused(&s, &v3, 1, "edited (or removed) since package PKG-M 2.0.0");
+}
+
+/// An upgrade that changes one file of many writes that file only: the
+/// others keep their inodes (and ctimes), a dropped file goes, a new one
+/// comes, and `verify` is clean.
+#[test]
+fn an_upgrade_changing_one_file_writes_only_that_file() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup();
+    let d = s.plane.path();
+    let files = |changed: &str, last: &str| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("specs/SPEC-000/one/d{}/f{i:02}.md", i % 4), format!("f{i}\n")))
+            .collect();
+        v[7].1 = changed.to_string();
+        v.push(("specs/SPEC-000/one/extra.md".into(), last.into()));
+        v
+    };
+    let mk = |name: &str, version: &str, v: &[(String, String)]| {
+        let refs: Vec<(&str, &str)> = v.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+        pack(&s, name, &refs, &s.admin, &["--id", "PKG-ONE", "--version", version])
+    };
+    let f1 = files("seven\n", "x\n");
+    let mut f2 = files("SEVEN\n", "x\n");
+    // v2 also drops extra.md and adds new.md.
+    f2.pop();
+    f2.push(("specs/SPEC-000/one/new.md".into(), "new\n".into()));
+    let v1 = mk("one1", "1.0.0", &f1);
+    let v2 = mk("one2", "2.0.0", &f2);
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    let stat = |p: &str| {
+        let m = fs::metadata(d.join(p)).unwrap();
+        (m.ino(), m.ctime(), m.ctime_nsec())
+    };
+    let before: Vec<(u64, i64, i64)> = f1[..40].iter().map(|(p, _)| stat(p)).collect();
+    let out = stdout(d, &["install", v2.to_str().unwrap()]);
+    assert!(out.contains("upgraded from 1.0.0"), "{out}");
+    for (i, (p, body)) in f2.iter().enumerate() {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), *body, "{p}");
+        if i < 40 && i != 7 {
+            assert_eq!(stat(p), before[i], "{p} was written again");
+        }
+    }
+    assert_ne!(stat(&f2[7].0).0, before[7].0, "the changed file was not replaced");
+    assert!(
+        !d.join("specs/SPEC-000/one/extra.md").exists(),
+        "a dropped file was left behind"
+    );
+    stdout(d, &["verify"]);
+}
+
+/// B1 (fails on 38e6433): a package file the upgrade does not change, left
+/// out of the start-of-install status scan (here a FIFO put in its place:
+/// the scan reports CP106 and drops the change), is not "as the old version
+/// left it"; the upgrade must be refused before anything is written, as it
+/// was before 38e6433 (hash_on_disk: not a regular file).
+#[test]
+fn an_upgrade_over_an_unchanged_file_the_scan_could_not_read_is_refused_untouched() {
+    let s = setup();
+    let d = s.plane.path();
+    let v1 = pack(
+        &s,
+        "q1",
+        &[
+            ("specs/SPEC-000/q/a.md", "a1\n"),
+            ("specs/SPEC-000/q/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-Q", "--version", "1.0.0"],
+    );
+    let v2 = pack(
+        &s,
+        "q2",
+        &[
+            ("specs/SPEC-000/q/a.md", "a2\n"),
+            ("specs/SPEC-000/q/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-Q", "--version", "2.0.0"],
+    );
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    let same = d.join("specs/SPEC-000/q/same.md");
+    fs::remove_file(&same).unwrap();
+    let c = std::ffi::CString::new(same.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // (`refused` would read the FIFO: compare the regular files by hand.)
+    let reg = d.join("registries/packages_registry.csv");
+    let reg_before = fs::read(&reg).unwrap();
+    let o = cplane(d).args(["install", v2.to_str().unwrap()]).output().unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("edited (or removed) since package PKG-Q 1.0.0"), "{all}");
+    assert_eq!(
+        fs::read_to_string(d.join("specs/SPEC-000/q/a.md")).unwrap(),
+        "a1\n",
+        "written anyway"
+    );
+    assert_eq!(fs::read(&reg).unwrap(), reg_before, "registry written anyway");
+    assert!(!d.join(".cp/planes/main/install.pending").exists());
+}
+
+/// B1, second face (fails on 38e6433): an unchanged package file under an
+/// exclusion rule added after HEAD and then edited is not vouched for by
+/// the scan (it never looked); the upgrade must be refused untouched.
+#[test]
+fn an_upgrade_over_an_excluded_edited_package_file_is_refused_untouched() {
+    let s = setup();
+    let d = s.plane.path();
+    let v1 = pack(
+        &s,
+        "x1",
+        &[
+            ("specs/SPEC-000/x/a.md", "a1\n"),
+            ("specs/SPEC-000/x/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-X", "--version", "1.0.0"],
+    );
+    let v2 = pack(
+        &s,
+        "x2",
+        &[
+            ("specs/SPEC-000/x/a.md", "a2\n"),
+            ("specs/SPEC-000/x/same.md", "same\n"),
+        ],
+        &s.admin,
+        &["--id", "PKG-X", "--version", "2.0.0"],
+    );
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    write(d, ".cpignore", "specs/SPEC-000/x/same.md\n");
+    fs::write(d.join("specs/SPEC-000/x/same.md"), "hand edit\n").unwrap();
+    refused(&s, &v2, 1, "edited (or removed) since package PKG-X 1.0.0");
+}

@@ -25,7 +25,8 @@ use crate::object::EntryKind;
 use crate::path::RelPath;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use registry::{RegistryError, Table, check_id, list, metadata};
-use sorted::{Declared, Files, join, owned};
+pub use sorted::Files;
+use sorted::{Declared, join, owned};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 

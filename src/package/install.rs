@@ -422,12 +422,16 @@ fn read_storing<'g, R: std::io::Read>(
 
 /// The plane's model as its working tree is now.
 fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
-    model_and_changes(store, plane, ctl).map(|(m, _)| m)
+    model_and_changes(store, plane, ctl).map(|(m, _, _)| m)
 }
 
 /// [`model`], and the paths where the working tree differs from HEAD
 /// (every change the status scan found, directories implied included).
-fn model_and_changes(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<(Model, Vec<RelPath>)> {
+fn model_and_changes(
+    store: &Store,
+    plane: &Plane,
+    ctl: Control<'_>,
+) -> Result<(Model, Vec<RelPath>, std::sync::Arc<crate::governance::Files>)> {
     let report = crate::worktree::status(store, plane, ctl)?;
     // (The caller holds the store lock: the files hashed are not hashed again.)
     crate::worktree::note_hashed(store, plane, &report);
@@ -439,7 +443,11 @@ fn model_and_changes(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<(
         });
     }
     let m = Model::load(&view)?;
-    Ok((m, report.changes.into_iter().map(|c| c.path).collect()))
+    Ok((
+        m,
+        report.changes.into_iter().map(|c| c.path).collect(),
+        view.files.clone(),
+    ))
 }
 
 /// Installs the package in `file` into `plane`, trusting `trusted` (the
@@ -477,7 +485,7 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    let (m, edited) = model_and_changes(store, plane, ctl)?;
+    let (m, edited, scanned) = model_and_changes(store, plane, ctl)?;
     crate::trace::phase("install: model");
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
@@ -633,17 +641,14 @@ pub fn install(
     // names, are; the others are hashed.
     if let Some(old) = &old {
         let edited: std::collections::HashSet<&RelPath> = edited.iter().collect();
-        let in_head: std::collections::HashMap<RelPath, ObjectId> = match store.head(&plane.name)? {
-            Some(id) => crate::diff::flatten(&crate::diff::TreeSource::store(store), &store.read_snapshot(&id)?.root)?
-                .into_iter()
-                .filter(|(_, side)| side.kind == EntryKind::File)
-                .map(|(p, side)| (p, side.id))
-                .collect(),
-            None => Default::default(),
-        };
         for f in &old.files {
             let p = at(&f.path);
-            let vouched = !edited.contains(&p) && in_head.get(&p) == Some(&f.blake3);
+            // Vouched only by what the scan itself saw at the path (a path
+            // it left out -- a finding, an exclusion -- is hashed).
+            let vouched = !edited.contains(&p)
+                && scanned
+                    .get(&p)
+                    .is_some_and(|s| s.kind == EntryKind::File && s.id == f.blake3);
             if !vouched && hash_on_disk(&scope, &f.path) != Some(f.blake3) {
                 findings.push(Finding::new(
                     Code::Modified,
