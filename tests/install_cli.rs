@@ -677,6 +677,25 @@ fn an_install_killed_at_any_point_is_absent_or_present_after_the_next_command() 
     }
 }
 
+/// Versions 1.0.0 and 2.0.0 of package `id`, files `specs/SPEC-000/DIR/a.md`
+/// (changed from "a1" to "a2") and `same.md` (the same in both).
+fn two_versions(s: &Setup, dir: &str, id: &str) -> (PathBuf, PathBuf) {
+    let [v1, v2] = ["1", "2"].map(|n| {
+        let a = format!("specs/SPEC-000/{dir}/a.md");
+        let same = format!("specs/SPEC-000/{dir}/same.md");
+        let files = [(a.as_str(), format!("a{n}\n")), (same.as_str(), "same\n".to_string())];
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, b)| (*p, b.as_str())).collect();
+        pack(
+            s,
+            &format!("{dir}{n}"),
+            &files,
+            &s.admin,
+            &["--id", id, "--version", &format!("{n}.0.0")],
+        )
+    });
+    (v1, v2)
+}
+
 /// An upgrade restores an unchanged package file that was chmod'ed by hand
 /// (the status scan reports it, so it is among the touched paths, and its
 /// bytes come from the store: it was neither staged nor kept), and `verify`
@@ -686,26 +705,7 @@ fn an_upgrade_restores_the_mode_of_an_unchanged_file_chmoded_by_hand() {
     use std::os::unix::fs::PermissionsExt;
     let s = setup();
     let d = s.plane.path();
-    let v1 = pack(
-        &s,
-        "m1",
-        &[
-            ("specs/SPEC-000/m/a.md", "a1\n"),
-            ("specs/SPEC-000/m/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-M", "--version", "1.0.0"],
-    );
-    let v2 = pack(
-        &s,
-        "m2",
-        &[
-            ("specs/SPEC-000/m/a.md", "a2\n"),
-            ("specs/SPEC-000/m/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-M", "--version", "2.0.0"],
-    );
+    let (v1, v2) = two_versions(&s, "m", "PKG-M");
     stdout(d, &["install", v1.to_str().unwrap()]);
     let same = d.join("specs/SPEC-000/m/same.md");
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -790,31 +790,18 @@ fn an_upgrade_changing_one_file_writes_only_that_file() {
 fn an_upgrade_over_an_unchanged_file_the_scan_could_not_read_is_refused_untouched() {
     let s = setup();
     let d = s.plane.path();
-    let v1 = pack(
-        &s,
-        "q1",
-        &[
-            ("specs/SPEC-000/q/a.md", "a1\n"),
-            ("specs/SPEC-000/q/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-Q", "--version", "1.0.0"],
-    );
-    let v2 = pack(
-        &s,
-        "q2",
-        &[
-            ("specs/SPEC-000/q/a.md", "a2\n"),
-            ("specs/SPEC-000/q/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-Q", "--version", "2.0.0"],
-    );
+    let (v1, v2) = two_versions(&s, "q", "PKG-Q");
     stdout(d, &["install", v1.to_str().unwrap()]);
     let same = d.join("specs/SPEC-000/q/same.md");
     fs::remove_file(&same).unwrap();
-    let c = std::ffi::CString::new(same.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &same,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_bits_truncate(0o644),
+        0,
+    )
+    .unwrap();
     // (`refused` would read the FIFO: compare the regular files by hand.)
     let reg = d.join("registries/packages_registry.csv");
     let reg_before = fs::read(&reg).unwrap();
@@ -842,26 +829,7 @@ fn an_upgrade_over_an_unchanged_file_the_scan_could_not_read_is_refused_untouche
 fn an_upgrade_over_an_excluded_edited_package_file_is_refused_untouched() {
     let s = setup();
     let d = s.plane.path();
-    let v1 = pack(
-        &s,
-        "x1",
-        &[
-            ("specs/SPEC-000/x/a.md", "a1\n"),
-            ("specs/SPEC-000/x/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-X", "--version", "1.0.0"],
-    );
-    let v2 = pack(
-        &s,
-        "x2",
-        &[
-            ("specs/SPEC-000/x/a.md", "a2\n"),
-            ("specs/SPEC-000/x/same.md", "same\n"),
-        ],
-        &s.admin,
-        &["--id", "PKG-X", "--version", "2.0.0"],
-    );
+    let (v1, v2) = two_versions(&s, "x", "PKG-X");
     stdout(d, &["install", v1.to_str().unwrap()]);
     write(d, ".cpignore", "specs/SPEC-000/x/same.md\n");
     fs::write(d.join("specs/SPEC-000/x/same.md"), "hand edit\n").unwrap();

@@ -1413,6 +1413,21 @@ fn a_damaged_file_frame_is_refused_alike() {
     install_refuses(&damaged, &err);
 }
 
+/// `bytes` damaged at the fraction `at` of their length: the byte there
+/// changed by `byte` (`how` 0), the bytes cut there (1), that byte left
+/// out (2), or `byte` put in there (3).
+fn damage(bytes: &mut Vec<u8>, at: f64, how: u8, byte: u8) {
+    let i = ((bytes.len() as f64) * at) as usize;
+    match how {
+        0 => bytes[i] ^= byte,
+        1 => bytes.truncate(i),
+        2 => {
+            bytes.remove(i);
+        }
+        _ => bytes.insert(i, byte),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -1428,13 +1443,7 @@ proptest! {
     ) {
         static BYTES: LazyLock<Vec<u8>> = LazyLock::new(|| build_files(&framed_files(), &KEYS.maintainer, TIME));
         let mut bytes = BYTES.clone();
-        let i = ((bytes.len() as f64) * at) as usize;
-        match how {
-            0 => bytes[i] ^= byte,
-            1 => bytes.truncate(i),
-            2 => { bytes.remove(i); }
-            _ => bytes.insert(i, byte),
-        }
+        damage(&mut bytes, at, how, byte);
         same_verdict(&bytes)?;
     }
 }
@@ -2215,13 +2224,7 @@ proptest! {
         static FRAMED: LazyLock<Vec<u8>> = LazyLock::new(|| build_files(&framed_files(), &KEYS.maintainer, TIME));
         static ONE: LazyLock<Vec<u8>> = LazyLock::new(|| compress(&decompress(&FRAMED)));
         let mut bytes = if one_frame { ONE.clone() } else { FRAMED.clone() };
-        let i = ((bytes.len() as f64) * at) as usize;
-        match how {
-            0 => bytes[i] ^= byte,
-            1 => bytes.truncate(i),
-            2 => { bytes.remove(i); }
-            _ => bytes.insert(i, byte),
-        }
+        damage(&mut bytes, at, how, byte);
         let v = verdicts_by_arrival(&bytes, chunk);
         prop_assert!(v.iter().all(|(_, x)| *x == v[0].1), "verdicts differ: {:#?}", v);
     }
