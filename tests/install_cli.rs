@@ -835,3 +835,23 @@ fn an_upgrade_over_an_excluded_edited_package_file_is_refused_untouched() {
     fs::write(d.join("specs/SPEC-000/x/same.md"), "hand edit\n").unwrap();
     refused(&s, &v2, 1, "edited (or removed) since package PKG-X 1.0.0");
 }
+
+/// A plane whose own seal would refuse (here an unowned file) refuses an
+/// upgrade before anything is written: before, the files went in, the
+/// install's seal refused, and the pending install wedged the plane (every
+/// later command, `own` included, tried to finish it and was refused).
+#[test]
+fn a_plane_with_findings_refuses_an_upgrade_before_writing_and_stays_usable() {
+    let s = setup();
+    let d = s.plane.path();
+    let (v1, v2) = two_versions(&s, "w", "PKG-W");
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    write(d, "specs/SPEC-000/w/loose.md", "nobody's\n");
+    refused(&s, &v2, 1, "CP001 specs/SPEC-000/w/loose.md");
+    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    stdout(d, &["own", "specs/SPEC-000/w/loose.md", "--by", "SPEC-000"]);
+    let out = stdout(d, &["install", v2.to_str().unwrap()]);
+    assert!(out.contains("upgraded from 1.0.0"), "{out}");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/w/a.md")).unwrap(), "a2\n");
+    stdout(d, &["verify"]);
+}

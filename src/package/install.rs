@@ -422,16 +422,14 @@ fn read_storing<'g, R: std::io::Read>(
 
 /// The plane's model as its working tree is now.
 fn model(store: &Store, plane: &Plane, ctl: Control<'_>) -> Result<Model> {
-    model_and_changes(store, plane, ctl).map(|(m, _, _)| m)
+    model_and_changes(store, plane, false, ctl).map(|b| b.model)
 }
 
-/// [`model`], and the paths where the working tree differs from HEAD
-/// (every change the status scan found, directories implied included).
-fn model_and_changes(
-    store: &Store,
-    plane: &Plane,
-    ctl: Control<'_>,
-) -> Result<(Model, Vec<RelPath>, std::sync::Arc<crate::governance::Files>)> {
+/// [`model`], the paths where the working tree differs from HEAD (every
+/// change the status scan found, directories implied included), the files
+/// the scan saw, and (`with_findings`) the findings the plane's seal would
+/// refuse now.
+fn model_and_changes(store: &Store, plane: &Plane, with_findings: bool, ctl: Control<'_>) -> Result<Before> {
     let report = crate::worktree::status(store, plane, ctl)?;
     // (The caller holds the store lock: the files hashed are not hashed again.)
     crate::worktree::note_hashed(store, plane, &report);
@@ -443,11 +441,31 @@ fn model_and_changes(
         });
     }
     let m = Model::load(&view)?;
-    Ok((
-        m,
-        report.changes.into_iter().map(|c| c.path).collect(),
-        view.files.clone(),
-    ))
+    // What the plane's own seal would refuse now (pass 0, 2 and 3).
+    let mut findings = Vec::new();
+    if with_findings {
+        findings = crate::governance::ownership_findings(&m, &view, false)?;
+        findings.extend(crate::governance::plane::package_findings(store, &m, &view)?);
+        findings.extend(crate::governance::chain_findings(&m, &view));
+    }
+    Ok(Before {
+        model: m,
+        edited: report.changes.into_iter().map(|c| c.path).collect(),
+        scanned: view.files.clone(),
+        findings,
+    })
+}
+
+/// The plane as an install found it ([`model_and_changes`]).
+struct Before {
+    /// The governance model of the working tree.
+    model: Model,
+    /// Paths where the working tree differs from HEAD.
+    edited: Vec<RelPath>,
+    /// The files the status scan saw, with their blob ids.
+    scanned: std::sync::Arc<crate::governance::Files>,
+    /// What the plane's seal would refuse now.
+    findings: Vec<Finding>,
 }
 
 /// Installs the package in `file` into `plane`, trusting `trusted` (the
@@ -485,7 +503,12 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    let (m, edited, scanned) = model_and_changes(store, plane, ctl)?;
+    let Before {
+        model: m,
+        edited,
+        scanned,
+        findings: before,
+    } = model_and_changes(store, plane, true, ctl)?;
     crate::trace::phase("install: model");
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
@@ -726,7 +749,21 @@ pub fn install(
             }
         }
     }
+    // What the plane's seal would refuse already, away from the package's
+    // paths (an unowned file, say), refuses the install before anything is
+    // written: the install's seal would refuse it after the files are in
+    // place and leave the install pending, which every later command (`own`
+    // included) would try to finish and refuse again. (On the package's
+    // own paths the checks above decide: an edited file is refused, a mode
+    // changed by hand is restored.)
+    let package_path = |p: &RelPath| {
+        let p = p.display();
+        let listed = |files: &[super::FileEntry]| files.binary_search_by(|f| f.path.as_str().cmp(p.as_str())).is_ok();
+        listed(&manifest.files) || old.as_ref().is_some_and(|o| listed(&o.files))
+    };
+    findings.extend(before.into_iter().filter(|f| !package_path(&f.path)));
     if !findings.is_empty() {
+        crate::governance::sort(&mut findings);
         return Err(refuse(findings));
     }
     crate::trace::phase("install: checks");
