@@ -134,11 +134,13 @@ pub fn parse(block: &[u8; BLOCK], index: usize) -> Result<Member, PackageError> 
         (&h.uname[..], "user name"),
         (&h.gname[..], "group name"),
         (&h.prefix[..], "prefix"),
-        (&h.pad[..], "unused last 12 bytes"),
     ] {
-        if field[text(field).len()..].iter().any(|&b| b != 0) || (what.starts_with("unused") && field[0] != 0) {
+        if field[text(field).len()..].iter().any(|&b| b != 0) {
             return Err(hidden(what));
         }
+    }
+    if h.pad.iter().any(|&b| b != 0) {
+        return Err(hidden("unused last 12 bytes"));
     }
     for (field, what) in [
         (&h.uid[..], "uid"),
