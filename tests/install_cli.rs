@@ -855,3 +855,55 @@ fn a_plane_with_findings_refuses_an_upgrade_before_writing_and_stays_usable() {
     assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/w/a.md")).unwrap(), "a2\n");
     stdout(d, &["verify"]);
 }
+
+/// Package files hard-linked to each other by hand and sealed that way: an
+/// upgrade that changes one member of the link group and drops another, and
+/// the uninstall afterwards, both succeed and leave `verify` clean. (The
+/// target used to keep HEAD's link groups verbatim, so the checkout found a
+/// group naming files with different bytes and called it store damage,
+/// exit 3, leaving the install pending.)
+#[test]
+fn hard_linked_package_files_upgrade_and_uninstall() {
+    use std::os::unix::fs::MetadataExt;
+    let s = setup();
+    let d = s.plane.path();
+    let [x, y, z, w] = ["x", "y", "z", "w"].map(|n| format!("specs/SPEC-000/l/{n}.md"));
+    let v1 = pack(
+        &s,
+        "l1",
+        &[(&x, "same\n"), (&y, "same\n"), (&z, "same\n"), (&w, "same\n")],
+        &s.admin,
+        &["--id", "PKG-L", "--version", "1.0.0"],
+    );
+    let v2 = pack(
+        &s,
+        "l2",
+        &[(&x, "same\n"), (&y, "new\n"), (&w, "same\n")],
+        &s.admin,
+        &["--id", "PKG-L", "--version", "2.0.0"],
+    );
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    for p in [&y, &z, &w] {
+        fs::remove_file(d.join(p)).unwrap();
+        fs::hard_link(d.join(&x), d.join(p)).unwrap();
+    }
+    stdout(d, &["snapshot", "-m", "linked by hand"]);
+    let out = stdout(d, &["install", v2.to_str().unwrap()]);
+    assert!(out.contains("upgraded from 1.0.0"), "{out}");
+    assert_eq!(fs::read_to_string(d.join(&x)).unwrap(), "same\n");
+    assert_eq!(fs::read_to_string(d.join(&y)).unwrap(), "new\n");
+    assert!(!d.join(&z).exists(), "the dropped file is still there");
+    let ino = |p: &str| fs::metadata(d.join(p)).unwrap().ino();
+    assert_ne!(ino(&x), ino(&y), "the changed file still shares the old inode");
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+    assert!(
+        !d.join(".cp/planes")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().path().join("install.pending").exists() })
+    );
+    stdout(d, &["uninstall", "PKG-L"]);
+    assert!(!d.join(&x).exists() && !d.join(&y).exists() && !d.join(&w).exists());
+    stdout(d, &["verify"]);
+}

@@ -182,10 +182,50 @@ fn target_changes(
     changes
 }
 
+/// HEAD's hard-link groups as they hold in a target that makes `changes`
+/// to HEAD's tree: a path that goes, or whose entry changes (bytes, kind,
+/// mode or owner), leaves its group, since the checkout writes it as a
+/// file of its own; a group left with fewer than two paths goes. (Kept
+/// verbatim, a group would name files of different bytes, which the
+/// checkout rightly calls store damage.) `src` reads HEAD's trees.
+///
+/// # Errors
+/// Store damage while looking a grouped path up in HEAD's tree.
+fn target_links(
+    src: &crate::diff::TreeSource<'_>,
+    head: &Snapshot,
+    changes: &[(RelPath, Option<TreeEntry>)],
+) -> Result<Vec<crate::object::LinkGroup>> {
+    if head.links.is_empty() {
+        return Ok(Vec::new());
+    }
+    let by_path: std::collections::HashMap<&RelPath, Option<&TreeEntry>> =
+        changes.iter().map(|(p, e)| (p, e.as_ref())).collect();
+    let mut leave = Vec::new();
+    for p in head.links.iter().flatten() {
+        let Some(new) = by_path.get(p) else { continue };
+        let same = match (new, crate::diff::lookup_path(src, &head.root, p)?) {
+            (Some(n), Some(o)) => n.kind == o.kind && n.id == o.id && n.meta == o.meta,
+            _ => false,
+        };
+        if !same {
+            leave.push(p.clone());
+        }
+    }
+    Ok(crate::snapshot::prune_links(&head.links, &leave))
+}
+
 /// The snapshot object an install or uninstall checks out: HEAD (`head`,
-/// id `head_id`) with the root `root`, its parent, counts and hard-link
-/// groups; no ref names it. The caller names it and adjusts the counts.
-fn target_of(plane: &Plane, head_id: SnapshotId, head: &Snapshot, root: crate::id::TreeId) -> Snapshot {
+/// id `head_id`) with the root `root` and the hard-link groups `links`
+/// ([`target_links`]), HEAD as parent, HEAD's counts; no ref names it. The
+/// caller names it and adjusts the counts.
+fn target_of(
+    plane: &Plane,
+    head_id: SnapshotId,
+    head: &Snapshot,
+    root: crate::id::TreeId,
+    links: Vec<crate::object::LinkGroup>,
+) -> Snapshot {
     Snapshot {
         plane: plane.name.clone(),
         name: String::new(),
@@ -196,7 +236,7 @@ fn target_of(plane: &Plane, head_id: SnapshotId, head: &Snapshot, root: crate::i
         message: String::new(),
         files: head.files,
         bytes: head.bytes,
-        links: head.links.clone(),
+        links,
         ownership: None,
         ledger: None,
     }
@@ -790,7 +830,8 @@ pub fn install(
         );
         metadata?;
         let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
-        let mut snapshot = target_of(plane, head_id, &head, root);
+        let links = target_links(&crate::diff::TreeSource::store(store), &head, &changes)?;
+        let mut snapshot = target_of(plane, head_id, &head, root, links);
         snapshot.name = format!("INSTALL-{}-{}", manifest.id, manifest.version);
         snapshot.message = format!("install {} {}", manifest.id, manifest.version);
         snapshot.files += manifest.files.len() as u64;
@@ -816,11 +857,12 @@ pub fn install(
     // is restored whole (all the package puts there, and nothing else can
     // be), everything else path by path.
     // (A first install: no path of the package is in the working tree, so
-    // every one differs.)
+    // every one differs.) Link groups count: a path that leaves one is
+    // written as a file of its own.
     let src = crate::diff::TreeSource::store(store);
     let differs: Option<std::collections::HashSet<RelPath>> = match old {
         Some(_) => Some(
-            crate::diff::diff_trees(&src, &head.root, &target.root)?
+            crate::diff::diff_states(&src, (&head.root, &head.links), (&target.root, &target.links))?
                 .into_iter()
                 .map(|c| c.path)
                 .chain(edited)
@@ -1183,11 +1225,12 @@ pub fn uninstall(
         ..
     } = crate::revision::resolve(store, plane, "HEAD")?;
     let paths: Vec<RelPath> = manifest.files.iter().map(|f| at(&f.path)).collect();
+    let changes: Vec<(RelPath, Option<TreeEntry>)> = paths.iter().map(|p| (p.clone(), None)).collect();
+    let links = target_links(&crate::diff::TreeSource::store(store), &head, &changes)?;
     let (target_id, target) = store
         .transaction(|w| {
-            let changes: Vec<(RelPath, Option<TreeEntry>)> = paths.iter().map(|p| (p.clone(), None)).collect();
             let root = crate::restore::graft_many(w, &scope, head.root, &changes)?;
-            let mut snapshot = target_of(plane, head_id, &head, root);
+            let mut snapshot = target_of(plane, head_id, &head, root, links);
             snapshot.name = format!("UNINSTALL-{id}");
             snapshot.message = format!("uninstall {id}");
             snapshot.files = head.files.saturating_sub(paths.len() as u64);
