@@ -57,6 +57,7 @@ pub fn seal_rescue(
         allow_special: true,
         skip_unchanged: false,
         passed_gates: None,
+        expect_owners: None,
     };
     seal(store, lock, plane, opts, ctl).map_err(|e| e.refused_as(action))
 }

@@ -59,6 +59,12 @@ pub struct SealOptions {
     /// install gates a package's files before writing them): a governed
     /// seal does not run those gates again while nothing about them changed.
     pub passed_gates: Option<std::sync::Arc<crate::governance::plane::PassedGates>>,
+    /// Files whose owner the command knows and did not change (an
+    /// upgrade's package files it left as they were), each with that owner
+    /// (`uid`, `gid`): a governed seal refuses (CP112) when one has another
+    /// owner on disk, i.e. was chowned while the command ran. (Bytes and
+    /// mode of package files the seal checks against the manifest anyway.)
+    pub expect_owners: Option<std::sync::Arc<Vec<(RelPath, u32, u32)>>>,
 }
 
 impl Default for SealOptions {
@@ -74,6 +80,7 @@ impl Default for SealOptions {
             allow_special: false,
             skip_unchanged: false,
             passed_gates: None,
+            expect_owners: None,
         }
     }
 }

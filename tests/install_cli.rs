@@ -907,3 +907,105 @@ fn hard_linked_package_files_upgrade_and_uninstall() {
     assert!(!d.join(&x).exists() && !d.join(&y).exists() && !d.join(&w).exists());
     stdout(d, &["verify"]);
 }
+
+/// Runs `cplane install PKG` in `d` until its files are written and owned
+/// (before the seal), runs `meanwhile`, lets it finish; returns its output.
+fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
+    let marker = d.join(".cp/planes/main/paused");
+    let _ = fs::remove_file(&marker);
+    let args = ["install", pkg.to_str().unwrap()];
+    let mut child = common::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
+    common::wait_for(&marker, &mut child);
+    meanwhile();
+    fs::remove_file(&marker).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A package file the upgrade leaves as it is, chowned while the upgrade
+/// runs: the seal refuses (the plane would differ from the install's
+/// target and nothing would say so), the install stays pending and other
+/// commands still run (with a warning) until the owner is put back; then
+/// the next command finishes the install.
+#[test]
+fn a_file_chowned_while_an_upgrade_runs_refuses_its_seal_until_put_back() {
+    use std::os::unix::fs::MetadataExt;
+    if common::skip_unless_root("a_file_chowned_while_an_upgrade_runs_refuses_its_seal_until_put_back") {
+        return;
+    }
+    let s = setup();
+    let d = s.plane.path();
+    let (v1, v2) = two_versions(&s, "o", "PKG-O");
+    stdout(d, &["install", v1.to_str().unwrap()]);
+    let same = d.join("specs/SPEC-000/o/same.md");
+    let (uid, gid) = {
+        let m = fs::metadata(&same).unwrap();
+        (m.uid(), m.gid())
+    };
+    let out = install_paused_before_seal(d, &v2, || {
+        std::os::unix::fs::chown(&same, Some(4242), Some(4242)).unwrap();
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CP112 specs/SPEC-000/o/same.md"), "{err}");
+    assert!(
+        err.contains(&format!("owner changed from {uid}:{gid} to 4242:4242")),
+        "{err}"
+    );
+    assert!(!stdout(d, &["log"]).contains("install PKG-O 2.0.0"));
+    // Not wedged: a command that changes the plane still runs, and says why
+    // the install is not finished.
+    let o = cplane(d).args(["snapshot", "-m", "meanwhile"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("interrupted install into plane main is not finished"),
+        "{err}"
+    );
+    assert!(err.contains("owner changed from"), "{err}");
+    // Put back, the next command finishes it.
+    std::os::unix::fs::chown(&same, Some(uid), Some(gid)).unwrap();
+    let o = cplane(d).args(["snapshot", "-m", "after"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("finished an interrupted install of PKG-O 2.0.0"), "{err}");
+    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+}
+
+/// A file that appears while an install runs, owned by nobody, refuses the
+/// install's seal; the install stays pending, but `own` (what the finding
+/// asks for) still runs, and the next command then finishes the install.
+/// (Every command used to try to finish the install first and stop at its
+/// refusal, `own` included: the plane was wedged until the file was
+/// deleted by hand.)
+#[test]
+fn an_install_refused_by_a_file_that_appeared_meanwhile_is_not_a_wedge() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "wedge",
+        &[("specs/SPEC-000/wedge/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-W"],
+    );
+    let stray = d.join("specs/SPEC-000/stray.md");
+    let out = install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("specs/SPEC-000/stray.md"), "{err}");
+    assert!(d.join(".cp/planes/main/install.pending").exists());
+    let o = cplane(d)
+        .args(["own", "specs/SPEC-000/stray.md", "--by", "SPEC-000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "own was refused: {err}");
+    assert!(err.contains("is not finished"), "{err}");
+    let o = cplane(d).args(["snapshot", "-m", "after"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("finished an interrupted install of PKG-W"), "{err}");
+    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+}

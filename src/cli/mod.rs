@@ -306,14 +306,26 @@ impl Ctx {
         self.finish_journal(store, &lock, &plane)?;
         self.check_ledger(store, &lock, &plane, signing.as_ref())?;
         // An install interrupted after its files were written is completed
-        // (registry, ownership, seal); the ledger records it below.
-        if let Some((m, name)) =
-            cplane::package::install::resume(store, &lock, &plane, self.control(&cplane::progress::NoProgress))?
-        {
-            eprintln!(
+        // (registry, ownership, seal); the ledger records it below. One
+        // whose seal is refused stays pending, and the command goes on:
+        // it may be the one that fixes what the seal refuses (`own` of a
+        // file that appeared while the install ran); its own checks stand.
+        match cplane::package::install::resume(store, &lock, &plane, self.control(&cplane::progress::NoProgress)) {
+            Ok(Some((m, name))) => eprintln!(
                 "cplane: finished an interrupted install of {} {} into plane {} (checkpoint {name})",
                 m.id, m.version, plane.name
-            );
+            ),
+            Ok(None) => {}
+            Err(cplane::Error::Refused { findings, .. }) => {
+                for f in &findings {
+                    eprint!("{}", output::finding(f));
+                }
+                eprintln!(
+                    "warning: an interrupted install into plane {} is not finished: its seal is refused for the findings above; fix them and the next command that changes the plane finishes it",
+                    plane.name
+                );
+            }
+            Err(e) => return Err(e),
         }
         let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {

@@ -649,6 +649,35 @@ pub fn package_findings(store: &Store, m: &Model, view: &View<'_>) -> Result<Vec
     Ok(out)
 }
 
+/// CP112 for each of `expect` (path, uid, gid: files a command left as
+/// they were, [`crate::snapshot::SealOptions::expect_owners`]) that is on
+/// disk with another owner. A path no longer there is left to the other
+/// passes (a package file gone is CP112 already).
+pub fn owner_findings(m: &Model, view: &View<'_>, expect: &[(RelPath, u32, u32)]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (p, uid, gid) in expect {
+        let Some(s) = view.files.get(p) else { continue };
+        if (s.meta.uid, s.meta.gid) == (*uid, *gid) {
+            continue;
+        }
+        let mut f = Finding::new(
+            Code::PackageFileChanged,
+            p.clone(),
+            format!(
+                "its owner changed from {uid}:{gid} to {}:{} while the command ran; put it back (chown {uid}:{gid} {}), then any command finishes it",
+                s.meta.uid,
+                s.meta.gid,
+                p.display()
+            ),
+        );
+        if let Some(o) = m.owner(p) {
+            f = f.owned_by(&*o.owner_id);
+        }
+        out.push(f);
+    }
+    out
+}
+
 /// What [`run_passes`] can reuse from the scan that came before it.
 #[derive(Default)]
 pub struct PassInputs<'a> {
@@ -1068,6 +1097,9 @@ pub fn snapshot(
     let (m, bytes, _) = compile(&view).map_err(|e| e.refused_as("snapshot"))?;
     let mut findings = ownership_findings(&m, &view, false)?;
     findings.extend(package_findings(store, &m, &view)?);
+    if let Some(expect) = &opts.expect_owners {
+        findings.extend(owner_findings(&m, &view, expect));
+    }
     crate::trace::phase("seal: compile, ownership and package findings");
     findings.extend(chain_findings(&m, &view));
     if findings.is_empty() {

@@ -870,6 +870,18 @@ pub fn install(
         ),
         None => None,
     };
+    // The package's files left as they are keep the owner the scan saw;
+    // the seal refuses if one was chowned while the install ran (written
+    // ones are the checkout's to get right).
+    let expect_owners: Vec<(RelPath, u32, u32)> = match &differs {
+        Some(d) => paths
+            .iter()
+            .filter(|p| !d.contains(*p))
+            .filter_map(|p| scanned.get(p).map(|s| (p.clone(), s.meta.uid, s.meta.gid)))
+            .collect(),
+        None => Vec::new(),
+    };
+    drop(scanned);
     let mut touched: Vec<RelPath> = Vec::with_capacity(paths.len() + gone.len());
     let mut fresh: std::collections::BTreeSet<RelPath> = std::collections::BTreeSet::new();
     let mut in_head: std::collections::HashMap<RelPath, bool> = std::collections::HashMap::new();
@@ -942,6 +954,7 @@ pub fn install(
     // The seal and the registry steps below scan the plane: they need not
     // hash again the files just written from verified bytes.
     store.note_written(&plane.name, written.applied.written_rows.clone());
+    let expect_owners = std::sync::Arc::new(expect_owners);
     let sealed = finish(
         store,
         lock,
@@ -950,9 +963,31 @@ pub fn install(
         &package.manifest_digest,
         &gone,
         Some(passed),
+        Some(expect_owners.clone()),
         hooks,
         ctl,
-    )?;
+    )
+    .inspect_err(|e| {
+        // A file chowned while the install ran: the pending install's
+        // note keeps the owner it must have, so that finishing it later
+        // checks that too (best effort: the refusal stands either way).
+        if let Error::Refused { findings, .. } = e {
+            let chowned: Vec<serde_json::Value> = expect_owners
+                .iter()
+                .filter(|(p, ..)| {
+                    findings
+                        .iter()
+                        .any(|f| f.code == Code::PackageFileChanged && &f.path == p)
+                })
+                .map(|(p, uid, gid)| serde_json::json!([p.display(), uid, gid]))
+                .collect();
+            if !chowned.is_empty() {
+                let mut note = note.clone();
+                note["owners"] = serde_json::Value::Array(chowned);
+                let _ = crate::fsutil::write_atomic(&pending, note.to_string().as_bytes(), &store.tmp_dir());
+            }
+        }
+    })?;
     let _ = std::fs::remove_file(&pending);
     Ok(Installed {
         replaced: old.map(|o| o.version.to_string()),
@@ -982,6 +1017,7 @@ fn finish(
     digest: &ObjectId,
     gone: &[RelPath],
     passed: Option<crate::governance::plane::PassedGates>,
+    expect_owners: Option<std::sync::Arc<Vec<(RelPath, u32, u32)>>>,
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<crate::snapshot::SealReport> {
@@ -1033,6 +1069,7 @@ fn finish(
     let opts = crate::snapshot::SealOptions {
         message: format!("install {} {}", manifest.id, manifest.version),
         passed_gates: passed.map(std::sync::Arc::new),
+        expect_owners,
         ..crate::snapshot::SealOptions::default()
     };
     match crate::governance::plane::snapshot(store, lock, plane, opts, false, ctl) {
@@ -1097,6 +1134,20 @@ pub fn resume(
                 .collect()
         })
         .unwrap_or_default();
+    // Files chowned while the install ran (its seal refused them): they
+    // must have their owner back first.
+    let owners: Vec<(RelPath, u32, u32)> = v["owners"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|row| {
+                    let p = RelPath::parse(row[0].as_str()?.as_bytes())?;
+                    let id = |i: usize| row[i].as_u64().and_then(|n| u32::try_from(n).ok());
+                    Some((p, id(1)?, id(2)?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let sealed = finish(
         store,
         lock,
@@ -1105,6 +1156,7 @@ pub fn resume(
         &digest,
         &gone,
         None,
+        (!owners.is_empty()).then(|| std::sync::Arc::new(owners)),
         &crate::checkout::NoHooks,
         ctl,
     )?;

@@ -363,7 +363,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Remembers, for the rest of this process, the stat-cache rows of files
+    /// Remembers, while this process holds the store lock (the next
+    /// [`Store::lock`] forgets them), the stat-cache rows of files
     /// a checkout of `plane` just wrote (each one's `fstat` right after it was
     /// put in place, and the blob it was written from), or that a scan of
     /// this command hashed ([`crate::worktree::note_hashed`]). Later scans in
@@ -704,6 +705,12 @@ impl Store {
     /// packs, and clear what a crashed writer left (only lock holders write there).
     fn took_lock(&mut self) -> Result<()> {
         self.reload()?;
+        // Rows noted under an earlier lock are not vouched for under this
+        // one (a gc may have run in between).
+        self.written
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
         // Every write goes through `.cp/tmp`; a missing one (removed by hand) is
         // recreated rather than failing every write (`fsck` reports it meanwhile).
         let tmp = self.tmp_dir();
@@ -908,4 +915,30 @@ fn config_bytes(config: &Config) -> Vec<u8> {
     let mut v = serde_json::to_vec_pretty(config).expect("config serialises");
     v.push(b'\n');
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows noted under one lock are forgotten when the store is locked
+    /// again: a gc between the two locks may have taken their blobs.
+    #[test]
+    fn written_rows_do_not_outlive_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::init(dir.path()).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let lock = store.lock(&stop).unwrap();
+        let row = index::IndexEntry {
+            path: crate::path::RelPath::parse(b"a").unwrap(),
+            kind: crate::object::EntryKind::File,
+            id: crate::object::blob_id(b"a"),
+            stat: index::Stat::default(),
+        };
+        store.note_written("main", vec![row]);
+        assert_eq!(store.written_rows("main").len(), 1);
+        drop(lock);
+        let _lock = store.lock(&stop).unwrap();
+        assert!(store.written_rows("main").is_empty());
+    }
 }
