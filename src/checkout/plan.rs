@@ -162,6 +162,11 @@ fn diff_entry(
     Ok(changes)
 }
 
+/// Each path of `links` with its group.
+fn groups_by_path(links: &[LinkGroup]) -> HashMap<&RelPath, &LinkGroup> {
+    links.iter().flat_map(|g| g.iter().map(move |p| (p, g))).collect()
+}
+
 /// Journal operations for `changes` (see [`Op`] for the order), with hard
 /// links per the target's groups. `target_legacy` says the target was converted from store
 /// format 1, which did not record empty directories: one that is empty on
@@ -182,6 +187,19 @@ pub(super) fn plan_ops(
     let mut writes: Vec<Op> = Vec::new();
     let mut file_meta = Vec::new();
     let mut dir_meta = Vec::new();
+    // A file that leaves a hard-link group (the target does not group it
+    // with the same paths) is written as a file of its own even when only
+    // its mode or owner changes: set in place, they would change every
+    // other name of the inode too, files the target leaves as they are.
+    let rescue_groups = groups_by_path(&req.rescue_links);
+    let target_groups = groups_by_path(&req.target_links);
+    let leaves_group = |p: &RelPath| {
+        rescue_groups.get(p).is_some_and(|g| {
+            target_groups
+                .get(p)
+                .is_none_or(|t| t.len() != g.len() || !t.iter().all(|x| g.contains(x)))
+        })
+    };
     for c in changes {
         match (&c.old, &c.new) {
             (Some(o), None) if o.kind == EntryKind::Dir => {
@@ -202,7 +220,9 @@ pub(super) fn plan_ops(
                 });
             }
             (_, Some(n)) => match c.kind {
-                ChangeKind::ModeChanged | ChangeKind::OwnerChanged => {
+                ChangeKind::ModeChanged | ChangeKind::OwnerChanged
+                    if !(n.kind == EntryKind::File && leaves_group(&c.path)) =>
+                {
                     let op = Op::SetMeta {
                         path: c.path.clone(),
                         kind: n.kind,

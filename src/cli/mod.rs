@@ -210,6 +210,12 @@ pub struct Ctx {
     pub quiet: bool,
     /// How long writers wait for the store lock (`CPLANE_LOCK_TIMEOUT_MS`).
     pub lock_wait: std::time::Duration,
+    /// The command may run while an interrupted install cannot be finished
+    /// (its seal refused): it is one that can fix what the seal refuses
+    /// (`own`, `disown`, `quarantine`) or put the plane back (`restore`,
+    /// `rollback`), and it seals nothing the install's checks would miss.
+    /// Every other command that changes the plane is refused meanwhile.
+    pub past_pending_install: bool,
 }
 
 impl Ctx {
@@ -307,23 +313,33 @@ impl Ctx {
         self.check_ledger(store, &lock, &plane, signing.as_ref())?;
         // An install interrupted after its files were written is completed
         // (registry, ownership, seal); the ledger records it below. One
-        // whose seal is refused stays pending, and the command goes on:
-        // it may be the one that fixes what the seal refuses (`own` of a
-        // file that appeared while the install ran); its own checks stand.
+        // whose seal is refused stays pending: only the commands that can
+        // fix what the seal refuses (`own` of a file that appeared while
+        // the install ran) or put the plane back go on, with a warning;
+        // the others are refused, as the install was (a `snapshot` would
+        // seal what the install's seal refused; another install would
+        // take its place).
         match cplane::package::install::resume(store, &lock, &plane, self.control(&cplane::progress::NoProgress)) {
             Ok(Some((m, name))) => eprintln!(
                 "cplane: finished an interrupted install of {} {} into plane {} (checkpoint {name})",
                 m.id, m.version, plane.name
             ),
             Ok(None) => {}
-            Err(cplane::Error::Refused { findings, .. }) => {
+            Err(cplane::Error::Refused { findings, .. }) if self.past_pending_install => {
                 for f in &findings {
                     eprint!("{}", output::finding(f));
                 }
                 eprintln!(
-                    "warning: an interrupted install into plane {} is not finished: its seal is refused for the findings above; fix them and the next command that changes the plane finishes it",
+                    "warning: an interrupted install into plane {} is not finished: its seal is refused for the findings above; once they are fixed, the next command that changes the plane finishes it",
                     plane.name
                 );
+            }
+            Err(e @ cplane::Error::Refused { .. }) => {
+                eprintln!(
+                    "cplane: an interrupted install into plane {} cannot be finished: its seal is refused for the findings below; fix them (`own`, `disown`, `quarantine`, `restore` and `rollback` still run), then run the command again",
+                    plane.name
+                );
+                return Err(e);
             }
             Err(e) => return Err(e),
         }
@@ -598,6 +614,10 @@ pub fn main() -> u8 {
         json,
         quiet: cli.quiet,
         lock_wait,
+        past_pending_install: matches!(
+            cli.command,
+            Command::Own(_) | Command::Disown(_) | Command::Quarantine(_) | Command::Restore(_) | Command::Rollback(_)
+        ),
     };
     if ctx.plane.is_some()
         && matches!(
