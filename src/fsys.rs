@@ -155,6 +155,11 @@ impl Dir {
             .map_err(errno)
     }
 
+    /// The directory's descriptor.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
     /// Opens the subdirectory `name` (never through a symlink).
     ///
     /// # Errors

@@ -54,13 +54,15 @@ pub fn restore(
     hooks: &dyn CheckoutHooks,
     ctl: Control<'_>,
 ) -> Result<CheckoutReport> {
-    restore_with(store, lock, plane, target, paths, hooks, ctl, None, None)
+    restore_with(store, lock, plane, target, paths, hooks, ctl, None, None, None)
 }
 
 /// [`restore`], staging the blobs of `known` (bytes the caller holds,
 /// checked against their ids: an install's package) from memory instead of
-/// reading them back from the store, and taking the files in `prestaged`
-/// ([`crate::checkout::Request::prestaged`]) instead of staging them.
+/// reading them back from the store, taking the files in `prestaged`
+/// ([`crate::checkout::Request::prestaged`]) instead of staging them, and
+/// the directories in `prebuilt` ([`crate::checkout::Request::prebuilt`])
+/// instead of making and filling them.
 ///
 /// # Errors
 /// As [`restore`].
@@ -75,6 +77,7 @@ pub fn restore_with(
     ctl: Control<'_>,
     known: Option<&HashMap<crate::id::ObjectId, &[u8]>>,
     prestaged: Option<&std::sync::Mutex<HashMap<RelPath, crate::checkout::Prestaged>>>,
+    prebuilt: Option<&std::sync::Mutex<Vec<crate::checkout::Prebuilt>>>,
 ) -> Result<CheckoutReport> {
     crate::rollback::same_plane(target, plane)?;
     let mut scope = Scope::open(plane)?;
@@ -265,6 +268,7 @@ pub fn restore_with(
         rescue_cache: &rescue_cache,
         known,
         prestaged,
+        prebuilt,
     };
     crate::trace::phase("restore: rescue sealed");
     match checkout::checkout(store, &scope, req, hooks, ctl) {

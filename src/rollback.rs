@@ -220,6 +220,7 @@ pub fn rollback(
             rescue_cache: &rescue_cache,
             known: None,
             prestaged: None,
+            prebuilt: None,
         };
         checkout::checkout(store, &scope, req, hooks, ctl)
     })();

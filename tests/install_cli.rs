@@ -363,7 +363,9 @@ fn refusals_leave_the_plane_and_store_byte_identical() {
     let needy = pack(
         &s,
         "needy",
-        &[("specs/SPEC-000/pkg/n.md", "n\n")],
+        // (In a directory the plane lacks: built aside while the package
+        // streams, before the dependency is checked, and dropped.)
+        &[("specs/SPEC-000/needy/sub/n.md", "n\n")],
         &s.admin,
         &["--id", "PKG-NEEDY", "--depends", "PKG-BASE:>=1.0.0"],
     );
@@ -923,9 +925,9 @@ fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) ->
 
 /// A package file the upgrade leaves as it is, chowned while the upgrade
 /// runs: the seal refuses (the plane would differ from the install's
-/// target and nothing would say so), the install stays pending and other
-/// commands still run (with a warning) until the owner is put back; then
-/// the next command finishes the install.
+/// target and nothing would say so), the install stays pending and a
+/// `snapshot` is refused too until the owner is put back; then the next
+/// command finishes the install.
 #[test]
 fn a_file_chowned_while_an_upgrade_runs_refuses_its_seal_until_put_back() {
     use std::os::unix::fs::MetadataExt;
@@ -952,15 +954,18 @@ fn a_file_chowned_while_an_upgrade_runs_refuses_its_seal_until_put_back() {
         "{err}"
     );
     assert!(!stdout(d, &["log"]).contains("install PKG-O 2.0.0"));
-    // Not wedged: a command that changes the plane still runs, and says why
-    // the install is not finished.
+    // A snapshot would seal what the install's seal refused: refused too,
+    // saying why; nothing sealed.
+    let head = stdout(d, &["log"]);
     let o = cplane(d).args(["snapshot", "-m", "meanwhile"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("interrupted install into plane main is not finished"),
+        err.contains("interrupted install into plane main cannot be finished"),
         "{err}"
     );
     assert!(err.contains("owner changed from"), "{err}");
+    assert_eq!(stdout(d, &["log"]), head, "sealed anyway");
     // Put back, the next command finishes it.
     std::os::unix::fs::chown(&same, Some(uid), Some(gid)).unwrap();
     let o = cplane(d).args(["snapshot", "-m", "after"]).output().unwrap();
@@ -1008,4 +1013,86 @@ fn an_install_refused_by_a_file_that_appeared_meanwhile_is_not_a_wedge() {
     assert!(!d.join(".cp/planes/main/install.pending").exists());
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
+}
+
+/// The `prebuilt-*` directories in the store's `.cp/tmp`.
+fn prebuilt_dirs(d: &Path) -> Vec<PathBuf> {
+    fs::read_dir(d.join(".cp/tmp"))
+        .map(|r| {
+            r.map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("prebuilt-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A package's files in a directory the plane lacks are written whole
+/// into a directory of `.cp/tmp` while the package streams, and that
+/// directory is renamed into place: killed before the checkout, nothing
+/// of it is in the plane and the next command removes it; installed, every
+/// file and directory is as packed and nothing is left in `.cp/tmp`.
+#[test]
+fn a_new_directory_is_built_aside_and_renamed_into_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    let d = s.plane.path();
+    let files = [
+        ("specs/SPEC-000/new/a.md", "a\n"),
+        ("specs/SPEC-000/new/sub/b.md", "b\n"),
+        ("specs/SPEC-000/new/sub/deep/c.md", "c\n"),
+    ];
+    let pkg = pack(&s, "new", &files, &s.admin, &["--id", "PKG-NEW"]);
+    let before = plane_files(d);
+    let marker = d.join(".cp/planes/main/staged");
+    let _ = fs::remove_file(&marker);
+    let mut child = common::spawn(d, &["install", pkg.to_str().unwrap()], &[(common::PAUSE_STAGED, "1")]);
+    common::wait_for(&marker, &mut child);
+    let built = prebuilt_dirs(d);
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(fs::read_to_string(built[0].join("sub/deep/c.md")).unwrap(), "c\n");
+    assert!(!d.join("specs/SPEC-000/new").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    stdout(d, &["snapshot", "-m", "after the kill", "--allow-unchanged"]);
+    assert!(prebuilt_dirs(d).is_empty(), "left in .cp/tmp: {:?}", prebuilt_dirs(d));
+    assert_eq!(plane_files(d), before);
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    for (p, want) in files {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), want);
+    }
+    let mode = |p: &str| fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o7777;
+    let spec_dir = mode("specs/SPEC-000");
+    for dir in [
+        "specs/SPEC-000/new",
+        "specs/SPEC-000/new/sub",
+        "specs/SPEC-000/new/sub/deep",
+    ] {
+        assert_eq!(mode(dir), spec_dir, "{dir} kept the 0700 it was built with");
+    }
+    assert!(prebuilt_dirs(d).is_empty(), "left in .cp/tmp: {:?}", prebuilt_dirs(d));
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
+}
+
+/// The directory a package builds aside is made in the plane by someone
+/// else before the checkout: the rename never replaces it, the files are
+/// written into it one by one, and nothing is left in `.cp/tmp`.
+#[test]
+fn a_new_directory_made_meanwhile_gets_the_files_one_by_one() {
+    let s = setup();
+    let d = s.plane.path();
+    let files = [
+        ("specs/SPEC-000/race/a.md", "a\n"),
+        ("specs/SPEC-000/race/sub/b.md", "b\n"),
+    ];
+    let pkg = pack(&s, "race", &files, &s.admin, &["--id", "PKG-RACE"]);
+    let (code, out, err) = common::paused_after_staging(d, &["install", pkg.to_str().unwrap()], || {
+        fs::create_dir(d.join("specs/SPEC-000/race")).unwrap();
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    for (p, want) in files {
+        assert_eq!(fs::read_to_string(d.join(p)).unwrap(), want);
+    }
+    assert!(prebuilt_dirs(d).is_empty(), "left in .cp/tmp: {:?}", prebuilt_dirs(d));
+    stdout(d, &["verify"]);
 }

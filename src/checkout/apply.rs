@@ -10,6 +10,7 @@
 
 use super::CheckoutHooks;
 use super::journal::Op;
+use super::prebuilt::Built;
 use super::stage::{self, MetaProblem, MetaTarget, Staged};
 use crate::control::Control;
 use crate::error::{Error, Result};
@@ -141,6 +142,12 @@ pub(super) struct Applier<'a> {
     unstaged_from: usize,
     budget: usize,
     known: Option<&'a HashMap<ObjectId, &'a [u8]>>,
+    /// Directories built ahead ([`super::Prebuilt`]) that fit the plan,
+    /// by path, each with its files: renamed into place at their `MakeDir`.
+    pub prebuilt: HashMap<RelPath, (super::Prebuilt, HashMap<RelPath, Built>)>,
+    /// Files of prebuilt directories put in place, each with the time just
+    /// before its directory was renamed: their `Write` only counts them.
+    placed: HashMap<RelPath, (Built, i64)>,
 }
 
 impl<'a> Applier<'a> {
@@ -167,6 +174,8 @@ impl<'a> Applier<'a> {
             unstaged_from: usize::MAX,
             budget: 0,
             known: None,
+            prebuilt: HashMap::new(),
+            placed: HashMap::new(),
         }
     }
 
@@ -187,7 +196,7 @@ impl<'a> Applier<'a> {
         let round: Vec<(usize, &Op)> = ops[i..]
             .iter()
             .enumerate()
-            .filter(|(_, op)| matches!(op, Op::Write { .. }))
+            .filter(|(_, op)| matches!(op, Op::Write { .. }) && !self.is_prebuilt(op.path()))
             .take(room)
             .collect();
         self.unstaged_from = round.last().map_or(ops.len(), |(k, _)| i + k + 1);
@@ -208,6 +217,52 @@ impl<'a> Applier<'a> {
         self.out.problems.extend(problems);
         self.staged.extend(staged);
         Ok(())
+    }
+
+    /// Whether the file at `p` comes with a prebuilt directory (placed or not yet).
+    fn is_prebuilt(&self, p: &RelPath) -> bool {
+        self.placed.contains_key(p) || self.prebuilt.values().any(|(_, files)| files.contains_key(p))
+    }
+
+    /// Puts the prebuilt directory for `path` in place, if there is one:
+    /// one rename that never replaces. `false` when there is none or the
+    /// rename fails (something is at `path` now, ...): the directory is
+    /// dropped and its files are written one by one.
+    fn place_prebuilt(&mut self, path: &RelPath, name: &[u8]) -> Result<bool> {
+        let Some((mut built, files)) = self.prebuilt.remove(path) else {
+            return Ok(false);
+        };
+        let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
+        let before = crate::store::index::now_ns();
+        if built.tmp.rename_noreplace(&built.name, dir, name).is_err() {
+            return Ok(false);
+        }
+        built.placed = true;
+        self.out.created_dirs += 1;
+        self.placed.extend(files.into_iter().map(|(p, b)| (p, (b, before))));
+        Ok(true)
+    }
+
+    /// Counts the file at `path` put in place with its prebuilt directory,
+    /// if it was, and records its stat-cache row (the rule of
+    /// [`Applier::placed_staged`]: written more than the racy margin before
+    /// its directory was renamed into place).
+    fn placed_prebuilt(&mut self, path: &RelPath) -> bool {
+        let Some((b, before)) = self.placed.remove(path) else {
+            return false;
+        };
+        if self.record_rows && b.stat.mtime_ns.saturating_add(crate::hash::fresh_margin_ns()) < before {
+            self.out.written_rows.push(crate::store::index::IndexEntry {
+                path: path.clone(),
+                kind: EntryKind::File,
+                id: b.id,
+                stat: b.stat,
+            });
+        }
+        self.out.problems.extend(b.problems);
+        self.out.written += 1;
+        self.ctl.progress.inc(1, 0);
+        true
     }
 
     /// Opens the directory `rel` (cached: operations come in tree order).
@@ -359,6 +414,9 @@ impl<'a> Applier<'a> {
         let name = path.file_name().expect("ops never name the root");
         let scope = self.scope;
         let recovering = self.recovering();
+        if self.place_prebuilt(path, name)? {
+            return Ok(());
+        }
         let mode = stage::create_mode(meta, 0o700, 0o777);
         let dir = self.dir(&path.parent().unwrap_or_default(), true)?.expect("created");
         match dir.mkdir(name, mode) {
@@ -392,6 +450,9 @@ impl<'a> Applier<'a> {
     fn write(&mut self, path: &RelPath, kind: EntryKind, id: &ObjectId, meta: &Meta) -> Result<()> {
         let name = path.file_name().expect("ops never name the root");
         let parent = path.parent().unwrap_or_default();
+        if self.placed_prebuilt(path) {
+            return Ok(());
+        }
         let (store, scope) = (self.store, self.scope);
         let staged = self.staged.remove(path);
         let trust_what_is_there = self.recovering() && !self.rewrite_all;

@@ -27,6 +27,7 @@
 mod apply;
 pub mod journal;
 mod plan;
+mod prebuilt;
 mod recover;
 mod stage;
 pub use stage::{fd_budget, verify_blob};
@@ -44,6 +45,7 @@ use crate::store::lock::WorktreeLock;
 pub use apply::Applied;
 pub use journal::{CheckoutKind, Journal, Op, has_journal, journal_path};
 pub(crate) use plan::file_as_recorded;
+pub use prebuilt::Prebuilt;
 pub use recover::{Recovered, recover};
 pub use stage::MetaProblem;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -116,6 +118,12 @@ pub struct Request<'a> {
     /// path takes its file instead of staging one; the others are dropped
     /// (unnamed, they vanish). `None` for most callers.
     pub prestaged: Option<&'a std::sync::Mutex<HashMap<RelPath, Prestaged>>>,
+    /// Directories the plane lacks that the caller built ahead, whole
+    /// ([`Prebuilt`]: an install, while its package streamed): one the plan
+    /// makes, writing every file in it as built, is renamed into place
+    /// instead of made and filled; the others are dropped. `None` for most
+    /// callers.
+    pub prebuilt: Option<&'a std::sync::Mutex<Vec<Prebuilt>>>,
 }
 
 /// A file staged before its checkout ([`prestage`]): unnamed beside its
@@ -278,7 +286,20 @@ pub fn checkout(
     // descriptors allow unnamed, the rest only verified here and staged in
     // rounds once the journal is written (see `apply::Applier::unstaged_from`).
     let budget = if hooks.stage_unnamed() { stage::fd_budget() } else { 0 };
-    let writes: Vec<&Op> = ops.iter().filter(|o| matches!(o, Op::Write { .. })).collect();
+    // Directories built ahead (an install) that fit the plan: their files
+    // are not staged, the directory is renamed into place whole.
+    let prebuilt = prebuilt::fit(
+        req.prebuilt
+            .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+            .unwrap_or_default(),
+        &ops,
+        scope,
+    );
+    let built = |p: &RelPath| prebuilt.values().any(|(_, files)| files.contains_key(p));
+    let writes: Vec<&Op> = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Write { .. }) && !built(o.path()))
+        .collect();
     ctl.progress.phase("staging");
     ctl.progress.total(writes.len() as u64, 0);
     // Files the caller staged ahead (an install, while its package streamed).
@@ -349,7 +370,7 @@ pub fn checkout(
         None => usize::MAX,
     };
     // (What the flush needs is taken now: nothing fails after the journal for it.)
-    let flush = FlushPlan::prepare(scope, &staged_map, hooks.fail_flush())?;
+    let flush = FlushPlan::prepare(scope, &staged_map, &prebuilt, hooks.fail_flush())?;
     hooks.staged();
     ctl.check()?;
     let journal = journal_for(scope, &req, ops);
@@ -389,6 +410,7 @@ pub fn checkout(
         0,
     );
     let mut applier = apply::Applier::new(store, scope, staged_map, Some(expected), hooks, ctl);
+    applier.prebuilt = prebuilt;
     // The rows are for a caller that scans again in this process (install).
     applier.record_rows = req.known.is_some();
     if budget > 0 {
@@ -570,8 +592,9 @@ pub(super) fn stage_round(
 /// linking the files (the `syncfs` mostly waits for the disk, the links
 /// keep a core busy).
 struct FlushPlan {
-    /// A staged file on each filesystem (a duplicate descriptor).
-    files: std::sync::Arc<Vec<(RelPath, std::fs::File)>>,
+    /// A staged file (or prebuilt directory) on each filesystem (a
+    /// duplicate descriptor).
+    files: std::sync::Arc<Vec<(RelPath, std::os::fd::OwnedFd)>>,
     /// Fail as with `EIO` instead of flushing (tests: [`CheckoutHooks::fail_flush`]).
     fail: bool,
 }
@@ -590,11 +613,25 @@ impl FlushPlan {
     /// # Errors
     /// [`Error::Io`] naming a staged file that cannot be duplicated (out
     /// of descriptors).
-    fn prepare(scope: &Scope, staged: &HashMap<RelPath, stage::Staged>, fail: bool) -> Result<FlushPlan> {
-        let mut by_dev: HashMap<u64, (RelPath, std::fs::File)> = HashMap::new();
+    fn prepare(
+        scope: &Scope,
+        staged: &HashMap<RelPath, stage::Staged>,
+        prebuilt: &HashMap<RelPath, (Prebuilt, HashMap<RelPath, prebuilt::Built>)>,
+        fail: bool,
+    ) -> Result<FlushPlan> {
+        let mut by_dev: HashMap<u64, (RelPath, std::os::fd::OwnedFd)> = HashMap::new();
         for (p, s) in staged {
             if let std::collections::hash_map::Entry::Vacant(v) = by_dev.entry(s.dev) {
-                v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?));
+                v.insert((p.clone(), s.file.try_clone().map_err(|e| scope.io_error(p, e))?.into()));
+            }
+        }
+        for (p, (b, _)) in prebuilt {
+            let st = b.root.stat_self().map_err(|e| scope.io_error(p, e))?;
+            if let std::collections::hash_map::Entry::Vacant(v) = by_dev.entry(st.st_dev as u64) {
+                v.insert((
+                    p.clone(),
+                    b.root.try_clone().map_err(|e| scope.io_error(p, e))?.into_fd(),
+                ));
             }
         }
         Ok(FlushPlan {
@@ -603,7 +640,7 @@ impl FlushPlan {
         })
     }
 
-    fn run(files: &[(RelPath, std::fs::File)], fail: bool) -> FlushResult {
+    fn run(files: &[(RelPath, std::os::fd::OwnedFd)], fail: bool) -> FlushResult {
         for (p, f) in files {
             if fail {
                 return Err((p.clone(), std::io::Error::from(rustix::io::Errno::IO)));

@@ -293,6 +293,11 @@ struct Staging<'a> {
     count: std::sync::atomic::AtomicUsize,
     /// The directory each parent's files are staged in.
     dirs: std::sync::Mutex<std::collections::HashMap<RelPath, std::sync::Arc<crate::fsys::Dir>>>,
+    /// Which directories on the way to a file the plane has.
+    probe: std::sync::Mutex<DirProbe<'a>>,
+    /// Directories the plane lacks, built whole ([`crate::checkout::Prebuilt`]),
+    /// by path (`None`: that one cannot be; its files are staged unnamed).
+    prebuilt: std::sync::Mutex<std::collections::HashMap<RelPath, Option<std::sync::Arc<crate::checkout::Prebuilt>>>>,
 }
 
 impl Staging<'_> {
@@ -300,6 +305,38 @@ impl Staging<'_> {
     /// to the checkout, which stages it itself and reports what fails.
     /// Returns whether it was staged.
     fn stage(&self, rel: &RelPath, id: ObjectId, bytes: &[u8], mode: u32) -> bool {
+        let meta = Meta {
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+        };
+        // In a directory the plane lacks: written, named, into that
+        // directory built whole (no descriptor kept).
+        let fresh = match self
+            .probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .parent_of(rel)
+        {
+            DirState::Missing(d) => Some(d),
+            _ => None,
+        };
+        if let Some(d) = fresh {
+            let built = {
+                let mut all = self.prebuilt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                all.entry(d)
+                    .or_insert_with_key(|d| {
+                        crate::checkout::Prebuilt::new(self.store, self.scope, d)
+                            .ok()
+                            .flatten()
+                            .map(std::sync::Arc::new)
+                    })
+                    .clone()
+            };
+            if let Some(b) = built {
+                return b.add(self.scope, rel, id, bytes, meta).is_ok();
+            }
+        }
         if self.count.fetch_add(1, Ordering::Relaxed) >= self.limit {
             return false;
         }
@@ -325,11 +362,6 @@ impl Staging<'_> {
                 }
                 Err(_) => return false,
             },
-        };
-        let meta = Meta {
-            mode,
-            uid: self.uid,
-            gid: self.gid,
         };
         match crate::checkout::prestage(self.store, self.scope, &dir, rel, id, bytes, meta) {
             Ok(Some(p)) => {
@@ -579,6 +611,8 @@ pub fn install(
         },
         count: Default::default(),
         dirs: Default::default(),
+        probe: std::sync::Mutex::new(DirProbe::new(&scope)),
+        prebuilt: Default::default(),
     });
     // The package's blobs go into the store while the archive is still
     // being read and checked; nothing becomes visible until `w.finish()`,
@@ -602,7 +636,20 @@ pub fn install(
     })?;
     crate::trace::phase("install: read, stored, gated, staged");
     // (What is staged waits for the checkout; the store is free again.)
-    let prestaged = staging.map(|s| s.staged);
+    let (prestaged, prebuilt) = match staging {
+        Some(s) => {
+            let built: Vec<crate::checkout::Prebuilt> = s
+                .prebuilt
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .into_values()
+                .flatten()
+                .filter_map(|b| std::sync::Arc::try_unwrap(b).ok())
+                .collect();
+            (Some(s.staged), Some(std::sync::Mutex::new(built)))
+        }
+        None => (None, None),
+    };
     let manifest = &package.manifest;
     let at = |p: &str| RelPath::parse(p.as_bytes()).unwrap_or_else(RelPath::root);
     // (A staged file's bytes are on disk already: `contents` has none.)
@@ -946,9 +993,11 @@ pub fn install(
         ctl,
         Some(&known),
         prestaged.as_ref(),
+        prebuilt.as_ref(),
     )?;
     crate::trace::phase("install: checkout");
     drop(prestaged);
+    drop(prebuilt);
     drop(known);
     drop(contents);
     // The seal and the registry steps below scan the plane: they need not
