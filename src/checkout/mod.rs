@@ -11,11 +11,13 @@
 //! 2. **check**: every file about to be removed or overwritten must be
 //!    intact in the store (its only good copy may be the one on disk);
 //! 3. **stage** ([`stage`]): extract and verify every blob to write,
-//!    unnamed (`O_TMPFILE`) beside its destination;
+//!    unnamed (`O_TMPFILE`) beside its destination, unless the caller
+//!    staged it already or built its new directory whole ([`Prebuilt`]);
 //! 4. **journal** ([`journal`]): wait for readers of the working tree
 //!    ([`crate::store::lock::WorktreeLock`]), write the journal durably;
-//! 5. **apply** ([`apply`]): removals, new directories, writes (each one
-//!    `renameat` into place), hard links, then modes and owners (directories
+//! 5. **apply** ([`apply`]): removals, new directories (a prebuilt one
+//!    renamed into place whole), writes (each one `linkat` or `renameat`
+//!    into place), hard links, then modes and owners (directories
 //!    after their contents), all through the filesystem seam, while the
 //!    staged files' data is flushed (`syncfs`) on a thread of its own;
 //! 6. **finish**: wait for that flush, flush the directories, move refs
