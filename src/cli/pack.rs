@@ -266,7 +266,7 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".cplane-pack-")
         .tempfile_in(dir)
         .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display()), None))?;
@@ -281,8 +281,15 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
         ),
         Err(_) => cplane::keys::UtcTime::now(),
     };
-    let built = package::build(&meta, &build, &key, time, std::io::BufWriter::new(tmp.as_file_mut()))
-        .map_err(|e| CliError::Usage(e.to_string(), None))?;
+    // (Its writeback starts while it is written: the fsync below waits for little.)
+    let built = package::build(
+        &meta,
+        &build,
+        &key,
+        time,
+        std::io::BufWriter::new(cplane::fsutil::WritebackWriter::new(tmp.as_file())),
+    )
+    .map_err(|e| CliError::Usage(e.to_string(), None))?;
     // An ordinary output file (a temporary file is created 0600).
     std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .map_err(|e| CliError::Usage(format!("{}: {e}", out.display()), None))?;

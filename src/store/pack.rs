@@ -765,20 +765,7 @@ impl PackWriter {
         // At most a few steps at once: after a large streamed record, the
         // rest is started by the next appends, or written by the fsync.
         let in_kernel = in_kernel.min(self.written_back + 4 * WRITEBACK_STEP);
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain syscall on a descriptor this writer owns; it
-            // reads no memory of ours.
-            unsafe {
-                libc::sync_file_range(
-                    self.out.get_ref().as_raw_fd(),
-                    self.written_back as libc::off64_t,
-                    (in_kernel - self.written_back) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
+        crate::fsutil::start_writeback(self.out.get_ref(), self.written_back, in_kernel);
         self.written_back = in_kernel;
     }
 
