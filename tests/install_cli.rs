@@ -1096,3 +1096,32 @@ fn a_new_directory_made_meanwhile_gets_the_files_one_by_one() {
     assert!(prebuilt_dirs(d).is_empty(), "left in .cp/tmp: {:?}", prebuilt_dirs(d));
     stdout(d, &["verify"]);
 }
+
+/// An uninstall in a plane its seal would refuse already (an unowned file
+/// away from the package) is refused before anything is removed: it used
+/// to remove the files, then have its seal refused, leaving the plane
+/// changed with no checkpoint and an error saying nothing was written.
+#[test]
+fn an_uninstall_its_seal_would_refuse_removes_nothing() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "u",
+        &[("specs/SPEC-000/u/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-U"],
+    );
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    write(d, "specs/SPEC-000/stray.md", "stray\n");
+    let before = listing(d);
+    let o = cplane(d).args(["uninstall", "PKG-U"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("specs/SPEC-000/stray.md"), "{err}");
+    assert_eq!(listing(d), before, "a refused uninstall changed the plane or the store");
+    fs::remove_file(d.join("specs/SPEC-000/stray.md")).unwrap();
+    stdout(d, &["uninstall", "PKG-U"]);
+    assert!(!d.join("specs/SPEC-000/u/a.md").exists());
+    stdout(d, &["verify"]);
+}

@@ -1284,8 +1284,26 @@ pub fn uninstall(
         path: PACKAGES.into(),
         reason: format!("has no installed package {id}"),
     })?;
-    let m = model(store, plane, ctl)?;
-    let mut findings = Vec::new();
+    let Before {
+        model: m,
+        findings: before,
+        ..
+    } = model_and_changes(store, plane, true, ctl)?;
+    // What the plane's seal would refuse already, away from the package's
+    // own paths (an unowned file, say), refuses the uninstall before
+    // anything is removed: its seal would refuse it afterwards, with the
+    // files gone and no checkpoint saying so. (The package's own files are
+    // checked below: an edited one is refused unless --force.)
+    let mut findings: Vec<Finding> = before
+        .into_iter()
+        .filter(|f| {
+            let p = f.path.display();
+            manifest
+                .files
+                .binary_search_by(|e| e.path.as_str().cmp(p.as_str()))
+                .is_err()
+        })
+        .collect();
     // Nothing installed may depend on it.
     for other in m.packages.values().filter(|p| p.id != id && p.status == "installed") {
         if let Some(om) = installed_manifest(store, &scope, &other.id)?
