@@ -155,6 +155,30 @@ impl Dir {
             .map_err(errno)
     }
 
+    /// The extended attribute `name` of this directory (`fgetxattr`):
+    /// `None` when it has none of that name or the filesystem keeps none.
+    ///
+    /// # Errors
+    /// `EACCES`, ...
+    pub fn xattr(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        use rustix::io::Errno;
+        let absent = |e: Errno| e == Errno::NODATA || e == Errno::NOTSUP;
+        let len = match rustix::fs::fgetxattr_query(&self.fd, name) {
+            Ok(n) => n,
+            Err(e) if absent(e) => return Ok(None),
+            Err(e) => return Err(errno(e)),
+        };
+        let mut buf = vec![0u8; len];
+        match rustix::fs::fgetxattr(&self.fd, name, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            Err(e) if absent(e) => Ok(None),
+            Err(e) => Err(errno(e)),
+        }
+    }
+
     /// The directory's descriptor.
     pub fn into_fd(self) -> OwnedFd {
         self.fd

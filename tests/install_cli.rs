@@ -1125,3 +1125,42 @@ fn an_uninstall_its_seal_would_refuse_removes_nothing() {
     assert!(!d.join("specs/SPEC-000/u/a.md").exists());
     stdout(d, &["verify"]);
 }
+
+/// An install killed after its files were written is finished by the next
+/// command, and the ledger records it as an install of that package (with
+/// its checkpoint), not as a snapshot recorded late.
+#[test]
+fn an_install_finished_by_the_next_command_is_recorded_as_an_install() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "late",
+        &[("specs/SPEC-000/late/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-LATE"],
+    );
+    let marker = d.join(".cp/planes/main/paused");
+    let _ = fs::remove_file(&marker);
+    let mut child = common::spawn(
+        d,
+        &["install", pkg.to_str().unwrap()],
+        &[("CPLANE_TEST_PAUSE_AT_STEP", "registry")],
+    );
+    common::wait_for(&marker, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = cplane(d).args(["snapshot", "-m", "next"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("finished an interrupted install of PKG-LATE"), "{err}");
+    let ledger = stdout(d, &["ledger", "--op", "install"]);
+    assert!(
+        ledger.contains("installed PKG-LATE 0.1.0") && ledger.contains("finished after the install was interrupted"),
+        "{ledger}"
+    );
+    let all = stdout(d, &["ledger"]);
+    assert!(!all.contains("recorded late"), "{all}");
+    stdout(d, &["ledger", "verify"]);
+    stdout(d, &["verify"]);
+}

@@ -238,7 +238,7 @@ impl<'a> Applier<'a> {
             return Ok(false);
         }
         built.placed = true;
-        self.out.created_dirs += 1;
+        self.out.created_dirs += built.dirs_made();
         self.placed.extend(files.into_iter().map(|(p, b)| (p, (b, before))));
         Ok(true)
     }

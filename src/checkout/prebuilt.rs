@@ -77,8 +77,12 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 impl Prebuilt {
     /// Starts building `at`, a directory the plane lacks whose parent it
     /// has, in the store's `.cp/tmp`. `Ok(None)` when that is not on the
-    /// filesystem of `at`'s parent (a rename could not move it), or the
-    /// parent cannot be opened: the caller stages those files another way.
+    /// filesystem of `at`'s parent (a rename could not move it), the
+    /// parent cannot be opened, or a directory made in the parent would get
+    /// more from it than a mode and owner: a setgid parent's group, a
+    /// default ACL, a security label other than `.cp/tmp`'s (made in
+    /// `.cp/tmp` and renamed, it would not). The caller then stages those
+    /// files another way, and the checkout makes the directory in place.
     ///
     /// # Errors
     /// [`crate::Error::Io`] creating the directory in `.cp/tmp`.
@@ -93,7 +97,15 @@ impl Prebuilt {
         let (Ok(a), Ok(b)) = (parent.stat_self(), tmp.stat_self()) else {
             return Ok(None);
         };
-        if a.st_dev != b.st_dev {
+        if a.st_dev != b.st_dev || a.st_mode & 0o2000 != 0 {
+            return Ok(None);
+        }
+        let inherits = || -> std::io::Result<bool> {
+            Ok(parent.xattr("system.posix_acl_default")?.is_some()
+                || parent.xattr("security.selinux")? != tmp.xattr("security.selinux")?
+                || parent.xattr("security.SMACK64TRANSMUTE")?.is_some())
+        };
+        if inherits().unwrap_or(true) {
             return Ok(None);
         }
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -119,6 +131,11 @@ impl Prebuilt {
     /// The plane path this directory becomes.
     pub fn at(&self) -> &RelPath {
         &self.at
+    }
+
+    /// Directories made so far, itself included.
+    pub(super) fn dirs_made(&self) -> u64 {
+        self.dirs.lock().unwrap_or_else(PoisonError::into_inner).len() as u64
     }
 
     /// The open directory for `sub` (relative to [`Prebuilt::at`]), made

@@ -233,7 +233,7 @@ pub fn cmd_uninstall(ctx: &mut Ctx, args: UninstallArgs) -> CmdResult {
 /// The ledger entry of an install or uninstall of `m`: HEAD and the
 /// checkpoint it sealed (and the checkpoints `more`) as refs, the package's
 /// files as paths, the sealed snapshot.
-fn package_event(
+pub(crate) fn package_event(
     op: cplane::ledger::Op,
     m: &cplane::package::Manifest,
     checkpoint: &(cplane::id::SnapshotId, String),

@@ -212,9 +212,11 @@ pub struct Ctx {
     pub lock_wait: std::time::Duration,
     /// The command may run while an interrupted install cannot be finished
     /// (its seal refused): it is one that can fix what the seal refuses
-    /// (`own`, `disown`, `quarantine`) or put the plane back (`restore`,
-    /// `rollback`), and it seals nothing the install's checks would miss.
-    /// Every other command that changes the plane is refused meanwhile.
+    /// (`own`, `disown`, `quarantine`) or put the whole plane back
+    /// (`rollback`), and it seals nothing the install's checks would miss.
+    /// Every other command that changes the plane is refused meanwhile
+    /// (`restore` too: restoring some of the package's files would leave
+    /// it half installed).
     pub past_pending_install: bool,
 }
 
@@ -320,10 +322,28 @@ impl Ctx {
         // seal what the install's seal refused; another install would
         // take its place).
         match cplane::package::install::resume(store, &lock, &plane, self.control(&cplane::progress::NoProgress)) {
-            Ok(Some((m, name))) => eprintln!(
-                "cplane: finished an interrupted install of {} {} into plane {} (checkpoint {name})",
-                m.id, m.version, plane.name
-            ),
+            Ok(Some((m, checkpoint))) => {
+                eprintln!(
+                    "cplane: finished an interrupted install of {} {} into plane {} (checkpoint {})",
+                    m.id, m.version, plane.name, checkpoint.1
+                );
+                // Its own entry (and the interrupted command's intent done):
+                // the ledger says what was installed, not a late snapshot.
+                let ev = install::package_event(
+                    cplane::ledger::Op::Install,
+                    &m,
+                    &checkpoint,
+                    &[],
+                    format!(
+                        "installed {} {} (spec {}, {} files), finished after the install was interrupted",
+                        m.id,
+                        m.version,
+                        m.spec_id,
+                        m.files.len()
+                    ),
+                );
+                self.record(store, &lock, &plane, ev)?;
+            }
             Ok(None) => {}
             Err(cplane::Error::Refused { findings, .. }) if self.past_pending_install => {
                 for f in &findings {
@@ -336,7 +356,7 @@ impl Ctx {
             }
             Err(e @ cplane::Error::Refused { .. }) => {
                 eprintln!(
-                    "cplane: an interrupted install into plane {} cannot be finished: its seal is refused for the findings below; fix them (`own`, `disown`, `quarantine`, `restore` and `rollback` still run), then run the command again",
+                    "cplane: an interrupted install into plane {} cannot be finished: its seal is refused for the findings below; fix them (`own`, `disown`, `quarantine` and `rollback` still run), then run the command again",
                     plane.name
                 );
                 return Err(e);
@@ -616,7 +636,7 @@ pub fn main() -> u8 {
         lock_wait,
         past_pending_install: matches!(
             cli.command,
-            Command::Own(_) | Command::Disown(_) | Command::Quarantine(_) | Command::Restore(_) | Command::Rollback(_)
+            Command::Own(_) | Command::Disown(_) | Command::Quarantine(_) | Command::Rollback(_)
         ),
     };
     if ctx.plane.is_some()

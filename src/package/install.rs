@@ -1149,7 +1149,7 @@ pub fn resume(
     lock: &StoreLock,
     plane: &Plane,
     ctl: Control<'_>,
-) -> Result<Option<(Manifest, String)>> {
+) -> Result<Option<(Manifest, (SnapshotId, String))>> {
     let pending = store.plane_dir(&plane.name).join(INSTALL_PENDING);
     let Ok(text) = std::fs::read_to_string(&pending) else {
         return Ok(None);
@@ -1210,7 +1210,7 @@ pub fn resume(
         ctl,
     )?;
     let _ = std::fs::remove_file(&pending);
-    Ok(Some((manifest, sealed.snapshot.name)))
+    Ok(Some((manifest, (sealed.id, sealed.snapshot.name))))
 }
 
 /// What [`uninstall`] did.
