@@ -1164,3 +1164,141 @@ fn an_install_finished_by_the_next_command_is_recorded_as_an_install() {
     stdout(d, &["ledger", "verify"]);
     stdout(d, &["verify"]);
 }
+
+/// A refused install pending over a stray file; returns the plane's
+/// directory `.cp/planes/main` and the stray's path.
+fn refused_over_a_stray(s: &Setup, id: &str) -> (PathBuf, PathBuf) {
+    let d = s.plane.path();
+    let dir = id.to_lowercase();
+    let pkg = pack(
+        s,
+        &dir,
+        &[(&format!("specs/SPEC-000/{dir}/a.md"), "a\n")],
+        &s.admin,
+        &["--id", id],
+    );
+    let stray = d.join("specs/SPEC-000/stray.md");
+    let out = install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let planes = d.join(".cp/planes/main");
+    assert!(planes.join("install.pending").exists());
+    (planes, stray)
+}
+
+/// Finishing a pending install records it after what the ledger had not
+/// recorded yet: the intent of another command killed meanwhile (here a
+/// quarantine's) and a HEAD moved outside cplane. (The install's entry
+/// used to be appended first, which dropped the other command's intent and
+/// made HEAD look recorded.)
+#[test]
+fn a_finished_pending_install_is_recorded_after_what_the_ledger_missed() {
+    let s = setup();
+    let d = s.plane.path();
+    let (planes, stray) = refused_over_a_stray(&s, "PKG-MISSED");
+    fs::remove_file(&stray).unwrap();
+    // What a quarantine killed after its change leaves.
+    fs::write(
+        planes.join("ledger.pending"),
+        r#"{"op":"quarantine","message":"quarantine specs/SPEC-000/stray.md","actor":"tester"}"#,
+    )
+    .unwrap();
+    // HEAD moved back outside cplane, to the first checkpoint.
+    let first = stdout(d, &["log", "--json"]);
+    let ids: Vec<String> = first
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| match v {
+            serde_json::Value::Array(a) => a,
+            other => vec![other],
+        })
+        .filter_map(|v| v["snapshot"].as_str().map(String::from))
+        .collect();
+    let oldest = ids.last().expect("log lists snapshots").clone();
+    fs::write(planes.join("HEAD"), format!("{oldest}\n")).unwrap();
+    let o = cplane(d).args(["snapshot", "-m", "next"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("finished an interrupted install of PKG-MISSED"), "{err}");
+    let ledger = stdout(d, &["ledger"]);
+    let at = |needle: &str| {
+        ledger
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{ledger}"))
+    };
+    assert!(
+        at("quarantine specs/SPEC-000/stray.md") < at("installed PKG-MISSED"),
+        "{ledger}"
+    );
+    assert!(at("moved outside cplane") < at("installed PKG-MISSED"), "{ledger}");
+    stdout(d, &["ledger", "verify"]);
+}
+
+/// An uninstall is not refused for what the package itself is blamed for
+/// on the packages registry (its row names another framework now): the
+/// uninstall removes that row.
+#[test]
+fn an_uninstall_is_not_refused_for_its_own_registry_row() {
+    let s = setup();
+    let d = s.plane.path();
+    let pkg = pack(
+        &s,
+        "own-row",
+        &[("specs/SPEC-000/own-row/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-ROW"],
+    );
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    let reg = d.join("registries/packages_registry.csv");
+    let text = fs::read_to_string(&reg).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("PKG-ROW,") {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f[3] = "FMWK-NOPE";
+                f.join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    fs::write(&reg, edited).unwrap();
+    let o = cplane(d).args(["uninstall", "PKG-ROW", "--force"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!d.join("specs/SPEC-000/own-row/a.md").exists());
+    stdout(d, &["verify"]);
+}
+
+/// A setgid `.cp/tmp` would hand its group to a directory built there,
+/// and the rename would carry it into a parent that gives none: the
+/// directory is then made in place, with the group `mkdir` gives it there.
+#[test]
+fn a_setgid_store_tmp_does_not_give_new_directories_its_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if common::skip_unless_root("a_setgid_store_tmp_does_not_give_new_directories_its_group") {
+        return;
+    }
+    let s = setup();
+    let d = s.plane.path();
+    let tmp = d.join(".cp/tmp");
+    std::os::unix::fs::chown(&tmp, None, Some(4242)).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o2775)).unwrap();
+    let parent = d.join("specs/SPEC-000");
+    fs::create_dir(parent.join("control")).unwrap();
+    let want = fs::metadata(parent.join("control")).unwrap().gid();
+    fs::remove_dir(parent.join("control")).unwrap();
+    assert_ne!(want, 4242);
+    let pkg = pack(
+        &s,
+        "g",
+        &[("specs/SPEC-000/g/sub/a.md", "a\n")],
+        &s.admin,
+        &["--id", "PKG-G"],
+    );
+    stdout(d, &["install", pkg.to_str().unwrap()]);
+    for dir in ["specs/SPEC-000/g", "specs/SPEC-000/g/sub"] {
+        assert_eq!(fs::metadata(d.join(dir)).unwrap().gid(), want, "{dir}");
+    }
+}

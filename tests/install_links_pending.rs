@@ -482,6 +482,11 @@ fn restore_after_a_refused_pending_install() {
     let (code, out) = run(d, &["restore", "HEAD", SAME]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot be finished"), "{out}");
+    // (The restore's refusal, not the install seal's.)
+    assert!(
+        out.contains("command refused") && !out.contains("snapshot refused"),
+        "{out}"
+    );
     assert!(pending(d));
     std::os::unix::fs::chown(d.join(SAME), Some(uid), Some(gid)).unwrap();
     let (code2, out2) = run(d, &["snapshot", "-m", "after"]);

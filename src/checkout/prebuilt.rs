@@ -79,9 +79,10 @@ impl Prebuilt {
     /// has, in the store's `.cp/tmp`. `Ok(None)` when that is not on the
     /// filesystem of `at`'s parent (a rename could not move it), the
     /// parent cannot be opened, or a directory made in the parent would get
-    /// more from it than a mode and owner: a setgid parent's group, a
-    /// default ACL, a security label other than `.cp/tmp`'s (made in
-    /// `.cp/tmp` and renamed, it would not). The caller then stages those
+    /// more from it than a mode and owner, or one made in `.cp/tmp` would:
+    /// a setgid directory's group, a default ACL, SMACK's transmute, a
+    /// security label that differs between the two (renamed, a directory
+    /// keeps what it got where it was made). The caller then stages those
     /// files another way, and the checkout makes the directory in place.
     ///
     /// # Errors
@@ -97,13 +98,17 @@ impl Prebuilt {
         let (Ok(a), Ok(b)) = (parent.stat_self(), tmp.stat_self()) else {
             return Ok(None);
         };
-        if a.st_dev != b.st_dev || a.st_mode & 0o2000 != 0 {
+        // (Both ways: what `.cp/tmp` would hand down, the rename keeps.)
+        if a.st_dev != b.st_dev || (a.st_mode | b.st_mode) & 0o2000 != 0 {
             return Ok(None);
         }
+        let hands_down = |d: &Dir| -> std::io::Result<bool> {
+            Ok(d.xattr("system.posix_acl_default")?.is_some() || d.xattr("security.SMACK64TRANSMUTE")?.is_some())
+        };
         let inherits = || -> std::io::Result<bool> {
-            Ok(parent.xattr("system.posix_acl_default")?.is_some()
-                || parent.xattr("security.selinux")? != tmp.xattr("security.selinux")?
-                || parent.xattr("security.SMACK64TRANSMUTE")?.is_some())
+            Ok(hands_down(&parent)?
+                || hands_down(&tmp)?
+                || parent.xattr("security.selinux")? != tmp.xattr("security.selinux")?)
         };
         if inherits().unwrap_or(true) {
             return Ok(None);

@@ -313,8 +313,34 @@ impl Ctx {
         let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
         self.check_ledger(store, &lock, &plane, signing.as_ref())?;
+        // (The intent of an install whose files are written is left to the
+        // install's own entry below, once it is finished.)
+        let install_pending = cplane::package::install::is_pending(store, &plane.name);
+        let late = cplane::ledger::reconcile(
+            store,
+            &lock,
+            &plane.name,
+            signing.as_ref(),
+            install_pending.then_some(cplane::ledger::Op::Install),
+        )?;
+        if !late.is_empty() {
+            let why = if late[0].message.contains("from history") {
+                "the ledger began after them"
+            } else if late[0].message.contains("outside cplane") {
+                "HEAD was moved outside cplane"
+            } else {
+                "a command was interrupted before writing its entry"
+            };
+            eprintln!(
+                "cplane: recorded {} in the ledger of plane {}: {why}",
+                output::count(late.len() as u64, "snapshot"),
+                plane.name,
+            );
+        }
         // An install interrupted after its files were written is completed
-        // (registry, ownership, seal); the ledger records it below. One
+        // (registry, ownership, seal) and recorded as an install. (After
+        // the ledger caught up above: HEAD moves it never recorded, and the
+        // intent of whatever command was interrupted, come first.) One
         // whose seal is refused stays pending: only the commands that can
         // fix what the seal refuses (`own` of a file that appeared while
         // the install ran) or put the plane back go on, with a warning;
@@ -344,6 +370,11 @@ impl Ctx {
                 );
                 self.record(store, &lock, &plane, ev)?;
             }
+            // Not finished (its files were not all written): its intent,
+            // if it left one, is recorded late now.
+            Ok(None) if install_pending => {
+                cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref(), None)?;
+            }
             Ok(None) => {}
             Err(cplane::Error::Refused { findings, .. }) if self.past_pending_install => {
                 for f in &findings {
@@ -354,29 +385,18 @@ impl Ctx {
                     plane.name
                 );
             }
-            Err(e @ cplane::Error::Refused { .. }) => {
+            Err(cplane::Error::Refused { findings, .. }) => {
                 eprintln!(
                     "cplane: an interrupted install into plane {} cannot be finished: its seal is refused for the findings below; fix them (`own`, `disown`, `quarantine` and `rollback` still run), then run the command again",
                     plane.name
                 );
-                return Err(e);
+                // (This command's refusal, not the seal's.)
+                return Err(cplane::Error::Refused {
+                    action: "command",
+                    findings,
+                });
             }
             Err(e) => return Err(e),
-        }
-        let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
-        if !late.is_empty() {
-            let why = if late[0].message.contains("from history") {
-                "the ledger began after them"
-            } else if late[0].message.contains("outside cplane") {
-                "HEAD was moved outside cplane"
-            } else {
-                "a command was interrupted before writing its entry"
-            };
-            eprintln!(
-                "cplane: recorded {} in the ledger of plane {}: {why}",
-                output::count(late.len() as u64, "snapshot"),
-                plane.name,
-            );
         }
         Ok((lock, plane))
     }

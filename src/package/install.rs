@@ -1048,6 +1048,12 @@ pub fn install(
     })
 }
 
+/// Whether plane `plane` has an install whose files were written and whose
+/// registry, ownership and seal steps are not done ([`INSTALL_PENDING`]).
+pub fn is_pending(store: &Store, plane: &str) -> bool {
+    store.plane_dir(plane).join(INSTALL_PENDING).exists()
+}
+
 /// The file that marks an install whose files are written but whose
 /// registry, ownership and seal steps are not done yet
 /// (`.cp/planes/<plane>/install.pending`, JSON `{"manifest_digest", "gone"}`).
@@ -1294,8 +1300,10 @@ pub fn uninstall(
     // anything is removed: its seal would refuse it afterwards, with the
     // files gone and no checkpoint saying so. (The package's own files are
     // checked below: an edited one is refused unless --force.)
+    // (Nor what the package itself is blamed for: the uninstall ends it.)
     let mut findings: Vec<Finding> = before
         .into_iter()
+        .filter(|f| f.owner.as_deref() != Some(id))
         .filter(|f| {
             let p = f.path.display();
             manifest
