@@ -154,6 +154,7 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
             .map(|(p, _, s)| (p.display(), plane.root.join(p.display()), s.meta.mode))
             .collect(),
     };
+    cplane::trace::phase("pack: model, files listed");
     if files.is_empty() {
         return Err(CliError::Usage(
             format!("spec {} has no files to pack", spec.id),
@@ -192,6 +193,7 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
             Ok((prepared, findings))
         })
         .collect();
+    cplane::trace::phase("pack: read, gated, hashed, compressed");
     let mut findings = Vec::new();
     let mut contents = Vec::with_capacity(files.len());
     for c in checked {
@@ -290,12 +292,14 @@ pub fn cmd_pack(ctx: &mut Ctx, args: PackArgs) -> CmdResult {
         std::io::BufWriter::new(cplane::fsutil::WritebackWriter::new(tmp.as_file())),
     )
     .map_err(|e| CliError::Usage(e.to_string(), None))?;
+    cplane::trace::phase("pack: written");
     // An ordinary output file (a temporary file is created 0600).
     std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .map_err(|e| CliError::Usage(format!("{}: {e}", out.display()), None))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| CliError::Usage(format!("{}: {e}", out.display()), None))?;
+    cplane::trace::phase("pack: flushed");
     tmp.persist(&out)
         .map_err(|e| CliError::Usage(format!("{}: {}", out.display(), e.error), None))?;
     if ctx.json {
