@@ -5,44 +5,16 @@
 
 mod common;
 
+use common::packages::{Setup, install_paused_before_seal, pack_with, prebuilt_dirs, setup};
 use common::{cplane, stdout, write};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-struct Setup {
-    plane: tempfile::TempDir,
-    keys: tempfile::TempDir,
-    admin: PathBuf,
-}
-
-/// A governed plane whose ledger trusts an admin key, which signs everything.
-fn setup() -> Setup {
-    let (plane, keys, admin) = common::governed_with_admin();
-    Setup { plane, keys, admin }
-}
-
-/// Packs `files` (path, body) under the spec SPEC-000 with `key`.
+/// Packs `files` (path, body; mode 0644) under the spec SPEC-000 with `key`.
 fn pack(s: &Setup, name: &str, files: &[(&str, &str)], key: &Path, extra: &[&str]) -> PathBuf {
-    let src = s.keys.path().join(format!("src-{name}"));
-    for (p, body) in files {
-        write(&src, p, body);
-    }
-    let out = s.keys.path().join(format!("{name}.cppkg"));
-    let mut args = vec![
-        "pack",
-        "--spec",
-        "SPEC-000",
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    stdout(s.plane.path(), &args);
-    out
+    let files: Vec<(&str, &str, u32)> = files.iter().map(|(p, b)| (*p, *b, 0o644)).collect();
+    pack_with(s, name, &files, key, extra)
 }
 
 use common::listing;
@@ -910,19 +882,6 @@ fn hard_linked_package_files_upgrade_and_uninstall() {
     stdout(d, &["verify"]);
 }
 
-/// Runs `cplane install PKG` in `d` until its files are written and owned
-/// (before the seal), runs `meanwhile`, lets it finish; returns its output.
-fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
-    let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let args = ["install", pkg.to_str().unwrap()];
-    let mut child = common::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
-    common::wait_for(&marker, &mut child);
-    meanwhile();
-    fs::remove_file(&marker).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// A package file the upgrade leaves as it is, chowned while the upgrade
 /// runs: the seal refuses (the plane would differ from the install's
 /// target and nothing would say so), the install stays pending and a
@@ -1013,17 +972,6 @@ fn an_install_refused_by_a_file_that_appeared_meanwhile_is_not_a_wedge() {
     assert!(!d.join(".cp/planes/main/install.pending").exists());
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
-}
-
-/// The `prebuilt-*` directories in the store's `.cp/tmp`.
-fn prebuilt_dirs(d: &Path) -> Vec<PathBuf> {
-    fs::read_dir(d.join(".cp/tmp"))
-        .map(|r| {
-            r.map(|e| e.unwrap().path())
-                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("prebuilt-"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A package's files in a directory the plane lacks are written whole

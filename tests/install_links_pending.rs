@@ -7,54 +7,15 @@
 
 mod common;
 
-use common::{cplane, stdout, write};
+use common::packages::{Setup, install_paused_before_seal, pack_with, run, setup};
+use common::stdout;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-struct Setup {
-    plane: tempfile::TempDir,
-    keys: tempfile::TempDir,
-    admin: PathBuf,
-}
-
-fn setup() -> Setup {
-    let (plane, keys, admin) = common::governed_with_admin();
-    Setup { plane, keys, admin }
-}
-
 /// Packs `files` (path, body, mode) under SPEC-000 with the admin key.
 fn pack(s: &Setup, name: &str, files: &[(&str, &str, u32)], extra: &[&str]) -> PathBuf {
-    let src = s.keys.path().join(format!("src-{name}"));
-    for (p, body, mode) in files {
-        write(&src, p, body);
-        fs::set_permissions(src.join(p), fs::Permissions::from_mode(*mode)).unwrap();
-    }
-    let out = s.keys.path().join(format!("{name}.cppkg"));
-    let mut args = vec![
-        "pack",
-        "--spec",
-        "SPEC-000",
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
-        s.admin.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    stdout(s.plane.path(), &args);
-    out
-}
-
-fn run(d: &Path, args: &[&str]) -> (i32, String) {
-    let o = cplane(d).args(args).output().unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code().unwrap_or(-1), all)
+    pack_with(s, name, files, &s.admin, extra)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -307,17 +268,6 @@ fn owner_only_change_leaks_to_a_linked_non_package_file() {
 }
 
 // ---------------------------------------------------- pending installs
-
-fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
-    let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let args = ["install", pkg.to_str().unwrap()];
-    let mut child = common::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
-    common::wait_for(&marker, &mut child);
-    meanwhile();
-    fs::remove_file(&marker).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 const A: &str = "specs/SPEC-000/o/a.md";
 const SAME: &str = "specs/SPEC-000/o/same.md";

@@ -2,66 +2,15 @@
 
 mod common;
 
-use common::{cplane, stdout, write};
+use common::packages::{Setup, pack_with, prebuilt_dirs, run, setup};
+use common::stdout;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-struct Setup {
-    plane: tempfile::TempDir,
-    keys: tempfile::TempDir,
-    admin: PathBuf,
-}
-
-fn setup() -> Setup {
-    let (plane, keys, admin) = common::governed_with_admin();
-    Setup { plane, keys, admin }
-}
-
-/// Packs `files` (path, body, mode) under SPEC-000.
+/// Packs `files` (path, body, mode) under SPEC-000 with the admin key.
 fn pack_modes(s: &Setup, name: &str, files: &[(&str, &str, u32)], extra: &[&str]) -> PathBuf {
-    let src = s.keys.path().join(format!("src-{name}"));
-    for (p, body, mode) in files {
-        write(&src, p, body);
-        fs::set_permissions(src.join(p), fs::Permissions::from_mode(*mode)).unwrap();
-    }
-    let out = s.keys.path().join(format!("{name}.cppkg"));
-    let mut args = vec![
-        "pack",
-        "--spec",
-        "SPEC-000",
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
-        s.admin.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    stdout(s.plane.path(), &args);
-    out
-}
-
-fn prebuilt_dirs(d: &Path) -> Vec<PathBuf> {
-    fs::read_dir(d.join(".cp/tmp"))
-        .map(|r| {
-            r.map(|e| e.unwrap().path())
-                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("prebuilt-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn run(d: &Path, args: &[&str]) -> (i32, String) {
-    let o = cplane(d).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    pack_with(s, name, files, &s.admin, extra)
 }
 
 /// A new directory under a setgid directory: `mkdir` there (what the

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod garage;
+pub mod packages;
 
 use assert_cmd::Command;
 use cplane::id::ObjectId;
