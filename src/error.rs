@@ -484,14 +484,34 @@ pub enum Error {
         /// The findings that caused the refusal.
         findings: Vec<Finding>,
     },
+    /// An install wrote its files, but its seal refused the plane (something
+    /// changed in it while the install ran): the install stays pending
+    /// (`install.pending`), and the next command finishes it once the
+    /// findings are fixed; `cplane rollback` puts the plane back instead.
+    #[error("the package's files are in place in plane {plane}, but the install's seal is refused ({} finding{}): the install stays pending", findings.len(), if findings.len() == 1 { "" } else { "s" })]
+    InstallPending {
+        /// The plane.
+        plane: String,
+        /// What the seal refused.
+        findings: Vec<Finding>,
+    },
 }
 
 impl Error {
+    /// The findings behind a refusal ([`Error::Refused`],
+    /// [`Error::InstallPending`]), if this is one.
+    pub fn findings(&self) -> Option<&[Finding]> {
+        match self {
+            Error::Refused { findings, .. } | Error::InstallPending { findings, .. } => Some(findings),
+            _ => None,
+        }
+    }
+
     /// What kind of failure this is: refused because of findings, store
     /// damage, interrupted, or everything else (usage, configuration, I/O).
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Refused { .. } => ErrorClass::Findings,
+            Error::Refused { .. } | Error::InstallPending { .. } => ErrorClass::Findings,
             Error::Interrupted => ErrorClass::Interrupted,
             Error::CorruptObject { .. }
             | Error::MissingObject { .. }

@@ -1076,7 +1076,8 @@ fn an_uninstall_its_seal_would_refuse_removes_nothing() {
 
 /// An install killed after its files were written is finished by the next
 /// command, and the ledger records it as an install of that package (with
-/// its checkpoint), not as a snapshot recorded late.
+/// its checkpoint), after the interrupted command's intent (recorded late),
+/// not as a snapshot recorded late.
 #[test]
 fn an_install_finished_by_the_next_command_is_recorded_as_an_install() {
     let s = setup();
@@ -1108,7 +1109,11 @@ fn an_install_finished_by_the_next_command_is_recorded_as_an_install() {
         "{ledger}"
     );
     let all = stdout(d, &["ledger"]);
-    assert!(!all.contains("recorded late"), "{all}");
+    assert!(!all.contains("recorded late (the command"), "a late snapshot: {all}");
+    let tried = all
+        .find("recorded late: the command did not record its outcome")
+        .expect("the intent, late");
+    assert!(tried < all.find("installed PKG-LATE").unwrap(), "{all}");
     stdout(d, &["ledger", "verify"]);
     stdout(d, &["verify"]);
 }

@@ -83,7 +83,7 @@ pub fn cmd_gc(ctx: &mut Ctx, args: GcArgs) -> CmdResult {
         let signing = key::signing_key(&store)?;
         for p in &planes {
             ctx.check_ledger(&store, &lock, p, signing.as_ref())?;
-            let late = cplane::ledger::reconcile(&store, &lock, &p.name, signing.as_ref(), None)?;
+            let late = cplane::ledger::reconcile(&store, &lock, &p.name, signing.as_ref())?;
             if !late.is_empty() {
                 eprintln!(
                     "cplane: recorded {} in the ledger of plane {} that an earlier command left unrecorded",

@@ -313,16 +313,7 @@ impl Ctx {
         let signing = key::signing_key(store)?;
         self.finish_journal(store, &lock, &plane)?;
         self.check_ledger(store, &lock, &plane, signing.as_ref())?;
-        // (The intent of an install whose files are written is left to the
-        // install's own entry below, once it is finished.)
-        let install_pending = cplane::package::install::is_pending(store, &plane.name);
-        let late = cplane::ledger::reconcile(
-            store,
-            &lock,
-            &plane.name,
-            signing.as_ref(),
-            install_pending.then_some(cplane::ledger::Op::Install),
-        )?;
+        let late = cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref())?;
         if !late.is_empty() {
             let why = if late[0].message.contains("from history") {
                 "the ledger began after them"
@@ -338,9 +329,11 @@ impl Ctx {
             );
         }
         // An install interrupted after its files were written is completed
-        // (registry, ownership, seal) and recorded as an install. (After
-        // the ledger caught up above: HEAD moves it never recorded, and the
-        // intent of whatever command was interrupted, come first.) One
+        // (registry, ownership, seal) and recorded as an install, after
+        // what the ledger caught up with above: HEAD moves it never
+        // recorded, and the intent of the command that was interrupted
+        // (the install's own, "recorded late": whatever becomes of the
+        // install, the ledger says it was tried). One
         // whose seal is refused stays pending: only the commands that can
         // fix what the seal refuses (`own` of a file that appeared while
         // the install ran) or put the plane back go on, with a warning;
@@ -369,11 +362,6 @@ impl Ctx {
                     ),
                 );
                 self.record(store, &lock, &plane, ev)?;
-            }
-            // Not finished (its files were not all written): its intent,
-            // if it left one, is recorded late now.
-            Ok(None) if install_pending => {
-                cplane::ledger::reconcile(store, &lock, &plane.name, signing.as_ref(), None)?;
             }
             Ok(None) => {}
             Err(cplane::Error::Refused { findings, .. }) if self.past_pending_install => {
@@ -884,6 +872,9 @@ fn hint(e: &cplane::Error) -> Option<String> {
                 "each finding says what to fix; `cplane verify --all-passes` lists every pass".into()
             }
         }
+        E::InstallPending { .. } => {
+            "fix what the findings name (`own`, `disown`, `quarantine` run meanwhile) and the next command that changes the plane finishes the install; `cplane rollback` puts the plane back instead".into()
+        }
         E::NotGoverned { .. } => {
             "`cplane init --governed` lays down the registries and a genesis framework that owns them".into()
         }
@@ -963,7 +954,7 @@ fn report_error(ctx: &mut Ctx, e: CliError, json: bool) -> u8 {
     };
     let code = exit_code(&e);
     let hint = hint(&e);
-    if let cplane::Error::Refused { findings, .. } = &e {
+    if let Some(findings) = e.findings() {
         if json {
             let list: Vec<_> = findings.iter().map(finding_json).collect();
             let _ = writeln!(

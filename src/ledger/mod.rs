@@ -1592,9 +1592,7 @@ pub fn snapshot_ref(store: &Store, plane: &str) -> Option<crate::object::LedgerR
 /// writing its entry, or a store from before ledgers): HEAD's ancestors
 /// back to the recorded one, oldest first, each as an entry by `cplane`
 /// saying it was recorded late; then the intent of a command that did not
-/// live to record itself, unless it is an intent of op `keep` (the caller
-/// is about to finish that command and record it). Returns the entries
-/// written.
+/// live to record itself. Returns the entries written.
 ///
 /// # Errors
 /// As [`Ledger::append`]; store damage reading snapshots.
@@ -1603,7 +1601,6 @@ pub fn reconcile(
     lock: &StoreLock,
     plane: &str,
     key: Option<&crate::keys::PrivateKey>,
-    keep: Option<Op>,
 ) -> Result<Vec<Entry>> {
     let _ = lock;
     let ledger = Ledger::of(store, plane);
@@ -1614,9 +1611,6 @@ pub fn reconcile(
     if let Ok(text) = std::fs::read_to_string(&pending) {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let op = v["op"].as_str().and_then(Op::parse).unwrap_or(Op::Compile);
-        if keep == Some(op) {
-            return Ok(out);
-        }
         let ev = Event::new(
             op,
             format!(

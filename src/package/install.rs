@@ -1036,6 +1036,14 @@ pub fn install(
                 let _ = crate::fsutil::write_atomic(&pending, note.to_string().as_bytes(), &store.tmp_dir());
             }
         }
+    })
+    // (Its files are written: not "nothing was written".)
+    .map_err(|e| match e {
+        Error::Refused { findings, .. } => Error::InstallPending {
+            plane: plane.name.clone(),
+            findings,
+        },
+        e => e,
     })?;
     let _ = std::fs::remove_file(&pending);
     Ok(Installed {
@@ -1046,12 +1054,6 @@ pub fn install(
         checkpoint: (sealed.id, sealed.snapshot.name.clone()),
         rescue: written.journal.rescue_name.clone(),
     })
-}
-
-/// Whether plane `plane` has an install whose files were written and whose
-/// registry, ownership and seal steps are not done ([`INSTALL_PENDING`]).
-pub fn is_pending(store: &Store, plane: &str) -> bool {
-    store.plane_dir(plane).join(INSTALL_PENDING).exists()
 }
 
 /// The file that marks an install whose files are written but whose
@@ -1300,10 +1302,12 @@ pub fn uninstall(
     // anything is removed: its seal would refuse it afterwards, with the
     // files gone and no checkpoint saying so. (The package's own files are
     // checked below: an edited one is refused unless --force.)
-    // (Nor what the package itself is blamed for: the uninstall ends it.)
+    // (Nor what the package's own registry row is blamed for: the
+    // uninstall removes the row.)
+    let packages = at(PACKAGES);
     let mut findings: Vec<Finding> = before
         .into_iter()
-        .filter(|f| f.owner.as_deref() != Some(id))
+        .filter(|f| !(f.path == packages && f.owner.as_deref() == Some(id)))
         .filter(|f| {
             let p = f.path.display();
             manifest
@@ -1373,7 +1377,6 @@ pub fn uninstall(
     };
     let written = crate::restore::restore(store, lock, plane, &resolved, &paths, hooks, ctl)?;
     // The registry row goes; then the ownership rows; then the seal.
-    let packages = at(PACKAGES);
     let text = String::from_utf8(crate::governance::plane::read_file(&scope, &packages)?).unwrap_or_default();
     let kept: String = text
         .lines()
