@@ -434,7 +434,7 @@ fn restore_after_a_refused_pending_install() {
     assert!(out.contains("cannot be finished"), "{out}");
     // (The restore's refusal, not the install seal's.)
     assert!(
-        out.contains("command refused") && !out.contains("snapshot refused"),
+        out.contains("the install stays pending") && !out.contains("snapshot refused"),
         "{out}"
     );
     assert!(pending(d));

@@ -280,7 +280,10 @@ fn a_command_interrupted_before_its_entry_is_recorded_by_the_next() {
     write(d, "d.txt", "d\n");
     let o = cplane(d).args(["snapshot"]).assert().success().get_output().clone();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("recorded 1 snapshot in the ledger of plane main"), "{err}");
+    assert!(
+        err.contains("recorded 1 entry late in the ledger of plane main"),
+        "{err}"
+    );
     let es = entries(d);
     assert_eq!(es.len(), 6);
     assert_eq!(es[4].actor, "cplane");

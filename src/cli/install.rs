@@ -69,7 +69,17 @@ pub fn cmd_install(ctx: &mut Ctx, args: InstallArgs) -> CmdResult {
         hooks.as_ref(),
         ctx.control(&bar),
     );
-    let r = ctx.settle(&store, &plane, r)?;
+    // A failure after the files were written (the install is pending)
+    // changed the plane: its intent stays, for the ledger to record it.
+    let pending = store
+        .plane_dir(&plane.name)
+        .join(cplane::package::install::INSTALL_PENDING)
+        .exists();
+    let r = if r.is_err() && pending {
+        r?
+    } else {
+        ctx.settle(&store, &plane, r)?
+    };
     drop(bar);
     let m = &r.manifest;
     let ev = package_event(

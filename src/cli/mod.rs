@@ -320,11 +320,11 @@ impl Ctx {
             } else if late[0].message.contains("outside cplane") {
                 "HEAD was moved outside cplane"
             } else {
-                "a command was interrupted before writing its entry"
+                "a command ended (interrupted, or failed after changing the plane) before writing its entry"
             };
             eprintln!(
-                "cplane: recorded {} in the ledger of plane {}: {why}",
-                output::count(late.len() as u64, "snapshot"),
+                "cplane: recorded {} late in the ledger of plane {}: {why}",
+                output::count(late.len() as u64, "entry"),
                 plane.name,
             );
         }
@@ -378,9 +378,8 @@ impl Ctx {
                     "cplane: an interrupted install into plane {} cannot be finished: its seal is refused for the findings below; fix them (`own`, `disown`, `quarantine` and `rollback` still run), then run the command again",
                     plane.name
                 );
-                // (This command's refusal, not the seal's.)
-                return Err(cplane::Error::Refused {
-                    action: "command",
+                return Err(cplane::Error::InstallPending {
+                    plane: plane.name.clone(),
                     findings,
                 });
             }

@@ -1304,18 +1304,35 @@ pub fn uninstall(
     // checked below: an edited one is refused unless --force.)
     // (Nor what the package's own registry row is blamed for: the
     // uninstall removes the row.)
+    let in_manifest = |p: &RelPath| {
+        let p = p.display();
+        manifest
+            .files
+            .binary_search_by(|e| e.path.as_str().cmp(p.as_str()))
+            .is_ok()
+    };
     let packages = at(PACKAGES);
     let mut findings: Vec<Finding> = before
         .into_iter()
-        .filter(|f| !(f.path == packages && f.owner.as_deref() == Some(id)))
-        .filter(|f| {
-            let p = f.path.display();
-            manifest
-                .files
-                .binary_search_by(|e| e.path.as_str().cmp(p.as_str()))
-                .is_err()
-        })
+        .filter(|f| !(in_manifest(&f.path) || (f.path == packages && f.owner.as_deref() == Some(id))))
         .collect();
+    // A path the package owns that is not one of its files (owned by hand,
+    // `own --by PKG`) would be left naming a package that is gone: the
+    // seal would refuse it once the files are removed.
+    for (p, decls) in m.declared.iter() {
+        if decls.iter().any(|d| &*d.owner_id == id) && !in_manifest(p) {
+            findings.push(
+                Finding::new(
+                    Code::UnknownOwner,
+                    p.clone(),
+                    format!(
+                        "is owned by package {id} but is not one of its files: disown it (cplane disown), or own it by another owner, first"
+                    ),
+                )
+                .owned_by(id),
+            );
+        }
+    }
     // Nothing installed may depend on it.
     for other in m.packages.values().filter(|p| p.id != id && p.status == "installed") {
         if let Some(om) = installed_manifest(store, &scope, &other.id)?
