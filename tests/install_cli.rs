@@ -1089,14 +1089,7 @@ fn an_install_finished_by_the_next_command_is_recorded_as_an_install() {
         &s.admin,
         &["--id", "PKG-LATE"],
     );
-    let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let mut child = common::spawn(
-        d,
-        &["install", pkg.to_str().unwrap()],
-        &[("CPLANE_TEST_PAUSE_AT_STEP", "registry")],
-    );
-    common::wait_for(&marker, &mut child);
+    let mut child = common::packages::install_paused_at(d, &pkg, "registry");
     child.kill().unwrap();
     child.wait().unwrap();
     let o = cplane(d).args(["snapshot", "-m", "next"]).output().unwrap();

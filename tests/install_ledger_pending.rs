@@ -375,13 +375,7 @@ fn install_failing_after_its_files_with_bad_config_keeps_its_intent() {
     let d = s.plane.path();
     let pkg = pack(&s, "bc", &[("specs/SPEC-000/bc/a.md", "a\n")], "PKG-BC");
     let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let mut child = common::spawn(
-        d,
-        &["install", pkg.to_str().unwrap()],
-        &[("CPLANE_TEST_PAUSE_AT_STEP", "registry")],
-    );
-    common::wait_for(&marker, &mut child);
+    let child = common::packages::install_paused_at(d, &pkg, "registry");
     let reg = d.join(".file_registry.csv");
     let mut text = fs::read_to_string(&reg).unwrap();
     text.push_str("\"unbalanced,quote\n");

@@ -56,16 +56,24 @@ pub fn run(d: &Path, args: &[&str]) -> (i32, String) {
     (o.status.code().unwrap_or(-1), all)
 }
 
-/// Runs `cplane install PKG` in `d` until its files are written and owned
-/// (before the seal), runs `meanwhile`, lets it finish; returns its output.
-pub fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
+/// Starts `cplane install PKG` in `d` and returns it once it has paused at
+/// its named `step` (`registry`, `owned`: see `CPLANE_TEST_PAUSE_AT_STEP`);
+/// removing `.cp/planes/main/paused` lets it go on.
+pub fn install_paused_at(d: &Path, pkg: &Path, step: &str) -> std::process::Child {
     let marker = d.join(".cp/planes/main/paused");
     let _ = fs::remove_file(&marker);
     let args = ["install", pkg.to_str().unwrap()];
-    let mut child = super::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
+    let mut child = super::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", step)]);
     super::wait_for(&marker, &mut child);
+    child
+}
+
+/// Runs `cplane install PKG` in `d` until its files are written and owned
+/// (before the seal), runs `meanwhile`, lets it finish; returns its output.
+pub fn install_paused_before_seal(d: &Path, pkg: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
+    let child = install_paused_at(d, pkg, "owned");
     meanwhile();
-    fs::remove_file(&marker).unwrap();
+    fs::remove_file(d.join(".cp/planes/main/paused")).unwrap();
     child.wait_with_output().unwrap()
 }
 
