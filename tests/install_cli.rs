@@ -209,15 +209,10 @@ fn the_seal_gates_again_a_file_edited_after_the_install_gated_it() {
         &s.admin,
         &["--id", "PKG-EDITED"],
     );
-    let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let args = ["install", pkg.to_str().unwrap()];
-    let mut child = common::spawn(d, &args, &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")]);
-    common::wait_for(&marker, &mut child);
-    let aws = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
-    fs::write(d.join("specs/SPEC-000/pkg/b.txt"), format!("key = {aws}\n")).unwrap();
-    fs::remove_file(&marker).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = install_paused_before_seal(d, &pkg, || {
+        let aws = format!("{}{}", "AKIA", "ZXCVBNMASDFGHJKL");
+        fs::write(d.join("specs/SPEC-000/pkg/b.txt"), format!("key = {aws}\n")).unwrap();
+    });
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the seal passed a secret: {err}");
     assert!(err.contains("CP112 specs/SPEC-000/pkg/b.txt"), "{err}");

@@ -159,17 +159,7 @@ fn restore_past_a_pending_install_leaves_it_half_installed() {
         &["--id", "PKG-HALF"],
     );
     let stray = d.join("specs/SPEC-000/stray.md");
-    let marker = d.join(".cp/planes/main/paused");
-    let _ = fs::remove_file(&marker);
-    let mut child = common::spawn(
-        d,
-        &["install", pkg.to_str().unwrap()],
-        &[("CPLANE_TEST_PAUSE_AT_STEP", "owned")],
-    );
-    common::wait_for(&marker, &mut child);
-    fs::write(&stray, "stray\n").unwrap();
-    fs::remove_file(&marker).unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::packages::install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(d.join(".cp/planes/main/install.pending").exists());
     let (code, out) = run(d, &["restore", "--force", "HEAD", "specs/SPEC-000/half/a.md"]);
