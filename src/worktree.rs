@@ -286,7 +286,7 @@ pub fn status_with(store: &Store, plane: &Plane, refresh: bool, ctl: Control<'_>
 
 /// For a command that holds the store lock (so no gc runs, and
 /// [`status_with`] cannot save the stat cache): the rows of the files
-/// `report`'s scan hashed are remembered for the rest of the process
+/// `report`'s scan hashed are remembered while the lock is held
 /// ([`Store::note_written`]), so that the command's later scans of `plane`
 /// trust them instead of hashing the same files again — only rows that
 /// were not racy when read (ctime more than the margin before the scan

@@ -76,6 +76,22 @@ fn hash_on_disk(scope: &Scope, path: &str) -> Option<ObjectId> {
         .map(|(id, _)| id)
 }
 
+/// Whether file `f` of an installed version's manifest is on disk with the
+/// manifest's bytes: the status scan of `before` saw it so (at a path
+/// unchanged since HEAD), or, where the scan cannot vouch for it (a path
+/// it left out -- a finding, an exclusion -- or one that changed), its
+/// bytes hashed now ([`hash_on_disk`]).
+fn as_installed(scope: &Scope, before: &Before, f: &super::FileEntry) -> bool {
+    let vouched = RelPath::parse(f.path.as_bytes()).is_some_and(|p| {
+        !before.edited.contains(&p)
+            && before
+                .scanned
+                .get(&p)
+                .is_some_and(|s| s.kind == EntryKind::File && s.id == f.blake3)
+    });
+    vouched || hash_on_disk(scope, &f.path) == Some(f.blake3)
+}
+
 /// What is at a directory path of the plane, on the way to a package file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum DirState {
@@ -144,12 +160,7 @@ fn dropped<'a>(
 ) -> impl Iterator<Item = &'a str> {
     old_paths
         .iter()
-        .filter(|p| {
-            manifest
-                .files
-                .binary_search_by(|f| f.path.as_bytes().cmp(p.as_bytes()))
-                .is_err()
-        })
+        .filter(|p| manifest.file(p).is_none())
         .map(String::as_str)
 }
 
@@ -422,9 +433,8 @@ fn read_storing<'g, R: std::io::Read>(
             && let Ok(Some(old)) = installed_manifest(st.store, st.scope, &m.id)
         {
             let same = old.files.into_iter().filter(|o| {
-                m.files
-                    .binary_search_by(|f| f.path.as_bytes().cmp(o.path.as_bytes()))
-                    .is_ok_and(|i| (m.files[i].blake3, m.files[i].mode) == (o.blake3, o.mode))
+                m.file(&o.path)
+                    .is_some_and(|f| (f.blake3, f.mode) == (o.blake3, o.mode))
             });
             let _ = unchanged.set(same.map(|o| o.path).collect());
         }
@@ -533,7 +543,7 @@ struct Before {
     /// The governance model of the working tree.
     model: Model,
     /// Paths where the working tree differs from HEAD.
-    edited: Vec<RelPath>,
+    edited: std::collections::HashSet<RelPath>,
     /// The files the status scan saw, with their blob ids.
     scanned: std::sync::Arc<crate::governance::Files>,
     /// What the plane's seal would refuse now.
@@ -575,12 +585,8 @@ pub fn install(
         path: file.to_path_buf(),
         source,
     })?;
-    let Before {
-        model: m,
-        edited,
-        scanned,
-        findings: before,
-    } = model_and_changes(store, plane, true, ctl)?;
+    let mut before = model_and_changes(store, plane, true, ctl)?;
+    let m = std::mem::take(&mut before.model);
     crate::trace::phase("install: model");
     // The package's spec's gates run on each file as it streams: a file
     // that fails one refuses the package before anything is written.
@@ -746,20 +752,10 @@ pub fn install(
         .iter()
         .flat_map(|o| o.files.iter().map(|f| f.path.clone()))
         .collect();
-    // The installed files must be as the old version left them: those the
-    // status scan found as HEAD has them, with the bytes the old manifest
-    // names, are; the others are hashed.
+    // The installed files must be as the old version left them.
     if let Some(old) = &old {
-        let edited: std::collections::HashSet<&RelPath> = edited.iter().collect();
         for f in &old.files {
-            let p = at(&f.path);
-            // Vouched only by what the scan itself saw at the path (a path
-            // it left out -- a finding, an exclusion -- is hashed).
-            let vouched = !edited.contains(&p)
-                && scanned
-                    .get(&p)
-                    .is_some_and(|s| s.kind == EntryKind::File && s.id == f.blake3);
-            if !vouched && hash_on_disk(&scope, &f.path) != Some(f.blake3) {
+            if !as_installed(&scope, &before, f) {
                 findings.push(Finding::new(
                     Code::Modified,
                     at(&f.path),
@@ -845,10 +841,13 @@ pub fn install(
     // changed by hand is restored.)
     let package_path = |p: &RelPath| {
         let p = p.display();
-        let listed = |files: &[super::FileEntry]| files.binary_search_by(|f| f.path.as_str().cmp(p.as_str())).is_ok();
-        listed(&manifest.files) || old.as_ref().is_some_and(|o| listed(&o.files))
+        manifest.file(&p).is_some() || old.as_ref().is_some_and(|o| o.file(&p).is_some())
     };
-    findings.extend(before.into_iter().filter(|f| !package_path(&f.path)));
+    findings.extend(
+        std::mem::take(&mut before.findings)
+            .into_iter()
+            .filter(|f| !package_path(&f.path)),
+    );
     if !findings.is_empty() {
         crate::governance::sort(&mut findings);
         return Err(refuse(findings));
@@ -912,7 +911,7 @@ pub fn install(
             crate::diff::diff_states(&src, (&head.root, &head.links), (&target.root, &target.links))?
                 .into_iter()
                 .map(|c| c.path)
-                .chain(edited)
+                .chain(std::mem::take(&mut before.edited))
                 .collect(),
         ),
         None => None,
@@ -924,11 +923,11 @@ pub fn install(
         Some(d) => paths
             .iter()
             .filter(|p| !d.contains(*p))
-            .filter_map(|p| scanned.get(p).map(|s| (p.clone(), s.meta.uid, s.meta.gid)))
+            .filter_map(|p| before.scanned.get(p).map(|s| (p.clone(), s.meta.uid, s.meta.gid)))
             .collect(),
         None => Vec::new(),
     };
-    drop(scanned);
+    drop(before);
     let mut touched: Vec<RelPath> = Vec::with_capacity(paths.len() + gone.len());
     let mut fresh: std::collections::BTreeSet<RelPath> = std::collections::BTreeSet::new();
     let mut in_head: std::collections::HashMap<RelPath, bool> = std::collections::HashMap::new();
@@ -1292,11 +1291,8 @@ pub fn uninstall(
         path: PACKAGES.into(),
         reason: format!("has no installed package {id}"),
     })?;
-    let Before {
-        model: m,
-        findings: before,
-        ..
-    } = model_and_changes(store, plane, true, ctl)?;
+    let mut before = model_and_changes(store, plane, true, ctl)?;
+    let m = std::mem::take(&mut before.model);
     // What the plane's seal would refuse already, away from the package's
     // own paths (an unowned file, say), refuses the uninstall before
     // anything is removed: its seal would refuse it afterwards, with the
@@ -1304,15 +1300,9 @@ pub fn uninstall(
     // checked below: an edited one is refused unless --force.)
     // (Nor what the package's own registry row is blamed for: the
     // uninstall removes the row.)
-    let in_manifest = |p: &RelPath| {
-        let p = p.display();
-        manifest
-            .files
-            .binary_search_by(|e| e.path.as_str().cmp(p.as_str()))
-            .is_ok()
-    };
+    let in_manifest = |p: &RelPath| manifest.file(&p.display()).is_some();
     let packages = at(PACKAGES);
-    let mut findings: Vec<Finding> = before
+    let mut findings: Vec<Finding> = std::mem::take(&mut before.findings)
         .into_iter()
         .filter(|f| !(in_manifest(&f.path) || (f.path == packages && f.owner.as_deref() == Some(id))))
         .collect();
@@ -1345,12 +1335,12 @@ pub fn uninstall(
             ));
         }
     }
-    // Edited files (the bytes on disk against the manifest).
+    // Edited files (the bytes on disk against the manifest; the status
+    // scan vouches for those it saw unchanged, the others are hashed).
     let mut edited = Vec::new();
     for f in &manifest.files {
         let p = at(&f.path);
-        let now = hash_on_disk(&scope, &f.path);
-        if now != Some(f.blake3) {
+        if !as_installed(&scope, &before, f) {
             edited.push(f.path.clone());
             if !force {
                 findings.push(Finding::new(

@@ -419,6 +419,15 @@ impl Manifest {
         check_files(&self.files)
     }
 
+    /// The entry of the file at `path`, if the manifest lists it (a binary
+    /// search: a valid manifest's files are sorted by path bytes).
+    pub fn file(&self, path: &str) -> Option<&FileEntry> {
+        self.files
+            .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
+            .ok()
+            .map(|i| &self.files[i])
+    }
+
     /// The expected `attestation.json` body for this manifest, signed by the
     /// key with fingerprint `signer` at `time` (the manifest's `attestation`
     /// digest is not consulted).
