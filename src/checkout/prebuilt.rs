@@ -15,9 +15,9 @@
 //! after, the replay finds the files whole. A refused install drops it
 //! ([`Drop`]).
 
-use super::stage::{self, MetaProblem, MetaTarget};
+use super::stage::{self, MetaProblem};
 use crate::error::Result;
-use crate::fsys::{self, Dir};
+use crate::fsys::Dir;
 use crate::id::ObjectId;
 use crate::object::{EntryKind, Meta};
 use crate::path::RelPath;
@@ -25,7 +25,6 @@ use crate::scope::Scope;
 use crate::store::Store;
 use crate::store::index::Stat;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -193,20 +192,10 @@ impl Prebuilt {
         let file = dir
             .create_new(name, stage::create_mode(&meta, meta.perm() & 0o777, 0o666))
             .map_err(io)?;
-        let mut w = stage::SparseWriter::new(&file);
-        w.write_all(bytes).and_then(|()| w.finish().map(|_| ())).map_err(io)?;
-        let st = fsys::fstat(&file).map_err(io)?;
         let mut problems = Vec::new();
-        let changed = stage::put_meta(
-            &MetaTarget::File(&file),
-            &st,
-            rel,
-            EntryKind::File,
-            &meta,
-            &mut problems,
-        )
-        .map_err(io)?;
-        let st = if changed { fsys::fstat(&file).map_err(io)? } else { st };
+        let st = stage::fill(scope, rel, &file, &meta, &mut problems, |f| {
+            stage::write_known(scope, rel, f, bytes)
+        })?;
         self.files.lock().unwrap_or_else(PoisonError::into_inner).insert(
             rel.clone(),
             Built {

@@ -344,33 +344,55 @@ pub fn stage_file(
         }
         Err(e) => return Err(scope.io_error(rel, e)),
     };
-    match known {
-        Some(bytes) => {
-            let mut w = SparseWriter::new(&file);
-            w.write_all(bytes)
-                .and_then(|()| w.finish())
-                .map_err(|e| scope.io_error(rel, e))?;
-        }
-        None => extract_into(store, scope, rel, id, &file, false)?,
-    }
-    let st = fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?;
-    let changed = put_meta(&MetaTarget::File(&file), &st, rel, EntryKind::File, meta, problems)
-        .map_err(|e| scope.io_error(rel, e))?;
     // The bytes written are the blob's either way (known bytes were checked
     // against the manifest, store bytes are verified as they are read).
-    // (The stat taken before the metadata was set holds when nothing was.)
-    let stat = match (record, changed) {
-        (false, _) => None,
-        (true, false) => Some(crate::store::index::Stat::from_raw(&st)),
-        (true, true) => Some(crate::store::index::Stat::from_raw(
-            &fsys::fstat(&file).map_err(|e| scope.io_error(rel, e))?,
-        )),
-    };
+    let st = fill(scope, rel, &file, meta, problems, |f| match known {
+        Some(bytes) => write_known(scope, rel, f, bytes),
+        None => extract_into(store, scope, rel, id, f, false),
+    })?;
     Ok(Some(Staged {
         file,
-        stat,
+        stat: record.then(|| crate::store::index::Stat::from_raw(&st)),
         dev: st.st_dev as u64,
     }))
+}
+
+/// Fills `file` (new and empty), for `rel`, with `write`, then gives it
+/// `meta`; returns its `fstat` as it is then (taken again only when the
+/// metadata changed something).
+///
+/// # Errors
+/// What `write` returns; [`crate::Error::Io`] naming `rel`.
+pub(super) fn fill(
+    scope: &Scope,
+    rel: &RelPath,
+    file: &File,
+    meta: &Meta,
+    problems: &mut Vec<MetaProblem>,
+    write: impl FnOnce(&File) -> Result<()>,
+) -> Result<fsys::Stat> {
+    write(file)?;
+    let st = fsys::fstat(file).map_err(|e| scope.io_error(rel, e))?;
+    let changed = put_meta(&MetaTarget::File(file), &st, rel, EntryKind::File, meta, problems)
+        .map_err(|e| scope.io_error(rel, e))?;
+    if changed {
+        fsys::fstat(file).map_err(|e| scope.io_error(rel, e))
+    } else {
+        Ok(st)
+    }
+}
+
+/// Writes `bytes` (checked by the caller against their blob id) into
+/// `file`, sparse.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming `rel`.
+pub(super) fn write_known(scope: &Scope, rel: &RelPath, file: &File, bytes: &[u8]) -> Result<()> {
+    let mut w = SparseWriter::new(file);
+    w.write_all(bytes)
+        .and_then(|()| w.finish())
+        .map(|_| ())
+        .map_err(|e| scope.io_error(rel, e))
 }
 
 /// The deepest existing directory on the way to `rel`'s parent (never
