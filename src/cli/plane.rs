@@ -94,6 +94,9 @@ pub fn cmd_plane(ctx: &mut Ctx, args: PlaneArgs) -> CmdResult {
             let signing = super::key::signing_key(&store)?;
             if let Ok(outer) = store.plane_containing(&ctx.cwd.join(&path)) {
                 ctx.check_ledger(&store, &lock, &outer, signing.as_ref())?;
+                // What its ledger missed (an interrupted command's intent)
+                // comes before the carve-out's entry, which would drop it.
+                cplane::ledger::reconcile(&store, &lock, &outer.name, signing.as_ref())?;
             }
             let before = store.config().clone();
             let plane = store.add_plane_excluding(&name, &ctx.cwd.join(&path), tier, exclude, create)?;
@@ -233,6 +236,9 @@ fn remove(ctx: &mut Ctx, name: &str, delete_history: bool) -> CmdResult {
     let signing = super::key::signing_key(&store)?;
     ctx.check_ledger(&store, &lock, &recorder, signing.as_ref())?;
     check_admin(&store, &recorder, signing.as_ref())?;
+    // What its ledger missed (an interrupted command's intent) comes
+    // before this command's intent, which would replace it.
+    cplane::ledger::reconcile(&store, &lock, &recorder.name, signing.as_ref())?;
     let history = if delete_history {
         RemovedHistory::Delete
     } else {
