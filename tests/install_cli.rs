@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::packages::{Setup, install_paused_before_seal, pack_with, prebuilt_dirs, setup};
+use common::packages::{Setup, install_paused_before_seal, install_pending, pack_with, prebuilt_dirs, setup};
 use common::{cplane, stdout, write};
 use std::collections::BTreeMap;
 use std::fs;
@@ -532,12 +532,12 @@ fn an_install_killed_midway_is_completed_by_the_next_command() {
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
     let pkg = pack(&s, "killed", &refs, &s.admin, &["--id", "PKG-KILLED"]);
     common::kill_after_ops(d, &["install", pkg.to_str().unwrap()], 2, &[]);
-    assert!(d.join(".cp/planes/main/install.pending").exists());
+    assert!(install_pending(d));
     let o = cplane(d).arg("snapshot").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("finished an interrupted install of PKG-KILLED"), "{err}");
-    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    assert!(!install_pending(d));
     for (p, b) in &files {
         assert_eq!(fs::read_to_string(d.join(p)).unwrap(), *b);
     }
@@ -627,7 +627,7 @@ fn an_install_killed_at_any_point_is_absent_or_present_after_the_next_command() 
         } else {
             assert_eq!(present, files.len(), "{at:?}: past the journal the install completes");
         }
-        assert!(!d.join(".cp/planes/main/install.pending").exists(), "{at:?}");
+        assert!(!install_pending(d), "{at:?}");
         stdout(d, &["verify"]);
         stdout(d, &["ledger", "verify"]);
         // And it can be installed (absent) or is refused as installed (present).
@@ -788,7 +788,7 @@ fn an_upgrade_over_an_unchanged_file_the_scan_could_not_read_is_refused_untouche
         "written anyway"
     );
     assert_eq!(fs::read(&reg).unwrap(), reg_before, "registry written anyway");
-    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    assert!(!install_pending(d));
 }
 
 /// B1, second face (fails on 38e6433): an unchanged package file under an
@@ -817,7 +817,7 @@ fn a_plane_with_findings_refuses_an_upgrade_before_writing_and_stays_usable() {
     stdout(d, &["install", v1.to_str().unwrap()]);
     write(d, "specs/SPEC-000/w/loose.md", "nobody's\n");
     refused(&s, &v2, 1, "CP001 specs/SPEC-000/w/loose.md");
-    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    assert!(!install_pending(d));
     stdout(d, &["own", "specs/SPEC-000/w/loose.md", "--by", "SPEC-000"]);
     let out = stdout(d, &["install", v2.to_str().unwrap()]);
     assert!(out.contains("upgraded from 1.0.0"), "{out}");
@@ -925,7 +925,7 @@ fn a_file_chowned_while_an_upgrade_runs_refuses_its_seal_until_put_back() {
     let o = cplane(d).args(["snapshot", "-m", "after"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("finished an interrupted install of PKG-O 2.0.0"), "{err}");
-    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    assert!(!install_pending(d));
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
 }
@@ -952,7 +952,7 @@ fn an_install_refused_by_a_file_that_appeared_meanwhile_is_not_a_wedge() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("specs/SPEC-000/stray.md"), "{err}");
-    assert!(d.join(".cp/planes/main/install.pending").exists());
+    assert!(install_pending(d));
     let o = cplane(d)
         .args(["own", "specs/SPEC-000/stray.md", "--by", "SPEC-000"])
         .output()
@@ -964,7 +964,7 @@ fn an_install_refused_by_a_file_that_appeared_meanwhile_is_not_a_wedge() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("finished an interrupted install of PKG-W"), "{err}");
-    assert!(!d.join(".cp/planes/main/install.pending").exists());
+    assert!(!install_pending(d));
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
 }
@@ -1022,6 +1022,7 @@ fn a_new_directory_is_built_aside_and_renamed_into_place() {
 /// written into it one by one, and nothing is left in `.cp/tmp`.
 #[test]
 fn a_new_directory_made_meanwhile_gets_the_files_one_by_one() {
+    use std::os::unix::fs::MetadataExt;
     let s = setup();
     let d = s.plane.path();
     let files = [
@@ -1029,10 +1030,17 @@ fn a_new_directory_made_meanwhile_gets_the_files_one_by_one() {
         ("specs/SPEC-000/race/sub/b.md", "b\n"),
     ];
     let pkg = pack(&s, "race", &files, &s.admin, &["--id", "PKG-RACE"]);
+    let mut made = None;
     let (code, out, err) = common::paused_after_staging(d, &["install", pkg.to_str().unwrap()], || {
         fs::create_dir(d.join("specs/SPEC-000/race")).unwrap();
+        made = Some(fs::metadata(d.join("specs/SPEC-000/race")).unwrap().ino());
     });
     assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        fs::metadata(d.join("specs/SPEC-000/race")).unwrap().ino(),
+        made.unwrap(),
+        "the rename replaced the directory made meanwhile"
+    );
     for (p, want) in files {
         assert_eq!(fs::read_to_string(d.join(p)).unwrap(), want);
     }
@@ -1121,9 +1129,8 @@ fn refused_over_a_stray(s: &Setup, id: &str) -> (PathBuf, PathBuf) {
     let stray = d.join("specs/SPEC-000/stray.md");
     let out = install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    let planes = d.join(".cp/planes/main");
-    assert!(planes.join("install.pending").exists());
-    (planes, stray)
+    assert!(install_pending(d));
+    (d.join(".cp/planes/main"), stray)
 }
 
 /// Finishing a pending install records it after what the ledger had not
@@ -1205,10 +1212,14 @@ fn an_uninstall_is_not_refused_for_its_own_registry_row() {
         .map(|l| l + "\n")
         .collect();
     fs::write(&reg, edited).unwrap();
-    let o = cplane(d).args(["uninstall", "PKG-ROW", "--force"]).output().unwrap();
+    let o = cplane(d).args(["uninstall", "PKG-ROW"]).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(!d.join("specs/SPEC-000/own-row/a.md").exists());
+    assert!(
+        !fs::read_to_string(&reg).unwrap().contains("PKG-ROW,"),
+        "the uninstall left its registry row"
+    );
     stdout(d, &["verify"]);
 }
 

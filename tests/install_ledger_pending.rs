@@ -5,7 +5,7 @@
 //! reviews' reproducers.
 mod common;
 
-use common::packages::{Setup, pack_with, run, setup};
+use common::packages::{Setup, install_paused_before_seal, install_pending, intent_pending, pack_with, run, setup};
 use common::stdout;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ fn kill_at_registry(s: &Setup, id: &str) -> PathBuf {
     let pkg = pack(s, &dir, &[(&format!("specs/SPEC-000/{dir}/a.md"), "a\n")], id);
     kill_install(d, &pkg, ("CPLANE_TEST_PAUSE_AT_STEP", "registry"), "paused");
     let planes = d.join(".cp/planes/main");
-    assert!(planes.join("install.pending").exists());
+    assert!(install_pending(d));
     let intent = fs::read_to_string(planes.join("ledger.pending")).unwrap();
     assert!(intent.contains("\"op\":\"install\""), "{intent}");
     planes
@@ -58,17 +58,14 @@ fn a_rolled_back_pending_install_is_still_recorded() {
     kill_at_registry(&s, "PKG-RB");
     fs::write(d.join("specs/SPEC-000/stray.md"), "stray\n").unwrap();
     let (code, out) = run(d, &["rollback", "HEAD"]);
-    eprintln!("rollback: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
     stdout(d, &["ledger", "verify"]);
-    assert!(
-        all.contains("install") && install_entries(d).len() == 1,
-        "the interrupted install of PKG-RB is in no entry:\n{all}"
-    );
+    let e = install_entries(d);
+    assert_eq!(e.len(), 1, "the interrupted install of PKG-RB is in no entry:\n{all}");
+    assert!(e[0].contains("recorded late") && e[0].contains("pkg-rb.cppkg"), "{all}");
 }
 
 /// Same, with `own` of the stray first (own's intent would replace the
@@ -80,14 +77,11 @@ fn own_over_a_refused_pending_install() {
     kill_at_registry(&s, "PKG-OWN");
     fs::write(d.join("specs/SPEC-000/stray.md"), "stray\n").unwrap();
     let (code, out) = run(d, &["own", "specs/SPEC-000/stray.md", "--by", "SPEC-000"]);
-    eprintln!("own: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
-    let intent = fs::read_to_string(d.join(".cp/planes/main/ledger.pending"));
-    eprintln!("intent after own: {intent:?}");
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished an interrupted install of PKG-OWN"), "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
     stdout(d, &["ledger", "verify"]);
     // The attempt (recorded late when `own` locked the plane), then the
     // own, then the install's completion.
@@ -106,13 +100,11 @@ fn gc_while_an_install_is_pending_records_its_completion_once() {
     let d = s.plane.path();
     kill_at_registry(&s, "PKG-GC");
     let (code, out) = run(d, &["gc"]);
-    eprintln!("gc: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
     assert!(out.contains("finished an interrupted install of PKG-GC"), "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
     stdout(d, &["ledger", "verify"]);
     // The attempt (its intent, recorded late by gc) and its completion.
     let entries = install_entries(d);
@@ -121,7 +113,16 @@ fn gc_while_an_install_is_pending_records_its_completion_once() {
         1,
         "one completion, entries:\n{all}"
     );
-    assert!(entries.len() <= 2, "entries:\n{all}");
+    assert_eq!(entries.len(), 2, "entries:\n{all}");
+    let late = entries
+        .iter()
+        .position(|e| e.contains("recorded late"))
+        .expect("intent late");
+    let done = entries
+        .iter()
+        .position(|e| e.contains("installed PKG-GC"))
+        .expect("install entry");
+    assert!(late < done, "{all}");
 }
 
 /// An install killed when staged (install.pending written, no file in
@@ -132,17 +133,10 @@ fn install_killed_before_its_files_is_recorded_late_once() {
     let d = s.plane.path();
     let pkg = pack(&s, "st", &[("specs/SPEC-000/st/sub/a.md", "a\n")], "PKG-ST");
     kill_install(d, &pkg, (common::PAUSE_STAGED, "1"), "staged");
-    let planes = d.join(".cp/planes/main");
-    eprintln!(
-        "install.pending {} ledger.pending {}",
-        planes.join("install.pending").exists(),
-        planes.join("ledger.pending").exists()
-    );
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
-    assert!(!planes.join("install.pending").exists());
-    assert!(!planes.join("ledger.pending").exists());
+    assert!(!install_pending(d));
+    assert!(!intent_pending(d));
     let e = install_entries(d);
     let all = stdout(d, &["ledger"]);
     assert_eq!(e.len(), 1, "{all}");
@@ -163,53 +157,53 @@ fn uninstall_refuses_up_front_a_package_owned_path_elsewhere() {
     stdout(d, &["install", pkg.to_str().unwrap()]);
     fs::write(d.join("specs/SPEC-000/un/notes.md"), "notes\n").unwrap();
     let (code, out) = run(d, &["own", "specs/SPEC-000/un/notes.md", "--by", "PKG-UN"]);
-    eprintln!("own: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
     stdout(d, &["snapshot", "-m", "notes"]);
     fs::remove_file(d.join("specs/SPEC-000/un/notes.md")).unwrap();
     let before = stdout(d, &["ledger"]);
     let (code, out) = run(d, &["uninstall", "PKG-UN"]);
-    eprintln!("uninstall: {code}\n{out}");
+    assert_eq!(code, 1, "{out}");
     let after = stdout(d, &["ledger"]);
-    eprintln!("{after}");
-    let gone = !d.join("specs/SPEC-000/un/a.md").exists();
-    eprintln!(
-        "a.md gone: {gone}; pending {:?}",
-        fs::read_to_string(d.join(".cp/planes/main/ledger.pending"))
-    );
-    let (_, st) = run(d, &["status"]);
-    eprintln!("status: {st}");
     assert!(
-        code == 0 || (!gone && before == after),
-        "a refused uninstall removed the package's files (gone={gone}), ledger unchanged={}",
-        before == after
+        d.join("specs/SPEC-000/un/a.md").exists(),
+        "a refused uninstall removed a.md"
     );
+    assert_eq!(before, after, "a refused uninstall changed the ledger");
+    assert!(!intent_pending(d));
 }
 
 /// Two planes, a refused pending install in main only: a command on the
-/// other plane runs; `plane add` carving a plane out of main records in
-/// main's ledger, and the install's attempt stays recorded.
+/// other plane runs; `plane add` carving a plane out of main (a directory
+/// main's HEAD has files in) records the carve-out in main's ledger, after
+/// the install's attempt (its intent, recorded late), which stays recorded
+/// through a rollback.
 #[test]
 fn plane_add_out_of_main_keeps_the_install_recorded() {
     let s = setup();
     let d = s.plane.path();
+    fs::create_dir_all(d.join("specs/SPEC-000/side")).unwrap();
+    fs::write(d.join("specs/SPEC-000/side/f.md"), "f\n").unwrap();
+    stdout(d, &["own", "specs/SPEC-000/side/f.md", "--by", "SPEC-000"]);
+    stdout(d, &["snapshot", "-m", "side"]);
     kill_at_registry(&s, "PKG-PA");
     fs::write(d.join("specs/SPEC-000/stray.md"), "stray\n").unwrap();
-    let (code, out) = run(d, &["plane", "add", "side", "side", "--create"]);
-    eprintln!("plane add: {code}\n{out}");
+    let (code, out) = run(d, &["plane", "add", "side", "specs/SPEC-000/side"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = run(d, &["snapshot", "--plane", "side", "-m", "s", "--allow-unchanged"]);
-    eprintln!("snapshot side: {code}\n{out}");
-    let intent = fs::read_to_string(d.join(".cp/planes/main/ledger.pending"));
-    eprintln!("main intent after plane add: {intent:?}");
-    let (code, out) = run(d, &["rollback", "HEAD"]);
-    eprintln!("rollback: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
+    assert_eq!(install_entries(d).len(), 1, "install PKG-PA unrecorded:\n{all}");
+    let at = |needle: &str| all.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{all}"));
     assert!(
-        intent.is_ok() || install_entries(d).len() == 1,
-        "install PKG-PA unrecorded:\n{all}"
+        at("recorded late") < at("carved out plane side at specs/SPEC-000/side"),
+        "{all}"
     );
+    // (The carved-out file's row stays in main's registry: --force.)
+    let (code, out) = run(d, &["rollback", "--force", "HEAD"]);
+    assert_eq!(code, 0, "{out}");
+    let all = stdout(d, &["ledger"]);
+    assert_eq!(install_entries(d).len(), 1, "install PKG-PA unrecorded:\n{all}");
+    stdout(d, &["ledger", "verify"]);
 }
 
 /// An install whose seal is refused after its files were written keeps
@@ -221,10 +215,10 @@ fn an_install_refused_at_its_seal_then_rolled_back_is_recorded() {
     let d = s.plane.path();
     let pkg = pack(&s, "sr", &[("specs/SPEC-000/sr/a.md", "a\n")], "PKG-SR");
     let stray = d.join("specs/SPEC-000/stray.md");
-    let out = common::packages::install_paused_before_seal(d, &pkg, || fs::write(&stray, "x\n").unwrap());
+    let out = install_paused_before_seal(d, &pkg, || fs::write(&stray, "x\n").unwrap());
     assert_eq!(out.status.code(), Some(1));
     assert!(d.join("specs/SPEC-000/sr/a.md").exists());
-    let intent = d.join(".cp/planes/main/ledger.pending").exists();
+    let intent = intent_pending(d);
     let (code, out) = run(d, &["rollback", "HEAD"]);
     assert_eq!(code, 0, "{out}");
     let all = stdout(d, &["ledger"]);
@@ -245,6 +239,10 @@ fn install_paused(d: &Path, extra: &[&str], pkg: &Path, meanwhile: impl FnOnce()
     child.wait_with_output().unwrap()
 }
 
+/// `--json install` refused at its seal by a stray file: one JSON object,
+/// exit code 1, an error saying the install stays pending, the stray among
+/// its findings and a hint that the next command finishes the install; the
+/// intent is kept.
 #[test]
 fn json_install_pending_has_findings() {
     let s = setup();
@@ -254,8 +252,7 @@ fn json_install_pending_has_findings() {
     let o = install_paused(d, &["--json"], &pkg, || fs::write(&stray, "x\n").unwrap());
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
-    eprintln!("stdout: {out}\nstderr: {err}");
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     assert!(v["error"].as_str().unwrap().contains("stays pending"), "{v}");
     assert_eq!(v["exit_code"], 1);
@@ -266,7 +263,7 @@ fn json_install_pending_has_findings() {
         "{v}"
     );
     assert!(!err.contains("nothing was written"), "{err}");
-    assert!(d.join(".cp/planes/main/ledger.pending").exists(), "intent kept");
+    assert!(intent_pending(d), "intent kept");
 }
 
 /// Refused at its seal, the stray removed, the next command finishes it:
@@ -277,16 +274,14 @@ fn refused_at_seal_then_finished_records_intent_then_install() {
     let d = s.plane.path();
     let pkg = pack(&s, "fin", &[("specs/SPEC-000/fin/a.md", "a\n")], "PKG-FIN");
     let stray = d.join("specs/SPEC-000/stray.md");
-    let o = install_paused(d, &[], &pkg, || fs::write(&stray, "x\n").unwrap());
+    let o = install_paused_before_seal(d, &pkg, || fs::write(&stray, "x\n").unwrap());
     assert_eq!(o.status.code(), Some(1));
     let before = install_entries(d).len();
     fs::remove_file(&stray).unwrap();
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("finished an interrupted install of PKG-FIN"), "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
     let e = install_entries(d);
     assert_eq!(e.len() - before, 2, "{all}");
     let late = e.iter().position(|l| l.contains("recorded late")).expect("intent late");
@@ -308,19 +303,22 @@ fn refused_at_seal_own_then_snapshot() {
     let d = s.plane.path();
     let pkg = pack(&s, "fo", &[("specs/SPEC-000/fo/a.md", "a\n")], "PKG-FO");
     let stray = d.join("specs/SPEC-000/stray.md");
-    let o = install_paused(d, &[], &pkg, || fs::write(&stray, "x\n").unwrap());
+    let o = install_paused_before_seal(d, &pkg, || fs::write(&stray, "x\n").unwrap());
     assert_eq!(o.status.code(), Some(1));
     let before = install_entries(d).len();
     let (code, out) = run(d, &["own", "specs/SPEC-000/stray.md", "--by", "SPEC-000"]);
-    eprintln!("own: {code}\n{out}");
     assert_eq!(code, 0, "{out}");
     let (code, out) = run(d, &["snapshot", "-m", "next", "--allow-unchanged"]);
-    eprintln!("snapshot: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished an interrupted install of PKG-FO"), "{out}");
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
     let e = install_entries(d);
     assert_eq!(e.len() - before, 2, "{all}");
     assert_eq!(e.iter().filter(|l| l.contains("installed PKG-FO")).count(), 1, "{all}");
+    assert_eq!(all.matches("recorded late").count(), 1, "{all}");
+    let at = |needle: &str| all.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{all}"));
+    assert!(at("recorded late") < at("owned"), "{all}");
+    assert!(at("owned") < at("installed PKG-FO"), "{all}");
     stdout(d, &["ledger", "verify"]);
 }
 
@@ -333,16 +331,16 @@ fn uninstall_refuses_an_unowned_file_elsewhere() {
     stdout(d, &["install", pkg.to_str().unwrap()]);
     fs::write(d.join("specs/SPEC-000/stray.md"), "x\n").unwrap();
     let (code, out) = run(d, &["uninstall", "PKG-UO"]);
-    eprintln!("uninstall: {code}\n{out}");
     assert_eq!(code, 1, "{out}");
     assert!(d.join("specs/SPEC-000/uo/a.md").exists());
-    assert!(!d.join(".cp/planes/main/ledger.pending").exists());
+    assert!(!intent_pending(d));
 }
 
 /// A file the user owned by the package (present, outside its manifest):
-/// no finding before, but the uninstall keeps its ownership row naming a
-/// package no longer registered. Does the uninstall end sealed, or remove
-/// the files and say "nothing was written"?
+/// the uninstall would leave its ownership row naming a package no longer
+/// registered, so it is refused up front (CP004, "is owned by package
+/// PKG-UX but is not one of its files"), exit 1: nothing removed, the
+/// ledger unchanged, no intent left.
 #[test]
 fn uninstall_with_a_present_package_owned_extra_file() {
     let s = setup();
@@ -354,21 +352,27 @@ fn uninstall_with_a_present_package_owned_extra_file() {
     stdout(d, &["snapshot", "-m", "notes"]);
     let before = stdout(d, &["ledger"]);
     let (code, out) = run(d, &["uninstall", "PKG-UX"]);
-    eprintln!("uninstall: {code}\n{out}");
-    let after = stdout(d, &["ledger"]);
-    let gone = !d.join("specs/SPEC-000/ux/a.md").exists();
-    let intent = d.join(".cp/planes/main/ledger.pending").exists();
-    eprintln!("a.md gone {gone}, intent {intent}\n{after}");
+    assert_eq!(code, 1, "{out}");
     assert!(
-        code == 0 || (!gone && before == after),
-        "uninstall exit {code} removed the files (gone={gone}) with the ledger unchanged={} intent kept={intent}:\n{out}",
-        before == after
+        out.contains("CP004 specs/SPEC-000/ux/notes.md")
+            && out.contains("is owned by package PKG-UX but is not one of its files"),
+        "{out}"
     );
+    assert!(
+        d.join("specs/SPEC-000/ux/a.md").exists(),
+        "a refused uninstall removed a.md"
+    );
+    assert!(d.join("specs/SPEC-000/ux/notes.md").exists());
+    assert_eq!(stdout(d, &["ledger"]), before, "a refused uninstall changed the ledger");
+    assert!(!intent_pending(d));
 }
 
 /// A registry made unparseable while the install is paused after writing
 /// its files (step `registry`): the ownership step fails with a
-/// non-Refused error. Is the intent kept (files were written)?
+/// non-Refused error (exit 2). The files were written, so the install
+/// stays pending with its intent kept; once the registry is fixed, the next
+/// command (here `rollback HEAD`) finishes it: the intent recorded late,
+/// then the install.
 #[test]
 fn install_failing_after_its_files_with_bad_config_keeps_its_intent() {
     let s = setup();
@@ -383,13 +387,10 @@ fn install_failing_after_its_files_with_bad_config_keeps_its_intent() {
     fs::remove_file(&marker).unwrap();
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    let written = d.join("specs/SPEC-000/bc/a.md").exists();
-    let pending = d.join(".cp/planes/main/install.pending").exists();
-    let intent = d.join(".cp/planes/main/ledger.pending").exists();
-    eprintln!(
-        "exit {:?} written {written} install.pending {pending} intent {intent}\n{err}",
-        o.status.code()
-    );
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(d.join("specs/SPEC-000/bc/a.md").exists(), "{err}");
+    assert!(install_pending(d), "{err}");
+    assert!(intent_pending(d), "files written, intent dropped: {err}");
     // The user fixes the registry and puts the plane back.
     let fixed: String = fs::read_to_string(&reg)
         .unwrap()
@@ -399,39 +400,48 @@ fn install_failing_after_its_files_with_bad_config_keeps_its_intent() {
         .collect();
     fs::write(&reg, fixed).unwrap();
     let (code, out) = run(d, &["rollback", "HEAD"]);
-    eprintln!("rollback: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("finished an interrupted install of PKG-BC"), "{out}");
+    assert!(!install_pending(d));
+    assert!(!intent_pending(d));
     let all = stdout(d, &["ledger"]);
-    eprintln!("{all}");
+    let e = install_entries(d);
+    assert_eq!(e.len(), 2, "{all}");
+    assert!(e[0].contains("recorded late"), "{all}");
     assert!(
-        !written || intent,
-        "files written, intent dropped; install entries after rollback: {}:\n{err}",
-        install_entries(d).len()
+        e[1].contains("installed PKG-BC") && e[1].contains("finished after the install was interrupted"),
+        "{all}"
     );
+    stdout(d, &["ledger", "verify"]);
 }
 
-/// After an InstallPending, a later command refused by the pending install:
-/// what its JSON says.
+/// After an InstallPending, `--json snapshot` is refused by the pending
+/// install: exit code 1, and its JSON says the install stays pending,
+/// names the stray among its findings and hints that the next command
+/// finishes the install.
 #[test]
 fn json_of_a_command_refused_by_a_pending_install() {
     let s = setup();
     let d = s.plane.path();
     let pkg = pack(&s, "jl", &[("specs/SPEC-000/jl/a.md", "a\n")], "PKG-JL");
     let stray = d.join("specs/SPEC-000/stray.md");
-    let o = install_paused(d, &[], &pkg, || fs::write(&stray, "x\n").unwrap());
+    let o = install_paused_before_seal(d, &pkg, || fs::write(&stray, "x\n").unwrap());
     assert_eq!(o.status.code(), Some(1));
     let o = common::cplane(d)
         .args(["--json", "snapshot", "-m", "x"])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    eprintln!(
-        "exit {:?}\nstdout {out}\nstderr {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stdout: {out}\nstderr: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["exit_code"], 1, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("stays pending"), "{v}");
+    let f = v["findings"].as_array().expect("findings");
+    assert!(f.iter().any(|f| f["path"] == "specs/SPEC-000/stray.md"), "{v}");
     assert!(
-        v.to_string().contains("install"),
-        "the JSON never says an install is pending: {v}"
+        v["hint"].as_str().is_some_and(|h| h.contains("finishes the install")),
+        "{v}"
     );
+    assert!(install_pending(d));
 }

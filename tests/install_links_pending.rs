@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::packages::{Setup, install_paused_before_seal, pack_with, run, setup};
+use common::packages::{Setup, install_paused_before_seal, install_pending, pack_with, run, setup};
 use common::stdout;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -26,10 +26,6 @@ fn ino(p: &Path) -> u64 {
     fs::metadata(p).unwrap().ino()
 }
 
-fn pending(d: &Path) -> bool {
-    d.join(".cp/planes/main/install.pending").exists()
-}
-
 fn status_clean(d: &Path) -> bool {
     let st: serde_json::Value = serde_json::from_str(&stdout(d, &["status", "--json"])).unwrap();
     st["clean"] == true
@@ -42,11 +38,8 @@ const N: &str = "specs/SPEC-000/mine/n.md";
 // ---------------------------------------------------------------- links
 
 /// Two package files hard-linked and sealed; the upgrade changes only the
-/// mode of one of them (same bytes). target_links takes x out of the
-/// group, but the checkout changes x's mode in place (SetMeta, a chmod of
-/// the shared inode): y gets 0755 too and the seal refuses y (CP112, mode
-/// differs from the manifest), the install stays pending, and the plane
-/// cannot be fixed by chmod (x and y are one inode).
+/// mode of one of them (same bytes): x leaves the link group and gets
+/// 0755, y keeps 0644, and the install seals (verify and status clean).
 #[test]
 fn mode_only_change_of_one_linked_package_file() {
     let s = setup();
@@ -68,25 +61,21 @@ fn mode_only_change_of_one_linked_package_file() {
     fs::hard_link(d.join(X), d.join(Y)).unwrap();
     stdout(d, &["snapshot", "-m", "linked by hand"]);
     let (code, out) = run(d, &["install", v2.to_str().unwrap()]);
-    eprintln!("install v2: {code}\n{out}");
-    eprintln!(
-        "x {:o} y {:o} same inode {}",
-        mode(&d.join(X)),
-        mode(&d.join(Y)),
-        ino(&d.join(X)) == ino(&d.join(Y))
-    );
     assert_eq!(code, 0, "{out}");
     assert_eq!(mode(&d.join(X)), 0o755);
     assert_eq!(mode(&d.join(Y)), 0o644, "y took x's new mode through the shared inode");
-    assert!(!pending(d));
+    assert_ne!(ino(&d.join(X)), ino(&d.join(Y)), "x is still linked to y");
+    assert!(!install_pending(d));
+    assert!(status_clean(d));
     stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
 }
 
 /// A package file hard-linked to a file of the plane that is not the
-/// package's: an upgrade that changes only the package file's mode changes
-/// the other file's mode too (chmod in place of the shared inode).
+/// package's: an upgrade that changes only the package file's mode does
+/// not change the other file's mode (the package file leaves the inode).
 #[test]
-fn mode_only_change_leaks_to_a_linked_non_package_file() {
+fn mode_only_change_keeps_a_linked_non_package_files_mode() {
     let s = setup();
     let d = s.plane.path();
     let v1 = pack(
@@ -107,23 +96,16 @@ fn mode_only_change_leaks_to_a_linked_non_package_file() {
     stdout(d, &["own", N, "--by", "SPEC-000"]);
     stdout(d, &["snapshot", "-m", "linked by hand"]);
     let (code, out) = run(d, &["install", v2.to_str().unwrap()]);
-    eprintln!("install v2: {code}\n{out}");
-    eprintln!(
-        "x {:o} n {:o} same inode {}",
-        mode(&d.join(X)),
-        mode(&d.join(N)),
-        ino(&d.join(X)) == ino(&d.join(N))
-    );
     assert_eq!(code, 0, "{out}");
-    eprintln!("verify: {:?}", run(d, &["verify"]));
-    eprintln!("status: {:?}", run(d, &["status"]));
-    eprintln!("diff: {:?}", run(d, &["diff", "HEAD~1", "HEAD"]));
+    assert_eq!(mode(&d.join(X)), 0o755);
     assert_eq!(
         mode(&d.join(N)),
         0o644,
         "the install changed the mode of a file that is not the package's"
     );
+    assert!(status_clean(d));
     stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
 }
 
 /// Bytes change of a package file linked to a non-package file: the other
@@ -221,12 +203,11 @@ fn uninstall_of_a_file_linked_to_a_non_package_file() {
 
 /// As root, an upgrade of a plane whose files a user owns (HEAD records
 /// uid 1000): the target owns the package's files by root, so x leaves its
-/// link group with an owner change only, and the checkout chowns the
-/// shared inode in place: the user's own file n (not the package's) is
-/// given to root.
+/// link group with an owner change only; the user's own file n (not the
+/// package's) keeps 1000:1000, and the install seals.
 #[test]
-fn owner_only_change_leaks_to_a_linked_non_package_file() {
-    if common::skip_unless_root("owner_only_change_leaks_to_a_linked_non_package_file") {
+fn owner_only_change_keeps_a_linked_files_owner() {
+    if common::skip_unless_root("owner_only_change_keeps_a_linked_files_owner") {
         return;
     }
     let s = setup();
@@ -251,20 +232,15 @@ fn owner_only_change_leaks_to_a_linked_non_package_file() {
     stdout(d, &["own", N, "--by", "SPEC-000"]);
     stdout(d, &["snapshot", "-m", "linked and given to 1000"]);
     let (code, out) = run(d, &["install", v2.to_str().unwrap()]);
-    let n = fs::metadata(d.join(N)).unwrap();
-    eprintln!(
-        "install v2: {code}\n{out}\nn owner {}:{} same inode {}",
-        n.uid(),
-        n.gid(),
-        ino(&d.join(X)) == ino(&d.join(N))
-    );
-    eprintln!("diff: {:?}", run(d, &["diff", "HEAD~1", "HEAD"]));
     assert_eq!(code, 0, "{out}");
+    let n = fs::metadata(d.join(N)).unwrap();
     assert_eq!(
         (n.uid(), n.gid()),
         (1000, 1000),
         "the install chowned a file that is not the package's"
     );
+    assert!(status_clean(d));
+    stdout(d, &["ledger", "verify"]);
 }
 
 // ---------------------------------------------------- pending installs
@@ -299,7 +275,7 @@ fn refused_upgrade(s: &Setup) -> (PathBuf, PathBuf, u32, u32) {
         std::os::unix::fs::chown(d.join(SAME), Some(4242), Some(4242)).unwrap();
     });
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(pending(d));
+    assert!(install_pending(d));
     (v1, v2, m.uid(), m.gid())
 }
 
@@ -315,31 +291,33 @@ fn head_registry(d: &Path) -> String {
     out
 }
 
-/// `snapshot` after the refused upgrade: it goes on and seals the very
-/// state the install's seal refused (SAME owned by 4242, the v2 registry
-/// row), as a plain snapshot.
+/// `snapshot` after the refused upgrade is refused while the install is
+/// pending (it would seal the state the install's seal refused: SAME owned
+/// by 4242, the v2 registry row); nothing is sealed, the install stays
+/// pending.
 #[test]
-fn snapshot_seals_the_state_the_pending_install_refused() {
-    if common::skip_unless_root("snapshot_seals_the_state_the_pending_install_refused") {
+fn snapshot_is_refused_while_an_install_is_pending() {
+    if common::skip_unless_root("snapshot_is_refused_while_an_install_is_pending") {
         return;
     }
     let s = setup();
     let d = s.plane.path();
     refused_upgrade(&s);
+    let log = stdout(d, &["log"]);
     let (code, out) = run(d, &["snapshot", "-m", "meanwhile"]);
-    eprintln!("snapshot: {code}\n{out}");
-    eprintln!("HEAD registry: {}", head_registry(d));
-    eprintln!("ledger: {:#?}", install_entries(d));
-    let (_, show) = run(d, &["diff", "HEAD~1", "HEAD"]);
-    eprintln!("diff HEAD~1 HEAD: {show}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be finished"), "{out}");
+    assert!(out.contains("the install stays pending"), "{out}");
+    assert!(install_pending(d));
     assert!(
-        code != 0 || !head_registry(d).contains("PKG-O,2.0.0"),
+        !head_registry(d).contains("PKG-O,2.0.0"),
         "snapshot sealed the refused install's state"
     );
+    assert_eq!(stdout(d, &["log"]), log, "sealed anyway");
 }
 
-/// `uninstall PKG-O` after the refused upgrade: v2 is uninstalled; the
-/// ledger never says 2.0.0 was installed; the pending note is dropped.
+/// `uninstall PKG-O` after the refused upgrade is refused: v2 stays
+/// pending (its files in place), and the ledger has no uninstall entry.
 #[test]
 fn uninstall_of_the_pending_package() {
     if common::skip_unless_root("uninstall_of_the_pending_package") {
@@ -349,27 +327,21 @@ fn uninstall_of_the_pending_package() {
     let d = s.plane.path();
     refused_upgrade(&s);
     let (code, out) = run(d, &["uninstall", "PKG-O"]);
-    eprintln!("uninstall: {code}\n{out}");
-    let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
-    eprintln!("snapshot: {code2}\n{out2}");
-    eprintln!("pending {}", pending(d));
-    eprintln!("ledger: {:#?}", install_entries(d));
-    eprintln!("verify: {:?}", run(d, &["verify"]));
-    eprintln!("ledger verify: {:?}", run(d, &["ledger", "verify"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be finished"), "{out}");
+    assert!(out.contains("the install stays pending"), "{out}");
+    assert!(install_pending(d));
+    assert_eq!(fs::read_to_string(d.join(A)).unwrap(), "a2\n");
     let l = install_entries(d);
-    assert!(
-        !l.iter().any(|e| e.contains("uninstalled PKG-O 2.0.0"))
-            || l.iter().any(|e| e.contains("PKG-O 2.0.0") && e.starts_with("install")),
-        "the ledger records the uninstall of a version it never recorded installed"
-    );
+    assert!(!l.iter().any(|e| e.contains("uninstalled PKG-O")), "{l:#?}");
 }
 
-/// `install` of another package after the refused upgrade: the other
-/// install overwrites install.pending, its seal takes in PKG-O 2.0.0's
-/// state (SAME chowned), and PKG-O 2.0.0's install is never recorded.
+/// `install` of another package after the refused upgrade is refused:
+/// install.pending keeps PKG-O's install, nothing of the other package is
+/// written or registered, and SAME keeps the owner the seal refused.
 #[test]
-fn install_of_another_package_swallows_the_pending_install() {
-    if common::skip_unless_root("install_of_another_package_swallows_the_pending_install") {
+fn install_of_another_package_is_refused_while_one_is_pending() {
+    if common::skip_unless_root("install_of_another_package_is_refused_while_one_is_pending") {
         return;
     }
     let s = setup();
@@ -381,18 +353,17 @@ fn install_of_another_package_swallows_the_pending_install() {
         &[("specs/SPEC-000/b/b.md", "b\n", 0o644)],
         &["--id", "PKG-B", "--version", "1.0.0"],
     );
+    let note = fs::read_to_string(d.join(".cp/planes/main/install.pending")).unwrap();
     let (code, out) = run(d, &["install", b.to_str().unwrap()]);
-    eprintln!("install B: {code}\n{out}");
-    eprintln!("pending {}", pending(d));
-    eprintln!("HEAD registry: {}", head_registry(d));
-    eprintln!("ledger: {:#?}", install_entries(d));
-    eprintln!("SAME owner {}", fs::metadata(d.join(SAME)).unwrap().uid());
-    eprintln!("verify: {:?}", run(d, &["verify"]));
-    let l = install_entries(d);
-    assert!(
-        !head_registry(d).contains("PKG-O,2.0.0") || l.iter().any(|e| e.contains("install PKG-O 2.0.0")),
-        "PKG-O 2.0.0 is in HEAD's registry, but the ledger never records its install"
-    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be finished"), "{out}");
+    assert!(out.contains("the install stays pending"), "{out}");
+    assert!(install_pending(d));
+    let note_after = fs::read_to_string(d.join(".cp/planes/main/install.pending")).unwrap();
+    assert_eq!(note_after, note, "install B replaced PKG-O's pending note");
+    assert!(!d.join("specs/SPEC-000/b/b.md").exists());
+    assert!(!head_registry(d).contains("PKG-B,"), "{}", head_registry(d));
+    assert_eq!(fs::metadata(d.join(SAME)).unwrap().uid(), 4242);
 }
 
 /// `rollback` to the v1 checkpoint after the refused upgrade.
@@ -405,14 +376,11 @@ fn rollback_after_a_refused_pending_install() {
     let d = s.plane.path();
     refused_upgrade(&s);
     let (code, out) = run(d, &["rollback", "HEAD"]);
-    eprintln!("rollback: {code}\n{out}");
-    let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
-    eprintln!("snapshot: {code2}\n{out2}");
-    eprintln!("pending {}", pending(d));
-    eprintln!("ledger: {:#?}", install_entries(d));
     assert_eq!(code, 0, "{out}");
+    let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
+    assert_eq!(code2, 0, "{out2}");
     assert_eq!(fs::read_to_string(d.join(A)).unwrap(), "a1\n");
-    assert!(!pending(d));
+    assert!(!install_pending(d));
     assert!(status_clean(d));
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
@@ -437,11 +405,11 @@ fn restore_after_a_refused_pending_install() {
         out.contains("the install stays pending") && !out.contains("snapshot refused"),
         "{out}"
     );
-    assert!(pending(d));
+    assert!(install_pending(d));
     std::os::unix::fs::chown(d.join(SAME), Some(uid), Some(gid)).unwrap();
     let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
     assert_eq!(code2, 0, "{out2}");
-    assert!(!pending(d));
+    assert!(!install_pending(d));
     stdout(d, &["verify"]);
     stdout(d, &["ledger", "verify"]);
     assert!(status_clean(d));
@@ -457,10 +425,12 @@ fn gc_while_an_install_is_pending() {
     let d = s.plane.path();
     let (_, _, uid, gid) = refused_upgrade(&s);
     let (code, out) = run(d, &["gc"]);
-    eprintln!("gc: {code}\n{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(install_pending(d));
     std::os::unix::fs::chown(d.join(SAME), Some(uid), Some(gid)).unwrap();
     let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
-    eprintln!("snapshot: {code2}\n{out2}");
+    assert_eq!(code2, 0, "{out2}");
+    assert!(!install_pending(d));
     assert!(
         out2.contains("finished an interrupted install of PKG-O 2.0.0"),
         "{out2}"
@@ -471,10 +441,9 @@ fn gc_while_an_install_is_pending() {
 }
 
 /// The install's seal refused for a file that appeared meanwhile (no
-/// owner); then `uninstall` of that very package: it is not refused before
-/// writing (uninstall has no pre-check of the plane's findings), removes
-/// the files and the registry row, and its own seal is refused for the
-/// same stray file. The pending note is then dropped silently.
+/// owner); then `uninstall` of that very package is refused: the files and
+/// the registry row are kept and the install stays pending. `own` of the
+/// stray then a snapshot finish the install.
 #[test]
 fn uninstall_while_the_pending_install_is_refused_for_a_stray_file() {
     let s = setup();
@@ -488,27 +457,23 @@ fn uninstall_while_the_pending_install_is_refused_for_a_stray_file() {
     let stray = d.join("specs/SPEC-000/stray.md");
     let out = install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
     assert_eq!(out.status.code(), Some(1));
-    assert!(pending(d));
+    assert!(install_pending(d));
     let (code, out) = run(d, &["uninstall", "PKG-W"]);
-    eprintln!("uninstall: {code}\n{out}");
-    eprintln!(
-        "a.md exists {} pending {}",
-        d.join("specs/SPEC-000/wedge/a.md").exists(),
-        pending(d)
-    );
-    eprintln!(
-        "registry: {}",
-        fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap()
-    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be finished"), "{out}");
+    assert!(out.contains("the install stays pending"), "{out}");
+    assert!(d.join("specs/SPEC-000/wedge/a.md").exists());
+    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap();
+    assert!(reg.contains("PKG-W,"), "{reg}");
+    assert!(install_pending(d));
     let (code2, out2) = run(d, &["own", "specs/SPEC-000/stray.md", "--by", "SPEC-000"]);
-    eprintln!("own: {code2}\n{out2}");
-    eprintln!("pending {}", pending(d));
+    assert_eq!(code2, 0, "{out2}");
+    assert!(install_pending(d));
     let (code3, out3) = run(d, &["snapshot", "-m", "after"]);
-    eprintln!("snapshot: {code3}\n{out3}");
-    eprintln!("ledger: {:#?}", install_entries(d));
-    eprintln!("verify: {:?}", run(d, &["verify"]));
-    assert!(
-        code == 0 || d.join("specs/SPEC-000/wedge/a.md").exists(),
-        "uninstall said `nothing was written` but removed the package's files and registry row"
-    );
+    assert_eq!(code3, 0, "{out3}");
+    assert!(out3.contains("finished an interrupted install of PKG-W"), "{out3}");
+    assert!(!install_pending(d));
+    assert!(d.join("specs/SPEC-000/wedge/a.md").exists());
+    stdout(d, &["verify"]);
+    stdout(d, &["ledger", "verify"]);
 }

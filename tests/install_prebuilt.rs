@@ -1,8 +1,8 @@
-//! Directories an install builds aside and renames into place (`checkout::Prebuilt`), and `restore` while an install is pending: a review's reproducers (a setgid parent's group was lost; a restore left a package half installed) and checks that came out right.
+//! Directories an install builds aside and renames into place (`checkout::Prebuilt`), and `restore` while an install is pending: a review's reproducers (a setgid parent's group was lost; a restore left a package half installed: both fixed) and checks that came out right.
 
 mod common;
 
-use common::packages::{Setup, pack_with, prebuilt_dirs, run, setup};
+use common::packages::{Setup, install_paused_before_seal, install_pending, pack_with, prebuilt_dirs, run, setup};
 use common::stdout;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,15 +13,14 @@ fn pack_modes(s: &Setup, name: &str, files: &[(&str, &str, u32)], extra: &[&str]
     pack_with(s, name, files, &s.admin, extra)
 }
 
-/// A new directory under a setgid directory: `mkdir` there (what the
-/// checkout's MakeDir did before 7fcb5af, and still does when the
-/// prebuilt is dropped) gives it the parent's group; the prebuilt
-/// directory, made in `.cp/tmp` and renamed in, keeps the group it was
-/// made with (and no SetMeta fixes it: a new directory's owner is unknown
-/// in the install's target).
+/// A new directory under a setgid directory: `mkdir` there gives it the
+/// parent's group, and so does the install: the directories it builds
+/// aside (in `.cp/tmp`, renamed in) take the setgid parent's group, as
+/// `mkdir` in place would. (The prebuilt directory used to keep the group
+/// it was made with.)
 #[test]
-fn setgid_parent_group_is_not_inherited_by_a_prebuilt_dir() {
-    if common::skip_unless_root("setgid_parent_group_is_not_inherited_by_a_prebuilt_dir") {
+fn a_prebuilt_dir_takes_its_setgid_parents_group() {
+    if common::skip_unless_root("a_prebuilt_dir_takes_its_setgid_parents_group") {
         return;
     }
     let s = setup();
@@ -92,8 +91,10 @@ fn bind_mount_same_dev_falls_back_to_one_by_one() {
     stdout(d, &["verify"]);
 }
 
-/// Modes exact (setuid, setgid, odd modes) through the prebuilt path under a
-/// restrictive umask; nothing extra; directories as the parent.
+/// Files packed with setuid, setgid and odd modes, installed through the
+/// prebuilt path under a restrictive umask: the modes are normalised to
+/// 0644/0755 (packages carry no other), nothing extra is written, and the
+/// new directories get the mode of their parent directory, not the umask's.
 #[test]
 fn prebuilt_modes_under_umask_077() {
     let s = setup();
@@ -122,12 +123,13 @@ fn prebuilt_modes_under_umask_077() {
         assert_eq!(fs::metadata(d.join(p)).unwrap().mode() & 0o7777, want, "{p}");
     }
     let m = |p: &str| fs::metadata(d.join(p)).unwrap().mode() & 0o7777;
+    let parent = m("specs/SPEC-000");
     for dir in [
         "specs/SPEC-000/um",
         "specs/SPEC-000/um/sub",
         "specs/SPEC-000/um/sub/deep",
     ] {
-        assert_eq!(m(dir), 0o755, "{dir}");
+        assert_eq!(m(dir), parent, "{dir}");
     }
     let listed: Vec<_> = fs::read_dir(d.join("specs/SPEC-000/um/sub"))
         .unwrap()
@@ -141,12 +143,12 @@ fn prebuilt_modes_under_umask_077() {
     assert!(st.contains("specs/SPEC-000/um/a.md"), "{st}");
 }
 
-/// While an install is pending (its seal refused), `restore` runs: it can
-/// take one of the package's files away, after which the next command drops
-/// the pending note silently (present < len) while the registry row and the
-/// owners the install already wrote stay: a half-installed package.
+/// While an install is pending (its seal refused), `restore` is refused
+/// (it could take one of the package's files away and leave it half
+/// installed): the package stays whole, and a snapshot is refused too while
+/// the stray is there; the install stays pending.
 #[test]
-fn restore_past_a_pending_install_leaves_it_half_installed() {
+fn restore_is_refused_while_an_install_is_pending() {
     let s = setup();
     let d = s.plane.path();
     let pkg = pack_modes(
@@ -159,29 +161,19 @@ fn restore_past_a_pending_install_leaves_it_half_installed() {
         &["--id", "PKG-HALF"],
     );
     let stray = d.join("specs/SPEC-000/stray.md");
-    let o = common::packages::install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
+    let o = install_paused_before_seal(d, &pkg, || fs::write(&stray, "stray\n").unwrap());
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(d.join(".cp/planes/main/install.pending").exists());
+    assert!(install_pending(d));
     let (code, out) = run(d, &["restore", "--force", "HEAD", "specs/SPEC-000/half/a.md"]);
-    eprintln!("restore: {code} {out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be finished"), "{out}");
+    assert!(out.contains("the install stays pending"), "{out}");
     let (code2, out2) = run(d, &["snapshot", "-m", "after"]);
-    eprintln!("snapshot: {code2} {out2}");
-    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap_or_default();
-    let a = d.join("specs/SPEC-000/half/a.md").exists();
-    let b = d.join("specs/SPEC-000/half/b.md").exists();
-    let pending = d.join(".cp/planes/main/install.pending").exists();
-    eprintln!(
-        "a={a} b={b} pending={pending} reg has PKG-HALF={}",
-        reg.contains("PKG-HALF,")
-    );
-    let log = stdout(d, &["log"]);
-    eprintln!("{log}");
-    let (vc, vout) = run(d, &["verify"]);
-    eprintln!("verify: {vc} {vout}");
-    // Fully absent or fully present:
-    assert!(
-        (a && b && reg.contains("PKG-HALF,")) || (!a && !b && !reg.contains("PKG-HALF,")),
-        "half installed: a={a} b={b} registry={}",
-        reg.contains("PKG-HALF,")
-    );
+    assert_eq!(code2, 1, "the stray is still there: {out2}");
+    assert!(out2.contains("cannot be finished"), "{out2}");
+    assert!(install_pending(d));
+    let reg = fs::read_to_string(d.join("registries/packages_registry.csv")).unwrap();
+    assert!(reg.contains("PKG-HALF,"), "{reg}");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/half/a.md")).unwrap(), "a\n");
+    assert_eq!(fs::read_to_string(d.join("specs/SPEC-000/half/b.md")).unwrap(), "b\n");
 }

@@ -2309,6 +2309,7 @@ fn a_damaged_magic_number_is_refused_alike_however_it_arrives() {
             .map(|(i, _)| i)
             .take(6)
             .collect();
+        assert!(!starts.is_empty(), "{name}");
         for &s in &starts {
             for (k, b) in [(0usize, 0x00u8), (0, 0x50), (1, 0x00), (3, 0x00)] {
                 let mut bytes = pkg.clone();
@@ -2380,6 +2381,7 @@ fn a_one_frame_package_cut_anywhere_is_refused_alike_by_every_reader() {
                 Ok(())
             })),
         ];
+        assert!(v[0].starts_with("Err"), "cut {cut}: {v:?}");
         if v.iter().any(|x| *x != v[0]) {
             differ.push(format!("cut at {cut} of {}: {v:#?}", one.len()));
         }

@@ -87,3 +87,13 @@ pub fn prebuilt_dirs(d: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default()
 }
+
+/// Whether an install into plane main is pending (`install.pending`).
+pub fn install_pending(d: &Path) -> bool {
+    d.join(".cp/planes/main/install.pending").exists()
+}
+
+/// Whether a command's ledger intent is pending in plane main (`ledger.pending`).
+pub fn intent_pending(d: &Path) -> bool {
+    d.join(".cp/planes/main/ledger.pending").exists()
+}
